@@ -200,7 +200,10 @@ mod tests {
         let bytes = build(&[("kernel", &[1u8; 100])]);
         for n in 0..bytes.len() {
             let err = Archive::parse(&bytes[..n]).unwrap_err();
-            assert!(matches!(err, ArchiveError::Truncated | ArchiveError::BadMagic), "{n}: {err}");
+            assert!(
+                matches!(err, ArchiveError::Truncated | ArchiveError::BadMagic),
+                "{n}: {err}"
+            );
         }
     }
 

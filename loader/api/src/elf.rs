@@ -72,7 +72,9 @@ pub struct Elf<'a> {
 }
 
 fn rd<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
-    b.get(at..at + N).and_then(|s| s.try_into().ok()).ok_or(ElfError::Truncated)
+    b.get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(ElfError::Truncated)
 }
 
 impl<'a> Elf<'a> {
@@ -101,7 +103,10 @@ impl<'a> Elf<'a> {
                 if end > bytes.len() as u64 {
                     return Err(ElfError::Truncated);
                 }
-                if seg.file_size > seg.mem_size || seg.vaddr % 4096 != 0 || seg.vaddr.checked_add(seg.mem_size).is_none() {
+                if seg.file_size > seg.mem_size
+                    || seg.vaddr % 4096 != 0
+                    || seg.vaddr.checked_add(seg.mem_size).is_none()
+                {
                     return Err(ElfError::BadSegment);
                 }
             }

@@ -1,0 +1,141 @@
+//! The local APIC (x2APIC through MSRs when the CPU has it, else xAPIC MMIO
+//! through the direct map) and its timer, calibrated against the PIT.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::{cpuid, idt, pit, rdmsr, wrmsr};
+
+/// Vector of the local APIC timer.
+pub const TIMER_VECTOR: u8 = 0x20;
+/// Vector of spurious interrupts.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const REG_ID: u32 = 0x20;
+const REG_EOI: u32 = 0xb0;
+const REG_SVR: u32 = 0xf0;
+const REG_LVT_TIMER: u32 = 0x320;
+const REG_INITIAL_COUNT: u32 = 0x380;
+const REG_CURRENT_COUNT: u32 = 0x390;
+const REG_DIVIDE: u32 = 0x3e0;
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_PERIODIC: u32 = 1 << 17;
+/// Divide configuration value for "divide by 16".
+const DIVIDE_BY_16: u32 = 0b0011;
+
+static X2APIC: AtomicBool = AtomicBool::new(false);
+static MMIO_BASE: AtomicU64 = AtomicU64::new(0);
+/// APIC timer input ticks per second after the divider.
+static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+/// Timer interrupts taken since boot (all CPUs).
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+fn read(reg: u32) -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: x2APIC MSRs 0x800 + reg/16 exist once x2APIC mode is enabled.
+        unsafe { rdmsr(0x800 + (reg >> 4)) as u32 }
+    } else {
+        let base = MMIO_BASE.load(Ordering::Relaxed);
+        // SAFETY: `base` is the direct-map address of this CPU's APIC page and `reg`
+        // is a valid register offset.
+        unsafe { ((base + u64::from(reg)) as *const u32).read_volatile() }
+    }
+}
+
+fn write(reg: u32, value: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: as in `read`; writes to these registers affect only the APIC.
+        unsafe { wrmsr(0x800 + (reg >> 4), u64::from(value)) }
+    } else {
+        let base = MMIO_BASE.load(Ordering::Relaxed);
+        // SAFETY: as in `read`.
+        unsafe { ((base + u64::from(reg)) as *mut u32).write_volatile(value) }
+    }
+}
+
+/// True when the APIC runs in x2APIC mode.
+pub fn is_x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+/// This CPU's APIC id.
+pub fn id() -> u32 {
+    if is_x2apic() { read(REG_ID) } else { read(REG_ID) >> 24 }
+}
+
+/// Signals end of interrupt.
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+/// Enables the local APIC of this CPU (x2APIC if available), masks the PIC and
+/// installs the timer and spurious handlers.
+pub fn init(direct_map_offset: u64) {
+    pit::disable_8259();
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
+    let base = unsafe { rdmsr(IA32_APIC_BASE) };
+    let has_x2apic = cpuid(1).ecx & (1 << 21) != 0;
+    let mut new_base = base | (1 << 11);
+    if has_x2apic {
+        new_base |= 1 << 10;
+    }
+    // SAFETY: enabling the APIC (and x2APIC mode when supported) is what the kernel wants.
+    unsafe { wrmsr(IA32_APIC_BASE, new_base) };
+    X2APIC.store(has_x2apic, Ordering::Relaxed);
+    MMIO_BASE.store((base & 0x000f_ffff_ffff_f000) + direct_map_offset, Ordering::Relaxed);
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_DIVIDE, DIVIDE_BY_16);
+    idt::set_handler(TIMER_VECTOR, on_timer);
+    idt::set_handler(SPURIOUS_VECTOR, |_| {});
+}
+
+fn on_timer(_frame: &mut idt::InterruptFrame) {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    eoi();
+}
+
+/// Timer interrupts taken since boot.
+pub fn timer_ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Measures the timer's input frequency (after the /16 divider) against the PIT,
+/// together with the TSC over the same interval. Returns `(apic_hz, tsc_hz)`.
+pub fn calibrate() -> (u64, u64) {
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_INITIAL_COUNT, u32::MAX);
+    let ticks: u16 = 59_659; // 50 ms
+    let ((a0, t0), (a1, t1)) = pit::measure(ticks, || (read(REG_CURRENT_COUNT), super::rdtsc()));
+    write(REG_INITIAL_COUNT, 0);
+    let secs_num = u64::from(ticks);
+    let apic_hz = u64::from(a0 - a1) * pit::PIT_HZ / secs_num;
+    let tsc_hz = (t1 - t0) * pit::PIT_HZ / secs_num;
+    TIMER_HZ.store(apic_hz, Ordering::Relaxed);
+    (apic_hz, tsc_hz)
+}
+
+/// Timer input ticks per second (0 before [`calibrate`]).
+pub fn timer_hz() -> u64 {
+    TIMER_HZ.load(Ordering::Relaxed)
+}
+
+/// Fires the timer interrupt every `period_ns` nanoseconds.
+pub fn start_periodic(period_ns: u64) {
+    let count = (timer_hz() * period_ns / 1_000_000_000).clamp(1, u64::from(u32::MAX));
+    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
+    write(REG_INITIAL_COUNT, count as u32);
+}
+
+/// Fires the timer interrupt once, `delay_ns` nanoseconds from now.
+pub fn start_oneshot(delay_ns: u64) {
+    let count = (timer_hz() * delay_ns / 1_000_000_000).clamp(1, u64::from(u32::MAX));
+    write(REG_LVT_TIMER, u32::from(TIMER_VECTOR));
+    write(REG_INITIAL_COUNT, count as u32);
+}
+
+/// Stops the timer.
+pub fn stop_timer() {
+    write(REG_INITIAL_COUNT, 0);
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+}

@@ -1,0 +1,137 @@
+//! `lucid-kernel`: the higher-half x86_64 kernel (a library, so its API is checked as
+//! an API; `main.rs` is the entry shim that the linker script names).
+//!
+//! Boot order: COM1 and the logger, memory (frames, page table, stacks, heap), GDT/TSS
+//! with IST stacks and the IDT, ACPI, the local APIC and its timer (calibrated
+//! against the PIT, together with the TSC), then either the normal idle loop or,
+//! built with `--features ktest`, the in-QEMU test runner.
+#![no_std]
+
+extern crate alloc;
+
+pub mod acpi;
+#[path = "arch/x86_64/mod.rs"]
+pub mod arch;
+pub mod cmdline;
+pub mod drivers;
+pub mod fault;
+#[cfg(feature = "ktest")]
+pub mod ktest;
+pub mod logger;
+pub mod mem;
+pub mod qemu;
+#[cfg(feature = "ktest")]
+pub mod tests;
+pub mod time;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use lucid_boot_api::{BOOT_INFO_MAGIC, BootInfo};
+// Linked for the memcpy/memset symbols the compiler emits.
+use lucid_memfuncs as _;
+
+/// What boot found out, for tests and later subsystems.
+static CPU_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Brings the kernel up from the loader's hand-over; called by the entry shim on the
+/// boot stack.
+pub fn start(boot: &'static BootInfo) -> ! {
+    drivers::uart::init();
+    if boot.magic != BOOT_INFO_MAGIC {
+        println!("lucid: bad BootInfo magic {:#x}", boot.magic);
+        qemu::exit(qemu::ExitCode::Failure);
+    }
+    let cmdline = boot.cmdline();
+    logger::init(cmdline::log_level(cmdline));
+
+    mem::init(boot);
+    arch::gdt::init();
+    arch::idt::init();
+
+    let platform = acpi::discover(boot.rsdp_phys);
+    arch::apic::init(boot.direct_map_offset);
+    let (apic_hz, tsc_hz) = arch::apic::calibrate();
+    time::init(tsc_hz, boot.loader_entry_tsc);
+    arch::enable_interrupts();
+
+    let ram_mib = boot.total_ram() / (1024 * 1024);
+    match &platform {
+        Ok(p) => {
+            CPU_COUNT.store(p.cpu_count as u64, Ordering::Relaxed);
+            log::info!(
+                "Lucid up: {ram_mib} MiB RAM, {} CPUs (ACPI MADT), TSC {}.{:03} MHz, APIC timer {} kHz ({}), I/O APICs {}, HPET {}",
+                p.cpu_count,
+                tsc_hz / 1_000_000,
+                tsc_hz / 1_000 % 1_000,
+                apic_hz / 1_000,
+                if arch::apic::is_x2apic() { "x2APIC" } else { "xAPIC" },
+                p.io_apics,
+                if p.hpet.is_some() { "present" } else { "absent" },
+            );
+        }
+        Err(e) => log::warn!(
+            "Lucid up: {ram_mib} MiB RAM, CPU count unknown ({e}), TSC {}.{:03} MHz",
+            tsc_hz / 1_000_000,
+            tsc_hz / 1_000 % 1_000
+        ),
+    }
+    log::info!(
+        "boot took {} ms since loader entry; {} MiB free, cmdline {cmdline:?}",
+        time::since_boot().as_millis(),
+        mem::frames::free_frames() * 4096 / (1024 * 1024)
+    );
+
+    #[cfg(feature = "ktest")]
+    {
+        tests::platform::remember_boot(boot.rsdp_phys, cmdline);
+        ktest::run(cmdline);
+    }
+
+    #[cfg(not(feature = "ktest"))]
+    idle()
+}
+
+/// Nothing to run yet: sleep, waking every few seconds to say the kernel is alive.
+#[cfg(not(feature = "ktest"))]
+fn idle() -> ! {
+    const HEARTBEAT_NS: u64 = 5_000_000_000;
+    let mut beats = 0u64;
+    loop {
+        arch::apic::start_oneshot(HEARTBEAT_NS);
+        let ticks = arch::apic::timer_ticks();
+        while arch::apic::timer_ticks() == ticks {
+            arch::halt();
+        }
+        beats += 1;
+        log::info!(
+            "alive: {} s, {} MiB free, heap {} KiB",
+            beats * 5,
+            mem::frames::free_frames() * 4096 / (1024 * 1024),
+            mem::heap::mapped_bytes() / 1024
+        );
+    }
+}
+
+/// CPUs ACPI reported (0 if ACPI failed).
+pub fn cpu_count() -> u64 {
+    CPU_COUNT.load(Ordering::Relaxed)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: the kernel stops right after; interleaving with a lock holder is fine.
+    unsafe { drivers::uart::force_write_fmt(format_args!("\n!!! PANIC: {info}\n")) };
+    #[cfg(feature = "ktest")]
+    ktest::fail_current(format_args!("panicked: {}", info.message()));
+    qemu::exit(qemu::ExitCode::Failure)
+}
+
+/// The precompiled `core`'s unwind tables name this symbol; the kernel aborts on panic.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+/// Referenced by the precompiled `alloc`; unreachable with `panic = abort`.
+#[unsafe(no_mangle)]
+extern "C" fn _Unwind_Resume() -> ! {
+    qemu::exit(qemu::ExitCode::Failure)
+}

@@ -1,0 +1,6 @@
+//! In-QEMU tests, registered with `#[ktest]`.
+
+mod heap;
+mod interrupts;
+mod mem;
+pub mod platform;

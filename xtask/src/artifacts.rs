@@ -1,0 +1,107 @@
+//! Building the freestanding loader and kernel (host triple, our own flags and
+//! linker scripts) and packing the boot archive QEMU passes as `-initrd`.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context, Result};
+
+use crate::process::{self, workspace_root};
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// What a boot needs.
+#[derive(Debug, Clone)]
+pub struct BootImage {
+    /// The PVH loader ELF (`-kernel`).
+    pub loader: PathBuf,
+    /// The kernel ELF (for gdb and `nm`).
+    pub kernel: PathBuf,
+    /// The boot archive (`-initrd`).
+    pub archive: PathBuf,
+}
+
+/// Which kernel to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The normal kernel.
+    Normal,
+    /// The kernel with the in-QEMU test runner.
+    Ktest,
+}
+
+/// The cargo target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn freestanding_dir() -> PathBuf {
+    target_dir().join("freestanding")
+}
+
+/// A cargo command (`build`, `clippy`, …) for a freestanding package with its own
+/// flags. `--target` keeps RUSTFLAGS off build scripts and proc-macros; a separate
+/// target dir per package keeps their flags from evicting each other's cached
+/// dependencies, and clippy shares it with the build.
+pub fn freestanding_cargo(subcommand: &str, package: &str, features: &[&str]) -> Command {
+    let rustflags = match package {
+        "lucid-kernel" => format!("{COMMON_FLAGS} -C code-model=kernel"),
+        _ => COMMON_FLAGS.to_string(),
+    };
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root())
+        .args([
+            subcommand,
+            "--release",
+            "--package",
+            package,
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(freestanding_dir().join(package))
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", rustflags);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd
+}
+
+fn build_bin(package: &str, features: &[&str]) -> Result<PathBuf> {
+    process::run(&mut freestanding_cargo("build", package, features))?;
+    Ok(freestanding_dir()
+        .join(package)
+        .join(TARGET)
+        .join("release")
+        .join(package))
+}
+
+/// Flags shared by both freestanding binaries.
+const COMMON_FLAGS: &str = "-C relocation-model=static -C no-redzone=y -C panic=abort -C force-frame-pointers=yes";
+
+/// Builds the loader, the kernel (`variant`) and the boot archive.
+pub fn build(variant: Variant) -> Result<BootImage> {
+    let loader = build_bin("lucid-loader", &[])?;
+    let features: &[&str] = match variant {
+        Variant::Normal => &[],
+        Variant::Ktest => &["ktest"],
+    };
+    let built = build_bin("lucid-kernel", features)?;
+    // The ktest and normal kernels share a target dir; keep each under its own name.
+    let suffix = match variant {
+        Variant::Normal => "",
+        Variant::Ktest => "-ktest",
+    };
+    let kernel = freestanding_dir().join(format!("lucid-kernel{suffix}.elf"));
+    std::fs::copy(&built, &kernel).with_context(|| format!("copy {}", built.display()))?;
+    let kernel_bytes = std::fs::read(&kernel).with_context(|| format!("read {}", kernel.display()))?;
+    let archive_bytes = lucid_boot_api::archive::build(&[(lucid_boot_api::archive::KERNEL_ENTRY, &kernel_bytes)]);
+    let archive = freestanding_dir().join(format!("boot{suffix}.img"));
+    std::fs::write(&archive, archive_bytes).with_context(|| format!("write {}", archive.display()))?;
+    Ok(BootImage {
+        loader,
+        kernel,
+        archive,
+    })
+}

@@ -1,0 +1,371 @@
+//! `cargo xtask test`: everything CI checks, ending with one line `N passed, N failed`.
+//!
+//! Steps: `cargo fmt --check`, clippy (host crates, and the kernel with its test
+//! runner), host tests, `nm -u` of the kernel (no stray libc/std symbols), and the
+//! in-QEMU suite. A failing step does not stop the later ones.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{
+    artifacts::{self, Variant},
+    process::{self, workspace_root},
+    qemu_cmd::{self, Config, Outcome},
+};
+
+/// Workspace members that only build freestanding (checked and built on their own).
+const FREESTANDING_EXCLUDES: &[&str] = &[
+    "--exclude",
+    "lucid-kernel",
+    "--exclude",
+    "lucid-loader",
+    "--exclude",
+    "lucid-memfuncs",
+];
+const DENY: &[&str] = &["--", "-D", "warnings"];
+
+/// Options of `cargo xtask test`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run only in-QEMU tests whose name contains this text (skips the host steps).
+    #[arg(long)]
+    ktest: Option<String>,
+    /// CPUs for the in-QEMU suite.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    smp: u32,
+    /// Seconds one in-QEMU test may run before it counts as hung.
+    #[arg(long, default_value_t = 60)]
+    test_timeout: u64,
+}
+
+/// Passed and failed counts with the names of failures.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed.push(name.to_string());
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let mut tally = Tally::default();
+    if args.ktest.is_none() {
+        step(
+            &mut tally,
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--check"]),
+        );
+        // Host crates and freestanding crates are checked separately so that features
+        // host crates enable (e.g. `std`) are not unified into the kernel's dependencies.
+        step(
+            &mut tally,
+            "clippy (host crates)",
+            cargo()
+                .args(["clippy", "--workspace", "--all-targets"])
+                .args(FREESTANDING_EXCLUDES)
+                .args(DENY),
+        );
+        for (package, features) in [
+            ("lucid-loader", &[][..]),
+            ("lucid-kernel", &[]),
+            ("lucid-kernel", &["ktest"]),
+        ] {
+            let name = format!("clippy ({package} {})", features.join(","));
+            step(
+                &mut tally,
+                name.trim_end(),
+                artifacts::freestanding_cargo("clippy", package, features).args(DENY),
+            );
+        }
+        host_tests(&mut tally)?;
+    }
+
+    qemu_cmd::ensure_installed()?;
+    match artifacts::build(Variant::Ktest) {
+        Ok(image) => {
+            if args.ktest.is_none() {
+                let mut nm = Command::new("nm");
+                nm.arg("-u").arg(&image.kernel);
+                process::show(&nm);
+                let out = nm.output().context("run nm")?;
+                let undefined = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if !undefined.is_empty() {
+                    eprintln!("kernel ELF has undefined symbols:\n{undefined}");
+                }
+                tally.record("nm -u kernel is empty", out.status.success() && undefined.is_empty());
+            }
+            ktests(&mut tally, &image, &args)?;
+        }
+        Err(e) => {
+            eprintln!("error: building the test kernel failed: {e:#}");
+            tally.record("build the test kernel", false);
+        }
+    }
+
+    for name in &tally.failed {
+        eprintln!("FAILED: {name}");
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed.len());
+    if !tally.failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// A step that is one test: it passes when the command succeeds.
+fn step(tally: &mut Tally, name: &str, cmd: &mut Command) {
+    let ok = process::run(cmd).map_err(|e| eprintln!("error: {e:#}")).is_ok();
+    tally.record(name, ok);
+}
+
+/// Runs the host test suites and counts their individual tests.
+fn host_tests(tally: &mut Tally) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(FREESTANDING_EXCLUDES);
+    let (ok, output) = run_tee(&mut cmd)?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+        if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+            tally.failed.push(format!("host test {name}"));
+        }
+    }
+    tally.passed += passed;
+    let named = tally.failed.iter().filter(|n| n.starts_with("host test ")).count();
+    for _ in named..failed {
+        tally.failed.push("host test (unnamed)".into());
+    }
+    if !ok && failed == 0 {
+        tally.record("host tests build and run", false);
+    }
+    Ok(())
+}
+
+/// `"3 passed; 0 failed; …"` → the number before `what`.
+fn count(summary: &str, what: &str) -> usize {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(what.trim())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `cmd`, echoing its stdout while capturing it.
+fn run_tee(cmd: &mut Command) -> Result<(bool, String)> {
+    process::show(cmd);
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("spawn")?;
+    let mut out = String::new();
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 {
+        print!("{line}");
+        out.push_str(&line);
+        line.clear();
+    }
+    Ok((child.wait()?.success(), out))
+}
+
+/// One parsed line of the kernel's test protocol.
+enum Report {
+    Plan(usize),
+    Start(usize, String),
+    Pass(usize, String, String),
+    Fail(usize, String, String),
+    Done,
+}
+
+fn parse(line: &str) -> Option<Report> {
+    let rest = line.trim_end().strip_prefix("KTEST ")?;
+    let (kind, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (index, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let index: Option<usize> = index.parse().ok();
+    match kind {
+        "PLAN" => index.map(Report::Plan),
+        "DONE" => Some(Report::Done),
+        "START" => Some(Report::Start(index?, rest.to_string())),
+        "PASS" => {
+            let (name, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+            Some(Report::Pass(index?, name.to_string(), detail.to_string()))
+        }
+        "FAIL" => {
+            let (name, reason) = rest.split_once(": ").unwrap_or((rest, ""));
+            Some(Report::Fail(index?, name.to_string(), reason.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Boots the test kernel as often as needed: a test that faults, panics or hangs
+/// ends that boot, and the next boot starts after it.
+fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Result<()> {
+    let per_test = Duration::from_secs(args.test_timeout);
+    let mut results: BTreeMap<usize, (String, bool)> = BTreeMap::new();
+    let mut plan = None;
+    let mut from = 0;
+    let mut boots = 0;
+    let started = Instant::now();
+    loop {
+        boots += 1;
+        let mut cmdline = format!("log=warn ktest.cpus={} ktest.from={from}", args.smp);
+        if let Some(f) = &args.ktest {
+            cmdline.push_str(&format!(" ktest.filter={f}"));
+        }
+        let cfg = Config {
+            smp: args.smp,
+            memory: "512M".into(),
+            cmdline,
+            gdb: false,
+            extra: Vec::new(),
+        };
+        let mut cmd = qemu_cmd::command(image, &cfg);
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+        process::show(&cmd);
+        let mut child = cmd.spawn().context("start QEMU")?;
+        let lines = spawn_line_reader(child.stdout.take().expect("piped"));
+
+        let mut current: Option<(usize, String)> = None;
+        let mut context: Vec<String> = Vec::new();
+        let mut done = false;
+        let mut hung = false;
+        let mut deadline = Instant::now() + per_test;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(wait) {
+                Ok(line) => match parse(&line) {
+                    Some(Report::Plan(n)) => plan = Some(n),
+                    Some(Report::Start(i, name)) => {
+                        current = Some((i, name));
+                        context.clear();
+                        deadline = Instant::now() + per_test;
+                    }
+                    Some(Report::Pass(i, name, detail)) => {
+                        println!("ktest PASS {name} {}", pretty_detail(&detail));
+                        results.insert(i, (name, true));
+                        current = None;
+                    }
+                    Some(Report::Fail(i, name, reason)) => {
+                        for l in &context {
+                            println!("    | {l}");
+                        }
+                        println!("ktest FAIL {name}: {reason}");
+                        results.insert(i, (name, false));
+                        current = None;
+                    }
+                    Some(Report::Done) => done = true,
+                    None => context.push(line.trim_end().to_string()),
+                },
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    hung = true;
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        let outcome = if hung {
+            Outcome::TimedOut
+        } else {
+            qemu_cmd::wait_until(&mut child, Instant::now() + per_test)?
+        };
+        if let Some((i, name)) = current.take() {
+            for l in &context {
+                println!("    | {l}");
+            }
+            let why = if hung {
+                format!("no result within {} s (hung)", per_test.as_secs())
+            } else {
+                outcome.to_string()
+            };
+            println!("ktest FAIL {name}: {why}");
+            results.insert(i, (name, false));
+        }
+        if done {
+            if outcome != Outcome::Success {
+                eprintln!("kernel finished the tests but QEMU says: {outcome}");
+                tally.record("in-QEMU runner exits cleanly", false);
+            }
+            break;
+        }
+        let next = results.keys().next_back().map_or(0, |i| i + 1);
+        if next <= from && boots > 1 || results.is_empty() && plan.is_none() {
+            for l in &context {
+                println!("    | {l}");
+            }
+            eprintln!("error: the test kernel stopped before running a test: {outcome}");
+            tally.record("in-QEMU runner reaches its tests", false);
+            break;
+        }
+        if plan.is_some_and(|n| next >= n) {
+            break;
+        }
+        from = next;
+    }
+    for (name, ok) in results.values() {
+        tally.record(&format!("ktest {name}"), *ok);
+    }
+    println!(
+        "in-QEMU: {} tests in {boots} boot(s), {:.1} s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn pretty_detail(detail: &str) -> String {
+    match detail.split_once(' ') {
+        None => detail
+            .parse::<u64>()
+            .map(|us| format!("({:.1} ms)", us as f64 / 1000.0))
+            .unwrap_or_default(),
+        Some((_, note)) => note.to_string(),
+    }
+}
+
+fn spawn_line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(String::from_utf8_lossy(&buf).replace('\r', "")).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
