@@ -59,10 +59,8 @@ fn mapping_reaches_the_frame_and_unmapping_removes_it() {
     // SAFETY: `va` was just mapped read-write to a frame we own.
     unsafe { (va as *mut u64).write_volatile(0xdead_beef) };
     // SAFETY: the same frame through the direct map.
-    assert_eq!(
-        unsafe { (phys_to_virt(frame) as *const u64).read_volatile() },
-        0xdead_beef
-    );
+    let through_direct_map = unsafe { (phys_to_virt(frame) as *const u64).read_volatile() };
+    assert_eq!(through_direct_map, 0xdead_beef);
     let t = paging::translate(va + 8).unwrap();
     assert_eq!(t.phys, frame + 8);
     assert_eq!(
