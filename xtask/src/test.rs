@@ -115,7 +115,18 @@ pub fn main(args: Args) -> Result<()> {
                 }
                 tally.record("nm -u kernel is empty", out.status.success() && undefined.is_empty());
             }
-            ktests(&mut tally, &image, &args)?;
+            let suite = Suite {
+                smp: args.smp,
+                filter: args.ktest.as_deref(),
+                extra: "",
+                per_test: Duration::from_secs(args.test_timeout),
+            };
+            for (name, ok, _) in ktests(&mut tally, &image, &suite)?.values() {
+                tally.record(&format!("ktest {name}"), *ok);
+            }
+            if args.ktest.is_none() {
+                harness_selftest(&mut tally, &image)?;
+            }
         }
         Err(e) => {
             eprintln!("error: building the test kernel failed: {e:#}");
@@ -226,21 +237,33 @@ fn parse(line: &str) -> Option<Report> {
 
 /// Boots the test kernel as often as needed: a test that faults, panics or hangs
 /// ends that boot, and the next boot starts after it.
-fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Result<()> {
-    let per_test = Duration::from_secs(args.test_timeout);
-    let mut results: BTreeMap<usize, (String, bool)> = BTreeMap::new();
+/// Where one in-QEMU suite runs and what it selects.
+struct Suite<'a> {
+    smp: u32,
+    filter: Option<&'a str>,
+    /// Extra kernel command-line options.
+    extra: &'a str,
+    per_test: Duration,
+}
+
+/// Result of one in-QEMU test: name, passed, failure reason.
+type KtestResults = BTreeMap<usize, (String, bool, String)>;
+
+fn ktests(tally: &mut Tally, image: &artifacts::BootImage, suite: &Suite<'_>) -> Result<KtestResults> {
+    let per_test = suite.per_test;
+    let mut results = KtestResults::new();
     let mut plan = None;
     let mut from = 0;
     let mut boots = 0;
     let started = Instant::now();
     loop {
         boots += 1;
-        let mut cmdline = format!("log=warn ktest.cpus={} ktest.from={from}", args.smp);
-        if let Some(f) = &args.ktest {
+        let mut cmdline = format!("log=warn ktest.cpus={} ktest.from={from} {}", suite.smp, suite.extra);
+        if let Some(f) = suite.filter {
             cmdline.push_str(&format!(" ktest.filter={f}"));
         }
         let cfg = Config {
-            smp: args.smp,
+            smp: suite.smp,
             memory: "512M".into(),
             cmdline,
             gdb: false,
@@ -269,7 +292,7 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Resul
                     }
                     Some(Report::Pass(i, name, detail)) => {
                         println!("ktest PASS {name} {}", pretty_detail(&detail));
-                        results.insert(i, (name, true));
+                        results.insert(i, (name, true, String::new()));
                         current = None;
                     }
                     Some(Report::Fail(i, name, reason)) => {
@@ -277,7 +300,7 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Resul
                             println!("    | {l}");
                         }
                         println!("ktest FAIL {name}: {reason}");
-                        results.insert(i, (name, false));
+                        results.insert(i, (name, false, reason));
                         current = None;
                     }
                     Some(Report::Done) => done = true,
@@ -306,7 +329,7 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Resul
                 outcome.to_string()
             };
             println!("ktest FAIL {name}: {why}");
-            results.insert(i, (name, false));
+            results.insert(i, (name, false, why));
         }
         if done {
             if outcome != Outcome::Success {
@@ -329,13 +352,46 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, args: &Args) -> Resul
         }
         from = next;
     }
-    for (name, ok) in results.values() {
-        tally.record(&format!("ktest {name}"), *ok);
-    }
     println!(
         "in-QEMU: {} tests in {boots} boot(s), {:.1} s",
         results.len(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(results)
+}
+
+/// Runs the harness's own tests (`ktest.selftest`): one passes, and one each panics,
+/// faults unexpectedly and hangs. The harness must report exactly that, by name, and
+/// keep going after each.
+fn harness_selftest(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
+    let suite = Suite {
+        smp: 1,
+        filter: None,
+        extra: "ktest.selftest",
+        per_test: Duration::from_secs(5),
+    };
+    let results = ktests(tally, image, &suite)?;
+    let outcome = |needle: &str| results.values().find(|(name, ..)| name.ends_with(needle)).cloned();
+    let checks = [
+        ("selftest::passes", true, ""),
+        ("selftest::panics", false, "panicked: deliberate"),
+        ("selftest::faults", false, "unexpected Unmapped"),
+        ("selftest::hangs", false, "hung"),
+        ("selftest::passes_after_a_hang", true, ""),
+    ];
+    let mut ok = results.len() == checks.len();
+    for (needle, pass, reason) in checks {
+        match outcome(needle) {
+            Some((_, p, why)) if p == pass && why.contains(reason) => {}
+            other => {
+                eprintln!("harness self-test: {needle}: expected pass={pass} with {reason:?}, got {other:?}");
+                ok = false;
+            }
+        }
+    }
+    tally.record(
+        "ktest harness reports panics, faults and hangs by name and continues",
+        ok,
     );
     Ok(())
 }

@@ -4,3 +4,4 @@ mod heap;
 mod interrupts;
 mod mem;
 pub mod platform;
+mod selftest;
