@@ -45,22 +45,29 @@ pub fn start(boot: &'static BootInfo) -> ! {
     logger::init(cmdline::log_level(cmdline));
 
     mem::init(boot);
-    arch::gdt::init();
+    let ist = arch::gdt::init_cpu();
     arch::idt::init();
+    arch::percpu::init_cpu(0, arch::cpuid(1).ebx >> 24, ist);
 
     let platform = acpi::discover(boot.rsdp_phys);
     arch::apic::init(boot.direct_map_offset);
     let (apic_hz, tsc_hz) = arch::apic::calibrate();
     time::init(tsc_hz, boot.loader_entry_tsc);
     arch::enable_interrupts();
+    if let Ok(p) = &platform {
+        let ids = &p.apic_ids[..p.cpu_count.min(p.apic_ids.len())];
+        let started = arch::smp::start_aps(ids);
+        log::debug!("started {started} application processors");
+    }
 
     let ram_mib = boot.total_ram() / (1024 * 1024);
     match &platform {
         Ok(p) => {
             CPU_COUNT.store(p.cpu_count as u64, Ordering::Relaxed);
             log::info!(
-                "Lucid up: {ram_mib} MiB RAM, {} CPUs (ACPI MADT), TSC {}.{:03} MHz, APIC timer {} kHz ({}), I/O APICs {}, HPET {}",
+                "Lucid up: {ram_mib} MiB RAM, {} CPUs (ACPI MADT, {} online), TSC {}.{:03} MHz, APIC timer {} kHz ({}), I/O APICs {}, HPET {}",
                 p.cpu_count,
+                arch::percpu::online(),
                 tsc_hz / 1_000_000,
                 tsc_hz / 1_000 % 1_000,
                 apic_hz / 1_000,

@@ -5,3 +5,4 @@ mod interrupts;
 mod mem;
 pub mod platform;
 mod selftest;
+mod smp;

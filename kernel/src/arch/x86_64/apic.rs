@@ -12,6 +12,8 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: u32 = 0x20;
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
 const REG_EOI: u32 = 0xb0;
 const REG_SVR: u32 = 0xf0;
 const REG_LVT_TIMER: u32 = 0x320;
@@ -68,10 +70,31 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
-/// Enables the local APIC of this CPU (x2APIC if available), masks the PIC and
-/// installs the timer and spurious handlers.
+/// Enables the local APIC of the bootstrap CPU (x2APIC if available), masks the PIC
+/// and installs the timer and spurious handlers.
 pub fn init(direct_map_offset: u64) {
     pit::disable_8259();
+    enable_local();
+    // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
+    let base = unsafe { rdmsr(IA32_APIC_BASE) };
+    MMIO_BASE.store((base & 0x000f_ffff_ffff_f000) + direct_map_offset, Ordering::Relaxed);
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_DIVIDE, DIVIDE_BY_16);
+    idt::set_handler(TIMER_VECTOR, on_timer);
+    idt::set_handler(SPURIOUS_VECTOR, |_| {});
+}
+
+/// Enables the local APIC of an application processor (after [`init`] ran on the BSP).
+pub fn init_ap() {
+    enable_local();
+    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_DIVIDE, DIVIDE_BY_16);
+}
+
+/// Sets the global-enable (and x2APIC) bits of this CPU's APIC.
+fn enable_local() {
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
     let base = unsafe { rdmsr(IA32_APIC_BASE) };
     let has_x2apic = cpuid(1).ecx & (1 << 21) != 0;
@@ -82,12 +105,37 @@ pub fn init(direct_map_offset: u64) {
     // SAFETY: enabling the APIC (and x2APIC mode when supported) is what the kernel wants.
     unsafe { wrmsr(IA32_APIC_BASE, new_base) };
     X2APIC.store(has_x2apic, Ordering::Relaxed);
-    MMIO_BASE.store((base & 0x000f_ffff_ffff_f000) + direct_map_offset, Ordering::Relaxed);
-    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
-    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
-    write(REG_DIVIDE, DIVIDE_BY_16);
-    idt::set_handler(TIMER_VECTOR, on_timer);
-    idt::set_handler(SPURIOUS_VECTOR, |_| {});
+}
+
+/// Delivery modes of an inter-processor interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipi {
+    /// A fixed interrupt on `vector`.
+    Fixed(u8),
+    /// INIT (resets the target into wait-for-SIPI).
+    Init,
+    /// Start-up at physical page `page` (address `page << 12`).
+    Startup(u8),
+}
+
+/// Sends `ipi` to the CPU with APIC id `dest` and waits until the APIC accepted it.
+pub fn send_ipi(dest: u32, ipi: Ipi) {
+    let low = match ipi {
+        Ipi::Fixed(v) => u32::from(v),
+        Ipi::Init => (0b101 << 8) | (1 << 14),
+        Ipi::Startup(page) => (0b110 << 8) | (1 << 14) | u32::from(page),
+    };
+    if is_x2apic() {
+        // SAFETY: the x2APIC ICR MSR takes destination and command in one write.
+        unsafe { wrmsr(0x830, (u64::from(dest) << 32) | u64::from(low)) };
+    } else {
+        write(REG_ICR_HIGH, dest << 24);
+        write(REG_ICR_LOW, low);
+        // Delivery status (bit 12) clears once the IPI has been sent.
+        while read(REG_ICR_LOW) & (1 << 12) != 0 {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 fn on_timer(_frame: &mut idt::InterruptFrame) {

@@ -1,10 +1,10 @@
-//! GDT and TSS. Every interrupt vector runs on an IST stack (the precompiled
-//! `core` uses the red zone, so the CPU must never push a frame onto the
-//! interrupted stack); each IST stack has a guard page below it.
+//! Per-CPU GDT and TSS. Every interrupt vector runs on an IST stack (the
+//! precompiled `core` uses the red zone, so the CPU must never push a frame onto
+//! the interrupted stack); each IST stack has a guard page below it, and each CPU
+//! has its own set (a TSS cannot be shared: its busy bit and stacks are per CPU).
 
-use core::ptr::addr_of;
+use alloc::boxed::Box;
 
-use spin::Once;
 use x86_64::{
     VirtAddr,
     instructions::{
@@ -12,7 +12,7 @@ use x86_64::{
         tables::load_tss,
     },
     structures::{
-        gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector},
+        gdt::{Descriptor, GlobalDescriptorTable},
         tss::TaskStateSegment,
     },
 };
@@ -30,47 +30,32 @@ pub const IST_IRQ: u16 = 3;
 
 const IST_PAGES: u64 = 8;
 
-struct Tables {
-    gdt: GlobalDescriptorTable,
-    code: SegmentSelector,
-    data: SegmentSelector,
-    tss: SegmentSelector,
-}
+/// Selector of the kernel code segment (the same in every CPU's GDT).
+pub const KERNEL_CODE: u16 = 0x08;
 
-static TSS: Once<TaskStateSegment> = Once::new();
-static TABLES: Once<Tables> = Once::new();
-static IST_STACKS: Once<[KernelStack; 4]> = Once::new();
-
-/// The IST stacks (for reporting which stack a fault hit).
-pub fn ist_stacks() -> &'static [KernelStack] {
-    IST_STACKS.get().map_or(&[], |s| &s[..])
-}
-
-/// Loads the GDT and TSS on this CPU. Needs the kernel stack allocator.
-pub fn init() {
-    let ist = IST_STACKS.call_once(|| core::array::from_fn(|_| stacks::allocate(IST_PAGES).expect("IST stack")));
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        for (slot, stack) in ist.iter().enumerate() {
-            tss.interrupt_stack_table[slot] = VirtAddr::new(stack.top);
-        }
-        tss
-    });
-    let tables = TABLES.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        // SAFETY: the TSS lives in a `Once` for the rest of the kernel's life.
-        let tss = gdt.append(Descriptor::tss_segment(unsafe { &*addr_of!(*tss) }));
-        Tables { gdt, code, data, tss }
-    });
-    tables.gdt.load();
-    // SAFETY: the selectors index the GDT just loaded.
-    unsafe {
-        CS::set_reg(tables.code);
-        SS::set_reg(tables.data);
-        DS::set_reg(tables.data);
-        ES::set_reg(tables.data);
-        load_tss(tables.tss);
+/// Builds this CPU's GDT, TSS and IST stacks, loads them, and returns the IST stacks.
+/// The tables live for the rest of the kernel's life.
+pub fn init_cpu() -> [KernelStack; 4] {
+    let ist: [KernelStack; 4] = core::array::from_fn(|_| stacks::allocate(IST_PAGES).expect("IST stack"));
+    let mut tss = TaskStateSegment::new();
+    for (slot, stack) in ist.iter().enumerate() {
+        tss.interrupt_stack_table[slot] = VirtAddr::new(stack.top);
     }
+    let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
+    let mut gdt = GlobalDescriptorTable::new();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    debug_assert_eq!(code.0, KERNEL_CODE);
+    let gdt: &'static GlobalDescriptorTable = Box::leak(Box::new(gdt));
+    gdt.load();
+    // SAFETY: the selectors index the GDT just loaded, which is never freed.
+    unsafe {
+        CS::set_reg(code);
+        SS::set_reg(data);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        load_tss(tss_sel);
+    }
+    ist
 }

@@ -170,7 +170,7 @@ pub fn init() {
             let addr = stub(v);
             let gate = Gate {
                 offset_low: addr as u16,
-                selector: 0x08,
+                selector: gdt::KERNEL_CODE,
                 ist: ist_for(v) as u8 + 1,
                 // Present, DPL 0, 64-bit interrupt gate (clears IF on entry).
                 type_attr: 0x8e,
@@ -209,17 +209,20 @@ extern "C" fn interrupt_dispatch(frame: &mut InterruptFrame) {
     leave_interrupt();
 }
 
-static DEPTH: AtomicUsize = AtomicUsize::new(0);
-
 fn enter_interrupt() {
-    DEPTH.fetch_add(1, Ordering::Relaxed);
+    if let Some(cpu) = super::percpu::try_current() {
+        cpu.interrupt_depth.fetch_add(1, Ordering::Relaxed);
+        cpu.interrupts.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn leave_interrupt() {
-    DEPTH.fetch_sub(1, Ordering::Relaxed);
+    if let Some(cpu) = super::percpu::try_current() {
+        cpu.interrupt_depth.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// True while an interrupt or exception handler runs on this CPU.
 pub fn in_interrupt() -> bool {
-    DEPTH.load(Ordering::Relaxed) > 0
+    super::percpu::try_current().is_some_and(|c| c.interrupt_depth.load(Ordering::Relaxed) > 0)
 }

@@ -4,7 +4,9 @@
 pub mod apic;
 pub mod gdt;
 pub mod idt;
+pub mod percpu;
 pub mod pit;
+pub mod smp;
 
 pub use x86_64::instructions::port::Port;
 
