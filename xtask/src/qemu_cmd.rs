@@ -84,6 +84,21 @@ pub fn command(image: &BootImage, cfg: &Config) -> Command {
     cmd
 }
 
+/// QEMU arguments for the virtio-serial device with the `lucid.trace` port on
+/// `chardev` (a `-chardev` spec whose id is `trace`).
+pub fn trace_port_args(chardev: &str) -> Vec<String> {
+    [
+        "-device",
+        "virtio-serial-pci",
+        "-chardev",
+        chardev,
+        "-device",
+        "virtserialport,chardev=trace,name=lucid.trace",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// What a QEMU exit status means (isa-debug-exit writes `v`, QEMU exits `(v << 1) | 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -121,8 +121,17 @@ pub fn main(args: Args) -> Result<()> {
                 extra: "",
                 per_test: Duration::from_secs(args.test_timeout),
             };
-            for (name, ok, _) in ktests(&mut tally, &image, &suite)?.values() {
+            let _ = std::fs::remove_file(trace_file());
+            let results = ktests(&mut tally, &image, &suite)?;
+            for (name, ok, _) in results.values() {
                 tally.record(&format!("ktest {name}"), *ok);
+            }
+            if results.values().any(|(name, ok, _)| name.ends_with(STREAM_TEST) && *ok) {
+                let verdict = verify_stream(&trace_file());
+                if let Err(e) = &verdict {
+                    eprintln!("virtio-serial stream check: {e}");
+                }
+                tally.record("virtio-serial stream arrives intact on the host", verdict.is_ok());
             }
             if args.ktest.is_none() {
                 harness_selftest(&mut tally, &image)?;
@@ -237,6 +246,37 @@ fn parse(line: &str) -> Option<Report> {
 
 /// Boots the test kernel as often as needed: a test that faults, panics or hangs
 /// ends that boot, and the next boot starts after it.
+/// The in-QEMU test whose bytes the host checks.
+const STREAM_TEST: &str = "virtio_serial_streams_megabytes_with_flow_control";
+
+/// Where the test kernel's `lucid.trace` port writes (appended across boots).
+fn trace_file() -> std::path::PathBuf {
+    artifacts::target_dir().join("freestanding").join("ktest-trace.bin")
+}
+
+/// Checks what the streaming test sent: `LUCIDTST`, a byte count, then that many
+/// bytes of little-endian u32 counters.
+fn verify_stream(path: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"LUCIDTST")
+        .ok_or("no LUCIDTST header in the stream")?;
+    let body = &bytes[at + 16..];
+    let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes")) as usize;
+    if body.len() < len {
+        return Err(format!("stream has {} of {len} bytes", body.len()));
+    }
+    for (i, word) in body[..len].chunks_exact(4).enumerate() {
+        let got = u32::from_le_bytes(word.try_into().expect("4 bytes"));
+        if got != i as u32 {
+            return Err(format!("word {i} (byte {}) is {got}, expected {i}", i * 4));
+        }
+    }
+    println!("virtio-serial stream: {len} bytes intact");
+    Ok(())
+}
+
 /// Where one in-QEMU suite runs and what it selects.
 struct Suite<'a> {
     smp: u32,
@@ -267,7 +307,7 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, suite: &Suite<'_>) ->
             memory: "512M".into(),
             cmdline,
             gdb: false,
-            extra: Vec::new(),
+            extra: qemu_cmd::trace_port_args(&format!("file,id=trace,path={},append=on", trace_file().display())),
         };
         let mut cmd = qemu_cmd::command(image, &cfg);
         cmd.stdout(Stdio::piped()).stdin(Stdio::null());

@@ -1,3 +1,6 @@
 //! Device drivers.
 
+pub mod dma;
+pub mod pci;
 pub mod uart;
+pub mod virtio_serial;

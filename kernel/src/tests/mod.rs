@@ -6,3 +6,4 @@ mod mem;
 pub mod platform;
 mod selftest;
 mod smp;
+mod virtio;

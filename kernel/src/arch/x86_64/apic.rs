@@ -148,17 +148,13 @@ pub fn timer_ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Measures the timer's input frequency (after the /16 divider) against the PIT,
-/// together with the TSC over the same interval. Returns `(apic_hz, tsc_hz)`.
+/// Measures the TSC and the timer's input frequency (after the /16 divider) against
+/// the PIT over the same intervals: five 20 ms runs, median. Returns `(apic_hz, tsc_hz)`.
 pub fn calibrate() -> (u64, u64) {
     write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
     write(REG_INITIAL_COUNT, u32::MAX);
-    let ticks: u16 = 59_659; // 50 ms
-    let ((a0, t0), (a1, t1)) = pit::measure(ticks, || (read(REG_CURRENT_COUNT), super::rdtsc()));
+    let (tsc_hz, apic_hz) = pit::median_rates(5, 23_864, || (super::rdtsc(), u64::from(read(REG_CURRENT_COUNT))));
     write(REG_INITIAL_COUNT, 0);
-    let secs_num = u64::from(ticks);
-    let apic_hz = u64::from(a0 - a1) * pit::PIT_HZ / secs_num;
-    let tsc_hz = (t1 - t0) * pit::PIT_HZ / secs_num;
     TIMER_HZ.store(apic_hz, Ordering::Relaxed);
     (apic_hz, tsc_hz)
 }
