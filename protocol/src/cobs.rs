@@ -14,40 +14,34 @@ pub const fn max_encoded_len(n: usize) -> usize {
 
 /// Encodes `src` into `dst` (no delimiter). Returns the encoded length, or `None` if
 /// `dst` is too small.
+///
+/// Works block by block (a code byte, then up to 254 non-zero bytes copied at once),
+/// because sealing frames is on the kernel's per-CPU path.
 #[must_use]
 pub fn encode(src: &[u8], dst: &mut [u8]) -> Option<usize> {
-    let mut code_idx = 0usize;
-    let mut out = 1usize;
-    let mut code: u8 = 1;
-    if dst.is_empty() {
-        return None;
-    }
-    for &b in src {
-        if b == 0 {
-            *dst.get_mut(code_idx)? = code;
-            code_idx = out;
-            out += 1;
-            code = 1;
-            if out > dst.len() {
-                return None;
-            }
+    let mut out = 0usize;
+    let mut rest = src;
+    loop {
+        let window = rest.get(..rest.len().min(254))?;
+        let (run, zero) = match window.iter().position(|&b| b == 0) {
+            Some(i) => (i, true),
+            None => (window.len(), false),
+        };
+        let block = dst.get_mut(out..out + 1 + run)?;
+        let (code, data) = block.split_first_mut()?;
+        // run <= 254, so the code is at most 0xff.
+        *code = run as u8 + 1;
+        data.copy_from_slice(window.get(..run)?);
+        out += 1 + run;
+        if zero {
+            rest = rest.get(run + 1..)?;
+        } else if run == 254 {
+            // A full block has no implied zero; the next block continues the data.
+            rest = rest.get(run..)?;
         } else {
-            *dst.get_mut(out)? = b;
-            out += 1;
-            code += 1;
-            if code == 0xff {
-                *dst.get_mut(code_idx)? = code;
-                code_idx = out;
-                out += 1;
-                code = 1;
-                if out > dst.len() {
-                    return None;
-                }
-            }
+            return Some(out);
         }
     }
-    *dst.get_mut(code_idx)? = code;
-    Some(out)
 }
 
 /// Why a COBS block could not be decoded.
@@ -59,28 +53,22 @@ pub struct CobsError;
 pub fn decode_in_place(buf: &mut [u8]) -> Result<usize, CobsError> {
     let mut read = 0usize;
     let mut write = 0usize;
-    while read < buf.len() {
-        let code = buf[read];
+    while let Some(&code) = buf.get(read) {
         if code == 0 {
             return Err(CobsError);
         }
-        read += 1;
-        let run = usize::from(code) - 1;
-        if read + run > buf.len() {
+        let start = read + 1;
+        let end = start + usize::from(code) - 1;
+        let data = buf.get(start..end).ok_or(CobsError)?;
+        if data.contains(&0) {
             return Err(CobsError);
         }
-        for _ in 0..run {
-            let b = buf[read];
-            if b == 0 {
-                return Err(CobsError);
-            }
-            buf[write] = b;
-            write += 1;
-            read += 1;
-        }
+        buf.copy_within(start..end, write);
+        write += end - start;
+        read = end;
         // A code below 0xff stands for a zero, except at the very end of the block.
         if code != 0xff && read < buf.len() {
-            buf[write] = 0;
+            *buf.get_mut(write).ok_or(CobsError)? = 0;
             write += 1;
         }
     }
@@ -110,6 +98,15 @@ mod tests {
         assert_eq!(&out[..2], &[1, 1]);
         assert_eq!(encode(&[0x11, 0x22, 0x00, 0x33], &mut out), Some(5));
         assert_eq!(&out[..5], &[3, 0x11, 0x22, 2, 0x33]);
+    }
+
+    #[test]
+    fn a_full_block_at_the_end_gets_a_closing_code() {
+        let mut out = [0u8; 260];
+        assert_eq!(encode(&[7u8; 254], &mut out), Some(256));
+        assert_eq!((out[0], out[254], out[255]), (0xff, 7, 1));
+        assert_eq!(encode(&[7, 0], &mut out), Some(3));
+        assert_eq!(&out[..3], &[2, 7, 1]);
     }
 
     #[test]
