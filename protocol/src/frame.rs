@@ -76,7 +76,6 @@ impl StreamId {
 /// `B` is the buffer: a `[u8; N]` owned by a per-CPU structure, or a `&mut [u8]`.
 /// Events go into the open frame until it is full; [`FrameEncoder::finish`] seals it
 /// (CRC + COBS + delimiter) into an output slice and opens the next one.
-#[derive(Debug)]
 pub struct FrameEncoder<B> {
     buf: B,
     stream: StreamId,
@@ -84,6 +83,18 @@ pub struct FrameEncoder<B> {
     len: usize,
     events: u32,
     prev_ts: u64,
+}
+
+// Not derived: the buffer's bytes are noise in a debug print.
+impl<B> core::fmt::Debug for FrameEncoder<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameEncoder")
+            .field("stream", &self.stream)
+            .field("seq", &self.seq)
+            .field("len", &self.len)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {

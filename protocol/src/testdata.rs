@@ -227,7 +227,7 @@ pub struct Workload {
     pub wasm_instances: u64,
     /// Events reported in one `Loss` message on the control stream (0: none).
     pub loss: u64,
-    /// Frame buffer size per stream.
+    /// Frame buffer size per stream (at least 128, so any generated message fits).
     pub frame_buffer: usize,
     /// RNG seed.
     pub seed: u64,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lucid_protocol::{
     FrameError, InstanceId, Item, Message, MessageKind, Outcome, Ring, StreamId, TaskId, TaskKind,
-    WasmState,
+    TaskState, WasmState,
 };
 
 /// Warnings kept verbatim; further ones are only counted.
@@ -353,6 +353,40 @@ impl State {
                     w.fuel += fuel;
                 }
             }
+            Message::TaskSnapshot(t) => {
+                let task = self.task(t.task);
+                task.name = t.name.to_string();
+                task.kind = t.kind;
+                task.location = format!(
+                    "{}:{}:{}",
+                    t.location.file, t.location.line, t.location.column
+                );
+                task.status = match t.state {
+                    TaskState::Running => TaskStatus::Running,
+                    TaskState::Completed => TaskStatus::Completed(Outcome::Ok),
+                    TaskState::Idle | TaskState::Scheduled => TaskStatus::Idle,
+                };
+                // A snapshot carries the kernel's totals, which include what this
+                // console saw before (if anything): take them as they are.
+                task.polls = t.polls;
+                task.wakes = t.wakes;
+                task.self_wakes = t.self_wakes;
+                task.busy_ticks = t.busy_ticks;
+            }
+            Message::WasmInstanceSnapshot(w) => {
+                let traps = self.wasm.get(&w.instance).map_or(0, |i| i.traps);
+                self.wasm.insert(
+                    w.instance,
+                    WasmInstance {
+                        module: w.module.to_string(),
+                        task: w.task,
+                        state: w.state,
+                        memory_pages: w.memory_pages,
+                        fuel: w.fuel_used,
+                        traps,
+                    },
+                );
+            }
             Message::WasmTrap(t) => {
                 if let Some(w) = self.wasm.get_mut(&t.instance) {
                     w.traps += 1;
@@ -486,6 +520,30 @@ mod tests {
         assert_eq!((s.health.sequence_gaps, s.health.missing_frames), (1, 2));
         assert_eq!(s.health.crc_errors, 1);
         assert!(s.warnings[1].contains("offset 99"));
+    }
+
+    #[test]
+    fn a_snapshot_makes_a_late_console_complete() {
+        let mut s = State::new();
+        let snap = lucid_protocol::testdata::sample_messages()
+            .into_iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    Message::TaskSnapshot(_) | Message::WasmInstanceSnapshot(_)
+                )
+            })
+            .collect::<Vec<_>>();
+        for m in snap {
+            s.apply(&ev(0, 1, m));
+        }
+        let t = &s.tasks[&300];
+        assert_eq!(
+            (t.name.as_str(), t.polls, t.busy_ticks),
+            ("net-rx", 10, 50_000)
+        );
+        assert_eq!(s.wasm[&1].fuel, 120_000);
+        assert_eq!(s.wasm[&1].state, WasmState::Suspended);
     }
 
     #[test]
