@@ -1,3 +1,5 @@
+#![doc = include_str!("../README.md")]
+//!
 //! The host side of Lucid's trace stream: byte sources, the state model the decoded
 //! stream builds, and the reports made from it. The `lucid` binary wires them to a
 //! command line; a TUI adds views on the same state model.

@@ -22,7 +22,7 @@ pub const fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Number of bytes [`Writer::varint`] uses for `v`.
+/// Number of bytes the LEB128 varint encoding of `v` takes.
 #[inline]
 #[must_use]
 pub const fn varint_len(v: u64) -> usize {

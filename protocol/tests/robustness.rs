@@ -234,3 +234,22 @@ proptest! {
         let _ = decode_chunks([wire.as_slice()]);
     }
 }
+
+#[test]
+fn a_stream_starting_over_is_a_restart_not_a_gap() {
+    let a = StreamId::new(2, Ring::Control);
+    let mut wire = Vec::new();
+    for seq in [0, 1, 2, 0, 1] {
+        wire.extend(frame(a, seq, &[(u64::from(seq), Message::Heartbeat)]));
+    }
+    let mut restarts = 0;
+    let mut d = Decoder::new();
+    d.feed(&wire, |i| {
+        if matches!(i, Item::Restart { stream } if stream == a) {
+            restarts += 1;
+        }
+    });
+    assert_eq!(restarts, 1);
+    assert_eq!(d.stats().sequence_gaps, 0);
+    assert_eq!(d.stats().events, 5);
+}

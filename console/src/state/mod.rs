@@ -10,7 +10,7 @@ use lucid_protocol::{
 };
 
 /// Warnings kept verbatim; further ones are only counted.
-const MAX_WARNINGS: usize = 100;
+pub const MAX_WARNINGS: usize = 100;
 
 /// What the kernel said about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
