@@ -74,7 +74,21 @@ fn seal_only(name: &str) {
     );
 }
 
+/// Record bytes of each sample message 2500 ticks (1 µs at 2.5 GHz) after the previous
+/// record, without the framing share.
+fn record_sizes() {
+    println!("record bytes per kind (sample messages, delta 2500 ticks):");
+    for m in lucid_protocol::testdata::sample_messages() {
+        let mut enc = FrameEncoder::new([0u8; 1024], StreamId::new(0, Ring::Task));
+        enc.push(1_000_000, &m).expect("fits");
+        let one = enc.raw_len();
+        enc.push(1_002_500, &m).expect("fits");
+        println!("  {:<24} {:>3}", m.kind().name(), enc.raw_len() - one);
+    }
+}
+
 fn main() {
+    record_sizes();
     encode_only("poll_start, encode only");
     seal_only("finish (CRC + COBS)");
     run("poll_start/poll_end (fast)", |e, ts| {

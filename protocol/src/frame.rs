@@ -141,6 +141,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
         self.len
     }
 
+    /// Bytes still free for records in the open frame (for an empty frame, after the
+    /// longest possible header). A record of at most this many bytes always fits.
+    pub fn remaining(&self) -> usize {
+        let cap = self
+            .buf
+            .as_ref()
+            .len()
+            .min(MAX_FRAME_LEN)
+            .saturating_sub(CRC_LEN);
+        if self.events == 0 {
+            cap.saturating_sub(MAX_HEADER_LEN)
+        } else {
+            cap.saturating_sub(self.len)
+        }
+    }
+
     /// The open frame's raw bytes (header and records, without CRC).
     pub fn raw_bytes(&self) -> &[u8] {
         self.buf.as_ref().get(..self.len).unwrap_or_default()
@@ -418,6 +434,19 @@ mod tests {
         let len = enc.finish(&mut out).unwrap();
         let f = decode_frame(&mut out[..len - 1]).unwrap();
         assert_eq!(f.events().count() as u64, n);
+    }
+
+    #[test]
+    fn remaining_is_a_promise() {
+        let mut enc = FrameEncoder::new([0u8; 100], stream());
+        let mut ts = 0;
+        // A PollStart record is at most 21 bytes.
+        while enc.remaining() >= 21 {
+            ts += 1 << 40;
+            enc.poll_start(ts, u64::MAX).unwrap();
+        }
+        assert!(enc.remaining() < 21);
+        assert_eq!(FrameEncoder::new([0u8; 2], stream()).remaining(), 0);
     }
 
     #[test]
