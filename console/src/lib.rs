@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+//!
+//! The host side of Lucid's trace stream: byte sources, the state model the decoded
+//! stream builds, and the reports made from it. The `lucid` binary wires them to a
+//! command line; a TUI adds views on the same state model.
+//!
+//! ```text
+//! source (file | later: socket, tcp, serial, stdin) ─▶ Decoder ─▶ State ─▶ stats | views
+//! ```
+
+pub mod source;
+pub mod state;
+pub mod stats;

@@ -1,0 +1,214 @@
+//! `lucid stats`: a summary of a whole stream.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use lucid_protocol::{Decoder, DecoderStats, MessageKind};
+use serde::Serialize;
+
+use crate::source::{Source, SourceError};
+use crate::state::State;
+
+/// Everything read from a source until its end or the first damage.
+#[derive(Debug)]
+pub struct Collected {
+    /// The state the stream built.
+    pub state: State,
+    /// The decoder's counters.
+    pub decoder: DecoderStats,
+    /// Why reading stopped early, if it did; everything before it is in `state`.
+    pub damage: Option<SourceError>,
+}
+
+/// Decodes a whole source into a [`State`].
+pub fn collect(source: &mut dyn Source) -> Collected {
+    let mut state = State::new();
+    let mut decoder = Decoder::new();
+    let damage = loop {
+        match source.next_chunk() {
+            Ok(Some(chunk)) => {
+                state.received_at(chunk.rx_ns);
+                decoder.feed(&chunk.data, |item| state.apply(&item));
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    decoder.finish(|item| state.apply(&item));
+    Collected {
+        state,
+        decoder: *decoder.stats(),
+        damage,
+    }
+}
+
+/// Where a damaged source stops.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Damage {
+    /// Byte offset in the source.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The kernel's self-description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Kernel {
+    /// Protocol version `major.minor`.
+    pub protocol: String,
+    /// Build id.
+    pub build_id: String,
+    /// TSC frequency.
+    pub tsc_hz: u64,
+    /// CPUs it reported.
+    pub cpus: u32,
+}
+
+/// The summary `lucid stats` prints (`--json` prints exactly this object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Events decoded.
+    pub events: u64,
+    /// Events decoded by kind (every kind, zero included).
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Tasks spawned.
+    pub tasks: u64,
+    /// Tasks completed.
+    pub tasks_completed: u64,
+    /// CPUs that sent events.
+    pub cpus: u64,
+    /// Sequence discontinuities.
+    pub sequence_gaps: u64,
+    /// Frames missing according to them.
+    pub missing_frames: u64,
+    /// Frames rejected for a CRC mismatch.
+    pub crc_errors: u64,
+    /// Frames rejected as malformed (COBS, size, records).
+    pub malformed_frames: u64,
+    /// Frames of an incompatible protocol version.
+    pub version_errors: u64,
+    /// Records of kinds this console does not know (newer minor version), skipped.
+    pub unknown_events: u64,
+    /// Sum of the kernel's `Loss` reports.
+    pub dropped_events: u64,
+    /// Trace duration in seconds.
+    pub duration_s: f64,
+    /// Stream bytes decoded.
+    pub bytes: u64,
+    /// `bytes / events`.
+    pub bytes_per_event: f64,
+    /// Wasm instances created.
+    pub wasm_instances: u64,
+    /// The kernel's Hello, if seen.
+    pub kernel: Option<Kernel>,
+    /// Where the source is damaged, if it is (only with `--partial`).
+    pub damage: Option<Damage>,
+    /// Everything that looks wrong, oldest first.
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// Summarises what was collected.
+    #[must_use]
+    pub fn new(c: &Collected) -> Self {
+        let s = &c.state;
+        let events_by_kind = MessageKind::ALL
+            .iter()
+            .map(|k| (k.name(), s.events_by_kind.get(k).copied().unwrap_or(0)))
+            .collect();
+        let mut warnings = s.warnings.clone();
+        if s.warnings_dropped > 0 {
+            warnings.push(format!("{} more warnings not shown", s.warnings_dropped));
+        }
+        if s.kernel.is_none() && s.events > 0 {
+            warnings.push("no Hello in the stream: duration from host receive times".into());
+        }
+        let damage = c.damage.as_ref().map(|e| Damage {
+            offset: e.offset(),
+            message: e.to_string(),
+        });
+        if let Some(d) = &damage {
+            warnings.push(format!("stopped early: {}", d.message));
+        }
+        let bytes = c.decoder.bytes;
+        Self {
+            events: s.events,
+            events_by_kind,
+            tasks: s.tasks_spawned,
+            tasks_completed: s.tasks_completed,
+            cpus: s.cpus.len() as u64,
+            sequence_gaps: s.health.sequence_gaps,
+            missing_frames: s.health.missing_frames,
+            crc_errors: s.health.crc_errors,
+            malformed_frames: s.health.malformed_frames,
+            version_errors: s.health.version_errors,
+            unknown_events: c.decoder.unknown_events,
+            dropped_events: s.dropped_events,
+            duration_s: s.duration_s(),
+            bytes,
+            bytes_per_event: if s.events == 0 {
+                0.0
+            } else {
+                bytes as f64 / s.events as f64
+            },
+            wasm_instances: s.wasm.len() as u64,
+            kernel: s.kernel.as_ref().map(|k| Kernel {
+                protocol: format!("{}.{}", k.version.0, k.version.1),
+                build_id: k.build_id.clone(),
+                tsc_hz: k.tsc_hz,
+                cpus: k.cpus,
+            }),
+            damage,
+            warnings,
+        }
+    }
+
+    /// The human-readable form.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_text(&mut o);
+        o
+    }
+
+    fn write_text(&self, o: &mut String) -> std::fmt::Result {
+        if let Some(k) = &self.kernel {
+            writeln!(
+                o,
+                "kernel     {} (protocol {}, {} CPUs, TSC {:.3} GHz)",
+                k.build_id,
+                k.protocol,
+                k.cpus,
+                k.tsc_hz as f64 / 1e9
+            )?;
+        }
+        writeln!(
+            o,
+            "events     {} in {:.3} s ({} bytes, {:.2} bytes/event)",
+            self.events, self.duration_s, self.bytes, self.bytes_per_event
+        )?;
+        writeln!(
+            o,
+            "tasks      {} spawned, {} completed; {} wasm instances; {} CPUs",
+            self.tasks, self.tasks_completed, self.wasm_instances, self.cpus
+        )?;
+        writeln!(
+            o,
+            "integrity  {} sequence gaps ({} frames missing), {} CRC errors, {} malformed, \
+             {} dropped events",
+            self.sequence_gaps, self.missing_frames, self.crc_errors, self.malformed_frames, self.dropped_events
+        )?;
+        writeln!(o, "by kind")?;
+        for (k, n) in self.events_by_kind.iter().filter(|(_, n)| **n > 0) {
+            writeln!(o, "  {k:<24} {n:>10}")?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(o, "warnings")?;
+            for w in &self.warnings {
+                writeln!(o, "  {w}")?;
+            }
+        }
+        Ok(())
+    }
+}
