@@ -46,7 +46,7 @@ pub unsafe extern "C" fn memset(s: *mut u8, c: i32, n: usize) -> *mut u8 {
     // Not `[byte; WORD]`: that would be lowered to a call to memset.
     let word = (byte as usize).wrapping_mul(usize::MAX / 255);
     let mut i = 0;
-    while i < n && (s as usize + i) % WORD != 0 {
+    while i < n && !(s as usize + i).is_multiple_of(WORD) {
         // SAFETY: `i < n`.
         unsafe { *s.add(i) = byte };
         i += 1;
@@ -94,7 +94,7 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 unsafe fn copy_forward(dest: *mut u8, src: *const u8, n: usize) {
     let mut i = 0;
     if (dest as usize) % WORD == (src as usize) % WORD {
-        while i < n && (dest as usize + i) % WORD != 0 {
+        while i < n && !(dest as usize + i).is_multiple_of(WORD) {
             // SAFETY: `i < n`.
             unsafe { *dest.add(i) = *src.add(i) };
             i += 1;

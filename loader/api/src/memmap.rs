@@ -59,11 +59,21 @@ pub struct MemoryRegion {
 
 impl MemoryRegion {
     /// The empty region used to fill arrays.
-    pub const EMPTY: Self = Self { start: 0, end: 0, kind: MemoryKind::Reserved as u32, _pad: 0 };
+    pub const EMPTY: Self = Self {
+        start: 0,
+        end: 0,
+        kind: MemoryKind::Reserved as u32,
+        _pad: 0,
+    };
 
     /// A region of `kind` over `[start, end)`.
     pub const fn new(start: u64, end: u64, kind: MemoryKind) -> Self {
-        Self { start, end, kind: kind as u32, _pad: 0 }
+        Self {
+            start,
+            end,
+            kind: kind as u32,
+            _pad: 0,
+        }
     }
 
     /// What the region holds (unknown values read as reserved).
@@ -114,7 +124,10 @@ impl Default for MemoryMap {
 impl MemoryMap {
     /// An empty map.
     pub const fn new() -> Self {
-        Self { regions: [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS], len: 0 }
+        Self {
+            regions: [MemoryRegion::EMPTY; MAX_MEMORY_REGIONS],
+            len: 0,
+        }
     }
 
     /// The entries, sorted by start.
@@ -192,7 +205,10 @@ mod tests {
 
     #[test]
     fn push_keeps_regions_sorted() {
-        let m = map(&[(0x100000, 0x200000, MemoryKind::Usable), (0, 0x9f000, MemoryKind::Usable)]);
+        let m = map(&[
+            (0x100000, 0x200000, MemoryKind::Usable),
+            (0, 0x9f000, MemoryKind::Usable),
+        ]);
         assert_eq!(m.regions()[0].start, 0);
         assert_eq!(m.regions()[1].start, 0x100000);
     }
@@ -200,8 +216,19 @@ mod tests {
     #[test]
     fn carve_splits_a_usable_region_in_three() {
         let mut m = map(&[(0, 0x1000_0000, MemoryKind::Usable)]);
-        m.carve(PhysRange { start: 0x10_0000, end: 0x20_0000 }, MemoryKind::Kernel).unwrap();
-        let kinds: Vec<_> = m.regions().iter().map(|r| (r.start, r.end, r.kind())).collect();
+        m.carve(
+            PhysRange {
+                start: 0x10_0000,
+                end: 0x20_0000,
+            },
+            MemoryKind::Kernel,
+        )
+        .unwrap();
+        let kinds: Vec<_> = m
+            .regions()
+            .iter()
+            .map(|r| (r.start, r.end, r.kind()))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -219,8 +246,19 @@ mod tests {
             (0x9f000, 0x100000, MemoryKind::Reserved),
             (0x100000, 0x800000, MemoryKind::Usable),
         ]);
-        m.carve(PhysRange { start: 0x90000, end: 0x200000 }, MemoryKind::Module).unwrap();
-        let kinds: Vec<_> = m.regions().iter().map(|r| (r.start, r.end, r.kind())).collect();
+        m.carve(
+            PhysRange {
+                start: 0x90000,
+                end: 0x200000,
+            },
+            MemoryKind::Module,
+        )
+        .unwrap();
+        let kinds: Vec<_> = m
+            .regions()
+            .iter()
+            .map(|r| (r.start, r.end, r.kind()))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -237,9 +275,26 @@ mod tests {
     fn carve_reports_a_full_map() {
         let mut m = MemoryMap::new();
         for i in 0..MAX_MEMORY_REGIONS as u64 {
-            m.push(MemoryRegion::new(i * 0x10000, i * 0x10000 + 0x8000, MemoryKind::Usable)).unwrap();
+            m.push(MemoryRegion::new(
+                i * 0x10000,
+                i * 0x10000 + 0x8000,
+                MemoryKind::Usable,
+            ))
+            .unwrap();
         }
-        assert_eq!(m.carve(PhysRange { start: 0x1000, end: 0x2000 }, MemoryKind::Kernel), Err(MemoryMapError::Full));
-        assert_eq!(m.push(MemoryRegion::new(1, 2, MemoryKind::Usable)), Err(MemoryMapError::Full));
+        assert_eq!(
+            m.carve(
+                PhysRange {
+                    start: 0x1000,
+                    end: 0x2000
+                },
+                MemoryKind::Kernel
+            ),
+            Err(MemoryMapError::Full)
+        );
+        assert_eq!(
+            m.push(MemoryRegion::new(1, 2, MemoryKind::Usable)),
+            Err(MemoryMapError::Full)
+        );
     }
 }
