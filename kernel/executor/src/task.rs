@@ -13,7 +13,7 @@ use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
 use core::panic::Location;
 use core::pin::Pin;
-use core::ptr::NonNull;
+use core::ptr::{self, NonNull};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use cordyceps::{Linked, mpsc_queue};
@@ -354,21 +354,21 @@ where
         }
     }
 
-    /// Replaces the future with its result and drops it, containing a panic
-    /// in its destructor if the platform can. Called with POLLING held.
+    /// Drops the future in place (it is pinned) and stores the result,
+    /// containing a panic in the future's destructor if the platform can.
+    /// Called with POLLING held.
     fn finish(&self, result: Result<F::Output, JoinError<F::Output>>) {
-        // SAFETY: POLLING is held by the caller: exclusive access to the stage.
-        let old = self
-            .stage
-            .with_mut(|stage| unsafe { mem::replace(&mut *stage, Stage::Ready(result)) });
-        let mut old = Some(old);
-        // A destructor that panics loses the rest of the future's fields; the
-        // stage already holds the result, so nothing is dropped twice.
-        let _ = self
-            .header
-            .runtime()
-            .platform()
-            .catch_unwind(&mut || drop(old.take()));
+        let platform = self.header.runtime().platform();
+        self.stage.with_mut(|stage| {
+            // SAFETY: POLLING is held by the caller: exclusive access to the
+            // stage, which holds a live `Pending` future. If its destructor
+            // panics, unwinding still drops the remaining fields, so the stage
+            // counts as dropped either way.
+            let _ = platform.catch_unwind(&mut || unsafe { ptr::drop_in_place(stage) });
+            // SAFETY: the old stage was dropped just above; overwrite it
+            // without dropping it again.
+            unsafe { ptr::write(stage, Stage::Ready(result)) };
+        });
     }
 
     /// # Safety

@@ -329,3 +329,36 @@ fn lost_waker_is_visible_to_hooks() {
     assert_eq!(hooks.wakers.load(SeqCst), 0, "pending with no waker left");
     assert_eq!(hooks.events.lock().unwrap().last().unwrap(), "poll Pending");
 }
+
+/// Records its address when polled and when dropped: a pinned future must be
+/// dropped where it was polled.
+struct AddressProbe(Arc<Mutex<Vec<usize>>>);
+
+impl std::future::Future for AddressProbe {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let addr = std::ptr::from_ref::<Self>(&self) as usize;
+        self.0.lock().unwrap().push(addr);
+        Poll::Pending
+    }
+}
+
+impl Drop for AddressProbe {
+    fn drop(&mut self) {
+        let addr = std::ptr::from_ref::<Self>(self) as usize;
+        self.0.lock().unwrap().push(addr);
+    }
+}
+
+#[test]
+fn cancelled_future_is_dropped_in_place() {
+    let rt = single();
+    let addrs = Arc::new(Mutex::new(Vec::new()));
+    let h = rt.spawn(AddressProbe(addrs.clone()));
+    run_until_idle(rt, 0);
+    assert!(h.cancel());
+    run_until_idle(rt, 0);
+    let addrs = addrs.lock().unwrap();
+    assert_eq!(addrs.len(), 2);
+    assert_eq!(addrs[0], addrs[1], "the future moved before being dropped");
+}

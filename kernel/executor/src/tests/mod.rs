@@ -2,6 +2,8 @@
 
 mod executor;
 mod stealing;
+mod sync;
+mod time;
 
 use std::future::Future;
 use std::pin::Pin;
