@@ -5,6 +5,7 @@
 //! Each model keeps to two threads and a preemption bound of 3 (override with `LOOM_MAX_PREEMPTIONS`) so the whole
 //! run stays within a few minutes.
 
+use std::boxed::Box;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -328,5 +329,63 @@ fn loom_run_queue_with_stealing() {
         assert_eq!(a.polls.load(SeqCst), 1);
         assert_eq!(b.polls.load(SeqCst), 1);
         assert!(ha.is_finished() && hb.is_finished());
+    });
+}
+
+/// Ticks every CPU from this thread until none polls anything.
+fn drain_all(rt: &Runtime) {
+    loop {
+        let mut polled = 0;
+        for cpu in 0..rt.schedulers().len() {
+            enter(cpu);
+            polled += drain(rt, cpu);
+        }
+        if polled == 0 {
+            return;
+        }
+    }
+}
+
+#[test]
+fn loom_wait_queue_wake_vs_wait() {
+    run(|| {
+        let rt = runtime(1);
+        let queue: &'static crate::sync::WaitQueue = Box::leak(Box::default());
+        let waiter = rt.spawn(async move { queue.wait().await });
+        let waker = thread::spawn(move || queue.wake());
+        drain(rt, 0);
+        waker.join().unwrap();
+        drain(rt, 0);
+        assert!(waiter.is_finished(), "the wake-up was lost");
+    });
+}
+
+#[test]
+fn loom_mpsc_send_vs_recv_across_cpus() {
+    run(|| {
+        let rt = runtime(2);
+        let (tx, mut rx) = crate::sync::mpsc::channel::<u8>(1);
+        let sender = rt.builder().on_cpu(1).spawn(async move {
+            tx.send(1).await.unwrap();
+        });
+        let receiver = rt.builder().on_cpu(0).spawn(async move {
+            let a = rx.recv().await;
+            let end = rx.recv().await;
+            (a, end)
+        });
+        let other = thread::spawn(move || {
+            enter(1);
+            drain(rt, 1);
+        });
+        drain(rt, 0);
+        other.join().unwrap();
+        drain_all(rt);
+        assert!(sender.is_finished());
+        let mut receiver = receiver;
+        let (_, w) = flag_waker();
+        match poll_with(&mut receiver, &w) {
+            Poll::Ready(Ok(out)) => assert_eq!(out, (Some(1), None)),
+            _ => panic!("receiver did not finish"),
+        }
     });
 }

@@ -9,7 +9,7 @@ pub struct PanicCaught;
 ///
 /// The kernel implements it with the GS-based per-CPU block, `sti; hlt`, a
 /// wake-up IPI and its unwinding-based catch; host tests use
-/// [`ThreadPlatform`](crate::ThreadPlatform).
+/// `ThreadPlatform` (feature `std`).
 pub trait Platform: Sync {
     /// The index of the scheduler running on this CPU, or `None` outside any
     /// scheduler (early boot, a host thread that is not a CPU).
