@@ -383,11 +383,12 @@ where
         loop {
             let s = state.load();
             if s.has(COMPLETE) {
-                // SAFETY: COMPLETE = 1 gives the JoinHandle exclusive access
-                // to the stage, and the Acquire load saw the executor's writes.
-                let stage = this
-                    .stage
-                    .with_mut(|stage| unsafe { mem::replace(&mut *stage, Stage::Consumed) });
+                let stage = this.stage.with_mut(|stage| {
+                    // SAFETY: COMPLETE = 1 gives the JoinHandle exclusive
+                    // access to the stage, and the Acquire load saw the
+                    // executor's writes.
+                    unsafe { mem::replace(&mut *stage, Stage::Consumed) }
+                });
                 let result = match stage {
                     Stage::Ready(Ok(output)) if s.has(CANCELLED) => {
                         Err(JoinError::Cancelled(Some(output)))
@@ -417,9 +418,10 @@ where
                 }
             }
             // (ii) JOIN_WAKER = 0: exclusive access; write the waker.
-            // SAFETY: as stated: only the JoinHandle touches the cell now.
-            this.join_waker
-                .with_mut(|waker| unsafe { *waker = Some(cx.waker().clone()) });
+            this.join_waker.with_mut(|waker| {
+                // SAFETY: JOIN_WAKER = 0: only the JoinHandle touches the cell.
+                unsafe { *waker = Some(cx.waker().clone()) }
+            });
             // (iii) publish it, or take it back if COMPLETE won the race.
             if state.set_join_waker().is_ok() {
                 break;
@@ -572,9 +574,8 @@ impl TaskRef {
         let (cancelled, enqueue) = header.state.cancel();
         if enqueue {
             // SAFETY: `cancel` counted a new reference for the run queue.
-            header
-                .runtime()
-                .schedule(unsafe { TaskRef::from_raw(self.0) });
+            let queued = unsafe { TaskRef::from_raw(self.0) };
+            header.runtime().schedule(queued);
         }
         cancelled
     }
@@ -724,9 +725,8 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     header.report_wake(true);
     if header.state.wake_by_ref() {
         // SAFETY: `wake_by_ref` counted a new reference for the run queue.
-        header
-            .runtime()
-            .schedule(unsafe { TaskRef::from_raw(NonNull::from(header)) });
+        let queued = unsafe { TaskRef::from_raw(NonNull::from(header)) };
+        header.runtime().schedule(queued);
     }
 }
 
@@ -786,10 +786,10 @@ impl<T, M> JoinHandle<T, M> {
     /// The task's metadata, or `None` once the output was taken.
     #[must_use]
     pub fn metadata(&self) -> Option<&M> {
-        // SAFETY: the type parameter `M` is the task's metadata type.
-        self.task
-            .as_ref()
-            .map(|task| unsafe { task.metadata::<M>() })
+        self.task.as_ref().map(|task| {
+            // SAFETY: the type parameter `M` is the task's metadata type.
+            unsafe { task.metadata::<M>() }
+        })
     }
 
     /// Requests cancellation (see [`TaskRef::cancel`]); `false` if the task
