@@ -74,10 +74,11 @@ pub struct SchedulerCounters {
     pub spawns: u64,
     /// Tasks that completed here (any outcome).
     pub completions: u64,
-    /// Wakes targeting this CPU issued from this CPU.
+    /// Wakes (by value or by reference) of tasks bound to this CPU, issued
+    /// on this CPU.
     pub wakes_local: u64,
-    /// Wakes targeting this CPU issued elsewhere (other CPUs, interrupt-free
-    /// host threads).
+    /// Wakes of tasks bound to this CPU issued elsewhere (another CPU, or
+    /// outside any CPU).
     pub wakes_remote: u64,
     /// Tasks this CPU stole from others.
     pub steals: u64,
@@ -226,6 +227,17 @@ impl Runtime {
         (id != TaskId::STUB.0).then_some(TaskId(id))
     }
 
+    /// Counts a wake of a task bound to `cpu`, whether or not it had to be
+    /// queued.
+    pub(crate) fn count_wake(&self, cpu: usize) {
+        let sched = &self.schedulers[cpu];
+        if self.platform.current_cpu() == Some(cpu) {
+            sched.counters.wakes_local.fetch_add(1, Relaxed);
+        } else {
+            sched.counters.wakes_remote.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Spawns `future` as an unnamed kernel task.
     #[track_caller]
     pub fn spawn<F>(&'static self, future: F) -> JoinHandle<F::Output>
@@ -253,11 +265,6 @@ impl Runtime {
         let cpu = task.header().cpu.load(Relaxed);
         let sched = &self.schedulers[cpu];
         let here = self.platform.current_cpu();
-        if here == Some(cpu) {
-            sched.counters.wakes_local.fetch_add(1, Relaxed);
-        } else {
-            sched.counters.wakes_remote.fetch_add(1, Relaxed);
-        }
         sched.push(task);
         if here != Some(cpu) && sched.sleeping.load(SeqCst) {
             self.platform.wake_cpu(cpu);

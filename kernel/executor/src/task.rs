@@ -654,6 +654,7 @@ impl Header {
 
     fn report_wake(&self, by_ref: bool) {
         let rt = self.runtime();
+        rt.count_wake(self.cpu.load(Relaxed));
         if let Some(hooks) = rt.hooks() {
             let waker = rt.current_task();
             hooks.on_wake(self.id, by_ref, waker == Some(self.id), waker);

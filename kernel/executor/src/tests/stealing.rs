@@ -3,6 +3,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use std::boxed::Box;
+
+use super::output;
+use crate::sync::{WaitQueue, mpsc};
 use crate::{Platform, Runtime, ThreadPlatform, yield_now};
 
 /// Runs `cpus` host threads as CPUs until `done` returns true.
@@ -109,4 +113,50 @@ fn injector_tasks_and_cross_cpu_wakes() {
             .sum::<u64>()
             > 0
     );
+}
+
+#[test]
+fn ping_pong_and_remote_cancel_on_four_cpus() {
+    ThreadPlatform::enter(None);
+    let platform = ThreadPlatform::new(4);
+    let rt = Runtime::new(4, platform, None);
+    let pairs: Vec<_> = (0..1000)
+        .map(|_| {
+            let (tx_a, mut rx_a) = mpsc::channel::<u32>(1);
+            let (tx_b, mut rx_b) = mpsc::channel::<u32>(1);
+            rt.spawn(async move {
+                while let Some(v) = rx_a.recv().await {
+                    if tx_b.send(v + 1).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            rt.spawn(async move {
+                let mut v = 0;
+                for _ in 0..20 {
+                    tx_a.send(v).await.unwrap();
+                    v = rx_b.recv().await.unwrap();
+                }
+                v
+            })
+        })
+        .collect();
+    let queue: &'static WaitQueue = Box::leak(Box::default());
+    let mut waiters: Vec<_> = (0..100).map(|_| rt.spawn(queue.wait())).collect();
+    let cancelled = AtomicBool::new(false);
+    run_cpus(rt, platform, || {
+        // Cancel from this thread, which is no CPU, while the CPUs run.
+        if !cancelled.swap(true, SeqCst) {
+            for w in &waiters {
+                assert!(w.cancel());
+            }
+        }
+        pairs.iter().all(|h| h.is_finished()) && waiters.iter().all(|h| h.is_finished())
+    });
+    for mut h in pairs {
+        assert_eq!(output(&mut h).unwrap(), 20);
+    }
+    for h in &mut waiters {
+        assert!(output(h).unwrap_err().is_cancelled());
+    }
 }
