@@ -18,7 +18,9 @@ pub trait Platform: Sync {
     /// Sleep until [`Platform::wake_cpu`] is called for `cpu` or an interrupt
     /// arrives. A wake that arrived after the executor decided to idle must
     /// not be lost: the kernel enables interrupts and halts atomically
-    /// (`sti; hlt`), a host implementation keeps a wake-up token.
+    /// (`sti; hlt`), a host implementation keeps a wake-up token. This is
+    /// also where the kernel programs its one-shot timer for
+    /// [`Timer::next_deadline`](crate::Timer::next_deadline).
     fn idle(&self, cpu: usize);
 
     /// Wake `cpu` from [`Platform::idle`] (a wake-up IPI in the kernel). Only

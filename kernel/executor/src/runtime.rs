@@ -220,8 +220,10 @@ impl Runtime {
         self.hooks
     }
 
-    /// The task being polled on the calling CPU, if any.
-    pub(crate) fn current_task(&self) -> Option<TaskId> {
+    /// The task being polled on the calling CPU, if any (for a panic handler
+    /// that reports which task panicked).
+    #[must_use]
+    pub fn current_task(&self) -> Option<TaskId> {
         let cpu = self.platform.current_cpu()?;
         let id = self.schedulers.get(cpu)?.current.load(Relaxed);
         (id != TaskId::STUB.0).then_some(TaskId(id))

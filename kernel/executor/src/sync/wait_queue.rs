@@ -9,6 +9,10 @@ use super::Closed;
 use super::waiter::{List, Node, WaitState, WakeBatch, set_waker};
 use crate::spin::Spin;
 
+/// Marks (in `Waiter::want`, unused by wait queues) a waiter woken by
+/// [`WaitQueue::wake`] rather than [`WaitQueue::wake_all`].
+const WAKE_ONE: usize = 1;
+
 /// Tasks wait in FIFO order until woken.
 ///
 /// [`WaitQueue::wake`] with nobody waiting stores one wake-up that the next
@@ -70,6 +74,7 @@ impl WaitQueue {
                 // alive, and we hold the lock that guards it.
                 unsafe {
                     (*ptr.as_ptr()).state = WaitState::Woken;
+                    (*ptr.as_ptr()).want = WAKE_ONE;
                     (*ptr.as_ptr()).waker.take()
                 }
             }
@@ -200,9 +205,14 @@ impl Drop for Wait<'_> {
                     unsafe { inner.waiters.0.remove(ptr) };
                     None
                 }
-                // Woken but dropped before it saw the wake-up: pass it on so
-                // it is not lost.
-                WaitState::Woken => WaitQueue::wake_one_locked(&mut inner),
+                // Woken by `wake` but dropped before it saw the wake-up: pass
+                // it on so it is not lost. (`wake_all` and `close` reach
+                // every waiter, so theirs need no passing on.)
+                // SAFETY: we hold the lock that guards the node.
+                WaitState::Woken if unsafe { (*ptr.as_ptr()).want } == WAKE_ONE => {
+                    WaitQueue::wake_one_locked(&mut inner)
+                }
+                WaitState::Woken => None,
                 WaitState::Start | WaitState::Closed | WaitState::Done => None,
             }
         };

@@ -224,3 +224,17 @@ fn mutex_serializes_tasks() {
 }
 
 use std::boxed::Box;
+
+#[test]
+fn wait_queue_wake_all_to_a_dropped_waiter_leaves_no_wakeup() {
+    let rt = single();
+    let q: &'static WaitQueue = Box::leak(Box::default());
+    let first = rt.spawn(async move { q.wait().await });
+    run_until_idle(rt, 0);
+    q.wake_all();
+    assert!(first.cancel());
+    run_until_idle(rt, 0);
+    let later = rt.spawn(async move { q.wait().await });
+    run_until_idle(rt, 0);
+    assert!(!later.is_finished(), "a spurious wake-up was stored");
+}
