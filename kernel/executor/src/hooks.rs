@@ -1,0 +1,105 @@
+//! Instrumentation hooks: the executor's only contact with tracing.
+//!
+//! The kernel's trace layer implements [`Hooks`] and hands a `&'static dyn
+//! Hooks` to [`Runtime::new`](crate::Runtime::new). With no hooks installed
+//! every call site is one well-predicted branch on a `None`, and waker counts
+//! are not maintained.
+//!
+//! # Detecting lost wakers
+//!
+//! Every [`Waker`](core::task::Waker) the executor hands out beyond the one
+//! borrowed for a poll is counted per task: [`Hooks::on_waker_clone`] reports
+//! the count after an increment, [`Hooks::on_waker_drop`] after a decrement
+//! (a wake by value is reported as [`Hooks::on_wake`] followed by
+//! [`Hooks::on_waker_drop`]). A task whose poll ended in
+//! [`PollResult::Pending`] while its count is zero, and which has no pending
+//! cancellation, can never be woken again: that is a lost waker, and a
+//! consumer of these events detects it exactly.
+
+use core::panic::Location;
+
+use crate::task::{PollResult, TaskId, TaskKind};
+
+/// What the trace records when a task is spawned.
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnInfo<'a> {
+    /// The new task's id.
+    pub id: TaskId,
+    /// The name given to the [`TaskBuilder`](crate::TaskBuilder), if any.
+    pub name: Option<&'a str>,
+    /// Kernel service or wasm instance.
+    pub kind: TaskKind,
+    /// Where `spawn` was called.
+    pub location: &'static Location<'static>,
+    /// The CPU whose run queue took the task, or `None` for the global
+    /// injector.
+    pub cpu: Option<usize>,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The future returned `Ready`.
+    Completed,
+    /// The task was cancelled; its future was dropped (or its output is
+    /// handed to the `JoinHandle` inside `JoinError::Cancelled`).
+    Cancelled,
+    /// The future panicked and the platform contained the panic.
+    Panicked,
+}
+
+/// Events the executor reports. Every method has an empty default so a trace
+/// layer implements only what it records.
+///
+/// Hooks run on the hot path, possibly from interrupt handlers (wakes) and
+/// with no task context: they must not block, allocate unboundedly, or call
+/// back into the executor.
+pub trait Hooks: Sync {
+    /// A task was created and queued.
+    fn on_spawn(&self, info: &SpawnInfo<'_>) {
+        let _ = info;
+    }
+    /// `cpu` is about to poll `task`.
+    fn on_poll_start(&self, cpu: usize, task: TaskId) {
+        let _ = (cpu, task);
+    }
+    /// `cpu` finished polling `task` with `result`.
+    fn on_poll_end(&self, cpu: usize, task: TaskId, result: PollResult) {
+        let _ = (cpu, task, result);
+    }
+    /// `task` was woken. `by_ref` distinguishes `wake_by_ref` from `wake`;
+    /// `self_wake` is true when the task woke itself during its own poll;
+    /// `waker` is the task running on the waking CPU, if any (`None` from an
+    /// interrupt handler or a non-executor thread).
+    fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
+        let _ = (task, by_ref, self_wake, waker);
+    }
+    /// A waker for `task` was cloned; `count` wakers now exist.
+    fn on_waker_clone(&self, task: TaskId, count: usize) {
+        let _ = (task, count);
+    }
+    /// A waker for `task` was dropped or consumed; `count` remain.
+    fn on_waker_drop(&self, task: TaskId, count: usize) {
+        let _ = (task, count);
+    }
+    /// `task`'s `JoinHandle` was polled and the task is not complete yet.
+    fn on_join_waiting(&self, task: TaskId) {
+        let _ = task;
+    }
+    /// `task` completed with `outcome` on `cpu`.
+    fn on_complete(&self, cpu: usize, task: TaskId, outcome: Outcome) {
+        let _ = (cpu, task, outcome);
+    }
+    /// The last reference to `task` was dropped and its memory is being freed.
+    fn on_drop(&self, task: TaskId) {
+        let _ = task;
+    }
+    /// `to` stole `count` tasks from `from`'s run queue.
+    fn on_steal(&self, from: usize, to: usize, count: usize) {
+        let _ = (from, to, count);
+    }
+    /// `cpu` is about to idle (`entering`) or has woken up.
+    fn on_idle(&self, cpu: usize, entering: bool) {
+        let _ = (cpu, entering);
+    }
+}

@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+#[cfg(feature = "alloc")]
+pub mod hooks;
+#[cfg(feature = "alloc")]
+pub(crate) mod loom;
+pub mod platform;
+
+#[cfg(feature = "alloc")]
+mod runtime;
+#[cfg(feature = "alloc")]
+mod spin;
+#[cfg(all(any(test, feature = "std"), not(loom)))]
+mod std_platform;
+#[cfg(feature = "alloc")]
+pub mod sync;
+#[cfg(feature = "alloc")]
+pub mod task;
+#[cfg(feature = "alloc")]
+pub mod time;
+
+#[cfg(all(test, loom))]
+mod loom_models;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(feature = "alloc")]
+pub use hooks::{Hooks, Outcome, SpawnInfo};
+pub use platform::{PanicCaught, Platform};
+#[cfg(feature = "alloc")]
+pub use runtime::{Runtime, Scheduler, SchedulerCounters, TICK_BUDGET, TaskBuilder, Tick};
+#[cfg(all(any(test, feature = "std"), not(loom)))]
+pub use std_platform::ThreadPlatform;
+#[cfg(feature = "alloc")]
+pub use task::{
+    Header, JoinError, JoinHandle, PollResult, TaskId, TaskKind, TaskRef, YieldNow, yield_now,
+};
+#[cfg(feature = "alloc")]
+pub use time::{Elapsed, Instant, Timer};

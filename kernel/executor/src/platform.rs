@@ -1,0 +1,41 @@
+//! What the executor needs from the machine it runs on.
+
+/// The future panicked while being polled and the panic was contained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanicCaught;
+
+/// The embedder's side of the executor: CPU identity, idling, cross-CPU wake
+/// ups, and (optionally) containing panics.
+///
+/// The kernel implements it with the GS-based per-CPU block, `sti; hlt`, a
+/// wake-up IPI and its unwinding-based catch; host tests use
+/// `ThreadPlatform` (feature `std`).
+pub trait Platform: Sync {
+    /// The index of the scheduler running on this CPU, or `None` outside any
+    /// scheduler (early boot, a host thread that is not a CPU).
+    fn current_cpu(&self) -> Option<usize>;
+
+    /// Sleep until [`Platform::wake_cpu`] is called for `cpu` or an interrupt
+    /// arrives. A wake that arrived after the executor decided to idle must
+    /// not be lost: the kernel enables interrupts and halts atomically
+    /// (`sti; hlt`), a host implementation keeps a wake-up token. This is
+    /// also where the kernel programs its one-shot timer for
+    /// [`Timer::next_deadline`](crate::Timer::next_deadline).
+    fn idle(&self, cpu: usize);
+
+    /// Wake `cpu` from [`Platform::idle`] (a wake-up IPI in the kernel). Only
+    /// called when `cpu` announced it is about to idle.
+    fn wake_cpu(&self, cpu: usize);
+
+    /// Run `poll`, containing a panic if the platform can.
+    ///
+    /// The default cannot contain anything: a panic propagates to the caller
+    /// (with `panic = "abort"`, it ends the system). A platform that can unwind
+    /// returns `Err(PanicCaught)` and the task completes as
+    /// [`JoinError::Panicked`](crate::JoinError::Panicked). Dropping the
+    /// panicked future goes through this hook too.
+    fn catch_unwind(&self, poll: &mut dyn FnMut()) -> Result<(), PanicCaught> {
+        poll();
+        Ok(())
+    }
+}

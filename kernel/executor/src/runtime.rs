@@ -1,0 +1,589 @@
+//! Per-CPU schedulers, the global injector, work stealing and idling.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::panic::Location;
+
+use cordyceps::MpscQueue;
+use cordyceps::mpsc_queue::TryDequeueError;
+
+use crate::hooks::{Hooks, SpawnInfo};
+use crate::loom::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use crate::platform::Platform;
+use crate::task::{Header, JoinHandle, PollResult, Task, TaskId, TaskInfo, TaskKind, TaskRef};
+use crate::time::Timer;
+
+/// How many tasks one [`Runtime::tick`] polls at most, so the caller gets
+/// control back regularly (timers, interrupts, shutdown).
+pub const TICK_BUDGET: usize = 256;
+/// Every this many polls the injector goes first, so a busy local queue
+/// cannot starve globally spawned tasks.
+const INJECTOR_INTERVAL: usize = 61;
+/// At most this many tasks move in one steal.
+const STEAL_MAX: usize = 64;
+
+/// The executor: one [`Scheduler`] per CPU, a global injector queue for tasks
+/// spawned outside any CPU, and a [`Timer`].
+///
+/// It lives for the rest of the system (`&'static`): tasks point back to it.
+pub struct Runtime {
+    schedulers: Box<[Scheduler]>,
+    injector: MpscQueue<Header>,
+    injected: AtomicUsize,
+    platform: &'static dyn Platform,
+    hooks: Option<&'static dyn Hooks>,
+    next_id: AtomicU64,
+    timer: Timer,
+}
+
+/// One CPU's scheduler: its run queue and counters.
+pub struct Scheduler {
+    cpu: usize,
+    run_queue: MpscQueue<Header>,
+    /// Tasks in `run_queue` (approximate while pushes and pops are in flight;
+    /// exact when quiescent). Read by idle checks and thieves.
+    queued: AtomicUsize,
+    /// Set while the CPU is about to idle or idling: wakes must send
+    /// `Platform::wake_cpu`.
+    sleeping: AtomicBool,
+    /// The id of the task being polled here, `TaskId::STUB` if none.
+    current: AtomicU64,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    polls: AtomicU64,
+    spawns: AtomicU64,
+    completions: AtomicU64,
+    wakes_local: AtomicU64,
+    wakes_remote: AtomicU64,
+    steals: AtomicU64,
+    idles: AtomicU64,
+    idle_time: AtomicU64,
+}
+
+/// A snapshot of one scheduler's counters, for the trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerCounters {
+    /// Task polls (including cancellations run by the scheduler).
+    pub polls: u64,
+    /// Tasks spawned into this scheduler's run queue.
+    pub spawns: u64,
+    /// Tasks that completed here (any outcome).
+    pub completions: u64,
+    /// Wakes (by value or by reference) of tasks bound to this CPU, issued
+    /// on this CPU.
+    pub wakes_local: u64,
+    /// Wakes of tasks bound to this CPU issued elsewhere (another CPU, or
+    /// outside any CPU).
+    pub wakes_remote: u64,
+    /// Tasks this CPU stole from others.
+    pub steals: u64,
+    /// Times this CPU went idle.
+    pub idles: u64,
+    /// Idle time as reported by [`Runtime::record_idle_time`], in the
+    /// embedder's unit.
+    pub idle_time: u64,
+}
+
+/// What one [`Runtime::tick`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Tasks polled.
+    pub polled: usize,
+    /// Tasks stolen from other CPUs.
+    pub stolen: usize,
+    /// Work was left in this CPU's queue or the injector.
+    pub has_remaining: bool,
+}
+
+impl Scheduler {
+    fn new(cpu: usize) -> Self {
+        Self {
+            cpu,
+            run_queue: MpscQueue::new_with_stub(TaskRef::new_stub()),
+            queued: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(false),
+            current: AtomicU64::new(TaskId::STUB.0),
+            counters: Counters::default(),
+        }
+    }
+
+    /// This scheduler's CPU index.
+    #[must_use]
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+
+    /// How many tasks wait in this CPU's run queue.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queued.load(Relaxed)
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn counters(&self) -> SchedulerCounters {
+        let c = &self.counters;
+        SchedulerCounters {
+            polls: c.polls.load(Relaxed),
+            spawns: c.spawns.load(Relaxed),
+            completions: c.completions.load(Relaxed),
+            wakes_local: c.wakes_local.load(Relaxed),
+            wakes_remote: c.wakes_remote.load(Relaxed),
+            steals: c.steals.load(Relaxed),
+            idles: c.idles.load(Relaxed),
+            idle_time: c.idle_time.load(Relaxed),
+        }
+    }
+
+    fn push(&self, task: TaskRef) {
+        // Counted before the enqueue so an idle check that misses the task in
+        // the queue still sees the count (see `Runtime::idle`).
+        self.queued.fetch_add(1, SeqCst);
+        self.run_queue.enqueue(task);
+    }
+
+    fn pop(&self) -> Option<TaskRef> {
+        let task = self.run_queue.dequeue()?;
+        self.queued.fetch_sub(1, Relaxed);
+        Some(task)
+    }
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("cpu", &self.cpu)
+            .field("queued", &self.queued.load(Relaxed))
+            .field("sleeping", &self.sleeping.load(Relaxed))
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Creates a runtime with `cpus` schedulers and leaks it: it lives as long
+    /// as the system. `hooks` is the trace layer, or `None` for none.
+    ///
+    /// # Panics
+    ///
+    /// If `cpus` is zero.
+    pub fn new(
+        cpus: usize,
+        platform: &'static dyn Platform,
+        hooks: Option<&'static dyn Hooks>,
+    ) -> &'static Runtime {
+        assert!(cpus > 0, "a runtime needs at least one CPU");
+        let schedulers: Vec<Scheduler> = (0..cpus).map(Scheduler::new).collect();
+        Box::leak(Box::new(Runtime {
+            schedulers: schedulers.into_boxed_slice(),
+            injector: MpscQueue::new_with_stub(TaskRef::new_stub()),
+            injected: AtomicUsize::new(0),
+            platform,
+            hooks,
+            next_id: AtomicU64::new(1),
+            timer: Timer::new(),
+        }))
+    }
+
+    /// The scheduler of `cpu`.
+    ///
+    /// # Panics
+    ///
+    /// If `cpu` is out of range.
+    #[must_use]
+    pub fn scheduler(&self, cpu: usize) -> &Scheduler {
+        &self.schedulers[cpu]
+    }
+
+    /// All schedulers, indexed by CPU.
+    #[must_use]
+    pub fn schedulers(&self) -> &[Scheduler] {
+        &self.schedulers
+    }
+
+    /// The runtime's timer.
+    #[must_use]
+    pub fn timer(&self) -> &Timer {
+        &self.timer
+    }
+
+    pub(crate) fn platform(&self) -> &'static dyn Platform {
+        self.platform
+    }
+
+    pub(crate) fn hooks(&self) -> Option<&'static dyn Hooks> {
+        self.hooks
+    }
+
+    /// The task being polled on the calling CPU, if any (for a panic handler
+    /// that reports which task panicked).
+    #[must_use]
+    pub fn current_task(&self) -> Option<TaskId> {
+        let cpu = self.platform.current_cpu()?;
+        let id = self.schedulers.get(cpu)?.current.load(Relaxed);
+        (id != TaskId::STUB.0).then_some(TaskId(id))
+    }
+
+    /// Counts a wake of a task bound to `cpu`, whether or not it had to be
+    /// queued.
+    pub(crate) fn count_wake(&self, cpu: usize) {
+        let sched = &self.schedulers[cpu];
+        if self.platform.current_cpu() == Some(cpu) {
+            sched.counters.wakes_local.fetch_add(1, Relaxed);
+        } else {
+            sched.counters.wakes_remote.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Spawns `future` as an unnamed kernel task.
+    #[track_caller]
+    pub fn spawn<F>(&'static self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.builder().spawn(future)
+    }
+
+    /// A builder for a task with a name, kind, metadata or placement.
+    pub fn builder(&'static self) -> TaskBuilder<()> {
+        TaskBuilder {
+            rt: self,
+            name: None,
+            kind: TaskKind::Kernel,
+            cpu: None,
+            metadata: (),
+        }
+    }
+
+    /// Puts a woken task into its scheduler's run queue. `task` carries the
+    /// run queue's reference.
+    pub(crate) fn schedule(&self, task: TaskRef) {
+        let cpu = task.header().cpu.load(Relaxed);
+        let sched = &self.schedulers[cpu];
+        let here = self.platform.current_cpu();
+        sched.push(task);
+        if here != Some(cpu) && sched.sleeping.load(SeqCst) {
+            self.platform.wake_cpu(cpu);
+        }
+    }
+
+    fn spawn_task(&self, task: TaskRef, cpu: Option<usize>, info: SpawnInfo<'_>) {
+        if let Some(hooks) = self.hooks {
+            hooks.on_spawn(&info);
+        }
+        match cpu {
+            Some(cpu) => {
+                let sched = &self.schedulers[cpu];
+                sched.counters.spawns.fetch_add(1, Relaxed);
+                sched.push(task);
+                if self.platform.current_cpu() != Some(cpu) && sched.sleeping.load(SeqCst) {
+                    self.platform.wake_cpu(cpu);
+                }
+            }
+            None => {
+                self.injected.fetch_add(1, SeqCst);
+                self.injector.enqueue(task);
+                if let Some(idle) = self.schedulers.iter().find(|s| s.sleeping.load(SeqCst)) {
+                    self.platform.wake_cpu(idle.cpu);
+                }
+            }
+        }
+    }
+
+    fn pop_injector(&self) -> Option<TaskRef> {
+        if self.injected.load(Relaxed) == 0 {
+            return None;
+        }
+        match self.injector.try_dequeue() {
+            Ok(task) => {
+                self.injected.fetch_sub(1, Relaxed);
+                Some(task)
+            }
+            // Another CPU is taking from the injector, or a producer is half
+            // way through an enqueue: `injected` stays non-zero, so this CPU
+            // does not idle and retries on its next tick.
+            Err(TryDequeueError::Busy | TryDequeueError::Inconsistent | TryDequeueError::Empty) => {
+                None
+            }
+        }
+    }
+
+    /// Moves up to half of another CPU's queued tasks (at most `STEAL_MAX`)
+    /// to `cpu`'s queue. Returns how many moved.
+    pub fn steal(&self, cpu: usize) -> usize {
+        let n = self.schedulers.len();
+        let thief = &self.schedulers[cpu];
+        for i in 1..n {
+            let victim = &self.schedulers[(cpu + i) % n];
+            let available = victim.queued.load(Relaxed);
+            if available == 0 {
+                continue;
+            }
+            // Busy means the owner (or another thief) is dequeuing: try the
+            // next victim rather than wait.
+            let Some(consumer) = victim.run_queue.try_consume() else {
+                continue;
+            };
+            let want = available.div_ceil(2).min(STEAL_MAX);
+            let mut moved = 0;
+            while moved < want {
+                let Ok(task) = consumer.try_dequeue() else {
+                    break;
+                };
+                victim.queued.fetch_sub(1, Relaxed);
+                task.header().cpu.store(cpu, Relaxed);
+                thief.push(task);
+                moved += 1;
+            }
+            drop(consumer);
+            if moved > 0 {
+                thief.counters.steals.fetch_add(moved as u64, Relaxed);
+                if let Some(hooks) = self.hooks {
+                    hooks.on_steal(victim.cpu, cpu, moved);
+                }
+                return moved;
+            }
+        }
+        0
+    }
+
+    /// Polls up to [`TICK_BUDGET`] tasks on `cpu`: from its own queue, the
+    /// injector (first every `INJECTOR_INTERVAL` polls, else when the local
+    /// queue is empty), and by stealing when both are empty.
+    ///
+    /// The caller must be `cpu` (`Platform::current_cpu() == Some(cpu)`);
+    /// two callers must never tick the same CPU at once.
+    pub fn tick(&self, cpu: usize) -> Tick {
+        let sched = &self.schedulers[cpu];
+        let mut tick = Tick::default();
+        while tick.polled < TICK_BUDGET {
+            let task = if tick.polled % INJECTOR_INTERVAL == INJECTOR_INTERVAL - 1 {
+                self.pop_injector().or_else(|| sched.pop())
+            } else {
+                sched.pop().or_else(|| self.pop_injector())
+            };
+            let Some(task) = task else {
+                let stolen = self.steal(cpu);
+                if stolen == 0 {
+                    break;
+                }
+                tick.stolen += stolen;
+                continue;
+            };
+            self.poll_task(sched, task);
+            tick.polled += 1;
+        }
+        tick.has_remaining = sched.queued.load(Relaxed) > 0 || self.injected.load(Relaxed) > 0;
+        tick
+    }
+
+    fn poll_task(&self, sched: &Scheduler, task: TaskRef) {
+        let cpu = sched.cpu;
+        let id = task.id();
+        task.header().cpu.store(cpu, Relaxed);
+        sched.current.store(id.0, Relaxed);
+        if let Some(hooks) = self.hooks {
+            hooks.on_poll_start(cpu, id);
+        }
+        let result = task.poll();
+        sched.current.store(TaskId::STUB.0, Relaxed);
+        sched.counters.polls.fetch_add(1, Relaxed);
+        if let Some(hooks) = self.hooks {
+            hooks.on_poll_end(cpu, id, result);
+        }
+        match result {
+            PollResult::Ready | PollResult::ReadyJoined => {
+                sched.counters.completions.fetch_add(1, Relaxed);
+                if let Some(hooks) = self.hooks
+                    && let Some(outcome) = task.outcome()
+                {
+                    hooks.on_complete(cpu, id, outcome);
+                }
+            }
+            PollResult::Pending => {}
+            PollResult::PendingSchedule => sched.push(task),
+        }
+    }
+
+    /// Whether `cpu` has anything to do: its queue, the injector, or a
+    /// sibling's queue to steal from.
+    fn has_work(&self, cpu: usize) -> bool {
+        self.injected.load(SeqCst) > 0
+            || self.schedulers[cpu].queued.load(SeqCst) > 0
+            || self
+                .schedulers
+                .iter()
+                .any(|s| s.cpu != cpu && s.queued.load(SeqCst) > 0)
+    }
+
+    /// One iteration of a CPU's loop: [`Runtime::tick`], and if there was
+    /// nothing to do, [`Platform::idle`] until woken.
+    ///
+    /// The sleeping flag is set before the last look at the queues, and wakes
+    /// push before they read the flag (both `SeqCst`): either this CPU sees
+    /// the new task, or the waker sees the flag and calls `wake_cpu`.
+    pub fn tick_or_idle(&self, cpu: usize) -> Tick {
+        let tick = self.tick(cpu);
+        if tick.polled > 0 || tick.stolen > 0 {
+            return tick;
+        }
+        let sched = &self.schedulers[cpu];
+        sched.sleeping.store(true, SeqCst);
+        if !self.has_work(cpu) {
+            sched.counters.idles.fetch_add(1, Relaxed);
+            if let Some(hooks) = self.hooks {
+                hooks.on_idle(cpu, true);
+            }
+            self.platform.idle(cpu);
+            if let Some(hooks) = self.hooks {
+                hooks.on_idle(cpu, false);
+            }
+        }
+        sched.sleeping.store(false, SeqCst);
+        tick
+    }
+
+    /// Runs `cpu`'s scheduler forever.
+    pub fn run(&self, cpu: usize) -> ! {
+        loop {
+            self.tick_or_idle(cpu);
+        }
+    }
+
+    /// Adds idle time measured by the embedder (e.g. TSC ticks spent in
+    /// `hlt`) to `cpu`'s counters.
+    pub fn record_idle_time(&self, cpu: usize, time: u64) {
+        self.schedulers[cpu]
+            .counters
+            .idle_time
+            .fetch_add(time, Relaxed);
+    }
+
+    /// Wakes every idle CPU (e.g. to shut down, or after the kernel made work
+    /// visible by other means).
+    pub fn wake_all(&self) {
+        for sched in self.schedulers.iter() {
+            if sched.sleeping.load(SeqCst) {
+                self.platform.wake_cpu(sched.cpu);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("schedulers", &self.schedulers)
+            .field("injected", &self.injected.load(Relaxed))
+            .field("hooks", &self.hooks.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a task before spawning it.
+#[must_use = "a builder does nothing until `spawn` is called"]
+pub struct TaskBuilder<M> {
+    rt: &'static Runtime,
+    name: Option<&'static str>,
+    kind: TaskKind,
+    cpu: Option<usize>,
+    metadata: M,
+}
+
+impl<M> TaskBuilder<M> {
+    /// The task's name, as the trace shows it.
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Kernel service or wasm instance.
+    pub fn kind(mut self, kind: TaskKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Queue the task on `cpu` rather than on the calling CPU (or the
+    /// injector when called outside any CPU).
+    ///
+    /// # Panics
+    ///
+    /// `spawn` panics if `cpu` is out of range.
+    pub fn on_cpu(mut self, cpu: usize) -> Self {
+        self.cpu = Some(cpu);
+        self
+    }
+
+    /// Metadata stored in the task, readable through
+    /// [`JoinHandle::metadata`] and [`TaskRef::metadata`].
+    pub fn metadata<M2>(self, metadata: M2) -> TaskBuilder<M2> {
+        TaskBuilder {
+            rt: self.rt,
+            name: self.name,
+            kind: self.kind,
+            cpu: self.cpu,
+            metadata,
+        }
+    }
+
+    /// Spawns `future`; the caller's location is recorded for the trace.
+    ///
+    /// # Panics
+    ///
+    /// If the CPU given to [`TaskBuilder::on_cpu`] does not exist.
+    #[track_caller]
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output, M>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        M: Send + Sync + 'static,
+    {
+        let rt = self.rt;
+        let location = Location::caller();
+        let cpu = self.cpu.or_else(|| rt.platform.current_cpu());
+        if let Some(cpu) = cpu {
+            assert!(cpu < rt.schedulers.len(), "no CPU {cpu} in this runtime");
+        }
+        let id = TaskId(rt.next_id.fetch_add(1, Relaxed));
+        let info = TaskInfo {
+            id,
+            name: self.name,
+            kind: self.kind,
+            location,
+            cpu: cpu.unwrap_or(0),
+        };
+        let ptr = Task::allocate(rt, info, self.metadata, future);
+        // SAFETY: `allocate` counted two references: one for the run queue,
+        // one for the JoinHandle; the task's output type is `F::Output` and
+        // its metadata type is `M`.
+        let (queued, handle) = unsafe { (TaskRef::from_raw(ptr), JoinHandle::new(ptr)) };
+        rt.spawn_task(
+            queued,
+            cpu,
+            SpawnInfo {
+                id,
+                name: self.name,
+                kind: self.kind,
+                location,
+                cpu,
+            },
+        );
+        handle
+    }
+}
+
+impl<M> fmt::Debug for TaskBuilder<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskBuilder")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
