@@ -20,6 +20,7 @@ pub mod ktest;
 pub mod logger;
 pub mod mem;
 pub mod qemu;
+pub mod sched;
 #[cfg(feature = "ktest")]
 pub mod tests;
 pub mod time;
@@ -54,8 +55,10 @@ pub fn start(boot: &'static BootInfo) -> ! {
     let (apic_hz, tsc_hz) = arch::apic::calibrate();
     time::init(tsc_hz, boot.loader_entry_tsc);
     arch::enable_interrupts();
+    let cpus = platform.as_ref().map_or(1, |p| p.cpu_count.min(p.apic_ids.len()));
+    sched::init(cpus);
     if let Ok(p) = &platform {
-        let ids = &p.apic_ids[..p.cpu_count.min(p.apic_ids.len())];
+        let ids = &p.apic_ids[..cpus];
         let started = arch::smp::start_aps(ids);
         log::debug!("started {started} application processors");
     }
@@ -95,23 +98,27 @@ pub fn start(boot: &'static BootInfo) -> ! {
     }
 
     #[cfg(not(feature = "ktest"))]
-    idle()
+    {
+        sched::runtime().builder().name("heartbeat").spawn(heartbeat());
+        sched::run(0)
+    }
 }
 
-/// Nothing to run yet: sleep, waking every few seconds to say the kernel is alive.
+/// Says every few seconds that the kernel is alive, with what the schedulers did.
 #[cfg(not(feature = "ktest"))]
-fn idle() -> ! {
-    const HEARTBEAT_NS: u64 = 5_000_000_000;
+async fn heartbeat() {
     let mut beats = 0u64;
     loop {
-        arch::apic::start_oneshot(HEARTBEAT_NS);
-        let ticks = arch::apic::timer_ticks();
-        while arch::apic::timer_ticks() == ticks {
-            arch::halt();
-        }
+        sched::sleep(core::time::Duration::from_secs(5)).await;
         beats += 1;
+        let rt = sched::runtime();
+        let (polls, steals) = rt
+            .schedulers()
+            .iter()
+            .map(|s| s.counters())
+            .fold((0, 0), |(p, st), c| (p + c.polls, st + c.steals));
         log::info!(
-            "alive: {} s, {} MiB free, heap {} KiB",
+            "alive: {} s, {} MiB free, heap {} KiB, {polls} polls, {steals} steals",
             beats * 5,
             mem::frames::free_frames() * 4096 / (1024 * 1024),
             mem::heap::mapped_bytes() / 1024

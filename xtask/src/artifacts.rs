@@ -60,7 +60,7 @@ pub fn freestanding_cargo(subcommand: &str, package: &str, features: &[&str]) ->
             TARGET,
             "--target-dir",
         ])
-        .arg(freestanding_dir().join(package))
+        .arg(package_dir(package, features))
         .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", rustflags);
     if !features.is_empty() {
         cmd.args(["--features", &features.join(",")]);
@@ -70,11 +70,20 @@ pub fn freestanding_cargo(subcommand: &str, package: &str, features: &[&str]) ->
 
 fn build_bin(package: &str, features: &[&str]) -> Result<PathBuf> {
     process::run(&mut freestanding_cargo("build", package, features))?;
-    Ok(freestanding_dir()
-        .join(package)
+    Ok(package_dir(package, features)
         .join(TARGET)
         .join("release")
         .join(package))
+}
+
+/// The target dir of one freestanding package build (the test kernel has its own, so
+/// switching between the two does not rebuild the kernel crate each time).
+fn package_dir(package: &str, features: &[&str]) -> PathBuf {
+    if features.contains(&"ktest") {
+        freestanding_dir().join(format!("{package}-ktest"))
+    } else {
+        freestanding_dir().join(package)
+    }
 }
 
 /// Flags shared by both freestanding binaries.

@@ -163,7 +163,26 @@ fn step(tally: &mut Tally, name: &str, cmd: &mut Command) {
 fn host_tests(tally: &mut Tally) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).args(FREESTANDING_EXCLUDES);
-    let (ok, output) = run_tee(&mut cmd)?;
+    count_test_output(tally, &mut cmd, "host test")?;
+    // The loom models, in their own target dir: `--cfg loom` changes every crate's build.
+    let mut loom = cargo();
+    loom.args([
+        "test",
+        "--release",
+        "-p",
+        "lucid-executor",
+        "--lib",
+        "loom",
+        "--target-dir",
+    ])
+    .arg(artifacts::target_dir().join("loom"))
+    .env("RUSTFLAGS", "--cfg loom");
+    count_test_output(tally, &mut loom, "loom model")
+}
+
+/// Runs a libtest command and adds each of its tests to the tally.
+fn count_test_output(tally: &mut Tally, cmd: &mut Command, label: &str) -> Result<()> {
+    let (ok, output) = run_tee(cmd)?;
     let (mut passed, mut failed) = (0, 0);
     for line in output.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
@@ -171,16 +190,16 @@ fn host_tests(tally: &mut Tally) -> Result<()> {
             failed += count(rest, " failed");
         }
         if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
-            tally.failed.push(format!("host test {name}"));
+            tally.failed.push(format!("{label} {name}"));
         }
     }
     tally.passed += passed;
-    let named = tally.failed.iter().filter(|n| n.starts_with("host test ")).count();
+    let named = tally.failed.iter().filter(|n| n.starts_with(label)).count();
     for _ in named..failed {
-        tally.failed.push("host test (unnamed)".into());
+        tally.failed.push(format!("{label} (unnamed)"));
     }
     if !ok && failed == 0 {
-        tally.record("host tests build and run", false);
+        tally.record(&format!("{label}s build and run"), false);
     }
     Ok(())
 }

@@ -36,8 +36,6 @@ pub use runtime::{Runtime, Scheduler, SchedulerCounters, TICK_BUDGET, TaskBuilde
 #[cfg(all(any(test, feature = "std"), not(loom)))]
 pub use std_platform::ThreadPlatform;
 #[cfg(feature = "alloc")]
-pub use task::{
-    Header, JoinError, JoinHandle, PollResult, TaskId, TaskKind, TaskRef, YieldNow, yield_now,
-};
+pub use task::{Header, JoinError, JoinHandle, PollResult, TaskId, TaskKind, TaskRef, YieldNow, yield_now};
 #[cfg(feature = "alloc")]
 pub use time::{Elapsed, Instant, Timer};

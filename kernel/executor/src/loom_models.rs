@@ -77,11 +77,7 @@ struct Probe {
 
 impl Probe {
     fn take_waker(&self) -> Waker {
-        self.waker
-            .lock()
-            .unwrap()
-            .take()
-            .expect("the task stored a waker")
+        self.waker.lock().unwrap().take().expect("the task stored a waker")
     }
 }
 
@@ -200,11 +196,7 @@ fn loom_wake_vs_cancel() {
         assert!(handle.cancel());
         waker.join().unwrap();
         drain(rt, 0);
-        assert_eq!(
-            probe.polls.load(SeqCst),
-            1,
-            "a cancelled task is not polled"
-        );
+        assert_eq!(probe.polls.load(SeqCst), 1, "a cancelled task is not polled");
         let (_, w) = flag_waker();
         match poll_with(&mut handle, &w) {
             Poll::Ready(Err(JoinError::Cancelled(None))) => {}
@@ -258,11 +250,7 @@ fn loom_join_handle_drop_vs_completion() {
         });
         drop(handle);
         worker.join().unwrap();
-        assert_eq!(
-            probe.outputs_dropped.load(SeqCst),
-            1,
-            "output leaked or dropped twice"
-        );
+        assert_eq!(probe.outputs_dropped.load(SeqCst), 1, "output leaked or dropped twice");
         assert_eq!(probe.freed.load(SeqCst), 1, "task leaked or freed twice");
     });
 }
@@ -300,11 +288,7 @@ fn loom_concurrent_wakes() {
         let other = thread::spawn(move || w1.wake());
         w2.wake_by_ref();
         other.join().unwrap();
-        assert_eq!(
-            rt.scheduler(0).queued(),
-            1,
-            "two wakes enqueued the task twice"
-        );
+        assert_eq!(rt.scheduler(0).queued(), 1, "two wakes enqueued the task twice");
         drop(w2);
         assert_eq!(drain(rt, 0), 1);
         assert!(handle.is_finished());

@@ -172,11 +172,7 @@ impl Runtime {
     /// # Panics
     ///
     /// If `cpus` is zero.
-    pub fn new(
-        cpus: usize,
-        platform: &'static dyn Platform,
-        hooks: Option<&'static dyn Hooks>,
-    ) -> &'static Runtime {
+    pub fn new(cpus: usize, platform: &'static dyn Platform, hooks: Option<&'static dyn Hooks>) -> &'static Runtime {
         assert!(cpus > 0, "a runtime needs at least one CPU");
         let schedulers: Vec<Scheduler> = (0..cpus).map(Scheduler::new).collect();
         Box::leak(Box::new(Runtime {
@@ -308,9 +304,7 @@ impl Runtime {
             // Another CPU is taking from the injector, or a producer is half
             // way through an enqueue: `injected` stays non-zero, so this CPU
             // does not idle and retries on its next tick.
-            Err(TryDequeueError::Busy | TryDequeueError::Inconsistent | TryDequeueError::Empty) => {
-                None
-            }
+            Err(TryDequeueError::Busy | TryDequeueError::Inconsistent | TryDequeueError::Empty) => None,
         }
     }
 
@@ -459,10 +453,7 @@ impl Runtime {
     /// Adds idle time measured by the embedder (e.g. TSC ticks spent in
     /// `hlt`) to `cpu`'s counters.
     pub fn record_idle_time(&self, cpu: usize, time: u64) {
-        self.schedulers[cpu]
-            .counters
-            .idle_time
-            .fetch_add(time, Relaxed);
+        self.schedulers[cpu].counters.idle_time.fetch_add(time, Relaxed);
     }
 
     /// Wakes every idle CPU (e.g. to shut down, or after the kernel made work

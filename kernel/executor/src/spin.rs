@@ -36,11 +36,7 @@ impl<T> Spin<T> {
 
     pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         loop {
-            if self
-                .locked
-                .compare_exchange_weak(false, true, Acquire, Relaxed)
-                .is_ok()
-            {
+            if self.locked.compare_exchange_weak(false, true, Acquire, Relaxed).is_ok() {
                 return SpinGuard { lock: self };
             }
             while self.locked.load(Relaxed) {

@@ -25,9 +25,7 @@ impl ThreadPlatform {
     #[must_use]
     pub fn new(cpus: usize) -> &'static Self {
         std::boxed::Box::leak(std::boxed::Box::new(Self {
-            tokens: (0..cpus)
-                .map(|_| (Mutex::new(false), Condvar::new()))
-                .collect(),
+            tokens: (0..cpus).map(|_| (Mutex::new(false), Condvar::new())).collect(),
         }))
     }
 

@@ -260,12 +260,7 @@ where
     };
 
     /// Allocates the task with two references (run queue + `JoinHandle`).
-    pub(crate) fn allocate(
-        rt: &'static Runtime,
-        info: TaskInfo,
-        metadata: M,
-        future: F,
-    ) -> NonNull<Header> {
+    pub(crate) fn allocate(rt: &'static Runtime, info: TaskInfo, metadata: M, future: F) -> NonNull<Header> {
         let task = Box::new(Self {
             header: Header {
                 state: State::new_task(),
@@ -390,9 +385,7 @@ where
                     unsafe { mem::replace(&mut *stage, Stage::Consumed) }
                 });
                 let result = match stage {
-                    Stage::Ready(Ok(output)) if s.has(CANCELLED) => {
-                        Err(JoinError::Cancelled(Some(output)))
-                    }
+                    Stage::Ready(Ok(output)) if s.has(CANCELLED) => Err(JoinError::Cancelled(Some(output))),
                     Stage::Ready(result) => result,
                     Stage::Pending(_) | Stage::Consumed => {
                         unreachable!("JoinHandle polled after it returned the output")
@@ -404,11 +397,9 @@ where
             }
             if s.has(state::JOIN_WAKER) {
                 // SAFETY: JOIN_WAKER = 1: shared read access.
-                let same = this.join_waker.with(|waker| unsafe {
-                    (*waker)
-                        .as_ref()
-                        .is_some_and(|waker| waker.will_wake(cx.waker()))
-                });
+                let same = this
+                    .join_waker
+                    .with(|waker| unsafe { (*waker).as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) });
                 if same {
                     break;
                 }
@@ -670,8 +661,7 @@ impl Header {
 
 /// One constant, promoted to a single `'static` by the only function that
 /// names it, so `Waker::will_wake` is one pointer comparison.
-const WAKER_VTABLE: RawWakerVTable =
-    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+const WAKER_VTABLE: RawWakerVTable = RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
 fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
     RawWaker::new(ptr.as_ptr().cast_const().cast(), &WAKER_VTABLE)

@@ -1,5 +1,6 @@
 //! In-QEMU tests, registered with `#[ktest]`.
 
+mod executor;
 mod heap;
 mod interrupts;
 mod mem;

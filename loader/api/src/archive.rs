@@ -35,10 +35,7 @@ impl core::fmt::Display for ArchiveError {
         match self {
             Self::BadMagic => write!(f, "not a Lucid boot archive (bad magic)"),
             Self::UnsupportedVersion(v) => {
-                write!(
-                    f,
-                    "boot archive version {v} is not supported (expected {VERSION})"
-                )
+                write!(f, "boot archive version {v} is not supported (expected {VERSION})")
             }
             Self::Truncated => write!(f, "boot archive is truncated"),
         }
@@ -131,11 +128,7 @@ impl<'a> Archive<'a> {
     fn entry_at(&self, i: usize) -> Result<Entry<'a>, ArchiveError> {
         let at = HEADER_LEN + i * ENTRY_LEN;
         let mut name = [0u8; NAME_LEN];
-        name.copy_from_slice(
-            self.bytes
-                .get(at..at + NAME_LEN)
-                .ok_or(ArchiveError::Truncated)?,
-        );
+        name.copy_from_slice(self.bytes.get(at..at + NAME_LEN).ok_or(ArchiveError::Truncated)?);
         let offset = u64_at(self.bytes, at + NAME_LEN).ok_or(ArchiveError::Truncated)?;
         let size = u64_at(self.bytes, at + NAME_LEN + 8).ok_or(ArchiveError::Truncated)?;
         let offset = usize::try_from(offset).map_err(|_| ArchiveError::Truncated)?;
@@ -169,10 +162,7 @@ pub fn build(entries: &[(&str, &[u8])]) -> alloc::vec::Vec<u8> {
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     let mut offset = align(HEADER_LEN + entries.len() * ENTRY_LEN);
     for (name, data) in entries {
-        assert!(
-            name.len() <= NAME_LEN,
-            "boot archive entry name too long: {name}"
-        );
+        assert!(name.len() <= NAME_LEN, "boot archive entry name too long: {name}");
         let mut field = [0u8; NAME_LEN];
         field[..name.len()].copy_from_slice(name.as_bytes());
         out.extend_from_slice(&field);
@@ -221,10 +211,7 @@ mod tests {
     fn bad_magic_and_version_are_named() {
         let mut bytes = build(&[("kernel", &[1u8; 10])]);
         bytes[8] = 9;
-        assert_eq!(
-            Archive::parse(&bytes).unwrap_err(),
-            ArchiveError::UnsupportedVersion(9)
-        );
+        assert_eq!(Archive::parse(&bytes).unwrap_err(), ArchiveError::UnsupportedVersion(9));
         bytes[0] = b'X';
         assert_eq!(Archive::parse(&bytes).unwrap_err(), ArchiveError::BadMagic);
     }

@@ -90,8 +90,7 @@ impl<'a> Elf<'a> {
         let elf = Self {
             bytes,
             entry: u64::from_le_bytes(rd(bytes, 24)?),
-            phoff: usize::try_from(u64::from_le_bytes(rd(bytes, 32)?))
-                .map_err(|_| ElfError::Truncated)?,
+            phoff: usize::try_from(u64::from_le_bytes(rd(bytes, 32)?)).map_err(|_| ElfError::Truncated)?,
             phentsize: u16::from_le_bytes(rd(bytes, 54)?) as usize,
             phnum: u16::from_le_bytes(rd(bytes, 56)?) as usize,
         };
@@ -100,10 +99,7 @@ impl<'a> Elf<'a> {
         }
         for i in 0..elf.phnum {
             if let Some(seg) = elf.program_header(i)? {
-                let end = seg
-                    .offset
-                    .checked_add(seg.file_size)
-                    .ok_or(ElfError::Truncated)?;
+                let end = seg.offset.checked_add(seg.file_size).ok_or(ElfError::Truncated)?;
                 if end > bytes.len() as u64 {
                     return Err(ElfError::Truncated);
                 }
@@ -119,10 +115,7 @@ impl<'a> Elf<'a> {
     }
 
     fn program_header(&self, i: usize) -> Result<Option<Segment>, ElfError> {
-        let at = self
-            .phoff
-            .checked_add(i * self.phentsize)
-            .ok_or(ElfError::Truncated)?;
+        let at = self.phoff.checked_add(i * self.phentsize).ok_or(ElfError::Truncated)?;
         let b = self.bytes;
         if u32::from_le_bytes(rd(b, at)?) != PT_LOAD {
             return Ok(None);
@@ -167,13 +160,7 @@ mod tests {
         b[32..40].copy_from_slice(&64u64.to_le_bytes());
         b[54..56].copy_from_slice(&56u16.to_le_bytes());
         b[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let ph = |b: &mut Vec<u8>,
-                  at: usize,
-                  flags: u32,
-                  off: u64,
-                  vaddr: u64,
-                  filesz: u64,
-                  memsz: u64| {
+        let ph = |b: &mut Vec<u8>, at: usize, flags: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64| {
             b[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
             b[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
             b[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
@@ -181,24 +168,8 @@ mod tests {
             b[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());
             b[at + 40..at + 48].copy_from_slice(&memsz.to_le_bytes());
         };
-        ph(
-            &mut b,
-            64,
-            PF_R | PF_X,
-            0x1000,
-            0xffff_ffff_8000_0000,
-            0x100,
-            0x100,
-        );
-        ph(
-            &mut b,
-            120,
-            PF_R | PF_W,
-            0x1100,
-            0xffff_ffff_8000_1000,
-            0x10,
-            0x3000,
-        );
+        ph(&mut b, 64, PF_R | PF_X, 0x1000, 0xffff_ffff_8000_0000, 0x100, 0x100);
+        ph(&mut b, 120, PF_R | PF_W, 0x1100, 0xffff_ffff_8000_1000, 0x10, 0x3000);
         b
     }
 

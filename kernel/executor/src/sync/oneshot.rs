@@ -35,12 +35,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         tx_alive: true,
         rx_alive: true,
     }));
-    (
-        Sender {
-            shared: shared.clone(),
-        },
-        Receiver { shared },
-    )
+    (Sender { shared: shared.clone() }, Receiver { shared })
 }
 
 /// Sends the value; dropping it unsent makes the receiver see [`RecvError`].

@@ -77,10 +77,7 @@ impl Semaphore {
         }
         if inner.waiters.0.is_empty() && inner.permits >= n {
             inner.permits -= n;
-            Ok(Permit {
-                sem: self,
-                permits: n,
-            })
+            Ok(Permit { sem: self, permits: n })
         } else {
             Err(None)
         }
@@ -303,9 +300,7 @@ impl Drop for Permit<'_> {
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("permits", &self.permits)
-            .finish()
+        f.debug_struct("Permit").field("permits", &self.permits).finish()
     }
 }
 

@@ -135,10 +135,7 @@ impl State {
 
     pub(crate) fn clone_ref(&self) {
         let prev = self.0.fetch_add(REF_ONE, Relaxed);
-        assert!(
-            Snapshot(prev).refs() < REF_MAX,
-            "task reference count overflow"
-        );
+        assert!(Snapshot(prev).refs() < REF_MAX, "task reference count overflow");
     }
 
     /// Drops one reference; `true` if it was the last, in which case the caller
@@ -160,7 +157,9 @@ impl State {
     /// reference).
     pub(crate) fn start_poll(&self) -> StartPoll {
         let (_, action) = self.transition(|s| {
-            debug_assert!(!s.has(POLLING), "task polled concurrently: {s:?}");
+            // Always checked (one bit test on a value already loaded): a task polled on
+            // two CPUs at once would be undefined behaviour, so it must stop the kernel.
+            assert!(!s.has(POLLING), "task polled concurrently: {s:?}");
             if s.has(COMPLETE) {
                 return (Some(s.0 & !WOKEN), StartPoll::Complete);
             }
@@ -179,7 +178,7 @@ impl State {
     /// `PANICKED`).
     pub(crate) fn end_poll(&self, outcome: Option<usize>) -> (Snapshot, EndPoll) {
         let (prev, action) = self.transition(|s| {
-            debug_assert!(s.has(POLLING), "end_poll without start_poll: {s:?}");
+            assert!(s.has(POLLING), "end_poll without start_poll: {s:?}");
             let cleared = s.0 & !POLLING;
             match outcome {
                 Some(extra) => {

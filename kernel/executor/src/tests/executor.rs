@@ -10,9 +10,7 @@ use crate::{JoinError, PollResult, Runtime, TaskId, TaskKind, ThreadPlatform, yi
 #[test]
 fn spawn_and_join_100k() {
     let rt = single();
-    let mut handles: Vec<_> = (0..100_000u64)
-        .map(|i| rt.spawn(async move { i * 2 }))
-        .collect();
+    let mut handles: Vec<_> = (0..100_000u64).map(|i| rt.spawn(async move { i * 2 })).collect();
     let sum = rt.spawn(async move {
         let mut sum = 0;
         for h in handles.drain(..50_000) {
@@ -90,11 +88,7 @@ fn cancel_while_pending() {
     assert!(poll_once(&mut h).is_pending());
     assert!(h.cancel());
     run_until_idle(rt, 0);
-    assert_eq!(
-        gate.polls(),
-        1,
-        "cancellation drops the future without polling"
-    );
+    assert_eq!(gate.polls(), 1, "cancellation drops the future without polling");
     assert!(gate.dropped());
     assert!(output(&mut h).unwrap_err().is_cancelled());
     // A wake after cancellation is harmless.
@@ -159,11 +153,7 @@ fn cancel_during_poll(complete: bool) -> Result<u32, JoinError<u32>> {
     canceller.join().unwrap();
     cpu.join().unwrap();
     if !complete {
-        assert_eq!(
-            gate.polls(),
-            1,
-            "cancelled during its first poll, never polled again"
-        );
+        assert_eq!(gate.polls(), 1, "cancelled during its first poll, never polled again");
         assert!(gate.dropped());
     }
     output(&mut h)
@@ -171,10 +161,7 @@ fn cancel_during_poll(complete: bool) -> Result<u32, JoinError<u32>> {
 
 #[test]
 fn cancel_while_being_polled_on_another_thread() {
-    assert!(matches!(
-        cancel_during_poll(false),
-        Err(JoinError::Cancelled(None))
-    ));
+    assert!(matches!(cancel_during_poll(false), Err(JoinError::Cancelled(None))));
 }
 
 #[test]
@@ -273,10 +260,7 @@ impl Hooks for Recorder {
         self.wakers.store(count, SeqCst);
     }
     fn on_complete(&self, _cpu: usize, _task: TaskId, outcome: Outcome) {
-        self.events
-            .lock()
-            .unwrap()
-            .push(format!("complete {outcome:?}"));
+        self.events.lock().unwrap().push(format!("complete {outcome:?}"));
     }
     fn on_drop(&self, _task: TaskId) {
         self.events.lock().unwrap().push("drop".to_string());

@@ -25,10 +25,7 @@ fn run_cpus(rt: &'static Runtime, platform: &'static ThreadPlatform, done: impl 
         .collect();
     let start = Instant::now();
     while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "tasks did not finish"
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "tasks did not finish");
         std::thread::sleep(Duration::from_millis(1));
     }
     stop.store(true, SeqCst);
@@ -66,11 +63,7 @@ fn idle_cpus_steal_from_a_busy_one() {
     assert!(cpus_used > 1, "all tasks ran on one CPU: {ran_on:?}");
     let total: usize = ran_on.iter().map(|n| n.load(SeqCst)).sum();
     assert_eq!(total, 2000 * 5);
-    let completions: u64 = rt
-        .schedulers()
-        .iter()
-        .map(|s| s.counters().completions)
-        .sum();
+    let completions: u64 = rt.schedulers().iter().map(|s| s.counters().completions).sum();
     assert_eq!(completions, 2000);
 }
 
@@ -107,12 +100,7 @@ fn injector_tasks_and_cross_cpu_wakes() {
         2,
         "the rest went to the injector"
     );
-    assert!(
-        c.iter()
-            .map(|c| c.wakes_local + c.wakes_remote)
-            .sum::<u64>()
-            > 0
-    );
+    assert!(c.iter().map(|c| c.wakes_local + c.wakes_remote).sum::<u64>() > 0);
 }
 
 #[test]

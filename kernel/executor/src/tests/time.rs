@@ -52,24 +52,16 @@ fn timeout_elapses_or_passes_the_output_through() {
     let timer = rt.timer();
     let mut slow = rt.spawn(async move {
         timer
-            .timeout(
-                Duration::from_millis(5),
-                timer.sleep(Duration::from_secs(1)),
-            )
+            .timeout(Duration::from_millis(5), timer.sleep(Duration::from_secs(1)))
             .await
     });
-    let mut fast =
-        rt.spawn(async move { timer.timeout(Duration::from_secs(1), async { 7 }).await });
+    let mut fast = rt.spawn(async move { timer.timeout(Duration::from_secs(1), async { 7 }).await });
     run_until_idle(rt, 0);
     assert_eq!(output(&mut fast).unwrap(), Ok(7));
     timer.advance(Duration::from_millis(5));
     run_until_idle(rt, 0);
     assert_eq!(output(&mut slow).unwrap(), Err(Elapsed));
-    assert_eq!(
-        timer.pending(),
-        0,
-        "the inner sleep was deregistered on drop"
-    );
+    assert_eq!(timer.pending(), 0, "the inner sleep was deregistered on drop");
 }
 
 #[test]

@@ -182,7 +182,5 @@ extern "sysv64" fn ap_entry(index: u64) -> ! {
     percpu::init_cpu(index as u32, apic_id, ist);
     AP_READY.store(true, Ordering::SeqCst);
     super::enable_interrupts();
-    loop {
-        super::halt();
-    }
+    crate::sched::run(index as usize)
 }
