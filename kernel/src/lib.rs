@@ -24,6 +24,9 @@ pub mod sched;
 #[cfg(feature = "ktest")]
 pub mod tests;
 pub mod time;
+pub mod trace;
+#[cfg(not(feature = "ktest"))]
+pub mod workload;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -56,6 +59,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     time::init(tsc_hz, boot.loader_entry_tsc);
     arch::enable_interrupts();
     let cpus = platform.as_ref().map_or(1, |p| p.cpu_count.min(p.apic_ids.len()));
+    trace::init(cpus);
     sched::init(cpus);
     if let Ok(p) = &platform {
         let ids = &p.apic_ids[..cpus];
@@ -99,9 +103,30 @@ pub fn start(boot: &'static BootInfo) -> ! {
 
     #[cfg(not(feature = "ktest"))]
     {
-        sched::runtime().builder().name("heartbeat").spawn(heartbeat());
+        start_trace();
+        // The log heartbeat runs forever, so it belongs to the open-ended demo only.
+        if matches!(cmdline::get(cmdline, "workload"), None | Some("demo")) {
+            sched::runtime().builder().name("heartbeat").spawn(heartbeat());
+        }
+        workload::start(cmdline);
         sched::run(0)
     }
+}
+
+/// Finds the trace port and starts the drain task (on CPU 0).
+#[cfg(not(feature = "ktest"))]
+fn start_trace() {
+    let sink = match drivers::virtio_serial::VirtioSerial::probe("lucid.trace") {
+        Ok(dev) => {
+            log::info!("trace: streaming to virtio-serial port lucid.trace");
+            trace::drain::Sink::Virtio(alloc::boxed::Box::new(dev))
+        }
+        Err(e) => {
+            log::warn!("trace: {e}; events are counted as dropped");
+            trace::drain::Sink::None
+        }
+    };
+    trace::drain::spawn(sink);
 }
 
 /// Says every few seconds that the kernel is alive, with what the schedulers did.

@@ -92,7 +92,12 @@ pub fn now_ns() -> u64 {
 /// Creates the runtime for `cpus` CPUs. Call once, on the BSP, before starting APs.
 pub fn init(cpus: usize) -> &'static Runtime {
     idt::set_handler(WAKE_VECTOR, on_wake_ipi);
-    RUNTIME.call_once(|| Runtime::new(cpus.max(1), &PLATFORM, None))
+    RUNTIME.call_once(|| Runtime::new(cpus.max(1), &PLATFORM, Some(&crate::trace::HOOKS)))
+}
+
+/// The runtime, if it exists yet.
+pub fn try_runtime() -> Option<&'static Runtime> {
+    RUNTIME.get().copied()
 }
 
 /// The runtime.

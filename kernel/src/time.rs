@@ -16,6 +16,11 @@ pub fn init(tsc_hz: u64, boot_tsc: u64) {
     BOOT_TSC.store(boot_tsc, Ordering::Relaxed);
 }
 
+/// The TSC value taken as time zero (when the loader was entered).
+pub fn boot_tsc() -> u64 {
+    BOOT_TSC.load(Ordering::Relaxed)
+}
+
 /// TSC ticks per second (0 before calibration).
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)

@@ -8,6 +8,7 @@ use crate::{
     artifacts::{self, Variant},
     process,
     qemu_cmd::{self, Config, Outcome},
+    trace_link,
 };
 
 /// Options shared by `run` and `qemu`.
@@ -28,7 +29,13 @@ pub struct Args {
     /// Kill QEMU (and fail) if it is still running after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
-    /// Kernel command line, e.g. `log=debug`.
+    /// Record the trace stream to this `.lucid` file.
+    #[arg(long)]
+    pub record: Option<std::path::PathBuf>,
+    /// Serve the trace port on a pty (printed by QEMU) instead of a unix socket.
+    #[arg(long, conflicts_with = "record")]
+    pub trace_pty: bool,
+    /// Kernel command line, e.g. `log=debug workload=burst:2000`.
     #[arg(long, default_value = "")]
     pub cmdline: String,
     /// Extra QEMU arguments.
@@ -44,12 +51,21 @@ pub fn main(args: Args) -> Result<()> {
 pub fn boot(args: Args, gdb: bool) -> Result<()> {
     qemu_cmd::ensure_installed()?;
     let image = artifacts::build(Variant::Normal)?;
+    let socket = trace_link::socket_path("lucid-trace");
+    let _ = std::fs::remove_file(&socket);
+    let chardev = if args.trace_pty {
+        "pty,id=trace".to_string()
+    } else {
+        trace_link::chardev(&socket)
+    };
+    let mut extra = qemu_cmd::trace_port_args(&chardev);
+    extra.extend(args.qemu_args);
     let cfg = Config {
         smp: args.smp,
         memory: args.memory,
         cmdline: args.cmdline,
         gdb,
-        extra: args.qemu_args,
+        extra,
     };
     if gdb {
         eprintln!("QEMU waits for gdb on localhost:1234. In another terminal:");
@@ -62,8 +78,27 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
     process::show(&cmd);
     let start = Instant::now();
     let mut child = cmd.spawn()?;
+    if !args.trace_pty {
+        eprintln!("trace stream: unix socket {}", socket.display());
+    }
+    let recorder = match &args.record {
+        Some(path) => {
+            let stream = trace_link::connect(&socket, Duration::from_secs(10))?;
+            let path = path.clone();
+            Some(std::thread::spawn(move || {
+                trace_link::record(stream, &path).map(|n| (n, path))
+            }))
+        }
+        None => None,
+    };
     let limit = Duration::from_secs(args.duration.unwrap_or(args.timeout).min(args.timeout));
     let outcome = qemu_cmd::wait_until(&mut child, start + limit)?;
+    if let Some(recorder) = recorder {
+        let (bytes, path) = recorder
+            .join()
+            .map_err(|_| anyhow::anyhow!("the recorder thread panicked"))??;
+        eprintln!("recorded {bytes} bytes of trace to {}", path.display());
+    }
     match outcome {
         Outcome::Success => Ok(()),
         Outcome::TimedOut if args.duration.is_some_and(|d| d <= args.timeout) => {

@@ -94,9 +94,9 @@ pub trait Hooks: Sync {
     fn on_drop(&self, task: TaskId) {
         let _ = task;
     }
-    /// `to` stole `count` tasks from `from`'s run queue.
-    fn on_steal(&self, from: usize, to: usize, count: usize) {
-        let _ = (from, to, count);
+    /// `to` took `task` from `from`'s run queue (once per stolen task).
+    fn on_steal(&self, task: TaskId, from: usize, to: usize) {
+        let _ = (task, from, to);
     }
     /// `cpu` is about to idle (`entering`) or has woken up.
     fn on_idle(&self, cpu: usize, entering: bool) {

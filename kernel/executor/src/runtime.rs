@@ -266,6 +266,24 @@ impl Runtime {
         sched.push(task);
         if here != Some(cpu) && sched.sleeping.load(SeqCst) {
             self.platform.wake_cpu(cpu);
+        } else {
+            self.share_work(cpu);
+        }
+    }
+
+    /// Work is piling up on `cpu` (it has more queued than the task it is about to
+    /// run): wake one sleeping sibling so it can steal. One is enough; if it finds
+    /// more than it can take, its own queue grows and it wakes the next.
+    fn share_work(&self, cpu: usize) {
+        if self.schedulers[cpu].queued.load(Relaxed) < 2 {
+            return;
+        }
+        let n = self.schedulers.len();
+        if let Some(idle) = (1..n)
+            .map(|i| &self.schedulers[(cpu + i) % n])
+            .find(|s| s.sleeping.load(SeqCst))
+        {
+            self.platform.wake_cpu(idle.cpu);
         }
     }
 
@@ -280,6 +298,8 @@ impl Runtime {
                 sched.push(task);
                 if self.platform.current_cpu() != Some(cpu) && sched.sleeping.load(SeqCst) {
                     self.platform.wake_cpu(cpu);
+                } else {
+                    self.share_work(cpu);
                 }
             }
             None => {
@@ -332,15 +352,15 @@ impl Runtime {
                 };
                 victim.queued.fetch_sub(1, Relaxed);
                 task.header().cpu.store(cpu, Relaxed);
+                if let Some(hooks) = self.hooks {
+                    hooks.on_steal(task.id(), victim.cpu, cpu);
+                }
                 thief.push(task);
                 moved += 1;
             }
             drop(consumer);
             if moved > 0 {
                 thief.counters.steals.fetch_add(moved as u64, Relaxed);
-                if let Some(hooks) = self.hooks {
-                    hooks.on_steal(victim.cpu, cpu, moved);
-                }
                 return moved;
             }
         }

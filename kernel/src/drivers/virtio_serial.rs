@@ -164,6 +164,10 @@ pub struct VirtioSerial {
     stats: Stats,
 }
 
+// SAFETY: the driver owns its DMA pages and queues exclusively; nothing in it is tied
+// to the CPU that created it, so it may move to (and be used from) another CPU.
+unsafe impl Send for VirtioSerial {}
+
 impl core::fmt::Debug for VirtioSerial {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioSerial")

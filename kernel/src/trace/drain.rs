@@ -1,0 +1,303 @@
+//! The drain task: moves sealed frames from every CPU's rings to the trace port in
+//! large writes, adds the control stream (hello, heartbeats, loss reports, event
+//! counts), and counts every frame it cannot deliver.
+
+use alloc::{boxed::Box, vec, vec::Vec};
+use core::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use lucid_protocol::{self as proto, FrameEncoder, Message, Ring, StreamId};
+
+use super::{Lane, cpus, seal_current_cpu};
+use crate::{
+    arch,
+    drivers::virtio_serial::{self, VirtioSerial, WriteError},
+    sched,
+};
+
+/// How long the drain sleeps when every ring is empty.
+const PERIOD: Duration = Duration::from_millis(2);
+/// Loss reports at most this often.
+const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
+
+/// Where the stream goes.
+pub enum Sink {
+    /// The `lucid.trace` virtio-serial port.
+    Virtio(Box<VirtioSerial>),
+    /// No sink: every frame is dropped and counted (no trace device).
+    None,
+}
+
+impl core::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    fn connected(&mut self) -> bool {
+        match self {
+            Sink::Virtio(dev) => {
+                dev.poll();
+                dev.host_connected()
+            }
+            Sink::None => false,
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        match self {
+            Sink::Virtio(dev) => dev.write(data),
+            Sink::None => Err(WriteError::NotConnected),
+        }
+    }
+}
+
+/// A batch of bytes for one write, with the frames it holds (for loss accounting).
+struct Batch {
+    bytes: Vec<u8>,
+    /// Per frame: its lane, its events and its length in `bytes`.
+    frames: Vec<(&'static Lane, u32, usize)>,
+}
+
+/// The drain task's state.
+pub struct Drain {
+    sink: Sink,
+    batch: Batch,
+    scratch: Vec<u8>,
+    control: FrameEncoder<Box<[u8]>>,
+    control_scratch: Vec<u8>,
+    connected: bool,
+    last_loss_report: u64,
+    last_heartbeat: u64,
+}
+
+impl core::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Drain").finish_non_exhaustive()
+    }
+}
+
+impl Drain {
+    /// A drain writing to `sink`.
+    pub fn new(sink: Sink) -> Self {
+        let control = FrameEncoder::new(
+            vec![0u8; super::FRAME_BYTES].into_boxed_slice(),
+            StreamId::new(0, Ring::Control),
+        );
+        let control_scratch = vec![0u8; super::SEALED_MAX];
+        Self {
+            sink,
+            batch: Batch {
+                bytes: Vec::with_capacity(virtio_serial::TX_BUFFER),
+                frames: Vec::new(),
+            },
+            scratch: vec![0u8; super::FRAME_BYTES * 2 + 64],
+            control,
+            control_scratch,
+            connected: false,
+            last_loss_report: 0,
+            last_heartbeat: 0,
+        }
+    }
+
+    fn control(&mut self, msg: &Message<'_>) {
+        let ts = arch::rdtsc();
+        if self.control.push(ts, msg).is_err() {
+            self.seal_control();
+            // A control frame is far larger than any one control message.
+            let _ = self.control.push(ts, msg);
+        }
+    }
+
+    fn seal_control(&mut self) {
+        if let Ok(n) = self.control.finish(&mut self.control_scratch)
+            && n > 0
+        {
+            self.batch.bytes.extend_from_slice(&self.control_scratch[..n]);
+        }
+    }
+
+    fn hello(&mut self) {
+        let tsc_hz = crate::time::tsc_hz();
+        self.control(&Message::Hello(proto::Hello {
+            major: u16::from(proto::MAJOR),
+            minor: proto::MINOR,
+            build_id: concat!("lucid-kernel ", env!("CARGO_PKG_VERSION")),
+            tsc_hz,
+            cpus: cpus().len() as u32,
+            boot_tsc: crate::time::boot_tsc(),
+        }));
+    }
+
+    /// Loss reports for what was dropped since the last report (only while a host
+    /// listens, so no report is itself lost unnoticed).
+    fn report_losses(&mut self) {
+        for (cpu, lanes) in cpus().iter().enumerate() {
+            for (lane, ring) in [(&lanes.task, Ring::Task), (&lanes.irq, Ring::Interrupt)] {
+                let count = lane.unreported.swap(0, Ordering::Relaxed);
+                if count > 0 {
+                    self.control(&Message::Loss {
+                        cpu: cpu as u32,
+                        ring,
+                        count,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The kernel's own totals, so a reader can check decoded + lost = produced.
+    pub fn event_counts(&mut self) {
+        for (cpu, lanes) in cpus().iter().enumerate() {
+            for (lane, ring) in [(&lanes.task, Ring::Task), (&lanes.irq, Ring::Interrupt)] {
+                self.control(&Message::EventCounts {
+                    cpu: cpu as u32,
+                    ring,
+                    produced: lane.produced.load(Ordering::Relaxed),
+                    dropped: lane.dropped.load(Ordering::Relaxed),
+                });
+            }
+        }
+    }
+
+    /// Moves what the rings hold into batches and writes them. Returns the bytes moved.
+    pub async fn pump(&mut self) -> usize {
+        seal_current_cpu();
+        let was_connected = self.connected;
+        self.connected = self.sink.connected();
+        if self.connected != was_connected {
+            log::info!(
+                "trace: host {}",
+                if self.connected { "connected" } else { "disconnected" }
+            );
+        }
+        if self.connected && !was_connected {
+            self.hello();
+        }
+        let mut moved = 0;
+        for lanes in cpus() {
+            for lane in [&lanes.task, &lanes.irq] {
+                loop {
+                    let connected = self.connected;
+                    let batch = &mut self.batch;
+                    let mut full = false;
+                    let popped = lane.ring.pop(&mut self.scratch, |events, frame| {
+                        if !connected {
+                            lane.drop_events(u64::from(events));
+                            return true;
+                        }
+                        if batch.bytes.len() + frame.len() > batch.bytes.capacity() {
+                            full = true;
+                            return false;
+                        }
+                        batch.bytes.extend_from_slice(frame);
+                        batch.frames.push((lane, events, frame.len()));
+                        true
+                    });
+                    if full {
+                        moved += self.flush().await;
+                        continue;
+                    }
+                    if !popped {
+                        break;
+                    }
+                }
+            }
+        }
+        let now = arch::rdtsc();
+        let hz = crate::time::tsc_hz().max(1);
+        if self.connected {
+            if now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
+                self.report_losses();
+                self.last_loss_report = now;
+            }
+            if now - self.last_heartbeat > hz {
+                self.control(&Message::Heartbeat);
+                self.event_counts();
+                self.last_heartbeat = now;
+            }
+            self.seal_control();
+        }
+        moved + self.flush().await
+    }
+
+    /// Writes the batch, waiting while the host is slow (flow control). If the host
+    /// leaves, the frames not yet written are dropped and counted.
+    async fn flush(&mut self) -> usize {
+        let total = self.batch.bytes.len();
+        let mut off = 0;
+        while off < total {
+            match self.sink.write(&self.batch.bytes[off..]) {
+                Ok(n) => off += n,
+                Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
+                Err(WriteError::NotConnected) => {
+                    // Count every frame that did not go out whole.
+                    let mut end = 0;
+                    for &(lane, events, len) in &self.batch.frames {
+                        end += len;
+                        if end > off {
+                            lane.drop_events(u64::from(events));
+                        }
+                    }
+                    self.batch.frames.clear();
+                    self.batch.bytes.clear();
+                    self.connected = false;
+                    return off;
+                }
+            }
+        }
+        self.batch.frames.clear();
+        self.batch.bytes.clear();
+        total
+    }
+
+    /// Runs until asked to finish: then drains everything, sends the final event
+    /// counts and ends QEMU.
+    pub async fn run(mut self) {
+        loop {
+            if FINISH.load(Ordering::Acquire) {
+                // Let every CPU go idle (sealing its frames) before the last pump.
+                sched::sleep(Duration::from_millis(50)).await;
+                self.pump().await;
+                if self.connected {
+                    self.event_counts();
+                    self.report_losses();
+                    self.control(&Message::Heartbeat);
+                    self.seal_control();
+                    self.flush().await;
+                    if let Sink::Virtio(dev) = &mut self.sink {
+                        dev.flush();
+                    }
+                }
+                log::info!("trace: final counts sent; stopping");
+                crate::qemu::exit(crate::qemu::ExitCode::Success);
+            }
+            if self.pump().await == 0 {
+                sched::sleep(PERIOD).await;
+            }
+        }
+    }
+}
+
+static FINISH: AtomicBool = AtomicBool::new(false);
+
+/// Asks the drain to deliver everything, send the final counts and end QEMU.
+pub fn finish_and_exit() {
+    FINISH.store(true, Ordering::Release);
+}
+
+/// Spawns the drain task on CPU 0 and turns tracing on.
+pub fn spawn(sink: Sink) {
+    let handle = sched::runtime()
+        .builder()
+        .name("trace-drain")
+        .on_cpu(0)
+        .spawn(Drain::new(sink).run());
+    if let Some(task) = handle.task_ref() {
+        super::DRAIN_TASK.store(task.id().as_u64(), Ordering::Relaxed);
+    }
+    super::set_enabled(true);
+}

@@ -1,0 +1,143 @@
+//! Built-in workloads, chosen with `workload=` on the kernel command line:
+//!
+//! - `demo` (default): a mix that never ends, so the console always has something real
+//!   to show: ping-pong pairs over channels, periodic sleepers, CPU-bound workers that
+//!   yield, and a spawner of short-lived tasks.
+//! - `burst:N`: N tasks (ping-pong pairs, yielders and sleepers spread over every CPU),
+//!   then a final flush of the trace and QEMU exits (end-to-end tests).
+//! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use lucid_executor::{sync::mpsc, yield_now};
+
+use crate::{arch::percpu, sched, trace};
+
+/// Starts the workload the command line names.
+pub fn start(cmdline: &str) {
+    let rt = sched::runtime();
+    match crate::cmdline::get(cmdline, "workload").unwrap_or("demo") {
+        "demo" => {
+            rt.builder().name("demo").spawn(demo());
+        }
+        "none" => {}
+        spec => {
+            if let Some(n) = spec.strip_prefix("burst:").and_then(|n| n.parse().ok()) {
+                rt.builder().name("burst").spawn(async move {
+                    burst(n).await;
+                    trace::drain::finish_and_exit();
+                });
+            } else if let Some(secs) = spec.strip_prefix("soak:").and_then(|n| n.parse().ok()) {
+                rt.builder().name("soak").spawn(async move {
+                    soak(Duration::from_secs(secs)).await;
+                    trace::drain::finish_and_exit();
+                });
+            } else {
+                log::warn!("unknown workload `{spec}` (expected demo, none, burst:N or soak:SECS)");
+            }
+        }
+    }
+}
+
+fn cpus() -> usize {
+    percpu::online().max(1) as usize
+}
+
+async fn ping_pong(rounds: u64) {
+    let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+    let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+    let rt = sched::runtime();
+    let pong = rt.builder().name("pong").spawn(async move {
+        while let Some(i) = ping_rx.recv().await {
+            if pong_tx.send(i + 1).await.is_err() {
+                break;
+            }
+        }
+    });
+    for i in 0..rounds {
+        if ping_tx.send(i).await.is_err() {
+            break;
+        }
+        let _ = pong_rx.recv().await;
+    }
+    drop(ping_tx);
+    let _ = pong.await;
+}
+
+async fn worker(iterations: u32) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for i in 0..iterations {
+        for _ in 0..2_000 {
+            h = (h ^ u64::from(i)).wrapping_mul(0x100_0000_01b3);
+        }
+        yield_now().await;
+    }
+    h
+}
+
+/// `n` tasks of several shapes spread over every CPU, all joined.
+pub async fn burst(n: usize) {
+    let rt = sched::runtime();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let b = rt.builder().on_cpu(i % cpus());
+        handles.push(match i % 4 {
+            0 => b.name("pinger").spawn(async { ping_pong(5).await }),
+            1 => b.name("yielder").spawn(async {
+                let _ = worker(3).await;
+            }),
+            2 => b
+                .name("sleeper")
+                .spawn(async { sched::sleep(Duration::from_millis(1)).await }),
+            _ => b.name("leaf").spawn(async {}),
+        });
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// A steady mix for `length`.
+async fn soak(length: Duration) {
+    let end = crate::time::Instant::now().saturating_add(length);
+    while crate::time::Instant::now() < end {
+        burst(64).await;
+        sched::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The never-ending demo.
+async fn demo() {
+    let rt = sched::runtime();
+    for pair in 0..4 {
+        let _ = pair;
+        rt.builder().name("ping-pong").spawn(async {
+            loop {
+                ping_pong(100).await;
+                sched::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+    for period in [10u64, 100, 250] {
+        rt.builder().name("sleeper").spawn(async move {
+            loop {
+                sched::sleep(Duration::from_millis(period)).await;
+            }
+        });
+    }
+    for _ in 0..cpus() {
+        rt.builder().name("cpu-worker").spawn(async {
+            loop {
+                let _ = worker(200).await;
+                sched::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    loop {
+        for _ in 0..8 {
+            rt.builder().name("short-lived").spawn(async { yield_now().await });
+        }
+        sched::sleep(Duration::from_millis(300)).await;
+    }
+}
