@@ -8,6 +8,7 @@ mod qemu;
 mod qemu_cmd;
 mod run;
 mod test;
+mod trace_check;
 mod trace_link;
 
 use anyhow::Result;

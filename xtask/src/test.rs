@@ -18,6 +18,7 @@ use crate::{
     artifacts::{self, Variant},
     process::{self, workspace_root},
     qemu_cmd::{self, Config, Outcome},
+    trace_check,
 };
 
 /// Workspace members that only build freestanding (checked and built on their own).
@@ -140,6 +141,16 @@ pub fn main(args: Args) -> Result<()> {
         Err(e) => {
             eprintln!("error: building the test kernel failed: {e:#}");
             tally.record("build the test kernel", false);
+        }
+    }
+
+    if args.ktest.is_none() {
+        match artifacts::build(Variant::Normal) {
+            Ok(image) => trace_end_to_end(&mut tally, &image)?,
+            Err(e) => {
+                eprintln!("error: building the kernel failed: {e:#}");
+                tally.record("build the kernel", false);
+            }
         }
     }
 
@@ -483,4 +494,113 @@ fn spawn_line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Strin
         }
     });
     rx
+}
+
+/// The trace stream end to end: a burst of tasks read by a reader that keeps up, and
+/// a steady workload read by a reader that stalls for seconds.
+fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
+    println!("trace end to end: burst of 1200 tasks, reader keeps up");
+    let (seen, crc, _, outcome) = trace_check::run(image, "burst:1200", None, Duration::from_secs(180))?;
+    let unfinished: Vec<_> = seen.spawned.difference(&seen.completed).take(5).collect();
+    let checks = [
+        (
+            "kernel ends the run cleanly",
+            outcome == Outcome::Success,
+            format!("{outcome}"),
+        ),
+        (
+            "at least 1000 tasks, each spawn has a completion",
+            seen.spawned.len() >= 1000 && unfinished.is_empty(),
+            format!("{} spawned, never completed: {unfinished:?}", seen.spawned.len()),
+        ),
+        (
+            "tasks ran on all 4 CPUs",
+            seen.cpus_with_polls.len() == 4,
+            format!("{:?}", seen.cpus_with_polls),
+        ),
+        (
+            "every PollStart has its PollEnd on the same CPU",
+            seen.poll_mismatches.is_empty(),
+            format!("{:?}", seen.poll_mismatches.iter().take(3).collect::<Vec<_>>()),
+        ),
+        (
+            "no sequence gaps, CRC errors or bad frames",
+            seen.gaps == 0 && crc == 0 && seen.errors.is_empty(),
+            format!(
+                "{} gaps, {crc} CRC errors, {:?}",
+                seen.gaps,
+                seen.errors.iter().take(3).collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "no losses while the reader keeps up",
+            seen.total_lost() == 0,
+            format!("{} lost", seen.total_lost()),
+        ),
+        (
+            "timestamps monotonic per stream",
+            seen.non_monotonic == 0,
+            format!("{} steps back", seen.non_monotonic),
+        ),
+        (
+            "decoded + lost = produced (kernel counters)",
+            seen.accounting_errors().is_empty(),
+            format!("{:?}", seen.accounting_errors()),
+        ),
+    ];
+    for (name, ok, detail) in checks {
+        if !ok {
+            eprintln!("trace e2e: {name}: {detail}");
+        }
+        println!("trace e2e {}: {name}", if ok { "PASS" } else { "FAIL" });
+        tally.record(&format!("trace e2e: {name}"), ok);
+    }
+    println!("trace e2e: {} events, {} tasks", seen.events, seen.spawned.len());
+
+    println!("trace end to end: 8 s soak, reader stalls for 4 s");
+    let stall = trace_check::Stall {
+        after: Duration::from_secs(2),
+        length: Duration::from_secs(4),
+    };
+    let (seen, crc, beats_after, outcome) = trace_check::run(image, "soak:8", Some(stall), Duration::from_secs(180))?;
+    let checks = [
+        (
+            "kernel ends the run cleanly",
+            outcome == Outcome::Success,
+            format!("{outcome}"),
+        ),
+        (
+            "heartbeats continue after the stall",
+            beats_after > 0,
+            format!("{beats_after} heartbeats"),
+        ),
+        (
+            "the stall made the kernel drop events",
+            seen.total_lost() > 0,
+            "0 lost".to_string(),
+        ),
+        (
+            "losses are exact: decoded + lost = produced",
+            seen.accounting_errors().is_empty(),
+            format!("{:?}", seen.accounting_errors()),
+        ),
+        (
+            "no gaps or CRC errors (losses are whole, counted frames)",
+            seen.gaps == 0 && crc == 0,
+            format!("{} gaps, {crc} CRC errors", seen.gaps),
+        ),
+    ];
+    for (name, ok, detail) in checks {
+        if !ok {
+            eprintln!("trace stall: {name}: {detail}");
+        }
+        println!("trace stall {}: {name}", if ok { "PASS" } else { "FAIL" });
+        tally.record(&format!("trace stall: {name}"), ok);
+    }
+    println!(
+        "trace stall: {} events decoded, {} lost",
+        seen.events,
+        seen.total_lost()
+    );
+    Ok(())
 }

@@ -1,0 +1,209 @@
+//! End-to-end checks of the trace stream: the kernel runs a workload under QEMU, the
+//! host reads `lucid.trace` through the protocol decoder and checks what arrived.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::Read,
+    os::unix::net::UnixStream,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use lucid_protocol::{Decoder, Item, Message, Ring, StreamId};
+
+use crate::{
+    artifacts::BootImage,
+    process,
+    qemu_cmd::{self, Config, Outcome},
+    trace_link,
+};
+
+/// What the host saw, folded as it arrives.
+#[derive(Default, Debug)]
+pub struct Observed {
+    pub events: u64,
+    pub spawned: HashSet<u64>,
+    pub completed: HashSet<u64>,
+    /// Task-context streams: the task whose poll is open.
+    open_polls: HashMap<(u32, u8), u64>,
+    pub poll_mismatches: Vec<String>,
+    last_ts: HashMap<(u32, u8), u64>,
+    pub non_monotonic: u64,
+    /// Events decoded per (cpu, ring).
+    pub decoded: HashMap<(u32, u8), u64>,
+    /// Sum of `Loss` reports per (cpu, ring).
+    pub lost: HashMap<(u32, u8), u64>,
+    /// Last `EventCounts` per (cpu, ring): (produced, dropped).
+    pub counts: HashMap<(u32, u8), (u64, u64)>,
+    pub heartbeats: u64,
+    pub gaps: u64,
+    pub errors: Vec<String>,
+    pub cpus_with_polls: HashSet<u32>,
+}
+
+fn key(stream: StreamId) -> (u32, u8) {
+    (stream.cpu, stream.ring.to_bits())
+}
+
+impl Observed {
+    fn item(&mut self, item: Item<'_>) {
+        match item {
+            Item::Event { stream, event, .. } => {
+                self.events += 1;
+                let k = key(stream);
+                let last = self.last_ts.entry(k).or_insert(0);
+                if event.ts < *last {
+                    self.non_monotonic += 1;
+                }
+                *last = event.ts;
+                if stream.ring != Ring::Control {
+                    *self.decoded.entry(k).or_default() += 1;
+                }
+                match event.message {
+                    Message::TaskSpawned(s) => {
+                        self.spawned.insert(s.task);
+                    }
+                    Message::TaskCompleted { task, .. } => {
+                        self.completed.insert(task);
+                    }
+                    Message::PollStart { task } => {
+                        self.cpus_with_polls.insert(stream.cpu);
+                        if let Some(open) = self.open_polls.insert(k, task) {
+                            self.poll_mismatches.push(format!(
+                                "cpu {}: poll of {task} began inside poll of {open}",
+                                stream.cpu
+                            ));
+                        }
+                    }
+                    Message::PollEnd { task, .. } => match self.open_polls.remove(&k) {
+                        Some(open) if open == task => {}
+                        other => self
+                            .poll_mismatches
+                            .push(format!("cpu {}: PollEnd of {task}, open: {other:?}", stream.cpu)),
+                    },
+                    Message::Loss { cpu, ring, count } => {
+                        *self.lost.entry((cpu, ring.to_bits())).or_default() += count;
+                    }
+                    Message::EventCounts {
+                        cpu,
+                        ring,
+                        produced,
+                        dropped,
+                    } => {
+                        self.counts.insert((cpu, ring.to_bits()), (produced, dropped));
+                    }
+                    Message::Heartbeat => self.heartbeats += 1,
+                    _ => {}
+                }
+            }
+            Item::Gap {
+                stream,
+                expected,
+                received,
+            } => {
+                self.gaps += 1;
+                self.errors
+                    .push(format!("gap on {stream:?}: expected {expected}, got {received}"));
+            }
+            Item::Restart { stream } => self.errors.push(format!("restart of {stream:?}")),
+            Item::Error { offset, error } => self.errors.push(format!("at byte {offset}: {error}")),
+        }
+    }
+
+    /// Lanes whose decoded + reported-lost events differ from what the kernel produced.
+    pub fn accounting_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.counts.is_empty() {
+            errors.push("no EventCounts arrived".to_string());
+        }
+        for (k, &(produced, dropped)) in &self.counts {
+            let decoded = self.decoded.get(k).copied().unwrap_or(0);
+            let lost = self.lost.get(k).copied().unwrap_or(0);
+            if decoded + lost != produced || lost != dropped {
+                errors.push(format!(
+                    "cpu {} ring {}: decoded {decoded} + lost {lost} != produced {produced} (kernel dropped {dropped})",
+                    k.0, k.1
+                ));
+            }
+        }
+        errors
+    }
+
+    pub fn total_lost(&self) -> u64 {
+        self.lost.values().sum()
+    }
+}
+
+/// A stall of the reader: after `after` of reading, read nothing for `length`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stall {
+    pub after: Duration,
+    pub length: Duration,
+}
+
+/// Boots the normal kernel with `workload`, reads its trace to the end, and returns
+/// what arrived, the decoder's CRC error count, the heartbeats seen after a stall,
+/// and how QEMU ended.
+pub fn run(
+    image: &BootImage,
+    workload: &str,
+    stall: Option<Stall>,
+    timeout: Duration,
+) -> Result<(Observed, u64, u64, Outcome)> {
+    let socket = trace_link::socket_path(&format!("check-{}", workload.replace(':', "-")));
+    let _ = std::fs::remove_file(&socket);
+    let cfg = Config {
+        smp: 4,
+        memory: "512M".into(),
+        cmdline: format!("log=warn workload={workload}"),
+        gdb: false,
+        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+    };
+    let mut cmd = qemu_cmd::command(image, &cfg);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&cmd);
+    let mut child = cmd.spawn().context("start QEMU")?;
+    let mut stream: UnixStream = trace_link::connect(&socket, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let start = Instant::now();
+    let mut decoder = Decoder::new();
+    let mut seen = Observed::default();
+    let mut heartbeats_after_stall = 0;
+    let mut stalled = false;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            anyhow::bail!("the {workload} run did not finish within {} s", timeout.as_secs());
+        }
+        if let Some(s) = stall
+            && !stalled
+            && start.elapsed() >= s.after
+        {
+            eprintln!("reader: stalling for {:?}", s.length);
+            std::thread::sleep(s.length);
+            stalled = true;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let before = seen.heartbeats;
+                decoder.feed(&buf[..n], |item| seen.item(item));
+                if stalled {
+                    heartbeats_after_stall += seen.heartbeats - before;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("read the trace socket"),
+        }
+    }
+    decoder.finish(|item| seen.item(item));
+    let outcome = qemu_cmd::wait_until(&mut child, Instant::now() + Duration::from_secs(10))?;
+    Ok((seen, decoder.stats().crc_errors, heartbeats_after_stall, outcome))
+}
