@@ -137,4 +137,5 @@ pub fn report(frame: &InterruptFrame, cr2: u64, fault: Fault) {
         "    R13 {:#018x} R14 {:#018x} R15 {:#018x}\n",
         frame.r13, frame.r14, frame.r15
     ));
+    crate::report_current_task();
 }

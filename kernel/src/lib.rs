@@ -160,9 +160,39 @@ pub fn cpu_count() -> u64 {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: the kernel stops right after; interleaving with a lock holder is fine.
     unsafe { drivers::uart::force_write_fmt(format_args!("\n!!! PANIC: {info}\n")) };
+    report_current_task();
     #[cfg(feature = "ktest")]
-    ktest::fail_current(format_args!("panicked: {}", info.message()));
+    match sched::try_runtime().and_then(|rt| rt.current_task_info()) {
+        Some(t) => ktest::fail_current(format_args!(
+            "panicked: {} (in task {} `{}`)",
+            info.message(),
+            t.id.as_u64(),
+            t.name.unwrap_or("<unnamed>")
+        )),
+        None => ktest::fail_current(format_args!("panicked: {}", info.message())),
+    }
     qemu::exit(qemu::ExitCode::Failure)
+}
+
+/// Names the task (and CPU) that was running, for panic and fault reports. Panics
+/// are not contained (the kernel aborts on panic), so the report is what there is.
+pub fn report_current_task() {
+    let cpu = arch::percpu::try_current().map(|c| c.index);
+    let task = sched::try_runtime().and_then(|rt| rt.current_task_info());
+    let line = |args: core::fmt::Arguments<'_>| {
+        // SAFETY: the kernel stops right after; interleaving with a lock holder is fine.
+        unsafe { drivers::uart::force_write_fmt(args) }
+    };
+    match (cpu, task) {
+        (Some(cpu), Some(t)) => line(format_args!(
+            "    on CPU {cpu} in task {} `{}` spawned at {}\n",
+            t.id.as_u64(),
+            t.name.unwrap_or("<unnamed>"),
+            t.location
+        )),
+        (Some(cpu), None) => line(format_args!("    on CPU {cpu}, outside any task\n")),
+        _ => line(format_args!("    before per-CPU data was set up\n")),
+    }
 }
 
 /// The precompiled `core`'s unwind tables name this symbol; the kernel aborts on panic.

@@ -136,11 +136,34 @@ pub fn run(cpu: usize) -> ! {
 
 /// Sleeps for `d` (at least).
 pub async fn sleep(d: Duration) {
-    let deadline = now_ns().saturating_add(d.as_nanos() as u64);
-    let rt = runtime();
-    let sleep = rt.timer().sleep_until(TimerInstant::from_nanos(deadline));
-    NEXT_DEADLINE.fetch_min(deadline, Ordering::AcqRel);
+    sleep_until(time::Instant::now().saturating_add(d)).await;
+}
+
+/// Sleeps until `deadline` (at least).
+pub async fn sleep_until(deadline: time::Instant) {
+    let ns = deadline
+        .duration_since(time::Instant::from_ticks(time::boot_tsc()))
+        .as_nanos() as u64;
+    let sleep = runtime().timer().sleep_until(TimerInstant::from_nanos(ns));
+    NEXT_DEADLINE.fetch_min(ns, Ordering::AcqRel);
     sleep.await;
+}
+
+/// Why [`timeout`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Runs `fut` for at most `d`; the future is dropped if time runs out.
+pub async fn timeout<F: Future>(d: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    let mut fut = pin!(fut);
+    let mut sleep = pin!(sleep(d));
+    core::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        sleep.as_mut().poll(cx).map(|()| Err(Elapsed))
+    })
+    .await
 }
 
 /// Runs `fut` to completion on this CPU, driving this CPU's scheduler (and timers)

@@ -448,6 +448,7 @@ fn harness_selftest(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
         ("selftest::faults", false, "unexpected Unmapped"),
         ("selftest::hangs", false, "hung"),
         ("selftest::passes_after_a_hang", true, ""),
+        ("selftest::task_panics", false, "in task"),
     ];
     let mut ok = results.len() == checks.len();
     for (needle, pass, reason) in checks {

@@ -32,7 +32,7 @@ mod tests;
 pub use hooks::{Hooks, Outcome, SpawnInfo};
 pub use platform::{PanicCaught, Platform};
 #[cfg(feature = "alloc")]
-pub use runtime::{Runtime, Scheduler, SchedulerCounters, TICK_BUDGET, TaskBuilder, Tick};
+pub use runtime::{CurrentTask, Runtime, Scheduler, SchedulerCounters, TICK_BUDGET, TaskBuilder, Tick};
 #[cfg(all(any(test, feature = "std"), not(loom)))]
 pub use std_platform::ThreadPlatform;
 #[cfg(feature = "alloc")]

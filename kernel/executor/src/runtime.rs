@@ -10,7 +10,7 @@ use cordyceps::MpscQueue;
 use cordyceps::mpsc_queue::TryDequeueError;
 
 use crate::hooks::{Hooks, SpawnInfo};
-use crate::loom::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use crate::loom::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::platform::Platform;
 use crate::task::{Header, JoinHandle, PollResult, Task, TaskId, TaskInfo, TaskKind, TaskRef};
 use crate::time::Timer;
@@ -38,6 +38,17 @@ pub struct Runtime {
     timer: Timer,
 }
 
+/// The task being polled on the calling CPU, for panic and fault reports.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentTask {
+    /// Its id.
+    pub id: TaskId,
+    /// Its name, if it has one.
+    pub name: Option<&'static str>,
+    /// Where it was spawned.
+    pub location: &'static Location<'static>,
+}
+
 /// One CPU's scheduler: its run queue and counters.
 pub struct Scheduler {
     cpu: usize,
@@ -50,6 +61,8 @@ pub struct Scheduler {
     sleeping: AtomicBool,
     /// The id of the task being polled here, `TaskId::STUB` if none.
     current: AtomicU64,
+    /// The header of the task being polled here, null if none (for panic reports).
+    current_header: AtomicPtr<Header>,
     counters: Counters,
 }
 
@@ -108,6 +121,7 @@ impl Scheduler {
             queued: AtomicUsize::new(0),
             sleeping: AtomicBool::new(false),
             current: AtomicU64::new(TaskId::STUB.0),
+            current_header: AtomicPtr::new(core::ptr::null_mut()),
             counters: Counters::default(),
         }
     }
@@ -219,6 +233,24 @@ impl Runtime {
     /// The task being polled on the calling CPU, if any (for a panic handler
     /// that reports which task panicked).
     #[must_use]
+    pub fn current_task_info(&self) -> Option<CurrentTask> {
+        let cpu = self.platform.current_cpu()?;
+        let header = self.schedulers.get(cpu)?.current_header.load(Acquire);
+        if header.is_null() {
+            return None;
+        }
+        // SAFETY: `poll_task` on this CPU stores the header of the task it polls, and
+        // clears it when the poll returns; the run queue's reference keeps the task
+        // alive meanwhile. The caller runs on this CPU, so it is inside that poll.
+        let header = unsafe { &*header };
+        Some(CurrentTask {
+            id: header.id(),
+            name: header.name(),
+            location: header.location(),
+        })
+    }
+
+    /// The id of the task being polled on the calling CPU.
     pub fn current_task(&self) -> Option<TaskId> {
         let cpu = self.platform.current_cpu()?;
         let id = self.schedulers.get(cpu)?.current.load(Relaxed);
@@ -402,10 +434,14 @@ impl Runtime {
         let id = task.id();
         task.header().cpu.store(cpu, Relaxed);
         sched.current.store(id.0, Relaxed);
+        sched
+            .current_header
+            .store(task.header() as *const Header as *mut Header, Release);
         if let Some(hooks) = self.hooks {
             hooks.on_poll_start(cpu, id);
         }
         let result = task.poll();
+        sched.current_header.store(core::ptr::null_mut(), Release);
         sched.current.store(TaskId::STUB.0, Relaxed);
         sched.counters.polls.fetch_add(1, Relaxed);
         if let Some(hooks) = self.hooks {

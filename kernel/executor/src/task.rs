@@ -630,6 +630,18 @@ impl fmt::Debug for TaskRef {
 }
 
 impl Header {
+    /// The task's name, if it was given one.
+    #[must_use]
+    pub fn name(&self) -> Option<&'static str> {
+        self.name
+    }
+
+    /// Where the task was spawned.
+    #[must_use]
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
     pub(crate) fn runtime(&self) -> &'static Runtime {
         match self.rt {
             Some(rt) => rt,

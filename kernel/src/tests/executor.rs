@@ -177,3 +177,15 @@ fn no_task_is_polled_on_two_cpus_at_once() {
     });
     assert!(POLLS.load(Ordering::Relaxed) >= 256 * 50);
 }
+
+#[ktest]
+fn timeout_gives_up_on_a_slow_future_and_passes_a_fast_one() {
+    let rt = sched::runtime();
+    let slow = block_on(rt.spawn(sched::timeout(
+        Duration::from_millis(5),
+        sched::sleep(Duration::from_secs(10)),
+    )));
+    assert_eq!(slow.expect("task completes"), Err(sched::Elapsed));
+    let fast = block_on(rt.spawn(sched::timeout(Duration::from_millis(500), async { 5 })));
+    assert_eq!(fast.expect("task completes"), Ok(5));
+}

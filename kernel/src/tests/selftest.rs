@@ -26,3 +26,13 @@ fn hangs() {
 
 #[ktest]
 fn passes_after_a_hang() {}
+
+#[ktest]
+fn task_panics() {
+    let rt = crate::sched::runtime();
+    let handle = rt
+        .builder()
+        .name("doomed")
+        .spawn(async { panic!("deliberate panic in a task") });
+    crate::sched::block_on(handle).ok();
+}
