@@ -121,6 +121,10 @@ fn start_trace() {
             log::info!("trace: streaming to virtio-serial port lucid.trace");
             trace::drain::Sink::Virtio(alloc::boxed::Box::new(dev))
         }
+        Err(drivers::virtio_serial::ProbeError::NoDevice) => {
+            log::warn!("trace: no virtio-serial device; streaming to COM2 at reduced rate");
+            trace::drain::Sink::Uart(drivers::uart::Uart::init(drivers::uart::COM2))
+        }
         Err(e) => {
             log::warn!("trace: {e}; events are counted as dropped");
             trace::drain::Sink::None

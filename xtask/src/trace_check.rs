@@ -142,23 +142,43 @@ pub struct Stall {
     pub length: Duration,
 }
 
+/// How the trace leaves the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The `lucid.trace` virtio-serial port.
+    Virtio,
+    /// COM2 (no virtio-serial device: the kernel's fallback).
+    Com2,
+}
+
 /// Boots the normal kernel with `workload`, reads its trace to the end, and returns
 /// what arrived, the decoder's CRC error count, the heartbeats seen after a stall,
 /// and how QEMU ended.
 pub fn run(
     image: &BootImage,
+    link: Link,
     workload: &str,
     stall: Option<Stall>,
     timeout: Duration,
 ) -> Result<(Observed, u64, u64, Outcome)> {
-    let socket = trace_link::socket_path(&format!("check-{}", workload.replace(':', "-")));
+    let socket = trace_link::socket_path(&format!("check-{link:?}-{}", workload.replace(':', "-")));
     let _ = std::fs::remove_file(&socket);
     let cfg = Config {
         smp: 4,
         memory: "512M".into(),
         cmdline: format!("log=warn workload={workload}"),
         gdb: false,
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+        extra: match link {
+            Link::Virtio => qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+            Link::Com2 => {
+                vec![
+                    "-chardev".into(),
+                    trace_link::chardev(&socket),
+                    "-serial".into(),
+                    "chardev:trace".into(),
+                ]
+            }
+        },
     };
     let mut cmd = qemu_cmd::command(image, &cfg);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());

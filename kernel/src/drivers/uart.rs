@@ -7,6 +7,8 @@ use spin::Mutex;
 use crate::arch::{InterruptGuard, Port};
 
 const COM1: u16 = 0x3f8;
+/// The second UART: the trace stream's fallback when there is no virtio-serial device.
+pub const COM2: u16 = 0x2f8;
 
 /// A polled 16550.
 #[derive(Debug)]
@@ -16,7 +18,7 @@ pub struct Uart {
 
 impl Uart {
     /// Programs 115200 8N1 with FIFOs.
-    fn init(base: u16) -> Self {
+    pub fn init(base: u16) -> Self {
         let reg = |off: u16, v: u8| {
             // SAFETY: the COM1 register block belongs to this driver alone.
             unsafe { Port::<u8>::new(base + off).write(v) }
@@ -31,7 +33,8 @@ impl Uart {
         Self { base }
     }
 
-    fn write_byte(&mut self, b: u8) {
+    /// Writes one byte, waiting for room in the transmitter.
+    pub fn write_byte(&mut self, b: u8) {
         // SAFETY: reading the line status and writing the data register of our UART.
         unsafe {
             let mut lsr = Port::<u8>::new(self.base + 5);

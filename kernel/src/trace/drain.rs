@@ -26,9 +26,15 @@ const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
 pub enum Sink {
     /// The `lucid.trace` virtio-serial port.
     Virtio(Box<VirtioSerial>),
+    /// COM2, when there is no virtio-serial device: polled, so writes are capped per
+    /// pump (the rings absorb bursts; what does not fit is dropped and counted).
+    Uart(crate::drivers::uart::Uart),
     /// No sink: every frame is dropped and counted (no trace device).
     None,
 }
+
+/// Bytes the drain writes to COM2 per call (each byte is a polled port write).
+const UART_CHUNK: usize = 4096;
 
 impl core::fmt::Debug for Sink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -43,6 +49,8 @@ impl Sink {
                 dev.poll();
                 dev.host_connected()
             }
+            // A UART cannot tell whether anyone listens.
+            Sink::Uart(_) => true,
             Sink::None => false,
         }
     }
@@ -50,6 +58,13 @@ impl Sink {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         match self {
             Sink::Virtio(dev) => dev.write(data),
+            Sink::Uart(uart) => {
+                let n = data.len().min(UART_CHUNK);
+                for &b in &data[..n] {
+                    uart.write_byte(b);
+                }
+                Ok(n)
+            }
             Sink::None => Err(WriteError::NotConnected),
         }
     }
@@ -259,7 +274,10 @@ impl Drain {
     pub async fn run(mut self) {
         loop {
             if FINISH.load(Ordering::Acquire) {
-                // Let every CPU go idle (sealing its frames) before the last pump.
+                // Stop producing, then let every CPU pass through idle, which seals its
+                // open frames, so the final counts cover exactly what was sealed.
+                super::set_enabled(false);
+                sched::runtime().wake_all();
                 sched::sleep(Duration::from_millis(50)).await;
                 self.pump().await;
                 if self.connected {
