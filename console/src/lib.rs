@@ -8,6 +8,7 @@
 //! source (file | later: socket, tcp, serial, stdin) ─▶ Decoder ─▶ State ─▶ stats | views
 //! ```
 
+pub mod fmt;
 pub mod source;
 pub mod state;
 pub mod stats;
