@@ -9,6 +9,7 @@
 //! ```
 
 pub mod fmt;
+pub mod live;
 pub mod source;
 pub mod state;
 pub mod stats;
