@@ -13,3 +13,4 @@ pub mod live;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod ui;

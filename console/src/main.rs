@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use lucid_console::source::{Endpoint, Recorder, RecordingFile};
+use lucid_console::source::{Endpoint, Ingest, Recorder, RecordingFile};
 use lucid_console::state::Config;
 use lucid_console::stats::{Summary, collect};
+use lucid_console::ui::App;
 use lucid_protocol::recording::RecordingWriter;
 
 #[derive(Debug, Parser)]
@@ -151,7 +152,14 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
         let summary = Summary::new(&collected);
         return print(&(serde_json::to_string(&summary)? + "\n"));
     }
-    bail!("the interactive console is not built yet: use --headless-for SECS")
+    let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
+    let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
+    let mut app = App::new(session);
+    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    let result = lucid_console::ui::run(&mut terminal, &mut app, &ingest);
+    ratatui::restore();
+    ingest.request_stop();
+    result.context("terminal I/O")
 }
 
 fn print(text: &str) -> anyhow::Result<()> {

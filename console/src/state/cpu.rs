@@ -67,11 +67,27 @@ impl Cpu {
         self.run_queue.push_back((ts, depth));
     }
 
-    pub(crate) fn add_util(&mut self, window: u64, ticks: u64) {
+    /// Adds the busy time of a poll from `start` to `end` to the utilisation windows
+    /// it overlaps (only the newest [`MAX_UTIL_WINDOWS`] of a very long poll).
+    pub(crate) fn add_busy(&mut self, start: u64, end: u64, window_ticks: u64) {
+        let window_ticks = window_ticks.max(1);
+        let last = end / window_ticks;
+        let first = (start / window_ticks).max(last.saturating_sub(MAX_UTIL_WINDOWS as u64));
+        for w in first..=last {
+            let lo = start.max(w * window_ticks);
+            let hi = end.min(w.saturating_add(1).saturating_mul(window_ticks));
+            if hi > lo || start == end {
+                self.add_util(w, hi.saturating_sub(lo));
+            }
+        }
+    }
+
+    fn add_util(&mut self, window: u64, ticks: u64) {
         match self.util.back_mut() {
             Some((w, t)) if *w == window => *t += ticks,
-            // Late polls from an older window are added to the newest one rather than
-            // searched for: windows are a display aid, totals live in `busy_ticks`.
+            // Polls that arrive late from an older window are added to the newest
+            // one rather than searched for: windows are a display aid, the totals
+            // live in `busy_ticks`.
             Some((w, t)) if *w > window => *t += ticks,
             _ => {
                 if self.util.len() >= MAX_UTIL_WINDOWS {
@@ -109,5 +125,23 @@ impl Cpu {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_is_spread_over_the_windows_it_overlaps() {
+        let mut c = Cpu::default();
+        c.add_busy(5, 35, 10);
+        assert_eq!(
+            c.util.iter().copied().collect::<Vec<_>>(),
+            [(0, 5), (1, 10), (2, 10), (3, 5)]
+        );
+        assert_eq!(c.utilisation(39, 10, 4), [0.5, 1.0, 1.0, 0.5]);
+        c.add_busy(0, u64::MAX / 2, 1);
+        assert_eq!(c.util.len(), MAX_UTIL_WINDOWS);
     }
 }

@@ -534,7 +534,7 @@ impl State {
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
             c.busy_ticks += d;
-            c.add_util(ts / window, d);
+            c.add_busy(start, ts, window);
             c.push_slice(Slice {
                 task,
                 start,
