@@ -5,7 +5,7 @@
 //! command line; a TUI adds views on the same state model.
 //!
 //! ```text
-//! source (file | later: socket, tcp, serial, stdin) ─▶ Decoder ─▶ State ─▶ stats | views
+//! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ State ─▶ stats | views (ui)
 //! ```
 
 pub mod fmt;

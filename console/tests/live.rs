@@ -3,6 +3,7 @@
 //! the same bytes as a recording.
 
 use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -125,6 +126,31 @@ fn headless_live_json_equals_stats_of_the_same_bytes() {
     assert_eq!(live["events"], g.events());
     assert_eq!(live["tasks_completed"], 303);
     assert_eq!(live["dropped_events"], 17);
+    for p in [sock, rec, file] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
+fn tcp_works_like_the_unix_socket() {
+    let g = workload();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let wire = g.wire();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(&wire).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        got
+    });
+    let live = json(&lucid(&["live", "--tcp", &addr, "--headless-for", "1.5"]));
+    assert_eq!(host_requests(&server.join().unwrap()), [MessageKind::RequestSnapshot]);
+    let file = tmp("tcp.lucid");
+    std::fs::write(&file, g.recording(4096)).unwrap();
+    assert_eq!(live, stats_json(&file));
+    let _ = std::fs::remove_file(file);
 }
 
 #[test]
@@ -160,6 +186,9 @@ fn garbage_and_a_vanished_peer_are_survived_with_a_reconnect() {
     assert_eq!(live["malformed_frames"], 1);
     assert_eq!(live["warnings"].as_array().unwrap().len(), 1);
     assert_eq!(live, stats_json(&rec));
+    for p in [sock, rec] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 #[test]

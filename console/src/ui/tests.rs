@@ -237,3 +237,52 @@ fn timeline_zoom_pan_and_follow() {
     app.on_key(key(KeyCode::Char('f')));
     assert_eq!(app.timeline.end, None);
 }
+
+#[test]
+fn random_and_mutated_input_never_panics_the_session_or_the_views() {
+    let g = generate(&Workload {
+        cpus: 3,
+        tasks: 60,
+        polls_per_task: 3,
+        ..Workload::default()
+    });
+    let wire = g.wire();
+    let mut rng = lucid_protocol::testdata::Rng::new(99);
+    for round in 0..12 {
+        let mut app = App::new(Session::new("stdin".into(), Config::default()));
+        let mut bytes = wire.clone();
+        match round % 3 {
+            // Flip random bytes.
+            0 => {
+                for _ in 0..40 {
+                    let i = rng.range(0, bytes.len() as u64) as usize;
+                    bytes[i] ^= rng.range(1, 256) as u8;
+                }
+            }
+            // Pure noise.
+            1 => bytes = (0..20_000).map(|_| rng.next_u64() as u8).collect(),
+            // Drop random ranges.
+            _ => {
+                for _ in 0..10 {
+                    let a = rng.range(0, bytes.len() as u64) as usize;
+                    let b = (a + rng.range(1, 300) as usize).min(bytes.len());
+                    bytes.drain(a..b);
+                }
+            }
+        }
+        for chunk in bytes.chunks(rng.range(1, 4000) as usize) {
+            app.ingest(IngestEvent::Chunk(crate::source::Chunk {
+                rx_ns: 1,
+                data: chunk.to_vec(),
+            }));
+        }
+        for view in View::ALL {
+            app.view = view;
+            app.detail.task = app.state().tasks.keys().next().copied();
+            render(&mut app, 120, 30);
+        }
+        if round % 3 != 1 {
+            assert!(app.session.stream_problem().is_some(), "round {round}");
+        }
+    }
+}
