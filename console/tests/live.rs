@@ -218,3 +218,40 @@ fn stdin_is_read_to_its_end() {
     let live = json(&out);
     assert_eq!(live["events"], g.events());
 }
+
+#[test]
+fn a_serial_pty_works_like_a_socket() {
+    let g = workload();
+    let (mut master, slave) = serialport::TTYPort::pair().expect("a pseudo-terminal pair");
+    let path = serialport::SerialPort::name(&slave).expect("the pty has a path");
+    let child = Command::new(env!("CARGO_BIN_EXE_lucid"))
+        .args(["live", "--serial", &path, "--baud", "115200", "--headless-for", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wire = g.wire();
+    // Written from another thread: a console that failed to open the device would
+    // block the writer, and the assertions below should report that, not hang.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        serialport::SerialPort::set_timeout(&mut master, Duration::from_secs(5)).unwrap();
+        master.write_all(&wire).unwrap();
+        let mut back = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            back.extend_from_slice(&buf[..n]);
+        }
+        back
+    });
+    let live = json(&child.wait_with_output().unwrap());
+    drop(slave);
+    let file = tmp("serial.lucid");
+    std::fs::write(&file, g.recording(4096)).unwrap();
+    assert_eq!(live, stats_json(&file));
+    assert_eq!(host_requests(&writer.join().unwrap()), [MessageKind::RequestSnapshot]);
+    let _ = std::fs::remove_file(file);
+}

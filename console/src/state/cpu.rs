@@ -49,6 +49,8 @@ pub struct Cpu {
     pub util: VecDeque<(u64, u64)>,
     /// Recent polls, oldest first.
     pub slices: VecDeque<Slice>,
+    /// Start of the poll in progress that was reported as not yielding.
+    pub(crate) stuck_warned: Option<u64>,
 }
 
 impl Cpu {

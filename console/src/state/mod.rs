@@ -329,8 +329,9 @@ impl State {
             self.cpus.entry(stream.cpu).or_default().events += 1;
         }
         self.apply_message(stream.cpu, ts, m);
-        if self.events.is_multiple_of(PRUNE_EVERY) {
+        if self.events.is_multiple_of(PRUNE_EVERY) || matches!(m, Message::Heartbeat) {
             self.prune();
+            self.check_stuck_polls();
         }
     }
 
@@ -656,6 +657,37 @@ impl State {
         t.completed_ts.get_or_insert(ts);
         t.scheduled_since = None;
         t.woken_while_running = None;
+    }
+
+    /// Warns once about every poll in progress that has run longer than the long-poll
+    /// threshold (measured against the newest timestamp of any CPU).
+    fn check_stuck_polls(&mut self) {
+        let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let now = self.now();
+        if long == 0 {
+            return;
+        }
+        let stuck: Vec<(u32, TaskId, u64)> = self
+            .cpus
+            .iter_mut()
+            .filter_map(|(&cpu, c)| {
+                let (task, start) = c.polling?;
+                (now.saturating_sub(start) > long && c.stuck_warned != Some(start)).then(|| {
+                    c.stuck_warned = Some(start);
+                    (cpu, task, start)
+                })
+            })
+            .collect();
+        for (cpu, task, start) in stuck {
+            let ran = crate::fmt::duration_ns(self.ticks_to_ns(now - start));
+            self.warn_at(
+                WarningKind::NeverYields,
+                now,
+                cpu,
+                Some(task),
+                format!("task {task} has been in one poll on cpu {cpu} for {ran} without yielding"),
+            );
+        }
     }
 
     /// Drops completed tasks older than the retention time.

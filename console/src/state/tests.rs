@@ -465,3 +465,22 @@ fn events_of_one_cpu_arriving_before_another_cpus_older_ones_keep_per_task_state
     assert_eq!(s.tasks_completed, 42);
     assert!(s.tasks.values().all(|t| t.polls == 3 && t.status.is_done()));
 }
+
+#[test]
+fn a_poll_that_does_not_return_is_reported_once_by_the_next_heartbeat() {
+    let mut s = State::with_config(Config {
+        long_poll_ns: 1_000,
+        ..Config::default()
+    });
+    hello(&mut s, 1_000_000_000);
+    spawn(&mut s, 1, 0, 5);
+    s.apply(&ev(1, 100, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 900, Message::Heartbeat));
+    assert!(!s.warning_counts.contains_key(&WarningKind::NeverYields));
+    s.apply(&ev(0, 2_000, Message::Heartbeat));
+    s.apply(&ev(0, 3_000, Message::Heartbeat));
+    assert_eq!(s.warning_counts.get(&WarningKind::NeverYields), Some(&1));
+    let w = &s.warnings[0];
+    assert_eq!((w.task, w.cpu), (Some(5), Some(1)));
+    assert!(w.message.contains("1.90µs"), "{}", w.message);
+}

@@ -11,6 +11,9 @@ pub enum WarningKind {
     LostWaker,
     /// A single poll took longer than the threshold.
     LongPoll,
+    /// A poll still in progress has run longer than the threshold: the task does not
+    /// yield.
+    NeverYields,
     /// A task woke itself many times in a row.
     SelfWakeStorm,
     /// Frames of a stream are missing.
@@ -28,9 +31,10 @@ pub enum WarningKind {
 
 impl WarningKind {
     /// Every kind, in display order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::LostWaker,
         Self::LongPoll,
+        Self::NeverYields,
         Self::SelfWakeStorm,
         Self::SequenceGap,
         Self::CrcError,
@@ -45,6 +49,7 @@ impl WarningKind {
         match self {
             Self::LostWaker => "lost waker",
             Self::LongPoll => "long poll",
+            Self::NeverYields => "never yields",
             Self::SelfWakeStorm => "self-wake storm",
             Self::SequenceGap => "sequence gap",
             Self::CrcError => "crc error",

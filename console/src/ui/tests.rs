@@ -156,7 +156,7 @@ fn warnings_view() {
     let (mut app, _) = fixture();
     app.on_key(key(KeyCode::Char('6')));
     assert_eq!(app.view, View::Warnings);
-    insta::assert_snapshot!(render(&mut app, 120, 24));
+    insta::assert_snapshot!(render(&mut app, 120, 28));
 }
 
 #[test]
