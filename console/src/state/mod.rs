@@ -11,6 +11,7 @@ mod histogram;
 mod log;
 mod task;
 mod warning;
+mod wasm;
 
 #[cfg(test)]
 mod tests;
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
-    TaskState, WasmState,
+    TaskState,
 };
 
 pub use cpu::{Cpu, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
@@ -27,6 +28,7 @@ pub use histogram::Histogram;
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
 pub use warning::{Warning, WarningKind};
+pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
 
 /// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
@@ -74,23 +76,6 @@ pub struct KernelInfo {
     pub cpus: u32,
     /// TSC at boot.
     pub boot_tsc: u64,
-}
-
-/// One wasm instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WasmInstance {
-    /// Module name.
-    pub module: String,
-    /// Driving task.
-    pub task: TaskId,
-    /// Current state.
-    pub state: WasmState,
-    /// Linear memory pages.
-    pub memory_pages: u32,
-    /// Fuel consumed.
-    pub fuel: u64,
-    /// Traps.
-    pub traps: u64,
 }
 
 /// Frame-level problems the decoder reported.
@@ -413,37 +398,6 @@ impl State {
                 self.dropped_events += count;
                 self.cpus.entry(cpu).or_default().dropped += count;
             }
-            Message::WasmInstanceCreated(w) => {
-                self.wasm.insert(
-                    w.instance,
-                    WasmInstance {
-                        module: w.module.to_string(),
-                        task: w.task,
-                        state: WasmState::Created,
-                        memory_pages: w.memory_pages,
-                        fuel: 0,
-                        traps: 0,
-                    },
-                );
-                self.task(w.task, ts).instance = Some(w.instance);
-            }
-            Message::WasmStateChanged { instance, state } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.state = state;
-                }
-            }
-            Message::WasmMemoryGrow {
-                instance, new_pages, ..
-            } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.memory_pages = new_pages;
-                }
-            }
-            Message::WasmPoll { instance, fuel, .. } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.fuel += fuel;
-                }
-            }
             Message::TaskSnapshot(s) => {
                 let t = self.task(s.task, ts);
                 t.name = s.name.to_string();
@@ -470,27 +424,13 @@ impl State {
                 t.busy_ticks = s.busy_ticks;
                 t.scheduled_ticks = s.scheduled_ticks;
             }
-            Message::WasmInstanceSnapshot(w) => {
-                let traps = self.wasm.get(&w.instance).map_or(0, |i| i.traps);
-                self.wasm.insert(
-                    w.instance,
-                    WasmInstance {
-                        module: w.module.to_string(),
-                        task: w.task,
-                        state: w.state,
-                        memory_pages: w.memory_pages,
-                        fuel: w.fuel_used,
-                        traps,
-                    },
-                );
-                self.task(w.task, ts).instance = Some(w.instance);
-            }
-            Message::WasmTrap(t) => {
-                if let Some(w) = self.wasm.get_mut(&t.instance) {
-                    w.traps += 1;
-                    w.state = WasmState::Trapped;
-                }
-            }
+            Message::WasmInstanceCreated(_)
+            | Message::WasmInstanceSnapshot(_)
+            | Message::WasmStateChanged { .. }
+            | Message::WasmMemoryGrow { .. }
+            | Message::WasmPoll { .. }
+            | Message::WasmHostcalls { .. }
+            | Message::WasmTrap(_) => self.apply_wasm(ts, m),
             _ => {}
         }
     }

@@ -1,7 +1,7 @@
 //! State-model tests, fed only by protocol items.
 
 use lucid_protocol::testdata::{Workload, generate};
-use lucid_protocol::{Decoder, Event, Hello, Location, TaskKind, TaskSpawned, Waker};
+use lucid_protocol::{Decoder, Event, Hello, Location, TaskKind, TaskSpawned, Waker, WasmState};
 
 use super::*;
 
@@ -483,4 +483,52 @@ fn a_poll_that_does_not_return_is_reported_once_by_the_next_heartbeat() {
     let w = &s.warnings[0];
     assert_eq!((w.task, w.cpu), (Some(5), Some(1)));
     assert!(w.message.contains("1.90µs"), "{}", w.message);
+}
+
+#[test]
+fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
+    let mut s = State::new();
+    let samples = lucid_protocol::testdata::sample_messages();
+    let wasm: Vec<Message<'_>> = samples
+        .iter()
+        .copied()
+        .filter(|m| {
+            matches!(
+                m,
+                Message::WasmInstanceCreated(_)
+                    | Message::WasmStateChanged { .. }
+                    | Message::WasmMemoryGrow { .. }
+                    | Message::WasmPoll { .. }
+                    | Message::WasmHostcalls { .. }
+                    | Message::WasmTrap(_)
+            )
+        })
+        .collect();
+    for (i, m) in wasm.iter().enumerate() {
+        s.apply(&ev(0, 50 + i as u64, *m));
+    }
+    // Poll and hostcall reports are increments.
+    for m in wasm
+        .iter()
+        .filter(|m| matches!(m, Message::WasmPoll { .. } | Message::WasmHostcalls { .. }))
+    {
+        s.apply(&ev(0, 100, *m));
+    }
+    let w = &s.wasm[&1];
+    assert_eq!(
+        (w.module.as_str(), w.task, w.fuel_per_slice),
+        ("fib.wasm", 301, Some(10_000))
+    );
+    assert_eq!((w.fuel, w.slices, w.traps, w.hostcalls_total), (20_000, 2, 1, 24));
+    assert_eq!(
+        w.hostcalls[&3],
+        Hostcall {
+            calls: 24,
+            ticks: 9_600
+        }
+    );
+    assert_eq!(w.memory_history.iter().map(|&(_, p)| p).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(w.state, WasmState::Trapped);
+    assert_eq!(w.last_trap.as_deref(), Some("integer divide by zero (code 4)"));
+    assert_eq!(s.tasks[&301].instance, Some(1));
 }

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use super::View;
 
 const GLOBAL: &[(&str, &str)] = &[
-    ("1-6, Tab", "switch view (Shift-Tab back)"),
+    ("1-7, Tab", "switch view (Shift-Tab back)"),
     ("space", "pause / resume the display (ingest goes on)"),
     ("?", "this help; Esc or ? closes it"),
     ("q, Ctrl-C", "quit"),
@@ -35,6 +35,7 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("↑/↓ j/k", "select a CPU lane"),
         ],
         View::Scheduler => &[("s", "cycle the hotspot ranking")],
+        View::Wasm => &[("↑/↓ j/k", "select an instance"), ("Enter", "open its task")],
         View::Logs => &[
             ("l", "cycle the minimum level"),
             ("/", "filter by target (Enter keeps, Esc clears)"),

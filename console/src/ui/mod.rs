@@ -10,6 +10,7 @@ pub mod task_detail;
 pub mod tasks;
 pub mod timeline;
 pub mod warnings;
+pub mod wasm;
 
 #[cfg(test)]
 mod tests;
@@ -36,8 +37,10 @@ pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 /// Time per frame spent folding ingested chunks before drawing.
 const INGEST_BUDGET: Duration = Duration::from_millis(25);
-/// How long the loop waits for a key before drawing again.
-const TICK: Duration = Duration::from_millis(50);
+/// How long the loop waits for a key when nothing is queued.
+const TICK: Duration = Duration::from_millis(100);
+/// Shortest time between two frames while ingesting.
+const FRAME: Duration = Duration::from_millis(33);
 
 /// The views, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,8 @@ pub enum View {
     Timeline,
     /// CPU utilisation and hotspots.
     Scheduler,
+    /// Wasm instances.
+    Wasm,
     /// Tracing events.
     Logs,
     /// Warnings and stream health.
@@ -58,11 +63,12 @@ pub enum View {
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Tasks,
         Self::TaskDetail,
         Self::Timeline,
         Self::Scheduler,
+        Self::Wasm,
         Self::Logs,
         Self::Warnings,
     ];
@@ -75,6 +81,7 @@ impl View {
             Self::TaskDetail => "Task",
             Self::Timeline => "Timeline",
             Self::Scheduler => "Scheduler",
+            Self::Wasm => "Wasm",
             Self::Logs => "Logs",
             Self::Warnings => "Warnings",
         }
@@ -117,6 +124,8 @@ pub struct App {
     pub timeline: timeline::TimelineView,
     /// Scheduler view state.
     pub scheduler: scheduler::SchedulerView,
+    /// Wasm view state.
+    pub wasm: wasm::WasmView,
     /// Logs view state.
     pub logs: logs::LogsView,
     /// Warnings view state.
@@ -137,6 +146,7 @@ impl App {
             detail: task_detail::DetailView::default(),
             timeline: timeline::TimelineView::default(),
             scheduler: scheduler::SchedulerView::default(),
+            wasm: wasm::WasmView::default(),
             logs: logs::LogsView::default(),
             warnings: warnings::WarningsView::default(),
         }
@@ -212,7 +222,7 @@ impl App {
                     self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()];
                     return;
                 }
-                KeyCode::Char(c @ '1'..='6') => {
+                KeyCode::Char(c @ '1'..='7') => {
                     self.view = View::ALL[usize::from(c as u8 - b'1')];
                     return;
                 }
@@ -225,6 +235,7 @@ impl App {
             View::TaskDetail => self.detail.on_key(key),
             View::Timeline => self.timeline.on_key(key, state),
             View::Scheduler => self.scheduler.on_key(key),
+            View::Wasm => self.wasm.on_key(key, state),
             View::Logs => self.logs.on_key(key),
             View::Warnings => self.warnings.on_key(key, state),
         };
@@ -259,6 +270,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
         View::TaskDetail => app.detail.render(f, body, state),
         View::Timeline => app.timeline.render(f, body, state),
         View::Scheduler => app.scheduler.render(f, body, state),
+        View::Wasm => app.wasm.render(f, body, state),
         View::Logs => app.logs.render(f, body, state),
         View::Warnings => app.warnings.render(f, body, state),
     }
@@ -317,26 +329,49 @@ fn draw_status(f: &mut Frame<'_>, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(Line::from(spans)).style(Style::new().reversed()), area);
 }
 
-/// Runs the event loop until the user quits: folds ingested chunks for at most
-/// [`INGEST_BUDGET`] per frame, draws, and waits at most [`TICK`] for a key.
+/// Runs the event loop until the user quits. Each turn folds ingested chunks for at
+/// most [`INGEST_BUDGET`], draws at most every [`FRAME`] (or at once after a key), and
+/// waits for a key: not at all while chunks are queued, else up to [`TICK`].
 pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io::Result<()> {
     let mut ingest_ended = false;
+    let mut last_draw: Option<Instant> = None;
+    let mut dirty = true;
     while !app.quit {
         let start = Instant::now();
-        while !ingest_ended && start.elapsed() < INGEST_BUDGET {
+        let mut backlog = false;
+        while !ingest_ended {
+            if start.elapsed() >= INGEST_BUDGET {
+                backlog = true;
+                break;
+            }
             match ingest.try_recv() {
-                Ok(ev) => app.ingest(ev),
+                Ok(ev) => {
+                    app.ingest(ev);
+                    dirty = true;
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => ingest_ended = true,
             }
         }
-        terminal.draw(|f| draw(f, app))?;
-        if event::poll(TICK)? {
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
+            terminal.draw(|f| draw(f, app))?;
+            last_draw = Some(Instant::now());
+            dirty = false;
+        }
+        let wait = if backlog { Duration::ZERO } else { TICK };
+        if event::poll(wait)? {
             match event::read()? {
                 Event::Key(key) => app.on_key(key),
+                // Redraw at once: the view layout depends on the size.
                 Event::Resize(..) => {}
-                _ => {}
+                _ => continue,
             }
+            dirty = true;
+            last_draw = None;
+        } else if !backlog {
+            // Idle: redraw now and then so durations of running tasks advance with
+            // new events and the status bar stays current.
+            dirty = true;
         }
     }
     Ok(())

@@ -27,7 +27,8 @@ fn frame(stream: StreamId, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
 }
 
 /// Two thirds of a small two-CPU workload (so tasks are in every state), plus a
-/// frame with a lost waker, a steal, run-queue samples, idle time and a log line.
+/// frame with a lost waker, a steal, run-queue samples, idle time, a log line and a
+/// wasm instance that grows, calls the host and traps.
 fn fixture() -> (App, Option<TaskId>) {
     let g = generate(&Workload {
         cpus: 2,
@@ -58,7 +59,19 @@ fn fixture() -> (App, Option<TaskId>) {
     let samples = sample_messages();
     let mut extra: Vec<(u64, Message<'_>)> = samples
         .iter()
-        .filter(|m| matches!(m, Message::Callsite(_) | Message::TraceEvent(_)))
+        .filter(|m| {
+            matches!(
+                m,
+                Message::Callsite(_)
+                    | Message::TraceEvent(_)
+                    | Message::WasmInstanceCreated(_)
+                    | Message::WasmStateChanged { .. }
+                    | Message::WasmMemoryGrow { .. }
+                    | Message::WasmPoll { .. }
+                    | Message::WasmHostcalls { .. }
+                    | Message::WasmTrap(_)
+            )
+        })
         .map(|m| (now, *m))
         .collect();
     if let Some(task) = idle {
@@ -145,6 +158,14 @@ fn scheduler_view() {
 }
 
 #[test]
+fn wasm_view() {
+    let (mut app, _) = fixture();
+    app.on_key(key(KeyCode::Char('5')));
+    assert_eq!(app.view, View::Wasm);
+    insta::assert_snapshot!(render(&mut app, 120, 16));
+}
+
+#[test]
 fn logs_view() {
     let (mut app, _) = fixture();
     app.view = View::Logs;
@@ -154,7 +175,7 @@ fn logs_view() {
 #[test]
 fn warnings_view() {
     let (mut app, _) = fixture();
-    app.on_key(key(KeyCode::Char('6')));
+    app.on_key(key(KeyCode::Char('7')));
     assert_eq!(app.view, View::Warnings);
     insta::assert_snapshot!(render(&mut app, 120, 28));
 }
