@@ -36,8 +36,23 @@ pub const MAX_WARNINGS: usize = 100;
 pub const MAX_RECENT_WARNINGS: usize = 500;
 /// TSC frequency assumed until a `Hello` says otherwise.
 pub const DEFAULT_TSC_HZ: u64 = 1_000_000_000;
+/// Wakes kept for the timeline.
+pub const MAX_WAKE_MARKS: usize = 16_384;
 /// Events between two passes that drop expired tasks.
 const PRUNE_EVERY: u64 = 4096;
+
+/// A wake, for drawing on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WakeMark {
+    /// When.
+    pub ts: u64,
+    /// The CPU whose stream reported it.
+    pub cpu: u32,
+    /// The woken task.
+    pub task: TaskId,
+    /// Who woke it.
+    pub waker: WokenBy,
+}
 
 /// Thresholds and limits of the state model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +149,8 @@ pub struct State {
     pub logs: VecDeque<LogLine>,
     /// Log lines dropped from the front of [`State::logs`].
     pub logs_dropped: u64,
+    /// Recent wakes for the timeline, oldest first (at most [`MAX_WAKE_MARKS`]).
+    pub wake_marks: VecDeque<WakeMark>,
     /// The first warnings, oldest first (at most [`MAX_WARNINGS`]), for reports.
     pub warnings: Vec<Warning>,
     /// Warnings not kept in [`State::warnings`] because of the limit.
@@ -533,6 +550,15 @@ impl State {
 
     fn wake(&mut self, cpu: u32, ts: u64, task: TaskId, waker: lucid_protocol::Waker, self_wake: bool) {
         let storm = self.config.self_wake_storm;
+        if self.wake_marks.len() >= MAX_WAKE_MARKS {
+            self.wake_marks.pop_front();
+        }
+        self.wake_marks.push_back(WakeMark {
+            ts,
+            cpu,
+            task,
+            waker: waker.into(),
+        });
         let t = self.task(task, ts);
         t.wakes += 1;
         t.note_waker(waker);

@@ -151,6 +151,20 @@ fn timeline_view() {
 }
 
 #[test]
+fn timeline_view_with_task_lanes_and_wakes() {
+    let (mut app, _) = fixture();
+    app.view = View::Timeline;
+    app.timeline.span_ns = 100_000;
+    app.timeline.end = Some(app.state().ts_range.unwrap().0 + 250_000);
+    app.on_key(key(KeyCode::Char('t')));
+    app.timeline.cursor = 40;
+    insta::assert_snapshot!(render(&mut app, 120, 16));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::TaskDetail);
+    assert!(app.detail.task.is_some());
+}
+
+#[test]
 fn scheduler_view() {
     let (mut app, _) = fixture();
     app.view = View::Scheduler;
