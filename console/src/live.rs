@@ -145,6 +145,19 @@ impl Session {
     }
 }
 
+/// What a headless session collected, and what the status bar would have said.
+#[derive(Debug)]
+pub struct HeadlessRun {
+    /// The state and decoder counters, as `lucid stats` collects them from a file.
+    pub collected: Collected,
+    /// The link status at the end.
+    pub link: String,
+    /// A problem with the stream, if there was one.
+    pub problem: Option<String>,
+    /// Connections made.
+    pub connections: u64,
+}
+
 /// Ingests from `endpoint` for `duration` without a terminal and returns what was
 /// collected. Stops early when a source that cannot reconnect (stdin) has ended.
 pub fn headless(
@@ -152,7 +165,7 @@ pub fn headless(
     recorder: Option<Recorder>,
     config: Config,
     duration: Duration,
-) -> std::io::Result<Collected> {
+) -> std::io::Result<HeadlessRun> {
     let mut session = Session::new(endpoint.to_string(), config);
     let ingest = Ingest::spawn(endpoint, recorder)?;
     let deadline = Instant::now() + duration;
@@ -171,7 +184,15 @@ pub fn headless(
     for ev in ingest.stop(Duration::from_secs(2)) {
         session.handle(ev);
     }
-    Ok(session.finish())
+    let link = session.link_status();
+    let problem = session.stream_problem();
+    let connections = session.connections;
+    Ok(HeadlessRun {
+        collected: session.finish(),
+        link,
+        problem,
+        connections,
+    })
 }
 
 #[cfg(test)]

@@ -147,9 +147,17 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
     let endpoint = args.endpoint();
     if let Some(secs) = args.headless_for {
         let duration = Duration::try_from_secs_f64(secs).context("--headless-for")?;
-        let collected = lucid_console::live::headless(endpoint, recorder, args.config(), duration)
+        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration)
             .context("starting the ingest thread")?;
-        let summary = Summary::new(&collected);
+        // The JSON on stdout is the same as `lucid stats --json`; what the status bar
+        // would have shown goes to stderr for people.
+        if run.connections == 0 || run.problem.is_some() {
+            eprintln!("lucid: {}", run.link);
+        }
+        if let Some(p) = &run.problem {
+            eprintln!("lucid: {p}");
+        }
+        let summary = Summary::new(&run.collected);
         return print(&(serde_json::to_string(&summary)? + "\n"));
     }
     let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());

@@ -197,6 +197,8 @@ fn a_missing_socket_is_retried_without_failing() {
     let out = lucid(&["live", "--socket", sock.to_str().unwrap(), "--headless-for", "0.3"]);
     let live = json(&out);
     assert_eq!(live["events"], 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect to unix:"), "{err}");
 }
 
 #[test]
