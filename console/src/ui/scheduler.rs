@@ -80,14 +80,17 @@ impl SchedulerView {
 
     fn render_tasks(&self, f: &mut Frame<'_>, area: Rect, state: &State) {
         let now = state.now();
-        let mut ranked: Vec<&Task> = state.tasks.values().collect();
-        ranked.sort_by(|a, b| {
-            self.ranking
-                .key(b, now)
-                .cmp(&self.ranking.key(a, now))
-                .then(a.id.cmp(&b.id))
-        });
-        let rows = ranked.iter().take(usize::from(area.height.saturating_sub(3))).map(|t| {
+        let shown = usize::from(area.height.saturating_sub(3));
+        // Keys computed once per task (a percentile walks the histogram), and only the
+        // top rows sorted.
+        let mut ranked: Vec<(u64, &Task)> = state.tasks.values().map(|t| (self.ranking.key(t, now), t)).collect();
+        let order = |a: &(u64, &Task), b: &(u64, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
+        if ranked.len() > shown && shown > 0 {
+            ranked.select_nth_unstable_by(shown - 1, order);
+            ranked.truncate(shown);
+        }
+        ranked.sort_by(order);
+        let rows = ranked.iter().take(shown).map(|&(_, t)| {
             Row::new(vec![
                 Cell::from(t.id.to_string()),
                 Cell::from(t.display_name()),
@@ -123,7 +126,10 @@ impl SchedulerView {
             e.0 += 1;
             e.1 += t.busy_ticks_at(now);
             e.2 = e.2.max(t.poll_hist.max());
-            e.3 = e.3.max(t.sched_hist.quantile(0.99));
+            // Only this ranking needs the percentile, which walks the histogram.
+            if self.ranking == Ranking::SchedP99 {
+                e.3 = e.3.max(t.sched_hist.quantile(0.99));
+            }
         }
         let mut ranked: Vec<_> = by_loc.into_iter().collect();
         let key = |v: &(u64, u64, u64, u64)| match self.ranking {

@@ -137,6 +137,8 @@ pub struct TasksView {
     pub editing: bool,
     /// Selected row.
     pub selected: usize,
+    /// First row on screen.
+    offset: usize,
     table: TableState,
 }
 
@@ -148,6 +150,7 @@ impl Default for TasksView {
             filter: String::new(),
             editing: false,
             selected: 0,
+            offset: 0,
             table: TableState::default(),
         }
     }
@@ -231,6 +234,15 @@ impl TasksView {
     pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
         let rows = self.rows(state);
         self.selected = self.selected.min(rows.len().saturating_sub(1));
+        // Only the rows on screen are formatted: with thousands of tasks, formatting
+        // them all would cost more than everything else in a frame.
+        let visible = usize::from(area.height.saturating_sub(3)).max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + visible {
+            self.offset = self.selected + 1 - visible;
+        }
+        self.offset = self.offset.min(rows.len().saturating_sub(visible));
         let now = state.now();
         let header = Row::new(Column::ALL.iter().map(|c| {
             let arrow = match (*c == self.sort, self.descending) {
@@ -245,7 +257,7 @@ impl TasksView {
             };
             Cell::from(format!("{}{arrow}", c.title())).style(style)
         }));
-        let body = rows.iter().map(|t| {
+        let body = rows.iter().skip(self.offset).take(visible).map(|t| {
             let state_style = match t.status {
                 TaskStatus::Running => Style::new().fg(Color::Green),
                 TaskStatus::Scheduled => Style::new().fg(Color::Cyan),
@@ -289,7 +301,7 @@ impl TasksView {
             .header(header)
             .block(Block::bordered().title(Line::from(title)))
             .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-        self.table.select((!rows.is_empty()).then_some(self.selected));
+        self.table = TableState::default().with_selected((!rows.is_empty()).then_some(self.selected - self.offset));
         f.render_stateful_widget(table, area, &mut self.table);
     }
 }
