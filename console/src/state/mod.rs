@@ -16,7 +16,7 @@ mod wasm;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
@@ -36,6 +36,8 @@ pub const MAX_WARNINGS: usize = 100;
 pub const MAX_RECENT_WARNINGS: usize = 500;
 /// TSC frequency assumed until a `Hello` says otherwise.
 pub const DEFAULT_TSC_HZ: u64 = 1_000_000_000;
+/// Expired task ids remembered.
+pub const MAX_EXPIRED_IDS: usize = 1 << 16;
 /// Wakes kept for the timeline.
 pub const MAX_WAKE_MARKS: usize = 16_384;
 /// Events between two passes that drop expired tasks.
@@ -163,6 +165,10 @@ pub struct State {
     pub first_version_error: Option<(u64, FrameError)>,
     /// Last timestamp per stream, to detect time going backwards.
     last_ts: BTreeMap<StreamId, u64>,
+    /// Recently expired task ids (at most [`MAX_EXPIRED_IDS`]), so a late wake or
+    /// waker drop does not bring a finished task back as a new idle one.
+    expired: BTreeSet<TaskId>,
+    expired_order: VecDeque<TaskId>,
 }
 
 impl State {
@@ -330,7 +336,9 @@ impl State {
         if stream.ring != Ring::Host {
             self.cpus.entry(stream.cpu).or_default().events += 1;
         }
-        self.apply_message(stream.cpu, ts, m);
+        if !self.is_about_expired_task(m) {
+            self.apply_message(stream.cpu, ts, m);
+        }
         if self.events.is_multiple_of(PRUNE_EVERY) || matches!(m, Message::Heartbeat) {
             self.prune();
             self.check_stuck_polls();
@@ -364,6 +372,7 @@ impl State {
             Message::TraceEvent(e) => self.log(cpu, ts, &e),
             Message::TaskSpawned(s) => {
                 self.tasks_spawned += 1;
+                self.expired.remove(&s.task);
                 let t = self.task(s.task, ts);
                 t.spawned_ts = ts;
                 t.name = s.name.to_string();
@@ -660,10 +669,37 @@ impl State {
     pub fn prune(&mut self) {
         let retain = self.ns_to_ticks(self.config.retain_ns);
         let now = self.now();
-        let before = self.tasks.len();
-        self.tasks
-            .retain(|_, t| t.completed_ts.is_none_or(|c| now.saturating_sub(c) <= retain));
-        self.tasks_expired += (before - self.tasks.len()) as u64;
+        let expired: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.completed_ts.is_some_and(|c| now.saturating_sub(c) > retain))
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            self.tasks.remove(&id);
+            self.tasks_expired += 1;
+            if self.expired_order.len() >= MAX_EXPIRED_IDS
+                && let Some(old) = self.expired_order.pop_front()
+            {
+                self.expired.remove(&old);
+            }
+            if self.expired.insert(id) {
+                self.expired_order.push_back(id);
+            }
+        }
+    }
+
+    /// Whether `m` concerns a task that completed and expired: late wakes and waker
+    /// drops of finished tasks are legitimate and must not recreate them.
+    fn is_about_expired_task(&self, m: &Message<'_>) -> bool {
+        let task = match *m {
+            Message::Wake { task, .. }
+            | Message::WakerClone { task, .. }
+            | Message::WakerDrop { task, .. }
+            | Message::TaskDropped { task } => task,
+            _ => return false,
+        };
+        !self.tasks.contains_key(&task) && self.expired.contains(&task)
     }
 
     /// Trace duration in seconds: TSC range over the kernel's TSC frequency, or the

@@ -347,6 +347,14 @@ fn completed_tasks_expire_after_the_retention_time() {
     assert!(!s.tasks.contains_key(&1));
     assert!(s.tasks.contains_key(&2));
     assert_eq!((s.tasks_expired, s.tasks_completed), (1, 1));
+    // A late wake and waker drop of the finished task do not bring it back.
+    s.apply(&ev(1, 1_200, wake(1, false)));
+    s.apply(&ev(1, 1_201, Message::WakerDrop { task: 1, wakers: 0 }));
+    assert!(!s.tasks.contains_key(&1));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The same id spawned again is a new task.
+    spawn(&mut s, 0, 1_300, 1);
+    assert_eq!(s.tasks[&1].status, TaskStatus::Idle);
 }
 
 #[test]
