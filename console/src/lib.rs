@@ -5,9 +5,12 @@
 //! command line; a TUI adds views on the same state model.
 //!
 //! ```text
-//! source (file | later: socket, tcp, serial, stdin) ─▶ Decoder ─▶ State ─▶ stats | views
+//! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ State ─▶ stats | views (ui)
 //! ```
 
+pub mod fmt;
+pub mod live;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod ui;

@@ -1,13 +1,17 @@
 //! `lucid`: the host console for Lucid's trace stream.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
-use lucid_console::source::RecordingFile;
+use clap::{Args, Parser, Subcommand};
+use lucid_console::source::{Endpoint, Ingest, Recorder, RecordingFile};
+use lucid_console::state::Config;
 use lucid_console::stats::{Summary, collect};
+use lucid_console::ui::App;
+use lucid_protocol::recording::RecordingWriter;
 
 #[derive(Debug, Parser)]
 #[command(name = "lucid", version, about = "Console for the Lucid kernel's trace stream")]
@@ -30,6 +34,86 @@ enum Command {
         #[arg(long)]
         partial: bool,
     },
+    /// Attach to a running kernel's trace stream and show it live.
+    Live(LiveArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["socket", "tcp", "stdin", "serial"])))]
+struct LiveArgs {
+    /// Connect to a unix-domain socket (QEMU `-chardev socket,path=…`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Connect to a TCP address (`host:port`).
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<String>,
+    /// Read the stream from standard input.
+    #[arg(long)]
+    stdin: bool,
+    /// Open a serial device (a QEMU pty or a USB-serial adapter).
+    #[arg(long, value_name = "DEVICE")]
+    serial: Option<String>,
+    /// Baud rate of the serial device.
+    #[arg(long, value_name = "N", default_value_t = 115_200, requires = "serial")]
+    baud: u32,
+    /// Also write everything received to FILE (a `.lucid` recording).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// How long completed tasks stay visible (trace time), e.g. `60s`, `500ms`, `5m`.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    retain: Duration,
+    /// Polls longer than this are warnings, e.g. `10ms`.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    long_poll: Duration,
+    /// No terminal: ingest for SECS seconds, then print the `lucid stats --json`
+    /// object for what was received.
+    #[arg(long, value_name = "SECS")]
+    headless_for: Option<f64>,
+}
+
+impl LiveArgs {
+    fn endpoint(&self) -> Endpoint {
+        if let Some(p) = &self.socket {
+            Endpoint::Unix(p.clone())
+        } else if let Some(a) = &self.tcp {
+            Endpoint::Tcp(a.clone())
+        } else if let Some(d) = &self.serial {
+            Endpoint::Serial {
+                device: d.clone(),
+                baud: self.baud,
+            }
+        } else {
+            Endpoint::Stdin
+        }
+    }
+
+    fn config(&self) -> Config {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Config {
+            retain_ns: ns(self.retain),
+            long_poll_ns: ns(self.long_poll),
+            ..Config::default()
+        }
+    }
+}
+
+/// `90`, `90s`, `500ms`, `2m`, `1h`, `1.5s`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 60s or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -46,6 +130,52 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stats { file, json, partial } => stats(&file, json, partial),
+        Command::Live(args) => live(&args),
+    }
+}
+
+fn recorder(path: &Path) -> anyhow::Result<Recorder> {
+    let name = path.display();
+    let file = std::fs::File::create(path).with_context(|| format!("creating {name}"))?;
+    let mut w = RecordingWriter::new(std::io::BufWriter::new(file)).with_context(|| format!("writing {name}"))?;
+    w.flush().with_context(|| format!("writing {name}"))?;
+    Ok(w)
+}
+
+fn live(args: &LiveArgs) -> anyhow::Result<()> {
+    let recorder = args.record.as_deref().map(recorder).transpose()?;
+    let endpoint = args.endpoint();
+    if let Some(secs) = args.headless_for {
+        let duration = Duration::try_from_secs_f64(secs).context("--headless-for")?;
+        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration)
+            .context("starting the ingest thread")?;
+        // The JSON on stdout is the same as `lucid stats --json`; what the status bar
+        // would have shown goes to stderr for people.
+        if run.connections == 0 || run.problem.is_some() {
+            eprintln!("lucid: {}", run.link);
+        }
+        if let Some(p) = &run.problem {
+            eprintln!("lucid: {p}");
+        }
+        let summary = Summary::new(&run.collected);
+        return print(&(serde_json::to_string(&summary)? + "\n"));
+    }
+    let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
+    let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
+    let mut app = App::new(session);
+    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    let result = lucid_console::ui::run(&mut terminal, &mut app, &ingest);
+    ratatui::restore();
+    ingest.request_stop();
+    result.context("terminal I/O")
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
     }
 }
 
@@ -67,10 +197,5 @@ fn stats(file: &std::path::Path, json: bool, partial: bool) -> anyhow::Result<()
     } else {
         summary.to_text()
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        // A reader that stops early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing to stdout"),
-    }
+    print(&text)
 }

@@ -116,7 +116,7 @@ impl Summary {
             .iter()
             .map(|k| (k.name(), s.events_by_kind.get(k).copied().unwrap_or(0)))
             .collect();
-        let mut warnings = s.warnings.clone();
+        let mut warnings: Vec<String> = s.warnings.iter().map(ToString::to_string).collect();
         if s.warnings_dropped > 0 {
             warnings.push(format!("{} more warnings not shown", s.warnings_dropped));
         }

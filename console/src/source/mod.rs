@@ -1,12 +1,16 @@
 //! Where trace bytes come from. Every source yields chunks of the byte stream as it
 //! was received, with the host receive time, so live and replayed input feed the
-//! decoder the same way.
+//! decoder the same way. Live sources are read on their own thread ([`Ingest`]).
 
 mod file;
+mod ingest;
+mod live;
 
 use std::fmt;
 
 pub use file::RecordingFile;
+pub use ingest::{CHANNEL_CAPACITY, Ingest, IngestEvent, Recorder, now_ns, snapshot_request};
+pub use live::{ConnectError, Connection, Endpoint, READ_TIMEOUT};
 use lucid_protocol::recording::RecordingError;
 
 /// A piece of the received byte stream.

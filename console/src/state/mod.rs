@@ -1,15 +1,84 @@
 //! The state model: everything the console knows, built only from decoded protocol
 //! items (and the receive times of the chunks they came in). No UI types here; views,
 //! stats and exporters read it.
+//!
+//! Memory stays bounded in a long session: completed tasks are dropped once they are
+//! older than [`Config::retain_ns`] of trace time, and per-CPU poll slices, run-queue
+//! samples, utilisation windows, logs and warnings are kept in fixed-size windows.
 
-use std::collections::BTreeMap;
+mod cpu;
+mod histogram;
+mod log;
+mod task;
+mod warning;
+mod wasm;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lucid_protocol::{
-    FrameError, InstanceId, Item, Message, MessageKind, Outcome, Ring, StreamId, TaskId, TaskKind, TaskState, WasmState,
+    CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
+    TaskState,
 };
 
-/// Warnings kept verbatim; further ones are only counted.
+pub use cpu::{Cpu, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
+pub use histogram::Histogram;
+pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
+pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
+pub use warning::{Warning, WarningKind};
+pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
+
+/// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
+/// Most recent warnings kept for the views.
+pub const MAX_RECENT_WARNINGS: usize = 500;
+/// TSC frequency assumed until a `Hello` says otherwise.
+pub const DEFAULT_TSC_HZ: u64 = 1_000_000_000;
+/// Expired task ids remembered.
+pub const MAX_EXPIRED_IDS: usize = 1 << 16;
+/// Wakes kept for the timeline.
+pub const MAX_WAKE_MARKS: usize = 16_384;
+/// Events between two passes that drop expired tasks.
+const PRUNE_EVERY: u64 = 4096;
+
+/// A wake, for drawing on the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WakeMark {
+    /// When.
+    pub ts: u64,
+    /// The CPU whose stream reported it.
+    pub cpu: u32,
+    /// The woken task.
+    pub task: TaskId,
+    /// Who woke it.
+    pub waker: WokenBy,
+}
+
+/// Thresholds and limits of the state model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Completed tasks are kept this long (trace time, nanoseconds) after completing.
+    pub retain_ns: u64,
+    /// A poll longer than this is a warning.
+    pub long_poll_ns: u64,
+    /// This many self-wakes in a row without another waker is a self-wake storm.
+    pub self_wake_storm: u64,
+    /// Width of one utilisation window (trace time, nanoseconds).
+    pub util_window_ns: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            retain_ns: 60_000_000_000,
+            long_poll_ns: 10_000_000,
+            self_wake_storm: 1000,
+            util_window_ns: 10_000_000,
+        }
+    }
+}
 
 /// What the kernel said about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,70 +91,8 @@ pub struct KernelInfo {
     pub tsc_hz: u64,
     /// CPUs.
     pub cpus: u32,
-}
-
-/// Lifecycle of a task as far as the stream told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskStatus {
-    /// Spawned, not being polled.
-    Idle,
-    /// Being polled.
-    Running,
-    /// Finished.
-    Completed(Outcome),
-}
-
-/// One task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    /// Name given at spawn.
-    pub name: String,
-    /// Kernel or wasm.
-    pub kind: TaskKind,
-    /// Spawn location `file:line:column`.
-    pub location: String,
-    /// Current status.
-    pub status: TaskStatus,
-    /// Polls started.
-    pub polls: u64,
-    /// Wakes.
-    pub wakes: u64,
-    /// Self-wakes.
-    pub self_wakes: u64,
-    /// TSC ticks spent in completed polls.
-    pub busy_ticks: u64,
-    /// Longest poll in ticks.
-    pub max_poll_ticks: u64,
-}
-
-/// One CPU (all rings of it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cpu {
-    /// Events seen from this CPU's streams.
-    pub events: u64,
-    /// Task being polled and when the poll started.
-    pub polling: Option<(TaskId, u64)>,
-    /// TSC ticks spent in polls.
-    pub busy_ticks: u64,
-    /// Events dropped on this CPU (from `Loss` reports).
-    pub dropped: u64,
-}
-
-/// One wasm instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WasmInstance {
-    /// Module name.
-    pub module: String,
-    /// Driving task.
-    pub task: TaskId,
-    /// Current state.
-    pub state: WasmState,
-    /// Linear memory pages.
-    pub memory_pages: u32,
-    /// Fuel consumed.
-    pub fuel: u64,
-    /// Traps.
-    pub traps: u64,
+    /// TSC at boot.
+    pub boot_tsc: u64,
 }
 
 /// Frame-level problems the decoder reported.
@@ -110,18 +117,22 @@ pub struct StreamHealth {
 /// Everything known about a traced kernel.
 #[derive(Debug, Clone, Default)]
 pub struct State {
+    /// Thresholds and limits.
+    pub config: Config,
     /// From the `Hello`, once seen.
     pub kernel: Option<KernelInfo>,
     /// Events applied.
     pub events: u64,
     /// Events by kind.
     pub events_by_kind: BTreeMap<MessageKind, u64>,
-    /// Tasks by id (spawned ones, plus ones first seen in other events).
+    /// Tasks by id: live ones, and completed ones within the retention time.
     pub tasks: BTreeMap<TaskId, Task>,
     /// `TaskSpawned` messages.
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
     pub tasks_completed: u64,
+    /// Completed tasks dropped from [`State::tasks`] after the retention time.
+    pub tasks_expired: u64,
     /// CPUs by number.
     pub cpus: BTreeMap<u32, Cpu>,
     /// Wasm instances by id.
@@ -134,21 +145,70 @@ pub struct State {
     pub ts_range: Option<(u64, u64)>,
     /// First and last host receive time seen.
     pub rx_range: Option<(u64, u64)>,
-    /// Last timestamp per stream, to detect time going backwards.
-    last_ts: BTreeMap<StreamId, u64>,
-    /// Human-readable warnings, oldest first (at most [`MAX_WARNINGS`]).
-    pub warnings: Vec<String>,
-    /// Warnings not kept because of the limit.
+    /// Registered callsites.
+    pub callsites: BTreeMap<CallsiteId, CallsiteInfo>,
+    /// Tracing events, oldest first (at most [`MAX_LOGS`]).
+    pub logs: VecDeque<LogLine>,
+    /// Log lines dropped from the front of [`State::logs`].
+    pub logs_dropped: u64,
+    /// Recent wakes for the timeline, oldest first (at most [`MAX_WAKE_MARKS`]).
+    pub wake_marks: VecDeque<WakeMark>,
+    /// The first warnings, oldest first (at most [`MAX_WARNINGS`]), for reports.
+    pub warnings: Vec<Warning>,
+    /// Warnings not kept in [`State::warnings`] because of the limit.
     pub warnings_dropped: u64,
+    /// The latest warnings, oldest first (at most [`MAX_RECENT_WARNINGS`]), for views.
+    pub recent_warnings: VecDeque<Warning>,
+    /// Every warning, counted by kind.
+    pub warning_counts: BTreeMap<WarningKind, u64>,
     /// Offset of the first incompatible-version frame, if any.
     pub first_version_error: Option<(u64, FrameError)>,
+    /// Last timestamp per stream, to detect time going backwards.
+    last_ts: BTreeMap<StreamId, u64>,
+    /// Recently expired task ids (at most [`MAX_EXPIRED_IDS`]), so a late wake or
+    /// waker drop does not bring a finished task back as a new idle one.
+    expired: BTreeSet<TaskId>,
+    expired_order: VecDeque<TaskId>,
 }
 
 impl State {
-    /// An empty state.
+    /// An empty state with the default configuration.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty state with `config`.
+    #[must_use]
+    pub fn with_config(config: Config) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// TSC ticks per second: the kernel's, or [`DEFAULT_TSC_HZ`] before its `Hello`.
+    #[must_use]
+    pub fn tsc_hz(&self) -> u64 {
+        self.kernel.as_ref().map_or(DEFAULT_TSC_HZ, |k| k.tsc_hz).max(1)
+    }
+
+    /// Converts ticks to nanoseconds.
+    #[must_use]
+    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000_000 / u128::from(self.tsc_hz())).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Converts nanoseconds to ticks.
+    #[must_use]
+    pub fn ns_to_ticks(&self, ns: u64) -> u64 {
+        (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
+    }
+
+    /// The latest trace time seen (0 before any event).
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        self.ts_range.map_or(0, |(_, b)| b)
     }
 
     /// Notes the receive time of the chunk whose items follow.
@@ -160,12 +220,30 @@ impl State {
     }
 
     /// Adds a warning (bounded).
-    pub fn warn(&mut self, w: String) {
+    pub fn warn(&mut self, w: Warning) {
+        *self.warning_counts.entry(w.kind).or_default() += 1;
+        if let Some(t) = w.task.and_then(|t| self.tasks.get_mut(&t)) {
+            t.warnings += 1;
+        }
+        if self.recent_warnings.len() >= MAX_RECENT_WARNINGS {
+            self.recent_warnings.pop_front();
+        }
+        self.recent_warnings.push_back(w.clone());
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.push(w);
         } else {
             self.warnings_dropped += 1;
         }
+    }
+
+    fn warn_at(&mut self, kind: WarningKind, ts: u64, cpu: u32, task: Option<TaskId>, message: String) {
+        self.warn(Warning {
+            kind,
+            ts: Some(ts),
+            cpu: Some(cpu),
+            task,
+            message,
+        });
     }
 
     /// Folds one decoder item into the state.
@@ -182,45 +260,56 @@ impl State {
                 if missing < 1 << 31 {
                     self.health.missing_frames += u64::from(missing);
                 }
-                self.warn(format!(
-                    "sequence gap on cpu {} {:?} ring: expected frame {expected}, got {received}",
-                    stream.cpu, stream.ring
-                ));
+                let mut w = Warning::new(
+                    WarningKind::SequenceGap,
+                    format!(
+                        "sequence gap on cpu {} {:?} ring: expected frame {expected}, got {received}",
+                        stream.cpu, stream.ring
+                    ),
+                );
+                w.cpu = Some(stream.cpu);
+                self.warn(w);
             }
             Item::Restart { stream } => {
                 self.health.restarts += 1;
-                self.warn(format!(
-                    "stream of cpu {} {:?} ring restarted at sequence 0",
-                    stream.cpu, stream.ring
-                ));
+                let mut w = Warning::new(
+                    WarningKind::Inconsistent,
+                    format!(
+                        "stream of cpu {} {:?} ring restarted at sequence 0",
+                        stream.cpu, stream.ring
+                    ),
+                );
+                w.cpu = Some(stream.cpu);
+                self.warn(w);
             }
             Item::Error { offset, error } => {
-                match error {
-                    FrameError::Crc { .. } => self.health.crc_errors += 1,
+                let kind = match error {
+                    FrameError::Crc { .. } => {
+                        self.health.crc_errors += 1;
+                        WarningKind::CrcError
+                    }
                     FrameError::IncompatibleVersion { .. } => {
                         self.health.version_errors += 1;
                         self.first_version_error.get_or_insert((offset, error));
+                        WarningKind::Protocol
                     }
-                    FrameError::Incomplete { .. } => self.health.incomplete_frames += 1,
-                    _ => self.health.malformed_frames += 1,
-                }
-                self.warn(format!("stream byte offset {offset}: {error}"));
+                    FrameError::Incomplete { .. } => {
+                        self.health.incomplete_frames += 1;
+                        WarningKind::Malformed
+                    }
+                    _ => {
+                        self.health.malformed_frames += 1;
+                        WarningKind::Malformed
+                    }
+                };
+                self.warn(Warning::new(kind, format!("stream byte offset {offset}: {error}")));
             }
         }
     }
 
-    fn task(&mut self, id: TaskId) -> &mut Task {
-        self.tasks.entry(id).or_insert_with(|| Task {
-            name: String::new(),
-            kind: TaskKind::Kernel,
-            location: String::new(),
-            status: TaskStatus::Idle,
-            polls: 0,
-            wakes: 0,
-            self_wakes: 0,
-            busy_ticks: 0,
-            max_poll_ticks: 0,
-        })
+    /// The task `id`, created (first seen at `ts`) if unknown.
+    fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
+        self.tasks.entry(id).or_insert_with(|| Task::new(id, ts))
     }
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
@@ -233,14 +322,30 @@ impl State {
         if let Some(prev) = self.last_ts.insert(stream, ts)
             && ts < prev
         {
-            self.warn(format!(
-                "timestamps went backwards on cpu {} {:?} ring ({prev} then {ts})",
-                stream.cpu, stream.ring
-            ));
+            self.warn_at(
+                WarningKind::Inconsistent,
+                ts,
+                stream.cpu,
+                None,
+                format!(
+                    "timestamps went backwards on cpu {} {:?} ring ({prev} then {ts})",
+                    stream.cpu, stream.ring
+                ),
+            );
         }
         if stream.ring != Ring::Host {
             self.cpus.entry(stream.cpu).or_default().events += 1;
         }
+        if !self.is_about_expired_task(m) {
+            self.apply_message(stream.cpu, ts, m);
+        }
+        if self.events.is_multiple_of(PRUNE_EVERY) || matches!(m, Message::Heartbeat) {
+            self.prune();
+            self.check_stuck_polls();
+        }
+    }
+
+    fn apply_message(&mut self, cpu: u32, ts: u64, m: &Message<'_>) {
         match *m {
             Message::Hello(h) => {
                 self.kernel = Some(KernelInfo {
@@ -248,142 +353,353 @@ impl State {
                     build_id: h.build_id.to_string(),
                     tsc_hz: h.tsc_hz,
                     cpus: h.cpus,
+                    boot_tsc: h.boot_tsc,
                 });
                 if h.minor > lucid_protocol::MINOR {
-                    self.warn(format!(
-                        "kernel speaks protocol {}.{}, this console {}.{}: newer messages are skipped",
-                        h.major,
-                        h.minor,
-                        lucid_protocol::MAJOR,
-                        lucid_protocol::MINOR
+                    self.warn(Warning::new(
+                        WarningKind::Protocol,
+                        format!(
+                            "kernel speaks protocol {}.{}, this console {}.{}: newer messages are skipped",
+                            h.major,
+                            h.minor,
+                            lucid_protocol::MAJOR,
+                            lucid_protocol::MINOR
+                        ),
                     ));
                 }
             }
+            Message::Callsite(c) => self.register_callsite(&c),
+            Message::TraceEvent(e) => self.log(cpu, ts, &e),
             Message::TaskSpawned(s) => {
                 self.tasks_spawned += 1;
-                let t = self.task(s.task);
+                self.expired.remove(&s.task);
+                let t = self.task(s.task, ts);
+                t.spawned_ts = ts;
                 t.name = s.name.to_string();
                 t.kind = s.kind;
                 t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.parent = s.parent;
+                t.cpu = Some(cpu);
             }
-            Message::PollStart { task } => {
-                self.task(task).polls += 1;
-                self.task(task).status = TaskStatus::Running;
-                let cpu = self.cpus.entry(stream.cpu).or_default();
-                if let Some((other, _)) = cpu.polling.replace((task, ts)) {
-                    self.warn(format!(
-                        "cpu {}: poll of task {task} started while task {other} was being polled",
-                        stream.cpu
-                    ));
-                }
+            Message::PollStart { task } => self.poll_start(cpu, ts, task),
+            Message::PollEnd { task, result } => self.poll_end(cpu, ts, task, result),
+            Message::Wake {
+                task, waker, self_wake, ..
+            } => self.wake(cpu, ts, task, waker, self_wake),
+            Message::WakerClone { task, wakers } => {
+                let t = self.task(task, ts);
+                t.wakers = Some(wakers);
+                t.waker_clones += 1;
+                t.lost_warned = false;
             }
-            Message::PollEnd { task, result } => {
-                let cpu = self.cpus.entry(stream.cpu).or_default();
-                let started = match cpu.polling.take() {
-                    Some((t, start)) if t == task => Some(start),
-                    _ => None,
-                };
-                let ticks = started.map(|s| ts.saturating_sub(s));
-                if let Some(d) = ticks {
-                    cpu.busy_ticks += d;
+            Message::WakerDrop { task, wakers } => {
+                let t = self.task(task, ts);
+                t.wakers = Some(wakers);
+                t.waker_drops += 1;
+                if wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
+                    self.lost_waker(cpu, ts, task);
                 }
-                let t = self.task(task);
-                if let Some(d) = ticks {
-                    t.busy_ticks += d;
-                    t.max_poll_ticks = t.max_poll_ticks.max(d);
-                }
-                if !matches!(t.status, TaskStatus::Completed(_)) {
-                    t.status = TaskStatus::Idle;
-                }
-                if started.is_none() {
-                    self.warn(format!(
-                        "cpu {}: poll of task {task} ended ({result:?}) without a matching start",
-                        stream.cpu
-                    ));
-                }
-            }
-            Message::Wake { task, self_wake, .. } => {
-                let t = self.task(task);
-                t.wakes += 1;
-                t.self_wakes += u64::from(self_wake);
             }
             Message::TaskCompleted { task, outcome } => {
                 self.tasks_completed += 1;
-                self.task(task).status = TaskStatus::Completed(outcome);
+                self.complete(ts, task, outcome);
             }
+            Message::TaskDropped { task } => {
+                // Storage freed without a completion: the task was cancelled.
+                if let Some(t) = self.tasks.get(&task)
+                    && !t.status.is_done()
+                {
+                    self.complete(ts, task, Outcome::Cancelled);
+                }
+            }
+            Message::Steal { task, from_cpu, to_cpu } => {
+                self.cpus.entry(from_cpu).or_default().steals_out += 1;
+                self.cpus.entry(to_cpu).or_default().steals_in += 1;
+                self.task(task, ts).cpu = Some(to_cpu);
+            }
+            Message::CpuIdle => self.cpus.entry(cpu).or_default().set_idle(ts, true),
+            Message::CpuBusy => self.cpus.entry(cpu).or_default().set_idle(ts, false),
+            Message::RunQueueDepth { depth } => self.cpus.entry(cpu).or_default().sample_run_queue(ts, depth),
             Message::Loss { cpu, count, .. } => {
                 self.dropped_events += count;
                 self.cpus.entry(cpu).or_default().dropped += count;
             }
-            Message::WasmInstanceCreated(w) => {
-                self.wasm.insert(
-                    w.instance,
-                    WasmInstance {
-                        module: w.module.to_string(),
-                        task: w.task,
-                        state: WasmState::Created,
-                        memory_pages: w.memory_pages,
-                        fuel: 0,
-                        traps: 0,
-                    },
-                );
-            }
-            Message::WasmStateChanged { instance, state } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.state = state;
-                }
-            }
-            Message::WasmMemoryGrow {
-                instance, new_pages, ..
-            } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.memory_pages = new_pages;
-                }
-            }
-            Message::WasmPoll { instance, fuel, .. } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.fuel += fuel;
-                }
-            }
-            Message::TaskSnapshot(t) => {
-                let task = self.task(t.task);
-                task.name = t.name.to_string();
-                task.kind = t.kind;
-                task.location = format!("{}:{}:{}", t.location.file, t.location.line, t.location.column);
-                task.status = match t.state {
+            Message::TaskSnapshot(s) => {
+                let t = self.task(s.task, ts);
+                t.name = s.name.to_string();
+                t.kind = s.kind;
+                t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.parent = s.parent;
+                t.cpu = Some(s.cpu);
+                t.spawned_ts = s.spawned_tsc;
+                t.status = match s.state {
                     TaskState::Running => TaskStatus::Running,
+                    TaskState::Scheduled => TaskStatus::Scheduled,
+                    TaskState::Idle => TaskStatus::Idle,
                     TaskState::Completed => TaskStatus::Completed(Outcome::Ok),
-                    TaskState::Idle | TaskState::Scheduled => TaskStatus::Idle,
                 };
+                if t.status == TaskStatus::Scheduled {
+                    t.scheduled_since.get_or_insert(ts);
+                }
                 // A snapshot carries the kernel's totals, which include what this
                 // console saw before (if anything): take them as they are.
-                task.polls = t.polls;
-                task.wakes = t.wakes;
-                task.self_wakes = t.self_wakes;
-                task.busy_ticks = t.busy_ticks;
+                t.polls = s.polls;
+                t.wakes = s.wakes;
+                t.self_wakes = s.self_wakes;
+                t.wakers = Some(s.wakers);
+                t.busy_ticks = s.busy_ticks;
+                t.scheduled_ticks = s.scheduled_ticks;
             }
-            Message::WasmInstanceSnapshot(w) => {
-                let traps = self.wasm.get(&w.instance).map_or(0, |i| i.traps);
-                self.wasm.insert(
-                    w.instance,
-                    WasmInstance {
-                        module: w.module.to_string(),
-                        task: w.task,
-                        state: w.state,
-                        memory_pages: w.memory_pages,
-                        fuel: w.fuel_used,
-                        traps,
-                    },
-                );
-            }
-            Message::WasmTrap(t) => {
-                if let Some(w) = self.wasm.get_mut(&t.instance) {
-                    w.traps += 1;
-                    w.state = WasmState::Trapped;
-                }
-            }
+            Message::WasmInstanceCreated(_)
+            | Message::WasmInstanceSnapshot(_)
+            | Message::WasmStateChanged { .. }
+            | Message::WasmMemoryGrow { .. }
+            | Message::WasmPoll { .. }
+            | Message::WasmHostcalls { .. }
+            | Message::WasmTrap(_) => self.apply_wasm(ts, m),
             _ => {}
         }
+    }
+
+    fn poll_start(&mut self, cpu: u32, ts: u64, task: TaskId) {
+        let t = self.task(task, ts);
+        t.polls += 1;
+        t.cpu = Some(cpu);
+        if let Some(since) = t.scheduled_since.take()
+            && ts >= since
+        {
+            let wait = ts - since;
+            t.scheduled_ticks += wait;
+            t.sched_hist.record(wait);
+        }
+        if !t.status.is_done() {
+            t.status = TaskStatus::Running;
+        }
+        t.poll_started = Some(ts);
+        t.last_poll_start = Some(ts);
+        t.lost_warned = false;
+        let c = self.cpus.entry(cpu).or_default();
+        if let Some((other, _)) = c.polling.replace((task, ts)) {
+            self.warn_at(
+                WarningKind::Inconsistent,
+                ts,
+                cpu,
+                Some(task),
+                format!("cpu {cpu}: poll of task {task} started while task {other} was being polled"),
+            );
+        }
+    }
+
+    fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
+        let window = self.ns_to_ticks(self.config.util_window_ns).max(1);
+        let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let c = self.cpus.entry(cpu).or_default();
+        let started = match c.polling.take() {
+            Some((t, start)) if t == task => Some(start),
+            _ => None,
+        };
+        let ticks = started.map(|s| ts.saturating_sub(s));
+        if let (Some(start), Some(d)) = (started, ticks) {
+            c.busy_ticks += d;
+            c.add_busy(start, ts, window);
+            c.push_slice(Slice {
+                task,
+                start,
+                end: ts,
+                ready: result == PollResult::Ready,
+            });
+        }
+        let t = self.task(task, ts);
+        t.poll_started = None;
+        if let Some(d) = ticks {
+            t.busy_ticks += d;
+            t.poll_hist.record(d);
+        }
+        let long_poll = ticks.filter(|&d| long > 0 && d > long);
+        if long_poll.is_some() {
+            t.long_polls += 1;
+        }
+        let mut lost = false;
+        if !t.status.is_done() {
+            if let Some(woken) = t.woken_while_running.take() {
+                t.status = TaskStatus::Scheduled;
+                t.scheduled_since = Some(woken.max(ts));
+            } else {
+                t.status = TaskStatus::Idle;
+                lost = result == PollResult::Pending && t.wakers == Some(0);
+            }
+        }
+        if let Some(d) = long_poll {
+            let ns = self.ticks_to_ns(d);
+            self.warn_at(
+                WarningKind::LongPoll,
+                ts,
+                cpu,
+                Some(task),
+                format!(
+                    "task {task} polled for {} on cpu {cpu} (threshold {})",
+                    crate::fmt::duration_ns(ns),
+                    crate::fmt::duration_ns(self.config.long_poll_ns)
+                ),
+            );
+        }
+        if started.is_none() {
+            self.warn_at(
+                WarningKind::Inconsistent,
+                ts,
+                cpu,
+                Some(task),
+                format!("cpu {cpu}: poll of task {task} ended ({result:?}) without a matching start"),
+            );
+        }
+        if lost {
+            self.lost_waker(cpu, ts, task);
+        }
+    }
+
+    fn wake(&mut self, cpu: u32, ts: u64, task: TaskId, waker: lucid_protocol::Waker, self_wake: bool) {
+        let storm = self.config.self_wake_storm;
+        if self.wake_marks.len() >= MAX_WAKE_MARKS {
+            self.wake_marks.pop_front();
+        }
+        self.wake_marks.push_back(WakeMark {
+            ts,
+            cpu,
+            task,
+            waker: waker.into(),
+        });
+        let t = self.task(task, ts);
+        t.wakes += 1;
+        t.note_waker(waker);
+        t.last_woken = Some(ts);
+        t.lost_warned = false;
+        let mut storm_hit = None;
+        if self_wake {
+            t.self_wakes += 1;
+            t.self_wake_run += 1;
+            if storm > 0 && t.self_wake_run >= storm && !t.storm_warned {
+                t.storm_warned = true;
+                storm_hit = Some(t.self_wake_run);
+            }
+        } else {
+            t.self_wake_run = 0;
+            t.storm_warned = false;
+        }
+        match t.status {
+            TaskStatus::Running => {
+                t.woken_while_running.get_or_insert(ts);
+            }
+            TaskStatus::Idle => {
+                // A wake older than the latest poll start arrived late from another
+                // CPU's stream: that poll already consumed it.
+                if t.last_poll_start.is_none_or(|p| ts >= p) {
+                    t.status = TaskStatus::Scheduled;
+                    t.scheduled_since = Some(ts);
+                }
+            }
+            TaskStatus::Scheduled | TaskStatus::Completed(_) => {}
+        }
+        if let Some(n) = storm_hit {
+            self.warn_at(
+                WarningKind::SelfWakeStorm,
+                ts,
+                cpu,
+                Some(task),
+                format!("task {task} woke itself {n} times in a row"),
+            );
+        }
+    }
+
+    fn lost_waker(&mut self, cpu: u32, ts: u64, task: TaskId) {
+        let Some(t) = self.tasks.get_mut(&task) else { return };
+        if t.lost_warned {
+            return;
+        }
+        t.lost_warned = true;
+        let name = t.display_name();
+        self.warn_at(
+            WarningKind::LostWaker,
+            ts,
+            cpu,
+            Some(task),
+            format!("task {task} ({name}) is pending with no waker and not scheduled: nothing can wake it"),
+        );
+    }
+
+    fn complete(&mut self, ts: u64, task: TaskId, outcome: Outcome) {
+        let t = self.task(task, ts);
+        t.status = TaskStatus::Completed(outcome);
+        t.completed_ts.get_or_insert(ts);
+        t.scheduled_since = None;
+        t.woken_while_running = None;
+    }
+
+    /// Warns once about every poll in progress that has run longer than the long-poll
+    /// threshold (measured against the newest timestamp of any CPU).
+    fn check_stuck_polls(&mut self) {
+        let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let now = self.now();
+        if long == 0 {
+            return;
+        }
+        let stuck: Vec<(u32, TaskId, u64)> = self
+            .cpus
+            .iter_mut()
+            .filter_map(|(&cpu, c)| {
+                let (task, start) = c.polling?;
+                (now.saturating_sub(start) > long && c.stuck_warned != Some(start)).then(|| {
+                    c.stuck_warned = Some(start);
+                    (cpu, task, start)
+                })
+            })
+            .collect();
+        for (cpu, task, start) in stuck {
+            let ran = crate::fmt::duration_ns(self.ticks_to_ns(now - start));
+            self.warn_at(
+                WarningKind::NeverYields,
+                now,
+                cpu,
+                Some(task),
+                format!("task {task} has been in one poll on cpu {cpu} for {ran} without yielding"),
+            );
+        }
+    }
+
+    /// Drops completed tasks older than the retention time.
+    pub fn prune(&mut self) {
+        let retain = self.ns_to_ticks(self.config.retain_ns);
+        let now = self.now();
+        let expired: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.completed_ts.is_some_and(|c| now.saturating_sub(c) > retain))
+            .map(|t| t.id)
+            .collect();
+        for id in expired {
+            self.tasks.remove(&id);
+            self.tasks_expired += 1;
+            if self.expired_order.len() >= MAX_EXPIRED_IDS
+                && let Some(old) = self.expired_order.pop_front()
+            {
+                self.expired.remove(&old);
+            }
+            if self.expired.insert(id) {
+                self.expired_order.push_back(id);
+            }
+        }
+    }
+
+    /// Whether `m` concerns a task that completed and expired: late wakes and waker
+    /// drops of finished tasks are legitimate and must not recreate them.
+    fn is_about_expired_task(&self, m: &Message<'_>) -> bool {
+        let task = match *m {
+            Message::Wake { task, .. }
+            | Message::WakerClone { task, .. }
+            | Message::WakerDrop { task, .. }
+            | Message::TaskDropped { task } => task,
+            _ => return false,
+        };
+        !self.tasks.contains_key(&task) && self.expired.contains(&task)
     }
 
     /// Trace duration in seconds: TSC range over the kernel's TSC frequency, or the
@@ -394,143 +710,5 @@ impl State {
             (Some(k), Some((a, b))) if k.tsc_hz > 0 => (b - a) as f64 / k.tsc_hz as f64,
             _ => self.rx_range.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lucid_protocol::{Event, PollResult, TaskSpawned};
-
-    fn ev(cpu: u32, ts: u64, message: Message<'_>) -> Item<'_> {
-        Item::Event {
-            stream: StreamId::new(cpu, Ring::Task),
-            seq: 0,
-            event: Event { ts, message },
-        }
-    }
-
-    #[test]
-    fn polls_accumulate_busy_time_per_task_and_cpu() {
-        let mut s = State::new();
-        s.apply(&ev(
-            1,
-            5,
-            Message::TaskSpawned(TaskSpawned {
-                task: 9,
-                name: "t",
-                kind: TaskKind::Kernel,
-                location: lucid_protocol::Location {
-                    file: "f.rs",
-                    line: 1,
-                    column: 2,
-                },
-                parent: None,
-            }),
-        ));
-        s.apply(&ev(1, 10, Message::PollStart { task: 9 }));
-        s.apply(&ev(
-            1,
-            25,
-            Message::PollEnd {
-                task: 9,
-                result: PollResult::Pending,
-            },
-        ));
-        s.apply(&ev(1, 30, Message::PollStart { task: 9 }));
-        s.apply(&ev(
-            1,
-            31,
-            Message::PollEnd {
-                task: 9,
-                result: PollResult::Ready,
-            },
-        ));
-        s.apply(&ev(
-            1,
-            31,
-            Message::TaskCompleted {
-                task: 9,
-                outcome: Outcome::Ok,
-            },
-        ));
-        let t = &s.tasks[&9];
-        assert_eq!((t.polls, t.busy_ticks, t.max_poll_ticks), (2, 16, 15));
-        assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
-        assert_eq!(t.location, "f.rs:1:2");
-        assert_eq!(s.cpus[&1].busy_ticks, 16);
-        assert_eq!((s.tasks_spawned, s.tasks_completed), (1, 1));
-        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
-    }
-
-    #[test]
-    fn unmatched_poll_end_and_backwards_time_are_warned_about() {
-        let mut s = State::new();
-        s.apply(&ev(0, 10, Message::PollStart { task: 1 }));
-        s.apply(&ev(
-            0,
-            5,
-            Message::PollEnd {
-                task: 2,
-                result: PollResult::Pending,
-            },
-        ));
-        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-        assert_eq!(s.tasks[&2].busy_ticks, 0);
-    }
-
-    #[test]
-    fn losses_gaps_and_errors_are_counted() {
-        let mut s = State::new();
-        s.apply(&ev(
-            0,
-            1,
-            Message::Loss {
-                cpu: 3,
-                ring: Ring::Interrupt,
-                count: 7,
-            },
-        ));
-        let stream = StreamId::new(3, Ring::Task);
-        s.apply(&Item::Gap {
-            stream,
-            expected: 4,
-            received: 6,
-        });
-        s.apply(&Item::Error {
-            offset: 99,
-            error: FrameError::Crc { expected: 1, actual: 2 },
-        });
-        assert_eq!(s.dropped_events, 7);
-        assert_eq!(s.cpus[&3].dropped, 7);
-        assert_eq!((s.health.sequence_gaps, s.health.missing_frames), (1, 2));
-        assert_eq!(s.health.crc_errors, 1);
-        assert!(s.warnings[1].contains("offset 99"));
-    }
-
-    #[test]
-    fn a_snapshot_makes_a_late_console_complete() {
-        let mut s = State::new();
-        let snap = lucid_protocol::testdata::sample_messages()
-            .into_iter()
-            .filter(|m| matches!(m, Message::TaskSnapshot(_) | Message::WasmInstanceSnapshot(_)))
-            .collect::<Vec<_>>();
-        for m in snap {
-            s.apply(&ev(0, 1, m));
-        }
-        let t = &s.tasks[&300];
-        assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, 50_000));
-        assert_eq!(s.wasm[&1].fuel, 120_000);
-        assert_eq!(s.wasm[&1].state, WasmState::Suspended);
-    }
-
-    #[test]
-    fn warnings_are_bounded() {
-        let mut s = State::new();
-        for i in 0..(MAX_WARNINGS as u64 + 5) {
-            s.warn(format!("w{i}"));
-        }
-        assert_eq!(s.warnings.len(), MAX_WARNINGS);
-        assert_eq!(s.warnings_dropped, 5);
     }
 }

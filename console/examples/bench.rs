@@ -1,0 +1,62 @@
+//! Console ingest and render cost: events per second decoded and folded into the
+//! state model on one thread, and the time to draw each view with 10k tasks.
+//!
+//! `cargo run --release -p lucid-console --example bench`
+
+use std::time::{Duration, Instant};
+
+use lucid_console::live::Session;
+use lucid_console::state::Config;
+use lucid_console::ui::{App, View, draw};
+use lucid_protocol::testdata::{Workload, generate};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn main() {
+    let g = generate(&Workload {
+        cpus: 4,
+        tasks: 10_000,
+        polls_per_task: 5,
+        wasm_instances: 4,
+        ..Workload::default()
+    });
+    let wire = g.wire();
+    let events = g.events();
+
+    let start = Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed() < Duration::from_secs(2) || rounds == 0 {
+        let mut s = Session::new("bench".into(), Config::default());
+        for chunk in wire.chunks(64 * 1024) {
+            s.feed(0, chunk);
+        }
+        rounds += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "ingest: {:.2} M events/s ({:.1} MB/s), {events} events of {} bytes per round, {rounds} rounds",
+        (events * rounds) as f64 / secs / 1e6,
+        (wire.len() as u64 * rounds) as f64 / secs / 1e6,
+        wire.len()
+    );
+
+    let mut s = Session::new("bench".into(), Config::default());
+    s.feed(0, &wire);
+    println!("state: {} tasks", s.state.tasks.len());
+    let mut app = App::new(s);
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
+    app.detail.task = Some(1);
+    for view in View::ALL {
+        app.view = view;
+        let n = 20;
+        let t = Instant::now();
+        for _ in 0..n {
+            terminal.draw(|f| draw(f, &mut app)).expect("draw");
+        }
+        println!(
+            "render {:<10} {:>8.2} ms/frame",
+            view.title(),
+            t.elapsed().as_secs_f64() * 1e3 / f64::from(n)
+        );
+    }
+}

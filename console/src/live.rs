@@ -1,0 +1,286 @@
+//! A live session: ingest events folded into the state model, and the connection
+//! status the status bar shows. The TUI and the headless mode share it.
+
+use std::time::{Duration, Instant};
+
+use lucid_protocol::{Decoder, DecoderStats};
+
+use crate::source::{Endpoint, Ingest, IngestEvent, Recorder};
+use crate::state::{Config, State, WarningKind};
+use crate::stats::Collected;
+
+/// The link to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Not connected yet.
+    Connecting,
+    /// Receiving.
+    Connected,
+    /// Gone; `retry_in` is set when a reconnection is scheduled.
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// Delay before the next attempt.
+        retry_in: Option<Duration>,
+    },
+}
+
+/// Decoder and state of one console session.
+#[derive(Debug)]
+pub struct Session {
+    /// What the stream built.
+    pub state: State,
+    decoder: Decoder,
+    /// Connection status.
+    pub link: Link,
+    /// Where the bytes come from, for the status bar.
+    pub source: String,
+    /// Why recording stopped, if it did.
+    pub record_error: Option<String>,
+    /// Connections made so far.
+    pub connections: u64,
+}
+
+impl Session {
+    /// A session that has seen nothing.
+    #[must_use]
+    pub fn new(source: String, config: Config) -> Self {
+        Self {
+            state: State::with_config(config),
+            decoder: Decoder::new(),
+            link: Link::Connecting,
+            source,
+            record_error: None,
+            connections: 0,
+        }
+    }
+
+    /// Decodes received bytes into the state.
+    pub fn feed(&mut self, rx_ns: u64, data: &[u8]) {
+        let state = &mut self.state;
+        state.received_at(rx_ns);
+        self.decoder.feed(data, |item| state.apply(&item));
+    }
+
+    /// Applies one event of the ingest thread.
+    pub fn handle(&mut self, ev: IngestEvent) {
+        match ev {
+            IngestEvent::Connected => {
+                self.connections += 1;
+                self.link = Link::Connected;
+            }
+            IngestEvent::Chunk(c) => self.feed(c.rx_ns, &c.data),
+            // The decoder keeps its partial frame: a recording of this session holds
+            // the same bytes back to back, so live and replay decode alike.
+            IngestEvent::Disconnected { reason, retry_in } => self.link = Link::Disconnected { reason, retry_in },
+            IngestEvent::RecordFailed(e) => self.record_error = Some(e),
+        }
+    }
+
+    /// Decoder counters.
+    #[must_use]
+    pub fn decoder_stats(&self) -> &DecoderStats {
+        self.decoder.stats()
+    }
+
+    /// The connection part of the status bar.
+    #[must_use]
+    pub fn link_status(&self) -> String {
+        let src = &self.source;
+        match &self.link {
+            Link::Connecting => format!("connecting to {src}"),
+            Link::Connected => format!("connected to {src}"),
+            Link::Disconnected {
+                reason,
+                retry_in: Some(d),
+            } => format!(
+                "disconnected from {src}: {reason}; data kept, reconnecting in {:.1}s",
+                d.as_secs_f64()
+            ),
+            Link::Disconnected { reason, retry_in: None } => format!("{src} ended: {reason}; data kept"),
+        }
+    }
+
+    /// The most important problem with the stream itself, if any.
+    #[must_use]
+    pub fn stream_problem(&self) -> Option<String> {
+        let s = &self.state;
+        if let Some((offset, e)) = &s.first_version_error {
+            return Some(format!("byte {offset}: {e}"));
+        }
+        if let Some(e) = &self.record_error {
+            return Some(format!("recording stopped: {e}"));
+        }
+        let damaged = s.health.crc_errors + s.health.malformed_frames + s.health.incomplete_frames;
+        if damaged > 0 {
+            let latest = s
+                .recent_warnings
+                .iter()
+                .rev()
+                .find(|w| matches!(w.kind, WarningKind::CrcError | WarningKind::Malformed))
+                .map(|w| w.message.as_str())
+                .unwrap_or("");
+            return Some(format!("{damaged} damaged frames skipped (latest: {latest})"));
+        }
+        if s.health.sequence_gaps > 0 {
+            return Some(format!(
+                "{} sequence gaps ({} frames lost in transit)",
+                s.health.sequence_gaps, s.health.missing_frames
+            ));
+        }
+        None
+    }
+
+    /// Ends the session the way `lucid stats` ends a file: a frame cut off at the end
+    /// is reported, and the result is what `Summary::new` takes.
+    #[must_use]
+    pub fn finish(mut self) -> Collected {
+        let state = &mut self.state;
+        self.decoder.finish(|item| state.apply(&item));
+        Collected {
+            state: self.state,
+            decoder: *self.decoder.stats(),
+            damage: None,
+        }
+    }
+}
+
+/// What a headless session collected, and what the status bar would have said.
+#[derive(Debug)]
+pub struct HeadlessRun {
+    /// The state and decoder counters, as `lucid stats` collects them from a file.
+    pub collected: Collected,
+    /// The link status at the end.
+    pub link: String,
+    /// A problem with the stream, if there was one.
+    pub problem: Option<String>,
+    /// Connections made.
+    pub connections: u64,
+}
+
+/// Ingests from `endpoint` for `duration` without a terminal and returns what was
+/// collected. Stops early when a source that cannot reconnect (stdin) has ended.
+pub fn headless(
+    endpoint: Endpoint,
+    recorder: Option<Recorder>,
+    config: Config,
+    duration: Duration,
+) -> std::io::Result<HeadlessRun> {
+    let mut session = Session::new(endpoint.to_string(), config);
+    let ingest = Ingest::spawn(endpoint, recorder)?;
+    let deadline = Instant::now() + duration;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match ingest.recv_timeout(left) {
+            Ok(ev) => session.handle(ev),
+            Err(_) => break,
+        }
+    }
+    // Whatever the thread read (and recorded) before it stopped is part of the result,
+    // so a recording of this session summarises to the same numbers.
+    for ev in ingest.stop(Duration::from_secs(2)) {
+        session.handle(ev);
+    }
+    let link = session.link_status();
+    let problem = session.stream_problem();
+    let connections = session.connections;
+    Ok(HeadlessRun {
+        collected: session.finish(),
+        link,
+        problem,
+        connections,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Chunk;
+
+    #[test]
+    fn the_status_says_what_happened_to_the_link_and_the_stream() {
+        let mut s = Session::new("unix:/tmp/x".into(), Config::default());
+        assert_eq!(s.link_status(), "connecting to unix:/tmp/x");
+        s.handle(IngestEvent::Connected);
+        assert_eq!(s.link_status(), "connected to unix:/tmp/x");
+        s.handle(IngestEvent::Chunk(Chunk {
+            rx_ns: 1,
+            data: b"\x05garbage\x00".to_vec(),
+        }));
+        assert!(s.stream_problem().unwrap().starts_with("1 damaged frames"));
+        s.handle(IngestEvent::Disconnected {
+            reason: "the peer closed the connection".into(),
+            retry_in: Some(Duration::from_millis(400)),
+        });
+        assert_eq!(
+            s.link_status(),
+            "disconnected from unix:/tmp/x: the peer closed the connection; data kept, reconnecting in 0.4s"
+        );
+        assert_eq!(s.connections, 1);
+    }
+
+    #[test]
+    fn a_wrong_major_version_is_named_in_the_status() {
+        let g = lucid_protocol::testdata::generate(&lucid_protocol::testdata::Workload {
+            tasks: 3,
+            ..Default::default()
+        });
+        let mut s = Session::new("stdin".into(), Config::default());
+        // Re-frame the first frame with major version 2: decode its COBS, patch the
+        // version byte and the CRC, encode again.
+        let frame = &g.frames[0];
+        let mut raw = cobs_decode(&frame[..frame.len() - 1]);
+        raw[0] = 2;
+        let n = raw.len() - 4;
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&raw[..n]);
+        raw[n..].copy_from_slice(&crc.to_le_bytes());
+        let mut wire = cobs_encode(&raw);
+        wire.push(0);
+        s.feed(1, &wire);
+        let p = s.stream_problem().unwrap();
+        assert!(p.contains("incompatible protocol version"), "{p}");
+        assert_eq!(s.state.events, 0);
+    }
+
+    fn cobs_decode(src: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < src.len() {
+            let code = src[i] as usize;
+            out.extend_from_slice(&src[i + 1..i + code]);
+            i += code;
+            if code < 0xff && i < src.len() {
+                out.push(0);
+            }
+        }
+        out
+    }
+
+    fn cobs_encode(src: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        let mut code_at = 0;
+        let mut code = 1u8;
+        for &b in src {
+            if b == 0 {
+                out[code_at] = code;
+                code_at = out.len();
+                out.push(0);
+                code = 1;
+            } else {
+                out.push(b);
+                code += 1;
+                if code == 0xff {
+                    out[code_at] = code;
+                    code_at = out.len();
+                    out.push(0);
+                    code = 1;
+                }
+            }
+        }
+        out[code_at] = code;
+        out
+    }
+}

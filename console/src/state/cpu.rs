@@ -1,0 +1,149 @@
+//! One CPU: its polls, idle time, run queue and steals.
+
+use std::collections::VecDeque;
+
+use lucid_protocol::TaskId;
+
+/// Poll slices kept per CPU for the timeline.
+pub const MAX_SLICES_PER_CPU: usize = 8192;
+/// Run-queue depth samples kept per CPU.
+pub const MAX_RQ_SAMPLES: usize = 512;
+/// Utilisation windows kept per CPU.
+pub const MAX_UTIL_WINDOWS: usize = 256;
+
+/// One completed poll on a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// The task polled.
+    pub task: TaskId,
+    /// Poll start (TSC).
+    pub start: u64,
+    /// Poll end (TSC).
+    pub end: u64,
+    /// The poll returned `Ready`.
+    pub ready: bool,
+}
+
+/// One CPU (all rings of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cpu {
+    /// Events seen from this CPU's streams.
+    pub events: u64,
+    /// Task being polled and when the poll started.
+    pub polling: Option<(TaskId, u64)>,
+    /// TSC ticks spent in polls.
+    pub busy_ticks: u64,
+    /// TSC ticks between `CpuIdle` and `CpuBusy`.
+    pub idle_ticks: u64,
+    /// Since when the CPU is idle, if it is.
+    pub idle_since: Option<u64>,
+    /// Events dropped on this CPU (from `Loss` reports).
+    pub dropped: u64,
+    /// Tasks stolen from other CPUs.
+    pub steals_in: u64,
+    /// Tasks stolen by other CPUs.
+    pub steals_out: u64,
+    /// Run-queue depth samples (TSC, depth), oldest first.
+    pub run_queue: VecDeque<(u64, u32)>,
+    /// Busy ticks per utilisation window (window index, ticks), oldest first.
+    pub util: VecDeque<(u64, u64)>,
+    /// Recent polls, oldest first.
+    pub slices: VecDeque<Slice>,
+    /// Start of the poll in progress that was reported as not yielding.
+    pub(crate) stuck_warned: Option<u64>,
+}
+
+impl Cpu {
+    pub(crate) fn set_idle(&mut self, ts: u64, idle: bool) {
+        if idle {
+            self.idle_since.get_or_insert(ts);
+        } else if let Some(since) = self.idle_since.take() {
+            self.idle_ticks += ts.saturating_sub(since);
+        }
+    }
+
+    pub(crate) fn sample_run_queue(&mut self, ts: u64, depth: u32) {
+        if self.run_queue.len() >= MAX_RQ_SAMPLES {
+            self.run_queue.pop_front();
+        }
+        self.run_queue.push_back((ts, depth));
+    }
+
+    /// Adds the busy time of a poll from `start` to `end` to the utilisation windows
+    /// it overlaps (only the newest [`MAX_UTIL_WINDOWS`] of a very long poll).
+    pub(crate) fn add_busy(&mut self, start: u64, end: u64, window_ticks: u64) {
+        let window_ticks = window_ticks.max(1);
+        let last = end / window_ticks;
+        let first = (start / window_ticks).max(last.saturating_sub(MAX_UTIL_WINDOWS as u64));
+        for w in first..=last {
+            let lo = start.max(w * window_ticks);
+            let hi = end.min(w.saturating_add(1).saturating_mul(window_ticks));
+            if hi > lo || start == end {
+                self.add_util(w, hi.saturating_sub(lo));
+            }
+        }
+    }
+
+    fn add_util(&mut self, window: u64, ticks: u64) {
+        match self.util.back_mut() {
+            Some((w, t)) if *w == window => *t += ticks,
+            // Polls that arrive late from an older window are added to the newest
+            // one rather than searched for: windows are a display aid, the totals
+            // live in `busy_ticks`.
+            Some((w, t)) if *w > window => *t += ticks,
+            _ => {
+                if self.util.len() >= MAX_UTIL_WINDOWS {
+                    self.util.pop_front();
+                }
+                self.util.push_back((window, ticks));
+            }
+        }
+    }
+
+    pub(crate) fn push_slice(&mut self, s: Slice) {
+        if self.slices.len() >= MAX_SLICES_PER_CPU {
+            self.slices.pop_front();
+        }
+        self.slices.push_back(s);
+    }
+
+    /// Latest run-queue depth sample.
+    #[must_use]
+    pub fn run_queue_depth(&self) -> Option<u32> {
+        self.run_queue.back().map(|&(_, d)| d)
+    }
+
+    /// Utilisation (0.0..=1.0) of the last `n` windows of `window_ticks`, ending at
+    /// the window that holds `now`; oldest first, zeros for windows without polls.
+    #[must_use]
+    pub fn utilisation(&self, now: u64, window_ticks: u64, n: usize) -> Vec<f64> {
+        let window_ticks = window_ticks.max(1);
+        let last = now / window_ticks;
+        let first = last.saturating_sub(n.saturating_sub(1) as u64);
+        let mut out = vec![0.0; (last - first + 1) as usize];
+        for &(w, t) in &self.util {
+            if w >= first && w <= last {
+                out[(w - first) as usize] = (t as f64 / window_ticks as f64).min(1.0);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_is_spread_over_the_windows_it_overlaps() {
+        let mut c = Cpu::default();
+        c.add_busy(5, 35, 10);
+        assert_eq!(
+            c.util.iter().copied().collect::<Vec<_>>(),
+            [(0, 5), (1, 10), (2, 10), (3, 5)]
+        );
+        assert_eq!(c.utilisation(39, 10, 4), [0.5, 1.0, 1.0, 0.5]);
+        c.add_busy(0, u64::MAX / 2, 1);
+        assert_eq!(c.util.len(), MAX_UTIL_WINDOWS);
+    }
+}

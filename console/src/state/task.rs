@@ -1,0 +1,235 @@
+//! One task as the stream describes it.
+
+use std::collections::BTreeMap;
+
+use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
+
+use super::histogram::Histogram;
+
+/// Distinct wakers remembered per task; further ones are counted as "other".
+pub const MAX_WAKERS_BY: usize = 16;
+
+/// Lifecycle of a task as far as the stream told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    /// Being polled.
+    Running,
+    /// Woken, waiting in a run queue.
+    Scheduled,
+    /// Pending and not scheduled.
+    Idle,
+    /// Finished (ok, cancelled or panicked).
+    Completed(Outcome),
+}
+
+impl TaskStatus {
+    /// Name as the views show it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Scheduled => "scheduled",
+            Self::Idle => "idle",
+            Self::Completed(Outcome::Ok) => "completed",
+            Self::Completed(Outcome::Cancelled) => "cancelled",
+            Self::Completed(Outcome::Panicked) => "panicked",
+        }
+    }
+
+    /// Order for sorting: running first, then scheduled, idle, finished.
+    #[must_use]
+    pub const fn rank(self) -> u8 {
+        match self {
+            Self::Running => 0,
+            Self::Scheduled => 1,
+            Self::Idle => 2,
+            Self::Completed(Outcome::Ok) => 3,
+            Self::Completed(Outcome::Cancelled) => 4,
+            Self::Completed(Outcome::Panicked) => 5,
+        }
+    }
+
+    /// Finished in any way.
+    #[must_use]
+    pub const fn is_done(self) -> bool {
+        matches!(self, Self::Completed(_))
+    }
+}
+
+/// Who woke a task, for the "woken by" table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WokenBy {
+    /// A task.
+    Task(TaskId),
+    /// An interrupt handler.
+    Interrupt(u8),
+    /// Outside any task or interrupt.
+    Nobody,
+    /// Any waker beyond the [`MAX_WAKERS_BY`] remembered.
+    Other,
+}
+
+impl From<Waker> for WokenBy {
+    fn from(w: Waker) -> Self {
+        match w {
+            Waker::None => Self::Nobody,
+            Waker::Task(t) => Self::Task(t),
+            Waker::Interrupt(v) => Self::Interrupt(v),
+        }
+    }
+}
+
+/// One task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Its id.
+    pub id: TaskId,
+    /// Name given at spawn.
+    pub name: String,
+    /// Kernel or wasm.
+    pub kind: TaskKind,
+    /// Spawn location `file:line:column` (empty when unknown).
+    pub location: String,
+    /// The spawning task.
+    pub parent: Option<TaskId>,
+    /// The wasm instance it drives.
+    pub instance: Option<InstanceId>,
+    /// Current status.
+    pub status: TaskStatus,
+    /// CPU it last ran on (or was spawned on).
+    pub cpu: Option<u32>,
+    /// Trace time of the spawn (or of the first event seen).
+    pub spawned_ts: u64,
+    /// Trace time it completed.
+    pub completed_ts: Option<u64>,
+    /// Polls started.
+    pub polls: u64,
+    /// Wakes.
+    pub wakes: u64,
+    /// Self-wakes.
+    pub self_wakes: u64,
+    /// Live wakers, once a clone/drop or snapshot said how many.
+    pub wakers: Option<u64>,
+    /// Waker clones.
+    pub waker_clones: u64,
+    /// Waker drops.
+    pub waker_drops: u64,
+    /// Who woke it, how often (at most [`MAX_WAKERS_BY`] entries plus `Other`).
+    pub woken_by: BTreeMap<WokenBy, u64>,
+    /// Trace time of the last wake.
+    pub last_woken: Option<u64>,
+    /// Ticks spent in completed polls.
+    pub busy_ticks: u64,
+    /// Ticks spent scheduled before a poll.
+    pub scheduled_ticks: u64,
+    /// Poll durations in ticks.
+    pub poll_hist: Histogram,
+    /// Wake → poll latency in ticks.
+    pub sched_hist: Histogram,
+    /// Polls longer than the long-poll threshold.
+    pub long_polls: u64,
+    /// Warnings about this task.
+    pub warnings: u64,
+    /// Start of the current poll.
+    pub(crate) poll_started: Option<u64>,
+    /// Start of the latest poll, to recognise wakes that arrive late from another CPU.
+    pub(crate) last_poll_start: Option<u64>,
+    /// Since when it is scheduled.
+    pub(crate) scheduled_since: Option<u64>,
+    /// Woken while being polled: scheduled again when the poll ends.
+    pub(crate) woken_while_running: Option<u64>,
+    /// Self-wakes since the last other wake.
+    pub(crate) self_wake_run: u64,
+    /// Whether the current run of self-wakes was warned about.
+    pub(crate) storm_warned: bool,
+    /// Whether the current lost-waker condition was warned about.
+    pub(crate) lost_warned: bool,
+}
+
+impl Task {
+    /// A task first seen at `ts`.
+    #[must_use]
+    pub fn new(id: TaskId, ts: u64) -> Self {
+        Self {
+            id,
+            name: String::new(),
+            kind: TaskKind::Kernel,
+            location: String::new(),
+            parent: None,
+            instance: None,
+            status: TaskStatus::Idle,
+            cpu: None,
+            spawned_ts: ts,
+            completed_ts: None,
+            polls: 0,
+            wakes: 0,
+            self_wakes: 0,
+            wakers: None,
+            waker_clones: 0,
+            waker_drops: 0,
+            woken_by: BTreeMap::new(),
+            last_woken: None,
+            busy_ticks: 0,
+            scheduled_ticks: 0,
+            poll_hist: Histogram::new(),
+            sched_hist: Histogram::new(),
+            long_polls: 0,
+            warnings: 0,
+            poll_started: None,
+            last_poll_start: None,
+            scheduled_since: None,
+            woken_while_running: None,
+            self_wake_run: 0,
+            storm_warned: false,
+            lost_warned: false,
+        }
+    }
+
+    /// Lifetime so far in ticks: spawn to completion, or to `now`.
+    #[must_use]
+    pub fn total_ticks(&self, now: u64) -> u64 {
+        self.completed_ts.unwrap_or(now).saturating_sub(self.spawned_ts)
+    }
+
+    /// Busy ticks including the poll in progress.
+    #[must_use]
+    pub fn busy_ticks_at(&self, now: u64) -> u64 {
+        self.busy_ticks + self.poll_started.map_or(0, |s| now.saturating_sub(s))
+    }
+
+    /// Scheduled ticks including the current wait in the run queue.
+    #[must_use]
+    pub fn scheduled_ticks_at(&self, now: u64) -> u64 {
+        let waiting = match self.status {
+            TaskStatus::Scheduled => self.scheduled_since.map_or(0, |s| now.saturating_sub(s)),
+            _ => 0,
+        };
+        self.scheduled_ticks + waiting
+    }
+
+    /// Ticks neither polled nor scheduled.
+    #[must_use]
+    pub fn idle_ticks_at(&self, now: u64) -> u64 {
+        self.total_ticks(now)
+            .saturating_sub(self.busy_ticks_at(now))
+            .saturating_sub(self.scheduled_ticks_at(now))
+    }
+
+    /// A name to show: the given one, or `task <id>`.
+    #[must_use]
+    pub fn display_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("task {}", self.id)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    pub(crate) fn note_waker(&mut self, w: Waker) {
+        let mut key = WokenBy::from(w);
+        if !self.woken_by.contains_key(&key) && self.woken_by.len() >= MAX_WAKERS_BY {
+            key = WokenBy::Other;
+        }
+        *self.woken_by.entry(key).or_default() += 1;
+    }
+}

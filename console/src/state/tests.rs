@@ -1,0 +1,542 @@
+//! State-model tests, fed only by protocol items.
+
+use lucid_protocol::testdata::{Workload, generate};
+use lucid_protocol::{Decoder, Event, Hello, Location, TaskKind, TaskSpawned, Waker, WasmState};
+
+use super::*;
+
+fn ev(cpu: u32, ts: u64, message: Message<'_>) -> Item<'_> {
+    Item::Event {
+        stream: StreamId::new(cpu, Ring::Task),
+        seq: 0,
+        event: Event { ts, message },
+    }
+}
+
+#[test]
+fn polls_accumulate_busy_time_per_task_and_cpu() {
+    let mut s = State::new();
+    s.apply(&ev(
+        1,
+        5,
+        Message::TaskSpawned(TaskSpawned {
+            task: 9,
+            name: "t",
+            kind: TaskKind::Kernel,
+            location: lucid_protocol::Location {
+                file: "f.rs",
+                line: 1,
+                column: 2,
+            },
+            parent: None,
+        }),
+    ));
+    s.apply(&ev(1, 10, Message::PollStart { task: 9 }));
+    s.apply(&ev(
+        1,
+        25,
+        Message::PollEnd {
+            task: 9,
+            result: PollResult::Pending,
+        },
+    ));
+    s.apply(&ev(1, 30, Message::PollStart { task: 9 }));
+    s.apply(&ev(
+        1,
+        31,
+        Message::PollEnd {
+            task: 9,
+            result: PollResult::Ready,
+        },
+    ));
+    s.apply(&ev(
+        1,
+        31,
+        Message::TaskCompleted {
+            task: 9,
+            outcome: Outcome::Ok,
+        },
+    ));
+    let t = &s.tasks[&9];
+    assert_eq!((t.polls, t.busy_ticks, t.poll_hist.max()), (2, 16, 15));
+    assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
+    assert_eq!(t.location, "f.rs:1:2");
+    assert_eq!(s.cpus[&1].busy_ticks, 16);
+    assert_eq!((s.tasks_spawned, s.tasks_completed), (1, 1));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn unmatched_poll_end_and_backwards_time_are_warned_about() {
+    let mut s = State::new();
+    s.apply(&ev(0, 10, Message::PollStart { task: 1 }));
+    s.apply(&ev(
+        0,
+        5,
+        Message::PollEnd {
+            task: 2,
+            result: PollResult::Pending,
+        },
+    ));
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert_eq!(s.tasks[&2].busy_ticks, 0);
+}
+
+#[test]
+fn losses_gaps_and_errors_are_counted() {
+    let mut s = State::new();
+    s.apply(&ev(
+        0,
+        1,
+        Message::Loss {
+            cpu: 3,
+            ring: Ring::Interrupt,
+            count: 7,
+        },
+    ));
+    let stream = StreamId::new(3, Ring::Task);
+    s.apply(&Item::Gap {
+        stream,
+        expected: 4,
+        received: 6,
+    });
+    s.apply(&Item::Error {
+        offset: 99,
+        error: FrameError::Crc { expected: 1, actual: 2 },
+    });
+    assert_eq!(s.dropped_events, 7);
+    assert_eq!(s.cpus[&3].dropped, 7);
+    assert_eq!((s.health.sequence_gaps, s.health.missing_frames), (1, 2));
+    assert_eq!(s.health.crc_errors, 1);
+    assert!(s.warnings[1].message.contains("offset 99"));
+}
+
+#[test]
+fn a_snapshot_makes_a_late_console_complete() {
+    let mut s = State::new();
+    let snap = lucid_protocol::testdata::sample_messages()
+        .into_iter()
+        .filter(|m| matches!(m, Message::TaskSnapshot(_) | Message::WasmInstanceSnapshot(_)))
+        .collect::<Vec<_>>();
+    for m in snap {
+        s.apply(&ev(0, 1, m));
+    }
+    let t = &s.tasks[&300];
+    assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, 50_000));
+    assert_eq!(s.wasm[&1].fuel, 120_000);
+    assert_eq!(s.wasm[&1].state, WasmState::Suspended);
+}
+
+#[test]
+fn warnings_are_bounded() {
+    let mut s = State::new();
+    for i in 0..(MAX_WARNINGS as u64 + 5) {
+        s.warn(Warning::new(WarningKind::Inconsistent, format!("w{i}")));
+    }
+    assert_eq!(s.warnings.len(), MAX_WARNINGS);
+    assert_eq!(s.warnings_dropped, 5);
+}
+
+fn spawn(s: &mut State, cpu: u32, ts: u64, task: TaskId) {
+    s.apply(&ev(
+        cpu,
+        ts,
+        Message::TaskSpawned(TaskSpawned {
+            task,
+            name: "w",
+            kind: TaskKind::Kernel,
+            location: Location {
+                file: "a.rs",
+                line: 3,
+                column: 4,
+            },
+            parent: Some(1),
+        }),
+    ));
+}
+
+fn hello(s: &mut State, tsc_hz: u64) {
+    s.apply(&Item::Event {
+        stream: StreamId::new(0, Ring::Control),
+        seq: 0,
+        event: Event {
+            ts: 0,
+            message: Message::Hello(Hello {
+                major: 1,
+                minor: 0,
+                build_id: "t",
+                tsc_hz,
+                cpus: 2,
+                boot_tsc: 0,
+            }),
+        },
+    });
+}
+
+fn wake(task: TaskId, self_wake: bool) -> Message<'static> {
+    Message::Wake {
+        task,
+        waker: if self_wake {
+            Waker::Task(task)
+        } else {
+            Waker::Interrupt(0x30)
+        },
+        by_ref: true,
+        self_wake,
+    }
+}
+
+fn end(task: TaskId, result: PollResult) -> Message<'static> {
+    Message::PollEnd { task, result }
+}
+
+#[test]
+fn states_and_times_follow_wake_poll_and_completion() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 100, 5);
+    assert_eq!(s.tasks[&5].status, TaskStatus::Idle);
+    s.apply(&ev(0, 200, wake(5, false)));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
+    s.apply(&ev(0, 250, Message::PollStart { task: 5 }));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Running);
+    s.apply(&ev(0, 290, end(5, PollResult::Pending)));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Idle);
+    s.apply(&ev(0, 400, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 410, end(5, PollResult::Ready)));
+    s.apply(&ev(
+        0,
+        410,
+        Message::TaskCompleted {
+            task: 5,
+            outcome: Outcome::Cancelled,
+        },
+    ));
+    let t = &s.tasks[&5];
+    assert_eq!(t.status, TaskStatus::Completed(Outcome::Cancelled));
+    assert_eq!(t.status.name(), "cancelled");
+    assert_eq!(t.parent, Some(1));
+    assert_eq!((t.polls, t.wakes, t.busy_ticks, t.scheduled_ticks), (2, 1, 50, 50));
+    assert_eq!(t.total_ticks(10_000), 310);
+    assert_eq!(t.idle_ticks_at(10_000), 310 - 50 - 50);
+    assert_eq!((t.poll_hist.count(), t.poll_hist.max()), (2, 40));
+    assert_eq!((t.sched_hist.count(), t.sched_hist.max()), (1, 50));
+    assert_eq!(t.woken_by[&WokenBy::Interrupt(0x30)], 1);
+    assert_eq!(s.cpus[&0].slices.len(), 2);
+    assert!(s.cpus[&0].slices[1].ready);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn a_wake_during_a_poll_schedules_the_task_after_it() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 15, wake(5, true)));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Running);
+    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
+    s.apply(&ev(0, 32, Message::PollStart { task: 5 }));
+    let t = &s.tasks[&5];
+    assert_eq!((t.self_wakes, t.scheduled_ticks), (1, 12));
+}
+
+#[test]
+fn a_late_wake_from_another_cpu_does_not_reschedule_a_polled_task() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 100, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 120, end(5, PollResult::Pending)));
+    // Stamped before the poll started, delivered after it on cpu 1's stream.
+    s.apply(&ev(1, 90, wake(5, false)));
+    let t = &s.tasks[&5];
+    assert_eq!((t.status, t.wakes), (TaskStatus::Idle, 1));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn lost_waker_is_reported_once_when_the_last_waker_of_an_idle_task_goes() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 11, Message::WakerClone { task: 5, wakers: 1 }));
+    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    assert!(s.warnings.is_empty());
+    s.apply(&ev(0, 30, Message::WakerDrop { task: 5, wakers: 0 }));
+    s.apply(&ev(0, 31, Message::WakerDrop { task: 5, wakers: 0 }));
+    assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
+    let w = &s.warnings[0];
+    assert_eq!((w.kind, w.task, w.ts), (WarningKind::LostWaker, Some(5), Some(30)));
+    assert_eq!(s.tasks[&5].warnings, 1);
+    let t = &s.tasks[&5];
+    assert_eq!((t.wakers, t.waker_clones, t.waker_drops), (Some(0), 1, 2));
+}
+
+#[test]
+fn a_consumed_waker_of_a_scheduled_task_is_not_lost() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 11, Message::WakerClone { task: 5, wakers: 1 }));
+    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    s.apply(&ev(1, 30, wake(5, false)));
+    s.apply(&ev(1, 31, Message::WakerDrop { task: 5, wakers: 0 }));
+    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn a_pending_poll_that_leaves_no_waker_is_a_lost_waker() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 1, Message::WakerClone { task: 5, wakers: 1 }));
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 12, Message::WakerDrop { task: 5, wakers: 0 }));
+    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
+}
+
+#[test]
+fn long_polls_and_self_wake_storms_use_the_thresholds() {
+    let mut s = State::with_config(Config {
+        long_poll_ns: 1_000,
+        self_wake_storm: 3,
+        ..Config::default()
+    });
+    hello(&mut s, 2_000_000_000);
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 2_010, end(5, PollResult::Pending)));
+    s.apply(&ev(0, 3_000, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 5_001, end(5, PollResult::Pending)));
+    assert_eq!(s.warning_counts.get(&WarningKind::LongPoll), Some(&1));
+    assert!(s.warnings[0].message.contains("1.00µs"), "{}", s.warnings[0]);
+    assert_eq!(s.tasks[&5].long_polls, 1);
+    for i in 0..5 {
+        s.apply(&ev(0, 6_000 + i, wake(5, true)));
+    }
+    assert_eq!(s.warning_counts.get(&WarningKind::SelfWakeStorm), Some(&1));
+    s.apply(&ev(0, 7_000, wake(5, false)));
+    for i in 0..3 {
+        s.apply(&ev(0, 8_000 + i, wake(5, true)));
+    }
+    assert_eq!(s.warning_counts.get(&WarningKind::SelfWakeStorm), Some(&2));
+}
+
+#[test]
+fn completed_tasks_expire_after_the_retention_time() {
+    let mut s = State::with_config(Config {
+        retain_ns: 1_000,
+        ..Config::default()
+    });
+    hello(&mut s, 1_000_000_000);
+    spawn(&mut s, 0, 10, 1);
+    spawn(&mut s, 0, 10, 2);
+    s.apply(&ev(
+        0,
+        20,
+        Message::TaskCompleted {
+            task: 1,
+            outcome: Outcome::Ok,
+        },
+    ));
+    s.apply(&ev(0, 500, Message::Heartbeat));
+    s.prune();
+    assert!(s.tasks.contains_key(&1));
+    s.apply(&ev(0, 1_100, Message::Heartbeat));
+    s.prune();
+    assert!(!s.tasks.contains_key(&1));
+    assert!(s.tasks.contains_key(&2));
+    assert_eq!((s.tasks_expired, s.tasks_completed), (1, 1));
+    // A late wake and waker drop of the finished task do not bring it back.
+    s.apply(&ev(1, 1_200, wake(1, false)));
+    s.apply(&ev(1, 1_201, Message::WakerDrop { task: 1, wakers: 0 }));
+    assert!(!s.tasks.contains_key(&1));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The same id spawned again is a new task.
+    spawn(&mut s, 0, 1_300, 1);
+    assert_eq!(s.tasks[&1].status, TaskStatus::Idle);
+}
+
+#[test]
+fn cpus_count_steals_idle_time_and_run_queue_depth() {
+    let mut s = State::new();
+    s.apply(&ev(
+        0,
+        5,
+        Message::Steal {
+            task: 3,
+            from_cpu: 0,
+            to_cpu: 1,
+        },
+    ));
+    s.apply(&ev(1, 10, Message::CpuIdle));
+    s.apply(&ev(1, 40, Message::CpuBusy));
+    s.apply(&ev(1, 41, Message::RunQueueDepth { depth: 7 }));
+    assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (1, 1));
+    assert_eq!(s.cpus[&1].idle_ticks, 30);
+    assert_eq!(s.cpus[&1].run_queue_depth(), Some(7));
+    assert_eq!(s.tasks[&3].cpu, Some(1));
+}
+
+#[test]
+fn trace_events_become_log_lines_with_their_callsite() {
+    let mut s = State::new();
+    let samples = lucid_protocol::testdata::sample_messages();
+    for m in samples
+        .iter()
+        .filter(|m| matches!(m, Message::Callsite(_) | Message::TraceEvent(_)))
+    {
+        s.apply(&ev(2, 9, *m));
+    }
+    let line = &s.logs[0];
+    assert_eq!(line.level, Some(lucid_protocol::Level::Info));
+    assert_eq!(line.target, "lucid_kernel");
+    assert!(line.text.starts_with("hello bytes=4096"), "{}", line.text);
+}
+
+fn feed(s: &mut State, bytes: &[u8]) -> lucid_protocol::DecoderStats {
+    let mut d = Decoder::new();
+    for chunk in bytes.chunks(777) {
+        d.feed(chunk, |item| s.apply(&item));
+    }
+    d.finish(|item| s.apply(&item));
+    *d.stats()
+}
+
+#[test]
+fn a_generated_workload_folds_into_consistent_totals() {
+    let g = generate(&Workload {
+        tasks: 200,
+        polls_per_task: 4,
+        ..Workload::default()
+    });
+    let mut s = State::new();
+    feed(&mut s, &g.wire());
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    assert_eq!(s.tasks.len(), 202);
+    let busy: u64 = s.tasks.values().map(|t| t.busy_ticks).sum();
+    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    assert_eq!(busy, cpu_busy);
+    for t in s.tasks.values() {
+        assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
+        assert_eq!((t.polls, t.poll_hist.count(), t.wakes), (4, 4, 3));
+        assert_eq!(t.sched_hist.count(), 3);
+        assert!(t.busy_ticks + t.scheduled_ticks <= t.total_ticks(s.now()));
+    }
+    assert_eq!(s.wasm.len(), 2);
+    assert!(s.tasks.values().filter(|t| t.instance.is_some()).count() == 2);
+}
+
+#[test]
+fn a_lossy_stream_reports_gaps_and_keeps_what_arrived() {
+    let g = generate(&Workload {
+        tasks: 200,
+        polls_per_task: 4,
+        frame_buffer: 256,
+        ..Workload::default()
+    });
+    let mut wire = Vec::new();
+    for (i, f) in g.frames.iter().enumerate() {
+        match i % 7 {
+            3 => {}                                                                                  // lost
+            5 => wire.extend(f.iter().enumerate().map(|(j, b)| if j == 3 { b ^ 0x5a } else { *b })), // corrupt
+            _ => wire.extend_from_slice(f),
+        }
+    }
+    wire.extend_from_slice(b"\x01garbage without a delimiter");
+    let mut s = State::new();
+    let stats = feed(&mut s, &wire);
+    assert!(s.health.sequence_gaps > 0);
+    assert_eq!(s.health.sequence_gaps, stats.sequence_gaps);
+    assert!(s.health.crc_errors + s.health.malformed_frames > 0);
+    assert_eq!(s.health.incomplete_frames, 1);
+    assert!(s.events > 0 && s.events < g.events());
+    assert!(s.warning_counts[&WarningKind::SequenceGap] > 0);
+    for t in s.tasks.values() {
+        assert!(t.polls <= 4 && t.poll_hist.count() <= t.polls);
+    }
+}
+
+#[test]
+fn events_of_one_cpu_arriving_before_another_cpus_older_ones_keep_per_task_state() {
+    // Frames of the generated workload delivered stream by stream rather than
+    // interleaved: every CPU's events arrive late relative to the others.
+    let g = generate(&Workload {
+        tasks: 40,
+        polls_per_task: 3,
+        ..Workload::default()
+    });
+    let mut frames = g.frames.clone();
+    frames.reverse();
+    let mut s = State::new();
+    feed(&mut s, &frames.concat());
+    assert_eq!(s.tasks_completed, 42);
+    assert!(s.tasks.values().all(|t| t.polls == 3 && t.status.is_done()));
+}
+
+#[test]
+fn a_poll_that_does_not_return_is_reported_once_by_the_next_heartbeat() {
+    let mut s = State::with_config(Config {
+        long_poll_ns: 1_000,
+        ..Config::default()
+    });
+    hello(&mut s, 1_000_000_000);
+    spawn(&mut s, 1, 0, 5);
+    s.apply(&ev(1, 100, Message::PollStart { task: 5 }));
+    s.apply(&ev(0, 900, Message::Heartbeat));
+    assert!(!s.warning_counts.contains_key(&WarningKind::NeverYields));
+    s.apply(&ev(0, 2_000, Message::Heartbeat));
+    s.apply(&ev(0, 3_000, Message::Heartbeat));
+    assert_eq!(s.warning_counts.get(&WarningKind::NeverYields), Some(&1));
+    let w = &s.warnings[0];
+    assert_eq!((w.task, w.cpu), (Some(5), Some(1)));
+    assert!(w.message.contains("1.90µs"), "{}", w.message);
+}
+
+#[test]
+fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
+    let mut s = State::new();
+    let samples = lucid_protocol::testdata::sample_messages();
+    let wasm: Vec<Message<'_>> = samples
+        .iter()
+        .copied()
+        .filter(|m| {
+            matches!(
+                m,
+                Message::WasmInstanceCreated(_)
+                    | Message::WasmStateChanged { .. }
+                    | Message::WasmMemoryGrow { .. }
+                    | Message::WasmPoll { .. }
+                    | Message::WasmHostcalls { .. }
+                    | Message::WasmTrap(_)
+            )
+        })
+        .collect();
+    for (i, m) in wasm.iter().enumerate() {
+        s.apply(&ev(0, 50 + i as u64, *m));
+    }
+    // Poll and hostcall reports are increments.
+    for m in wasm
+        .iter()
+        .filter(|m| matches!(m, Message::WasmPoll { .. } | Message::WasmHostcalls { .. }))
+    {
+        s.apply(&ev(0, 100, *m));
+    }
+    let w = &s.wasm[&1];
+    assert_eq!(
+        (w.module.as_str(), w.task, w.fuel_per_slice),
+        ("fib.wasm", 301, Some(10_000))
+    );
+    assert_eq!((w.fuel, w.slices, w.traps, w.hostcalls_total), (20_000, 2, 1, 24));
+    assert_eq!(
+        w.hostcalls[&3],
+        Hostcall {
+            calls: 24,
+            ticks: 9_600
+        }
+    );
+    assert_eq!(w.memory_history.iter().map(|&(_, p)| p).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(w.state, WasmState::Trapped);
+    assert_eq!(w.last_trap.as_deref(), Some("integer divide by zero (code 4)"));
+    assert_eq!(s.tasks[&301].instance, Some(1));
+}

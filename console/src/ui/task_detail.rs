@@ -1,0 +1,219 @@
+//! One task: its facts, waker statistics, poll and scheduling histograms, its own
+//! timeline strip and its warnings.
+
+use lucid_protocol::TaskId;
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::{Action, at, dur};
+use crate::state::{Histogram, State, Task, WokenBy};
+
+/// State of the detail view.
+#[derive(Debug, Clone, Default)]
+pub struct DetailView {
+    /// The task shown.
+    pub task: Option<TaskId>,
+}
+
+impl DetailView {
+    /// Handles a key.
+    pub fn on_key(&mut self, key: KeyEvent) -> Action {
+        match key.code {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Char('b') => Action::Back,
+            _ => Action::None,
+        }
+    }
+
+    /// Draws the view.
+    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
+        let Some(task) = self.task.and_then(|id| state.tasks.get(&id)) else {
+            let msg = match self.task {
+                None => "No task selected: pick one in the Tasks view (1) and press Enter.".to_string(),
+                Some(id) => format!("Task {id} is no longer retained (completed longer ago than --retain)."),
+            };
+            f.render_widget(Paragraph::new(msg).block(Block::bordered().title(" Task ")), area);
+            return;
+        };
+        let [top, hists, strip, warns] = Layout::vertical([
+            Constraint::Length(9),
+            Constraint::Min(6),
+            Constraint::Length(3),
+            Constraint::Length(5),
+        ])
+        .areas(area);
+        let [info, wakers] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+        f.render_widget(info_paragraph(task, state), info);
+        f.render_widget(waker_paragraph(task, state), wakers);
+        let [polls, sched] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(hists);
+        f.render_widget(
+            histogram(" Poll duration ", &task.poll_hist, state, polls.height),
+            polls,
+        );
+        f.render_widget(
+            histogram(
+                " Scheduled latency (wake → poll) ",
+                &task.sched_hist,
+                state,
+                sched.height,
+            ),
+            sched,
+        );
+        render_strip(f, strip, task, state);
+        let lines: Vec<Line<'_>> = state
+            .recent_warnings
+            .iter()
+            .rev()
+            .filter(|w| w.task == Some(task.id))
+            .take(usize::from(warns.height.saturating_sub(2)))
+            .map(|w| {
+                Line::from(format!(
+                    "{} {}",
+                    w.ts.map(|t| at(state, t)).unwrap_or_default(),
+                    w.message
+                ))
+            })
+            .collect();
+        let title = format!(" Warnings ({}) ", task.warnings);
+        let body = if lines.is_empty() {
+            Paragraph::new("none")
+        } else {
+            Paragraph::new(lines).style(Style::new().fg(Color::Yellow))
+        };
+        f.render_widget(body.block(Block::bordered().title(title)), warns);
+    }
+}
+
+fn kv<'a>(k: &'a str, v: String) -> Line<'a> {
+    Line::from(vec![Span::raw(format!("{k:<10}")).bold(), Span::raw(v)])
+}
+
+fn info_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
+    let now = s.now();
+    let instance = match t.instance.and_then(|i| s.wasm.get(&i).map(|w| (i, w))) {
+        Some((i, w)) => format!("#{i} {} ({:?}, {} pages)", w.module, w.state, w.memory_pages),
+        None => "-".into(),
+    };
+    let lines = vec![
+        kv(
+            "task",
+            format!(
+                "{} ({}, {:?}) on cpu {}",
+                t.id,
+                t.display_name(),
+                t.kind,
+                t.cpu.map_or_else(|| "-".into(), |c| c.to_string())
+            ),
+        ),
+        kv("state", t.status.name().to_string()),
+        kv("spawned", format!("{} at {}", at(s, t.spawned_ts), t.location)),
+        kv("parent", t.parent.map_or_else(|| "-".into(), |p| p.to_string())),
+        kv("wasm", instance),
+        kv(
+            "time",
+            format!(
+                "total {}  busy {}  scheduled {}  idle {}",
+                dur(s, t.total_ticks(now)),
+                dur(s, t.busy_ticks_at(now)),
+                dur(s, t.scheduled_ticks_at(now)),
+                dur(s, t.idle_ticks_at(now))
+            ),
+        ),
+        kv(
+            "polls",
+            format!("{} ({} longer than the threshold)", t.polls, t.long_polls),
+        ),
+    ];
+    Paragraph::new(lines).block(Block::bordered().title(" Task "))
+}
+
+fn woken_by_name(w: WokenBy) -> String {
+    match w {
+        WokenBy::Task(t) => format!("task {t}"),
+        WokenBy::Interrupt(v) => format!("irq {v:#04x}"),
+        WokenBy::Nobody => "no task".into(),
+        WokenBy::Other => "others".into(),
+    }
+}
+
+fn waker_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
+    let mut by: Vec<_> = t.woken_by.iter().collect();
+    by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let by = by
+        .iter()
+        .take(3)
+        .map(|(w, n)| format!("{} ×{n}", woken_by_name(**w)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lines = vec![
+        kv(
+            "wakers",
+            t.wakers.map_or_else(|| "unknown".into(), |n| n.to_string()) + " live",
+        ),
+        kv("clones", format!("{}  drops {}", t.waker_clones, t.waker_drops)),
+        kv("wakes", format!("{}  self {}", t.wakes, t.self_wakes)),
+        kv(
+            "last woken",
+            t.last_woken.map_or_else(|| "never".into(), |ts| at(s, ts)),
+        ),
+        kv("woken by", if by.is_empty() { "-".into() } else { by }),
+    ];
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" Wakers "))
+}
+
+fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Paragraph<'a> {
+    let mut lines = vec![Line::from(format!(
+        "p50 {}  p90 {}  p99 {}  max {}  (n={})",
+        dur(s, h.quantile(0.5)),
+        dur(s, h.quantile(0.9)),
+        dur(s, h.quantile(0.99)),
+        dur(s, h.max()),
+        h.count()
+    ))];
+    let buckets: Vec<(u64, u64)> = h.buckets().collect();
+    let rows = usize::from(height.saturating_sub(3)).max(1);
+    // Merge neighbouring buckets so the histogram fits the rows available.
+    let per_row = buckets.len().div_ceil(rows).max(1);
+    let merged: Vec<(u64, u64)> = buckets
+        .chunks(per_row)
+        .map(|c| (c.last().map_or(0, |b| b.0), c.iter().map(|b| b.1).sum()))
+        .collect();
+    let peak = merged.iter().map(|b| b.1).max().unwrap_or(1).max(1);
+    for (upper, count) in merged {
+        let bar = "█".repeat(((count * 24).div_ceil(peak)) as usize);
+        lines.push(Line::from(vec![
+            Span::raw(format!("≤{:>8} ", dur(s, upper.min(h.max())))),
+            Span::styled(bar, Style::new().fg(Color::Cyan)),
+            Span::raw(format!(" {count}")),
+        ]));
+    }
+    Paragraph::new(lines).block(Block::bordered().title(title))
+}
+
+fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
+    let block = Block::bordered().title(" Polls over its lifetime (all CPUs) ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let width = usize::from(inner.width);
+    if width == 0 {
+        return;
+    }
+    let start = t.spawned_ts;
+    let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + 1);
+    let span = end - start;
+    let mut cells = vec![false; width];
+    for slice in s.cpus.values().flat_map(|c| c.slices.iter()).filter(|x| x.task == t.id) {
+        let a = (slice.start.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
+        let b = (slice.end.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
+        for c in cells.iter_mut().take(b.min(width - 1) + 1).skip(a.min(width - 1)) {
+            *c = true;
+        }
+    }
+    let line: String = cells.iter().map(|&b| if b { '█' } else { '·' }).collect();
+    f.render_widget(Paragraph::new(line).style(Style::new().fg(Color::Green)), inner);
+}

@@ -1,0 +1,307 @@
+//! The task list: like tokio-console's, sortable by any column, filterable.
+
+use std::cmp::Ordering;
+
+use lucid_protocol::{TaskId, TaskKind};
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+
+use super::{Action, dur, step};
+use crate::state::{State, Task, TaskStatus};
+
+/// A column of the task table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// Task id.
+    Id,
+    /// Name.
+    Name,
+    /// Kernel or wasm.
+    Kind,
+    /// Status.
+    State,
+    /// Last CPU.
+    Cpu,
+    /// Lifetime.
+    Total,
+    /// Time polled.
+    Busy,
+    /// Time scheduled.
+    Scheduled,
+    /// Time idle.
+    Idle,
+    /// Polls.
+    Polls,
+    /// Wakes.
+    Wakes,
+    /// Self-wakes.
+    SelfWakes,
+    /// Spawn location.
+    Location,
+}
+
+impl Column {
+    /// Every column, left to right.
+    pub const ALL: [Self; 13] = [
+        Self::Id,
+        Self::Name,
+        Self::Kind,
+        Self::State,
+        Self::Cpu,
+        Self::Total,
+        Self::Busy,
+        Self::Scheduled,
+        Self::Idle,
+        Self::Polls,
+        Self::Wakes,
+        Self::SelfWakes,
+        Self::Location,
+    ];
+
+    /// Header text.
+    #[must_use]
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::Id => "ID",
+            Self::Name => "Name",
+            Self::Kind => "Kind",
+            Self::State => "State",
+            Self::Cpu => "CPU",
+            Self::Total => "Total",
+            Self::Busy => "Busy",
+            Self::Scheduled => "Sched",
+            Self::Idle => "Idle",
+            Self::Polls => "Polls",
+            Self::Wakes => "Wakes",
+            Self::SelfWakes => "Self",
+            Self::Location => "Location",
+        }
+    }
+
+    fn width(self) -> Constraint {
+        match self {
+            Self::Id | Self::Polls | Self::Wakes => Constraint::Length(7),
+            Self::Name => Constraint::Length(14),
+            Self::Kind => Constraint::Length(6),
+            Self::State => Constraint::Length(9),
+            Self::Cpu | Self::SelfWakes => Constraint::Length(5),
+            Self::Total | Self::Busy | Self::Scheduled | Self::Idle => Constraint::Length(8),
+            Self::Location => Constraint::Min(10),
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+const fn kind_name(k: TaskKind) -> &'static str {
+    match k {
+        TaskKind::Kernel => "kernel",
+        TaskKind::Wasm => "wasm",
+    }
+}
+
+fn compare(c: Column, a: &Task, b: &Task, now: u64) -> Ordering {
+    match c {
+        Column::Id => a.id.cmp(&b.id),
+        Column::Name => a.name.cmp(&b.name),
+        Column::Kind => kind_name(a.kind).cmp(kind_name(b.kind)),
+        Column::State => a.status.rank().cmp(&b.status.rank()),
+        Column::Cpu => a.cpu.cmp(&b.cpu),
+        Column::Total => a.total_ticks(now).cmp(&b.total_ticks(now)),
+        Column::Busy => a.busy_ticks_at(now).cmp(&b.busy_ticks_at(now)),
+        Column::Scheduled => a.scheduled_ticks_at(now).cmp(&b.scheduled_ticks_at(now)),
+        Column::Idle => a.idle_ticks_at(now).cmp(&b.idle_ticks_at(now)),
+        Column::Polls => a.polls.cmp(&b.polls),
+        Column::Wakes => a.wakes.cmp(&b.wakes),
+        Column::SelfWakes => a.self_wakes.cmp(&b.self_wakes),
+        Column::Location => a.location.cmp(&b.location),
+    }
+}
+
+/// State of the task list.
+#[derive(Debug, Clone)]
+pub struct TasksView {
+    /// Sort column.
+    pub sort: Column,
+    /// Largest first.
+    pub descending: bool,
+    /// Text filter (matched against id, name, kind, state and location).
+    pub filter: String,
+    /// The filter is being edited.
+    pub editing: bool,
+    /// Selected row.
+    pub selected: usize,
+    /// First row on screen.
+    offset: usize,
+    table: TableState,
+}
+
+impl Default for TasksView {
+    fn default() -> Self {
+        Self {
+            sort: Column::Busy,
+            descending: true,
+            filter: String::new(),
+            editing: false,
+            selected: 0,
+            offset: 0,
+            table: TableState::default(),
+        }
+    }
+}
+
+impl TasksView {
+    /// The tasks shown, in display order.
+    #[must_use]
+    pub fn rows<'s>(&self, state: &'s State) -> Vec<&'s Task> {
+        let now = state.now();
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<&Task> = state
+            .tasks
+            .values()
+            .filter(|t| {
+                needle.is_empty()
+                    || t.id.to_string() == needle
+                    || t.name.to_lowercase().contains(&needle)
+                    || t.location.to_lowercase().contains(&needle)
+                    || kind_name(t.kind) == needle
+                    || t.status.name() == needle
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            let o = compare(self.sort, a, b, now).then(a.id.cmp(&b.id));
+            if self.descending { o.reverse() } else { o }
+        });
+        rows
+    }
+
+    /// Handles a key.
+    pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
+        if self.editing {
+            match key.code {
+                KeyCode::Enter => self.editing = false,
+                KeyCode::Esc => {
+                    self.editing = false;
+                    self.filter.clear();
+                }
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Char(c) => self.filter.push(c),
+                _ => {}
+            }
+            self.selected = 0;
+            return Action::None;
+        }
+        let len = self.rows(state).len();
+        let col = self.sort.index();
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => self.selected = step(self.selected, 1, len),
+            KeyCode::Up | KeyCode::Char('k') => self.selected = step(self.selected, -1, len),
+            KeyCode::PageDown => self.selected = step(self.selected, 20, len),
+            KeyCode::PageUp => self.selected = step(self.selected, -20, len),
+            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => self.selected = len.saturating_sub(1),
+            KeyCode::Left | KeyCode::Char('h') => {
+                self.sort = Column::ALL[(col + Column::ALL.len() - 1) % Column::ALL.len()];
+            }
+            KeyCode::Right | KeyCode::Char('l') => self.sort = Column::ALL[(col + 1) % Column::ALL.len()],
+            KeyCode::Char('i') => self.descending = !self.descending,
+            KeyCode::Char('/') => self.editing = true,
+            KeyCode::Enter => {
+                if let Some(t) = self.rows(state).get(self.selected) {
+                    return Action::OpenTask(t.id);
+                }
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// The selected task, if any.
+    #[must_use]
+    pub fn selected_task(&self, state: &State) -> Option<TaskId> {
+        self.rows(state).get(self.selected).map(|t| t.id)
+    }
+
+    /// Draws the list.
+    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
+        let rows = self.rows(state);
+        self.selected = self.selected.min(rows.len().saturating_sub(1));
+        // Only the rows on screen are formatted: with thousands of tasks, formatting
+        // them all would cost more than everything else in a frame.
+        let visible = usize::from(area.height.saturating_sub(3)).max(1);
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + visible {
+            self.offset = self.selected + 1 - visible;
+        }
+        self.offset = self.offset.min(rows.len().saturating_sub(visible));
+        let now = state.now();
+        let header = Row::new(Column::ALL.iter().map(|c| {
+            let arrow = match (*c == self.sort, self.descending) {
+                (true, true) => "▼",
+                (true, false) => "▲",
+                _ => "",
+            };
+            let style = if *c == self.sort {
+                Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+            } else {
+                Style::new().add_modifier(Modifier::BOLD)
+            };
+            Cell::from(format!("{}{arrow}", c.title())).style(style)
+        }));
+        let body = rows.iter().skip(self.offset).take(visible).map(|t| {
+            let state_style = match t.status {
+                TaskStatus::Running => Style::new().fg(Color::Green),
+                TaskStatus::Scheduled => Style::new().fg(Color::Cyan),
+                TaskStatus::Idle => Style::new(),
+                TaskStatus::Completed(lucid_protocol::Outcome::Ok) => Style::new().fg(Color::DarkGray),
+                TaskStatus::Completed(_) => Style::new().fg(Color::Red),
+            };
+            let warn = if t.warnings > 0 { "⚠" } else { "" };
+            Row::new(vec![
+                Cell::from(format!("{warn}{}", t.id)),
+                Cell::from(t.display_name()),
+                Cell::from(kind_name(t.kind)),
+                Cell::from(t.status.name()).style(state_style),
+                Cell::from(t.cpu.map_or_else(|| "-".into(), |c| c.to_string())),
+                Cell::from(dur(state, t.total_ticks(now))),
+                Cell::from(dur(state, t.busy_ticks_at(now))),
+                Cell::from(dur(state, t.scheduled_ticks_at(now))),
+                Cell::from(dur(state, t.idle_ticks_at(now))),
+                Cell::from(t.polls.to_string()),
+                Cell::from(t.wakes.to_string()),
+                Cell::from(t.self_wakes.to_string()),
+                Cell::from(t.location.clone()),
+            ])
+        });
+        let mut title = format!(
+            " Tasks: {} shown of {} ({} expired) │ sort {} {} ",
+            rows.len(),
+            state.tasks.len(),
+            state.tasks_expired,
+            self.sort.title(),
+            if self.descending { "desc" } else { "asc" }
+        );
+        if self.editing || !self.filter.is_empty() {
+            title.push_str(&format!(
+                "│ filter /{}{} ",
+                self.filter,
+                if self.editing { "▏" } else { "" }
+            ));
+        }
+        let table = Table::new(body, Column::ALL.map(Column::width))
+            .header(header)
+            .block(Block::bordered().title(Line::from(title)))
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+        self.table = TableState::default().with_selected((!rows.is_empty()).then_some(self.selected - self.offset));
+        f.render_stateful_widget(table, area, &mut self.table);
+    }
+}

@@ -1,0 +1,323 @@
+//! Rendering tests: every view and the help overlay drawn on a `TestBackend` from a
+//! generated workload, compared with committed insta snapshots.
+
+use lucid_protocol::testdata::{Workload, generate, sample_messages};
+use lucid_protocol::{FrameEncoder, Message, Ring, StreamId, TaskId};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::source::IngestEvent;
+use crate::state::{Config, TaskStatus};
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn frame(stream: StreamId, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
+    let mut enc = FrameEncoder::new(vec![0u8; 2048], stream);
+    for (ts, m) in messages {
+        enc.push(*ts, m).expect("fits");
+    }
+    let mut out = vec![0u8; enc.max_finished_len()];
+    let n = enc.finish(&mut out).expect("fits");
+    out.truncate(n);
+    out
+}
+
+/// Two thirds of a small two-CPU workload (so tasks are in every state), plus a
+/// frame with a lost waker, a steal, run-queue samples, idle time, a log line and a
+/// wasm instance that grows, calls the host and traps.
+fn fixture() -> (App, Option<TaskId>) {
+    let g = generate(&Workload {
+        cpus: 2,
+        tasks: 16,
+        polls_per_task: 3,
+        wasm_instances: 1,
+        loss: 5,
+        frame_buffer: 256,
+        seed: 3,
+    });
+    // Windows short enough that the sub-millisecond workload fills the sparklines.
+    let config = Config {
+        util_window_ns: 20_000,
+        ..Config::default()
+    };
+    let mut s = Session::new("unix:/tmp/lucid.sock".into(), config);
+    s.handle(IngestEvent::Connected);
+    for f in &g.frames[..g.frames.len() * 2 / 3] {
+        s.feed(1, f);
+    }
+    let now = s.state.now();
+    let idle = s
+        .state
+        .tasks
+        .values()
+        .find(|t| t.status == TaskStatus::Idle && t.polls > 0)
+        .map(|t| t.id);
+    let samples = sample_messages();
+    let mut extra: Vec<(u64, Message<'_>)> = samples
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                Message::Callsite(_)
+                    | Message::TraceEvent(_)
+                    | Message::WasmInstanceCreated(_)
+                    | Message::WasmStateChanged { .. }
+                    | Message::WasmMemoryGrow { .. }
+                    | Message::WasmPoll { .. }
+                    | Message::WasmHostcalls { .. }
+                    | Message::WasmTrap(_)
+            )
+        })
+        .map(|m| (now, *m))
+        .collect();
+    if let Some(task) = idle {
+        extra.push((now, Message::WakerClone { task, wakers: 1 }));
+        extra.push((now + 10, Message::WakerDrop { task, wakers: 0 }));
+        extra.push((
+            now + 20,
+            Message::Steal {
+                task,
+                from_cpu: 0,
+                to_cpu: 1,
+            },
+        ));
+    }
+    extra.push((now + 30, Message::RunQueueDepth { depth: 3 }));
+    extra.push((now + 40, Message::CpuIdle));
+    extra.push((now + 5_040, Message::CpuBusy));
+    extra.push((now + 5_050, Message::RunQueueDepth { depth: 1 }));
+    s.feed(2, &frame(StreamId::new(1, Ring::Interrupt), &extra));
+    (App::new(s), idle)
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> TestBackend {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
+    terminal.draw(|f| draw(f, app)).expect("draw");
+    terminal.backend().clone()
+}
+
+#[test]
+fn tasks_view() {
+    let (mut app, _) = fixture();
+    insta::assert_snapshot!(render(&mut app, 130, 30));
+}
+
+#[test]
+fn tasks_view_filtered_and_sorted_by_id() {
+    let (mut app, _) = fixture();
+    for c in "/idle".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter));
+    // Sort by id (three columns left of Busy), ascending.
+    for _ in 0..6 {
+        app.on_key(key(KeyCode::Left));
+    }
+    app.on_key(key(KeyCode::Char('i')));
+    assert_eq!(app.tasks.sort, tasks::Column::Id);
+    let idle = app
+        .state()
+        .tasks
+        .values()
+        .filter(|t| t.status == TaskStatus::Idle)
+        .count();
+    assert!(idle > 0);
+    assert_eq!(app.tasks.rows(app.state()).len(), idle);
+    insta::assert_snapshot!(render(&mut app, 130, 12));
+}
+
+#[test]
+fn task_detail_view() {
+    let (mut app, idle) = fixture();
+    let idle = idle.expect("the fixture has an idle task");
+    app.view = View::Warnings;
+    // The lost-waker warning is the newest one; Enter opens its task.
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!((app.view, app.detail.task), (View::TaskDetail, Some(idle)));
+    insta::assert_snapshot!(render(&mut app, 120, 34));
+}
+
+#[test]
+fn timeline_view() {
+    let (mut app, _) = fixture();
+    app.view = View::Timeline;
+    app.timeline.span_ns = 400_000;
+    app.timeline.cursor = 20;
+    insta::assert_snapshot!(render(&mut app, 120, 12));
+}
+
+#[test]
+fn timeline_view_with_task_lanes_and_wakes() {
+    let (mut app, _) = fixture();
+    app.view = View::Timeline;
+    app.timeline.span_ns = 100_000;
+    app.timeline.end = Some(app.state().ts_range.unwrap().0 + 250_000);
+    app.on_key(key(KeyCode::Char('t')));
+    app.timeline.cursor = 40;
+    insta::assert_snapshot!(render(&mut app, 120, 16));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::TaskDetail);
+    assert!(app.detail.task.is_some());
+}
+
+#[test]
+fn scheduler_view() {
+    let (mut app, _) = fixture();
+    app.view = View::Scheduler;
+    insta::assert_snapshot!(render(&mut app, 120, 20));
+}
+
+#[test]
+fn wasm_view() {
+    let (mut app, _) = fixture();
+    app.on_key(key(KeyCode::Char('5')));
+    assert_eq!(app.view, View::Wasm);
+    insta::assert_snapshot!(render(&mut app, 120, 16));
+}
+
+#[test]
+fn logs_view() {
+    let (mut app, _) = fixture();
+    app.view = View::Logs;
+    insta::assert_snapshot!(render(&mut app, 100, 14));
+}
+
+#[test]
+fn warnings_view() {
+    let (mut app, _) = fixture();
+    app.on_key(key(KeyCode::Char('7')));
+    assert_eq!(app.view, View::Warnings);
+    insta::assert_snapshot!(render(&mut app, 120, 28));
+}
+
+#[test]
+fn help_overlay() {
+    let (mut app, _) = fixture();
+    app.on_key(key(KeyCode::Char('?')));
+    assert!(app.help);
+    insta::assert_snapshot!(render(&mut app, 100, 24));
+    app.on_key(key(KeyCode::Esc));
+    assert!(!app.help && !app.quit);
+}
+
+#[test]
+fn too_small_terminal() {
+    let (mut app, _) = fixture();
+    insta::assert_snapshot!(render(&mut app, 40, 6));
+}
+
+#[test]
+fn every_view_draws_at_every_size_without_panicking() {
+    let (mut app, _) = fixture();
+    let mut empty = App::new(Session::new("stdin".into(), Config::default()));
+    for view in View::ALL {
+        for a in [&mut app, &mut empty] {
+            a.view = view;
+            a.detail.task = Some(1);
+            for (w, h) in [(1, 1), (59, 11), (60, 12), (61, 13), (80, 14), (200, 60), (300, 12)] {
+                render(a, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn pause_freezes_the_display_while_ingest_goes_on() {
+    let (mut app, _) = fixture();
+    let before = app.state().events;
+    app.on_key(key(KeyCode::Char(' ')));
+    assert!(app.paused());
+    let extra = frame(StreamId::new(3, Ring::Task), &[(1, Message::Heartbeat)]);
+    app.ingest(IngestEvent::Chunk(crate::source::Chunk { rx_ns: 3, data: extra }));
+    assert_eq!(app.state().events, before);
+    app.on_key(key(KeyCode::Char(' ')));
+    assert_eq!(app.state().events, before + 1);
+}
+
+#[test]
+fn navigation_keys() {
+    let (mut app, _) = fixture();
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.view, View::TaskDetail);
+    app.on_key(key(KeyCode::BackTab));
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.view, View::Warnings);
+    app.on_key(key(KeyCode::Char('1')));
+    app.on_key(key(KeyCode::Down));
+    let second = app.tasks.selected_task(app.state());
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!((app.view, app.detail.task), (View::TaskDetail, second));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.view, View::Tasks);
+    app.on_key(key(KeyCode::Char('q')));
+    assert!(app.quit);
+}
+
+#[test]
+fn timeline_zoom_pan_and_follow() {
+    let (mut app, _) = fixture();
+    app.view = View::Timeline;
+    let span = app.timeline.span_ns;
+    app.on_key(key(KeyCode::Char('+')));
+    assert_eq!(app.timeline.span_ns, span / 2);
+    app.on_key(key(KeyCode::Char('-')));
+    app.on_key(key(KeyCode::Char('-')));
+    assert_eq!(app.timeline.span_ns, span * 2);
+    app.on_key(key(KeyCode::Left));
+    assert!(app.timeline.end.is_some_and(|e| e < app.state().now()));
+    app.on_key(key(KeyCode::Char('f')));
+    assert_eq!(app.timeline.end, None);
+}
+
+#[test]
+fn random_and_mutated_input_never_panics_the_session_or_the_views() {
+    let g = generate(&Workload {
+        cpus: 3,
+        tasks: 60,
+        polls_per_task: 3,
+        ..Workload::default()
+    });
+    let wire = g.wire();
+    let mut rng = lucid_protocol::testdata::Rng::new(99);
+    for round in 0..12 {
+        let mut app = App::new(Session::new("stdin".into(), Config::default()));
+        let mut bytes = wire.clone();
+        match round % 3 {
+            // Flip random bytes.
+            0 => {
+                for _ in 0..40 {
+                    let i = rng.range(0, bytes.len() as u64) as usize;
+                    bytes[i] ^= rng.range(1, 256) as u8;
+                }
+            }
+            // Pure noise.
+            1 => bytes = (0..20_000).map(|_| rng.next_u64() as u8).collect(),
+            // Drop random ranges.
+            _ => {
+                for _ in 0..10 {
+                    let a = rng.range(0, bytes.len() as u64) as usize;
+                    let b = (a + rng.range(1, 300) as usize).min(bytes.len());
+                    bytes.drain(a..b);
+                }
+            }
+        }
+        for chunk in bytes.chunks(rng.range(1, 4000) as usize) {
+            app.ingest(IngestEvent::Chunk(crate::source::Chunk {
+                rx_ns: 1,
+                data: chunk.to_vec(),
+            }));
+        }
+        for view in View::ALL {
+            app.view = view;
+            app.detail.task = app.state().tasks.keys().next().copied();
+            render(&mut app, 120, 30);
+        }
+        if round % 3 != 1 {
+            assert!(app.session.stream_problem().is_some(), "round {round}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Lanes of poll slices over trace time — one per CPU, or one per task — with wakes
+//! drawn as markers, zoom, pan, follow, and a cursor that names the slice and the
+//! wakes under it.
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph};
+
+use std::collections::BTreeMap;
+
+use lucid_protocol::TaskId;
+
+use super::{Action, at, dur};
+use crate::state::{Slice, State, WakeMark, WokenBy};
+
+/// Colours for tasks, picked by id.
+const PALETTE: [Color; 6] = [
+    Color::Green,
+    Color::Cyan,
+    Color::Magenta,
+    Color::Yellow,
+    Color::Blue,
+    Color::LightRed,
+];
+/// Width of the lane labels.
+const LABEL: u16 = 7;
+/// Narrowest window (ns).
+const MIN_SPAN_NS: u64 = 1_000;
+
+/// What a lane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lanes {
+    /// One lane per CPU; wakes are marked on the CPU that reported them.
+    Cpus,
+    /// One lane per task polled in the window (busiest first); wakes are marked on
+    /// the woken task's lane.
+    Tasks,
+}
+
+/// One lane to draw.
+struct Lane {
+    label: String,
+    slices: Vec<Slice>,
+    wakes: Vec<WakeMark>,
+}
+
+/// State of the timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineView {
+    /// CPU or task lanes.
+    pub lanes: Lanes,
+    /// Window width in trace nanoseconds.
+    pub span_ns: u64,
+    /// Window end (TSC); `None` follows the newest events.
+    pub end: Option<u64>,
+    /// Cursor column within the lanes.
+    pub cursor: u16,
+    /// Selected lane.
+    pub lane: usize,
+    /// Width of the lanes when last drawn, to map the cursor to time.
+    width: u16,
+}
+
+impl Default for TimelineView {
+    fn default() -> Self {
+        Self {
+            lanes: Lanes::Cpus,
+            span_ns: 2_000_000,
+            end: None,
+            cursor: 0,
+            lane: 0,
+            width: 0,
+        }
+    }
+}
+
+impl TimelineView {
+    fn window(&self, state: &State) -> (u64, u64) {
+        let end = self.end.unwrap_or_else(|| state.now());
+        let span = state.ns_to_ticks(self.span_ns).max(1);
+        (end.saturating_sub(span), end)
+    }
+
+    /// Handles a key.
+    pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
+        let (start, end) = self.window(state);
+        let quarter = (end - start) / 4;
+        match key.code {
+            KeyCode::Char('+' | '=') => self.span_ns = (self.span_ns / 2).max(MIN_SPAN_NS),
+            KeyCode::Char('-') => self.span_ns = self.span_ns.saturating_mul(2),
+            KeyCode::Left | KeyCode::Char('h') => self.end = Some(end.saturating_sub(quarter)),
+            KeyCode::Right | KeyCode::Char('l') => {
+                let e = end.saturating_add(quarter);
+                self.end = (e < state.now()).then_some(e);
+            }
+            KeyCode::Char('f') | KeyCode::End => self.end = None,
+            KeyCode::Char(',') => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Char('.') => self.cursor = self.cursor.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => self.lane = self.lane.saturating_sub(1),
+            // Bounded by the lanes on screen when drawn.
+            KeyCode::Down | KeyCode::Char('j') => self.lane = self.lane.saturating_add(1),
+            KeyCode::Char('t') => {
+                self.lanes = match self.lanes {
+                    Lanes::Cpus => Lanes::Tasks,
+                    Lanes::Tasks => Lanes::Cpus,
+                };
+                self.lane = 0;
+            }
+            KeyCode::Enter => {
+                if let Some(task) = self.cursor_slice(state).map(|(_, s)| s.task) {
+                    return Action::OpenTask(task);
+                }
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// The lanes for the window `start..=end`, at most `max` of them.
+    fn build_lanes(&self, state: &State, start: u64, end: u64, max: usize) -> Vec<Lane> {
+        let in_window = |s: &&Slice| s.end >= start && s.start <= end;
+        let wakes = state.wake_marks.iter().filter(|w| w.ts >= start && w.ts <= end);
+        match self.lanes {
+            Lanes::Cpus => state
+                .cpus
+                .iter()
+                .take(max)
+                .map(|(cpu, c)| Lane {
+                    label: format!("cpu{cpu}"),
+                    slices: c.slices.iter().filter(in_window).copied().collect(),
+                    wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
+                })
+                .collect(),
+            Lanes::Tasks => {
+                let mut by_task: BTreeMap<TaskId, Vec<Slice>> = BTreeMap::new();
+                for s in state.cpus.values().flat_map(|c| c.slices.iter()).filter(in_window) {
+                    by_task.entry(s.task).or_default().push(*s);
+                }
+                let busy = |v: &[Slice]| v.iter().map(|s| s.end.min(end) - s.start.max(start)).sum::<u64>();
+                let mut tasks: Vec<(TaskId, Vec<Slice>)> = by_task.into_iter().collect();
+                tasks.sort_by(|a, b| busy(&b.1).cmp(&busy(&a.1)).then(a.0.cmp(&b.0)));
+                tasks
+                    .into_iter()
+                    .take(max)
+                    .map(|(task, slices)| Lane {
+                        label: format!("t{task}"),
+                        slices,
+                        wakes: wakes.clone().filter(|w| w.task == task).copied().collect(),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The selected lane's label and the slice under the cursor, as last drawn.
+    fn cursor_slice(&self, state: &State) -> Option<(String, Slice)> {
+        let (start, end) = self.window(state);
+        let lanes = self.build_lanes(state, start, end, self.lane + 1);
+        let lane = lanes.get(self.lane)?;
+        let w = u64::from(self.width);
+        let span = (end - start).max(1);
+        lane.slices
+            .iter()
+            .find(|s| {
+                let (a, b) = columns(s, start, span, w);
+                (a..=b).contains(&u64::from(self.cursor))
+            })
+            .map(|s| (lane.label.clone(), *s))
+    }
+
+    /// Draws the view.
+    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
+        let (start, end) = self.window(state);
+        let follow = if self.end.is_none() { "following" } else { "paused at" };
+        let title = format!(
+            " Timeline ({}): {} window, {follow} {} │ t lanes, +/- zoom, ←/→ pan, f follow, ,/. cursor ",
+            match self.lanes {
+                Lanes::Cpus => "CPUs",
+                Lanes::Tasks => "tasks",
+            },
+            crate::fmt::duration_ns(self.span_ns),
+            at(state, end)
+        );
+        let block = Block::bordered().title(title);
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        let max_lanes = usize::from(inner.height.saturating_sub(3));
+        let lanes = self.build_lanes(state, start, end, max_lanes);
+        let lanes_h = u16::try_from(lanes.len()).unwrap_or(u16::MAX);
+        let [lanes_area, axis, info] =
+            Layout::vertical([Constraint::Length(lanes_h), Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+        let width = lanes_area.width.saturating_sub(LABEL);
+        self.width = width;
+        self.cursor = self.cursor.min(width.saturating_sub(1));
+        self.lane = self.lane.min(lanes.len().saturating_sub(1));
+        let span = (end - start).max(1);
+        let mut under_cursor: Option<(&Lane, Slice)> = None;
+        let mut wakes_under_cursor: Vec<WakeMark> = Vec::new();
+        for (i, lane) in lanes.iter().enumerate() {
+            let Some(y) = u16::try_from(i).ok().filter(|&y| y < lanes_area.height) else {
+                break;
+            };
+            let row = Rect::new(lanes_area.x, lanes_area.y + y, lanes_area.width, 1);
+            let label_style = if i == self.lane {
+                Style::new().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::new()
+            };
+            let label: String = lane.label.chars().take(usize::from(LABEL) - 1).collect();
+            f.buffer_mut().set_string(row.x, row.y, label, label_style);
+            let cells = Rect::new(row.x + LABEL, row.y, width, 1);
+            let (hit, wakes) = draw_lane(f.buffer_mut(), cells, lane, start, span, self.cursor);
+            if i == self.lane && width > 0 {
+                under_cursor = hit.map(|s| (lane, s));
+                wakes_under_cursor = wakes;
+                let cell = &mut f.buffer_mut()[(cells.x + self.cursor, cells.y)];
+                cell.set_style(Style::new().add_modifier(Modifier::REVERSED));
+            }
+        }
+        let left = at(state, start);
+        let right = at(state, end);
+        let pad = usize::from(width).saturating_sub(left.len() + right.len());
+        f.render_widget(
+            Paragraph::new(format!(
+                "{:LABEL$}{left}{}{right}",
+                "",
+                " ".repeat(pad),
+                LABEL = usize::from(LABEL)
+            )),
+            axis,
+        );
+        let mut lines = vec![Line::from(match under_cursor {
+            Some((lane, s)) => {
+                let name = state.tasks.get(&s.task).map_or_else(String::new, |t| t.display_name());
+                format!(
+                    "cursor on {}: task {} ({name}), poll from {} for {}{} │ Enter opens it",
+                    lane.label,
+                    s.task,
+                    at(state, s.start),
+                    dur(state, s.end - s.start),
+                    if s.ready { ", returned Ready" } else { "" }
+                )
+            }
+            None if lanes.is_empty() => "no polls in this window".into(),
+            None => "cursor: idle".into(),
+        })];
+        for w in wakes_under_cursor
+            .iter()
+            .take(usize::from(info.height.saturating_sub(1)))
+        {
+            lines.push(Line::from(format!(
+                "wake at {}: {} → task {}",
+                at(state, w.ts),
+                waker_name(w.waker),
+                w.task
+            )));
+        }
+        f.render_widget(Paragraph::new(lines), info);
+    }
+}
+
+fn waker_name(w: WokenBy) -> String {
+    match w {
+        WokenBy::Task(t) => format!("task {t}"),
+        WokenBy::Interrupt(v) => format!("irq {v:#04x}"),
+        WokenBy::Nobody | WokenBy::Other => "outside any task".into(),
+    }
+}
+
+/// First and last column of a slice.
+fn columns(s: &Slice, start: u64, span: u64, w: u64) -> (u64, u64) {
+    let w = w.max(1);
+    let a = (u128::from(s.start.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
+    let b = (u128::from(s.end.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
+    (a.min(w - 1), b.min(w - 1))
+}
+
+/// Paints one lane: `█` where a poll ran (coloured by task), `·` where nothing ran,
+/// `▲` for a wake on an otherwise empty cell. Returns the slice and the wakes under
+/// the cursor column.
+fn draw_lane(
+    buf: &mut Buffer,
+    cells: Rect,
+    lane: &Lane,
+    start: u64,
+    span: u64,
+    cursor: u16,
+) -> (Option<Slice>, Vec<WakeMark>) {
+    let w = u64::from(cells.width);
+    if w == 0 {
+        return (None, Vec::new());
+    }
+    for x in 0..cells.width {
+        buf[(cells.x + x, cells.y)]
+            .set_char('·')
+            .set_style(Style::new().fg(Color::DarkGray));
+    }
+    let mut wakes = Vec::new();
+    for m in &lane.wakes {
+        let x = (u128::from(m.ts.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
+        let x = x.min(w - 1);
+        buf[(cells.x + x as u16, cells.y)]
+            .set_char('▲')
+            .set_style(Style::new().fg(Color::Yellow));
+        if x == u64::from(cursor) {
+            wakes.push(*m);
+        }
+    }
+    let mut hit = None;
+    for s in &lane.slices {
+        let (a, b) = columns(s, start, span, w);
+        let color = PALETTE[(s.task % PALETTE.len() as u64) as usize];
+        for x in a..=b {
+            buf[(cells.x + x as u16, cells.y)]
+                .set_char('█')
+                .set_style(Style::new().fg(color));
+        }
+        if (a..=b).contains(&u64::from(cursor)) {
+            hit = Some(*s);
+        }
+    }
+    (hit, wakes)
+}
