@@ -69,6 +69,9 @@ struct LiveArgs {
     /// object for what was received.
     #[arg(long, value_name = "SECS")]
     headless_for: Option<f64>,
+    /// Show this file (the kernel's COM1 output) in a pane, followed as it grows.
+    #[arg(long, value_name = "FILE")]
+    kernel_log: Option<PathBuf>,
 }
 
 impl LiveArgs {
@@ -163,6 +166,10 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
     let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
     let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
     let mut app = App::new(session);
+    app.kernel_log = args
+        .kernel_log
+        .clone()
+        .map(lucid_console::ui::kernel_log::KernelLog::new);
     let mut terminal = ratatui::try_init().context("opening the terminal")?;
     let result = lucid_console::ui::run(&mut terminal, &mut app, &ingest);
     ratatui::restore();

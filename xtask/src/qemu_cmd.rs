@@ -63,6 +63,8 @@ pub struct Config {
     pub gdb: bool,
     /// Extra arguments passed through to QEMU.
     pub extra: Vec<String>,
+    /// Where COM1 goes: QEMU's stdout when `None`, else this file.
+    pub com1_file: Option<std::path::PathBuf>,
 }
 
 /// The QEMU command line for `image`. COM1 goes to QEMU's stdout.
@@ -70,7 +72,12 @@ pub fn command(image: &BootImage, cfg: &Config) -> Command {
     let mut cmd = Command::new(QEMU);
     cmd.args(["-machine", "pc", "-cpu", "qemu64", "-display", "none", "-no-reboot"])
         .args(["-smp", &cfg.smp.to_string(), "-m", &cfg.memory])
-        .args(["-serial", "stdio", "-monitor", "none"])
+        .arg("-serial")
+        .arg(match &cfg.com1_file {
+            Some(path) => format!("file:{}", path.display()),
+            None => "stdio".to_string(),
+        })
+        .args(["-monitor", "none"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-kernel")
         .arg(&image.loader)

@@ -59,13 +59,18 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
         trace_link::chardev(&socket)
     };
     let mut extra = qemu_cmd::trace_port_args(&chardev);
-    extra.extend(args.qemu_args);
+    extra.extend(args.qemu_args.iter().cloned());
+    // With a terminal, the live console takes it over and shows COM1 in a pane.
+    let interactive = !args.headless && !args.trace_pty && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let com1 = artifacts::target_dir().join("freestanding").join("com1.log");
+    let console = if interactive { Some(build_console()?) } else { None };
     let cfg = Config {
         smp: args.smp,
-        memory: args.memory,
-        cmdline: args.cmdline,
+        memory: args.memory.clone(),
+        cmdline: args.cmdline.clone(),
         gdb,
         extra,
+        com1_file: interactive.then(|| com1.clone()),
     };
     if gdb {
         eprintln!("QEMU waits for gdb on localhost:1234. In another terminal:");
@@ -77,6 +82,9 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
     let mut cmd = qemu_cmd::command(&image, &cfg);
     process::show(&cmd);
     let start = Instant::now();
+    if let Some(console) = console {
+        return live_console(&mut cmd, &console, &socket, &com1, &args, start);
+    }
     let mut child = cmd.spawn()?;
     if !args.trace_pty {
         eprintln!("trace stream: unix socket {}", socket.display());
@@ -107,4 +115,72 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
         }
         other => bail!("QEMU: {other}"),
     }
+}
+
+/// Builds the `lucid` console (release) and returns its path.
+fn build_console() -> Result<std::path::PathBuf> {
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(process::workspace_root())
+        .args(["build", "--release", "--package", "lucid-console"]);
+    process::run(&mut cmd)?;
+    Ok(artifacts::target_dir().join("release").join("lucid"))
+}
+
+/// Boots QEMU in the background and runs `lucid live` on the terminal until the user
+/// quits it (or `--duration` ends QEMU); quitting the console stops QEMU.
+fn live_console(
+    qemu: &mut std::process::Command,
+    console: &std::path::Path,
+    socket: &std::path::Path,
+    com1: &std::path::Path,
+    args: &Args,
+    start: Instant,
+) -> Result<()> {
+    let _ = std::fs::remove_file(com1);
+    let qemu_log = com1.with_file_name("qemu.log");
+    qemu.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&qemu_log)?);
+    let child = std::sync::Arc::new(std::sync::Mutex::new(qemu.spawn()?));
+    let limit = Duration::from_secs(args.duration.unwrap_or(args.timeout).min(args.timeout));
+    let watchdog = {
+        let child = std::sync::Arc::clone(&child);
+        std::thread::spawn(move || {
+            while start.elapsed() < limit {
+                if child
+                    .lock()
+                    .map(|mut c| c.try_wait().ok().flatten().is_some())
+                    .unwrap_or(true)
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if let Ok(mut c) = child.lock() {
+                let _ = c.kill();
+            }
+        })
+    };
+    let mut live = std::process::Command::new(console);
+    live.arg("live")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--kernel-log")
+        .arg(com1);
+    if let Some(record) = &args.record {
+        live.arg("--record").arg(record);
+    }
+    process::show(&live);
+    let status = live.status();
+    if let Ok(mut c) = child.lock() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = watchdog.join();
+    eprintln!("QEMU stopped; its messages are in {}", qemu_log.display());
+    let status = status?;
+    if !status.success() {
+        bail!("lucid live exited with {status}");
+    }
+    Ok(())
 }

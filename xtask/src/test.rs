@@ -351,6 +351,7 @@ fn ktests(tally: &mut Tally, image: &artifacts::BootImage, suite: &Suite<'_>) ->
             memory: "512M".into(),
             cmdline,
             gdb: false,
+            com1_file: None,
             extra: qemu_cmd::trace_port_args(&format!("file,id=trace,path={},append=on", trace_file().display())),
         };
         let mut cmd = qemu_cmd::command(image, &cfg);

@@ -168,6 +168,7 @@ pub fn run(
         memory: "512M".into(),
         cmdline: format!("log=warn workload={workload}"),
         gdb: false,
+        com1_file: None,
         extra: match link {
             Link::Virtio => qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
             Link::Com2 => {

@@ -388,15 +388,24 @@ impl State {
             } => self.wake(cpu, ts, task, waker, self_wake),
             Message::WakerClone { task, wakers } => {
                 let t = self.task(task, ts);
-                t.wakers = Some(wakers);
                 t.waker_clones += 1;
-                t.lost_warned = false;
+                if ts >= t.wakers_ts {
+                    t.wakers = Some(wakers);
+                    t.wakers_ts = ts;
+                    t.lost_warned = false;
+                }
             }
             Message::WakerDrop { task, wakers } => {
                 let t = self.task(task, ts);
-                t.wakers = Some(wakers);
                 t.waker_drops += 1;
-                if wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
+                // Only the newest count speaks for the task, and only if no poll began
+                // after it (that poll may have registered a new waker on another CPU).
+                let newest = ts >= t.wakers_ts && t.last_poll_start.is_none_or(|p| p <= ts);
+                if ts >= t.wakers_ts {
+                    t.wakers = Some(wakers);
+                    t.wakers_ts = ts;
+                }
+                if newest && wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
                     self.lost_waker(cpu, ts, task);
                 }
             }
@@ -475,6 +484,11 @@ impl State {
         if !t.status.is_done() {
             t.status = TaskStatus::Running;
         }
+        // A wake stamped after this poll began, read earlier from another CPU's stream,
+        // happened during this poll: the executor reschedules the task when it ends.
+        if let Some(w) = t.last_woken.filter(|&w| w > ts) {
+            t.woken_while_running.get_or_insert(w);
+        }
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
@@ -526,7 +540,10 @@ impl State {
                 t.scheduled_since = Some(woken.max(ts));
             } else {
                 t.status = TaskStatus::Idle;
-                lost = result == PollResult::Pending && t.wakers == Some(0);
+                // The count must not come from an event later than this poll's end (read
+                // earlier from another CPU's stream): only a count at or before it says
+                // whether a waker existed when the task went idle.
+                lost = result == PollResult::Pending && t.wakers == Some(0) && t.wakers_ts <= ts;
             }
         }
         if let Some(d) = long_poll {

@@ -144,6 +144,9 @@ pub struct Task {
     pub(crate) storm_warned: bool,
     /// Whether the current lost-waker condition was warned about.
     pub(crate) lost_warned: bool,
+    /// Timestamp of the waker count in `wakers`: CPUs' streams interleave out of
+    /// order, so an older count arriving late must not overwrite a newer one.
+    pub(crate) wakers_ts: u64,
 }
 
 impl Task {
@@ -160,6 +163,7 @@ impl Task {
             status: TaskStatus::Idle,
             cpu: None,
             spawned_ts: ts,
+            wakers_ts: 0,
             completed_ts: None,
             polls: 0,
             wakes: 0,

@@ -540,3 +540,45 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
     assert_eq!(w.last_trap.as_deref(), Some("integer divide by zero (code 4)"));
     assert_eq!(s.tasks[&301].instance, Some(1));
 }
+
+#[test]
+fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
+    let mut state = State::default();
+    // CPU 0's frame (a by-value wake at t=150 that consumed the last waker) arrives
+    // before CPU 1's frame with the poll that ran from t=100 to t=200.
+    state.apply(&ev(
+        0,
+        150,
+        Message::Wake {
+            task: 7,
+            waker: Waker::Task(3),
+            by_ref: false,
+            self_wake: false,
+        },
+    ));
+    state.apply(&ev(0, 151, Message::WakerDrop { task: 7, wakers: 0 }));
+    state.apply(&ev(1, 100, Message::PollStart { task: 7 }));
+    state.apply(&ev(
+        1,
+        200,
+        Message::PollEnd {
+            task: 7,
+            result: PollResult::Pending,
+        },
+    ));
+    assert_eq!(
+        state.warning_counts.get(&WarningKind::LostWaker).copied().unwrap_or(0),
+        0
+    );
+    // Without that wake, the same poll ending with no waker is a lost waker.
+    state.apply(&ev(1, 300, Message::PollStart { task: 7 }));
+    state.apply(&ev(
+        1,
+        400,
+        Message::PollEnd {
+            task: 7,
+            result: PollResult::Pending,
+        },
+    ));
+    assert_eq!(state.warning_counts.get(&WarningKind::LostWaker).copied(), Some(1));
+}

@@ -4,6 +4,7 @@
 //! Views read the state model only; nothing here changes it.
 
 pub mod help;
+pub mod kernel_log;
 pub mod logs;
 pub mod scheduler;
 pub mod task_detail;
@@ -130,6 +131,8 @@ pub struct App {
     pub logs: logs::LogsView,
     /// Warnings view state.
     pub warnings: warnings::WarningsView,
+    /// The kernel's console output, shown in a pane when given.
+    pub kernel_log: Option<kernel_log::KernelLog>,
 }
 
 impl App {
@@ -149,6 +152,7 @@ impl App {
             wasm: wasm::WasmView::default(),
             logs: logs::LogsView::default(),
             warnings: warnings::WarningsView::default(),
+            kernel_log: None,
         }
     }
 
@@ -263,6 +267,15 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     }
     let [header, body, status] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let body = match &app.kernel_log {
+        Some(log) => {
+            let [views, pane] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(body.height / 4 + 2)]).areas(body);
+            log.render(f, pane);
+            views
+        }
+        None => body,
+    };
     draw_tabs(f, header, app);
     let state = app.frozen.as_ref().unwrap_or(&app.session.state);
     match app.view {
@@ -352,6 +365,11 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => ingest_ended = true,
             }
+        }
+        if let Some(log) = app.kernel_log.as_mut()
+            && log.poll()
+        {
+            dirty = true;
         }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             terminal.draw(|f| draw(f, app))?;

@@ -1,0 +1,56 @@
+//! Prints every event that names one task, from a recording, merged across CPUs by
+//! timestamp: `cargo run -p lucid-console --example task_events -- FILE TASK`.
+//! A debugging aid for the state model's cross-CPU reasoning.
+
+use std::{fs::File, io::BufReader};
+
+use lucid_protocol::{Decoder, Item, Message, recording::RecordingReader};
+
+fn task_of(m: &Message<'_>) -> Option<u64> {
+    Some(match *m {
+        Message::TaskSpawned(s) => s.task,
+        Message::PollStart { task }
+        | Message::PollEnd { task, .. }
+        | Message::Wake { task, .. }
+        | Message::WakerClone { task, .. }
+        | Message::WakerDrop { task, .. }
+        | Message::TaskCompleted { task, .. }
+        | Message::TaskDropped { task }
+        | Message::Steal { task, .. } => task,
+        _ => return None,
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (Some(path), Some(task)) = (args.next(), args.next()) else {
+        return Err("usage: task_events FILE TASK".into());
+    };
+    let task: u64 = task.parse()?;
+    let mut reader = RecordingReader::new(BufReader::new(File::open(path)?))?;
+    let mut decoder = Decoder::new();
+    let mut state = lucid_console::state::State::default();
+    let mut out = Vec::new();
+    while let Some(record) = reader.next_chunk()? {
+        decoder.feed(&record.data, |item| {
+            state.apply(&item);
+            if let Item::Event { stream, event, .. } = item
+                && task_of(&event.message) == Some(task)
+            {
+                out.push((event.ts, stream.cpu, format!("{:?}", event.message)));
+            }
+        });
+    }
+    for w in state.warnings.iter().filter(|w| w.task == Some(task)) {
+        out.push((
+            w.ts.unwrap_or(0),
+            w.cpu.unwrap_or(u32::MAX),
+            format!("WARNING {:?}: {}", w.kind, w.message),
+        ));
+    }
+    out.sort();
+    for (ts, cpu, m) in out {
+        println!("{ts} cpu{cpu} {m}");
+    }
+    Ok(())
+}
