@@ -155,6 +155,7 @@ mod bench {
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
+        // Both are leaked, as the kernel's live forever: a few hundred bytes per run.
         let platform = ThreadPlatform::new(cpus);
         let rt = Runtime::new(cpus, platform, hooks);
         ThreadPlatform::enter(Some(0));
