@@ -227,3 +227,65 @@ pub fn main(args: Args) -> Result<()> {
     println!("goals met: {}/{held}; report: {}", held - missed, report.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_apply_to_the_rows_issue_8_names() {
+        let bound = |name: &str| goal_for(name).map(|g| g.at_most);
+        assert_eq!(bound("trace.spawn_join.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("trace.ping_pong.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("bytes.spawn_join.poll_start"), Some(8.0));
+        assert_eq!(bound("bytes.spawn_join.poll_end"), Some(8.0));
+        assert_eq!(bound("bytes.ping_pong.poll_start_end_avg"), Some(8.0));
+        assert_eq!(bound("trace.spawn_join.noop_hooks_overhead_ns_per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
+        assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+    }
+
+    #[test]
+    fn a_row_round_trips_into_the_report_with_its_goal() {
+        let row = Row::parse(
+            r#"{"name":"trace.spawn_join.overhead_ns_per_poll","lucid":30.5,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.met(), Some(false));
+        let json = row.to_json();
+        assert_eq!(json["goal"], "<= 25");
+        assert_eq!(json["met"], false);
+        assert_eq!(json["anchor"], Value::Null);
+        assert_eq!(json["lucid"], 30.5);
+
+        let row = Row::parse(r#"{"name":"bytes.x.poll_end","lucid":5.9,"anchor":null,"ratio":null,"unit":"B/event"}"#)
+            .unwrap();
+        assert_eq!(row.met(), Some(true));
+        let row = Row::parse(
+            r#"{"name":"spawn_join.1cpu.tasks_per_s","lucid":2.0,"anchor":4.0,"ratio":0.5,"unit":"tasks/s"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.met(), None);
+        assert_eq!(row.to_json()["met"], Value::Null);
+        assert!(Row::parse("not json").is_err());
+    }
+
+    #[test]
+    fn the_table_has_one_line_per_row_and_marks_missed_goals() {
+        let rows = [
+            r#"{"name":"trace.a.overhead_ns_per_poll","lucid":30.0,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"spawn_join.1cpu.tasks_per_s","lucid":600000.0,"anchor":400000.0,"ratio":1.5,"unit":"tasks/s"}"#,
+        ]
+        .map(|l| Row::parse(l).unwrap());
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[2].contains("NO"), "{t}");
+        assert!(lines[3].contains("600000") && lines[3].contains("1.50"), "{t}");
+        assert!(
+            lines.iter().all(|l| l.chars().count() == lines[0].chars().count()),
+            "{t}"
+        );
+    }
+}
