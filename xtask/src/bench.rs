@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::{artifacts, process};
 
@@ -31,6 +32,18 @@ struct Row {
     ratio: Option<f64>,
     unit: String,
     goal: Option<Goal>,
+}
+
+/// A row of `report.json`, fields in the order issue 8 lists them.
+#[derive(Debug, Serialize)]
+struct ReportRow<'a> {
+    name: &'a str,
+    lucid: Option<f64>,
+    anchor: Option<f64>,
+    ratio: Option<f64>,
+    unit: &'a str,
+    goal: Option<String>,
+    met: Option<bool>,
 }
 
 /// An upper bound on the Lucid figure.
@@ -79,16 +92,16 @@ impl Row {
         Some(self.lucid? <= self.goal?.at_most)
     }
 
-    fn to_json(&self) -> Value {
-        json!({
-            "name": self.name,
-            "lucid": self.lucid,
-            "anchor": self.anchor,
-            "ratio": self.ratio,
-            "unit": self.unit,
-            "goal": self.goal.map(Goal::text),
-            "met": self.met(),
-        })
+    fn report(&self) -> ReportRow<'_> {
+        ReportRow {
+            name: &self.name,
+            lucid: self.lucid,
+            anchor: self.anchor,
+            ratio: self.ratio,
+            unit: &self.unit,
+            goal: self.goal.map(Goal::text),
+            met: self.met(),
+        }
     }
 }
 
@@ -210,9 +223,8 @@ pub fn main(args: Args) -> Result<()> {
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let report = dir.join("report.json");
-    let json = Value::Array(rows.iter().map(Row::to_json).collect());
-    std::fs::write(&report, serde_json::to_string_pretty(&json)? + "\n")
-        .with_context(|| format!("write {}", report.display()))?;
+    let json = serde_json::to_string_pretty(&rows.iter().map(Row::report).collect::<Vec<_>>())?;
+    std::fs::write(&report, json + "\n").with_context(|| format!("write {}", report.display()))?;
 
     println!();
     print!("{}", table(&rows));
@@ -253,7 +265,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(row.met(), Some(false));
-        let json = row.to_json();
+        let json = serde_json::to_value(row.report()).unwrap();
         assert_eq!(json["goal"], "<= 25");
         assert_eq!(json["met"], false);
         assert_eq!(json["anchor"], Value::Null);
@@ -267,7 +279,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(row.met(), None);
-        assert_eq!(row.to_json()["met"], Value::Null);
+        assert_eq!(serde_json::to_value(row.report()).unwrap()["met"], Value::Null);
         assert!(Row::parse("not json").is_err());
     }
 
