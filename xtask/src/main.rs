@@ -2,6 +2,7 @@
 //! and loader and how to drive QEMU. Every command it runs is printed first.
 
 mod artifacts;
+mod bench;
 mod build;
 mod process;
 mod qemu;
@@ -31,6 +32,8 @@ enum Command {
     Qemu(qemu::Args),
     /// fmt, clippy, host tests and the in-QEMU suite; ends with `N passed, N failed`.
     Test(test::Args),
+    /// Host benchmarks against tokio and of the trace layer; writes target/bench/report.json.
+    Bench(bench::Args),
 }
 
 fn main() -> Result<()> {
@@ -39,5 +42,6 @@ fn main() -> Result<()> {
         Command::Run(args) => run::main(args),
         Command::Qemu(args) => qemu::main(args),
         Command::Test(args) => test::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }

@@ -1,0 +1,303 @@
+//! `cargo xtask bench`: builds the host benchmark (`kernel/executor/examples/bench.rs`)
+//! in release, runs it, prints its rows as a table with the goals of issue 8, and writes
+//! `<target>/bench/report.json`. Figures are medians of several runs on a shared
+//! machine; nothing here fails because of a speed (a missed goal is reported, not an
+//! error). `xtask/BENCHMARKS.md` explains the workloads.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{artifacts, process};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Fewer runs per configuration (a smoke test that the harness works).
+    #[arg(long)]
+    quick: bool,
+    /// Runs per configuration (default: 3 with `--quick`, else 9).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: Option<u32>,
+}
+
+/// One row as the bench program printed it, plus its goal.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    lucid: Option<f64>,
+    anchor: Option<f64>,
+    ratio: Option<f64>,
+    unit: String,
+    goal: Option<Goal>,
+}
+
+/// A row of `report.json`, fields in the order issue 8 lists them.
+#[derive(Debug, Serialize)]
+struct ReportRow<'a> {
+    name: &'a str,
+    lucid: Option<f64>,
+    anchor: Option<f64>,
+    ratio: Option<f64>,
+    unit: &'a str,
+    goal: Option<String>,
+    met: Option<bool>,
+}
+
+/// An upper bound on the Lucid figure.
+#[derive(Debug, Clone, Copy)]
+struct Goal {
+    at_most: f64,
+}
+
+impl Goal {
+    fn text(self) -> String {
+        format!("<= {}", self.at_most)
+    }
+}
+
+/// The goals of issue 8 that rows of this benchmark can be held to.
+fn goal_for(name: &str) -> Option<Goal> {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    if name.starts_with("trace.") && leaf == "overhead_ns_per_poll" {
+        // "Lucid's overhead per poll … ≤ 25 ns absolute on the host build."
+        Some(Goal { at_most: 25.0 })
+    } else if name.starts_with("bytes.") && matches!(leaf, "poll_start" | "poll_end" | "poll_start_end_avg") {
+        // "Goal ≤ 8 B per PollStart/PollEnd."
+        Some(Goal { at_most: 8.0 })
+    } else {
+        None
+    }
+}
+
+impl Row {
+    fn parse(line: &str) -> Result<Row> {
+        let v: Value = serde_json::from_str(line).with_context(|| format!("bench printed {line:?}"))?;
+        let name = v["name"].as_str().context("row without a name")?.to_string();
+        let unit = v["unit"].as_str().unwrap_or("").to_string();
+        let goal = goal_for(&name);
+        Ok(Row {
+            lucid: v["lucid"].as_f64(),
+            anchor: v["anchor"].as_f64(),
+            ratio: v["ratio"].as_f64(),
+            goal,
+            name,
+            unit,
+        })
+    }
+
+    fn met(&self) -> Option<bool> {
+        Some(self.lucid? <= self.goal?.at_most)
+    }
+
+    fn report(&self) -> ReportRow<'_> {
+        ReportRow {
+            name: &self.name,
+            lucid: self.lucid,
+            anchor: self.anchor,
+            ratio: self.ratio,
+            unit: &self.unit,
+            goal: self.goal.map(Goal::text),
+            met: self.met(),
+        }
+    }
+}
+
+/// A figure with as many decimals as its size deserves.
+fn figure(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// The rows as a Markdown table (readable in a terminal, pasteable into BENCHMARKS.md).
+fn table(rows: &[Row]) -> String {
+    let header = ["row", "Lucid", "anchor", "ratio", "unit", "goal", "met"].map(String::from);
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                figure(r.lucid),
+                figure(r.anchor),
+                r.ratio.map_or("-".to_string(), |x| format!("{x:.2}")),
+                r.unit.clone(),
+                r.goal.map_or("-".to_string(), Goal::text),
+                match r.met() {
+                    Some(true) => "yes".to_string(),
+                    Some(false) => "NO".to_string(),
+                    None => "-".to_string(),
+                },
+            ]
+        })
+        .collect();
+    let mut width = header.clone().map(|h| h.len());
+    for row in &cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: &[String; 7]| {
+        let mut s = String::from("|");
+        for (i, (c, w)) in row.iter().zip(width).enumerate() {
+            // Text left, figures right.
+            if i == 0 || i >= 4 {
+                s.push_str(&format!(" {c:<w$} |"));
+            } else {
+                s.push_str(&format!(" {c:>w$} |"));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(&header);
+    out.push('|');
+    for (i, w) in width.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        if i == 0 || i >= 4 {
+            out.push_str(&format!(" {dashes} |"));
+        } else {
+            out.push_str(&format!(" {}: |", &dashes[1..]));
+        }
+    }
+    out.push('\n');
+    for row in &cells {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// `nproc` and the CPU model, for the report's context line.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    format!("{cpus} CPUs, {model}")
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    process::run(Command::new(&cargo).current_dir(process::workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "lucid-executor",
+        "--example",
+        "bench",
+    ]))?;
+    let exe = artifacts::target_dir().join("release/examples/bench");
+    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 9 });
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--runs", &runs.to_string()]);
+    process::show(&cmd);
+    // The rows come on stdout; progress on stderr goes straight to the terminal.
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", exe.display(), out.status);
+    }
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(Row::parse)
+        .collect::<Result<Vec<_>>>()?;
+    if rows.is_empty() {
+        bail!("the bench program printed no rows");
+    }
+
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let report = dir.join("report.json");
+    let json = serde_json::to_string_pretty(&rows.iter().map(Row::report).collect::<Vec<_>>())?;
+    std::fs::write(&report, json + "\n").with_context(|| format!("write {}", report.display()))?;
+
+    println!();
+    print!("{}", table(&rows));
+    println!();
+    println!(
+        "{}; ratio = Lucid / anchor; medians of {runs} runs; {:.0} s in all",
+        machine(),
+        started.elapsed().as_secs_f64()
+    );
+    let missed = rows.iter().filter(|r| r.met() == Some(false)).count();
+    let held = rows.iter().filter(|r| r.met().is_some()).count();
+    println!("goals met: {}/{held}; report: {}", held - missed, report.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_apply_to_the_rows_issue_8_names() {
+        let bound = |name: &str| goal_for(name).map(|g| g.at_most);
+        assert_eq!(bound("trace.spawn_join.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("trace.ping_pong.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("bytes.spawn_join.poll_start"), Some(8.0));
+        assert_eq!(bound("bytes.spawn_join.poll_end"), Some(8.0));
+        assert_eq!(bound("bytes.ping_pong.poll_start_end_avg"), Some(8.0));
+        assert_eq!(bound("trace.spawn_join.noop_hooks_overhead_ns_per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
+        assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+    }
+
+    #[test]
+    fn a_row_round_trips_into_the_report_with_its_goal() {
+        let row = Row::parse(
+            r#"{"name":"trace.spawn_join.overhead_ns_per_poll","lucid":30.5,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.met(), Some(false));
+        let json = serde_json::to_value(row.report()).unwrap();
+        assert_eq!(json["goal"], "<= 25");
+        assert_eq!(json["met"], false);
+        assert_eq!(json["anchor"], Value::Null);
+        assert_eq!(json["lucid"], 30.5);
+
+        let row = Row::parse(r#"{"name":"bytes.x.poll_end","lucid":5.9,"anchor":null,"ratio":null,"unit":"B/event"}"#)
+            .unwrap();
+        assert_eq!(row.met(), Some(true));
+        let row = Row::parse(
+            r#"{"name":"spawn_join.1cpu.tasks_per_s","lucid":2.0,"anchor":4.0,"ratio":0.5,"unit":"tasks/s"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.met(), None);
+        assert_eq!(serde_json::to_value(row.report()).unwrap()["met"], Value::Null);
+        assert!(Row::parse("not json").is_err());
+    }
+
+    #[test]
+    fn the_table_has_one_line_per_row_and_marks_missed_goals() {
+        let rows = [
+            r#"{"name":"trace.a.overhead_ns_per_poll","lucid":30.0,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"spawn_join.1cpu.tasks_per_s","lucid":600000.0,"anchor":400000.0,"ratio":1.5,"unit":"tasks/s"}"#,
+        ]
+        .map(|l| Row::parse(l).unwrap());
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[2].contains("NO"), "{t}");
+        assert!(lines[3].contains("600000") && lines[3].contains("1.50"), "{t}");
+        assert!(
+            lines.iter().all(|l| l.chars().count() == lines[0].chars().count()),
+            "{t}"
+        );
+    }
+}
