@@ -274,8 +274,11 @@ impl Drain {
     pub async fn run(mut self) {
         loop {
             if FINISH.load(Ordering::Acquire) {
-                // Stop producing, then let every CPU pass through idle, which seals its
-                // open frames, so the final counts cover exactly what was sealed.
+                // Let hooks still running on other CPUs finish (a task's completion is
+                // reported just after its joiner is woken), stop producing, then let every
+                // CPU pass through idle, which seals its open frames, so the final counts
+                // cover exactly what was sealed.
+                sched::sleep(Duration::from_millis(100)).await;
                 super::set_enabled(false);
                 sched::runtime().wake_all();
                 sched::sleep(Duration::from_millis(50)).await;
