@@ -196,6 +196,8 @@ fn host_tests(tally: &mut Tally) -> Result<()> {
         "--release",
         "-p",
         "lucid-executor",
+        "-p",
+        "lucid-trace",
         "--lib",
         "loom",
         "--target-dir",

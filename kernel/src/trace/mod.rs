@@ -11,151 +11,24 @@
 //! the tracer itself.
 
 pub mod drain;
-mod ring;
 
-use alloc::{boxed::Box, vec::Vec};
-use core::{
-    cell::UnsafeCell,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind};
-use lucid_protocol::{self as proto, EncodeError, FrameEncoder, Message, Ring, StreamId};
+use lucid_protocol::{self as proto, Message, Ring, StreamId};
 use spin::Once;
 
 use crate::arch::{self, percpu};
-pub use ring::FrameRing;
+use lucid_trace::EncodeFn;
+pub use lucid_trace::Lane;
 
 /// Raw bytes per frame: large enough to amortise framing, small enough to seal fast.
 pub const FRAME_BYTES: usize = 4096;
 /// Largest sealed (COBS-encoded, delimited) frame.
-pub const SEALED_MAX: usize = lucid_protocol::cobs_max_encoded_len(FRAME_BYTES) + 1;
+pub const SEALED_MAX: usize = lucid_trace::sealed_max(FRAME_BYTES);
 /// Sealed-frame ring per CPU and context.
 const RING_BYTES: usize = 512 * 1024;
-/// A partly filled frame is sealed once it is this old (TSC ticks set at init).
-static SEAL_AGE_TICKS: AtomicU64 = AtomicU64::new(u64::MAX);
-
-type Encoder = FrameEncoder<Box<[u8]>>;
-/// Encodes one event into an encoder (called again after sealing if the frame was full).
-type EncodeFn<'a> = &'a dyn Fn(&mut Encoder) -> Result<(), EncodeError>;
-
-/// One CPU's encoder, its ring, and its counters for one context.
-pub struct Lane {
-    encoder: UnsafeCell<Encoder>,
-    scratch: UnsafeCell<Box<[u8]>>,
-    busy: AtomicBool,
-    opened_at: AtomicU64,
-    /// Sealed frames waiting for the drain task.
-    pub ring: FrameRing,
-    /// Events produced (encoded or dropped) since boot.
-    pub produced: AtomicU64,
-    /// Events dropped since boot.
-    pub dropped: AtomicU64,
-    /// Events dropped since the drain task last reported.
-    pub unreported: AtomicU64,
-}
-
-impl core::fmt::Debug for Lane {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Lane").finish_non_exhaustive()
-    }
-}
-
-// SAFETY: `encoder`, `scratch` and `opened_at` are touched only by the owning CPU with
-// interrupts disabled and the `busy` flag held; the ring is SPSC; the rest is atomic.
-unsafe impl Sync for Lane {}
-
-impl Lane {
-    fn new(cpu: u32, ring: Ring) -> Self {
-        let encoder = FrameEncoder::new(
-            alloc::vec![0u8; FRAME_BYTES].into_boxed_slice(),
-            StreamId::new(cpu, ring),
-        );
-        let scratch = alloc::vec![0u8; SEALED_MAX].into_boxed_slice();
-        Self {
-            encoder: UnsafeCell::new(encoder),
-            scratch: UnsafeCell::new(scratch),
-            busy: AtomicBool::new(false),
-            opened_at: AtomicU64::new(0),
-            ring: FrameRing::new(RING_BYTES),
-            produced: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            unreported: AtomicU64::new(0),
-        }
-    }
-
-    fn drop_events(&self, n: u64) {
-        self.dropped.fetch_add(n, Ordering::Relaxed);
-        self.unreported.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Seals the open frame into the ring (or drops it, counted, if the ring is full).
-    ///
-    /// # Safety
-    /// Owning CPU, interrupts disabled, `busy` held.
-    unsafe fn seal(&self) {
-        // SAFETY: the caller's contract gives exclusive access.
-        let (enc, scratch) = unsafe { (&mut *self.encoder.get(), &mut *self.scratch.get()) };
-        if enc.is_empty() {
-            return;
-        }
-        let events = enc.event_count();
-        if self.ring.free() < FrameRing::entry_len(scratch.len()) {
-            enc.discard();
-            self.drop_events(u64::from(events));
-            return;
-        }
-        match enc.finish(scratch) {
-            Ok(n) => {
-                let pushed = self.ring.push(events, &scratch[..n]);
-                debug_assert!(pushed, "ring had room for a full frame");
-            }
-            Err(_) => self.drop_events(u64::from(events)),
-        }
-    }
-
-    /// Encodes one event at `ts`.
-    ///
-    /// # Safety
-    /// Owning CPU, interrupts disabled.
-    unsafe fn record(&self, ts: u64, encode: EncodeFn<'_>) {
-        self.produced.fetch_add(1, Ordering::Relaxed);
-        if self.busy.swap(true, Ordering::Acquire) {
-            self.drop_events(1);
-            return;
-        }
-        // SAFETY: owning CPU, interrupts off, `busy` held.
-        let enc = unsafe { &mut *self.encoder.get() };
-        if enc.is_empty() {
-            self.opened_at.store(ts, Ordering::Relaxed);
-        }
-        let mut result = encode(enc);
-        if result.is_err() {
-            // SAFETY: as above.
-            unsafe { self.seal() };
-            self.opened_at.store(ts, Ordering::Relaxed);
-            result = encode(enc);
-        }
-        if result.is_err() {
-            self.drop_events(1);
-        } else if ts.wrapping_sub(self.opened_at.load(Ordering::Relaxed)) > SEAL_AGE_TICKS.load(Ordering::Relaxed) {
-            // SAFETY: as above.
-            unsafe { self.seal() };
-        }
-        self.busy.store(false, Ordering::Release);
-    }
-
-    /// Seals this lane's open frame. Owning CPU only.
-    fn seal_now(&self) {
-        let _irq = arch::InterruptGuard::new();
-        if self.busy.swap(true, Ordering::Acquire) {
-            return;
-        }
-        // SAFETY: owning CPU (caller), interrupts off, `busy` held.
-        unsafe { self.seal() };
-        self.busy.store(false, Ordering::Release);
-    }
-}
 
 /// A CPU's two lanes.
 pub struct CpuTrace {
@@ -181,13 +54,16 @@ pub fn init(cpus: usize) {
     CPUS.call_once(|| {
         (0..cpus as u32)
             .map(|c| CpuTrace {
-                task: Lane::new(c, Ring::Task),
-                irq: Lane::new(c, Ring::Interrupt),
+                task: Lane::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES),
+                irq: Lane::new(StreamId::new(c, Ring::Interrupt), FRAME_BYTES, RING_BYTES),
             })
             .collect()
     });
     // Seal a partly filled frame after 2 ms, so a quiet CPU's events still flow.
-    SEAL_AGE_TICKS.store(crate::time::tsc_hz() / 500, Ordering::Relaxed);
+    for lanes in CPUS.get().into_iter().flatten() {
+        lanes.task.set_seal_age(crate::time::tsc_hz() / 500);
+        lanes.irq.set_seal_age(crate::time::tsc_hz() / 500);
+    }
 }
 
 /// The lanes of every CPU.
@@ -221,11 +97,15 @@ fn emit(encode: EncodeFn<'_>) {
 
 /// Seals the current CPU's open frames (before it idles, or before the drain reads).
 pub fn seal_current_cpu() {
+    let _irq = arch::InterruptGuard::new();
     if let Some(cpu) = percpu::try_current()
         && let Some(lanes) = cpus().get(cpu.index as usize)
     {
-        lanes.task.seal_now();
-        lanes.irq.seal_now();
+        // SAFETY: this CPU's lanes, interrupts disabled.
+        unsafe {
+            lanes.task.seal_now();
+            lanes.irq.seal_now();
+        }
     }
 }
 

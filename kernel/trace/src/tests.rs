@@ -1,0 +1,82 @@
+use lucid_protocol::{Decoder, Item, Message, PollResult, Ring, StreamId};
+
+use super::*;
+
+fn lane(ring_bytes: usize) -> Lane {
+    Lane::new(StreamId::new(2, Ring::Task), 256, ring_bytes)
+}
+
+/// Drains a lane into a decoder; returns (events decoded, gaps).
+fn drain(lane: &Lane, decoder: &mut Decoder) -> (u64, u64) {
+    let mut scratch = vec![0u8; sealed_max(256)];
+    let (mut events, mut gaps) = (0, 0);
+    while lane.ring.pop(&mut scratch, |_, frame| {
+        decoder.feed(frame, |item| match item {
+            Item::Event { .. } => events += 1,
+            Item::Gap { .. } => gaps += 1,
+            _ => {}
+        });
+        true
+    }) {}
+    (events, gaps)
+}
+
+#[test]
+fn every_event_is_delivered_or_counted_as_dropped() {
+    // A small ring that overflows: produced = decoded + dropped, exactly.
+    let lane = lane(1024);
+    let mut decoder = Decoder::new();
+    let mut decoded = 0;
+    for i in 0..5_000u64 {
+        // SAFETY: one thread, one caller.
+        unsafe { lane.record(i * 10, &|e| e.poll_start(i * 10, i)) };
+        if i % 700 == 0 {
+            decoded += drain(&lane, &mut decoder).0;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { lane.seal_now() };
+    let (rest, gaps) = drain(&lane, &mut decoder);
+    decoded += rest;
+    let produced = lane.produced.load(core::sync::atomic::Ordering::Relaxed);
+    let dropped = lane.dropped.load(core::sync::atomic::Ordering::Relaxed);
+    assert_eq!(produced, 5_000);
+    assert!(dropped > 0, "the ring was meant to overflow");
+    assert_eq!(decoded + dropped, produced);
+    assert_eq!(gaps, 0, "discarded frames keep the sequence contiguous");
+}
+
+#[test]
+fn an_old_partial_frame_is_sealed_on_the_next_record() {
+    let lane = lane(64 * 1024);
+    lane.set_seal_age(1_000);
+    // SAFETY: one thread, one caller.
+    unsafe { lane.record(0, &|e| e.poll_start(0, 1)) };
+    assert!(lane.ring.is_empty());
+    // SAFETY: as above.
+    unsafe { lane.record(5_000, &|e| e.poll_end(5_000, 1, PollResult::Pending)) };
+    assert!(!lane.ring.is_empty(), "a frame older than the seal age is sealed");
+    let mut decoder = Decoder::new();
+    assert_eq!(drain(&lane, &mut decoder).0, 2);
+}
+
+#[test]
+fn an_event_too_large_for_any_frame_is_counted() {
+    let lane = lane(64 * 1024);
+    let long = "x".repeat(1000);
+    let msg = Message::TaskSpawned(lucid_protocol::TaskSpawned {
+        task: 1,
+        name: &long,
+        kind: lucid_protocol::TaskKind::Kernel,
+        location: lucid_protocol::Location {
+            file: "f",
+            line: 1,
+            column: 1,
+        },
+        parent: None,
+    });
+    // SAFETY: one thread, one caller.
+    unsafe { lane.record(1, &|e| e.push(1, &msg)) };
+    assert_eq!(lane.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(lane.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
+}
