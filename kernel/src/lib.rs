@@ -60,6 +60,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     arch::enable_interrupts();
     let cpus = platform.as_ref().map_or(1, |p| p.cpu_count.min(p.apic_ids.len()));
     trace::init(cpus);
+    trace::subscriber::install();
     sched::init(cpus);
     if let Ok(p) = &platform {
         let ids = &p.apic_ids[..cpus];
@@ -146,11 +147,13 @@ async fn heartbeat() {
             .iter()
             .map(|s| s.counters())
             .fold((0, 0), |(p, st), c| (p + c.polls, st + c.steals));
-        log::info!(
-            "alive: {} s, {} MiB free, heap {} KiB, {polls} polls, {steals} steals",
-            beats * 5,
-            mem::frames::free_frames() * 4096 / (1024 * 1024),
-            mem::heap::mapped_bytes() / 1024
+        tracing::info!(
+            uptime_s = beats * 5,
+            free_mib = mem::frames::free_frames() * 4096 / (1024 * 1024),
+            heap_kib = mem::heap::mapped_bytes() / 1024,
+            polls,
+            steals,
+            "alive"
         );
     }
 }

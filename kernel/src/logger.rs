@@ -13,6 +13,7 @@ impl Log for Com1Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        crate::trace::subscriber::log_record(record);
         let t = crate::time::since_boot();
         let level = match record.level() {
             Level::Error => "ERROR",

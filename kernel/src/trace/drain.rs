@@ -145,6 +145,8 @@ impl Drain {
             cpus: cpus().len() as u32,
             boot_tsc: crate::time::boot_tsc(),
         }));
+        // A late console missed the first registrations: send them all again.
+        super::subscriber::for_each_callsite(|m| self.control(m));
     }
 
     /// Loss reports for what was dropped since the last report (only while a host

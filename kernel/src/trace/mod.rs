@@ -11,6 +11,7 @@
 //! the tracer itself.
 
 pub mod drain;
+pub mod subscriber;
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,6 +70,11 @@ pub fn init(cpus: usize) {
 /// The lanes of every CPU.
 pub fn cpus() -> &'static [CpuTrace] {
     CPUS.get().map_or(&[], |v| v.as_slice())
+}
+
+/// True while events are recorded.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 /// Starts or stops recording events.
