@@ -523,6 +523,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
         trace_check::Link::Virtio,
         "burst:1200",
         None,
+        &[],
         Duration::from_secs(180),
     )?;
     let unfinished: Vec<_> = seen.spawned.difference(&seen.completed).take(5).collect();
@@ -591,6 +592,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
         trace_check::Link::Virtio,
         "soak:8",
         Some(stall),
+        &[],
         Duration::from_secs(180),
     )?;
     let checks = [
@@ -633,12 +635,57 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
         seen.total_lost()
     );
 
+    println!("trace end to end: the host pauses the stream for 2 s, then resumes it");
+    let commands = [
+        (Duration::from_millis(1500), lucid_protocol::Message::Pause),
+        (Duration::from_millis(3500), lucid_protocol::Message::Resume),
+    ];
+    let (seen, crc, beats_after, outcome) = trace_check::run(
+        image,
+        trace_check::Link::Virtio,
+        "soak:6",
+        None,
+        &commands,
+        Duration::from_secs(180),
+    )?;
+    let checks = [
+        (
+            "kernel ends the run cleanly",
+            outcome == Outcome::Success,
+            format!("{outcome}"),
+        ),
+        (
+            "events dropped while paused are counted",
+            seen.total_lost() > 0,
+            "0 lost".to_string(),
+        ),
+        (
+            "heartbeats arrive after resume",
+            beats_after > 0,
+            format!("{beats_after} heartbeats"),
+        ),
+        (
+            "losses are exact: decoded + lost = produced",
+            seen.accounting_errors().is_empty(),
+            format!("{:?}", seen.accounting_errors()),
+        ),
+        ("no CRC errors", crc == 0, format!("{crc} CRC errors")),
+    ];
+    for (name, ok, detail) in checks {
+        if !ok {
+            eprintln!("trace pause: {name}: {detail}");
+        }
+        println!("trace pause {}: {name}", if ok { "PASS" } else { "FAIL" });
+        tally.record(&format!("trace pause: {name}"), ok);
+    }
+
     println!("trace end to end: no virtio-serial device, fallback to COM2");
     let (seen, crc, _, outcome) = trace_check::run(
         image,
         trace_check::Link::Com2,
         "burst:200",
         None,
+        &[],
         Duration::from_secs(180),
     )?;
     let ok = outcome == Outcome::Success

@@ -159,6 +159,7 @@ pub fn run(
     link: Link,
     workload: &str,
     stall: Option<Stall>,
+    commands: &[(Duration, Message<'static>)],
     timeout: Duration,
 ) -> Result<(Observed, u64, u64, Outcome)> {
     let socket = trace_link::socket_path(&format!("check-{link:?}-{}", workload.replace(':', "-")));
@@ -192,8 +193,24 @@ pub fn run(
     let mut seen = Observed::default();
     let mut heartbeats_after_stall = 0;
     let mut stalled = false;
+    let mut sent = 0;
     let mut buf = vec![0u8; 256 * 1024];
+    let mut host = lucid_protocol::FrameEncoder::new([0u8; 256], StreamId::new(0, Ring::Host));
     loop {
+        if let Some((at, msg)) = commands.get(sent)
+            && start.elapsed() >= *at
+        {
+            eprintln!("reader: sending {msg:?}");
+            let mut wire = [0u8; 512];
+            host.push(0, msg).context("encode a host command")?;
+            let n = host.finish(&mut wire).context("seal a host command")?;
+            std::io::Write::write_all(&mut stream, &wire[..n]).context("send a host command")?;
+            sent += 1;
+            // Heartbeats after the last command show the kernel kept (or resumed) sending.
+            if sent == commands.len() {
+                stalled = true;
+            }
+        }
         if start.elapsed() > timeout {
             let _ = child.kill();
             anyhow::bail!("the {workload} run did not finish within {} s", timeout.as_secs());

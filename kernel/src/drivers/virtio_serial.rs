@@ -41,6 +41,12 @@ const PORT: u32 = 1;
 const CTRL_RX: u16 = 2;
 const CTRL_TX: u16 = 3;
 const PORT_TX: u16 = (2 * PORT + 3) as u16;
+const PORT_RX: u16 = (2 * PORT + 2) as u16;
+/// Receive buffers posted for host → kernel bytes (commands are small).
+const RX_SLOTS: usize = 8;
+const RX_SLOT: usize = 512;
+/// Received bytes kept until read; more is dropped (a misbehaving host cannot grow it).
+const RX_KEEP: usize = 16 * 1024;
 
 const DEVICE_READY: u16 = 0;
 const PORT_ADD: u16 = 1;
@@ -148,8 +154,14 @@ pub struct VirtioSerial {
     ctrl_rx: VirtQueue<KernelHal, CONTROL_QUEUE>,
     ctrl_tx: VirtQueue<KernelHal, CONTROL_QUEUE>,
     tx: VirtQueue<KernelHal, DATA_QUEUE>,
-    /// Port 0's queues and port 1's receive queue: configured, never used.
-    _unused_queues: [VirtQueue<KernelHal, 4>; 3],
+    /// Port 0's queues: configured, never used.
+    _unused_queues: [VirtQueue<KernelHal, 4>; 2],
+    rx: VirtQueue<KernelHal, RX_SLOTS>,
+    rx_mem: DmaPages,
+    rx_tokens: [Option<u16>; RX_SLOTS],
+    rx_data: alloc::collections::VecDeque<u8>,
+    /// Host bytes dropped because `rx_data` was full.
+    pub rx_dropped: u64,
     ctrl_rx_mem: DmaPages,
     ctrl_rx_tokens: [Option<u16>; CONTROL_QUEUE],
     ctrl_tx_mem: DmaPages,
@@ -195,7 +207,7 @@ impl VirtioSerial {
         let port0_tx = VirtQueue::new(&mut transport, 1, false, false).map_err(ProbeError::Queue)?;
         let ctrl_rx = VirtQueue::new(&mut transport, CTRL_RX, false, false).map_err(ProbeError::Queue)?;
         let ctrl_tx = VirtQueue::new(&mut transport, CTRL_TX, false, false).map_err(ProbeError::Queue)?;
-        let port_rx = VirtQueue::new(&mut transport, PORT_TX - 1, false, false).map_err(ProbeError::Queue)?;
+        let rx = VirtQueue::new(&mut transport, PORT_RX, false, false).map_err(ProbeError::Queue)?;
         let tx = VirtQueue::new(&mut transport, PORT_TX, false, false).map_err(ProbeError::Queue)?;
         transport.finish_init();
 
@@ -204,7 +216,12 @@ impl VirtioSerial {
             ctrl_rx,
             ctrl_tx,
             tx,
-            _unused_queues: [port0_rx, port0_tx, port_rx],
+            _unused_queues: [port0_rx, port0_tx],
+            rx,
+            rx_mem: DmaPages::new((RX_SLOTS * RX_SLOT).div_ceil(4096))?,
+            rx_tokens: [None; RX_SLOTS],
+            rx_data: alloc::collections::VecDeque::new(),
+            rx_dropped: 0,
             ctrl_rx_mem: DmaPages::new((CONTROL_QUEUE * CONTROL_SLOT).div_ceil(4096))?,
             ctrl_rx_tokens: [None; CONTROL_QUEUE],
             ctrl_tx_mem: DmaPages::new(1)?,
@@ -219,6 +236,9 @@ impl VirtioSerial {
         };
         for slot in 0..CONTROL_QUEUE {
             dev.post_control_buffer(slot);
+        }
+        for slot in 0..RX_SLOTS {
+            dev.post_rx_buffer(slot);
         }
         dev.send_control(0, DEVICE_READY, 1);
         let start = crate::time::Instant::now();
@@ -242,6 +262,24 @@ impl VirtioSerial {
         if self.ctrl_rx.should_notify() {
             self.transport.notify(CTRL_RX);
         }
+    }
+
+    fn post_rx_buffer(&mut self, slot: usize) {
+        // SAFETY: each slot is a disjoint RX_SLOT-byte range; the device owns it until
+        // `poll` pops it with the same slice.
+        let buf = unsafe { self.rx_mem.slice(slot * RX_SLOT, RX_SLOT) };
+        // SAFETY: the buffer stays valid (owned by `self`) until popped in `poll`.
+        let token = unsafe { self.rx.add(&[], &mut [buf]) }.expect("receive queue has room");
+        self.rx_tokens[slot] = Some(token);
+        if self.rx.should_notify() {
+            self.transport.notify(PORT_RX);
+        }
+    }
+
+    /// Moves what the host sent into `out`.
+    pub fn read(&mut self, out: &mut alloc::vec::Vec<u8>) {
+        self.poll();
+        out.extend(self.rx_data.drain(..));
     }
 
     /// Sends one control message and waits for the device to take it.
@@ -287,6 +325,27 @@ impl VirtioSerial {
                 self.handle_control(&copy[..len.min(CONTROL_SLOT)]);
             }
             self.post_control_buffer(slot);
+        }
+        while let Some(token) = self.rx.peek_used() {
+            let Some(slot) = self.rx_tokens.iter().position(|t| *t == Some(token)) else {
+                log::error!("virtio-serial: unknown receive token {token}");
+                return;
+            };
+            // SAFETY: the same slot buffer that was added with `token`.
+            let buf = unsafe { self.rx_mem.slice(slot * RX_SLOT, RX_SLOT) };
+            // SAFETY: as above.
+            let len = unsafe { self.rx.pop_used(token, &[], &mut [buf]) }.unwrap_or(0) as usize;
+            self.rx_tokens[slot] = None;
+            // SAFETY: the device is done with the slot; read it before re-posting.
+            let data = unsafe { self.rx_mem.slice(slot * RX_SLOT, len.min(RX_SLOT)) };
+            for &b in data.iter() {
+                if self.rx_data.len() < RX_KEEP {
+                    self.rx_data.push_back(b);
+                } else {
+                    self.rx_dropped += 1;
+                }
+            }
+            self.post_rx_buffer(slot);
         }
         self.reclaim();
     }

@@ -55,6 +55,13 @@ impl Sink {
         }
     }
 
+    /// Bytes the host sent since the last call.
+    fn read(&mut self, out: &mut Vec<u8>) {
+        if let Sink::Virtio(dev) = self {
+            dev.read(out);
+        }
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         match self {
             Sink::Virtio(dev) => dev.write(data),
@@ -85,6 +92,10 @@ pub struct Drain {
     control: FrameEncoder<Box<[u8]>>,
     control_scratch: Vec<u8>,
     connected: bool,
+    /// The host asked to pause: frames are dropped (and counted) until it resumes.
+    paused: bool,
+    /// Host bytes not yet split into frames.
+    host_bytes: Vec<u8>,
     last_loss_report: u64,
     last_heartbeat: u64,
 }
@@ -113,6 +124,8 @@ impl Drain {
             control,
             control_scratch,
             connected: false,
+            paused: false,
+            host_bytes: Vec::new(),
             last_loss_report: 0,
             last_heartbeat: 0,
         }
@@ -147,6 +160,52 @@ impl Drain {
         }));
         // A late console missed the first registrations: send them all again.
         super::subscriber::for_each_callsite(|m| self.control(m));
+    }
+
+    /// Applies what the host asked for: level filter, pause and resume. Host frames
+    /// are COBS frames like the kernel's; damaged ones are ignored.
+    fn host_commands(&mut self) {
+        self.sink.read(&mut self.host_bytes);
+        while let Some(end) = self.host_bytes.iter().position(|&b| b == 0) {
+            let mut frame: Vec<u8> = self.host_bytes.drain(..=end).collect();
+            frame.pop();
+            let Ok(frame) = proto::decode_frame(&mut frame) else {
+                continue;
+            };
+            if frame.stream.ring != Ring::Host {
+                continue;
+            }
+            for event in frame.events().flatten() {
+                match event.message {
+                    Message::Pause => {
+                        log::info!("trace: host paused the stream");
+                        self.paused = true;
+                    }
+                    Message::Resume => {
+                        log::info!("trace: host resumed the stream");
+                        self.paused = false;
+                    }
+                    Message::SetLevelFilter(f) => {
+                        let level = match f.filter {
+                            proto::LevelFilter::Off => None,
+                            proto::LevelFilter::Level(l) => Some(l),
+                        };
+                        super::subscriber::set_max_level(level);
+                        log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
+                    }
+                    // Snapshots need a registry of live tasks the executor does not keep
+                    // yet; the console builds its state from the stream instead.
+                    Message::RequestSnapshot { request } => {
+                        log::debug!("trace: snapshot request {request} not supported");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // A host that sends bytes without delimiters cannot grow this without bound.
+        if self.host_bytes.len() > 64 * 1024 {
+            self.host_bytes.clear();
+        }
     }
 
     /// Loss reports for what was dropped since the last report (only while a host
@@ -192,13 +251,16 @@ impl Drain {
             );
         }
         if self.connected && !was_connected {
+            self.paused = false;
+            self.host_bytes.clear();
             self.hello();
         }
+        self.host_commands();
         let mut moved = 0;
         for lanes in cpus() {
             for lane in [&lanes.task, &lanes.irq] {
                 loop {
-                    let connected = self.connected;
+                    let connected = self.connected && !self.paused;
                     let batch = &mut self.batch;
                     let mut full = false;
                     let popped = lane.ring.pop(&mut self.scratch, |events, frame| {

@@ -56,8 +56,9 @@ enum Key {
 static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 static NEXT_CALLSITE: AtomicU64 = AtomicU64::new(1);
 static NEXT_SPAN: AtomicU64 = AtomicU64::new(1);
-/// Most verbose level recorded (index into `LEVELS`; 2 = INFO).
-static MAX_LEVEL: AtomicUsize = AtomicUsize::new(2);
+/// Most verbose level recorded, as an index into `LEVELS` plus one (0 = nothing,
+/// 3 = INFO).
+static MAX_LEVEL: AtomicUsize = AtomicUsize::new(3);
 
 const LEVELS: [proto::Level; 5] = [
     proto::Level::Error,
@@ -81,13 +82,13 @@ fn from_tracing(l: &Level) -> proto::Level {
     }
 }
 
-/// Sets the most verbose level that is recorded.
-pub fn set_max_level(level: proto::Level) {
-    MAX_LEVEL.store(level_index(level), Ordering::Relaxed);
+/// Sets the most verbose level that is recorded (`None`: nothing).
+pub fn set_max_level(level: Option<proto::Level>) {
+    MAX_LEVEL.store(level.map_or(0, |l| level_index(l) + 1), Ordering::Relaxed);
 }
 
 fn enabled_level(level: proto::Level) -> bool {
-    level_index(level) <= MAX_LEVEL.load(Ordering::Relaxed)
+    level_index(level) < MAX_LEVEL.load(Ordering::Relaxed)
 }
 
 fn callsite_message(r: &Registered) -> Message<'_> {
