@@ -18,7 +18,7 @@ use crate::{
     artifacts::{self, Variant},
     process::{self, workspace_root},
     qemu_cmd::{self, Config, Outcome},
-    trace_check,
+    trace_check, trace_link,
 };
 
 /// Workspace members that only build freestanding (checked and built on their own).
@@ -78,6 +78,7 @@ pub fn main(args: Args) -> Result<()> {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
         trace_end_to_end(&mut tally, &image)?;
+        console_end_to_end(&mut tally, &image)?;
         return finish(&tally);
     }
     if args.ktest.is_none() {
@@ -155,7 +156,10 @@ pub fn main(args: Args) -> Result<()> {
 
     if args.ktest.is_none() {
         match artifacts::build(Variant::Normal) {
-            Ok(image) => trace_end_to_end(&mut tally, &image)?,
+            Ok(image) => {
+                trace_end_to_end(&mut tally, &image)?;
+                console_end_to_end(&mut tally, &image)?;
+            }
             Err(e) => {
                 eprintln!("error: building the kernel failed: {e:#}");
                 tally.record("build the kernel", false);
@@ -707,6 +711,67 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     );
     tally.record(
         "trace com2: the stream falls back to COM2, decodes, and accounts for every event",
+        ok,
+    );
+    Ok(())
+}
+
+/// `lucid live` attached to a booted kernel, headless: the state it built must match
+/// `lucid stats` on the recording it made of the same stream.
+fn console_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
+    println!("console end to end: lucid live on a booted kernel vs lucid stats on its recording");
+    process::run(cargo().args(["build", "-p", "lucid-console"]))?;
+    let lucid = artifacts::target_dir().join("debug").join("lucid");
+    let socket = trace_link::socket_path("console-e2e");
+    let recording = artifacts::target_dir().join("freestanding").join("console-e2e.lucid");
+    let _ = std::fs::remove_file(&socket);
+    let cfg = Config {
+        smp: 4,
+        memory: "512M".into(),
+        cmdline: "log=warn workload=burst:600".into(),
+        gdb: false,
+        com1_file: None,
+        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+    };
+    let mut qemu = qemu_cmd::command(image, &cfg);
+    qemu.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&qemu);
+    let mut child = qemu.spawn().context("start QEMU")?;
+    // The socket exists once QEMU runs; the console then connects by itself.
+    drop(trace_link::connect(&socket, Duration::from_secs(10))?);
+    let mut live = Command::new(&lucid);
+    live.arg("live")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--headless-for", "20", "--record"])
+        .arg(&recording);
+    process::show(&live);
+    let live_out = live.stderr(Stdio::inherit()).output().context("run lucid live")?;
+    let outcome = qemu_cmd::wait_until(&mut child, Instant::now() + Duration::from_secs(30))?;
+    let mut stats = Command::new(&lucid);
+    stats.arg("stats").arg(&recording).arg("--json");
+    process::show(&stats);
+    let stats_out = stats.output().context("run lucid stats")?;
+    let parse = |bytes: &[u8]| -> Option<serde_json::Value> {
+        let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        // A live stream has no file to be damaged; everything else must agree.
+        v.as_object_mut()?.remove("damage");
+        Some(v)
+    };
+    let (live_json, stats_json) = (parse(&live_out.stdout), parse(&stats_out.stdout));
+    let tasks = live_json.as_ref().and_then(|v| v["tasks"].as_u64()).unwrap_or(0);
+    let ok = outcome == Outcome::Success && live_json.is_some() && live_json == stats_json && tasks >= 600;
+    if !ok {
+        eprintln!("console e2e: QEMU {outcome}; {tasks} tasks");
+        eprintln!("  live:  {}", String::from_utf8_lossy(&live_out.stdout).trim());
+        eprintln!("  stats: {}", String::from_utf8_lossy(&stats_out.stdout).trim());
+    }
+    println!(
+        "console e2e {}: the live state matches lucid stats on the recording ({tasks} tasks)",
+        if ok { "PASS" } else { "FAIL" }
+    );
+    tally.record(
+        "console e2e: lucid live on the kernel matches lucid stats on its recording",
         ok,
     );
     Ok(())
