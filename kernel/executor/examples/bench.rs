@@ -25,17 +25,14 @@ fn main() {}
 
 #[cfg(not(loom))]
 mod bench {
-    use std::cell::RefCell;
     use std::future::Future;
-    use std::sync::Barrier;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+    use std::sync::{Barrier, OnceLock};
     use std::time::Instant;
 
     use lucid_executor::{Hooks, Outcome, Platform, PollResult, Runtime, SpawnInfo, TaskId, TaskKind, ThreadPlatform};
-    use lucid_protocol::{
-        self as proto, EncodeError, FrameEncoder, Message, MessageKind, Ring, StreamId, cobs_max_encoded_len,
-        varint_len,
-    };
+    use lucid_protocol::{self as proto, EncodeError, Message, MessageKind, Ring, StreamId, varint_len};
+    use lucid_trace::{EncodeFn, Encoder, FrameRing, Lane};
 
     /// Tasks in the spawn+join workload.
     const TASKS: usize = 100_000;
@@ -158,6 +155,7 @@ mod bench {
         // Both are leaked, as the kernel's live forever: a few hundred bytes per run.
         let platform = ThreadPlatform::new(cpus);
         let rt = Runtime::new(cpus, platform, hooks);
+        set_current_runtime(rt, platform);
         ThreadPlatform::enter(Some(0));
         let stop = AtomicBool::new(false);
         let ready = Barrier::new(cpus);
@@ -363,151 +361,87 @@ mod bench {
 
     // ---------------------------------------------------------------- (2) trace cost
 
-    /// Raw bytes per frame, as in the kernel's trace layer.
+    /// Raw bytes per frame, as in the kernel's trace layer (`trace::FRAME_BYTES`).
     const FRAME_BYTES: usize = 4096;
     /// Largest sealed frame (COBS, delimiter).
-    const SEALED_MAX: usize = cobs_max_encoded_len(FRAME_BYTES) + 1;
-    /// Sealed-frame ring per thread: room for a whole run of either workload (about
-    /// 25 MB for spawn+join), so the measured cost is encoding and sealing, not the
-    /// cheaper drop path. Drops are counted and reported all the same.
+    const SEALED_MAX: usize = lucid_trace::sealed_max(FRAME_BYTES);
+    /// Sealed-frame ring per CPU: room for a whole run of either workload (about
+    /// 29 MB for spawn+join), so the measured cost is encoding and sealing, not the
+    /// cheaper drop path. Drops are counted and reported all the same. (The kernel's
+    /// rings are 512 KiB, emptied by its drain task while the CPU runs.)
     const RING_BYTES: usize = 64 << 20;
+    /// CPUs of the traced runtimes (every traced run is a 1-CPU run).
+    const TRACE_CPUS: usize = 1;
     const KINDS: usize = MessageKind::ALL.len();
 
-    /// A bounded byte ring of sealed frames, each stored as a `u32` length and its
-    /// bytes. Its memory is allocated once, before the measured runs.
-    struct ByteRing {
-        buf: Vec<u8>,
-        head: usize,
-        used: usize,
+    /// The lanes of every traced CPU, as the kernel's `trace::cpus()`: one
+    /// `lucid_trace::Lane` per CPU for task context (a host thread takes no
+    /// interrupts, so the kernel's interrupt-context lane has no counterpart here).
+    static LANES: OnceLock<Vec<Lane>> = OnceLock::new();
+
+    /// The runtime of the run in progress (the kernel's `sched::try_runtime()`), for the
+    /// current task and the current CPU.
+    static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
+    /// Its platform: `current_cpu` is the CPU the calling thread entered as (the
+    /// kernel's `percpu::try_current()`).
+    static PLATFORM: AtomicPtr<ThreadPlatform> = AtomicPtr::new(std::ptr::null_mut());
+
+    /// Makes `rt` and `platform` the ones the trace hooks see (before a run starts).
+    fn set_current_runtime(rt: &'static Runtime, platform: &'static ThreadPlatform) {
+        RUNTIME.store(std::ptr::from_ref(rt).cast_mut(), Ordering::Release);
+        PLATFORM.store(std::ptr::from_ref(platform).cast_mut(), Ordering::Release);
     }
 
-    impl ByteRing {
-        const fn empty() -> Self {
-            Self {
-                buf: Vec::new(),
-                head: 0,
-                used: 0,
-            }
-        }
-
-        fn free(&self) -> usize {
-            self.buf.len() - self.used
-        }
-
-        fn write_at(&mut self, at: usize, bytes: &[u8]) {
-            let cap = self.buf.len();
-            let at = at % cap;
-            let first = bytes.len().min(cap - at);
-            self.buf[at..at + first].copy_from_slice(&bytes[..first]);
-            self.buf[..bytes.len() - first].copy_from_slice(&bytes[first..]);
-        }
-
-        fn read_at(&self, at: usize, out: &mut [u8]) {
-            let cap = self.buf.len();
-            let at = at % cap;
-            let first = out.len().min(cap - at);
-            out[..first].copy_from_slice(&self.buf[at..at + first]);
-            let n = out.len();
-            out[first..].copy_from_slice(&self.buf[..n - first]);
-        }
-
-        /// Appends a frame; false (and nothing written) if it does not fit.
-        fn push(&mut self, frame: &[u8]) -> bool {
-            if self.free() < 4 + frame.len() {
-                return false;
-            }
-            let tail = self.head + self.used;
-            self.write_at(tail, &(frame.len() as u32).to_le_bytes());
-            self.write_at(tail + 4, frame);
-            self.used += 4 + frame.len();
-            true
-        }
-
-        /// Takes the oldest frame into `out` (cleared first); false when empty.
-        fn pop(&mut self, out: &mut Vec<u8>) -> bool {
-            if self.used == 0 {
-                return false;
-            }
-            let mut len = [0u8; 4];
-            self.read_at(self.head, &mut len);
-            let len = u32::from_le_bytes(len) as usize;
-            out.clear();
-            out.resize(len, 0);
-            self.read_at(self.head + 4, out);
-            self.head = (self.head + 4 + len) % self.buf.len();
-            self.used -= 4 + len;
-            if self.used == 0 {
-                // Each run then writes the same, already mapped, pages.
-                self.head = 0;
-            }
-            true
-        }
+    fn current_runtime() -> Option<&'static Runtime> {
+        // SAFETY: the pointer is null or comes from a leaked `&'static Runtime`.
+        unsafe { RUNTIME.load(Ordering::Acquire).as_ref() }
     }
 
-    /// Count and record bytes of one kind of event (accounting runs only).
-    #[derive(Clone, Copy, Default)]
-    struct KindSize {
-        events: u64,
-        record_bytes: u64,
+    fn current_cpu() -> Option<usize> {
+        // SAFETY: the pointer is null or comes from a leaked `&'static ThreadPlatform`.
+        unsafe { PLATFORM.load(Ordering::Acquire).as_ref() }.and_then(|p| p.current_cpu())
     }
 
-    /// One thread's trace lane: the open frame, a scratch buffer to seal into, and the
-    /// ring of sealed frames. Only its own thread touches it, so it needs no lock.
-    struct Lane {
-        enc: FrameEncoder<[u8; FRAME_BYTES]>,
-        scratch: [u8; SEALED_MAX],
-        ring: ByteRing,
-        /// The task this thread is polling (parent of spawns, waiter of joins).
-        current: Option<u64>,
-        produced: u64,
-        dropped: u64,
-        kinds: [KindSize; KINDS],
+    /// Sets up the lanes (outside any measured run: this allocates).
+    fn install_lanes() {
+        LANES.get_or_init(|| {
+            // As the kernel's `trace::init`: seal a partly filled frame after 2 ms.
+            let seal_age = ticks_per_second() / 500;
+            (0..TRACE_CPUS as u32)
+                .map(|c| {
+                    let lane = Lane::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES);
+                    lane.set_seal_age(seal_age);
+                    prefault(&lane.ring);
+                    lane
+                })
+                .collect()
+        });
     }
 
-    impl Lane {
-        const fn new() -> Self {
-            Self {
-                enc: FrameEncoder::new([0; FRAME_BYTES], StreamId::new(0, Ring::Task)),
-                scratch: [0; SEALED_MAX],
-                ring: ByteRing::empty(),
-                current: None,
-                produced: 0,
-                dropped: 0,
-                kinds: [KindSize {
-                    events: 0,
-                    record_bytes: 0,
-                }; KINDS],
-            }
-        }
-
-        /// Seals the open frame into the ring, or drops its events (counted) when the
-        /// ring has no room for it.
-        fn seal(&mut self) {
-            if self.enc.is_empty() {
-                return;
-            }
-            let events = u64::from(self.enc.event_count());
-            if self.ring.free() < 4 + self.enc.max_finished_len() {
-                self.enc.discard();
-                self.dropped += events;
-                return;
-            }
-            match self.enc.finish(&mut self.scratch) {
-                Ok(n) => {
-                    let pushed = self.ring.push(&self.scratch[..n]);
-                    debug_assert!(pushed, "the ring had room for the frame");
-                }
-                Err(_) => self.dropped += events,
-            }
-        }
+    /// Writes every byte of `ring` once and empties it again, so that no measured run
+    /// takes the page faults of first touching it (zeroed memory from the allocator is
+    /// mapped lazily).
+    fn prefault(ring: &FrameRing) {
+        let filler = [0xa5; 4096];
+        let mut scratch = vec![0; filler.len()];
+        while ring.push(0, &filler) {}
+        while ring.pop(&mut scratch, |_, _| true) {}
+        // The bytes after the last whole entry: one more entry covers them.
+        assert!(ring.push(0, &filler));
+        while ring.pop(&mut scratch, |_, _| true) {}
     }
 
-    std::thread_local! {
-        static LANE: RefCell<Lane> = const { RefCell::new(Lane::new()) };
+    /// TSC ticks (or `now()` units) per second, measured against the OS clock.
+    fn ticks_per_second() -> u64 {
+        let (start, ts) = (Instant::now(), now());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let ticks = now().wrapping_sub(ts);
+        (ticks as f64 / start.elapsed().as_secs_f64()) as u64
     }
 
-    /// Events that arrived while the lane was busy (a hook re-entered the tracer).
-    static REENTERED: AtomicU64 = AtomicU64::new(0);
+    /// Events encoded and their record bytes, by kind (accounting runs only).
+    static ACCOUNTED_EVENTS: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
+    static ACCOUNTED_BYTES: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
 
     fn now() -> u64 {
         // The kernel stamps events with the TSC; so does this, for the same deltas.
@@ -518,72 +452,66 @@ mod bench {
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            use std::sync::OnceLock;
             static EPOCH: OnceLock<Instant> = OnceLock::new();
             EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
         }
     }
 
-    /// Encodes one event of `kind` into this thread's lane, sealing the frame when it
-    /// is full. With `ACCOUNT`, also adds the record's size to the per-kind totals.
+    /// Records `encode` on the current CPU's lane: the kernel's `trace::emit`, without
+    /// what a host thread cannot do or does not need (disabling interrupts, choosing
+    /// the interrupt lane, the enabled flag). `kind` is only for `ACCOUNT`.
     #[inline]
-    fn record<const ACCOUNT: bool>(
-        kind: MessageKind,
-        encode: impl Fn(&mut FrameEncoder<[u8; FRAME_BYTES]>, u64) -> Result<(), EncodeError>,
-    ) {
-        record_and_set_current::<ACCOUNT>(kind, None, encode);
+    fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
+        let Some(cpu) = current_cpu() else { return };
+        let Some(lane) = LANES.get().and_then(|lanes| lanes.get(cpu)) else {
+            return;
+        };
+        if ACCOUNT {
+            // SAFETY: the lane of the CPU this thread is; only this thread records into
+            // it, and a host thread takes no interrupts.
+            unsafe { lane.record(now(), &|e| account(kind, e, encode)) };
+        } else {
+            // SAFETY: as above.
+            unsafe { lane.record(now(), encode) };
+        }
     }
 
-    /// [`record`], and (in the same visit to the thread-local lane, which costs a few
-    /// ns each) set the task being polled to `current` unless it is `None`.
-    #[inline]
-    fn record_and_set_current<const ACCOUNT: bool>(
-        kind: MessageKind,
-        current: Option<Option<u64>>,
-        encode: impl Fn(&mut FrameEncoder<[u8; FRAME_BYTES]>, u64) -> Result<(), EncodeError>,
-    ) {
-        let ts = now();
-        LANE.with(|lane| {
-            let Ok(mut lane) = lane.try_borrow_mut() else {
-                REENTERED.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            if let Some(current) = current {
-                lane.current = current;
-            }
-            lane.produced += 1;
-            let before = lane.enc.raw_len();
-            let mut opening = lane.enc.is_empty();
-            let mut result = encode(&mut lane.enc, ts);
-            if result.is_err() {
-                lane.seal();
-                opening = true;
-                result = encode(&mut lane.enc, ts);
-            }
-            if result.is_err() {
-                lane.dropped += 1;
-            } else if ACCOUNT {
-                let bytes = if opening {
-                    // The frame header came with this record: major, stream, seq, base_ts.
-                    let seq = u64::from(lane.enc.sequence());
-                    let header = 1 + varint_len(lane.enc.stream().to_wire()) + varint_len(seq) + varint_len(ts);
-                    lane.enc.raw_len() - header
-                } else {
-                    lane.enc.raw_len() - before
-                };
-                let k = &mut lane.kinds[kind as usize];
-                k.events += 1;
-                k.record_bytes += bytes as u64;
-            }
-        });
+    /// Runs `encode` and adds the record's size to `kind`'s totals when it succeeds.
+    fn account(kind: MessageKind, e: &mut Encoder, encode: EncodeFn<'_>) -> Result<(), EncodeError> {
+        let opening = e.is_empty();
+        let before = e.raw_len();
+        encode(e)?;
+        let bytes = if opening {
+            // The frame header came with this record: major, stream, seq, base_ts.
+            let header = 1 + varint_len(e.stream().to_wire()) + varint_len(u64::from(e.sequence()));
+            let base_ts = e.raw_bytes()[header..]
+                .iter()
+                .position(|b| b & 0x80 == 0)
+                .map_or(0, |i| i + 1);
+            e.raw_len() - header - base_ts
+        } else {
+            e.raw_len() - before
+        };
+        ACCOUNTED_EVENTS[kind as usize].fetch_add(1, Ordering::Relaxed);
+        ACCOUNTED_BYTES[kind as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(())
     }
 
-    fn current_task() -> Option<u64> {
-        LANE.with(|lane| lane.try_borrow().ok().and_then(|l| l.current))
+    /// Seals the current CPU's open frame (the kernel's `trace::seal_current_cpu`).
+    fn seal_current_cpu() {
+        if let Some(lane) = current_cpu().and_then(|cpu| LANES.get()?.get(cpu)) {
+            // SAFETY: this CPU's lane, as in `emit`.
+            unsafe { lane.seal_now() };
+        }
     }
 
-    /// The kernel trace layer's encoding of every executor hook (kernel/src/trace), on
-    /// host threads: one lane per thread instead of per CPU and context.
+    fn sched_current_task() -> Option<TaskId> {
+        current_runtime().and_then(Runtime::current_task)
+    }
+
+    /// The kernel's executor hooks (`kernel/src/trace`, `TraceHooks`), on host threads:
+    /// the same messages, stamped with `rdtsc` in the same places, into the same
+    /// `lucid_trace::Lane`s. `ACCOUNT` adds up each record's size by kind.
     struct TraceHooks<const ACCOUNT: bool>;
 
     static TRACE: TraceHooks<false> = TraceHooks;
@@ -598,10 +526,10 @@ mod bench {
 
     impl<const ACCOUNT: bool> Hooks for TraceHooks<ACCOUNT> {
         fn on_spawn(&self, info: &SpawnInfo<'_>) {
-            let parent = current_task();
-            record::<ACCOUNT>(MessageKind::TaskSpawned, |e, ts| {
+            let parent = sched_current_task();
+            emit::<ACCOUNT>(MessageKind::TaskSpawned, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::TaskSpawned(proto::TaskSpawned {
                         task: info.id.as_u64(),
                         name: info.name.unwrap_or(""),
@@ -614,28 +542,28 @@ mod bench {
                             line: info.location.line(),
                             column: info.location.column(),
                         },
-                        parent,
+                        parent: parent.map(|p| p.as_u64()),
                     }),
                 )
             });
         }
 
         fn on_poll_start(&self, _cpu: usize, task: TaskId) {
-            let task = task.as_u64();
-            record_and_set_current::<ACCOUNT>(MessageKind::PollStart, Some(Some(task)), |e, ts| e.poll_start(ts, task));
+            emit::<ACCOUNT>(MessageKind::PollStart, &|e| e.poll_start(now(), task.as_u64()));
         }
 
         fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult) {
-            record_and_set_current::<ACCOUNT>(MessageKind::PollEnd, Some(None), |e, ts| {
-                e.poll_end(ts, task.as_u64(), poll_result(result))
+            emit::<ACCOUNT>(MessageKind::PollEnd, &|e| {
+                e.poll_end(now(), task.as_u64(), poll_result(result))
             });
         }
 
         fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
+            // No interrupt handlers on a host thread: no `Waker::Interrupt`.
             let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(t.as_u64()));
-            record::<ACCOUNT>(MessageKind::Wake, |e, ts| {
+            emit::<ACCOUNT>(MessageKind::Wake, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::Wake {
                         task: task.as_u64(),
                         waker,
@@ -647,9 +575,9 @@ mod bench {
         }
 
         fn on_waker_clone(&self, task: TaskId, count: usize) {
-            record::<ACCOUNT>(MessageKind::WakerClone, |e, ts| {
+            emit::<ACCOUNT>(MessageKind::WakerClone, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::WakerClone {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -659,9 +587,9 @@ mod bench {
         }
 
         fn on_waker_drop(&self, task: TaskId, count: usize) {
-            record::<ACCOUNT>(MessageKind::WakerDrop, |e, ts| {
+            emit::<ACCOUNT>(MessageKind::WakerDrop, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::WakerDrop {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -671,10 +599,10 @@ mod bench {
         }
 
         fn on_join_waiting(&self, task: TaskId) {
-            let waiter = current_task().unwrap_or(0);
-            record::<ACCOUNT>(MessageKind::JoinWaiting, |e, ts| {
+            let waiter = sched_current_task().map_or(0, |t| t.as_u64());
+            emit::<ACCOUNT>(MessageKind::JoinWaiting, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::JoinWaiting {
                         task: task.as_u64(),
                         waiter,
@@ -689,9 +617,9 @@ mod bench {
                 Outcome::Cancelled => proto::Outcome::Cancelled,
                 Outcome::Panicked => proto::Outcome::Panicked,
             };
-            record::<ACCOUNT>(MessageKind::TaskCompleted, |e, ts| {
+            emit::<ACCOUNT>(MessageKind::TaskCompleted, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::TaskCompleted {
                         task: task.as_u64(),
                         outcome,
@@ -701,15 +629,15 @@ mod bench {
         }
 
         fn on_drop(&self, task: TaskId) {
-            record::<ACCOUNT>(MessageKind::TaskDropped, |e, ts| {
-                e.push(ts, &Message::TaskDropped { task: task.as_u64() })
+            emit::<ACCOUNT>(MessageKind::TaskDropped, &|e| {
+                e.push(now(), &Message::TaskDropped { task: task.as_u64() })
             });
         }
 
         fn on_steal(&self, task: TaskId, from: usize, to: usize) {
-            record::<ACCOUNT>(MessageKind::Steal, |e, ts| {
+            emit::<ACCOUNT>(MessageKind::Steal, &|e| {
                 e.push(
-                    ts,
+                    now(),
                     &Message::Steal {
                         task: task.as_u64(),
                         from_cpu: from as u32,
@@ -720,29 +648,23 @@ mod bench {
         }
 
         fn on_idle(&self, _cpu: usize, entering: bool) {
-            let (kind, msg) = if entering {
-                (MessageKind::CpuIdle, Message::CpuIdle)
+            if entering {
+                emit::<ACCOUNT>(MessageKind::CpuIdle, &|e| e.push(now(), &Message::CpuIdle));
+                seal_current_cpu();
             } else {
-                (MessageKind::CpuBusy, Message::CpuBusy)
-            };
-            record::<ACCOUNT>(kind, |e, ts| e.push(ts, &msg));
+                emit::<ACCOUNT>(MessageKind::CpuBusy, &|e| e.push(now(), &Message::CpuBusy));
+            }
         }
     }
 
-    /// Gives this thread's lane a ring (outside any measured run: this allocates).
-    fn install_lane() {
-        LANE.with_borrow_mut(|lane| {
-            if lane.ring.buf.len() != RING_BYTES {
-                // Written once so that no measured run takes the page faults of first
-                // touching it (zeroed memory from the allocator is mapped lazily).
-                let mut buf = vec![0; RING_BYTES];
-                buf.fill(0xa5);
-                lane.ring = ByteRing { buf, head: 0, used: 0 };
-            }
-        });
+    /// Count and record bytes of one kind of event (accounting runs only).
+    #[derive(Clone, Copy, Default)]
+    struct KindSize {
+        events: u64,
+        record_bytes: u64,
     }
 
-    /// What one run left in this thread's lane.
+    /// What one run left in the lanes.
     struct Drained {
         events: u64,
         dropped: u64,
@@ -753,38 +675,45 @@ mod bench {
         kinds: [KindSize; KINDS],
     }
 
-    /// Seals the open frame and empties this thread's lane (the drain task's job in the
-    /// kernel, done here between runs). With `decode`, decodes every frame and counts
-    /// its events by kind.
-    fn drain_lane(decode: bool) -> Drained {
-        LANE.with_borrow_mut(|lane| {
-            lane.seal();
-            let mut d = Drained {
-                events: lane.produced,
-                dropped: lane.dropped,
-                frames: 0,
-                wire_bytes: 0,
-                decoded: [0; KINDS],
-                kinds: lane.kinds,
-            };
-            let mut frame = Vec::with_capacity(SEALED_MAX);
-            while lane.ring.pop(&mut frame) {
+    /// Seals the open frames and empties every lane's ring (the drain task's job in the
+    /// kernel, done here between runs, with the runtime stopped), and restarts the
+    /// lanes' counts. With `decode`, decodes every frame and counts its events by kind.
+    fn drain_lanes(decode: bool) -> Drained {
+        let mut d = Drained {
+            events: 0,
+            dropped: 0,
+            frames: 0,
+            wire_bytes: 0,
+            decoded: [0; KINDS],
+            kinds: [KindSize::default(); KINDS],
+        };
+        let mut scratch = vec![0; SEALED_MAX];
+        for lane in LANES.get().into_iter().flatten() {
+            // SAFETY: between runs no executor thread is left, and this is the only
+            // thread touching the lanes.
+            unsafe { lane.seal_now() };
+            while lane.ring.pop(&mut scratch, |_, frame| {
                 d.frames += 1;
                 d.wire_bytes += frame.len() as u64;
                 if decode {
+                    let mut frame = frame.to_vec();
                     let body = frame.len() - 1; // without the 0x00 delimiter
                     let decoded = proto::decode_frame(&mut frame[..body]).expect("a sealed frame decodes");
                     for event in decoded.events() {
                         d.decoded[event.expect("a sealed record decodes").message.kind() as usize] += 1;
                     }
                 }
-            }
-            lane.produced = 0;
-            lane.dropped = 0;
-            lane.current = None;
-            lane.kinds = [KindSize::default(); KINDS];
-            d
-        })
+                true
+            }) {}
+            d.events += lane.produced.swap(0, Ordering::Relaxed);
+            d.dropped += lane.dropped.swap(0, Ordering::Relaxed);
+            lane.unreported.store(0, Ordering::Relaxed);
+        }
+        for (i, k) in d.kinds.iter_mut().enumerate() {
+            k.events = ACCOUNTED_EVENTS[i].swap(0, Ordering::Relaxed);
+            k.record_bytes = ACCOUNTED_BYTES[i].swap(0, Ordering::Relaxed);
+        }
+        d
     }
 
     /// Hooks that record nothing: what merely having hooks installed costs the
@@ -809,12 +738,12 @@ mod bench {
     }
 
     fn trace_cost(runs: usize) {
-        install_lane();
+        install_lanes();
         let dropped = AtomicU64::new(0);
         let (sj_events, pp_events) = (AtomicU64::new(0), AtomicU64::new(0));
         let traced = |root: Root, events: &AtomicU64| {
             let s = lucid_run(1, Some(&TRACE), root);
-            let d = drain_lane(false);
+            let d = drain_lanes(false);
             dropped.fetch_add(d.dropped, Ordering::Relaxed);
             events.store(d.events, Ordering::Relaxed);
             s
@@ -863,7 +792,7 @@ mod bench {
                 "events/poll",
             );
         }
-        let lost = dropped.load(Ordering::Relaxed) + REENTERED.load(Ordering::Relaxed);
+        let lost = dropped.load(Ordering::Relaxed);
         row("trace.dropped_events", lost as f64, None, "events");
         row(
             "trace.clock_read_ns",
@@ -892,10 +821,10 @@ mod bench {
     /// COBS, delimiters), as `lucid_protocol::testdata` reports them. Every sealed frame
     /// is decoded and its events counted against what was encoded.
     fn wire_size() {
-        install_lane();
+        install_lanes();
         for (workload, root) in [("spawn_join", spawn_join_root as Root), ("ping_pong", ping_pong_root)] {
             lucid_run(1, Some(&TRACE_ACCOUNTING), root);
-            let d = drain_lane(true);
+            let d = drain_lanes(true);
             let kept = d.events - d.dropped;
             let encoded: u64 = d.kinds.iter().map(|k| k.events).sum();
             assert_eq!(encoded, kept, "every kept event was accounted");
