@@ -469,7 +469,7 @@ mod bench {
         if ACCOUNT {
             // SAFETY: the lane of the CPU this thread is; only this thread records into
             // it, and a host thread takes no interrupts.
-            unsafe { lane.record(now(), &|e| account(kind, e, encode)) };
+            unsafe { lane.record(now(), &|e, ts| account(kind, e, ts, encode)) };
         } else {
             // SAFETY: as above.
             unsafe { lane.record(now(), encode) };
@@ -477,10 +477,10 @@ mod bench {
     }
 
     /// Runs `encode` and adds the record's size to `kind`'s totals when it succeeds.
-    fn account(kind: MessageKind, e: &mut Encoder, encode: EncodeFn<'_>) -> Result<(), EncodeError> {
+    fn account(kind: MessageKind, e: &mut Encoder, ts: u64, encode: EncodeFn<'_>) -> Result<(), EncodeError> {
         let opening = e.is_empty();
         let before = e.raw_len();
-        encode(e)?;
+        encode(e, ts)?;
         let bytes = if opening {
             // The frame header came with this record: major, stream, seq, base_ts.
             let header = 1 + varint_len(e.stream().to_wire()) + varint_len(u64::from(e.sequence()));
@@ -527,9 +527,9 @@ mod bench {
     impl<const ACCOUNT: bool> Hooks for TraceHooks<ACCOUNT> {
         fn on_spawn(&self, info: &SpawnInfo<'_>) {
             let parent = sched_current_task();
-            emit::<ACCOUNT>(MessageKind::TaskSpawned, &|e| {
+            emit::<ACCOUNT>(MessageKind::TaskSpawned, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::TaskSpawned(proto::TaskSpawned {
                         task: info.id.as_u64(),
                         name: info.name.unwrap_or(""),
@@ -549,21 +549,21 @@ mod bench {
         }
 
         fn on_poll_start(&self, _cpu: usize, task: TaskId) {
-            emit::<ACCOUNT>(MessageKind::PollStart, &|e| e.poll_start(now(), task.as_u64()));
+            emit::<ACCOUNT>(MessageKind::PollStart, &|e, ts| e.poll_start(ts, task.as_u64()));
         }
 
         fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult) {
-            emit::<ACCOUNT>(MessageKind::PollEnd, &|e| {
-                e.poll_end(now(), task.as_u64(), poll_result(result))
+            emit::<ACCOUNT>(MessageKind::PollEnd, &|e, ts| {
+                e.poll_end(ts, task.as_u64(), poll_result(result))
             });
         }
 
         fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
             // No interrupt handlers on a host thread: no `Waker::Interrupt`.
             let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(t.as_u64()));
-            emit::<ACCOUNT>(MessageKind::Wake, &|e| {
+            emit::<ACCOUNT>(MessageKind::Wake, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::Wake {
                         task: task.as_u64(),
                         waker,
@@ -575,9 +575,9 @@ mod bench {
         }
 
         fn on_waker_clone(&self, task: TaskId, count: usize) {
-            emit::<ACCOUNT>(MessageKind::WakerClone, &|e| {
+            emit::<ACCOUNT>(MessageKind::WakerClone, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::WakerClone {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -587,9 +587,9 @@ mod bench {
         }
 
         fn on_waker_drop(&self, task: TaskId, count: usize) {
-            emit::<ACCOUNT>(MessageKind::WakerDrop, &|e| {
+            emit::<ACCOUNT>(MessageKind::WakerDrop, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::WakerDrop {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -600,9 +600,9 @@ mod bench {
 
         fn on_join_waiting(&self, task: TaskId) {
             let waiter = sched_current_task().map_or(0, |t| t.as_u64());
-            emit::<ACCOUNT>(MessageKind::JoinWaiting, &|e| {
+            emit::<ACCOUNT>(MessageKind::JoinWaiting, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::JoinWaiting {
                         task: task.as_u64(),
                         waiter,
@@ -617,9 +617,9 @@ mod bench {
                 Outcome::Cancelled => proto::Outcome::Cancelled,
                 Outcome::Panicked => proto::Outcome::Panicked,
             };
-            emit::<ACCOUNT>(MessageKind::TaskCompleted, &|e| {
+            emit::<ACCOUNT>(MessageKind::TaskCompleted, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::TaskCompleted {
                         task: task.as_u64(),
                         outcome,
@@ -629,15 +629,15 @@ mod bench {
         }
 
         fn on_drop(&self, task: TaskId) {
-            emit::<ACCOUNT>(MessageKind::TaskDropped, &|e| {
-                e.push(now(), &Message::TaskDropped { task: task.as_u64() })
+            emit::<ACCOUNT>(MessageKind::TaskDropped, &|e, ts| {
+                e.push(ts, &Message::TaskDropped { task: task.as_u64() })
             });
         }
 
         fn on_steal(&self, task: TaskId, from: usize, to: usize) {
-            emit::<ACCOUNT>(MessageKind::Steal, &|e| {
+            emit::<ACCOUNT>(MessageKind::Steal, &|e, ts| {
                 e.push(
-                    now(),
+                    ts,
                     &Message::Steal {
                         task: task.as_u64(),
                         from_cpu: from as u32,
@@ -649,10 +649,10 @@ mod bench {
 
         fn on_idle(&self, _cpu: usize, entering: bool) {
             if entering {
-                emit::<ACCOUNT>(MessageKind::CpuIdle, &|e| e.push(now(), &Message::CpuIdle));
+                emit::<ACCOUNT>(MessageKind::CpuIdle, &|e, ts| e.push(ts, &Message::CpuIdle));
                 seal_current_cpu();
             } else {
-                emit::<ACCOUNT>(MessageKind::CpuBusy, &|e| e.push(now(), &Message::CpuBusy));
+                emit::<ACCOUNT>(MessageKind::CpuBusy, &|e, ts| e.push(ts, &Message::CpuBusy));
             }
         }
     }

@@ -60,23 +60,30 @@ fn tasks_queued_on_one_cpu_are_stolen_and_run_elsewhere() {
 
 #[ktest]
 fn sleep_10ms_wakes_within_10_to_20ms() {
+    // Waking early is always a bug. Waking late can also be the host: under TCG a vCPU
+    // thread the host deschedules misses its deadline through no fault of the timer.
+    // So every sleep must last at least 10 ms, and 7 of 8 must end before 20 ms (a
+    // timer that is systematically late fails all of them).
     let rt = sched::runtime();
     let cpus = percpu::online() as usize;
-    for round in 0..6 {
+    let mut waits = [Duration::ZERO; 8];
+    for (round, w) in waits.iter_mut().enumerate() {
         // Alternate between this CPU (driven by `block_on`) and idle APs (woken by their
         // one-shot timer).
         let cpu = round % cpus;
-        let waited = block_on(rt.builder().name("sleeper").on_cpu(cpu).spawn(async {
+        *w = block_on(rt.builder().name("sleeper").on_cpu(cpu).spawn(async {
             let start = Instant::now();
             sched::sleep(Duration::from_millis(10)).await;
             start.elapsed()
         }))
         .expect("sleeper completes");
         assert!(
-            (Duration::from_millis(10)..Duration::from_millis(20)).contains(&waited),
-            "round {round} on CPU {cpu}: a 10 ms sleep took {waited:?}"
+            *w >= Duration::from_millis(10),
+            "round {round} on CPU {cpu}: a 10 ms sleep woke after {w:?}"
         );
     }
+    let late = waits.iter().filter(|w| **w >= Duration::from_millis(20)).count();
+    assert!(late <= 1, "10 ms sleeps took {waits:?}");
 }
 
 #[ktest]

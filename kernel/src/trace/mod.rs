@@ -88,7 +88,9 @@ fn emit(encode: EncodeFn<'_>) {
         return;
     }
     let _irq = arch::InterruptGuard::new();
-    let Some(cpu) = percpu::try_current() else { return };
+    // SAFETY: tracing is enabled only once every CPU has set up its per-CPU block
+    // (the drain starts after SMP bring-up), so GS is valid here.
+    let cpu = unsafe { percpu::current_unchecked() };
     let Some(lanes) = cpus().get(cpu.index as usize) else {
         return;
     };
@@ -136,9 +138,9 @@ impl Hooks for TraceHooks {
             return;
         }
         let parent = sched_current_task();
-        emit(&|e| {
+        emit(&|e, ts| {
             e.push(
-                arch::rdtsc(),
+                ts,
                 &Message::TaskSpawned(proto::TaskSpawned {
                     task: info.id.as_u64(),
                     name: info.name.unwrap_or(""),
@@ -159,13 +161,13 @@ impl Hooks for TraceHooks {
 
     fn on_poll_start(&self, _cpu: usize, task: TaskId) {
         if traced(task) {
-            emit(&|e| e.poll_start(arch::rdtsc(), task.as_u64()));
+            emit(&|e, ts| e.poll_start(ts, task.as_u64()));
         }
     }
 
     fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult) {
         if traced(task) {
-            emit(&|e| e.poll_end(arch::rdtsc(), task.as_u64(), poll_result(result)));
+            emit(&|e, ts| e.poll_end(ts, task.as_u64(), poll_result(result)));
         }
     }
 
@@ -178,9 +180,9 @@ impl Hooks for TraceHooks {
             None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
             None => proto::Waker::None,
         };
-        emit(&|e| {
+        emit(&|e, ts| {
             e.push(
-                arch::rdtsc(),
+                ts,
                 &Message::Wake {
                     task: task.as_u64(),
                     waker,
@@ -193,9 +195,9 @@ impl Hooks for TraceHooks {
 
     fn on_waker_clone(&self, task: TaskId, count: usize) {
         if traced(task) {
-            emit(&|e| {
+            emit(&|e, ts| {
                 e.push(
-                    arch::rdtsc(),
+                    ts,
                     &Message::WakerClone {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -207,9 +209,9 @@ impl Hooks for TraceHooks {
 
     fn on_waker_drop(&self, task: TaskId, count: usize) {
         if traced(task) {
-            emit(&|e| {
+            emit(&|e, ts| {
                 e.push(
-                    arch::rdtsc(),
+                    ts,
                     &Message::WakerDrop {
                         task: task.as_u64(),
                         wakers: count as u64,
@@ -224,9 +226,9 @@ impl Hooks for TraceHooks {
             return;
         }
         let waiter = sched_current_task().map_or(0, |t| t.as_u64());
-        emit(&|e| {
+        emit(&|e, ts| {
             e.push(
-                arch::rdtsc(),
+                ts,
                 &Message::JoinWaiting {
                     task: task.as_u64(),
                     waiter,
@@ -244,9 +246,9 @@ impl Hooks for TraceHooks {
             Outcome::Cancelled => proto::Outcome::Cancelled,
             Outcome::Panicked => proto::Outcome::Panicked,
         };
-        emit(&|e| {
+        emit(&|e, ts| {
             e.push(
-                arch::rdtsc(),
+                ts,
                 &Message::TaskCompleted {
                     task: task.as_u64(),
                     outcome,
@@ -257,15 +259,15 @@ impl Hooks for TraceHooks {
 
     fn on_drop(&self, task: TaskId) {
         if traced(task) {
-            emit(&|e| e.push(arch::rdtsc(), &Message::TaskDropped { task: task.as_u64() }));
+            emit(&|e, ts| e.push(ts, &Message::TaskDropped { task: task.as_u64() }));
         }
     }
 
     fn on_steal(&self, task: TaskId, from: usize, to: usize) {
         if traced(task) {
-            emit(&|e| {
+            emit(&|e, ts| {
                 e.push(
-                    arch::rdtsc(),
+                    ts,
                     &Message::Steal {
                         task: task.as_u64(),
                         from_cpu: from as u32,
@@ -278,10 +280,10 @@ impl Hooks for TraceHooks {
 
     fn on_idle(&self, _cpu: usize, entering: bool) {
         if entering {
-            emit(&|e| e.push(arch::rdtsc(), &Message::CpuIdle));
+            emit(&|e, ts| e.push(ts, &Message::CpuIdle));
             seal_current_cpu();
         } else {
-            emit(&|e| e.push(arch::rdtsc(), &Message::CpuBusy));
+            emit(&|e, ts| e.push(ts, &Message::CpuBusy));
         }
     }
 }

@@ -113,7 +113,7 @@ fn register(key: Key, make: impl FnOnce(u64) -> Registered) -> u64 {
     }
     let r = make(NEXT_CALLSITE.fetch_add(1, Ordering::Relaxed));
     let id = r.id;
-    emit(&|e| e.push(arch::rdtsc(), &callsite_message(&r)));
+    emit(&|e, ts| e.push(ts, &callsite_message(&r)));
     reg.push(r);
     id
 }
@@ -275,9 +275,9 @@ impl Subscriber for KernelSubscriber {
         attrs.record(&mut values);
         let parent = attrs.parent().map(span::Id::into_u64);
         values.with(|vals| {
-            emit(&|e| {
+            emit(&|e, ts| {
                 e.push(
-                    arch::rdtsc(),
+                    ts,
                     &Message::SpanNew(proto::SpanNew {
                         span: id,
                         callsite,
@@ -300,9 +300,9 @@ impl Subscriber for KernelSubscriber {
         let mut values = Values::new();
         event.record(&mut values);
         values.with(|vals| {
-            emit(&|e| {
+            emit(&|e, ts| {
                 e.push(
-                    arch::rdtsc(),
+                    ts,
                     &Message::TraceEvent(proto::TraceEvent {
                         callsite,
                         span: None,
@@ -340,17 +340,17 @@ impl Subscriber for KernelSubscriber {
 
     fn enter(&self, id: &span::Id) {
         let span = id.into_u64();
-        emit(&|e| e.push(arch::rdtsc(), &Message::SpanEnter { span }));
+        emit(&|e, ts| e.push(ts, &Message::SpanEnter { span }));
     }
 
     fn exit(&self, id: &span::Id) {
         let span = id.into_u64();
-        emit(&|e| e.push(arch::rdtsc(), &Message::SpanExit { span }));
+        emit(&|e, ts| e.push(ts, &Message::SpanExit { span }));
     }
 
     fn try_close(&self, id: span::Id) -> bool {
         let span = id.into_u64();
-        emit(&|e| e.push(arch::rdtsc(), &Message::SpanClose { span }));
+        emit(&|e, ts| e.push(ts, &Message::SpanClose { span }));
         true
     }
 }
@@ -422,9 +422,9 @@ pub fn log_record(record: &log::Record<'_>) {
     values.push_text(format_args!("{}", record.file().unwrap_or("")));
     values.push(Kind::U64(u64::from(record.line().unwrap_or(0))));
     values.with(|vals| {
-        emit(&|e| {
+        emit(&|e, ts| {
             e.push(
-                arch::rdtsc(),
+                ts,
                 &Message::TraceEvent(proto::TraceEvent {
                     callsite,
                     span: None,

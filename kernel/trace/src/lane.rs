@@ -11,8 +11,9 @@ use crate::{
 
 /// The encoder a lane writes into.
 pub type Encoder = FrameEncoder<Box<[u8]>>;
-/// Encodes one event (called again after sealing if the frame was full).
-pub type EncodeFn<'a> = &'a dyn Fn(&mut Encoder) -> Result<(), EncodeError>;
+/// Encodes one event stamped with the given timestamp (called again after sealing if
+/// the frame was full).
+pub type EncodeFn<'a> = &'a dyn Fn(&mut Encoder, u64) -> Result<(), EncodeError>;
 
 /// Largest sealed (COBS-encoded, delimited) frame for a frame buffer of `frame_bytes`.
 pub const fn sealed_max(frame_bytes: usize) -> usize {
@@ -120,25 +121,29 @@ impl Lane {
     /// interrupt that records into the same lane would be re-entry, which is counted
     /// as a drop, but only if it cannot interleave with the flag's own update).
     pub unsafe fn record(&self, ts: u64, encode: EncodeFn<'_>) {
-        self.produced.fetch_add(1, Ordering::Relaxed);
-        if self.busy.swap(true, Ordering::Acquire) {
+        // Only the owning CPU writes `produced` and `busy` (the caller's contract), so
+        // plain loads and stores do: no locked instruction on the hot path.
+        self.produced
+            .store(self.produced.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if self.busy.load(Ordering::Relaxed) {
             self.drop_events(1);
             return;
         }
+        self.busy.store(true, Ordering::Relaxed);
         let encoded = self.encoder.with_mut(|enc| {
             // SAFETY: the caller's contract plus `busy`: exclusive access.
             let enc = unsafe { &mut *enc };
             if enc.is_empty() {
                 self.opened_at.store(ts, Ordering::Relaxed);
             }
-            encode(enc).is_ok()
+            encode(enc, ts).is_ok()
         });
         let encoded = encoded || {
             // SAFETY: as above.
             unsafe { self.seal() };
             self.opened_at.store(ts, Ordering::Relaxed);
             // SAFETY: as above.
-            self.encoder.with_mut(|enc| encode(unsafe { &mut *enc }).is_ok())
+            self.encoder.with_mut(|enc| encode(unsafe { &mut *enc }, ts).is_ok())
         };
         if !encoded {
             self.drop_events(1);
@@ -146,7 +151,7 @@ impl Lane {
             // SAFETY: as above.
             unsafe { self.seal() };
         }
-        self.busy.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Relaxed);
     }
 
     /// Seals the open frame now (before the CPU idles, or before a final drain).

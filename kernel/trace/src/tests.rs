@@ -29,7 +29,7 @@ fn every_event_is_delivered_or_counted_as_dropped() {
     let mut decoded = 0;
     for i in 0..5_000u64 {
         // SAFETY: one thread, one caller.
-        unsafe { lane.record(i * 10, &|e| e.poll_start(i * 10, i)) };
+        unsafe { lane.record(i * 10, &|e, ts| e.poll_start(ts, i)) };
         if i % 700 == 0 {
             decoded += drain(&lane, &mut decoder).0;
         }
@@ -51,10 +51,10 @@ fn an_old_partial_frame_is_sealed_on_the_next_record() {
     let lane = lane(64 * 1024);
     lane.set_seal_age(1_000);
     // SAFETY: one thread, one caller.
-    unsafe { lane.record(0, &|e| e.poll_start(0, 1)) };
+    unsafe { lane.record(0, &|e, ts| e.poll_start(ts, 1)) };
     assert!(lane.ring.is_empty());
     // SAFETY: as above.
-    unsafe { lane.record(5_000, &|e| e.poll_end(5_000, 1, PollResult::Pending)) };
+    unsafe { lane.record(5_000, &|e, ts| e.poll_end(ts, 1, PollResult::Pending)) };
     assert!(!lane.ring.is_empty(), "a frame older than the seal age is sealed");
     let mut decoder = Decoder::new();
     assert_eq!(drain(&lane, &mut decoder).0, 2);
@@ -76,7 +76,7 @@ fn an_event_too_large_for_any_frame_is_counted() {
         parent: None,
     });
     // SAFETY: one thread, one caller.
-    unsafe { lane.record(1, &|e| e.push(1, &msg)) };
+    unsafe { lane.record(1, &|e, ts| e.push(ts, &msg)) };
     assert_eq!(lane.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(lane.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
 }

@@ -77,6 +77,18 @@ pub fn try_current() -> Option<&'static PerCpu> {
     Some(unsafe { &*ptr })
 }
 
+/// This CPU's block, read through `gs:[0]` without checking that GS is set up.
+///
+/// # Safety
+/// [`init_cpu`] must have run on this CPU (with a zero GS base this reads address 0).
+pub unsafe fn current_unchecked() -> &'static PerCpu {
+    let ptr: *const PerCpu;
+    // SAFETY: the caller guarantees GS points at this CPU's block.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: `ptr` is the leaked, never-freed block of this CPU.
+    unsafe { &*ptr }
+}
+
 /// This CPU's block.
 ///
 /// # Panics
