@@ -18,9 +18,13 @@
 //! through: they carry no executor facts whose order matters.
 
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
-use lucid_protocol::{Decoder, Event, FrameEncoder, Item, Message, Ring, StreamId, decode_frame};
+use lucid_protocol::{
+    Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
+    TaskSpawned, Waker, decode_frame,
+};
 
 use crate::state::State;
 
@@ -37,6 +41,12 @@ pub const DEFAULT_MAX_BUFFERED: usize = 1 << 20;
 /// live stream fall behind, 16 did.
 pub const QUIET_FRAMES: u64 = 64;
 
+/// Streams merged at most (more only come from a damaged or hostile stream; events
+/// of further streams pass straight through). Lane numbers fit in [`LANE_BITS`].
+pub const MAX_LANES: usize = 1 << 12;
+const LANE_BITS: u32 = 12;
+const LANE_MASK: usize = MAX_LANES - 1;
+
 /// Task streams announced by a `Hello` at most (a garbage CPU count must not make
 /// the merge allocate).
 const MAX_HELLO_CPUS: u32 = 1024;
@@ -48,20 +58,54 @@ pub struct MergeStats {
     pub buffered: u64,
     /// Events released before the watermark reached them because the buffer was full.
     pub forced: u64,
-    /// Events that arrived older than an event already released (their stream was
-    /// taken for caught up, or the buffer overflowed): applied out of order.
+    /// Events applied out of order: older than an event already released (their
+    /// stream was taken for caught up), or of a stream beyond [`MAX_LANES`].
     pub late: u64,
     /// Most events held at once.
     pub peak: usize,
 }
 
-/// A buffered message. Fixed-size messages borrow nothing and are kept as they are;
-/// messages with strings or lists borrow the decoder's frame buffer, so they are
-/// re-encoded into a one-event frame of their own and decoded again on release.
+/// A buffered message, small (32 bytes against 128 for a `Message`) so that the
+/// queues move little memory: the hot executor events are held as their fields,
+/// other fixed-size messages boxed, and messages with strings or lists, which borrow
+/// the decoder's frame buffer, re-encoded into a one-event frame of their own and
+/// decoded again on release.
 #[derive(Debug)]
 enum Held {
-    Inline(Message<'static>),
+    PollStart(TaskId),
+    PollEnd(TaskId, PollResult),
+    Wake {
+        task: TaskId,
+        waker: Waker,
+        by_ref: bool,
+        self_wake: bool,
+    },
+    WakerClone(TaskId, u64),
+    WakerDrop(TaskId, u64),
+    CpuIdle,
+    CpuBusy,
+    Steal(TaskId, u32, u32),
+    TaskCompleted(TaskId, Outcome),
+    TaskDropped(TaskId),
+    JoinWaiting(TaskId, TaskId),
+    RunQueueDepth(u32),
+    Spawned(Box<Spawned>),
+    Other(Box<Message<'static>>),
     Encoded(Box<[u8]>),
+}
+
+/// An owned `TaskSpawned` (one allocation: its strings back to back), since
+/// re-encoding costs more and spawns can be frequent.
+#[derive(Debug)]
+struct Spawned {
+    task: TaskId,
+    kind: TaskKind,
+    parent: Option<TaskId>,
+    line: u32,
+    column: u32,
+    /// Name, then file.
+    text: Box<str>,
+    name_len: usize,
 }
 
 #[derive(Debug)]
@@ -85,9 +129,9 @@ struct Lane {
 #[derive(Debug)]
 pub struct Merge {
     lanes: Vec<Lane>,
-    /// Heads of the non-empty lanes: (timestamp, stream, lane). The stream breaks
-    /// timestamp ties so the order does not depend on arrival order.
-    heads: BinaryHeap<Reverse<(u64, StreamId, usize)>>,
+    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
+    /// do not depend on arrival order), then lane.
+    heads: BinaryHeap<Reverse<u128>>,
     /// The frame the previous event came from: (lane, seq).
     current: Option<(usize, u32)>,
     /// Frames seen: the merge's clock in arrival terms.
@@ -161,7 +205,11 @@ impl Merge {
             out(item);
             return;
         }
-        let lane = self.lane(stream, seq);
+        let Some(lane) = self.lane(stream, seq) else {
+            self.stats.late += 1;
+            out(item);
+            return;
+        };
         if self.current != Some((lane, seq)) {
             // The previous frame is complete: its stream's newest timestamp is known,
             // so the watermark may have moved.
@@ -173,7 +221,7 @@ impl Merge {
         let held = self.hold(&event.message);
         let l = &mut self.lanes[lane];
         if l.queue.is_empty() {
-            self.heads.push(Reverse((event.ts, stream, lane)));
+            self.heads.push(Reverse(key(event.ts, stream, lane)));
         }
         l.queue.push_back(Pending {
             ts: event.ts,
@@ -214,8 +262,8 @@ impl Merge {
             .map(|l| l.newest.unwrap_or(0))
             .min()
             .unwrap_or(u64::MAX);
-        while let Some(&Reverse((ts, _, _))) = self.heads.peek()
-            && ts <= watermark
+        while let Some(&Reverse(k)) = self.heads.peek()
+            && (k >> 64) as u64 <= watermark
         {
             self.pop(out);
         }
@@ -223,27 +271,82 @@ impl Merge {
 
     /// Hands on the oldest event held; false if there is none.
     fn pop(&mut self, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        let Some(Reverse((_, stream, lane))) = self.heads.pop() else {
-            return false;
+        let (stream, p) = {
+            let Some(mut top) = self.heads.peek_mut() else {
+                return false;
+            };
+            let lane = (top.0 as usize) & LANE_MASK;
+            let l = &mut self.lanes[lane];
+            let Some(p) = l.queue.pop_front() else {
+                PeekMut::pop(top);
+                return true;
+            };
+            // Replacing the top in place sifts once, where a pop and a push would
+            // sift twice: this is the merge's per-event cost.
+            match l.queue.front() {
+                Some(next) => top.0 = key(next.ts, l.stream, lane),
+                None => {
+                    PeekMut::pop(top);
+                }
+            }
+            (l.stream, p)
         };
-        let l = &mut self.lanes[lane];
-        let Some(p) = l.queue.pop_front() else {
-            return true;
-        };
-        if let Some(next) = l.queue.front() {
-            self.heads.push(Reverse((next.ts, stream, lane)));
-        }
+        self.emit(stream, p, out)
+    }
+
+    /// Hands on `p`, an event of `stream` just taken from its queue.
+    fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
         self.held -= 1;
         if self.released.is_some_and(|r| p.ts < r) {
             self.stats.late += 1;
         }
         self.released = Some(self.released.map_or(p.ts, |r| r.max(p.ts)));
-        match p.held {
-            Held::Inline(message) => out(&Item::Event {
-                stream,
-                seq: p.seq,
-                event: Event { ts: p.ts, message },
-            }),
+        let message = match p.held {
+            Held::PollStart(task) => Message::PollStart { task },
+            Held::PollEnd(task, result) => Message::PollEnd { task, result },
+            Held::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            } => Message::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            },
+            Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
+            Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
+            Held::CpuIdle => Message::CpuIdle,
+            Held::CpuBusy => Message::CpuBusy,
+            Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
+            Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
+            Held::TaskDropped(task) => Message::TaskDropped { task },
+            Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
+            Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
+            Held::Spawned(sp) => {
+                let (name, file) = sp.text.split_at(sp.name_len);
+                out(&Item::Event {
+                    stream,
+                    seq: p.seq,
+                    event: Event {
+                        ts: p.ts,
+                        message: Message::TaskSpawned(TaskSpawned {
+                            task: sp.task,
+                            name,
+                            kind: sp.kind,
+                            location: Location {
+                                file,
+                                line: sp.line,
+                                column: sp.column,
+                            },
+                            parent: sp.parent,
+                        }),
+                    },
+                });
+                return true;
+            }
+            Held::Other(m) => *m,
             Held::Encoded(mut bytes) => {
                 // The bytes were encoded by `hold` from a decoded message, so they
                 // decode again; were that ever not so, the event is dropped rather
@@ -261,20 +364,30 @@ impl Merge {
                         },
                     });
                 }
+                return true;
             }
-        }
+        };
+        out(&Item::Event {
+            stream,
+            seq: p.seq,
+            event: Event { ts: p.ts, message },
+        });
         true
     }
 
-    fn lane(&mut self, stream: StreamId, seq: u32) -> usize {
+    /// The lane of `stream`, created if new; `None` once [`MAX_LANES`] exist.
+    fn lane(&mut self, stream: StreamId, seq: u32) -> Option<usize> {
         if let Some((lane, s)) = self.current
             && s == seq
             && self.lanes[lane].stream == stream
         {
-            return lane;
+            return Some(lane);
         }
         if let Some(i) = self.lanes.iter().position(|l| l.stream == stream) {
-            return i;
+            return Some(i);
+        }
+        if self.lanes.len() >= MAX_LANES {
+            return None;
         }
         self.lanes.push(Lane {
             stream,
@@ -282,13 +395,51 @@ impl Merge {
             newest: None,
             last_frame: self.frames,
         });
-        self.lanes.len() - 1
+        Some(self.lanes.len() - 1)
     }
 
     /// An owned copy of `m`.
     fn hold(&mut self, m: &Message<'_>) -> Held {
+        match *m {
+            Message::PollStart { task } => return Held::PollStart(task),
+            Message::PollEnd { task, result } => return Held::PollEnd(task, result),
+            Message::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            } => {
+                return Held::Wake {
+                    task,
+                    waker,
+                    by_ref,
+                    self_wake,
+                };
+            }
+            Message::WakerClone { task, wakers } => return Held::WakerClone(task, wakers),
+            Message::WakerDrop { task, wakers } => return Held::WakerDrop(task, wakers),
+            Message::CpuIdle => return Held::CpuIdle,
+            Message::CpuBusy => return Held::CpuBusy,
+            Message::Steal { task, from_cpu, to_cpu } => return Held::Steal(task, from_cpu, to_cpu),
+            Message::TaskCompleted { task, outcome } => return Held::TaskCompleted(task, outcome),
+            Message::TaskDropped { task } => return Held::TaskDropped(task),
+            Message::JoinWaiting { task, waiter } => return Held::JoinWaiting(task, waiter),
+            Message::RunQueueDepth { depth } => return Held::RunQueueDepth(depth),
+            Message::TaskSpawned(t) => {
+                return Held::Spawned(Box::new(Spawned {
+                    task: t.task,
+                    kind: t.kind,
+                    parent: t.parent,
+                    line: t.location.line,
+                    column: t.location.column,
+                    text: [t.name, t.location.file].concat().into(),
+                    name_len: t.name.len(),
+                }));
+            }
+            _ => {}
+        }
         if let Some(m) = inline(m) {
-            return Held::Inline(m);
+            return Held::Other(Box::new(m));
         }
         let mut enc = FrameEncoder::new(self.scratch.as_mut_slice(), StreamId::new(0, Ring::Task));
         // It fits: it came in a frame no larger than this one, whose header (stream 0,
@@ -316,6 +467,11 @@ pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
     let mut apply = |item: &Item<'_>| state.apply(item);
     decoder.finish(|item| merge.push(&item, &mut apply));
     merge.flush(&mut apply);
+}
+
+/// Heap key of a lane's head: timestamp, stream, lane, compared as one integer.
+fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
+    (u128::from(ts) << 64) | (u128::from(stream.to_wire()) << LANE_BITS) | lane as u128
 }
 
 /// `m` as a `'static` message if it borrows nothing (every fixed-size message).
