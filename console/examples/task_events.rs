@@ -43,6 +43,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     while let Some(record) = reader.next_chunk()? {
+        merge.tick(record.rx_ns, &mut apply);
+        merge.rx_ns = record.rx_ns;
         decoder.feed(&record.data, |item| merge.push(&item, &mut apply));
         merge.release(&mut apply);
     }

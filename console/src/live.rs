@@ -61,8 +61,7 @@ impl Session {
 
     /// Decodes received bytes into the state.
     pub fn feed(&mut self, rx_ns: u64, data: &[u8]) {
-        self.state.received_at(rx_ns);
-        merge::feed(&mut self.decoder, &mut self.merge, &mut self.state, data);
+        merge::feed(&mut self.decoder, &mut self.merge, &mut self.state, rx_ns, data);
     }
 
     /// Hands everything the merge holds to the state, in order: nothing more is
@@ -71,6 +70,14 @@ impl Session {
     pub fn flush(&mut self) {
         let state = &mut self.state;
         self.merge.flush(&mut |item| state.apply(item));
+    }
+
+    /// Releases what the merge holds once the link has been idle (see
+    /// [`Merge::tick`]); `now_ns` is the host clock the ingest thread stamps chunks
+    /// with. True if something was released.
+    pub fn tick(&mut self, now_ns: u64) -> bool {
+        let state = &mut self.state;
+        self.merge.tick(now_ns, &mut |item| state.apply(item))
     }
 
     /// Applies one event of the ingest thread.

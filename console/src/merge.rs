@@ -47,6 +47,9 @@ pub const MAX_LANES: usize = 1 << 12;
 const LANE_BITS: u32 = 12;
 const LANE_MASK: usize = MAX_LANES - 1;
 
+/// Host receive time without a frame after which the link counts as idle.
+pub const LINK_IDLE_NS: u64 = 1_000_000_000;
+
 /// Task streams announced by a `Hello` at most (a garbage CPU count must not make
 /// the merge allocate).
 const MAX_HELLO_CPUS: u32 = 1024;
@@ -141,6 +144,10 @@ pub struct Merge {
     released: Option<u64>,
     /// Whether a `Hello` announced the CPUs' task streams.
     hello: bool,
+    /// Host receive time of the input being pushed (nanoseconds).
+    pub rx_ns: u64,
+    /// Host receive time of the latest frame.
+    last_frame_rx: u64,
     /// Buffer bound in events.
     pub max_buffered: usize,
     /// Counters.
@@ -167,6 +174,8 @@ impl Merge {
             held: 0,
             released: None,
             hello: false,
+            rx_ns: 0,
+            last_frame_rx: 0,
             max_buffered: max_buffered.max(1),
             stats: MergeStats::default(),
             scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
@@ -215,6 +224,7 @@ impl Merge {
             // so the watermark may have moved.
             self.release(out);
             self.frames += 1;
+            self.last_frame_rx = self.rx_ns;
             self.current = Some((lane, seq));
             self.lanes[lane].last_frame = self.frames;
         }
@@ -236,6 +246,19 @@ impl Merge {
             self.pop(out);
         }
         self.stats.peak = self.stats.peak.max(self.held);
+    }
+
+    /// Notes that it is `now_ns` (host receive-time clock): once no frame has arrived
+    /// for [`LINK_IDLE_NS`], nothing is in flight that could be older than what is
+    /// held, so everything held goes (a live view must not wait for more traffic to
+    /// show the last frames). Receive times are recorded, so a replay releases at the
+    /// same points as the live session did.
+    pub fn tick(&mut self, now_ns: u64, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        if self.held == 0 || now_ns.saturating_sub(self.last_frame_rx) < LINK_IDLE_NS {
+            return false;
+        }
+        self.flush(out);
+        true
     }
 
     /// Hands on everything held, in timestamp order (end of input).
@@ -455,8 +478,12 @@ impl Merge {
 
 /// Decodes `data` into `state` through `merge`: the one way bytes reach the state
 /// model (stats, live, headless).
-pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, data: &[u8]) {
+/// `rx_ns` is the host receive time of `data`.
+pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, rx_ns: u64, data: &[u8]) {
+    state.received_at(rx_ns);
     let mut apply = |item: &Item<'_>| state.apply(item);
+    merge.tick(rx_ns, &mut apply);
+    merge.rx_ns = rx_ns;
     decoder.feed(data, |item| merge.push(&item, &mut apply));
     merge.release(&mut apply);
 }
@@ -601,7 +628,7 @@ mod tests {
         let mut decoder = Decoder::new();
         let mut state = State::new();
         for f in frames {
-            feed(&mut decoder, merge, &mut state, f);
+            feed(&mut decoder, merge, &mut state, 0, f);
         }
         finish(&mut decoder, merge, &mut state);
         state
@@ -754,7 +781,7 @@ mod tests {
         let mut decoder = Decoder::new();
         let mut state = State::new();
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, f);
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
         }
         // Only the frames since CPU 1 went quiet wait, not the whole stream.
         assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
@@ -766,7 +793,7 @@ mod tests {
         let mut state = State::new();
         let mut decoder = Decoder::new();
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, f);
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
         }
         assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
         assert_eq!(merge.stats.late, 0);
@@ -782,7 +809,7 @@ mod tests {
         let mut state = State::new();
         let mut most = 0;
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, f);
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
             most = most.max(merge.buffered());
         }
         assert_eq!(most, 10);
@@ -820,5 +847,40 @@ mod tests {
         let mut direct = Vec::new();
         Decoder::new().feed(&f, |item| direct.push(format!("{item:?}")));
         assert_eq!(got, direct);
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use lucid_protocol::Ring;
+
+    use super::*;
+
+    #[test]
+    fn an_idle_link_releases_what_is_held() {
+        let mut enc = FrameEncoder::new(vec![0u8; 256], StreamId::new(0, Ring::Task));
+        let mut frames = Vec::new();
+        for ts in [10, 20] {
+            enc.push(ts, &Message::CpuBusy).expect("fits");
+            let mut out = vec![0u8; enc.max_finished_len()];
+            let n = enc.finish(&mut out).expect("fits");
+            out.truncate(n);
+            frames.push(out);
+        }
+        // A second stream that spoke once, long ago in stream terms, holds CPU 0 back.
+        let mut enc = FrameEncoder::new(vec![0u8; 256], StreamId::new(1, Ring::Task));
+        enc.push(5, &Message::CpuIdle).expect("fits");
+        let mut out = vec![0u8; enc.max_finished_len()];
+        let n = enc.finish(&mut out).expect("fits");
+        out.truncate(n);
+        let (mut d, mut m, mut s) = (Decoder::new(), Merge::default(), State::new());
+        feed(&mut d, &mut m, &mut s, 1_000, &out);
+        feed(&mut d, &mut m, &mut s, 2_000, &frames[0]);
+        feed(&mut d, &mut m, &mut s, 3_000, &frames[1]);
+        assert!(m.buffered() > 0);
+        let mut apply = |i: &Item<'_>| s.apply(i);
+        assert!(!m.tick(3_000 + LINK_IDLE_NS / 2, &mut apply));
+        assert!(m.tick(3_000 + LINK_IDLE_NS, &mut apply));
+        assert_eq!((m.buffered(), s.events), (0, 3));
     }
 }

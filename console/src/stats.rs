@@ -29,8 +29,7 @@ pub fn collect(source: &mut dyn Source) -> Collected {
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                state.received_at(chunk.rx_ns);
-                merge::feed(&mut decoder, &mut merge, &mut state, &chunk.data);
+                merge::feed(&mut decoder, &mut merge, &mut state, chunk.rx_ns, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
