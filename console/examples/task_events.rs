@@ -4,6 +4,7 @@
 
 use std::{fs::File, io::BufReader};
 
+use lucid_console::merge::Merge;
 use lucid_protocol::{Decoder, Item, Message, recording::RecordingReader};
 
 fn task_of(m: &Message<'_>) -> Option<u64> {
@@ -29,18 +30,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let task: u64 = task.parse()?;
     let mut reader = RecordingReader::new(BufReader::new(File::open(path)?))?;
     let mut decoder = Decoder::new();
+    let mut merge = Merge::default();
     let mut state = lucid_console::state::State::default();
     let mut out = Vec::new();
+    // The state model sees what the console feeds it: the merge's time-ordered output.
+    let mut apply = |item: &Item<'_>| {
+        state.apply(item);
+        if let Item::Event { stream, event, .. } = *item
+            && task_of(&event.message) == Some(task)
+        {
+            out.push((event.ts, stream.cpu, format!("{:?}", event.message)));
+        }
+    };
     while let Some(record) = reader.next_chunk()? {
-        decoder.feed(&record.data, |item| {
-            state.apply(&item);
-            if let Item::Event { stream, event, .. } = item
-                && task_of(&event.message) == Some(task)
-            {
-                out.push((event.ts, stream.cpu, format!("{:?}", event.message)));
-            }
-        });
+        merge.tick(record.rx_ns, &mut apply);
+        merge.rx_ns = record.rx_ns;
+        decoder.feed(&record.data, |item| merge.push(&item, &mut apply));
+        merge.release(&mut apply);
     }
+    decoder.finish(|item| merge.push(&item, &mut apply));
+    merge.flush(&mut apply);
+    eprintln!("merge: {:?}", merge.stats);
     for w in state.warnings.iter().filter(|w| w.task == Some(task)) {
         out.push((
             w.ts.unwrap_or(0),

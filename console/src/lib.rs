@@ -5,11 +5,12 @@
 //! command line; a TUI adds views on the same state model.
 //!
 //! ```text
-//! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ State ─▶ stats | views (ui)
+//! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ Merge ─▶ State ─▶ stats | views (ui)
 //! ```
 
 pub mod fmt;
 pub mod live;
+pub mod merge;
 pub mod source;
 pub mod state;
 pub mod stats;

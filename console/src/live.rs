@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use lucid_protocol::{Decoder, DecoderStats};
 
+use crate::merge::{self, Merge};
 use crate::source::{Endpoint, Ingest, IngestEvent, Recorder};
 use crate::state::{Config, State, WarningKind};
 use crate::stats::Collected;
@@ -31,6 +32,8 @@ pub struct Session {
     /// What the stream built.
     pub state: State,
     decoder: Decoder,
+    /// Puts the CPUs' interleaved frames back in timestamp order.
+    pub merge: Merge,
     /// Connection status.
     pub link: Link,
     /// Where the bytes come from, for the status bar.
@@ -48,6 +51,7 @@ impl Session {
         Self {
             state: State::with_config(config),
             decoder: Decoder::new(),
+            merge: Merge::default(),
             link: Link::Connecting,
             source,
             record_error: None,
@@ -57,9 +61,23 @@ impl Session {
 
     /// Decodes received bytes into the state.
     pub fn feed(&mut self, rx_ns: u64, data: &[u8]) {
+        merge::feed(&mut self.decoder, &mut self.merge, &mut self.state, rx_ns, data);
+    }
+
+    /// Hands everything the merge holds to the state, in order: nothing more is
+    /// coming for now (the link went away), so waiting for other streams only hides
+    /// what is known.
+    pub fn flush(&mut self) {
         let state = &mut self.state;
-        state.received_at(rx_ns);
-        self.decoder.feed(data, |item| state.apply(&item));
+        self.merge.flush(&mut |item| state.apply(item));
+    }
+
+    /// Releases what the merge holds once the link has been idle (see
+    /// [`Merge::tick`]); `now_ns` is the host clock the ingest thread stamps chunks
+    /// with. True if something was released.
+    pub fn tick(&mut self, now_ns: u64) -> bool {
+        let state = &mut self.state;
+        self.merge.tick(now_ns, &mut |item| state.apply(item))
     }
 
     /// Applies one event of the ingest thread.
@@ -72,7 +90,10 @@ impl Session {
             IngestEvent::Chunk(c) => self.feed(c.rx_ns, &c.data),
             // The decoder keeps its partial frame: a recording of this session holds
             // the same bytes back to back, so live and replay decode alike.
-            IngestEvent::Disconnected { reason, retry_in } => self.link = Link::Disconnected { reason, retry_in },
+            IngestEvent::Disconnected { reason, retry_in } => {
+                self.flush();
+                self.link = Link::Disconnected { reason, retry_in };
+            }
             IngestEvent::RecordFailed(e) => self.record_error = Some(e),
         }
     }
@@ -135,8 +156,7 @@ impl Session {
     /// is reported, and the result is what `Summary::new` takes.
     #[must_use]
     pub fn finish(mut self) -> Collected {
-        let state = &mut self.state;
-        self.decoder.finish(|item| state.apply(&item));
+        merge::finish(&mut self.decoder, &mut self.merge, &mut self.state);
         Collected {
             state: self.state,
             decoder: *self.decoder.stats(),

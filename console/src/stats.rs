@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use lucid_protocol::{Decoder, DecoderStats, MessageKind};
 use serde::Serialize;
 
+use crate::merge::{self, Merge};
 use crate::source::{Source, SourceError};
 use crate::state::State;
 
@@ -24,17 +25,17 @@ pub struct Collected {
 pub fn collect(source: &mut dyn Source) -> Collected {
     let mut state = State::new();
     let mut decoder = Decoder::new();
+    let mut merge = Merge::default();
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                state.received_at(chunk.rx_ns);
-                decoder.feed(&chunk.data, |item| state.apply(&item));
+                merge::feed(&mut decoder, &mut merge, &mut state, chunk.rx_ns, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
         }
     };
-    decoder.finish(|item| state.apply(&item));
+    merge::finish(&mut decoder, &mut merge, &mut state);
     Collected {
         state,
         decoder: *decoder.stats(),

@@ -389,23 +389,14 @@ impl State {
             Message::WakerClone { task, wakers } => {
                 let t = self.task(task, ts);
                 t.waker_clones += 1;
-                if ts >= t.wakers_ts {
-                    t.wakers = Some(wakers);
-                    t.wakers_ts = ts;
-                    t.lost_warned = false;
-                }
+                t.wakers = Some(wakers);
+                t.lost_warned = false;
             }
             Message::WakerDrop { task, wakers } => {
                 let t = self.task(task, ts);
                 t.waker_drops += 1;
-                // Only the newest count speaks for the task, and only if no poll began
-                // after it (that poll may have registered a new waker on another CPU).
-                let newest = ts >= t.wakers_ts && t.last_poll_start.is_none_or(|p| p <= ts);
-                if ts >= t.wakers_ts {
-                    t.wakers = Some(wakers);
-                    t.wakers_ts = ts;
-                }
-                if newest && wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
+                t.wakers = Some(wakers);
+                if wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
                     self.lost_waker(cpu, ts, task);
                 }
             }
@@ -484,11 +475,6 @@ impl State {
         if !t.status.is_done() {
             t.status = TaskStatus::Running;
         }
-        // A wake stamped after this poll began, read earlier from another CPU's stream,
-        // happened during this poll: the executor reschedules the task when it ends.
-        if let Some(w) = t.last_woken.filter(|&w| w > ts) {
-            t.woken_while_running.get_or_insert(w);
-        }
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
@@ -533,17 +519,19 @@ impl State {
         if long_poll.is_some() {
             t.long_polls += 1;
         }
+        // A poll that another CPU's poll started after has been overtaken: the kernel
+        // stamps PollEnd after the task is released to other CPUs, so a CPU stalled
+        // in between (a descheduled vCPU) reports an end that overlaps later polls.
+        // The later polls speak for the task's status, not this end.
+        let overtaken = started.is_some_and(|s| t.last_poll_start.is_some_and(|l| l > s));
         let mut lost = false;
-        if !t.status.is_done() {
+        if !t.status.is_done() && !overtaken {
             if let Some(woken) = t.woken_while_running.take() {
                 t.status = TaskStatus::Scheduled;
                 t.scheduled_since = Some(woken.max(ts));
             } else {
                 t.status = TaskStatus::Idle;
-                // The count must not come from an event later than this poll's end (read
-                // earlier from another CPU's stream): only a count at or before it says
-                // whether a waker existed when the task went idle.
-                lost = result == PollResult::Pending && t.wakers == Some(0) && t.wakers_ts <= ts;
+                lost = result == PollResult::Pending && t.wakers == Some(0);
             }
         }
         if let Some(d) = long_poll {
@@ -607,12 +595,8 @@ impl State {
                 t.woken_while_running.get_or_insert(ts);
             }
             TaskStatus::Idle => {
-                // A wake older than the latest poll start arrived late from another
-                // CPU's stream: that poll already consumed it.
-                if t.last_poll_start.is_none_or(|p| ts >= p) {
-                    t.status = TaskStatus::Scheduled;
-                    t.scheduled_since = Some(ts);
-                }
+                t.status = TaskStatus::Scheduled;
+                t.scheduled_since = Some(ts);
             }
             TaskStatus::Scheduled | TaskStatus::Completed(_) => {}
         }

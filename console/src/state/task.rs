@@ -132,7 +132,7 @@ pub struct Task {
     pub warnings: u64,
     /// Start of the current poll.
     pub(crate) poll_started: Option<u64>,
-    /// Start of the latest poll, to recognise wakes that arrive late from another CPU.
+    /// Start of the latest poll on any CPU, to recognise an overtaken poll end.
     pub(crate) last_poll_start: Option<u64>,
     /// Since when it is scheduled.
     pub(crate) scheduled_since: Option<u64>,
@@ -144,9 +144,6 @@ pub struct Task {
     pub(crate) storm_warned: bool,
     /// Whether the current lost-waker condition was warned about.
     pub(crate) lost_warned: bool,
-    /// Timestamp of the waker count in `wakers`: CPUs' streams interleave out of
-    /// order, so an older count arriving late must not overwrite a newer one.
-    pub(crate) wakers_ts: u64,
 }
 
 impl Task {
@@ -163,7 +160,6 @@ impl Task {
             status: TaskStatus::Idle,
             cpu: None,
             spawned_ts: ts,
-            wakers_ts: 0,
             completed_ts: None,
             polls: 0,
             wakes: 0,

@@ -13,6 +13,17 @@ fn ev(cpu: u32, ts: u64, message: Message<'_>) -> Item<'_> {
     }
 }
 
+/// Feeds `items` through the time-ordered merge, as every console path does: for
+/// events delivered out of order across CPUs.
+fn merged(s: &mut State, items: &[Item<'_>]) {
+    let mut m = crate::merge::Merge::default();
+    let mut apply = |i: &Item<'_>| s.apply(i);
+    for i in items {
+        m.push(i, &mut apply);
+    }
+    m.flush(&mut apply);
+}
+
 #[test]
 fn polls_accumulate_busy_time_per_task_and_cpu() {
     let mut s = State::new();
@@ -244,10 +255,16 @@ fn a_wake_during_a_poll_schedules_the_task_after_it() {
 fn a_late_wake_from_another_cpu_does_not_reschedule_a_polled_task() {
     let mut s = State::new();
     spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 100, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 120, end(5, PollResult::Pending)));
-    // Stamped before the poll started, delivered after it on cpu 1's stream.
-    s.apply(&ev(1, 90, wake(5, false)));
+    // Stamped before the poll started, delivered after it on cpu 1's stream: the
+    // merge puts it first, so the poll consumes it.
+    merged(
+        &mut s,
+        &[
+            ev(0, 100, Message::PollStart { task: 5 }),
+            ev(0, 120, end(5, PollResult::Pending)),
+            ev(1, 90, wake(5, false)),
+        ],
+    );
     let t = &s.tasks[&5];
     assert_eq!((t.status, t.wakes), (TaskStatus::Idle, 1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
@@ -546,26 +563,31 @@ fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
     let mut state = State::default();
     // CPU 0's frame (a by-value wake at t=150 that consumed the last waker) arrives
     // before CPU 1's frame with the poll that ran from t=100 to t=200.
-    state.apply(&ev(
-        0,
-        150,
-        Message::Wake {
-            task: 7,
-            waker: Waker::Task(3),
-            by_ref: false,
-            self_wake: false,
-        },
-    ));
-    state.apply(&ev(0, 151, Message::WakerDrop { task: 7, wakers: 0 }));
-    state.apply(&ev(1, 100, Message::PollStart { task: 7 }));
-    state.apply(&ev(
-        1,
-        200,
-        Message::PollEnd {
-            task: 7,
-            result: PollResult::Pending,
-        },
-    ));
+    merged(
+        &mut state,
+        &[
+            ev(
+                0,
+                150,
+                Message::Wake {
+                    task: 7,
+                    waker: Waker::Task(3),
+                    by_ref: false,
+                    self_wake: false,
+                },
+            ),
+            ev(0, 151, Message::WakerDrop { task: 7, wakers: 0 }),
+            ev(1, 100, Message::PollStart { task: 7 }),
+            ev(
+                1,
+                200,
+                Message::PollEnd {
+                    task: 7,
+                    result: PollResult::Pending,
+                },
+            ),
+        ],
+    );
     assert_eq!(
         state.warning_counts.get(&WarningKind::LostWaker).copied().unwrap_or(0),
         0
@@ -581,4 +603,29 @@ fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
         },
     ));
     assert_eq!(state.warning_counts.get(&WarningKind::LostWaker).copied(), Some(1));
+}
+
+#[test]
+fn an_overtaken_poll_end_does_not_make_a_scheduled_task_idle() {
+    // As in a real 4-CPU recording: CPU 0 stamps the end of its poll of task 4 after
+    // CPU 1 has already polled the task again (the kernel releases the task before
+    // it stamps PollEnd, and CPU 0 stalled in between). By then the task is
+    // scheduled with its waker consumed: not lost.
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 4);
+    s.apply(&ev(0, 100, Message::PollStart { task: 4 }));
+    s.apply(&ev(0, 110, Message::WakerClone { task: 4, wakers: 1 }));
+    s.apply(&ev(1, 200, Message::PollStart { task: 4 }));
+    s.apply(&ev(1, 205, Message::WakerClone { task: 4, wakers: 1 }));
+    s.apply(&ev(1, 210, end(4, PollResult::Pending)));
+    s.apply(&ev(1, 220, wake(4, false)));
+    s.apply(&ev(1, 221, Message::WakerDrop { task: 4, wakers: 0 }));
+    s.apply(&ev(0, 300, end(4, PollResult::Pending)));
+    let t = &s.tasks[&4];
+    assert_eq!((t.status, t.polls), (TaskStatus::Scheduled, 2));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The next poll ends with no waker left: that one is lost.
+    s.apply(&ev(0, 400, Message::PollStart { task: 4 }));
+    s.apply(&ev(0, 410, end(4, PollResult::Pending)));
+    assert_eq!(s.warning_counts.get(&WarningKind::LostWaker).copied(), Some(1));
 }

@@ -366,6 +366,10 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
                 Err(TryRecvError::Disconnected) => ingest_ended = true,
             }
         }
+        // With the link idle, the last frames the merge holds for ordering are shown.
+        if !backlog && app.session.tick(crate::source::now_ns()) {
+            dirty = true;
+        }
         if let Some(log) = app.kernel_log.as_mut()
             && log.poll()
         {

@@ -49,6 +49,9 @@ fn fixture() -> (App, Option<TaskId>) {
     for f in &g.frames[..g.frames.len() * 2 / 3] {
         s.feed(1, f);
     }
+    // The merge holds each stream's newest frame until the others catch up; the views
+    // are drawn from everything fed so far.
+    s.flush();
     let now = s.state.now();
     let idle = s
         .state
@@ -91,6 +94,7 @@ fn fixture() -> (App, Option<TaskId>) {
     extra.push((now + 5_040, Message::CpuBusy));
     extra.push((now + 5_050, Message::RunQueueDepth { depth: 1 }));
     s.feed(2, &frame(StreamId::new(1, Ring::Interrupt), &extra));
+    s.flush();
     (App::new(s), idle)
 }
 

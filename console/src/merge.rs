@@ -1,0 +1,887 @@
+//! Time-ordered merge of the per-CPU streams in front of the state model.
+//!
+//! The kernel sends one sequenced stream per CPU and ring, and frames of different
+//! CPUs arrive interleaved in any order (a CPU seals a frame when it is full or 2 ms
+//! old). The state model reasons about cross-CPU causality (a wake on one CPU, the
+//! poll on another) from the order it sees events in, so it must see them in
+//! timestamp order. TSCs are comparable across CPUs, so [`Merge`] buffers events per
+//! stream and releases them in global timestamp order up to a watermark: the oldest
+//! of the newest timestamps of the streams that may still send older events.
+//!
+//! A stream that stops sending (its CPU is idle, or it is simply quiet) must not hold
+//! everything back: it counts as caught up once [`QUIET_FRAMES`] frames of other
+//! streams arrived since its last frame. (A `CpuIdle` as a stream's latest event is
+//! no such sign: CPUs idle for microseconds between interrupts and go on, and on a
+//! real 4-CPU recording treating them as caught up made 38% of events late.) Memory
+//! stays bounded: past [`Merge::max_buffered`] events the oldest is released early
+//! (and counted). Control and host rings, gaps, restarts and frame errors pass straight
+//! through: they carry no executor facts whose order matters.
+
+use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
+use std::collections::{BinaryHeap, VecDeque};
+
+use lucid_protocol::{
+    Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
+    TaskSpawned, Waker, decode_frame,
+};
+
+use crate::state::State;
+
+/// Events buffered at most by default. In a healthy stream the merge holds about one
+/// frame per stream (a few thousand events: 5,207 at most on a real 4-CPU
+/// recording); the bound only bites when one stream lags far behind the others
+/// without going quiet. At 48 bytes per held event (plus the strings of the rare
+/// messages that have some) this is about 50 MB at worst.
+pub const DEFAULT_MAX_BUFFERED: usize = 1 << 20;
+
+/// Frames of other streams (at least; 16 per known stream with many streams) after
+/// which a silent stream no longer holds the watermark back. The kernel's drain
+/// forwards each CPU's ring in turn, so a stream can legitimately be silent for a
+/// round of the other streams' frames; on the 4-CPU recording 64 frames never let a
+/// live stream fall behind, 16 did.
+pub const QUIET_FRAMES: u64 = 64;
+
+/// Streams merged at most (more only come from a damaged or hostile stream; events
+/// of further streams pass straight through). Lane numbers fit in [`LANE_BITS`].
+pub const MAX_LANES: usize = 1 << 12;
+const LANE_BITS: u32 = 12;
+const LANE_MASK: usize = MAX_LANES - 1;
+
+/// Host receive time without a frame after which the link counts as idle.
+pub const LINK_IDLE_NS: u64 = 1_000_000_000;
+
+/// Task streams announced by a `Hello` at most (a garbage CPU count must not make
+/// the merge allocate).
+const MAX_HELLO_CPUS: u32 = 1024;
+
+/// What the merge had to do that weakens the ordering guarantee.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStats {
+    /// Events buffered so far.
+    pub buffered: u64,
+    /// Events released before the watermark reached them because the buffer was full.
+    pub forced: u64,
+    /// Events applied out of order: older than an event already released (their
+    /// stream was taken for caught up), or of a stream beyond [`MAX_LANES`].
+    pub late: u64,
+    /// Most events held at once.
+    pub peak: usize,
+}
+
+/// A buffered message, small (32 bytes against 128 for a `Message`) so that the
+/// queues move little memory: the hot executor events are held as their fields,
+/// other fixed-size messages boxed, and messages with strings or lists, which borrow
+/// the decoder's frame buffer, re-encoded into a one-event frame of their own and
+/// decoded again on release.
+#[derive(Debug)]
+enum Held {
+    PollStart(TaskId),
+    PollEnd(TaskId, PollResult),
+    Wake {
+        task: TaskId,
+        waker: Waker,
+        by_ref: bool,
+        self_wake: bool,
+    },
+    WakerClone(TaskId, u64),
+    WakerDrop(TaskId, u64),
+    CpuIdle,
+    CpuBusy,
+    Steal(TaskId, u32, u32),
+    TaskCompleted(TaskId, Outcome),
+    TaskDropped(TaskId),
+    JoinWaiting(TaskId, TaskId),
+    RunQueueDepth(u32),
+    Spawned(Box<Spawned>),
+    Other(Box<Message<'static>>),
+    Encoded(Box<[u8]>),
+}
+
+/// An owned `TaskSpawned` (one allocation: its strings back to back), since
+/// re-encoding costs more and spawns can be frequent.
+#[derive(Debug)]
+struct Spawned {
+    task: TaskId,
+    kind: TaskKind,
+    parent: Option<TaskId>,
+    line: u32,
+    column: u32,
+    /// Name, then file.
+    text: Box<str>,
+    name_len: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    ts: u64,
+    seq: u32,
+    held: Held,
+}
+
+#[derive(Debug)]
+struct Lane {
+    stream: StreamId,
+    queue: VecDeque<Pending>,
+    /// Newest timestamp seen on this stream.
+    newest: Option<u64>,
+    /// Arrival clock (frames seen by the merge) at this stream's latest frame.
+    last_frame: u64,
+}
+
+/// Buffers decoded items and hands them on in global timestamp order.
+#[derive(Debug)]
+pub struct Merge {
+    lanes: Vec<Lane>,
+    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
+    /// do not depend on arrival order), then lane.
+    heads: BinaryHeap<Reverse<u128>>,
+    /// The frame the previous event came from: (lane, seq).
+    current: Option<(usize, u32)>,
+    /// Frames seen: the merge's clock in arrival terms.
+    frames: u64,
+    held: usize,
+    /// Newest timestamp released so far.
+    released: Option<u64>,
+    /// Whether a `Hello` announced the CPUs' task streams.
+    hello: bool,
+    /// Host receive time of the input being pushed (nanoseconds).
+    pub rx_ns: u64,
+    /// Host receive time of the latest frame.
+    last_frame_rx: u64,
+    /// Buffer bound in events.
+    pub max_buffered: usize,
+    /// Counters.
+    pub stats: MergeStats,
+    scratch: Vec<u8>,
+    wire: Vec<u8>,
+}
+
+impl Default for Merge {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_BUFFERED)
+    }
+}
+
+impl Merge {
+    /// A merge that holds at most `max_buffered` events (at least 1).
+    #[must_use]
+    pub fn new(max_buffered: usize) -> Self {
+        Self {
+            lanes: Vec::new(),
+            heads: BinaryHeap::new(),
+            current: None,
+            frames: 0,
+            held: 0,
+            released: None,
+            hello: false,
+            rx_ns: 0,
+            last_frame_rx: 0,
+            max_buffered: max_buffered.max(1),
+            stats: MergeStats::default(),
+            scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
+            wire: vec![0; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1],
+        }
+    }
+
+    /// Events held now.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.held
+    }
+
+    /// Takes one decoder item; hands on, in order, every item that may go now.
+    pub fn push(&mut self, item: &Item<'_>, out: &mut impl FnMut(&Item<'_>)) {
+        let Item::Event { stream, seq, event } = *item else {
+            if matches!(item, Item::Restart { .. }) {
+                // A rebooted kernel starts its TSC again: nothing buffered is
+                // comparable with what follows, so everything before goes first.
+                self.flush(out);
+                self.lanes.iter_mut().for_each(|l| l.newest = None);
+                self.released = None;
+            }
+            out(item);
+            return;
+        };
+        if matches!(stream.ring, Ring::Control | Ring::Host) {
+            if let Message::Hello(h) = event.message {
+                // Every CPU has a task stream: until one has spoken (or stayed quiet
+                // for a while) it may still send events older than what others sent.
+                for cpu in 0..h.cpus.min(MAX_HELLO_CPUS) {
+                    self.lane(StreamId::new(cpu, Ring::Task), u32::MAX);
+                }
+                self.hello = true;
+            }
+            out(item);
+            return;
+        }
+        let Some(lane) = self.lane(stream, seq) else {
+            self.stats.late += 1;
+            out(item);
+            return;
+        };
+        if self.current != Some((lane, seq)) {
+            // The previous frame is complete: its stream's newest timestamp is known,
+            // so the watermark may have moved.
+            self.release(out);
+            self.frames += 1;
+            self.last_frame_rx = self.rx_ns;
+            self.current = Some((lane, seq));
+            self.lanes[lane].last_frame = self.frames;
+        }
+        let held = self.hold(&event.message);
+        let l = &mut self.lanes[lane];
+        if l.queue.is_empty() {
+            self.heads.push(Reverse(key(event.ts, stream, lane)));
+        }
+        l.queue.push_back(Pending {
+            ts: event.ts,
+            seq,
+            held,
+        });
+        l.newest = Some(l.newest.map_or(event.ts, |n| n.max(event.ts)));
+        self.held += 1;
+        self.stats.buffered += 1;
+        while self.held > self.max_buffered {
+            self.stats.forced += 1;
+            self.pop(out);
+        }
+        self.stats.peak = self.stats.peak.max(self.held);
+    }
+
+    /// Notes that it is `now_ns` (host receive-time clock): once no frame has arrived
+    /// for [`LINK_IDLE_NS`], nothing is in flight that could be older than what is
+    /// held, so everything held goes (a live view must not wait for more traffic to
+    /// show the last frames). Receive times are recorded, so a replay releases at the
+    /// same points as the live session did.
+    pub fn tick(&mut self, now_ns: u64, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        if self.held == 0 || now_ns.saturating_sub(self.last_frame_rx) < LINK_IDLE_NS {
+            return false;
+        }
+        self.flush(out);
+        true
+    }
+
+    /// Hands on everything held, in timestamp order (end of input).
+    pub fn flush(&mut self, out: &mut impl FnMut(&Item<'_>)) {
+        while self.pop(out) {}
+        self.current = None;
+    }
+
+    /// Releases every event at or below the watermark. `push` does this at every
+    /// frame boundary; call it after a batch of input too, since the decoder only
+    /// hands on whole frames, so the last frame of the batch is complete.
+    pub fn release(&mut self, out: &mut impl FnMut(&Item<'_>)) {
+        let frames = self.frames;
+        let quiet = QUIET_FRAMES.max(16 * self.lanes.len() as u64);
+        if !self.hello && frames <= quiet {
+            // Until a Hello names the CPUs, a stream not heard yet is unknown, not
+            // caught up: give every stream a chance to speak first.
+            return;
+        }
+        let watermark = self
+            .lanes
+            .iter()
+            .filter(|l| frames - l.last_frame <= quiet)
+            .map(|l| l.newest.unwrap_or(0))
+            .min()
+            .unwrap_or(u64::MAX);
+        while let Some(&Reverse(k)) = self.heads.peek()
+            && (k >> 64) as u64 <= watermark
+        {
+            self.pop(out);
+        }
+    }
+
+    /// Hands on the oldest event held; false if there is none.
+    fn pop(&mut self, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        let (stream, p) = {
+            let Some(mut top) = self.heads.peek_mut() else {
+                return false;
+            };
+            let lane = (top.0 as usize) & LANE_MASK;
+            let l = &mut self.lanes[lane];
+            let Some(p) = l.queue.pop_front() else {
+                PeekMut::pop(top);
+                return true;
+            };
+            // Replacing the top in place sifts once, where a pop and a push would
+            // sift twice: this is the merge's per-event cost.
+            match l.queue.front() {
+                Some(next) => top.0 = key(next.ts, l.stream, lane),
+                None => {
+                    PeekMut::pop(top);
+                }
+            }
+            (l.stream, p)
+        };
+        self.emit(stream, p, out)
+    }
+
+    /// Hands on `p`, an event of `stream` just taken from its queue.
+    fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        self.held -= 1;
+        if self.released.is_some_and(|r| p.ts < r) {
+            self.stats.late += 1;
+        }
+        self.released = Some(self.released.map_or(p.ts, |r| r.max(p.ts)));
+        let message = match p.held {
+            Held::PollStart(task) => Message::PollStart { task },
+            Held::PollEnd(task, result) => Message::PollEnd { task, result },
+            Held::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            } => Message::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            },
+            Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
+            Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
+            Held::CpuIdle => Message::CpuIdle,
+            Held::CpuBusy => Message::CpuBusy,
+            Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
+            Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
+            Held::TaskDropped(task) => Message::TaskDropped { task },
+            Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
+            Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
+            Held::Spawned(sp) => {
+                let (name, file) = sp.text.split_at(sp.name_len);
+                out(&Item::Event {
+                    stream,
+                    seq: p.seq,
+                    event: Event {
+                        ts: p.ts,
+                        message: Message::TaskSpawned(TaskSpawned {
+                            task: sp.task,
+                            name,
+                            kind: sp.kind,
+                            location: Location {
+                                file,
+                                line: sp.line,
+                                column: sp.column,
+                            },
+                            parent: sp.parent,
+                        }),
+                    },
+                });
+                return true;
+            }
+            Held::Other(m) => *m,
+            Held::Encoded(mut bytes) => {
+                // The bytes were encoded by `hold` from a decoded message, so they
+                // decode again; were that ever not so, the event is dropped rather
+                // than the console stopped.
+                if let Ok(frame) = decode_frame(&mut bytes)
+                    && let Some(Ok(event)) = frame.events().next()
+                {
+                    // Re-encoded at timestamp 0: the timestamp is the held one.
+                    out(&Item::Event {
+                        stream,
+                        seq: p.seq,
+                        event: Event {
+                            ts: p.ts,
+                            message: event.message,
+                        },
+                    });
+                }
+                return true;
+            }
+        };
+        out(&Item::Event {
+            stream,
+            seq: p.seq,
+            event: Event { ts: p.ts, message },
+        });
+        true
+    }
+
+    /// The lane of `stream`, created if new; `None` once [`MAX_LANES`] exist.
+    fn lane(&mut self, stream: StreamId, seq: u32) -> Option<usize> {
+        if let Some((lane, s)) = self.current
+            && s == seq
+            && self.lanes[lane].stream == stream
+        {
+            return Some(lane);
+        }
+        if let Some(i) = self.lanes.iter().position(|l| l.stream == stream) {
+            return Some(i);
+        }
+        if self.lanes.len() >= MAX_LANES {
+            return None;
+        }
+        self.lanes.push(Lane {
+            stream,
+            queue: VecDeque::new(),
+            newest: None,
+            last_frame: self.frames,
+        });
+        Some(self.lanes.len() - 1)
+    }
+
+    /// An owned copy of `m`.
+    fn hold(&mut self, m: &Message<'_>) -> Held {
+        match *m {
+            Message::PollStart { task } => return Held::PollStart(task),
+            Message::PollEnd { task, result } => return Held::PollEnd(task, result),
+            Message::Wake {
+                task,
+                waker,
+                by_ref,
+                self_wake,
+            } => {
+                return Held::Wake {
+                    task,
+                    waker,
+                    by_ref,
+                    self_wake,
+                };
+            }
+            Message::WakerClone { task, wakers } => return Held::WakerClone(task, wakers),
+            Message::WakerDrop { task, wakers } => return Held::WakerDrop(task, wakers),
+            Message::CpuIdle => return Held::CpuIdle,
+            Message::CpuBusy => return Held::CpuBusy,
+            Message::Steal { task, from_cpu, to_cpu } => return Held::Steal(task, from_cpu, to_cpu),
+            Message::TaskCompleted { task, outcome } => return Held::TaskCompleted(task, outcome),
+            Message::TaskDropped { task } => return Held::TaskDropped(task),
+            Message::JoinWaiting { task, waiter } => return Held::JoinWaiting(task, waiter),
+            Message::RunQueueDepth { depth } => return Held::RunQueueDepth(depth),
+            Message::TaskSpawned(t) => {
+                return Held::Spawned(Box::new(Spawned {
+                    task: t.task,
+                    kind: t.kind,
+                    parent: t.parent,
+                    line: t.location.line,
+                    column: t.location.column,
+                    text: [t.name, t.location.file].concat().into(),
+                    name_len: t.name.len(),
+                }));
+            }
+            _ => {}
+        }
+        if let Some(m) = inline(m) {
+            return Held::Other(Box::new(m));
+        }
+        let mut enc = FrameEncoder::new(self.scratch.as_mut_slice(), StreamId::new(0, Ring::Task));
+        // It fits: it came in a frame no larger than this one, whose header (stream 0,
+        // sequence 0, timestamp 0) is the shortest there is.
+        let n = enc
+            .push(0, m)
+            .and_then(|()| enc.finish(&mut self.wire))
+            .unwrap_or_default();
+        // Without the 0x00 delimiter, as `decode_frame` takes it.
+        Held::Encoded(self.wire[..n.saturating_sub(1)].into())
+    }
+}
+
+/// Decodes `data` into `state` through `merge`: the one way bytes reach the state
+/// model (stats, live, headless).
+/// `rx_ns` is the host receive time of `data`.
+pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, rx_ns: u64, data: &[u8]) {
+    state.received_at(rx_ns);
+    let mut apply = |item: &Item<'_>| state.apply(item);
+    merge.tick(rx_ns, &mut apply);
+    merge.rx_ns = rx_ns;
+    decoder.feed(data, |item| merge.push(&item, &mut apply));
+    merge.release(&mut apply);
+}
+
+/// Ends the input: a frame cut off at the end is reported, and everything held goes
+/// to `state` in order.
+pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
+    let mut apply = |item: &Item<'_>| state.apply(item);
+    decoder.finish(|item| merge.push(&item, &mut apply));
+    merge.flush(&mut apply);
+}
+
+/// Heap key of a lane's head: timestamp, stream, lane, compared as one integer.
+fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
+    (u128::from(ts) << 64) | (u128::from(stream.to_wire()) << LANE_BITS) | lane as u128
+}
+
+/// `m` as a `'static` message if it borrows nothing (every fixed-size message).
+fn inline(m: &Message<'_>) -> Option<Message<'static>> {
+    Some(match *m {
+        Message::PollStart { task } => Message::PollStart { task },
+        Message::PollEnd { task, result } => Message::PollEnd { task, result },
+        Message::Wake {
+            task,
+            waker,
+            by_ref,
+            self_wake,
+        } => Message::Wake {
+            task,
+            waker,
+            by_ref,
+            self_wake,
+        },
+        Message::WakerClone { task, wakers } => Message::WakerClone { task, wakers },
+        Message::WakerDrop { task, wakers } => Message::WakerDrop { task, wakers },
+        Message::JoinWaiting { task, waiter } => Message::JoinWaiting { task, waiter },
+        Message::TaskCompleted { task, outcome } => Message::TaskCompleted { task, outcome },
+        Message::TaskDropped { task } => Message::TaskDropped { task },
+        Message::Steal { task, from_cpu, to_cpu } => Message::Steal { task, from_cpu, to_cpu },
+        Message::CpuIdle => Message::CpuIdle,
+        Message::CpuBusy => Message::CpuBusy,
+        Message::RunQueueDepth { depth } => Message::RunQueueDepth { depth },
+        Message::SpanEnter { span } => Message::SpanEnter { span },
+        Message::SpanExit { span } => Message::SpanExit { span },
+        Message::SpanClose { span } => Message::SpanClose { span },
+        Message::Loss { cpu, ring, count } => Message::Loss { cpu, ring, count },
+        Message::Heartbeat => Message::Heartbeat,
+        Message::EventCounts {
+            cpu,
+            ring,
+            produced,
+            dropped,
+        } => Message::EventCounts {
+            cpu,
+            ring,
+            produced,
+            dropped,
+        },
+        Message::WasmStateChanged { instance, state } => Message::WasmStateChanged { instance, state },
+        Message::WasmMemoryGrow {
+            instance,
+            old_pages,
+            new_pages,
+        } => Message::WasmMemoryGrow {
+            instance,
+            old_pages,
+            new_pages,
+        },
+        Message::WasmPoll { instance, fuel, slices } => Message::WasmPoll { instance, fuel, slices },
+        Message::WasmHostcalls {
+            instance,
+            hostcall,
+            calls,
+            ticks,
+        } => Message::WasmHostcalls {
+            instance,
+            hostcall,
+            calls,
+            ticks,
+        },
+        Message::SnapshotBegin { request } => Message::SnapshotBegin { request },
+        Message::SnapshotEnd { request } => Message::SnapshotEnd { request },
+        Message::Pause => Message::Pause,
+        Message::Resume => Message::Resume,
+        Message::RequestSnapshot { request } => Message::RequestSnapshot { request },
+        Message::Hello(_)
+        | Message::Callsite(_)
+        | Message::TaskSpawned(_)
+        | Message::TraceEvent(_)
+        | Message::SpanNew(_)
+        | Message::WasmInstanceCreated(_)
+        | Message::WasmTrap(_)
+        | Message::TaskSnapshot(_)
+        | Message::WasmInstanceSnapshot(_)
+        | Message::SetLevelFilter(_) => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use lucid_protocol::testdata::{Workload, generate};
+    use lucid_protocol::{Hello, PollResult, TaskId, Waker};
+
+    use super::*;
+    use crate::state::WarningKind;
+
+    fn frame(stream: StreamId, seq: u32, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
+        let mut enc = FrameEncoder::with_sequence(vec![0u8; 4096], stream, seq);
+        for (ts, m) in messages {
+            enc.push(*ts, m).expect("fits");
+        }
+        let mut out = vec![0u8; enc.max_finished_len()];
+        let n = enc.finish(&mut out).expect("fits");
+        out.truncate(n);
+        out
+    }
+
+    fn hello(cpus: u32) -> Vec<u8> {
+        frame(
+            StreamId::new(0, Ring::Control),
+            0,
+            &[(
+                1,
+                Message::Hello(Hello {
+                    major: 1,
+                    minor: 0,
+                    build_id: "test",
+                    tsc_hz: 1_000_000_000,
+                    cpus,
+                    boot_tsc: 0,
+                }),
+            )],
+        )
+    }
+
+    fn task(cpu: u32) -> StreamId {
+        StreamId::new(cpu, Ring::Task)
+    }
+
+    /// Feeds `frames` one by one, as a port delivers them, into a fresh state.
+    fn run(merge: &mut Merge, frames: &[Vec<u8>]) -> State {
+        let mut decoder = Decoder::new();
+        let mut state = State::new();
+        for f in frames {
+            feed(&mut decoder, merge, &mut state, 0, f);
+        }
+        finish(&mut decoder, merge, &mut state);
+        state
+    }
+
+    fn lost_wakers(s: &State) -> u64 {
+        s.warning_counts.get(&WarningKind::LostWaker).copied().unwrap_or(0)
+    }
+
+    fn end(task: TaskId) -> Message<'static> {
+        Message::PollEnd {
+            task,
+            result: PollResult::Pending,
+        }
+    }
+
+    fn wake(task: TaskId) -> Message<'static> {
+        Message::Wake {
+            task,
+            waker: Waker::Task(3),
+            by_ref: false,
+            self_wake: false,
+        }
+    }
+
+    #[test]
+    fn out_of_order_frames_from_two_cpus_build_the_same_state_as_in_order_delivery() {
+        // Task 7 polled on CPU 1 while CPU 0 wakes it and drops its last waker, then
+        // polled on CPU 0, woken again, and finished on CPU 1.
+        let a = frame(
+            task(1),
+            0,
+            &[
+                (100, Message::PollStart { task: 7 }),
+                (110, Message::WakerClone { task: 7, wakers: 1 }),
+                (200, end(7)),
+            ],
+        );
+        let b = frame(
+            task(0),
+            0,
+            &[(150, wake(7)), (151, Message::WakerDrop { task: 7, wakers: 0 })],
+        );
+        let c = frame(
+            task(0),
+            1,
+            &[
+                (250, Message::PollStart { task: 7 }),
+                (260, Message::WakerClone { task: 7, wakers: 1 }),
+                (270, end(7)),
+                (300, wake(7)),
+                (301, Message::WakerDrop { task: 7, wakers: 0 }),
+            ],
+        );
+        let d = frame(
+            task(1),
+            1,
+            &[
+                (320, Message::PollStart { task: 7 }),
+                (
+                    330,
+                    Message::PollEnd {
+                        task: 7,
+                        result: PollResult::Ready,
+                    },
+                ),
+            ],
+        );
+        let h = hello(2);
+        let in_order = run(
+            &mut Merge::default(),
+            &[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()],
+        );
+        let mut merge = Merge::default();
+        // CPU 0's events from t=150..301 arrive before CPU 1's from t=100..200.
+        let shuffled = run(&mut merge, &[h, b, c, a, d]);
+        assert_eq!(format!("{shuffled:?}"), format!("{in_order:?}"));
+        assert_eq!(lost_wakers(&shuffled), 0);
+        assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
+        assert_eq!((merge.stats.late, merge.stats.forced, merge.buffered()), (0, 0, 0));
+        let t = &shuffled.tasks[&7];
+        assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, 100 + 20 + 10));
+    }
+
+    /// The frames of `g`, each with its stream (read from its header).
+    fn with_streams(frames: &[Vec<u8>]) -> Vec<(StreamId, Vec<u8>)> {
+        frames
+            .iter()
+            .map(|f| {
+                let mut copy = f[..f.len() - 1].to_vec();
+                let stream = decode_frame(&mut copy).expect("generated frames decode").stream;
+                (stream, f.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_generated_workload_merges_the_same_whatever_the_interleaving() {
+        let g = generate(&Workload {
+            cpus: 3,
+            tasks: 120,
+            polls_per_task: 3,
+            wasm_instances: 1,
+            frame_buffer: 256,
+            ..Workload::default()
+        });
+        let frames = with_streams(&g.frames);
+        // Another interleaving a port might deliver: CPU 2's frames held back by up to
+        // eight frames of the others, CPU 1's sent first within each block. Every
+        // stream's own frames stay in sequence.
+        let mut other: Vec<Vec<u8>> = Vec::new();
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        for block in frames.chunks(8) {
+            let mut first: Vec<Vec<u8>> = block
+                .iter()
+                .filter(|(s, _)| s.cpu == 1)
+                .map(|(_, f)| f.clone())
+                .collect();
+            first.extend(
+                block
+                    .iter()
+                    .filter(|(s, _)| s.cpu != 1 && s.cpu != 2)
+                    .map(|(_, f)| f.clone()),
+            );
+            other.append(&mut first);
+            other.append(&mut held);
+            held = block
+                .iter()
+                .filter(|(s, _)| s.cpu == 2)
+                .map(|(_, f)| f.clone())
+                .collect();
+        }
+        other.append(&mut held);
+        assert_eq!(other.len(), g.frames.len());
+        assert_ne!(other, g.frames);
+        let (mut m1, mut m2) = (Merge::default(), Merge::default());
+        let a = run(&mut m1, &g.frames);
+        let b = run(&mut m2, &other);
+        assert_eq!(a.events, g.events());
+        assert_eq!((m2.stats.late, m2.stats.forced), (0, 0));
+        assert_eq!(format!("{b:?}"), format!("{a:?}"));
+    }
+
+    #[test]
+    fn a_quiet_stream_does_not_stall_release() {
+        // CPU 1 says something early and then nothing; CPU 0 keeps sending.
+        let mut frames = vec![hello(2), frame(task(1), 0, &[(10, Message::CpuIdle)])];
+        frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
+        let mut merge = Merge::default();
+        let mut decoder = Decoder::new();
+        let mut state = State::new();
+        for f in &frames {
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
+        }
+        // Only the frames since CPU 1 went quiet wait, not the whole stream.
+        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
+        assert!(state.events >= 300 - QUIET_FRAMES, "{}", state.events);
+        // A CPU the Hello announced that never speaks does not stall it either.
+        let mut frames = vec![hello(4)];
+        frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
+        let mut merge = Merge::default();
+        let mut state = State::new();
+        let mut decoder = Decoder::new();
+        for f in &frames {
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
+        }
+        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
+        assert_eq!(merge.stats.late, 0);
+    }
+
+    #[test]
+    fn the_buffer_bound_is_honoured_and_overflow_is_counted() {
+        // CPU 1's only event holds the watermark at t=0 while CPU 0's frames pile up.
+        let mut frames = vec![hello(2), frame(task(1), 0, &[(0, Message::CpuIdle)])];
+        frames.extend((0..30u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
+        let mut merge = Merge::new(10);
+        let mut decoder = Decoder::new();
+        let mut state = State::new();
+        let mut most = 0;
+        for f in &frames {
+            feed(&mut decoder, &mut merge, &mut state, 0, f);
+            most = most.max(merge.buffered());
+        }
+        assert_eq!(most, 10);
+        assert_eq!(merge.stats.peak, 10);
+        // CPU 0's 30 events through a buffer of 10: 20 went early, oldest first, so
+        // the order still holds.
+        assert_eq!((merge.stats.forced, merge.stats.late), (20, 0));
+        finish(&mut decoder, &mut merge, &mut state);
+        assert_eq!(state.events, 32);
+        assert_eq!(merge.buffered(), 0);
+    }
+
+    #[test]
+    fn messages_with_strings_survive_the_buffer() {
+        let samples = lucid_protocol::testdata::sample_messages();
+        let msgs: Vec<(u64, Message<'_>)> = samples
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    m,
+                    Message::Hello(_) | Message::Loss { .. } | Message::EventCounts { .. }
+                )
+            })
+            .map(|m| (5, *m))
+            .collect();
+        let f = frame(task(0), 0, &msgs);
+        let mut merge = Merge::default();
+        let mut decoder = Decoder::new();
+        let mut got = Vec::new();
+        decoder.feed(&f, |item| {
+            merge.push(&item, &mut |i: &Item<'_>| got.push(format!("{i:?}")))
+        });
+        assert!(got.is_empty(), "held until released");
+        merge.flush(&mut |i: &Item<'_>| got.push(format!("{i:?}")));
+        let mut direct = Vec::new();
+        Decoder::new().feed(&f, |item| direct.push(format!("{item:?}")));
+        assert_eq!(got, direct);
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use lucid_protocol::Ring;
+
+    use super::*;
+
+    #[test]
+    fn an_idle_link_releases_what_is_held() {
+        let mut enc = FrameEncoder::new(vec![0u8; 256], StreamId::new(0, Ring::Task));
+        let mut frames = Vec::new();
+        for ts in [10, 20] {
+            enc.push(ts, &Message::CpuBusy).expect("fits");
+            let mut out = vec![0u8; enc.max_finished_len()];
+            let n = enc.finish(&mut out).expect("fits");
+            out.truncate(n);
+            frames.push(out);
+        }
+        // A second stream that spoke once, long ago in stream terms, holds CPU 0 back.
+        let mut enc = FrameEncoder::new(vec![0u8; 256], StreamId::new(1, Ring::Task));
+        enc.push(5, &Message::CpuIdle).expect("fits");
+        let mut out = vec![0u8; enc.max_finished_len()];
+        let n = enc.finish(&mut out).expect("fits");
+        out.truncate(n);
+        let (mut d, mut m, mut s) = (Decoder::new(), Merge::default(), State::new());
+        feed(&mut d, &mut m, &mut s, 1_000, &out);
+        feed(&mut d, &mut m, &mut s, 2_000, &frames[0]);
+        feed(&mut d, &mut m, &mut s, 3_000, &frames[1]);
+        assert!(m.buffered() > 0);
+        let mut apply = |i: &Item<'_>| s.apply(i);
+        assert!(!m.tick(3_000 + LINK_IDLE_NS / 2, &mut apply));
+        assert!(m.tick(3_000 + LINK_IDLE_NS, &mut apply));
+        assert_eq!((m.buffered(), s.events), (0, 3));
+    }
+}
