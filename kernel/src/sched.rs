@@ -115,8 +115,12 @@ fn turn_timer(rt: &Runtime) {
         return;
     }
     rt.timer().turn(TimerInstant::from_nanos(now));
-    let next = rt.timer().next_deadline().map_or(u64::MAX, |d| d.as_nanos());
-    NEXT_DEADLINE.store(next, Ordering::Release);
+    let next = || rt.timer().next_deadline().map_or(u64::MAX, |d| d.as_nanos());
+    NEXT_DEADLINE.store(next(), Ordering::Release);
+    // A sleep registered on another CPU between our look at the timer and the store
+    // above announced its deadline first and was overwritten: look again. (Sleeps
+    // announce only after they are in the timer, see `sleep_until`.)
+    NEXT_DEADLINE.fetch_min(next(), Ordering::AcqRel);
 }
 
 /// One scheduler step on this CPU: timers, then up to a budget of polls, idling if
@@ -144,9 +148,19 @@ pub async fn sleep_until(deadline: time::Instant) {
     let ns = deadline
         .duration_since(time::Instant::from_ticks(time::boot_tsc()))
         .as_nanos() as u64;
-    let sleep = runtime().timer().sleep_until(TimerInstant::from_nanos(ns));
-    NEXT_DEADLINE.fetch_min(ns, Ordering::AcqRel);
-    sleep.await;
+    let mut sleep = pin!(runtime().timer().sleep_until(TimerInstant::from_nanos(ns)));
+    let mut announced = false;
+    core::future::poll_fn(|cx| {
+        // The first poll puts the sleep into the timer; only then is its deadline
+        // announced, so `turn_timer` can never miss it (see there).
+        let ready = sleep.as_mut().poll(cx);
+        if !announced {
+            NEXT_DEADLINE.fetch_min(ns, Ordering::AcqRel);
+            announced = true;
+        }
+        ready
+    })
+    .await;
 }
 
 /// Why [`timeout`] gave up.

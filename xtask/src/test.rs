@@ -77,8 +77,14 @@ pub fn main(args: Args) -> Result<()> {
     if args.trace_only {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
-        trace_end_to_end(&mut tally, &image)?;
-        console_end_to_end(&mut tally, &image)?;
+        if let Err(e) = trace_end_to_end(&mut tally, &image) {
+            eprintln!("error: trace end to end: {e:#}");
+            tally.record("trace end to end runs to completion", false);
+        }
+        if let Err(e) = console_end_to_end(&mut tally, &image) {
+            eprintln!("error: console end to end: {e:#}");
+            tally.record("console end to end runs to completion", false);
+        }
         return finish(&tally);
     }
     if args.ktest.is_none() {
@@ -157,8 +163,14 @@ pub fn main(args: Args) -> Result<()> {
     if args.ktest.is_none() {
         match artifacts::build(Variant::Normal) {
             Ok(image) => {
-                trace_end_to_end(&mut tally, &image)?;
-                console_end_to_end(&mut tally, &image)?;
+                if let Err(e) = trace_end_to_end(&mut tally, &image) {
+                    eprintln!("error: trace end to end: {e:#}");
+                    tally.record("trace end to end runs to completion", false);
+                }
+                if let Err(e) = console_end_to_end(&mut tally, &image) {
+                    eprintln!("error: console end to end: {e:#}");
+                    tally.record("console end to end runs to completion", false);
+                }
             }
             Err(e) => {
                 eprintln!("error: building the kernel failed: {e:#}");

@@ -444,17 +444,11 @@ impl Runtime {
         sched.current_header.store(core::ptr::null_mut(), Release);
         sched.current.store(TaskId::STUB.0, Relaxed);
         sched.counters.polls.fetch_add(1, Relaxed);
-        if let Some(hooks) = self.hooks {
-            hooks.on_poll_end(cpu, id, result);
-        }
+        // `on_poll_end` and `on_complete` were reported by the task itself, before it
+        // released the poll (see `Task::poll`).
         match result {
             PollResult::Ready | PollResult::ReadyJoined => {
                 sched.counters.completions.fetch_add(1, Relaxed);
-                if let Some(hooks) = self.hooks
-                    && let Some(outcome) = task.outcome()
-                {
-                    hooks.on_complete(cpu, id, outcome);
-                }
             }
             PollResult::Pending => {}
             PollResult::PendingSchedule => sched.push(task),

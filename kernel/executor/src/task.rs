@@ -18,7 +18,7 @@ use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use cordyceps::{Linked, mpsc_queue};
 
-use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, StartPoll, State, WakeAction};
+use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, StartPoll, State, WOKEN, WakeAction};
 use crate::hooks::Outcome;
 use crate::loom::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::cell::UnsafeCell;
@@ -288,14 +288,46 @@ where
     unsafe fn poll(ptr: NonNull<Header>) -> PollResult {
         // SAFETY: the caller guarantees `ptr` is a live `Task<F, M>`.
         let this = unsafe { ptr.cast::<Self>().as_ref() };
+        let hooks = this.header.rt.and_then(Runtime::hooks);
+        let (cpu, id) = (this.header.cpu.load(Relaxed), this.header.id);
+        let mut cancelled = false;
         let outcome = match this.header.state.start_poll() {
-            StartPoll::Complete => return PollResult::Ready,
+            StartPoll::Complete => {
+                if let Some(hooks) = hooks {
+                    hooks.on_poll_end(cpu, id, PollResult::Ready);
+                }
+                return PollResult::Ready;
+            }
             StartPoll::Cancel => {
                 this.finish(Err(JoinError::Cancelled(None)));
+                cancelled = true;
                 Some(0)
             }
             StartPoll::Poll => this.poll_future(ptr),
         };
+        // Report the end of the poll (and the outcome) while POLLING is still held:
+        // once `end_poll` releases the task, another CPU may poll it again or its
+        // joiner may run, and the trace must not show those before this poll's end.
+        if let Some(hooks) = hooks {
+            match outcome {
+                // A wake during the poll (WOKEN) makes `end_poll` reschedule the task.
+                None if this.header.state.load().has(WOKEN) => {
+                    hooks.on_poll_end(cpu, id, PollResult::PendingSchedule);
+                }
+                None => hooks.on_poll_end(cpu, id, PollResult::Pending),
+                Some(flags) => {
+                    hooks.on_poll_end(cpu, id, PollResult::Ready);
+                    let how = if flags & PANICKED != 0 {
+                        Outcome::Panicked
+                    } else if cancelled || this.header.state.load().has(CANCELLED) {
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Completed
+                    };
+                    hooks.on_complete(cpu, id, how);
+                }
+            }
+        }
         match this.header.state.end_poll(outcome).1 {
             EndPoll::Pending => PollResult::Pending,
             EndPoll::PendingSchedule => PollResult::PendingSchedule,
@@ -576,19 +608,6 @@ impl TaskRef {
         // SAFETY: the scheduler holds the run queue's reference, so the task is
         // alive and polled by nobody else.
         unsafe { (self.header().vtable.poll)(self.0) }
-    }
-
-    pub(crate) fn outcome(&self) -> Option<Outcome> {
-        let s = self.header().state.load();
-        if !s.has(COMPLETE) {
-            None
-        } else if s.has(PANICKED) {
-            Some(Outcome::Panicked)
-        } else if s.has(CANCELLED) {
-            Some(Outcome::Cancelled)
-        } else {
-            Some(Outcome::Completed)
-        }
     }
 
     /// Frees the task; its last reference is gone.

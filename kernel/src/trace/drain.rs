@@ -338,10 +338,9 @@ impl Drain {
     pub async fn run(mut self) {
         loop {
             if FINISH.load(Ordering::Acquire) {
-                // Let hooks still running on other CPUs finish (a task's completion is
-                // reported just after its joiner is woken), stop producing, then let every
-                // CPU pass through idle, which seals its open frames, so the final counts
-                // cover exactly what was sealed.
+                // Let the other CPUs finish what they were doing when the workload
+                // ended, stop producing, then let every CPU pass through idle, which
+                // seals its open frames, so the final counts cover exactly what was sealed.
                 sched::sleep(Duration::from_millis(100)).await;
                 super::set_enabled(false);
                 sched::runtime().wake_all();

@@ -1,7 +1,7 @@
 //! Console ingest and render cost: events per second decoded, put in time order and
 //! folded into the state model on one thread, and the time to draw each view with 10k tasks.
 //!
-//! `cargo run --release -p lucid-console --example bench`
+//! `cargo run --release -p lucid-console --example ingest_render`
 
 use std::time::{Duration, Instant};
 
