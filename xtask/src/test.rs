@@ -530,6 +530,17 @@ fn spawn_line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Strin
     rx
 }
 
+/// Records named checks `(name, passed, detail shown on failure)` under `label`.
+fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str, bool, String); N]) {
+    for (name, ok, detail) in checks {
+        if !ok {
+            eprintln!("{label}: {name}: {detail}");
+        }
+        println!("{label} {}: {name}", if ok { "PASS" } else { "FAIL" });
+        tally.record(&format!("{label}: {name}"), ok);
+    }
+}
+
 /// The trace stream end to end: a burst of tasks read by a reader that keeps up, and
 /// a steady workload read by a reader that stalls for seconds.
 fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
@@ -589,13 +600,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
             format!("{:?}", seen.accounting_errors()),
         ),
     ];
-    for (name, ok, detail) in checks {
-        if !ok {
-            eprintln!("trace e2e: {name}: {detail}");
-        }
-        println!("trace e2e {}: {name}", if ok { "PASS" } else { "FAIL" });
-        tally.record(&format!("trace e2e: {name}"), ok);
-    }
+    record_checks(tally, "trace e2e", checks);
     println!("trace e2e: {} events, {} tasks", seen.events, seen.spawned.len());
 
     println!("trace end to end: 8 s soak, reader stalls for 4 s");
@@ -638,13 +643,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
             format!("{} gaps, {crc} CRC errors", seen.gaps),
         ),
     ];
-    for (name, ok, detail) in checks {
-        if !ok {
-            eprintln!("trace stall: {name}: {detail}");
-        }
-        println!("trace stall {}: {name}", if ok { "PASS" } else { "FAIL" });
-        tally.record(&format!("trace stall: {name}"), ok);
-    }
+    record_checks(tally, "trace stall", checks);
     println!(
         "trace stall: {} events decoded, {} lost",
         seen.events,
@@ -687,13 +686,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
         ),
         ("no CRC errors", crc == 0, format!("{crc} CRC errors")),
     ];
-    for (name, ok, detail) in checks {
-        if !ok {
-            eprintln!("trace pause: {name}: {detail}");
-        }
-        println!("trace pause {}: {name}", if ok { "PASS" } else { "FAIL" });
-        tally.record(&format!("trace pause: {name}"), ok);
-    }
+    record_checks(tally, "trace pause", checks);
 
     println!("trace end to end: no virtio-serial device, fallback to COM2");
     let (seen, crc, _, outcome) = trace_check::run(

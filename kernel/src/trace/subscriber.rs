@@ -236,6 +236,22 @@ impl Visit for Values {
     }
 }
 
+/// Emits a `TraceEvent` of `callsite` with `values`.
+fn emit_event(callsite: u64, values: &Values) {
+    values.with(|vals| {
+        emit(&|e, ts| {
+            e.push(
+                ts,
+                &Message::TraceEvent(proto::TraceEvent {
+                    callsite,
+                    span: None,
+                    values: List::Slice(vals),
+                }),
+            )
+        })
+    });
+}
+
 /// The global `tracing` subscriber.
 #[derive(Debug)]
 pub struct KernelSubscriber;
@@ -299,18 +315,7 @@ impl Subscriber for KernelSubscriber {
         let callsite = lookup(Key::Tracing(meta.callsite())).unwrap_or_else(|| registered(meta));
         let mut values = Values::new();
         event.record(&mut values);
-        values.with(|vals| {
-            emit(&|e, ts| {
-                e.push(
-                    ts,
-                    &Message::TraceEvent(proto::TraceEvent {
-                        callsite,
-                        span: None,
-                        values: List::Slice(vals),
-                    }),
-                )
-            })
-        });
+        emit_event(callsite, &values);
         if *meta.level() <= Level::INFO {
             let t = crate::time::since_boot();
             let mut text = heapless_line();
@@ -421,16 +426,5 @@ pub fn log_record(record: &log::Record<'_>) {
     values.push_text(format_args!("{}", record.target()));
     values.push_text(format_args!("{}", record.file().unwrap_or("")));
     values.push(Kind::U64(u64::from(record.line().unwrap_or(0))));
-    values.with(|vals| {
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::TraceEvent(proto::TraceEvent {
-                    callsite,
-                    span: None,
-                    values: List::Slice(vals),
-                }),
-            )
-        })
-    });
+    emit_event(callsite, &values);
 }
