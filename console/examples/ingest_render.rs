@@ -1,7 +1,10 @@
 //! Console ingest and render cost: events per second decoded, put in time order and
 //! folded into the state model on one thread, and the time to draw each view with 10k tasks.
 //!
-//! `cargo run --release -p lucid-console --example ingest_render`
+//! `cargo run --release -p lucid-console --example ingest_render [-- --json]`
+//!
+//! With `--json` it prints one JSON object per row (name, lucid, unit) for
+//! `cargo xtask bench`.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 fn main() {
+    let json = std::env::args().any(|a| a == "--json");
     let g = generate(&Workload {
         cpus: 4,
         tasks: 10_000,
@@ -35,7 +39,11 @@ fn main() {
         rounds += 1;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    let per_s = (events * rounds) as f64 / secs;
+    if json {
+        println!(r#"{{"name":"console.ingest_events_per_s","lucid":{per_s:.0},"unit":"events/s"}}"#);
+    }
+    eprintln!(
         "ingest: {:.2} M events/s ({:.1} MB/s), {events} events of {} bytes per round, {rounds} rounds",
         (events * rounds) as f64 / secs / 1e6,
         (wire.len() as u64 * rounds) as f64 / secs / 1e6,
@@ -45,7 +53,7 @@ fn main() {
     let mut s = Session::new("bench".into(), Config::default());
     s.feed(0, &wire);
     s.flush();
-    println!("state: {} tasks", s.state.tasks.len());
+    eprintln!("state: {} tasks", s.state.tasks.len());
     let mut app = App::new(s);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     app.detail.task = Some(1);
@@ -56,10 +64,11 @@ fn main() {
         for _ in 0..n {
             terminal.draw(|f| draw(f, &mut app)).expect("draw");
         }
-        println!(
-            "render {:<10} {:>8.2} ms/frame",
-            view.title(),
-            t.elapsed().as_secs_f64() * 1e3 / f64::from(n)
-        );
+        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+        if json {
+            let name = view.title().to_lowercase().replace(' ', "_");
+            println!(r#"{{"name":"console.render_10k_tasks.{name}","lucid":{ms:.3},"unit":"ms/frame"}}"#);
+        }
+        eprintln!("render {:<10} {ms:>8.2} ms/frame", view.title());
     }
 }

@@ -46,15 +46,26 @@ struct ReportRow<'a> {
     met: Option<bool>,
 }
 
-/// An upper bound on the Lucid figure.
+/// A bound on the Lucid figure.
 #[derive(Debug, Clone, Copy)]
-struct Goal {
-    at_most: f64,
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
 }
 
 impl Goal {
     fn text(self) -> String {
-        format!("<= {}", self.at_most)
+        match self {
+            Goal::AtMost(v) => format!("<= {v}"),
+            Goal::AtLeast(v) => format!(">= {v}"),
+        }
+    }
+
+    fn met(self, figure: f64) -> bool {
+        match self {
+            Goal::AtMost(v) => figure <= v,
+            Goal::AtLeast(v) => figure >= v,
+        }
     }
 }
 
@@ -63,10 +74,15 @@ fn goal_for(name: &str) -> Option<Goal> {
     let leaf = name.rsplit('.').next().unwrap_or(name);
     if name.starts_with("trace.") && leaf == "overhead_ns_per_poll" {
         // "Lucid's overhead per poll … ≤ 25 ns absolute on the host build."
-        Some(Goal { at_most: 25.0 })
+        Some(Goal::AtMost(25.0))
     } else if name.starts_with("bytes.") && matches!(leaf, "poll_start" | "poll_end" | "poll_start_end_avg") {
         // "Goal ≤ 8 B per PollStart/PollEnd."
-        Some(Goal { at_most: 8.0 })
+        Some(Goal::AtMost(8.0))
+    } else if name == "console.ingest_events_per_s" {
+        // "Goals: ≥ 20 M events/s … frame < 16 ms."
+        Some(Goal::AtLeast(20e6))
+    } else if name.starts_with("console.render_10k_tasks.") {
+        Some(Goal::AtMost(16.0))
     } else {
         None
     }
@@ -89,7 +105,7 @@ impl Row {
     }
 
     fn met(&self) -> Option<bool> {
-        Some(self.lucid? <= self.goal?.at_most)
+        Some(self.goal?.met(self.lucid?))
     }
 
     fn report(&self) -> ReportRow<'_> {
@@ -187,6 +203,35 @@ fn machine() -> String {
     format!("{cpus} CPUs, {model}")
 }
 
+/// The console's rows: ingest rate and frame render time with 10k tasks
+/// (`console/examples/ingest_render.rs`).
+fn console_rows(cargo: &str) -> Result<Vec<Row>> {
+    process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "lucid-console",
+        "--example",
+        "ingest_render",
+    ]))?;
+    let exe = artifacts::target_dir().join("release/examples/ingest_render");
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--json");
+    process::show(&cmd);
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", exe.display(), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(Row::parse)
+        .collect()
+}
+
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -211,11 +256,12 @@ pub fn main(args: Args) -> Result<()> {
     if !out.status.success() {
         bail!("{} failed: {}", exe.display(), out.status);
     }
-    let rows = String::from_utf8_lossy(&out.stdout)
+    let mut rows = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(Row::parse)
         .collect::<Result<Vec<_>>>()?;
+    rows.extend(console_rows(&cargo)?);
     if rows.is_empty() {
         bail!("the bench program printed no rows");
     }
@@ -246,7 +292,8 @@ mod tests {
 
     #[test]
     fn goals_apply_to_the_rows_issue_8_names() {
-        let bound = |name: &str| goal_for(name).map(|g| g.at_most);
+        let bound = |name: &str| goal_for(name).map(Goal::text);
+        let bound = |name: &str| bound(name).map(|t| t.trim_start_matches("<= ").parse::<f64>().unwrap_or(f64::NAN));
         assert_eq!(bound("trace.spawn_join.overhead_ns_per_poll"), Some(25.0));
         assert_eq!(bound("trace.ping_pong.overhead_ns_per_poll"), Some(25.0));
         assert_eq!(bound("bytes.spawn_join.poll_start"), Some(8.0));
@@ -256,6 +303,12 @@ mod tests {
         assert_eq!(bound("bytes.spawn_join.per_poll"), None);
         assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
         assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+        let console = goal_for("console.ingest_events_per_s").expect("a goal");
+        assert!(
+            console.met(25e6) && !console.met(5e6),
+            "the ingest goal is a lower bound"
+        );
+        assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| g.met(2.0) && !g.met(20.0)));
     }
 
     #[test]
