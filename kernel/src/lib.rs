@@ -1,10 +1,4 @@
-//! `lucid-kernel`: the higher-half x86_64 kernel (a library, so its API is checked as
-//! an API; `main.rs` is the entry shim that the linker script names).
-//!
-//! Boot order: COM1 and the logger, memory (frames, page table, stacks, heap), GDT/TSS
-//! with IST stacks and the IDT, ACPI, the local APIC and its timer (calibrated
-//! against the PIT, together with the TSC), then either the normal idle loop or,
-//! built with `--features ktest`, the in-QEMU test runner.
+#![doc = include_str!("../README.md")]
 #![no_std]
 
 extern crate alloc;

@@ -1,15 +1,4 @@
-//! `#[ktest]` registers a kernel test function in the `.ktests` linker section,
-//! where the kernel's test runner finds every test without a central list.
-//!
-//! ```ignore
-//! #[ktest]
-//! fn frames_can_be_freed() { /* panics on failure */ }
-//!
-//! #[ktest(should_fault = Fault::Write)]
-//! fn writing_rodata_faults() { /* passes only if it faults that way */ }
-//! ```
-//!
-//! The macro is dependency-free (no `syn`): it only needs the function's name.
+#![doc = include_str!("../README.md")]
 use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 
 #[proc_macro_attribute]

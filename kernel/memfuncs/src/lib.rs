@@ -1,9 +1,4 @@
-//! The C memory intrinsics the compiler emits calls to.
-//!
-//! The host `compiler_builtins` that the freestanding kernel links does not
-//! export them, so they live here. The crate is `no_builtins` and built at
-//! `opt-level = 3` in every profile: nothing in it may be lowered back into a
-//! call to itself (a `[b; 8]` splat, for instance, becomes a `memset` call).
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![no_builtins]
 

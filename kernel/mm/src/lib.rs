@@ -1,11 +1,4 @@
-//! Memory-management building blocks of the Lucid kernel that need no hardware:
-//!
-//! - [`FrameBitmap`]: a bitmap allocator of 4 KiB physical frames (single and contiguous
-//!   runs, with freeing).
-//! - [`PageTable`]: map, unmap, change protection and translate in an x86_64 4-level
-//!   page table reached through an offset mapping of physical memory.
-//!
-//! On the host, tests use heap memory as "physical" memory with a zero offset.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 mod bitmap;

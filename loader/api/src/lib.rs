@@ -1,13 +1,4 @@
-//! The contract between `lucid-loader` and `lucid-kernel`.
-//!
-//! - [`layout`]: where things live in the kernel's address space.
-//! - [`BootInfo`]: what the loader found and built, handed to the kernel entry point.
-//! - [`archive`]: the boot archive (the `-initrd` module) that carries the kernel ELF
-//!   and any further modules.
-//! - [`elf`]: the little of ELF64 the loader needs to map the kernel.
-//! - [`memmap`]: carving the firmware memory map into what the kernel may use.
-//!
-//! Everything here is plain data and pure functions, so it is tested on the host.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 #[cfg(any(test, feature = "alloc"))]
