@@ -651,18 +651,27 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     );
 
     println!("trace end to end: the host pauses the stream for 2 s, then resumes it");
+    // The drain logs (INFO) when the host connects, pauses and resumes; the filter
+    // silences its target after the first of those.
+    let quiet = lucid_protocol::Message::SetLevelFilter(lucid_protocol::SetLevelFilter {
+        target: "lucid_kernel::trace::drain",
+        filter: lucid_protocol::LevelFilter::Off,
+    });
     let commands = [
+        (Duration::from_millis(1000), quiet),
         (Duration::from_millis(1500), lucid_protocol::Message::Pause),
         (Duration::from_millis(3500), lucid_protocol::Message::Resume),
     ];
     let (seen, crc, beats_after, outcome) = trace_check::run(
         image,
         trace_check::Link::Virtio,
-        "soak:6",
+        "soak:6 log=info",
         None,
         &commands,
         Duration::from_secs(180),
     )?;
+    let texts = &seen.trace_texts;
+    let logged = |needle: &str| texts.iter().any(|t| t.contains(needle));
     let checks = [
         (
             "kernel ends the run cleanly",
@@ -685,6 +694,11 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
             format!("{:?}", seen.accounting_errors()),
         ),
         ("no CRC errors", crc == 0, format!("{crc} CRC errors")),
+        (
+            "kernel logs arrive as trace events; a target filter silences them",
+            logged("host connected") && !logged("paused") && !logged("resumed"),
+            format!("{texts:?}"),
+        ),
     ];
     record_checks(tally, "trace pause", checks);
 

@@ -37,6 +37,8 @@ pub struct Observed {
     /// Last `EventCounts` per (cpu, ring): (produced, dropped).
     pub counts: HashMap<(u32, u8), (u64, u64)>,
     pub heartbeats: u64,
+    /// The first text value of each trace event (a log line's message).
+    pub trace_texts: Vec<String>,
     pub gaps: u64,
     pub errors: Vec<String>,
     pub cpus_with_polls: HashSet<u32>,
@@ -94,6 +96,11 @@ impl Observed {
                         self.counts.insert((cpu, ring.to_bits()), (produced, dropped));
                     }
                     Message::Heartbeat => self.heartbeats += 1,
+                    Message::TraceEvent(e) => {
+                        if let Some(lucid_protocol::Value::Str(text)) = e.values.iter().next() {
+                            self.trace_texts.push(text.to_string());
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -162,12 +169,17 @@ pub fn run(
     commands: &[(Duration, Message<'static>)],
     timeout: Duration,
 ) -> Result<(Observed, u64, u64, Outcome)> {
-    let socket = trace_link::socket_path(&format!("check-{link:?}-{}", workload.replace(':', "-")));
+    let tag: String = workload
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let socket = trace_link::socket_path(&format!("check-{link:?}-{tag}"));
     let _ = std::fs::remove_file(&socket);
     let cfg = Config {
         smp: 4,
         memory: "512M".into(),
-        cmdline: format!("log=warn workload={workload}"),
+        // Options after the workload's value win over the defaults that follow them.
+        cmdline: format!("workload={workload} log=warn"),
         gdb: false,
         com1_file: None,
         extra: match link {

@@ -190,7 +190,7 @@ impl Drain {
                             proto::LevelFilter::Off => None,
                             proto::LevelFilter::Level(l) => Some(l),
                         };
-                        super::subscriber::set_max_level(level);
+                        super::subscriber::set_filter(f.target, level);
                         log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
                     }
                     // Snapshots need a registry of live tasks the executor does not keep

@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 use core::{
     fmt::Write as _,
-    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
 use lucid_protocol::{self as proto, CallsiteKind, List, Message, Value};
@@ -82,13 +82,43 @@ fn from_tracing(l: &Level) -> proto::Level {
     }
 }
 
-/// Sets the most verbose level that is recorded (`None`: nothing).
-pub fn set_max_level(level: Option<proto::Level>) {
-    MAX_LEVEL.store(level.map_or(0, |l| level_index(l) + 1), Ordering::Relaxed);
+/// Per-target filters `(target prefix, level as in MAX_LEVEL)`; the longest matching
+/// prefix wins. Rarely set, so a lock is fine; `HAS_TARGET_FILTERS` keeps the common
+/// case (none) lock-free.
+static TARGET_FILTERS: Mutex<Vec<(alloc::string::String, usize)>> = Mutex::new(Vec::new());
+static HAS_TARGET_FILTERS: AtomicBool = AtomicBool::new(false);
+
+/// Sets the most verbose level recorded for targets starting with `target` (all targets
+/// when it is empty); `None` records nothing.
+pub fn set_filter(target: &str, level: Option<proto::Level>) {
+    let value = level.map_or(0, |l| level_index(l) + 1);
+    if target.is_empty() {
+        MAX_LEVEL.store(value, Ordering::Relaxed);
+        return;
+    }
+    let _irq = arch::InterruptGuard::new();
+    let mut filters = TARGET_FILTERS.lock();
+    match filters.iter_mut().find(|(t, _)| t == target) {
+        Some(f) => f.1 = value,
+        None => filters.push((target.into(), value)),
+    }
+    HAS_TARGET_FILTERS.store(true, Ordering::Release);
 }
 
-fn enabled_level(level: proto::Level) -> bool {
-    level_index(level) < MAX_LEVEL.load(Ordering::Relaxed)
+fn enabled_for(target: &str, level: proto::Level) -> bool {
+    let mut max = MAX_LEVEL.load(Ordering::Relaxed);
+    if HAS_TARGET_FILTERS.load(Ordering::Acquire) {
+        let _irq = arch::InterruptGuard::new();
+        let filters = TARGET_FILTERS.lock();
+        if let Some((_, v)) = filters
+            .iter()
+            .filter(|(t, _)| target.starts_with(t.as_str()))
+            .max_by_key(|(t, _)| t.len())
+        {
+            max = *v;
+        }
+    }
+    level_index(level) < max
 }
 
 fn callsite_message(r: &Registered) -> Message<'_> {
@@ -281,7 +311,7 @@ impl Subscriber for KernelSubscriber {
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        enabled_level(from_tracing(meta.level()))
+        enabled_for(meta.target(), from_tracing(meta.level()))
     }
 
     fn new_span(&self, attrs: &span::Attributes<'_>) -> span::Id {
@@ -404,7 +434,7 @@ pub fn log_record(record: &log::Record<'_>) {
         log::Level::Debug => proto::Level::Debug,
         log::Level::Trace => proto::Level::Trace,
     };
-    if !enabled_level(level) || !super::is_enabled() {
+    if !super::is_enabled() || !enabled_for(record.target(), level) {
         return;
     }
     let key = Key::Log(level_index(level) as u8);
