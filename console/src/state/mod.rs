@@ -165,6 +165,8 @@ pub struct State {
     pub first_version_error: Option<(u64, FrameError)>,
     /// Last timestamp per stream, to detect time going backwards.
     last_ts: BTreeMap<StreamId, u64>,
+    /// Newest timestamp of any task or interrupt stream (see [`State::now`]).
+    task_now: u64,
     /// Recently expired task ids (at most [`MAX_EXPIRED_IDS`]), so a late wake or
     /// waker drop does not bring a finished task back as a new idle one.
     expired: BTreeSet<TaskId>,
@@ -205,10 +207,18 @@ impl State {
         (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
-    /// The latest trace time seen (0 before any event).
+    /// The latest trace time up to which task state is known: the newest event of a
+    /// CPU's task or interrupt stream. Control messages (heartbeats, counts) pass the
+    /// time-ordered merge at once and may be newer; they do not move "now", or live
+    /// views would show a stretch of time whose task events are still on their way.
+    /// Falls back to the newest event of any stream (0 before any event).
     #[must_use]
     pub fn now(&self) -> u64 {
-        self.ts_range.map_or(0, |(_, b)| b)
+        if self.task_now > 0 {
+            self.task_now
+        } else {
+            self.ts_range.map_or(0, |(_, b)| b)
+        }
     }
 
     /// Notes the receive time of the chunk whose items follow.
@@ -314,6 +324,9 @@ impl State {
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
         self.events += 1;
+        if matches!(stream.ring, Ring::Task | Ring::Interrupt) {
+            self.task_now = self.task_now.max(ts);
+        }
         *self.events_by_kind.entry(m.kind()).or_default() += 1;
         self.ts_range = Some(match self.ts_range {
             None => (ts, ts),

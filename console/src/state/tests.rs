@@ -629,3 +629,29 @@ fn an_overtaken_poll_end_does_not_make_a_scheduled_task_idle() {
     s.apply(&ev(0, 410, end(4, PollResult::Pending)));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker).copied(), Some(1));
 }
+
+#[test]
+fn control_messages_do_not_move_now_past_the_task_streams() {
+    let mut state = State::default();
+    state.apply(&ev(0, 100, Message::PollStart { task: 1 }));
+    state.apply(&ev(
+        0,
+        200,
+        Message::PollEnd {
+            task: 1,
+            result: PollResult::Pending,
+        },
+    ));
+    // A heartbeat on the control stream, newer than any task event.
+    state.apply(&Item::Event {
+        stream: StreamId::new(0, Ring::Control),
+        seq: 0,
+        event: Event {
+            ts: 900,
+            message: Message::Heartbeat,
+        },
+    });
+    assert_eq!(state.now(), 200);
+    state.apply(&ev(1, 300, Message::CpuIdle));
+    assert_eq!(state.now(), 300);
+}
