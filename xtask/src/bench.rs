@@ -21,6 +21,9 @@ pub struct Args {
     /// Runs per configuration (default: 3 with `--quick`, else 9).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     runs: Option<u32>,
+    /// Skip the rows that boot the kernel under QEMU.
+    #[arg(long)]
+    no_qemu: bool,
 }
 
 /// One row as the bench program printed it, plus its goal.
@@ -203,6 +206,90 @@ fn machine() -> String {
     format!("{cpus} CPUs, {model}")
 }
 
+/// Rows measured on the booted kernel: QEMU start to the first trace event, and the
+/// rate of events delivered through virtio-serial while a 4 s steady workload runs
+/// (with the events lost, which should be none while the reader keeps up).
+fn kernel_rows() -> Result<Vec<Row>> {
+    use std::io::Read;
+
+    use lucid_protocol::{Decoder, Item, Message};
+
+    use crate::{
+        artifacts::Variant,
+        qemu_cmd::{self, Config},
+        trace_link,
+    };
+
+    qemu_cmd::ensure_installed()?;
+    let image = artifacts::build(Variant::Normal)?;
+    let socket = trace_link::socket_path("bench");
+    let _ = std::fs::remove_file(&socket);
+    let cfg = Config {
+        smp: 4,
+        memory: "512M".into(),
+        cmdline: "workload=soak:4 log=warn".into(),
+        gdb: false,
+        com1_file: None,
+        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+    };
+    let mut cmd = qemu_cmd::command(&image, &cfg);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&cmd);
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("start QEMU")?;
+    let mut stream = trace_link::connect(&socket, std::time::Duration::from_secs(10))?;
+    let mut decoder = Decoder::new();
+    let (mut first, mut events, mut lost) = (None, 0u64, 0u64);
+    let (mut first_task_event, mut last_task_event) = (None, None);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.feed(&buf[..n], |item| {
+            if let Item::Event { stream, event, .. } = item {
+                first.get_or_insert_with(|| start.elapsed());
+                match event.message {
+                    Message::Loss { count, .. } => lost += count,
+                    _ if stream.ring != lucid_protocol::Ring::Control => {
+                        events += 1;
+                        first_task_event.get_or_insert(Instant::now());
+                        last_task_event = Some(Instant::now());
+                    }
+                    _ => {}
+                }
+            }
+        });
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.context("the kernel sent no trace event")?;
+    let secs = match (first_task_event, last_task_event) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64().max(1e-3),
+        _ => bail!("the kernel sent no task event"),
+    };
+    let row = |name: &str, lucid: f64, unit: &str| {
+        Row::parse(&serde_json::json!({ "name": name, "lucid": lucid, "unit": unit }).to_string())
+    };
+    Ok(vec![
+        row(
+            "boot.qemu_start_to_first_trace_event_ms",
+            first.as_secs_f64() * 1e3,
+            "ms",
+        )?,
+        row(
+            "e2e.events_per_s_through_virtio_serial",
+            events as f64 / secs,
+            "events/s",
+        )?,
+        row("e2e.events_lost", lost as f64, "events")?,
+    ])
+}
+
 /// The console's rows: ingest rate and frame render time with 10k tasks
 /// (`console/examples/ingest_render.rs`).
 fn console_rows(cargo: &str) -> Result<Vec<Row>> {
@@ -262,6 +349,9 @@ pub fn main(args: Args) -> Result<()> {
         .map(Row::parse)
         .collect::<Result<Vec<_>>>()?;
     rows.extend(console_rows(&cargo)?);
+    if !args.no_qemu {
+        rows.extend(kernel_rows()?);
+    }
     if rows.is_empty() {
         bail!("the bench program printed no rows");
     }
