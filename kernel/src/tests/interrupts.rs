@@ -80,18 +80,24 @@ fn apic_timer_fires_at_the_programmed_rate() {
 
 #[ktest]
 fn apic_oneshot_fires_once_after_its_delay() {
-    let before = apic::timer_ticks();
-    let start = Instant::now();
-    apic::start_oneshot(20_000_000);
-    while apic::timer_ticks() == before {
-        assert!(start.elapsed().as_millis() < 500, "one-shot timer never fired");
-        crate::arch::halt();
+    // Firing early is a bug; firing late can be the host descheduling the vCPU (TCG),
+    // so a late shot is measured once more and only a second late one fails.
+    let mut attempts = [0u128; 2];
+    for attempt in attempts.iter_mut() {
+        let before = apic::timer_ticks();
+        let start = Instant::now();
+        apic::start_oneshot(20_000_000);
+        while apic::timer_ticks() == before {
+            assert!(start.elapsed().as_millis() < 500, "one-shot timer never fired");
+            crate::arch::halt();
+        }
+        *attempt = start.elapsed().as_micros();
+        assert!(*attempt >= 19_000, "one-shot of 20 ms fired early, after {attempt} us");
+        time::spin_for(core::time::Duration::from_millis(50));
+        assert_eq!(apic::timer_ticks(), before + 1, "one-shot timer fired more than once");
+        if *attempt < 40_000 {
+            return;
+        }
     }
-    let waited = start.elapsed().as_micros();
-    assert!(
-        (18_000..40_000).contains(&waited),
-        "one-shot of 20 ms fired after {waited} us"
-    );
-    time::spin_for(core::time::Duration::from_millis(50));
-    assert_eq!(apic::timer_ticks(), before + 1, "one-shot timer fired more than once");
+    panic!("one-shot of 20 ms fired after {attempts:?} us");
 }
