@@ -78,9 +78,7 @@ pub fn init(direct_map_offset: u64) {
     // SAFETY: IA32_APIC_BASE exists on every x86_64 CPU.
     let base = unsafe { rdmsr(IA32_APIC_BASE) };
     MMIO_BASE.store((base & 0x000f_ffff_ffff_f000) + direct_map_offset, Ordering::Relaxed);
-    write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
-    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
-    write(REG_DIVIDE, DIVIDE_BY_16);
+    configure_local();
     idt::set_handler(TIMER_VECTOR, on_timer);
     idt::set_handler(SPURIOUS_VECTOR, |_| {});
 }
@@ -88,6 +86,12 @@ pub fn init(direct_map_offset: u64) {
 /// Enables the local APIC of an application processor (after [`init`] ran on the BSP).
 pub fn init_ap() {
     enable_local();
+    configure_local();
+}
+
+/// Software-enables this CPU's APIC with the spurious vector and leaves its timer
+/// masked, dividing by 16.
+fn configure_local() {
     write(REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
     write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
     write(REG_DIVIDE, DIVIDE_BY_16);

@@ -70,11 +70,8 @@ pub fn try_current() -> Option<&'static PerCpu> {
     if base == 0 {
         return None;
     }
-    let ptr: *const PerCpu;
-    // SAFETY: GS points at a live `PerCpu` whose first field points at itself.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
-    // SAFETY: `ptr` is the leaked, never-freed block of this CPU.
-    Some(unsafe { &*ptr })
+    // SAFETY: a non-zero GS base is only ever set by `init_cpu`.
+    Some(unsafe { current_unchecked() })
 }
 
 /// This CPU's block, read through `gs:[0]` without checking that GS is set up.
