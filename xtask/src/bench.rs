@@ -214,30 +214,13 @@ fn kernel_rows() -> Result<Vec<Row>> {
 
     use lucid_protocol::{Decoder, Item, Message};
 
-    use crate::{
-        artifacts::Variant,
-        qemu_cmd::{self, Config},
-        trace_link,
-    };
+    use crate::{artifacts::Variant, qemu_cmd, trace_link};
 
     qemu_cmd::ensure_installed()?;
     let image = artifacts::build(Variant::Normal)?;
-    let socket = trace_link::socket_path("bench");
-    let _ = std::fs::remove_file(&socket);
-    let cfg = Config {
-        smp: 4,
-        memory: "512M".into(),
-        cmdline: "workload=soak:4 log=warn".into(),
-        gdb: false,
-        com1_file: None,
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-    };
-    let mut cmd = qemu_cmd::command(&image, &cfg);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&cmd);
     let start = Instant::now();
-    let mut child = cmd.spawn().context("start QEMU")?;
-    let mut stream = trace_link::connect(&socket, std::time::Duration::from_secs(10))?;
+    let (mut child, mut stream) =
+        trace_link::boot(&image, "bench", "workload=soak:4 log=warn", trace_link::Link::Virtio)?;
     let mut decoder = Decoder::new();
     let (mut first, mut events, mut lost) = (None, 0u64, 0u64);
     let (mut first_task_event, mut last_task_event) = (None, None);

@@ -77,14 +77,7 @@ pub fn main(args: Args) -> Result<()> {
     if args.trace_only {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
-        if let Err(e) = trace_end_to_end(&mut tally, &image) {
-            eprintln!("error: trace end to end: {e:#}");
-            tally.record("trace end to end runs to completion", false);
-        }
-        if let Err(e) = console_end_to_end(&mut tally, &image) {
-            eprintln!("error: console end to end: {e:#}");
-            tally.record("console end to end runs to completion", false);
-        }
+        kernel_end_to_end(&mut tally, &image);
         return finish(&tally);
     }
     if args.ktest.is_none() {
@@ -162,16 +155,7 @@ pub fn main(args: Args) -> Result<()> {
 
     if args.ktest.is_none() {
         match artifacts::build(Variant::Normal) {
-            Ok(image) => {
-                if let Err(e) = trace_end_to_end(&mut tally, &image) {
-                    eprintln!("error: trace end to end: {e:#}");
-                    tally.record("trace end to end runs to completion", false);
-                }
-                if let Err(e) = console_end_to_end(&mut tally, &image) {
-                    eprintln!("error: console end to end: {e:#}");
-                    tally.record("console end to end runs to completion", false);
-                }
-            }
+            Ok(image) => kernel_end_to_end(&mut tally, &image),
             Err(e) => {
                 eprintln!("error: building the kernel failed: {e:#}");
                 tally.record("build the kernel", false);
@@ -530,6 +514,20 @@ fn spawn_line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Strin
     rx
 }
 
+/// The checks that boot the normal kernel: the trace stream and the live console. A
+/// scenario that cannot run to the end (QEMU does not start, a run times out) counts
+/// as a failure, and the next one still runs.
+fn kernel_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
+    if let Err(e) = trace_end_to_end(tally, image) {
+        eprintln!("error: trace end to end: {e:#}");
+        tally.record("trace end to end runs to completion", false);
+    }
+    if let Err(e) = console_end_to_end(tally, image) {
+        eprintln!("error: console end to end: {e:#}");
+        tally.record("console end to end runs to completion", false);
+    }
+}
+
 /// Records named checks `(name, passed, detail shown on failure)` under `label`.
 fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str, bool, String); N]) {
     for (name, ok, detail) in checks {
@@ -547,7 +545,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     println!("trace end to end: burst of 1200 tasks, reader keeps up");
     let (seen, crc, _, outcome) = trace_check::run(
         image,
-        trace_check::Link::Virtio,
+        trace_link::Link::Virtio,
         "burst:1200",
         None,
         &[],
@@ -610,7 +608,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     };
     let (seen, crc, beats_after, outcome) = trace_check::run(
         image,
-        trace_check::Link::Virtio,
+        trace_link::Link::Virtio,
         "soak:8",
         Some(stall),
         &[],
@@ -664,7 +662,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     ];
     let (seen, crc, beats_after, outcome) = trace_check::run(
         image,
-        trace_check::Link::Virtio,
+        trace_link::Link::Virtio,
         "soak:6 log=info",
         None,
         &commands,
@@ -705,7 +703,7 @@ fn trace_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<(
     println!("trace end to end: no virtio-serial device, fallback to COM2");
     let (seen, crc, _, outcome) = trace_check::run(
         image,
-        trace_check::Link::Com2,
+        trace_link::Link::Com2,
         "burst:200",
         None,
         &[],
@@ -741,23 +739,16 @@ fn console_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result
     println!("console end to end: lucid live on a booted kernel vs lucid stats on its recording");
     process::run(cargo().args(["build", "-p", "lucid-console"]))?;
     let lucid = artifacts::target_dir().join("debug").join("lucid");
-    let socket = trace_link::socket_path("console-e2e");
     let recording = artifacts::target_dir().join("freestanding").join("console-e2e.lucid");
-    let _ = std::fs::remove_file(&socket);
-    let cfg = Config {
-        smp: 4,
-        memory: "512M".into(),
-        cmdline: "log=warn workload=burst:600".into(),
-        gdb: false,
-        com1_file: None,
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-    };
-    let mut qemu = qemu_cmd::command(image, &cfg);
-    qemu.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&qemu);
-    let mut child = qemu.spawn().context("start QEMU")?;
-    // The socket exists once QEMU runs; the console then connects by itself.
-    drop(trace_link::connect(&socket, Duration::from_secs(10))?);
+    let (mut child, stream) = trace_link::boot(
+        image,
+        "console-e2e",
+        "log=warn workload=burst:600",
+        trace_link::Link::Virtio,
+    )?;
+    // The console connects by itself once this probe has let go of the socket.
+    drop(stream);
+    let socket = trace_link::socket_path("console-e2e");
     let mut live = Command::new(&lucid);
     live.arg("live")
         .arg("--socket")

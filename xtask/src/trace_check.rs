@@ -4,8 +4,6 @@
 use std::{
     collections::{HashMap, HashSet},
     io::Read,
-    os::unix::net::UnixStream,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -14,9 +12,8 @@ use lucid_protocol::{Decoder, Item, Message, Ring, StreamId};
 
 use crate::{
     artifacts::BootImage,
-    process,
-    qemu_cmd::{self, Config, Outcome},
-    trace_link,
+    qemu_cmd::{self, Outcome},
+    trace_link::{self, Link},
 };
 
 /// What the host saw, folded as it arrives.
@@ -149,15 +146,6 @@ pub struct Stall {
     pub length: Duration,
 }
 
-/// How the trace leaves the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Link {
-    /// The `lucid.trace` virtio-serial port.
-    Virtio,
-    /// COM2 (no virtio-serial device: the kernel's fallback).
-    Com2,
-}
-
 /// Boots the normal kernel with `workload`, reads its trace to the end, and returns
 /// what arrived, the decoder's CRC error count, the heartbeats seen after a stall,
 /// and how QEMU ended.
@@ -169,36 +157,9 @@ pub fn run(
     commands: &[(Duration, Message<'static>)],
     timeout: Duration,
 ) -> Result<(Observed, u64, u64, Outcome)> {
-    let tag: String = workload
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let socket = trace_link::socket_path(&format!("check-{link:?}-{tag}"));
-    let _ = std::fs::remove_file(&socket);
-    let cfg = Config {
-        smp: 4,
-        memory: "512M".into(),
-        // Options after the workload's value win over the defaults that follow them.
-        cmdline: format!("workload={workload} log=warn"),
-        gdb: false,
-        com1_file: None,
-        extra: match link {
-            Link::Virtio => qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-            Link::Com2 => {
-                vec![
-                    "-chardev".into(),
-                    trace_link::chardev(&socket),
-                    "-serial".into(),
-                    "chardev:trace".into(),
-                ]
-            }
-        },
-    };
-    let mut cmd = qemu_cmd::command(image, &cfg);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&cmd);
-    let mut child = cmd.spawn().context("start QEMU")?;
-    let mut stream: UnixStream = trace_link::connect(&socket, Duration::from_secs(10))?;
+    // Options after the workload's value win over the defaults that follow them.
+    let cmdline = format!("workload={workload} log=warn");
+    let (mut child, mut stream) = trace_link::boot(image, &format!("check-{link:?}-{workload}"), &cmdline, link)?;
     stream.set_read_timeout(Some(Duration::from_millis(200)))?;
     let start = Instant::now();
     let mut decoder = Decoder::new();

@@ -5,13 +5,61 @@ use std::{
     io::Read,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
 use lucid_protocol::recording::RecordingWriter;
 
-use crate::artifacts;
+use crate::{
+    artifacts::{self, BootImage},
+    process,
+    qemu_cmd::{self, Config},
+};
+
+/// How the trace leaves the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// The `lucid.trace` virtio-serial port.
+    Virtio,
+    /// COM2 (no virtio-serial device: the kernel's fallback).
+    Com2,
+}
+
+/// Boots `image` on 4 CPUs with `cmdline`, its trace on a fresh socket named after
+/// `name`, and connects to it. COM1 is discarded.
+pub fn boot(image: &BootImage, name: &str, cmdline: &str, link: Link) -> Result<(Child, UnixStream)> {
+    let tag: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let socket = socket_path(&tag);
+    let _ = std::fs::remove_file(&socket);
+    let extra = match link {
+        Link::Virtio => qemu_cmd::trace_port_args(&chardev(&socket)),
+        Link::Com2 => vec![
+            "-chardev".into(),
+            chardev(&socket),
+            "-serial".into(),
+            "chardev:trace".into(),
+        ],
+    };
+    let cfg = Config {
+        smp: 4,
+        memory: "512M".into(),
+        cmdline: cmdline.into(),
+        gdb: false,
+        com1_file: None,
+        extra,
+    };
+    let mut cmd = qemu_cmd::command(image, &cfg);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&cmd);
+    let child = cmd.spawn().context("start QEMU")?;
+    let stream = connect(&socket, Duration::from_secs(10))?;
+    Ok((child, stream))
+}
 
 /// Where QEMU serves the trace port for `name` (one socket per concurrent use).
 pub fn socket_path(name: &str) -> PathBuf {
