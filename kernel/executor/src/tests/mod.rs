@@ -20,6 +20,28 @@ pub(crate) fn single() -> &'static Runtime {
 }
 
 /// Ticks `cpu` until a tick polls nothing.
+/// A ponger that answers each value with value + 1 over bounded channels, and a pinger
+/// that plays `rounds` rounds with it; the pinger's handle yields the last answer.
+pub(crate) fn ping_pong_pair(rt: &'static Runtime, rounds: u32) -> JoinHandle<u32> {
+    let (tx_a, mut rx_a) = crate::sync::mpsc::channel::<u32>(1);
+    let (tx_b, mut rx_b) = crate::sync::mpsc::channel::<u32>(1);
+    rt.spawn(async move {
+        while let Some(v) = rx_a.recv().await {
+            if tx_b.send(v + 1).await.is_err() {
+                break;
+            }
+        }
+    });
+    rt.spawn(async move {
+        let mut v = 0;
+        for _ in 0..rounds {
+            tx_a.send(v).await.unwrap();
+            v = rx_b.recv().await.unwrap();
+        }
+        v
+    })
+}
+
 pub(crate) fn run_until_idle(rt: &Runtime, cpu: usize) -> usize {
     let mut polled = 0;
     loop {

@@ -5,8 +5,8 @@ use std::vec::Vec;
 
 use std::boxed::Box;
 
-use super::output;
-use crate::sync::{WaitQueue, mpsc};
+use super::{output, ping_pong_pair};
+use crate::sync::WaitQueue;
 use crate::{Platform, Runtime, ThreadPlatform, yield_now};
 
 /// Runs `cpus` host threads as CPUs until `done` returns true.
@@ -108,27 +108,7 @@ fn ping_pong_and_remote_cancel_on_four_cpus() {
     ThreadPlatform::enter(None);
     let platform = ThreadPlatform::new(4);
     let rt = Runtime::new(4, platform, None);
-    let pairs: Vec<_> = (0..1000)
-        .map(|_| {
-            let (tx_a, mut rx_a) = mpsc::channel::<u32>(1);
-            let (tx_b, mut rx_b) = mpsc::channel::<u32>(1);
-            rt.spawn(async move {
-                while let Some(v) = rx_a.recv().await {
-                    if tx_b.send(v + 1).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            rt.spawn(async move {
-                let mut v = 0;
-                for _ in 0..20 {
-                    tx_a.send(v).await.unwrap();
-                    v = rx_b.recv().await.unwrap();
-                }
-                v
-            })
-        })
-        .collect();
+    let pairs: Vec<_> = (0..1000).map(|_| ping_pong_pair(rt, 20)).collect();
     let queue: &'static WaitQueue = Box::leak(Box::default());
     let mut waiters: Vec<_> = (0..100).map(|_| rt.spawn(queue.wait())).collect();
     let cancelled = AtomicBool::new(false);

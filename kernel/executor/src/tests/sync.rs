@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::vec::Vec;
 
-use super::{output, poll_once, run_until_idle, single};
+use super::{output, ping_pong_pair, poll_once, run_until_idle, single};
 use crate::sync::mpsc::{self, TrySendError};
 use crate::sync::{Closed, Mutex, Semaphore, WaitQueue, oneshot};
 use crate::yield_now;
@@ -98,27 +98,7 @@ fn mpsc_many_producers_deliver_everything_in_per_sender_order() {
 #[test]
 fn ping_pong_pairs_complete() {
     let rt = single();
-    let handles: Vec<_> = (0..100)
-        .map(|_| {
-            let (tx_a, mut rx_a) = mpsc::channel::<u32>(1);
-            let (tx_b, mut rx_b) = mpsc::channel::<u32>(1);
-            rt.spawn(async move {
-                while let Some(v) = rx_a.recv().await {
-                    if tx_b.send(v + 1).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            rt.spawn(async move {
-                let mut v = 0;
-                for _ in 0..50 {
-                    tx_a.send(v).await.unwrap();
-                    v = rx_b.recv().await.unwrap();
-                }
-                v
-            })
-        })
-        .collect();
+    let handles: Vec<_> = (0..100).map(|_| ping_pong_pair(rt, 50)).collect();
     run_until_idle(rt, 0);
     for mut h in handles {
         assert_eq!(output(&mut h).unwrap(), 50);
