@@ -23,6 +23,23 @@ pub fn duration_ns(ns: u64) -> String {
     }
 }
 
+/// A wasm instance state with what it is about: `exited(3)`, `blocked(chan_recv)`,
+/// `sleeping(50ms)`, `trapped(unreachable)`, `killed(budget 400000000)`.
+#[must_use]
+pub fn wasm_state(state: lucid_protocol::WasmState, detail: u64) -> String {
+    use lucid_protocol::WasmState as S;
+    match state {
+        S::Created => "created".into(),
+        S::Running => "running".into(),
+        S::Suspended => "suspended".into(),
+        S::Trapped => format!("trapped({})", lucid_protocol::wasm_trap_name(detail as u32)),
+        S::Exited => format!("exited({})", detail as u32 as i32),
+        S::Blocked => format!("blocked({})", lucid_protocol::wasm_hostcall_name(detail as u32)),
+        S::Sleeping => format!("sleeping({})", duration_ns(detail)),
+        S::Killed => format!("killed(budget {detail})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -543,7 +543,15 @@ fn inline(m: &Message<'_>) -> Option<Message<'static>> {
             produced,
             dropped,
         },
-        Message::WasmStateChanged { instance, state } => Message::WasmStateChanged { instance, state },
+        Message::WasmStateChanged {
+            instance,
+            state,
+            detail,
+        } => Message::WasmStateChanged {
+            instance,
+            state,
+            detail,
+        },
         Message::WasmMemoryGrow {
             instance,
             old_pages,

@@ -65,6 +65,70 @@ pub struct Kernel {
     pub cpus: u32,
 }
 
+/// One wasm instance in [`Summary::wasm`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WasmSummary {
+    /// Instance id.
+    pub instance: u64,
+    /// Module name.
+    pub module: String,
+    /// The task that runs it.
+    pub task: u64,
+    /// Its last state with what it is about, e.g. `exited(3)`, `blocked(chan_recv)`.
+    pub state: String,
+    /// Linear memory now, in 64 KiB pages.
+    pub memory_pages: u32,
+    /// Memory growths seen.
+    pub memory_grows: u64,
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// Time slices run.
+    pub slices: u64,
+    /// Hostcalls by name: calls and total nanoseconds.
+    pub hostcalls: BTreeMap<String, HostcallSummary>,
+    /// Traps.
+    pub traps: u64,
+    /// The last trap's reason.
+    pub last_trap: Option<String>,
+}
+
+/// Calls of one hostcall.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HostcallSummary {
+    /// Calls.
+    pub calls: u64,
+    /// Nanoseconds spent in them (blocking included).
+    pub total_ns: u64,
+}
+
+impl WasmSummary {
+    fn new(s: &crate::state::State, instance: u64, w: &crate::state::WasmInstance) -> Self {
+        Self {
+            instance,
+            module: w.module.clone(),
+            task: w.task,
+            state: crate::fmt::wasm_state(w.state, w.state_detail),
+            memory_pages: w.memory_pages,
+            memory_grows: w.memory_grows,
+            fuel: w.fuel,
+            slices: w.slices,
+            hostcalls: w
+                .hostcalls
+                .iter()
+                .map(|(&n, h)| {
+                    let summary = HostcallSummary {
+                        calls: h.calls,
+                        total_ns: s.ticks_to_ns(h.ticks),
+                    };
+                    (lucid_protocol::wasm_hostcall_name(n).into_owned(), summary)
+                })
+                .collect(),
+            traps: w.traps,
+            last_trap: w.last_trap.clone(),
+        }
+    }
+}
+
 /// The summary `lucid stats` prints (`--json` prints exactly this object).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -100,6 +164,8 @@ pub struct Summary {
     pub bytes_per_event: f64,
     /// Wasm instances created.
     pub wasm_instances: u64,
+    /// Every wasm instance, by id.
+    pub wasm: Vec<WasmSummary>,
     /// The kernel's Hello, if seen.
     pub kernel: Option<Kernel>,
     /// Where the source is damaged, if it is (only with `--partial`).
@@ -153,6 +219,7 @@ impl Summary {
                 bytes as f64 / s.events as f64
             },
             wasm_instances: s.wasm.len() as u64,
+            wasm: s.wasm.iter().map(|(&id, w)| WasmSummary::new(s, id, w)).collect(),
             kernel: s.kernel.as_ref().map(|k| Kernel {
                 protocol: format!("{}.{}", k.version.0, k.version.1),
                 build_id: k.build_id.clone(),

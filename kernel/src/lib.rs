@@ -19,6 +19,7 @@ pub mod sched;
 pub mod tests;
 pub mod time;
 pub mod trace;
+pub mod wasm;
 #[cfg(not(feature = "ktest"))]
 pub mod workload;
 
@@ -89,6 +90,16 @@ pub fn start(boot: &'static BootInfo) -> ! {
         time::since_boot().as_millis(),
         mem::frames::free_frames() * 4096 / (1024 * 1024)
     );
+
+    let t0 = time::Instant::now();
+    match wasm::init_from_boot(boot) {
+        Ok(rt) => log::info!(
+            "wasm: {} guest modules loaded from the boot bundle in {} ms",
+            rt.guests().len(),
+            t0.elapsed().as_millis()
+        ),
+        Err(e) => log::warn!("wasm: {e}"),
+    }
 
     #[cfg(feature = "ktest")]
     {

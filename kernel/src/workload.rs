@@ -2,10 +2,13 @@
 //!
 //! - `demo` (default): a mix that never ends, so the console always has something real
 //!   to show: ping-pong pairs over channels, periodic sleepers, CPU-bound workers that
-//!   yield, and a spawner of short-lived tasks.
+//!   yield, and a spawner of short-lived tasks; plus every guest module of the boot
+//!   bundle marked autostart (`kernel/guests/manifest.toml`).
 //! - `burst:N`: N tasks (ping-pong pairs, yielders and sleepers spread over every CPU),
 //!   then a final flush of the trace and QEMU exits (end-to-end tests).
 //! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
+//! - `wasm-bench`: the wasm host's measurements for `cargo xtask bench`, then QEMU
+//!   exits.
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -20,8 +23,26 @@ pub fn start(cmdline: &str) {
     match crate::cmdline::get(cmdline, "workload").unwrap_or("demo") {
         "demo" => {
             rt.builder().name("demo").spawn(demo());
+            if let Some(wasm) = crate::wasm::runtime() {
+                log::info!("wasm: {} guest instances started", wasm.autostart());
+            }
         }
         "none" => {}
+        "wasm-bench" => {
+            rt.builder().name("wasm-bench").spawn(async {
+                let result = match crate::wasm::runtime() {
+                    Some(wasm) => crate::wasm::bench::run(wasm).await,
+                    None => Err("no wasm runtime".into()),
+                };
+                match result {
+                    Ok(()) => crate::qemu::exit(crate::qemu::ExitCode::Success),
+                    Err(e) => {
+                        log::error!("wasm bench failed: {e}");
+                        crate::qemu::exit(crate::qemu::ExitCode::Failure)
+                    }
+                }
+            });
+        }
         spec => {
             if let Some(n) = spec.strip_prefix("burst:").and_then(|n| n.parse().ok()) {
                 rt.builder().name("burst").spawn(async move {
@@ -34,7 +55,7 @@ pub fn start(cmdline: &str) {
                     trace::drain::finish_and_exit();
                 });
             } else {
-                log::warn!("unknown workload `{spec}` (expected demo, none, burst:N or soak:SECS)");
+                log::warn!("unknown workload `{spec}` (expected demo, none, wasm-bench, burst:N or soak:SECS)");
             }
         }
     }

@@ -96,8 +96,15 @@ pub enum WasmState {
     Suspended,
     /// Stopped by a trap.
     Trapped,
-    /// Returned from its entry point.
+    /// Returned from its entry point or called `exit` (detail: the exit code as `i32`
+    /// bits).
     Exited,
+    /// Waiting in a blocking hostcall (detail: the hostcall number).
+    Blocked,
+    /// In the `sleep` hostcall (detail: the requested nanoseconds).
+    Sleeping,
+    /// Stopped by the kernel for exceeding its fuel budget (detail: the budget).
+    Killed,
 }
 
 /// Verbosity of a tracing event or span.
@@ -763,6 +770,8 @@ pub enum Message<'a> {
         instance: InstanceId,
         /// Its new state.
         state: WasmState,
+        /// What the state is about (see [`WasmState`]'s variants; 0 if nothing).
+        detail: u64,
     },
     /// A wasm instance's memory grew.
     WasmMemoryGrow {
@@ -899,12 +908,15 @@ fn u32_of(v: u64) -> Result<u32, DecodeError> {
 
 const RINGS: [Ring; 4] = [Ring::Task, Ring::Interrupt, Ring::Control, Ring::Host];
 const OUTCOMES: [Outcome; 3] = [Outcome::Ok, Outcome::Cancelled, Outcome::Panicked];
-const WASM_STATES: [WasmState; 5] = [
+const WASM_STATES: [WasmState; 8] = [
     WasmState::Created,
     WasmState::Running,
     WasmState::Suspended,
     WasmState::Trapped,
     WasmState::Exited,
+    WasmState::Blocked,
+    WasmState::Sleeping,
+    WasmState::Killed,
 ];
 const LEVELS: [Level; 5] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
 
@@ -1011,7 +1023,11 @@ impl<'a> Message<'a> {
                 calls,
                 ticks,
             } => c(WASM_HOSTCALLS, &[instance, hostcall.into(), calls, ticks]),
-            Self::WasmStateChanged { instance, state } => c(WASM_STATE_CHANGED, &[instance, state as u64]),
+            Self::WasmStateChanged {
+                instance,
+                state,
+                detail,
+            } => c(WASM_STATE_CHANGED, &[instance, state as u64, detail]),
             Self::SnapshotBegin { request } => c(SNAPSHOT_BEGIN, &[request]),
             Self::SnapshotEnd { request } => c(SNAPSHOT_END, &[request]),
             Self::Pause => c(PAUSE, &[]),
@@ -1338,6 +1354,8 @@ fn read_compact<'a>(code: u8, f: &[u64]) -> Result<Option<Message<'a>>, DecodeEr
             Message::WasmStateChanged {
                 instance: f[0],
                 state: enum_u64(f[1], &WASM_STATES)?,
+                // Streams from before `detail` existed carry two fields.
+                detail: f.get(2).copied().unwrap_or(0),
             }
         }
         SNAPSHOT_BEGIN => {
@@ -1408,4 +1426,58 @@ fn read_extended<'a>(ext: u64, r: &mut Reader<'a>) -> Result<Option<Message<'a>>
         _ => return Ok(None),
     };
     Ok(Some(m))
+}
+
+/// Names of the wasm hostcall numbers in [`Message::WasmHostcalls`] (the kernel's
+/// `lucid` import module, in number order).
+pub const WASM_HOSTCALL_NAMES: [&str; 9] = [
+    "log",
+    "now",
+    "sleep",
+    "yield",
+    "chan_create",
+    "chan_send",
+    "chan_recv",
+    "spawn",
+    "exit",
+];
+
+/// Names of the trap codes in [`WasmTrap::code`], in number order.
+pub const WASM_TRAP_NAMES: [&str; 16] = [
+    "stack_overflow",
+    "memory_out_of_bounds",
+    "heap_misaligned",
+    "table_out_of_bounds",
+    "indirect_call_to_null",
+    "bad_signature",
+    "integer_overflow",
+    "integer_division_by_zero",
+    "bad_conversion_to_integer",
+    "unreachable",
+    "out_of_fuel",
+    "hostcall_bad_pointer",
+    "hostcall_bad_handle",
+    "hostcall_bad_argument",
+    "resource_limit",
+    "other",
+];
+
+/// The name of a hostcall number (`"hostcall#N"` for one this build does not know).
+#[cfg(feature = "std")]
+#[must_use]
+pub fn wasm_hostcall_name(n: u32) -> std::borrow::Cow<'static, str> {
+    match WASM_HOSTCALL_NAMES.get(n as usize) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(format!("hostcall#{n}")),
+    }
+}
+
+/// The name of a trap code (`"trap#N"` for one this build does not know).
+#[cfg(feature = "std")]
+#[must_use]
+pub fn wasm_trap_name(n: u32) -> std::borrow::Cow<'static, str> {
+    match WASM_TRAP_NAMES.get(n as usize) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(format!("trap#{n}")),
+    }
 }

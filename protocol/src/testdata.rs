@@ -113,6 +113,7 @@ pub fn sample_messages() -> Vec<Message<'static>> {
         Message::WasmStateChanged {
             instance: 1,
             state: WasmState::Running,
+            detail: 0,
         },
         Message::WasmMemoryGrow {
             instance: 1,
@@ -133,7 +134,7 @@ pub fn sample_messages() -> Vec<Message<'static>> {
         Message::WasmTrap(WasmTrap {
             instance: 1,
             task: 301,
-            code: 4,
+            code: 7,
             reason: "integer divide by zero",
         }),
         Message::SnapshotBegin { request: 9 },

@@ -55,7 +55,10 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
         WasmState::Suspended,
         WasmState::Trapped,
         WasmState::Exited,
-    ][(n[2] % 5) as usize];
+        WasmState::Blocked,
+        WasmState::Sleeping,
+        WasmState::Killed,
+    ][(n[2] % 8) as usize];
     let level = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error][(n[4] % 5) as usize];
     match kind {
         MessageKind::Hello => Message::Hello(Hello {
@@ -159,6 +162,7 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
         MessageKind::WasmStateChanged => Message::WasmStateChanged {
             instance: n[0],
             state: wasm_state,
+            detail: n[1],
         },
         MessageKind::WasmMemoryGrow => Message::WasmMemoryGrow {
             instance: n[0],

@@ -18,6 +18,8 @@ pub struct BootImage {
     pub kernel: PathBuf,
     /// The boot archive (`-initrd`).
     pub archive: PathBuf,
+    /// The guest bundle inside the archive (also on its own, for inspection).
+    pub bundle: PathBuf,
 }
 
 /// Which kernel to build.
@@ -105,12 +107,48 @@ pub fn build(variant: Variant) -> Result<BootImage> {
     let kernel = freestanding_dir().join(format!("lucid-kernel{suffix}.elf"));
     std::fs::copy(&built, &kernel).with_context(|| format!("copy {}", built.display()))?;
     let kernel_bytes = std::fs::read(&kernel).with_context(|| format!("read {}", kernel.display()))?;
-    let archive_bytes = lucid_boot_api::archive::build(&[(lucid_boot_api::archive::KERNEL_ENTRY, &kernel_bytes)]);
+    let bundle = guest_bundle()?;
+    let bundle_bytes = std::fs::read(&bundle).with_context(|| format!("read {}", bundle.display()))?;
+    let archive_bytes = lucid_boot_api::archive::build(&[
+        (lucid_boot_api::archive::KERNEL_ENTRY, &kernel_bytes),
+        (GUEST_BUNDLE_ENTRY, &bundle_bytes),
+    ]);
     let archive = freestanding_dir().join(format!("boot{suffix}.img"));
     std::fs::write(&archive, archive_bytes).with_context(|| format!("write {}", archive.display()))?;
     Ok(BootImage {
         loader,
         kernel,
         archive,
+        bundle,
     })
+}
+
+/// The boot archive entry of the guest bundle (`lucid_wasm::bundle::ARCHIVE_ENTRY`;
+/// xtask does not link wasmtime, so the name is repeated here and checked by a test).
+pub const GUEST_BUNDLE_ENTRY: &str = "wasm";
+
+/// Compiles the WAT guests into the boot bundle with the host precompiler
+/// (`kernel/guests`, Cranelift with the kernel's engine settings).
+pub fn guest_bundle() -> Result<PathBuf> {
+    let out = freestanding_dir().join("guests.bundle");
+    std::fs::create_dir_all(freestanding_dir()).context("create the freestanding dir")?;
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root())
+        .args(["run", "--quiet", "--package", "lucid-guests", "--"])
+        .arg(&out);
+    process::run(&mut cmd)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bundle_entry_name_matches_the_kernel() {
+        let bundle_rs = include_str!("../../kernel/wasm/src/bundle.rs");
+        let decl = format!("pub const ARCHIVE_ENTRY: &str = \"{}\";", super::GUEST_BUNDLE_ENTRY);
+        assert!(
+            bundle_rs.contains(&decl),
+            "kernel/wasm/src/bundle.rs must declare {decl}"
+        );
+    }
 }

@@ -273,6 +273,55 @@ fn kernel_rows() -> Result<Vec<Row>> {
     ])
 }
 
+/// The wasm host's rows, measured by the kernel itself in one boot
+/// (`workload=wasm-bench`, `kernel/src/wasm/bench.rs`): guest vs native compute,
+/// the hostcall round trip and instantiation from a loaded `.cwasm`.
+fn wasm_rows() -> Result<Vec<Row>> {
+    use crate::{artifacts::Variant, qemu_cmd};
+
+    qemu_cmd::ensure_installed()?;
+    let image = artifacts::build(Variant::Normal)?;
+    let log = artifacts::target_dir().join("bench").join("wasm-bench.com1.log");
+    std::fs::create_dir_all(log.parent().expect("a parent")).context("create the bench dir")?;
+    let cfg = qemu_cmd::Config {
+        smp: 1,
+        memory: "512M".into(),
+        cmdline: "workload=wasm-bench log=warn".into(),
+        gdb: false,
+        com1_file: Some(log.clone()),
+        extra: Vec::new(),
+    };
+    let mut cmd = qemu_cmd::command(&image, &cfg);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&cmd);
+    let mut child = cmd.spawn().context("start QEMU")?;
+    let outcome = qemu_cmd::wait_until(&mut child, Instant::now() + std::time::Duration::from_secs(300))?;
+    let text = std::fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?;
+    if outcome != qemu_cmd::Outcome::Success {
+        bail!("the wasm bench boot ended with: {outcome}; COM1 in {}", log.display());
+    }
+    let rows = parse_kernel_bench(&text)?;
+    if rows.is_empty() {
+        bail!("the wasm bench printed no rows; COM1 in {}", log.display());
+    }
+    Ok(rows)
+}
+
+/// `bench NAME VALUE UNIT` lines of a kernel's COM1 log.
+fn parse_kernel_bench(com1: &str) -> Result<Vec<Row>> {
+    com1.lines()
+        .filter_map(|l| l.strip_prefix("bench "))
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let (Some(name), Some(value), Some(unit)) = (parts.next(), parts.next(), parts.next()) else {
+                bail!("malformed bench line {l:?}");
+            };
+            let value: f64 = value.parse().with_context(|| format!("bad value in {l:?}"))?;
+            Row::parse(&serde_json::json!({ "name": name, "lucid": value, "unit": unit }).to_string())
+        })
+        .collect()
+}
+
 /// The console's rows: ingest rate and frame render time with 10k tasks
 /// (`console/examples/ingest_render.rs`).
 fn console_rows(cargo: &str) -> Result<Vec<Row>> {
@@ -334,6 +383,7 @@ pub fn main(args: Args) -> Result<()> {
     rows.extend(console_rows(&cargo)?);
     if !args.no_qemu {
         rows.extend(kernel_rows()?);
+        rows.extend(wasm_rows()?);
     }
     if rows.is_empty() {
         bail!("the bench program printed no rows");
@@ -407,6 +457,20 @@ mod tests {
         assert_eq!(row.met(), None);
         assert_eq!(serde_json::to_value(row.report()).unwrap()["met"], Value::Null);
         assert!(Row::parse("not json").is_err());
+    }
+
+    #[test]
+    fn kernel_bench_lines_become_rows() {
+        let rows = parse_kernel_bench(
+            "[ 0.1] INFO boot\nbench wasm.guest_vs_native 1.500 x\nbench wasm.instantiate_us 12.000 us\n",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].name, "wasm.guest_vs_native");
+        assert_eq!(rows[0].lucid, Some(1.5));
+        assert_eq!(rows[1].unit, "us");
+        assert!(parse_kernel_bench("bench wasm.x notanumber x\n").is_err());
+        assert!(parse_kernel_bench("bench wasm.x\n").is_err());
     }
 
     #[test]

@@ -17,5 +17,6 @@ pub fn main(args: Args) -> Result<()> {
     println!("loader:  {}", image.loader.display());
     println!("kernel:  {}", image.kernel.display());
     println!("archive: {}", image.archive.display());
+    println!("guests:  {}", image.bundle.display());
     Ok(())
 }

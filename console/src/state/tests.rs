@@ -554,7 +554,10 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
     );
     assert_eq!(w.memory_history.iter().map(|&(_, p)| p).collect::<Vec<_>>(), [2, 4]);
     assert_eq!(w.state, WasmState::Trapped);
-    assert_eq!(w.last_trap.as_deref(), Some("integer divide by zero (code 4)"));
+    assert_eq!(
+        w.last_trap.as_deref(),
+        Some("integer_division_by_zero: integer divide by zero")
+    );
     assert_eq!(s.tasks[&301].instance, Some(1));
 }
 

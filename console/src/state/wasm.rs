@@ -32,8 +32,13 @@ pub struct WasmInstance {
     pub task: TaskId,
     /// Current state.
     pub state: WasmState,
+    /// What the state is about: the exit code (as `i32` bits), the hostcall blocked
+    /// in, the requested sleep, the fuel budget (see [`WasmState`]).
+    pub state_detail: u64,
     /// Linear memory pages.
     pub memory_pages: u32,
+    /// Memory growths seen.
+    pub memory_grows: u64,
     /// Memory size over time (TSC, pages), oldest first.
     pub memory_history: VecDeque<(u64, u32)>,
     /// Fuel per slice, when the creation was seen.
@@ -58,7 +63,9 @@ impl WasmInstance {
             module: module.to_string(),
             task,
             state,
+            state_detail: 0,
             memory_pages: pages,
+            memory_grows: 0,
             memory_history: VecDeque::from([(ts, pages)]),
             fuel_per_slice: None,
             fuel: 0,
@@ -105,15 +112,21 @@ impl State {
                 i.hostcalls_total = w.hostcalls;
                 self.task(w.task, ts).instance = Some(w.instance);
             }
-            Message::WasmStateChanged { instance, state } => {
+            Message::WasmStateChanged {
+                instance,
+                state,
+                detail,
+            } => {
                 if let Some(w) = self.wasm.get_mut(&instance) {
                     w.state = state;
+                    w.state_detail = detail;
                 }
             }
             Message::WasmMemoryGrow {
                 instance, new_pages, ..
             } => {
                 if let Some(w) = self.wasm.get_mut(&instance) {
+                    w.memory_grows += 1;
                     w.set_pages(ts, new_pages);
                 }
             }
@@ -145,7 +158,7 @@ impl State {
                 if let Some(w) = self.wasm.get_mut(&t.instance) {
                     w.traps += 1;
                     w.state = WasmState::Trapped;
-                    w.last_trap = Some(format!("{} (code {})", t.reason, t.code));
+                    w.last_trap = Some(format!("{}: {}", lucid_protocol::wasm_trap_name(t.code), t.reason));
                 }
             }
             _ => {}

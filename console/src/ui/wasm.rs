@@ -67,7 +67,7 @@ impl WasmView {
                 Cell::from(id.to_string()),
                 Cell::from(w.module.clone()),
                 Cell::from(w.task.to_string()),
-                Cell::from(format!("{:?}", w.state)),
+                Cell::from(crate::fmt::wasm_state(w.state, w.state_detail)),
                 Cell::from(w.memory_pages.to_string()),
                 Cell::from(memory_spark(w)).style(Style::new().fg(Color::Green)),
                 Cell::from(w.fuel.to_string()),
@@ -128,7 +128,7 @@ impl WasmView {
                             if *n == OTHER_HOSTCALLS {
                                 "others".to_string()
                             } else {
-                                n.to_string()
+                                lucid_protocol::wasm_hostcall_name(*n).into_owned()
                             },
                             h.calls.to_string(),
                             dur(state, h.ticks),

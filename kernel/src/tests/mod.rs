@@ -8,3 +8,4 @@ pub mod platform;
 mod selftest;
 mod smp;
 mod virtio;
+mod wasm;

@@ -103,6 +103,12 @@ fn emit(encode: EncodeFn<'_>) {
     unsafe { lane.record(arch::rdtsc(), encode) };
 }
 
+/// Records a message that is not an executor event (wasm instance state) on the
+/// current CPU's lane.
+pub fn message(msg: &Message<'_>) {
+    emit(&|e, ts| e.push(ts, msg));
+}
+
 /// Seals the current CPU's open frames (before it idles, or before the drain reads).
 pub fn seal_current_cpu() {
     let _irq = arch::InterruptGuard::new();

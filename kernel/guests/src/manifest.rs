@@ -1,0 +1,73 @@
+//! `manifest.toml`: one `[[guest]]` table per module.
+
+use anyhow::bail;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(rename = "guest")]
+    pub guests: Vec<Guest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guest {
+    /// Module name; its source is `wat/<name>.wat`.
+    pub name: String,
+    /// Exported entry function.
+    #[serde(default = "default_entry")]
+    pub entry: String,
+    /// Fuel per time slice.
+    #[serde(default = "default_slice")]
+    pub fuel_per_slice: u64,
+    /// Lifetime fuel budget (0 = unlimited).
+    #[serde(default)]
+    pub fuel_budget: u64,
+    /// Largest linear memory, in 64 KiB pages.
+    #[serde(default = "default_pages")]
+    pub max_memory_pages: u32,
+    /// Start at boot.
+    #[serde(default)]
+    pub autostart: bool,
+}
+
+fn default_entry() -> String {
+    "main".into()
+}
+
+fn default_slice() -> u64 {
+    200_000
+}
+
+fn default_pages() -> u32 {
+    16
+}
+
+pub fn parse(text: &str) -> anyhow::Result<Manifest> {
+    let m: Manifest = toml::from_str(text)?;
+    for (i, g) in m.guests.iter().enumerate() {
+        if m.guests[..i].iter().any(|o| o.name == g.name) {
+            bail!("guest {:?} is listed twice", g.name);
+        }
+        if g.fuel_per_slice == 0 {
+            bail!("guest {:?}: fuel_per_slice must be positive", g.name);
+        }
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let m = parse("[[guest]]\nname = \"a\"\n").expect("minimal");
+        assert_eq!(m.guests[0].entry, "main");
+        assert!(!m.guests[0].autostart);
+        assert!(parse("[[guest]]\nname = \"a\"\n[[guest]]\nname = \"a\"\n").is_err());
+        assert!(parse("[[guest]]\nname = \"a\"\nfuel_per_slice = 0\n").is_err());
+        assert!(parse("[[guest]]\nname = \"a\"\ncolour = 1\n").is_err());
+    }
+}

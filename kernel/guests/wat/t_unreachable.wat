@@ -1,0 +1,2 @@
+;; Test guest: executes `unreachable`.
+(module (func (export "main") unreachable))

@@ -1,0 +1,242 @@
+//! The wasm host on the booted kernel: the guests of the boot bundle, their traps,
+//! preemption, limits and hostcalls.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::time::Duration;
+
+use lucid_executor::yield_now;
+use lucid_ktest_macros::ktest;
+use lucid_wasm::abi::TrapCode;
+
+use crate::arch::percpu;
+use crate::sched::{self, block_on};
+use crate::time::Instant;
+use crate::wasm::{self, Outcome};
+
+fn rt() -> &'static wasm::Runtime {
+    wasm::runtime().expect("the boot bundle loaded")
+}
+
+fn run_to_end(name: &str) -> Outcome {
+    let (_, handle) = rt().spawn(name).unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    block_on(async { sched::timeout(Duration::from_secs(20), handle).await })
+        .unwrap_or_else(|_| panic!("{name} did not end within 20 s"))
+        .unwrap_or_else(|e| panic!("{name}'s task failed: {e:?}"))
+}
+
+/// Waits until instances from earlier tests (cancelled, or still ending) are gone.
+fn quiesce() {
+    wait_for(Duration::from_secs(10), "earlier instances to end", || {
+        rt().live_instances() == 0
+    });
+}
+
+/// Runs the executor until `done` or `limit`.
+fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    block_on(async {
+        while !done() {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            sched::sleep(Duration::from_millis(5)).await;
+        }
+    });
+}
+
+#[ktest]
+fn the_bundle_loads_every_module() {
+    let names: Vec<_> = rt().guests().iter().map(|g| g.entry.name).collect();
+    for want in [
+        "ping", "pong", "hasher", "sleeper", "grower", "trapper", "spinner", "spawner", "short",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+}
+
+#[ktest]
+fn every_trap_is_reported_with_its_code() {
+    let cases = [
+        ("t_unreachable", TrapCode::UnreachableCodeReached),
+        ("t_div_zero", TrapCode::IntegerDivisionByZero),
+        ("t_overflow", TrapCode::IntegerOverflow),
+        ("t_oob", TrapCode::MemoryOutOfBounds),
+        ("t_bad_signature", TrapCode::BadSignature),
+        ("t_null_element", TrapCode::IndirectCallToNull),
+        // Stopped by wasmtime's stack limit: had it reached the fiber stack's guard
+        // page, the kernel would have faulted and this test would fail as a fault.
+        ("t_stack", TrapCode::StackOverflow),
+        ("t_bad_pointer", TrapCode::HostcallBadPointer),
+        ("t_bad_handle", TrapCode::HostcallBadHandle),
+    ];
+    for (name, code) in cases {
+        match run_to_end(name) {
+            Outcome::Trapped(got, reason) => {
+                assert_eq!(
+                    got,
+                    code,
+                    "{name}: trapped with {} ({reason}), expected {}",
+                    got.name(),
+                    code.name()
+                );
+                assert!(!reason.is_empty(), "{name}: empty trap reason");
+            }
+            other => panic!("{name}: expected a {} trap, got {other:?}", code.name()),
+        }
+    }
+}
+
+#[ktest]
+fn a_bad_hostcall_pointer_ends_only_its_instance() {
+    let Outcome::Trapped(TrapCode::HostcallBadPointer, reason) = run_to_end("t_bad_pointer") else {
+        panic!("t_bad_pointer did not trap on its pointer");
+    };
+    assert!(reason.contains("log") && reason.contains("outside"), "reason: {reason}");
+    // The kernel and other instances carry on.
+    assert_eq!(run_to_end("t_hostcalls"), Outcome::Exited(0));
+    assert_eq!(run_to_end("t_exit"), Outcome::Exited(7));
+}
+
+#[ktest]
+fn the_trapper_demo_traps_out_of_bounds() {
+    assert!(matches!(
+        run_to_end("trapper"),
+        Outcome::Trapped(TrapCode::MemoryOutOfBounds, _)
+    ));
+}
+
+#[ktest]
+fn the_grower_demo_grows_to_its_limit_and_exits() {
+    let limit = rt().guest("grower").expect("grower").entry.max_memory_pages;
+    assert_eq!(run_to_end("grower"), Outcome::Exited(limit as i32));
+}
+
+#[ktest]
+fn the_sleeper_demo_sleeps_50ms_per_tick() {
+    let (id, handle) = rt().spawn("sleeper").expect("spawn");
+    let start = Instant::now();
+    block_on(sched::sleep(Duration::from_secs(1)));
+    let hostcalls = wasm::stats(id).expect("alive").hostcalls;
+    let elapsed = start.elapsed().as_millis() as u64;
+    handle.cancel();
+    // A sleep never ends early: at most one tick per 50 ms (+1 in flight).
+    assert!(hostcalls <= elapsed / 50 + 1, "{hostcalls} sleeps in {elapsed} ms");
+    assert!(hostcalls >= 5, "only {hostcalls} sleeps in {elapsed} ms");
+}
+
+#[ktest]
+fn the_ping_pong_pair_exchanges_messages_until_ping_goes() {
+    quiesce();
+    let (id, handle) = rt().spawn("ping").expect("spawn");
+    wait_for(Duration::from_secs(10), "100 round trips", || {
+        wasm::stats(id).is_some_and(|s| s.hostcalls > 200)
+    });
+    assert_eq!(rt().live_instances(), 2, "ping did not start pong");
+    handle.cancel();
+    // pong sees its peer gone (chan_recv returns -1) and exits.
+    wait_for(Duration::from_secs(10), "pong to exit", || rt().live_instances() == 0);
+}
+
+#[ktest]
+fn the_spawner_demo_starts_short_lived_instances() {
+    let (_, before) = rt().started_and_ended();
+    let (_, handle) = rt().spawn("spawner").expect("spawn");
+    wait_for(Duration::from_secs(10), "two short instances to end", || {
+        rt().started_and_ended().1 >= before + 2
+    });
+    handle.cancel();
+}
+
+#[ktest]
+fn the_hasher_demo_is_preempted_every_slice() {
+    let (id, handle) = rt().spawn("hasher").expect("spawn");
+    wait_for(Duration::from_secs(10), "20 slices", || {
+        wasm::stats(id).is_some_and(|s| s.slices >= 20)
+    });
+    let s = wasm::stats(id).expect("alive");
+    let slice = rt().guest("hasher").expect("hasher").entry.fuel_per_slice;
+    // It never calls the kernel between rounds: only fuel ends its polls, and each
+    // poll runs one slice (give or take one basic block).
+    assert!(
+        s.fuel >= (s.slices - 1) * slice,
+        "{} fuel in {} slices of {slice}",
+        s.fuel,
+        s.slices
+    );
+    handle.cancel();
+}
+
+#[ktest]
+fn an_endless_loop_yields_every_slice_and_is_killed_at_its_budget() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static MAX_GAP: AtomicU64 = AtomicU64::new(0);
+    static SAMPLES: AtomicU64 = AtomicU64::new(0);
+    quiesce();
+    let (id, spinner) = rt().spawn("spinner").expect("spawn");
+    STOP.store(false, Ordering::Relaxed);
+    // One ticker per CPU keeps every CPU busy, so the spinner always shares a CPU
+    // with a ticker. A ticker measures, in the spinner's slices, the gap between
+    // two of its own polls while the spinner ran on its CPU throughout (gaps across
+    // CPUs would measure QEMU's vCPU scheduling on the host, not ours).
+    let tickers: Vec<_> = (0..percpu::online() as usize)
+        .map(|cpu| {
+            sched::runtime().builder().name("ticker").on_cpu(cpu).spawn(async move {
+                let here = || percpu::current().index;
+                let mut last = wasm::stats(id);
+                while !STOP.load(Ordering::Relaxed) {
+                    let before = here();
+                    yield_now().await;
+                    let now = wasm::stats(id);
+                    if let (Some(a), Some(b)) = (last, now)
+                        && a.cpu == before
+                        && b.cpu == before
+                        && here() == before
+                    {
+                        SAMPLES.fetch_add(1, Ordering::Relaxed);
+                        MAX_GAP.fetch_max(b.slices - a.slices, Ordering::Relaxed);
+                    }
+                    last = now;
+                }
+            })
+        })
+        .collect();
+    let outcome = block_on(async { sched::timeout(Duration::from_secs(60), spinner).await });
+    STOP.store(true, Ordering::Relaxed);
+    for t in tickers {
+        let _ = block_on(t);
+    }
+    assert_eq!(
+        outcome.ok().and_then(|r| r.ok()),
+        Some(Outcome::Killed),
+        "the spinner was not killed"
+    );
+    let samples = SAMPLES.load(Ordering::Relaxed);
+    assert!(
+        samples >= 50,
+        "only {samples} polls of a ticker sharing the spinner's CPU"
+    );
+    let gap = MAX_GAP.load(Ordering::Relaxed);
+    assert!(
+        gap < 3,
+        "a ticker waited {gap} spinner slices between polls on their shared CPU"
+    );
+}
+
+#[ktest]
+fn instances_beyond_the_limit_are_refused() {
+    quiesce();
+    let mut handles = Vec::new();
+    let refused = loop {
+        match rt().spawn("sleeper") {
+            Ok((_, h)) => handles.push(h),
+            Err(e) => break e,
+        }
+        assert!(handles.len() <= wasm::MAX_INSTANCES, "no limit");
+    };
+    assert_eq!(refused, wasm::SpawnError::TooManyInstances);
+    for h in &handles {
+        h.cancel();
+    }
+    wait_for(Duration::from_secs(10), "cancelled instances to end", || {
+        rt().live_instances() == 0
+    });
+}

@@ -1,0 +1,108 @@
+//! `workload=wasm-bench`: what `cargo xtask bench` reports for the wasm host, all in
+//! one boot so the ratios compare like with like: the `hasher` guest's `hash` export
+//! against the same FNV-1a loop in kernel Rust, the round trip of a cheap hostcall
+//! (`now`), and instantiating a module from its loaded `.cwasm`. Results are printed
+//! to COM1 as `bench NAME VALUE UNIT` lines.
+
+use alloc::vec;
+use core::time::Duration;
+
+use wasmtime::TypedFunc;
+
+use super::{Runtime, instance};
+use crate::{println, time::Instant};
+
+/// Rounds of 64 KiB hashed per measurement.
+const HASH_ROUNDS: i32 = 40;
+/// Hostcalls per measurement.
+const HOSTCALLS: i32 = 200_000;
+/// Instantiations per measurement.
+const INSTANTIATIONS: u32 = 200;
+/// Measurements per figure (the median is reported).
+const RUNS: usize = 5;
+
+fn median(mut v: [f64; RUNS]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[RUNS / 2]
+}
+
+/// The guest's algorithm in Rust: FNV-1a over 64 KiB, the hash fed back into the
+/// first 8 bytes after every round.
+fn native_hash(rounds: i32) -> u64 {
+    let mut buf = vec![0u8; 65536];
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for _ in 0..rounds {
+        for &b in core::hint::black_box(&buf[..]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        buf[..8].copy_from_slice(&h.to_le_bytes());
+    }
+    h
+}
+
+fn report(name: &str, value: f64, unit: &str) {
+    println!("bench {name} {value:.3} {unit}");
+}
+
+/// Runs every measurement and reports it; `Err` says what failed.
+pub async fn run(rt: &'static Runtime) -> Result<(), alloc::string::String> {
+    use alloc::string::ToString;
+    let err = |e: wasmtime::Error| e.to_string();
+    let hasher = rt.guest("hasher").ok_or("no hasher module")?;
+    let mut store = instance::bench_store(rt, hasher).map_err(err)?;
+    let inst = rt
+        .linker
+        .instantiate_async(&mut store, &hasher.module)
+        .await
+        .map_err(err)?;
+    let hash: TypedFunc<i32, i64> = inst.get_typed_func(&mut store, "hash").map_err(err)?;
+    let (mut native, mut guest) = ([0.0; RUNS], [0.0; RUNS]);
+    for i in 0..RUNS {
+        let t = Instant::now();
+        let want = native_hash(HASH_ROUNDS);
+        native[i] = t.elapsed().as_nanos() as f64;
+        let t = Instant::now();
+        let got = hash.call_async(&mut store, HASH_ROUNDS).await.map_err(err)? as u64;
+        guest[i] = t.elapsed().as_nanos() as f64;
+        if got != want {
+            return Err(alloc::format!("guest hash {got:#x} differs from native {want:#x}"));
+        }
+    }
+    let bytes = f64::from(HASH_ROUNDS) * 65536.0;
+    report("wasm.native_hash_ns_per_byte", median(native) / bytes, "ns/byte");
+    report("wasm.guest_hash_ns_per_byte", median(guest) / bytes, "ns/byte");
+    report("wasm.guest_vs_native", median(guest) / median(native), "x");
+
+    let calls = rt.guest("t_hostcalls").ok_or("no t_hostcalls module")?;
+    let mut store = instance::bench_store(rt, calls).map_err(err)?;
+    let inst = rt
+        .linker
+        .instantiate_async(&mut store, &calls.module)
+        .await
+        .map_err(err)?;
+    let many: TypedFunc<i32, i64> = inst.get_typed_func(&mut store, "calls").map_err(err)?;
+    let mut per_call = [0.0; RUNS];
+    for v in &mut per_call {
+        let t = Instant::now();
+        many.call_async(&mut store, HOSTCALLS).await.map_err(err)?;
+        *v = t.elapsed().as_nanos() as f64 / f64::from(HOSTCALLS);
+    }
+    report("wasm.hostcall_round_trip_ns", median(per_call), "ns");
+
+    let mut per_instance = [0.0; RUNS];
+    for v in &mut per_instance {
+        let t = Instant::now();
+        for _ in 0..INSTANTIATIONS {
+            let mut store = instance::bench_store(rt, calls).map_err(err)?;
+            rt.linker
+                .instantiate_async(&mut store, &calls.module)
+                .await
+                .map_err(err)?;
+        }
+        *v = t.elapsed().as_nanos() as f64 / f64::from(INSTANTIATIONS) / 1e3;
+    }
+    report("wasm.instantiate_us", median(per_instance), "us");
+    // Let the log drain before the caller ends the run.
+    crate::sched::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}

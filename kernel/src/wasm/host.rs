@@ -1,0 +1,256 @@
+//! The `lucid` import module (see `lucid_wasm::abi` for the signatures). Every
+//! guest pointer and length is checked against the guest's memory before it is
+//! used; a bad one, a handle the instance does not hold or an invalid argument
+//! traps the instance with a [`HostFault`] naming the hostcall. The blocking calls
+//! (`sleep`, `yield`, `chan_send`, `chan_recv`) suspend the instance's task, never
+//! the CPU.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+use lucid_wasm::abi::{Hostcall, MODULE, TrapCode};
+use wasmtime::{Caller, Extern, Linker, Memory};
+
+use super::channel::MAX_MESSAGE;
+use super::instance::{Exit, HostFault, InstanceData, Meter, ticks};
+
+type Cx<'a> = Caller<'a, InstanceData>;
+type Fut<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
+
+fn fault(code: TrapCode, reason: alloc::string::String) -> wasmtime::Error {
+    wasmtime::Error::new(HostFault { code, reason })
+}
+
+fn memory(c: &mut Cx<'_>, h: Hostcall) -> wasmtime::Result<Memory> {
+    match c.get_export("memory") {
+        Some(Extern::Memory(mem)) => Ok(mem),
+        _ => Err(fault(
+            TrapCode::HostcallBadArgument,
+            format!("{}: the guest exports no memory", h.name()),
+        )),
+    }
+}
+
+/// `[ptr, ptr + len)` of a `size`-byte guest memory, checked.
+fn range(size: usize, h: Hostcall, ptr: i32, len: i32) -> wasmtime::Result<core::ops::Range<usize>> {
+    let start = ptr as u32 as usize;
+    let Ok(n) = usize::try_from(len) else {
+        return Err(fault(
+            TrapCode::HostcallBadArgument,
+            format!("{}: negative length {len}", h.name()),
+        ));
+    };
+    match start.checked_add(n) {
+        Some(end) if end <= size => Ok(start..end),
+        _ => Err(fault(
+            TrapCode::HostcallBadPointer,
+            format!(
+                "{}: buffer {start:#x}+{n:#x} lies outside the guest's {size:#x}-byte memory",
+                h.name()
+            ),
+        )),
+    }
+}
+
+fn check(c: &mut Cx<'_>, h: Hostcall, ptr: i32, len: i32) -> wasmtime::Result<()> {
+    let mem = memory(c, h)?;
+    range(mem.data_size(&*c), h, ptr, len).map(drop)
+}
+
+fn read(c: &mut Cx<'_>, h: Hostcall, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+    let mem = memory(c, h)?;
+    let data = mem.data(&*c);
+    Ok(data[range(data.len(), h, ptr, len)?].to_vec())
+}
+
+fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
+    let mem = memory(c, h)?;
+    let data = mem.data_mut(&mut *c);
+    let r = range(data.len(), h, ptr, bytes.len() as i32)?;
+    data[r].copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Marks the instance as blocked in `h` (for the poll wrapper's report).
+fn block(c: &mut Cx<'_>, h: Hostcall) -> wasmtime::Result<()> {
+    let fuel = c.get_fuel()?;
+    let m = &c.data().meter;
+    m.fuel_at_block.store(fuel, Ordering::Relaxed);
+    m.blocked_on.store(h as u32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Back from a blocking hostcall: the guest starts a fresh slice.
+fn unblock(c: &mut Cx<'_>) -> wasmtime::Result<()> {
+    let fuel = c.get_fuel()?;
+    c.set_fuel(fuel)?;
+    let m = &c.data().meter;
+    m.slice_start_fuel.store(fuel, Ordering::Relaxed);
+    m.blocked_on.store(Meter::NONE, Ordering::Relaxed);
+    Ok(())
+}
+
+fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
+    c.data().meter.count(h, ticks().wrapping_sub(since));
+}
+
+fn channel(c: &Cx<'_>, h: Hostcall, handle: i32) -> wasmtime::Result<alloc::sync::Arc<super::channel::Channel>> {
+    c.data().handles.get(handle).ok_or_else(|| {
+        fault(
+            TrapCode::HostcallBadHandle,
+            format!("{}: handle {handle} was never given to this instance", h.name()),
+        )
+    })
+}
+
+/// Defines every `lucid` import in `linker`.
+pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        MODULE,
+        Hostcall::Log.name(),
+        |mut c: Cx<'_>, ptr: i32, len: i32, level: i32| {
+            let t0 = ticks();
+            let bytes = read(&mut c, Hostcall::Log, ptr, len)?;
+            let level = match level {
+                0 => log::Level::Trace,
+                1 => log::Level::Debug,
+                2 => log::Level::Info,
+                3 => log::Level::Warn,
+                4 => log::Level::Error,
+                _ => {
+                    return Err(fault(
+                        TrapCode::HostcallBadArgument,
+                        format!("log: level {level} is not 0..=4"),
+                    ));
+                }
+            };
+            let text = core::str::from_utf8(&bytes)
+                .map_err(|_| fault(TrapCode::HostcallBadArgument, "log: message is not UTF-8".into()))?;
+            let d = c.data();
+            log::log!(target: "wasm", level, "{}#{}: {text}", d.guest.entry.name, d.id);
+            count(&c, Hostcall::Log, t0);
+            Ok(())
+        },
+    )?;
+
+    linker.func_wrap(MODULE, Hostcall::Now.name(), |c: Cx<'_>| {
+        let t0 = ticks();
+        let now = crate::sched::now_ns() as i64;
+        count(&c, Hostcall::Now, t0);
+        now
+    })?;
+
+    linker.func_wrap_async(
+        MODULE,
+        Hostcall::Sleep.name(),
+        |mut c: Cx<'_>, (ns,): (i64,)| -> Fut<'_, ()> {
+            Box::new(async move {
+                let t0 = ticks();
+                let Ok(ns) = u64::try_from(ns) else {
+                    return Err(fault(
+                        TrapCode::HostcallBadArgument,
+                        format!("sleep: negative duration {ns}"),
+                    ));
+                };
+                block(&mut c, Hostcall::Sleep)?;
+                c.data().meter.sleep_ns.store(ns, Ordering::Relaxed);
+                crate::sched::sleep(Duration::from_nanos(ns)).await;
+                unblock(&mut c)?;
+                count(&c, Hostcall::Sleep, t0);
+                Ok(())
+            })
+        },
+    )?;
+
+    linker.func_wrap_async(MODULE, Hostcall::Yield.name(), |mut c: Cx<'_>, (): ()| -> Fut<'_, ()> {
+        Box::new(async move {
+            let t0 = ticks();
+            block(&mut c, Hostcall::Yield)?;
+            lucid_executor::yield_now().await;
+            unblock(&mut c)?;
+            count(&c, Hostcall::Yield, t0);
+            Ok(())
+        })
+    })?;
+
+    linker.func_wrap(MODULE, Hostcall::ChanCreate.name(), |mut c: Cx<'_>| {
+        let t0 = ticks();
+        let handle = c.data_mut().handles.create().map_or(-1, |h| h as i32);
+        count(&c, Hostcall::ChanCreate, t0);
+        handle
+    })?;
+
+    linker.func_wrap_async(
+        MODULE,
+        Hostcall::ChanSend.name(),
+        |mut c: Cx<'_>, (handle, ptr, len): (i32, i32, i32)| -> Fut<'_, i32> {
+            Box::new(async move {
+                let t0 = ticks();
+                let ch = channel(&c, Hostcall::ChanSend, handle)?;
+                if len as u32 as usize > MAX_MESSAGE {
+                    return Err(fault(
+                        TrapCode::HostcallBadArgument,
+                        format!("chan_send: message of {len} bytes exceeds {MAX_MESSAGE}"),
+                    ));
+                }
+                let msg = read(&mut c, Hostcall::ChanSend, ptr, len)?;
+                block(&mut c, Hostcall::ChanSend)?;
+                let sent = ch.send(msg).await;
+                unblock(&mut c)?;
+                count(&c, Hostcall::ChanSend, t0);
+                Ok(if sent { 0 } else { -1 })
+            })
+        },
+    )?;
+
+    linker.func_wrap_async(
+        MODULE,
+        Hostcall::ChanRecv.name(),
+        |mut c: Cx<'_>, (handle, ptr, cap): (i32, i32, i32)| -> Fut<'_, i32> {
+            Box::new(async move {
+                let t0 = ticks();
+                let ch = channel(&c, Hostcall::ChanRecv, handle)?;
+                // Check the buffer before blocking, so a bad one traps at once.
+                check(&mut c, Hostcall::ChanRecv, ptr, cap)?;
+                block(&mut c, Hostcall::ChanRecv)?;
+                let msg = ch.recv().await;
+                unblock(&mut c)?;
+                let n = match msg {
+                    Some(m) => {
+                        let keep = m.len().min(cap as usize);
+                        write(&mut c, Hostcall::ChanRecv, ptr, &m[..keep])?;
+                        m.len() as i32
+                    }
+                    None => -1,
+                };
+                count(&c, Hostcall::ChanRecv, t0);
+                Ok(n)
+            })
+        },
+    )?;
+
+    linker.func_wrap(MODULE, Hostcall::Spawn.name(), |mut c: Cx<'_>, ptr: i32, len: i32| {
+        let t0 = ticks();
+        let name = read(&mut c, Hostcall::Spawn, ptr, len)?;
+        let id = core::str::from_utf8(&name)
+            .ok()
+            .and_then(|name| super::runtime()?.spawn_with(name, c.data().handles.share()).ok())
+            .map_or(-1, |id| id as i64);
+        count(&c, Hostcall::Spawn, t0);
+        Ok(id)
+    })?;
+
+    linker.func_wrap(
+        MODULE,
+        Hostcall::Exit.name(),
+        |c: Cx<'_>, code: i32| -> wasmtime::Result<()> {
+            count(&c, Hostcall::Exit, ticks());
+            Err(wasmtime::Error::new(Exit(code)))
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! One instance = one executor task (kind wasm, named after its module) that runs
+//! the module's entry export with `call_async`. Fuel slices it: after
+//! `fuel_per_slice` units the call yields and the task goes to the back of its
+//! run queue, so a guest that never returns still gives up its CPU every slice.
+//! Its lifetime fuel budget, memory limit and table limit are enforced by
+//! wasmtime; a trap, an `exit` or a kill ends only this instance.
+//!
+//! Everything the console shows about instances is reported from here: creation,
+//! every state change, memory growth, fuel and slices per poll, hostcall counts and
+//! time per kind, and traps with their code and reason.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll};
+
+use lucid_protocol::{Message, WasmInstanceCreated, WasmState};
+use lucid_wasm::abi::{Hostcall, TrapCode};
+use wasmtime::{ResourceLimiter, Store, Trap, Val};
+
+use super::channel::Handles;
+use super::{Guest, Runtime, platform};
+use crate::{arch, trace};
+
+/// An instance id, unique for the life of the kernel.
+pub type InstanceId = u64;
+
+/// Live instances at most; `spawn` beyond it is refused.
+pub const MAX_INSTANCES: usize = 64;
+/// Table elements an instance may have.
+pub const MAX_TABLE_ELEMENTS: usize = 10_000;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+pub(super) static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Instances started and ended since boot.
+pub(super) static STARTED: AtomicU64 = AtomicU64::new(0);
+pub(super) static ENDED: AtomicU64 = AtomicU64::new(0);
+/// The meters of live instances, for [`stats`].
+static METERS: spin::Mutex<BTreeMap<InstanceId, Arc<Meter>>> = spin::Mutex::new(BTreeMap::new());
+
+/// What an instance has used so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Time slices run (polls of its task).
+    pub slices: u64,
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// Hostcalls made.
+    pub hostcalls: u64,
+    /// The CPU of its latest poll.
+    pub cpu: u32,
+}
+
+/// What live instance `id` has used so far; `None` once it has ended.
+pub fn stats(id: InstanceId) -> Option<InstanceStats> {
+    let m = METERS.lock().get(&id).cloned()?;
+    Some(InstanceStats {
+        slices: m.slices.load(Ordering::Relaxed),
+        fuel: m.fuel_used.load(Ordering::Relaxed),
+        hostcalls: m.hostcalls.load(Ordering::Relaxed),
+        cpu: m.cpu.load(Ordering::Relaxed),
+    })
+}
+
+/// How an instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its entry returned (code 0, or the `i32` it returned) or it called `exit`.
+    Exited(i32),
+    /// A trap ended it.
+    Trapped(TrapCode, String),
+    /// It used its whole fuel budget.
+    Killed,
+}
+
+/// `exit(code)`: unwinds the guest like a trap, but is reported as an exit.
+#[derive(Debug)]
+pub(super) struct Exit(pub i32);
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit({})", self.0)
+    }
+}
+
+impl core::error::Error for Exit {}
+
+/// A hostcall refused its arguments: the instance traps with this code.
+#[derive(Debug)]
+pub(super) struct HostFault {
+    pub code: TrapCode,
+    pub reason: String,
+}
+
+impl fmt::Display for HostFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl core::error::Error for HostFault {}
+
+/// What the task's poll wrapper and the hostcalls share (same task, so relaxed
+/// atomics are enough; atomics keep the store data `Send`).
+#[derive(Debug)]
+pub(super) struct Meter {
+    /// The hostcall the guest is blocked in, or [`Meter::NONE`].
+    pub blocked_on: AtomicU32,
+    /// Remaining fuel when the current slice started.
+    pub slice_start_fuel: AtomicU64,
+    /// Remaining fuel when the guest entered the hostcall it is blocked in.
+    pub fuel_at_block: AtomicU64,
+    /// Remaining fuel when the call returned.
+    pub final_fuel: AtomicU64,
+    /// Nanoseconds the current `sleep` asked for.
+    pub sleep_ns: AtomicU64,
+    /// Totals for [`stats`].
+    slices: AtomicU64,
+    cpu: AtomicU32,
+    fuel_used: AtomicU64,
+    hostcalls: AtomicU64,
+    /// Per hostcall: calls and TSC ticks since the last report.
+    calls: [AtomicU64; HOSTCALLS],
+    ticks: [AtomicU64; HOSTCALLS],
+}
+
+const HOSTCALLS: usize = Hostcall::ALL.len();
+
+impl Meter {
+    pub const NONE: u32 = u32::MAX;
+
+    fn new(fuel: u64) -> Self {
+        Self {
+            blocked_on: AtomicU32::new(Self::NONE),
+            slice_start_fuel: AtomicU64::new(fuel),
+            fuel_at_block: AtomicU64::new(fuel),
+            final_fuel: AtomicU64::new(fuel),
+            sleep_ns: AtomicU64::new(0),
+            slices: AtomicU64::new(0),
+            cpu: AtomicU32::new(0),
+            fuel_used: AtomicU64::new(0),
+            hostcalls: AtomicU64::new(0),
+            calls: [const { AtomicU64::new(0) }; HOSTCALLS],
+            ticks: [const { AtomicU64::new(0) }; HOSTCALLS],
+        }
+    }
+
+    /// Counts one call of `h` that took `ticks`.
+    pub fn count(&self, h: Hostcall, ticks: u64) {
+        self.hostcalls.fetch_add(1, Ordering::Relaxed);
+        self.calls[h as usize].fetch_add(1, Ordering::Relaxed);
+        self.ticks[h as usize].fetch_add(ticks, Ordering::Relaxed);
+    }
+
+    /// Reports and resets the per-hostcall counts.
+    fn report(&self, instance: InstanceId) {
+        for (i, (calls, ticks)) in self.calls.iter().zip(&self.ticks).enumerate() {
+            let n = calls.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                let t = ticks.swap(0, Ordering::Relaxed);
+                trace::message(&Message::WasmHostcalls {
+                    instance,
+                    hostcall: i as u32,
+                    calls: n,
+                    ticks: t,
+                });
+            }
+        }
+    }
+}
+
+/// The store data of one instance.
+pub struct InstanceData {
+    pub(super) id: InstanceId,
+    pub(super) guest: &'static Guest,
+    pub(super) handles: Handles,
+    pub(super) meter: Arc<Meter>,
+    pub(super) pages: u32,
+}
+
+impl fmt::Debug for InstanceData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceData")
+            .field("id", &self.id)
+            .field("module", &self.guest.entry.name)
+            .finish()
+    }
+}
+
+impl ResourceLimiter for InstanceData {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let limit = self.guest.entry.max_memory_pages as usize * 65536;
+        if desired > limit {
+            return Ok(false);
+        }
+        let (old, new) = ((current / 65536) as u32, (desired / 65536) as u32);
+        self.pages = new;
+        // The first "growth" is the instantiation's initial allocation, reported
+        // as the size in `WasmInstanceCreated`.
+        if current > 0 {
+            trace::message(&Message::WasmMemoryGrow {
+                instance: self.id,
+                old_pages: old,
+                new_pages: new,
+            });
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+fn state(instance: InstanceId, state: WasmState, detail: u64) {
+    trace::message(&Message::WasmStateChanged {
+        instance,
+        state,
+        detail,
+    });
+}
+
+/// Starts `guest` as a new task. `handles` are the channels it starts with.
+pub(super) fn spawn(
+    rt: &'static Runtime,
+    guest: &'static Guest,
+    handles: Handles,
+) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), super::SpawnError> {
+    if LIVE.fetch_add(1, Ordering::AcqRel) >= MAX_INSTANCES {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+        return Err(super::SpawnError::TooManyInstances);
+    }
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let budget = match guest.entry.fuel_budget {
+        0 => u64::MAX,
+        b => b,
+    };
+    let meter = Arc::new(Meter::new(budget));
+    METERS.lock().insert(id, meter.clone());
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    let data = InstanceData {
+        id,
+        guest,
+        handles,
+        meter: meter.clone(),
+        pages: 0,
+    };
+    let run = Metered {
+        id,
+        interval: guest.entry.fuel_per_slice,
+        meter,
+        tls: [core::ptr::null_mut(); platform::TLS_SLOTS],
+        last_fuel: budget,
+        first: true,
+        finished: false,
+        inner: Box::pin(run(rt, guest, data, budget)),
+    };
+    let handle = crate::sched::runtime()
+        .builder()
+        .name(guest.entry.name)
+        .kind(lucid_executor::TaskKind::Wasm)
+        .spawn(run);
+    Ok((id, handle))
+}
+
+/// Instantiates and runs one instance to its end.
+async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, budget: u64) -> Outcome {
+    let id = data.id;
+    let meter = data.meter.clone();
+    let mut store = Store::new(&rt.engine, data);
+    store.limiter(|d| d);
+    let setup = fuel(&mut store, budget, Some(guest.entry.fuel_per_slice));
+    let outcome = match setup {
+        Ok(()) => call(rt, guest, &mut store).await,
+        Err(e) => Err(e),
+    };
+    meter.final_fuel.store(store.get_fuel().unwrap_or(0), Ordering::Relaxed);
+    let outcome = match outcome {
+        Ok(code) => Outcome::Exited(code),
+        Err(e) => classify(&e),
+    };
+    match &outcome {
+        Outcome::Exited(code) => state(id, WasmState::Exited, *code as u32 as u64),
+        Outcome::Killed => {
+            report_trap(id, TrapCode::OutOfFuel, "fuel budget exhausted");
+            state(id, WasmState::Killed, guest.entry.fuel_budget);
+        }
+        Outcome::Trapped(code, reason) => {
+            report_trap(id, *code, reason);
+            state(id, WasmState::Trapped, *code as u64);
+        }
+    }
+    match &outcome {
+        Outcome::Exited(code) => log::debug!("wasm: {}#{id} exited with {code}", guest.entry.name),
+        Outcome::Killed => log::info!("wasm: {}#{id} killed: fuel budget exhausted", guest.entry.name),
+        Outcome::Trapped(code, reason) => {
+            log::info!("wasm: {}#{id} trapped ({}): {reason}", guest.entry.name, code.name());
+        }
+    }
+    outcome
+}
+
+/// Gives `store` its fuel budget, sliced into `slice`s if given.
+fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> wasmtime::Result<()> {
+    // The interval first: `set_fuel` splits the budget into one slice's injection
+    // and a reserve.
+    store.fuel_async_yield_interval(slice)?;
+    store.set_fuel(budget)
+}
+
+#[cfg(not(feature = "ktest"))]
+/// A store for running `guest`'s exports directly in the calling task (no instance
+/// task, no slicing): what `cargo xtask bench` measures.
+pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
+    let data = InstanceData {
+        id: 0,
+        guest,
+        handles: Handles::default(),
+        meter: Arc::new(Meter::new(u64::MAX)),
+        pages: 0,
+    };
+    let mut store = Store::new(&rt.engine, data);
+    store.limiter(|d| d);
+    fuel(&mut store, u64::MAX, None)?;
+    Ok(store)
+}
+
+async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<InstanceData>) -> wasmtime::Result<i32> {
+    let instance = rt.linker.instantiate_async(&mut *store, &guest.module).await?;
+    let data = store.data();
+    let task = crate::sched::runtime().current_task().map_or(0, |t| t.as_u64());
+    trace::message(&Message::WasmInstanceCreated(WasmInstanceCreated {
+        instance: data.id,
+        task,
+        module: guest.entry.name,
+        memory_pages: data.pages,
+        fuel_per_slice: guest.entry.fuel_per_slice,
+    }));
+    state(data.id, WasmState::Running, 0);
+    let func = instance.get_func(&mut *store, guest.entry.entry).ok_or_else(|| {
+        wasmtime::Error::new(HostFault {
+            code: TrapCode::Other,
+            reason: format!("module {} has no export {:?}", guest.entry.name, guest.entry.entry),
+        })
+    })?;
+    let ty = func.ty(&*store);
+    if ty.params().len() != 0 || ty.results().len() > 1 {
+        return Err(wasmtime::Error::new(HostFault {
+            code: TrapCode::Other,
+            reason: format!(
+                "entry {:?} must take no parameters and return nothing or one i32",
+                guest.entry.entry
+            ),
+        }));
+    }
+    let mut results = [Val::I32(0)];
+    let n = ty.results().len();
+    func.call_async(&mut *store, &[], &mut results[..n]).await?;
+    Ok(if n == 1 { results[0].i32().unwrap_or(0) } else { 0 })
+}
+
+fn classify(e: &wasmtime::Error) -> Outcome {
+    if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+        return Outcome::Exited(*code);
+    }
+    if let Some(f) = e.downcast_ref::<HostFault>() {
+        return Outcome::Trapped(f.code, f.reason.clone());
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        let code = TrapCode::from_trap(*trap);
+        if code == TrapCode::OutOfFuel {
+            return Outcome::Killed;
+        }
+        return Outcome::Trapped(code, one_line(e));
+    }
+    Outcome::Trapped(TrapCode::Other, one_line(e))
+}
+
+/// wasmtime's message with its backtrace (function index, code offset) on one line.
+fn one_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:?}");
+    let mut out = String::with_capacity(text.len());
+    for part in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
+    let task = crate::sched::runtime().current_task().map_or(0, |t| t.as_u64());
+    trace::message(&Message::WasmTrap(lucid_protocol::WasmTrap {
+        instance,
+        task,
+        code: code as u32,
+        reason,
+    }));
+}
+
+/// The instance task's future: carries wasmtime's TLS slots with the task across
+/// CPUs, and reports fuel, slices, state and hostcalls after every poll.
+struct Metered<F> {
+    id: InstanceId,
+    interval: u64,
+    meter: Arc<Meter>,
+    tls: [*mut u8; platform::TLS_SLOTS],
+    /// Remaining fuel at the end of the last poll.
+    last_fuel: u64,
+    first: bool,
+    finished: bool,
+    inner: Pin<Box<F>>,
+}
+
+impl<F> Drop for Metered<F> {
+    fn drop(&mut self) {
+        METERS.lock().remove(&self.id);
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+        ENDED.fetch_add(1, Ordering::Relaxed);
+        if !self.finished {
+            // Cancelled from outside (its task was aborted): the kernel killed it.
+            state(self.id, WasmState::Killed, 0);
+        }
+    }
+}
+
+// SAFETY: the raw TLS pointers are wasmtime's per-call state for this instance's
+// own fiber; they are only ever installed on the CPU that polls this task, for the
+// duration of the poll, which is exactly what wasmtime expects of a thread.
+unsafe impl<F: Send> Send for Metered<F> {}
+
+impl<F: Future<Output = Outcome>> Future for Metered<F> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        // `Metered` is `Unpin`: the inner future is boxed.
+        let this = self.get_mut();
+        if !this.first {
+            state(this.id, WasmState::Running, 0);
+        }
+        this.first = false;
+        let cpu = crate::arch::percpu::try_current().map_or(0, |c| c.index);
+        this.meter.cpu.store(cpu, Ordering::Relaxed);
+        let saved = platform::swap_tls(this.tls);
+        let r = this.inner.as_mut().poll(cx);
+        this.tls = platform::swap_tls(saved);
+        let m = &this.meter;
+        let remaining = match (&r, m.blocked_on.load(Ordering::Relaxed)) {
+            (Poll::Ready(_), _) => m.final_fuel.load(Ordering::Relaxed),
+            (Poll::Pending, Meter::NONE) => {
+                // A fuel yield: the slice's whole injection was used, and wasmtime
+                // injected the next slice.
+                let start = m.slice_start_fuel.load(Ordering::Relaxed);
+                let left = start.saturating_sub(this.interval);
+                m.slice_start_fuel.store(left, Ordering::Relaxed);
+                left
+            }
+            (Poll::Pending, _) => m.fuel_at_block.load(Ordering::Relaxed),
+        };
+        let fuel = this.last_fuel.saturating_sub(remaining);
+        this.last_fuel = remaining;
+        m.slices.fetch_add(1, Ordering::Relaxed);
+        m.fuel_used.fetch_add(fuel, Ordering::Relaxed);
+        trace::message(&Message::WasmPoll {
+            instance: this.id,
+            fuel,
+            slices: 1,
+        });
+        m.report(this.id);
+        if r.is_pending() {
+            match m.blocked_on.load(Ordering::Relaxed) {
+                Meter::NONE => state(this.id, WasmState::Suspended, 0),
+                h if h == Hostcall::Sleep as u32 => {
+                    state(this.id, WasmState::Sleeping, m.sleep_ns.load(Ordering::Relaxed))
+                }
+                h if h == Hostcall::Yield as u32 => state(this.id, WasmState::Suspended, 0),
+                h => state(this.id, WasmState::Blocked, u64::from(h)),
+            }
+        } else {
+            this.finished = true;
+        }
+        r
+    }
+}
+
+/// TSC now (hostcall timing).
+pub(super) fn ticks() -> u64 {
+    arch::rdtsc()
+}

@@ -1,0 +1,225 @@
+//! The WebAssembly host: wasmtime without std, running guest modules from the boot
+//! bundle as executor tasks.
+//!
+//! - [`platform`]: the C symbols no_std wasmtime needs (TLS slots, locks).
+//! - `code_memory`: native code pages (RW while loading, RX once published).
+//! - `stacks`: fiber stacks with guard pages, pooled.
+//! - `cpu`: ISA features from CPUID, so a `.cwasm` that needs more is refused.
+//! - `instance`: one instance per task, fuel-sliced, limited, traced.
+//! - `host`: the `lucid` import module; `channel`: capabilities between instances.
+
+#[cfg(not(feature = "ktest"))]
+pub mod bench;
+mod channel;
+mod code_memory;
+mod cpu;
+mod host;
+mod instance;
+pub mod platform;
+mod stacks;
+
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use lucid_boot_api::BootInfo;
+use lucid_wasm::bundle::{ARCHIVE_ENTRY, Bundle, BundleError, GuestEntry};
+use spin::Once;
+use wasmtime::{Config, Engine, Linker, Module};
+
+pub use channel::Handles;
+pub use instance::{InstanceId, InstanceStats, MAX_INSTANCES, Outcome, stats};
+
+/// A module from the bundle, loaded.
+pub struct Guest {
+    /// Its manifest entry.
+    pub entry: GuestEntry<'static>,
+    /// The deserialised module.
+    pub module: Module,
+}
+
+impl fmt::Debug for Guest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guest")
+            .field("name", &self.entry.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine, the `lucid` imports and the bundle's modules.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<instance::InstanceData>,
+    guests: Vec<Guest>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("guests", &self.guests)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the wasm host could not start.
+#[derive(Debug)]
+pub enum InitError {
+    /// The loader handed over no `wasm` boot module.
+    NoBundle,
+    /// The bundle is malformed or from another engine.
+    Bundle(BundleError),
+    /// wasmtime refused the engine configuration.
+    Engine(String),
+    /// A module would not load.
+    Module {
+        /// Its name.
+        name: &'static str,
+        /// wasmtime's reason.
+        reason: String,
+    },
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoBundle => write!(f, "no `{ARCHIVE_ENTRY}` boot module (no guests to run)"),
+            Self::Bundle(e) => write!(f, "{e}"),
+            Self::Engine(e) => write!(f, "wasmtime refused the engine config: {e}"),
+            Self::Module { name, reason } => write!(f, "guest module {name} does not load: {reason}"),
+        }
+    }
+}
+
+impl core::error::Error for InitError {}
+
+/// Why an instance could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The bundle has no such module.
+    NoSuchModule,
+    /// [`MAX_INSTANCES`] are alive.
+    TooManyInstances,
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchModule => write!(f, "the boot bundle has no such module"),
+            Self::TooManyInstances => write!(f, "{MAX_INSTANCES} instances are already running"),
+        }
+    }
+}
+
+impl core::error::Error for SpawnError {}
+
+static RUNTIME: Once<Runtime> = Once::new();
+
+/// The wasm host, once [`init`] succeeded.
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// The kernel's engine: the shared settings plus what only the kernel knows.
+fn engine() -> Result<Engine, InitError> {
+    let mut config = Config::new();
+    lucid_wasm::configure(&mut config).map_err(|e| InitError::Engine(e.to_string()))?;
+    // SAFETY: `cpu::detect` answers from CPUID and says "no" to anything that needs
+    // state the kernel does not enable (AVX), so wasmtime only accepts code this CPU
+    // can execute.
+    unsafe { config.detect_host_feature(cpu::detect) };
+    config
+        .async_stack_size(lucid_wasm::ASYNC_STACK_SIZE)
+        .with_host_stack(Arc::new(stacks::KernelStacks))
+        .with_custom_code_memory(Some(Arc::new(code_memory::KernelCodeMemory)));
+    Engine::new(&config).map_err(|e| InitError::Engine(e.to_string()))
+}
+
+/// Loads the bundle the loader passed as the `wasm` boot module.
+pub fn init_from_boot(boot: &BootInfo) -> Result<&'static Runtime, InitError> {
+    let module = boot
+        .modules()
+        .iter()
+        .find(|m| m.name() == ARCHIVE_ENTRY)
+        .ok_or(InitError::NoBundle)?;
+    let virt = crate::mem::phys_to_virt(module.phys.start);
+    let len = (module.phys.end - module.phys.start) as usize;
+    // SAFETY: the loader reserved the module's physical range for the kernel's whole
+    // life and the direct map covers it; nothing writes to it.
+    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(virt as *const u8, len) };
+    init(bytes)
+}
+
+/// Checks the bundle and loads every module in it.
+pub fn init(bytes: &'static [u8]) -> Result<&'static Runtime, InitError> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let bundle = Bundle::parse(bytes).map_err(InitError::Bundle)?;
+    let engine = engine()?;
+    let mut linker = Linker::new(&engine);
+    host::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
+    let mut guests = Vec::with_capacity(bundle.len());
+    for entry in bundle.entries() {
+        // SAFETY: the image comes from the boot bundle, built by our precompiler
+        // with this engine's settings (the fingerprint was checked above) and
+        // trusted like the kernel image itself; wasmtime checks its header again.
+        let module = unsafe { Module::deserialize(&engine, entry.cwasm) }.map_err(|e| InitError::Module {
+            name: entry.name,
+            reason: e.to_string(),
+        })?;
+        guests.push(Guest { entry, module });
+    }
+    Ok(RUNTIME.call_once(|| Runtime { engine, linker, guests }))
+}
+
+impl Runtime {
+    /// The loaded modules.
+    pub fn guests(&self) -> &[Guest] {
+        &self.guests
+    }
+
+    /// The module called `name`.
+    pub fn guest(&self, name: &str) -> Option<&Guest> {
+        self.guests.iter().find(|g| g.entry.name == name)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Starts an instance of `name` with no handles.
+    pub fn spawn(&'static self, name: &str) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), SpawnError> {
+        let guest = self.guest(name).ok_or(SpawnError::NoSuchModule)?;
+        instance::spawn(self, guest, Handles::default())
+    }
+
+    /// Starts an instance of `name` holding `handles` (a guest's `spawn`).
+    pub(crate) fn spawn_with(&'static self, name: &str, handles: Handles) -> Result<InstanceId, SpawnError> {
+        let guest = self.guest(name).ok_or(SpawnError::NoSuchModule)?;
+        instance::spawn(self, guest, handles).map(|(id, _)| id)
+    }
+
+    /// Starts every module marked autostart; returns how many started.
+    pub fn autostart(&'static self) -> usize {
+        let names: Vec<&'static str> = self
+            .guests
+            .iter()
+            .filter(|g| g.entry.autostart)
+            .map(|g| g.entry.name)
+            .collect();
+        names.iter().filter(|n| self.spawn(n).is_ok()).count()
+    }
+
+    /// Instances alive now.
+    pub fn live_instances(&self) -> usize {
+        instance::LIVE.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Instances started and ended since boot.
+    pub fn started_and_ended(&self) -> (u64, u64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        (instance::STARTED.load(Relaxed), instance::ENDED.load(Relaxed))
+    }
+}

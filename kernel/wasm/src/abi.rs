@@ -1,0 +1,180 @@
+//! The `lucid` import module guests call, and the trap codes the kernel reports.
+//! The numbers are on the wire (`WasmHostcalls::hostcall`, `WasmTrap::code`), so
+//! they never change meaning; new ones are added at the end.
+
+/// The import module name.
+pub const MODULE: &str = "lucid";
+
+macro_rules! hostcalls {
+    ($($(#[$doc:meta])* $name:ident = $num:literal, $import:literal;)*) => {
+        /// One `lucid` import.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum Hostcall { $($(#[$doc])* $name = $num,)* }
+
+        impl Hostcall {
+            /// Every hostcall, in number order.
+            pub const ALL: &'static [Hostcall] = &[$(Hostcall::$name,)*];
+
+            /// The import's field name.
+            #[must_use]
+            pub const fn name(self) -> &'static str {
+                match self { $(Hostcall::$name => $import,)* }
+            }
+
+            /// The hostcall with this wire number.
+            #[must_use]
+            pub const fn from_u32(n: u32) -> Option<Self> {
+                match n { $($num => Some(Hostcall::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+hostcalls! {
+    /// `log(ptr: i32, len: i32, level: i32)`: a UTF-8 message at a level
+    /// (0 trace … 4 error) into the kernel's log and trace.
+    Log = 0, "log";
+    /// `now() -> i64`: nanoseconds since boot.
+    Now = 1, "now";
+    /// `sleep(ns: i64)`: block this instance's task for at least `ns`.
+    Sleep = 2, "sleep";
+    /// `yield()`: end this slice; other tasks run first.
+    Yield = 3, "yield";
+    /// `chan_create() -> i32`: a new channel; returns its handle.
+    ChanCreate = 4, "chan_create";
+    /// `chan_send(handle: i32, ptr: i32, len: i32) -> i32`: queue a copy of the
+    /// bytes; blocks while the channel is full. 0 on success, -1 if every receiver
+    /// is gone.
+    ChanSend = 5, "chan_send";
+    /// `chan_recv(handle: i32, ptr: i32, cap: i32) -> i32`: the next message's
+    /// length, its first `cap` bytes copied to `ptr`; blocks while empty; -1 if
+    /// every sender is gone.
+    ChanRecv = 6, "chan_recv";
+    /// `spawn(name_ptr: i32, name_len: i32) -> i64`: start another module of the
+    /// boot bundle; it receives copies of the caller's handles. Returns the new
+    /// instance id, or -1 if there is no such module or the instance limit is hit.
+    Spawn = 7, "spawn";
+    /// `exit(code: i32)`: end this instance with an exit code.
+    Exit = 8, "exit";
+}
+
+macro_rules! trap_codes {
+    ($($(#[$doc:meta])* $name:ident = $num:literal, $text:literal;)*) => {
+        /// Why an instance stopped abnormally.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum TrapCode { $($(#[$doc])* $name = $num,)* }
+
+        impl TrapCode {
+            /// Every code, in number order.
+            pub const ALL: &'static [TrapCode] = &[$(TrapCode::$name,)*];
+
+            /// Stable snake_case name (metrics labels, JSON).
+            #[must_use]
+            pub const fn name(self) -> &'static str {
+                match self { $(TrapCode::$name => $text,)* }
+            }
+
+            /// The code with this wire number.
+            #[must_use]
+            pub const fn from_u32(n: u32) -> Option<Self> {
+                match n { $($num => Some(TrapCode::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+trap_codes! {
+    /// The guest used more than its native stack allowance.
+    StackOverflow = 0, "stack_overflow";
+    /// A load or store outside linear memory.
+    MemoryOutOfBounds = 1, "memory_out_of_bounds";
+    /// A misaligned atomic access.
+    HeapMisaligned = 2, "heap_misaligned";
+    /// A table access out of bounds (including `call_indirect` past the end).
+    TableOutOfBounds = 3, "table_out_of_bounds";
+    /// `call_indirect` on an undefined (null) table element.
+    IndirectCallToNull = 4, "indirect_call_to_null";
+    /// `call_indirect` with a signature mismatch.
+    BadSignature = 5, "bad_signature";
+    /// Integer overflow (`INT_MIN / -1`).
+    IntegerOverflow = 6, "integer_overflow";
+    /// Integer division or remainder by zero.
+    IntegerDivisionByZero = 7, "integer_division_by_zero";
+    /// A float-to-int conversion out of range.
+    BadConversionToInteger = 8, "bad_conversion_to_integer";
+    /// `unreachable` was executed.
+    UnreachableCodeReached = 9, "unreachable";
+    /// The instance used its whole fuel budget (killed).
+    OutOfFuel = 10, "out_of_fuel";
+    /// A hostcall was given a pointer/length outside linear memory.
+    HostcallBadPointer = 11, "hostcall_bad_pointer";
+    /// A hostcall named a handle the instance does not hold.
+    HostcallBadHandle = 12, "hostcall_bad_handle";
+    /// A hostcall argument was invalid (e.g. not UTF-8, negative length).
+    HostcallBadArgument = 13, "hostcall_bad_argument";
+    /// A resource limit refused a growth or instantiation.
+    ResourceLimit = 14, "resource_limit";
+    /// Anything else (the reason string says what).
+    Other = 15, "other";
+}
+
+#[cfg(feature = "runtime")]
+impl TrapCode {
+    /// The code for a wasmtime trap.
+    #[must_use]
+    pub fn from_trap(trap: wasmtime::Trap) -> Self {
+        use wasmtime::Trap as T;
+        match trap {
+            T::StackOverflow => Self::StackOverflow,
+            T::MemoryOutOfBounds => Self::MemoryOutOfBounds,
+            T::HeapMisaligned => Self::HeapMisaligned,
+            T::TableOutOfBounds => Self::TableOutOfBounds,
+            T::IndirectCallToNull => Self::IndirectCallToNull,
+            T::BadSignature => Self::BadSignature,
+            T::IntegerOverflow => Self::IntegerOverflow,
+            T::IntegerDivisionByZero => Self::IntegerDivisionByZero,
+            T::BadConversionToInteger => Self::BadConversionToInteger,
+            T::UnreachableCodeReached => Self::UnreachableCodeReached,
+            T::OutOfFuel => Self::OutOfFuel,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        for &h in Hostcall::ALL {
+            assert_eq!(Hostcall::from_u32(h as u32), Some(h));
+        }
+        for &t in TrapCode::ALL {
+            assert_eq!(TrapCode::from_u32(t as u32), Some(t));
+        }
+        assert_eq!(Hostcall::from_u32(Hostcall::ALL.len() as u32), None);
+        assert_eq!(TrapCode::from_u32(TrapCode::ALL.len() as u32), None);
+    }
+
+    #[test]
+    fn names_match_the_protocol() {
+        let ours: Vec<_> = Hostcall::ALL.iter().map(|h| h.name()).collect();
+        assert_eq!(ours, lucid_protocol::WASM_HOSTCALL_NAMES);
+        let ours: Vec<_> = TrapCode::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(ours, lucid_protocol::WASM_TRAP_NAMES);
+    }
+
+    #[cfg(feature = "runtime")]
+    #[test]
+    fn wasmtime_traps_map_to_their_codes() {
+        assert_eq!(
+            TrapCode::from_trap(wasmtime::Trap::IntegerOverflow),
+            TrapCode::IntegerOverflow
+        );
+        assert_eq!(TrapCode::from_trap(wasmtime::Trap::OutOfFuel), TrapCode::OutOfFuel);
+        assert_eq!(TrapCode::from_trap(wasmtime::Trap::Interrupt), TrapCode::Other);
+    }
+}

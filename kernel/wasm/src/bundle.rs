@@ -1,0 +1,339 @@
+//! The boot bundle: precompiled guest modules with their manifest, handed to the
+//! kernel by the loader as the boot archive's `wasm` entry.
+//!
+//! Layout (little endian): a 40-byte header `MAGIC, version: u32, count: u32,
+//! fingerprint: u64, wasmtime: [u8; 16]`, then `count` 128-byte entries (see
+//! [`GuestEntry`]; names NUL padded, 24 reserved zero bytes at the end), then the
+//! `.cwasm` images, each at a 16-byte-aligned offset from the bundle start.
+
+use core::{fmt, str};
+
+use crate::config::{WASMTIME_VERSION, fingerprint};
+
+/// First bytes of every bundle.
+pub const MAGIC: [u8; 8] = *b"LUCIDWB\0";
+/// Format version this crate reads and writes.
+pub const VERSION: u32 = 1;
+/// The boot archive entry that holds the bundle.
+pub const ARCHIVE_ENTRY: &str = "wasm";
+/// Bytes reserved for a module or export name.
+pub const NAME_LEN: usize = 32;
+
+const HEADER_LEN: usize = 40;
+const ENTRY_LEN: usize = 128;
+#[cfg(any(test, feature = "alloc"))]
+const DATA_ALIGN: usize = 16;
+const FLAG_AUTOSTART: u32 = 1;
+
+/// Why a bundle is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleError {
+    /// The bytes do not start with [`MAGIC`].
+    BadMagic,
+    /// Written by a format version this crate does not read.
+    UnsupportedVersion(u32),
+    /// A header, entry or image reaches past the end.
+    Truncated,
+    /// A name is not UTF-8.
+    BadName {
+        /// Index of the entry.
+        index: usize,
+    },
+    /// Built by another wasmtime version or with another engine Config.
+    OtherEngine {
+        /// The precompiler's wasmtime version.
+        wasmtime: [u8; 16],
+        /// The precompiler's config fingerprint.
+        fingerprint: u64,
+    },
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadMagic => write!(f, "not a Lucid wasm bundle (bad magic)"),
+            Self::UnsupportedVersion(v) => write!(f, "wasm bundle format {v} is not supported (expected {VERSION})"),
+            Self::Truncated => write!(f, "wasm bundle is truncated"),
+            Self::BadName { index } => write!(f, "wasm bundle entry {index} has a name that is not UTF-8"),
+            Self::OtherEngine {
+                wasmtime,
+                fingerprint: theirs,
+            } => write!(
+                f,
+                "wasm bundle was built by wasmtime {} with engine config {theirs:016x}; this kernel runs wasmtime \
+                 {WASMTIME_VERSION} with config {:016x}: rebuild it with `cargo xtask build`",
+                padded_str(wasmtime).unwrap_or("(unreadable)"),
+                fingerprint()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for BundleError {}
+
+/// One guest module and how to run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestEntry<'a> {
+    /// Module name (the instance and task name).
+    pub name: &'a str,
+    /// The exported function to call, `() -> ()` or `() -> i32`.
+    pub entry: &'a str,
+    /// Fuel per time slice: the instance yields its CPU after using this much.
+    pub fuel_per_slice: u64,
+    /// Fuel for the instance's whole life; 0 = unlimited. Exceeding it kills it.
+    pub fuel_budget: u64,
+    /// Largest linear memory in 64 KiB pages.
+    pub max_memory_pages: u32,
+    /// Started at boot.
+    pub autostart: bool,
+    /// The `.cwasm` image.
+    pub cwasm: &'a [u8],
+}
+
+/// A parsed bundle borrowing its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Bundle<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Bundle<'a> {
+    /// Checks the header, the engine fingerprint and every entry.
+    ///
+    /// # Errors
+    /// See [`BundleError`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BundleError> {
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or(if bytes.len() >= 8 && bytes[..8] != MAGIC {
+                BundleError::BadMagic
+            } else {
+                BundleError::Truncated
+            })?;
+        if header[..8] != MAGIC {
+            return Err(BundleError::BadMagic);
+        }
+        let version = u32_at(header, 8);
+        if version != VERSION {
+            return Err(BundleError::UnsupportedVersion(version));
+        }
+        let theirs = u64_at(header, 16);
+        let mut wasmtime = [0; 16];
+        wasmtime.copy_from_slice(&header[24..40]);
+        if theirs != fingerprint() || padded_str(&wasmtime) != Some(WASMTIME_VERSION) {
+            return Err(BundleError::OtherEngine {
+                wasmtime,
+                fingerprint: theirs,
+            });
+        }
+        let count = u32_at(header, 12) as usize;
+        let table = count
+            .checked_mul(ENTRY_LEN)
+            .and_then(|n| n.checked_add(HEADER_LEN))
+            .ok_or(BundleError::Truncated)?;
+        if table > bytes.len() {
+            return Err(BundleError::Truncated);
+        }
+        let bundle = Self { bytes, count };
+        for i in 0..count {
+            bundle.entry(i)?;
+        }
+        Ok(bundle)
+    }
+
+    /// Number of modules.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// No modules.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every module, in bundle order.
+    pub fn entries(&self) -> impl Iterator<Item = GuestEntry<'a>> + '_ {
+        (0..self.count).filter_map(|i| self.entry(i).ok())
+    }
+
+    /// The module called `name`.
+    #[must_use]
+    pub fn find(&self, name: &str) -> Option<GuestEntry<'a>> {
+        self.entries().find(|e| e.name == name)
+    }
+
+    fn entry(&self, index: usize) -> Result<GuestEntry<'a>, BundleError> {
+        let at = HEADER_LEN + index * ENTRY_LEN;
+        let raw = self.bytes.get(at..at + ENTRY_LEN).ok_or(BundleError::Truncated)?;
+        let name = padded_str(&raw[..NAME_LEN]).ok_or(BundleError::BadName { index })?;
+        let entry = padded_str(&raw[NAME_LEN..2 * NAME_LEN]).ok_or(BundleError::BadName { index })?;
+        let at = 2 * NAME_LEN;
+        let offset = usize::try_from(u64_at(raw, at + 24)).map_err(|_| BundleError::Truncated)?;
+        let len = usize::try_from(u64_at(raw, at + 32)).map_err(|_| BundleError::Truncated)?;
+        let cwasm = offset
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(offset..end))
+            .ok_or(BundleError::Truncated)?;
+        Ok(GuestEntry {
+            name,
+            entry,
+            fuel_per_slice: u64_at(raw, at),
+            fuel_budget: u64_at(raw, at + 8),
+            max_memory_pages: u32_at(raw, at + 16),
+            autostart: u32_at(raw, at + 20) & FLAG_AUTOSTART != 0,
+            cwasm,
+        })
+    }
+}
+
+/// Writes a bundle for this crate's engine fingerprint.
+///
+/// # Errors
+/// If a name or export is longer than [`NAME_LEN`] bytes (the text says which).
+#[cfg(any(test, feature = "alloc"))]
+pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::string::String> {
+    use alloc::format;
+    let mut out = alloc::vec::Vec::new();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(entries.len())
+            .map_err(|_| "too many modules")?
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&fingerprint().to_le_bytes());
+    out.extend_from_slice(&padded::<16>(WASMTIME_VERSION).ok_or("wasmtime version too long")?);
+    let mut offset = (HEADER_LEN + entries.len() * ENTRY_LEN).next_multiple_of(DATA_ALIGN);
+    for e in entries {
+        out.extend_from_slice(&padded::<NAME_LEN>(e.name).ok_or(format!("module name {:?} is too long", e.name))?);
+        out.extend_from_slice(&padded::<NAME_LEN>(e.entry).ok_or(format!("export name {:?} is too long", e.entry))?);
+        out.extend_from_slice(&e.fuel_per_slice.to_le_bytes());
+        out.extend_from_slice(&e.fuel_budget.to_le_bytes());
+        out.extend_from_slice(&e.max_memory_pages.to_le_bytes());
+        out.extend_from_slice(&(if e.autostart { FLAG_AUTOSTART } else { 0 }).to_le_bytes());
+        out.extend_from_slice(&(offset as u64).to_le_bytes());
+        out.extend_from_slice(&(e.cwasm.len() as u64).to_le_bytes());
+        out.extend_from_slice(&[0; 24]);
+        offset = (offset + e.cwasm.len()).next_multiple_of(DATA_ALIGN);
+    }
+    for e in entries {
+        out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
+        out.extend_from_slice(e.cwasm);
+    }
+    Ok(out)
+}
+
+#[cfg(any(test, feature = "alloc"))]
+fn padded<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0; N];
+    out.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+    Some(out)
+}
+
+fn padded_str(bytes: &[u8]) -> Option<&str> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    str::from_utf8(&bytes[..end]).ok()
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let a = GuestEntry {
+            name: "ping",
+            entry: "main",
+            fuel_per_slice: 10_000,
+            fuel_budget: 0,
+            max_memory_pages: 4,
+            autostart: true,
+            cwasm: b"abc",
+        };
+        let b = GuestEntry {
+            name: "pong",
+            autostart: false,
+            fuel_budget: 7,
+            cwasm: b"0123456789abcdefXYZ",
+            ..a
+        };
+        write(&[a, b]).expect("bundle")
+    }
+
+    #[test]
+    fn round_trip() {
+        let bytes = sample();
+        let bundle = Bundle::parse(&bytes).expect("parse");
+        let all: Vec<_> = bundle.entries().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].name, "ping");
+        assert!(all[0].autostart);
+        assert_eq!(all[0].cwasm, b"abc");
+        assert_eq!(
+            bundle.find("pong").map(|e| (e.fuel_budget, e.cwasm)),
+            Some((7, &b"0123456789abcdefXYZ"[..]))
+        );
+        assert_eq!(bundle.find("nope"), None);
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let bytes = sample();
+        for len in 0..bytes.len() {
+            assert!(Bundle::parse(&bytes[..len]).is_err(), "truncated at {len} accepted");
+        }
+    }
+
+    #[test]
+    fn another_engine_is_refused_by_name() {
+        let mut bytes = sample();
+        bytes[16] ^= 1;
+        let err = Bundle::parse(&bytes).expect_err("other fingerprint");
+        assert!(matches!(err, BundleError::OtherEngine { .. }));
+        assert!(err.to_string().contains("wasmtime 48.0.8"), "{err}");
+        let mut bytes = sample();
+        bytes[24..40].copy_from_slice(b"47.0.0\0\0\0\0\0\0\0\0\0\0");
+        assert!(err_text(&bytes).contains("built by wasmtime 47.0.0"));
+    }
+
+    #[test]
+    fn bad_magic_and_version() {
+        let mut bytes = sample();
+        bytes[0] = b'X';
+        assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::BadMagic);
+        let mut bytes = sample();
+        bytes[8] = 9;
+        assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::UnsupportedVersion(9));
+    }
+
+    #[test]
+    fn long_names_are_refused() {
+        let e = GuestEntry {
+            name: "a-very-long-module-name-that-does-not-fit",
+            entry: "main",
+            fuel_per_slice: 1,
+            fuel_budget: 0,
+            max_memory_pages: 1,
+            autostart: false,
+            cwasm: b"",
+        };
+        assert!(write(&[e]).unwrap_err().contains("too long"));
+    }
+
+    fn err_text(bytes: &[u8]) -> String {
+        Bundle::parse(bytes).unwrap_err().to_string()
+    }
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
+#[cfg(any(test, feature = "alloc"))]
+extern crate alloc;
+
+pub mod abi;
+pub mod bundle;
+pub mod config;
+
+pub use bundle::{Bundle, BundleError, GuestEntry};
+pub use config::{ASYNC_STACK_SIZE, MAX_WASM_STACK, TARGET, configure, fingerprint};
