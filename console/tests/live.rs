@@ -257,3 +257,23 @@ fn a_serial_pty_works_like_a_socket() {
     assert_eq!(host_requests(&writer.join().unwrap()), [MessageKind::RequestSnapshot]);
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn a_bad_metrics_address_is_one_line_and_creates_nothing() {
+    let rec = tmp("bad-metrics.lucid");
+    let out = lucid(&[
+        "live",
+        "--stdin",
+        "--headless-for",
+        "0.1",
+        "--metrics",
+        "localhost",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lucid: metrics address `localhost`"), "{err}");
+    assert!(!rec.exists());
+}
