@@ -42,3 +42,14 @@ pub fn encode(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            super::encode(r#"up{a="b c"}[1m]/2"#),
+            "up%7Ba%3D%22b%20c%22%7D%5B1m%5D%2F2"
+        );
+    }
+}

@@ -446,3 +446,86 @@ pub fn run(image: &BootImage, lucid: &Path) -> Result<Vec<Check>> {
     println!("metrics e2e: {:.1} s in all", started.elapsed().as_secs_f64());
     Ok(checks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_filled_in_and_unknown_ones_named() {
+        let e = r#"sum(rate(lucid_polls_total{instance="$instance"}[$__rate_interval])) / ${__range}"#;
+        assert_eq!(
+            substitute(e, "k").unwrap(),
+            r#"sum(rate(lucid_polls_total{instance="k"}[1m])) / 5m"#
+        );
+        assert_eq!(
+            substitute("x{i=\"${instance}\"}[$__interval]", "k").unwrap(),
+            "x{i=\"k\"}[15s]"
+        );
+        let err = substitute("lucid_polls_total{cpu=\"$cpu\"}", "k").unwrap_err();
+        assert!(err.to_string().contains("`$cpu\"}`"), "{err}");
+    }
+
+    #[test]
+    fn metric_names_are_whole_lucid_identifiers() {
+        let names = metric_names(
+            "histogram_quantile(0.9, sum by (le) (rate(lucid_a_bucket{x=\"y\"}[1m]))) / my_lucid_b + lucid_c",
+        );
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["lucid_a_bucket", "lucid_c"]);
+    }
+
+    #[test]
+    fn every_target_expr_of_nested_panels_is_found_with_its_title() {
+        let v: Value = serde_json::from_str(
+            r#"{"panels": [
+                {"type": "row", "title": "r", "panels": [{"title": "inner", "targets": [{"expr": "a"}, {"refId": "B"}]}]},
+                {"title": "outer", "targets": [{"expr": "b"}]}
+            ], "templating": {"list": [{"query": "label_values(x, instance)"}]}}"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        walk(&v, "d.json", "", &mut out);
+        let got: Vec<(&str, &str)> = out.iter().map(|e| (e.panel.as_str(), e.expr.as_str())).collect();
+        assert_eq!(got, [("inner", "a"), ("outer", "b")]);
+    }
+
+    #[test]
+    fn every_dashboard_has_the_datasource_and_instance_variables() {
+        let dir = workspace_root().join("dashboards");
+        let mut n = 0;
+        for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            if f.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            n += 1;
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            let vars = v["templating"]["list"].as_array().unwrap();
+            let var = |name: &str| {
+                vars.iter()
+                    .find(|x| x["name"] == name)
+                    .unwrap_or_else(|| panic!("{f:?}: no ${name}"))
+            };
+            assert_eq!(
+                (&var("datasource")["type"], &var("datasource")["query"]),
+                (&"datasource".into(), &"prometheus".into())
+            );
+            let instance = var("instance");
+            assert_eq!(instance["type"], "query");
+            assert_eq!(instance["definition"], "label_values(lucid_events_total, instance)");
+            for p in v["panels"].as_array().unwrap() {
+                assert_eq!(p["datasource"]["uid"], "${datasource}", "{f:?} {}", p["title"]);
+            }
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn the_checked_in_dashboards_have_expressions_and_their_variables() {
+        let exprs = dashboard_exprs().unwrap();
+        assert!(exprs.len() >= 20, "{}", exprs.len());
+        for e in &exprs {
+            substitute(&e.expr, "x").unwrap();
+            assert!(!metric_names(&e.expr).is_empty(), "{e:?}");
+        }
+    }
+}
