@@ -161,23 +161,22 @@ fn latency(e: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &LatencyH
 fn tasks(e: &mut Exposition, s: &State) {
     const KINDS: [(TaskKind, &str); 2] = [(TaskKind::Kernel, "kernel"), (TaskKind::Wasm, "wasm")];
     const STATES: [TaskStatus; 3] = [TaskStatus::Running, TaskStatus::Scheduled, TaskStatus::Idle];
+    let mut live = [[0u64; STATES.len()]; KINDS.len()];
+    for t in s.tasks.values() {
+        let kind = KINDS.iter().position(|(k, _)| *k == t.kind);
+        let status = STATES.iter().position(|st| *st == t.status);
+        if let (Some(k), Some(st)) = (kind, status) {
+            live[k][st] += 1;
+        }
+    }
     e.family(
         "lucid_tasks",
         Kind::Gauge,
         "Live (not completed) tasks by kind and state.",
     );
-    for (kind, kind_name) in KINDS {
-        for status in STATES {
-            let n = s
-                .tasks
-                .values()
-                .filter(|t| t.kind == kind && t.status == status)
-                .count();
-            e.sample(
-                "lucid_tasks",
-                &[("kind", kind_name), ("state", status.name())],
-                n as u64,
-            );
+    for (k, (_, kind)) in KINDS.iter().enumerate() {
+        for (st, status) in STATES.iter().enumerate() {
+            e.sample("lucid_tasks", &[("kind", kind), ("state", status.name())], live[k][st]);
         }
     }
 }

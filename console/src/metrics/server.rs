@@ -38,7 +38,8 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Listens on `addr` (`host:port`; port 0 picks a free one). Samples are labelled
     /// `instance="<instance>"`, or with the kernel's build id when `instance` is
-    /// `None`. Until the first [`Server::publish`] it serves an empty state.
+    /// `None`. Until the first [`Server::publish`] it serves an empty state (no samples
+    /// at all without `instance`).
     pub fn start(addr: &str, instance: Option<String>) -> Result<Self, MetricsError> {
         let bad = |e: std::io::Error| MetricsError::Address {
             addr: addr.to_string(),
@@ -55,8 +56,12 @@ impl Server {
             reason: e.to_string(),
         })?;
         let http = Arc::new(http);
-        let empty = render(&State::new(), &instance_name(instance.as_deref(), &State::new()));
-        let body: Arc<Mutex<Arc<str>>> = Arc::new(Mutex::new(empty.into()));
+        // Before the first publish: zeros under a given name, else nothing, so no series
+        // appears under a fallback name that the kernel's build id replaces a moment later.
+        let initial = instance
+            .as_deref()
+            .map_or_else(String::new, |name| render(&State::new(), name));
+        let body: Arc<Mutex<Arc<str>>> = Arc::new(Mutex::new(initial.into()));
         let thread = {
             let (http, body) = (Arc::clone(&http), Arc::clone(&body));
             std::thread::Builder::new()

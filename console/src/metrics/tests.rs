@@ -335,3 +335,19 @@ fn bad_addresses_are_errors_not_panics() {
     let e = Server::start(&addr, None).unwrap_err();
     assert!(matches!(e, MetricsError::Bind { .. }), "{e}");
 }
+
+#[test]
+fn without_a_name_nothing_is_served_before_the_first_publish() {
+    let server = Server::start("127.0.0.1:0", None).expect("start");
+    let (status, _, body) = get(server.addr(), "/metrics");
+    assert_eq!((status, body.as_str()), (200, ""));
+    let g = generate(&Workload {
+        tasks: 1,
+        ..Workload::default()
+    });
+    let state = session_of(&g.wire(), Config::default()).finish().state;
+    server.publish(&state);
+    let m = parse(&get(server.addr(), "/metrics").2);
+    let build = state.kernel.as_ref().expect("hello").build_id.clone();
+    assert!(sum(&m, "lucid_polls_total", &[("instance", &build)]) > 0.0);
+}
