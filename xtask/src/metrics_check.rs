@@ -198,15 +198,25 @@ fn console(lucid: &Path, args: &[&str], instance: &str, recording: &Path) -> Res
     Ok((child, addr.parse().with_context(|| format!("metrics address {addr}"))?))
 }
 
-/// Serves the synthetic stream to the first client on `socket`, then stops listening
-/// (the console keeps what it received and retries in vain).
+/// Serves the synthetic stream to the first client on `socket` that connects within
+/// 30 s, then stops listening (the console keeps what it received and retries in vain).
 fn serve_synthetic(socket: &Path) -> Result<std::thread::JoinHandle<()>> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
+    // Polled, so a console that never connects cannot hang the step.
+    listener.set_nonblocking(true)?;
     let wire = synthetic::stream();
     Ok(std::thread::spawn(move || {
-        if let Ok((mut conn, _)) = listener.accept() {
-            let _ = conn.write_all(&wire);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.write_all(&wire);
+                    return;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
     }))
 }
