@@ -1,12 +1,14 @@
 //! A live session: ingest events folded into the state model, and the connection
 //! status the status bar shows. The TUI and the headless mode share it.
 
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use lucid_protocol::{Decoder, DecoderStats};
 
 use crate::merge::{self, Merge};
-use crate::source::{Endpoint, Ingest, IngestEvent, Recorder};
+use crate::metrics::{PUBLISH_EVERY, Server};
+use crate::source::{Endpoint, Ingest, IngestEvent, Recorder, now_ns};
 use crate::state::{Config, State, WarningKind};
 use crate::stats::Collected;
 
@@ -179,24 +181,36 @@ pub struct HeadlessRun {
 }
 
 /// Ingests from `endpoint` for `duration` without a terminal and returns what was
-/// collected. Stops early when a source that cannot reconnect (stdin) has ended.
+/// collected. Stops early when a source that cannot reconnect (stdin) has ended. With
+/// `metrics`, the state is published to it as it changes, and once more at the end.
 pub fn headless(
     endpoint: Endpoint,
     recorder: Option<Recorder>,
     config: Config,
     duration: Duration,
+    metrics: Option<&Server>,
 ) -> std::io::Result<HeadlessRun> {
     let mut session = Session::new(endpoint.to_string(), config);
     let ingest = Ingest::spawn(endpoint, recorder)?;
     let deadline = Instant::now() + duration;
+    let mut changed = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        match ingest.recv_timeout(left) {
-            Ok(ev) => session.handle(ev),
-            Err(_) => break,
+        match ingest.recv_timeout(left.min(PUBLISH_EVERY)) {
+            Ok(ev) => {
+                session.handle(ev);
+                changed = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // A quiet link releases what the merge held back, as the TUI shows it.
+        changed |= session.tick(now_ns());
+        if changed && let Some(m) = metrics {
+            changed = !m.publish_if_due(&session.state);
         }
     }
     // Whatever the thread read (and recorded) before it stopped is part of the result,
@@ -207,8 +221,12 @@ pub fn headless(
     let link = session.link_status();
     let problem = session.stream_problem();
     let connections = session.connections;
+    let collected = session.finish();
+    if let Some(m) = metrics {
+        m.publish(&collected.state);
+    }
     Ok(HeadlessRun {
-        collected: session.finish(),
+        collected,
         link,
         problem,
         connections,

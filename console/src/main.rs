@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use lucid_console::metrics;
 use lucid_console::source::{Endpoint, Ingest, Recorder, RecordingFile};
 use lucid_console::state::Config;
 use lucid_console::stats::{Summary, collect};
@@ -72,6 +73,12 @@ struct LiveArgs {
     /// Show this file (the kernel's COM1 output) in a pane, followed as it grows.
     #[arg(long, value_name = "FILE")]
     kernel_log: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `127.0.0.1:9464`).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// The `instance` label of the metrics (default: the kernel's build id).
+    #[arg(long, value_name = "NAME", requires = "metrics")]
+    instance: Option<String>,
 }
 
 impl LiveArgs {
@@ -146,11 +153,20 @@ fn recorder(path: &Path) -> anyhow::Result<Recorder> {
 }
 
 fn live(args: &LiveArgs) -> anyhow::Result<()> {
+    // Before anything is created: a bad address must not leave an empty recording.
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(|addr| metrics::Server::start(addr, args.instance.clone()))
+        .transpose()?;
+    if let Some(m) = &metrics {
+        eprintln!("lucid: metrics at http://{}/metrics", m.addr());
+    }
     let recorder = args.record.as_deref().map(recorder).transpose()?;
     let endpoint = args.endpoint();
     if let Some(secs) = args.headless_for {
         let duration = Duration::try_from_secs_f64(secs).context("--headless-for")?;
-        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration)
+        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration, metrics.as_ref())
             .context("starting the ingest thread")?;
         // The JSON on stdout is the same as `lucid stats --json`; what the status bar
         // would have shown goes to stderr for people.
@@ -166,6 +182,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
     let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
     let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
     let mut app = App::new(session);
+    app.metrics = metrics;
     app.kernel_log = args
         .kernel_log
         .clone()

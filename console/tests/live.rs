@@ -257,3 +257,92 @@ fn a_serial_pty_works_like_a_socket() {
     assert_eq!(host_requests(&writer.join().unwrap()), [MessageKind::RequestSnapshot]);
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn a_bad_metrics_address_is_one_line_and_creates_nothing() {
+    let rec = tmp("bad-metrics.lucid");
+    let out = lucid(&[
+        "live",
+        "--stdin",
+        "--headless-for",
+        "0.1",
+        "--metrics",
+        "localhost",
+        "--record",
+        rec.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lucid: metrics address `localhost`"), "{err}");
+    assert!(!rec.exists());
+}
+
+/// `GET /metrics` from `addr`: the body of a 200 answer.
+fn scrape(addr: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    write!(c, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// Sum of the samples of `name` in a text exposition.
+fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn headless_live_serves_its_state_as_metrics_while_it_runs() {
+    let g = workload();
+    let sock = tmp("m.sock");
+    let server = serve(UnixListener::bind(&sock).unwrap(), vec![g.wire()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lucid"))
+        .args(["live", "--socket", sock.to_str().unwrap(), "--headless-for", "4"])
+        .args(["--metrics", "127.0.0.1:0", "--instance", "t"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("lucid: metrics at http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    // The stream stays open: what the merge holds goes out once the link is quiet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let text = loop {
+        let text = scrape(&addr);
+        if metric_sum(&text, "lucid_events_total") == g.events() || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let live = json(&out);
+    server.join().unwrap();
+    assert_eq!(metric_sum(&text, "lucid_events_total"), g.events());
+    assert_eq!(
+        metric_sum(&text, "lucid_tasks_spawned_total"),
+        live["tasks"].as_u64().unwrap()
+    );
+    assert_eq!(metric_sum(&text, "lucid_dropped_events_total"), 17);
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.contains("{instance=\"t\""))
+    );
+    let _ = std::fs::remove_file(sock);
+}

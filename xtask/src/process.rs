@@ -51,6 +51,45 @@ pub fn workspace_root() -> &'static Path {
         .expect("xtask sits inside the workspace")
 }
 
+/// Makes sure `program` is on PATH, installing the Debian `package` that has it with
+/// `apt-get` (through `sudo` when not root) if it is missing.
+pub fn ensure_installed(program: &str, package: &str) -> Result<()> {
+    if on_path(program) {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!("{program} is not installed; install it (Debian/Ubuntu: {package})");
+    }
+    eprintln!("{program} is missing: installing Debian's {package} with apt-get");
+    let sudo = !is_root() && on_path("sudo");
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "--no-install-recommends", package])?;
+    if !on_path(program) {
+        bail!("installed {package} but {program} is still not on PATH");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+}
+
 /// True when `program` is on PATH.
 pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))

@@ -5,7 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::{artifacts::BootImage, process};
 
@@ -14,40 +14,7 @@ const QEMU: &str = "qemu-system-x86_64";
 /// Makes sure QEMU is installed, installing Debian's `qemu-system-x86` when `apt-get`
 /// is available.
 pub fn ensure_installed() -> Result<()> {
-    if process::on_path(QEMU) {
-        return Ok(());
-    }
-    if !process::on_path("apt-get") {
-        bail!("{QEMU} is not installed; install QEMU for x86_64 (Debian/Ubuntu: qemu-system-x86)");
-    }
-    eprintln!("{QEMU} is missing: installing Debian's qemu-system-x86 with apt-get");
-    let sudo = !is_root() && process::on_path("sudo");
-    let apt = |args: &[&str]| {
-        let mut cmd = if sudo {
-            Command::new("sudo")
-        } else {
-            Command::new("apt-get")
-        };
-        if sudo {
-            cmd.arg("apt-get");
-        }
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        process::run(&mut cmd)
-    };
-    apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "--no-install-recommends", "qemu-system-x86"])?;
-    if !process::on_path(QEMU) {
-        bail!("installed qemu-system-x86 but {QEMU} is still not on PATH");
-    }
-    Ok(())
-}
-
-fn is_root() -> bool {
-    std::env::var("USER").is_ok_and(|u| u == "root")
-        || std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
+    process::ensure_installed(QEMU, "qemu-system-x86")
 }
 
 /// How a QEMU run is set up.

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: everything CI checks, ending with one line `N passed, N failed`.
 //!
 //! Steps: `cargo fmt --check`, clippy (host crates, and the kernel with its test
-//! runner), host tests, `nm -u` of the kernel (no stray libc/std symbols), and the
-//! in-QEMU suite. A failing step does not stop the later ones.
+//! runner), host tests, `nm -u` of the kernel (no stray libc/std symbols), the
+//! in-QEMU suite, and the end-to-end runs of the booted kernel (trace stream, console,
+//! metrics with Prometheus). A failing step does not stop the later ones.
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +17,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     artifacts::{self, Variant},
+    metrics_check,
     process::{self, workspace_root},
     qemu_cmd::{self, Config, Outcome},
     trace_check, trace_link,
@@ -41,6 +43,9 @@ pub struct Args {
     /// Run only the trace stream's end-to-end checks.
     #[arg(long, conflicts_with = "ktest")]
     trace_only: bool,
+    /// Run only the console's metrics against a real Prometheus (and the dashboards).
+    #[arg(long, conflicts_with_all = ["ktest", "trace_only"])]
+    metrics_only: bool,
     /// CPUs for the in-QEMU suite.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -78,6 +83,12 @@ pub fn main(args: Args) -> Result<()> {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
         kernel_end_to_end(&mut tally, &image);
+        return finish(&tally);
+    }
+    if args.metrics_only {
+        qemu_cmd::ensure_installed()?;
+        let image = artifacts::build(Variant::Normal)?;
+        metrics_end_to_end(&mut tally, &image);
         return finish(&tally);
     }
     if args.ktest.is_none() {
@@ -525,6 +536,31 @@ fn kernel_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
     if let Err(e) = console_end_to_end(tally, image) {
         eprintln!("error: console end to end: {e:#}");
         tally.record("console end to end runs to completion", false);
+    }
+    metrics_end_to_end(tally, image);
+}
+
+/// The console's metrics scraped by a real Prometheus, and every dashboard query on
+/// them (see `metrics_check`).
+fn metrics_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
+    println!("metrics end to end: lucid live --metrics scraped by Prometheus; every dashboard query");
+    let lucid = artifacts::target_dir().join("debug").join("lucid");
+    let result =
+        process::run(cargo().args(["build", "-p", "lucid-console"])).and_then(|()| metrics_check::run(image, &lucid));
+    match result {
+        Ok(checks) => {
+            for c in checks {
+                if !c.ok {
+                    eprintln!("metrics e2e: {}: {}", c.name, c.detail);
+                }
+                println!("metrics e2e {}: {}", if c.ok { "PASS" } else { "FAIL" }, c.name);
+                tally.record(&format!("metrics e2e: {}", c.name), c.ok);
+            }
+        }
+        Err(e) => {
+            eprintln!("error: metrics end to end: {e:#}");
+            tally.record("metrics end to end runs to completion", false);
+        }
     }
 }
 

@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 
 use lucid_protocol::TaskId;
 
+use super::latency::LatencyHistogram;
+
 /// Poll slices kept per CPU for the timeline.
 pub const MAX_SLICES_PER_CPU: usize = 8192;
 /// Run-queue depth samples kept per CPU.
@@ -43,6 +45,8 @@ pub struct Cpu {
     pub steals_in: u64,
     /// Tasks stolen by other CPUs.
     pub steals_out: u64,
+    /// Session totals of this CPU's streams, never pruned (for exporters).
+    pub totals: CpuTotals,
     /// Run-queue depth samples (TSC, depth), oldest first.
     pub run_queue: VecDeque<(u64, u32)>,
     /// Busy ticks per utilisation window (window index, ticks), oldest first.
@@ -51,6 +55,26 @@ pub struct Cpu {
     pub slices: VecDeque<Slice>,
     /// Start of the poll in progress that was reported as not yielding.
     pub(crate) stuck_warned: Option<u64>,
+}
+
+/// What one CPU's streams reported over the whole session. Unlike the per-task
+/// figures these survive the pruning of completed tasks, so they only grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTotals {
+    /// `PollStart` events.
+    pub polls: u64,
+    /// `Wake` events.
+    pub wakes: u64,
+    /// `TaskSpawned` events.
+    pub spawns: u64,
+    /// `TaskCompleted` events.
+    pub completions: u64,
+    /// Tasks that ended cancelled: completed as cancelled, or dropped unfinished.
+    pub cancellations: u64,
+    /// Durations of the polls that ended on this CPU.
+    pub poll_latency: LatencyHistogram,
+    /// Time from wake to poll start of the polls that started on this CPU.
+    pub sched_latency: LatencyHistogram,
 }
 
 impl Cpu {

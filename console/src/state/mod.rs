@@ -8,6 +8,7 @@
 
 mod cpu;
 mod histogram;
+mod latency;
 mod log;
 mod task;
 mod warning;
@@ -23,8 +24,9 @@ use lucid_protocol::{
     TaskState,
 };
 
-pub use cpu::{Cpu, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
+pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
+pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
 pub use warning::{Warning, WarningKind};
@@ -173,6 +175,11 @@ pub struct State {
     expired_order: VecDeque<TaskId>,
 }
 
+/// `ticks` of a `tsc_hz` clock in nanoseconds.
+fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz.max(1))).min(u128::from(u64::MAX)) as u64
+}
+
 impl State {
     /// An empty state with the default configuration.
     #[must_use]
@@ -198,7 +205,7 @@ impl State {
     /// Converts ticks to nanoseconds.
     #[must_use]
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        (u128::from(ticks) * 1_000_000_000 / u128::from(self.tsc_hz())).min(u128::from(u64::MAX)) as u64
+        ticks_to_ns(ticks, self.tsc_hz())
     }
 
     /// Converts nanoseconds to ticks.
@@ -347,7 +354,18 @@ impl State {
             );
         }
         if stream.ring != Ring::Host {
-            self.cpus.entry(stream.cpu).or_default().events += 1;
+            let c = self.cpus.entry(stream.cpu).or_default();
+            c.events += 1;
+            // Counted before the expired-task filter below, so the totals equal the
+            // events of each kind.
+            let totals = &mut c.totals;
+            match m {
+                Message::PollStart { .. } => totals.polls += 1,
+                Message::Wake { .. } => totals.wakes += 1,
+                Message::TaskSpawned(_) => totals.spawns += 1,
+                Message::TaskCompleted { .. } => totals.completions += 1,
+                _ => {}
+            }
         }
         if !self.is_about_expired_task(m) {
             self.apply_message(stream.cpu, ts, m);
@@ -415,14 +433,14 @@ impl State {
             }
             Message::TaskCompleted { task, outcome } => {
                 self.tasks_completed += 1;
-                self.complete(ts, task, outcome);
+                self.complete(cpu, ts, task, outcome);
             }
             Message::TaskDropped { task } => {
                 // Storage freed without a completion: the task was cancelled.
                 if let Some(t) = self.tasks.get(&task)
                     && !t.status.is_done()
                 {
-                    self.complete(ts, task, Outcome::Cancelled);
+                    self.complete(cpu, ts, task, Outcome::Cancelled);
                 }
             }
             Message::Steal { task, from_cpu, to_cpu } => {
@@ -475,6 +493,7 @@ impl State {
     }
 
     fn poll_start(&mut self, cpu: u32, ts: u64, task: TaskId) {
+        let mut waited = None;
         let t = self.task(task, ts);
         t.polls += 1;
         t.cpu = Some(cpu);
@@ -484,6 +503,7 @@ impl State {
             let wait = ts - since;
             t.scheduled_ticks += wait;
             t.sched_hist.record(wait);
+            waited = Some(wait);
         }
         if !t.status.is_done() {
             t.status = TaskStatus::Running;
@@ -491,7 +511,11 @@ impl State {
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
+        let waited_ns = waited.map(|w| self.ticks_to_ns(w));
         let c = self.cpus.entry(cpu).or_default();
+        if let Some(ns) = waited_ns {
+            c.totals.sched_latency.record(ns);
+        }
         if let Some((other, _)) = c.polling.replace((task, ts)) {
             self.warn_at(
                 WarningKind::Inconsistent,
@@ -506,6 +530,7 @@ impl State {
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
         let window = self.ns_to_ticks(self.config.util_window_ns).max(1);
         let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let tsc_hz = self.tsc_hz();
         let c = self.cpus.entry(cpu).or_default();
         let started = match c.polling.take() {
             Some((t, start)) if t == task => Some(start),
@@ -513,6 +538,7 @@ impl State {
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
+            c.totals.poll_latency.record(ticks_to_ns(d, tsc_hz));
             c.busy_ticks += d;
             c.add_busy(start, ts, window);
             c.push_slice(Slice {
@@ -640,7 +666,10 @@ impl State {
         );
     }
 
-    fn complete(&mut self, ts: u64, task: TaskId, outcome: Outcome) {
+    fn complete(&mut self, cpu: u32, ts: u64, task: TaskId, outcome: Outcome) {
+        if outcome == Outcome::Cancelled {
+            self.cpus.entry(cpu).or_default().totals.cancellations += 1;
+        }
         let t = self.task(task, ts);
         t.status = TaskStatus::Completed(outcome);
         t.completed_ts.get_or_insert(ts);

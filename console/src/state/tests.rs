@@ -445,6 +445,41 @@ fn a_generated_workload_folds_into_consistent_totals() {
 }
 
 #[test]
+fn cpu_totals_equal_the_events_by_kind_and_survive_pruning() {
+    let g = generate(&Workload {
+        tasks: 300,
+        polls_per_task: 3,
+        ..Workload::default()
+    });
+    // Completed tasks expire at once, so the per-task figures go away.
+    let mut s = State::with_config(Config {
+        retain_ns: 0,
+        ..Config::default()
+    });
+    feed(&mut s, &g.wire());
+    s.prune();
+    assert!(s.tasks_expired > 0);
+    let sum = |f: fn(&CpuTotals) -> u64| s.cpus.values().map(|c| f(&c.totals)).sum::<u64>();
+    let kind = |k| g.counts.get(&k).copied().unwrap_or(0);
+    assert_eq!(sum(|t| t.polls), kind(MessageKind::PollStart));
+    assert_eq!(sum(|t| t.wakes), kind(MessageKind::Wake));
+    assert_eq!(sum(|t| t.spawns), kind(MessageKind::TaskSpawned));
+    assert_eq!(sum(|t| t.completions), kind(MessageKind::TaskCompleted));
+    assert_eq!(sum(|t| t.poll_latency.count()), kind(MessageKind::PollEnd));
+    // Every poll after the first of a task follows a wake.
+    assert_eq!(sum(|t| t.sched_latency.count()), kind(MessageKind::Wake));
+    let busy_ns: u128 = s.cpus.values().map(|c| c.totals.poll_latency.sum_ns()).sum();
+    let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    // Each poll is converted to ns on its own, rounding down by less than 1 ns.
+    let total_ns = u128::from(s.ticks_to_ns(busy_ticks));
+    let polls = u128::from(kind(MessageKind::PollEnd));
+    assert!(
+        busy_ns <= total_ns && busy_ns + polls >= total_ns,
+        "{busy_ns} vs {total_ns}"
+    );
+}
+
+#[test]
 fn a_lossy_stream_reports_gaps_and_keeps_what_arrived() {
     let g = generate(&Workload {
         tasks: 200,
@@ -545,13 +580,12 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
         ("fib.wasm", 301, Some(10_000))
     );
     assert_eq!((w.fuel, w.slices, w.traps, w.hostcalls_total), (20_000, 2, 1, 24));
-    assert_eq!(
-        w.hostcalls[&3],
-        Hostcall {
-            calls: 24,
-            ticks: 9_600
-        }
-    );
+    let h = w.hostcalls[&3];
+    assert_eq!((h.calls, h.ticks), (24, 9_600));
+    // Two reports of 12 calls in 4_800 ticks: 400 ticks (ns at the default 1 GHz) each.
+    assert_eq!((h.latency.count(), h.latency.sum_ns()), (24, 9_600));
+    assert_eq!(h.latency.cumulative().next(), Some((1_000, 24)));
+    assert_eq!(w.traps_by_code.get(&7), Some(&1));
     assert_eq!(w.memory_history.iter().map(|&(_, p)| p).collect::<Vec<_>>(), [2, 4]);
     assert_eq!(w.state, WasmState::Trapped);
     assert_eq!(

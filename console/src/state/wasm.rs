@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use lucid_protocol::{Message, TaskId, WasmState};
 
 use super::State;
+use super::latency::LatencyHistogram;
 
 /// Memory sizes remembered per instance for the growth sparkline.
 pub const MAX_MEMORY_SAMPLES: usize = 64;
@@ -21,6 +22,9 @@ pub struct Hostcall {
     pub calls: u64,
     /// TSC ticks spent in them.
     pub ticks: u64,
+    /// Call latencies. The kernel reports calls and time in batches, so every call of a
+    /// batch counts at the batch's mean: counts and sum are exact, buckets approximate.
+    pub latency: LatencyHistogram,
 }
 
 /// One wasm instance.
@@ -53,6 +57,8 @@ pub struct WasmInstance {
     pub hostcalls_total: u64,
     /// Traps.
     pub traps: u64,
+    /// Traps by trap code.
+    pub traps_by_code: BTreeMap<u32, u64>,
     /// Reason of the latest trap.
     pub last_trap: Option<String>,
 }
@@ -73,6 +79,7 @@ impl WasmInstance {
             hostcalls: BTreeMap::new(),
             hostcalls_total: 0,
             traps: 0,
+            traps_by_code: BTreeMap::new(),
             last_trap: None,
         }
     }
@@ -142,6 +149,7 @@ impl State {
                 calls,
                 ticks,
             } => {
+                let mean_ns = self.ticks_to_ns(ticks.checked_div(calls).unwrap_or(0));
                 if let Some(w) = self.wasm.get_mut(&instance) {
                     let key = if w.hostcalls.contains_key(&hostcall) || w.hostcalls.len() < MAX_HOSTCALL_KINDS {
                         hostcall
@@ -151,12 +159,14 @@ impl State {
                     let h = w.hostcalls.entry(key).or_default();
                     h.calls += calls;
                     h.ticks += ticks;
+                    h.latency.record_n(mean_ns, calls);
                     w.hostcalls_total += calls;
                 }
             }
             Message::WasmTrap(t) => {
                 if let Some(w) = self.wasm.get_mut(&t.instance) {
                     w.traps += 1;
+                    *w.traps_by_code.entry(t.code).or_default() += 1;
                     w.state = WasmState::Trapped;
                     w.last_trap = Some(format!("{}: {}", lucid_protocol::wasm_trap_name(t.code), t.reason));
                 }

@@ -133,6 +133,8 @@ pub struct App {
     pub warnings: warnings::WarningsView,
     /// The kernel's console output, shown in a pane when given.
     pub kernel_log: Option<kernel_log::KernelLog>,
+    /// Where the live state is exported, when `--metrics` is given.
+    pub metrics: Option<crate::metrics::Server>,
 }
 
 impl App {
@@ -153,6 +155,7 @@ impl App {
             logs: logs::LogsView::default(),
             warnings: warnings::WarningsView::default(),
             kernel_log: None,
+            metrics: None,
         }
     }
 
@@ -349,6 +352,7 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
     let mut ingest_ended = false;
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
+    let mut changed = true;
     while !app.quit {
         let start = Instant::now();
         let mut backlog = false;
@@ -361,6 +365,7 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
                 Ok(ev) => {
                     app.ingest(ev);
                     dirty = true;
+                    changed = true;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => ingest_ended = true,
@@ -369,6 +374,11 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
         // With the link idle, the last frames the merge holds for ordering are shown.
         if !backlog && app.session.tick(crate::source::now_ns()) {
             dirty = true;
+            changed = true;
+        }
+        // Live data even while the display is paused.
+        if changed && let Some(m) = &app.metrics {
+            changed = !m.publish_if_due(&app.session.state);
         }
         if let Some(log) = app.kernel_log.as_mut()
             && log.poll()
