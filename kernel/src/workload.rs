@@ -24,7 +24,9 @@ pub fn start(cmdline: &str) {
         "demo" => {
             rt.builder().name("demo").spawn(demo());
             if let Some(wasm) = crate::wasm::runtime() {
-                log::info!("wasm: {} guest instances started", wasm.autostart());
+                // Not inside the macro: `log` skips its arguments below the level.
+                let started = wasm.autostart();
+                log::info!("wasm: {started} guest instances started");
             }
         }
         "none" => {}

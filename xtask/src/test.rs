@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::{
     artifacts::{self, Variant},
@@ -538,6 +538,111 @@ fn kernel_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
         tally.record("console end to end runs to completion", false);
     }
     metrics_end_to_end(tally, image);
+    if let Err(e) = wasm_end_to_end(tally, image) {
+        eprintln!("error: wasm end to end: {e:#}");
+        tally.record("wasm end to end runs to completion", false);
+    }
+}
+
+/// The demo's wasm guests as the console sees them: `lucid live` records 10 s of
+/// the demo workload, and `lucid stats --json` on the recording must show every
+/// demo instance doing what it is for.
+fn wasm_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
+    println!("wasm end to end: 10 s of the demo's guests, recorded, in lucid stats");
+    process::run(cargo().args(["build", "-p", "lucid-console"]))?;
+    let lucid = artifacts::target_dir().join("debug").join("lucid");
+    let recording = artifacts::target_dir().join("freestanding").join("wasm-e2e.lucid");
+    let (mut child, stream) = trace_link::boot(image, "wasm-e2e", "log=warn workload=demo", trace_link::Link::Virtio)?;
+    drop(stream);
+    let mut live = Command::new(&lucid);
+    live.arg("live")
+        .arg("--socket")
+        .arg(trace_link::socket_path("wasm-e2e"))
+        .args(["--headless-for", "10", "--record"])
+        .arg(&recording);
+    process::show(&live);
+    let live_out = live.stderr(Stdio::inherit()).output().context("run lucid live")?;
+    let _ = child.kill();
+    let _ = child.wait();
+    if !live_out.status.success() {
+        bail!("lucid live failed: {}", live_out.status);
+    }
+    let mut stats = Command::new(&lucid);
+    stats.arg("stats").arg(&recording).arg("--json");
+    process::show(&stats);
+    let out = stats.output().context("run lucid stats")?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("lucid stats --json output")?;
+    record_checks(tally, "wasm e2e", wasm_demo_checks(&json));
+    Ok(())
+}
+
+/// What the demo's guests must have done in a `lucid stats --json` summary.
+fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 8] {
+    let empty = Vec::new();
+    let wasm = stats["wasm"].as_array().unwrap_or(&empty);
+    fn of<'a>(wasm: &'a [serde_json::Value], module: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
+        wasm.iter().filter(move |w| w["module"] == module)
+    }
+    let of = |module: &'static str| of(wasm, module);
+    let state_of = |module: &'static str| {
+        of(module)
+            .map(|w| w["state"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let calls = |module: &'static str, hostcall: &str| -> u64 {
+        of(module)
+            .map(|w| w["hostcalls"][hostcall]["calls"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let grows: u64 = of("grower").map(|w| w["memory_grows"].as_u64().unwrap_or(0)).sum();
+    let exited_shorts = state_of("short").iter().filter(|s| *s == "exited(3)").count();
+    let hasher_slices: u64 = of("hasher").map(|w| w["slices"].as_u64().unwrap_or(0)).sum();
+    [
+        (
+            "at least 6 instances",
+            wasm.len() >= 6,
+            format!("{} instances", wasm.len()),
+        ),
+        (
+            "ping and pong exchange messages",
+            calls("ping", "chan_send") >= 100 && calls("pong", "chan_send") >= 100,
+            format!(
+                "ping sent {}, pong sent {}",
+                calls("ping", "chan_send"),
+                calls("pong", "chan_send")
+            ),
+        ),
+        (
+            "the hasher is preempted every slice",
+            hasher_slices >= 100,
+            format!("{hasher_slices} slices"),
+        ),
+        (
+            "the sleeper sleeps",
+            calls("sleeper", "sleep") >= 20,
+            format!("{} sleeps", calls("sleeper", "sleep")),
+        ),
+        (
+            "the grower's memory grows in steps",
+            grows >= 10,
+            format!("{grows} growths"),
+        ),
+        (
+            "the trapper traps out of bounds",
+            state_of("trapper") == ["trapped(memory_out_of_bounds)"],
+            format!("{:?}", state_of("trapper")),
+        ),
+        (
+            "the spinner is killed at its budget",
+            state_of("spinner").iter().any(|s| s.starts_with("killed")),
+            format!("{:?}", state_of("spinner")),
+        ),
+        (
+            "short-lived instances exit",
+            exited_shorts >= 5,
+            format!("{exited_shorts} exited(3)"),
+        ),
+    ]
 }
 
 /// The console's metrics scraped by a real Prometheus, and every dashboard query on
