@@ -98,10 +98,10 @@ impl WasmView {
                 Constraint::Length(5),
                 Constraint::Length(14),
                 Constraint::Length(6),
-                Constraint::Length(10),
+                Constraint::Length(28),
                 Constraint::Length(6),
                 Constraint::Length(16),
-                Constraint::Length(10),
+                Constraint::Length(12),
                 Constraint::Length(7),
                 Constraint::Length(9),
                 Constraint::Length(6),
@@ -143,7 +143,7 @@ impl WasmView {
             Table::new(
                 rows,
                 [
-                    Constraint::Length(10),
+                    Constraint::Length(12),
                     Constraint::Length(10),
                     Constraint::Length(10),
                     Constraint::Min(10),
