@@ -11,6 +11,7 @@
 pub mod fmt;
 pub mod live;
 pub mod merge;
+pub mod replay;
 pub mod source;
 pub mod state;
 pub mod stats;

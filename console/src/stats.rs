@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use lucid_protocol::{Decoder, DecoderStats, MessageKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::merge::{self, Merge};
 use crate::source::{Source, SourceError};
@@ -44,7 +44,7 @@ pub fn collect(source: &mut dyn Source) -> Collected {
 }
 
 /// Where a damaged source stops.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Damage {
     /// Byte offset in the source.
     pub offset: Option<u64>,

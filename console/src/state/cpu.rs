@@ -1,5 +1,6 @@
 //! One CPU: its polls, idle time, run queue and steals.
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 use lucid_protocol::TaskId;
@@ -12,7 +13,7 @@ pub const MAX_RQ_SAMPLES: usize = 512;
 pub const MAX_UTIL_WINDOWS: usize = 256;
 
 /// One completed poll on a CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slice {
     /// The task polled.
     pub task: TaskId,
@@ -25,7 +26,7 @@ pub struct Slice {
 }
 
 /// One CPU (all rings of it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cpu {
     /// Events seen from this CPU's streams.
     pub events: u64,

@@ -1,6 +1,8 @@
 //! A small log-linear histogram: exact below 16, then 8 buckets per power of two
 //! (at most 12.5 % relative error), grown lazily so an idle task costs a few bytes.
 
+use serde::{Deserialize, Serialize};
+
 /// Values below this are counted exactly.
 const LINEAR: u64 = 16;
 /// Buckets per power of two above [`LINEAR`].
@@ -8,7 +10,7 @@ const SUB_BITS: u32 = 3;
 const SUB: u64 = 1 << SUB_BITS;
 
 /// Counts of `u64` values (TSC ticks) with percentiles.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Histogram {
     counts: Vec<u32>,
     count: u64,

@@ -16,6 +16,7 @@ mod wasm;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lucid_protocol::{
@@ -44,7 +45,7 @@ pub const MAX_WAKE_MARKS: usize = 16_384;
 const PRUNE_EVERY: u64 = 4096;
 
 /// A wake, for drawing on the timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeMark {
     /// When.
     pub ts: u64,
@@ -57,7 +58,7 @@ pub struct WakeMark {
 }
 
 /// Thresholds and limits of the state model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Completed tasks are kept this long (trace time, nanoseconds) after completing.
     pub retain_ns: u64,
@@ -81,7 +82,7 @@ impl Default for Config {
 }
 
 /// What the kernel said about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelInfo {
     /// Protocol version major.minor.
     pub version: (u16, u16),
@@ -96,7 +97,7 @@ pub struct KernelInfo {
 }
 
 /// Frame-level problems the decoder reported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamHealth {
     /// Sequence discontinuities.
     pub sequence_gaps: u64,
@@ -115,7 +116,7 @@ pub struct StreamHealth {
 }
 
 /// Everything known about a traced kernel.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Thresholds and limits.
     pub config: Config,

@@ -1,5 +1,6 @@
 //! Wasm instances: lifecycle, memory growth, fuel, hostcalls and traps.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 use lucid_protocol::{Message, TaskId, WasmState};
@@ -15,7 +16,7 @@ pub const MAX_HOSTCALL_KINDS: usize = 64;
 pub const OTHER_HOSTCALLS: u32 = u32::MAX;
 
 /// Calls of one hostcall.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hostcall {
     /// Calls.
     pub calls: u64,
@@ -24,7 +25,7 @@ pub struct Hostcall {
 }
 
 /// One wasm instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WasmInstance {
     /// Module name.
     pub module: String,
