@@ -36,6 +36,35 @@ enum Command {
     },
     /// Attach to a running kernel's trace stream and show it live.
     Live(LiveArgs),
+    /// Replay a recording in the live views, with play/pause, speed, stepping and
+    /// seeking (builds `FILE.idx`, a keyframe index, on first use).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording.
+    file: PathBuf,
+    /// No terminal: move the cursor to `--at` (default: the end), print the
+    /// `lucid stats` summary of the state there, and hold it for `--hold`.
+    #[arg(long)]
+    headless: bool,
+    /// Start at this trace time after the first event, e.g. `1.5s`.
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    at: Option<Duration>,
+    /// With --headless: keep the process (and the state at the cursor) alive this
+    /// many seconds after printing; 0 holds until killed.
+    #[arg(long, value_name = "SECS", requires = "headless")]
+    hold: Option<f64>,
+    /// Print the headless summary as JSON.
+    #[arg(long, requires = "headless")]
+    json: bool,
+    /// How long completed tasks stay visible (trace time).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = lucid_console::fmt::parse_duration)]
+    retain: Duration,
+    /// Polls longer than this are warnings.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
+    long_poll: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +89,10 @@ struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// How long completed tasks stay visible (trace time), e.g. `60s`, `500ms`, `5m`.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = lucid_console::fmt::parse_duration)]
     retain: Duration,
     /// Polls longer than this are warnings, e.g. `10ms`.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
     long_poll: Duration,
     /// No terminal: ingest for SECS seconds, then print the `lucid stats --json`
     /// object for what was received.
@@ -91,32 +120,8 @@ impl LiveArgs {
     }
 
     fn config(&self) -> Config {
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Config {
-            retain_ns: ns(self.retain),
-            long_poll_ns: ns(self.long_poll),
-            ..Config::default()
-        }
+        config(self.retain, self.long_poll)
     }
-}
-
-/// `90`, `90s`, `500ms`, `2m`, `1h`, `1.5s`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 60s or 500ms"))?;
-    let secs = match unit {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" | "µs" => v / 1e6,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -134,7 +139,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stats { file, json, partial } => stats(&file, json, partial),
         Command::Live(args) => live(&args),
+        Command::Replay(args) => replay(&args),
     }
+}
+
+fn config(retain: Duration, long_poll: Duration) -> Config {
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Config {
+        retain_ns: ns(retain),
+        long_poll_ns: ns(long_poll),
+        ..Config::default()
+    }
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    use lucid_console::replay::{IndexParams, Replay};
+    let name = args.file.display();
+    let config = config(args.retain, args.long_poll);
+    let mut replay = Replay::open(&args.file, config, IndexParams::default()).with_context(|| format!("{name}"))?;
+    if let Some(d) = replay.damage() {
+        eprintln!("lucid: {name}: {} (replaying what came before)", d.message);
+    }
+    match args.at {
+        Some(at) => replay.seek_time(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX)),
+        None if args.headless => replay.seek(replay.len()),
+        None => Ok(()),
+    }
+    .with_context(|| format!("{name}"))?;
+    if args.headless {
+        let collected = lucid_console::stats::Collected {
+            state: replay.state().clone(),
+            decoder: replay.decoder_stats(),
+            damage: None,
+        };
+        let mut summary = Summary::new(&collected);
+        if replay.position() >= replay.len() {
+            summary.damage = replay.damage().cloned();
+        }
+        let text = if args.json {
+            serde_json::to_string(&summary)? + "\n"
+        } else {
+            summary.to_text()
+        };
+        print(&text)?;
+        match args.hold {
+            Some(s) if s <= 0.0 => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            Some(s) => std::thread::sleep(Duration::try_from_secs_f64(s).context("--hold")?),
+            None => {}
+        }
+        return Ok(());
+    }
+    let mut app = App::new(lucid_console::live::Session::new(format!("replay {name}"), config));
+    let mut controls = lucid_console::ui::replay::ReplayControls::new(replay);
+    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    let result = lucid_console::ui::replay::run(&mut terminal, &mut app, &mut controls);
+    ratatui::restore();
+    result.context("terminal I/O")
 }
 
 fn recorder(path: &Path) -> anyhow::Result<Recorder> {

@@ -85,7 +85,7 @@ pub struct Entry {
 pub struct Summary {
     /// Items in the recording.
     pub items: u64,
-    /// Timestamp of the first and last event.
+    /// Smallest and largest task or interrupt event timestamp.
     pub ts_range: Option<(u64, u64)>,
     /// TSC ticks per second (the kernel's, or the state model's default).
     pub tsc_hz: u64,
@@ -287,7 +287,7 @@ impl Index {
         player.advance(|_, _| false);
         let summary = Summary {
             items: player.items(),
-            ts_range: player.state().ts_range,
+            ts_range: player.ts_range(),
             tsc_hz: tsc_hz(&player),
             damage: player.damage().cloned(),
             warnings: player.applied.marks.take().unwrap_or_default(),

@@ -18,7 +18,7 @@ pub mod player;
 pub mod transport;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -88,6 +88,12 @@ impl Replay {
     #[must_use]
     pub fn state(&self) -> &State {
         self.player.state()
+    }
+
+    /// The decoder's counters at the cursor.
+    #[must_use]
+    pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
+        self.player.decoder_stats()
     }
 
     /// Items applied: the cursor.
@@ -185,7 +191,7 @@ impl Replay {
             self.player = self.restore(best)?;
         }
         self.player
-            .advance(|item, _| matches!(item, lucid_protocol::Item::Event { event, .. } if event.ts > target));
+            .advance(|item, _| player::timestamp(item).is_some_and(|ts| ts > target));
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use lucid_protocol::recording::{Header, RecordingReader};
-use lucid_protocol::{Decoder, Event, Item, decode_frame};
+use lucid_protocol::{Decoder, Event, Item, Ring, decode_frame};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
@@ -60,10 +60,12 @@ pub(crate) struct Applied {
     pub state: State,
     /// Items applied.
     pub items: u64,
-    /// Timestamp of the latest event applied.
+    /// Timestamp of the latest task or interrupt event applied (see [`timestamp`]).
     pub last_ts: Option<u64>,
-    /// Largest event timestamp applied so far (the merge may release a late one).
+    /// Largest such timestamp so far (the merge may release a late one).
     pub max_ts: Option<u64>,
+    /// Smallest such timestamp so far.
+    pub min_ts: Option<u64>,
     /// Item positions (items applied, the warning's item included) of warnings, when
     /// indexing.
     pub marks: Option<Vec<u64>>,
@@ -74,9 +76,10 @@ impl Applied {
         let before = self.warnings_total();
         self.state.apply(item);
         self.items += 1;
-        if let Item::Event { event, .. } = item {
-            self.last_ts = Some(event.ts);
-            self.max_ts = Some(self.max_ts.map_or(event.ts, |m| m.max(event.ts)));
+        if let Some(ts) = timestamp(item) {
+            self.last_ts = Some(ts);
+            self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+            self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
         }
         let after = self.warnings_total();
         if let Some(marks) = &mut self.marks
@@ -98,6 +101,7 @@ pub(crate) struct KeyframeOut<'a> {
     pub items: u64,
     pub last_ts: Option<u64>,
     pub max_ts: Option<u64>,
+    pub min_ts: Option<u64>,
     pub record_offset: u64,
     pub state: &'a State,
     pub decoder: &'a Decoder,
@@ -110,6 +114,7 @@ pub(crate) struct KeyframeIn {
     pub items: u64,
     pub last_ts: Option<u64>,
     pub max_ts: Option<u64>,
+    pub min_ts: Option<u64>,
     pub record_offset: u64,
     pub state: State,
     pub decoder: Decoder,
@@ -159,6 +164,7 @@ impl Player {
                 items: 0,
                 last_ts: None,
                 max_ts: None,
+                min_ts: None,
                 marks: None,
             },
         ))
@@ -194,6 +200,7 @@ impl Player {
                 items: kf.items,
                 last_ts: kf.last_ts,
                 max_ts: kf.max_ts,
+                min_ts: kf.min_ts,
                 marks: None,
             },
         ))
@@ -208,6 +215,12 @@ impl Player {
     #[must_use]
     pub fn state(&self) -> &State {
         &self.applied.state
+    }
+
+    /// The decoder's counters at the cursor (bytes fed so far, frames, errors).
+    #[must_use]
+    pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
+        *self.decoder.stats()
     }
 
     /// Items applied.
@@ -226,6 +239,12 @@ impl Player {
     #[must_use]
     pub fn max_ts(&self) -> Option<u64> {
         self.applied.max_ts
+    }
+
+    /// Smallest and largest event timestamp applied.
+    #[must_use]
+    pub fn ts_range(&self) -> Option<(u64, u64)> {
+        self.applied.min_ts.zip(self.applied.max_ts)
     }
 
     /// Where the recording is damaged, once reading reached it.
@@ -267,6 +286,7 @@ impl Player {
             items: self.applied.items,
             last_ts: self.applied.last_ts,
             max_ts: self.applied.max_ts,
+            min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
             state: &self.applied.state,
             decoder: &self.decoder,
@@ -380,6 +400,17 @@ impl Player {
                 self.applied.state.received_at(rx);
             }
         }
+    }
+}
+
+/// The trace time of `item` for the cursor: the timestamp of a task or interrupt
+/// event. Control messages pass the merge at once and may be newer than task events
+/// still on their way (as for [`State::now`]), so they do not move the cursor's time.
+#[must_use]
+pub fn timestamp(item: &Item<'_>) -> Option<u64> {
+    match item {
+        Item::Event { stream, event, .. } if matches!(stream.ring, Ring::Task | Ring::Interrupt) => Some(event.ts),
+        _ => None,
     }
 }
 
