@@ -11,6 +11,7 @@ use lucid_console::source::{Endpoint, Ingest, Recorder, RecordingFile};
 use lucid_console::state::Config;
 use lucid_console::stats::{Summary, collect};
 use lucid_console::ui::App;
+use lucid_console::window::{Window, scan};
 use lucid_protocol::recording::RecordingWriter;
 
 #[derive(Debug, Parser)]
@@ -33,12 +34,70 @@ enum Command {
         /// failing.
         #[arg(long)]
         partial: bool,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Where the CPU time went: per task, per spawn location and per CPU, and the
+    /// longest polls.
+    Profile {
+        /// The recording.
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Tasks, spawn locations and longest polls listed.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        top: usize,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Write a recording for other tools: Perfetto / chrome://tracing JSON, or folded
+    /// stacks for inferno and flamegraph.pl.
+    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "folded"])))]
+    Export {
+        /// The recording.
+        file: PathBuf,
+        /// Write Chrome trace-event JSON to this file.
+        #[arg(long, value_name = "OUT.json")]
+        perfetto: Option<PathBuf>,
+        /// Write folded stacks (`cpu;kind;location;name busy_ns`) to this file.
+        #[arg(long, value_name = "OUT.txt")]
+        folded: Option<PathBuf>,
+        #[command(flatten)]
+        window: WindowArgs,
     },
     /// Attach to a running kernel's trace stream and show it live.
     Live(LiveArgs),
     /// Replay a recording in the live views, with play/pause, speed, stepping and
     /// seeking (builds `FILE.idx`, a keyframe index, on first use).
     Replay(ReplayArgs),
+}
+
+/// A time window of a recording.
+#[derive(Debug, Clone, Copy, Args)]
+struct WindowArgs {
+    /// Start of the window, as trace time after the first event (e.g. `1.5s`).
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    from: Option<Duration>,
+    /// End of the window, as trace time after the first event.
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    to: Option<Duration>,
+}
+
+impl WindowArgs {
+    fn window(self) -> anyhow::Result<Window> {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let w = Window {
+            from_ns: self.from.map(ns),
+            to_ns: self.to.map(ns),
+        };
+        if let (Some(a), Some(b)) = (w.from_ns, w.to_ns)
+            && a > b
+        {
+            bail!("--from must not be after --to");
+        }
+        Ok(w)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -137,7 +196,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Stats { file, json, partial } => stats(&file, json, partial),
+        Command::Stats {
+            file,
+            json,
+            partial,
+            window,
+        } => {
+            let window = window.window()?;
+            if window.is_all() {
+                stats(&file, json, partial)
+            } else {
+                stats_window(&file, json, partial, window)
+            }
+        }
+        Command::Profile {
+            file,
+            json,
+            top,
+            window,
+        } => profile(&file, json, top, window.window()?),
+        Command::Export {
+            file,
+            perfetto,
+            folded,
+            window,
+        } => export(&file, perfetto.as_deref(), folded.as_deref(), window.window()?),
         Command::Live(args) => live(&args),
         Command::Replay(args) => replay(&args),
     }
@@ -267,4 +350,98 @@ fn stats(file: &std::path::Path, json: bool, partial: bool) -> anyhow::Result<()
         summary.to_text()
     };
     print(&text)
+}
+
+fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyhow::Result<()> {
+    let name = file.display();
+    let (_, scan) = scan(file, Config::default(), window, |_| ()).with_context(|| format!("{name}"))?;
+    if !partial && let Some(d) = &scan.damage {
+        bail!(
+            "{name}: {} (use --partial to summarise what decoded before it)",
+            d.message
+        );
+    }
+    let hz = scan.end.tsc_hz();
+    let from = scan.from_ts.unwrap_or(scan.origin_ts);
+    let to = scan.to_ts.unwrap_or_else(|| scan.end.now());
+    let duration_s = lucid_console::replay::ticks_to_ns(to.saturating_sub(from), hz) as f64 / 1e9;
+    let collected = |state: &lucid_console::state::State, decoder| lucid_console::stats::Collected {
+        state: state.clone(),
+        decoder,
+        damage: None,
+    };
+    let mut summary = Summary::between(
+        &collected(&scan.start, scan.start_decoder),
+        &collected(&scan.end, scan.end_decoder),
+        duration_s,
+    );
+    summary.damage = scan.damage.clone();
+    let text = if json {
+        serde_json::to_string(&summary)? + "\n"
+    } else {
+        summary.to_text()
+    };
+    print(&text)
+}
+
+fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Result<()> {
+    use lucid_console::profile::Profiler;
+    let name = file.display();
+    let (profiler, scan) = scan(file, Config::default(), window, |s| {
+        Profiler::new(s.state, s.from_ts, top)
+    })
+    .with_context(|| format!("{name}"))?;
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (profiling what came before)", d.message);
+    }
+    let p = profiler.finish(scan.end.tsc_hz(), scan.origin_ts, (scan.from_ts, scan.to_ts));
+    let text = if json {
+        serde_json::to_string(&p)? + "\n"
+    } else {
+        p.to_text(top)
+    };
+    print(&text)
+}
+
+fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: Window) -> anyhow::Result<()> {
+    use lucid_console::export::{Folded, PerfettoWriter};
+    let name = file.display();
+    let json_out = perfetto
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
+                .with_context(|| format!("creating {}", p.display()))
+        })
+        .transpose()?;
+    let mut start_err = None;
+    let ((json, stacks), scan) = scan(file, Config::default(), window, |s| {
+        let json = json_out.and_then(|out| match PerfettoWriter::new(out, s.state, s.from_ts, s.origin_ts) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                start_err = Some(e);
+                None
+            }
+        });
+        (json, folded.map(|_| Folded::new(s.state, s.from_ts)))
+    })
+    .with_context(|| format!("{name}"))?;
+    if let Some(e) = start_err {
+        bail!(
+            "writing {}: {e}",
+            perfetto.map_or(name.to_string(), |p| p.display().to_string())
+        );
+    }
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (exported what came before)", d.message);
+    }
+    if let (Some(w), Some(p)) = (json, perfetto) {
+        w.finish(scan.to_ts)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let (Some(f), Some(p)) = (stacks, folded) {
+        let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+        f.write(std::io::BufWriter::new(out), scan.end.tsc_hz())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }

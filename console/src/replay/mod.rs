@@ -201,6 +201,18 @@ impl Replay {
         self.seek(to)
     }
 
+    /// Plays forward until `stop(next item, items applied)` holds or the recording
+    /// ends (the stop closure sees every item before it is applied, once).
+    pub fn advance(&mut self, stop: impl FnMut(&lucid_protocol::Item<'_>, u64) -> bool) -> Advance {
+        self.player.advance(stop)
+    }
+
+    /// Whether the cursor is at the end of the recording (or its damage).
+    #[must_use]
+    pub fn at_end(&self) -> bool {
+        self.player.at_end()
+    }
+
     /// Plays forward at most `items` items; returns how many were applied.
     pub fn play_items(&mut self, items: u64) -> u64 {
         let from = self.player.items();
@@ -239,10 +251,14 @@ impl Replay {
     }
 }
 
-fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+/// TSC ticks at `hz` as nanoseconds.
+#[must_use]
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64
 }
 
-fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+/// Nanoseconds as TSC ticks at `hz`.
+#[must_use]
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
     (u128::from(ns) * u128::from(hz.max(1)) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
 }
