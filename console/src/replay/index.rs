@@ -1,5 +1,5 @@
 //! The keyframe index of a recording: a side file `FILE.lucid.idx` (format in the
-//! protocol README) holding serialised player states at record boundaries, so a seek
+//! protocol README) holding serialised (postcard, then LZ4) player states at record boundaries, so a seek
 //! restores the nearest keyframe and plays at most one keyframe interval.
 //!
 //! The index is a cache: it is written to a temporary name and renamed when complete,
@@ -53,7 +53,7 @@ impl Default for IndexParams {
         Self {
             every_items: 100_000,
             every_ns: 1_000_000_000,
-            min_spacing_ratio: 4,
+            min_spacing_ratio: 1,
         }
     }
 }
@@ -78,6 +78,8 @@ pub struct Entry {
     blob_offset: u64,
     blob_len: u64,
     blob_crc: u32,
+    /// Length of the keyframe before compression.
+    raw_len: u64,
 }
 
 /// What a whole pass over the recording found.
@@ -241,7 +243,7 @@ impl Index {
         let mut entries = Vec::new();
         let mut last = (0u64, None::<u64>, HEADER_LEN, 0u64); // items, max_ts, record offset, blob len
         let tsc_hz = |p: &Player| p.state().tsc_hz();
-        let mut blob = Vec::new();
+        let mut raw = Vec::new();
         loop {
             if player.feed_next(&mut |_, _| false) {
                 break;
@@ -262,9 +264,10 @@ impl Index {
             if !(due && spaced) {
                 continue;
             }
-            blob.clear();
-            blob = postcard::to_extend(&player.keyframe(), std::mem::take(&mut blob))
+            raw.clear();
+            raw = postcard::to_extend(&player.keyframe(), std::mem::take(&mut raw))
                 .map_err(|e| ReplayError::Index(format!("cannot serialise a keyframe: {e}")))?;
+            let blob = lz4_flex::block::compress(&raw);
             let blob_offset = sink
                 .append(&blob)
                 .map_err(|e| ReplayError::Io(format!("writing the index: {e}")))?;
@@ -275,6 +278,7 @@ impl Index {
                 blob_offset,
                 blob_len: blob.len() as u64,
                 blob_crc: CRC32.checksum(&blob),
+                raw_len: raw.len() as u64,
             });
             last = (
                 player.items(),
@@ -367,7 +371,16 @@ impl Index {
         if CRC32.checksum(&bytes) != entry.blob_crc {
             return Err(damaged("checksum mismatch".into()));
         }
-        let kf: KeyframeIn = postcard::from_bytes(&bytes).map_err(|e| damaged(e.to_string()))?;
+        // LZ4 expands at most 255-fold: a larger length is damage, not an allocation.
+        if entry.raw_len > MAX_KEYFRAME_LEN || entry.raw_len > entry.blob_len.saturating_mul(255) {
+            return Err(damaged("length out of range".into()));
+        }
+        let raw_len = usize::try_from(entry.raw_len).map_err(|e| damaged(e.to_string()))?;
+        let raw = lz4_flex::block::decompress(&bytes, raw_len).map_err(|e| damaged(e.to_string()))?;
+        if raw.len() != raw_len {
+            return Err(damaged("length mismatch".into()));
+        }
+        let kf: KeyframeIn = postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
         if kf.items != entry.items || kf.record_offset != entry.record_offset {
             return Err(damaged("does not match its entry".into()));
         }

@@ -64,6 +64,10 @@ pub struct ReplayControls {
     pub prompt: Option<String>,
     /// The result of the last command, or a problem.
     pub message: Option<String>,
+    /// Trace time the playback has reached (nanoseconds after the first event): ahead
+    /// of the cursor's latest event while the trace is quiet, so playing crosses gaps
+    /// in real time instead of stalling at the last event.
+    playhead_ns: u64,
 }
 
 impl ReplayControls {
@@ -71,11 +75,13 @@ impl ReplayControls {
     #[must_use]
     pub fn new(replay: Replay) -> Self {
         let message = replay.damage().map(|d| format!("replay ends at damage: {}", d.message));
+        let playhead_ns = replay.time_ns();
         Self {
             replay,
             transport: Transport::default(),
             prompt: None,
             message,
+            playhead_ns,
         }
     }
 
@@ -84,6 +90,16 @@ impl ReplayControls {
         if key.kind == KeyEventKind::Release {
             return false;
         }
+        let before = self.replay.position();
+        let handled = self.handle_key(key);
+        if self.replay.position() != before {
+            // A jump or a step moves the playhead to the cursor.
+            self.playhead_ns = self.replay.time_ns();
+        }
+        handled
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> bool {
         if let Some(text) = &mut self.prompt {
             match key.code {
                 KeyCode::Enter => {
@@ -170,10 +186,11 @@ impl ReplayControls {
             Step::None => return false,
             Step::Items(n) => {
                 self.replay.play_items(n);
+                self.playhead_ns = self.replay.time_ns();
             }
             Step::TraceNs(ns) => {
-                let to = self.replay.time_ns().saturating_add(ns);
-                let r = self.replay.seek_time(to);
+                self.playhead_ns = self.playhead_ns.max(self.replay.time_ns()).saturating_add(ns);
+                let r = self.replay.seek_time(self.playhead_ns);
                 self.report(r, String::new());
             }
         }
@@ -194,7 +211,7 @@ impl ReplayControls {
         let mut status = format!(
             " {play} {} │ +{} / {} │ item {}/{total} │ warning {passed}/{warnings} │ {} tasks",
             self.transport.speed_label(),
-            duration_ns(r.time_ns()),
+            duration_ns(self.playhead_ns.max(r.time_ns())),
             duration_ns(r.duration_ns()),
             r.position(),
             r.state().tasks.len(),

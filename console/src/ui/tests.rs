@@ -396,6 +396,17 @@ fn replay_keys_move_the_cursor() {
     let before = c.replay.time_ns();
     assert!(c.tick(Duration::from_micros(10)));
     assert!(c.replay.time_ns() > before && c.replay.time_ns() <= before + 20_000);
+    // Playing crosses quiet stretches: many small ticks add up even when no event
+    // falls inside a single one.
+    c.transport.playing = false;
+    assert!(c.on_key(key(KeyCode::Char('0'))));
+    assert!(c.on_key(key(KeyCode::Char(' '))));
+    let ticks = c.replay.duration_ns() / 200 + 100;
+    for _ in 0..ticks {
+        c.tick(Duration::from_nanos(100));
+    }
+    assert_eq!(c.replay.position(), c.replay.len());
+    assert!(!c.transport.playing, "playing stops at the end");
     // Keys that are not transport keys go to the views.
     assert!(!c.on_key(key(KeyCode::Char('j'))));
 }
