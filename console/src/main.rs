@@ -239,7 +239,18 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     use lucid_console::replay::{IndexParams, Replay};
     let name = args.file.display();
     let config = config(args.retain, args.long_poll);
-    let mut replay = Replay::open(&args.file, config, IndexParams::default()).with_context(|| format!("{name}"))?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |done: u64, len: u64| {
+        if tty {
+            eprint!("\rlucid: indexing {name}: {}%", done * 100 / len.max(1));
+        }
+    };
+    let opened = Replay::open_with_progress(&args.file, config, IndexParams::default(), &mut progress);
+    if tty {
+        // Clears the progress line, if there was one.
+        eprint!("\r\x1b[2K");
+    }
+    let mut replay = opened.with_context(|| format!("{name}"))?;
     if let Some(d) = replay.damage() {
         eprintln!("lucid: {name}: {} (replaying what came before)", d.message);
     }

@@ -11,12 +11,15 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use lucid_protocol::Decoder;
 use lucid_protocol::recording::Header;
+use lucid_protocol::testdata::{Workload, generate};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use super::player::{KeyframeIn, Player};
-use crate::state::Config;
+use crate::merge::{self, Merge};
+use crate::state::{Config, State};
 use crate::stats::Damage;
 
 /// First bytes of an index file.
@@ -31,6 +34,8 @@ const FOOTER_LEN: u64 = 16;
 const MAX_TABLE_LEN: u64 = 256 << 20;
 /// Largest keyframe read back.
 const MAX_KEYFRAME_LEN: u64 = 1 << 30;
+/// Recording bytes between two progress reports while building.
+const PROGRESS_EVERY: u64 = 16 << 20;
 /// Bytes of the recording checksummed at each end to recognise it.
 const FINGERPRINT_LEN: u64 = 64 << 10;
 
@@ -101,6 +106,7 @@ pub struct Summary {
 struct Table {
     version: u16,
     console: String,
+    schema: u32,
     fingerprint: Fingerprint,
     config: Config,
     params: IndexParams,
@@ -150,7 +156,13 @@ fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
 impl Index {
     /// The index of the recording at `path`: the side file if it matches, else a
     /// new one (written next to the recording when possible).
-    pub fn open_or_build(path: &Path, config: Config, params: IndexParams) -> Result<Self, ReplayError> {
+    /// `progress(bytes read, recording length)` is called now and then while building.
+    pub fn open_or_build(
+        path: &Path,
+        config: Config,
+        params: IndexParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ReplayError> {
         let io_err = |e: io::Error| ReplayError::Io(format!("cannot read {}: {e}", path.display()));
         let fp = fingerprint(path).map_err(io_err)?;
         let side = index_path(path);
@@ -158,7 +170,7 @@ impl Index {
             Ok(index) => return Ok(index),
             Err(why) => why,
         };
-        let mut index = Self::build(path, config, params, fp, &side)?;
+        let mut index = Self::build(path, config, params, fp, &side, progress)?;
         index.origin = format!("{} ({why})", index.origin);
         Ok(index)
     }
@@ -195,7 +207,10 @@ impl Index {
             return Err(damaged("table checksum mismatch"));
         }
         let table: Table = postcard::from_bytes(&bytes).map_err(|e| damaged(&e.to_string()))?;
-        if table.version != INDEX_VERSION || table.console != env!("CARGO_PKG_VERSION") {
+        if table.version != INDEX_VERSION
+            || table.console != env!("CARGO_PKG_VERSION")
+            || table.schema != schema_probe()
+        {
             return Err("index written by another console version".into());
         }
         if table.fingerprint != *fp {
@@ -225,6 +240,7 @@ impl Index {
         params: IndexParams,
         fp: Fingerprint,
         side: &Path,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self, ReplayError> {
         let mut tmp = side.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -244,9 +260,14 @@ impl Index {
         let mut last = (0u64, None::<u64>, HEADER_LEN, 0u64); // items, max_ts, record offset, blob len
         let tsc_hz = |p: &Player| p.state().tsc_hz();
         let mut raw = Vec::new();
+        let mut reported = 0u64;
         loop {
             if player.feed_next(&mut |_, _| false) {
                 break;
+            }
+            if player.record_offset() - reported >= PROGRESS_EVERY {
+                reported = player.record_offset();
+                progress(reported, fp.len);
             }
             if player.ended() {
                 break;
@@ -299,6 +320,7 @@ impl Index {
         let table = Table {
             version: INDEX_VERSION,
             console: env!("CARGO_PKG_VERSION").into(),
+            schema: schema_probe(),
             fingerprint: fp,
             config,
             params,
@@ -388,6 +410,26 @@ impl Index {
     }
 }
 
+/// A checksum of the serialised form of a populated pipeline (state, decoder and
+/// merge part way through a small generated stream): a change to the types a keyframe
+/// holds changes it, so an index written by a build with another layout is rebuilt
+/// instead of failing at every seek.
+fn schema_probe() -> u32 {
+    let g = generate(&Workload {
+        cpus: 2,
+        tasks: 6,
+        polls_per_task: 2,
+        wasm_instances: 1,
+        loss: 1,
+        frame_buffer: 256,
+        seed: 1,
+    });
+    let wire = g.wire();
+    let (mut state, mut decoder, mut merge) = (State::default(), Decoder::new(), Merge::default());
+    merge::feed(&mut decoder, &mut merge, &mut state, 1, &wire[..wire.len() / 2 + 7]);
+    postcard::to_allocvec(&(&state, &decoder, merge.snapshot())).map_or(0, |b| CRC32.checksum(&b))
+}
+
 fn index_header() -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(&INDEX_MAGIC);
@@ -416,5 +458,76 @@ impl Sink {
                 Ok(at)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::tests::TempDir;
+
+    fn footer(table: &[u8]) -> Vec<u8> {
+        let mut f = (table.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&CRC32.checksum(table).to_le_bytes());
+        f.extend_from_slice(&INDEX_END);
+        f
+    }
+
+    #[test]
+    fn an_index_of_another_layout_or_with_bad_entries_is_rebuilt() {
+        assert_eq!(schema_probe(), schema_probe());
+        let dir = TempDir::new();
+        let g = generate(&Workload {
+            tasks: 50,
+            ..Workload::default()
+        });
+        let path = dir.file("a.lucid", &g.recording(500));
+        let params = IndexParams {
+            every_items: 100,
+            every_ns: u64::MAX,
+            min_spacing_ratio: 0,
+        };
+        let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
+        assert!(!index.entries().is_empty());
+        let side = index_path(&path);
+        let raw = fs::read(&side).expect("read");
+        let table_len = u32::from_le_bytes(raw[raw.len() - 16..raw.len() - 12].try_into().expect("4 bytes")) as usize;
+        let body = &raw[..raw.len() - 16 - table_len];
+        let fp = fingerprint(&path).expect("fingerprint");
+        let rewrite = |t: &Table| {
+            let bytes = postcard::to_allocvec(t).expect("table");
+            fs::write(&side, [body, &bytes, &footer(&bytes)].concat()).expect("write");
+        };
+        rewrite(&index.table);
+        assert!(
+            Index::load(&side, &fp, Config::default(), params).is_ok(),
+            "the same table loads"
+        );
+
+        let mut t = index.table.clone();
+        t.schema ^= 1;
+        rewrite(&t);
+        let e = Index::load(&side, &fp, Config::default(), params).expect_err("another layout");
+        assert!(e.contains("another console version"), "{e}");
+
+        let mut t = index.table.clone();
+        t.entries[0].blob_len = u64::MAX / 2;
+        rewrite(&t);
+        let e = Index::load(&side, &fp, Config::default(), params).expect_err("entry out of range");
+        assert!(e.contains("out of range"), "{e}");
+
+        let e = Index::load(&side, &fp, Config::default(), IndexParams::default()).expect_err("other settings");
+        assert!(e.contains("settings") || e.contains("range"), "{e}");
+
+        // A keyframe whose uncompressed length claims too much is refused before
+        // anything is allocated for it.
+        let mut t = index.table.clone();
+        t.entries[0].raw_len = u64::MAX;
+        rewrite(&t);
+        let mut loaded = Index::load(&side, &fp, Config::default(), params).expect("loads");
+        let entry = loaded.entries()[0];
+        let header = Player::open(&path, Config::default()).expect("open").header();
+        let e = loaded.restore(&path, header, &entry).expect_err("too long");
+        assert!(e.to_string().contains("length out of range"), "{e}");
     }
 }

@@ -72,9 +72,20 @@ pub struct Replay {
 impl Replay {
     /// Opens `path`, loading its index or building it (one full pass).
     pub fn open(path: &Path, config: Config, params: IndexParams) -> Result<Self, ReplayError> {
+        Self::open_with_progress(path, config, params, &mut |_, _| {})
+    }
+
+    /// Like [`Self::open`]; `progress(bytes read, recording length)` is called now and
+    /// then while the index is built.
+    pub fn open_with_progress(
+        path: &Path,
+        config: Config,
+        params: IndexParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ReplayError> {
         let player = Player::open(path, config)?;
         let header = player.header();
-        let index = Index::open_or_build(path, config, params)?;
+        let index = Index::open_or_build(path, config, params, progress)?;
         Ok(Self {
             path: path.to_path_buf(),
             config,

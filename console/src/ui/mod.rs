@@ -302,7 +302,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
         None => draw_status(f, status, app),
     }
     if app.help {
-        help::render(f, body, app.view);
+        help::render(f, body, app.view, app.transport.is_some());
     }
 }
 
