@@ -1,11 +1,13 @@
 //! The keyframe index of a recording: a side file `FILE.lucid.idx` (format in the
-//! protocol README) holding serialised (postcard, then LZ4) player states at record boundaries, so a seek
-//! restores the nearest keyframe and plays at most one keyframe interval.
+//! protocol README) holding serialised (postcard, then LZ4) player states at record
+//! boundaries, so a seek restores the nearest keyframe and plays at most one keyframe
+//! interval.
 //!
 //! The index is a cache: it is written to a temporary name and renamed when complete,
 //! checked against the recording (length and checksums of its first and last bytes),
 //! the console build and the state configuration on open, and rebuilt when anything
-//! does not match or does not decode. Without a writable directory it lives in memory.
+//! does not match or does not decode. Where the recording's directory is not writable
+//! it goes to the temporary directory, and failing that lives in memory.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -138,6 +140,15 @@ pub fn index_path(recording: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Where the index of a recording in a read-only directory goes: the temporary
+/// directory, under a name made of the recording's fingerprint.
+fn fallback_path(fp: &Fingerprint) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "lucid-{:016x}-{:08x}{:08x}.idx",
+        fp.len, fp.head_crc, fp.tail_crc
+    ))
+}
+
 fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
@@ -165,12 +176,15 @@ impl Index {
     ) -> Result<Self, ReplayError> {
         let io_err = |e: io::Error| ReplayError::Io(format!("cannot read {}: {e}", path.display()));
         let fp = fingerprint(path).map_err(io_err)?;
-        let side = index_path(path);
-        let why = match Self::load(&side, &fp, config, params) {
+        let places = [index_path(path), fallback_path(&fp)];
+        let why = match Self::load(&places[0], &fp, config, params) {
             Ok(index) => return Ok(index),
             Err(why) => why,
         };
-        let mut index = Self::build(path, config, params, fp, &side, progress)?;
+        if let Ok(index) = Self::load(&places[1], &fp, config, params) {
+            return Ok(index);
+        }
+        let mut index = Self::build(path, config, params, fp, &places, progress)?;
         index.origin = format!("{} ({why})", index.origin);
         Ok(index)
     }
@@ -239,20 +253,27 @@ impl Index {
         config: Config,
         params: IndexParams,
         fp: Fingerprint,
-        side: &Path,
+        places: &[PathBuf],
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self, ReplayError> {
-        let mut tmp = side.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp).and_then(|f| {
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            w.write_all(&index_header())?;
-            Ok(w)
+        let tmp_of = |p: &Path| {
+            let mut tmp = p.as_os_str().to_owned();
+            tmp.push(".tmp");
+            PathBuf::from(tmp)
+        };
+        // Next to the recording, else in the temporary directory, else in memory.
+        let opened = places.iter().find_map(|side| {
+            let tmp = tmp_of(side);
+            let w = File::create(&tmp).and_then(|f| {
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                w.write_all(&index_header())?;
+                Ok(w)
+            });
+            w.ok().map(|w| (w, side.clone(), tmp))
         });
-        let mut sink = match file {
-            Ok(w) => Sink::File(w, HEADER_LEN),
-            Err(_) => Sink::Memory(index_header().to_vec()),
+        let (mut sink, side, tmp) = match opened {
+            Some((w, side, tmp)) => (Sink::File(w, HEADER_LEN), side, tmp),
+            None => (Sink::Memory(index_header().to_vec()), PathBuf::new(), PathBuf::new()),
         };
         let mut player = Player::open(path, config)?;
         player.mark_warnings();
@@ -340,8 +361,8 @@ impl Index {
                 let f = w.into_inner().map_err(|e| write(e.into_error()))?;
                 f.sync_all().map_err(write)?;
                 drop(f);
-                fs::rename(&tmp, side).map_err(write)?;
-                let f = File::open(side).map_err(write)?;
+                fs::rename(&tmp, &side).map_err(write)?;
+                let f = File::open(&side).map_err(write)?;
                 Ok(Self {
                     table,
                     store: Store::File(f),
@@ -354,7 +375,7 @@ impl Index {
                 Ok(Self {
                     table,
                     store: Store::Memory(v),
-                    origin: "index built in memory (the recording's directory is not writable)".into(),
+                    origin: "index built in memory (no writable directory for it)".into(),
                 })
             }
         }
