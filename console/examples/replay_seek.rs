@@ -112,6 +112,24 @@ fn main() {
         r.index_origin()
     );
 
+    // A keyframe restore alone: seeks exactly to keyframes, from the start.
+    let entries: Vec<u64> = r.index().entries().iter().map(|e| e.items).collect();
+    let mut restores = Vec::new();
+    for i in 0..10 {
+        let at = entries[(i * 7919) % entries.len()];
+        r.seek(0).expect("seek");
+        let t = Instant::now();
+        r.seek(at).expect("seek");
+        restores.push(ms(t.elapsed()));
+    }
+    restores.sort_by(f64::total_cmp);
+    row(
+        json,
+        "console.replay_restore_p50_ms",
+        restores[restores.len() / 2],
+        "ms",
+    );
+
     // Seeks to random items and times, in random order (so most go backwards or far
     // forwards and restore a keyframe).
     let mut rng = Rng::new(7);
