@@ -50,9 +50,10 @@ pub struct IndexParams {
     pub every_items: u64,
     /// ...or this much trace time (nanoseconds at the kernel's TSC rate)...
     pub every_ns: u64,
-    /// ...but never closer than this many times the previous keyframe's size in
-    /// recording bytes, so the index stays a fraction of the recording.
-    pub min_spacing_ratio: u64,
+    /// ...but never closer, in recording bytes, than this percentage of the previous
+    /// keyframe's (compressed) size: at 100 the index stays about the size of the
+    /// recording at most; lower is faster seeking for a larger index.
+    pub min_spacing_percent: u64,
 }
 
 impl Default for IndexParams {
@@ -60,7 +61,7 @@ impl Default for IndexParams {
         Self {
             every_items: 100_000,
             every_ns: 1_000_000_000,
-            min_spacing_ratio: 1,
+            min_spacing_percent: 100,
         }
     }
 }
@@ -302,7 +303,8 @@ impl Index {
                     .max_ts()
                     .zip(last.1)
                     .is_some_and(|(now, then)| now.saturating_sub(then) >= every_ticks);
-            let spaced = player.record_offset() - last.2 >= last.3.saturating_mul(params.min_spacing_ratio);
+            let spaced = (player.record_offset() - last.2).saturating_mul(100)
+                >= last.3.saturating_mul(params.min_spacing_percent);
             if !(due && spaced) {
                 continue;
             }
@@ -506,7 +508,7 @@ mod tests {
         let params = IndexParams {
             every_items: 100,
             every_ns: u64::MAX,
-            min_spacing_ratio: 0,
+            min_spacing_percent: 0,
         };
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
         assert!(!index.entries().is_empty());

@@ -53,7 +53,7 @@ fn dense() -> IndexParams {
     IndexParams {
         every_items: 300,
         every_ns: u64::MAX,
-        min_spacing_ratio: 0,
+        min_spacing_percent: 0,
     }
 }
 
