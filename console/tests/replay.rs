@@ -56,6 +56,18 @@ fn headless_replay_at_the_end_equals_stats() {
 }
 
 #[test]
+fn headless_replay_holds_the_state_for_hold_seconds() {
+    let path = write("hold");
+    let started = std::time::Instant::now();
+    let out = lucid(&["replay", path.to_str().expect("utf-8"), "--headless", "--hold", "0.4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("events"));
+    let bad = lucid(&["replay", path.to_str().expect("utf-8"), "--hold", "1"]);
+    assert!(!bad.status.success(), "--hold needs --headless");
+}
+
+#[test]
 fn windowed_stats_count_only_the_window() {
     let path = write("window");
     let p = path.to_str().expect("utf-8");
