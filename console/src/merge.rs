@@ -21,12 +21,11 @@ use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 use lucid_protocol::{
     Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
     TaskSpawned, Waker, decode_frame,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::state::State;
 

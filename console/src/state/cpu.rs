@@ -1,9 +1,9 @@
 //! One CPU: its polls, idle time, run queue and steals.
 
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 use lucid_protocol::TaskId;
+use serde::{Deserialize, Serialize};
 
 /// Poll slices kept per CPU for the timeline.
 pub const MAX_SLICES_PER_CPU: usize = 8192;

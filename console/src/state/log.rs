@@ -1,9 +1,9 @@
 //! Tracing events as log lines, and the callsites they refer to.
 
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 use lucid_protocol::{Callsite, CallsiteKind, Level, TraceEvent, Value};
+use serde::{Deserialize, Serialize};
 
 use super::State;
 

@@ -16,13 +16,13 @@ mod wasm;
 #[cfg(test)]
 mod tests;
 
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
     TaskState,
 };
+use serde::{Deserialize, Serialize};
 
 pub use cpu::{Cpu, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;

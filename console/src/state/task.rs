@@ -1,9 +1,9 @@
 //! One task as the stream describes it.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
+use serde::{Deserialize, Serialize};
 
 use super::histogram::Histogram;
 

@@ -1,9 +1,9 @@
 //! Warnings: facts from the stream that something is wrong, not guesses.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use lucid_protocol::TaskId;
+use serde::{Deserialize, Serialize};
 
 /// What a warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! Wasm instances: lifecycle, memory growth, fuel, hostcalls and traps.
 
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 use lucid_protocol::{Message, TaskId, WasmState};
+use serde::{Deserialize, Serialize};
 
 use super::State;
 
