@@ -147,6 +147,18 @@ fn main() {
     row(json, "console.replay_seek_p50_ms", seeks[seeks.len() / 2], "ms");
     row(json, "console.replay_seek_max_ms", seeks[seeks.len() - 1], "ms");
 
+    // Holding the step-back key: the first step restores a keyframe and keeps a
+    // checkpoint near the cursor, the others restore that.
+    r.seek(items / 3).expect("seek");
+    let mut steps = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        r.step(-1).expect("step");
+        steps.push(ms(t.elapsed()));
+    }
+    steps.sort_by(f64::total_cmp);
+    row(json, "console.replay_step_back_p50_ms", steps[steps.len() / 2], "ms");
+
     // Playing "as fast as possible" from the start for a few seconds.
     r.seek(0).expect("seek");
     let t = Instant::now();

@@ -59,6 +59,10 @@ pub fn open(path: &Path) -> Result<Replay, ReplayError> {
     Replay::open(path, Config::default(), IndexParams::default())
 }
 
+/// Items before a backward seek's target within which an in-memory checkpoint is
+/// kept, so stepping back again restores it instead of a keyframe an interval away.
+const CHECKPOINT_SPAN: u64 = 20_000;
+
 /// A recording, its index and the state at the cursor.
 #[derive(Debug)]
 pub struct Replay {
@@ -67,6 +71,9 @@ pub struct Replay {
     header: Header,
     index: Index,
     player: Player,
+    /// The position at a record boundary shortly before the target of the latest
+    /// backward seek.
+    checkpoint: Option<player::KeyframeIn>,
 }
 
 impl Replay {
@@ -92,6 +99,7 @@ impl Replay {
             header,
             index,
             player,
+            checkpoint: None,
         })
     }
 
@@ -178,10 +186,33 @@ impl Replay {
         let best = self.index.entries().iter().rev().find(|e| e.items <= target).copied();
         let here = self.player.items();
         let resume_here = here <= target && best.is_none_or(|e| e.items <= here);
-        if !resume_here {
-            self.player = self.restore(best)?;
+        if resume_here {
+            self.player.advance(|_, n| n >= target);
+            return Ok(());
         }
-        self.player.advance(|_, n| n >= target);
+        let nearer = self
+            .checkpoint
+            .as_ref()
+            .filter(|c| c.items <= target && best.is_none_or(|e| c.items > e.items))
+            .cloned();
+        if let Some(c) = nearer
+            && let Ok(p) = Player::from_keyframe(&self.path, self.header, c)
+        {
+            self.player = p;
+            self.player.advance(|_, n| n >= target);
+            return Ok(());
+        }
+        self.player = self.restore(best)?;
+        if target < here {
+            // Stepping back tends to go on: keep a checkpoint near the target.
+            self.player.advance_capturing(
+                |_, n| n >= target,
+                target.saturating_sub(CHECKPOINT_SPAN),
+                &mut self.checkpoint,
+            );
+        } else {
+            self.player.advance(|_, n| n >= target);
+        }
         Ok(())
     }
 

@@ -108,8 +108,8 @@ pub(crate) struct KeyframeOut<'a> {
     pub merge: MergeSnapshot,
 }
 
-/// A keyframe as read back (same fields, same order).
-#[derive(Debug, Deserialize)]
+/// A keyframe as read back (same fields, same order), or an in-memory checkpoint.
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct KeyframeIn {
     pub items: u64,
     pub last_ts: Option<u64>,
@@ -308,6 +308,45 @@ impl Player {
             if self.feed_next(&mut stop) {
                 return Advance::Stopped;
             }
+        }
+    }
+
+    /// Like [`Self::advance`], keeping in `checkpoint` the position at the last record
+    /// boundary passed with at least `from` items applied.
+    pub(crate) fn advance_capturing(
+        &mut self,
+        mut stop: impl FnMut(&Item<'_>, u64) -> bool,
+        from: u64,
+        checkpoint: &mut Option<KeyframeIn>,
+    ) -> Advance {
+        loop {
+            if self.drain(&mut stop) {
+                return Advance::Stopped;
+            }
+            if self.ended {
+                self.apply_rx();
+                return Advance::End;
+            }
+            if self.pending.is_empty() && self.applied.items >= from {
+                *checkpoint = Some(self.checkpoint());
+            }
+            if self.feed_next(&mut stop) {
+                return Advance::Stopped;
+            }
+        }
+    }
+
+    /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).
+    fn checkpoint(&self) -> KeyframeIn {
+        KeyframeIn {
+            items: self.applied.items,
+            last_ts: self.applied.last_ts,
+            max_ts: self.applied.max_ts,
+            min_ts: self.applied.min_ts,
+            record_offset: self.reader.offset(),
+            state: self.applied.state.clone(),
+            decoder: self.decoder.clone(),
+            merge: self.merge.snapshot(),
         }
     }
 

@@ -127,6 +127,15 @@ fn stepping_back_and_forth_lands_on_the_same_states() {
     assert_ne!(replay.state(), &at);
     replay.step(-1).expect("step");
     assert_eq!(replay.state(), &at);
+    // Holding the key: each step back lands where a play from the start does (the
+    // first keeps a checkpoint the others restore).
+    for k in 1..=5 {
+        replay.step(-37).expect("step");
+        let t = 1234 - 37 * k;
+        assert_eq!(replay.position(), t);
+        assert_eq!(replay.state(), played_to(&path, |_, n| n >= t).state(), "at {t}");
+    }
+    assert!(replay.checkpoint.as_ref().is_some_and(|c| c.items <= 1234 - 37));
 }
 
 /// The workload's stream with three frames damaged (CRC errors are warnings).
