@@ -1,5 +1,7 @@
 //! Human-readable numbers shared by the views and reports.
 
+use std::time::Duration;
+
 /// A duration in nanoseconds with three significant digits and a unit
 /// (`950ns`, `12.3µs`, `4.56ms`, `1.20s`).
 #[must_use]
@@ -40,6 +42,25 @@ pub fn wasm_state(state: lucid_protocol::WasmState, detail: u64) -> String {
     }
 }
 
+/// `90`, `90s`, `500ms`, `2m`, `1h`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 60s or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +72,13 @@ mod tests {
         assert_eq!(duration_ns(4_560_000), "4.56ms");
         assert_eq!(duration_ns(1_200_000_000), "1.20s");
         assert_eq!(duration_ns(250_000_000_000), "250s");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("3 parsecs").is_err());
     }
 }

@@ -8,11 +8,15 @@
 //! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ Merge ─▶ State ─▶ stats | views (ui)
 //! ```
 
+pub mod export;
 pub mod fmt;
 pub mod live;
 pub mod merge;
 pub mod metrics;
+pub mod profile;
+pub mod replay;
 pub mod source;
 pub mod state;
 pub mod stats;
 pub mod ui;
+pub mod window;

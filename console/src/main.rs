@@ -12,6 +12,7 @@ use lucid_console::source::{Endpoint, Ingest, Recorder, RecordingFile};
 use lucid_console::state::Config;
 use lucid_console::stats::{Summary, collect};
 use lucid_console::ui::App;
+use lucid_console::window::{Window, scan};
 use lucid_protocol::recording::RecordingWriter;
 
 #[derive(Debug, Parser)]
@@ -34,9 +35,103 @@ enum Command {
         /// failing.
         #[arg(long)]
         partial: bool,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Where the CPU time went: per task, per spawn location and per CPU, and the
+    /// longest polls.
+    Profile {
+        /// The recording.
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Tasks, spawn locations and longest polls listed.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        top: usize,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Write a recording for other tools: Perfetto / chrome://tracing JSON, or folded
+    /// stacks for inferno and flamegraph.pl.
+    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "folded"])))]
+    Export {
+        /// The recording.
+        file: PathBuf,
+        /// Write Chrome trace-event JSON to this file.
+        #[arg(long, value_name = "OUT.json")]
+        perfetto: Option<PathBuf>,
+        /// Write folded stacks (`cpu;kind;location;name busy_ns`) to this file.
+        #[arg(long, value_name = "OUT.txt")]
+        folded: Option<PathBuf>,
+        #[command(flatten)]
+        window: WindowArgs,
     },
     /// Attach to a running kernel's trace stream and show it live.
     Live(LiveArgs),
+    /// Replay a recording in the live views, with play/pause, speed, stepping and
+    /// seeking (builds `FILE.idx`, a keyframe index, on first use).
+    Replay(ReplayArgs),
+}
+
+/// A time window of a recording.
+#[derive(Debug, Clone, Copy, Args)]
+struct WindowArgs {
+    /// Start of the window, as trace time after the first event (e.g. `1.5s`).
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    from: Option<Duration>,
+    /// End of the window, as trace time after the first event.
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    to: Option<Duration>,
+}
+
+impl WindowArgs {
+    fn window(self) -> anyhow::Result<Window> {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let w = Window {
+            from_ns: self.from.map(ns),
+            to_ns: self.to.map(ns),
+        };
+        if let (Some(a), Some(b)) = (w.from_ns, w.to_ns)
+            && a > b
+        {
+            bail!("--from must not be after --to");
+        }
+        Ok(w)
+    }
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording.
+    file: PathBuf,
+    /// No terminal: move the cursor to `--at` (default: the end), print the
+    /// `lucid stats` summary of the state there, and hold it for `--hold`.
+    #[arg(long)]
+    headless: bool,
+    /// Start at this trace time after the first event, e.g. `1.5s`.
+    #[arg(long, value_name = "TIME", value_parser = lucid_console::fmt::parse_duration)]
+    at: Option<Duration>,
+    /// With --headless: keep the process (and the state at the cursor) alive this
+    /// many seconds after printing; 0 holds until killed.
+    #[arg(long, value_name = "SECS", requires = "headless")]
+    hold: Option<f64>,
+    /// Print the headless summary as JSON.
+    #[arg(long, requires = "headless")]
+    json: bool,
+    /// How long completed tasks stay visible (trace time).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = lucid_console::fmt::parse_duration)]
+    retain: Duration,
+    /// Polls longer than this are warnings.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
+    long_poll: Duration,
+    /// Serve Prometheus metrics of the state at the cursor at http://ADDR/metrics.
+    /// With --headless and no --hold, holds until killed.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// The `instance` label of the metrics (default: the kernel's build id).
+    #[arg(long, value_name = "NAME", requires = "metrics")]
+    instance: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -61,10 +156,10 @@ struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// How long completed tasks stay visible (trace time), e.g. `60s`, `500ms`, `5m`.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = lucid_console::fmt::parse_duration)]
     retain: Duration,
     /// Polls longer than this are warnings, e.g. `10ms`.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
     long_poll: Duration,
     /// No terminal: ingest for SECS seconds, then print the `lucid stats --json`
     /// object for what was received.
@@ -98,32 +193,8 @@ impl LiveArgs {
     }
 
     fn config(&self) -> Config {
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Config {
-            retain_ns: ns(self.retain),
-            long_poll_ns: ns(self.long_poll),
-            ..Config::default()
-        }
+        config(self.retain, self.long_poll)
     }
-}
-
-/// `90`, `90s`, `500ms`, `2m`, `1h`, `1.5s`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 60s or 500ms"))?;
-    let secs = match unit {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" | "µs" => v / 1e6,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -139,9 +210,117 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Stats { file, json, partial } => stats(&file, json, partial),
+        Command::Stats {
+            file,
+            json,
+            partial,
+            window,
+        } => {
+            let window = window.window()?;
+            if window.is_all() {
+                stats(&file, json, partial)
+            } else {
+                stats_window(&file, json, partial, window)
+            }
+        }
+        Command::Profile {
+            file,
+            json,
+            top,
+            window,
+        } => profile(&file, json, top, window.window()?),
+        Command::Export {
+            file,
+            perfetto,
+            folded,
+            window,
+        } => export(&file, perfetto.as_deref(), folded.as_deref(), window.window()?),
         Command::Live(args) => live(&args),
+        Command::Replay(args) => replay(&args),
     }
+}
+
+fn config(retain: Duration, long_poll: Duration) -> Config {
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Config {
+        retain_ns: ns(retain),
+        long_poll_ns: ns(long_poll),
+        ..Config::default()
+    }
+}
+
+fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    use lucid_console::replay::{IndexParams, Replay};
+    let name = args.file.display();
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(|addr| metrics::Server::start(addr, args.instance.clone()))
+        .transpose()?;
+    if let Some(m) = &metrics {
+        eprintln!("lucid: metrics at http://{}/metrics", m.addr());
+    }
+    let config = config(args.retain, args.long_poll);
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut progress = |done: u64, len: u64| {
+        if tty {
+            eprint!("\rlucid: indexing {name}: {}%", done * 100 / len.max(1));
+        }
+    };
+    let opened = Replay::open_with_progress(&args.file, config, IndexParams::default(), &mut progress);
+    if tty {
+        // Clears the progress line, if there was one.
+        eprint!("\r\x1b[2K");
+    }
+    let mut replay = opened.with_context(|| format!("{name}"))?;
+    if let Some(d) = replay.damage() {
+        eprintln!("lucid: {name}: {} (replaying what came before)", d.message);
+    }
+    match args.at {
+        Some(at) => replay.seek_time(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX)),
+        None if args.headless => replay.seek(replay.len()),
+        None => Ok(()),
+    }
+    .with_context(|| format!("{name}"))?;
+    if args.headless {
+        let collected = lucid_console::stats::Collected {
+            state: replay.state().clone(),
+            decoder: replay.decoder_stats(),
+            damage: None,
+        };
+        let mut summary = Summary::new(&collected);
+        if replay.position() >= replay.len() {
+            summary.damage = replay.damage().cloned();
+        }
+        let text = if args.json {
+            serde_json::to_string(&summary)? + "\n"
+        } else {
+            summary.to_text()
+        };
+        print(&text)?;
+        if let Some(m) = &metrics {
+            m.publish(replay.state());
+        }
+        let hold = match (args.hold, &metrics) {
+            (None, Some(_)) => Some(0.0),
+            (hold, _) => hold,
+        };
+        match hold {
+            Some(s) if s <= 0.0 => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            Some(s) => std::thread::sleep(Duration::try_from_secs_f64(s).context("--hold")?),
+            None => {}
+        }
+        return Ok(());
+    }
+    let mut app = App::new(lucid_console::live::Session::new(format!("replay {name}"), config));
+    app.metrics = metrics;
+    let mut controls = lucid_console::ui::replay::ReplayControls::new(replay);
+    let mut terminal = ratatui::try_init().context("opening the terminal")?;
+    let result = lucid_console::ui::replay::run(&mut terminal, &mut app, &mut controls);
+    ratatui::restore();
+    result.context("terminal I/O")
 }
 
 fn recorder(path: &Path) -> anyhow::Result<Recorder> {
@@ -222,4 +401,98 @@ fn stats(file: &std::path::Path, json: bool, partial: bool) -> anyhow::Result<()
         summary.to_text()
     };
     print(&text)
+}
+
+fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyhow::Result<()> {
+    let name = file.display();
+    let (_, scan) = scan(file, Config::default(), window, |_| ()).with_context(|| format!("{name}"))?;
+    if !partial && let Some(d) = &scan.damage {
+        bail!(
+            "{name}: {} (use --partial to summarise what decoded before it)",
+            d.message
+        );
+    }
+    let hz = scan.end.tsc_hz();
+    let from = scan.from_ts.unwrap_or(scan.origin_ts);
+    let to = scan.to_ts.unwrap_or_else(|| scan.end.now());
+    let duration_s = lucid_console::replay::ticks_to_ns(to.saturating_sub(from), hz) as f64 / 1e9;
+    let collected = |state: &lucid_console::state::State, decoder| lucid_console::stats::Collected {
+        state: state.clone(),
+        decoder,
+        damage: None,
+    };
+    let mut summary = Summary::between(
+        &collected(&scan.start, scan.start_decoder),
+        &collected(&scan.end, scan.end_decoder),
+        duration_s,
+    );
+    summary.damage = scan.damage.clone();
+    let text = if json {
+        serde_json::to_string(&summary)? + "\n"
+    } else {
+        summary.to_text()
+    };
+    print(&text)
+}
+
+fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Result<()> {
+    use lucid_console::profile::Profiler;
+    let name = file.display();
+    let (profiler, scan) = scan(file, Config::default(), window, |s| {
+        Profiler::new(s.state, s.from_ts, top)
+    })
+    .with_context(|| format!("{name}"))?;
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (profiling what came before)", d.message);
+    }
+    let p = profiler.finish(scan.end.tsc_hz(), scan.origin_ts, (scan.from_ts, scan.to_ts));
+    let text = if json {
+        serde_json::to_string(&p)? + "\n"
+    } else {
+        p.to_text(top)
+    };
+    print(&text)
+}
+
+fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: Window) -> anyhow::Result<()> {
+    use lucid_console::export::{Folded, PerfettoWriter};
+    let name = file.display();
+    let json_out = perfetto
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
+                .with_context(|| format!("creating {}", p.display()))
+        })
+        .transpose()?;
+    let mut start_err = None;
+    let ((json, stacks), scan) = scan(file, Config::default(), window, |s| {
+        let json = json_out.and_then(|out| match PerfettoWriter::new(out, s.state, s.from_ts, s.origin_ts) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                start_err = Some(e);
+                None
+            }
+        });
+        (json, folded.map(|_| Folded::new(s.state, s.from_ts)))
+    })
+    .with_context(|| format!("{name}"))?;
+    if let Some(e) = start_err {
+        bail!(
+            "writing {}: {e}",
+            perfetto.map_or(name.to_string(), |p| p.display().to_string())
+        );
+    }
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (exported what came before)", d.message);
+    }
+    if let (Some(w), Some(p)) = (json, perfetto) {
+        w.finish(scan.to_ts)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let (Some(f), Some(p)) = (stacks, folded) {
+        let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+        f.write(std::io::BufWriter::new(out), scan.end.tsc_hz())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }

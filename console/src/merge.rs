@@ -25,8 +25,13 @@ use lucid_protocol::{
     Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
     TaskSpawned, Waker, decode_frame,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::state::State;
+
+mod snapshot;
+
+pub use snapshot::{MergeSnapshot, SnapshotError};
 
 /// Events buffered at most by default. In a healthy stream the merge holds about one
 /// frame per stream (a few thousand events: 5,207 at most on a real 4-CPU
@@ -56,7 +61,7 @@ pub const LINK_IDLE_NS: u64 = 1_000_000_000;
 const MAX_HELLO_CPUS: u32 = 1024;
 
 /// What the merge had to do that weakens the ordering guarantee.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeStats {
     /// Events buffered so far.
     pub buffered: u64,
@@ -325,77 +330,32 @@ impl Merge {
             self.stats.late += 1;
         }
         self.released = Some(self.released.map_or(p.ts, |r| r.max(p.ts)));
-        let message = match p.held {
-            Held::PollStart(task) => Message::PollStart { task },
-            Held::PollEnd(task, result) => Message::PollEnd { task, result },
-            Held::Wake {
-                task,
-                waker,
-                by_ref,
-                self_wake,
-            } => Message::Wake {
-                task,
-                waker,
-                by_ref,
-                self_wake,
-            },
-            Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
-            Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
-            Held::CpuIdle => Message::CpuIdle,
-            Held::CpuBusy => Message::CpuBusy,
-            Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
-            Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
-            Held::TaskDropped(task) => Message::TaskDropped { task },
-            Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
-            Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
-            Held::Spawned(sp) => {
-                let (name, file) = sp.text.split_at(sp.name_len);
+        if let Held::Encoded(mut bytes) = p.held {
+            // The bytes were encoded by `hold` from a decoded message, so they
+            // decode again; were that ever not so, the event is dropped rather
+            // than the console stopped.
+            if let Ok(frame) = decode_frame(&mut bytes)
+                && let Some(Ok(event)) = frame.events().next()
+            {
+                // Re-encoded at timestamp 0: the timestamp is the held one.
                 out(&Item::Event {
                     stream,
                     seq: p.seq,
                     event: Event {
                         ts: p.ts,
-                        message: Message::TaskSpawned(TaskSpawned {
-                            task: sp.task,
-                            name,
-                            kind: sp.kind,
-                            location: Location {
-                                file,
-                                line: sp.line,
-                                column: sp.column,
-                            },
-                            parent: sp.parent,
-                        }),
+                        message: event.message,
                     },
                 });
-                return true;
             }
-            Held::Other(m) => *m,
-            Held::Encoded(mut bytes) => {
-                // The bytes were encoded by `hold` from a decoded message, so they
-                // decode again; were that ever not so, the event is dropped rather
-                // than the console stopped.
-                if let Ok(frame) = decode_frame(&mut bytes)
-                    && let Some(Ok(event)) = frame.events().next()
-                {
-                    // Re-encoded at timestamp 0: the timestamp is the held one.
-                    out(&Item::Event {
-                        stream,
-                        seq: p.seq,
-                        event: Event {
-                            ts: p.ts,
-                            message: event.message,
-                        },
-                    });
-                }
-                return true;
-            }
-        };
-        out(&Item::Event {
-            stream,
-            seq: p.seq,
-            event: Event { ts: p.ts, message },
-        });
+            return true;
+        }
+        if let Some(message) = message_of(&p.held) {
+            out(&Item::Event {
+                stream,
+                seq: p.seq,
+                event: Event { ts: p.ts, message },
+            });
+        }
         true
     }
 
@@ -465,15 +425,7 @@ impl Merge {
         if let Some(m) = inline(m) {
             return Held::Other(Box::new(m));
         }
-        let mut enc = FrameEncoder::new(self.scratch.as_mut_slice(), StreamId::new(0, Ring::Task));
-        // It fits: it came in a frame no larger than this one, whose header (stream 0,
-        // sequence 0, timestamp 0) is the shortest there is.
-        let n = enc
-            .push(0, m)
-            .and_then(|()| enc.finish(&mut self.wire))
-            .unwrap_or_default();
-        // Without the 0x00 delimiter, as `decode_frame` takes it.
-        Held::Encoded(self.wire[..n.saturating_sub(1)].into())
+        Held::Encoded(one_event_frame(m, &mut self.scratch, &mut self.wire).into())
     }
 }
 
@@ -482,19 +434,83 @@ impl Merge {
 /// `rx_ns` is the host receive time of `data`.
 pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, rx_ns: u64, data: &[u8]) {
     state.received_at(rx_ns);
-    let mut apply = |item: &Item<'_>| state.apply(item);
-    merge.tick(rx_ns, &mut apply);
+    feed_items(decoder, merge, rx_ns, data, &mut |item| state.apply(item));
+}
+
+/// The items `data` releases, in the order [`feed`] applies them (after noting the
+/// receive time): for a consumer that does more than apply them (replay's cursor).
+pub fn feed_items(decoder: &mut Decoder, merge: &mut Merge, rx_ns: u64, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
+    merge.tick(rx_ns, out);
     merge.rx_ns = rx_ns;
-    decoder.feed(data, |item| merge.push(&item, &mut apply));
-    merge.release(&mut apply);
+    decoder.feed(data, |item| merge.push(&item, out));
+    merge.release(out);
+}
+
+/// The items the end of input releases, in the order [`finish`] applies them.
+pub fn finish_items(decoder: &mut Decoder, merge: &mut Merge, out: &mut impl FnMut(&Item<'_>)) {
+    decoder.finish(|item| merge.push(&item, out));
+    merge.flush(out);
 }
 
 /// Ends the input: a frame cut off at the end is reported, and everything held goes
 /// to `state` in order.
 pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
-    let mut apply = |item: &Item<'_>| state.apply(item);
-    decoder.finish(|item| merge.push(&item, &mut apply));
-    merge.flush(&mut apply);
+    finish_items(decoder, merge, &mut |item| state.apply(item));
+}
+
+/// The message `held` holds, borrowing its strings; `None` for a re-encoded one
+/// (decode its frame instead).
+fn message_of(held: &Held) -> Option<Message<'_>> {
+    Some(match *held {
+        Held::PollStart(task) => Message::PollStart { task },
+        Held::PollEnd(task, result) => Message::PollEnd { task, result },
+        Held::Wake {
+            task,
+            waker,
+            by_ref,
+            self_wake,
+        } => Message::Wake {
+            task,
+            waker,
+            by_ref,
+            self_wake,
+        },
+        Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
+        Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
+        Held::CpuIdle => Message::CpuIdle,
+        Held::CpuBusy => Message::CpuBusy,
+        Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
+        Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
+        Held::TaskDropped(task) => Message::TaskDropped { task },
+        Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
+        Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
+        Held::Spawned(ref sp) => {
+            let (name, file) = sp.text.split_at(sp.name_len);
+            Message::TaskSpawned(TaskSpawned {
+                task: sp.task,
+                name,
+                kind: sp.kind,
+                location: Location {
+                    file,
+                    line: sp.line,
+                    column: sp.column,
+                },
+                parent: sp.parent,
+            })
+        }
+        Held::Other(ref m) => **m,
+        Held::Encoded(_) => return None,
+    })
+}
+
+/// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
+/// delimiter, as `decode_frame` takes it. `scratch` holds [`lucid_protocol::MAX_FRAME_LEN`]
+/// bytes and `wire` its COBS encoding; a decoded message always fits, since it came
+/// in a frame no larger whose header was no shorter. Empty if it does not.
+pub(crate) fn one_event_frame(m: &Message<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    let mut enc = FrameEncoder::new(scratch, StreamId::new(0, Ring::Task));
+    let n = enc.push(0, m).and_then(|()| enc.finish(wire)).unwrap_or_default();
+    wire.get(..n.saturating_sub(1)).unwrap_or_default().to_vec()
 }
 
 /// Heap key of a lane's head: timestamp, stream, lane, compared as one integer.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use lucid_protocol::{Decoder, DecoderStats, MessageKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::merge::{self, Merge};
 use crate::source::{Source, SourceError};
@@ -44,7 +44,7 @@ pub fn collect(source: &mut dyn Source) -> Collected {
 }
 
 /// Where a damaged source stops.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Damage {
     /// Byte offset in the source.
     pub offset: Option<u64>,
@@ -229,6 +229,55 @@ impl Summary {
             damage,
             warnings,
         }
+    }
+
+    /// What happened between two points of one stream (`lucid stats --from --to`):
+    /// counters as differences, the warnings raised in between, and `duration_s` as
+    /// given (the window's length).
+    #[must_use]
+    pub fn between(start: &Collected, end: &Collected, duration_s: f64) -> Self {
+        let a = Self::new(start);
+        let mut s = Self::new(end);
+        for (k, n) in &mut s.events_by_kind {
+            *n = n.saturating_sub(a.events_by_kind.get(k).copied().unwrap_or(0));
+        }
+        macro_rules! diff {
+            ($($f:ident),*) => { $( s.$f = s.$f.saturating_sub(a.$f); )* };
+        }
+        diff!(
+            events,
+            tasks,
+            tasks_completed,
+            sequence_gaps,
+            missing_frames,
+            crc_errors,
+            malformed_frames,
+            version_errors,
+            unknown_events,
+            dropped_events,
+            bytes
+        );
+        s.duration_s = duration_s;
+        s.bytes_per_event = if s.events == 0 {
+            0.0
+        } else {
+            s.bytes as f64 / s.events as f64
+        };
+        let (sw, ew) = (&start.state, &end.state);
+        s.warnings = ew
+            .warnings
+            .iter()
+            .skip(sw.warnings.len())
+            .map(ToString::to_string)
+            .collect();
+        let dropped = ew.warnings_dropped.saturating_sub(sw.warnings_dropped);
+        if dropped > 0 {
+            s.warnings.push(format!("{dropped} more warnings not shown"));
+        }
+        if let Some(d) = &s.damage {
+            s.warnings.push(format!("stopped early: {}", d.message));
+        }
+        s
     }
 
     /// The human-readable form.

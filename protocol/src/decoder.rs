@@ -3,6 +3,8 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
+use serde::{Deserialize, Serialize};
+
 use crate::cobs;
 use crate::error::FrameError;
 use crate::frame::{Event, MAX_FRAME_LEN, StreamId, decode_frame};
@@ -47,7 +49,7 @@ pub enum Item<'a> {
 }
 
 /// Counters of everything the decoder has seen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecoderStats {
     /// Input bytes.
     pub bytes: u64,
@@ -87,7 +89,11 @@ impl DecoderStats {
 ///
 /// It buffers at most one wire frame ([`crate::MAX_WIRE_FRAME_LEN`] bytes), resyncs at
 /// the next 0x00 after garbage, and never panics.
-#[derive(Debug, Default)]
+///
+/// It serialises (a replay's keyframes hold its state, partial frame included, so
+/// decoding resumes mid-stream exactly as if it had never stopped); check a
+/// deserialised one with [`Decoder::is_sound`].
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decoder {
     buf: Vec<u8>,
     /// The current frame outgrew the limit; skip to the next delimiter.
@@ -109,6 +115,15 @@ impl Decoder {
     #[must_use]
     pub fn stats(&self) -> &DecoderStats {
         &self.stats
+    }
+
+    /// Whether a deserialised decoder keeps the bounds a fed one keeps (at most one
+    /// wire frame buffered, at most the tracked number of streams).
+    #[must_use]
+    pub fn is_sound(&self) -> bool {
+        self.buf.len() <= cobs::max_encoded_len(MAX_FRAME_LEN)
+            && self.next_seq.len() <= MAX_TRACKED_STREAMS
+            && self.frame_start <= self.offset
     }
 
     /// Input offset of the next byte.

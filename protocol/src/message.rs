@@ -541,7 +541,7 @@ pub struct SetLevelFilter<'a> {
 macro_rules! message_kinds {
     ($( $(#[$doc:meta])* $kind:ident = $name:literal ),* $(,)?) => {
         /// The kind of a [`Message`], without its data.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum MessageKind { $( $(#[$doc])* $kind, )* }
 
         impl MessageKind {

@@ -252,6 +252,14 @@ impl<R: Read> RecordingReader<R> {
         })
     }
 
+    /// A reader continuing at `offset`, a record boundary of a recording with
+    /// `header` (an offset a reader reported earlier); `input` is positioned there.
+    /// A wrong offset is not undefined behaviour, only a `Corrupt` error or garbage
+    /// records (each checksummed) further on.
+    pub fn resume(input: R, header: Header, offset: u64) -> Self {
+        Self { input, header, offset }
+    }
+
     /// The file header.
     pub fn header(&self) -> Header {
         self.header

@@ -86,6 +86,9 @@ fn goal_for(name: &str) -> Option<Goal> {
         Some(Goal::AtLeast(20e6))
     } else if name.starts_with("console.render_10k_tasks.") {
         Some(Goal::AtMost(16.0))
+    } else if name == "console.replay_seek_max_ms" {
+        // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
+        Some(Goal::AtMost(100.0))
     } else {
         None
     }
@@ -351,6 +354,43 @@ fn console_rows(cargo: &str) -> Result<Vec<Row>> {
         .collect()
 }
 
+/// The replay rows: index build, open, seek and play on a generated recording of
+/// 1 GiB (64 MiB with `--quick`), kept in `<target>/bench` between runs
+/// (`console/examples/replay_seek.rs`).
+fn replay_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
+    process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "lucid-console",
+        "--example",
+        "replay_seek",
+    ]))?;
+    let exe = artifacts::target_dir().join("release/examples/replay_seek");
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let (file, mib) = if quick {
+        (dir.join("replay-64m.lucid"), "64")
+    } else {
+        (dir.join("replay-1g.lucid"), "1024")
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--json").arg("--file").arg(&file).args(["--mb", mib]);
+    process::show(&cmd);
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", exe.display(), out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(Row::parse)
+        .collect()
+}
+
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -381,6 +421,7 @@ pub fn main(args: Args) -> Result<()> {
         .map(Row::parse)
         .collect::<Result<Vec<_>>>()?;
     rows.extend(console_rows(&cargo)?);
+    rows.extend(replay_rows(&cargo, args.quick)?);
     if !args.no_qemu {
         rows.extend(kernel_rows()?);
         rows.extend(wasm_rows()?);
@@ -432,6 +473,8 @@ mod tests {
             "the ingest goal is a lower bound"
         );
         assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| g.met(2.0) && !g.met(20.0)));
+        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| g.met(60.0) && !g.met(150.0)));
+        assert!(goal_for("console.replay_seek_p50_ms").is_none());
     }
 
     #[test]

@@ -31,6 +31,8 @@ use crate::{
 const KERNEL: &str = "kernel-e2e";
 /// `instance` label of the console reading the synthetic stream.
 const SYNTHETIC: &str = "synthetic-e2e";
+/// `instance` label of `lucid replay --headless --metrics` on the kernel console's recording.
+const REPLAY: &str = "replay-e2e";
 /// What the dashboards' interval variables stand for in the checked queries.
 const RATE_INTERVAL: &str = "1m";
 const INTERVAL: &str = "15s";
@@ -171,10 +173,23 @@ fn console(lucid: &Path, args: &[&str], instance: &str, recording: &Path) -> Res
             "120",
         ])
         .arg("--record")
+        .arg(recording);
+    serve(cmd, instance)
+}
+
+/// Starts `lucid replay RECORDING --headless --metrics ADDR`: the state at the end of
+/// the recording, held until killed.
+fn replay_console(lucid: &Path, recording: &Path, addr: SocketAddr, instance: &str) -> Result<(Reaped, SocketAddr)> {
+    let mut cmd = Command::new(lucid);
+    cmd.arg("replay")
         .arg(recording)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .args(["--headless", "--metrics", &addr.to_string(), "--instance", instance]);
+    serve(cmd, instance)
+}
+
+/// Runs a console command and returns it with the metrics address it announces.
+fn serve(mut cmd: Command, instance: &str) -> Result<(Reaped, SocketAddr)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     process::show(&cmd);
     let mut child = Reaped(cmd.spawn().context("start lucid live")?);
     let stderr = child.0.stderr.take().context("piped stderr")?;
@@ -223,6 +238,12 @@ fn serve_synthetic(socket: &Path) -> Result<std::thread::JoinHandle<()>> {
 
 /// Waits until Prometheus has scraped every target successfully at least twice since
 /// `since`.
+/// A loopback address with a port nothing listens on now.
+fn free_loopback_addr() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+    Ok(l.local_addr()?)
+}
+
 fn wait_for_scrapes(prom: &Prometheus, since: Instant, targets: usize, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -339,13 +360,17 @@ pub fn run(image: &BootImage, lucid: &Path) -> Result<Vec<Check>> {
         SYNTHETIC,
         &synthetic_rec,
     )?;
-    let prom = Prometheus::start("metrics-e2e-prometheus", &[kernel_addr, synthetic_addr])?;
+    // The replay console serves the kernel console's recording once it is complete;
+    // Prometheus knows its address from the start.
+    let replay_addr = free_loopback_addr()?;
+    let prom = Prometheus::start("metrics-e2e-prometheus", &[kernel_addr, synthetic_addr, replay_addr])?;
     let outcome = qemu_cmd::wait_until(&mut qemu.0, Instant::now() + Duration::from_secs(90))?;
     let _ = server.join();
     // The consoles publish what they have within 0.2 s of the link going quiet.
     std::thread::sleep(Duration::from_millis(500));
+    let (_replay_console, _) = replay_console(lucid, &kernel_rec, replay_addr, REPLAY)?;
     let settled = Instant::now();
-    wait_for_scrapes(&prom, settled, 2, Duration::from_secs(20))?;
+    wait_for_scrapes(&prom, settled, 3, Duration::from_secs(30))?;
     println!(
         "metrics e2e: workload done and scraped twice after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -365,7 +390,11 @@ pub fn run(image: &BootImage, lucid: &Path) -> Result<Vec<Check>> {
         tasks >= 600,
         format!("{tasks} tasks"),
     ));
-    for (instance, s) in [(KERNEL, &kernel_stats), (SYNTHETIC, &synthetic_stats)] {
+    for (instance, s) in [
+        (KERNEL, &kernel_stats),
+        (SYNTHETIC, &synthetic_stats),
+        (REPLAY, &kernel_stats),
+    ] {
         let wrong = counters_match(&prom, instance, s)?;
         checks.push(check(
             &format!("counters in Prometheus equal lucid stats --json ({instance})"),

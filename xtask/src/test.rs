@@ -548,12 +548,15 @@ fn kernel_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
 /// the demo workload, and `lucid stats --json` on the recording must show every
 /// demo instance doing what it is for.
 fn wasm_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()> {
-    println!("wasm end to end: 10 s of the demo's guests, recorded, in lucid stats");
+    println!("wasm end to end: the demo's guests, a console connecting after 3 s for 10 s, in lucid stats");
     process::run(cargo().args(["build", "-p", "lucid-console"]))?;
     let lucid = artifacts::target_dir().join("debug").join("lucid");
     let recording = artifacts::target_dir().join("freestanding").join("wasm-e2e.lucid");
     let (mut child, stream) = trace_link::boot(image, "wasm-e2e", "log=warn workload=demo", trace_link::Link::Virtio)?;
     drop(stream);
+    // Connect late: the instances started at boot must come from the kernel's
+    // answer to the console's snapshot request.
+    std::thread::sleep(Duration::from_secs(3));
     let mut live = Command::new(&lucid);
     live.arg("live")
         .arg("--socket")
@@ -577,7 +580,7 @@ fn wasm_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()
 }
 
 /// What the demo's guests must have done in a `lucid stats --json` summary.
-fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 8] {
+fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 9] {
     let empty = Vec::new();
     let wasm = stats["wasm"].as_array().unwrap_or(&empty);
     fn of<'a>(wasm: &'a [serde_json::Value], module: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
@@ -597,7 +600,13 @@ fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String);
     let grows: u64 = of("grower").map(|w| w["memory_grows"].as_u64().unwrap_or(0)).sum();
     let exited_shorts = state_of("short").iter().filter(|s| *s == "exited(3)").count();
     let hasher_slices: u64 = of("hasher").map(|w| w["slices"].as_u64().unwrap_or(0)).sum();
+    let snapshots = stats["events_by_kind"]["wasm_instance_snapshot"].as_u64().unwrap_or(0);
     [
+        (
+            "a late console learns live instances from the snapshot",
+            snapshots >= 5,
+            format!("{snapshots} instance snapshots"),
+        ),
         (
             "at least 6 instances",
             wasm.len() >= 6,

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use lucid_protocol::TaskId;
+use serde::{Deserialize, Serialize};
 
 use super::latency::LatencyHistogram;
 
@@ -14,7 +15,7 @@ pub const MAX_RQ_SAMPLES: usize = 512;
 pub const MAX_UTIL_WINDOWS: usize = 256;
 
 /// One completed poll on a CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slice {
     /// The task polled.
     pub task: TaskId,
@@ -27,7 +28,7 @@ pub struct Slice {
 }
 
 /// One CPU (all rings of it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cpu {
     /// Events seen from this CPU's streams.
     pub events: u64,
@@ -59,7 +60,7 @@ pub struct Cpu {
 
 /// What one CPU's streams reported over the whole session. Unlike the per-task
 /// figures these survive the pruning of completed tasks, so they only grow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CpuTotals {
     /// `PollStart` events.
     pub polls: u64,

@@ -1,15 +1,23 @@
 //! A small log-linear histogram: exact below 16, then 8 buckets per power of two
 //! (at most 12.5 % relative error), grown lazily so an idle task costs a few bytes.
 
+use serde::{Deserialize, Serialize};
+
 /// Values below this are counted exactly.
 const LINEAR: u64 = 16;
 /// Buckets per power of two above [`LINEAR`].
 const SUB_BITS: u32 = 3;
 const SUB: u64 = 1 << SUB_BITS;
 
+/// Buckets there are at most (the index of `u64::MAX`, plus one).
+const MAX_BUCKETS: usize = (LINEAR + (63 - 4) * SUB + SUB) as usize;
+
 /// Counts of `u64` values (TSC ticks) with percentiles.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Histogram {
+    /// Serialised sparsely: most buckets are empty, and a keyframe holds thousands
+    /// of histograms.
+    #[serde(with = "sparse")]
     counts: Vec<u32>,
     count: u64,
     sum: u128,
@@ -43,6 +51,25 @@ impl Histogram {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds the values counted by `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(*b);
+        }
+        if self.count == 0 || other.min < self.min {
+            self.min = other.min;
+        }
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        self.sum += other.sum;
     }
 
     /// Counts one value.
@@ -116,9 +143,65 @@ impl Histogram {
     }
 }
 
+/// `Vec<u32>` as its length and its non-zero entries.
+mod sparse {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::MAX_BUCKETS;
+
+    pub fn serialize<S: Serializer>(counts: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let nonzero: Vec<(u32, u32)> = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| (i as u32, c))
+            .collect();
+        (counts.len() as u32, nonzero).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let (len, nonzero) = <(u32, Vec<(u32, u32)>)>::deserialize(d)?;
+        let len = len as usize;
+        if len > MAX_BUCKETS {
+            return Err(D::Error::custom("histogram longer than its bucket range"));
+        }
+        let mut counts = vec![0; len];
+        for (i, c) in nonzero {
+            *counts
+                .get_mut(i as usize)
+                .ok_or_else(|| D::Error::custom("histogram bucket out of range"))? = c;
+        }
+        Ok(counts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serialises_sparsely_and_round_trips() {
+        let mut h = Histogram::new();
+        for v in [3, 3, 900, 1_000_000, u64::MAX] {
+            h.record(v);
+        }
+        let bytes = postcard::to_allocvec(&h).expect("serialise");
+        assert!(bytes.len() < 60, "{} bytes", bytes.len());
+        assert_eq!(postcard::from_bytes::<Histogram>(&bytes).expect("deserialise"), h);
+        // A length beyond the bucket range is refused, not allocated.
+        // (Postcard lays a struct out as the tuple of its fields.)
+        let bad =
+            postcard::to_allocvec(&(u32::MAX, Vec::<(u32, u32)>::new(), 0u64, 0u128, 0u64, 0u64)).expect("serialise");
+        assert!(postcard::from_bytes::<Histogram>(&bad).is_err());
+        let good = postcard::to_allocvec(&(3u32, vec![(2u32, 1u32)], 1u64, 2u128, 2u64, 2u64)).expect("serialise");
+        assert_eq!(
+            postcard::from_bytes::<Histogram>(&good)
+                .expect("deserialise")
+                .quantile(0.5),
+            2
+        );
+    }
 
     #[test]
     fn buckets_cover_every_value_and_bound_the_error() {

@@ -26,7 +26,7 @@ pub const LATENCY_BOUNDS_NS: [u64; 19] = [
 ];
 
 /// Counts of durations per fixed bucket, with their sum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LatencyHistogram {
     /// Per bucket (not cumulative); the last one is above every bound.
     counts: [u64; LATENCY_BOUNDS_NS.len() + 1],

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use lucid_protocol::{Callsite, CallsiteKind, Level, TraceEvent, Value};
+use serde::{Deserialize, Serialize};
 
 use super::State;
 
@@ -12,7 +13,7 @@ pub const MAX_LOGS: usize = 10_000;
 pub const MAX_CALLSITES: usize = 65_536;
 
 /// A registered callsite.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallsiteInfo {
     /// Event or span.
     pub kind: CallsiteKind,
@@ -29,7 +30,7 @@ pub struct CallsiteInfo {
 }
 
 /// One tracing event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Trace time.
     pub ts: u64,

@@ -23,6 +23,7 @@ use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
     TaskState,
 };
+use serde::{Deserialize, Serialize};
 
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
@@ -46,7 +47,7 @@ pub const MAX_WAKE_MARKS: usize = 16_384;
 const PRUNE_EVERY: u64 = 4096;
 
 /// A wake, for drawing on the timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeMark {
     /// When.
     pub ts: u64,
@@ -59,7 +60,7 @@ pub struct WakeMark {
 }
 
 /// Thresholds and limits of the state model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Completed tasks are kept this long (trace time, nanoseconds) after completing.
     pub retain_ns: u64,
@@ -83,7 +84,7 @@ impl Default for Config {
 }
 
 /// What the kernel said about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelInfo {
     /// Protocol version major.minor.
     pub version: (u16, u16),
@@ -98,7 +99,7 @@ pub struct KernelInfo {
 }
 
 /// Frame-level problems the decoder reported.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamHealth {
     /// Sequence discontinuities.
     pub sequence_gaps: u64,
@@ -117,7 +118,7 @@ pub struct StreamHealth {
 }
 
 /// Everything known about a traced kernel.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Thresholds and limits.
     pub config: Config,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
+use serde::{Deserialize, Serialize};
 
 use super::histogram::Histogram;
 
@@ -10,7 +11,7 @@ use super::histogram::Histogram;
 pub const MAX_WAKERS_BY: usize = 16;
 
 /// Lifecycle of a task as far as the stream told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskStatus {
     /// Being polled.
     Running,
@@ -57,7 +58,7 @@ impl TaskStatus {
 }
 
 /// Who woke a task, for the "woken by" table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WokenBy {
     /// A task.
     Task(TaskId),
@@ -80,7 +81,7 @@ impl From<Waker> for WokenBy {
 }
 
 /// One task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// Its id.
     pub id: TaskId,

@@ -3,9 +3,10 @@
 use std::fmt;
 
 use lucid_protocol::TaskId;
+use serde::{Deserialize, Serialize};
 
 /// What a warning is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WarningKind {
     /// A task is pending, not scheduled, and no waker for it exists: nothing can wake it.
     LostWaker,
@@ -61,7 +62,7 @@ impl WarningKind {
 }
 
 /// One warning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Warning {
     /// What it is about.
     pub kind: WarningKind,

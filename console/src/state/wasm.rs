@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use lucid_protocol::{Message, TaskId, WasmState};
+use serde::{Deserialize, Serialize};
 
 use super::State;
 use super::latency::LatencyHistogram;
@@ -16,7 +17,7 @@ pub const MAX_HOSTCALL_KINDS: usize = 64;
 pub const OTHER_HOSTCALLS: u32 = u32::MAX;
 
 /// Calls of one hostcall.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hostcall {
     /// Calls.
     pub calls: u64,
@@ -28,7 +29,7 @@ pub struct Hostcall {
 }
 
 /// One wasm instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WasmInstance {
     /// Module name.
     pub module: String,

@@ -15,6 +15,16 @@ const GLOBAL: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
 ];
 
+/// Transport keys of `lucid replay` (space plays instead of freezing the display).
+pub const REPLAY: &[(&str, &str)] = &[
+    ("space", "play / pause"),
+    ("[ / ]", "slower / faster (0.1× … 100×, max)"),
+    ("< / >", "one item back / forward ({ / } a thousand)"),
+    ("n / N", "next / previous warning"),
+    (":", "jump to a time (1.5s, 250ms, 40us; Enter)"),
+    ("0 / $", "start / end"),
+];
+
 /// Keys of one view.
 #[must_use]
 pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
@@ -47,14 +57,22 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Draws the overlay centred in `area`.
-pub fn render(f: &mut Frame<'_>, area: Rect, view: View) {
+/// Draws the overlay centred in `area`, with the transport keys when `replay`.
+pub fn render(f: &mut Frame<'_>, area: Rect, view: View, replay: bool) {
     let mut lines = vec![Line::from(Span::styled(
         "Global",
         Style::new().add_modifier(Modifier::BOLD),
     ))];
     let row = |(k, v): &(&str, &str)| Line::from(format!("  {k:<12} {v}"));
-    lines.extend(GLOBAL.iter().map(row));
+    lines.extend(GLOBAL.iter().filter(|(k, _)| !replay || *k != "space").map(row));
+    if replay {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "Replay",
+            Style::new().add_modifier(Modifier::BOLD),
+        )));
+        lines.extend(REPLAY.iter().map(row));
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
         format!("{} view", view.title()),

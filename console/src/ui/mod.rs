@@ -6,6 +6,7 @@
 pub mod help;
 pub mod kernel_log;
 pub mod logs;
+pub mod replay;
 pub mod scheduler;
 pub mod task_detail;
 pub mod tasks;
@@ -135,6 +136,8 @@ pub struct App {
     pub kernel_log: Option<kernel_log::KernelLog>,
     /// Where the live state is exported, when `--metrics` is given.
     pub metrics: Option<crate::metrics::Server>,
+    /// Replay position and controls, shown instead of the link status when replaying.
+    pub transport: Option<replay::TransportBar>,
 }
 
 impl App {
@@ -156,6 +159,7 @@ impl App {
             warnings: warnings::WarningsView::default(),
             kernel_log: None,
             metrics: None,
+            transport: None,
         }
     }
 
@@ -184,7 +188,7 @@ impl App {
         self.session.handle(ev);
     }
 
-    fn captures_input(&self) -> bool {
+    pub(crate) fn captures_input(&self) -> bool {
         match self.view {
             View::Tasks => self.tasks.editing,
             View::Logs => self.logs.editing,
@@ -268,8 +272,14 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
         f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let [header, body, status] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let bar = u16::from(app.transport.is_some());
+    let [header, body, scrubber, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(bar),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let body = match &app.kernel_log {
         Some(log) => {
             let [views, pane] =
@@ -290,9 +300,12 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
         View::Logs => app.logs.render(f, body, state),
         View::Warnings => app.warnings.render(f, body, state),
     }
-    draw_status(f, status, app);
+    match &app.transport {
+        Some(t) => t.render(f, scrubber, status),
+        None => draw_status(f, status, app),
+    }
     if app.help {
-        help::render(f, body, app.view);
+        help::render(f, body, app.view, app.transport.is_some());
     }
 }
 

@@ -95,6 +95,8 @@ impl SchedulerView {
                 Cell::from(t.id.to_string()),
                 Cell::from(t.display_name()),
                 Cell::from(dur(state, t.busy_ticks_at(now))),
+                Cell::from(t.polls.to_string()),
+                Cell::from(dur(state, t.poll_hist.quantile(0.99))),
                 Cell::from(dur(state, t.poll_hist.max())),
                 Cell::from(dur(state, t.sched_hist.quantile(0.99))),
             ])
@@ -107,11 +109,15 @@ impl SchedulerView {
                     Constraint::Length(6),
                     Constraint::Min(8),
                     Constraint::Length(8),
+                    Constraint::Length(6),
+                    Constraint::Length(8),
                     Constraint::Length(8),
                     Constraint::Length(8),
                 ],
             )
-            .header(bold_row(["ID", "Name", "Busy", "MaxPoll", "SchedP99"]))
+            .header(bold_row([
+                "ID", "Name", "Busy", "Polls", "P99Poll", "MaxPoll", "SchedP99",
+            ]))
             .block(Block::bordered().title(title)),
             area,
         );

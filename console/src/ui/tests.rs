@@ -325,3 +325,88 @@ fn random_and_mutated_input_never_panics_the_session_or_the_views() {
         }
     }
 }
+
+/// A replay of a small workload with one damaged frame (a warning to jump to).
+fn replay_controls() -> (crate::replay::tests::TempDir, replay::ReplayControls) {
+    let mut g = generate(&Workload {
+        cpus: 2,
+        tasks: 16,
+        polls_per_task: 3,
+        wasm_instances: 1,
+        loss: 5,
+        frame_buffer: 256,
+        seed: 3,
+    });
+    let n = g.frames.len();
+    g.frames[n / 2][2] = g.frames[n / 2][2].wrapping_add(1).max(1);
+    let dir = crate::replay::tests::TempDir::new();
+    let path = dir.file("ui.lucid", &g.recording(300));
+    let r = crate::replay::open(&path).expect("open");
+    (dir, replay::ReplayControls::new(r))
+}
+
+#[test]
+fn replay_view() {
+    let (_dir, mut c) = replay_controls();
+    c.on_key(key(KeyCode::Char('n')));
+    let mut app = App::new(Session::new("replay".into(), Config::default()));
+    c.sync(&mut app);
+    app.view = View::Scheduler;
+    insta::assert_snapshot!(render(&mut app, 120, 20));
+}
+
+#[test]
+fn replay_keys_move_the_cursor() {
+    let (_dir, mut c) = replay_controls();
+    assert_eq!(c.replay.position(), 0);
+    assert!(c.on_key(key(KeyCode::Char('>'))));
+    assert_eq!(c.replay.position(), 1);
+    assert!(c.on_key(key(KeyCode::Char('}'))));
+    let far = 1001.min(c.replay.len());
+    assert_eq!(c.replay.position(), far);
+    assert!(c.on_key(key(KeyCode::Char('<'))));
+    assert_eq!(c.replay.position(), far - 1);
+    assert!(c.on_key(key(KeyCode::Char('0'))));
+    assert_eq!(c.replay.position(), 0);
+    assert!(c.on_key(key(KeyCode::Char('n'))));
+    let first = c.replay.index().summary().warnings[0];
+    assert_eq!(c.replay.position(), first);
+    assert!(
+        c.message.as_deref().is_some_and(|m| m.contains("CRC")),
+        "{:?}",
+        c.message
+    );
+    assert!(c.on_key(key(KeyCode::Char('$'))));
+    assert_eq!(c.replay.position(), c.replay.len());
+    // A time typed after `:`.
+    let half = c.replay.duration_ns() / 2;
+    for ch in format!(":{}us", half / 1000).chars() {
+        assert!(c.on_key(key(KeyCode::Char(ch))));
+    }
+    assert!(c.on_key(key(KeyCode::Enter)));
+    assert!(
+        c.replay.time_ns() <= half && c.replay.time_ns() + 50_000 > half,
+        "{}",
+        c.replay.time_ns()
+    );
+    // Speed and play: playing moves the cursor by trace time.
+    assert!(c.on_key(key(KeyCode::Char(']'))));
+    assert_eq!(c.transport.speed_label(), "2×");
+    assert!(c.on_key(key(KeyCode::Char(' '))));
+    let before = c.replay.time_ns();
+    assert!(c.tick(Duration::from_micros(10)));
+    assert!(c.replay.time_ns() > before && c.replay.time_ns() <= before + 20_000);
+    // Playing crosses quiet stretches: many small ticks add up even when no event
+    // falls inside a single one.
+    c.transport.playing = false;
+    assert!(c.on_key(key(KeyCode::Char('0'))));
+    assert!(c.on_key(key(KeyCode::Char(' '))));
+    let ticks = c.replay.duration_ns() / 200 + 100;
+    for _ in 0..ticks {
+        c.tick(Duration::from_nanos(100));
+    }
+    assert_eq!(c.replay.position(), c.replay.len());
+    assert!(!c.transport.playing, "playing stops at the end");
+    // Keys that are not transport keys go to the views.
+    assert!(!c.on_key(key(KeyCode::Char('j'))));
+}

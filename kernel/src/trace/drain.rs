@@ -193,11 +193,7 @@ impl Drain {
                         super::subscriber::set_filter(f.target, level);
                         log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
                     }
-                    // Snapshots need a registry of live tasks the executor does not keep
-                    // yet; the console builds its state from the stream instead.
-                    Message::RequestSnapshot { request } => {
-                        log::debug!("trace: snapshot request {request} not supported");
-                    }
+                    Message::RequestSnapshot { request } => self.snapshot(request),
                     _ => {}
                 }
             }
@@ -206,6 +202,27 @@ impl Drain {
         if self.host_bytes.len() > 64 * 1024 {
             self.host_bytes.clear();
         }
+    }
+
+    /// Answers a snapshot request with every live wasm instance and its totals, so a
+    /// console that connects late knows instances created before it came. (Tasks
+    /// are not in it: the executor keeps no registry of live tasks; the console
+    /// learns them from their events.)
+    fn snapshot(&mut self, request: u64) {
+        self.control(&Message::SnapshotBegin { request });
+        for i in crate::wasm::snapshots() {
+            self.control(&Message::WasmInstanceSnapshot(proto::WasmInstanceSnapshot {
+                instance: i.id,
+                task: i.task,
+                module: i.module,
+                state: i.state,
+                memory_pages: i.pages,
+                fuel_used: i.stats.fuel,
+                slices: i.stats.slices,
+                hostcalls: i.stats.hostcalls,
+            }));
+        }
+        self.control(&Message::SnapshotEnd { request });
     }
 
     /// Loss reports for what was dropped since the last report (only while a host

@@ -112,6 +112,8 @@ impl core::error::Error for HostFault {}
 pub(super) struct Meter {
     /// The hostcall the guest is blocked in, or [`Meter::NONE`].
     pub blocked_on: AtomicU32,
+    /// The module's name.
+    module: &'static str,
     /// Remaining fuel when the current slice started.
     pub slice_start_fuel: AtomicU64,
     /// Remaining fuel when the guest entered the hostcall it is blocked in.
@@ -120,9 +122,13 @@ pub(super) struct Meter {
     pub final_fuel: AtomicU64,
     /// Nanoseconds the current `sleep` asked for.
     pub sleep_ns: AtomicU64,
-    /// Totals for [`stats`].
+    /// Totals for [`stats`] and snapshots.
     slices: AtomicU64,
     cpu: AtomicU32,
+    task: AtomicU64,
+    pages: AtomicU32,
+    /// The last reported state (`WasmState as u8`).
+    state: core::sync::atomic::AtomicU8,
     fuel_used: AtomicU64,
     hostcalls: AtomicU64,
     /// Per hostcall: calls and TSC ticks since the last report.
@@ -135,8 +141,9 @@ const HOSTCALLS: usize = Hostcall::ALL.len();
 impl Meter {
     pub const NONE: u32 = u32::MAX;
 
-    fn new(fuel: u64) -> Self {
+    fn new(module: &'static str, fuel: u64) -> Self {
         Self {
+            module,
             blocked_on: AtomicU32::new(Self::NONE),
             slice_start_fuel: AtomicU64::new(fuel),
             fuel_at_block: AtomicU64::new(fuel),
@@ -144,6 +151,9 @@ impl Meter {
             sleep_ns: AtomicU64::new(0),
             slices: AtomicU64::new(0),
             cpu: AtomicU32::new(0),
+            task: AtomicU64::new(0),
+            pages: AtomicU32::new(0),
+            state: core::sync::atomic::AtomicU8::new(WasmState::Created as u8),
             fuel_used: AtomicU64::new(0),
             hostcalls: AtomicU64::new(0),
             calls: [const { AtomicU64::new(0) }; HOSTCALLS],
@@ -201,6 +211,7 @@ impl ResourceLimiter for InstanceData {
         }
         let (old, new) = ((current / 65536) as u32, (desired / 65536) as u32);
         self.pages = new;
+        self.meter.pages.store(new, Ordering::Relaxed);
         // The first "growth" is the instantiation's initial allocation, reported
         // as the size in `WasmInstanceCreated`.
         if current > 0 {
@@ -230,12 +241,64 @@ impl ResourceLimiter for InstanceData {
     }
 }
 
-fn state(instance: InstanceId, state: WasmState, detail: u64) {
+fn state(meter: &Meter, instance: InstanceId, state: WasmState, detail: u64) {
+    meter.state.store(state as u8, Ordering::Relaxed);
     trace::message(&Message::WasmStateChanged {
         instance,
         state,
         detail,
     });
+}
+
+/// A live instance as a snapshot answer describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveInstance {
+    /// Its id.
+    pub id: InstanceId,
+    /// Its module.
+    pub module: &'static str,
+    /// Its last reported state.
+    pub state: WasmState,
+    /// What it used so far.
+    pub stats: InstanceStats,
+    /// The task that runs it (0 before it first ran).
+    pub task: u64,
+    /// Linear memory pages.
+    pub pages: u32,
+}
+
+/// Every live instance (for a console that connects late).
+pub fn snapshots() -> alloc::vec::Vec<LiveInstance> {
+    const STATES: [WasmState; 8] = [
+        WasmState::Created,
+        WasmState::Running,
+        WasmState::Suspended,
+        WasmState::Trapped,
+        WasmState::Exited,
+        WasmState::Blocked,
+        WasmState::Sleeping,
+        WasmState::Killed,
+    ];
+    METERS
+        .lock()
+        .iter()
+        .map(|(&id, m)| LiveInstance {
+            id,
+            module: m.module,
+            state: STATES
+                .get(m.state.load(Ordering::Relaxed) as usize)
+                .copied()
+                .unwrap_or(WasmState::Running),
+            stats: InstanceStats {
+                slices: m.slices.load(Ordering::Relaxed),
+                fuel: m.fuel_used.load(Ordering::Relaxed),
+                hostcalls: m.hostcalls.load(Ordering::Relaxed),
+                cpu: m.cpu.load(Ordering::Relaxed),
+            },
+            task: m.task.load(Ordering::Relaxed),
+            pages: m.pages.load(Ordering::Relaxed),
+        })
+        .collect()
 }
 
 /// Starts `guest` as a new task. `handles` are the channels it starts with.
@@ -253,7 +316,7 @@ pub(super) fn spawn(
         0 => u64::MAX,
         b => b,
     };
-    let meter = Arc::new(Meter::new(budget));
+    let meter = Arc::new(Meter::new(guest.entry.name, budget));
     METERS.lock().insert(id, meter.clone());
     STARTED.fetch_add(1, Ordering::Relaxed);
     let data = InstanceData {
@@ -298,14 +361,14 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
         Err(e) => classify(&e),
     };
     match &outcome {
-        Outcome::Exited(code) => state(id, WasmState::Exited, *code as u32 as u64),
+        Outcome::Exited(code) => state(&meter, id, WasmState::Exited, *code as u32 as u64),
         Outcome::Killed => {
             report_trap(id, TrapCode::OutOfFuel, "fuel budget exhausted");
-            state(id, WasmState::Killed, guest.entry.fuel_budget);
+            state(&meter, id, WasmState::Killed, guest.entry.fuel_budget);
         }
         Outcome::Trapped(code, reason) => {
             report_trap(id, *code, reason);
-            state(id, WasmState::Trapped, *code as u64);
+            state(&meter, id, WasmState::Trapped, *code as u64);
         }
     }
     match &outcome {
@@ -334,7 +397,7 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
         id: 0,
         guest,
         handles: Handles::default(),
-        meter: Arc::new(Meter::new(u64::MAX)),
+        meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
         pages: 0,
     };
     let mut store = Store::new(&rt.engine, data);
@@ -354,7 +417,8 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
         memory_pages: data.pages,
         fuel_per_slice: guest.entry.fuel_per_slice,
     }));
-    state(data.id, WasmState::Running, 0);
+    data.meter.task.store(task, Ordering::Relaxed);
+    state(&data.meter, data.id, WasmState::Running, 0);
     let func = instance.get_func(&mut *store, guest.entry.entry).ok_or_else(|| {
         wasmtime::Error::new(HostFault {
             code: TrapCode::Other,
@@ -438,7 +502,7 @@ impl<F> Drop for Metered<F> {
         ENDED.fetch_add(1, Ordering::Relaxed);
         if !self.finished {
             // Cancelled from outside (its task was aborted): the kernel killed it.
-            state(self.id, WasmState::Killed, 0);
+            state(&self.meter, self.id, WasmState::Killed, 0);
         }
     }
 }
@@ -455,7 +519,7 @@ impl<F: Future<Output = Outcome>> Future for Metered<F> {
         // `Metered` is `Unpin`: the inner future is boxed.
         let this = self.get_mut();
         if !this.first {
-            state(this.id, WasmState::Running, 0);
+            state(&this.meter, this.id, WasmState::Running, 0);
         }
         this.first = false;
         let cpu = crate::arch::percpu::try_current().map_or(0, |c| c.index);
@@ -488,12 +552,12 @@ impl<F: Future<Output = Outcome>> Future for Metered<F> {
         m.report(this.id);
         if r.is_pending() {
             match m.blocked_on.load(Ordering::Relaxed) {
-                Meter::NONE => state(this.id, WasmState::Suspended, 0),
+                Meter::NONE => state(m, this.id, WasmState::Suspended, 0),
                 h if h == Hostcall::Sleep as u32 => {
-                    state(this.id, WasmState::Sleeping, m.sleep_ns.load(Ordering::Relaxed))
+                    state(m, this.id, WasmState::Sleeping, m.sleep_ns.load(Ordering::Relaxed))
                 }
-                h if h == Hostcall::Yield as u32 => state(this.id, WasmState::Suspended, 0),
-                h => state(this.id, WasmState::Blocked, u64::from(h)),
+                h if h == Hostcall::Yield as u32 => state(m, this.id, WasmState::Suspended, 0),
+                h => state(m, this.id, WasmState::Blocked, u64::from(h)),
             }
         } else {
             this.finished = true;

@@ -29,7 +29,7 @@ use spin::Once;
 use wasmtime::{Config, Engine, Linker, Module};
 
 pub use channel::Handles;
-pub use instance::{InstanceId, InstanceStats, MAX_INSTANCES, Outcome, stats};
+pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outcome, snapshots, stats};
 
 /// A module from the bundle, loaded.
 pub struct Guest {

@@ -1,0 +1,71 @@
+//! Folded stacks for inferno / flamegraph.pl: one line per
+//! `cpu;task-kind;spawn-location;task-name` with the busy nanoseconds polling it.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use lucid_protocol::Item;
+
+use crate::profile::{Polls, Tasks, executor_event};
+use crate::replay::ticks_to_ns;
+use crate::state::State;
+
+/// Sums poll time per stack.
+#[derive(Debug)]
+pub struct Folded {
+    tasks: Tasks,
+    polls: Polls,
+    stacks: BTreeMap<String, u64>,
+}
+
+/// A frame name without the separators of the format.
+fn frame(s: &str) -> String {
+    s.replace(';', ",").replace(['\n', '\r'], " ")
+}
+
+impl Folded {
+    /// Starts from the state at the window's start (whose start is `from`, if any).
+    #[must_use]
+    pub fn new(state: &State, from: Option<u64>) -> Self {
+        Self {
+            tasks: Tasks::from_state(state),
+            polls: Polls::from_state(state, from),
+            stacks: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one item.
+    pub fn observe(&mut self, item: &Item<'_>) {
+        if let Item::Event { event, .. } = item {
+            self.tasks.observe(&event.message);
+        }
+        let Some((cpu, ts, m)) = executor_event(item) else {
+            return;
+        };
+        if let Some(s) = self.polls.observe(cpu, ts, m) {
+            let t = self.tasks.get(s.task);
+            let key = format!("cpu {cpu};{};{};{}", t.kind, frame(&t.location), frame(&t.name));
+            *self.stacks.entry(key).or_default() += s.end - s.start;
+        }
+    }
+
+    /// The stacks with their busy time in TSC ticks.
+    #[must_use]
+    pub fn stacks(&self) -> &BTreeMap<String, u64> {
+        &self.stacks
+    }
+
+    /// Writes `stack busy_ns` lines, converting at `tsc_hz`.
+    pub fn write(&self, mut out: impl Write, tsc_hz: u64) -> io::Result<()> {
+        for (stack, ticks) in &self.stacks {
+            writeln!(out, "{stack} {}", ticks_to_ns(*ticks, tsc_hz))?;
+        }
+        out.flush()
+    }
+}
+
+impl crate::window::Observer for Folded {
+    fn observe(&mut self, item: &Item<'_>) {
+        Folded::observe(self, item);
+    }
+}

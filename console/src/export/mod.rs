@@ -1,0 +1,13 @@
+//! `lucid export`: a recording (or a window of it) in formats other tools read.
+//!
+//! - [`perfetto`]: Chrome trace-event JSON for the Perfetto UI and `chrome://tracing`.
+//! - [`folded`]: folded stacks for inferno and flamegraph.pl.
+
+pub mod folded;
+pub mod perfetto;
+
+#[cfg(test)]
+mod tests;
+
+pub use folded::Folded;
+pub use perfetto::PerfettoWriter;

@@ -1,0 +1,307 @@
+//! Chrome trace-event JSON (Perfetto UI, `chrome://tracing`), written as the items
+//! go by: one event per line, nothing held but open polls, pending wakes and names.
+//!
+//! Layout: process 1 "CPUs" has a thread per CPU with its polls as complete (`X`)
+//! slices, wake flow arrows (`s` at the waker's CPU, `f` at the woken task's next poll)
+//! and run-queue depth counters; process 2 "Tasks" has a thread per task with its
+//! polls, and an async slice (`b`/`e`) per task lifetime; process 3 "Wasm" has memory
+//! and fuel counters per instance and traps as instants. Losses and stream damage are
+//! global instants. Times are microseconds after the recording's first event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+
+use lucid_protocol::{Item, Message, TaskId, Waker};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::profile::{Polls, Tasks, executor_event};
+use crate::replay::ticks_to_ns;
+use crate::state::State;
+
+const PID_CPUS: u32 = 1;
+const PID_TASKS: u32 = 2;
+const PID_WASM: u32 = 3;
+
+#[derive(Debug, Serialize)]
+struct Ev<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cat: Option<&'a str>,
+    ph: &'a str,
+    ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<f64>,
+    pid: u32,
+    tid: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<Value>,
+}
+
+impl<'a> Ev<'a> {
+    fn new(name: &'a str, ph: &'a str, ts: f64, pid: u32, tid: u64) -> Self {
+        Self {
+            name,
+            cat: None,
+            ph,
+            ts,
+            dur: None,
+            pid,
+            tid,
+            id: None,
+            bp: None,
+            s: None,
+            args: None,
+        }
+    }
+}
+
+/// Writes a trace-event JSON document from items.
+#[derive(Debug)]
+pub struct PerfettoWriter<W: Write> {
+    out: W,
+    first: bool,
+    tasks: Tasks,
+    polls: Polls,
+    origin: u64,
+    tsc_hz: u64,
+    last_ts: u64,
+    /// Pending wake of a task: flow id, waker's CPU, time.
+    flows: BTreeMap<TaskId, (u64, u32, u64)>,
+    next_flow: u64,
+    cpus_named: BTreeSet<u32>,
+    tasks_named: BTreeSet<TaskId>,
+    /// Tasks whose lifetime slice is open.
+    alive: BTreeSet<TaskId>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> PerfettoWriter<W> {
+    /// Starts the document. `state` is the state at the window's start (whose start
+    /// is `from`, if any); times count from `origin` (ticks).
+    pub fn new(mut out: W, state: &State, from: Option<u64>, origin: u64) -> io::Result<Self> {
+        out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        let mut w = Self {
+            out,
+            first: true,
+            tasks: Tasks::from_state(state),
+            polls: Polls::from_state(state, from),
+            origin,
+            tsc_hz: state.tsc_hz(),
+            last_ts: from.unwrap_or(origin),
+            flows: BTreeMap::new(),
+            next_flow: 1,
+            cpus_named: BTreeSet::new(),
+            tasks_named: BTreeSet::new(),
+            alive: BTreeSet::new(),
+            error: None,
+        };
+        for (pid, name) in [(PID_CPUS, "CPUs"), (PID_TASKS, "Tasks"), (PID_WASM, "Wasm")] {
+            let mut e = Ev::new("process_name", "M", 0.0, pid, 0);
+            e.args = Some(json!({ "name": name }));
+            w.emit(&e);
+        }
+        Ok(w)
+    }
+
+    fn us(&self, ts: u64) -> f64 {
+        ticks_to_ns(ts.saturating_sub(self.origin), self.tsc_hz) as f64 / 1000.0
+    }
+
+    fn emit(&mut self, e: &Ev<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let sep: &[u8] = if self.first { b"" } else { b",\n" };
+        self.first = false;
+        let r = self
+            .out
+            .write_all(sep)
+            .and_then(|()| serde_json::to_writer(&mut self.out, e).map_err(io::Error::from));
+        if let Err(err) = r {
+            self.error = Some(err);
+        }
+    }
+
+    fn name_cpu(&mut self, cpu: u32) {
+        if self.cpus_named.insert(cpu) {
+            let mut e = Ev::new("thread_name", "M", 0.0, PID_CPUS, u64::from(cpu));
+            e.args = Some(json!({ "name": format!("cpu {cpu}") }));
+            self.emit(&e);
+        }
+    }
+
+    fn name_task(&mut self, task: TaskId) {
+        if self.tasks_named.insert(task) {
+            let info = self.tasks.get(task);
+            let mut e = Ev::new("thread_name", "M", 0.0, PID_TASKS, task);
+            e.args = Some(json!({ "name": format!("{} #{task}", info.name) }));
+            self.emit(&e);
+        }
+    }
+
+    fn begin_task(&mut self, task: TaskId, ts: u64) {
+        if self.alive.insert(task) {
+            self.name_task(task);
+            let info = self.tasks.get(task);
+            let mut e = Ev::new(&info.name, "b", self.us(ts), PID_TASKS, task);
+            e.cat = Some("task");
+            e.id = Some(task);
+            e.args = Some(json!({ "kind": info.kind, "location": info.location }));
+            self.emit(&e);
+        }
+    }
+
+    fn end_task(&mut self, task: TaskId, ts: u64) {
+        if self.alive.remove(&task) {
+            let info = self.tasks.get(task);
+            let mut e = Ev::new(&info.name, "e", self.us(ts), PID_TASKS, task);
+            e.cat = Some("task");
+            e.id = Some(task);
+            self.emit(&e);
+        }
+    }
+
+    /// Takes one item.
+    pub fn observe(&mut self, item: &Item<'_>) {
+        match item {
+            Item::Event { event, .. } => {
+                if let Message::Hello(h) = &event.message {
+                    self.tsc_hz = h.tsc_hz.max(1);
+                }
+                self.tasks.observe(&event.message);
+            }
+            Item::Gap { stream, .. } | Item::Restart { stream } => {
+                let mut e = Ev::new(
+                    "stream gap",
+                    "i",
+                    self.us(self.last_ts),
+                    PID_CPUS,
+                    u64::from(stream.cpu),
+                );
+                e.s = Some("g");
+                self.emit(&e);
+            }
+            Item::Error { offset, error } => {
+                let mut e = Ev::new("stream damage", "i", self.us(self.last_ts), PID_CPUS, 0);
+                e.s = Some("g");
+                e.args = Some(json!({ "offset": offset, "error": error.to_string() }));
+                self.emit(&e);
+            }
+        }
+        if let Item::Event { event, .. } = item {
+            self.control(event.ts, &event.message);
+        }
+        let Some((cpu, ts, m)) = executor_event(item) else {
+            return;
+        };
+        self.last_ts = self.last_ts.max(ts);
+        self.name_cpu(cpu);
+        if let Some(s) = self.polls.observe(cpu, ts, m) {
+            let info = self.tasks.get(s.task);
+            let (start, dur) = (self.us(s.start), self.us(s.end) - self.us(s.start));
+            let args = json!({ "task": s.task, "result": format!("{:?}", s.result) });
+            for (pid, tid) in [(PID_CPUS, u64::from(cpu)), (PID_TASKS, s.task)] {
+                let mut e = Ev::new(&info.name, "X", start, pid, tid);
+                e.cat = Some("poll");
+                e.dur = Some(dur);
+                e.args = Some(args.clone());
+                self.emit(&e);
+            }
+        }
+        match *m {
+            Message::TaskSpawned(s) => self.begin_task(s.task, ts),
+            Message::PollStart { task } => {
+                self.begin_task(task, ts);
+                if let Some((id, wcpu, wts)) = self.flows.remove(&task) {
+                    let mut s = Ev::new("wake", "s", self.us(wts), PID_CPUS, u64::from(wcpu));
+                    s.cat = Some("wake");
+                    s.id = Some(id);
+                    self.emit(&s);
+                    let mut f = Ev::new("wake", "f", self.us(ts), PID_CPUS, u64::from(cpu));
+                    f.cat = Some("wake");
+                    f.id = Some(id);
+                    f.bp = Some("e");
+                    self.emit(&f);
+                }
+            }
+            Message::Wake { task, waker, .. } if !matches!(waker, Waker::None) => {
+                let id = self.next_flow;
+                if let std::collections::btree_map::Entry::Vacant(v) = self.flows.entry(task) {
+                    v.insert((id, cpu, ts));
+                    self.next_flow += 1;
+                }
+            }
+            Message::TaskCompleted { task, .. } | Message::TaskDropped { task } => self.end_task(task, ts),
+            Message::RunQueueDepth { depth } => {
+                let name = format!("run queue cpu {cpu}");
+                let mut e = Ev::new(&name, "C", self.us(ts), PID_CPUS, u64::from(cpu));
+                e.args = Some(json!({ "depth": depth }));
+                self.emit(&e);
+            }
+            _ => {}
+        }
+    }
+
+    /// Messages of any stream: wasm counters, traps, losses.
+    fn control(&mut self, ts: u64, m: &Message<'_>) {
+        match *m {
+            Message::WasmMemoryGrow {
+                instance, new_pages, ..
+            } => {
+                let name = format!("wasm memory #{instance}");
+                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance);
+                e.args = Some(json!({ "pages": new_pages }));
+                self.emit(&e);
+            }
+            Message::WasmPoll { instance, fuel, .. } => {
+                let name = format!("wasm fuel #{instance}");
+                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance);
+                e.args = Some(json!({ "fuel": fuel }));
+                self.emit(&e);
+            }
+            Message::WasmTrap(t) => {
+                let name = format!("trap #{}: {}", t.instance, t.reason);
+                let mut e = Ev::new(&name, "i", self.us(ts), PID_WASM, t.instance);
+                e.s = Some("g");
+                e.args = Some(json!({ "task": t.task, "code": t.code }));
+                self.emit(&e);
+            }
+            Message::Loss { cpu, count, .. } => {
+                let mut e = Ev::new("loss", "i", self.us(ts), PID_CPUS, u64::from(cpu));
+                e.s = Some("g");
+                e.args = Some(json!({ "cpu": cpu, "events": count }));
+                self.emit(&e);
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes the lifetimes still open at the window's end (`end`, ticks, or the
+    /// last event) and the document.
+    pub fn finish(mut self, end: Option<u64>) -> io::Result<W> {
+        let end = end.unwrap_or(self.last_ts);
+        for task in std::mem::take(&mut self.alive) {
+            self.alive.insert(task);
+            self.end_task(task, end);
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.write_all(b"\n]}\n")?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> crate::window::Observer for PerfettoWriter<W> {
+    fn observe(&mut self, item: &Item<'_>) {
+        PerfettoWriter::observe(self, item);
+    }
+}

@@ -1,0 +1,224 @@
+//! A serialisable copy of a [`Merge`], so a replay keyframe resumes the merge exactly
+//! where it was: same buffered events, same watermark inputs, same counters. Held
+//! events are kept as one-event frames (the form `hold` already uses for messages
+//! with strings) and go through `hold` again on restore, so a restored merge holds
+//! what the original held and releases the same items in the same order.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+
+use lucid_protocol::{StreamId, decode_frame};
+use serde::{Deserialize, Serialize};
+
+use super::{Held, Lane, MAX_LANES, Merge, MergeStats, Pending, key, message_of, one_event_frame};
+
+/// The state of a [`Merge`], as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeSnapshot {
+    lanes: Vec<LaneSnapshot>,
+    current: Option<(usize, u32)>,
+    frames: u64,
+    released: Option<u64>,
+    hello: bool,
+    rx_ns: u64,
+    last_frame_rx: u64,
+    max_buffered: usize,
+    stats: MergeStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LaneSnapshot {
+    stream: StreamId,
+    newest: Option<u64>,
+    last_frame: u64,
+    queue: Vec<HeldEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct HeldEvent {
+    ts: u64,
+    seq: u32,
+    /// A one-event frame (COBS-encoded, without the delimiter) at timestamp 0.
+    frame: Vec<u8>,
+}
+
+/// A snapshot that no merge could have produced (damaged or from another build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotError(&'static str);
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inconsistent merge snapshot: {}", self.0)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+impl Merge {
+    /// Everything needed to continue this merge elsewhere.
+    #[must_use]
+    pub fn snapshot(&self) -> MergeSnapshot {
+        let mut scratch = vec![0u8; lucid_protocol::MAX_FRAME_LEN];
+        let mut wire = vec![0u8; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1];
+        let lanes = self
+            .lanes
+            .iter()
+            .map(|l| LaneSnapshot {
+                stream: l.stream,
+                newest: l.newest,
+                last_frame: l.last_frame,
+                queue: l
+                    .queue
+                    .iter()
+                    .map(|p| HeldEvent {
+                        ts: p.ts,
+                        seq: p.seq,
+                        frame: encode(&p.held, &mut scratch, &mut wire),
+                    })
+                    .collect(),
+            })
+            .collect();
+        MergeSnapshot {
+            lanes,
+            current: self.current,
+            frames: self.frames,
+            released: self.released,
+            hello: self.hello,
+            rx_ns: self.rx_ns,
+            last_frame_rx: self.last_frame_rx,
+            max_buffered: self.max_buffered,
+            stats: self.stats,
+        }
+    }
+
+    /// The merge `snapshot` was taken of.
+    pub fn restore(snapshot: MergeSnapshot) -> Result<Self, SnapshotError> {
+        let s = snapshot;
+        if s.lanes.len() > MAX_LANES {
+            return Err(SnapshotError("too many lanes"));
+        }
+        if s.current.is_some_and(|(lane, _)| lane >= s.lanes.len()) {
+            return Err(SnapshotError("current lane out of range"));
+        }
+        let held: usize = s.lanes.iter().map(|l| l.queue.len()).sum();
+        if s.max_buffered == 0 || held > s.max_buffered {
+            return Err(SnapshotError("more events held than the bound"));
+        }
+        let mut m = Merge::new(s.max_buffered);
+        m.current = s.current;
+        m.frames = s.frames;
+        m.released = s.released;
+        m.hello = s.hello;
+        m.rx_ns = s.rx_ns;
+        m.last_frame_rx = s.last_frame_rx;
+        m.stats = s.stats;
+        m.held = held;
+        let mut heads = Vec::new();
+        for (i, l) in s.lanes.into_iter().enumerate() {
+            let mut queue = VecDeque::with_capacity(l.queue.len());
+            for mut e in l.queue {
+                let frame = decode_frame(&mut e.frame).map_err(|_| SnapshotError("a held event does not decode"))?;
+                let Some(Ok(event)) = frame.events().next() else {
+                    return Err(SnapshotError("a held frame has no event"));
+                };
+                let held = m.hold(&event.message);
+                queue.push_back(Pending {
+                    ts: e.ts,
+                    seq: e.seq,
+                    held,
+                });
+            }
+            if let Some(front) = queue.front() {
+                heads.push(std::cmp::Reverse(key(front.ts, l.stream, i)));
+            }
+            m.lanes.push(Lane {
+                stream: l.stream,
+                queue,
+                newest: l.newest,
+                last_frame: l.last_frame,
+            });
+        }
+        m.heads = BinaryHeap::from(heads);
+        Ok(m)
+    }
+}
+
+/// `held` as a one-event frame without its delimiter.
+fn encode(held: &Held, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    match held {
+        Held::Encoded(bytes) => bytes.to_vec(),
+        _ => message_of(held).map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lucid_protocol::testdata::{Workload, generate};
+    use lucid_protocol::{Decoder, Item};
+
+    use super::*;
+
+    /// Every item the merge hands on, as text (items borrow buffers).
+    fn collect(d: &mut Decoder, m: &mut Merge, wire: &[u8], out: &mut Vec<String>) {
+        for chunk in wire.chunks(97) {
+            crate::merge::feed_items(d, m, 1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
+        }
+    }
+
+    #[test]
+    fn a_restored_merge_releases_what_the_original_would() {
+        let g = generate(&Workload {
+            cpus: 3,
+            tasks: 60,
+            polls_per_task: 3,
+            wasm_instances: 1,
+            frame_buffer: 256,
+            ..Workload::default()
+        });
+        let wire = g.wire();
+        let (head, tail) = wire.split_at(wire.len() / 2);
+        let (mut d, mut m) = (Decoder::new(), Merge::default());
+        let mut before = Vec::new();
+        collect(&mut d, &mut m, head, &mut before);
+        assert!(m.buffered() > 0, "the merge holds events at the cut");
+        let snap = m.snapshot();
+        let bytes = postcard::to_allocvec(&snap).expect("serialise");
+        let back: MergeSnapshot = postcard::from_bytes(&bytes).expect("deserialise");
+        assert_eq!(back, snap);
+        let mut restored = Merge::restore(back).expect("restore");
+        assert_eq!(restored.snapshot(), snap);
+        assert_eq!((restored.buffered(), restored.stats), (m.buffered(), m.stats));
+
+        let (mut original, mut copy) = (Vec::new(), Vec::new());
+        let mut d2 = d.clone();
+        collect(&mut d, &mut m, tail, &mut original);
+        collect(&mut d2, &mut restored, tail, &mut copy);
+        m.flush(&mut |i: &Item<'_>| original.push(format!("{i:?}")));
+        restored.flush(&mut |i: &Item<'_>| copy.push(format!("{i:?}")));
+        assert!(original.len() > 100);
+        assert_eq!(original, copy);
+    }
+
+    #[test]
+    fn inconsistent_snapshots_are_refused() {
+        let mut snap = Merge::default().snapshot();
+        snap.current = Some((3, 0));
+        assert!(Merge::restore(snap.clone()).is_err());
+        snap.current = None;
+        snap.max_buffered = 0;
+        assert!(Merge::restore(snap.clone()).is_err());
+        snap.max_buffered = 1;
+        snap.lanes.push(LaneSnapshot {
+            stream: StreamId::new(0, lucid_protocol::Ring::Task),
+            newest: None,
+            last_frame: 0,
+            queue: vec![HeldEvent {
+                ts: 1,
+                seq: 0,
+                frame: vec![1, 2, 3],
+            }],
+        });
+        let e = Merge::restore(snap).expect_err("garbage frame");
+        assert!(e.to_string().contains("does not decode"), "{e}");
+    }
+}

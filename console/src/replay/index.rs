@@ -1,0 +1,556 @@
+//! The keyframe index of a recording: a side file `FILE.lucid.idx` (format in the
+//! protocol README) holding serialised (postcard, then LZ4) player states at record
+//! boundaries, so a seek restores the nearest keyframe and plays at most one keyframe
+//! interval.
+//!
+//! The index is a cache: it is written to a temporary name and renamed when complete,
+//! checked against the recording (length and checksums of its first and last bytes),
+//! the console build and the state configuration on open, and rebuilt when anything
+//! does not match or does not decode. Where the recording's directory is not writable
+//! it goes to the temporary directory, and failing that lives in memory.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use lucid_protocol::Decoder;
+use lucid_protocol::recording::Header;
+use lucid_protocol::testdata::{Workload, generate};
+use serde::{Deserialize, Serialize};
+
+use super::ReplayError;
+use super::player::{KeyframeIn, Player};
+use crate::merge::{self, Merge};
+use crate::state::{Config, State};
+use crate::stats::Damage;
+
+/// First bytes of an index file.
+pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
+/// Last bytes of a complete index file.
+pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
+/// Index format version; bump it whenever the state model's serialised form changes.
+pub const INDEX_VERSION: u16 = 1;
+const HEADER_LEN: u64 = 16;
+const FOOTER_LEN: u64 = 16;
+/// Largest table read back (a damaged length must not drive an allocation).
+const MAX_TABLE_LEN: u64 = 256 << 20;
+/// Largest keyframe read back.
+const MAX_KEYFRAME_LEN: u64 = 1 << 30;
+/// Recording bytes between two progress reports while building.
+const PROGRESS_EVERY: u64 = 16 << 20;
+/// Bytes of the recording checksummed at each end to recognise it.
+const FINGERPRINT_LEN: u64 = 64 << 10;
+
+static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// When to take keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexParams {
+    /// A keyframe after at most this many items...
+    pub every_items: u64,
+    /// ...or this much trace time (nanoseconds at the kernel's TSC rate)...
+    pub every_ns: u64,
+    /// ...but never closer, in recording bytes, than this percentage of the previous
+    /// keyframe's (compressed) size: at 100 the index stays about the size of the
+    /// recording at most; lower is faster seeking for a larger index.
+    pub min_spacing_percent: u64,
+}
+
+impl Default for IndexParams {
+    fn default() -> Self {
+        Self {
+            every_items: 100_000,
+            every_ns: 1_000_000_000,
+            min_spacing_percent: 100,
+        }
+    }
+}
+
+/// What identifies the recording an index belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    len: u64,
+    head_crc: u32,
+    tail_crc: u32,
+}
+
+/// One keyframe's entry in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Items applied at the keyframe.
+    pub items: u64,
+    /// Largest event timestamp applied at the keyframe.
+    pub max_ts: Option<u64>,
+    /// Offset of the next record in the recording.
+    pub record_offset: u64,
+    blob_offset: u64,
+    blob_len: u64,
+    blob_crc: u32,
+    /// Length of the keyframe before compression.
+    raw_len: u64,
+}
+
+/// What a whole pass over the recording found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Items in the recording.
+    pub items: u64,
+    /// Smallest and largest task or interrupt event timestamp.
+    pub ts_range: Option<(u64, u64)>,
+    /// TSC ticks per second (the kernel's, or the state model's default).
+    pub tsc_hz: u64,
+    /// Where reading stopped early.
+    pub damage: Option<Damage>,
+    /// Item positions of the warnings (the warning's item included), oldest first.
+    pub warnings: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Table {
+    version: u16,
+    console: String,
+    schema: u32,
+    fingerprint: Fingerprint,
+    config: Config,
+    params: IndexParams,
+    summary: Summary,
+    entries: Vec<Entry>,
+}
+
+/// Where the keyframes are.
+#[derive(Debug)]
+enum Store {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+/// An open index.
+#[derive(Debug)]
+pub struct Index {
+    table: Table,
+    store: Store,
+    /// How the index was obtained, for the status line.
+    pub origin: String,
+}
+
+/// The side file of `recording`.
+#[must_use]
+pub fn index_path(recording: &Path) -> PathBuf {
+    let mut p = recording.as_os_str().to_owned();
+    p.push(".idx");
+    PathBuf::from(p)
+}
+
+/// Where the index of a recording in a read-only directory goes: the temporary
+/// directory, under a name made of the recording's fingerprint.
+fn fallback_path(fp: &Fingerprint) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "lucid-{:016x}-{:08x}{:08x}.idx",
+        fp.len, fp.head_crc, fp.tail_crc
+    ))
+}
+
+fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut buf = vec![0u8; FINGERPRINT_LEN.min(len) as usize];
+    f.read_exact(&mut buf)?;
+    let head_crc = CRC32.checksum(&buf);
+    f.seek(SeekFrom::Start(len - buf.len() as u64))?;
+    f.read_exact(&mut buf)?;
+    Ok(Fingerprint {
+        len,
+        head_crc,
+        tail_crc: CRC32.checksum(&buf),
+    })
+}
+
+impl Index {
+    /// The index of the recording at `path`: the side file if it matches, else a
+    /// new one (written next to the recording when possible).
+    /// `progress(bytes read, recording length)` is called now and then while building.
+    pub fn open_or_build(
+        path: &Path,
+        config: Config,
+        params: IndexParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ReplayError> {
+        let io_err = |e: io::Error| ReplayError::Io(format!("cannot read {}: {e}", path.display()));
+        let fp = fingerprint(path).map_err(io_err)?;
+        let places = [index_path(path), fallback_path(&fp)];
+        let why = match Self::load(&places[0], &fp, config, params) {
+            Ok(index) => return Ok(index),
+            Err(why) => why,
+        };
+        if let Ok(index) = Self::load(&places[1], &fp, config, params) {
+            return Ok(index);
+        }
+        let mut index = Self::build(path, config, params, fp, &places, progress)?;
+        index.origin = format!("{} ({why})", index.origin);
+        Ok(index)
+    }
+
+    /// The table of a complete, matching side file, or why there is none.
+    fn load(side: &Path, fp: &Fingerprint, config: Config, params: IndexParams) -> Result<Self, String> {
+        let mut f = File::open(side).map_err(|_| "no index yet".to_string())?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len();
+        let damaged = |what: &str| format!("index damaged: {what}");
+        if len < HEADER_LEN + FOOTER_LEN {
+            return Err(damaged("too short"));
+        }
+        let mut header = [0u8; HEADER_LEN as usize];
+        f.read_exact(&mut header).map_err(|e| e.to_string())?;
+        if header[..8] != INDEX_MAGIC {
+            return Err(damaged("bad magic"));
+        }
+        let mut footer = [0u8; FOOTER_LEN as usize];
+        f.seek(SeekFrom::Start(len - FOOTER_LEN)).map_err(|e| e.to_string())?;
+        f.read_exact(&mut footer).map_err(|e| e.to_string())?;
+        if footer[8..] != INDEX_END {
+            return Err(damaged("incomplete"));
+        }
+        let table_len = u64::from(u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]));
+        let table_crc = u32::from_le_bytes([footer[4], footer[5], footer[6], footer[7]]);
+        if table_len > MAX_TABLE_LEN || table_len > len - HEADER_LEN - FOOTER_LEN {
+            return Err(damaged("table length out of range"));
+        }
+        let table_offset = len - FOOTER_LEN - table_len;
+        let mut bytes = vec![0u8; table_len as usize];
+        f.seek(SeekFrom::Start(table_offset)).map_err(|e| e.to_string())?;
+        f.read_exact(&mut bytes).map_err(|e| e.to_string())?;
+        if CRC32.checksum(&bytes) != table_crc {
+            return Err(damaged("table checksum mismatch"));
+        }
+        let table: Table = postcard::from_bytes(&bytes).map_err(|e| damaged(&e.to_string()))?;
+        if table.version != INDEX_VERSION
+            || table.console != env!("CARGO_PKG_VERSION")
+            || table.schema != schema_probe()
+        {
+            return Err("index written by another console version".into());
+        }
+        if table.fingerprint != *fp {
+            return Err("index stale: the recording changed".into());
+        }
+        if table.config != config || table.params != params {
+            return Err("index built with other settings".into());
+        }
+        let in_range = table.entries.iter().all(|e| {
+            e.blob_offset >= HEADER_LEN && e.blob_len <= MAX_KEYFRAME_LEN && e.blob_offset + e.blob_len <= table_offset
+        });
+        let ordered = table.entries.windows(2).all(|w| w[0].items <= w[1].items);
+        if !in_range || !ordered {
+            return Err(damaged("keyframe entries out of range"));
+        }
+        Ok(Self {
+            table,
+            store: Store::File(f),
+            origin: format!("index {}", side.display()),
+        })
+    }
+
+    /// Plays the whole recording, taking keyframes.
+    fn build(
+        path: &Path,
+        config: Config,
+        params: IndexParams,
+        fp: Fingerprint,
+        places: &[PathBuf],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ReplayError> {
+        let tmp_of = |p: &Path| {
+            let mut tmp = p.as_os_str().to_owned();
+            tmp.push(".tmp");
+            PathBuf::from(tmp)
+        };
+        // Next to the recording, else in the temporary directory, else in memory.
+        let opened = places.iter().find_map(|side| {
+            let tmp = tmp_of(side);
+            let w = File::create(&tmp).and_then(|f| {
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                w.write_all(&index_header())?;
+                Ok(w)
+            });
+            w.ok().map(|w| (w, side.clone(), tmp))
+        });
+        let (mut sink, side, tmp) = match opened {
+            Some((w, side, tmp)) => (Sink::File(w, HEADER_LEN), side, tmp),
+            None => (Sink::Memory(index_header().to_vec()), PathBuf::new(), PathBuf::new()),
+        };
+        let mut player = Player::open(path, config)?;
+        player.mark_warnings();
+        let mut entries = Vec::new();
+        let mut last = (0u64, None::<u64>, HEADER_LEN, 0u64); // items, max_ts, record offset, blob len
+        let tsc_hz = |p: &Player| p.state().tsc_hz();
+        let mut raw = Vec::new();
+        let mut reported = 0u64;
+        loop {
+            if player.feed_next(&mut |_, _| false) {
+                break;
+            }
+            if player.record_offset() - reported >= PROGRESS_EVERY {
+                reported = player.record_offset();
+                progress(reported, fp.len);
+            }
+            if player.ended() {
+                break;
+            }
+            if !player.at_boundary() {
+                continue;
+            }
+            let every_ticks = player.state().ns_to_ticks(params.every_ns);
+            let due = player.items() - last.0 >= params.every_items
+                || player
+                    .max_ts()
+                    .zip(last.1)
+                    .is_some_and(|(now, then)| now.saturating_sub(then) >= every_ticks);
+            let spaced = (player.record_offset() - last.2).saturating_mul(100)
+                >= last.3.saturating_mul(params.min_spacing_percent);
+            if !(due && spaced) {
+                continue;
+            }
+            raw.clear();
+            raw = postcard::to_extend(&player.keyframe(), std::mem::take(&mut raw))
+                .map_err(|e| ReplayError::Index(format!("cannot serialise a keyframe: {e}")))?;
+            let blob = lz4_flex::block::compress(&raw);
+            let blob_offset = sink
+                .append(&blob)
+                .map_err(|e| ReplayError::Io(format!("writing the index: {e}")))?;
+            entries.push(Entry {
+                items: player.items(),
+                max_ts: player.max_ts(),
+                record_offset: player.record_offset(),
+                blob_offset,
+                blob_len: blob.len() as u64,
+                blob_crc: CRC32.checksum(&blob),
+                raw_len: raw.len() as u64,
+            });
+            last = (
+                player.items(),
+                player.max_ts(),
+                player.record_offset(),
+                blob.len() as u64,
+            );
+        }
+        // Items after the last record (end of input) are applied by `advance`.
+        player.advance(|_, _| false);
+        let summary = Summary {
+            items: player.items(),
+            ts_range: player.ts_range(),
+            tsc_hz: tsc_hz(&player),
+            damage: player.damage().cloned(),
+            warnings: player.applied.marks.take().unwrap_or_default(),
+        };
+        let table = Table {
+            version: INDEX_VERSION,
+            console: env!("CARGO_PKG_VERSION").into(),
+            schema: schema_probe(),
+            fingerprint: fp,
+            config,
+            params,
+            summary,
+            entries,
+        };
+        let bytes = postcard::to_allocvec(&table).map_err(|e| ReplayError::Index(e.to_string()))?;
+        let table_len = u32::try_from(bytes.len()).map_err(|_| ReplayError::Index("index table too large".into()))?;
+        let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
+        footer.extend_from_slice(&table_len.to_le_bytes());
+        footer.extend_from_slice(&CRC32.checksum(&bytes).to_le_bytes());
+        footer.extend_from_slice(&INDEX_END);
+        let write = |e: io::Error| ReplayError::Io(format!("writing the index: {e}"));
+        match sink {
+            Sink::File(mut w, _) => {
+                w.write_all(&bytes).and_then(|()| w.write_all(&footer)).map_err(write)?;
+                let f = w.into_inner().map_err(|e| write(e.into_error()))?;
+                f.sync_all().map_err(write)?;
+                drop(f);
+                fs::rename(&tmp, &side).map_err(write)?;
+                let f = File::open(&side).map_err(write)?;
+                Ok(Self {
+                    table,
+                    store: Store::File(f),
+                    origin: format!("index built: {}", side.display()),
+                })
+            }
+            Sink::Memory(mut v) => {
+                v.extend_from_slice(&bytes);
+                v.extend_from_slice(&footer);
+                Ok(Self {
+                    table,
+                    store: Store::Memory(v),
+                    origin: "index built in memory (no writable directory for it)".into(),
+                })
+            }
+        }
+    }
+
+    /// What the whole recording holds.
+    #[must_use]
+    pub fn summary(&self) -> &Summary {
+        &self.table.summary
+    }
+
+    /// The keyframes, by position.
+    #[must_use]
+    pub fn entries(&self) -> &[Entry] {
+        &self.table.entries
+    }
+
+    /// Reads keyframe `entry` and positions a player there.
+    pub(crate) fn restore(&mut self, path: &Path, header: Header, entry: &Entry) -> Result<Player, ReplayError> {
+        let damaged = |what: String| ReplayError::Index(format!("keyframe at item {}: {what}", entry.items));
+        let mut bytes = vec![0u8; usize::try_from(entry.blob_len).map_err(|e| damaged(e.to_string()))?];
+        match &mut self.store {
+            Store::File(f) => {
+                f.seek(SeekFrom::Start(entry.blob_offset))
+                    .map_err(|e| damaged(e.to_string()))?;
+                f.read_exact(&mut bytes).map_err(|e| damaged(e.to_string()))?;
+            }
+            Store::Memory(v) => {
+                let src = usize::try_from(entry.blob_offset)
+                    .ok()
+                    .and_then(|o| v.get(o..o + bytes.len()))
+                    .ok_or_else(|| damaged("out of range".into()))?;
+                bytes.copy_from_slice(src);
+            }
+        }
+        if CRC32.checksum(&bytes) != entry.blob_crc {
+            return Err(damaged("checksum mismatch".into()));
+        }
+        // LZ4 expands at most 255-fold: a larger length is damage, not an allocation.
+        if entry.raw_len > MAX_KEYFRAME_LEN || entry.raw_len > entry.blob_len.saturating_mul(255) {
+            return Err(damaged("length out of range".into()));
+        }
+        let raw_len = usize::try_from(entry.raw_len).map_err(|e| damaged(e.to_string()))?;
+        let raw = lz4_flex::block::decompress(&bytes, raw_len).map_err(|e| damaged(e.to_string()))?;
+        if raw.len() != raw_len {
+            return Err(damaged("length mismatch".into()));
+        }
+        let kf: KeyframeIn = postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
+        if kf.items != entry.items || kf.record_offset != entry.record_offset {
+            return Err(damaged("does not match its entry".into()));
+        }
+        Player::from_keyframe(path, header, kf)
+    }
+}
+
+/// A checksum of the serialised form of a populated pipeline (state, decoder and
+/// merge part way through a small generated stream): a change to the types a keyframe
+/// holds changes it, so an index written by a build with another layout is rebuilt
+/// instead of failing at every seek.
+fn schema_probe() -> u32 {
+    let g = generate(&Workload {
+        cpus: 2,
+        tasks: 6,
+        polls_per_task: 2,
+        wasm_instances: 1,
+        loss: 1,
+        frame_buffer: 256,
+        seed: 1,
+    });
+    let wire = g.wire();
+    let (mut state, mut decoder, mut merge) = (State::default(), Decoder::new(), Merge::default());
+    merge::feed(&mut decoder, &mut merge, &mut state, 1, &wire[..wire.len() / 2 + 7]);
+    postcard::to_allocvec(&(&state, &decoder, merge.snapshot())).map_or(0, |b| CRC32.checksum(&b))
+}
+
+fn index_header() -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(&INDEX_MAGIC);
+    h[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    h
+}
+
+enum Sink {
+    File(BufWriter<File>, u64),
+    Memory(Vec<u8>),
+}
+
+impl Sink {
+    /// Appends a keyframe; returns its offset.
+    fn append(&mut self, blob: &[u8]) -> io::Result<u64> {
+        match self {
+            Self::File(w, pos) => {
+                let at = *pos;
+                w.write_all(blob)?;
+                *pos += blob.len() as u64;
+                Ok(at)
+            }
+            Self::Memory(v) => {
+                let at = v.len() as u64;
+                v.extend_from_slice(blob);
+                Ok(at)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::tests::TempDir;
+
+    fn footer(table: &[u8]) -> Vec<u8> {
+        let mut f = (table.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&CRC32.checksum(table).to_le_bytes());
+        f.extend_from_slice(&INDEX_END);
+        f
+    }
+
+    #[test]
+    fn an_index_of_another_layout_or_with_bad_entries_is_rebuilt() {
+        assert_eq!(schema_probe(), schema_probe());
+        let dir = TempDir::new();
+        let g = generate(&Workload {
+            tasks: 50,
+            ..Workload::default()
+        });
+        let path = dir.file("a.lucid", &g.recording(500));
+        let params = IndexParams {
+            every_items: 100,
+            every_ns: u64::MAX,
+            min_spacing_percent: 0,
+        };
+        let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
+        assert!(!index.entries().is_empty());
+        let side = index_path(&path);
+        let raw = fs::read(&side).expect("read");
+        let table_len = u32::from_le_bytes(raw[raw.len() - 16..raw.len() - 12].try_into().expect("4 bytes")) as usize;
+        let body = &raw[..raw.len() - 16 - table_len];
+        let fp = fingerprint(&path).expect("fingerprint");
+        let rewrite = |t: &Table| {
+            let bytes = postcard::to_allocvec(t).expect("table");
+            fs::write(&side, [body, &bytes, &footer(&bytes)].concat()).expect("write");
+        };
+        rewrite(&index.table);
+        assert!(
+            Index::load(&side, &fp, Config::default(), params).is_ok(),
+            "the same table loads"
+        );
+
+        let mut t = index.table.clone();
+        t.schema ^= 1;
+        rewrite(&t);
+        let e = Index::load(&side, &fp, Config::default(), params).expect_err("another layout");
+        assert!(e.contains("another console version"), "{e}");
+
+        let mut t = index.table.clone();
+        t.entries[0].blob_len = u64::MAX / 2;
+        rewrite(&t);
+        let e = Index::load(&side, &fp, Config::default(), params).expect_err("entry out of range");
+        assert!(e.contains("out of range"), "{e}");
+
+        let e = Index::load(&side, &fp, Config::default(), IndexParams::default()).expect_err("other settings");
+        assert!(e.contains("settings") || e.contains("range"), "{e}");
+
+        // A keyframe whose uncompressed length claims too much is refused before
+        // anything is allocated for it.
+        let mut t = index.table.clone();
+        t.entries[0].raw_len = u64::MAX;
+        rewrite(&t);
+        let mut loaded = Index::load(&side, &fp, Config::default(), params).expect("loads");
+        let entry = loaded.entries()[0];
+        let header = Player::open(&path, Config::default()).expect("open").header();
+        let e = loaded.restore(&path, header, &entry).expect_err("too long");
+        assert!(e.to_string().contains("length out of range"), "{e}");
+    }
+}

@@ -1,0 +1,306 @@
+//! `lucid replay`: a recording with a cursor that moves both ways.
+//!
+//! [`Replay`] holds the state model at a cursor. The cursor counts the items the
+//! decoder → merge → state path applied (see [`player`]); a seek restores the nearest
+//! keyframe of the [`index`] before the target and plays forward from there, so the
+//! state at any cursor equals the state a full play from the start to it builds.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), lucid_console::replay::ReplayError> {
+//! let mut replay = lucid_console::replay::open(std::path::Path::new("trace.lucid"))?;
+//! replay.seek_time(1_500_000_000)?; // 1.5 s after the first event
+//! println!("{} tasks", replay.state().tasks.len());
+//! # Ok(()) }
+//! ```
+
+pub mod index;
+pub mod player;
+pub mod transport;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use lucid_protocol::recording::{Header, RecordingError};
+
+pub use index::{Index, IndexParams, index_path};
+pub use player::{Advance, Player};
+
+use crate::state::{Config, State};
+use crate::stats::Damage;
+
+/// Why a replay cannot go on.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// The recording cannot be read at all.
+    Recording(RecordingError),
+    /// A file operation failed.
+    Io(String),
+    /// The index is unusable (it is rebuilt on the next open).
+    Index(String),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Recording(e) => e.fmt(f),
+            Self::Io(e) => f.write_str(e),
+            Self::Index(e) => write!(f, "replay index: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+/// Opens `path` with the default state configuration.
+pub fn open(path: &Path) -> Result<Replay, ReplayError> {
+    Replay::open(path, Config::default(), IndexParams::default())
+}
+
+/// Items before a backward seek's target within which an in-memory checkpoint is
+/// kept, so stepping back again restores it instead of a keyframe an interval away.
+const CHECKPOINT_SPAN: u64 = 20_000;
+
+/// A recording, its index and the state at the cursor.
+#[derive(Debug)]
+pub struct Replay {
+    path: PathBuf,
+    config: Config,
+    header: Header,
+    index: Index,
+    player: Player,
+    /// The position at a record boundary shortly before the target of the latest
+    /// backward seek.
+    checkpoint: Option<player::KeyframeIn>,
+}
+
+impl Replay {
+    /// Opens `path`, loading its index or building it (one full pass).
+    pub fn open(path: &Path, config: Config, params: IndexParams) -> Result<Self, ReplayError> {
+        Self::open_with_progress(path, config, params, &mut |_, _| {})
+    }
+
+    /// Like [`Self::open`]; `progress(bytes read, recording length)` is called now and
+    /// then while the index is built.
+    pub fn open_with_progress(
+        path: &Path,
+        config: Config,
+        params: IndexParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self, ReplayError> {
+        let player = Player::open(path, config)?;
+        let header = player.header();
+        let index = Index::open_or_build(path, config, params, progress)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            config,
+            header,
+            index,
+            player,
+            checkpoint: None,
+        })
+    }
+
+    /// The state at the cursor.
+    #[must_use]
+    pub fn state(&self) -> &State {
+        self.player.state()
+    }
+
+    /// The decoder's counters at the cursor.
+    #[must_use]
+    pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
+        self.player.decoder_stats()
+    }
+
+    /// Items applied: the cursor.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.player.items()
+    }
+
+    /// Items in the recording.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.index.summary().items
+    }
+
+    /// Whether the recording holds no items.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where the recording is damaged (everything before it replays).
+    #[must_use]
+    pub fn damage(&self) -> Option<&Damage> {
+        self.index.summary().damage.as_ref()
+    }
+
+    /// How the index was obtained (loaded, or rebuilt and why).
+    #[must_use]
+    pub fn index_origin(&self) -> &str {
+        &self.index.origin
+    }
+
+    /// The index.
+    #[must_use]
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Trace time of the recording's first event (TSC ticks).
+    #[must_use]
+    pub fn start_ts(&self) -> u64 {
+        self.index.summary().ts_range.map_or(0, |(a, _)| a)
+    }
+
+    /// Nanoseconds from the first to the last event.
+    #[must_use]
+    pub fn duration_ns(&self) -> u64 {
+        let s = self.index.summary();
+        s.ts_range
+            .map_or(0, |(a, b)| ticks_to_ns(b.saturating_sub(a), s.tsc_hz))
+    }
+
+    /// Nanoseconds from the first event to the cursor's latest event.
+    #[must_use]
+    pub fn time_ns(&self) -> u64 {
+        let hz = self.index.summary().tsc_hz;
+        self.player
+            .last_ts()
+            .map_or(0, |t| ticks_to_ns(t.saturating_sub(self.start_ts()), hz))
+    }
+
+    /// The cursor's latest event timestamp, if any.
+    #[must_use]
+    pub fn cursor_ts(&self) -> Option<u64> {
+        self.player.last_ts()
+    }
+
+    /// Moves the cursor to `items` applied (clamped to the recording).
+    pub fn seek(&mut self, items: u64) -> Result<(), ReplayError> {
+        let target = items.min(self.len());
+        let best = self.index.entries().iter().rev().find(|e| e.items <= target).copied();
+        let here = self.player.items();
+        let resume_here = here <= target && best.is_none_or(|e| e.items <= here);
+        if resume_here {
+            self.player.advance(|_, n| n >= target);
+            return Ok(());
+        }
+        let nearer = self
+            .checkpoint
+            .as_ref()
+            .filter(|c| c.items <= target && best.is_none_or(|e| c.items > e.items))
+            .cloned();
+        if let Some(c) = nearer
+            && let Ok(p) = Player::from_keyframe(&self.path, self.header, c)
+        {
+            self.player = p;
+            self.player.advance(|_, n| n >= target);
+            return Ok(());
+        }
+        self.player = self.restore(best)?;
+        if target < here {
+            // Stepping back tends to go on: keep a checkpoint near the target.
+            self.player.advance_capturing(
+                |_, n| n >= target,
+                target.saturating_sub(CHECKPOINT_SPAN),
+                &mut self.checkpoint,
+            );
+        } else {
+            self.player.advance(|_, n| n >= target);
+        }
+        Ok(())
+    }
+
+    /// Moves the cursor to just after the last item at or before `ns` nanoseconds
+    /// after the first event: every event with a later timestamp is still to come.
+    pub fn seek_time(&mut self, ns: u64) -> Result<(), ReplayError> {
+        let hz = self.index.summary().tsc_hz;
+        let target = self.start_ts().saturating_add(ns_to_ticks(ns, hz));
+        self.seek_ts(target)
+    }
+
+    /// Like [`Self::seek_time`], with an absolute timestamp in TSC ticks.
+    pub fn seek_ts(&mut self, target: u64) -> Result<(), ReplayError> {
+        let before = |m: Option<u64>| m.is_none_or(|m| m <= target);
+        let best = self.index.entries().iter().rev().find(|e| before(e.max_ts)).copied();
+        let here_ok = before(self.player.max_ts()) && best.is_none_or(|e| e.items <= self.player.items());
+        if !here_ok {
+            self.player = self.restore(best)?;
+        }
+        self.player
+            .advance(|item, _| player::timestamp(item).is_some_and(|ts| ts > target));
+        Ok(())
+    }
+
+    /// Moves the cursor by `delta` items.
+    pub fn step(&mut self, delta: i64) -> Result<(), ReplayError> {
+        let to = self.position().saturating_add_signed(delta);
+        self.seek(to)
+    }
+
+    /// Plays forward until `stop(next item, items applied)` holds or the recording
+    /// ends (the stop closure sees every item before it is applied, once).
+    pub fn advance(&mut self, stop: impl FnMut(&lucid_protocol::Item<'_>, u64) -> bool) -> Advance {
+        self.player.advance(stop)
+    }
+
+    /// Whether the cursor is at the end of the recording (or its damage).
+    #[must_use]
+    pub fn at_end(&self) -> bool {
+        self.player.at_end()
+    }
+
+    /// Plays forward at most `items` items; returns how many were applied.
+    pub fn play_items(&mut self, items: u64) -> u64 {
+        let from = self.player.items();
+        let to = from.saturating_add(items);
+        self.player.advance(|_, n| n >= to);
+        self.player.items() - from
+    }
+
+    /// Jumps to the next warning after the cursor; false if there is none.
+    pub fn next_warning(&mut self) -> Result<bool, ReplayError> {
+        let here = self.position();
+        match self.index.summary().warnings.iter().find(|&&w| w > here).copied() {
+            Some(w) => self.seek(w).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Jumps to the previous warning before the cursor; false if there is none.
+    pub fn prev_warning(&mut self) -> Result<bool, ReplayError> {
+        let here = self.position();
+        match self.index.summary().warnings.iter().rev().find(|&&w| w < here).copied() {
+            Some(w) => self.seek(w).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// A player at keyframe `entry`, or at the start without one. A keyframe that
+    /// cannot be restored falls back to the start (slow, still correct).
+    fn restore(&mut self, entry: Option<index::Entry>) -> Result<Player, ReplayError> {
+        if let Some(e) = entry
+            && let Ok(p) = self.index.restore(&self.path, self.header, &e)
+        {
+            return Ok(p);
+        }
+        Player::open(&self.path, self.config)
+    }
+}
+
+/// TSC ticks at `hz` as nanoseconds.
+#[must_use]
+pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64
+}
+
+/// Nanoseconds as TSC ticks at `hz`.
+#[must_use]
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    (u128::from(ns) * u128::from(hz.max(1)) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
+}

@@ -1,0 +1,499 @@
+//! The replay cursor: a recording fed through the same decoder → merge → state path
+//! as `lucid stats` and `lucid live`, stoppable after any item.
+//!
+//! The cursor counts *items* (decoder items the merge released: events, gaps,
+//! restarts, frame errors) applied to the state. Feeding a record releases many items
+//! at once; when a stop falls inside them, the rest wait in `pending` as owned copies
+//! and go first on the next advance. A record's receive time is noted in the state
+//! just before its first item is applied (not when it is read), so the state after
+//! `n` items does not depend on how far ahead the reader happens to be: that is what
+//! makes a state restored from a keyframe equal to one played from the start.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use lucid_protocol::recording::{Header, RecordingReader};
+use lucid_protocol::{Decoder, Event, Item, Ring, decode_frame};
+use serde::{Deserialize, Serialize};
+
+use super::ReplayError;
+use crate::merge::{self, Merge, MergeSnapshot, one_event_frame};
+use crate::state::{Config, State};
+use crate::stats::Damage;
+
+/// Warning positions remembered at most while indexing.
+pub const MAX_WARNING_MARKS: usize = 1 << 20;
+
+/// An item kept for later: events as one-event frames, the rest as they are.
+#[derive(Debug, Clone)]
+enum Owned {
+    Event {
+        stream: lucid_protocol::StreamId,
+        seq: u32,
+        ts: u64,
+        frame: Vec<u8>,
+    },
+    Plain(Item<'static>),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A record's receive time, noted before the next item.
+    Rx(u64),
+    Item(Owned),
+}
+
+/// Why an advance returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The stop condition held for the next item (not applied).
+    Stopped,
+    /// The recording ended (or its damage was reached); everything was applied.
+    End,
+}
+
+/// The state and the cursor over it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Applied {
+    pub state: State,
+    /// Items applied.
+    pub items: u64,
+    /// Timestamp of the latest task or interrupt event applied (see [`timestamp`]).
+    pub last_ts: Option<u64>,
+    /// Largest such timestamp so far (the merge may release a late one).
+    pub max_ts: Option<u64>,
+    /// Smallest such timestamp so far.
+    pub min_ts: Option<u64>,
+    /// Item positions (items applied, the warning's item included) of warnings, when
+    /// indexing.
+    pub marks: Option<Vec<u64>>,
+}
+
+impl Applied {
+    fn apply(&mut self, item: &Item<'_>) {
+        let before = self.warnings_total();
+        self.state.apply(item);
+        self.items += 1;
+        if let Some(ts) = timestamp(item) {
+            self.last_ts = Some(ts);
+            self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+            self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
+        }
+        let after = self.warnings_total();
+        if let Some(marks) = &mut self.marks
+            && after > before
+            && marks.len() < MAX_WARNING_MARKS
+        {
+            marks.push(self.items);
+        }
+    }
+
+    fn warnings_total(&self) -> u64 {
+        self.state.warnings.len() as u64 + self.state.warnings_dropped
+    }
+}
+
+/// A keyframe as written: borrowed from the player.
+#[derive(Debug, Serialize)]
+pub(crate) struct KeyframeOut<'a> {
+    pub items: u64,
+    pub last_ts: Option<u64>,
+    pub max_ts: Option<u64>,
+    pub min_ts: Option<u64>,
+    pub record_offset: u64,
+    pub state: &'a State,
+    pub decoder: &'a Decoder,
+    pub merge: MergeSnapshot,
+}
+
+/// A keyframe as read back (same fields, same order), or an in-memory checkpoint.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct KeyframeIn {
+    pub items: u64,
+    pub last_ts: Option<u64>,
+    pub max_ts: Option<u64>,
+    pub min_ts: Option<u64>,
+    pub record_offset: u64,
+    pub state: State,
+    pub decoder: Decoder,
+    pub merge: MergeSnapshot,
+}
+
+/// A recording being played.
+#[derive(Debug)]
+pub struct Player {
+    reader: RecordingReader<BufReader<File>>,
+    decoder: Decoder,
+    merge: Merge,
+    pub(crate) applied: Applied,
+    pending: VecDeque<Op>,
+    ended: bool,
+    damage: Option<Damage>,
+    scratch: Vec<u8>,
+    wire: Vec<u8>,
+}
+
+fn open_at(path: &Path, offset: Option<(Header, u64)>) -> Result<RecordingReader<BufReader<File>>, ReplayError> {
+    let open_err = |e: std::io::Error| ReplayError::Io(format!("cannot open {}: {e}", path.display()));
+    let mut file = File::open(path).map_err(open_err)?;
+    match offset {
+        None => RecordingReader::new(BufReader::with_capacity(1 << 16, file)).map_err(ReplayError::Recording),
+        Some((header, off)) => {
+            file.seek(SeekFrom::Start(off)).map_err(open_err)?;
+            Ok(RecordingReader::resume(
+                BufReader::with_capacity(1 << 16, file),
+                header,
+                off,
+            ))
+        }
+    }
+}
+
+impl Player {
+    /// A player at the start of the recording at `path`.
+    pub fn open(path: &Path, config: Config) -> Result<Self, ReplayError> {
+        let reader = open_at(path, None)?;
+        Ok(Self::new(
+            reader,
+            Decoder::new(),
+            Merge::default(),
+            Applied {
+                state: State::with_config(config),
+                items: 0,
+                last_ts: None,
+                max_ts: None,
+                min_ts: None,
+                marks: None,
+            },
+        ))
+    }
+
+    fn new(reader: RecordingReader<BufReader<File>>, decoder: Decoder, merge: Merge, applied: Applied) -> Self {
+        Self {
+            reader,
+            decoder,
+            merge,
+            applied,
+            pending: VecDeque::new(),
+            ended: false,
+            damage: None,
+            scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
+            wire: vec![0; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1],
+        }
+    }
+
+    /// A player positioned at keyframe `kf` of the recording at `path`.
+    pub(crate) fn from_keyframe(path: &Path, header: Header, kf: KeyframeIn) -> Result<Self, ReplayError> {
+        if !kf.decoder.is_sound() {
+            return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
+        }
+        let merge = Merge::restore(kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+        let reader = open_at(path, Some((header, kf.record_offset)))?;
+        Ok(Self::new(
+            reader,
+            kf.decoder,
+            merge,
+            Applied {
+                state: kf.state,
+                items: kf.items,
+                last_ts: kf.last_ts,
+                max_ts: kf.max_ts,
+                min_ts: kf.min_ts,
+                marks: None,
+            },
+        ))
+    }
+
+    /// The recording's header.
+    pub fn header(&self) -> Header {
+        self.reader.header()
+    }
+
+    /// The state at the cursor.
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.applied.state
+    }
+
+    /// The decoder's counters at the cursor (bytes fed so far, frames, errors).
+    #[must_use]
+    pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
+        *self.decoder.stats()
+    }
+
+    /// Items applied.
+    #[must_use]
+    pub fn items(&self) -> u64 {
+        self.applied.items
+    }
+
+    /// Timestamp of the latest event applied.
+    #[must_use]
+    pub fn last_ts(&self) -> Option<u64> {
+        self.applied.last_ts
+    }
+
+    /// Largest event timestamp applied.
+    #[must_use]
+    pub fn max_ts(&self) -> Option<u64> {
+        self.applied.max_ts
+    }
+
+    /// Smallest and largest event timestamp applied.
+    #[must_use]
+    pub fn ts_range(&self) -> Option<(u64, u64)> {
+        self.applied.min_ts.zip(self.applied.max_ts)
+    }
+
+    /// Where the recording is damaged, once reading reached it.
+    #[must_use]
+    pub fn damage(&self) -> Option<&Damage> {
+        self.damage.as_ref()
+    }
+
+    /// Whether the end of input (or damage) was reached; items may still be pending.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether everything, end of input included, was applied.
+    #[must_use]
+    pub fn at_end(&self) -> bool {
+        self.ended && self.pending.is_empty()
+    }
+
+    /// Whether the cursor sits on a record boundary with nothing held back, where a
+    /// keyframe can be taken.
+    pub(crate) fn at_boundary(&self) -> bool {
+        !self.ended && self.pending.is_empty()
+    }
+
+    /// Offset of the next record.
+    pub(crate) fn record_offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Starts remembering warning positions (for the index).
+    pub(crate) fn mark_warnings(&mut self) {
+        self.applied.marks = Some(Vec::new());
+    }
+
+    /// A keyframe of this position (only meaningful [`Self::at_boundary`]).
+    pub(crate) fn keyframe(&self) -> KeyframeOut<'_> {
+        KeyframeOut {
+            items: self.applied.items,
+            last_ts: self.applied.last_ts,
+            max_ts: self.applied.max_ts,
+            min_ts: self.applied.min_ts,
+            record_offset: self.reader.offset(),
+            state: &self.applied.state,
+            decoder: &self.decoder,
+            merge: self.merge.snapshot(),
+        }
+    }
+
+    /// Applies items until `stop(next item, items applied)` holds or the recording
+    /// ends.
+    pub fn advance(&mut self, mut stop: impl FnMut(&Item<'_>, u64) -> bool) -> Advance {
+        loop {
+            if self.drain(&mut stop) {
+                return Advance::Stopped;
+            }
+            if self.ended {
+                self.apply_rx();
+                return Advance::End;
+            }
+            if self.feed_next(&mut stop) {
+                return Advance::Stopped;
+            }
+        }
+    }
+
+    /// Like [`Self::advance`], keeping in `checkpoint` the position at the last record
+    /// boundary passed with at least `from` items applied.
+    pub(crate) fn advance_capturing(
+        &mut self,
+        mut stop: impl FnMut(&Item<'_>, u64) -> bool,
+        from: u64,
+        checkpoint: &mut Option<KeyframeIn>,
+    ) -> Advance {
+        loop {
+            if self.drain(&mut stop) {
+                return Advance::Stopped;
+            }
+            if self.ended {
+                self.apply_rx();
+                return Advance::End;
+            }
+            if self.pending.is_empty() && self.applied.items >= from {
+                *checkpoint = Some(self.checkpoint());
+            }
+            if self.feed_next(&mut stop) {
+                return Advance::Stopped;
+            }
+        }
+    }
+
+    /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).
+    fn checkpoint(&self) -> KeyframeIn {
+        KeyframeIn {
+            items: self.applied.items,
+            last_ts: self.applied.last_ts,
+            max_ts: self.applied.max_ts,
+            min_ts: self.applied.min_ts,
+            record_offset: self.reader.offset(),
+            state: self.applied.state.clone(),
+            decoder: self.decoder.clone(),
+            merge: self.merge.snapshot(),
+        }
+    }
+
+    /// Reads and feeds one record (or the end of input); true if a stop fell inside.
+    /// Call only with no items pending.
+    pub(crate) fn feed_next(&mut self, stop: &mut impl FnMut(&Item<'_>, u64) -> bool) -> bool {
+        let record = match self.reader.next_chunk() {
+            Ok(r) => r,
+            Err(e) => {
+                self.damage = Some(Damage {
+                    offset: e.offset(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
+        let mut stopped = false;
+        if let Some(r) = &record {
+            self.pending.push_back(Op::Rx(r.rx_ns));
+        }
+        let Self {
+            decoder,
+            merge,
+            applied,
+            pending,
+            scratch,
+            wire,
+            ..
+        } = self;
+        let mut out = |item: &Item<'_>| {
+            if !stopped && !stop(item, applied.items) {
+                // Only receive times can be pending while nothing has stopped.
+                while let Some(Op::Rx(rx)) = pending.pop_front() {
+                    applied.state.received_at(rx);
+                }
+                applied.apply(item);
+            } else {
+                stopped = true;
+                pending.push_back(Op::Item(own(item, scratch, wire)));
+            }
+        };
+        match record {
+            Some(r) => {
+                merge::feed_items(decoder, merge, r.rx_ns, &r.data, &mut out);
+            }
+            None => {
+                merge::finish_items(decoder, merge, &mut out);
+                self.ended = true;
+            }
+        }
+        stopped
+    }
+
+    /// Applies pending items until a stop; true if one held. Leaves only receive
+    /// times pending otherwise.
+    fn drain(&mut self, stop: &mut impl FnMut(&Item<'_>, u64) -> bool) -> bool {
+        while let Some(i) = self.pending.iter().position(|op| matches!(op, Op::Item(_))) {
+            let Some(Op::Item(owned)) = self.pending.get(i) else {
+                break;
+            };
+            let mut owned = owned.clone();
+            let (mut halted, mut seen) = (false, false);
+            let applied = &mut self.applied;
+            let pending = &mut self.pending;
+            with_item(&mut owned, |item| {
+                seen = true;
+                if stop(item, applied.items) {
+                    halted = true;
+                    return;
+                }
+                for op in pending.drain(..i) {
+                    if let Op::Rx(rx) = op {
+                        applied.state.received_at(rx);
+                    }
+                }
+                applied.apply(item);
+            });
+            if halted {
+                return true;
+            }
+            // Applied: the receive times before it went, so it is first now.
+            self.pending.remove(if seen { 0 } else { i });
+        }
+        false
+    }
+
+    fn apply_rx(&mut self) {
+        for op in self.pending.drain(..) {
+            if let Op::Rx(rx) = op {
+                self.applied.state.received_at(rx);
+            }
+        }
+    }
+}
+
+/// The trace time of `item` for the cursor: the timestamp of a task or interrupt
+/// event. Control messages pass the merge at once and may be newer than task events
+/// still on their way (as for [`State::now`]), so they do not move the cursor's time.
+#[must_use]
+pub fn timestamp(item: &Item<'_>) -> Option<u64> {
+    match item {
+        Item::Event { stream, event, .. } if matches!(stream.ring, Ring::Task | Ring::Interrupt) => Some(event.ts),
+        _ => None,
+    }
+}
+
+/// An owned copy of `item`.
+fn own(item: &Item<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Owned {
+    match *item {
+        Item::Event { stream, seq, event } => Owned::Event {
+            stream,
+            seq,
+            ts: event.ts,
+            frame: one_event_frame(&event.message, scratch, wire),
+        },
+        Item::Gap {
+            stream,
+            expected,
+            received,
+        } => Owned::Plain(Item::Gap {
+            stream,
+            expected,
+            received,
+        }),
+        Item::Restart { stream } => Owned::Plain(Item::Restart { stream }),
+        Item::Error { offset, error } => Owned::Plain(Item::Error { offset, error }),
+    }
+}
+
+/// Calls `f` with the item `owned` holds. An event whose frame does not decode (it
+/// was encoded from a decoded message, so it does) is passed as nothing.
+fn with_item(owned: &mut Owned, f: impl FnOnce(&Item<'_>)) {
+    match owned {
+        Owned::Plain(item) => f(item),
+        Owned::Event { stream, seq, ts, frame } => {
+            if let Ok(decoded) = decode_frame(frame)
+                && let Some(Ok(event)) = decoded.events().next()
+            {
+                f(&Item::Event {
+                    stream: *stream,
+                    seq: *seq,
+                    event: Event {
+                        ts: *ts,
+                        message: event.message,
+                    },
+                });
+            }
+        }
+    }
+}

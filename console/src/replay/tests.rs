@@ -1,0 +1,281 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lucid_protocol::Item;
+use lucid_protocol::testdata::{Rng, Workload, generate};
+
+use super::*;
+use crate::source::RecordingFile;
+use crate::stats::collect;
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "lucid-replay-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+
+    pub(crate) fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workload() -> Workload {
+    Workload {
+        cpus: 3,
+        tasks: 300,
+        polls_per_task: 4,
+        wasm_instances: 1,
+        loss: 7,
+        frame_buffer: 512,
+        seed: 11,
+    }
+}
+
+/// Keyframes every few hundred items, so a small recording has many.
+fn dense() -> IndexParams {
+    IndexParams {
+        every_items: 300,
+        every_ns: u64::MAX,
+        min_spacing_percent: 0,
+    }
+}
+
+fn played_to(path: &Path, stop: impl FnMut(&Item<'_>, u64) -> bool) -> Player {
+    let mut p = Player::open(path, Config::default()).expect("open");
+    p.advance(stop);
+    p
+}
+
+#[test]
+fn a_full_play_builds_the_state_stats_builds() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(700));
+    let replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(
+        replay.index().entries().len() > 10,
+        "{}",
+        replay.index().entries().len()
+    );
+    let end = played_to(&path, |_, _| false);
+    let collected = collect(&mut RecordingFile::open(&path).expect("open"));
+    assert_eq!(end.state(), &collected.state);
+    assert_eq!(end.items(), replay.len());
+}
+
+#[test]
+fn seeking_anywhere_equals_playing_from_the_start() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(333));
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    let total = replay.len();
+    assert!(total > 1000);
+    let mut rng = Rng::new(5);
+    // Random order: forward seeks resume, backward ones restore a keyframe.
+    let mut targets: Vec<u64> = (0..25).map(|_| rng.range(0, total + 1)).collect();
+    targets.extend([0, 1, total - 1, total]);
+    for &t in &targets {
+        replay.seek(t).expect("seek");
+        assert_eq!(replay.position(), t);
+        let reference = played_to(&path, |_, n| n >= t);
+        assert_eq!(replay.state(), reference.state(), "at item {t}");
+    }
+}
+
+#[test]
+fn seeking_to_a_time_equals_playing_to_it() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(1000));
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    let (a, b) = replay.index().summary().ts_range.expect("events");
+    let mut rng = Rng::new(9);
+    for _ in 0..15 {
+        let t = rng.range(a, b + 1);
+        replay.seek_ts(t).expect("seek");
+        let reference = played_to(&path, |item, _| player::timestamp(item).is_some_and(|ts| ts > t));
+        assert_eq!(replay.position(), reference.items(), "at ts {t}");
+        assert_eq!(replay.state(), reference.state(), "at ts {t}");
+        assert!(replay.cursor_ts().is_none_or(|c| c <= t));
+    }
+}
+
+#[test]
+fn stepping_back_and_forth_lands_on_the_same_states() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(500));
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    replay.seek(1234).expect("seek");
+    let at = replay.state().clone();
+    replay.step(1).expect("step");
+    assert_eq!(replay.position(), 1235);
+    assert_ne!(replay.state(), &at);
+    replay.step(-1).expect("step");
+    assert_eq!(replay.state(), &at);
+    // Holding the key: each step back lands where a play from the start does (the
+    // first keeps a checkpoint the others restore).
+    for k in 1..=5 {
+        replay.step(-37).expect("step");
+        let t = 1234 - 37 * k;
+        assert_eq!(replay.position(), t);
+        assert_eq!(replay.state(), played_to(&path, |_, n| n >= t).state(), "at {t}");
+    }
+    assert!(replay.checkpoint.as_ref().is_some_and(|c| c.items <= 1234 - 37));
+}
+
+/// The workload's stream with three frames damaged (CRC errors are warnings).
+fn with_bad_frames() -> Vec<u8> {
+    let mut g = generate(&workload());
+    let n = g.frames.len();
+    for i in [n / 5, n / 2, n - 3] {
+        // A changed non-zero byte keeps the frame's delimiter, so only its CRC fails.
+        g.frames[i][2] = g.frames[i][2].wrapping_add(1).max(1);
+    }
+    g.recording(500)
+}
+
+#[test]
+fn warnings_are_found_in_both_directions() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &with_bad_frames());
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    let marks = replay.index().summary().warnings.clone();
+    assert!(marks.len() >= 3, "{marks:?}");
+    let total = |r: &Replay| r.state().warnings.len() as u64 + r.state().warnings_dropped;
+    assert!(replay.next_warning().expect("seek"));
+    assert_eq!(replay.position(), marks[0]);
+    assert_eq!(total(&replay), 1);
+    // One item earlier the warning had not happened yet.
+    replay.step(-1).expect("step");
+    assert_eq!(total(&replay), 0);
+    replay.seek(replay.len()).expect("seek");
+    assert!(replay.prev_warning().expect("seek"));
+    assert_eq!(replay.position(), *marks.last().expect("marks"));
+}
+
+#[test]
+fn the_index_is_reused_and_rebuilt_when_stale_or_damaged() {
+    let dir = TempDir::new();
+    let bytes = generate(&workload()).recording(700);
+    let path = dir.file("a.lucid", &bytes);
+    let first = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(
+        first.index_origin().starts_with("index built"),
+        "{}",
+        first.index_origin()
+    );
+    let second = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(second.index_origin().starts_with("index "), "{}", second.index_origin());
+    assert!(!second.index_origin().contains("built"));
+
+    // Damage a keyframe: the table still loads, the seek falls back and stays exact.
+    let idx = index_path(&path);
+    let mut raw = std::fs::read(&idx).expect("idx");
+    let mid = raw.len() / 3;
+    raw[mid] ^= 0xff;
+    std::fs::write(&idx, &raw).expect("write");
+    let mut r = Replay::open(&path, Config::default(), dense()).expect("open");
+    let t = r.len() / 2;
+    r.seek(t).expect("seek");
+    assert_eq!(r.state(), played_to(&path, |_, n| n >= t).state());
+
+    // A truncated index is rebuilt.
+    std::fs::write(&idx, &raw[..raw.len() - 5]).expect("write");
+    let r = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(r.index_origin().contains("index damaged"), "{}", r.index_origin());
+
+    // A recording that grew is re-indexed.
+    let mut longer = bytes.clone();
+    let mut w = lucid_protocol::recording::RecordingWriter::new(Vec::new()).expect("vec");
+    w.write_chunk(1, &[0]).expect("vec");
+    longer.extend_from_slice(&w.into_inner().expect("vec")[lucid_protocol::recording::HEADER_LEN..]);
+    std::fs::write(&path, &longer).expect("write");
+    let r = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(r.index_origin().contains("stale"), "{}", r.index_origin());
+}
+
+#[test]
+fn every_truncation_replays_a_prefix_or_fails_in_one_line() {
+    let dir = TempDir::new();
+    let small = Workload {
+        cpus: 2,
+        tasks: 6,
+        polls_per_task: 2,
+        wasm_instances: 0,
+        loss: 0,
+        frame_buffer: 256,
+        seed: 3,
+    };
+    let bytes = generate(&small).recording(97);
+    let full_items = {
+        let p = dir.file("full.lucid", &bytes);
+        Replay::open(&p, Config::default(), dense()).expect("open").len()
+    };
+    for cut in 0..bytes.len() {
+        let p = dir.file("cut.lucid", &bytes[..cut]);
+        let _ = std::fs::remove_file(index_path(&p));
+        match Replay::open(&p, Config::default(), dense()) {
+            Err(e) => {
+                assert!(cut < lucid_protocol::recording::HEADER_LEN, "cut {cut}: {e}");
+                assert!(!e.to_string().contains('\n'));
+            }
+            Ok(mut r) => {
+                assert!(r.len() <= full_items + 1, "cut {cut}");
+                if let Some(d) = r.damage() {
+                    assert!(d.message.contains("offset"), "{}", d.message);
+                }
+                r.seek(r.len()).expect("seek");
+                r.seek(r.len() / 2).expect("seek");
+            }
+        }
+    }
+}
+
+#[test]
+fn random_corruption_never_panics() {
+    let dir = TempDir::new();
+    let bytes = generate(&workload()).recording(400);
+    let mut rng = Rng::new(77);
+    for round in 0..12 {
+        let mut bad = bytes.clone();
+        for _ in 0..=round % 4 {
+            let i = rng.range(0, bad.len() as u64) as usize;
+            bad[i] ^= (rng.next_u64() as u8) | 1;
+        }
+        let p = dir.file("bad.lucid", &bad);
+        let _ = std::fs::remove_file(index_path(&p));
+        if let Ok(mut r) = Replay::open(&p, Config::default(), dense()) {
+            let t = r.len() / 3;
+            r.seek(t).expect("seek");
+            assert_eq!(r.state(), played_to(&p, |_, n| n >= t).state(), "round {round}");
+        }
+    }
+}
+
+#[test]
+fn wrong_magic_and_newer_version_are_one_line_errors() {
+    let dir = TempDir::new();
+    let p = dir.file("text.lucid", b"this is not a recording at all");
+    let e = open(&p).expect_err("not a recording");
+    assert!(e.to_string().contains("not a Lucid recording"), "{e}");
+    let mut v = generate(&workload()).recording(700);
+    v[8] = 9;
+    let p = dir.file("v9.lucid", &v);
+    let e = open(&p).expect_err("newer");
+    assert!(e.to_string().contains("unsupported recording format version 9"), "{e}");
+}

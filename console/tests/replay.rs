@@ -1,0 +1,142 @@
+//! Runs the real `lucid` binary's replay, profile and export commands on generated
+//! recordings.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use lucid_protocol::testdata::{Workload, generate};
+use serde_json::Value;
+
+fn write(name: &str) -> PathBuf {
+    let g = generate(&Workload {
+        cpus: 3,
+        tasks: 200,
+        polls_per_task: 4,
+        wasm_instances: 2,
+        loss: 5,
+        frame_buffer: 1024,
+        seed: 4,
+    });
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-cli-{name}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("r.lucid");
+    std::fs::write(&path, g.recording(2048)).expect("write");
+    let _ = std::fs::remove_file(dir.join("r.lucid.idx"));
+    path
+}
+
+fn lucid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lucid"))
+        .args(args)
+        .output()
+        .expect("run lucid")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = lucid(args);
+    assert!(
+        out.status.success(),
+        "lucid failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn headless_replay_at_the_end_equals_stats() {
+    let path = write("headless");
+    let p = path.to_str().expect("utf-8");
+    let stats = json(&["stats", p, "--json"]);
+    let replay = json(&["replay", p, "--headless", "--json"]);
+    assert_eq!(replay, stats);
+    assert!(PathBuf::from(format!("{p}.idx")).exists(), "the index is written");
+    // Half way there is less.
+    let half = json(&["replay", p, "--headless", "--json", "--at", "200us"]);
+    assert!(half["events"].as_u64() < stats["events"].as_u64());
+}
+
+#[test]
+fn headless_replay_holds_the_state_for_hold_seconds() {
+    let path = write("hold");
+    let started = std::time::Instant::now();
+    let out = lucid(&["replay", path.to_str().expect("utf-8"), "--headless", "--hold", "0.4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("events"));
+    let bad = lucid(&["replay", path.to_str().expect("utf-8"), "--hold", "1"]);
+    assert!(!bad.status.success(), "--hold needs --headless");
+}
+
+#[test]
+fn windowed_stats_count_only_the_window() {
+    let path = write("window");
+    let p = path.to_str().expect("utf-8");
+    let all = json(&["stats", p, "--json"]);
+    let a = json(&["stats", p, "--json", "--to", "300us"]);
+    let b = json(&["stats", p, "--json", "--from", "300us"]);
+    let (ea, eb, e) = (a["events"].as_u64(), b["events"].as_u64(), all["events"].as_u64());
+    assert!(ea > Some(0) && eb > Some(0));
+    assert_eq!(ea.zip(eb).map(|(x, y)| x + y), e, "the two halves add up");
+    let bad = lucid(&["stats", p, "--from", "2ms", "--to", "1ms"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn profile_and_export_write_their_formats() {
+    let path = write("export");
+    let p = path.to_str().expect("utf-8");
+    let prof = json(&["profile", p, "--json", "--top", "3"]);
+    assert_eq!(prof["longest_polls"].as_array().map(Vec::len), Some(3));
+    assert!(prof["tasks"].as_array().is_some_and(|t| !t.is_empty()));
+    let text = lucid(&["profile", p, "--top", "3", "--from", "100us", "--to", "400us"]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains("tasks by busy time"));
+    let dir = path.parent().expect("dir");
+    let (j, f) = (dir.join("out.json"), dir.join("out.folded"));
+    let out = lucid(&[
+        "export",
+        p,
+        "--perfetto",
+        j.to_str().expect("utf-8"),
+        "--folded",
+        f.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&j).expect("json")).expect("valid JSON");
+    assert!(doc["traceEvents"].as_array().is_some_and(|e| e.len() > 100));
+    let folded = std::fs::read_to_string(&f).expect("folded");
+    let total: u64 = folded
+        .lines()
+        .map(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .expect("count")
+        })
+        .sum();
+    let busy = prof["busy_ns"].as_u64().expect("busy");
+    // Per-line conversion to ns rounds each line down.
+    assert!(
+        total <= busy && busy - total <= folded.lines().count() as u64,
+        "{total} vs {busy}"
+    );
+    let none = lucid(&["export", p]);
+    assert!(!none.status.success(), "a format is required");
+}
+
+#[test]
+fn damaged_and_foreign_files_fail_in_one_line() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let text = dir.join("replay-not-a-recording.lucid");
+    std::fs::write(&text, "hello").expect("write");
+    for cmd in ["replay", "profile"] {
+        let mut args = vec![cmd, text.to_str().expect("utf-8")];
+        if cmd == "replay" {
+            args.push("--headless");
+        }
+        let out = lucid(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("not a Lucid recording"), "{err}");
+    }
+}
