@@ -65,6 +65,19 @@ impl Tasks {
         let (task, name, kind, loc) = match m {
             Message::TaskSpawned(s) => (s.task, s.name, s.kind, s.location),
             Message::TaskSnapshot(s) => (s.task, s.name, s.kind, s.location),
+            // A task whose spawn came before the recording started: its instance
+            // says what it is (as the state model does).
+            Message::WasmInstanceSnapshot(w) if !self.0.contains_key(&w.task) => {
+                self.0.insert(
+                    w.task,
+                    TaskInfo {
+                        name: w.module.to_string(),
+                        kind: kind_name(TaskKind::Wasm),
+                        location: "?".into(),
+                    },
+                );
+                return;
+            }
             _ => return,
         };
         self.0.insert(

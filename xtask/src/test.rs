@@ -576,7 +576,72 @@ fn wasm_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) -> Result<()
     let out = stats.output().context("run lucid stats")?;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("lucid stats --json output")?;
     record_checks(tally, "wasm e2e", wasm_demo_checks(&json));
+    record_checks(tally, "wasm e2e", profile_and_export_checks(&lucid, &recording)?);
     Ok(())
+}
+
+/// `lucid profile` and `lucid export` on the demo's recording: the CPU-bound guest
+/// is the top busy task, and the Perfetto file has one CPU-track slice per poll.
+fn profile_and_export_checks(
+    lucid: &std::path::Path,
+    recording: &std::path::Path,
+) -> Result<[(&'static str, bool, String); 2]> {
+    let run = |cmd: &mut Command| -> Result<Vec<u8>> {
+        process::show(cmd);
+        let out = cmd.output().context("run lucid")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(out.stdout)
+    };
+    let profile: serde_json::Value = serde_json::from_slice(&run(Command::new(lucid)
+        .arg("profile")
+        .arg(recording)
+        .args(["--json", "--top", "3"]))?)?;
+    let top = profile["tasks"][0]["name"].as_str().unwrap_or("").to_string();
+    // A window keeps the export small; `stats` counts the same window.
+    let window = ["--to", "500ms"];
+    let perfetto = artifacts::target_dir()
+        .join("freestanding")
+        .join("wasm-e2e.perfetto.json");
+    run(Command::new(lucid)
+        .arg("export")
+        .arg(recording)
+        .arg("--perfetto")
+        .arg(&perfetto)
+        .args(window))?;
+    let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&perfetto)?)?;
+    let stats: serde_json::Value = serde_json::from_slice(&run(Command::new(lucid)
+        .arg("stats")
+        .arg(recording)
+        .arg("--json")
+        .args(window))?)?;
+    let events = trace["traceEvents"].as_array().cloned().unwrap_or_default();
+    // The process named "CPUs" holds one track per CPU.
+    let cpus_pid = events
+        .iter()
+        .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "CPUs")
+        .map(|e| e["pid"].clone());
+    let slices = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && Some(&e["pid"]) == cpus_pid.as_ref())
+        .count() as u64;
+    let poll_ends = stats["events_by_kind"]["poll_end"].as_u64().unwrap_or(0);
+    let cpus = stats["cpus"].as_u64().unwrap_or(0);
+    Ok([
+        (
+            "lucid profile names the CPU-bound guest the busiest task",
+            top == "hasher",
+            format!("top: {top:?}"),
+        ),
+        (
+            // A console that connects late may see each CPU's first poll end without
+            // its start: at most one poll per CPU has no slice.
+            "lucid export --perfetto has a CPU-track slice for every poll",
+            slices <= poll_ends && slices + cpus >= poll_ends && slices > 0,
+            format!("{slices} slices, {poll_ends} poll ends, {cpus} CPUs"),
+        ),
+    ])
 }
 
 /// What the demo's guests must have done in a `lucid stats --json` summary.

@@ -139,6 +139,29 @@ fn a_snapshot_makes_a_late_console_complete() {
 }
 
 #[test]
+fn an_instance_snapshot_names_a_task_the_console_never_saw_spawn() {
+    let mut s = State::new();
+    let snap = lucid_protocol::testdata::sample_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::WasmInstanceSnapshot(w) => Some(w),
+            _ => None,
+        })
+        .expect("a sample instance snapshot");
+    s.apply(&ev(0, 1, Message::WasmInstanceSnapshot(snap)));
+    let t = &s.tasks[&snap.task];
+    assert_eq!(
+        (t.name.as_str(), t.kind, t.instance),
+        (snap.module, TaskKind::Wasm, Some(snap.instance))
+    );
+    // A task whose spawn was seen keeps its name.
+    let mut s = State::new();
+    spawn(&mut s, 0, 1, snap.task);
+    s.apply(&ev(0, 2, Message::WasmInstanceSnapshot(snap)));
+    assert_eq!(s.tasks[&snap.task].name, "w");
+}
+
+#[test]
 fn warnings_are_bounded() {
     let mut s = State::new();
     for i in 0..(MAX_WARNINGS as u64 + 5) {

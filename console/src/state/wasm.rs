@@ -118,7 +118,15 @@ impl State {
                 i.fuel = w.fuel_used;
                 i.slices = w.slices;
                 i.hostcalls_total = w.hostcalls;
-                self.task(w.task, ts).instance = Some(w.instance);
+                let t = self.task(w.task, ts);
+                t.instance = Some(w.instance);
+                // A console that connected late never saw the task's spawn: the
+                // instance says what the task is (kernel tasks that run instances
+                // are named after their module).
+                if t.name.is_empty() {
+                    t.name = w.module.to_string();
+                    t.kind = lucid_protocol::TaskKind::Wasm;
+                }
             }
             Message::WasmStateChanged {
                 instance,
