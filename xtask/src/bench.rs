@@ -2,7 +2,7 @@
 //! in release, runs it, prints its rows as a table with the goals of issue 8, and writes
 //! `<target>/bench/report.json`. Figures are medians of several runs on a shared
 //! machine; nothing here fails because of a speed (a missed goal is reported, not an
-//! error). `xtask/BENCHMARKS.md` explains the workloads.
+//! error). `docs/benchmarks.md` explains the workloads.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -137,7 +137,7 @@ fn figure(v: Option<f64>) -> String {
     }
 }
 
-/// The rows as a Markdown table (readable in a terminal, pasteable into BENCHMARKS.md).
+/// The rows as a Markdown table (readable in a terminal, pasteable into docs/benchmarks.md).
 fn table(rows: &[Row]) -> String {
     let header = ["row", "Lucid", "anchor", "ratio", "unit", "goal", "met"].map(String::from);
     let cells: Vec<[String; 7]> = rows

@@ -1,6 +1,6 @@
 //! Host benchmark of `lucid-executor` against tokio, and of the cost of tracing it.
 //! `cargo xtask bench [--quick]` builds this in release, runs it and collects its output;
-//! `xtask/BENCHMARKS.md` explains every workload.
+//! `docs/benchmarks.md` explains every workload.
 //!
 //! ```text
 //! bench [--quick] [--runs N] [--only throughput|trace|bytes]
