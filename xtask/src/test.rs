@@ -172,6 +172,13 @@ pub fn main(args: Args) -> Result<()> {
                 tally.record("build the kernel", false);
             }
         }
+        // Proves the benchmark harness works end to end (every row measured, the
+        // report written); its figures are not judged here.
+        step(
+            &mut tally,
+            "cargo xtask bench --quick runs (harness smoke, no thresholds)",
+            cargo().args(["xtask", "bench", "--quick"]),
+        );
     }
 
     finish(&tally)
@@ -698,7 +705,7 @@ fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String);
         ),
         (
             "the grower's memory grows in steps",
-            grows >= 10,
+            grows >= 5,
             format!("{grows} growths"),
         ),
         (
