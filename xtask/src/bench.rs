@@ -408,15 +408,14 @@ fn link_rows(quick: bool) -> Result<Vec<Row>> {
     let mut child = cmd.spawn().context("start QEMU")?;
     let mut stream = trace_link::connect(&socket, std::time::Duration::from_secs(10))?;
 
+    // Reading only keeps the reader fast (decoding while reading made a loaded host
+    // the bottleneck, and flow control then filled the kernel's rings); the trace
+    // bytes are decoded after QEMU exits, each read with its arrival time.
     let mut split = LinkSplitter::new();
-    let mut decoder = Decoder::new();
     let (mut bulk_start, mut bulk_end) = (None, None);
-    let mut trace_bytes = 0u64;
-    // (when, trace bytes received by then) at the first and the latest task event.
-    let mut first_event: Option<(Instant, u64)> = None;
-    let mut last_event: Option<(Instant, u64)> = None;
-    let (mut events, mut lost) = (0u64, 0u64);
-    let mut produced: std::collections::BTreeMap<(u32, Ring), u64> = Default::default();
+    let mut trace_bytes = Vec::new();
+    // Per read of trace bytes: when it arrived and where it ends in `trace_bytes`.
+    let mut arrivals: Vec<(Instant, usize)> = Vec::new();
     let mut buf = vec![0u8; 1024 * 1024];
     let deadline = Instant::now() + std::time::Duration::from_secs(120);
     loop {
@@ -431,9 +430,25 @@ fn link_rows(quick: bool) -> Result<Vec<Row>> {
         if was_bulk && split.in_trace() {
             bulk_end = Some(now);
         }
-        trace_bytes += trace.len() as u64;
+        if !trace.is_empty() {
+            trace_bytes.extend_from_slice(trace);
+            arrivals.push((now, trace_bytes.len()));
+        }
+        if now > deadline {
+            break;
+        }
+    }
+
+    let mut decoder = Decoder::new();
+    // (when, trace bytes received by then) at the first and the latest task event.
+    let mut first_event: Option<(Instant, usize)> = None;
+    let mut last_event: Option<(Instant, usize)> = None;
+    let (mut events, mut lost) = (0u64, 0u64);
+    let mut produced: std::collections::BTreeMap<(u32, Ring), u64> = Default::default();
+    let mut from = 0;
+    for &(when, to) in &arrivals {
         let mut saw_task_event = false;
-        decoder.feed(trace, |item| {
+        decoder.feed(&trace_bytes[from..to], |item| {
             if let Item::Event { stream, event, .. } = item {
                 match event.message {
                     Message::Loss { count, .. } => lost += count,
@@ -451,12 +466,10 @@ fn link_rows(quick: bool) -> Result<Vec<Row>> {
             }
         });
         if saw_task_event {
-            first_event.get_or_insert((now, trace_bytes));
-            last_event = Some((now, trace_bytes));
+            first_event.get_or_insert((when, to));
+            last_event = Some((when, to));
         }
-        if now > deadline {
-            break;
-        }
+        from = to;
     }
     let outcome = qemu_cmd::wait_until(&mut child, Instant::now() + std::time::Duration::from_secs(10))?;
     if outcome != qemu_cmd::Outcome::Success {
