@@ -374,21 +374,80 @@ impl LinkSplitter {
     }
 }
 
-/// Issue 8, row 3, in one boot (`workload=link-bench:SECS`, `kernel/src/link_bench.rs`):
-/// the raw link rate (the kernel writing 64 KiB chunks, timed here from the first
-/// byte to the last bulk byte), then the trace stream while every CPU floods events
-/// (trace bytes and decoded events per second between the first and last task event,
-/// the kernel's own produced count from its final `EventCounts`, and Loss reports).
+/// What one `workload=link-bench:SECS` boot measured (`kernel/src/link_bench.rs`).
+#[derive(Debug)]
+pub struct LinkBench {
+    /// Header and bulk chunks received, and the seconds from the first byte to the last
+    /// bulk byte (host clock).
+    pub bulk_bytes: u64,
+    pub bulk_secs: f64,
+    /// Trace bytes received between the first and the latest read holding a task
+    /// event, and the seconds between those reads.
+    pub trace_bytes: u64,
+    pub trace_secs: f64,
+    /// Task-stream events decoded, the kernel's produced total (last `EventCounts` of
+    /// every CPU and ring), and the sum of the Loss reports.
+    pub events: u64,
+    pub produced: u64,
+    pub lost: u64,
+    /// The kernel's COM1 output (with its `bench …` line).
+    pub com1: String,
+}
+
+/// Issue 8, row 3, in one boot: the raw link rate (the kernel writing 64 KiB chunks,
+/// timed here from the first byte to the last bulk byte), then the trace stream while
+/// every CPU floods events.
 fn link_rows(quick: bool) -> Result<Vec<Row>> {
+    crate::qemu_cmd::ensure_installed()?;
+    let image = artifacts::build(artifacts::Variant::Normal)?;
+    let m = run_link_bench(&image, if quick { 2 } else { 4 })?;
+    let mib = 1024.0 * 1024.0;
+    let link = m.bulk_bytes as f64 / mib / m.bulk_secs;
+    let trace = m.trace_bytes as f64 / mib / m.trace_secs;
+    let row = |name: &str, lucid: f64, anchor: Option<f64>, unit: &str| {
+        Row::parse(
+            &serde_json::json!({
+                "name": name,
+                "lucid": lucid,
+                "anchor": anchor,
+                "ratio": anchor.map(|a| lucid / a),
+                "unit": unit,
+            })
+            .to_string(),
+        )
+    };
+    let mut rows = vec![
+        row("e2e.link_raw_mib_per_s", link, None, "MiB/s")?,
+        row("e2e.trace_mib_per_s", trace, Some(link), "MiB/s")?,
+        row("e2e.trace_vs_link", trace / link, None, "x")?,
+        row(
+            "e2e.trace_events_per_s",
+            m.events as f64 / m.trace_secs,
+            None,
+            "events/s",
+        )?,
+        row(
+            "e2e.trace_events_produced_per_s",
+            m.produced as f64 / m.trace_secs,
+            None,
+            "events/s",
+        )?,
+        row("e2e.trace_events_lost", m.lost as f64, None, "events")?,
+    ];
+    rows.extend(parse_kernel_bench(&m.com1)?);
+    Ok(rows)
+}
+
+/// Boots `image` with `workload=link-bench:SECS` (4 CPUs, the trace port on a socket,
+/// COM1 to `<target>/bench/link-bench.com1.log`), reads the port as fast as it can
+/// until QEMU exits, then decodes the trace part.
+pub fn run_link_bench(image: &artifacts::BootImage, secs: u64) -> Result<LinkBench> {
     use std::io::Read;
 
     use lucid_protocol::{Decoder, Item, Message, Ring};
 
-    use crate::{artifacts::Variant, qemu_cmd, trace_link};
+    use crate::{qemu_cmd, trace_link};
 
-    qemu_cmd::ensure_installed()?;
-    let image = artifacts::build(Variant::Normal)?;
-    let secs = if quick { 2 } else { 4 };
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let log = dir.join("link-bench.com1.log");
@@ -402,7 +461,7 @@ fn link_rows(quick: bool) -> Result<Vec<Row>> {
         com1_file: Some(log.clone()),
         extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
     };
-    let mut cmd = qemu_cmd::command(&image, &cfg);
+    let mut cmd = qemu_cmd::command(image, &cfg);
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     process::show(&cmd);
     let mut child = cmd.spawn().context("start QEMU")?;
@@ -484,39 +543,16 @@ fn link_rows(quick: bool) -> Result<Vec<Row>> {
     let (Some((t0, b0)), Some((t1, b1))) = (first_event, last_event) else {
         bail!("the link bench sent no task event after its bulk phase");
     };
-    let mib = 1024.0 * 1024.0;
-    let link = split.bulk_bytes as f64 / mib / bulk_end.duration_since(bulk_start).as_secs_f64().max(1e-3);
-    let window = t1.duration_since(t0).as_secs_f64().max(1e-3);
-    let trace = (b1 - b0) as f64 / mib / window;
-    let produced: u64 = produced.values().sum();
-    let row = |name: &str, lucid: f64, anchor: Option<f64>, unit: &str| {
-        Row::parse(
-            &serde_json::json!({
-                "name": name,
-                "lucid": lucid,
-                "anchor": anchor,
-                "ratio": anchor.map(|a| lucid / a),
-                "unit": unit,
-            })
-            .to_string(),
-        )
-    };
-    let mut rows = vec![
-        row("e2e.link_raw_mib_per_s", link, None, "MiB/s")?,
-        row("e2e.trace_mib_per_s", trace, Some(link), "MiB/s")?,
-        row("e2e.trace_vs_link", trace / link, None, "x")?,
-        row("e2e.trace_events_per_s", events as f64 / window, None, "events/s")?,
-        row(
-            "e2e.trace_events_produced_per_s",
-            produced as f64 / window,
-            None,
-            "events/s",
-        )?,
-        row("e2e.trace_events_lost", lost as f64, None, "events")?,
-    ];
-    let com1 = std::fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?;
-    rows.extend(parse_kernel_bench(&com1)?);
-    Ok(rows)
+    Ok(LinkBench {
+        bulk_bytes: split.bulk_bytes,
+        bulk_secs: bulk_end.duration_since(bulk_start).as_secs_f64().max(1e-3),
+        trace_bytes: (b1 - b0) as u64,
+        trace_secs: t1.duration_since(t0).as_secs_f64().max(1e-3),
+        events,
+        produced: produced.values().sum(),
+        lost,
+        com1: std::fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?,
+    })
 }
 
 /// The wasm host's rows, measured by the kernel itself in one boot
