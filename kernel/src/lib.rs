@@ -11,6 +11,8 @@ pub mod drivers;
 pub mod fault;
 #[cfg(feature = "ktest")]
 pub mod ktest;
+#[cfg(not(feature = "ktest"))]
+pub mod link_bench;
 pub mod logger;
 pub mod mem;
 pub mod qemu;
@@ -109,20 +111,26 @@ pub fn start(boot: &'static BootInfo) -> ! {
 
     #[cfg(not(feature = "ktest"))]
     {
-        start_trace();
-        // The log heartbeat runs forever, so it belongs to the open-ended demo only.
-        if matches!(cmdline::get(cmdline, "workload"), None | Some("demo")) {
-            sched::runtime().builder().name("heartbeat").spawn(heartbeat());
+        let sink = trace_sink();
+        if let Some(secs) = link_bench::requested(cmdline) {
+            // The link bench owns the port first and starts the drain itself.
+            link_bench::spawn(sink, secs);
+        } else {
+            trace::drain::spawn(sink);
+            // The log heartbeat runs forever, so it belongs to the open-ended demo only.
+            if matches!(cmdline::get(cmdline, "workload"), None | Some("demo")) {
+                sched::runtime().builder().name("heartbeat").spawn(heartbeat());
+            }
+            workload::start(cmdline);
         }
-        workload::start(cmdline);
         sched::run(0)
     }
 }
 
-/// Finds the trace port and starts the drain task (on CPU 0).
+/// Finds the trace port (or the fallback) the drain task will write to.
 #[cfg(not(feature = "ktest"))]
-fn start_trace() {
-    let sink = match drivers::virtio_serial::VirtioSerial::probe("lucid.trace") {
+fn trace_sink() -> trace::drain::Sink {
+    match drivers::virtio_serial::VirtioSerial::probe("lucid.trace") {
         Ok(dev) => {
             log::info!("trace: streaming to virtio-serial port lucid.trace");
             trace::drain::Sink::Virtio(alloc::boxed::Box::new(dev))
@@ -135,8 +143,7 @@ fn start_trace() {
             log::warn!("trace: {e}; events are counted as dropped");
             trace::drain::Sink::None
         }
-    };
-    trace::drain::spawn(sink);
+    }
 }
 
 /// Says every few seconds that the kernel is alive, with what the schedulers did.

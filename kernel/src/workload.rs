@@ -9,6 +9,9 @@
 //! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
 //! - `wasm-bench`: the wasm host's measurements for `cargo xtask bench`, then QEMU
 //!   exits.
+//! - `link-bench:SECS`: the trace link's raw rate, then an event flood through the
+//!   trace, for `cargo xtask bench`; started from `lib.rs` because it owns the trace
+//!   port before the drain does (see [`crate::link_bench`]).
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -57,7 +60,9 @@ pub fn start(cmdline: &str) {
                     trace::drain::finish_and_exit();
                 });
             } else {
-                log::warn!("unknown workload `{spec}` (expected demo, none, wasm-bench, burst:N or soak:SECS)");
+                log::warn!(
+                    "unknown workload `{spec}` (expected demo, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
+                );
             }
         }
     }

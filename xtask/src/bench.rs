@@ -24,6 +24,9 @@ pub struct Args {
     /// Skip the rows that boot the kernel under QEMU.
     #[arg(long)]
     no_qemu: bool,
+    /// Only the trace-vs-link boot (`workload=link-bench`), no host benchmarks.
+    #[arg(long, conflicts_with = "no_qemu")]
+    link_only: bool,
 }
 
 /// One row as the bench program printed it, plus its goal.
@@ -86,6 +89,10 @@ fn goal_for(name: &str) -> Option<Goal> {
         Some(Goal::AtLeast(20e6))
     } else if name.starts_with("console.render_10k_tasks.") {
         Some(Goal::AtMost(16.0))
+    } else if name == "e2e.trace_vs_link" {
+        // Issue 8, row 3: "the highest event rate the kernel sustains … vs the raw
+        // link rate … Goal ≥ 50% of link."
+        Some(Goal::AtLeast(0.5))
     } else if name == "console.replay_seek_max_ms" {
         // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
         Some(Goal::AtMost(100.0))
@@ -133,6 +140,8 @@ fn figure(v: Option<f64>) -> String {
         None => "-".to_string(),
         Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
+        // Small ratios (a trace rate far below the link's) would read as 0.00.
+        Some(v) if v != 0.0 && v.abs() < 0.1 => format!("{v:.4}"),
         Some(v) => format!("{v:.2}"),
     }
 }
@@ -147,7 +156,7 @@ fn table(rows: &[Row]) -> String {
                 r.name.clone(),
                 figure(r.lucid),
                 figure(r.anchor),
-                r.ratio.map_or("-".to_string(), |x| format!("{x:.2}")),
+                r.ratio.map_or("-".to_string(), |x| figure(Some(x))),
                 r.unit.clone(),
                 r.goal.map_or("-".to_string(), Goal::text),
                 match r.met() {
@@ -276,6 +285,276 @@ fn kernel_rows() -> Result<Vec<Row>> {
     ])
 }
 
+/// Where the link bench's stream is: the header, the bulk chunks, or the trace after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkPhase {
+    Header,
+    /// Inside a bulk chunk of `size` bytes with `left` still to come.
+    Chunk {
+        size: u64,
+        left: u64,
+    },
+    Trace,
+}
+
+/// Splits the stream of `workload=link-bench` (`kernel/src/link_bench.rs`): `LUCIDLNK`
+/// and the chunk size (u64 LE), then chunks of that size starting with `LNK-MORE`, the
+/// last with `LNK-LAST`, then the ordinary trace stream.
+#[derive(Debug)]
+struct LinkSplitter {
+    phase: LinkPhase,
+    /// The header or the current chunk's marker, as far as it has arrived.
+    pending: Vec<u8>,
+    /// Bytes of the header and bulk chunks so far.
+    bulk_bytes: u64,
+}
+
+impl LinkSplitter {
+    const MAGIC: &[u8; 8] = b"LUCIDLNK";
+    const MORE: &[u8; 8] = b"LNK-MORE";
+    const LAST: &[u8; 8] = b"LNK-LAST";
+
+    fn new() -> Self {
+        Self {
+            phase: LinkPhase::Header,
+            pending: Vec::new(),
+            bulk_bytes: 0,
+        }
+    }
+
+    fn in_trace(&self) -> bool {
+        self.phase == LinkPhase::Trace
+    }
+
+    /// Consumes the bulk part of `data`; returns what belongs to the trace stream.
+    fn feed<'a>(&mut self, mut data: &'a [u8]) -> Result<&'a [u8]> {
+        while !data.is_empty() {
+            match self.phase {
+                LinkPhase::Header => {
+                    let take = (16 - self.pending.len()).min(data.len());
+                    self.pending.extend_from_slice(&data[..take]);
+                    self.bulk_bytes += take as u64;
+                    data = &data[take..];
+                    if self.pending.len() == 16 {
+                        if &self.pending[..8] != Self::MAGIC {
+                            bail!("the link bench stream does not start with LUCIDLNK");
+                        }
+                        let size = u64::from_le_bytes(self.pending[8..].try_into().expect("8 bytes"));
+                        if size < 8 {
+                            bail!("link bench chunk size {size} is smaller than its marker");
+                        }
+                        self.pending.clear();
+                        self.phase = LinkPhase::Chunk { size, left: size };
+                    }
+                }
+                LinkPhase::Chunk { size, left } => {
+                    let take = left.min(data.len() as u64) as usize;
+                    let at = (size - left) as usize;
+                    if at < 8 {
+                        let marker = (8 - at).min(take);
+                        self.pending.extend_from_slice(&data[..marker]);
+                    }
+                    self.bulk_bytes += take as u64;
+                    data = &data[take..];
+                    let left = left - take as u64;
+                    self.phase = LinkPhase::Chunk { size, left };
+                    if left == 0 {
+                        self.phase = match &self.pending[..] {
+                            m if m == Self::MORE => LinkPhase::Chunk { size, left: size },
+                            m if m == Self::LAST => LinkPhase::Trace,
+                            m => bail!("bad link bench chunk marker {m:?}"),
+                        };
+                        self.pending.clear();
+                    }
+                }
+                LinkPhase::Trace => return Ok(data),
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// What one `workload=link-bench:SECS` boot measured (`kernel/src/link_bench.rs`).
+#[derive(Debug)]
+pub struct LinkBench {
+    /// Header and bulk chunks received, and the seconds from the first byte to the last
+    /// bulk byte (host clock).
+    pub bulk_bytes: u64,
+    pub bulk_secs: f64,
+    /// Trace bytes received between the first and the latest read holding a task
+    /// event, and the seconds between those reads.
+    pub trace_bytes: u64,
+    pub trace_secs: f64,
+    /// Task-stream events decoded, the kernel's produced total (last `EventCounts` of
+    /// every CPU and ring), and the sum of the Loss reports.
+    pub events: u64,
+    pub produced: u64,
+    pub lost: u64,
+    /// The kernel's COM1 output (with its `bench …` line).
+    pub com1: String,
+}
+
+/// Issue 8, row 3, in one boot: the raw link rate (the kernel writing 64 KiB chunks,
+/// timed here from the first byte to the last bulk byte), then the trace stream while
+/// every CPU floods events.
+fn link_rows(quick: bool) -> Result<Vec<Row>> {
+    crate::qemu_cmd::ensure_installed()?;
+    let image = artifacts::build(artifacts::Variant::Normal)?;
+    let m = run_link_bench(&image, if quick { 2 } else { 4 })?;
+    let mib = 1024.0 * 1024.0;
+    let link = m.bulk_bytes as f64 / mib / m.bulk_secs;
+    let trace = m.trace_bytes as f64 / mib / m.trace_secs;
+    let row = |name: &str, lucid: f64, anchor: Option<f64>, unit: &str| {
+        Row::parse(
+            &serde_json::json!({
+                "name": name,
+                "lucid": lucid,
+                "anchor": anchor,
+                "ratio": anchor.map(|a| lucid / a),
+                "unit": unit,
+            })
+            .to_string(),
+        )
+    };
+    let mut rows = vec![
+        row("e2e.link_raw_mib_per_s", link, None, "MiB/s")?,
+        row("e2e.trace_mib_per_s", trace, Some(link), "MiB/s")?,
+        row("e2e.trace_vs_link", trace / link, None, "x")?,
+        row(
+            "e2e.trace_events_per_s",
+            m.events as f64 / m.trace_secs,
+            None,
+            "events/s",
+        )?,
+        row(
+            "e2e.trace_events_produced_per_s",
+            m.produced as f64 / m.trace_secs,
+            None,
+            "events/s",
+        )?,
+        row("e2e.trace_events_lost", m.lost as f64, None, "events")?,
+    ];
+    rows.extend(parse_kernel_bench(&m.com1)?);
+    Ok(rows)
+}
+
+/// Boots `image` with `workload=link-bench:SECS` (4 CPUs, the trace port on a socket,
+/// COM1 to `<target>/bench/link-bench.com1.log`), reads the port as fast as it can
+/// until QEMU exits, then decodes the trace part.
+pub fn run_link_bench(image: &artifacts::BootImage, secs: u64) -> Result<LinkBench> {
+    use std::io::Read;
+
+    use lucid_protocol::{Decoder, Item, Message, Ring};
+
+    use crate::{qemu_cmd, trace_link};
+
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let log = dir.join("link-bench.com1.log");
+    let socket = trace_link::socket_path("bench-link");
+    let _ = std::fs::remove_file(&socket);
+    let cfg = qemu_cmd::Config {
+        smp: 4,
+        memory: "512M".into(),
+        cmdline: format!("workload=link-bench:{secs} log=warn"),
+        gdb: false,
+        com1_file: Some(log.clone()),
+        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+    };
+    let mut cmd = qemu_cmd::command(image, &cfg);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    process::show(&cmd);
+    let mut child = cmd.spawn().context("start QEMU")?;
+    let mut stream = trace_link::connect(&socket, std::time::Duration::from_secs(10))?;
+
+    // Reading only keeps the reader fast (decoding while reading made a loaded host
+    // the bottleneck, and flow control then filled the kernel's rings); the trace
+    // bytes are decoded after QEMU exits, each read with its arrival time.
+    let mut split = LinkSplitter::new();
+    let (mut bulk_start, mut bulk_end) = (None, None);
+    let mut trace_bytes = Vec::new();
+    // Per read of trace bytes: when it arrived and where it ends in `trace_bytes`.
+    let mut arrivals: Vec<(Instant, usize)> = Vec::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        bulk_start.get_or_insert(now);
+        let was_bulk = !split.in_trace();
+        let trace = split.feed(&buf[..n])?;
+        if was_bulk && split.in_trace() {
+            bulk_end = Some(now);
+        }
+        if !trace.is_empty() {
+            trace_bytes.extend_from_slice(trace);
+            arrivals.push((now, trace_bytes.len()));
+        }
+        if now > deadline {
+            break;
+        }
+    }
+
+    let mut decoder = Decoder::new();
+    // (when, trace bytes received by then) at the first and the latest task event.
+    let mut first_event: Option<(Instant, usize)> = None;
+    let mut last_event: Option<(Instant, usize)> = None;
+    let (mut events, mut lost) = (0u64, 0u64);
+    let mut produced: std::collections::BTreeMap<(u32, Ring), u64> = Default::default();
+    let mut from = 0;
+    for &(when, to) in &arrivals {
+        let mut saw_task_event = false;
+        decoder.feed(&trace_bytes[from..to], |item| {
+            if let Item::Event { stream, event, .. } = item {
+                match event.message {
+                    Message::Loss { count, .. } => lost += count,
+                    Message::EventCounts {
+                        cpu, ring, produced: p, ..
+                    } => {
+                        produced.insert((cpu, ring), p);
+                    }
+                    _ if stream.ring != Ring::Control => {
+                        events += 1;
+                        saw_task_event = true;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        if saw_task_event {
+            first_event.get_or_insert((when, to));
+            last_event = Some((when, to));
+        }
+        from = to;
+    }
+    let outcome = qemu_cmd::wait_until(&mut child, Instant::now() + std::time::Duration::from_secs(10))?;
+    if outcome != qemu_cmd::Outcome::Success {
+        bail!("the link bench boot ended with: {outcome}; COM1 in {}", log.display());
+    }
+    let (Some(bulk_start), Some(bulk_end)) = (bulk_start, bulk_end) else {
+        bail!(
+            "the link bench never finished its bulk phase; COM1 in {}",
+            log.display()
+        );
+    };
+    let (Some((t0, b0)), Some((t1, b1))) = (first_event, last_event) else {
+        bail!("the link bench sent no task event after its bulk phase");
+    };
+    Ok(LinkBench {
+        bulk_bytes: split.bulk_bytes,
+        bulk_secs: bulk_end.duration_since(bulk_start).as_secs_f64().max(1e-3),
+        trace_bytes: (b1 - b0) as u64,
+        trace_secs: t1.duration_since(t0).as_secs_f64().max(1e-3),
+        events,
+        produced: produced.values().sum(),
+        lost,
+        com1: std::fs::read_to_string(&log).with_context(|| format!("read {}", log.display()))?,
+    })
+}
+
 /// The wasm host's rows, measured by the kernel itself in one boot
 /// (`workload=wasm-bench`, `kernel/src/wasm/bench.rs`): guest vs native compute,
 /// the hostcall round trip and instantiation from a loaded `.cwasm`.
@@ -393,6 +672,14 @@ fn replay_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
 
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
+    if args.link_only {
+        let rows = link_rows(args.quick)?;
+        println!();
+        print!("{}", table(&rows));
+        println!();
+        println!("{}; {:.0} s in all", machine(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     process::run(Command::new(&cargo).current_dir(process::workspace_root()).args([
         "build",
@@ -424,6 +711,7 @@ pub fn main(args: Args) -> Result<()> {
     rows.extend(replay_rows(&cargo, args.quick)?);
     if !args.no_qemu {
         rows.extend(kernel_rows()?);
+        rows.extend(link_rows(args.quick)?);
         rows.extend(wasm_rows()?);
     }
     if rows.is_empty() {
@@ -475,6 +763,51 @@ mod tests {
         assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| g.met(2.0) && !g.met(20.0)));
         assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| g.met(60.0) && !g.met(150.0)));
         assert!(goal_for("console.replay_seek_p50_ms").is_none());
+        assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| g.met(0.6) && !g.met(0.3)));
+        assert!(goal_for("e2e.trace_mib_per_s").is_none());
+        assert!(goal_for("e2e.link_raw_mib_per_s").is_none());
+    }
+
+    fn link_stream(chunk: usize, chunks: usize, trace: &[u8]) -> Vec<u8> {
+        let mut s = b"LUCIDLNK".to_vec();
+        s.extend_from_slice(&(chunk as u64).to_le_bytes());
+        for i in 0..chunks {
+            let mut c = vec![0xa5u8; chunk];
+            c[..8].copy_from_slice(if i + 1 == chunks { b"LNK-LAST" } else { b"LNK-MORE" });
+            s.extend_from_slice(&c);
+        }
+        s.extend_from_slice(trace);
+        s
+    }
+
+    #[test]
+    fn the_link_splitter_finds_the_trace_after_the_bulk_chunks_in_any_pieces() {
+        let trace = b"\x01trace frames\x00";
+        let stream = link_stream(20, 3, trace);
+        for piece in [1, 3, 7, 20, 1000] {
+            let mut split = LinkSplitter::new();
+            let mut out = Vec::new();
+            for p in stream.chunks(piece) {
+                out.extend_from_slice(split.feed(p).unwrap());
+            }
+            assert!(split.in_trace(), "piece {piece}");
+            assert_eq!(split.bulk_bytes, 16 + 60, "piece {piece}");
+            assert_eq!(out, trace, "piece {piece}");
+        }
+        let mut split = LinkSplitter::new();
+        assert!(split.feed(&link_stream(20, 2, b"")[..40]).unwrap().is_empty());
+        assert!(!split.in_trace(), "still inside the second chunk");
+    }
+
+    #[test]
+    fn the_link_splitter_rejects_a_foreign_stream() {
+        assert!(LinkSplitter::new().feed(b"not a link bench").is_err());
+        let mut bad = link_stream(20, 2, b"");
+        bad[16 + 20] = b'X';
+        assert!(LinkSplitter::new().feed(&bad).is_err());
+        let mut tiny = b"LUCIDLNK".to_vec();
+        tiny.extend_from_slice(&4u64.to_le_bytes());
+        assert!(LinkSplitter::new().feed(&tiny).is_err());
     }
 
     #[test]

@@ -545,10 +545,41 @@ fn kernel_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
         tally.record("console end to end runs to completion", false);
     }
     metrics_end_to_end(tally, image);
+    link_bench_end_to_end(tally, image);
     if let Err(e) = wasm_end_to_end(tally, image) {
         eprintln!("error: wasm end to end: {e:#}");
         tally.record("wasm end to end runs to completion", false);
     }
+}
+
+/// `workload=link-bench:1` (the bench's issue 8 row 3 boot) runs through: the bulk
+/// phase ends with its last-chunk marker, the trace after it decodes, and the kernel's
+/// accounting holds (decoded + lost = produced). No speed is asserted.
+fn link_bench_end_to_end(tally: &mut Tally, image: &artifacts::BootImage) {
+    println!("link bench end to end: workload=link-bench:1");
+    let verdict = crate::bench::run_link_bench(image, 1).and_then(|m| {
+        println!(
+            "link bench: {} bulk bytes, {} events decoded, {} lost, {} produced",
+            m.bulk_bytes, m.events, m.lost, m.produced
+        );
+        if m.bulk_bytes <= 16 || m.events == 0 {
+            bail!("no bulk data or no trace events");
+        }
+        if m.events + m.lost != m.produced {
+            bail!("decoded {} + lost {} != produced {}", m.events, m.lost, m.produced);
+        }
+        if !m.com1.contains("bench e2e.link_raw_guest_mib_per_s ") {
+            bail!("the kernel printed no link rate on COM1");
+        }
+        Ok(())
+    });
+    if let Err(e) = &verdict {
+        eprintln!("error: link bench end to end: {e:#}");
+    }
+    tally.record(
+        "link bench: bulk phase, then a complete trace (decoded + lost = produced)",
+        verdict.is_ok(),
+    );
 }
 
 /// The demo's wasm guests as the console sees them: `lucid live` records 10 s of
