@@ -3,6 +3,10 @@
 //! `<target>/bench/report.json`. Figures are medians of several runs on a shared
 //! machine; nothing here fails because of a speed (a missed goal is reported, not an
 //! error). `docs/benchmarks.md` explains the workloads.
+//!
+//! The anchors of issue 8's rows 1 and 2 come from `bench/tokio-console-anchor` (tokio
+//! bare and with console-subscriber, and console-subscriber's recording) and from
+//! `lucid export --perfetto` of the spawn_join trace the bench program records.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -52,11 +56,12 @@ struct ReportRow<'a> {
     met: Option<bool>,
 }
 
-/// A bound on the Lucid figure.
+/// A bound on the Lucid figure, or on the ratio Lucid / anchor.
 #[derive(Debug, Clone, Copy)]
 enum Goal {
     AtMost(f64),
     AtLeast(f64),
+    RatioAtMost(f64),
 }
 
 impl Goal {
@@ -64,14 +69,17 @@ impl Goal {
         match self {
             Goal::AtMost(v) => format!("<= {v}"),
             Goal::AtLeast(v) => format!(">= {v}"),
+            Goal::RatioAtMost(v) => format!("ratio <= {v}"),
         }
     }
 
-    fn met(self, figure: f64) -> bool {
-        match self {
-            Goal::AtMost(v) => figure <= v,
-            Goal::AtLeast(v) => figure >= v,
-        }
+    /// Whether a row with these figures meets the goal (`None`: a figure it needs is missing).
+    fn met(self, lucid: Option<f64>, ratio: Option<f64>) -> Option<bool> {
+        Some(match self {
+            Goal::AtMost(v) => lucid? <= v,
+            Goal::AtLeast(v) => lucid? >= v,
+            Goal::RatioAtMost(v) => ratio? <= v,
+        })
     }
 }
 
@@ -93,6 +101,9 @@ fn goal_for(name: &str) -> Option<Goal> {
         // Issue 8, row 3: "the highest event rate the kernel sustains … vs the raw
         // link rate … Goal ≥ 50% of link."
         Some(Goal::AtLeast(0.5))
+    } else if name.starts_with("trace.") && leaf == "overhead_vs_console_subscriber" {
+        // "Lucid's overhead per poll ≤ 1/50 of console-subscriber's."
+        Some(Goal::RatioAtMost(0.02))
     } else if name == "console.replay_seek_max_ms" {
         // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
         Some(Goal::AtMost(100.0))
@@ -118,7 +129,20 @@ impl Row {
     }
 
     fn met(&self) -> Option<bool> {
-        Some(self.goal?.met(self.lucid?))
+        self.goal?.met(self.lucid, self.ratio)
+    }
+
+    /// A row built here rather than printed by a bench program.
+    fn new(name: &str, lucid: Option<f64>, anchor: Option<f64>, unit: &str) -> Row {
+        let ratio = lucid.zip(anchor.filter(|&a| a != 0.0)).map(|(l, a)| l / a);
+        Row {
+            goal: goal_for(name),
+            name: name.to_string(),
+            lucid,
+            anchor,
+            ratio,
+            unit: unit.to_string(),
+        }
     }
 
     fn report(&self) -> ReportRow<'_> {
@@ -670,6 +694,196 @@ fn replay_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
         .collect()
 }
 
+/// JSON lines of a bench program's stdout as rows.
+fn parse_rows(stdout: &[u8]) -> Result<Vec<Row>> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(Row::parse)
+        .collect()
+}
+
+/// Runs `cmd` (printed first), progress on stderr to the terminal, and returns its rows.
+fn run_rows(cmd: &mut Command) -> Result<Vec<Row>> {
+    process::show(cmd);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !out.status.success() {
+        bail!("{program} failed: {}", out.status);
+    }
+    parse_rows(&out.stdout)
+}
+
+/// The figure a row named `name` carries in `column`.
+fn figure_of(rows: &[Row], name: &str, column: fn(&Row) -> Option<f64>) -> Option<f64> {
+    rows.iter().find(|r| r.name == name).and_then(column)
+}
+
+/// tokio `current_thread` bare and with console-subscriber, and the size of its
+/// recording (`bench/tokio-console-anchor`). console-subscriber needs
+/// `--cfg tokio_unstable` for the whole build, so that build has its own target
+/// directory and never invalidates the others; the bare baseline is built as the bench
+/// program's tokio is, without it, and told the poll counts tokio cannot count then.
+fn anchor_rows(cargo: &str, runs: u32) -> Result<Vec<Row>> {
+    let unstable_target = artifacts::target_dir().join("bench-anchor");
+    process::run(
+        Command::new(cargo)
+            .current_dir(process::workspace_root())
+            .env("RUSTFLAGS", "--cfg tokio_unstable")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env("CARGO_TARGET_DIR", &unstable_target)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "tokio-console-anchor",
+                "--features",
+                "console",
+            ]),
+    )?;
+    let records = unstable_target.join("recordings");
+    let mut rows = run_rows(
+        Command::new(unstable_target.join("release/tokio-console-anchor"))
+            .args(["--runs", &runs.to_string()])
+            .arg("--record-dir")
+            .arg(&records),
+    )?;
+    let polls = ["spawn_join", "ping_pong"]
+        .map(|w| figure_of(&rows, &format!("anchor.tokio.{w}.polls"), |r| r.anchor).map(|p| p as u64));
+    let [Some(sj), Some(pp)] = polls else {
+        bail!("tokio-console-anchor printed no poll counts");
+    };
+    process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tokio-console-anchor",
+    ]))?;
+    rows.extend(run_rows(
+        Command::new(artifacts::target_dir().join("release/tokio-console-anchor"))
+            .args(["--runs", &runs.to_string()])
+            .args(["--polls", &format!("{sj},{pp}")]),
+    )?);
+    Ok(rows)
+}
+
+/// Size of a Chrome trace-event JSON export.
+#[derive(Debug, Clone, Copy)]
+struct ChromeJson {
+    bytes: u64,
+    events: u64,
+}
+
+/// `lucid export --perfetto` writes one event per line between an opening and a
+/// closing line.
+fn chrome_json_size(path: &std::path::Path) -> Result<ChromeJson> {
+    use std::io::Read;
+
+    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    if lines < 3 {
+        bail!("{} holds no trace events", path.display());
+    }
+    Ok(ChromeJson {
+        bytes,
+        events: lines - 2,
+    })
+}
+
+/// The spawn_join trace the bench program recorded, exported by `lucid export
+/// --perfetto` (the export is deleted after measuring: about 0.5 GB).
+fn chrome_json(cargo: &str, recording: &std::path::Path) -> Result<ChromeJson> {
+    process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "lucid-console",
+        "--bin",
+        "lucid",
+    ]))?;
+    let out = recording.with_extension("json");
+    process::run(
+        Command::new(artifacts::target_dir().join("release/lucid"))
+            .arg("export")
+            .arg(recording)
+            .arg("--perfetto")
+            .arg(&out),
+    )?;
+    let size = chrome_json_size(&out);
+    std::fs::remove_file(&out).with_context(|| format!("remove {}", out.display()))?;
+    size
+}
+
+/// Rows that hold Lucid's figures against the anchors' (ratio = Lucid / anchor). A
+/// row whose figures are missing is left out.
+fn comparisons(rows: &[Row], chrome: Option<ChromeJson>) -> Vec<Row> {
+    let lucid = |name: &str| figure_of(rows, name, |r| r.lucid);
+    let anchor = |name: &str| figure_of(rows, name, |r| r.anchor);
+    let mut out = Vec::new();
+    let mut push = |name: String, l: Option<f64>, a: Option<f64>, unit: &str| {
+        if l.is_some() && a.is_some() {
+            out.push(Row::new(&name, l, a, unit));
+        }
+    };
+    for w in ["spawn_join", "ping_pong"] {
+        push(
+            format!("trace.{w}.overhead_vs_console_subscriber"),
+            lucid(&format!("trace.{w}.overhead_ns_per_poll")),
+            anchor(&format!("anchor.console_subscriber.{w}.overhead_ns_per_poll")),
+            "ns/poll",
+        );
+        push(
+            format!("bytes.{w}.per_poll_vs_console_recording"),
+            lucid(&format!("bytes.{w}.all_bytes_per_poll")),
+            anchor(&format!("anchor.console_recording.{w}.bytes_per_poll")),
+            "B/poll",
+        );
+        push(
+            format!("bytes.{w}.per_event_vs_console_recording"),
+            lucid(&format!("bytes.{w}.all_events")),
+            anchor(&format!("anchor.console_recording.{w}.bytes_per_event")),
+            "B/event",
+        );
+    }
+    if let Some(c) = chrome {
+        let bytes = c.bytes as f64;
+        // The same events in both encodings, so per Lucid event and per poll.
+        push(
+            "bytes.spawn_join.per_event_vs_chrome_json".into(),
+            lucid("bytes.spawn_join.all_events"),
+            lucid("bytes.spawn_join.events").map(|e| bytes / e),
+            "B/event",
+        );
+        push(
+            "bytes.spawn_join.per_poll_vs_chrome_json".into(),
+            lucid("bytes.spawn_join.all_bytes_per_poll"),
+            lucid("bytes.spawn_join.polls").map(|p| bytes / p),
+            "B/poll",
+        );
+        out.push(Row::new(
+            "anchor.chrome_json.spawn_join.bytes_per_json_event",
+            None,
+            Some(bytes / c.events as f64),
+            "B/event",
+        ));
+    }
+    out
+}
+
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
     if args.link_only {
@@ -691,22 +905,20 @@ pub fn main(args: Args) -> Result<()> {
     ]))?;
     let exe = artifacts::target_dir().join("release/examples/bench");
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 9 });
-    let mut cmd = Command::new(&exe);
-    cmd.args(["--runs", &runs.to_string()]);
-    process::show(&cmd);
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let recording = dir.join("spawn_join.lucid");
     // The rows come on stdout; progress on stderr goes straight to the terminal.
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !out.status.success() {
-        bail!("{} failed: {}", exe.display(), out.status);
-    }
-    let mut rows = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(Row::parse)
-        .collect::<Result<Vec<_>>>()?;
+    let mut rows = run_rows(
+        Command::new(&exe)
+            .args(["--runs", &runs.to_string()])
+            .arg("--record")
+            .arg(&recording),
+    )?;
+    let chrome = chrome_json(&cargo, &recording)?;
+    rows.extend(anchor_rows(&cargo, runs)?);
+    let compared = comparisons(&rows, Some(chrome));
+    rows.extend(compared);
     rows.extend(console_rows(&cargo)?);
     rows.extend(replay_rows(&cargo, args.quick)?);
     if !args.no_qemu {
@@ -718,8 +930,6 @@ pub fn main(args: Args) -> Result<()> {
         bail!("the bench program printed no rows");
     }
 
-    let dir = artifacts::target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let report = dir.join("report.json");
     let json = serde_json::to_string_pretty(&rows.iter().map(Row::report).collect::<Vec<_>>())?;
     std::fs::write(&report, json + "\n").with_context(|| format!("write {}", report.display()))?;
@@ -756,16 +966,87 @@ mod tests {
         assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
         assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
         let console = goal_for("console.ingest_events_per_s").expect("a goal");
+        let met = |g: Goal, lucid: f64| g.met(Some(lucid), None) == Some(true);
         assert!(
-            console.met(25e6) && !console.met(5e6),
+            met(console, 25e6) && !met(console, 5e6),
             "the ingest goal is a lower bound"
         );
-        assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| g.met(2.0) && !g.met(20.0)));
-        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| g.met(60.0) && !g.met(150.0)));
+        assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| met(g, 2.0) && !met(g, 20.0)));
+        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| met(g, 60.0) && !met(g, 150.0)));
         assert!(goal_for("console.replay_seek_p50_ms").is_none());
-        assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| g.met(0.6) && !g.met(0.3)));
+        assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| met(g, 0.6) && !met(g, 0.3)));
         assert!(goal_for("e2e.trace_mib_per_s").is_none());
         assert!(goal_for("e2e.link_raw_mib_per_s").is_none());
+
+        // 1/50 of console-subscriber's overhead bounds the ratio, whatever the figures.
+        let vs = goal_for("trace.spawn_join.overhead_vs_console_subscriber").expect("a goal");
+        assert_eq!(vs.met(Some(400.0), Some(0.01)), Some(true));
+        assert_eq!(vs.met(Some(10.0), Some(0.5)), Some(false));
+        assert_eq!(vs.met(Some(10.0), None), None);
+        assert!(goal_for("trace.ping_pong.overhead_vs_console_subscriber").is_some());
+        assert!(goal_for("anchor.console_subscriber.spawn_join.overhead_ns_per_poll").is_none());
+        assert!(goal_for("bytes.spawn_join.per_poll_vs_console_recording").is_none());
+    }
+
+    fn parsed(lines: &[&str]) -> Vec<Row> {
+        lines.iter().map(|l| Row::parse(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn comparisons_put_lucid_beside_its_anchors() {
+        let rows = parsed(&[
+            r#"{"name":"trace.spawn_join.overhead_ns_per_poll","lucid":40.0,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"anchor.console_subscriber.spawn_join.overhead_ns_per_poll","lucid":null,"anchor":4000.0,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"trace.ping_pong.overhead_ns_per_poll","lucid":900.0,"anchor":null,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"anchor.console_subscriber.ping_pong.overhead_ns_per_poll","lucid":null,"anchor":3000.0,"ratio":null,"unit":"ns/poll"}"#,
+            r#"{"name":"bytes.spawn_join.all_bytes_per_poll","lucid":27.0,"anchor":null,"ratio":null,"unit":"B/poll"}"#,
+            r#"{"name":"anchor.console_recording.spawn_join.bytes_per_poll","lucid":null,"anchor":430.0,"ratio":null,"unit":"B/poll"}"#,
+            r#"{"name":"bytes.spawn_join.all_events","lucid":8.4,"anchor":null,"ratio":null,"unit":"B/event"}"#,
+            r#"{"name":"bytes.spawn_join.events","lucid":1000.0,"anchor":null,"ratio":null,"unit":"events"}"#,
+            r#"{"name":"bytes.spawn_join.polls","lucid":400.0,"anchor":null,"ratio":null,"unit":"polls"}"#,
+        ]);
+        let chrome = ChromeJson {
+            bytes: 200_000,
+            events: 1_250,
+        };
+        let out = comparisons(&rows, Some(chrome));
+        let get = |name: &str| {
+            out.iter()
+                .find(|r| r.name == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let sj = get("trace.spawn_join.overhead_vs_console_subscriber");
+        assert_eq!((sj.lucid, sj.anchor, sj.ratio), (Some(40.0), Some(4000.0), Some(0.01)));
+        assert_eq!(sj.met(), Some(true));
+        let pp = get("trace.ping_pong.overhead_vs_console_subscriber");
+        assert_eq!((pp.ratio, pp.met()), (Some(0.3), Some(false)));
+        let rec = get("bytes.spawn_join.per_poll_vs_console_recording");
+        assert_eq!((rec.lucid, rec.anchor), (Some(27.0), Some(430.0)));
+        // The recording's per-event anchor is missing, so is the row.
+        assert!(
+            out.iter()
+                .all(|r| r.name != "bytes.spawn_join.per_event_vs_console_recording")
+        );
+        let json = get("bytes.spawn_join.per_event_vs_chrome_json");
+        assert_eq!((json.lucid, json.anchor), (Some(8.4), Some(200.0)));
+        assert_eq!(get("bytes.spawn_join.per_poll_vs_chrome_json").anchor, Some(500.0));
+        assert_eq!(
+            get("anchor.chrome_json.spawn_join.bytes_per_json_event").anchor,
+            Some(160.0)
+        );
+        assert!(comparisons(&rows, None).iter().all(|r| !r.name.contains("chrome_json")));
+    }
+
+    #[test]
+    fn a_chrome_json_export_counts_one_event_per_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-chrome-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.json");
+        let text = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{\"ph\":\"M\"},\n{\"ph\":\"X\"}\n]}\n";
+        std::fs::write(&path, text).unwrap();
+        let c = chrome_json_size(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((c.bytes, c.events), (text.len() as u64, 2));
     }
 
     fn link_stream(chunk: usize, chunks: usize, trace: &[u8]) -> Vec<u8> {

@@ -3,8 +3,11 @@
 //! `docs/benchmarks.md` explains every workload.
 //!
 //! ```text
-//! bench [--quick] [--runs N] [--only throughput|trace|bytes]
+//! bench [--quick] [--runs N] [--only throughput|trace|bytes] [--record FILE.lucid]
 //! ```
+//!
+//! `--record` also writes the frames of the `bytes` section's spawn_join run as a
+//! `.lucid` recording (after a Hello with this machine's TSC rate), for `lucid export`.
 //!
 //! Every result goes to stdout as one JSON object per line:
 //! `{"name":…,"lucid":…,"anchor":…,"ratio":…,"unit":…}` with `ratio = lucid / anchor`
@@ -49,15 +52,17 @@ mod bench {
         let mut quick = false;
         let mut runs = None;
         let mut only = None;
+        let mut record = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
                 "--runs" => runs = args.next().and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0),
                 "--only" => only = args.next(),
+                "--record" => record = args.next().map(std::path::PathBuf::from),
                 other => {
                     eprintln!(
-                        "unknown argument {other:?}; usage: bench [--quick] [--runs N] [--only throughput|trace|bytes]"
+                        "unknown argument {other:?}; usage: bench [--quick] [--runs N] [--only throughput|trace|bytes] [--record FILE.lucid]"
                     );
                     std::process::exit(2);
                 }
@@ -75,7 +80,7 @@ mod bench {
             trace_cost(runs);
         }
         if section("bytes") {
-            wire_size();
+            wire_size(record.as_deref());
         }
     }
 
@@ -678,7 +683,8 @@ mod bench {
     /// Seals the open frames and empties every lane's ring (the drain task's job in the
     /// kernel, done here between runs, with the runtime stopped), and restarts the
     /// lanes' counts. With `decode`, decodes every frame and counts its events by kind.
-    fn drain_lanes(decode: bool) -> Drained {
+    /// With `keep`, the sealed frames are also appended to it as they came off the rings.
+    fn drain_lanes(decode: bool, mut keep: Option<&mut Vec<u8>>) -> Drained {
         let mut d = Drained {
             events: 0,
             dropped: 0,
@@ -695,6 +701,9 @@ mod bench {
             while lane.ring.pop(&mut scratch, |_, frame| {
                 d.frames += 1;
                 d.wire_bytes += frame.len() as u64;
+                if let Some(keep) = keep.as_deref_mut() {
+                    keep.extend_from_slice(frame);
+                }
                 if decode {
                     let mut frame = frame.to_vec();
                     let body = frame.len() - 1; // without the 0x00 delimiter
@@ -743,7 +752,7 @@ mod bench {
         let (sj_events, pp_events) = (AtomicU64::new(0), AtomicU64::new(0));
         let traced = |root: Root, events: &AtomicU64| {
             let s = lucid_run(1, Some(&TRACE), root);
-            let d = drain_lanes(false);
+            let d = drain_lanes(false, None);
             dropped.fetch_add(d.dropped, Ordering::Relaxed);
             events.store(d.events, Ordering::Relaxed);
             s
@@ -820,11 +829,57 @@ mod bench {
     /// kind's record bytes per event plus an equal share of the framing (headers, CRC,
     /// COBS, delimiters), as `lucid_protocol::testdata` reports them. Every sealed frame
     /// is decoded and its events counted against what was encoded.
-    fn wire_size() {
+    /// Polls in a drained trace (one PollStart each).
+    fn start_polls(d: &Drained) -> u64 {
+        d.kinds[MessageKind::PollStart as usize].events.max(1)
+    }
+
+    /// Writes `frames` (sealed, as drained) as a `.lucid` recording, after a control
+    /// frame with the Hello a kernel sends first: the console needs its TSC rate.
+    fn write_recording(path: &std::path::Path, boot_tsc: u64, frames: &[u8]) {
+        use std::io::Write;
+
+        let mut hello = proto::FrameEncoder::new(vec![0; FRAME_BYTES], StreamId::new(0, Ring::Control));
+        hello
+            .push(
+                boot_tsc,
+                &Message::Hello(proto::Hello {
+                    major: u16::from(proto::MAJOR),
+                    minor: proto::MINOR,
+                    build_id: "bench",
+                    tsc_hz: ticks_per_second(),
+                    cpus: TRACE_CPUS as u32,
+                    boot_tsc,
+                }),
+            )
+            .expect("a Hello fits a frame");
+        let mut sealed = vec![0; hello.max_finished_len()];
+        let n = hello.finish(&mut sealed).expect("max_finished_len fits");
+        let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let mut w = proto::recording::RecordingWriter::new(std::io::BufWriter::new(file)).expect("write the header");
+        let rx_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        w.write_chunk(rx_ns, &sealed[..n]).expect("write the Hello");
+        w.write_chunk(rx_ns, frames).expect("write the frames");
+        w.into_inner()
+            .expect("flush the recording")
+            .flush()
+            .expect("flush the recording");
+    }
+
+    fn wire_size(record: Option<&std::path::Path>) {
         install_lanes();
         for (workload, root) in [("spawn_join", spawn_join_root as Root), ("ping_pong", ping_pong_root)] {
+            let t0 = now();
             lucid_run(1, Some(&TRACE_ACCOUNTING), root);
-            let d = drain_lanes(true);
+            let mut frames = Vec::new();
+            let keep = record.is_some() && workload == "spawn_join";
+            let d = drain_lanes(true, keep.then_some(&mut frames));
+            if let (true, Some(path)) = (keep, record) {
+                write_recording(path, t0, &frames);
+                eprintln!("bench: {workload} trace written to {}", path.display());
+            }
             let kept = d.events - d.dropped;
             let encoded: u64 = d.kinds.iter().map(|k| k.events).sum();
             assert_eq!(encoded, kept, "every kept event was accounted");
@@ -859,6 +914,15 @@ mod bench {
                 None,
                 "B/event",
             );
+            // Every byte of the trace per poll, to hold against other tools' whole output.
+            row(
+                &format!("{prefix}.all_bytes_per_poll"),
+                d.wire_bytes as f64 / start_polls(&d) as f64,
+                None,
+                "B/poll",
+            );
+            row(&format!("{prefix}.events"), kept as f64, None, "events");
+            row(&format!("{prefix}.polls"), start_polls(&d) as f64, None, "polls");
             for kind in MessageKind::ALL {
                 if d.kinds[*kind as usize].events > 0 {
                     row(&format!("{prefix}.{}", kind.name()), bytes(*kind), None, "B/event");
