@@ -1,11 +1,14 @@
 //! Console ingest and render cost: events per second decoded, put in time order and
-//! folded into the state model on one thread, and the time to draw each view with 10k tasks.
+//! folded into the state model on one thread, the heap the state model holds per
+//! retained task, and the time to draw each view with 10k tasks.
 //!
 //! `cargo run --release -p lucid-console --example ingest_render [-- --json]`
 //!
 //! With `--json` it prints one JSON object per row (name, lucid, unit) for
 //! `cargo xtask bench`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lucid_console::live::Session;
@@ -14,6 +17,37 @@ use lucid_console::ui::{App, View, draw};
 use lucid_protocol::testdata::{Workload, generate};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+
+/// The system allocator, counting the bytes live on the heap.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator with the caller's layout;
+// the counter is only arithmetic beside it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc`/`realloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
@@ -50,10 +84,19 @@ fn main() {
         wire.len()
     );
 
+    // Everything the session holds once the workload is in: every task has completed
+    // within the retention window (60 s of trace time by default), so all are kept.
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut s = Session::new("bench".into(), Config::default());
     s.feed(0, &wire);
     s.flush();
-    eprintln!("state: {} tasks", s.state.tasks.len());
+    let held = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let tasks = s.state.tasks.len();
+    let per_task = held as f64 / tasks.max(1) as f64;
+    if json {
+        println!(r#"{{"name":"console.memory_per_retained_task_bytes","lucid":{per_task:.0},"unit":"B/task"}}"#);
+    }
+    eprintln!("state: {tasks} tasks, {held} heap bytes held ({per_task:.0} B per task, everything included)");
     let mut app = App::new(s);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     app.detail.task = Some(1);

@@ -92,6 +92,9 @@ fn goal_for(name: &str) -> Option<Goal> {
     } else if name.starts_with("bytes.") && matches!(leaf, "poll_start" | "poll_end" | "poll_start_end_avg") {
         // "Goal ≤ 8 B per PollStart/PollEnd."
         Some(Goal::AtMost(8.0))
+    } else if name == "console.memory_per_retained_task_bytes" {
+        // "console memory per retained task … ≤ 1 KiB per retained task."
+        Some(Goal::AtMost(1024.0))
     } else if name == "console.ingest_events_per_s" {
         // "Goals: ≥ 20 M events/s … frame < 16 ms."
         Some(Goal::AtLeast(20e6))
@@ -976,6 +979,7 @@ mod tests {
         assert!(goal_for("console.replay_seek_p50_ms").is_none());
         assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| met(g, 0.6) && !met(g, 0.3)));
         assert!(goal_for("e2e.trace_mib_per_s").is_none());
+        assert!(goal_for("console.memory_per_retained_task_bytes").is_some_and(|g| met(g, 900.0) && !met(g, 2000.0)));
         assert!(goal_for("e2e.link_raw_mib_per_s").is_none());
 
         // 1/50 of console-subscriber's overhead bounds the ratio, whatever the figures.
