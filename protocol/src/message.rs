@@ -107,6 +107,20 @@ pub enum WasmState {
     Killed,
 }
 
+impl WasmState {
+    /// Every state, in wire order (`state as u8` indexes it).
+    pub const ALL: [WasmState; 8] = [
+        WasmState::Created,
+        WasmState::Running,
+        WasmState::Suspended,
+        WasmState::Trapped,
+        WasmState::Exited,
+        WasmState::Blocked,
+        WasmState::Sleeping,
+        WasmState::Killed,
+    ];
+}
+
 /// Verbosity of a tracing event or span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
@@ -908,16 +922,7 @@ fn u32_of(v: u64) -> Result<u32, DecodeError> {
 
 const RINGS: [Ring; 4] = [Ring::Task, Ring::Interrupt, Ring::Control, Ring::Host];
 const OUTCOMES: [Outcome; 3] = [Outcome::Ok, Outcome::Cancelled, Outcome::Panicked];
-const WASM_STATES: [WasmState; 8] = [
-    WasmState::Created,
-    WasmState::Running,
-    WasmState::Suspended,
-    WasmState::Trapped,
-    WasmState::Exited,
-    WasmState::Blocked,
-    WasmState::Sleeping,
-    WasmState::Killed,
-];
+const WASM_STATES: [WasmState; 8] = WasmState::ALL;
 const LEVELS: [Level; 5] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
 
 /// Compact form: (code, fields) or `None` for extended messages.

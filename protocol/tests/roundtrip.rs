@@ -49,16 +49,7 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
     let opt = |i: usize| (!n[i].is_multiple_of(3)).then_some(n[i + 1]);
     let ring = [Ring::Task, Ring::Interrupt, Ring::Control, Ring::Host][(n[3] % 4) as usize];
     let task_kind = if b(4) { TaskKind::Wasm } else { TaskKind::Kernel };
-    let wasm_state = [
-        WasmState::Created,
-        WasmState::Running,
-        WasmState::Suspended,
-        WasmState::Trapped,
-        WasmState::Exited,
-        WasmState::Blocked,
-        WasmState::Sleeping,
-        WasmState::Killed,
-    ][(n[2] % 8) as usize];
+    let wasm_state = WasmState::ALL[(n[2] % WasmState::ALL.len() as u64) as usize];
     let level = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error][(n[4] % 5) as usize];
     match kind {
         MessageKind::Hello => Message::Hello(Hello {

@@ -244,18 +244,8 @@ fn wasm_state(s: WasmState) -> &'static str {
 }
 
 fn wasm(e: &mut Exposition, s: &State) {
-    const STATES: [WasmState; 8] = [
-        WasmState::Created,
-        WasmState::Running,
-        WasmState::Suspended,
-        WasmState::Trapped,
-        WasmState::Exited,
-        WasmState::Blocked,
-        WasmState::Sleeping,
-        WasmState::Killed,
-    ];
     e.family("lucid_wasm_instances", Kind::Gauge, "Wasm instances by state.");
-    for st in STATES {
+    for st in WasmState::ALL {
         let n = s.wasm.values().filter(|w| w.state == st).count();
         e.sample("lucid_wasm_instances", &[("state", wasm_state(st))], n as u64);
     }

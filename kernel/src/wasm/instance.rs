@@ -269,23 +269,13 @@ pub struct LiveInstance {
 
 /// Every live instance (for a console that connects late).
 pub fn snapshots() -> alloc::vec::Vec<LiveInstance> {
-    const STATES: [WasmState; 8] = [
-        WasmState::Created,
-        WasmState::Running,
-        WasmState::Suspended,
-        WasmState::Trapped,
-        WasmState::Exited,
-        WasmState::Blocked,
-        WasmState::Sleeping,
-        WasmState::Killed,
-    ];
     METERS
         .lock()
         .iter()
         .map(|(&id, m)| LiveInstance {
             id,
             module: m.module,
-            state: STATES
+            state: WasmState::ALL
                 .get(m.state.load(Ordering::Relaxed) as usize)
                 .copied()
                 .unwrap_or(WasmState::Running),
