@@ -24,12 +24,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-// The workloads must stay those of kernel/executor/examples/bench.rs.
-const TASKS: usize = 100_000;
-const YIELDS: usize = 10;
-const PAIRS: usize = 1_000;
-const TRIPS: u32 = 100;
-const CHANNEL_CAPACITY: usize = 1;
+// The same workloads as kernel/executor/examples/bench.rs's tokio rows: one definition.
+use tokio_console_anchor::workloads::{ping_pong, spawn_join};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Workload {
@@ -52,43 +48,6 @@ impl Workload {
             Workload::SpawnJoin => spawn_join().await,
             Workload::PingPong => ping_pong().await,
         }
-    }
-}
-
-async fn spawn_join() {
-    let mut handles = Vec::with_capacity(TASKS);
-    for _ in 0..TASKS {
-        handles.push(tokio::spawn(async {
-            for _ in 0..YIELDS {
-                tokio::task::yield_now().await;
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.expect("the task completes");
-    }
-}
-
-async fn ping_pong() {
-    use tokio::sync::mpsc;
-    let mut handles = Vec::with_capacity(2 * PAIRS);
-    for _ in 0..PAIRS {
-        let (ping_tx, mut ping_rx) = mpsc::channel::<u32>(CHANNEL_CAPACITY);
-        let (pong_tx, mut pong_rx) = mpsc::channel::<u32>(CHANNEL_CAPACITY);
-        handles.push(tokio::spawn(async move {
-            for i in 0..TRIPS {
-                ping_tx.send(i).await.expect("pong is alive");
-                assert_eq!(pong_rx.recv().await, Some(i));
-            }
-        }));
-        handles.push(tokio::spawn(async move {
-            while let Some(v) = ping_rx.recv().await {
-                pong_tx.send(v).await.expect("ping is alive");
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.expect("the task completes");
     }
 }
 

@@ -94,25 +94,19 @@ fn scheduler(e: &mut Exposition, s: &State) {
             e.sample(name, &[("cpu", &cpu.to_string())], value(c));
         }
     }
-    e.family("lucid_cpu_busy_seconds_total", Kind::Counter, "Time spent in polls.");
-    for (cpu, c) in &s.cpus {
-        e.sample_f64(
-            "lucid_cpu_busy_seconds_total",
-            &[("cpu", &cpu.to_string())],
-            seconds(s, c.busy_ticks),
-        );
-    }
-    e.family(
-        "lucid_cpu_idle_seconds_total",
-        Kind::Counter,
-        "Time between CpuIdle and CpuBusy (an idle period counts once it ends).",
-    );
-    for (cpu, c) in &s.cpus {
-        e.sample_f64(
+    let per_cpu_seconds: [PerCpu; 2] = [
+        ("lucid_cpu_busy_seconds_total", "Time spent in polls.", |c| c.busy_ticks),
+        (
             "lucid_cpu_idle_seconds_total",
-            &[("cpu", &cpu.to_string())],
-            seconds(s, c.idle_ticks),
-        );
+            "Time between CpuIdle and CpuBusy (an idle period counts once it ends).",
+            |c| c.idle_ticks,
+        ),
+    ];
+    for (name, help, ticks) in per_cpu_seconds {
+        e.family(name, Kind::Counter, help);
+        for (cpu, c) in &s.cpus {
+            e.sample_f64(name, &[("cpu", &cpu.to_string())], seconds(s, ticks(c)));
+        }
     }
     e.family(
         "lucid_run_queue_depth",

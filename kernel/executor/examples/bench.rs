@@ -37,16 +37,11 @@ mod bench {
     use lucid_protocol::{self as proto, EncodeError, Message, MessageKind, Ring, StreamId, varint_len};
     use lucid_trace::{EncodeFn, Encoder, FrameRing, Lane};
 
-    /// Tasks in the spawn+join workload.
-    const TASKS: usize = 100_000;
-    /// `yield_now` calls per task (so each task is polled `YIELDS + 1` times).
-    const YIELDS: usize = 10;
-    /// Ping-pong pairs.
-    const PAIRS: usize = 1_000;
-    /// Round trips per pair.
-    const TRIPS: u32 = 100;
-    /// Capacity of each ping-pong channel: every send after the first waits for the peer.
-    const CHANNEL_CAPACITY: usize = 1;
+    // The workloads' sizes and their tokio side are shared with the console-subscriber
+    // anchor, so both time the same work.
+    use tokio_console_anchor::workloads::{
+        CHANNEL_CAPACITY, PAIRS, TASKS, TRIPS, YIELDS, ping_pong as tokio_ping_pong, spawn_join as tokio_spawn_join,
+    };
 
     pub fn main() {
         let mut quick = false;
@@ -259,43 +254,6 @@ mod bench {
             .worker_threads(workers)
             .build()
             .expect("tokio runtime")
-    }
-
-    async fn tokio_spawn_join() {
-        let mut handles = Vec::with_capacity(TASKS);
-        for _ in 0..TASKS {
-            handles.push(tokio::spawn(async {
-                for _ in 0..YIELDS {
-                    tokio::task::yield_now().await;
-                }
-            }));
-        }
-        for handle in handles {
-            handle.await.expect("the task completes");
-        }
-    }
-
-    async fn tokio_ping_pong() {
-        use tokio::sync::mpsc;
-        let mut handles = Vec::with_capacity(2 * PAIRS);
-        for _ in 0..PAIRS {
-            let (ping_tx, mut ping_rx) = mpsc::channel::<u32>(CHANNEL_CAPACITY);
-            let (pong_tx, mut pong_rx) = mpsc::channel::<u32>(CHANNEL_CAPACITY);
-            handles.push(tokio::spawn(async move {
-                for i in 0..TRIPS {
-                    ping_tx.send(i).await.expect("pong is alive");
-                    assert_eq!(pong_rx.recv().await, Some(i));
-                }
-            }));
-            handles.push(tokio::spawn(async move {
-                while let Some(v) = ping_rx.recv().await {
-                    pong_tx.send(v).await.expect("ping is alive");
-                }
-            }));
-        }
-        for handle in handles {
-            handle.await.expect("the task completes");
-        }
     }
 
     // ---------------------------------------------------------------- (1) lucid vs tokio
