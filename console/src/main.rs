@@ -292,12 +292,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         if replay.position() >= replay.len() {
             summary.damage = replay.damage().cloned();
         }
-        let text = if args.json {
-            serde_json::to_string(&summary)? + "\n"
-        } else {
-            summary.to_text()
-        };
-        print(&text)?;
+        print_summary(&summary, args.json)?;
         if let Some(m) = &metrics {
             m.publish(replay.state());
         }
@@ -356,7 +351,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
             eprintln!("lucid: {p}");
         }
         let summary = Summary::new(&run.collected);
-        return print(&(serde_json::to_string(&summary)? + "\n"));
+        return print_summary(&summary, true);
     }
     let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
     let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
@@ -382,6 +377,16 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The `lucid stats` summary on stdout: one JSON object, or the text form.
+fn print_summary(summary: &Summary, json: bool) -> anyhow::Result<()> {
+    let text = if json {
+        serde_json::to_string(summary)? + "\n"
+    } else {
+        summary.to_text()
+    };
+    print(&text)
+}
+
 fn stats(file: &std::path::Path, json: bool, partial: bool) -> anyhow::Result<()> {
     let name = file.display();
     let mut source = RecordingFile::open(file).with_context(|| format!("{name}"))?;
@@ -394,13 +399,7 @@ fn stats(file: &std::path::Path, json: bool, partial: bool) -> anyhow::Result<()
             bail!("{name}: stream byte offset {offset}: {error}");
         }
     }
-    let summary = Summary::new(&collected);
-    let text = if json {
-        serde_json::to_string(&summary)? + "\n"
-    } else {
-        summary.to_text()
-    };
-    print(&text)
+    print_summary(&Summary::new(&collected), json)
 }
 
 fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyhow::Result<()> {
@@ -427,12 +426,7 @@ fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyho
         duration_s,
     );
     summary.damage = scan.damage.clone();
-    let text = if json {
-        serde_json::to_string(&summary)? + "\n"
-    } else {
-        summary.to_text()
-    };
-    print(&text)
+    print_summary(&summary, json)
 }
 
 fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Result<()> {

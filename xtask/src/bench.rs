@@ -643,21 +643,7 @@ fn console_rows(cargo: &str) -> Result<Vec<Row>> {
         "ingest_render",
     ]))?;
     let exe = artifacts::target_dir().join("release/examples/ingest_render");
-    let mut cmd = Command::new(&exe);
-    cmd.arg("--json");
-    process::show(&cmd);
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !out.status.success() {
-        bail!("{} failed: {}", exe.display(), out.status);
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(Row::parse)
-        .collect()
+    run_rows(Command::new(&exe).arg("--json"))
 }
 
 /// The replay rows: index build, open, seek and play on a generated recording of
@@ -680,21 +666,13 @@ fn replay_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
     } else {
         (dir.join("replay-1g.lucid"), "1024")
     };
-    let mut cmd = Command::new(&exe);
-    cmd.arg("--json").arg("--file").arg(&file).args(["--mb", mib]);
-    process::show(&cmd);
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !out.status.success() {
-        bail!("{} failed: {}", exe.display(), out.status);
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(Row::parse)
-        .collect()
+    run_rows(
+        Command::new(&exe)
+            .arg("--json")
+            .arg("--file")
+            .arg(&file)
+            .args(["--mb", mib]),
+    )
 }
 
 /// JSON lines of a bench program's stdout as rows.

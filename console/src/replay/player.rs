@@ -296,19 +296,9 @@ impl Player {
 
     /// Applies items until `stop(next item, items applied)` holds or the recording
     /// ends.
-    pub fn advance(&mut self, mut stop: impl FnMut(&Item<'_>, u64) -> bool) -> Advance {
-        loop {
-            if self.drain(&mut stop) {
-                return Advance::Stopped;
-            }
-            if self.ended {
-                self.apply_rx();
-                return Advance::End;
-            }
-            if self.feed_next(&mut stop) {
-                return Advance::Stopped;
-            }
-        }
+    pub fn advance(&mut self, stop: impl FnMut(&Item<'_>, u64) -> bool) -> Advance {
+        // No item count reaches `u64::MAX`: nothing is captured.
+        self.advance_capturing(stop, u64::MAX, &mut None)
     }
 
     /// Like [`Self::advance`], keeping in `checkpoint` the position at the last record

@@ -7,9 +7,10 @@
 use alloc::vec;
 use core::time::Duration;
 
-use wasmtime::TypedFunc;
+use wasmtime::{Store, TypedFunc};
 
-use super::{Runtime, instance};
+use super::Runtime;
+use super::instance::{self, InstanceData};
 use crate::{println, time::Instant};
 
 /// Rounds of 64 KiB hashed per measurement.
@@ -44,18 +45,30 @@ fn report(name: &str, value: f64, unit: &str) {
     println!("bench {name} {value:.3} {unit}");
 }
 
+/// A fresh instance of `module` (in the calling task) and its `(i32) -> i64` export.
+async fn export(
+    rt: &'static Runtime,
+    module: &str,
+    name: &str,
+) -> Result<(Store<InstanceData>, TypedFunc<i32, i64>), alloc::string::String> {
+    use alloc::string::ToString;
+    let err = |e: wasmtime::Error| e.to_string();
+    let guest = rt.guest(module).ok_or_else(|| alloc::format!("no {module} module"))?;
+    let mut store = instance::bench_store(rt, guest).map_err(err)?;
+    let inst = rt
+        .linker
+        .instantiate_async(&mut store, &guest.module)
+        .await
+        .map_err(err)?;
+    let func = inst.get_typed_func(&mut store, name).map_err(err)?;
+    Ok((store, func))
+}
+
 /// Runs every measurement and reports it; `Err` says what failed.
 pub async fn run(rt: &'static Runtime) -> Result<(), alloc::string::String> {
     use alloc::string::ToString;
     let err = |e: wasmtime::Error| e.to_string();
-    let hasher = rt.guest("hasher").ok_or("no hasher module")?;
-    let mut store = instance::bench_store(rt, hasher).map_err(err)?;
-    let inst = rt
-        .linker
-        .instantiate_async(&mut store, &hasher.module)
-        .await
-        .map_err(err)?;
-    let hash: TypedFunc<i32, i64> = inst.get_typed_func(&mut store, "hash").map_err(err)?;
+    let (mut store, hash) = export(rt, "hasher", "hash").await?;
     let (mut native, mut guest) = ([0.0; RUNS], [0.0; RUNS]);
     let mut buf = vec![0u8; 65536];
     for i in 0..RUNS {
@@ -74,14 +87,8 @@ pub async fn run(rt: &'static Runtime) -> Result<(), alloc::string::String> {
     report("wasm.guest_hash_ns_per_byte", median(guest) / bytes, "ns/byte");
     report("wasm.guest_vs_native", median(guest) / median(native), "x");
 
+    let (mut store, many) = export(rt, "t_hostcalls", "calls").await?;
     let calls = rt.guest("t_hostcalls").ok_or("no t_hostcalls module")?;
-    let mut store = instance::bench_store(rt, calls).map_err(err)?;
-    let inst = rt
-        .linker
-        .instantiate_async(&mut store, &calls.module)
-        .await
-        .map_err(err)?;
-    let many: TypedFunc<i32, i64> = inst.get_typed_func(&mut store, "calls").map_err(err)?;
     let mut per_call = [0.0; RUNS];
     for v in &mut per_call {
         let t = Instant::now();

@@ -75,23 +75,22 @@ fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Resul
     Ok(())
 }
 
-/// Marks the instance as blocked in `h` (for the poll wrapper's report).
-fn block(c: &mut Cx<'_>, h: Hostcall) -> wasmtime::Result<()> {
+/// Awaits `fut` as the blocking part of hostcall `h`: the poll wrapper reports the
+/// instance blocked in `h` meanwhile, and the guest starts a fresh slice after it.
+async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
     let fuel = c.get_fuel()?;
-    let m = &c.data().meter;
-    m.fuel_at_block.store(fuel, Ordering::Relaxed);
-    m.blocked_on.store(h as u32, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Back from a blocking hostcall: the guest starts a fresh slice.
-fn unblock(c: &mut Cx<'_>) -> wasmtime::Result<()> {
+    {
+        let m = &c.data().meter;
+        m.fuel_at_block.store(fuel, Ordering::Relaxed);
+        m.blocked_on.store(h as u32, Ordering::Relaxed);
+    }
+    let out = fut.await;
     let fuel = c.get_fuel()?;
     c.set_fuel(fuel)?;
     let m = &c.data().meter;
     m.slice_start_fuel.store(fuel, Ordering::Relaxed);
     m.blocked_on.store(Meter::NONE, Ordering::Relaxed);
-    Ok(())
+    Ok(out)
 }
 
 fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
@@ -156,10 +155,8 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                         format!("sleep: negative duration {ns}"),
                     ));
                 };
-                block(&mut c, Hostcall::Sleep)?;
                 c.data().meter.sleep_ns.store(ns, Ordering::Relaxed);
-                crate::sched::sleep(Duration::from_nanos(ns)).await;
-                unblock(&mut c)?;
+                blocking(&mut c, Hostcall::Sleep, crate::sched::sleep(Duration::from_nanos(ns))).await?;
                 count(&c, Hostcall::Sleep, t0);
                 Ok(())
             })
@@ -169,9 +166,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
     linker.func_wrap_async(MODULE, Hostcall::Yield.name(), |mut c: Cx<'_>, (): ()| -> Fut<'_, ()> {
         Box::new(async move {
             let t0 = ticks();
-            block(&mut c, Hostcall::Yield)?;
-            lucid_executor::yield_now().await;
-            unblock(&mut c)?;
+            blocking(&mut c, Hostcall::Yield, lucid_executor::yield_now()).await?;
             count(&c, Hostcall::Yield, t0);
             Ok(())
         })
@@ -198,9 +193,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                     ));
                 }
                 let msg = read(&mut c, Hostcall::ChanSend, ptr, len)?;
-                block(&mut c, Hostcall::ChanSend)?;
-                let sent = ch.send(msg).await;
-                unblock(&mut c)?;
+                let sent = blocking(&mut c, Hostcall::ChanSend, ch.send(msg)).await?;
                 count(&c, Hostcall::ChanSend, t0);
                 Ok(if sent { 0 } else { -1 })
             })
@@ -216,9 +209,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 let ch = channel(&c, Hostcall::ChanRecv, handle)?;
                 // Check the buffer before blocking, so a bad one traps at once.
                 check(&mut c, Hostcall::ChanRecv, ptr, cap)?;
-                block(&mut c, Hostcall::ChanRecv)?;
-                let msg = ch.recv().await;
-                unblock(&mut c)?;
+                let msg = blocking(&mut c, Hostcall::ChanRecv, ch.recv()).await?;
                 let n = match msg {
                     Some(m) => {
                         let keep = m.len().min(cap as usize);
