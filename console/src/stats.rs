@@ -140,6 +140,9 @@ pub struct Summary {
     pub tasks: u64,
     /// Tasks completed.
     pub tasks_completed: u64,
+    /// Tasks known only from their events, with no name or spawn location: spawned
+    /// before the stream began and gone before a snapshot listed them.
+    pub tasks_unnamed: u64,
     /// CPUs that sent events.
     pub cpus: u64,
     /// Sequence discontinuities.
@@ -203,6 +206,7 @@ impl Summary {
             events_by_kind,
             tasks: s.tasks_spawned,
             tasks_completed: s.tasks_completed,
+            tasks_unnamed: s.tasks.values().filter(|t| t.location.is_empty()).count() as u64,
             cpus: s.cpus.len() as u64,
             sequence_gaps: s.health.sequence_gaps,
             missing_frames: s.health.missing_frames,
@@ -310,6 +314,13 @@ impl Summary {
             "tasks      {} spawned, {} completed; {} wasm instances; {} CPUs",
             self.tasks, self.tasks_completed, self.wasm_instances, self.cpus
         )?;
+        if self.tasks_unnamed > 0 {
+            writeln!(
+                o,
+                "           {} tasks known only from their events (spawned before the stream began)",
+                self.tasks_unnamed
+            )?;
+        }
         writeln!(
             o,
             "integrity  {} sequence gaps ({} frames missing), {} CRC errors, {} malformed, \

@@ -72,6 +72,11 @@ impl Platform for KernelPlatform {
             apic::send_ipi(target.apic_id, apic::Ipi::Fixed(WAKE_VECTOR));
         }
     }
+
+    fn without_interrupts(&self, f: &mut dyn FnMut()) {
+        let _irq = arch::InterruptGuard::new();
+        f();
+    }
 }
 
 static PLATFORM: KernelPlatform = KernelPlatform;

@@ -683,7 +683,7 @@ fn profile_and_export_checks(
 }
 
 /// What the demo's guests must have done in a `lucid stats --json` summary.
-fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 9] {
+fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 10] {
     let empty = Vec::new();
     let wasm = stats["wasm"].as_array().unwrap_or(&empty);
     fn of<'a>(wasm: &'a [serde_json::Value], module: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
@@ -704,11 +704,18 @@ fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String);
     let exited_shorts = state_of("short").iter().filter(|s| *s == "exited(3)").count();
     let hasher_slices: u64 = of("hasher").map(|w| w["slices"].as_u64().unwrap_or(0)).sum();
     let snapshots = stats["events_by_kind"]["wasm_instance_snapshot"].as_u64().unwrap_or(0);
+    let task_snapshots = stats["events_by_kind"]["task_snapshot"].as_u64().unwrap_or(0);
+    let unnamed = stats["tasks_unnamed"].as_u64().unwrap_or(u64::MAX);
     [
         (
             "a late console learns live instances from the snapshot",
             snapshots >= 5,
             format!("{snapshots} instance snapshots"),
+        ),
+        (
+            "a late console learns live tasks from the snapshot: every task has a name",
+            task_snapshots >= snapshots && unnamed == 0,
+            format!("{task_snapshots} task snapshots, {unnamed} tasks known only from events"),
         ),
         (
             "at least 6 instances",

@@ -33,7 +33,9 @@ mod bench {
     use std::sync::{Barrier, OnceLock};
     use std::time::Instant;
 
-    use lucid_executor::{Hooks, Outcome, Platform, PollResult, Runtime, SpawnInfo, TaskId, TaskKind, ThreadPlatform};
+    use lucid_executor::{
+        Hooks, Outcome, Platform, PollResult, Runtime, SpawnInfo, TaskId, TaskKind, TaskStats, ThreadPlatform,
+    };
     use lucid_protocol::{self as proto, EncodeError, Message, MessageKind, Ring, StreamId, varint_len};
     use lucid_trace::{EncodeFn, Encoder, FrameRing, Lane};
 
@@ -425,6 +427,11 @@ mod bench {
     /// the interrupt lane, the enabled flag). `kind` is only for `ACCOUNT`.
     #[inline]
     fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
+        emit_at::<ACCOUNT>(now(), kind, encode);
+    }
+
+    /// [`emit`] with the timestamp the hook also gave the task's totals.
+    fn emit_at<const ACCOUNT: bool>(ts: u64, kind: MessageKind, encode: EncodeFn<'_>) {
         let Some(cpu) = current_cpu() else { return };
         let Some(lane) = LANES.get().and_then(|lanes| lanes.get(cpu)) else {
             return;
@@ -432,10 +439,10 @@ mod bench {
         if ACCOUNT {
             // SAFETY: the lane of the CPU this thread is; only this thread records into
             // it, and a host thread takes no interrupts.
-            unsafe { lane.record(now(), &|e, ts| account(kind, e, ts, encode)) };
+            unsafe { lane.record(ts, &|e, ts| account(kind, e, ts, encode)) };
         } else {
             // SAFETY: as above.
-            unsafe { lane.record(now(), encode) };
+            unsafe { lane.record(ts, encode) };
         }
     }
 
@@ -489,8 +496,9 @@ mod bench {
 
     impl<const ACCOUNT: bool> Hooks for TraceHooks<ACCOUNT> {
         fn on_spawn(&self, info: &SpawnInfo<'_>) {
-            let parent = sched_current_task();
-            emit::<ACCOUNT>(MessageKind::TaskSpawned, &|e, ts| {
+            let at = now();
+            info.stats.spawned(at);
+            emit_at::<ACCOUNT>(at, MessageKind::TaskSpawned, &|e, ts| {
                 e.push(
                     ts,
                     &Message::TaskSpawned(proto::TaskSpawned {
@@ -505,26 +513,32 @@ mod bench {
                             line: info.location.line(),
                             column: info.location.column(),
                         },
-                        parent: parent.map(|p| p.as_u64()),
+                        parent: info.parent.map(|p| p.as_u64()),
                     }),
                 )
             });
         }
 
-        fn on_poll_start(&self, _cpu: usize, task: TaskId) {
-            emit::<ACCOUNT>(MessageKind::PollStart, &|e, ts| e.poll_start(ts, task.as_u64()));
+        fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
+            let at = now();
+            stats.poll_started(at);
+            emit_at::<ACCOUNT>(at, MessageKind::PollStart, &|e, ts| e.poll_start(ts, task.as_u64()));
         }
 
-        fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult) {
-            emit::<ACCOUNT>(MessageKind::PollEnd, &|e, ts| {
+        fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
+            let at = now();
+            stats.poll_ended(at);
+            emit_at::<ACCOUNT>(at, MessageKind::PollEnd, &|e, ts| {
                 e.poll_end(ts, task.as_u64(), poll_result(result))
             });
         }
 
-        fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
+        fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
+            let at = now();
+            stats.woken(at);
             // No interrupt handlers on a host thread: no `Waker::Interrupt`.
             let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(t.as_u64()));
-            emit::<ACCOUNT>(MessageKind::Wake, &|e, ts| {
+            emit_at::<ACCOUNT>(at, MessageKind::Wake, &|e, ts| {
                 e.push(
                     ts,
                     &Message::Wake {

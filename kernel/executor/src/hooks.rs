@@ -18,7 +18,7 @@
 
 use core::panic::Location;
 
-use crate::task::{PollResult, TaskId, TaskKind};
+use crate::task::{PollResult, TaskId, TaskKind, TaskStats};
 
 /// What the trace records when a task is spawned.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,11 @@ pub struct SpawnInfo<'a> {
     /// The CPU whose run queue took the task, or `None` for the global
     /// injector.
     pub cpu: Option<usize>,
+    /// The task that spawned it, if it was spawned from a task.
+    pub parent: Option<TaskId>,
+    /// The new task's totals: the hook records the spawn time with
+    /// [`TaskStats::spawned`].
+    pub stats: &'a TaskStats,
 }
 
 /// How a task ended.
@@ -59,20 +64,23 @@ pub trait Hooks: Sync {
     fn on_spawn(&self, info: &SpawnInfo<'_>) {
         let _ = info;
     }
-    /// `cpu` is about to poll `task`.
-    fn on_poll_start(&self, cpu: usize, task: TaskId) {
-        let _ = (cpu, task);
+    /// `cpu` is about to poll `task`. The hook records the time in `stats`
+    /// ([`TaskStats::poll_started`]) if it keeps time.
+    fn on_poll_start(&self, cpu: usize, task: TaskId, stats: &TaskStats) {
+        let _ = (cpu, task, stats);
     }
-    /// `cpu` finished polling `task` with `result`.
-    fn on_poll_end(&self, cpu: usize, task: TaskId, result: PollResult) {
-        let _ = (cpu, task, result);
+    /// `cpu` finished polling `task` with `result`. The hook records the time
+    /// in `stats` ([`TaskStats::poll_ended`]) if it keeps time.
+    fn on_poll_end(&self, cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
+        let _ = (cpu, task, result, stats);
     }
     /// `task` was woken. `by_ref` distinguishes `wake_by_ref` from `wake`;
     /// `self_wake` is true when the task woke itself during its own poll;
     /// `waker` is the task running on the waking CPU, if any (`None` from an
-    /// interrupt handler or a non-executor thread).
-    fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
-        let _ = (task, by_ref, self_wake, waker);
+    /// interrupt handler or a non-executor thread). The hook records the
+    /// time in `stats` ([`TaskStats::woken`]) if it keeps time.
+    fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
+        let _ = (task, by_ref, self_wake, waker, stats);
     }
     /// A waker for `task` was cloned; `count` wakers now exist.
     fn on_waker_clone(&self, task: TaskId, count: usize) {

@@ -11,6 +11,8 @@ pub(crate) mod loom;
 pub mod platform;
 
 #[cfg(feature = "alloc")]
+mod registry;
+#[cfg(feature = "alloc")]
 mod runtime;
 #[cfg(feature = "alloc")]
 mod spin;
@@ -32,10 +34,14 @@ mod tests;
 pub use hooks::{Hooks, Outcome, SpawnInfo};
 pub use platform::{PanicCaught, Platform};
 #[cfg(feature = "alloc")]
+pub use registry::{LiveState, LiveTask};
+#[cfg(feature = "alloc")]
 pub use runtime::{CurrentTask, Runtime, Scheduler, SchedulerCounters, TICK_BUDGET, TaskBuilder, Tick};
 #[cfg(all(any(test, feature = "std"), not(loom)))]
 pub use std_platform::ThreadPlatform;
 #[cfg(feature = "alloc")]
-pub use task::{Header, JoinError, JoinHandle, PollResult, TaskId, TaskKind, TaskRef, YieldNow, yield_now};
+pub use task::{
+    Header, JoinError, JoinHandle, PollResult, TaskCounters, TaskId, TaskKind, TaskRef, TaskStats, YieldNow, yield_now,
+};
 #[cfg(feature = "alloc")]
 pub use time::{Elapsed, Instant, Timer};

@@ -373,3 +373,33 @@ fn loom_mpsc_send_vs_recv_across_cpus() {
         }
     });
 }
+
+/// Hooks that record nothing: installing them turns on the live-task registry.
+struct Silent;
+
+impl crate::Hooks for Silent {}
+
+static SILENT: Silent = Silent;
+
+#[test]
+fn loom_registry_listing_vs_free_on_another_cpu() {
+    run(|| {
+        enter(0);
+        let rt = Runtime::new(1, &PLATFORM, Some(&SILENT));
+        let (probe, handle) = spawn(rt, 2);
+        drop(handle);
+        drain(rt, 0);
+        // The task is pending and this waker holds its only reference: dropping it
+        // on the other thread frees the task there, while this one lists tasks.
+        let w = probe.take_waker();
+        let other = thread::spawn(move || drop(w));
+        let listed = rt.live_tasks();
+        assert!(listed.len() <= 1);
+        if let Some(t) = listed.first() {
+            assert_eq!(t.counters.polls, 1, "a listed task is read whole, before it is freed");
+        }
+        other.join().unwrap();
+        assert!(rt.live_tasks().is_empty(), "a freed task left the registry");
+        assert_eq!(probe.freed.load(SeqCst), 1);
+    });
+}

@@ -38,4 +38,14 @@ pub trait Platform: Sync {
         poll();
         Ok(())
     }
+
+    /// Run `f` with nothing on this CPU able to preempt it into the executor:
+    /// the kernel masks interrupts. The task registry's locks are taken only
+    /// inside it, because a task can be freed from an interrupt handler (the
+    /// last waker dropped there). The default just calls `f`, which is right
+    /// for a platform whose executor code never runs in a signal or interrupt
+    /// context.
+    fn without_interrupts(&self, f: &mut dyn FnMut()) {
+        f();
+    }
 }

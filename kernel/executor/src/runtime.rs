@@ -12,6 +12,7 @@ use cordyceps::mpsc_queue::TryDequeueError;
 use crate::hooks::{Hooks, SpawnInfo};
 use crate::loom::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crate::platform::Platform;
+use crate::registry::{LiveTask, Registry};
 use crate::task::{Header, JoinHandle, PollResult, Task, TaskId, TaskInfo, TaskKind, TaskRef};
 use crate::time::Timer;
 
@@ -36,6 +37,8 @@ pub struct Runtime {
     hooks: Option<&'static dyn Hooks>,
     next_id: AtomicU64,
     timer: Timer,
+    /// The live tasks, kept only when hooks are installed.
+    registry: Option<Registry>,
 }
 
 /// The task being polled on the calling CPU, for panic and fault reports.
@@ -197,6 +200,7 @@ impl Runtime {
             hooks,
             next_id: AtomicU64::new(1),
             timer: Timer::new(),
+            registry: hooks.map(|_| Registry::new(cpus)),
         }))
     }
 
@@ -228,6 +232,26 @@ impl Runtime {
 
     pub(crate) fn hooks(&self) -> Option<&'static dyn Hooks> {
         self.hooks
+    }
+
+    pub(crate) fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    /// Every task spawned and not yet freed, with its totals, in id order; empty
+    /// when the runtime has no hooks (it keeps no registry then). For a trace
+    /// consumer that connects late: its answer to "what is running?".
+    #[must_use]
+    pub fn live_tasks(&self) -> Vec<LiveTask> {
+        self.registry
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.collect(self.platform))
+    }
+
+    /// How many tasks [`Runtime::live_tasks`] would list.
+    #[must_use]
+    pub fn live_task_count(&self) -> usize {
+        self.registry.as_ref().map_or(0, |r| r.len(self.platform))
     }
 
     /// The task being polled on the calling CPU, if any (for a panic handler
@@ -438,7 +462,9 @@ impl Runtime {
             .current_header
             .store(task.header() as *const Header as *mut Header, Release);
         if let Some(hooks) = self.hooks {
-            hooks.on_poll_start(cpu, id);
+            let stats = task.header().stats();
+            stats.count_poll();
+            hooks.on_poll_start(cpu, id, stats);
         }
         let result = task.poll();
         sched.current_header.store(core::ptr::null_mut(), Release);
@@ -592,12 +618,14 @@ impl<M> TaskBuilder<M> {
             assert!(cpu < rt.schedulers.len(), "no CPU {cpu} in this runtime");
         }
         let id = TaskId(rt.next_id.fetch_add(1, Relaxed));
+        let parent = rt.current_task();
         let info = TaskInfo {
             id,
             name: self.name,
             kind: self.kind,
             location,
             cpu: cpu.unwrap_or(0),
+            parent,
         };
         let ptr = Task::allocate(rt, info, self.metadata, future);
         // SAFETY: `allocate` counted two references: one for the run queue,
@@ -613,6 +641,9 @@ impl<M> TaskBuilder<M> {
                 kind: self.kind,
                 location,
                 cpu,
+                parent,
+                // SAFETY: the JoinHandle keeps the task alive for this call.
+                stats: unsafe { ptr.as_ref() }.stats(),
             },
         );
         handle

@@ -4,6 +4,7 @@
 //! rules; this module is where they are implemented.
 
 pub(crate) mod state;
+mod stats;
 
 use alloc::boxed::Box;
 use core::any::type_name;
@@ -16,12 +17,14 @@ use core::pin::Pin;
 use core::ptr::{self, NonNull};
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use cordyceps::{Linked, mpsc_queue};
+use cordyceps::{Linked, list, mpsc_queue};
 
-use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, StartPoll, State, WOKEN, WakeAction};
+use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, POLLING, StartPoll, State, WOKEN, WakeAction};
+pub use self::stats::{TaskCounters, TaskStats};
 use crate::hooks::Outcome;
 use crate::loom::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::cell::UnsafeCell;
+use crate::registry::{LiveState, LiveTask};
 use crate::runtime::Runtime;
 
 /// A task's identity, unique among the tasks of one [`Runtime`] for its whole
@@ -154,6 +157,12 @@ pub struct Header {
     name: Option<&'static str>,
     kind: TaskKind,
     location: &'static Location<'static>,
+    /// The task that spawned it, [`TaskId::STUB`] if none.
+    parent: TaskId,
+    /// Totals, maintained only when hooks are installed.
+    stats: TaskStats,
+    /// The task's place in its runtime's registry (only when hooks are installed).
+    registry_links: list::Links<Header>,
 }
 
 impl fmt::Debug for Header {
@@ -169,7 +178,8 @@ impl fmt::Debug for Header {
 }
 
 // SAFETY: the header is shared between CPUs only through atomics (`state`,
-// `cpu`, `wakers`, the queue links) and immutable fields; `Runtime` is `Sync`.
+// `cpu`, `wakers`, `stats`, the queue links), the registry links (changed only
+// under the registry's lock) and immutable fields; `Runtime` is `Sync`.
 unsafe impl Send for Header {}
 // SAFETY: as above.
 unsafe impl Sync for Header {}
@@ -195,6 +205,30 @@ unsafe impl Linked<mpsc_queue::Links<Header>> for Header {
         // SAFETY: `target` points to a live header (the caller's contract);
         // `&raw mut` takes the field's address without a reference.
         let links = unsafe { &raw mut (*target.as_ptr()).links };
+        // SAFETY: a field of a non-null pointer is non-null.
+        unsafe { NonNull::new_unchecked(links) }
+    }
+}
+
+// SAFETY: the registry holds no reference count: a header is linked after its
+// allocation and unlinked (under the registry lock) before it is freed, so
+// every pointer in the list is live and pinned; `links` points inside the
+// allocation without creating a reference to it.
+unsafe impl Linked<list::Links<Header>> for Header {
+    type Handle = NonNull<Header>;
+
+    fn into_ptr(task: NonNull<Header>) -> NonNull<Header> {
+        task
+    }
+
+    unsafe fn from_ptr(ptr: NonNull<Header>) -> NonNull<Header> {
+        ptr
+    }
+
+    unsafe fn links(target: NonNull<Header>) -> NonNull<list::Links<Header>> {
+        // SAFETY: `target` points to a live header (the caller's contract);
+        // `&raw mut` takes the field's address without a reference.
+        let links = unsafe { &raw mut (*target.as_ptr()).registry_links };
         // SAFETY: a field of a non-null pointer is non-null.
         unsafe { NonNull::new_unchecked(links) }
     }
@@ -245,6 +279,7 @@ pub(crate) struct TaskInfo {
     pub(crate) kind: TaskKind,
     pub(crate) location: &'static Location<'static>,
     pub(crate) cpu: usize,
+    pub(crate) parent: Option<TaskId>,
 }
 
 impl<F, M> Task<F, M>
@@ -273,12 +308,19 @@ where
                 name: info.name,
                 kind: info.kind,
                 location: info.location,
+                parent: info.parent.unwrap_or(TaskId::STUB),
+                stats: TaskStats::new(),
+                registry_links: list::Links::new(),
             },
             metadata,
             stage: UnsafeCell::new(Stage::Pending(future)),
             join_waker: UnsafeCell::new(None),
         });
-        NonNull::from(Box::leak(task)).cast()
+        let ptr = NonNull::from(Box::leak(task)).cast();
+        if let Some(registry) = rt.registry() {
+            registry.insert(rt.platform(), ptr);
+        }
+        ptr
     }
 
     /// # Safety
@@ -294,7 +336,7 @@ where
         let outcome = match this.header.state.start_poll() {
             StartPoll::Complete => {
                 if let Some(hooks) = hooks {
-                    hooks.on_poll_end(cpu, id, PollResult::Ready);
+                    hooks.on_poll_end(cpu, id, PollResult::Ready, &this.header.stats);
                 }
                 return PollResult::Ready;
             }
@@ -309,14 +351,15 @@ where
         // once `end_poll` releases the task, another CPU may poll it again or its
         // joiner may run, and the trace must not show those before this poll's end.
         if let Some(hooks) = hooks {
+            let stats = &this.header.stats;
             match outcome {
                 // A wake during the poll (WOKEN) makes `end_poll` reschedule the task.
                 None if this.header.state.load().has(WOKEN) => {
-                    hooks.on_poll_end(cpu, id, PollResult::PendingSchedule);
+                    hooks.on_poll_end(cpu, id, PollResult::PendingSchedule, stats);
                 }
-                None => hooks.on_poll_end(cpu, id, PollResult::Pending),
+                None => hooks.on_poll_end(cpu, id, PollResult::Pending, stats),
                 Some(flags) => {
-                    hooks.on_poll_end(cpu, id, PollResult::Ready);
+                    hooks.on_poll_end(cpu, id, PollResult::Ready, stats);
                     let how = if flags & PANICKED != 0 {
                         Outcome::Panicked
                     } else if cancelled || this.header.state.load().has(CANCELLED) {
@@ -528,6 +571,9 @@ impl TaskRef {
                 name: Some("stub"),
                 kind: TaskKind::Kernel,
                 location: Location::caller(),
+                parent: TaskId::STUB,
+                stats: TaskStats::new(),
+                registry_links: list::Links::new(),
             },
         });
         TaskRef(NonNull::from(Box::leak(stub)).cast())
@@ -621,6 +667,12 @@ impl TaskRef {
         if let Some(hooks) = header.rt.and_then(Runtime::hooks) {
             hooks.on_drop(header.id);
         }
+        if let Some(rt) = header.rt
+            && let Some(registry) = rt.registry()
+        {
+            // SAFETY: `allocate` listed every task of a runtime with a registry.
+            unsafe { registry.remove(rt.platform(), ptr) };
+        }
         // SAFETY: the vtable matches the allocation; no references remain.
         unsafe { (header.vtable.deallocate)(ptr) }
     }
@@ -674,12 +726,45 @@ impl Header {
         self.id
     }
 
+    /// The task's totals (kept only when hooks are installed).
+    #[must_use]
+    pub fn stats(&self) -> &TaskStats {
+        &self.stats
+    }
+
+    /// The task as the registry lists it.
+    pub(crate) fn live_task(&self) -> LiveTask {
+        let s = self.state.load();
+        let state = if s.has(COMPLETE) {
+            LiveState::Completed
+        } else if s.has(POLLING) {
+            LiveState::Running
+        } else if s.has(WOKEN) {
+            LiveState::Scheduled
+        } else {
+            LiveState::Idle
+        };
+        LiveTask {
+            id: self.id,
+            name: self.name,
+            kind: self.kind,
+            location: self.location,
+            parent: (self.parent != TaskId::STUB).then_some(self.parent),
+            state,
+            cpu: self.cpu.load(Relaxed),
+            wakers: self.wakers.load(Relaxed),
+            counters: self.stats.counters(),
+        }
+    }
+
     fn report_wake(&self, by_ref: bool) {
         let rt = self.runtime();
         rt.count_wake(self.cpu.load(Relaxed));
         if let Some(hooks) = rt.hooks() {
             let waker = rt.current_task();
-            hooks.on_wake(self.id, by_ref, waker == Some(self.id), waker);
+            let self_wake = waker == Some(self.id);
+            self.stats.count_wake(self_wake);
+            hooks.on_wake(self.id, by_ref, self_wake, waker, &self.stats);
             if !by_ref {
                 let count = self.wakers.fetch_sub(1, Relaxed).wrapping_sub(1);
                 hooks.on_waker_drop(self.id, count);

@@ -8,6 +8,7 @@ use core::{
     time::Duration,
 };
 
+use lucid_executor::LiveState;
 use lucid_protocol::{self as proto, FrameEncoder, Message, Ring, StreamId};
 
 use super::{Lane, cpus, seal_current_cpu};
@@ -132,7 +133,10 @@ impl Drain {
     }
 
     fn control(&mut self, msg: &Message<'_>) {
-        let ts = arch::rdtsc();
+        self.control_at(arch::rdtsc(), msg);
+    }
+
+    fn control_at(&mut self, ts: u64, msg: &Message<'_>) {
         if self.control.push(ts, msg).is_err() {
             self.seal_control();
             // A control frame is far larger than any one control message.
@@ -204,12 +208,45 @@ impl Drain {
         }
     }
 
-    /// Answers a snapshot request with every live wasm instance and its totals, so a
-    /// console that connects late knows instances created before it came. (Tasks
-    /// are not in it: the executor keeps no registry of live tasks; the console
-    /// learns them from their events.)
+    /// Answers a snapshot request with every live task and wasm instance and their
+    /// totals, so a console that connects late knows what was spawned before it
+    /// came. The task totals are stamped with the time they were read: a console
+    /// that orders events by time takes them in place of what it counted before
+    /// that moment and adds what comes after.
     fn snapshot(&mut self, request: u64) {
         self.control(&Message::SnapshotBegin { request });
+        let at = arch::rdtsc();
+        let tasks = sched::try_runtime().map(|rt| rt.live_tasks()).unwrap_or_default();
+        for t in tasks.iter().filter(|t| super::traced(t.id)) {
+            self.control_at(
+                at,
+                &Message::TaskSnapshot(proto::TaskSnapshot {
+                    task: t.id.as_u64(),
+                    name: t.name.unwrap_or(""),
+                    kind: super::task_kind(t.kind),
+                    location: proto::Location {
+                        file: t.location.file(),
+                        line: t.location.line(),
+                        column: t.location.column(),
+                    },
+                    parent: t.parent.map(|p| p.as_u64()),
+                    state: match t.state {
+                        LiveState::Running => proto::TaskState::Running,
+                        LiveState::Scheduled => proto::TaskState::Scheduled,
+                        LiveState::Idle => proto::TaskState::Idle,
+                        LiveState::Completed => proto::TaskState::Completed,
+                    },
+                    cpu: t.cpu as u32,
+                    spawned_tsc: t.counters.spawned_at,
+                    polls: t.counters.polls,
+                    wakes: t.counters.wakes,
+                    self_wakes: t.counters.self_wakes,
+                    wakers: t.wakers as u64,
+                    busy_ticks: t.counters.busy,
+                    scheduled_ticks: t.counters.scheduled,
+                }),
+            );
+        }
         for i in crate::wasm::snapshots() {
             self.control(&Message::WasmInstanceSnapshot(proto::WasmInstanceSnapshot {
                 instance: i.id,

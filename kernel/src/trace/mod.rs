@@ -16,7 +16,7 @@ pub mod subscriber;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind};
+use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
 use spin::Once;
 
@@ -84,6 +84,14 @@ pub fn set_enabled(on: bool) {
 
 /// Records `encode` on the current CPU's lane for the current context.
 fn emit(encode: EncodeFn<'_>) {
+    if ENABLED.load(Ordering::Relaxed) {
+        emit_at(arch::rdtsc(), encode);
+    }
+}
+
+/// [`emit`] with a timestamp the caller read (and also gave the task's totals, so
+/// the totals a late console is sent agree with the events).
+fn emit_at(ts: u64, encode: EncodeFn<'_>) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
@@ -100,7 +108,7 @@ fn emit(encode: EncodeFn<'_>) {
         &lanes.task
     };
     // SAFETY: this CPU's lane, interrupts disabled by `_irq`.
-    unsafe { lane.record(arch::rdtsc(), encode) };
+    unsafe { lane.record(ts, encode) };
 }
 
 /// Records a message that is not an executor event (wasm instance state) on the
@@ -120,6 +128,13 @@ pub fn seal_current_cpu() {
             lanes.task.seal_now();
             lanes.irq.seal_now();
         }
+    }
+}
+
+fn task_kind(kind: TaskKind) -> proto::TaskKind {
+    match kind {
+        TaskKind::Kernel => proto::TaskKind::Kernel,
+        TaskKind::Wasm => proto::TaskKind::Wasm,
     }
 }
 
@@ -143,50 +158,54 @@ impl Hooks for TraceHooks {
         if !traced(info.id) {
             return;
         }
-        let parent = sched_current_task();
-        emit(&|e, ts| {
+        let now = arch::rdtsc();
+        info.stats.spawned(now);
+        emit_at(now, &|e, ts| {
             e.push(
                 ts,
                 &Message::TaskSpawned(proto::TaskSpawned {
                     task: info.id.as_u64(),
                     name: info.name.unwrap_or(""),
-                    kind: match info.kind {
-                        TaskKind::Kernel => proto::TaskKind::Kernel,
-                        TaskKind::Wasm => proto::TaskKind::Wasm,
-                    },
+                    kind: task_kind(info.kind),
                     location: proto::Location {
                         file: info.location.file(),
                         line: info.location.line(),
                         column: info.location.column(),
                     },
-                    parent: parent.map(|p| p.as_u64()),
+                    parent: info.parent.map(|p| p.as_u64()),
                 }),
             )
         });
     }
 
-    fn on_poll_start(&self, _cpu: usize, task: TaskId) {
+    fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
         if traced(task) {
-            emit(&|e, ts| e.poll_start(ts, task.as_u64()));
+            let now = arch::rdtsc();
+            stats.poll_started(now);
+            emit_at(now, &|e, ts| e.poll_start(ts, task.as_u64()));
         }
     }
 
-    fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult) {
+    fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
         if traced(task) {
-            emit(&|e, ts| e.poll_end(ts, task.as_u64(), poll_result(result)));
+            let now = arch::rdtsc();
+            stats.poll_ended(now);
+            emit_at(now, &|e, ts| e.poll_end(ts, task.as_u64(), poll_result(result)));
         }
     }
 
-    fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>) {
+    fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
         if !traced(task) {
             return;
         }
+        let now = arch::rdtsc();
+        stats.woken(now);
         let waker = match waker {
             Some(t) => proto::Waker::Task(t.as_u64()),
             None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
             None => proto::Waker::None,
         };
-        emit(&|e, ts| {
+        emit_at(now, &|e, ts| {
             e.push(
                 ts,
                 &Message::Wake {

@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use super::{Gate, output, poll_once, run_until_idle, single};
 use crate::hooks::{Hooks, Outcome, SpawnInfo};
-use crate::{JoinError, PollResult, Runtime, TaskId, TaskKind, ThreadPlatform, yield_now};
+use crate::{JoinError, PollResult, Runtime, TaskId, TaskKind, TaskStats, ThreadPlatform, yield_now};
 
 #[test]
 fn spawn_and_join_100k() {
@@ -244,10 +244,10 @@ impl Hooks for Recorder {
             .unwrap()
             .push(format!("spawn {}", info.name.unwrap_or("?")));
     }
-    fn on_poll_end(&self, _cpu: usize, _task: TaskId, result: PollResult) {
+    fn on_poll_end(&self, _cpu: usize, _task: TaskId, result: PollResult, _stats: &TaskStats) {
         self.events.lock().unwrap().push(format!("poll {result:?}"));
     }
-    fn on_wake(&self, _task: TaskId, by_ref: bool, self_wake: bool, _waker: Option<TaskId>) {
+    fn on_wake(&self, _task: TaskId, by_ref: bool, self_wake: bool, _waker: Option<TaskId>, _stats: &TaskStats) {
         self.events
             .lock()
             .unwrap()

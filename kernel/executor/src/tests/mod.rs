@@ -1,6 +1,7 @@
 //! Host tests of the executor with std threads and a mock clock.
 
 mod executor;
+mod registry;
 mod stealing;
 mod sync;
 mod time;
