@@ -133,6 +133,7 @@ fn turn_timer(rt: &Runtime) {
 pub fn step(cpu: usize) {
     let rt = runtime();
     turn_timer(rt);
+    crate::trace::sample_run_queue(cpu, rt.scheduler(cpu).queued());
     rt.tick_or_idle(cpu);
 }
 

@@ -683,7 +683,7 @@ fn profile_and_export_checks(
 }
 
 /// What the demo's guests must have done in a `lucid stats --json` summary.
-fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 10] {
+fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 11] {
     let empty = Vec::new();
     let wasm = stats["wasm"].as_array().unwrap_or(&empty);
     fn of<'a>(wasm: &'a [serde_json::Value], module: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
@@ -706,6 +706,7 @@ fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String);
     let snapshots = stats["events_by_kind"]["wasm_instance_snapshot"].as_u64().unwrap_or(0);
     let task_snapshots = stats["events_by_kind"]["task_snapshot"].as_u64().unwrap_or(0);
     let unnamed = stats["tasks_unnamed"].as_u64().unwrap_or(u64::MAX);
+    let depth_samples = stats["events_by_kind"]["run_queue_depth"].as_u64().unwrap_or(0);
     [
         (
             "a late console learns live instances from the snapshot",
@@ -716,6 +717,12 @@ fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String);
             "a late console learns live tasks from the snapshot: every task has a name",
             task_snapshots >= snapshots && unnamed == 0,
             format!("{task_snapshots} task snapshots, {unnamed} tasks known only from events"),
+        ),
+        (
+            // One sample per busy CPU per 10 ms window.
+            "the kernel samples every CPU's run-queue depth",
+            depth_samples >= 400,
+            format!("{depth_samples} run-queue depth samples in 10 s"),
         ),
         (
             "at least 6 instances",

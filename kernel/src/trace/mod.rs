@@ -14,7 +14,7 @@ pub mod drain;
 pub mod subscriber;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
@@ -129,6 +129,37 @@ pub fn seal_current_cpu() {
             lanes.irq.seal_now();
         }
     }
+}
+
+/// Run-queue depth is reported once per window per CPU: the peak depth seen at the
+/// CPU's scheduling steps in it (a burst that is drained within the window still
+/// shows), on the CPU's own lane.
+const RUN_QUEUE_WINDOWS_PER_S: u64 = 100;
+/// Per CPU: the peak depth of the current window, and the TSC at which it ends.
+/// Each is touched only by its own CPU.
+static RUN_QUEUE_PEAK: [AtomicU32; percpu::MAX_CPUS] = [const { AtomicU32::new(0) }; percpu::MAX_CPUS];
+static RUN_QUEUE_WINDOW_END: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+/// Notes that `cpu`'s run queue holds `depth` tasks at one of its scheduling steps;
+/// at the end of a window, sends the window's peak.
+pub fn sample_run_queue(cpu: usize, depth: usize) {
+    if !is_enabled() || cpu >= percpu::MAX_CPUS {
+        return;
+    }
+    let peak = RUN_QUEUE_PEAK[cpu]
+        .load(Ordering::Relaxed)
+        .max(u32::try_from(depth).unwrap_or(u32::MAX));
+    let now = arch::rdtsc();
+    if now < RUN_QUEUE_WINDOW_END[cpu].load(Ordering::Relaxed) {
+        RUN_QUEUE_PEAK[cpu].store(peak, Ordering::Relaxed);
+        return;
+    }
+    RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
+    RUN_QUEUE_WINDOW_END[cpu].store(
+        now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S,
+        Ordering::Relaxed,
+    );
+    emit_at(now, &|e, ts| e.push(ts, &Message::RunQueueDepth { depth: peak }));
 }
 
 fn task_kind(kind: TaskKind) -> proto::TaskKind {
