@@ -2,8 +2,8 @@
 //! joins when spawned and leaves just before its memory is freed, so a trace
 //! consumer that connects late can be sent every task with its totals.
 //!
-//! The list is sharded by task id so CPUs spawning and freeing tasks at once
-//! rarely meet on a lock. The locks are held for a push, an unlink, or one
+//! The list is sharded by the CPU the task was first queued on, so CPUs spawning
+//! and freeing their own tasks each keep to their own lock and cache line. The locks are held for a push, an unlink, or one
 //! walk, always with the platform's interrupts masked: a task's last
 //! reference can be dropped by an interrupt handler, which then unlinks it.
 
@@ -66,14 +66,14 @@ impl Registry {
         }
     }
 
-    fn shard(&self, id: TaskId) -> &Spin<List<Header>> {
-        &self.shards[(id.as_u64() % self.shards.len() as u64) as usize]
+    fn shard(&self, header: &Header) -> &Spin<List<Header>> {
+        &self.shards[header.registry_shard() % self.shards.len()]
     }
 
     /// Lists a newly allocated task.
     pub(crate) fn insert(&self, platform: &dyn Platform, header: NonNull<Header>) {
         // SAFETY: the caller passes a live header it just allocated.
-        let shard = self.shard(unsafe { header.as_ref() }.id());
+        let shard = self.shard(unsafe { header.as_ref() });
         platform.without_interrupts(&mut || shard.lock().push_back(header));
     }
 
@@ -84,10 +84,10 @@ impl Registry {
     /// `header` was [`Registry::insert`]ed into this registry and not removed.
     pub(crate) unsafe fn remove(&self, platform: &dyn Platform, header: NonNull<Header>) {
         // SAFETY: the caller guarantees the header is still allocated.
-        let shard = self.shard(unsafe { header.as_ref() }.id());
+        let shard = self.shard(unsafe { header.as_ref() });
         platform.without_interrupts(&mut || {
-            // SAFETY: the caller guarantees the task is in this list (its shard is a
-            // function of its id), and the lock gives exclusive access to it.
+            // SAFETY: the caller guarantees the task is in this list (its shard is
+            // fixed at allocation), and the lock gives exclusive access to it.
             unsafe { shard.lock().remove(header) };
         });
     }

@@ -163,6 +163,8 @@ pub struct Header {
     stats: TaskStats,
     /// The task's place in its runtime's registry (only when hooks are installed).
     registry_links: list::Links<Header>,
+    /// Which of the registry's lists holds it: the CPU it was first queued on.
+    registry_shard: u32,
 }
 
 impl fmt::Debug for Header {
@@ -311,6 +313,7 @@ where
                 parent: info.parent.unwrap_or(TaskId::STUB),
                 stats: TaskStats::new(),
                 registry_links: list::Links::new(),
+                registry_shard: info.cpu as u32,
             },
             metadata,
             stage: UnsafeCell::new(Stage::Pending(future)),
@@ -574,6 +577,7 @@ impl TaskRef {
                 parent: TaskId::STUB,
                 stats: TaskStats::new(),
                 registry_links: list::Links::new(),
+                registry_shard: 0,
             },
         });
         TaskRef(NonNull::from(Box::leak(stub)).cast())
@@ -730,6 +734,10 @@ impl Header {
     #[must_use]
     pub fn stats(&self) -> &TaskStats {
         &self.stats
+    }
+
+    pub(crate) fn registry_shard(&self) -> usize {
+        self.registry_shard as usize
     }
 
     /// The task as the registry lists it.

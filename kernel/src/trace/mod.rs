@@ -155,10 +155,7 @@ pub fn sample_run_queue(cpu: usize, depth: usize) {
         return;
     }
     RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
-    RUN_QUEUE_WINDOW_END[cpu].store(
-        now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S,
-        Ordering::Relaxed,
-    );
+    RUN_QUEUE_WINDOW_END[cpu].store(now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S, Ordering::Relaxed);
     emit_at(now, &|e, ts| e.push(ts, &Message::RunQueueDepth { depth: peak }));
 }
 

@@ -6,10 +6,10 @@
 //! the timestamp they stamp their own event with, so one clock read serves
 //! both and the totals agree with the events; the executor has no clock.
 //!
-//! No field is changed by a locked instruction except the wake counts (a wake
+//! No field is changed by a locked instruction except the wake count (a wake
 //! already takes a compare-and-swap on the same cache line): the poll
-//! counters are written only by the CPU holding the task's `POLLING` bit,
-//! which orders successive pollers.
+//! counters and the self-wake count are written only by the CPU holding the
+//! task's `POLLING` bit, which orders successive pollers.
 //!
 //! [`Hooks`]: crate::Hooks
 
@@ -101,7 +101,8 @@ impl TaskStats {
     pub(crate) fn count_wake(&self, self_wake: bool) {
         self.wakes.fetch_add(1, Relaxed);
         if self_wake {
-            self.self_wakes.fetch_add(1, Relaxed);
+            // Only the polling CPU wakes a task from inside its own poll.
+            self.self_wakes.store(self.self_wakes.load(Relaxed) + 1, Relaxed);
         }
     }
 

@@ -136,7 +136,7 @@ fn many_tasks_across_shards_are_all_listed_in_id_order() {
     let hooks: &'static Clock = Box::leak(Box::default());
     ThreadPlatform::enter(Some(0));
     let rt = Runtime::new(4, ThreadPlatform::new(4), Some(hooks));
-    let handles: Vec<_> = (0..100).map(|_| rt.spawn(async {})).collect();
+    let handles: Vec<_> = (0..100).map(|i| rt.builder().on_cpu(i % 4).spawn(async {})).collect();
     let ids: Vec<TaskId> = rt.live_tasks().iter().map(|t| t.id).collect();
     let expected: Vec<TaskId> = handles.iter().map(|h| h.id()).collect();
     assert_eq!(ids, expected);
