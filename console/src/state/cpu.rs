@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
+use super::history::BusyHistory;
 use super::latency::LatencyHistogram;
 
 /// Poll slices kept per CPU for the timeline.
@@ -54,6 +55,8 @@ pub struct Cpu {
     pub util: VecDeque<(u64, u64)>,
     /// Recent polls, oldest first.
     pub slices: VecDeque<Slice>,
+    /// Busy time over the whole session, for a timeline zoomed out past `slices`.
+    pub history: BusyHistory,
     /// Start of the poll in progress that was reported as not yielding.
     pub(crate) stuck_warned: Option<u64>,
 }
@@ -97,6 +100,7 @@ impl Cpu {
     /// Adds the busy time of a poll from `start` to `end` to the utilisation windows
     /// it overlaps (only the newest [`MAX_UTIL_WINDOWS`] of a very long poll).
     pub(crate) fn add_busy(&mut self, start: u64, end: u64, window_ticks: u64) {
+        self.history.add(start, end);
         let window_ticks = window_ticks.max(1);
         let last = end / window_ticks;
         let first = (start / window_ticks).max(last.saturating_sub(MAX_UTIL_WINDOWS as u64));

@@ -8,6 +8,7 @@
 
 mod cpu;
 mod histogram;
+mod history;
 mod latency;
 mod log;
 mod task;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
+pub use history::{BUCKETS_PER_LEVEL, BusyHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::{Action, at, dur};
-use crate::state::{Histogram, State, Task, WokenBy};
+use crate::state::{Histogram, MAX_SLICES_PER_CPU, State, Task, WokenBy};
 
 /// State of the detail view.
 #[derive(Debug, Clone, Default)]
@@ -196,24 +196,50 @@ fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Parag
 }
 
 fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
-    let block = Block::bordered().title(" Polls over its lifetime (all CPUs) ");
+    let start = t.spawned_ts;
+    let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + 1);
+    // Polls are kept for the most recent stretch only: before every CPU's oldest kept
+    // poll, this task may have run unseen, so that part is left blank, not idle.
+    let horizon = s
+        .cpus
+        .values()
+        .filter(|c| c.slices.len() >= MAX_SLICES_PER_CPU)
+        .filter_map(|c| c.slices.front().map(|x| x.start))
+        .max()
+        .unwrap_or(start);
+    let title = if horizon > start {
+        format!(
+            " Polls over its lifetime (all CPUs; kept from {}, blank before) ",
+            at(s, horizon)
+        )
+    } else {
+        " Polls over its lifetime (all CPUs) ".to_string()
+    };
+    let block = Block::bordered().title(title);
     let inner = block.inner(area);
     f.render_widget(block, area);
     let width = usize::from(inner.width);
     if width == 0 {
         return;
     }
-    let start = t.spawned_ts;
-    let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + 1);
     let span = end - start;
+    let column = |ts: u64| (ts.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
+    let known_from = if horizon > start { column(horizon) + 1 } else { 0 };
     let mut cells = vec![false; width];
     for slice in s.cpus.values().flat_map(|c| c.slices.iter()).filter(|x| x.task == t.id) {
-        let a = (slice.start.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
-        let b = (slice.end.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
+        let (a, b) = (column(slice.start), column(slice.end));
         for c in cells.iter_mut().take(b.min(width - 1) + 1).skip(a.min(width - 1)) {
             *c = true;
         }
     }
-    let line: String = cells.iter().map(|&b| if b { '█' } else { '·' }).collect();
+    let line: String = cells
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| match (b, i < known_from) {
+            (true, _) => '█',
+            (false, true) => ' ',
+            (false, false) => '·',
+        })
+        .collect();
     f.render_widget(Paragraph::new(line).style(Style::new().fg(Color::Green)), inner);
 }

@@ -168,6 +168,56 @@ fn timeline_view_with_task_lanes_and_wakes() {
     assert!(app.detail.task.is_some());
 }
 
+/// A timeline zoomed out past the poll slices a CPU keeps: the older part of each
+/// CPU lane is drawn from the session summary in shades, never as idle, and the
+/// info line says from when polls are kept.
+#[test]
+fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
+    let g = generate(&Workload {
+        cpus: 2,
+        tasks: 4000,
+        polls_per_task: 5,
+        wasm_instances: 0,
+        seed: 5,
+        ..Workload::default()
+    });
+    let mut s = Session::new("unix:/tmp/lucid.sock".into(), Config::default());
+    s.handle(IngestEvent::Connected);
+    for f in &g.frames {
+        s.feed(1, f);
+    }
+    s.flush();
+    assert!(
+        s.state
+            .cpus
+            .values()
+            .all(|c| c.slices.len() == crate::state::MAX_SLICES_PER_CPU),
+        "the workload must overflow every CPU's kept slices"
+    );
+    let (first, last) = s.state.ts_range.expect("events");
+    let mut app = App::new(s);
+    app.view = View::Timeline;
+    app.timeline.span_ns = app.state().ticks_to_ns(last - first) + 1;
+    app.timeline.end = Some(last);
+    let backend = render(&mut app, 120, 12);
+    let buf = backend.buffer();
+    let text: String = (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
+    let cpu0 = text
+        .lines()
+        .find(|l| l.contains("cpu0"))
+        .unwrap_or_else(|| panic!("no cpu0 lane:\n{text}"));
+    let lane: String = cpu0.chars().skip(14).take(100).collect();
+    assert!(
+        lane.contains(['░', '▒', '▓', '█']),
+        "the summary shows busy time: {cpu0}"
+    );
+    assert!(!lane.starts_with('·'), "the past is not drawn as idle: {cpu0}");
+    assert!(text.contains("polls kept from"), "{text}");
+    insta::assert_snapshot!(backend);
+}
+
 #[test]
 fn scheduler_view() {
     let (mut app, _) = fixture();

@@ -1,6 +1,10 @@
 //! Lanes of poll slices over trace time — one per CPU, or one per task — with wakes
 //! drawn as markers, zoom, pan, follow, and a cursor that names the slice and the
 //! wakes under it.
+//!
+//! Poll slices are kept for the most recent stretch only. Zoomed out past it, a CPU
+//! lane shows how busy the CPU was from its session summary (`░▒▓█` by share), and
+//! time nothing is known about stays blank: the past is never drawn as idle.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -15,7 +19,7 @@ use std::collections::BTreeMap;
 use lucid_protocol::TaskId;
 
 use super::{Action, at, dur};
-use crate::state::{Slice, State, WakeMark, WokenBy};
+use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, WakeMark, WokenBy};
 
 /// Colours for tasks, picked by id.
 const PALETTE: [Color; 6] = [
@@ -27,7 +31,9 @@ const PALETTE: [Color; 6] = [
     Color::LightRed,
 ];
 /// Width of the lane labels.
-const LABEL: u16 = 7;
+const LABEL: u16 = 13;
+/// Shades of a summarised column by busy share: quarter steps.
+const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
 /// Narrowest window (ns).
 const MIN_SPAN_NS: u64 = 1_000;
 
@@ -42,10 +48,14 @@ pub enum Lanes {
 }
 
 /// One lane to draw.
-struct Lane {
+struct Lane<'a> {
     label: String,
     slices: Vec<Slice>,
     wakes: Vec<WakeMark>,
+    /// Slices are complete from here on; before it the lane shows `summary`, or
+    /// nothing.
+    detail_from: u64,
+    summary: Option<&'a BusyHistory>,
 }
 
 /// State of the timeline.
@@ -121,7 +131,7 @@ impl TimelineView {
     }
 
     /// The lanes for the window `start..=end`, at most `max` of them.
-    fn build_lanes(&self, state: &State, start: u64, end: u64, max: usize) -> Vec<Lane> {
+    fn build_lanes<'s>(&self, state: &'s State, start: u64, end: u64, max: usize) -> Vec<Lane<'s>> {
         let in_window = |s: &&Slice| s.end >= start && s.start <= end;
         let wakes = state.wake_marks.iter().filter(|w| w.ts >= start && w.ts <= end);
         match self.lanes {
@@ -133,6 +143,8 @@ impl TimelineView {
                     label: format!("cpu{cpu}"),
                     slices: c.slices.iter().filter(in_window).copied().collect(),
                     wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
+                    detail_from: detail_from(c),
+                    summary: Some(&c.history),
                 })
                 .collect(),
             Lanes::Tasks => {
@@ -143,13 +155,20 @@ impl TimelineView {
                 let busy = |v: &[Slice]| v.iter().map(|s| s.end.min(end) - s.start.max(start)).sum::<u64>();
                 let mut tasks: Vec<(TaskId, Vec<Slice>)> = by_task.into_iter().collect();
                 tasks.sort_by(|a, b| busy(&b.1).cmp(&busy(&a.1)).then(a.0.cmp(&b.0)));
+                // A task's polls are all known only where every CPU's are.
+                let detail_from = state.cpus.values().map(detail_from).max().unwrap_or(0);
                 tasks
                     .into_iter()
                     .take(max)
                     .map(|(task, slices)| Lane {
-                        label: format!("t{task}"),
+                        label: match state.tasks.get(&task) {
+                            Some(t) if !t.name.is_empty() => format!("{task} {}", t.name),
+                            _ => format!("task {task}"),
+                        },
                         slices,
                         wakes: wakes.clone().filter(|w| w.task == task).copied().collect(),
+                        detail_from,
+                        summary: None,
                     })
                     .collect()
             }
@@ -221,18 +240,16 @@ impl TimelineView {
                 cell.set_style(Style::new().add_modifier(Modifier::REVERSED));
             }
         }
-        let left = at(state, start);
-        let right = at(state, end);
-        let pad = usize::from(width).saturating_sub(left.len() + right.len());
         f.render_widget(
             Paragraph::new(format!(
-                "{:LABEL$}{left}{}{right}",
+                "{:LABEL$}{}",
                 "",
-                " ".repeat(pad),
+                axis_line(state, start, end, width),
                 LABEL = usize::from(LABEL)
             )),
             axis,
         );
+        let horizon = lanes.iter().map(|l| l.detail_from).min().unwrap_or(u64::MAX);
         let mut lines = vec![Line::from(match under_cursor {
             Some((lane, s)) => {
                 let name = state.tasks.get(&s.task).map_or_else(String::new, |t| t.display_name());
@@ -248,10 +265,14 @@ impl TimelineView {
             None if lanes.is_empty() => "no polls in this window".into(),
             None => "cursor: idle".into(),
         })];
-        for w in wakes_under_cursor
-            .iter()
-            .take(usize::from(info.height.saturating_sub(1)))
-        {
+        if horizon > start {
+            lines.push(Line::from(format!(
+                "polls kept from {}; before: CPU busy share ░<25% ▒<50% ▓<75% █<100%, blank = not known",
+                at(state, horizon)
+            )));
+        }
+        let room = usize::from(info.height).saturating_sub(lines.len());
+        for w in wakes_under_cursor.iter().take(room) {
             lines.push(Line::from(format!(
                 "wake at {}: {} → task {}",
                 at(state, w.ts),
@@ -271,6 +292,64 @@ fn waker_name(w: WokenBy) -> String {
     }
 }
 
+/// Where a CPU's poll slices start to be complete: its oldest kept slice once
+/// older ones have been dropped, else the beginning of time.
+fn detail_from(c: &Cpu) -> u64 {
+    match c.slices.front() {
+        Some(s) if c.slices.len() >= MAX_SLICES_PER_CPU => s.start,
+        _ => 0,
+    }
+}
+
+/// The time axis: the window's start, then ticks at a round step as offsets from
+/// it, as many as fit.
+fn axis_line(state: &State, start: u64, end: u64, width: u16) -> String {
+    let width = usize::from(width);
+    let mut line: Vec<char> = vec![' '; width];
+    let mut put = |col: usize, text: &str| {
+        for (i, ch) in text.chars().enumerate() {
+            if let Some(c) = line.get_mut(col + i) {
+                *c = ch;
+            }
+        }
+    };
+    let first = at(state, start);
+    put(0, &first);
+    let span_ns = state.ticks_to_ns(end - start).max(1);
+    // A label every 16 columns at least.
+    let min_step = span_ns.saturating_mul(16) / width.max(1) as u64;
+    let step = nice_step(min_step.max(1));
+    let mut next_free = first.chars().count() + 2;
+    let mut t = step;
+    while t < span_ns {
+        let col = (u128::from(t) * width as u128 / u128::from(span_ns)) as usize;
+        let label = format!("|+{}", crate::fmt::duration_ns(t));
+        if col >= next_free && col + label.chars().count() <= width {
+            put(col, &label);
+            next_free = col + label.chars().count() + 2;
+        }
+        t = t.saturating_add(step);
+    }
+    line.into_iter().collect()
+}
+
+/// The smallest 1, 2 or 5 × 10^k nanoseconds at least `min`.
+fn nice_step(min: u64) -> u64 {
+    let mut step = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            let s = step.saturating_mul(m);
+            if s >= min {
+                return s;
+            }
+        }
+        if step > u64::MAX / 10 {
+            return u64::MAX;
+        }
+        step *= 10;
+    }
+}
+
 /// First and last column of a slice.
 fn columns(s: &Slice, start: u64, span: u64, w: u64) -> (u64, u64) {
     let w = w.max(1);
@@ -280,8 +359,9 @@ fn columns(s: &Slice, start: u64, span: u64, w: u64) -> (u64, u64) {
 }
 
 /// Paints one lane: `█` where a poll ran (coloured by task), `·` where nothing ran,
-/// `▲` for a wake on an otherwise empty cell. Returns the slice and the wakes under
-/// the cursor column.
+/// `▲` for a wake on an otherwise empty cell; before the lane's detail, its summary
+/// as grey shades by busy share (without wakes), or blank. Returns the slice and the wakes under the
+/// cursor column.
 fn draw_lane(
     buf: &mut Buffer,
     cells: Rect,
@@ -294,13 +374,24 @@ fn draw_lane(
     if w == 0 {
         return (None, Vec::new());
     }
+    let idle = Style::new().fg(Color::DarkGray);
     for x in 0..cells.width {
-        buf[(cells.x + x, cells.y)]
-            .set_char('·')
-            .set_style(Style::new().fg(Color::DarkGray));
+        let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
+        let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
+        let ch = if t1 > lane.detail_from {
+            '·'
+        } else {
+            match lane.summary.and_then(|h| h.busy_share(t0, t1)) {
+                None => ' ',
+                Some(share) if share <= 0.0 => '·',
+                Some(share) => SHADES[((share * 4.0).ceil() as usize).clamp(1, 4) - 1],
+            }
+        };
+        buf[(cells.x + x, cells.y)].set_char(ch).set_style(idle);
     }
     let mut wakes = Vec::new();
-    for m in &lane.wakes {
+    // Before the lane's detail only its summary is drawn: wakes there would bury it.
+    for m in lane.wakes.iter().filter(|m| m.ts >= lane.detail_from) {
         let x = (u128::from(m.ts.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
         let x = x.min(w - 1);
         buf[(cells.x + x as u16, cells.y)]
