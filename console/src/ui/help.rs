@@ -34,6 +34,7 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("←/→ h/l", "sort column"),
             ("i", "invert the sort order"),
             ("/", "filter by text (Enter keeps, Esc clears)"),
+            ("f", "follow the newest task (a move stops it)"),
             ("Enter", "open the task"),
         ],
         View::TaskDetail => &[("Esc, b", "back to the task list")],

@@ -137,6 +137,10 @@ pub struct TasksView {
     pub editing: bool,
     /// Selected row.
     pub selected: usize,
+    /// The selected task: the selection stays on it while the rows re-sort.
+    pub selected_id: Option<TaskId>,
+    /// Keep selecting the newest task (`f`); any move stops it.
+    pub follow: bool,
     /// First row on screen.
     offset: usize,
     table: TableState,
@@ -150,6 +154,8 @@ impl Default for TasksView {
             filter: String::new(),
             editing: false,
             selected: 0,
+            selected_id: None,
+            follow: false,
             offset: 0,
             table: TableState::default(),
         }
@@ -197,25 +203,40 @@ impl TasksView {
                 _ => {}
             }
             self.selected = 0;
+            self.selected_id = None;
             return Action::None;
         }
-        let len = self.rows(state).len();
+        let rows = self.rows(state);
+        let len = rows.len();
+        if let Some(i) = self.selected_id.and_then(|id| rows.iter().position(|t| t.id == id)) {
+            self.selected = i;
+        }
         let col = self.sort.index();
+        let moved = match key.code {
+            KeyCode::Down | KeyCode::Char('j') => Some(step(self.selected, 1, len)),
+            KeyCode::Up | KeyCode::Char('k') => Some(step(self.selected, -1, len)),
+            KeyCode::PageDown => Some(step(self.selected, 20, len)),
+            KeyCode::PageUp => Some(step(self.selected, -20, len)),
+            KeyCode::Home | KeyCode::Char('g') => Some(0),
+            KeyCode::End | KeyCode::Char('G') => Some(len.saturating_sub(1)),
+            _ => None,
+        };
+        if let Some(row) = moved {
+            self.selected = row;
+            self.follow = false;
+            self.selected_id = rows.get(row).map(|t| t.id);
+            return Action::None;
+        }
         match key.code {
-            KeyCode::Down | KeyCode::Char('j') => self.selected = step(self.selected, 1, len),
-            KeyCode::Up | KeyCode::Char('k') => self.selected = step(self.selected, -1, len),
-            KeyCode::PageDown => self.selected = step(self.selected, 20, len),
-            KeyCode::PageUp => self.selected = step(self.selected, -20, len),
-            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
-            KeyCode::End | KeyCode::Char('G') => self.selected = len.saturating_sub(1),
             KeyCode::Left | KeyCode::Char('h') => {
                 self.sort = Column::ALL[(col + Column::ALL.len() - 1) % Column::ALL.len()];
             }
             KeyCode::Right | KeyCode::Char('l') => self.sort = Column::ALL[(col + 1) % Column::ALL.len()],
             KeyCode::Char('i') => self.descending = !self.descending,
             KeyCode::Char('/') => self.editing = true,
+            KeyCode::Char('f') => self.follow = !self.follow,
             KeyCode::Enter => {
-                if let Some(t) = self.rows(state).get(self.selected) {
+                if let Some(t) = rows.get(self.selected) {
                     return Action::OpenTask(t.id);
                 }
             }
@@ -224,16 +245,32 @@ impl TasksView {
         Action::None
     }
 
+    /// Puts the selection on the followed or selected task in `rows`, and remembers
+    /// which task it is on.
+    fn place_selection(&mut self, rows: &[&Task]) {
+        if self.follow {
+            self.selected_id = rows.iter().map(|t| t.id).max();
+        }
+        if let Some(i) = self.selected_id.and_then(|id| rows.iter().position(|t| t.id == id)) {
+            self.selected = i;
+        }
+        self.selected = self.selected.min(rows.len().saturating_sub(1));
+        self.selected_id = rows.get(self.selected).map(|t| t.id);
+    }
+
     /// The selected task, if any.
     #[must_use]
     pub fn selected_task(&self, state: &State) -> Option<TaskId> {
-        self.rows(state).get(self.selected).map(|t| t.id)
+        let rows = self.rows(state);
+        self.selected_id
+            .filter(|id| rows.iter().any(|t| t.id == *id))
+            .or_else(|| rows.get(self.selected).map(|t| t.id))
     }
 
     /// Draws the list.
     pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
         let rows = self.rows(state);
-        self.selected = self.selected.min(rows.len().saturating_sub(1));
+        self.place_selection(&rows);
         // Only the rows on screen are formatted: with thousands of tasks, formatting
         // them all would cost more than everything else in a frame.
         let visible = usize::from(area.height.saturating_sub(3)).max(1);
@@ -290,6 +327,9 @@ impl TasksView {
             self.sort.title(),
             if self.descending { "desc" } else { "asc" }
         );
+        if self.follow {
+            title.push_str("│ following the newest task ");
+        }
         if self.editing || !self.filter.is_empty() {
             title.push_str(&format!(
                 "│ filter /{}{} ",

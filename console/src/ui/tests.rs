@@ -134,6 +134,33 @@ fn tasks_view_filtered_and_sorted_by_id() {
     insta::assert_snapshot!(render(&mut app, 130, 12));
 }
 
+/// The selection stays on its task when the order changes, and `f` follows the
+/// newest task until a move.
+#[test]
+fn tasks_selection_sticks_to_its_task_and_f_follows_the_newest() {
+    let (mut app, _) = fixture();
+    render(&mut app, 130, 30);
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    let chosen = app.tasks.selected_task(app.state()).expect("a selected task");
+    // Reverse the order: the same task must stay selected, on another row.
+    app.on_key(key(KeyCode::Char('i')));
+    render(&mut app, 130, 30);
+    assert_eq!(app.tasks.selected_task(app.state()), Some(chosen));
+    assert_ne!(
+        app.tasks.selected, 2,
+        "the task moved in the list and the selection with it"
+    );
+
+    app.on_key(key(KeyCode::Char('f')));
+    render(&mut app, 130, 30);
+    let newest = app.state().tasks.values().map(|t| t.id).max();
+    assert_eq!(app.tasks.selected_task(app.state()), newest);
+    assert!(format!("{:?}", render(&mut app, 130, 30)).contains("following the newest task"));
+    app.on_key(key(KeyCode::Up));
+    assert!(!app.tasks.follow, "a move stops following");
+}
+
 #[test]
 fn task_detail_view() {
     let (mut app, idle) = fixture();
