@@ -15,7 +15,11 @@
 //! real 4-CPU recording treating them as caught up made 38% of events late.) Memory
 //! stays bounded: past [`Merge::max_buffered`] events the oldest is released early
 //! (and counted). Control and host rings, gaps, restarts and frame errors pass straight
-//! through: they carry no executor facts whose order matters.
+//! through: they carry no executor facts whose order matters. The exception is the
+//! kernel's answer to a snapshot request: its totals are as of its timestamp, so it
+//! is held like an executor event (in a lane of the control stream that never holds
+//! the watermark back) and comes after every older event and before every newer
+//! one, so nothing is counted twice or missed.
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
@@ -134,6 +138,24 @@ struct Lane {
     last_frame: u64,
 }
 
+/// Whether a stream's progress bounds what may be released: the CPUs' task and
+/// interrupt streams. The control stream's held messages (snapshot answers) are
+/// stamped when sent, after everything they describe, so it never holds others back.
+fn paces(stream: StreamId) -> bool {
+    matches!(stream.ring, Ring::Task | Ring::Interrupt)
+}
+
+/// The kernel's answer to a snapshot request, whose totals are as of its timestamp.
+fn is_snapshot_answer(m: &Message<'_>) -> bool {
+    matches!(
+        m,
+        Message::SnapshotBegin { .. }
+            | Message::TaskSnapshot(_)
+            | Message::WasmInstanceSnapshot(_)
+            | Message::SnapshotEnd { .. }
+    )
+}
+
 /// Buffers decoded items and hands them on in global timestamp order.
 #[derive(Debug)]
 pub struct Merge {
@@ -217,6 +239,10 @@ impl Merge {
                 }
                 self.hello = true;
             }
+            if stream.ring == Ring::Control && is_snapshot_answer(&event.message) {
+                self.hold_in_order(stream, seq, event.ts, &event.message, out);
+                return;
+            }
             out(item);
             return;
         }
@@ -254,6 +280,41 @@ impl Merge {
         self.stats.peak = self.stats.peak.max(self.held);
     }
 
+    /// Holds a control message that must take its place in timestamp order, in the
+    /// control stream's lane, and releases whatever may go.
+    fn hold_in_order(
+        &mut self,
+        stream: StreamId,
+        seq: u32,
+        ts: u64,
+        message: &Message<'_>,
+        out: &mut impl FnMut(&Item<'_>),
+    ) {
+        let Some(lane) = self.lane(stream, seq) else {
+            self.stats.late += 1;
+            out(&Item::Event {
+                stream,
+                seq,
+                event: Event { ts, message: *message },
+            });
+            return;
+        };
+        let held = self.hold(message);
+        let l = &mut self.lanes[lane];
+        if l.queue.is_empty() {
+            self.heads.push(Reverse(key(ts, stream, lane)));
+        }
+        l.queue.push_back(Pending { ts, seq, held });
+        self.held += 1;
+        self.stats.buffered += 1;
+        while self.held > self.max_buffered {
+            self.stats.forced += 1;
+            self.pop(out);
+        }
+        self.stats.peak = self.stats.peak.max(self.held);
+        self.release(out);
+    }
+
     /// Notes that it is `now_ns` (host receive-time clock): once no frame has arrived
     /// for [`LINK_IDLE_NS`], nothing is in flight that could be older than what is
     /// held, so everything held goes (a live view must not wait for more traffic to
@@ -287,7 +348,7 @@ impl Merge {
         let watermark = self
             .lanes
             .iter()
-            .filter(|l| frames - l.last_frame <= quiet)
+            .filter(|l| paces(l.stream) && frames - l.last_frame <= quiet)
             .map(|l| l.newest.unwrap_or(0))
             .min()
             .unwrap_or(u64::MAX);
@@ -677,6 +738,67 @@ mod tests {
             by_ref: false,
             self_wake: false,
         }
+    }
+
+    /// The kernel's snapshot answer carries totals as of its timestamp: a poll
+    /// older than it that arrives after it is already in them, and a newer one is not.
+    #[test]
+    fn a_snapshot_answer_takes_its_place_in_time_order() {
+        let control = StreamId::new(0, Ring::Control);
+        let snapshot = |polls: u64, busy_ticks: u64| {
+            Message::TaskSnapshot(lucid_protocol::TaskSnapshot {
+                task: 7,
+                name: "net",
+                kind: TaskKind::Kernel,
+                location: Location {
+                    file: "net.rs",
+                    line: 1,
+                    column: 1,
+                },
+                parent: None,
+                state: lucid_protocol::TaskState::Idle,
+                cpu: 0,
+                spawned_tsc: 10,
+                polls,
+                wakes: 0,
+                self_wakes: 0,
+                wakers: 1,
+                busy_ticks,
+                scheduled_ticks: 0,
+            })
+        };
+        let frames = [
+            hello(1),
+            frame(task(0), 0, &[(20, Message::PollStart { task: 7 }), (30, end(7))]),
+            // Sent after the kernel read its totals at 50: two polls, 10 + 5 ticks.
+            frame(
+                control,
+                1,
+                &[
+                    (50, Message::SnapshotBegin { request: 1 }),
+                    (50, snapshot(2, 15)),
+                    (50, Message::SnapshotEnd { request: 1 }),
+                ],
+            ),
+            frame(
+                task(0),
+                1,
+                &[
+                    (40, Message::PollStart { task: 7 }),
+                    (45, end(7)),
+                    (60, Message::PollStart { task: 7 }),
+                    (70, end(7)),
+                ],
+            ),
+        ];
+        let s = run(&mut Merge::default(), &frames);
+        let t = &s.tasks[&7];
+        assert_eq!(
+            (t.polls, t.busy_ticks),
+            (3, 25),
+            "the snapshot's 2 polls, then the one at 60"
+        );
+        assert_eq!(t.name, "net");
     }
 
     #[test]
