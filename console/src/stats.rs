@@ -143,6 +143,10 @@ pub struct Summary {
     /// Tasks known only from their events, with no name or spawn location: spawned
     /// before the stream began and gone before a snapshot listed them.
     pub tasks_unnamed: u64,
+    /// Of those, the ones not finished: a task alive when the kernel answered the
+    /// snapshot request is named by the answer, so on a kernel that answers this
+    /// stays 0.
+    pub tasks_unnamed_unfinished: u64,
     /// CPUs that sent events.
     pub cpus: u64,
     /// Sequence discontinuities.
@@ -207,6 +211,11 @@ impl Summary {
             tasks: s.tasks_spawned,
             tasks_completed: s.tasks_completed,
             tasks_unnamed: s.tasks.values().filter(|t| t.location.is_empty()).count() as u64,
+            tasks_unnamed_unfinished: s
+                .tasks
+                .values()
+                .filter(|t| t.location.is_empty() && !t.status.is_done())
+                .count() as u64,
             cpus: s.cpus.len() as u64,
             sequence_gaps: s.health.sequence_gaps,
             missing_frames: s.health.missing_frames,
