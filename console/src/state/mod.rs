@@ -11,13 +11,15 @@ mod histogram;
 mod latency;
 mod log;
 mod task;
+mod task_map;
 mod warning;
 mod wasm;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
@@ -30,6 +32,7 @@ pub use histogram::Histogram;
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
+pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use warning::{Warning, WarningKind};
 pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
 
@@ -129,7 +132,7 @@ pub struct State {
     /// Events by kind.
     pub events_by_kind: BTreeMap<MessageKind, u64>,
     /// Tasks by id: live ones, and completed ones within the retention time.
-    pub tasks: BTreeMap<TaskId, Task>,
+    pub tasks: TaskMap,
     /// `TaskSpawned` messages.
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
@@ -174,6 +177,32 @@ pub struct State {
     /// waker drop does not bring a finished task back as a new idle one.
     expired: BTreeSet<TaskId>,
     expired_order: VecDeque<TaskId>,
+    /// Completed tasks by completion time, so pruning finds the expired ones without
+    /// visiting every task.
+    #[serde(skip)]
+    completions: Completions,
+}
+
+/// (completion time, task) of completed tasks, oldest first; entries of tasks gone
+/// since are skipped when met. A cache of [`State::tasks`]: not serialised, rebuilt
+/// when missing (a deserialised state), and not part of equality or debug output.
+#[derive(Clone, Default)]
+struct Completions {
+    heap: BinaryHeap<Reverse<(u64, TaskId)>>,
+    /// The heap holds every completed task of [`State::tasks`].
+    valid: bool,
+}
+
+impl PartialEq for Completions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Completions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// `ticks` of a `tsc_hz` clock in nanoseconds.
@@ -327,7 +356,7 @@ impl State {
 
     /// The task `id`, created (first seen at `ts`) if unknown.
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        self.tasks.entry(id).or_insert_with(|| Task::new(id, ts))
+        self.tasks.get_or_insert_with(id, || Task::new(id, ts))
     }
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
@@ -671,9 +700,12 @@ impl State {
         if outcome == Outcome::Cancelled {
             self.cpus.entry(cpu).or_default().totals.cancellations += 1;
         }
-        let t = self.task(task, ts);
+        let t = self.tasks.get_or_insert_with(task, || Task::new(task, ts));
         t.status = TaskStatus::Completed(outcome);
-        t.completed_ts.get_or_insert(ts);
+        if t.completed_ts.is_none() {
+            t.completed_ts = Some(ts);
+            self.completions.heap.push(Reverse((ts, task)));
+        }
         t.scheduled_since = None;
         t.woken_while_running = None;
     }
@@ -713,12 +745,30 @@ impl State {
     pub fn prune(&mut self) {
         let retain = self.ns_to_ticks(self.config.retain_ns);
         let now = self.now();
-        let expired: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|t| t.completed_ts.is_some_and(|c| now.saturating_sub(c) > retain))
-            .map(|t| t.id)
-            .collect();
+        if !self.completions.valid {
+            self.completions.heap = self
+                .tasks
+                .values()
+                .filter_map(|t| Some(Reverse((t.completed_ts?, t.id))))
+                .collect();
+            self.completions.valid = true;
+        }
+        let mut expired: Vec<TaskId> = Vec::new();
+        while let Some(&Reverse((c, id))) = self.completions.heap.peek()
+            && now.saturating_sub(c) > retain
+        {
+            self.completions.heap.pop();
+            // Gone already (and perhaps back since, completed at another time).
+            if self.tasks.get(&id).is_some_and(|t| t.completed_ts == Some(c)) {
+                expired.push(id);
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        // In id order, as a scan of the tasks would find them.
+        expired.sort_unstable();
+        expired.dedup();
         for id in expired {
             self.tasks.remove(&id);
             self.tasks_expired += 1;
