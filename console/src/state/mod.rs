@@ -12,6 +12,7 @@ mod latency;
 mod log;
 mod task;
 mod task_map;
+mod text;
 mod warning;
 mod wasm;
 
@@ -31,8 +32,9 @@ pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDO
 pub use histogram::Histogram;
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
-pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
+pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
+pub use text::Text;
 pub use warning::{Warning, WarningKind};
 pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
 
@@ -181,6 +183,9 @@ pub struct State {
     /// visiting every task.
     #[serde(skip)]
     completions: Completions,
+    /// Task names and locations, shared.
+    #[serde(skip)]
+    texts: text::Interner,
 }
 
 /// (completion time, task) of completed tasks, oldest first; entries of tasks gone
@@ -434,11 +439,13 @@ impl State {
             Message::TaskSpawned(s) => {
                 self.tasks_spawned += 1;
                 self.expired.remove(&s.task);
+                let name = self.texts.text(s.name);
+                let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
                 t.spawned_ts = ts;
-                t.name = s.name.to_string();
+                t.name = name;
                 t.kind = s.kind;
-                t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(cpu);
             }
@@ -486,10 +493,12 @@ impl State {
                 self.cpus.entry(cpu).or_default().dropped += count;
             }
             Message::TaskSnapshot(s) => {
+                let name = self.texts.text(s.name);
+                let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
-                t.name = s.name.to_string();
+                t.name = name;
                 t.kind = s.kind;
-                t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(s.cpu);
                 t.spawned_ts = s.spawned_tsc;
