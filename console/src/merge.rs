@@ -197,7 +197,7 @@ impl Merge {
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
     pub fn push(&mut self, item: &Item<'_>, out: &mut impl FnMut(&Item<'_>)) {
-        let Item::Event { stream, seq, event } = *item else {
+        let Item::Event { stream, seq, ref event } = *item else {
             if matches!(item, Item::Restart { .. }) {
                 // A rebooted kernel starts its TSC again: nothing buffered is
                 // comparable with what follows, so everything before goes first.

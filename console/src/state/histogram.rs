@@ -232,8 +232,9 @@ impl Histogram {
             return;
         }
         if self.counts.len() == self.counts.capacity() {
-            // Grow by two pairs at a time: histograms of tasks count few values.
-            self.counts.reserve_exact(4);
+            // Room for five buckets first (a task's histograms count few values),
+            // then twice as many each time.
+            self.counts.reserve_exact(self.counts.capacity().max(10));
         }
         self.counts.insert(2 * lo, n);
         self.counts.insert(2 * lo, i as u32);

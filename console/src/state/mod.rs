@@ -6,6 +6,7 @@
 //! older than [`Config::retain_ns`] of trace time, and per-CPU poll slices, run-queue
 //! samples, utilisation windows, logs and warnings are kept in fixed-size windows.
 
+mod counts;
 mod cpu;
 mod histogram;
 mod latency;
@@ -23,11 +24,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use lucid_protocol::{
-    CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
-    TaskState,
+    CallsiteId, FrameError, InstanceId, Item, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskState,
 };
 use serde::{Deserialize, Serialize};
 
+pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
@@ -132,7 +133,7 @@ pub struct State {
     /// Events applied.
     pub events: u64,
     /// Events by kind.
-    pub events_by_kind: BTreeMap<MessageKind, u64>,
+    pub events_by_kind: KindCounts,
     /// Tasks by id: live ones, and completed ones within the retention time.
     pub tasks: TaskMap,
     /// `TaskSpawned` messages.
@@ -172,7 +173,7 @@ pub struct State {
     /// Offset of the first incompatible-version frame, if any.
     pub first_version_error: Option<(u64, FrameError)>,
     /// Last timestamp per stream, to detect time going backwards.
-    last_ts: BTreeMap<StreamId, u64>,
+    last_ts: counts::LastTs,
     /// Newest timestamp of any task or interrupt stream (see [`State::now`]).
     task_now: u64,
     /// Recently expired task ids (at most [`MAX_EXPIRED_IDS`]), so a late wake or
@@ -212,6 +213,11 @@ impl std::fmt::Debug for Completions {
 
 /// `ticks` of a `tsc_hz` clock in nanoseconds.
 fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
+    // Without the 128-bit division when the product fits (it always does for the
+    // durations of polls and waits: up to about 18 s of ticks); the same result.
+    if let Some(p) = ticks.checked_mul(1_000_000_000) {
+        return p / tsc_hz.max(1);
+    }
     (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz.max(1))).min(u128::from(u64::MAX)) as u64
 }
 
@@ -246,6 +252,10 @@ impl State {
     /// Converts nanoseconds to ticks.
     #[must_use]
     pub fn ns_to_ticks(&self, ns: u64) -> u64 {
+        // Without the 128-bit division when the product fits; the same result.
+        if let Some(p) = ns.checked_mul(self.tsc_hz()) {
+            return p / 1_000_000_000;
+        }
         (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
@@ -301,7 +311,7 @@ impl State {
     /// Folds one decoder item into the state.
     pub fn apply(&mut self, item: &Item<'_>) {
         match *item {
-            Item::Event { stream, event, .. } => self.apply_event(stream, event.ts, &event.message),
+            Item::Event { stream, ref event, .. } => self.apply_event(stream, event.ts, &event.message),
             Item::Gap {
                 stream,
                 expected,
@@ -369,12 +379,12 @@ impl State {
         if matches!(stream.ring, Ring::Task | Ring::Interrupt) {
             self.task_now = self.task_now.max(ts);
         }
-        *self.events_by_kind.entry(m.kind()).or_default() += 1;
+        self.events_by_kind.add(m.kind());
         self.ts_range = Some(match self.ts_range {
             None => (ts, ts),
             Some((a, b)) => (a.min(ts), b.max(ts)),
         });
-        if let Some(prev) = self.last_ts.insert(stream, ts)
+        if let Some(prev) = self.last_ts.replace(stream, ts)
             && ts < prev
         {
             self.warn_at(
