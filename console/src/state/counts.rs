@@ -77,18 +77,36 @@ impl<'de> Deserialize<'de> for KindCounts {
     }
 }
 
-/// The last timestamp per stream, sorted by stream (a handful of streams).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct LastTs(Vec<(StreamId, u64)>);
+/// The last timestamp per stream, sorted by stream (a handful of streams), with the
+/// position of the stream asked for last (consecutive events mostly share one).
+#[derive(Clone, Default)]
+pub(crate) struct LastTs(Vec<(StreamId, u64)>, usize);
+
+impl PartialEq for LastTs {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for LastTs {}
 
 impl LastTs {
     /// Sets `stream`'s timestamp to `ts`; the previous one, if any.
     #[inline]
     pub(crate) fn replace(&mut self, stream: StreamId, ts: u64) -> Option<u64> {
+        if let Some((s, t)) = self.0.get_mut(self.1)
+            && *s == stream
+        {
+            return Some(std::mem::replace(t, ts));
+        }
         match self.0.binary_search_by(|(s, _)| s.cmp(&stream)) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, ts)),
+            Ok(i) => {
+                self.1 = i;
+                Some(std::mem::replace(&mut self.0[i].1, ts))
+            }
             Err(i) => {
                 self.0.insert(i, (stream, ts));
+                self.1 = i;
                 None
             }
         }
@@ -109,6 +127,9 @@ impl Serialize for LastTs {
 
 impl<'de> Deserialize<'de> for LastTs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Self(BTreeMap::<StreamId, u64>::deserialize(d)?.into_iter().collect()))
+        Ok(Self(
+            BTreeMap::<StreamId, u64>::deserialize(d)?.into_iter().collect(),
+            0,
+        ))
     }
 }

@@ -8,6 +8,7 @@
 
 mod counts;
 mod cpu;
+mod fastdiv;
 mod histogram;
 mod latency;
 mod log;
@@ -187,6 +188,45 @@ pub struct State {
     /// Task names and locations, shared.
     #[serde(skip)]
     texts: text::Interner,
+    /// Conversions of the per-event path, for the current TSC rate and config.
+    #[serde(skip)]
+    conv: Conversions,
+}
+
+/// What the per-event path derives from the TSC rate and the config, kept until
+/// either changes. A cache: not serialised, not part of equality or debug output.
+#[derive(Clone, Copy)]
+struct Conversions {
+    /// (TSC rate, utilisation window, long-poll threshold) it was made for.
+    key: (u64, u64, u64),
+    tsc_hz: fastdiv::Divisor,
+    window: fastdiv::Divisor,
+    long_poll_ticks: u64,
+}
+
+impl Default for Conversions {
+    fn default() -> Self {
+        let one = fastdiv::Divisor::new(1);
+        Self {
+            // No rate is 0, so the first use makes it.
+            key: (0, 0, 0),
+            tsc_hz: one,
+            window: one,
+            long_poll_ticks: 0,
+        }
+    }
+}
+
+impl PartialEq for Conversions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Conversions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// (completion time, task) of completed tasks, oldest first; entries of tasks gone
@@ -212,6 +252,15 @@ impl std::fmt::Debug for Completions {
 }
 
 /// `ticks` of a `tsc_hz` clock in nanoseconds.
+/// [`ticks_to_ns`] by a precomputed divisor (the TSC rate).
+#[inline]
+fn fast_ticks_to_ns(ticks: u64, tsc_hz: fastdiv::Divisor) -> u64 {
+    match ticks.checked_mul(1_000_000_000) {
+        Some(p) => tsc_hz.div(p),
+        None => ticks_to_ns(ticks, tsc_hz.get()),
+    }
+}
+
 fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
     // Without the 128-bit division when the product fits (it always does for the
     // durations of polls and waits: up to about 18 s of ticks); the same result.
@@ -247,6 +296,21 @@ impl State {
     #[must_use]
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
         ticks_to_ns(ticks, self.tsc_hz())
+    }
+
+    /// The conversions for the current TSC rate and config.
+    #[inline]
+    fn conv(&mut self) -> Conversions {
+        let key = (self.tsc_hz(), self.config.util_window_ns, self.config.long_poll_ns);
+        if self.conv.key != key {
+            self.conv = Conversions {
+                key,
+                tsc_hz: fastdiv::Divisor::new(key.0),
+                window: fastdiv::Divisor::new(self.ns_to_ticks(key.1).max(1)),
+                long_poll_ticks: self.ns_to_ticks(key.2),
+            };
+        }
+        self.conv
     }
 
     /// Converts nanoseconds to ticks.
@@ -560,7 +624,8 @@ impl State {
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
-        let waited_ns = waited.map(|w| self.ticks_to_ns(w));
+        let conv = self.conv();
+        let waited_ns = waited.map(|w| fast_ticks_to_ns(w, conv.tsc_hz));
         let c = self.cpus.entry(cpu).or_default();
         if let Some(ns) = waited_ns {
             c.totals.sched_latency.record(ns);
@@ -577,9 +642,8 @@ impl State {
     }
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
-        let window = self.ns_to_ticks(self.config.util_window_ns).max(1);
-        let long = self.ns_to_ticks(self.config.long_poll_ns);
-        let tsc_hz = self.tsc_hz();
+        let conv = self.conv();
+        let (window, long, tsc_hz) = (conv.window, conv.long_poll_ticks, conv.tsc_hz);
         let c = self.cpus.entry(cpu).or_default();
         let started = match c.polling.take() {
             Some((t, start)) if t == task => Some(start),
@@ -587,9 +651,9 @@ impl State {
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
-            c.totals.poll_latency.record(ticks_to_ns(d, tsc_hz));
+            c.totals.poll_latency.record(fast_ticks_to_ns(d, tsc_hz));
             c.busy_ticks += d;
-            c.add_busy(start, ts, window);
+            c.add_busy_by(start, ts, window);
             c.push_slice(Slice {
                 task,
                 start,
