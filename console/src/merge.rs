@@ -299,6 +299,7 @@ impl Merge {
     }
 
     /// Hands on the oldest event held; false if there is none.
+    #[inline]
     fn pop(&mut self, out: &mut impl FnMut(&Item<'_>)) -> bool {
         let Some(mut top) = self.heads.peek_mut() else {
             return false;
@@ -353,6 +354,8 @@ impl Merge {
     }
 
     /// Hands on `p`, an event of `stream` just taken from its queue.
+    #[cold]
+    #[inline(never)]
     fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
         self.held -= 1;
         if self.released.is_some_and(|r| p.ts < r) {
