@@ -77,59 +77,85 @@ impl<'de> Deserialize<'de> for KindCounts {
     }
 }
 
-/// The last timestamp per stream, sorted by stream (a handful of streams), with the
-/// position of the stream asked for last (consecutive events mostly share one).
+/// Streams (by wire value: `cpu << 2 | ring`) whose timestamps are held in a table
+/// indexed by it; others (CPUs from 256 on) in a sorted vector.
+const DENSE_STREAMS: u64 = 1024;
+
+/// The last timestamp per stream. Consecutive events come from different CPUs, so
+/// the stream is looked up every event: by its wire value as an index, which orders
+/// streams as `StreamId` does.
 #[derive(Clone, Default)]
-pub(crate) struct LastTs(Vec<(StreamId, u64)>, usize);
-
-impl PartialEq for LastTs {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
+pub(crate) struct LastTs {
+    dense: Vec<Option<u64>>,
+    /// (wire value, timestamp) of streams from [`DENSE_STREAMS`] on, by wire value.
+    sparse: Vec<(u64, u64)>,
 }
-
-impl Eq for LastTs {}
 
 impl LastTs {
     /// Sets `stream`'s timestamp to `ts`; the previous one, if any.
     #[inline]
     pub(crate) fn replace(&mut self, stream: StreamId, ts: u64) -> Option<u64> {
-        if let Some((s, t)) = self.0.get_mut(self.1)
-            && *s == stream
-        {
-            return Some(std::mem::replace(t, ts));
-        }
-        match self.0.binary_search_by(|(s, _)| s.cmp(&stream)) {
-            Ok(i) => {
-                self.1 = i;
-                Some(std::mem::replace(&mut self.0[i].1, ts))
+        let w = stream.to_wire();
+        if w < DENSE_STREAMS {
+            let i = w as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, None);
             }
+            return self.dense[i].replace(ts);
+        }
+        match self.sparse.binary_search_by_key(&w, |&(s, _)| s) {
+            Ok(i) => Some(std::mem::replace(&mut self.sparse[i].1, ts)),
             Err(i) => {
-                self.0.insert(i, (stream, ts));
-                self.1 = i;
+                self.sparse.insert(i, (w, ts));
                 None
             }
         }
     }
+
+    /// (stream, timestamp) in stream order.
+    fn entries(&self) -> impl Iterator<Item = (StreamId, u64)> + '_ {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i as u64, (*t)?)));
+        dense
+            .chain(self.sparse.iter().copied())
+            .filter_map(|(w, t)| Some((StreamId::from_wire(w).ok()?, t)))
+    }
 }
+
+impl PartialEq for LastTs {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for LastTs {}
 
 impl fmt::Debug for LastTs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.iter().map(|(s, t)| (s, t))).finish()
+        f.debug_map().entries(self.entries()).finish()
     }
 }
 
 impl Serialize for LastTs {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(s, t)| (s, t)))
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.entries().count()))?;
+        for (k, t) in self.entries() {
+            m.serialize_entry(&k, &t)?;
+        }
+        m.end()
     }
 }
 
 impl<'de> Deserialize<'de> for LastTs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Self(
-            BTreeMap::<StreamId, u64>::deserialize(d)?.into_iter().collect(),
-            0,
-        ))
+        let mut l = Self::default();
+        for (k, t) in BTreeMap::<StreamId, u64>::deserialize(d)? {
+            l.replace(k, t);
+        }
+        Ok(l)
     }
 }
