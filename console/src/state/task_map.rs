@@ -14,12 +14,65 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::task::Task;
 
-/// Tasks by id. Tasks are boxed: the index then moves 16 bytes per task when it
-/// grows, and holds no slack of whole tasks.
+/// Tasks by id. The tasks themselves live in a [`Slab`] (the index moves 16 bytes
+/// per task when it grows, and holds no slack of whole tasks).
 #[derive(Clone, Default)]
 pub struct TaskMap {
-    by_id: HashMap<TaskId, Box<Task>, FxBuildHasher>,
+    by_id: HashMap<TaskId, u32, FxBuildHasher>,
     order: BTreeSet<TaskId>,
+    slab: Slab,
+}
+
+/// Tasks per chunk of the slab.
+const CHUNK: usize = 64;
+
+/// Task slots in fixed chunks: one allocation per [`CHUNK`] tasks instead of one per
+/// task (spawning and dropping many short tasks is the ingest path's common case), and
+/// no task ever moves. Freed slots are reused, newest first.
+#[derive(Clone, Default)]
+struct Slab {
+    chunks: Vec<Box<[Option<Task>]>>,
+    free: Vec<u32>,
+    /// Slots handed out at least once.
+    used: u32,
+}
+
+impl Slab {
+    #[inline]
+    fn get(&self, slot: u32) -> Option<&Task> {
+        let s = slot as usize;
+        self.chunks.get(s / CHUNK)?.get(s % CHUNK)?.as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, slot: u32) -> Option<&mut Task> {
+        let s = slot as usize;
+        self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.as_mut()
+    }
+
+    fn insert(&mut self, task: Task) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = self.used;
+                if s as usize / CHUNK >= self.chunks.len() {
+                    self.chunks.push((0..CHUNK).map(|_| None).collect());
+                }
+                self.used += 1;
+                s
+            }
+        };
+        let s = slot as usize;
+        self.chunks[s / CHUNK][s % CHUNK] = Some(task);
+        slot
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<Task> {
+        let s = slot as usize;
+        let t = self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.take()?;
+        self.free.push(slot);
+        Some(t)
+    }
 }
 
 impl TaskMap {
@@ -39,13 +92,13 @@ impl TaskMap {
     #[must_use]
     #[inline]
     pub fn get(&self, id: &TaskId) -> Option<&Task> {
-        self.by_id.get(id).map(|t| &**t)
+        self.slab.get(*self.by_id.get(id)?)
     }
 
     /// The task `id`, mutably.
     #[inline]
     pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
-        self.by_id.get_mut(id).map(|t| &mut **t)
+        self.slab.get_mut(*self.by_id.get(id)?)
     }
 
     /// Whether `id` is held.
@@ -58,24 +111,28 @@ impl TaskMap {
     /// The task `id`, made by `new` if absent.
     #[inline]
     pub fn get_or_insert_with(&mut self, id: TaskId, new: impl FnOnce() -> Task) -> &mut Task {
-        let order = &mut self.order;
-        self.by_id.entry(id).or_insert_with(|| {
+        let (order, slab) = (&mut self.order, &mut self.slab);
+        let slot = *self.by_id.entry(id).or_insert_with(|| {
             order.insert(id);
-            Box::new(new())
-        })
+            slab.insert(new())
+        });
+        self.slab.get_mut(slot).expect("an indexed slot holds its task")
     }
 
     /// Puts `task` in under `id`, returning the one it replaces.
     pub fn insert(&mut self, id: TaskId, task: Task) -> Option<Task> {
+        let old = self.remove(&id);
         self.order.insert(id);
-        self.by_id.insert(id, Box::new(task)).map(|t| *t)
+        let slot = self.slab.insert(task);
+        self.by_id.insert(id, slot);
+        old
     }
 
     /// Takes the task `id` out.
     pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
-        let t = self.by_id.remove(id)?;
+        let slot = self.by_id.remove(id)?;
         self.order.remove(id);
-        Some(*t)
+        self.slab.remove(slot)
     }
 
     /// Ids, ascending.
@@ -92,7 +149,7 @@ impl TaskMap {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             ids: self.order.iter(),
-            by_id: &self.by_id,
+            map: self,
         }
     }
 }
@@ -101,7 +158,7 @@ impl TaskMap {
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
     ids: btree_set::Iter<'a, TaskId>,
-    by_id: &'a HashMap<TaskId, Box<Task>, FxBuildHasher>,
+    map: &'a TaskMap,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -109,7 +166,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let id = self.ids.next()?;
-        Some((id, &*self.by_id[id]))
+        Some((id, &self.map[id]))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -120,7 +177,7 @@ impl<'a> Iterator for Iter<'a> {
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let id = self.ids.next_back()?;
-        Some((id, &*self.by_id[id]))
+        Some((id, &self.map[id]))
     }
 }
 
@@ -160,7 +217,7 @@ impl std::ops::Index<&TaskId> for TaskMap {
 
 impl PartialEq for TaskMap {
     fn eq(&self, other: &Self) -> bool {
-        self.order == other.order && self.by_id == other.by_id
+        self.order == other.order && self.values().eq(other.values())
     }
 }
 
