@@ -2,6 +2,7 @@
 //! (at most 12.5 % relative error), grown lazily so an idle task costs a few bytes.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// Values below this are counted exactly.
 const LINEAR: u64 = 16;
@@ -20,8 +21,9 @@ const MAX_BUCKETS: usize = (LINEAR + (63 - 4) * SUB + SUB) as usize;
 /// observable: equality, debug output and serialisation are of the dense form.
 #[derive(Clone, Default)]
 pub struct Histogram {
-    /// Sparse: index, count, index, count, … by index; dense: the counts.
-    counts: Vec<u32>,
+    /// Sparse: index, count, index, count, … by index; dense: the counts. Up to five
+    /// sparse buckets are held inline (no allocation for most tasks' histograms).
+    counts: SmallVec<[u32; 10]>,
     /// Buckets of the dense form (the highest bucket counted so far, plus one).
     len: u16,
     dense: bool,
@@ -186,13 +188,13 @@ impl Histogram {
         let nonzero = dense.iter().filter(|c| **c > 0).count();
         if nonzero * 2 < dense.len() {
             self.dense = false;
-            self.counts = Vec::with_capacity(nonzero * 2);
+            self.counts = SmallVec::with_capacity(nonzero * 2);
             for (i, &c) in dense.iter().enumerate().filter(|(_, c)| **c > 0) {
                 self.counts.extend([i as u32, c]);
             }
         } else {
             self.dense = true;
-            self.counts = dense.to_vec();
+            self.counts = SmallVec::from_slice(dense);
         }
     }
 
@@ -227,13 +229,13 @@ impl Histogram {
             // Dense is no larger now.
             let mut d = self.to_dense();
             d[i] = d[i].saturating_add(n);
-            self.counts = d;
+            self.counts = SmallVec::from_vec(d);
             self.dense = true;
             return;
         }
         if self.counts.len() == self.counts.capacity() {
-            // Room for five buckets first (a task's histograms count few values),
-            // then twice as many each time.
+            // Five buckets fit inline (a task's histograms count few values); past
+            // them, twice as many each time.
             self.counts.reserve_exact(self.counts.capacity().max(10));
         }
         // Shifted by hand: a few pairs, where `insert` calls memmove twice.
