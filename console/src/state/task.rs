@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::histogram::Histogram;
 use super::text::Text;
@@ -82,11 +83,11 @@ impl From<Waker> for WokenBy {
 }
 
 /// Who woke a task, how often: at most [`MAX_WAKERS_BY`] wakers plus
-/// [`WokenBy::Other`], in key order. Held as a boxed slice, grown one entry at a time
-/// (a new waker is rare; most tasks have one or two), and serialised as the map it
-/// stands for.
+/// [`WokenBy::Other`], in key order. The first waker is held inline (most tasks have
+/// one), more on the heap, grown one entry at a time (a new waker is rare); serialised
+/// as the map it stands for.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct WokenByCounts(Box<[(WokenBy, u64)]>);
+pub struct WokenByCounts(SmallVec<[(WokenBy, u64); 1]>);
 
 impl WokenByCounts {
     /// Distinct wakers counted.
@@ -123,10 +124,8 @@ impl WokenByCounts {
         match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(i) => self.0[i].1 += n,
             Err(i) => {
-                let mut v = std::mem::take(&mut self.0).into_vec();
-                v.reserve_exact(1);
-                v.insert(i, (key, n));
-                self.0 = v.into_boxed_slice();
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, n));
             }
         }
     }
