@@ -219,7 +219,7 @@ impl Merge {
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
     pub fn push(&mut self, item: &Item<'_>, out: &mut impl FnMut(&Item<'_>)) {
-        let Item::Event { stream, seq, event } = *item else {
+        let Item::Event { stream, seq, ref event } = *item else {
             if matches!(item, Item::Restart { .. }) {
                 // A rebooted kernel starts its TSC again: nothing buffered is
                 // comparable with what follows, so everything before goes first.
@@ -360,31 +360,63 @@ impl Merge {
     }
 
     /// Hands on the oldest event held; false if there is none.
+    #[inline]
     fn pop(&mut self, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        let (stream, p) = {
-            let Some(mut top) = self.heads.peek_mut() else {
-                return false;
-            };
-            let lane = (top.0 as usize) & LANE_MASK;
-            let l = &mut self.lanes[lane];
-            let Some(p) = l.queue.pop_front() else {
-                PeekMut::pop(top);
-                return true;
-            };
-            // Replacing the top in place sifts once, where a pop and a push would
-            // sift twice: this is the merge's per-event cost.
+        let Some(mut top) = self.heads.peek_mut() else {
+            return false;
+        };
+        let lane = (top.0 as usize) & LANE_MASK;
+        let l = &mut self.lanes[lane];
+        let Some(p) = l.queue.front() else {
+            PeekMut::pop(top);
+            return true;
+        };
+        let stream = l.stream;
+        if matches!(p.held, Held::Encoded(_)) {
+            // Rare (messages with strings or lists but spawns): decoded from an owned
+            // copy, so taken out of the queue first.
+            let p = l.queue.pop_front().expect("the front exists");
             match l.queue.front() {
-                Some(next) => top.0 = key(next.ts, l.stream, lane),
+                Some(next) => {
+                    top.0 = key(next.ts, stream, lane);
+                    drop(top);
+                }
                 None => {
                     PeekMut::pop(top);
                 }
             }
-            (l.stream, p)
-        };
-        self.emit(stream, p, out)
+            return self.emit(stream, p, out);
+        }
+        // The common case reads the event where it is held and drops it after: moving
+        // it out first costs more than the rest of the release.
+        let (ts, seq) = (p.ts, p.seq);
+        self.held -= 1;
+        if self.released.is_some_and(|r| ts < r) {
+            self.stats.late += 1;
+        }
+        self.released = Some(self.released.map_or(ts, |r| r.max(ts)));
+        if let Some(message) = message_of(&p.held) {
+            out(&Item::Event {
+                stream,
+                seq,
+                event: Event { ts, message },
+            });
+        }
+        l.queue.pop_front();
+        // Replacing the top in place sifts once, where a pop and a push would
+        // sift twice: this is the merge's per-event cost.
+        match l.queue.front() {
+            Some(next) => top.0 = key(next.ts, stream, lane),
+            None => {
+                PeekMut::pop(top);
+            }
+        }
+        true
     }
 
     /// Hands on `p`, an event of `stream` just taken from its queue.
+    #[cold]
+    #[inline(never)]
     fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
         self.held -= 1;
         if self.released.is_some_and(|r| p.ts < r) {
@@ -444,6 +476,7 @@ impl Merge {
     }
 
     /// An owned copy of `m`.
+    #[inline]
     fn hold(&mut self, m: &Message<'_>) -> Held {
         match *m {
             Message::PollStart { task } => return Held::PollStart(task),
@@ -521,6 +554,7 @@ pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
 
 /// The message `held` holds, borrowing its strings; `None` for a re-encoded one
 /// (decode its frame instead).
+#[inline(always)]
 fn message_of(held: &Held) -> Option<Message<'_>> {
     Some(match *held {
         Held::PollStart(task) => Message::PollStart { task },

@@ -52,7 +52,7 @@ impl Tasks {
                             location: if t.location.is_empty() {
                                 "?".into()
                             } else {
-                                t.location.clone()
+                                t.location.to_string()
                             },
                         },
                     )

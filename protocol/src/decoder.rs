@@ -12,6 +12,29 @@ use crate::frame::{Event, MAX_FRAME_LEN, StreamId, decode_frame};
 /// Streams tracked for sequence gaps; frames of further streams are still decoded.
 const MAX_TRACKED_STREAMS: usize = 4096;
 
+/// Position of the first 0x00 in `s`, eight bytes at a time (delimiters are hundreds
+/// of bytes apart, and the byte-by-byte search was a quarter of the decoder's time).
+#[inline]
+fn find_zero(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    let mut base = 0;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let v = u64::from_le_bytes(b);
+        // The lowest set bit marks the first zero byte (a borrow only ever sets bits
+        // above a zero byte).
+        let z = v.wrapping_sub(LO) & !v & HI;
+        if z != 0 {
+            return Some(base + (z.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    words.remainder().iter().position(|&b| b == 0).map(|i| base + i)
+}
+
 /// What the decoder reports, in stream order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Item<'a> {
@@ -137,7 +160,7 @@ impl Decoder {
         let limit = cobs::max_encoded_len(MAX_FRAME_LEN);
         self.stats.bytes += chunk.len() as u64;
         while !chunk.is_empty() {
-            let (part, delimited) = match chunk.iter().position(|&b| b == 0) {
+            let (part, delimited) = match find_zero(chunk) {
                 Some(i) => (&chunk[..i], true),
                 None => (chunk, false),
             };
@@ -258,5 +281,29 @@ impl Decoder {
             None => {}
         }
         self.next_seq.insert(stream, seq.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod find_zero_tests {
+    use super::find_zero;
+
+    #[test]
+    fn finds_the_first_zero_like_a_byte_search() {
+        let mut rng = crate::testdata::Rng::new(3);
+        for len in 0..80 {
+            for _ in 0..200 {
+                let v: alloc::vec::Vec<u8> = (0..len)
+                    .map(|_| match rng.next_u64() % 8 {
+                        0 => 0,
+                        1 => 1,
+                        2 => 0x80,
+                        3 => 0xff,
+                        _ => rng.next_u64() as u8,
+                    })
+                    .collect();
+                assert_eq!(find_zero(&v), v.iter().position(|&b| b == 0), "{v:?}");
+            }
+        }
     }
 }

@@ -320,6 +320,7 @@ impl Events<'_> {
 impl<'a> Iterator for Events<'a> {
     type Item = Result<Event<'a>, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         while !self.failed && !self.reader.is_empty() {
             match crate::message::read_record(&mut self.reader) {

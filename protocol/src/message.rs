@@ -1184,6 +1184,7 @@ impl Writer<'_> {
 
 /// Reads one record; `Ok(None)` means a record of a kind this decoder does not know,
 /// which has been skipped.
+#[inline]
 pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>), DecodeError> {
     let tag = r.u8()?;
     let shape = tag >> 5;
@@ -1212,6 +1213,7 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
     }
 }
 
+#[inline]
 fn read_compact<'a>(code: u8, f: &[u64]) -> Result<Option<Message<'a>>, DecodeError> {
     use code::*;
     let need = |k: usize| {

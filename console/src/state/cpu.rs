@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
+use super::fastdiv::Divisor;
 use super::history::BusyHistory;
 use super::latency::LatencyHistogram;
 
@@ -97,13 +98,20 @@ impl Cpu {
         self.run_queue.push_back((ts, depth));
     }
 
-    /// Adds the busy time of a poll from `start` to `end` to the utilisation windows
-    /// it overlaps (only the newest [`MAX_UTIL_WINDOWS`] of a very long poll).
+    /// [`Cpu::add_busy_by`] with the window width in ticks.
+    #[cfg(test)]
     pub(crate) fn add_busy(&mut self, start: u64, end: u64, window_ticks: u64) {
+        self.add_busy_by(start, end, Divisor::new(window_ticks));
+    }
+
+    /// Adds the busy time of a poll from `start` to `end` to the utilisation windows
+    /// (of `window` ticks) it overlaps (only the newest [`MAX_UTIL_WINDOWS`] of a very
+    /// long poll), and to the session's busy history.
+    pub(crate) fn add_busy_by(&mut self, start: u64, end: u64, window: Divisor) {
         self.history.add(start, end);
-        let window_ticks = window_ticks.max(1);
-        let last = end / window_ticks;
-        let first = (start / window_ticks).max(last.saturating_sub(MAX_UTIL_WINDOWS as u64));
+        let window_ticks = window.get();
+        let last = window.div(end);
+        let first = window.div(start).max(last.saturating_sub(MAX_UTIL_WINDOWS as u64));
         for w in first..=last {
             let lo = start.max(w * window_ticks);
             let hi = end.min(w.saturating_add(1).saturating_mul(window_ticks));

@@ -2,6 +2,7 @@
 //! (at most 12.5 % relative error), grown lazily so an idle task costs a few bytes.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// Values below this are counted exactly.
 const LINEAR: u64 = 16;
@@ -13,16 +14,105 @@ const SUB: u64 = 1 << SUB_BITS;
 const MAX_BUCKETS: usize = (LINEAR + (63 - 4) * SUB + SUB) as usize;
 
 /// Counts of `u64` values (TSC ticks) with percentiles.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Buckets are held sparsely, as (index, count) pairs in index order, while that is
+/// smaller than holding every bucket up to the highest one (a task's histograms
+/// usually count a few values), and densely after that. The representation is not
+/// observable: equality, debug output and serialisation are of the dense form.
+#[derive(Clone, Default)]
 pub struct Histogram {
-    /// Serialised sparsely: most buckets are empty, and a keyframe holds thousands
-    /// of histograms.
-    #[serde(with = "sparse")]
-    counts: Vec<u32>,
+    /// Sparse: index, count, index, count, … by index; dense: the counts. Up to five
+    /// sparse buckets are held inline (no allocation for most tasks' histograms).
+    counts: SmallVec<[u32; 10]>,
+    /// Buckets of the dense form (the highest bucket counted so far, plus one).
+    len: u16,
+    dense: bool,
+    count: u64,
+    /// The sum, as two halves of a `u128` (keeps the struct 8-aligned and small).
+    sum_lo: u64,
+    sum_hi: u64,
+    min: u64,
+    max: u64,
+}
+
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && self.count == other.count
+            && self.sum() == other.sum()
+            && self.min == other.min
+            && self.max == other.max
+            && self.nonzero().eq(other.nonzero())
+    }
+}
+
+impl Eq for Histogram {}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("counts", &self.to_dense())
+            .field("count", &self.count)
+            .field("sum", &self.sum())
+            .field("min", &self.min)
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+/// The serialised form: the dense counts as their length and non-zero entries (most
+/// buckets are empty, and a keyframe holds thousands of histograms), then the totals.
+#[derive(Serialize, Deserialize)]
+struct Repr {
+    counts: (u32, Vec<(u32, u32)>),
     count: u64,
     sum: u128,
     min: u64,
     max: u64,
+}
+
+impl Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Repr {
+            counts: (
+                u32::from(self.len),
+                self.nonzero().map(|(i, c)| (i as u32, c)).collect(),
+            ),
+            count: self.count,
+            sum: self.sum(),
+            min: self.min,
+            max: self.max,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Histogram {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = Repr::deserialize(d)?;
+        let (len, nonzero) = r.counts;
+        if len as usize > MAX_BUCKETS {
+            return Err(D::Error::custom("histogram longer than its bucket range"));
+        }
+        let mut dense = vec![0u32; len as usize];
+        for (i, c) in nonzero {
+            *dense
+                .get_mut(i as usize)
+                .ok_or_else(|| D::Error::custom("histogram bucket out of range"))? = c;
+        }
+        let mut h = Histogram {
+            len: len as u16,
+            count: r.count,
+            sum_lo: r.sum as u64,
+            sum_hi: (r.sum >> 64) as u64,
+            min: r.min,
+            max: r.max,
+            ..Histogram::default()
+        };
+        h.set_from_dense(&dense);
+        Ok(h)
+    }
 }
 
 fn index(v: u64) -> usize {
@@ -53,38 +143,144 @@ impl Histogram {
         Self::default()
     }
 
+    /// The sum of the values counted.
+    fn sum(&self) -> u128 {
+        (u128::from(self.sum_hi) << 64) | u128::from(self.sum_lo)
+    }
+
+    fn add_sum(&mut self, v: u128) {
+        let s = self.sum() + v;
+        self.sum_lo = s as u64;
+        self.sum_hi = (s >> 64) as u64;
+    }
+
+    /// Non-empty buckets as (index, count), ascending.
+    fn nonzero(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let (dense, sparse) = if self.dense {
+            (&self.counts[..], &[][..])
+        } else {
+            (&[][..], &self.counts[..])
+        };
+        dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| (i, c))
+            .chain(
+                sparse
+                    .chunks_exact(2)
+                    .map(|p| (p[0] as usize, p[1]))
+                    .filter(|(_, c)| *c > 0),
+            )
+    }
+
+    /// Every bucket up to the highest one counted.
+    fn to_dense(&self) -> Vec<u32> {
+        let mut d = vec![0u32; usize::from(self.len)];
+        for (i, c) in self.nonzero() {
+            d[i] = c;
+        }
+        d
+    }
+
+    /// Takes `dense` (of `self.len` buckets) in the smaller of the two forms.
+    fn set_from_dense(&mut self, dense: &[u32]) {
+        let nonzero = dense.iter().filter(|c| **c > 0).count();
+        if nonzero * 2 < dense.len() {
+            self.dense = false;
+            self.counts = SmallVec::with_capacity(nonzero * 2);
+            for (i, &c) in dense.iter().enumerate().filter(|(_, c)| **c > 0) {
+                self.counts.extend([i as u32, c]);
+            }
+        } else {
+            self.dense = true;
+            self.counts = SmallVec::from_slice(dense);
+        }
+    }
+
+    /// Adds `n` to bucket `i`.
+    fn add(&mut self, i: usize, n: u32) {
+        if i >= usize::from(self.len) {
+            self.len = (i + 1) as u16;
+        }
+        if self.dense {
+            if self.counts.len() <= i {
+                self.counts.resize(i + 1, 0);
+            }
+            self.counts[i] = self.counts[i].saturating_add(n);
+            return;
+        }
+        let pairs = self.counts.len() / 2;
+        // Binary search over the pairs' indexes.
+        let (mut lo, mut hi) = (0, pairs);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if (self.counts[2 * mid] as usize) < i {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < pairs && self.counts[2 * lo] as usize == i {
+            self.counts[2 * lo + 1] = self.counts[2 * lo + 1].saturating_add(n);
+            return;
+        }
+        if (pairs + 1) * 2 >= usize::from(self.len) {
+            // Dense is no larger now.
+            let mut d = self.to_dense();
+            d[i] = d[i].saturating_add(n);
+            self.counts = SmallVec::from_vec(d);
+            self.dense = true;
+            return;
+        }
+        if self.counts.len() == self.counts.capacity() {
+            // Five buckets fit inline (a task's histograms count few values); past
+            // them, twice as many each time.
+            self.counts.reserve_exact(self.counts.capacity().max(10));
+        }
+        // Shifted by hand: a few pairs, where `insert` calls memmove twice.
+        let at = 2 * lo;
+        self.counts.extend_from_slice(&[0, 0]);
+        let mut j = self.counts.len() - 2;
+        while j > at {
+            self.counts[j + 1] = self.counts[j - 1];
+            self.counts[j] = self.counts[j - 2];
+            j -= 2;
+        }
+        self.counts[at] = i as u32;
+        self.counts[at + 1] = n;
+    }
+
     /// Adds the values counted by `other`.
     pub fn merge(&mut self, other: &Histogram) {
         if other.count == 0 {
             return;
         }
-        if self.counts.len() < other.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
+        if other.len > self.len && self.dense {
+            self.counts.resize(usize::from(other.len), 0);
         }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a = a.saturating_add(*b);
+        self.len = self.len.max(other.len);
+        for (i, c) in other.nonzero() {
+            self.add(i, c);
         }
         if self.count == 0 || other.min < self.min {
             self.min = other.min;
         }
         self.max = self.max.max(other.max);
         self.count += other.count;
-        self.sum += other.sum;
+        self.add_sum(other.sum());
     }
 
     /// Counts one value.
+    #[inline]
     pub fn record(&mut self, v: u64) {
-        let i = index(v);
-        if self.counts.len() <= i {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] = self.counts[i].saturating_add(1);
+        self.add(index(v), 1);
         if self.count == 0 || v < self.min {
             self.min = v;
         }
         self.max = self.max.max(v);
         self.count += 1;
-        self.sum += u128::from(v);
+        self.add_sum(u128::from(v));
     }
 
     /// Values counted.
@@ -111,7 +307,7 @@ impl Histogram {
         if self.count == 0 {
             0
         } else {
-            (self.sum / u128::from(self.count)) as u64
+            (self.sum() / u128::from(self.count)) as u64
         }
     }
 
@@ -124,7 +320,7 @@ impl Histogram {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
+        for (i, c) in self.nonzero() {
             seen += u64::from(c);
             if seen >= rank {
                 return upper(i).clamp(self.min, self.max);
@@ -135,44 +331,7 @@ impl Histogram {
 
     /// Non-empty buckets as (upper bound, count), ascending.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, &c)| (upper(i), u64::from(c)))
-    }
-}
-
-/// `Vec<u32>` as its length and its non-zero entries.
-mod sparse {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::MAX_BUCKETS;
-
-    pub fn serialize<S: Serializer>(counts: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let nonzero: Vec<(u32, u32)> = counts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, &c)| (i as u32, c))
-            .collect();
-        (counts.len() as u32, nonzero).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-        let (len, nonzero) = <(u32, Vec<(u32, u32)>)>::deserialize(d)?;
-        let len = len as usize;
-        if len > MAX_BUCKETS {
-            return Err(D::Error::custom("histogram longer than its bucket range"));
-        }
-        let mut counts = vec![0; len];
-        for (i, c) in nonzero {
-            *counts
-                .get_mut(i as usize)
-                .ok_or_else(|| D::Error::custom("histogram bucket out of range"))? = c;
-        }
-        Ok(counts)
+        self.nonzero().map(|(i, c)| (upper(i), u64::from(c)))
     }
 }
 

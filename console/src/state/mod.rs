@@ -6,32 +6,39 @@
 //! older than [`Config::retain_ns`] of trace time, and per-CPU poll slices, run-queue
 //! samples, utilisation windows, logs and warnings are kept in fixed-size windows.
 
+mod counts;
 mod cpu;
+mod fastdiv;
 mod histogram;
 mod history;
 mod latency;
 mod log;
 mod task;
+mod task_map;
+mod text;
 mod warning;
 mod wasm;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use lucid_protocol::{
-    CallsiteId, FrameError, InstanceId, Item, Message, MessageKind, Outcome, PollResult, Ring, StreamId, TaskId,
-    TaskState,
+    CallsiteId, FrameError, InstanceId, Item, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskState,
 };
 use serde::{Deserialize, Serialize};
 
+pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
 pub use history::{BUCKETS_PER_LEVEL, BusyHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
-pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy};
+pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
+pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
+pub use text::Text;
 pub use warning::{Warning, WarningKind};
 pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
 
@@ -129,9 +136,9 @@ pub struct State {
     /// Events applied.
     pub events: u64,
     /// Events by kind.
-    pub events_by_kind: BTreeMap<MessageKind, u64>,
+    pub events_by_kind: KindCounts,
     /// Tasks by id: live ones, and completed ones within the retention time.
-    pub tasks: BTreeMap<TaskId, Task>,
+    pub tasks: TaskMap,
     /// `TaskSpawned` messages.
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
@@ -169,17 +176,99 @@ pub struct State {
     /// Offset of the first incompatible-version frame, if any.
     pub first_version_error: Option<(u64, FrameError)>,
     /// Last timestamp per stream, to detect time going backwards.
-    last_ts: BTreeMap<StreamId, u64>,
+    last_ts: counts::LastTs,
     /// Newest timestamp of any task or interrupt stream (see [`State::now`]).
     task_now: u64,
     /// Recently expired task ids (at most [`MAX_EXPIRED_IDS`]), so a late wake or
     /// waker drop does not bring a finished task back as a new idle one.
     expired: BTreeSet<TaskId>,
     expired_order: VecDeque<TaskId>,
+    /// Completed tasks by completion time, so pruning finds the expired ones without
+    /// visiting every task.
+    #[serde(skip)]
+    completions: Completions,
+    /// Task names and locations, shared.
+    #[serde(skip)]
+    texts: text::Interner,
+    /// Conversions of the per-event path, for the current TSC rate and config.
+    #[serde(skip)]
+    conv: Conversions,
+}
+
+/// What the per-event path derives from the TSC rate and the config, kept until
+/// either changes. A cache: not serialised, not part of equality or debug output.
+#[derive(Clone, Copy)]
+struct Conversions {
+    /// (TSC rate, utilisation window, long-poll threshold) it was made for.
+    key: (u64, u64, u64),
+    tsc_hz: fastdiv::Divisor,
+    window: fastdiv::Divisor,
+    long_poll_ticks: u64,
+}
+
+impl Default for Conversions {
+    fn default() -> Self {
+        let one = fastdiv::Divisor::new(1);
+        Self {
+            // No rate is 0, so the first use makes it.
+            key: (0, 0, 0),
+            tsc_hz: one,
+            window: one,
+            long_poll_ticks: 0,
+        }
+    }
+}
+
+impl PartialEq for Conversions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Conversions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
+}
+
+/// (completion time, task) of completed tasks, oldest first; entries of tasks gone
+/// since are skipped when met. A cache of [`State::tasks`]: not serialised, rebuilt
+/// when missing (a deserialised state), and not part of equality or debug output.
+#[derive(Clone, Default)]
+struct Completions {
+    heap: BinaryHeap<Reverse<(u64, TaskId)>>,
+    /// The heap holds every completed task of [`State::tasks`].
+    valid: bool,
+}
+
+impl PartialEq for Completions {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Completions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 /// `ticks` of a `tsc_hz` clock in nanoseconds.
+/// [`ticks_to_ns`] by a precomputed divisor (the TSC rate).
+#[inline]
+fn fast_ticks_to_ns(ticks: u64, tsc_hz: fastdiv::Divisor) -> u64 {
+    match ticks.checked_mul(1_000_000_000) {
+        Some(p) => tsc_hz.div(p),
+        None => ticks_to_ns(ticks, tsc_hz.get()),
+    }
+}
+
 fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
+    // Without the 128-bit division when the product fits (it always does for the
+    // durations of polls and waits: up to about 18 s of ticks); the same result.
+    if let Some(p) = ticks.checked_mul(1_000_000_000) {
+        return p / tsc_hz.max(1);
+    }
     (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz.max(1))).min(u128::from(u64::MAX)) as u64
 }
 
@@ -211,9 +300,28 @@ impl State {
         ticks_to_ns(ticks, self.tsc_hz())
     }
 
+    /// The conversions for the current TSC rate and config.
+    #[inline]
+    fn conv(&mut self) -> Conversions {
+        let key = (self.tsc_hz(), self.config.util_window_ns, self.config.long_poll_ns);
+        if self.conv.key != key {
+            self.conv = Conversions {
+                key,
+                tsc_hz: fastdiv::Divisor::new(key.0),
+                window: fastdiv::Divisor::new(self.ns_to_ticks(key.1).max(1)),
+                long_poll_ticks: self.ns_to_ticks(key.2),
+            };
+        }
+        self.conv
+    }
+
     /// Converts nanoseconds to ticks.
     #[must_use]
     pub fn ns_to_ticks(&self, ns: u64) -> u64 {
+        // Without the 128-bit division when the product fits; the same result.
+        if let Some(p) = ns.checked_mul(self.tsc_hz()) {
+            return p / 1_000_000_000;
+        }
         (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
@@ -269,7 +377,7 @@ impl State {
     /// Folds one decoder item into the state.
     pub fn apply(&mut self, item: &Item<'_>) {
         match *item {
-            Item::Event { stream, event, .. } => self.apply_event(stream, event.ts, &event.message),
+            Item::Event { stream, ref event, .. } => self.apply_event(stream, event.ts, &event.message),
             Item::Gap {
                 stream,
                 expected,
@@ -329,7 +437,7 @@ impl State {
 
     /// The task `id`, created (first seen at `ts`) if unknown.
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        self.tasks.entry(id).or_insert_with(|| Task::new(id, ts))
+        self.tasks.get_or_insert_with(id, || Task::new(id, ts))
     }
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
@@ -337,12 +445,12 @@ impl State {
         if matches!(stream.ring, Ring::Task | Ring::Interrupt) {
             self.task_now = self.task_now.max(ts);
         }
-        *self.events_by_kind.entry(m.kind()).or_default() += 1;
+        self.events_by_kind.add(m.kind());
         self.ts_range = Some(match self.ts_range {
             None => (ts, ts),
             Some((a, b)) => (a.min(ts), b.max(ts)),
         });
-        if let Some(prev) = self.last_ts.insert(stream, ts)
+        if let Some(prev) = self.last_ts.replace(stream, ts)
             && ts < prev
         {
             self.warn_at(
@@ -407,11 +515,13 @@ impl State {
             Message::TaskSpawned(s) => {
                 self.tasks_spawned += 1;
                 self.expired.remove(&s.task);
+                let name = self.texts.text(s.name);
+                let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
                 t.spawned_ts = ts;
-                t.name = s.name.to_string();
+                t.name = name;
                 t.kind = s.kind;
-                t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(cpu);
             }
@@ -459,10 +569,12 @@ impl State {
                 self.cpus.entry(cpu).or_default().dropped += count;
             }
             Message::TaskSnapshot(s) => {
+                let name = self.texts.text(s.name);
+                let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
-                t.name = s.name.to_string();
+                t.name = name;
                 t.kind = s.kind;
-                t.location = format!("{}:{}:{}", s.location.file, s.location.line, s.location.column);
+                t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(s.cpu);
                 t.spawned_ts = s.spawned_tsc;
@@ -514,7 +626,8 @@ impl State {
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
-        let waited_ns = waited.map(|w| self.ticks_to_ns(w));
+        let conv = self.conv();
+        let waited_ns = waited.map(|w| fast_ticks_to_ns(w, conv.tsc_hz));
         let c = self.cpus.entry(cpu).or_default();
         if let Some(ns) = waited_ns {
             c.totals.sched_latency.record(ns);
@@ -531,9 +644,8 @@ impl State {
     }
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
-        let window = self.ns_to_ticks(self.config.util_window_ns).max(1);
-        let long = self.ns_to_ticks(self.config.long_poll_ns);
-        let tsc_hz = self.tsc_hz();
+        let conv = self.conv();
+        let (window, long, tsc_hz) = (conv.window, conv.long_poll_ticks, conv.tsc_hz);
         let c = self.cpus.entry(cpu).or_default();
         let started = match c.polling.take() {
             Some((t, start)) if t == task => Some(start),
@@ -541,9 +653,9 @@ impl State {
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
-            c.totals.poll_latency.record(ticks_to_ns(d, tsc_hz));
+            c.totals.poll_latency.record(fast_ticks_to_ns(d, tsc_hz));
             c.busy_ticks += d;
-            c.add_busy(start, ts, window);
+            c.add_busy_by(start, ts, window);
             c.push_slice(Slice {
                 task,
                 start,
@@ -673,9 +785,12 @@ impl State {
         if outcome == Outcome::Cancelled {
             self.cpus.entry(cpu).or_default().totals.cancellations += 1;
         }
-        let t = self.task(task, ts);
+        let t = self.tasks.get_or_insert_with(task, || Task::new(task, ts));
         t.status = TaskStatus::Completed(outcome);
-        t.completed_ts.get_or_insert(ts);
+        if t.completed_ts.is_none() {
+            t.completed_ts = Some(ts);
+            self.completions.heap.push(Reverse((ts, task)));
+        }
         t.scheduled_since = None;
         t.woken_while_running = None;
     }
@@ -715,12 +830,30 @@ impl State {
     pub fn prune(&mut self) {
         let retain = self.ns_to_ticks(self.config.retain_ns);
         let now = self.now();
-        let expired: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|t| t.completed_ts.is_some_and(|c| now.saturating_sub(c) > retain))
-            .map(|t| t.id)
-            .collect();
+        if !self.completions.valid {
+            self.completions.heap = self
+                .tasks
+                .values()
+                .filter_map(|t| Some(Reverse((t.completed_ts?, t.id))))
+                .collect();
+            self.completions.valid = true;
+        }
+        let mut expired: Vec<TaskId> = Vec::new();
+        while let Some(&Reverse((c, id))) = self.completions.heap.peek()
+            && now.saturating_sub(c) > retain
+        {
+            self.completions.heap.pop();
+            // Gone already (and perhaps back since, completed at another time).
+            if self.tasks.get(&id).is_some_and(|t| t.completed_ts == Some(c)) {
+                expired.push(id);
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        // In id order, as a scan of the tasks would find them.
+        expired.sort_unstable();
+        expired.dedup();
         for id in expired {
             self.tasks.remove(&id);
             self.tasks_expired += 1;

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::histogram::Histogram;
+use super::text::Text;
 
 /// Distinct wakers remembered per task; further ones are counted as "other".
 pub const MAX_WAKERS_BY: usize = 16;
@@ -80,17 +82,93 @@ impl From<Waker> for WokenBy {
     }
 }
 
+/// Who woke a task, how often: at most [`MAX_WAKERS_BY`] wakers plus
+/// [`WokenBy::Other`], in key order. The first waker is held inline (most tasks have
+/// one), more on the heap, grown one entry at a time (a new waker is rare); serialised
+/// as the map it stands for.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct WokenByCounts(SmallVec<[(WokenBy, u64); 1]>);
+
+impl WokenByCounts {
+    /// Distinct wakers counted.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nobody woke the task.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (waker, wakes) in key order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&WokenBy, &u64)> + ExactSizeIterator + '_ {
+        self.0.iter().map(|(k, n)| (k, n))
+    }
+
+    /// Wakes by `key`.
+    #[must_use]
+    pub fn get(&self, key: &WokenBy) -> Option<&u64> {
+        self.0.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether `key` woke the task.
+    #[must_use]
+    pub fn contains_key(&self, key: &WokenBy) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Adds `n` wakes by `key`.
+    pub fn add(&mut self, key: WokenBy, n: u64) {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, n));
+            }
+        }
+    }
+}
+
+impl std::ops::Index<&WokenBy> for WokenByCounts {
+    type Output = u64;
+
+    fn index(&self, key: &WokenBy) -> &u64 {
+        self.get(key).expect("no wakes by this waker")
+    }
+}
+
+impl std::fmt::Debug for WokenByCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for WokenByCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for WokenByCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<WokenBy, u64>::deserialize(d)?;
+        Ok(Self(m.into_iter().collect()))
+    }
+}
+
 /// One task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// Its id.
     pub id: TaskId,
     /// Name given at spawn.
-    pub name: String,
+    pub name: Text,
     /// Kernel or wasm.
     pub kind: TaskKind,
     /// Spawn location `file:line:column` (empty when unknown).
-    pub location: String,
+    pub location: Text,
     /// The spawning task.
     pub parent: Option<TaskId>,
     /// The wasm instance it drives.
@@ -116,7 +194,7 @@ pub struct Task {
     /// Waker drops.
     pub waker_drops: u64,
     /// Who woke it, how often (at most [`MAX_WAKERS_BY`] entries plus `Other`).
-    pub woken_by: BTreeMap<WokenBy, u64>,
+    pub woken_by: WokenByCounts,
     /// Trace time of the last wake.
     pub last_woken: Option<u64>,
     /// Ticks spent in completed polls.
@@ -153,9 +231,9 @@ impl Task {
     pub fn new(id: TaskId, ts: u64) -> Self {
         Self {
             id,
-            name: String::new(),
+            name: Text::default(),
             kind: TaskKind::Kernel,
-            location: String::new(),
+            location: Text::default(),
             parent: None,
             instance: None,
             status: TaskStatus::Idle,
@@ -168,7 +246,7 @@ impl Task {
             wakers: None,
             waker_clones: 0,
             waker_drops: 0,
-            woken_by: BTreeMap::new(),
+            woken_by: WokenByCounts::default(),
             last_woken: None,
             busy_ticks: 0,
             scheduled_ticks: 0,
@@ -222,7 +300,7 @@ impl Task {
         if self.name.is_empty() {
             format!("task {}", self.id)
         } else {
-            self.name.clone()
+            self.name.to_string()
         }
     }
 
@@ -231,6 +309,6 @@ impl Task {
         if !self.woken_by.contains_key(&key) && self.woken_by.len() >= MAX_WAKERS_BY {
             key = WokenBy::Other;
         }
-        *self.woken_by.entry(key).or_default() += 1;
+        self.woken_by.add(key, 1);
     }
 }

@@ -1,7 +1,7 @@
 //! State-model tests, fed only by protocol items.
 
 use lucid_protocol::testdata::{Workload, generate};
-use lucid_protocol::{Decoder, Event, Hello, Location, TaskKind, TaskSpawned, Waker, WasmState};
+use lucid_protocol::{Decoder, Event, Hello, Location, MessageKind, TaskKind, TaskSpawned, Waker, WasmState};
 
 use super::*;
 

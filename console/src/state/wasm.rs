@@ -124,7 +124,7 @@ impl State {
                 // instance says what the task is (kernel tasks that run instances
                 // are named after their module).
                 if t.name.is_empty() {
-                    t.name = w.module.to_string();
+                    t.name = super::Text::from(w.module);
                     t.kind = lucid_protocol::TaskKind::Wasm;
                 }
             }

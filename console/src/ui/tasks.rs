@@ -316,7 +316,7 @@ impl TasksView {
                 Cell::from(t.polls.to_string()),
                 Cell::from(t.wakes.to_string()),
                 Cell::from(t.self_wakes.to_string()),
-                Cell::from(t.location.clone()),
+                Cell::from(t.location.to_string()),
             ])
         });
         let mut title = format!(

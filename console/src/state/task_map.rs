@@ -1,0 +1,259 @@
+//! The tasks of the state model by id: a hash index for the per-event lookups (several
+//! per event on the ingest path) and the ids in order for everything that lists
+//! tasks (views, exporters, serialisation), which sees them in id order as from a
+//! `BTreeMap`.
+
+use std::collections::{BTreeSet, HashMap, btree_set};
+use std::fmt;
+
+use lucid_protocol::TaskId;
+use rustc_hash::FxBuildHasher;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::task::Task;
+
+/// Tasks by id. The tasks themselves live in a [`Slab`] (the index moves 16 bytes
+/// per task when it grows, and holds no slack of whole tasks).
+#[derive(Clone, Default)]
+pub struct TaskMap {
+    by_id: HashMap<TaskId, u32, FxBuildHasher>,
+    order: BTreeSet<TaskId>,
+    slab: Slab,
+}
+
+/// Tasks per chunk of the slab.
+const CHUNK: usize = 64;
+
+/// Task slots in fixed chunks: one allocation per [`CHUNK`] tasks instead of one per
+/// task (spawning and dropping many short tasks is the ingest path's common case), and
+/// no task ever moves. Freed slots are reused, newest first.
+#[derive(Clone, Default)]
+struct Slab {
+    chunks: Vec<Box<[Option<Task>]>>,
+    free: Vec<u32>,
+    /// Slots handed out at least once.
+    used: u32,
+}
+
+impl Slab {
+    #[inline]
+    fn get(&self, slot: u32) -> Option<&Task> {
+        let s = slot as usize;
+        self.chunks.get(s / CHUNK)?.get(s % CHUNK)?.as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, slot: u32) -> Option<&mut Task> {
+        let s = slot as usize;
+        self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.as_mut()
+    }
+
+    fn insert(&mut self, task: Task) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = self.used;
+                if s as usize / CHUNK >= self.chunks.len() {
+                    self.chunks.push((0..CHUNK).map(|_| None).collect());
+                }
+                self.used += 1;
+                s
+            }
+        };
+        let s = slot as usize;
+        self.chunks[s / CHUNK][s % CHUNK] = Some(task);
+        slot
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<Task> {
+        let s = slot as usize;
+        let t = self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.take()?;
+        self.free.push(slot);
+        Some(t)
+    }
+}
+
+impl TaskMap {
+    /// Tasks held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The task `id`.
+    #[must_use]
+    #[inline]
+    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.slab.get(*self.by_id.get(id)?)
+    }
+
+    /// The task `id`, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+        self.slab.get_mut(*self.by_id.get(id)?)
+    }
+
+    /// Whether `id` is held.
+    #[must_use]
+    #[inline]
+    pub fn contains_key(&self, id: &TaskId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// The task `id`, made by `new` if absent.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, id: TaskId, new: impl FnOnce() -> Task) -> &mut Task {
+        let (order, slab) = (&mut self.order, &mut self.slab);
+        let slot = *self.by_id.entry(id).or_insert_with(|| {
+            order.insert(id);
+            slab.insert(new())
+        });
+        self.slab.get_mut(slot).expect("an indexed slot holds its task")
+    }
+
+    /// Puts `task` in under `id`, returning the one it replaces.
+    pub fn insert(&mut self, id: TaskId, task: Task) -> Option<Task> {
+        let old = self.remove(&id);
+        self.order.insert(id);
+        let slot = self.slab.insert(task);
+        self.by_id.insert(id, slot);
+        old
+    }
+
+    /// Takes the task `id` out.
+    pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
+        let slot = self.by_id.remove(id)?;
+        self.order.remove(id);
+        self.slab.remove(slot)
+    }
+
+    /// Ids, ascending.
+    pub fn keys(&self) -> btree_set::Iter<'_, TaskId> {
+        self.order.iter()
+    }
+
+    /// Tasks in id order.
+    pub fn values(&self) -> Values<'_> {
+        Values(self.iter())
+    }
+
+    /// (id, task) in id order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            ids: self.order.iter(),
+            map: self,
+        }
+    }
+}
+
+/// (id, task) of a [`TaskMap`] in id order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    ids: btree_set::Iter<'a, TaskId>,
+    map: &'a TaskMap,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a TaskId, &'a Task);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.ids.next()?;
+        Some((id, &self.map[id]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let id = self.ids.next_back()?;
+        Some((id, &self.map[id]))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// The tasks of a [`TaskMap`] in id order.
+#[derive(Debug, Clone)]
+pub struct Values<'a>(Iter<'a>);
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a Task;
+
+    fn next(&mut self) -> Option<&'a Task> {
+        self.0.next().map(|(_, t)| t)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<'a> DoubleEndedIterator for Values<'a> {
+    fn next_back(&mut self) -> Option<&'a Task> {
+        self.0.next_back().map(|(_, t)| t)
+    }
+}
+
+impl ExactSizeIterator for Values<'_> {}
+
+impl std::ops::Index<&TaskId> for TaskMap {
+    type Output = Task;
+
+    fn index(&self, id: &TaskId) -> &Task {
+        self.get(id).expect("no task with this id")
+    }
+}
+
+impl PartialEq for TaskMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.order == other.order && self.values().eq(other.values())
+    }
+}
+
+impl fmt::Debug for TaskMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// As a map in id order, like the `BTreeMap` it replaces (keyframes stay readable).
+impl Serialize for TaskMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.len()))?;
+        for (id, t) in self.iter() {
+            m.serialize_entry(id, t)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TaskMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of tasks")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<TaskMap, A::Error> {
+                let mut m = TaskMap::default();
+                while let Some((id, t)) = a.next_entry::<TaskId, Task>()? {
+                    m.insert(id, t);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
