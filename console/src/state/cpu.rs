@@ -13,6 +13,8 @@ use super::latency::LatencyHistogram;
 pub const MAX_SLICES_PER_CPU: usize = 8192;
 /// Run-queue depth samples kept per CPU.
 pub const MAX_RQ_SAMPLES: usize = 512;
+/// CPUs a CPU's steals are told apart by (a hostile stream cannot grow the list).
+pub const MAX_STEAL_SOURCES: usize = 64;
 /// Utilisation windows kept per CPU.
 pub const MAX_UTIL_WINDOWS: usize = 256;
 
@@ -48,6 +50,10 @@ pub struct Cpu {
     pub steals_in: u64,
     /// Tasks stolen by other CPUs.
     pub steals_out: u64,
+    /// Tasks this CPU stole, by the CPU it took them from (sorted by CPU, at most
+    /// [`MAX_STEAL_SOURCES`] CPUs; steals from further ones count only in
+    /// `steals_in`).
+    pub steals_from: Vec<(u32, u64)>,
     /// Session totals of this CPU's streams, never pruned (for exporters).
     pub totals: CpuTotals,
     /// Run-queue depth samples (TSC, depth), oldest first.
@@ -88,6 +94,14 @@ impl Cpu {
             self.idle_since.get_or_insert(ts);
         } else if let Some(since) = self.idle_since.take() {
             self.idle_ticks += ts.saturating_sub(since);
+        }
+    }
+
+    pub(crate) fn count_steal_from(&mut self, victim: u32) {
+        match self.steals_from.binary_search_by_key(&victim, |&(c, _)| c) {
+            Ok(i) => self.steals_from[i].1 += 1,
+            Err(i) if self.steals_from.len() < MAX_STEAL_SOURCES => self.steals_from.insert(i, (victim, 1)),
+            Err(_) => {}
         }
     }
 

@@ -31,7 +31,7 @@ use lucid_protocol::{
 use serde::{Deserialize, Serialize};
 
 pub use counts::KindCounts;
-pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_UTIL_WINDOWS, Slice};
+pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
 pub use history::{BUCKETS_PER_LEVEL, BusyHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
@@ -558,7 +558,9 @@ impl State {
             }
             Message::Steal { task, from_cpu, to_cpu } => {
                 self.cpus.entry(from_cpu).or_default().steals_out += 1;
-                self.cpus.entry(to_cpu).or_default().steals_in += 1;
+                let thief = self.cpus.entry(to_cpu).or_default();
+                thief.steals_in += 1;
+                thief.count_steal_from(from_cpu);
                 self.task(task, ts).cpu = Some(to_cpu);
             }
             Message::CpuIdle => self.cpus.entry(cpu).or_default().set_idle(ts, true),

@@ -715,3 +715,22 @@ fn control_messages_do_not_move_now_past_the_task_streams() {
     state.apply(&ev(1, 300, Message::CpuIdle));
     assert_eq!(state.now(), 300);
 }
+
+#[test]
+fn steals_are_counted_by_the_cpu_they_came_from_within_a_bound() {
+    let mut s = State::new();
+    let steal = |task, from_cpu, to_cpu| Message::Steal { task, from_cpu, to_cpu };
+    s.apply(&ev(1, 1, steal(5, 0, 1)));
+    s.apply(&ev(1, 2, steal(6, 0, 1)));
+    s.apply(&ev(1, 3, steal(7, 3, 1)));
+    s.apply(&ev(2, 4, steal(8, 1, 2)));
+    assert_eq!(s.cpus[&1].steals_from, [(0, 2), (3, 1)]);
+    assert_eq!(s.cpus[&2].steals_from, [(1, 1)]);
+    assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (2, 3));
+    // A hostile stream naming endless victims cannot grow the list.
+    for victim in 0..1000 {
+        s.apply(&ev(1, 10 + u64::from(victim), steal(9, victim, 1)));
+    }
+    assert_eq!(s.cpus[&1].steals_from.len(), crate::state::MAX_STEAL_SOURCES);
+    assert_eq!(s.cpus[&1].steals_in, 1003);
+}

@@ -176,11 +176,22 @@ fn bold_row<const N: usize>(cells: [&'static str; N]) -> Row<'static> {
     Row::new(cells).style(Style::new().add_modifier(Modifier::BOLD))
 }
 
+/// The CPUs a CPU stole from, most first, as `cpu:count` (the first three).
+fn stolen_from(from: &[(u32, u64)]) -> String {
+    let mut v = from.to_vec();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut text: Vec<String> = v.iter().take(3).map(|(c, n)| format!("{c}:{n}")).collect();
+    if v.len() > 3 {
+        text.push("…".into());
+    }
+    if text.is_empty() { "-".into() } else { text.join(" ") }
+}
+
 fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
     let (first, now) = state.ts_range.unwrap_or((0, 0));
     let elapsed = now.saturating_sub(first).max(1);
     let window = state.ns_to_ticks(state.config.util_window_ns);
-    let spark_w = usize::from(area.width.saturating_sub(72)).clamp(8, 60);
+    let spark_w = usize::from(area.width.saturating_sub(92)).clamp(8, 60);
     let rows = state.cpus.iter().map(|(cpu, c)| {
         let util = c.busy_ticks as f64 / elapsed as f64 * 100.0;
         let rq_max = c.run_queue.iter().map(|&(_, d)| d).max().unwrap_or(0).max(1);
@@ -203,6 +214,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
             Cell::from(dur(state, c.busy_ticks)),
             Cell::from(dur(state, c.idle_ticks)),
             Cell::from(format!("{}/{}", c.steals_in, c.steals_out)),
+            Cell::from(stolen_from(&c.steals_from)),
             Cell::from(c.run_queue_depth().map_or_else(|| "-".into(), |d| d.to_string())),
             Cell::from(spark(&rq)),
             Cell::from(spark(&c.utilisation(now, window, spark_w))).style(Style::new().fg(Color::Green)),
@@ -222,6 +234,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
                 Constraint::Length(8),
                 Constraint::Length(8),
                 Constraint::Length(9),
+                Constraint::Length(20),
                 Constraint::Length(5),
                 Constraint::Length(16),
                 Constraint::Min(8),
@@ -233,6 +246,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
             "Busy",
             "Idle",
             "Steal i/o",
+            "Stole from cpu:n",
             "RunQ",
             "RunQ history",
             "Utilisation",
