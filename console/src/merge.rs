@@ -239,8 +239,16 @@ impl Merge {
                 }
                 self.hello = true;
             }
-            if stream.ring == Ring::Control && is_snapshot_answer(&event.message) {
-                self.hold_in_order(stream, seq, event.ts, &event.message, out);
+            // A snapshot answer's totals are as of its timestamp: it waits in the
+            // control stream's lane (which never holds the watermark back) for its
+            // place in time order.
+            if stream.ring == Ring::Control
+                && is_snapshot_answer(&event.message)
+                && let Some(lane) = self.lane(stream, seq)
+            {
+                let held = self.hold(&event.message);
+                self.enqueue(lane, stream, event.ts, seq, held, out);
+                self.release(out);
                 return;
             }
             out(item);
@@ -262,44 +270,22 @@ impl Merge {
         }
         let held = self.hold(&event.message);
         let l = &mut self.lanes[lane];
-        if l.queue.is_empty() {
-            self.heads.push(Reverse(key(event.ts, stream, lane)));
-        }
-        l.queue.push_back(Pending {
-            ts: event.ts,
-            seq,
-            held,
-        });
         l.newest = Some(l.newest.map_or(event.ts, |n| n.max(event.ts)));
-        self.held += 1;
-        self.stats.buffered += 1;
-        while self.held > self.max_buffered {
-            self.stats.forced += 1;
-            self.pop(out);
-        }
-        self.stats.peak = self.stats.peak.max(self.held);
+        self.enqueue(lane, stream, event.ts, seq, held, out);
     }
 
-    /// Holds a control message that must take its place in timestamp order, in the
-    /// control stream's lane, and releases whatever may go.
-    fn hold_in_order(
+    /// Queues an event on `lane` (of `stream`); past the bound, the oldest held
+    /// event goes early.
+    #[inline]
+    fn enqueue(
         &mut self,
+        lane: usize,
         stream: StreamId,
-        seq: u32,
         ts: u64,
-        message: &Message<'_>,
+        seq: u32,
+        held: Held,
         out: &mut impl FnMut(&Item<'_>),
     ) {
-        let Some(lane) = self.lane(stream, seq) else {
-            self.stats.late += 1;
-            out(&Item::Event {
-                stream,
-                seq,
-                event: Event { ts, message: *message },
-            });
-            return;
-        };
-        let held = self.hold(message);
         let l = &mut self.lanes[lane];
         if l.queue.is_empty() {
             self.heads.push(Reverse(key(ts, stream, lane)));
@@ -312,7 +298,6 @@ impl Merge {
             self.pop(out);
         }
         self.stats.peak = self.stats.peak.max(self.held);
-        self.release(out);
     }
 
     /// Notes that it is `now_ns` (host receive-time clock): once no frame has arrived
