@@ -191,7 +191,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
     let (first, now) = state.ts_range.unwrap_or((0, 0));
     let elapsed = now.saturating_sub(first).max(1);
     let window = state.ns_to_ticks(state.config.util_window_ns);
-    let spark_w = usize::from(area.width.saturating_sub(92)).clamp(8, 60);
+    let spark_w = usize::from(area.width.saturating_sub(96)).clamp(8, 60);
     let rows = state.cpus.iter().map(|(cpu, c)| {
         let util = c.busy_ticks as f64 / elapsed as f64 * 100.0;
         let rq_max = c.run_queue.iter().map(|&(_, d)| d).max().unwrap_or(0).max(1);
@@ -233,7 +233,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
                 Constraint::Length(7),
                 Constraint::Length(8),
                 Constraint::Length(8),
-                Constraint::Length(9),
+                Constraint::Length(13),
                 Constraint::Length(20),
                 Constraint::Length(5),
                 Constraint::Length(16),
