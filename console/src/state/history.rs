@@ -135,6 +135,102 @@ impl Level {
     }
 }
 
+/// Buckets a task's history keeps before halving its resolution.
+pub const TASK_BUCKETS: usize = 256;
+/// log2 of a task history's finest bucket in ticks (about 1 ms at 2.1 GHz).
+const TASK_FINEST_SHIFT: u8 = 21;
+
+/// One task's busy time over its whole life, in buckets that double in width each
+/// time more than [`TASK_BUCKETS`] would be needed: a short task costs one bucket, a
+/// task that runs for an hour still at most 256 (about 14 s each). Only buckets in
+/// which it ran are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHistory {
+    shift: u8,
+    /// (bucket index = tick >> shift, busy ticks in it), oldest first.
+    buckets: Vec<(u64, u64)>,
+}
+
+impl Default for TaskHistory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskHistory {
+    /// A history with nothing in it.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            shift: TASK_FINEST_SHIFT,
+            buckets: Vec::new(),
+        }
+    }
+
+    /// Folds a poll that ran from `start` to `end` (TSC).
+    pub fn add(&mut self, start: u64, end: u64) {
+        let end = end.max(start);
+        // A poll spanning more buckets than kept coarsens first.
+        while (end >> self.shift) - (start >> self.shift) >= TASK_BUCKETS as u64 && self.shift < 63 {
+            self.coarsen();
+        }
+        let shift = u32::from(self.shift);
+        for b in (start >> shift)..=(end >> shift) {
+            let lo = start.max(b << shift);
+            let hi = end.min(bucket_end(b, shift));
+            self.credit(b, hi.saturating_sub(lo));
+        }
+        while self.buckets.len() > TASK_BUCKETS && self.shift < 63 {
+            self.coarsen();
+        }
+    }
+
+    fn credit(&mut self, bucket: u64, ticks: u64) {
+        match self.buckets.last_mut() {
+            Some((b, t)) if *b == bucket => *t += ticks,
+            Some((b, _)) if *b > bucket => match self.buckets.binary_search_by_key(&bucket, |&(b, _)| b) {
+                Ok(i) => self.buckets[i].1 += ticks,
+                Err(i) => self.buckets.insert(i, (bucket, ticks)),
+            },
+            _ => self.buckets.push((bucket, ticks)),
+        }
+    }
+
+    /// Halves the resolution: pairs of buckets become one.
+    fn coarsen(&mut self) {
+        self.shift += 1;
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.buckets.len() / 2 + 1);
+        for &(b, t) in &self.buckets {
+            match merged.last_mut() {
+                Some((m, mt)) if *m == b >> 1 => *mt += t,
+                _ => merged.push((b >> 1, t)),
+            }
+        }
+        self.buckets = merged;
+    }
+
+    /// The share of `from..to` (TSC) the task spent in polls, buckets cut at the
+    /// edges pro rata.
+    #[must_use]
+    pub fn busy_share(&self, from: u64, to: u64) -> f64 {
+        if to <= from {
+            return 0.0;
+        }
+        let shift = u32::from(self.shift);
+        let first = self.buckets.partition_point(|&(b, _)| bucket_end(b, shift) <= from);
+        let mut busy = 0u128;
+        for &(b, ticks) in &self.buckets[first..] {
+            let (lo, hi) = (b << shift, bucket_end(b, shift));
+            if lo >= to {
+                break;
+            }
+            let overlap = hi.min(to) - lo.max(from);
+            busy += u128::from(ticks) * u128::from(overlap) / u128::from(hi - lo);
+        }
+        busy as f64 / (to - from) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +277,35 @@ mod tests {
         h.add(11 * MS, 11 * MS + MS / 2);
         let share = h.busy_share(11 * MS, 12 * MS).unwrap();
         assert!((share - 0.5).abs() < 0.01, "{share}");
+    }
+
+    #[test]
+    fn a_task_history_covers_a_whole_life_in_bounded_buckets() {
+        let mut h = TaskHistory::default();
+        // An hour-long task, busy half of every millisecond.
+        for i in 0..3_600_000u64 {
+            h.add(i * MS, i * MS + MS / 2);
+        }
+        assert!(h.buckets.len() <= TASK_BUCKETS, "{}", h.buckets.len());
+        let whole = h.busy_share(0, 3_600_000 * MS);
+        assert!((whole - 0.5).abs() < 0.01, "{whole}");
+        let early = h.busy_share(0, 60_000 * MS);
+        assert!((early - 0.5).abs() < 0.05, "the first minute is still there: {early}");
+        let mut short = TaskHistory::default();
+        short.add(5 * MS, 5 * MS + 100);
+        assert_eq!(short.buckets.len(), 1, "a short task costs one bucket");
+        assert_eq!(short.busy_share(10 * MS, 20 * MS), 0.0);
+    }
+
+    #[test]
+    fn a_task_history_takes_late_and_endless_polls() {
+        let mut h = TaskHistory::default();
+        h.add(10 * MS, 11 * MS);
+        h.add(3 * MS, 3 * MS + MS / 2);
+        assert!((h.busy_share(3 * MS, 4 * MS) - 0.5).abs() < 0.01);
+        h.add(0, u64::MAX);
+        assert!(h.buckets.len() <= TASK_BUCKETS);
+        assert!(h.busy_share(u64::MAX / 2, u64::MAX / 2 + MS) > 0.9);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
-pub use history::{BUCKETS_PER_LEVEL, BusyHistory};
+pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
@@ -667,9 +667,10 @@ impl State {
         }
         let t = self.task(task, ts);
         t.poll_started = None;
-        if let Some(d) = ticks {
+        if let (Some(start), Some(d)) = (started, ticks) {
             t.busy_ticks += d;
             t.poll_hist.record(d);
+            t.history.add(start, ts);
         }
         let long_poll = ticks.filter(|&d| long > 0 && d > long);
         if long_poll.is_some() {

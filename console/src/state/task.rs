@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::histogram::Histogram;
+use super::history::TaskHistory;
 use super::text::Text;
 
 /// Distinct wakers remembered per task; further ones are counted as "other".
@@ -199,6 +200,8 @@ pub struct Task {
     pub last_woken: Option<u64>,
     /// Ticks spent in completed polls.
     pub busy_ticks: u64,
+    /// Busy time over its whole life, for timelines zoomed out past the kept polls.
+    pub history: TaskHistory,
     /// Ticks spent scheduled before a poll.
     pub scheduled_ticks: u64,
     /// Poll durations in ticks.
@@ -249,6 +252,7 @@ impl Task {
             woken_by: WokenByCounts::default(),
             last_woken: None,
             busy_ticks: 0,
+            history: TaskHistory::default(),
             scheduled_ticks: 0,
             poll_hist: Histogram::new(),
             sched_hist: Histogram::new(),

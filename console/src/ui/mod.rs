@@ -433,6 +433,16 @@ pub(crate) fn at(state: &State, ts: u64) -> String {
     format!("+{}", dur(state, ts.saturating_sub(start)))
 }
 
+/// A busy share as one cell: `·` idle, then `░▒▓█` by quarters.
+pub(crate) fn shade(share: f64) -> char {
+    const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
+    if share <= 0.0 {
+        '·'
+    } else {
+        SHADES[((share * 4.0).ceil() as usize).clamp(1, 4) - 1]
+    }
+}
+
 /// A one-line text sparkline of values in 0.0..=1.0.
 pub(crate) fn spark(values: &[f64]) -> String {
     const BARS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

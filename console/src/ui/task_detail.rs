@@ -9,7 +9,7 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::{Action, at, dur};
+use super::{Action, at, dur, shade};
 use crate::state::{Histogram, MAX_SLICES_PER_CPU, State, Task, WokenBy};
 
 /// State of the detail view.
@@ -199,7 +199,7 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     let start = t.spawned_ts;
     let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + 1);
     // Polls are kept for the most recent stretch only: before every CPU's oldest kept
-    // poll, this task may have run unseen, so that part is left blank, not idle.
+    // poll, the task's own history gives its busy share instead.
     let horizon = s
         .cpus
         .values()
@@ -209,7 +209,7 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
         .unwrap_or(start);
     let title = if horizon > start {
         format!(
-            " Polls over its lifetime (all CPUs; kept from {}, blank before) ",
+            " Polls over its lifetime (all CPUs; before {}: busy share ░▒▓█) ",
             at(s, horizon)
         )
     } else {
@@ -224,7 +224,7 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     }
     let span = end - start;
     let column = |ts: u64| (ts.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
-    let known_from = if horizon > start { column(horizon) + 1 } else { 0 };
+    let time = |col: usize| start + (col as u128 * span as u128 / width as u128) as u64;
     let mut cells = vec![false; width];
     for slice in s.cpus.values().flat_map(|c| c.slices.iter()).filter(|x| x.task == t.id) {
         let (a, b) = (column(slice.start), column(slice.end));
@@ -235,10 +235,13 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     let line: String = cells
         .iter()
         .enumerate()
-        .map(|(i, &b)| match (b, i < known_from) {
-            (true, _) => '█',
-            (false, true) => ' ',
-            (false, false) => '·',
+        .map(|(i, &b)| {
+            let (t0, t1) = (time(i), time(i + 1));
+            match b {
+                true => '█',
+                false if t1 > horizon => '·',
+                false => shade(t.history.busy_share(t0, t1)),
+            }
         })
         .collect();
     f.render_widget(Paragraph::new(line).style(Style::new().fg(Color::Green)), inner);

@@ -243,6 +243,56 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     assert!(!lane.starts_with('·'), "the past is not drawn as idle: {cpu0}");
     assert!(text.contains("polls kept from"), "{text}");
     insta::assert_snapshot!(backend);
+
+    // Task lanes: the busiest tasks of an early stretch, whose polls are no longer
+    // kept, drawn from their own histories, and blank outside their lives.
+    app.on_key(key(KeyCode::Char('t')));
+    app.timeline.span_ns = app.state().ticks_to_ns(last - first_ts(&app)) / 8;
+    app.timeline.end = Some(first_ts(&app) + (last - first_ts(&app)) / 8);
+    let text = text_of(&render(&mut app, 120, 12));
+    let row = text.lines().nth(2).expect("a first lane").to_string();
+    let first: TaskId = row
+        .trim_start_matches('│')
+        .split_whitespace()
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no task lane:\n{text}"));
+    assert!(
+        app.state()
+            .cpus
+            .values()
+            .flat_map(|c| c.slices.iter())
+            .all(|s| s.task != first),
+        "none of task {first}'s polls are kept"
+    );
+    let cells: String = row.chars().skip(14).take(100).collect();
+    assert!(cells.contains(['░', '▒', '▓', '█']), "its busy share is drawn: {row}");
+    assert!(cells.contains(' '), "time outside its life is blank: {row}");
+
+    // Its detail's lifetime strip, too.
+    app.detail.task = Some(first);
+    app.view = View::TaskDetail;
+    let text = text_of(&render(&mut app, 120, 40));
+    let strip = text
+        .lines()
+        .skip_while(|l| !l.contains("Polls over its lifetime"))
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(strip.contains(['░', '▒', '▓', '█']), "{strip}");
+}
+
+/// The first timestamp of the session.
+fn first_ts(app: &App) -> u64 {
+    app.state().ts_range.expect("events").0
+}
+
+/// The rendered screen as text, a line per row.
+fn text_of(backend: &TestBackend) -> String {
+    let buf = backend.buffer();
+    (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect()
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! drawn as markers, zoom, pan, follow, and a cursor that names the slice and the
 //! wakes under it.
 //!
-//! Poll slices are kept for the most recent stretch only. Zoomed out past it, a CPU
-//! lane shows how busy the CPU was from its session summary (`░▒▓█` by share), and
-//! time nothing is known about stays blank: the past is never drawn as idle.
+//! Poll slices are kept for the most recent stretch only. Zoomed out past it, a lane
+//! shows how busy its CPU or task was from its summary (`░▒▓█` by share), and time
+//! nothing is known about (before the stream, outside a task's life) stays blank: the
+//! past is never drawn as idle.
 
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -18,8 +19,8 @@ use std::collections::BTreeMap;
 
 use lucid_protocol::TaskId;
 
-use super::{Action, at, dur};
-use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, WakeMark, WokenBy};
+use super::{Action, at, dur, shade};
+use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, Task, TaskHistory, WakeMark, WokenBy};
 
 /// Colours for tasks, picked by id.
 const PALETTE: [Color; 6] = [
@@ -30,10 +31,10 @@ const PALETTE: [Color; 6] = [
     Color::Blue,
     Color::LightRed,
 ];
+/// The history of a task the state no longer holds: nothing known.
+static EMPTY_HISTORY: TaskHistory = TaskHistory::new();
 /// Width of the lane labels.
 const LABEL: u16 = 13;
-/// Shades of a summarised column by busy share: quarter steps.
-const SHADES: [char; 4] = ['░', '▒', '▓', '█'];
 /// Narrowest window (ns).
 const MIN_SPAN_NS: u64 = 1_000;
 
@@ -55,7 +56,42 @@ struct Lane<'a> {
     /// Slices are complete from here on; before it the lane shows `summary`, or
     /// nothing.
     detail_from: u64,
-    summary: Option<&'a BusyHistory>,
+    summary: Summary<'a>,
+}
+
+/// Where a lane's busy share before its detail comes from.
+#[derive(Clone, Copy)]
+enum Summary<'a> {
+    /// A CPU's session history.
+    Cpu(&'a BusyHistory),
+    /// A task's history, known only within its life.
+    Task {
+        history: &'a TaskHistory,
+        from: u64,
+        to: u64,
+    },
+}
+
+impl Summary<'_> {
+    fn for_task(t: &Task) -> Summary<'_> {
+        Summary::Task {
+            history: &t.history,
+            from: t.spawned_ts,
+            to: t.completed_ts.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The busy share of `from..to`, `None` where nothing is known.
+    fn share(self, from: u64, to: u64) -> Option<f64> {
+        match self {
+            Summary::Cpu(h) => h.busy_share(from, to),
+            Summary::Task {
+                history,
+                from: a,
+                to: b,
+            } => (to > a && from < b).then(|| history.busy_share(from, to)),
+        }
+    }
 }
 
 /// State of the timeline.
@@ -144,31 +180,54 @@ impl TimelineView {
                     slices: c.slices.iter().filter(in_window).copied().collect(),
                     wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
                     detail_from: detail_from(c),
-                    summary: Some(&c.history),
+                    summary: Summary::Cpu(&c.history),
                 })
                 .collect(),
             Lanes::Tasks => {
-                let mut by_task: BTreeMap<TaskId, Vec<Slice>> = BTreeMap::new();
-                for s in state.cpus.values().flat_map(|c| c.slices.iter()).filter(in_window) {
-                    by_task.entry(s.task).or_default().push(*s);
-                }
-                let busy = |v: &[Slice]| v.iter().map(|s| s.end.min(end) - s.start.max(start)).sum::<u64>();
-                let mut tasks: Vec<(TaskId, Vec<Slice>)> = by_task.into_iter().collect();
-                tasks.sort_by(|a, b| busy(&b.1).cmp(&busy(&a.1)).then(a.0.cmp(&b.0)));
                 // A task's polls are all known only where every CPU's are.
                 let detail_from = state.cpus.values().map(detail_from).max().unwrap_or(0);
+                // (busy ticks in the window, slices) per task: from the kept slices,
+                // and before them from the tasks' histories.
+                let mut by_task: BTreeMap<TaskId, (u64, Vec<Slice>)> = BTreeMap::new();
+                for s in state.cpus.values().flat_map(|c| c.slices.iter()).filter(in_window) {
+                    let e = by_task.entry(s.task).or_default();
+                    e.0 += s.end.min(end) - s.start.max(start);
+                    e.1.push(*s);
+                }
+                let summarised = end.min(detail_from);
+                if start < summarised {
+                    for t in state.tasks.values() {
+                        if let Some(share) = Summary::for_task(t).share(start, summarised)
+                            && share > 0.0
+                        {
+                            by_task.entry(t.id).or_default().0 += (share * (summarised - start) as f64) as u64;
+                        }
+                    }
+                }
+                let mut tasks: Vec<(TaskId, (u64, Vec<Slice>))> = by_task.into_iter().collect();
+                tasks.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
                 tasks
                     .into_iter()
                     .take(max)
-                    .map(|(task, slices)| Lane {
-                        label: match state.tasks.get(&task) {
-                            Some(t) if !t.name.is_empty() => format!("{task} {}", t.name),
-                            _ => format!("task {task}"),
-                        },
-                        slices,
-                        wakes: wakes.clone().filter(|w| w.task == task).copied().collect(),
-                        detail_from,
-                        summary: None,
+                    .map(|(task, (_, slices))| {
+                        let t = state.tasks.get(&task);
+                        Lane {
+                            label: match t {
+                                Some(t) if !t.name.is_empty() => format!("{task} {}", t.name),
+                                _ => format!("task {task}"),
+                            },
+                            slices,
+                            wakes: wakes.clone().filter(|w| w.task == task).copied().collect(),
+                            detail_from,
+                            summary: t.map_or(
+                                Summary::Task {
+                                    history: &EMPTY_HISTORY,
+                                    from: 0,
+                                    to: 0,
+                                },
+                                Summary::for_task,
+                            ),
+                        }
                     })
                     .collect()
             }
@@ -267,7 +326,7 @@ impl TimelineView {
         })];
         if horizon > start {
             lines.push(Line::from(format!(
-                "polls kept from {}; before: CPU busy share ░<25% ▒<50% ▓<75% █<100%, blank = not known",
+                "polls kept from {}; before: busy share ░<25% ▒<50% ▓<75% █<100%, blank = not known",
                 at(state, horizon)
             )));
         }
@@ -381,10 +440,9 @@ fn draw_lane(
         let ch = if t1 > lane.detail_from {
             '·'
         } else {
-            match lane.summary.and_then(|h| h.busy_share(t0, t1)) {
+            match lane.summary.share(t0, t1) {
                 None => ' ',
-                Some(share) if share <= 0.0 => '·',
-                Some(share) => SHADES[((share * 4.0).ceil() as usize).clamp(1, 4) - 1],
+                Some(share) => shade(share),
             }
         };
         buf[(cells.x + x, cells.y)].set_char(ch).set_style(idle);
