@@ -417,10 +417,11 @@ fn columns(s: &Slice, start: u64, span: u64, w: u64) -> (u64, u64) {
     (a.min(w - 1), b.min(w - 1))
 }
 
-/// Paints one lane: `█` where a poll ran (coloured by task), `·` where nothing ran,
+/// Paints one lane: where polls ran, the share of the column they took (`░▒▓█`,
+/// coloured by the task that took most), `·` where nothing ran,
 /// `▲` for a wake on an otherwise empty cell; before the lane's detail, its summary
-/// as grey shades by busy share (without wakes), or blank. Returns the slice and the wakes under the
-/// cursor column.
+/// as grey shades by busy share (without wakes), or blank. Returns the slice and the
+/// wakes under the cursor column.
 fn draw_lane(
     buf: &mut Buffer,
     cells: Rect,
@@ -459,18 +460,41 @@ fn draw_lane(
             wakes.push(*m);
         }
     }
+    // Each column shows the share of its time the polls in it took, in the colour of
+    // the task that took most of it, so a zoomed-out stretch of kept polls reads like
+    // the summarised one beside it; zoomed in, a poll fills its columns.
+    let mut busy: Vec<(u64, u64, TaskId)> = vec![(0, 0, 0); cells.width.into()];
     let mut hit = None;
     for s in &lane.slices {
         let (a, b) = columns(s, start, span, w);
-        let color = PALETTE[(s.task % PALETTE.len() as u64) as usize];
         for x in a..=b {
-            buf[(cells.x + x as u16, cells.y)]
-                .set_char('█')
-                .set_style(Style::new().fg(color));
+            let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
+            let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
+            let overlap = s.end.min(t1).saturating_sub(s.start.max(t0));
+            // A column the poll only touches at its edge takes nothing from it; a poll
+            // too short to measure still shows in its own.
+            if overlap == 0 && s.end > s.start {
+                continue;
+            }
+            let ticks = overlap.max(1);
+            let cell = &mut busy[x as usize];
+            cell.0 += ticks;
+            if ticks > cell.1 {
+                (cell.1, cell.2) = (ticks, s.task);
+            }
         }
         if (a..=b).contains(&u64::from(cursor)) {
             hit = Some(*s);
         }
+    }
+    for (x, &(ticks, _, task)) in busy.iter().enumerate().filter(|(_, c)| c.0 > 0) {
+        let x = x as u64;
+        let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
+        let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
+        let color = PALETTE[(task % PALETTE.len() as u64) as usize];
+        buf[(cells.x + x as u16, cells.y)]
+            .set_char(shade(ticks as f64 / t1.saturating_sub(t0).max(1) as f64))
+            .set_style(Style::new().fg(color));
     }
     (hit, wakes)
 }
