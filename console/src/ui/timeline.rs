@@ -81,15 +81,19 @@ impl Summary<'_> {
         }
     }
 
+    /// Whether `from..to` is within what the lane describes (a task's life).
+    fn covers(self, from: u64, to: u64) -> bool {
+        match self {
+            Summary::Cpu(_) => true,
+            Summary::Task { from: a, to: b, .. } => to > a && from < b,
+        }
+    }
+
     /// The busy share of `from..to`, `None` where nothing is known.
     fn share(self, from: u64, to: u64) -> Option<f64> {
         match self {
             Summary::Cpu(h) => h.busy_share(from, to),
-            Summary::Task {
-                history,
-                from: a,
-                to: b,
-            } => (to > a && from < b).then(|| history.busy_share(from, to)),
+            Summary::Task { history, .. } => self.covers(from, to).then(|| history.busy_share(from, to)),
         }
     }
 }
@@ -439,7 +443,7 @@ fn draw_lane(
         let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
         let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
         let ch = if t1 > lane.detail_from {
-            '·'
+            if lane.summary.covers(t0, t1) { '·' } else { ' ' }
         } else {
             match lane.summary.share(t0, t1) {
                 None => ' ',
