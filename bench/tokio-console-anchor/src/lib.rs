@@ -1,6 +1,23 @@
 //! The tokio side of `cargo xtask bench`'s workloads, shared by the bench example
 //! (`kernel/executor/examples/bench.rs`, bare tokio rows) and this crate's binary
-//! (the console-subscriber anchor), so both always time the same work.
+//! (the console-subscriber anchor), so both always time the same work and
+//! summarise their runs the same way ([`median`]).
+
+/// The median of `values` (the mean of the middle two for an even count).
+///
+/// # Panics
+///
+/// If `values` is empty.
+#[must_use]
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
 
 pub mod workloads {
     //! The workloads, as in `docs/benchmarks.md`. The Lucid side of the bench example

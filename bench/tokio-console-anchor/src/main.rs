@@ -25,6 +25,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 // The same workloads as kernel/executor/examples/bench.rs's tokio rows: one definition.
+use tokio_console_anchor::median;
 use tokio_console_anchor::workloads::{ping_pong, spawn_join};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,16 +77,6 @@ fn run(workload: Workload) -> Sample {
     };
     drop(runtime);
     sample
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// Prints one row with the figure as the anchor.

@@ -41,6 +41,7 @@ mod bench {
 
     // The workloads' sizes and their tokio side are shared with the console-subscriber
     // anchor, so both time the same work.
+    use tokio_console_anchor::median;
     use tokio_console_anchor::workloads::{
         CHANNEL_CAPACITY, PAIRS, TASKS, TRIPS, YIELDS, ping_pong as tokio_ping_pong, spawn_join as tokio_spawn_join,
     };
@@ -106,16 +107,6 @@ mod bench {
             }
         }
         samples
-    }
-
-    fn median(mut values: Vec<f64>) -> f64 {
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        if n % 2 == 1 {
-            values[n / 2]
-        } else {
-            (values[n / 2 - 1] + values[n / 2]) / 2.0
-        }
     }
 
     /// Median of a per-run figure.
