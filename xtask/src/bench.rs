@@ -8,6 +8,7 @@
 //! bare and with console-subscriber, and console-subscriber's recording) and from
 //! `lucid export --perfetto` of the spawn_join trace the bench program records.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -631,18 +632,23 @@ fn parse_kernel_bench(com1: &str) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// The console's rows: ingest rate and frame render time with 10k tasks
-/// (`console/examples/ingest_render.rs`).
-fn console_rows(cargo: &str) -> Result<Vec<Row>> {
+/// Builds `package`'s `example` in release and returns the executable's path.
+fn build_example(cargo: &str, package: &str, example: &str) -> Result<PathBuf> {
     process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
         "build",
         "--release",
         "-p",
-        "lucid-console",
+        package,
         "--example",
-        "ingest_render",
+        example,
     ]))?;
-    let exe = artifacts::target_dir().join("release/examples/ingest_render");
+    Ok(artifacts::target_dir().join("release/examples").join(example))
+}
+
+/// The console's rows: ingest rate and frame render time with 10k tasks
+/// (`console/examples/ingest_render.rs`).
+fn console_rows(cargo: &str) -> Result<Vec<Row>> {
+    let exe = build_example(cargo, "lucid-console", "ingest_render")?;
     run_rows(Command::new(&exe).arg("--json"))
 }
 
@@ -650,15 +656,7 @@ fn console_rows(cargo: &str) -> Result<Vec<Row>> {
 /// 1 GiB (64 MiB with `--quick`), kept in `<target>/bench` between runs
 /// (`console/examples/replay_seek.rs`).
 fn replay_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
-    process::run(Command::new(cargo).current_dir(process::workspace_root()).args([
-        "build",
-        "--release",
-        "-p",
-        "lucid-console",
-        "--example",
-        "replay_seek",
-    ]))?;
-    let exe = artifacts::target_dir().join("release/examples/replay_seek");
+    let exe = build_example(cargo, "lucid-console", "replay_seek")?;
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let (file, mib) = if quick {
@@ -876,15 +874,7 @@ pub fn main(args: Args) -> Result<()> {
         return Ok(());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    process::run(Command::new(&cargo).current_dir(process::workspace_root()).args([
-        "build",
-        "--release",
-        "-p",
-        "lucid-executor",
-        "--example",
-        "bench",
-    ]))?;
-    let exe = artifacts::target_dir().join("release/examples/bench");
+    let exe = build_example(&cargo, "lucid-executor", "bench")?;
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 9 });
     let dir = artifacts::target_dir().join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
