@@ -249,17 +249,21 @@ fn config(retain: Duration, long_poll: Duration) -> Config {
     }
 }
 
+/// The metrics server `--metrics ADDR` asks for, if any, announced on stderr.
+fn start_metrics(addr: Option<&str>, instance: &Option<String>) -> anyhow::Result<Option<metrics::Server>> {
+    let server = addr
+        .map(|addr| metrics::Server::start(addr, instance.clone()))
+        .transpose()?;
+    if let Some(m) = &server {
+        eprintln!("lucid: metrics at http://{}/metrics", m.addr());
+    }
+    Ok(server)
+}
+
 fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     use lucid_console::replay::{IndexParams, Replay};
     let name = args.file.display();
-    let metrics = args
-        .metrics
-        .as_deref()
-        .map(|addr| metrics::Server::start(addr, args.instance.clone()))
-        .transpose()?;
-    if let Some(m) = &metrics {
-        eprintln!("lucid: metrics at http://{}/metrics", m.addr());
-    }
+    let metrics = start_metrics(args.metrics.as_deref(), &args.instance)?;
     let config = config(args.retain, args.long_poll);
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut progress = |done: u64, len: u64| {
@@ -328,14 +332,7 @@ fn recorder(path: &Path) -> anyhow::Result<Recorder> {
 
 fn live(args: &LiveArgs) -> anyhow::Result<()> {
     // Before anything is created: a bad address must not leave an empty recording.
-    let metrics = args
-        .metrics
-        .as_deref()
-        .map(|addr| metrics::Server::start(addr, args.instance.clone()))
-        .transpose()?;
-    if let Some(m) = &metrics {
-        eprintln!("lucid: metrics at http://{}/metrics", m.addr());
-    }
+    let metrics = start_metrics(args.metrics.as_deref(), &args.instance)?;
     let recorder = args.record.as_deref().map(recorder).transpose()?;
     let endpoint = args.endpoint();
     if let Some(secs) = args.headless_for {

@@ -5,7 +5,7 @@
 use lucid_protocol::{MessageKind, TaskKind, WasmState};
 
 use super::text::{Exposition, Kind};
-use crate::state::{Cpu, LatencyHistogram, OTHER_HOSTCALLS, State, TaskStatus, WarningKind};
+use crate::state::{Cpu, Hostcall, LatencyHistogram, OTHER_HOSTCALLS, State, TaskStatus, WarningKind, WasmInstance};
 
 /// `instance` label value when neither a name nor the kernel's build id is known.
 pub const DEFAULT_INSTANCE: &str = "lucid";
@@ -243,7 +243,7 @@ fn wasm(e: &mut Exposition, s: &State) {
         let n = s.wasm.values().filter(|w| w.state == st).count();
         e.sample("lucid_wasm_instances", &[("state", wasm_state(st))], n as u64);
     }
-    let ids: Vec<(String, &crate::state::WasmInstance)> = s.wasm.iter().map(|(id, w)| (id.to_string(), w)).collect();
+    let ids: Vec<(String, &WasmInstance)> = s.wasm.iter().map(|(id, w)| (id.to_string(), w)).collect();
     e.family("lucid_wasm_memory_bytes", Kind::Gauge, "Linear memory size.");
     for (id, w) in &ids {
         let labels = [("wasm_instance", id.as_str()), ("module", w.module.as_str())];
@@ -276,37 +276,39 @@ fn wasm(e: &mut Exposition, s: &State) {
         Kind::Counter,
         "Hostcalls by hostcall number.",
     );
-    for (id, w) in &ids {
-        for (num, h) in &w.hostcalls {
-            let hostcall = hostcall_label(*num);
-            let labels = [
-                ("wasm_instance", id.as_str()),
-                ("module", w.module.as_str()),
-                ("hostcall", &hostcall),
-            ];
-            e.sample("lucid_wasm_hostcalls_total", &labels, h.calls);
-        }
-    }
+    each_hostcall(&ids, |labels, h| {
+        e.sample("lucid_wasm_hostcalls_total", labels, h.calls)
+    });
     e.family(
         "lucid_wasm_hostcall_duration_seconds",
         Kind::Histogram,
         "Hostcall latency; the kernel reports batches, so each call counts at its batch's mean.",
     );
-    for (id, w) in &ids {
+    each_hostcall(&ids, |labels, h| {
+        // The sum from the reported ticks, exact where the per-batch means round.
+        e.histogram(
+            "lucid_wasm_hostcall_duration_seconds",
+            labels,
+            h.latency.cumulative().map(|(ns, n)| (ns as f64 / 1e9, n)),
+            seconds(s, h.ticks),
+            h.latency.count(),
+        );
+    });
+}
+
+/// Calls `f` with the labels (instance, module, hostcall) and the figures of every
+/// hostcall kind of every instance.
+fn each_hostcall(ids: &[(String, &WasmInstance)], mut f: impl FnMut(&[(&str, &str)], &Hostcall)) {
+    for (id, w) in ids {
         for (num, h) in &w.hostcalls {
             let hostcall = hostcall_label(*num);
-            let labels = [
-                ("wasm_instance", id.as_str()),
-                ("module", w.module.as_str()),
-                ("hostcall", &hostcall),
-            ];
-            // The sum from the reported ticks, exact where the per-batch means round.
-            e.histogram(
-                "lucid_wasm_hostcall_duration_seconds",
-                &labels,
-                h.latency.cumulative().map(|(ns, n)| (ns as f64 / 1e9, n)),
-                seconds(s, h.ticks),
-                h.latency.count(),
+            f(
+                &[
+                    ("wasm_instance", id.as_str()),
+                    ("module", w.module.as_str()),
+                    ("hostcall", &hostcall),
+                ],
+                h,
             );
         }
     }
