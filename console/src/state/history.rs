@@ -122,17 +122,23 @@ impl Level {
     /// Busy ticks in `from..to`, buckets cut at the edges pro rata.
     fn busy_between(&self, from: u64, to: u64, shift: u32) -> u64 {
         let first = self.buckets.partition_point(|&(b, _)| bucket_end(b, shift) <= from);
-        let mut busy = 0u128;
-        for &(b, ticks) in self.buckets.range(first..) {
-            let (lo, hi) = (b << shift, bucket_end(b, shift));
-            if lo >= to {
-                break;
-            }
-            let overlap = hi.min(to) - lo.max(from);
-            busy += u128::from(ticks) * u128::from(overlap) / u128::from(hi - lo);
-        }
-        u64::try_from(busy).unwrap_or(u64::MAX)
+        busy_in(self.buckets.range(first..), shift, from, to)
     }
+}
+
+/// Busy ticks in `from..to` of `buckets` (oldest first, from the first that ends
+/// after `from`), buckets cut at the edges pro rata.
+fn busy_in<'a>(buckets: impl Iterator<Item = &'a (u64, u64)>, shift: u32, from: u64, to: u64) -> u64 {
+    let mut busy = 0u128;
+    for &(b, ticks) in buckets {
+        let (lo, hi) = (b << shift, bucket_end(b, shift));
+        if lo >= to {
+            break;
+        }
+        let overlap = hi.min(to) - lo.max(from);
+        busy += u128::from(ticks) * u128::from(overlap) / u128::from(hi - lo);
+    }
+    u64::try_from(busy).unwrap_or(u64::MAX)
 }
 
 /// Buckets a task's history keeps before halving its resolution.
@@ -218,16 +224,7 @@ impl TaskHistory {
         }
         let shift = u32::from(self.shift);
         let first = self.buckets.partition_point(|&(b, _)| bucket_end(b, shift) <= from);
-        let mut busy = 0u128;
-        for &(b, ticks) in &self.buckets[first..] {
-            let (lo, hi) = (b << shift, bucket_end(b, shift));
-            if lo >= to {
-                break;
-            }
-            let overlap = hi.min(to) - lo.max(from);
-            busy += u128::from(ticks) * u128::from(overlap) / u128::from(hi - lo);
-        }
-        busy as f64 / (to - from) as f64
+        busy_in(self.buckets[first..].iter(), shift, from, to) as f64 / (to - from) as f64
     }
 }
 
