@@ -2,6 +2,8 @@
 //! streams a generated workload, and compares its JSON with `lucid stats --json` on
 //! the same bytes as a recording.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -10,6 +12,7 @@ use std::process::{Command, Output};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use common::lucid;
 use lucid_protocol::testdata::{Generated, Workload, generate};
 use lucid_protocol::{Decoder, Item, MessageKind, Ring};
 use serde_json::Value;
@@ -30,13 +33,6 @@ fn tmp(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("live-{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
-}
-
-fn lucid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lucid"))
-        .args(args)
-        .output()
-        .expect("run lucid")
 }
 
 fn json(out: &Output) -> Value {

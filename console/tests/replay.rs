@@ -1,9 +1,11 @@
 //! Runs the real `lucid` binary's replay, profile and export commands on generated
 //! recordings.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::PathBuf;
+
+use common::lucid;
 use lucid_protocol::testdata::{Workload, generate};
 use serde_json::Value;
 
@@ -23,13 +25,6 @@ fn write(name: &str) -> PathBuf {
     std::fs::write(&path, g.recording(2048)).expect("write");
     let _ = std::fs::remove_file(dir.join("r.lucid.idx"));
     path
-}
-
-fn lucid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lucid"))
-        .args(args)
-        .output()
-        .expect("run lucid")
 }
 
 fn json(args: &[&str]) -> Value {

@@ -1,8 +1,11 @@
 //! Runs the real `lucid` binary on generated recordings.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::lucid;
 use lucid_protocol::MessageKind;
 use lucid_protocol::recording::RecordingWriter;
 use lucid_protocol::testdata::{Generated, Workload, generate};
@@ -24,13 +27,6 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stats-{name}.lucid"));
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-fn lucid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lucid"))
-        .args(args)
-        .output()
-        .expect("run lucid")
 }
 
 fn stats_json(path: &Path, extra: &[&str]) -> Value {

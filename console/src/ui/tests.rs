@@ -26,19 +26,22 @@ fn frame(stream: StreamId, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
     out
 }
 
+/// The small two-CPU workload the fixtures are made of.
+const SMALL: Workload = Workload {
+    cpus: 2,
+    tasks: 16,
+    polls_per_task: 3,
+    wasm_instances: 1,
+    loss: 5,
+    frame_buffer: 256,
+    seed: 3,
+};
+
 /// Two thirds of a small two-CPU workload (so tasks are in every state), plus a
 /// frame with a lost waker, a steal, run-queue samples, idle time, a log line and a
 /// wasm instance that grows, calls the host and traps.
 fn fixture() -> (App, Option<TaskId>) {
-    let g = generate(&Workload {
-        cpus: 2,
-        tasks: 16,
-        polls_per_task: 3,
-        wasm_instances: 1,
-        loss: 5,
-        frame_buffer: 256,
-        seed: 3,
-    });
+    let g = generate(&SMALL);
     // Windows short enough that the sub-millisecond workload fills the sparklines.
     let config = Config {
         util_window_ns: 20_000,
@@ -455,15 +458,7 @@ fn random_and_mutated_input_never_panics_the_session_or_the_views() {
 
 /// A replay of a small workload with one damaged frame (a warning to jump to).
 fn replay_controls() -> (crate::replay::tests::TempDir, replay::ReplayControls) {
-    let mut g = generate(&Workload {
-        cpus: 2,
-        tasks: 16,
-        polls_per_task: 3,
-        wasm_instances: 1,
-        loss: 5,
-        frame_buffer: 256,
-        seed: 3,
-    });
+    let mut g = generate(&SMALL);
     let n = g.frames.len();
     g.frames[n / 2][2] = g.frames[n / 2][2].wrapping_add(1).max(1);
     let dir = crate::replay::tests::TempDir::new();
