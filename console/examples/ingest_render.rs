@@ -7,10 +7,10 @@
 //! With `--json` it prints one JSON object per row (name, lucid, unit) for
 //! `cargo xtask bench`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 use std::time::{Duration, Instant};
 
+use cap::Cap;
 use lucid_console::live::Session;
 use lucid_console::state::Config;
 use lucid_console::ui::{App, View, draw};
@@ -19,35 +19,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 /// The system allocator, counting the bytes live on the heap.
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the caller's layout;
-// the counter is only arithmetic beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc`/`realloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
@@ -86,11 +59,11 @@ fn main() {
 
     // Everything the session holds once the workload is in: every task has completed
     // within the retention window (60 s of trace time by default), so all are kept.
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = ALLOCATOR.allocated();
     let mut s = Session::new("bench".into(), Config::default());
     s.feed(0, &wire);
     s.flush();
-    let held = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let held = ALLOCATOR.allocated().saturating_sub(before);
     let tasks = s.state.tasks.len();
     let per_task = held as f64 / tasks.max(1) as f64;
     if json {

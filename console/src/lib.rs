@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
 //!
 //! The host side of Lucid's trace stream: byte sources, the state model the decoded
 //! stream builds, and the reports made from it. The `lucid` binary wires them to a

@@ -1,4 +1,5 @@
 //! `lucid`: the host console for Lucid's trace stream.
+#![forbid(unsafe_code)]
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

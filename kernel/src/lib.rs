@@ -111,12 +111,12 @@ pub fn start(boot: &'static BootInfo) -> ! {
 
     #[cfg(not(feature = "ktest"))]
     {
-        let sink = trace_sink();
+        let output = trace_output();
         if let Some(secs) = link_bench::requested(cmdline) {
             // The link bench owns the port first and starts the drain itself.
-            link_bench::spawn(sink, secs);
+            link_bench::spawn(output, secs);
         } else {
-            trace::drain::spawn(sink);
+            trace::drain::spawn(output);
             // The log heartbeat runs forever, so it belongs to the open-ended demo only.
             if matches!(cmdline::get(cmdline, "workload"), None | Some("demo")) {
                 sched::runtime().builder().name("heartbeat").spawn(heartbeat());
@@ -129,19 +129,19 @@ pub fn start(boot: &'static BootInfo) -> ! {
 
 /// Finds the trace port (or the fallback) the drain task will write to.
 #[cfg(not(feature = "ktest"))]
-fn trace_sink() -> trace::drain::Sink {
+fn trace_output() -> trace::drain::TraceOutput {
     match drivers::virtio_serial::VirtioSerial::probe("lucid.trace") {
         Ok(dev) => {
             log::info!("trace: streaming to virtio-serial port lucid.trace");
-            trace::drain::Sink::Virtio(alloc::boxed::Box::new(dev))
+            trace::drain::TraceOutput::Virtio(alloc::boxed::Box::new(dev))
         }
         Err(drivers::virtio_serial::ProbeError::NoDevice) => {
             log::warn!("trace: no virtio-serial device; streaming to COM2 at reduced rate");
-            trace::drain::Sink::Uart(drivers::uart::Uart::init(drivers::uart::COM2))
+            trace::drain::TraceOutput::Uart(drivers::uart::Uart::init(drivers::uart::COM2))
         }
         Err(e) => {
             log::warn!("trace: {e}; events are counted as dropped");
-            trace::drain::Sink::None
+            trace::drain::TraceOutput::None
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     qemu::{self, ExitCode},
     sched,
     time::Instant,
-    trace::{self, drain::Sink},
+    trace::{self, drain::TraceOutput},
 };
 
 /// First bytes on the port in a link bench, followed by the chunk size (u64 LE).
@@ -47,18 +47,18 @@ pub fn requested(cmdline: &str) -> Option<u64> {
         .ok()
 }
 
-/// Spawns the bench; it takes `sink` (which must be the virtio-serial port) and hands
+/// Spawns the bench; it takes `output` (which must be the virtio-serial port) and hands
 /// it to the drain between the two phases.
-pub fn spawn(sink: Sink, secs: u64) {
+pub fn spawn(output: TraceOutput, secs: u64) {
     sched::runtime()
         .builder()
         .name("link-bench")
         .on_cpu(0)
-        .spawn(run(sink, Duration::from_secs(secs)));
+        .spawn(run(output, Duration::from_secs(secs)));
 }
 
-async fn run(sink: Sink, length: Duration) {
-    let Sink::Virtio(mut port) = sink else {
+async fn run(output: TraceOutput, length: Duration) {
+    let TraceOutput::Virtio(mut port) = output else {
         log::error!("link-bench: needs the lucid.trace virtio-serial port");
         qemu::exit(ExitCode::Failure);
     };
@@ -82,7 +82,7 @@ async fn run(sink: Sink, length: Duration) {
             qemu::exit(ExitCode::Failure);
         }
     }
-    trace::drain::spawn(Sink::Virtio(port));
+    trace::drain::spawn(TraceOutput::Virtio(port));
     flood(length).await;
     trace::drain::finish_and_exit();
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the one place that knows how to build the freestanding kernel
 //! and loader and how to drive QEMU. Every command it runs is printed first.
+#![forbid(unsafe_code)]
 
 mod artifacts;
 mod bench;

@@ -2,6 +2,7 @@
 //! (`kernel/executor/examples/bench.rs`, bare tokio rows) and this crate's binary
 //! (the console-subscriber anchor), so both always time the same work and
 //! summarise their runs the same way ([`median`]).
+#![forbid(unsafe_code)]
 
 /// The median of `values` (the mean of the middle two for an even count).
 ///

@@ -16,6 +16,7 @@
 //!
 //! Rows go to stdout as JSON lines like the bench example's, with the figure in `anchor`
 //! and `lucid` null (xtask puts Lucid's figures beside them); progress goes to stderr.
+#![forbid(unsafe_code)]
 
 #[cfg(all(feature = "console", not(tokio_unstable)))]
 compile_error!("console-subscriber needs the whole build to have RUSTFLAGS=\"--cfg tokio_unstable\"");

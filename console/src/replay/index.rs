@@ -272,9 +272,9 @@ impl Index {
             });
             w.ok().map(|w| (w, side.clone(), tmp))
         });
-        let (mut sink, side, tmp) = match opened {
-            Some((w, side, tmp)) => (Sink::File(w, HEADER_LEN), side, tmp),
-            None => (Sink::Memory(index_header().to_vec()), PathBuf::new(), PathBuf::new()),
+        let (mut target, side, tmp) = match opened {
+            Some((w, side, tmp)) => (IndexTarget::File(w, HEADER_LEN), side, tmp),
+            None => (IndexTarget::Memory(index_header().to_vec()), PathBuf::new(), PathBuf::new()),
         };
         let mut player = Player::open(path, config)?;
         player.mark_warnings();
@@ -312,7 +312,7 @@ impl Index {
             raw = postcard::to_extend(&player.keyframe(), std::mem::take(&mut raw))
                 .map_err(|e| ReplayError::Index(format!("cannot serialise a keyframe: {e}")))?;
             let blob = lz4_flex::block::compress(&raw);
-            let blob_offset = sink
+            let blob_offset = target
                 .append(&blob)
                 .map_err(|e| ReplayError::Io(format!("writing the index: {e}")))?;
             entries.push(Entry {
@@ -357,8 +357,8 @@ impl Index {
         footer.extend_from_slice(&CRC32.checksum(&bytes).to_le_bytes());
         footer.extend_from_slice(&INDEX_END);
         let write = |e: io::Error| ReplayError::Io(format!("writing the index: {e}"));
-        match sink {
-            Sink::File(mut w, _) => {
+        match target {
+            IndexTarget::File(mut w, _) => {
                 w.write_all(&bytes).and_then(|()| w.write_all(&footer)).map_err(write)?;
                 let f = w.into_inner().map_err(|e| write(e.into_error()))?;
                 f.sync_all().map_err(write)?;
@@ -371,7 +371,7 @@ impl Index {
                     origin: format!("index built: {}", side.display()),
                 })
             }
-            Sink::Memory(mut v) => {
+            IndexTarget::Memory(mut v) => {
                 v.extend_from_slice(&bytes);
                 v.extend_from_slice(&footer);
                 Ok(Self {
@@ -460,12 +460,13 @@ fn index_header() -> [u8; HEADER_LEN as usize] {
     h
 }
 
-enum Sink {
+/// Where a build writes the index: its file, or memory when no file can be written.
+enum IndexTarget {
     File(BufWriter<File>, u64),
     Memory(Vec<u8>),
 }
 
-impl Sink {
+impl IndexTarget {
     /// Appends a keyframe; returns its offset.
     fn append(&mut self, blob: &[u8]) -> io::Result<u64> {
         match self {

@@ -13,7 +13,7 @@ use lucid_protocol::recording::RecordingWriter;
 use lucid_protocol::{FrameEncoder, Message, Ring, StreamId};
 
 use super::Chunk;
-use super::live::Endpoint;
+use super::connection::Endpoint;
 
 /// Chunks in flight between the ingest thread and the UI. When the UI falls behind
 /// the reader waits, which flow-controls the kernel's port instead of growing memory.
@@ -189,7 +189,7 @@ enum Pump {
 }
 
 fn pump(
-    conn: &mut super::live::Connection,
+    conn: &mut super::connection::Connection,
     buf: &mut [u8],
     recorder: &mut Option<Recorder>,
     tx: &SyncSender<IngestEvent>,

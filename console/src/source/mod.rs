@@ -4,13 +4,13 @@
 
 mod file;
 mod ingest;
-mod live;
+mod connection;
 
 use std::fmt;
 
 pub use file::RecordingFile;
 pub use ingest::{CHANNEL_CAPACITY, Ingest, IngestEvent, Recorder, now_ns, snapshot_request};
-pub use live::{ConnectError, Connection, Endpoint, READ_TIMEOUT};
+pub use connection::{ConnectError, Connection, Endpoint, READ_TIMEOUT};
 use lucid_protocol::recording::RecordingError;
 
 /// A piece of the received byte stream.

@@ -37,7 +37,7 @@ mod bench {
         Hooks, Outcome, Platform, PollResult, Runtime, SpawnInfo, TaskId, TaskKind, TaskStats, ThreadPlatform,
     };
     use lucid_protocol::{self as proto, EncodeError, Message, MessageKind, Ring, StreamId, varint_len};
-    use lucid_trace::{EncodeFn, Encoder, FrameRing, Lane};
+    use lucid_trace::{EncodeFn, Encoder, FrameRing, Producer};
 
     // The workloads' sizes and their tokio side are shared with the console-subscriber
     // anchor, so both time the same work.
@@ -330,10 +330,10 @@ mod bench {
     const TRACE_CPUS: usize = 1;
     const KINDS: usize = MessageKind::ALL.len();
 
-    /// The lanes of every traced CPU, as the kernel's `trace::cpus()`: one
-    /// `lucid_trace::Lane` per CPU for task context (a host thread takes no
-    /// interrupts, so the kernel's interrupt-context lane has no counterpart here).
-    static LANES: OnceLock<Vec<Lane>> = OnceLock::new();
+    /// The producers of every traced CPU, as the kernel's `trace::cpus()`: one
+    /// `lucid_trace::Producer` per CPU for task context (a host thread takes no
+    /// interrupts, so the kernel's interrupt-context producer has no counterpart here).
+    static PRODUCERS: OnceLock<Vec<Producer>> = OnceLock::new();
 
     /// The runtime of the run in progress (the kernel's `sched::try_runtime()`), for the
     /// current task and the current CPU.
@@ -358,17 +358,17 @@ mod bench {
         unsafe { PLATFORM.load(Ordering::Acquire).as_ref() }.and_then(|p| p.current_cpu())
     }
 
-    /// Sets up the lanes (outside any measured run: this allocates).
-    fn install_lanes() {
-        LANES.get_or_init(|| {
+    /// Sets up the producers (outside any measured run: this allocates).
+    fn install_producers() {
+        PRODUCERS.get_or_init(|| {
             // As the kernel's `trace::init`: seal a partly filled frame after 2 ms.
             let seal_age = ticks_per_second() / 500;
             (0..TRACE_CPUS as u32)
                 .map(|c| {
-                    let lane = Lane::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES);
-                    lane.set_seal_age(seal_age);
-                    prefault(&lane.ring);
-                    lane
+                    let producer = Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES);
+                    producer.set_seal_age(seal_age);
+                    prefault(&producer.ring);
+                    producer
                 })
                 .collect()
         });
@@ -413,9 +413,9 @@ mod bench {
         }
     }
 
-    /// Records `encode` on the current CPU's lane: the kernel's `trace::emit`, without
+    /// Records `encode` on the current CPU's producer: the kernel's `trace::emit`, without
     /// what a host thread cannot do or does not need (disabling interrupts, choosing
-    /// the interrupt lane, the enabled flag). `kind` is only for `ACCOUNT`.
+    /// the interrupt producer, the enabled flag). `kind` is only for `ACCOUNT`.
     #[inline]
     fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
         emit_at::<ACCOUNT>(now(), kind, encode);
@@ -424,16 +424,16 @@ mod bench {
     /// [`emit`] with the timestamp the hook also gave the task's totals.
     fn emit_at<const ACCOUNT: bool>(ts: u64, kind: MessageKind, encode: EncodeFn<'_>) {
         let Some(cpu) = current_cpu() else { return };
-        let Some(lane) = LANES.get().and_then(|lanes| lanes.get(cpu)) else {
+        let Some(producer) = PRODUCERS.get().and_then(|producers| producers.get(cpu)) else {
             return;
         };
         if ACCOUNT {
-            // SAFETY: the lane of the CPU this thread is; only this thread records into
+            // SAFETY: the producer of the CPU this thread is; only this thread records into
             // it, and a host thread takes no interrupts.
-            unsafe { lane.record(ts, &|e, ts| account(kind, e, ts, encode)) };
+            unsafe { producer.record(ts, &|e, ts| account(kind, e, ts, encode)) };
         } else {
             // SAFETY: as above.
-            unsafe { lane.record(ts, encode) };
+            unsafe { producer.record(ts, encode) };
         }
     }
 
@@ -460,9 +460,9 @@ mod bench {
 
     /// Seals the current CPU's open frame (the kernel's `trace::seal_current_cpu`).
     fn seal_current_cpu() {
-        if let Some(lane) = current_cpu().and_then(|cpu| LANES.get()?.get(cpu)) {
-            // SAFETY: this CPU's lane, as in `emit`.
-            unsafe { lane.seal_now() };
+        if let Some(producer) = current_cpu().and_then(|cpu| PRODUCERS.get()?.get(cpu)) {
+            // SAFETY: this CPU's producer, as in `emit`.
+            unsafe { producer.seal_now() };
         }
     }
 
@@ -472,7 +472,7 @@ mod bench {
 
     /// The kernel's executor hooks (`kernel/src/trace`, `TraceHooks`), on host threads:
     /// the same messages, stamped with `rdtsc` in the same places, into the same
-    /// `lucid_trace::Lane`s. `ACCOUNT` adds up each record's size by kind.
+    /// `lucid_trace::Producer`s. `ACCOUNT` adds up each record's size by kind.
     struct TraceHooks<const ACCOUNT: bool>;
 
     static TRACE: TraceHooks<false> = TraceHooks;
@@ -632,7 +632,7 @@ mod bench {
         record_bytes: u64,
     }
 
-    /// What one run left in the lanes.
+    /// What one run left in the producers.
     struct Drained {
         events: u64,
         dropped: u64,
@@ -643,11 +643,11 @@ mod bench {
         kinds: [KindSize; KINDS],
     }
 
-    /// Seals the open frames and empties every lane's ring (the drain task's job in the
+    /// Seals the open frames and empties every producer's ring (the drain task's job in the
     /// kernel, done here between runs, with the runtime stopped), and restarts the
-    /// lanes' counts. With `decode`, decodes every frame and counts its events by kind.
+    /// producers' counts. With `decode`, decodes every frame and counts its events by kind.
     /// With `keep`, the sealed frames are also appended to it as they came off the rings.
-    fn drain_lanes(decode: bool, mut keep: Option<&mut Vec<u8>>) -> Drained {
+    fn drain_producers(decode: bool, mut keep: Option<&mut Vec<u8>>) -> Drained {
         let mut d = Drained {
             events: 0,
             dropped: 0,
@@ -657,11 +657,11 @@ mod bench {
             kinds: [KindSize::default(); KINDS],
         };
         let mut scratch = vec![0; SEALED_MAX];
-        for lane in LANES.get().into_iter().flatten() {
+        for producer in PRODUCERS.get().into_iter().flatten() {
             // SAFETY: between runs no executor thread is left, and this is the only
-            // thread touching the lanes.
-            unsafe { lane.seal_now() };
-            while lane.ring.pop(&mut scratch, |_, frame| {
+            // thread touching the producers.
+            unsafe { producer.seal_now() };
+            while producer.ring.pop(&mut scratch, |_, frame| {
                 d.frames += 1;
                 d.wire_bytes += frame.len() as u64;
                 if let Some(keep) = keep.as_deref_mut() {
@@ -677,9 +677,9 @@ mod bench {
                 }
                 true
             }) {}
-            d.events += lane.produced.swap(0, Ordering::Relaxed);
-            d.dropped += lane.dropped.swap(0, Ordering::Relaxed);
-            lane.unreported.store(0, Ordering::Relaxed);
+            d.events += producer.produced.swap(0, Ordering::Relaxed);
+            d.dropped += producer.dropped.swap(0, Ordering::Relaxed);
+            producer.unreported.store(0, Ordering::Relaxed);
         }
         for (i, k) in d.kinds.iter_mut().enumerate() {
             k.events = ACCOUNTED_EVENTS[i].swap(0, Ordering::Relaxed);
@@ -710,12 +710,12 @@ mod bench {
     }
 
     fn trace_cost(runs: usize) {
-        install_lanes();
+        install_producers();
         let dropped = AtomicU64::new(0);
         let (sj_events, pp_events) = (AtomicU64::new(0), AtomicU64::new(0));
         let traced = |root: Root, events: &AtomicU64| {
             let s = lucid_run(1, Some(&TRACE), root);
-            let d = drain_lanes(false, None);
+            let d = drain_producers(false, None);
             dropped.fetch_add(d.dropped, Ordering::Relaxed);
             events.store(d.events, Ordering::Relaxed);
             s
@@ -832,13 +832,13 @@ mod bench {
     }
 
     fn wire_size(record: Option<&std::path::Path>) {
-        install_lanes();
+        install_producers();
         for (workload, root) in [("spawn_join", spawn_join_root as Root), ("ping_pong", ping_pong_root)] {
             let t0 = now();
             lucid_run(1, Some(&TRACE_ACCOUNTING), root);
             let mut frames = Vec::new();
             let keep = record.is_some() && workload == "spawn_join";
-            let d = drain_lanes(true, keep.then_some(&mut frames));
+            let d = drain_producers(true, keep.then_some(&mut frames));
             if let (true, Some(path)) = (keep, record) {
                 write_recording(path, t0, &frames);
                 eprintln!("bench: {workload} trace written to {}", path.display());

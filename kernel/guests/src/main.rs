@@ -1,6 +1,7 @@
 //! `lucid-guests OUT`: compiles every guest in `manifest.toml` (WAT → wasm →
 //! `.cwasm` with Cranelift, using the kernel's shared engine Config) and writes the
 //! boot bundle to OUT.
+#![forbid(unsafe_code)]
 
 mod manifest;
 

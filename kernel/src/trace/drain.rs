@@ -11,7 +11,7 @@ use core::{
 use lucid_executor::LiveState;
 use lucid_protocol::{self as proto, FrameEncoder, Message, Ring, StreamId};
 
-use super::{Lane, cpus, seal_current_cpu};
+use super::{Producer, cpus, seal_current_cpu};
 use crate::{
     arch,
     drivers::virtio_serial::{self, VirtioSerial, WriteError},
@@ -24,56 +24,56 @@ const PERIOD: Duration = Duration::from_millis(2);
 const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
 
 /// Where the stream goes.
-pub enum Sink {
+pub enum TraceOutput {
     /// The `lucid.trace` virtio-serial port.
     Virtio(Box<VirtioSerial>),
     /// COM2, when there is no virtio-serial device: polled, so writes are capped per
     /// pump (the rings absorb bursts; what does not fit is dropped and counted).
     Uart(crate::drivers::uart::Uart),
-    /// No sink: every frame is dropped and counted (no trace device).
+    /// No output: every frame is dropped and counted (no trace device).
     None,
 }
 
 /// Bytes the drain writes to COM2 per call (each byte is a polled port write).
 const UART_CHUNK: usize = 4096;
 
-impl core::fmt::Debug for Sink {
+impl core::fmt::Debug for TraceOutput {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Sink").finish_non_exhaustive()
+        f.debug_struct("TraceOutput").finish_non_exhaustive()
     }
 }
 
-impl Sink {
+impl TraceOutput {
     fn connected(&mut self) -> bool {
         match self {
-            Sink::Virtio(dev) => {
+            TraceOutput::Virtio(dev) => {
                 dev.poll();
                 dev.host_connected()
             }
             // A UART cannot tell whether anyone listens.
-            Sink::Uart(_) => true,
-            Sink::None => false,
+            TraceOutput::Uart(_) => true,
+            TraceOutput::None => false,
         }
     }
 
     /// Bytes the host sent since the last call.
     fn read(&mut self, out: &mut Vec<u8>) {
-        if let Sink::Virtio(dev) = self {
+        if let TraceOutput::Virtio(dev) = self {
             dev.read(out);
         }
     }
 
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         match self {
-            Sink::Virtio(dev) => dev.write(data),
-            Sink::Uart(uart) => {
+            TraceOutput::Virtio(dev) => dev.write(data),
+            TraceOutput::Uart(uart) => {
                 let n = data.len().min(UART_CHUNK);
                 for &b in &data[..n] {
                     uart.write_byte(b);
                 }
                 Ok(n)
             }
-            Sink::None => Err(WriteError::NotConnected),
+            TraceOutput::None => Err(WriteError::NotConnected),
         }
     }
 }
@@ -81,13 +81,13 @@ impl Sink {
 /// A batch of bytes for one write, with the frames it holds (for loss accounting).
 struct Batch {
     bytes: Vec<u8>,
-    /// Per frame: its lane, its events and its length in `bytes`.
-    frames: Vec<(&'static Lane, u32, usize)>,
+    /// Per frame: its producer, its events and its length in `bytes`.
+    frames: Vec<(&'static Producer, u32, usize)>,
 }
 
 /// The drain task's state.
 pub struct Drain {
-    sink: Sink,
+    output: TraceOutput,
     batch: Batch,
     scratch: Vec<u8>,
     control: FrameEncoder<Box<[u8]>>,
@@ -108,15 +108,15 @@ impl core::fmt::Debug for Drain {
 }
 
 impl Drain {
-    /// A drain writing to `sink`.
-    pub fn new(sink: Sink) -> Self {
+    /// A drain writing to `output`.
+    pub fn new(output: TraceOutput) -> Self {
         let control = FrameEncoder::new(
             vec![0u8; super::FRAME_BYTES].into_boxed_slice(),
             StreamId::new(0, Ring::Control),
         );
         let control_scratch = vec![0u8; super::SEALED_MAX];
         Self {
-            sink,
+            output,
             batch: Batch {
                 bytes: Vec::with_capacity(virtio_serial::TX_BUFFER),
                 frames: Vec::new(),
@@ -169,7 +169,7 @@ impl Drain {
     /// Applies what the host asked for: level filter, pause and resume. Host frames
     /// are COBS frames like the kernel's; damaged ones are ignored.
     fn host_commands(&mut self) {
-        self.sink.read(&mut self.host_bytes);
+        self.output.read(&mut self.host_bytes);
         while let Some(end) = self.host_bytes.iter().position(|&b| b == 0) {
             let mut frame: Vec<u8> = self.host_bytes.drain(..=end).collect();
             frame.pop();
@@ -265,9 +265,9 @@ impl Drain {
     /// Loss reports for what was dropped since the last report (only while a host
     /// listens, so no report is itself lost unnoticed).
     fn report_losses(&mut self) {
-        for (cpu, lanes) in cpus().iter().enumerate() {
-            for (lane, ring) in [(&lanes.task, Ring::Task), (&lanes.irq, Ring::Interrupt)] {
-                let count = lane.unreported.swap(0, Ordering::Relaxed);
+        for (cpu, producers) in cpus().iter().enumerate() {
+            for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
+                let count = producer.unreported.swap(0, Ordering::Relaxed);
                 if count > 0 {
                     self.control(&Message::Loss {
                         cpu: cpu as u32,
@@ -281,13 +281,13 @@ impl Drain {
 
     /// The kernel's own totals, so a reader can check decoded + lost = produced.
     pub fn event_counts(&mut self) {
-        for (cpu, lanes) in cpus().iter().enumerate() {
-            for (lane, ring) in [(&lanes.task, Ring::Task), (&lanes.irq, Ring::Interrupt)] {
+        for (cpu, producers) in cpus().iter().enumerate() {
+            for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
                 self.control(&Message::EventCounts {
                     cpu: cpu as u32,
                     ring,
-                    produced: lane.produced.load(Ordering::Relaxed),
-                    dropped: lane.dropped.load(Ordering::Relaxed),
+                    produced: producer.produced.load(Ordering::Relaxed),
+                    dropped: producer.dropped.load(Ordering::Relaxed),
                 });
             }
         }
@@ -297,7 +297,7 @@ impl Drain {
     pub async fn pump(&mut self) -> usize {
         seal_current_cpu();
         let was_connected = self.connected;
-        self.connected = self.sink.connected();
+        self.connected = self.output.connected();
         if self.connected != was_connected {
             log::info!(
                 "trace: host {}",
@@ -311,15 +311,15 @@ impl Drain {
         }
         self.host_commands();
         let mut moved = 0;
-        for lanes in cpus() {
-            for lane in [&lanes.task, &lanes.irq] {
+        for producers in cpus() {
+            for producer in [&producers.task, &producers.irq] {
                 loop {
                     let connected = self.connected && !self.paused;
                     let batch = &mut self.batch;
                     let mut full = false;
-                    let popped = lane.ring.pop(&mut self.scratch, |events, frame| {
+                    let popped = producer.ring.pop(&mut self.scratch, |events, frame| {
                         if !connected {
-                            lane.drop_events(u64::from(events));
+                            producer.drop_events(u64::from(events));
                             return true;
                         }
                         if batch.bytes.len() + frame.len() > batch.bytes.capacity() {
@@ -327,7 +327,7 @@ impl Drain {
                             return false;
                         }
                         batch.bytes.extend_from_slice(frame);
-                        batch.frames.push((lane, events, frame.len()));
+                        batch.frames.push((producer, events, frame.len()));
                         true
                     });
                     if full {
@@ -363,16 +363,16 @@ impl Drain {
         let total = self.batch.bytes.len();
         let mut off = 0;
         while off < total {
-            match self.sink.write(&self.batch.bytes[off..]) {
+            match self.output.write(&self.batch.bytes[off..]) {
                 Ok(n) => off += n,
                 Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
                 Err(WriteError::NotConnected) => {
                     // Count every frame that did not go out whole.
                     let mut end = 0;
-                    for &(lane, events, len) in &self.batch.frames {
+                    for &(producer, events, len) in &self.batch.frames {
                         end += len;
                         if end > off {
-                            lane.drop_events(u64::from(events));
+                            producer.drop_events(u64::from(events));
                         }
                     }
                     self.batch.frames.clear();
@@ -406,7 +406,7 @@ impl Drain {
                     self.control(&Message::Heartbeat);
                     self.seal_control();
                     self.flush().await;
-                    if let Sink::Virtio(dev) = &mut self.sink {
+                    if let TraceOutput::Virtio(dev) = &mut self.output {
                         dev.flush();
                     }
                 }
@@ -428,12 +428,12 @@ pub fn finish_and_exit() {
 }
 
 /// Spawns the drain task on CPU 0 and turns tracing on.
-pub fn spawn(sink: Sink) {
+pub fn spawn(output: TraceOutput) {
     let handle = sched::runtime()
         .builder()
         .name("trace-drain")
         .on_cpu(0)
-        .spawn(Drain::new(sink).run());
+        .spawn(Drain::new(output).run());
     if let Some(task) = handle.task_ref() {
         super::DRAIN_TASK.store(task.id().as_u64(), Ordering::Relaxed);
     }

@@ -22,7 +22,7 @@ use spin::Once;
 
 use crate::arch::{self, percpu};
 use lucid_trace::EncodeFn;
-pub use lucid_trace::Lane;
+pub use lucid_trace::Producer;
 
 /// Raw bytes per frame: large enough to amortise framing, small enough to seal fast.
 pub const FRAME_BYTES: usize = 4096;
@@ -31,12 +31,12 @@ pub const SEALED_MAX: usize = lucid_trace::sealed_max(FRAME_BYTES);
 /// Sealed-frame ring per CPU and context.
 const RING_BYTES: usize = 512 * 1024;
 
-/// A CPU's two lanes.
+/// A CPU's two producers.
 pub struct CpuTrace {
     /// Task context.
-    pub task: Lane,
+    pub task: Producer,
     /// Interrupt context.
-    pub irq: Lane,
+    pub irq: Producer,
 }
 
 impl core::fmt::Debug for CpuTrace {
@@ -50,24 +50,24 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The drain task's id: its own activity is not traced (it would never quiesce).
 static DRAIN_TASK: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Sets up lanes for `cpus` CPUs.
+/// Sets up producers for `cpus` CPUs.
 pub fn init(cpus: usize) {
     CPUS.call_once(|| {
         (0..cpus as u32)
             .map(|c| CpuTrace {
-                task: Lane::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES),
-                irq: Lane::new(StreamId::new(c, Ring::Interrupt), FRAME_BYTES, RING_BYTES),
+                task: Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES),
+                irq: Producer::new(StreamId::new(c, Ring::Interrupt), FRAME_BYTES, RING_BYTES),
             })
             .collect()
     });
     // Seal a partly filled frame after 2 ms, so a quiet CPU's events still flow.
-    for lanes in CPUS.get().into_iter().flatten() {
-        lanes.task.set_seal_age(crate::time::tsc_hz() / 500);
-        lanes.irq.set_seal_age(crate::time::tsc_hz() / 500);
+    for producers in CPUS.get().into_iter().flatten() {
+        producers.task.set_seal_age(crate::time::tsc_hz() / 500);
+        producers.irq.set_seal_age(crate::time::tsc_hz() / 500);
     }
 }
 
-/// The lanes of every CPU.
+/// The producers of every CPU.
 pub fn cpus() -> &'static [CpuTrace] {
     CPUS.get().map_or(&[], |v| v.as_slice())
 }
@@ -82,7 +82,7 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Release);
 }
 
-/// Records `encode` on the current CPU's lane for the current context.
+/// Records `encode` on the current CPU's producer for the current context.
 fn emit(encode: EncodeFn<'_>) {
     if ENABLED.load(Ordering::Relaxed) {
         emit_at(arch::rdtsc(), encode);
@@ -99,20 +99,20 @@ fn emit_at(ts: u64, encode: EncodeFn<'_>) {
     // SAFETY: tracing is enabled only once every CPU has set up its per-CPU block
     // (the drain starts after SMP bring-up), so GS is valid here.
     let cpu = unsafe { percpu::current_unchecked() };
-    let Some(lanes) = cpus().get(cpu.index as usize) else {
+    let Some(producers) = cpus().get(cpu.index as usize) else {
         return;
     };
-    let lane = if cpu.interrupt_depth.load(Ordering::Relaxed) > 0 {
-        &lanes.irq
+    let producer = if cpu.interrupt_depth.load(Ordering::Relaxed) > 0 {
+        &producers.irq
     } else {
-        &lanes.task
+        &producers.task
     };
-    // SAFETY: this CPU's lane, interrupts disabled by `_irq`.
-    unsafe { lane.record(ts, encode) };
+    // SAFETY: this CPU's producer, interrupts disabled by `_irq`.
+    unsafe { producer.record(ts, encode) };
 }
 
 /// Records a message that is not an executor event (wasm instance state) on the
-/// current CPU's lane.
+/// current CPU's producer.
 pub fn message(msg: &Message<'_>) {
     emit(&|e, ts| e.push(ts, msg));
 }
@@ -121,19 +121,19 @@ pub fn message(msg: &Message<'_>) {
 pub fn seal_current_cpu() {
     let _irq = arch::InterruptGuard::new();
     if let Some(cpu) = percpu::try_current()
-        && let Some(lanes) = cpus().get(cpu.index as usize)
+        && let Some(producers) = cpus().get(cpu.index as usize)
     {
-        // SAFETY: this CPU's lanes, interrupts disabled.
+        // SAFETY: this CPU's producers, interrupts disabled.
         unsafe {
-            lanes.task.seal_now();
-            lanes.irq.seal_now();
+            producers.task.seal_now();
+            producers.irq.seal_now();
         }
     }
 }
 
 /// Run-queue depth is reported once per window per CPU: the peak depth seen at the
 /// CPU's scheduling steps in it (a burst that is drained within the window still
-/// shows), on the CPU's own lane.
+/// shows), on the CPU's own producer.
 const RUN_QUEUE_WINDOWS_PER_S: u64 = 100;
 /// Per CPU: the peak depth of the current window, and the TSC at which it ends.
 /// Each is touched only by its own CPU.

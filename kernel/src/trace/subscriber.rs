@@ -1,6 +1,6 @@
 //! The kernel's `tracing` subscriber (installed as the global dispatcher) and the
 //! bridge from the `log` facade: both turn into `Callsite` registrations and
-//! `TraceEvent` / span messages on the current CPU's lane, so kernel logs appear in
+//! `TraceEvent` / span messages on the current CPU's producer, so kernel logs appear in
 //! the console's Logs view next to the executor's events. Human-readable lines at
 //! INFO and above still go to COM1.
 //!

@@ -3,11 +3,11 @@
 
 extern crate alloc;
 
-mod lane;
+mod producer;
 mod loom;
 mod ring;
 
-pub use lane::{EncodeFn, Encoder, Lane, sealed_max};
+pub use producer::{EncodeFn, Encoder, Producer, sealed_max};
 pub use ring::FrameRing;
 
 #[cfg(all(test, loom))]

@@ -2,15 +2,15 @@ use lucid_protocol::{Decoder, Item, Message, PollResult, Ring, StreamId};
 
 use super::*;
 
-fn lane(ring_bytes: usize) -> Lane {
-    Lane::new(StreamId::new(2, Ring::Task), 256, ring_bytes)
+fn producer(ring_bytes: usize) -> Producer {
+    Producer::new(StreamId::new(2, Ring::Task), 256, ring_bytes)
 }
 
-/// Drains a lane into a decoder; returns (events decoded, gaps).
-fn drain(lane: &Lane, decoder: &mut Decoder) -> (u64, u64) {
+/// Drains a producer into a decoder; returns (events decoded, gaps).
+fn drain(producer: &Producer, decoder: &mut Decoder) -> (u64, u64) {
     let mut scratch = vec![0u8; sealed_max(256)];
     let (mut events, mut gaps) = (0, 0);
-    while lane.ring.pop(&mut scratch, |_, frame| {
+    while producer.ring.pop(&mut scratch, |_, frame| {
         decoder.feed(frame, |item| match item {
             Item::Event { .. } => events += 1,
             Item::Gap { .. } => gaps += 1,
@@ -24,22 +24,22 @@ fn drain(lane: &Lane, decoder: &mut Decoder) -> (u64, u64) {
 #[test]
 fn every_event_is_delivered_or_counted_as_dropped() {
     // A small ring that overflows: produced = decoded + dropped, exactly.
-    let lane = lane(1024);
+    let producer = producer(1024);
     let mut decoder = Decoder::new();
     let mut decoded = 0;
     for i in 0..5_000u64 {
         // SAFETY: one thread, one caller.
-        unsafe { lane.record(i * 10, &|e, ts| e.poll_start(ts, i)) };
+        unsafe { producer.record(i * 10, &|e, ts| e.poll_start(ts, i)) };
         if i % 700 == 0 {
-            decoded += drain(&lane, &mut decoder).0;
+            decoded += drain(&producer, &mut decoder).0;
         }
     }
     // SAFETY: as above.
-    unsafe { lane.seal_now() };
-    let (rest, gaps) = drain(&lane, &mut decoder);
+    unsafe { producer.seal_now() };
+    let (rest, gaps) = drain(&producer, &mut decoder);
     decoded += rest;
-    let produced = lane.produced.load(core::sync::atomic::Ordering::Relaxed);
-    let dropped = lane.dropped.load(core::sync::atomic::Ordering::Relaxed);
+    let produced = producer.produced.load(core::sync::atomic::Ordering::Relaxed);
+    let dropped = producer.dropped.load(core::sync::atomic::Ordering::Relaxed);
     assert_eq!(produced, 5_000);
     assert!(dropped > 0, "the ring was meant to overflow");
     assert_eq!(decoded + dropped, produced);
@@ -48,21 +48,21 @@ fn every_event_is_delivered_or_counted_as_dropped() {
 
 #[test]
 fn an_old_partial_frame_is_sealed_on_the_next_record() {
-    let lane = lane(64 * 1024);
-    lane.set_seal_age(1_000);
+    let producer = producer(64 * 1024);
+    producer.set_seal_age(1_000);
     // SAFETY: one thread, one caller.
-    unsafe { lane.record(0, &|e, ts| e.poll_start(ts, 1)) };
-    assert!(lane.ring.is_empty());
+    unsafe { producer.record(0, &|e, ts| e.poll_start(ts, 1)) };
+    assert!(producer.ring.is_empty());
     // SAFETY: as above.
-    unsafe { lane.record(5_000, &|e, ts| e.poll_end(ts, 1, PollResult::Pending)) };
-    assert!(!lane.ring.is_empty(), "a frame older than the seal age is sealed");
+    unsafe { producer.record(5_000, &|e, ts| e.poll_end(ts, 1, PollResult::Pending)) };
+    assert!(!producer.ring.is_empty(), "a frame older than the seal age is sealed");
     let mut decoder = Decoder::new();
-    assert_eq!(drain(&lane, &mut decoder).0, 2);
+    assert_eq!(drain(&producer, &mut decoder).0, 2);
 }
 
 #[test]
 fn an_event_too_large_for_any_frame_is_counted() {
-    let lane = lane(64 * 1024);
+    let producer = producer(64 * 1024);
     let long = "x".repeat(1000);
     let msg = Message::TaskSpawned(lucid_protocol::TaskSpawned {
         task: 1,
@@ -76,7 +76,7 @@ fn an_event_too_large_for_any_frame_is_counted() {
         parent: None,
     });
     // SAFETY: one thread, one caller.
-    unsafe { lane.record(1, &|e, ts| e.push(ts, &msg)) };
-    assert_eq!(lane.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(lane.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
+    unsafe { producer.record(1, &|e, ts| e.push(ts, &msg)) };
+    assert_eq!(producer.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(producer.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
 }

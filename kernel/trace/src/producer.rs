@@ -9,7 +9,7 @@ use crate::{
     loom::{AtomicBool, AtomicU64, Ordering, UnsafeCell},
 };
 
-/// The encoder a lane writes into.
+/// The encoder a producer writes into.
 pub type Encoder = FrameEncoder<Box<[u8]>>;
 /// Encodes one event stamped with the given timestamp (called again after sealing if
 /// the frame was full).
@@ -20,8 +20,8 @@ pub const fn sealed_max(frame_bytes: usize) -> usize {
     lucid_protocol::cobs_max_encoded_len(frame_bytes) + 1
 }
 
-/// A lane: encoder + sealed-frame ring + counters.
-pub struct Lane {
+/// A producer: encoder + sealed-frame ring + counters.
+pub struct Producer {
     encoder: UnsafeCell<Encoder>,
     scratch: UnsafeCell<Box<[u8]>>,
     busy: AtomicBool,
@@ -37,9 +37,9 @@ pub struct Lane {
     pub unreported: AtomicU64,
 }
 
-impl core::fmt::Debug for Lane {
+impl core::fmt::Debug for Producer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Lane")
+        f.debug_struct("Producer")
             .field("ring", &self.ring)
             .field("produced", &self.produced.load(Ordering::Relaxed))
             .field("dropped", &self.dropped.load(Ordering::Relaxed))
@@ -51,12 +51,12 @@ impl core::fmt::Debug for Lane {
 // `seal_now`, whose contracts give one caller at a time (the owning CPU with interrupts
 // off); the `busy` flag additionally turns re-entry into a counted drop. The ring is SPSC
 // by its own contract; everything else is atomic.
-unsafe impl Sync for Lane {}
-// SAFETY: the lane owns all its buffers.
-unsafe impl Send for Lane {}
+unsafe impl Sync for Producer {}
+// SAFETY: the producer owns all its buffers.
+unsafe impl Send for Producer {}
 
-impl Lane {
-    /// A lane for `stream` with `frame_bytes` raw bytes per frame and a ring of
+impl Producer {
+    /// A producer for `stream` with `frame_bytes` raw bytes per frame and a ring of
     /// `ring_bytes` (a power of two).
     pub fn new(stream: StreamId, frame_bytes: usize, ring_bytes: usize) -> Self {
         let encoder = FrameEncoder::new(vec![0u8; frame_bytes].into_boxed_slice(), stream);
@@ -87,7 +87,7 @@ impl Lane {
     /// Seals the open frame into the ring, or discards it (counted) if the ring is full.
     ///
     /// # Safety
-    /// Exclusive access to the encoder (see [`Lane::record`]) with `busy` held.
+    /// Exclusive access to the encoder (see [`Producer::record`]) with `busy` held.
     unsafe fn seal(&self) {
         self.encoder.with_mut(|enc| {
             self.scratch.with_mut(|scratch| {
@@ -117,8 +117,8 @@ impl Lane {
     /// Encodes one event with timestamp `ts`.
     ///
     /// # Safety
-    /// Only one caller at a time per lane: the owning CPU, with interrupts disabled (an
-    /// interrupt that records into the same lane would be re-entry, which is counted
+    /// Only one caller at a time per producer: the owning CPU, with interrupts disabled (an
+    /// interrupt that records into the same producer would be re-entry, which is counted
     /// as a drop, but only if it cannot interleave with the flag's own update).
     pub unsafe fn record(&self, ts: u64, encode: EncodeFn<'_>) {
         // Only the owning CPU writes `produced` and `busy` (the caller's contract), so
@@ -157,7 +157,7 @@ impl Lane {
     /// Seals the open frame now (before the CPU idles, or before a final drain).
     ///
     /// # Safety
-    /// As for [`Lane::record`].
+    /// As for [`Producer::record`].
     pub unsafe fn seal_now(&self) {
         if self.busy.swap(true, Ordering::Acquire) {
             return;
