@@ -274,7 +274,11 @@ impl Index {
         });
         let (mut target, side, tmp) = match opened {
             Some((w, side, tmp)) => (IndexTarget::File(w, HEADER_LEN), side, tmp),
-            None => (IndexTarget::Memory(index_header().to_vec()), PathBuf::new(), PathBuf::new()),
+            None => (
+                IndexTarget::Memory(index_header().to_vec()),
+                PathBuf::new(),
+                PathBuf::new(),
+            ),
         };
         let mut player = Player::open(path, config)?;
         player.mark_warnings();

@@ -2,15 +2,15 @@
 //! was received, with the host receive time, so live and replayed input feed the
 //! decoder the same way. Live sources are read on their own thread ([`Ingest`]).
 
+mod connection;
 mod file;
 mod ingest;
-mod connection;
 
 use std::fmt;
 
+pub use connection::{ConnectError, Connection, Endpoint, READ_TIMEOUT};
 pub use file::RecordingFile;
 pub use ingest::{CHANNEL_CAPACITY, Ingest, IngestEvent, Recorder, now_ns, snapshot_request};
-pub use connection::{ConnectError, Connection, Endpoint, READ_TIMEOUT};
 use lucid_protocol::recording::RecordingError;
 
 /// A piece of the received byte stream.

@@ -3,8 +3,8 @@
 
 extern crate alloc;
 
-mod producer;
 mod loom;
+mod producer;
 mod ring;
 
 pub use producer::{EncodeFn, Encoder, Producer, sealed_max};
