@@ -30,12 +30,13 @@ impl Drop for Reaped {
     }
 }
 
-/// Starts `lucid live --metrics 127.0.0.1:0` on `args` and returns it with the address
+/// Starts `lucid live --socket SOCKET --metrics 127.0.0.1:0` and returns it with the address
 /// it serves on (read from its stderr, which is passed on).
-pub fn console(lucid: &Path, args: &[&str], instance: &str, recording: &Path) -> Result<(Reaped, SocketAddr)> {
+pub fn console(lucid: &Path, socket: &Path, instance: &str, recording: &Path) -> Result<(Reaped, SocketAddr)> {
     let mut cmd = Command::new(lucid);
     cmd.arg("live")
-        .args(args)
+        .arg("--socket")
+        .arg(socket)
         .args([
             "--metrics",
             "127.0.0.1:0",

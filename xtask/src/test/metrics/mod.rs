@@ -119,18 +119,8 @@ fn run(image: &BootImage, lucid: &Path) -> Result<Vec<Check>> {
     // The console connects by itself once this probe has let go of the socket.
     drop(probe);
     let kernel_sock = trace_link::socket_path("metrics-e2e");
-    let (_kernel_console, kernel_addr) = consoles::console(
-        lucid,
-        &["--socket", &kernel_sock.to_string_lossy()],
-        KERNEL,
-        &kernel_rec,
-    )?;
-    let (_synthetic_console, synthetic_addr) = consoles::console(
-        lucid,
-        &["--socket", &synthetic_sock.to_string_lossy()],
-        SYNTHETIC,
-        &synthetic_rec,
-    )?;
+    let (_kernel_console, kernel_addr) = consoles::console(lucid, &kernel_sock, KERNEL, &kernel_rec)?;
+    let (_synthetic_console, synthetic_addr) = consoles::console(lucid, &synthetic_sock, SYNTHETIC, &synthetic_rec)?;
     // The replay console serves the kernel console's recording once it is complete;
     // Prometheus knows its address from the start.
     let replay_addr = free_loopback_addr()?;
