@@ -1,12 +1,13 @@
 //! `cargo xtask test`: everything CI checks, ending with one line `N passed, N failed`.
 //!
-//! Steps, in order: `cargo fmt --check`, clippy (host crates, and the kernel with its
-//! test runner), host tests ([`host`]), `nm -u` of the kernel (no stray libc/std
-//! symbols), the in-QEMU suite and the harness's self-test ([`ktest`]), and the
-//! end-to-end runs of the booted kernel, one module a subsystem: the trace stream
-//! ([`trace`]), the live console ([`console`]), metrics with Prometheus ([`metrics`]),
-//! the link bench boot ([`link_bench`]) and the wasm guests ([`wasm`]). A failing step
-//! does not stop the later ones.
+//! Steps, in order: the host steps ([`host`]: `cargo fmt --check`, clippy of the host
+//! crates and of the kernel with its test runner, host tests, and `nm -u` of the
+//! kernel for stray libc/std symbols), the in-QEMU suite and the harness's self-test
+//! ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
+//! the trace stream ([`trace`]), the live console ([`console`]), metrics with
+//! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]) and the wasm guests
+//! ([`wasm`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
+//! stop the later ones.
 
 mod console;
 mod host;
