@@ -5,16 +5,11 @@
 mod artifacts;
 mod bench;
 mod build;
-mod http;
-mod metrics_check;
 mod process;
-mod prometheus;
 mod qemu;
 mod qemu_cmd;
 mod run;
-mod synthetic;
 mod test;
-mod trace_check;
 mod trace_link;
 
 use anyhow::Result;

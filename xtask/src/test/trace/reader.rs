@@ -1,5 +1,6 @@
-//! End-to-end checks of the trace stream: the kernel runs a workload under QEMU, the
-//! host reads `lucid.trace` through the protocol decoder and checks what arrived.
+//! The host side of every trace scenario: the kernel runs a workload under QEMU, the
+//! host reads `lucid.trace` through the protocol decoder and folds what arrived into
+//! an [`Observed`] the scenario checks.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -139,6 +140,9 @@ impl Observed {
     }
 }
 
+/// How long one run may take before it counts as hung.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
 /// A stall of the reader: after `after` of reading, read nothing for `length`.
 #[derive(Clone, Copy, Debug)]
 pub struct Stall {
@@ -155,7 +159,6 @@ pub fn run(
     workload: &str,
     stall: Option<Stall>,
     commands: &[(Duration, Message<'static>)],
-    timeout: Duration,
 ) -> Result<(Observed, u64, u64, Outcome)> {
     // Options after the workload's value win over the defaults that follow them.
     let cmdline = format!("workload={workload} log=warn");
@@ -184,9 +187,9 @@ pub fn run(
                 stalled = true;
             }
         }
-        if start.elapsed() > timeout {
+        if start.elapsed() > TIMEOUT {
             let _ = child.kill();
-            anyhow::bail!("the {workload} run did not finish within {} s", timeout.as_secs());
+            anyhow::bail!("the {workload} run did not finish within {} s", TIMEOUT.as_secs());
         }
         if let Some(s) = stall
             && !stalled

@@ -56,7 +56,7 @@ pub fn stream() -> Vec<u8> {
     };
     s.push(control, 1_000, &Message::Hello(hello));
     let location = Location {
-        file: "xtask/src/synthetic.rs",
+        file: "xtask/src/test/metrics/synthetic.rs",
         line: 1,
         column: 1,
     };

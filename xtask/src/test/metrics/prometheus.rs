@@ -11,7 +11,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{artifacts, http, process};
+use super::http;
+use crate::{artifacts, process};
 
 /// One sample of an instant vector: its labels and value.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ impl Prometheus {
         );
         let config_file = dir.join("prometheus.yml");
         std::fs::write(&config_file, config).with_context(|| format!("write {}", config_file.display()))?;
-        let addr = free_port()?;
+        let addr = free_loopback_addr()?;
         let mut cmd = Command::new("prometheus");
         cmd.arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
@@ -160,8 +161,8 @@ fn value(v: &serde_json::Value) -> Result<f64> {
     }
 }
 
-/// A loopback address with a port free right now.
-fn free_port() -> Result<SocketAddr> {
+/// A loopback address with a port nothing listens on right now.
+pub fn free_loopback_addr() -> Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
     Ok(l.local_addr()?)
 }

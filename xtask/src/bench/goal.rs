@@ -1,0 +1,102 @@
+//! The goals of issue 8: which rows are held to a bound, and whether a row meets it.
+
+/// A bound on the Lucid figure, or on the ratio Lucid / anchor.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    RatioAtMost(f64),
+}
+
+impl Goal {
+    pub fn text(self) -> String {
+        match self {
+            Goal::AtMost(v) => format!("<= {v}"),
+            Goal::AtLeast(v) => format!(">= {v}"),
+            Goal::RatioAtMost(v) => format!("ratio <= {v}"),
+        }
+    }
+
+    /// Whether a row with these figures meets the goal (`None`: a figure it needs is missing).
+    pub fn met(self, lucid: Option<f64>, ratio: Option<f64>) -> Option<bool> {
+        Some(match self {
+            Goal::AtMost(v) => lucid? <= v,
+            Goal::AtLeast(v) => lucid? >= v,
+            Goal::RatioAtMost(v) => ratio? <= v,
+        })
+    }
+}
+
+/// The goals of issue 8 that rows of this benchmark can be held to.
+pub fn goal_for(name: &str) -> Option<Goal> {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    if name.starts_with("trace.") && leaf == "overhead_ns_per_poll" {
+        // "Lucid's overhead per poll … ≤ 25 ns absolute on the host build."
+        Some(Goal::AtMost(25.0))
+    } else if name.starts_with("bytes.") && matches!(leaf, "poll_start" | "poll_end" | "poll_start_end_avg") {
+        // "Goal ≤ 8 B per PollStart/PollEnd."
+        Some(Goal::AtMost(8.0))
+    } else if name == "console.memory_per_retained_task_bytes" {
+        // "console memory per retained task … ≤ 1 KiB per retained task."
+        Some(Goal::AtMost(1024.0))
+    } else if name == "console.ingest_events_per_s" {
+        // "Goals: ≥ 20 M events/s … frame < 16 ms."
+        Some(Goal::AtLeast(20e6))
+    } else if name.starts_with("console.render_10k_tasks.") {
+        Some(Goal::AtMost(16.0))
+    } else if name == "e2e.trace_vs_link" {
+        // Issue 8, row 3: "the highest event rate the kernel sustains … vs the raw
+        // link rate … Goal ≥ 50% of link."
+        Some(Goal::AtLeast(0.5))
+    } else if name.starts_with("trace.") && leaf == "overhead_vs_console_subscriber" {
+        // "Lucid's overhead per poll ≤ 1/50 of console-subscriber's."
+        Some(Goal::RatioAtMost(0.02))
+    } else if name == "console.replay_seek_max_ms" {
+        // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
+        Some(Goal::AtMost(100.0))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goals_apply_to_the_rows_issue_8_names() {
+        let bound = |name: &str| goal_for(name).map(Goal::text);
+        let bound = |name: &str| bound(name).map(|t| t.trim_start_matches("<= ").parse::<f64>().unwrap_or(f64::NAN));
+        assert_eq!(bound("trace.spawn_join.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("trace.ping_pong.overhead_ns_per_poll"), Some(25.0));
+        assert_eq!(bound("bytes.spawn_join.poll_start"), Some(8.0));
+        assert_eq!(bound("bytes.spawn_join.poll_end"), Some(8.0));
+        assert_eq!(bound("bytes.ping_pong.poll_start_end_avg"), Some(8.0));
+        assert_eq!(bound("trace.spawn_join.noop_hooks_overhead_ns_per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.per_poll"), None);
+        assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
+        assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+        let console = goal_for("console.ingest_events_per_s").expect("a goal");
+        let met = |g: Goal, lucid: f64| g.met(Some(lucid), None) == Some(true);
+        assert!(
+            met(console, 25e6) && !met(console, 5e6),
+            "the ingest goal is a lower bound"
+        );
+        assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| met(g, 2.0) && !met(g, 20.0)));
+        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| met(g, 60.0) && !met(g, 150.0)));
+        assert!(goal_for("console.replay_seek_p50_ms").is_none());
+        assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| met(g, 0.6) && !met(g, 0.3)));
+        assert!(goal_for("e2e.trace_mib_per_s").is_none());
+        assert!(goal_for("console.memory_per_retained_task_bytes").is_some_and(|g| met(g, 900.0) && !met(g, 2000.0)));
+        assert!(goal_for("e2e.link_raw_mib_per_s").is_none());
+
+        // 1/50 of console-subscriber's overhead bounds the ratio, whatever the figures.
+        let vs = goal_for("trace.spawn_join.overhead_vs_console_subscriber").expect("a goal");
+        assert_eq!(vs.met(Some(400.0), Some(0.01)), Some(true));
+        assert_eq!(vs.met(Some(10.0), Some(0.5)), Some(false));
+        assert_eq!(vs.met(Some(10.0), None), None);
+        assert!(goal_for("trace.ping_pong.overhead_vs_console_subscriber").is_some());
+        assert!(goal_for("anchor.console_subscriber.spawn_join.overhead_ns_per_poll").is_none());
+        assert!(goal_for("bytes.spawn_join.per_poll_vs_console_recording").is_none());
+    }
+}

@@ -1,0 +1,208 @@
+//! The demo's wasm guests end to end: a console that connects late records the demo
+//! workload, and `lucid stats`, `lucid profile` and `lucid export` on the recording
+//! must show every guest doing what it is for.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+
+use super::{Tally, console_binary, record_checks};
+use crate::{
+    artifacts::{self, BootImage},
+    process, trace_link,
+};
+
+/// The demo's wasm guests as the console sees them: `lucid live` records 10 s of
+/// the demo workload, and `lucid stats --json` on the recording must show every
+/// demo instance doing what it is for.
+pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
+    println!("wasm end to end: the demo's guests, a console connecting after 3 s for 10 s, in lucid stats");
+    let lucid = console_binary()?;
+    let recording = artifacts::target_dir().join("freestanding").join("wasm-e2e.lucid");
+    let (mut child, stream) = trace_link::boot(image, "wasm-e2e", "log=warn workload=demo", trace_link::Link::Virtio)?;
+    drop(stream);
+    // Connect late: the instances started at boot must come from the kernel's
+    // answer to the console's snapshot request.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut live = Command::new(&lucid);
+    live.arg("live")
+        .arg("--socket")
+        .arg(trace_link::socket_path("wasm-e2e"))
+        .args(["--headless-for", "10", "--record"])
+        .arg(&recording);
+    process::show(&live);
+    let live_out = live.stderr(Stdio::inherit()).output().context("run lucid live")?;
+    let _ = child.kill();
+    let _ = child.wait();
+    if !live_out.status.success() {
+        bail!("lucid live failed: {}", live_out.status);
+    }
+    let mut stats = Command::new(&lucid);
+    stats.arg("stats").arg(&recording).arg("--json");
+    process::show(&stats);
+    let out = stats.output().context("run lucid stats")?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("lucid stats --json output")?;
+    record_checks(tally, "wasm e2e", wasm_demo_checks(&json));
+    record_checks(tally, "wasm e2e", profile_and_export_checks(&lucid, &recording)?);
+    Ok(())
+}
+
+/// `lucid profile` and `lucid export` on the demo's recording: the CPU-bound guest
+/// is the top busy task, and the Perfetto file has one CPU-track slice per poll.
+fn profile_and_export_checks(lucid: &Path, recording: &Path) -> Result<[(&'static str, bool, String); 2]> {
+    let run = |cmd: &mut Command| -> Result<Vec<u8>> {
+        process::show(cmd);
+        let out = cmd.output().context("run lucid")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(out.stdout)
+    };
+    let profile: serde_json::Value = serde_json::from_slice(&run(Command::new(lucid)
+        .arg("profile")
+        .arg(recording)
+        .args(["--json", "--top", "3"]))?)?;
+    let top = profile["tasks"][0]["name"].as_str().unwrap_or("").to_string();
+    // A window keeps the export small; `stats` counts the same window.
+    let window = ["--to", "500ms"];
+    let perfetto = artifacts::target_dir()
+        .join("freestanding")
+        .join("wasm-e2e.perfetto.json");
+    run(Command::new(lucid)
+        .arg("export")
+        .arg(recording)
+        .arg("--perfetto")
+        .arg(&perfetto)
+        .args(window))?;
+    let trace: serde_json::Value = serde_json::from_slice(&std::fs::read(&perfetto)?)?;
+    let stats: serde_json::Value = serde_json::from_slice(&run(Command::new(lucid)
+        .arg("stats")
+        .arg(recording)
+        .arg("--json")
+        .args(window))?)?;
+    let events = trace["traceEvents"].as_array().cloned().unwrap_or_default();
+    // The process named "CPUs" holds one track per CPU.
+    let cpus_pid = events
+        .iter()
+        .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "CPUs")
+        .map(|e| e["pid"].clone());
+    let slices = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && Some(&e["pid"]) == cpus_pid.as_ref())
+        .count() as u64;
+    let poll_ends = stats["events_by_kind"]["poll_end"].as_u64().unwrap_or(0);
+    let cpus = stats["cpus"].as_u64().unwrap_or(0);
+    Ok([
+        (
+            "lucid profile names the CPU-bound guest the busiest task",
+            top == "hasher",
+            format!("top: {top:?}"),
+        ),
+        (
+            // A console that connects late may see each CPU's first poll end without
+            // its start: at most one poll per CPU has no slice.
+            "lucid export --perfetto has a CPU-track slice for every poll",
+            slices <= poll_ends && slices + cpus >= poll_ends && slices > 0,
+            format!("{slices} slices, {poll_ends} poll ends, {cpus} CPUs"),
+        ),
+    ])
+}
+
+/// What the demo's guests must have done in a `lucid stats --json` summary.
+fn wasm_demo_checks(stats: &serde_json::Value) -> [(&'static str, bool, String); 11] {
+    let empty = Vec::new();
+    let wasm = stats["wasm"].as_array().unwrap_or(&empty);
+    fn of<'a>(wasm: &'a [serde_json::Value], module: &'a str) -> impl Iterator<Item = &'a serde_json::Value> {
+        wasm.iter().filter(move |w| w["module"] == module)
+    }
+    let of = |module: &'static str| of(wasm, module);
+    let state_of = |module: &'static str| {
+        of(module)
+            .map(|w| w["state"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    let calls = |module: &'static str, hostcall: &str| -> u64 {
+        of(module)
+            .map(|w| w["hostcalls"][hostcall]["calls"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let grows: u64 = of("grower").map(|w| w["memory_grows"].as_u64().unwrap_or(0)).sum();
+    let exited_shorts = state_of("short").iter().filter(|s| *s == "exited(3)").count();
+    let hasher_slices: u64 = of("hasher").map(|w| w["slices"].as_u64().unwrap_or(0)).sum();
+    let snapshots = stats["events_by_kind"]["wasm_instance_snapshot"].as_u64().unwrap_or(0);
+    let task_snapshots = stats["events_by_kind"]["task_snapshot"].as_u64().unwrap_or(0);
+    let unnamed = stats["tasks_unnamed"].as_u64().unwrap_or(u64::MAX);
+    let unnamed_alive = stats["tasks_unnamed_unfinished"].as_u64().unwrap_or(u64::MAX);
+    let depth_samples = stats["events_by_kind"]["run_queue_depth"].as_u64().unwrap_or(0);
+    [
+        (
+            "a late console learns live instances from the snapshot",
+            snapshots >= 5,
+            format!("{snapshots} instance snapshots"),
+        ),
+        (
+            // A task that ended between the console connecting and the kernel reading
+            // its registry is known only from the events still in flight; every task
+            // alive at the snapshot must be named by it.
+            "a late console learns live tasks from the snapshot: every unfinished task has a name",
+            task_snapshots >= snapshots && unnamed_alive == 0,
+            format!(
+                "{task_snapshots} task snapshots; {unnamed} tasks known only from events, {unnamed_alive} of them unfinished"
+            ),
+        ),
+        (
+            // One sample per busy CPU per 10 ms window.
+            "the kernel samples every CPU's run-queue depth",
+            depth_samples >= 400,
+            format!("{depth_samples} run-queue depth samples in 10 s"),
+        ),
+        (
+            "at least 6 instances",
+            wasm.len() >= 6,
+            format!("{} instances", wasm.len()),
+        ),
+        (
+            "ping and pong exchange messages",
+            calls("ping", "chan_send") >= 100 && calls("pong", "chan_send") >= 100,
+            format!(
+                "ping sent {}, pong sent {}",
+                calls("ping", "chan_send"),
+                calls("pong", "chan_send")
+            ),
+        ),
+        (
+            "the hasher is preempted every slice",
+            hasher_slices >= 100,
+            format!("{hasher_slices} slices"),
+        ),
+        (
+            "the sleeper sleeps",
+            calls("sleeper", "sleep") >= 20,
+            format!("{} sleeps", calls("sleeper", "sleep")),
+        ),
+        (
+            "the grower's memory grows in steps",
+            grows >= 5,
+            format!("{grows} growths"),
+        ),
+        (
+            "the trapper traps out of bounds",
+            state_of("trapper") == ["trapped(memory_out_of_bounds)"],
+            format!("{:?}", state_of("trapper")),
+        ),
+        (
+            "the spinner is killed at its budget",
+            state_of("spinner").iter().any(|s| s.starts_with("killed")),
+            format!("{:?}", state_of("spinner")),
+        ),
+        (
+            "short-lived instances exit",
+            exited_shorts >= 5,
+            format!("{exited_shorts} exited(3)"),
+        ),
+    ]
+}
