@@ -39,10 +39,13 @@ impl OomHandler for GrowHeap {
     fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
         let old = talc.oom_handler.heap;
         // Double, or more if one allocation needs it (plus talc's per-chunk overhead).
-        let want = (layout.size() as u64 + layout.align() as u64 + 64)
-            .max(talc.oom_handler.mapped)
-            .max(MIN_GROWTH);
-        let requested = talc.oom_handler.grow(want)?;
+        let need = layout.size() as u64 + layout.align() as u64 + 64;
+        let want = need.max(talc.oom_handler.mapped).max(MIN_GROWTH);
+        // Short of frames for the doubling, the allocation may still fit in what is left.
+        let requested = talc
+            .oom_handler
+            .grow(want)
+            .or_else(|()| talc.oom_handler.grow(need.max(PAGE_SIZE)))?;
         // SAFETY: `requested` contains `old` and the pages just mapped, which nothing
         // else uses; `old` is the span talc manages.
         let new = unsafe {
