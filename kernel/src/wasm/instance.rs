@@ -42,7 +42,7 @@ pub(super) static LIVE: AtomicUsize = AtomicUsize::new(0);
 pub(super) static STARTED: AtomicU64 = AtomicU64::new(0);
 pub(super) static ENDED: AtomicU64 = AtomicU64::new(0);
 /// The meters of live instances, for [`stats`].
-static METERS: spin::Mutex<BTreeMap<InstanceId, Arc<Meter>>> = spin::Mutex::new(BTreeMap::new());
+static METERS: crate::sync::SpinLock<BTreeMap<InstanceId, Arc<Meter>>> = crate::sync::SpinLock::new(BTreeMap::new());
 
 /// What an instance has used so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
