@@ -102,6 +102,20 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             column: l.column(),
         }),
     };
+    unwind(panic)
+}
+
+/// Raises `panic` again from here: a panic a wasm host function contained (see
+/// `wasm::host`) ends the instance's task like any task panic, with the original
+/// message and location. Stops the kernel where a panic here could not unwind.
+pub fn resume(panic: TaskPanic) -> ! {
+    if let Some(why) = uncontained() {
+        stop_uncontained(&panic, why);
+    }
+    unwind(panic)
+}
+
+fn unwind(panic: TaskPanic) -> ! {
     let code = catch::unwind(panic.clone());
     stop_uncontained(&panic, Uncontained::UnwinderFailed(code.0))
 }

@@ -143,3 +143,38 @@ fn a_panic_in_a_nested_catch_unwinds_to_the_inner_one() {
     assert_eq!(drops.load(Ordering::SeqCst), 2);
     assert_cpu_clean();
 }
+
+#[ktest]
+fn a_hostcall_panic_becomes_an_error_and_raised_again_ends_the_task() {
+    use crate::wasm::host::{HostPanic, contained};
+    let err = contained(|| -> wasmtime::Result<()> { panic!("in a hostcall") }).expect_err("it panicked");
+    let HostPanic(panic) = err.downcast::<HostPanic>().expect("the error is the panic");
+    assert_eq!(panic.message, "in a hostcall");
+    assert_eq!(contained(|| Ok(5)).ok(), Some(5));
+    let raised = panic.clone();
+    let h = sched::runtime().builder().name("instance").spawn(async move {
+        yield_now().await;
+        if core::hint::black_box(true) {
+            crate::panic::resume(raised);
+        }
+    });
+    assert_eq!(
+        expect_panic(sched::block_on(h)),
+        panic,
+        "the task ends as the hostcall's panic"
+    );
+    assert_cpu_clean();
+}
+
+#[ktest]
+fn a_blocking_hostcall_panic_after_a_suspension_becomes_an_error() {
+    use crate::wasm::host::{HostPanic, contained_async};
+    let fut = contained_async::<()>(alloc::boxed::Box::new(async {
+        yield_now().await;
+        panic!("in a blocking hostcall");
+    }));
+    let err = sched::block_on(alloc::boxed::Box::into_pin(fut)).expect_err("it panicked");
+    let HostPanic(panic) = err.downcast::<HostPanic>().expect("the error is the panic");
+    assert_eq!(panic.message, "in a blocking hostcall");
+    assert_cpu_clean();
+}
