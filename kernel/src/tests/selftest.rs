@@ -82,3 +82,17 @@ fn task_panics_in_an_interrupt_handler() {
         unsafe { core::arch::asm!("int 0x42") };
     });
 }
+
+#[ktest]
+fn task_panics_again_while_unwinding() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("deliberate panic in a destructor while unwinding");
+        }
+    }
+    in_task("double-panic", || {
+        let _guard = PanicsOnDrop;
+        panic!("deliberate first panic");
+    });
+}
