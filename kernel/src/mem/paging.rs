@@ -3,14 +3,14 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sync::SpinLock;
 use lucid_boot_api::layout::DIRECT_MAP_OFFSET;
 pub use lucid_mm::{Flags, MapError, Translation};
 use lucid_mm::{FrameSource, PageTable};
-use spin::Mutex;
 
 use crate::arch::{self, InterruptGuard};
 
-static KERNEL_TABLE: Mutex<Option<PageTable>> = Mutex::new(None);
+static KERNEL_TABLE: SpinLock<Option<PageTable>> = SpinLock::new(None);
 
 /// Called after a mapping is removed or restricted, with the page address, to
 /// invalidate other CPUs' TLBs. Zero until SMP installs one.

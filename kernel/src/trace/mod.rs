@@ -16,7 +16,7 @@ pub mod subscriber;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind, TaskStats};
+use lucid_executor::{Hooks, Outcome, PanicLocation, PollResult, SpawnInfo, TaskId, TaskKind, TaskPanic, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
 use spin::Once;
 
@@ -290,6 +290,10 @@ impl Hooks for TraceHooks {
         });
     }
 
+    fn on_task_panicked(&self, _cpu: usize, task: TaskId, panic: &TaskPanic) {
+        task_panicked(task, &panic.message, panic.location.as_ref());
+    }
+
     fn on_complete(&self, _cpu: usize, task: TaskId, outcome: Outcome) {
         if !traced(task) {
             return;
@@ -347,3 +351,18 @@ fn sched_current_task() -> Option<TaskId> {
 
 /// The hooks instance to hand the executor.
 pub static HOOKS: TraceHooks = TraceHooks;
+
+/// A task's panic was contained: `task` ends as panicked with `message`, raised
+/// at `location`. Reported as an error-level kernel log line (COM1 and the
+/// trace); the task's `TaskCompleted` follows with outcome `Panicked`.
+pub fn task_panicked(task: TaskId, message: &str, location: Option<&PanicLocation>) {
+    let name = crate::sched::try_runtime()
+        .and_then(|rt| rt.current_task_info())
+        .filter(|t| t.id == task)
+        .and_then(|t| t.name);
+    let name = name.unwrap_or("<unnamed>");
+    match location {
+        Some(at) => log::error!("task {} `{name}` panicked at {at}: {message}", task.as_u64()),
+        None => log::error!("task {} `{name}` panicked: {message}", task.as_u64()),
+    }
+}

@@ -8,8 +8,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sync::SpinLock;
 use lucid_executor::sync::WaitQueue;
-use spin::Mutex;
 
 /// Messages a channel holds before `send` blocks.
 pub const CAPACITY: usize = 16;
@@ -21,7 +21,7 @@ pub const MAX_HANDLES: usize = 32;
 /// One channel.
 #[derive(Debug, Default)]
 pub struct Channel {
-    queue: Mutex<VecDeque<Vec<u8>>>,
+    queue: SpinLock<VecDeque<Vec<u8>>>,
     /// Handle tables holding this channel.
     holders: AtomicUsize,
     readable: WaitQueue,

@@ -13,7 +13,7 @@ pub mod bench;
 mod channel;
 mod code_memory;
 mod cpu;
-mod host;
+pub(crate) mod host;
 mod instance;
 pub mod platform;
 mod stacks;
