@@ -46,7 +46,7 @@ pub struct SpawnInfo<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The future returned `Ready`.
-    Completed,
+    Ok,
     /// The task was cancelled; its future was dropped (or its output is
     /// handed to the `JoinHandle` inside `JoinError::Cancelled`).
     Cancelled,

@@ -385,7 +385,7 @@ where
                     } else if cancelled || this.header.state.load().has(CANCELLED) {
                         Outcome::Cancelled
                     } else {
-                        Outcome::Completed
+                        Outcome::Ok
                     };
                     hooks.on_complete(cpu, id, how);
                 }

@@ -299,7 +299,7 @@ impl Hooks for TraceHooks {
             return;
         }
         let outcome = match outcome {
-            Outcome::Completed => proto::Outcome::Ok,
+            Outcome::Ok => proto::Outcome::Ok,
             Outcome::Cancelled => proto::Outcome::Cancelled,
             Outcome::Panicked => proto::Outcome::Panicked,
         };
