@@ -26,12 +26,10 @@ use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
 use lucid_protocol::{
-    Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
-    TaskSpawned, Waker, decode_frame,
+    Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind, TaskSpawned,
+    Waker, decode_frame,
 };
 use serde::{Deserialize, Serialize};
-
-use crate::state::State;
 
 mod snapshot;
 
@@ -128,8 +126,9 @@ struct Pending {
     held: Held,
 }
 
+/// The events held for one stream, oldest first.
 #[derive(Debug)]
-struct Lane {
+struct StreamQueue {
     stream: StreamId,
     queue: VecDeque<Pending>,
     /// Newest timestamp seen on this stream.
@@ -159,7 +158,7 @@ fn is_snapshot_answer(m: &Message<'_>) -> bool {
 /// Buffers decoded items and hands them on in global timestamp order.
 #[derive(Debug)]
 pub struct Merge {
-    lanes: Vec<Lane>,
+    lanes: Vec<StreamQueue>,
     /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
     /// do not depend on arrival order), then lane.
     heads: BinaryHeap<Reverse<u128>>,
@@ -173,13 +172,13 @@ pub struct Merge {
     /// Whether a `Hello` announced the CPUs' task streams.
     hello: bool,
     /// Host receive time of the input being pushed (nanoseconds).
-    pub rx_ns: u64,
+    rx_ns: u64,
     /// Host receive time of the latest frame.
     last_frame_rx: u64,
     /// Buffer bound in events.
-    pub max_buffered: usize,
+    max_buffered: usize,
     /// Counters.
-    pub stats: MergeStats,
+    stats: MergeStats,
     scratch: Vec<u8>,
     wire: Vec<u8>,
 }
@@ -215,6 +214,19 @@ impl Merge {
     #[must_use]
     pub fn buffered(&self) -> usize {
         self.held
+    }
+
+    /// What the merge had to do so far that weakens the ordering guarantee.
+    #[must_use]
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// Notes that the items pushed next were received at `rx_ns` (host clock); if
+    /// the link was idle until then, everything held goes first (see [`Self::tick`]).
+    pub fn start_chunk(&mut self, rx_ns: u64, out: &mut impl FnMut(&Item<'_>)) {
+        self.tick(rx_ns, out);
+        self.rx_ns = rx_ns;
     }
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
@@ -451,7 +463,7 @@ impl Merge {
         if self.lanes.len() >= MAX_LANES {
             return None;
         }
-        self.lanes.push(Lane {
+        self.lanes.push(StreamQueue {
             stream,
             queue: VecDeque::new(),
             newest: None,
@@ -506,35 +518,6 @@ impl Merge {
         }
         Held::Encoded(one_event_frame(m, &mut self.scratch, &mut self.wire).into())
     }
-}
-
-/// Decodes `data` into `state` through `merge`: the one way bytes reach the state
-/// model (stats, live, headless).
-/// `rx_ns` is the host receive time of `data`.
-pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, rx_ns: u64, data: &[u8]) {
-    state.received_at(rx_ns);
-    feed_items(decoder, merge, rx_ns, data, &mut |item| state.apply(item));
-}
-
-/// The items `data` releases, in the order [`feed`] applies them (after noting the
-/// receive time): for a consumer that does more than apply them (replay's cursor).
-pub fn feed_items(decoder: &mut Decoder, merge: &mut Merge, rx_ns: u64, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
-    merge.tick(rx_ns, out);
-    merge.rx_ns = rx_ns;
-    decoder.feed(data, |item| merge.push(&item, out));
-    merge.release(out);
-}
-
-/// The items the end of input releases, in the order [`finish`] applies them.
-pub fn finish_items(decoder: &mut Decoder, merge: &mut Merge, out: &mut impl FnMut(&Item<'_>)) {
-    decoder.finish(|item| merge.push(&item, out));
-    merge.flush(out);
-}
-
-/// Ends the input: a frame cut off at the end is reported, and everything held goes
-/// to `state` in order.
-pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
-    finish_items(decoder, merge, &mut |item| state.apply(item));
 }
 
 /// The message `held` holds, borrowing its strings; `None` for a re-encoded one
@@ -692,8 +675,11 @@ mod tests {
     use lucid_protocol::testdata::{Workload, generate};
     use lucid_protocol::{Hello, PollResult, TaskId, Waker};
 
+    use lucid_protocol::Decoder;
+
     use super::*;
-    use crate::state::WarningKind;
+    use crate::pipeline::Pipeline;
+    use crate::state::{State, WarningKind};
 
     fn frame(stream: StreamId, seq: u32, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
         let mut enc = FrameEncoder::with_sequence(vec![0u8; 4096], stream, seq);
@@ -729,13 +715,12 @@ mod tests {
     }
 
     /// Feeds `frames` one by one, as a port delivers them, into a fresh state.
-    fn run(merge: &mut Merge, frames: &[Vec<u8>]) -> State {
-        let mut decoder = Decoder::new();
+    fn run(pipeline: &mut Pipeline, frames: &[Vec<u8>]) -> State {
         let mut state = State::new();
         for f in frames {
-            feed(&mut decoder, merge, &mut state, 0, f);
+            pipeline.feed_into(&mut state, 0, f);
         }
-        finish(&mut decoder, merge, &mut state);
+        pipeline.finish_into(&mut state);
         state
     }
 
@@ -810,7 +795,7 @@ mod tests {
                 ],
             ),
         ];
-        let s = run(&mut Merge::default(), &frames);
+        let s = run(&mut Pipeline::new(), &frames);
         let t = &s.tasks[&7];
         assert_eq!(
             (t.polls, t.busy_ticks),
@@ -865,16 +850,17 @@ mod tests {
         );
         let h = hello(2);
         let in_order = run(
-            &mut Merge::default(),
+            &mut Pipeline::new(),
             &[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()],
         );
-        let mut merge = Merge::default();
+        let mut pipeline = Pipeline::new();
         // CPU 0's events from t=150..301 arrive before CPU 1's from t=100..200.
-        let shuffled = run(&mut merge, &[h, b, c, a, d]);
+        let shuffled = run(&mut pipeline, &[h, b, c, a, d]);
         assert_eq!(format!("{shuffled:?}"), format!("{in_order:?}"));
         assert_eq!(lost_wakers(&shuffled), 0);
         assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
-        assert_eq!((merge.stats.late, merge.stats.forced, merge.buffered()), (0, 0, 0));
+        let merge = pipeline.merge();
+        assert_eq!((merge.stats().late, merge.stats().forced, merge.buffered()), (0, 0, 0));
         let t = &shuffled.tasks[&7];
         assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, 100 + 20 + 10));
     }
@@ -930,11 +916,12 @@ mod tests {
         other.append(&mut held);
         assert_eq!(other.len(), g.frames.len());
         assert_ne!(other, g.frames);
-        let (mut m1, mut m2) = (Merge::default(), Merge::default());
-        let a = run(&mut m1, &g.frames);
-        let b = run(&mut m2, &other);
+        let (mut p1, mut p2) = (Pipeline::new(), Pipeline::new());
+        let a = run(&mut p1, &g.frames);
+        let b = run(&mut p2, &other);
         assert_eq!(a.events, g.events());
-        assert_eq!((m2.stats.late, m2.stats.forced), (0, 0));
+        let stats = p2.merge().stats();
+        assert_eq!((stats.late, stats.forced), (0, 0));
         assert_eq!(format!("{b:?}"), format!("{a:?}"));
     }
 
@@ -943,26 +930,26 @@ mod tests {
         // CPU 1 says something early and then nothing; CPU 0 keeps sending.
         let mut frames = vec![hello(2), frame(task(1), 0, &[(10, Message::CpuIdle)])];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::default();
-        let mut decoder = Decoder::new();
+        let mut pipeline = Pipeline::new();
         let mut state = State::new();
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
+            pipeline.feed_into(&mut state, 0, f);
         }
         // Only the frames since CPU 1 went quiet wait, not the whole stream.
-        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
+        let held = pipeline.merge().buffered();
+        assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
         assert!(state.events >= 300 - QUIET_FRAMES, "{}", state.events);
         // A CPU the Hello announced that never speaks does not stall it either.
         let mut frames = vec![hello(4)];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::default();
+        let mut pipeline = Pipeline::new();
         let mut state = State::new();
-        let mut decoder = Decoder::new();
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
+            pipeline.feed_into(&mut state, 0, f);
         }
-        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
-        assert_eq!(merge.stats.late, 0);
+        let held = pipeline.merge().buffered();
+        assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
+        assert_eq!(pipeline.merge().stats().late, 0);
     }
 
     #[test]
@@ -970,22 +957,22 @@ mod tests {
         // CPU 1's only event holds the watermark at t=0 while CPU 0's frames pile up.
         let mut frames = vec![hello(2), frame(task(1), 0, &[(0, Message::CpuIdle)])];
         frames.extend((0..30u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::new(10);
-        let mut decoder = Decoder::new();
+        let mut pipeline = Pipeline::with_merge(Merge::new(10));
         let mut state = State::new();
         let mut most = 0;
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
-            most = most.max(merge.buffered());
+            pipeline.feed_into(&mut state, 0, f);
+            most = most.max(pipeline.merge().buffered());
         }
         assert_eq!(most, 10);
-        assert_eq!(merge.stats.peak, 10);
+        let stats = pipeline.merge().stats();
+        assert_eq!(stats.peak, 10);
         // CPU 0's 30 events through a buffer of 10: 20 went early, oldest first, so
         // the order still holds.
-        assert_eq!((merge.stats.forced, merge.stats.late), (20, 0));
-        finish(&mut decoder, &mut merge, &mut state);
+        assert_eq!((stats.forced, stats.late), (20, 0));
+        pipeline.finish_into(&mut state);
         assert_eq!(state.events, 32);
-        assert_eq!(merge.buffered(), 0);
+        assert_eq!(pipeline.merge().buffered(), 0);
     }
 
     #[test]
@@ -1021,6 +1008,8 @@ mod idle_tests {
     use lucid_protocol::Ring;
 
     use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::state::State;
 
     #[test]
     fn an_idle_link_releases_what_is_held() {
@@ -1039,14 +1028,13 @@ mod idle_tests {
         let mut out = vec![0u8; enc.max_finished_len()];
         let n = enc.finish(&mut out).expect("fits");
         out.truncate(n);
-        let (mut d, mut m, mut s) = (Decoder::new(), Merge::default(), State::new());
-        feed(&mut d, &mut m, &mut s, 1_000, &out);
-        feed(&mut d, &mut m, &mut s, 2_000, &frames[0]);
-        feed(&mut d, &mut m, &mut s, 3_000, &frames[1]);
-        assert!(m.buffered() > 0);
-        let mut apply = |i: &Item<'_>| s.apply(i);
-        assert!(!m.tick(3_000 + LINK_IDLE_NS / 2, &mut apply));
-        assert!(m.tick(3_000 + LINK_IDLE_NS, &mut apply));
-        assert_eq!((m.buffered(), s.events), (0, 3));
+        let (mut p, mut s) = (Pipeline::new(), State::new());
+        p.feed_into(&mut s, 1_000, &out);
+        p.feed_into(&mut s, 2_000, &frames[0]);
+        p.feed_into(&mut s, 3_000, &frames[1]);
+        assert!(p.merge().buffered() > 0);
+        assert!(!p.tick_into(&mut s, 3_000 + LINK_IDLE_NS / 2));
+        assert!(p.tick_into(&mut s, 3_000 + LINK_IDLE_NS));
+        assert_eq!((p.merge().buffered(), s.events), (0, 3));
     }
 }

@@ -10,7 +10,7 @@ use std::fmt;
 use lucid_protocol::{StreamId, decode_frame};
 use serde::{Deserialize, Serialize};
 
-use super::{Held, Lane, MAX_LANES, Merge, MergeStats, Pending, key, message_of, one_event_frame};
+use super::{Held, MAX_LANES, Merge, MergeStats, Pending, StreamQueue, key, message_of, one_event_frame};
 
 /// The state of a [`Merge`], as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ impl Merge {
             if let Some(front) = queue.front() {
                 heads.push(std::cmp::Reverse(key(front.ts, l.stream, i)));
             }
-            m.lanes.push(Lane {
+            m.lanes.push(StreamQueue {
                 stream: l.stream,
                 queue,
                 newest: l.newest,
@@ -153,15 +153,16 @@ fn encode(held: &Held, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use lucid_protocol::Item;
     use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Decoder, Item};
 
     use super::*;
+    use crate::pipeline::Pipeline;
 
-    /// Every item the merge hands on, as text (items borrow buffers).
-    fn collect(d: &mut Decoder, m: &mut Merge, wire: &[u8], out: &mut Vec<String>) {
+    /// Every item the pipeline hands on, as text (items borrow buffers).
+    fn collect(p: &mut Pipeline, wire: &[u8], out: &mut Vec<String>) {
         for chunk in wire.chunks(97) {
-            crate::merge::feed_items(d, m, 1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
+            p.feed(1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
         }
     }
 
@@ -177,26 +178,27 @@ mod tests {
         });
         let wire = g.wire();
         let (head, tail) = wire.split_at(wire.len() / 2);
-        let (mut d, mut m) = (Decoder::new(), Merge::default());
+        let mut original = Pipeline::new();
         let mut before = Vec::new();
-        collect(&mut d, &mut m, head, &mut before);
+        collect(&mut original, head, &mut before);
+        let m = original.merge();
         assert!(m.buffered() > 0, "the merge holds events at the cut");
         let snap = m.snapshot();
         let bytes = postcard::to_allocvec(&snap).expect("serialise");
         let back: MergeSnapshot = postcard::from_bytes(&bytes).expect("deserialise");
         assert_eq!(back, snap);
-        let mut restored = Merge::restore(back).expect("restore");
-        assert_eq!(restored.snapshot(), snap);
-        assert_eq!((restored.buffered(), restored.stats), (m.buffered(), m.stats));
+        let mut restored = Pipeline::restore(original.decoder().clone(), back).expect("restore");
+        let r = restored.merge();
+        assert_eq!(r.snapshot(), snap);
+        assert_eq!((r.buffered(), r.stats()), (m.buffered(), m.stats()));
 
-        let (mut original, mut copy) = (Vec::new(), Vec::new());
-        let mut d2 = d.clone();
-        collect(&mut d, &mut m, tail, &mut original);
-        collect(&mut d2, &mut restored, tail, &mut copy);
-        m.flush(&mut |i: &Item<'_>| original.push(format!("{i:?}")));
-        restored.flush(&mut |i: &Item<'_>| copy.push(format!("{i:?}")));
-        assert!(original.len() > 100);
-        assert_eq!(original, copy);
+        let (mut from_original, mut from_copy) = (Vec::new(), Vec::new());
+        collect(&mut original, tail, &mut from_original);
+        collect(&mut restored, tail, &mut from_copy);
+        original.finish(&mut |i: &Item<'_>| from_original.push(format!("{i:?}")));
+        restored.finish(&mut |i: &Item<'_>| from_copy.push(format!("{i:?}")));
+        assert!(from_original.len() > 100);
+        assert_eq!(from_original, from_copy);
     }
 
     #[test]

@@ -19,7 +19,8 @@ use lucid_protocol::{Decoder, Event, Item, Ring, decode_frame};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
-use crate::merge::{self, Merge, MergeSnapshot, one_event_frame};
+use crate::merge::{MergeSnapshot, one_event_frame};
+use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
 
@@ -125,8 +126,7 @@ pub(crate) struct KeyframeIn {
 #[derive(Debug)]
 pub struct Player {
     reader: RecordingReader<BufReader<File>>,
-    decoder: Decoder,
-    merge: Merge,
+    pipeline: Pipeline,
     pub(crate) applied: Applied,
     pending: VecDeque<Op>,
     ended: bool,
@@ -157,8 +157,7 @@ impl Player {
         let reader = open_at(path, None)?;
         Ok(Self::new(
             reader,
-            Decoder::new(),
-            Merge::default(),
+            Pipeline::new(),
             Applied {
                 state: State::with_config(config),
                 items: 0,
@@ -170,11 +169,10 @@ impl Player {
         ))
     }
 
-    fn new(reader: RecordingReader<BufReader<File>>, decoder: Decoder, merge: Merge, applied: Applied) -> Self {
+    fn new(reader: RecordingReader<BufReader<File>>, pipeline: Pipeline, applied: Applied) -> Self {
         Self {
             reader,
-            decoder,
-            merge,
+            pipeline,
             applied,
             pending: VecDeque::new(),
             ended: false,
@@ -189,12 +187,11 @@ impl Player {
         if !kf.decoder.is_sound() {
             return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
         }
-        let merge = Merge::restore(kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+        let pipeline = Pipeline::restore(kf.decoder, kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
         let reader = open_at(path, Some((header, kf.record_offset)))?;
         Ok(Self::new(
             reader,
-            kf.decoder,
-            merge,
+            pipeline,
             Applied {
                 state: kf.state,
                 items: kf.items,
@@ -220,7 +217,7 @@ impl Player {
     /// The decoder's counters at the cursor (bytes fed so far, frames, errors).
     #[must_use]
     pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
-        *self.decoder.stats()
+        *self.pipeline.decoder().stats()
     }
 
     /// Items applied.
@@ -289,8 +286,8 @@ impl Player {
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
             state: &self.applied.state,
-            decoder: &self.decoder,
-            merge: self.merge.snapshot(),
+            decoder: self.pipeline.decoder(),
+            merge: self.pipeline.merge().snapshot(),
         }
     }
 
@@ -335,8 +332,8 @@ impl Player {
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
             state: self.applied.state.clone(),
-            decoder: self.decoder.clone(),
-            merge: self.merge.snapshot(),
+            decoder: self.pipeline.decoder().clone(),
+            merge: self.pipeline.merge().snapshot(),
         }
     }
 
@@ -358,8 +355,7 @@ impl Player {
             self.pending.push_back(Op::Rx(r.rx_ns));
         }
         let Self {
-            decoder,
-            merge,
+            pipeline,
             applied,
             pending,
             scratch,
@@ -380,10 +376,10 @@ impl Player {
         };
         match record {
             Some(r) => {
-                merge::feed_items(decoder, merge, r.rx_ns, &r.data, &mut out);
+                pipeline.feed(r.rx_ns, &r.data, &mut out);
             }
             None => {
-                merge::finish_items(decoder, merge, &mut out);
+                pipeline.finish(&mut out);
                 self.ended = true;
             }
         }
