@@ -25,10 +25,7 @@ use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
-use lucid_protocol::{
-    Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind, TaskSpawned,
-    Waker, decode_frame,
-};
+use lucid_protocol::{Event, FrameEncoder, Item, Message, OwnedMessage, Ring, StreamId};
 use serde::{Deserialize, Serialize};
 
 mod snapshot;
@@ -76,54 +73,13 @@ pub struct MergeStats {
     pub peak: usize,
 }
 
-/// A buffered message, small (32 bytes against 128 for a `Message`) so that the
-/// queues move little memory: the hot executor events are held as their fields,
-/// other fixed-size messages boxed, and messages with strings or lists, which borrow
-/// the decoder's frame buffer, re-encoded into a one-event frame of their own and
-/// decoded again on release.
-#[derive(Debug)]
-enum Held {
-    PollStart(TaskId),
-    PollEnd(TaskId, PollResult),
-    Wake {
-        task: TaskId,
-        waker: Waker,
-        by_ref: bool,
-        self_wake: bool,
-    },
-    WakerClone(TaskId, u64),
-    WakerDrop(TaskId, u64),
-    CpuIdle,
-    CpuBusy,
-    Steal(TaskId, u32, u32),
-    TaskCompleted(TaskId, Outcome),
-    TaskDropped(TaskId),
-    JoinWaiting(TaskId, TaskId),
-    RunQueueDepth(u32),
-    Spawned(Box<Spawned>),
-    Other(Box<Message<'static>>),
-    Encoded(Box<[u8]>),
-}
-
-/// An owned `TaskSpawned` (one allocation: its strings back to back), since
-/// re-encoding costs more and spawns can be frequent.
-#[derive(Debug)]
-struct Spawned {
-    task: TaskId,
-    kind: TaskKind,
-    parent: Option<TaskId>,
-    line: u32,
-    column: u32,
-    /// Name, then file.
-    text: Box<str>,
-    name_len: usize,
-}
-
 #[derive(Debug)]
 struct Pending {
     ts: u64,
     seq: u32,
-    held: Held,
+    /// `None` for a message that could not be copied (none that was decoded): it is
+    /// released as nothing.
+    message: Option<OwnedMessage>,
 }
 
 /// The events held for one stream, oldest first.
@@ -179,8 +135,6 @@ pub struct Merge {
     max_buffered: usize,
     /// Counters.
     stats: MergeStats,
-    scratch: Vec<u8>,
-    wire: Vec<u8>,
 }
 
 impl Default for Merge {
@@ -205,8 +159,6 @@ impl Merge {
             last_frame_rx: 0,
             max_buffered: max_buffered.max(1),
             stats: MergeStats::default(),
-            scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
-            wire: vec![0; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1],
         }
     }
 
@@ -258,8 +210,7 @@ impl Merge {
                 && is_snapshot_answer(&event.message)
                 && let Some(lane) = self.lane(stream, seq)
             {
-                let held = self.hold(&event.message);
-                self.enqueue(lane, stream, event.ts, seq, held, out);
+                self.enqueue(lane, stream, event.ts, seq, hold(&event.message), out);
                 self.release(out);
                 return;
             }
@@ -280,10 +231,10 @@ impl Merge {
             self.current = Some((lane, seq));
             self.lanes[lane].last_frame = self.frames;
         }
-        let held = self.hold(&event.message);
+        let message = hold(&event.message);
         let l = &mut self.lanes[lane];
         l.newest = Some(l.newest.map_or(event.ts, |n| n.max(event.ts)));
-        self.enqueue(lane, stream, event.ts, seq, held, out);
+        self.enqueue(lane, stream, event.ts, seq, message, out);
     }
 
     /// Queues an event on `lane` (of `stream`); past the bound, the oldest held
@@ -295,14 +246,14 @@ impl Merge {
         stream: StreamId,
         ts: u64,
         seq: u32,
-        held: Held,
+        message: Option<OwnedMessage>,
         out: &mut impl FnMut(&Item<'_>),
     ) {
         let l = &mut self.lanes[lane];
         if l.queue.is_empty() {
             self.heads.push(Reverse(key(ts, stream, lane)));
         }
-        l.queue.push_back(Pending { ts, seq, held });
+        l.queue.push_back(Pending { ts, seq, message });
         self.held += 1;
         self.stats.buffered += 1;
         while self.held > self.max_buffered {
@@ -369,30 +320,15 @@ impl Merge {
             return true;
         };
         let stream = l.stream;
-        if matches!(p.held, Held::Encoded(_)) {
-            // Rare (messages with strings or lists but spawns): decoded from an owned
-            // copy, so taken out of the queue first.
-            let p = l.queue.pop_front().expect("the front exists");
-            match l.queue.front() {
-                Some(next) => {
-                    top.0 = key(next.ts, stream, lane);
-                    drop(top);
-                }
-                None => {
-                    PeekMut::pop(top);
-                }
-            }
-            return self.emit(stream, p, out);
-        }
-        // The common case reads the event where it is held and drops it after: moving
-        // it out first costs more than the rest of the release.
+        // The event is read where it is held and dropped after: moving it out first
+        // costs more than the rest of the release.
         let (ts, seq) = (p.ts, p.seq);
         self.held -= 1;
         if self.released.is_some_and(|r| ts < r) {
             self.stats.late += 1;
         }
         self.released = Some(self.released.map_or(ts, |r| r.max(ts)));
-        if let Some(message) = message_of(&p.held) {
+        if let Some(message) = p.message.as_ref().and_then(OwnedMessage::message) {
             out(&Item::Event {
                 stream,
                 seq,
@@ -407,44 +343,6 @@ impl Merge {
             None => {
                 PeekMut::pop(top);
             }
-        }
-        true
-    }
-
-    /// Hands on `p`, an event of `stream` just taken from its queue.
-    #[cold]
-    #[inline(never)]
-    fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        self.held -= 1;
-        if self.released.is_some_and(|r| p.ts < r) {
-            self.stats.late += 1;
-        }
-        self.released = Some(self.released.map_or(p.ts, |r| r.max(p.ts)));
-        if let Held::Encoded(mut bytes) = p.held {
-            // The bytes were encoded by `hold` from a decoded message, so they
-            // decode again; were that ever not so, the event is dropped rather
-            // than the console stopped.
-            if let Ok(frame) = decode_frame(&mut bytes)
-                && let Some(Ok(event)) = frame.events().next()
-            {
-                // Re-encoded at timestamp 0: the timestamp is the held one.
-                out(&Item::Event {
-                    stream,
-                    seq: p.seq,
-                    event: Event {
-                        ts: p.ts,
-                        message: event.message,
-                    },
-                });
-            }
-            return true;
-        }
-        if let Some(message) = message_of(&p.held) {
-            out(&Item::Event {
-                stream,
-                seq: p.seq,
-                event: Event { ts: p.ts, message },
-            });
         }
         true
     }
@@ -471,99 +369,12 @@ impl Merge {
         });
         Some(self.lanes.len() - 1)
     }
-
-    /// An owned copy of `m`.
-    #[inline]
-    fn hold(&mut self, m: &Message<'_>) -> Held {
-        match *m {
-            Message::PollStart { task } => return Held::PollStart(task),
-            Message::PollEnd { task, result } => return Held::PollEnd(task, result),
-            Message::Wake {
-                task,
-                waker,
-                by_ref,
-                self_wake,
-            } => {
-                return Held::Wake {
-                    task,
-                    waker,
-                    by_ref,
-                    self_wake,
-                };
-            }
-            Message::WakerClone { task, wakers } => return Held::WakerClone(task, wakers),
-            Message::WakerDrop { task, wakers } => return Held::WakerDrop(task, wakers),
-            Message::CpuIdle => return Held::CpuIdle,
-            Message::CpuBusy => return Held::CpuBusy,
-            Message::Steal { task, from_cpu, to_cpu } => return Held::Steal(task, from_cpu, to_cpu),
-            Message::TaskCompleted { task, outcome } => return Held::TaskCompleted(task, outcome),
-            Message::TaskDropped { task } => return Held::TaskDropped(task),
-            Message::JoinWaiting { task, waiter } => return Held::JoinWaiting(task, waiter),
-            Message::RunQueueDepth { depth } => return Held::RunQueueDepth(depth),
-            Message::TaskSpawned(t) => {
-                return Held::Spawned(Box::new(Spawned {
-                    task: t.task,
-                    kind: t.kind,
-                    parent: t.parent,
-                    line: t.location.line,
-                    column: t.location.column,
-                    text: [t.name, t.location.file].concat().into(),
-                    name_len: t.name.len(),
-                }));
-            }
-            _ => {}
-        }
-        if let Some(m) = inline(m) {
-            return Held::Other(Box::new(m));
-        }
-        Held::Encoded(one_event_frame(m, &mut self.scratch, &mut self.wire).into())
-    }
 }
 
-/// The message `held` holds, borrowing its strings; `None` for a re-encoded one
-/// (decode its frame instead).
-#[inline(always)]
-fn message_of(held: &Held) -> Option<Message<'_>> {
-    Some(match *held {
-        Held::PollStart(task) => Message::PollStart { task },
-        Held::PollEnd(task, result) => Message::PollEnd { task, result },
-        Held::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        } => Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        },
-        Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
-        Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
-        Held::CpuIdle => Message::CpuIdle,
-        Held::CpuBusy => Message::CpuBusy,
-        Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
-        Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
-        Held::TaskDropped(task) => Message::TaskDropped { task },
-        Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
-        Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
-        Held::Spawned(ref sp) => {
-            let (name, file) = sp.text.split_at(sp.name_len);
-            Message::TaskSpawned(TaskSpawned {
-                task: sp.task,
-                name,
-                kind: sp.kind,
-                location: Location {
-                    file,
-                    line: sp.line,
-                    column: sp.column,
-                },
-                parent: sp.parent,
-            })
-        }
-        Held::Other(ref m) => **m,
-        Held::Encoded(_) => return None,
-    })
+/// An owned copy of `m`, to hold until its turn.
+#[inline]
+fn hold(m: &Message<'_>) -> Option<OwnedMessage> {
+    OwnedMessage::new(m).ok()
 }
 
 /// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
@@ -581,101 +392,10 @@ fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
     (u128::from(ts) << 64) | (u128::from(stream.to_wire()) << LANE_BITS) | lane as u128
 }
 
-/// `m` as a `'static` message if it borrows nothing (every fixed-size message).
-fn inline(m: &Message<'_>) -> Option<Message<'static>> {
-    Some(match *m {
-        Message::PollStart { task } => Message::PollStart { task },
-        Message::PollEnd { task, result } => Message::PollEnd { task, result },
-        Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        } => Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        },
-        Message::WakerClone { task, wakers } => Message::WakerClone { task, wakers },
-        Message::WakerDrop { task, wakers } => Message::WakerDrop { task, wakers },
-        Message::JoinWaiting { task, waiter } => Message::JoinWaiting { task, waiter },
-        Message::TaskCompleted { task, outcome } => Message::TaskCompleted { task, outcome },
-        Message::TaskDropped { task } => Message::TaskDropped { task },
-        Message::Steal { task, from_cpu, to_cpu } => Message::Steal { task, from_cpu, to_cpu },
-        Message::CpuIdle => Message::CpuIdle,
-        Message::CpuBusy => Message::CpuBusy,
-        Message::RunQueueDepth { depth } => Message::RunQueueDepth { depth },
-        Message::SpanEnter { span } => Message::SpanEnter { span },
-        Message::SpanExit { span } => Message::SpanExit { span },
-        Message::SpanClose { span } => Message::SpanClose { span },
-        Message::Loss { cpu, ring, count } => Message::Loss { cpu, ring, count },
-        Message::Heartbeat => Message::Heartbeat,
-        Message::EventCounts {
-            cpu,
-            ring,
-            produced,
-            dropped,
-        } => Message::EventCounts {
-            cpu,
-            ring,
-            produced,
-            dropped,
-        },
-        Message::WasmStateChanged {
-            instance,
-            state,
-            detail,
-        } => Message::WasmStateChanged {
-            instance,
-            state,
-            detail,
-        },
-        Message::WasmMemoryGrow {
-            instance,
-            old_pages,
-            new_pages,
-        } => Message::WasmMemoryGrow {
-            instance,
-            old_pages,
-            new_pages,
-        },
-        Message::WasmPoll { instance, fuel, slices } => Message::WasmPoll { instance, fuel, slices },
-        Message::WasmHostcalls {
-            instance,
-            hostcall,
-            calls,
-            ticks,
-        } => Message::WasmHostcalls {
-            instance,
-            hostcall,
-            calls,
-            ticks,
-        },
-        Message::SnapshotBegin { request } => Message::SnapshotBegin { request },
-        Message::SnapshotEnd { request } => Message::SnapshotEnd { request },
-        Message::Pause => Message::Pause,
-        Message::Resume => Message::Resume,
-        Message::RequestSnapshot { request } => Message::RequestSnapshot { request },
-        Message::Hello(_)
-        | Message::Callsite(_)
-        | Message::TaskSpawned(_)
-        | Message::TraceEvent(_)
-        | Message::SpanNew(_)
-        | Message::WasmInstanceCreated(_)
-        | Message::WasmTrap(_)
-        | Message::TaskSnapshot(_)
-        | Message::WasmInstanceSnapshot(_)
-        | Message::SetLevelFilter(_) => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Hello, PollResult, TaskId, Waker};
-
-    use lucid_protocol::Decoder;
+    use lucid_protocol::{Decoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
 
     use super::*;
     use crate::pipeline::Pipeline;
@@ -973,6 +693,12 @@ mod tests {
         pipeline.finish_into(&mut state);
         assert_eq!(state.events, 32);
         assert_eq!(pipeline.merge().buffered(), 0);
+    }
+
+    #[test]
+    fn a_held_event_takes_what_the_buffer_bound_assumes() {
+        // `DEFAULT_MAX_BUFFERED` is sized for 48 bytes an event.
+        assert!(size_of::<Pending>() <= 48, "{}", size_of::<Pending>());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A serialisable copy of a [`Merge`], so a replay keyframe resumes the merge exactly
 //! where it was: same buffered events, same watermark inputs, same counters. Held
-//! events are kept as one-event frames (the form `hold` already uses for messages
-//! with strings) and go through `hold` again on restore, so a restored merge holds
-//! what the original held and releases the same items in the same order.
+//! events are kept as one-event frames and go through `hold` again on restore, so a
+//! restored merge holds what the original held and releases the same items in the
+//! same order.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
@@ -10,7 +10,9 @@ use std::fmt;
 use lucid_protocol::{StreamId, decode_frame};
 use serde::{Deserialize, Serialize};
 
-use super::{Held, MAX_LANES, Merge, MergeStats, Pending, StreamQueue, key, message_of, one_event_frame};
+use lucid_protocol::OwnedMessage;
+
+use super::{MAX_LANES, Merge, MergeStats, Pending, StreamQueue, hold, key, one_event_frame};
 
 /// The state of a [`Merge`], as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +75,7 @@ impl Merge {
                     .map(|p| HeldEvent {
                         ts: p.ts,
                         seq: p.seq,
-                        frame: encode(&p.held, &mut scratch, &mut wire),
+                        frame: encode(p.message.as_ref(), &mut scratch, &mut wire),
                     })
                     .collect(),
             })
@@ -121,11 +123,10 @@ impl Merge {
                 let Some(Ok(event)) = frame.events().next() else {
                     return Err(SnapshotError("a held frame has no event"));
                 };
-                let held = m.hold(&event.message);
                 queue.push_back(Pending {
                     ts: e.ts,
                     seq: e.seq,
-                    held,
+                    message: hold(&event.message),
                 });
             }
             if let Some(front) = queue.front() {
@@ -143,12 +144,10 @@ impl Merge {
     }
 }
 
-/// `held` as a one-event frame without its delimiter.
-fn encode(held: &Held, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
-    match held {
-        Held::Encoded(bytes) => bytes.to_vec(),
-        _ => message_of(held).map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire)),
-    }
+/// A held message as a one-event frame without its delimiter (empty for none).
+fn encode(held: Option<&OwnedMessage>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    held.and_then(OwnedMessage::message)
+        .map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire))
 }
 
 #[cfg(test)]
