@@ -111,18 +111,14 @@ fn is_snapshot_answer(m: &Message<'_>) -> bool {
     )
 }
 
-/// Buffers decoded items and hands them on in global timestamp order.
-#[derive(Debug)]
-pub struct Merge {
-    lanes: Vec<StreamQueue>,
-    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
-    /// do not depend on arrival order), then lane.
-    heads: BinaryHeap<Reverse<u128>>,
+/// How far a merge has got through its input: what it decides releases on besides
+/// the events it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Progress {
     /// The frame the previous event came from: (lane, seq).
     current: Option<(usize, u32)>,
     /// Frames seen: the merge's clock in arrival terms.
     frames: u64,
-    held: usize,
     /// Newest timestamp released so far.
     released: Option<u64>,
     /// Whether a `Hello` announced the CPUs' task streams.
@@ -131,6 +127,17 @@ pub struct Merge {
     rx_ns: u64,
     /// Host receive time of the latest frame.
     last_frame_rx: u64,
+}
+
+/// Buffers decoded items and hands them on in global timestamp order.
+#[derive(Debug)]
+pub struct Merge {
+    lanes: Vec<StreamQueue>,
+    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
+    /// do not depend on arrival order), then lane.
+    heads: BinaryHeap<Reverse<u128>>,
+    held: usize,
+    progress: Progress,
     /// Buffer bound in events.
     max_buffered: usize,
     /// Counters.
@@ -150,13 +157,8 @@ impl Merge {
         Self {
             lanes: Vec::new(),
             heads: BinaryHeap::new(),
-            current: None,
-            frames: 0,
             held: 0,
-            released: None,
-            hello: false,
-            rx_ns: 0,
-            last_frame_rx: 0,
+            progress: Progress::default(),
             max_buffered: max_buffered.max(1),
             stats: MergeStats::default(),
         }
@@ -178,7 +180,7 @@ impl Merge {
     /// the link was idle until then, everything held goes first (see [`Self::tick`]).
     pub fn start_chunk(&mut self, rx_ns: u64, out: &mut impl FnMut(&Item<'_>)) {
         self.tick(rx_ns, out);
-        self.rx_ns = rx_ns;
+        self.progress.rx_ns = rx_ns;
     }
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
@@ -189,7 +191,7 @@ impl Merge {
                 // comparable with what follows, so everything before goes first.
                 self.flush(out);
                 self.lanes.iter_mut().for_each(|l| l.newest = None);
-                self.released = None;
+                self.progress.released = None;
             }
             out(item);
             return;
@@ -201,7 +203,7 @@ impl Merge {
                 for cpu in 0..h.cpus.min(MAX_HELLO_CPUS) {
                     self.lane(StreamId::new(cpu, Ring::Task), u32::MAX);
                 }
-                self.hello = true;
+                self.progress.hello = true;
             }
             // A snapshot answer's totals are as of its timestamp: it waits in the
             // control stream's lane (which never holds the watermark back) for its
@@ -222,14 +224,14 @@ impl Merge {
             out(item);
             return;
         };
-        if self.current != Some((lane, seq)) {
+        if self.progress.current != Some((lane, seq)) {
             // The previous frame is complete: its stream's newest timestamp is known,
             // so the watermark may have moved.
             self.release(out);
-            self.frames += 1;
-            self.last_frame_rx = self.rx_ns;
-            self.current = Some((lane, seq));
-            self.lanes[lane].last_frame = self.frames;
+            self.progress.frames += 1;
+            self.progress.last_frame_rx = self.progress.rx_ns;
+            self.progress.current = Some((lane, seq));
+            self.lanes[lane].last_frame = self.progress.frames;
         }
         let message = hold(&event.message);
         let l = &mut self.lanes[lane];
@@ -269,7 +271,7 @@ impl Merge {
     /// show the last frames). Receive times are recorded, so a replay releases at the
     /// same points as the live session did.
     pub fn tick(&mut self, now_ns: u64, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        if self.held == 0 || now_ns.saturating_sub(self.last_frame_rx) < LINK_IDLE_NS {
+        if self.held == 0 || now_ns.saturating_sub(self.progress.last_frame_rx) < LINK_IDLE_NS {
             return false;
         }
         self.flush(out);
@@ -279,16 +281,16 @@ impl Merge {
     /// Hands on everything held, in timestamp order (end of input).
     pub fn flush(&mut self, out: &mut impl FnMut(&Item<'_>)) {
         while self.pop(out) {}
-        self.current = None;
+        self.progress.current = None;
     }
 
     /// Releases every event at or below the watermark. `push` does this at every
     /// frame boundary; call it after a batch of input too, since the decoder only
     /// hands on whole frames, so the last frame of the batch is complete.
     pub fn release(&mut self, out: &mut impl FnMut(&Item<'_>)) {
-        let frames = self.frames;
+        let frames = self.progress.frames;
         let quiet = QUIET_FRAMES.max(16 * self.lanes.len() as u64);
-        if !self.hello && frames <= quiet {
+        if !self.progress.hello && frames <= quiet {
             // Until a Hello names the CPUs, a stream not heard yet is unknown, not
             // caught up: give every stream a chance to speak first.
             return;
@@ -324,10 +326,10 @@ impl Merge {
         // costs more than the rest of the release.
         let (ts, seq) = (p.ts, p.seq);
         self.held -= 1;
-        if self.released.is_some_and(|r| ts < r) {
+        if self.progress.released.is_some_and(|r| ts < r) {
             self.stats.late += 1;
         }
-        self.released = Some(self.released.map_or(ts, |r| r.max(ts)));
+        self.progress.released = Some(self.progress.released.map_or(ts, |r| r.max(ts)));
         if let Some(message) = p.message.as_ref().and_then(OwnedMessage::message) {
             out(&Item::Event {
                 stream,
@@ -349,7 +351,7 @@ impl Merge {
 
     /// The lane of `stream`, created if new; `None` once [`MAX_LANES`] exist.
     fn lane(&mut self, stream: StreamId, seq: u32) -> Option<usize> {
-        if let Some((lane, s)) = self.current
+        if let Some((lane, s)) = self.progress.current
             && s == seq
             && self.lanes[lane].stream == stream
         {
@@ -365,7 +367,7 @@ impl Merge {
             stream,
             queue: VecDeque::new(),
             newest: None,
-            last_frame: self.frames,
+            last_frame: self.progress.frames,
         });
         Some(self.lanes.len() - 1)
     }
@@ -434,14 +436,23 @@ mod tests {
         StreamId::new(cpu, Ring::Task)
     }
 
-    /// Feeds `frames` one by one, as a port delivers them, into a fresh state.
-    fn run(pipeline: &mut Pipeline, frames: &[Vec<u8>]) -> State {
+    /// Feeds `frames` one by one, as a port delivers them, into a fresh pipeline and
+    /// state, then ends the input.
+    fn run(frames: &[Vec<u8>]) -> (Pipeline, State) {
+        let (mut pipeline, mut state) = fed(frames);
+        pipeline.finish_into(&mut state);
+        (pipeline, state)
+    }
+
+    /// Feeds `frames` one by one into a fresh pipeline and state, without ending
+    /// the input.
+    fn fed(frames: &[Vec<u8>]) -> (Pipeline, State) {
+        let mut pipeline = Pipeline::new();
         let mut state = State::new();
         for f in frames {
             pipeline.feed_into(&mut state, 0, f);
         }
-        pipeline.finish_into(&mut state);
-        state
+        (pipeline, state)
     }
 
     fn lost_wakers(s: &State) -> u64 {
@@ -515,7 +526,7 @@ mod tests {
                 ],
             ),
         ];
-        let s = run(&mut Pipeline::new(), &frames);
+        let (_, s) = run(&frames);
         let t = &s.tasks[&7];
         assert_eq!(
             (t.polls, t.busy_ticks),
@@ -569,13 +580,9 @@ mod tests {
             ],
         );
         let h = hello(2);
-        let in_order = run(
-            &mut Pipeline::new(),
-            &[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()],
-        );
-        let mut pipeline = Pipeline::new();
+        let (_, in_order) = run(&[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()]);
         // CPU 0's events from t=150..301 arrive before CPU 1's from t=100..200.
-        let shuffled = run(&mut pipeline, &[h, b, c, a, d]);
+        let (pipeline, shuffled) = run(&[h, b, c, a, d]);
         assert_eq!(format!("{shuffled:?}"), format!("{in_order:?}"));
         assert_eq!(lost_wakers(&shuffled), 0);
         assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
@@ -636,9 +643,8 @@ mod tests {
         other.append(&mut held);
         assert_eq!(other.len(), g.frames.len());
         assert_ne!(other, g.frames);
-        let (mut p1, mut p2) = (Pipeline::new(), Pipeline::new());
-        let a = run(&mut p1, &g.frames);
-        let b = run(&mut p2, &other);
+        let (_, a) = run(&g.frames);
+        let (p2, b) = run(&other);
         assert_eq!(a.events, g.events());
         let stats = p2.merge().stats();
         assert_eq!((stats.late, stats.forced), (0, 0));
@@ -650,11 +656,7 @@ mod tests {
         // CPU 1 says something early and then nothing; CPU 0 keeps sending.
         let mut frames = vec![hello(2), frame(task(1), 0, &[(10, Message::CpuIdle)])];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut pipeline = Pipeline::new();
-        let mut state = State::new();
-        for f in &frames {
-            pipeline.feed_into(&mut state, 0, f);
-        }
+        let (pipeline, state) = fed(&frames);
         // Only the frames since CPU 1 went quiet wait, not the whole stream.
         let held = pipeline.merge().buffered();
         assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
@@ -662,11 +664,7 @@ mod tests {
         // A CPU the Hello announced that never speaks does not stall it either.
         let mut frames = vec![hello(4)];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut pipeline = Pipeline::new();
-        let mut state = State::new();
-        for f in &frames {
-            pipeline.feed_into(&mut state, 0, f);
-        }
+        let (pipeline, _) = fed(&frames);
         let held = pipeline.merge().buffered();
         assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
         assert_eq!(pipeline.merge().stats().late, 0);

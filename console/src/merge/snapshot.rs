@@ -12,18 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use lucid_protocol::OwnedMessage;
 
-use super::{MAX_LANES, Merge, MergeStats, Pending, StreamQueue, hold, key, one_event_frame};
+use super::{MAX_LANES, Merge, MergeStats, Pending, Progress, StreamQueue, hold, key, one_event_frame};
 
 /// The state of a [`Merge`], as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeSnapshot {
     lanes: Vec<LaneSnapshot>,
-    current: Option<(usize, u32)>,
-    frames: u64,
-    released: Option<u64>,
-    hello: bool,
-    rx_ns: u64,
-    last_frame_rx: u64,
+    progress: Progress,
     max_buffered: usize,
     stats: MergeStats,
 }
@@ -82,12 +77,7 @@ impl Merge {
             .collect();
         MergeSnapshot {
             lanes,
-            current: self.current,
-            frames: self.frames,
-            released: self.released,
-            hello: self.hello,
-            rx_ns: self.rx_ns,
-            last_frame_rx: self.last_frame_rx,
+            progress: self.progress,
             max_buffered: self.max_buffered,
             stats: self.stats,
         }
@@ -99,7 +89,7 @@ impl Merge {
         if s.lanes.len() > MAX_LANES {
             return Err(SnapshotError("too many lanes"));
         }
-        if s.current.is_some_and(|(lane, _)| lane >= s.lanes.len()) {
+        if s.progress.current.is_some_and(|(lane, _)| lane >= s.lanes.len()) {
             return Err(SnapshotError("current lane out of range"));
         }
         let held: usize = s.lanes.iter().map(|l| l.queue.len()).sum();
@@ -107,12 +97,7 @@ impl Merge {
             return Err(SnapshotError("more events held than the bound"));
         }
         let mut m = Merge::new(s.max_buffered);
-        m.current = s.current;
-        m.frames = s.frames;
-        m.released = s.released;
-        m.hello = s.hello;
-        m.rx_ns = s.rx_ns;
-        m.last_frame_rx = s.last_frame_rx;
+        m.progress = s.progress;
         m.stats = s.stats;
         m.held = held;
         let mut heads = Vec::new();
@@ -203,9 +188,9 @@ mod tests {
     #[test]
     fn inconsistent_snapshots_are_refused() {
         let mut snap = Merge::default().snapshot();
-        snap.current = Some((3, 0));
+        snap.progress.current = Some((3, 0));
         assert!(Merge::restore(snap.clone()).is_err());
-        snap.current = None;
+        snap.progress.current = None;
         snap.max_buffered = 0;
         assert!(Merge::restore(snap.clone()).is_err());
         snap.max_buffered = 1;

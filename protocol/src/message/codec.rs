@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Message;
-use super::list::List;
+use super::list::{List, ListItem};
 use super::types::{
     Callsite, CallsiteKind, Level, Outcome, PollResult, Ring, SpanNew, TaskId, TraceEvent, Waker, WasmState,
 };
@@ -187,90 +187,111 @@ impl<'a, T: Serialize + Deserialize<'a>> ExtendedCodec<'a, T> for Postcard {
     }
 }
 
-/// The body is the struct's fields in order, laid out by its [`FieldsBody`] (for
-/// structs with lists, which decode without allocating).
+/// The body is the struct's fields in order, each laid out by its [`BodyField`]
+/// (for structs with lists, which decode without allocating); `fields_body!` names
+/// the structs and their fields.
 pub(super) struct Fields;
 
-/// A struct laid out field by field in an extended body.
-pub(super) trait FieldsBody<'a>: Sized {
+/// A field of an extended body laid out by [`Fields`].
+trait BodyField<'a>: Sized {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError>;
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
 }
 
-impl<'a, T: FieldsBody<'a>> ExtendedCodec<'a, T> for Fields {
-    fn write(v: &T, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        v.write(w)
+impl BodyField<'_> for u64 {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.varint(*self)
     }
-    fn read(r: &mut Reader<'a>) -> Result<T, DecodeError> {
-        T::read(r)
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.varint()
     }
 }
 
-impl<'a> FieldsBody<'a> for Callsite<'a> {
+impl BodyField<'_> for u32 {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        w.varint(self.id)?;
-        w.u8(self.kind as u8)?;
-        w.u8(self.level as u8)?;
-        w.str(self.name)?;
-        w.str(self.target)?;
-        w.str(self.file)?;
-        w.varint(self.line.into())?;
-        self.fields.write(w)
+        w.varint((*self).into())
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        let id = r.varint()?;
-        let kind = match r.u8()? {
-            0 => CallsiteKind::Event,
-            1 => CallsiteKind::Span,
-            _ => return Err(DecodeError::InvalidDiscriminant),
-        };
-        let level = enum_u64(
-            r.u8()?.into(),
-            &[Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error],
-        )?;
-        Ok(Callsite {
-            id,
-            kind,
-            level,
-            name: r.str()?,
-            target: r.str()?,
-            file: r.str()?,
-            line: r.varint_u32()?,
-            fields: List::read(r)?,
-        })
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.varint_u32()
     }
 }
 
-impl<'a> FieldsBody<'a> for TraceEvent<'a> {
+impl<'a> BodyField<'a> for &'a str {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        w.varint(self.callsite)?;
-        write_option(w, self.span)?;
-        self.values.write(w)
+        w.str(self)
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Ok(TraceEvent {
-            callsite: r.varint()?,
-            span: read_option(r)?,
-            values: List::read(r)?,
-        })
+        r.str()
     }
 }
 
-impl<'a> FieldsBody<'a> for SpanNew<'a> {
+/// A presence byte (0 or 1), then the varint.
+impl BodyField<'_> for Option<u64> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        w.varint(self.span)?;
-        w.varint(self.callsite)?;
-        write_option(w, self.parent)?;
-        self.values.write(w)
+        match *self {
+            None => w.u8(0),
+            Some(v) => {
+                w.u8(1)?;
+                w.varint(v)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.varint()?)),
+            _ => Err(DecodeError::InvalidDiscriminant),
+        }
+    }
+}
+
+impl<'a, T: ListItem<'a>> BodyField<'a> for List<'a, T> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        List::write(self, w)
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Ok(SpanNew {
-            span: r.varint()?,
-            callsite: r.varint()?,
-            parent: read_option(r)?,
-            values: List::read(r)?,
-        })
+        List::read(r)
     }
+}
+
+/// Enums written as their index in a table of every value, in one byte.
+macro_rules! byte_fields {
+    ($($ty:ty: $all:expr;)*) => {$(
+        impl BodyField<'_> for $ty {
+            fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+                w.u8(*self as u8)
+            }
+            fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                enum_u64(r.u8()?.into(), &$all)
+            }
+        }
+    )*};
+}
+
+byte_fields! {
+    CallsiteKind: [CallsiteKind::Event, CallsiteKind::Span];
+    Level: [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
+}
+
+/// Lays out each struct as its fields in the order given.
+macro_rules! fields_body {
+    ($($ty:ident { $($field:ident),* $(,)? };)*) => {$(
+        impl<'a> ExtendedCodec<'a, $ty<'a>> for Fields {
+            fn write(v: &$ty<'a>, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+                $(BodyField::write(&v.$field, w)?;)*
+                Ok(())
+            }
+            fn read(r: &mut Reader<'a>) -> Result<$ty<'a>, DecodeError> {
+                Ok($ty { $($field: BodyField::read(r)?,)* })
+            }
+        }
+    )*};
+}
+
+fields_body! {
+    Callsite { id, kind, level, name, target, file, line, fields };
+    TraceEvent { callsite, span, values };
+    SpanNew { span, callsite, parent, values };
 }
 
 impl Message<'_> {
@@ -285,24 +306,6 @@ impl Message<'_> {
             return Ok(());
         }
         self.write_extended_record(w, ts_delta)
-    }
-}
-
-fn write_option(w: &mut Writer<'_>, v: Option<u64>) -> Result<(), EncodeError> {
-    match v {
-        None => w.u8(0),
-        Some(v) => {
-            w.u8(1)?;
-            w.varint(v)
-        }
-    }
-}
-
-fn read_option(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
-    match r.u8()? {
-        0 => Ok(None),
-        1 => Ok(Some(r.varint()?)),
-        _ => Err(DecodeError::InvalidDiscriminant),
     }
 }
 

@@ -22,9 +22,9 @@
 //!
 //! One row in the table below: its fields, its code, its name. A compact message
 //! needs nothing else (unless its layout is not one varint per field); an extended one
-//! needs its struct in `types.rs` (postcard lays it out, or a `FieldsBody` impl in
-//! `codec.rs` for one with lists). Codes never change: the golden vectors pin them.
-//! Compact codes 28..=31 are free for later minor versions.
+//! needs its struct in `types.rs`, which postcard lays out (or, for a struct with
+//! lists, one line in `fields_body!` in `codec.rs`). Codes never change: the golden
+//! vectors pin them; compact codes 28..=31 are free for later minor versions.
 
 use serde::{Deserialize, Serialize};
 

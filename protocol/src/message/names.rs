@@ -1,5 +1,8 @@
 //! Names of the numbers some messages carry (hostcalls, trap codes).
 
+#[cfg(feature = "std")]
+use std::borrow::Cow;
+
 /// Names of the wasm hostcall numbers in [`Message::WasmHostcalls`] (the kernel's
 /// `lucid` import module, in number order).
 pub const WASM_HOSTCALL_NAMES: [&str; 9] = [
@@ -37,19 +40,22 @@ pub const WASM_TRAP_NAMES: [&str; 16] = [
 /// The name of a hostcall number (`"hostcall#N"` for one this build does not know).
 #[cfg(feature = "std")]
 #[must_use]
-pub fn wasm_hostcall_name(n: u32) -> std::borrow::Cow<'static, str> {
-    match WASM_HOSTCALL_NAMES.get(n as usize) {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(format!("hostcall#{n}")),
-    }
+pub fn wasm_hostcall_name(n: u32) -> Cow<'static, str> {
+    name_in(&WASM_HOSTCALL_NAMES, "hostcall", n)
 }
 
 /// The name of a trap code (`"trap#N"` for one this build does not know).
 #[cfg(feature = "std")]
 #[must_use]
-pub fn wasm_trap_name(n: u32) -> std::borrow::Cow<'static, str> {
-    match WASM_TRAP_NAMES.get(n as usize) {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(format!("trap#{n}")),
+pub fn wasm_trap_name(n: u32) -> Cow<'static, str> {
+    name_in(&WASM_TRAP_NAMES, "trap", n)
+}
+
+/// Entry `n` of `names`, or `"{what}#{n}"` past its end.
+#[cfg(feature = "std")]
+fn name_in(names: &[&'static str], what: &str, n: u32) -> Cow<'static, str> {
+    match names.get(n as usize) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(format!("{what}#{n}")),
     }
 }
