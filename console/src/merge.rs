@@ -25,7 +25,7 @@ use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
-use lucid_protocol::{Event, FrameEncoder, Item, Message, OwnedMessage, Ring, StreamId};
+use lucid_protocol::{Event, Item, Message, OwnedMessage, Ring, StreamId};
 use serde::{Deserialize, Serialize};
 
 mod snapshot;
@@ -379,16 +379,6 @@ fn hold(m: &Message<'_>) -> Option<OwnedMessage> {
     OwnedMessage::new(m).ok()
 }
 
-/// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
-/// delimiter, as `decode_frame` takes it. `scratch` holds [`lucid_protocol::MAX_FRAME_LEN`]
-/// bytes and `wire` its COBS encoding; a decoded message always fits, since it came
-/// in a frame no larger whose header was no shorter. Empty if it does not.
-pub(crate) fn one_event_frame(m: &Message<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
-    let mut enc = FrameEncoder::new(scratch, StreamId::new(0, Ring::Task));
-    let n = enc.push(0, m).and_then(|()| enc.finish(wire)).unwrap_or_default();
-    wire.get(..n.saturating_sub(1)).unwrap_or_default().to_vec()
-}
-
 /// Heap key of a lane's head: timestamp, stream, lane, compared as one integer.
 fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
     (u128::from(ts) << 64) | (u128::from(stream.to_wire()) << LANE_BITS) | lane as u128
@@ -397,7 +387,7 @@ fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
 #[cfg(test)]
 mod tests {
     use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Decoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
+    use lucid_protocol::{Decoder, FrameEncoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
 
     use super::*;
     use crate::pipeline::Pipeline;
@@ -729,7 +719,7 @@ mod tests {
 
 #[cfg(test)]
 mod idle_tests {
-    use lucid_protocol::Ring;
+    use lucid_protocol::{FrameEncoder, Ring};
 
     use super::*;
     use crate::pipeline::Pipeline;

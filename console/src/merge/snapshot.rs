@@ -7,12 +7,10 @@
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 
-use lucid_protocol::{StreamId, decode_frame};
+use lucid_protocol::{FrameEncoder, Message, OwnedMessage, Ring, StreamId, decode_frame};
 use serde::{Deserialize, Serialize};
 
-use lucid_protocol::OwnedMessage;
-
-use super::{MAX_LANES, Merge, MergeStats, Pending, Progress, StreamQueue, hold, key, one_event_frame};
+use super::{MAX_LANES, Merge, MergeStats, Pending, Progress, StreamQueue, hold, key};
 
 /// The state of a [`Merge`], as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +131,16 @@ impl Merge {
 fn encode(held: Option<&OwnedMessage>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
     held.and_then(OwnedMessage::message)
         .map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire))
+}
+
+/// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
+/// delimiter, as `decode_frame` takes it. `scratch` holds [`lucid_protocol::MAX_FRAME_LEN`]
+/// bytes and `wire` its COBS encoding; a decoded message always fits, since it came
+/// in a frame no larger whose header was no shorter. Empty if it does not.
+fn one_event_frame(m: &Message<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    let mut enc = FrameEncoder::new(scratch, StreamId::new(0, Ring::Task));
+    let n = enc.push(0, m).and_then(|()| enc.finish(wire)).unwrap_or_default();
+    wire.get(..n.saturating_sub(1)).unwrap_or_default().to_vec()
 }
 
 #[cfg(test)]
