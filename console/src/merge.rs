@@ -330,12 +330,17 @@ impl Merge {
             self.stats.late += 1;
         }
         self.progress.released = Some(self.progress.released.map_or(ts, |r| r.max(ts)));
-        if let Some(message) = p.message.as_ref().and_then(OwnedMessage::message) {
-            out(&Item::Event {
-                stream,
-                seq,
-                event: Event { ts, message },
-            });
+        if let Some(held) = &p.message {
+            // Messages that borrow nothing are copied out here; the others decode
+            // out of line, so that this path stays small.
+            match held.fixed() {
+                Some(message) => out(&Item::Event {
+                    stream,
+                    seq,
+                    event: Event { ts, message },
+                }),
+                None => emit_decoded(stream, seq, ts, held, out),
+            }
         }
         l.queue.pop_front();
         // Replacing the top in place sifts once, where a pop and a push would
@@ -370,6 +375,18 @@ impl Merge {
             last_frame: self.progress.frames,
         });
         Some(self.lanes.len() - 1)
+    }
+}
+
+/// Hands on `held`, a message held as its record, as an event of `stream`.
+#[inline(never)]
+fn emit_decoded(stream: StreamId, seq: u32, ts: u64, held: &OwnedMessage, out: &mut impl FnMut(&Item<'_>)) {
+    if let Some(message) = held.message() {
+        out(&Item::Event {
+            stream,
+            seq,
+            event: Event { ts, message },
+        });
     }
 }
 

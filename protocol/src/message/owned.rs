@@ -28,10 +28,17 @@ const SHORT_RECORD: usize = 256;
 impl OwnedMessage {
     /// An owned copy of `m`. Fails only if `m` does not fit a frame, which a decoded
     /// message always does.
+    #[inline]
     pub fn new(m: &Message<'_>) -> Result<Self, EncodeError> {
-        if let Some(fixed) = FixedMessage::of(m) {
-            return Ok(Self(Repr::Fixed(fixed)));
+        match FixedMessage::of(m) {
+            Some(fixed) => Ok(Self(Repr::Fixed(fixed))),
+            None => Self::record(m),
         }
+    }
+
+    /// `m` as its record on the heap.
+    #[inline(never)]
+    fn record(m: &Message<'_>) -> Result<Self, EncodeError> {
         let mut short = [0u8; SHORT_RECORD];
         match record(m, &mut short) {
             Ok(bytes) => Ok(Self(Repr::Record(bytes.into()))),
@@ -50,9 +57,27 @@ impl OwnedMessage {
     pub fn message(&self) -> Option<Message<'_>> {
         match &self.0 {
             Repr::Fixed(m) => Some(m.message()),
-            Repr::Record(bytes) => super::read_record(&mut Reader::new(bytes)).ok()?.1,
+            Repr::Record(bytes) => decode(bytes),
         }
     }
+
+    /// The message if it borrows nothing (one of a compact record), at no more cost
+    /// than a copy; `None` for one held as its record (see [`Self::message`]). For a
+    /// hot path that keeps the decoding out of line.
+    #[inline]
+    #[must_use]
+    pub fn fixed(&self) -> Option<Message<'static>> {
+        match &self.0 {
+            Repr::Fixed(m) => Some(m.message()),
+            Repr::Record(_) => None,
+        }
+    }
+}
+
+/// The message of a record `OwnedMessage::record` wrote.
+#[inline(never)]
+fn decode(record: &[u8]) -> Option<Message<'_>> {
+    super::read_record(&mut Reader::new(record)).ok()?.1
 }
 
 /// `m`'s record at timestamp delta 0, in `buf`.
@@ -73,6 +98,9 @@ mod tests {
         for m in sample_messages() {
             let owned = OwnedMessage::new(&m).expect("a sample fits a frame");
             assert_eq!(owned.message(), Some(m), "{m:?}");
+            if let Some(fixed) = owned.fixed() {
+                assert_eq!(fixed, m);
+            }
         }
     }
 
