@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use lucid_protocol::{Decoder, DecoderStats, MessageKind};
+use lucid_protocol::{DecoderStats, MessageKind};
 use serde::{Deserialize, Serialize};
 
-use crate::merge::{self, Merge};
+use crate::pipeline::Pipeline;
 use crate::source::{Source, SourceError};
 use crate::state::State;
 
@@ -24,21 +24,20 @@ pub struct Collected {
 /// Decodes a whole source into a [`State`].
 pub fn collect(source: &mut dyn Source) -> Collected {
     let mut state = State::new();
-    let mut decoder = Decoder::new();
-    let mut merge = Merge::default();
+    let mut pipeline = Pipeline::new();
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                merge::feed(&mut decoder, &mut merge, &mut state, chunk.rx_ns, &chunk.data);
+                pipeline.feed_into(&mut state, chunk.rx_ns, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
         }
     };
-    merge::finish(&mut decoder, &mut merge, &mut state);
+    pipeline.finish_into(&mut state);
     Collected {
         state,
-        decoder: *decoder.stats(),
+        decoder: *pipeline.decoder().stats(),
         damage,
     }
 }
