@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::Pipeline;
 use crate::source::{Source, SourceError};
-use crate::state::State;
+use crate::state::{PanicRecord, State};
 
 /// Everything read from a source until its end or the first damage.
 #[derive(Debug)]
@@ -139,6 +139,10 @@ pub struct Summary {
     pub tasks: u64,
     /// Tasks completed.
     pub tasks_completed: u64,
+    /// Task panics the kernel contained.
+    pub task_panics: u64,
+    /// The first of them (up to the state's `MAX_PANICS`), oldest first.
+    pub panics: Vec<PanicRecord>,
     /// Tasks known only from their events, with no name or spawn location: spawned
     /// before the stream began and gone before a snapshot listed them.
     pub tasks_unnamed: u64,
@@ -209,6 +213,8 @@ impl Summary {
             events_by_kind,
             tasks: s.tasks_spawned,
             tasks_completed: s.tasks_completed,
+            task_panics: s.task_panics,
+            panics: s.panics.clone(),
             tasks_unnamed: s.tasks.values().filter(|t| t.location.is_empty()).count() as u64,
             tasks_unnamed_unfinished: s
                 .tasks
@@ -260,6 +266,7 @@ impl Summary {
             events,
             tasks,
             tasks_completed,
+            task_panics,
             sequence_gaps,
             missing_frames,
             crc_errors,
@@ -269,6 +276,7 @@ impl Summary {
             dropped_events,
             bytes
         );
+        s.panics.retain(|p| !a.panics.contains(p));
         s.duration_s = duration_s;
         s.bytes_per_event = if s.events == 0 {
             0.0
@@ -322,6 +330,22 @@ impl Summary {
             "tasks      {} spawned, {} completed; {} wasm instances; {} CPUs",
             self.tasks, self.tasks_completed, self.wasm_instances, self.cpus
         )?;
+        if self.task_panics > 0 {
+            writeln!(o, "panics     {} contained", self.task_panics)?;
+            for p in &self.panics {
+                let name = if p.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{}`", p.name)
+                };
+                let at = if p.location.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", p.location)
+                };
+                writeln!(o, "           task {}{name}{at}: {}", p.task, p.message)?;
+            }
+        }
         if self.tasks_unnamed > 0 {
             writeln!(
                 o,

@@ -237,4 +237,7 @@ table::messages! {
         /// Echoed in the answer's [`Message::SnapshotBegin`]/[`Message::SnapshotEnd`].
         request: u64,
     } = compact(27), "request_snapshot";
+    /// A task's poll panicked and the panic was contained; its `TaskCompleted` with
+    /// outcome `Panicked` follows.
+    TaskPanicked(TaskPanicked<'a>) = extended(10, Postcard), "task_panicked";
 }

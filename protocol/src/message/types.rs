@@ -288,6 +288,17 @@ pub struct WasmTrap<'a> {
     pub reason: &'a str,
 }
 
+/// A task's contained panic: what it said and where it was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPanicked<'a> {
+    /// The task.
+    pub task: TaskId,
+    /// The panic message.
+    pub message: &'a str,
+    /// Where the panic was raised, when the platform knows.
+    pub location: Option<Location<'a>>,
+}
+
 /// A live task with its counters, sent in answer to a snapshot request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSnapshot<'a> {
