@@ -403,23 +403,12 @@ fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
 
 #[cfg(test)]
 mod tests {
-    use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Decoder, FrameEncoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
+    use lucid_protocol::testdata::{Workload, frame, generate};
+    use lucid_protocol::{Decoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
 
     use super::*;
     use crate::pipeline::Pipeline;
     use crate::state::{State, WarningKind};
-
-    fn frame(stream: StreamId, seq: u32, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
-        let mut enc = FrameEncoder::with_sequence(vec![0u8; 4096], stream, seq);
-        for (ts, m) in messages {
-            enc.push(*ts, m).expect("fits");
-        }
-        let mut out = vec![0u8; enc.max_finished_len()];
-        let n = enc.finish(&mut out).expect("fits");
-        out.truncate(n);
-        out
-    }
 
     fn hello(cpus: u32) -> Vec<u8> {
         frame(

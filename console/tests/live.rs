@@ -12,22 +12,9 @@ use std::process::{Command, Output};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::lucid;
-use lucid_protocol::testdata::{Generated, Workload, generate};
+use common::{lucid, workload};
 use lucid_protocol::{Decoder, Item, MessageKind, Ring};
 use serde_json::Value;
-
-fn workload() -> Generated {
-    generate(&Workload {
-        cpus: 4,
-        tasks: 300,
-        polls_per_task: 4,
-        wasm_instances: 3,
-        loss: 17,
-        frame_buffer: 1024,
-        seed: 7,
-    })
-}
 
 fn tmp(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("live-{}-{name}", std::process::id()));
@@ -98,7 +85,7 @@ fn host_requests(bytes: &[u8]) -> Vec<MessageKind> {
 
 #[test]
 fn headless_live_json_equals_stats_of_the_same_bytes() {
-    let g = workload();
+    let g = workload(7);
     let sock = tmp("a.sock");
     let server = serve(UnixListener::bind(&sock).unwrap(), vec![g.wire()]);
     let rec = tmp("a-rec.lucid");
@@ -129,7 +116,7 @@ fn headless_live_json_equals_stats_of_the_same_bytes() {
 
 #[test]
 fn tcp_works_like_the_unix_socket() {
-    let g = workload();
+    let g = workload(7);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let wire = g.wire();
@@ -151,7 +138,7 @@ fn tcp_works_like_the_unix_socket() {
 
 #[test]
 fn garbage_and_a_vanished_peer_are_survived_with_a_reconnect() {
-    let g = workload();
+    let g = workload(7);
     let half = g.frames.len() / 2;
     let mut first = b"\x13\x37 noise on the line \xff\x00".to_vec();
     first.extend(g.frames[..half].concat());
@@ -199,7 +186,7 @@ fn a_missing_socket_is_retried_without_failing() {
 
 #[test]
 fn stdin_is_read_to_its_end() {
-    let g = workload();
+    let g = workload(7);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lucid"))
         .args(["live", "--stdin", "--headless-for", "10"])
         .stdin(std::process::Stdio::piped())
@@ -219,7 +206,7 @@ fn stdin_is_read_to_its_end() {
 
 #[test]
 fn a_serial_pty_works_like_a_socket() {
-    let g = workload();
+    let g = workload(7);
     let (mut master, slave) = serialport::TTYPort::pair().expect("a pseudo-terminal pair");
     let path = serialport::SerialPort::name(&slave).expect("the pty has a path");
     let child = Command::new(env!("CARGO_BIN_EXE_lucid"))
@@ -298,7 +285,7 @@ fn metric_sum(text: &str, name: &str) -> u64 {
 
 #[test]
 fn headless_live_serves_its_state_as_metrics_while_it_runs() {
-    let g = workload();
+    let g = workload(7);
     let sock = tmp("m.sock");
     let server = serve(UnixListener::bind(&sock).unwrap(), vec![g.wire()]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lucid"))

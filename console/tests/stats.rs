@@ -5,23 +5,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::lucid;
+use common::{lucid, workload};
 use lucid_protocol::MessageKind;
 use lucid_protocol::recording::RecordingWriter;
-use lucid_protocol::testdata::{Generated, Workload, generate};
 use serde_json::Value;
-
-fn workload() -> Generated {
-    generate(&Workload {
-        cpus: 4,
-        tasks: 300,
-        polls_per_task: 4,
-        wasm_instances: 3,
-        loss: 17,
-        frame_buffer: 1024,
-        seed: 42,
-    })
-}
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stats-{name}.lucid"));
@@ -49,7 +36,7 @@ fn stderr_line(out: &Output) -> String {
 
 #[test]
 fn json_counts_match_the_generated_workload() {
-    let g = workload();
+    let g = workload(42);
     let path = write("clean", &g.recording(4096));
     let j = stats_json(&path, &[]);
     assert_eq!(j["events"], g.events());
@@ -74,7 +61,7 @@ fn json_counts_match_the_generated_workload() {
 
 #[test]
 fn text_output_names_the_totals() {
-    let g = workload();
+    let g = workload(42);
     let path = write("text", &g.recording(4096));
     let out = lucid(&["stats", path.to_str().unwrap()]);
     assert!(out.status.success());
@@ -85,7 +72,7 @@ fn text_output_names_the_totals() {
 
 #[test]
 fn line_errors_are_counted_not_fatal() {
-    let g = workload();
+    let g = workload(42);
     let mut frames = g.frames.clone();
     // A flipped bit in one frame (CRC error) and a lost frame of a CPU stream (gap).
     let victim = frames.len() / 2;
@@ -106,7 +93,7 @@ fn line_errors_are_counted_not_fatal() {
 
 #[test]
 fn a_truncated_recording_fails_naming_the_offset_unless_partial() {
-    let g = workload();
+    let g = workload(42);
     let full = g.recording(4096);
     let cut = full.len() - 100;
     let path = write("truncated", &full[..cut]);
@@ -156,7 +143,7 @@ fn garbage_and_wrong_magic_are_not_recordings() {
 
 #[test]
 fn a_newer_recording_format_is_refused() {
-    let mut bytes = workload().recording(4096);
+    let mut bytes = workload(42).recording(4096);
     bytes[8] = 9;
     let path = write("newer", &bytes);
     let out = lucid(&["stats", path.to_str().unwrap()]);

@@ -7,6 +7,23 @@ use crate::message::*;
 use crate::recording::RecordingWriter;
 use crate::{FrameEncoder, MAJOR, MINOR, StreamId};
 
+/// Encodes `events` (timestamp, message) into one wire frame of `stream` with
+/// sequence number `seq`, delimiter included: how tests hand-build a stream.
+///
+/// # Panics
+/// If the events do not fit in one frame.
+#[must_use]
+pub fn frame(stream: StreamId, seq: u32, events: &[(u64, Message<'_>)]) -> Vec<u8> {
+    let mut enc = FrameEncoder::with_sequence(vec![0u8; 64 * 1024], stream, seq);
+    for (ts, m) in events {
+        enc.push(*ts, m).expect("the events fit in one frame");
+    }
+    let mut out = vec![0u8; enc.max_finished_len()];
+    let n = enc.finish(&mut out).expect("the frame fits its buffer");
+    out.truncate(n);
+    out
+}
+
 /// One message of every [`MessageKind`], in [`MessageKind::ALL`] order, with fixed
 /// contents (the golden vectors are made from these).
 #[must_use]

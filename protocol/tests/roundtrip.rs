@@ -180,7 +180,7 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
         MessageKind::TaskPanicked => Message::TaskPanicked(TaskPanicked {
             task: n[0],
             message: &s[0],
-            location: (n[1] % 2 == 0).then_some(Location {
+            location: n[1].is_multiple_of(2).then_some(Location {
                 file: &s[1],
                 line: n[2] as u32,
                 column: n[3] as u32,

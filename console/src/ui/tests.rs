@@ -1,8 +1,8 @@
 //! Rendering tests: every view and the help overlay drawn on a `TestBackend` from a
 //! generated workload, compared with committed insta snapshots.
 
-use lucid_protocol::testdata::{Workload, generate, sample_messages};
-use lucid_protocol::{FrameEncoder, Message, Ring, StreamId, TaskId};
+use lucid_protocol::testdata::{Workload, frame, generate, sample_messages};
+use lucid_protocol::{Message, Ring, StreamId, TaskId};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -13,17 +13,6 @@ use crate::state::{Config, TaskStatus};
 
 fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-fn frame(stream: StreamId, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
-    let mut enc = FrameEncoder::new(vec![0u8; 2048], stream);
-    for (ts, m) in messages {
-        enc.push(*ts, m).expect("fits");
-    }
-    let mut out = vec![0u8; enc.max_finished_len()];
-    let n = enc.finish(&mut out).expect("fits");
-    out.truncate(n);
-    out
 }
 
 /// The small two-CPU workload the fixtures are made of.
@@ -96,7 +85,7 @@ fn fixture() -> (App, Option<TaskId>) {
     extra.push((now + 40, Message::CpuIdle));
     extra.push((now + 5_040, Message::CpuBusy));
     extra.push((now + 5_050, Message::RunQueueDepth { depth: 1 }));
-    s.feed(2, &frame(StreamId::new(1, Ring::Interrupt), &extra));
+    s.feed(2, &frame(StreamId::new(1, Ring::Interrupt), 0, &extra));
     s.flush();
     (App::new(s), idle)
 }
@@ -202,7 +191,7 @@ fn task_detail_view_of_a_panicked_task() {
         ),
     ];
     app.session
-        .feed(3, &frame(StreamId::new(1, Ring::Interrupt), &panicked));
+        .feed(3, &frame(StreamId::new(1, Ring::Interrupt), 0, &panicked));
     app.session.flush();
     app.view = View::Warnings;
     // The panic is the newest warning; Enter opens its task.
@@ -406,7 +395,7 @@ fn pause_freezes_the_display_while_ingest_goes_on() {
     let before = app.state().events;
     app.on_key(key(KeyCode::Char(' ')));
     assert!(app.paused());
-    let extra = frame(StreamId::new(3, Ring::Task), &[(1, Message::Heartbeat)]);
+    let extra = frame(StreamId::new(3, Ring::Task), 0, &[(1, Message::Heartbeat)]);
     app.ingest(IngestEvent::Chunk(crate::source::Chunk { rx_ns: 3, data: extra }));
     assert_eq!(app.state().events, before);
     app.on_key(key(KeyCode::Char(' ')));

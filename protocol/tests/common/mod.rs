@@ -1,19 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use lucid_protocol::{Decoder, FrameEncoder, Item, Message, StreamId, decode_frame};
-
-/// Encodes `events` into one wire frame (with delimiter).
-pub fn frame(stream: StreamId, seq: u32, events: &[(u64, Message<'_>)]) -> Vec<u8> {
-    let mut enc = FrameEncoder::with_sequence(vec![0u8; 64 * 1024], stream, seq);
-    for (ts, m) in events {
-        enc.push(*ts, m).expect("fits");
-    }
-    let mut out = vec![0u8; enc.max_finished_len()];
-    let n = enc.finish(&mut out).expect("fits");
-    out.truncate(n);
-    out
-}
+pub use lucid_protocol::testdata::frame;
+use lucid_protocol::{Decoder, Item, StreamId, decode_frame};
 
 /// Decodes one wire frame (with delimiter) into (ts, debug string of message).
 pub fn decode_one(wire: &[u8]) -> Vec<(u64, String)> {

@@ -9,6 +9,7 @@
 //! ([`wasm`]) and contained task panics ([`panic`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
 //! stop the later ones.
 
+mod boot_record;
 mod console;
 mod host;
 mod ktest;
@@ -172,22 +173,26 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// that cannot run to the end (QEMU does not start, a run times out) counts as a
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
-    if let Err(e) = trace::end_to_end(tally, image) {
-        eprintln!("error: trace end to end: {e:#}");
-        tally.record("trace end to end runs to completion", false);
-    }
-    if let Err(e) = console::end_to_end(tally, image) {
-        eprintln!("error: console end to end: {e:#}");
-        tally.record("console end to end runs to completion", false);
-    }
-    metrics::end_to_end(tally, image);
-    link_bench::end_to_end(tally, image);
-    if let Err(e) = wasm::end_to_end(tally, image) {
-        eprintln!("error: wasm end to end: {e:#}");
-        tally.record("wasm end to end runs to completion", false);
-    }
-    if let Err(e) = panic::end_to_end(tally, image) {
-        eprintln!("error: panic end to end: {e:#}");
-        tally.record("panic end to end runs to completion", false);
+    type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
+    let scenarios: [(&str, Scenario); 6] = [
+        ("trace", trace::end_to_end),
+        ("console", console::end_to_end),
+        // These two record their own failures as checks.
+        ("metrics", |tally, image| {
+            metrics::end_to_end(tally, image);
+            Ok(())
+        }),
+        ("link bench", |tally, image| {
+            link_bench::end_to_end(tally, image);
+            Ok(())
+        }),
+        ("wasm", wasm::end_to_end),
+        ("panic", panic::end_to_end),
+    ];
+    for (name, scenario) in scenarios {
+        if let Err(e) = scenario(tally, image) {
+            eprintln!("error: {name} end to end: {e:#}");
+            tally.record(&format!("{name} end to end runs to completion"), false);
+        }
     }
 }

@@ -3,49 +3,23 @@
 //! --json` on the recording must count the panics with their messages and locations
 //! while the kernel is still running at the end.
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 
-use super::{Tally, console_binary, record_checks};
-use crate::{
-    artifacts::{self, BootImage},
-    process, trace_link,
+use super::{
+    Tally,
+    boot_record::{boot_and_record, stats_json},
+    record_checks,
 };
+use crate::artifacts::BootImage;
 
 /// Boots `workload=panic`, records 10 s and checks the panics in `lucid stats --json`.
 pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
     println!("panic end to end: workload=panic for 10 s, the panics in lucid stats");
-    let lucid = console_binary()?;
-    let recording = artifacts::target_dir().join("freestanding").join("panic-e2e.lucid");
-    let (mut child, stream) =
-        trace_link::boot(image, "panic-e2e", "log=warn workload=panic", trace_link::Link::Virtio)?;
-    drop(stream);
-    let mut live = Command::new(&lucid);
-    live.arg("live")
-        .arg("--socket")
-        .arg(trace_link::socket_path("panic-e2e"))
-        .args(["--headless-for", "10", "--record"])
-        .arg(&recording);
-    process::show(&live);
-    let live_out = live.stderr(Stdio::inherit()).output().context("run lucid live")?;
-    // Give a panic in flight time to end the kernel if it were not contained.
-    std::thread::sleep(Duration::from_millis(500));
-    let still_running = matches!(child.try_wait(), Ok(None));
-    let _ = child.kill();
-    let _ = child.wait();
-    if !live_out.status.success() {
-        bail!("lucid live failed: {}", live_out.status);
-    }
-    let mut stats = Command::new(&lucid);
-    stats.arg("stats").arg(&recording).arg("--json");
-    process::show(&stats);
-    let out = stats.output().context("run lucid stats")?;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("lucid stats --json output")?;
-    record_checks(tally, "panic e2e", panic_checks(&json, still_running));
+    let recorded = boot_and_record(image, "panic-e2e", "log=warn workload=panic", Duration::ZERO, 10)?;
+    let json = stats_json(&recorded)?;
+    record_checks(tally, "panic e2e", panic_checks(&json, recorded.kernel_survived));
     Ok(())
 }
 

@@ -2,18 +2,18 @@
 //! workload, and `lucid stats`, `lucid profile` and `lucid export` on the recording
 //! must show every guest doing what it is for.
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Tally, console_binary, record_checks};
+use super::{
+    Tally,
+    boot_record::{boot_and_record, stats_json},
+    record_checks,
+};
 use crate::{
     artifacts::{self, BootImage},
-    process, trace_link,
+    process,
 };
 
 /// The demo's wasm guests as the console sees them: `lucid live` records 10 s of
@@ -21,33 +21,16 @@ use crate::{
 /// demo instance doing what it is for.
 pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
     println!("wasm end to end: the demo's guests, a console connecting after 3 s for 10 s, in lucid stats");
-    let lucid = console_binary()?;
-    let recording = artifacts::target_dir().join("freestanding").join("wasm-e2e.lucid");
-    let (mut child, stream) = trace_link::boot(image, "wasm-e2e", "log=warn workload=demo", trace_link::Link::Virtio)?;
-    drop(stream);
     // Connect late: the instances started at boot must come from the kernel's
     // answer to the console's snapshot request.
-    std::thread::sleep(Duration::from_secs(3));
-    let mut live = Command::new(&lucid);
-    live.arg("live")
-        .arg("--socket")
-        .arg(trace_link::socket_path("wasm-e2e"))
-        .args(["--headless-for", "10", "--record"])
-        .arg(&recording);
-    process::show(&live);
-    let live_out = live.stderr(Stdio::inherit()).output().context("run lucid live")?;
-    let _ = child.kill();
-    let _ = child.wait();
-    if !live_out.status.success() {
-        bail!("lucid live failed: {}", live_out.status);
-    }
-    let mut stats = Command::new(&lucid);
-    stats.arg("stats").arg(&recording).arg("--json");
-    process::show(&stats);
-    let out = stats.output().context("run lucid stats")?;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("lucid stats --json output")?;
+    let recorded = boot_and_record(image, "wasm-e2e", "log=warn workload=demo", Duration::from_secs(3), 10)?;
+    let json = stats_json(&recorded)?;
     record_checks(tally, "wasm e2e", wasm_demo_checks(&json));
-    record_checks(tally, "wasm e2e", profile_and_export_checks(&lucid, &recording)?);
+    record_checks(
+        tally,
+        "wasm e2e",
+        profile_and_export_checks(&recorded.lucid, &recorded.recording)?,
+    );
     Ok(())
 }
 
