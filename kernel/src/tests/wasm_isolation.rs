@@ -252,3 +252,30 @@ fn wasm_a_forged_handle_traps_only_its_instance() {
     // The channel it did create was freed with it.
     assert_eq!(budget::charged(), 0);
 }
+
+#[ktest]
+fn wasm_budgets_refuse_past_the_tree_and_the_kernel_limit() {
+    use budget::{Budget, KERNEL_LIMIT, Refusal};
+    quiesce();
+    let tree = Budget::new(4096);
+    let most = tree.charge(4000).expect("within the tree's budget");
+    assert_eq!(tree.charge(97).map(drop), Err(Refusal::NoMemory));
+    let rest = tree.charge(96).expect("exactly up to the tree's budget");
+    assert_eq!(tree.used(), 4096);
+    drop((most, rest));
+    assert_eq!((tree.used(), budget::charged()), (0, 0), "charges are given back");
+    // All trees together stop at KERNEL_LIMIT, whatever their own budgets say.
+    let huge = Budget::new(usize::MAX);
+    let hog = huge.charge(KERNEL_LIMIT - 10).expect("up to the kernel limit");
+    assert_eq!(tree.charge(11).map(drop), Err(Refusal::NoMemory));
+    assert_eq!(tree.used(), 0, "a refused charge leaves the tree unchanged");
+    assert!(tree.charge(10).is_ok());
+    drop(hog);
+    assert_eq!(budget::charged(), 0);
+    let members: Vec<_> = (0..MAX_TREE_INSTANCES)
+        .map(|_| tree.join().expect("a member"))
+        .collect();
+    assert_eq!(tree.join().map(drop), Err(Refusal::TooManyInstances));
+    drop(members);
+    assert!(tree.join().is_ok(), "members that end free their places");
+}
