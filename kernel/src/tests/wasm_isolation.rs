@@ -182,9 +182,15 @@ fn wasm_spawn_storms_stop_at_the_tree_and_kernel_limits() {
     });
     // Five storms: together they would be 80 instances; the kernel stops at
     // MAX_INSTANCES and refuses every storm the same way.
-    let storms: Vec<_> = (0..5)
-        .map(|_| rt().spawn("t_spawn_storm").expect("spawn t_spawn_storm").1)
-        .collect();
+    let mut storms = Vec::new();
+    for _ in 0..5 {
+        // The storms started first may already fill the kernel: the kernel
+        // refuses a later one the same way it refuses their children.
+        match rt().spawn("t_spawn_storm") {
+            Ok((_, storm)) => storms.push(storm),
+            Err(e) => assert_eq!(e, wasm::SpawnError::TooManyInstances),
+        }
+    }
     let mut peak = 0;
     wait_for(Duration::from_secs(30), "every storm to be refused", || {
         peak = peak.max(rt().live_instances());
@@ -194,6 +200,12 @@ fn wasm_spawn_storms_stop_at_the_tree_and_kernel_limits() {
         assert_eq!(join("t_spawn_storm", storm), Outcome::Exited(ERR_LIMIT));
     }
     assert!(peak <= wasm::MAX_INSTANCES, "{peak} instances alive");
+    // It was the kernel's limit that stopped them (a root that was refused ends
+    // and frees its place, so the peak may fall a little short of it).
+    assert!(
+        peak + 8 >= wasm::MAX_INSTANCES,
+        "only {peak} instances alive at the peak"
+    );
     bystanders.assert_progress("five spawn storms");
     wait_for(Duration::from_secs(15), "the storms' children to end", || {
         rt().live_instances() == 1

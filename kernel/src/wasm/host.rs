@@ -125,7 +125,7 @@ fn refused(c: &mut Cx<'_>, h: Hostcall, what: &dyn core::fmt::Display) {
         return;
     }
     d.refusal_logged = true;
-    let budget = d.member.budget();
+    let budget = d.handles.budget();
     log::warn!(
         target: "wasm",
         "{}#{}: {} refused: {what} ({} of {} bytes charged)",

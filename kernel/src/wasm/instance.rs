@@ -196,10 +196,6 @@ pub struct InstanceData {
     pub(super) handles: Handles,
     pub(super) meter: Arc<Meter>,
     pub(super) pages: u32,
-    /// Counted among its tree's live instances while it lives.
-    pub(super) member: Member,
-    /// What the instance costs its tree as a spawned child (none for a root).
-    _child: Option<Charge>,
     /// A refusal of its budget was logged (logged once per instance).
     pub(super) refusal_logged: bool,
 }
@@ -331,11 +327,10 @@ pub(super) fn spawn(
         handles,
         meter: meter.clone(),
         pages: 0,
-        member,
-        _child: child,
         refusal_logged: false,
     };
     let run = Metered {
+        _tree: (member, child),
         id,
         interval: guest.entry.fuel_per_slice,
         meter,
@@ -427,17 +422,12 @@ fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> was
 /// task, no slicing): what `cargo xtask bench` measures.
 pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
     let budget = Budget::new(lucid_wasm::DEFAULT_KERNEL_MEMORY_BUDGET as usize);
-    let member = budget
-        .join()
-        .map_err(|e| wasmtime::Error::msg(alloc::string::ToString::to_string(&e)))?;
     let data = InstanceData {
         id: 0,
         guest,
         handles: Handles::new(&budget),
         meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
         pages: 0,
-        member,
-        _child: None,
         refusal_logged: false,
     };
     let mut store = Store::new(&rt.engine, data);
@@ -524,6 +514,9 @@ fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
 /// The instance task's future: carries wasmtime's TLS slots with the task across
 /// CPUs, and reports fuel, slices, state and hostcalls after every poll.
 struct Metered<F> {
+    /// Its place in its tree and its charge as a child, given back together with
+    /// its place among the kernel's live instances (`LIVE`).
+    _tree: (Member, Option<Charge>),
     id: InstanceId,
     interval: u64,
     meter: Arc<Meter>,
