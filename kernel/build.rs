@@ -10,6 +10,8 @@ fn main() {
         "-no-pie",
         "-Wl,--build-id=none",
         "-Wl,-z,max-page-size=4096",
+        // `__GNU_EH_FRAME_HDR` and its search table, for unwinding a panicking task.
+        "-Wl,--eh-frame-hdr",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }

@@ -4,8 +4,8 @@
 
 use std::{fs::File, io::BufReader};
 
-use lucid_console::merge::Merge;
-use lucid_protocol::{Decoder, Item, Message, recording::RecordingReader};
+use lucid_console::pipeline::Pipeline;
+use lucid_protocol::{Item, Message, recording::RecordingReader};
 
 fn task_of(m: &Message<'_>) -> Option<u64> {
     Some(match *m {
@@ -29,8 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let task: u64 = task.parse()?;
     let mut reader = RecordingReader::new(BufReader::new(File::open(path)?))?;
-    let mut decoder = Decoder::new();
-    let mut merge = Merge::default();
+    let mut pipeline = Pipeline::new();
     let mut state = lucid_console::state::State::default();
     let mut out = Vec::new();
     // The state model sees what the console feeds it: the merge's time-ordered output.
@@ -43,14 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     while let Some(record) = reader.next_chunk()? {
-        merge.tick(record.rx_ns, &mut apply);
-        merge.rx_ns = record.rx_ns;
-        decoder.feed(&record.data, |item| merge.push(&item, &mut apply));
-        merge.release(&mut apply);
+        pipeline.feed(record.rx_ns, &record.data, &mut apply);
     }
-    decoder.finish(|item| merge.push(&item, &mut apply));
-    merge.flush(&mut apply);
-    eprintln!("merge: {:?}", merge.stats);
+    pipeline.finish(&mut apply);
+    eprintln!("merge: {:?}", pipeline.merge().stats());
     for w in state.warnings.iter().filter(|w| w.task == Some(task)) {
         out.push((
             w.ts.unwrap_or(0),

@@ -6,7 +6,7 @@
 //! command line; a TUI adds views on the same state model.
 //!
 //! ```text
-//! source (file | socket | tcp | serial | stdin) ─▶ Decoder ─▶ Merge ─▶ State ─▶ stats | views (ui)
+//! source (file | socket | tcp | serial | stdin) ─▶ Pipeline (Decoder ─▶ Merge) ─▶ State ─▶ stats | views (ui)
 //! ```
 
 pub mod export;
@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod live;
 pub mod merge;
 pub mod metrics;
+pub mod pipeline;
 pub mod profile;
 pub mod replay;
 pub mod source;

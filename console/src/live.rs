@@ -4,10 +4,10 @@
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use lucid_protocol::{Decoder, DecoderStats};
+use lucid_protocol::DecoderStats;
 
-use crate::merge::{self, Merge};
 use crate::metrics::{PUBLISH_EVERY, Server};
+use crate::pipeline::Pipeline;
 use crate::source::{Endpoint, Ingest, IngestEvent, Recorder, now_ns};
 use crate::state::{Config, State, WarningKind};
 use crate::stats::Collected;
@@ -33,9 +33,9 @@ pub enum Link {
 pub struct Session {
     /// What the stream built.
     pub state: State,
-    decoder: Decoder,
-    /// Puts the CPUs' interleaved frames back in timestamp order.
-    pub merge: Merge,
+    /// Decodes the stream and puts the CPUs' interleaved frames back in timestamp
+    /// order.
+    pipeline: Pipeline,
     /// Connection status.
     pub link: Link,
     /// Where the bytes come from, for the status bar.
@@ -52,8 +52,7 @@ impl Session {
     pub fn new(source: String, config: Config) -> Self {
         Self {
             state: State::with_config(config),
-            decoder: Decoder::new(),
-            merge: Merge::default(),
+            pipeline: Pipeline::new(),
             link: Link::Connecting,
             source,
             record_error: None,
@@ -63,23 +62,21 @@ impl Session {
 
     /// Decodes received bytes into the state.
     pub fn feed(&mut self, rx_ns: u64, data: &[u8]) {
-        merge::feed(&mut self.decoder, &mut self.merge, &mut self.state, rx_ns, data);
+        self.pipeline.feed_into(&mut self.state, rx_ns, data);
     }
 
     /// Hands everything the merge holds to the state, in order: nothing more is
     /// coming for now (the link went away), so waiting for other streams only hides
     /// what is known.
     pub fn flush(&mut self) {
-        let state = &mut self.state;
-        self.merge.flush(&mut |item| state.apply(item));
+        self.pipeline.flush_into(&mut self.state);
     }
 
     /// Releases what the merge holds once the link has been idle (see
-    /// [`Merge::tick`]); `now_ns` is the host clock the ingest thread stamps chunks
+    /// [`crate::merge::Merge::tick`]); `now_ns` is the host clock the ingest thread stamps chunks
     /// with. True if something was released.
     pub fn tick(&mut self, now_ns: u64) -> bool {
-        let state = &mut self.state;
-        self.merge.tick(now_ns, &mut |item| state.apply(item))
+        self.pipeline.tick_into(&mut self.state, now_ns)
     }
 
     /// Applies one event of the ingest thread.
@@ -103,7 +100,7 @@ impl Session {
     /// Decoder counters.
     #[must_use]
     pub fn decoder_stats(&self) -> &DecoderStats {
-        self.decoder.stats()
+        self.pipeline.decoder().stats()
     }
 
     /// The connection part of the status bar.
@@ -158,10 +155,10 @@ impl Session {
     /// is reported, and the result is what `Summary::new` takes.
     #[must_use]
     pub fn finish(mut self) -> Collected {
-        merge::finish(&mut self.decoder, &mut self.merge, &mut self.state);
+        self.pipeline.finish_into(&mut self.state);
         Collected {
             state: self.state,
-            decoder: *self.decoder.stats(),
+            decoder: *self.pipeline.decoder().stats(),
             damage: None,
         }
     }

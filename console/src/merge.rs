@@ -25,13 +25,8 @@ use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BinaryHeap, VecDeque};
 
-use lucid_protocol::{
-    Decoder, Event, FrameEncoder, Item, Location, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskKind,
-    TaskSpawned, Waker, decode_frame,
-};
+use lucid_protocol::{Event, Item, Message, OwnedMessage, Ring, StreamId};
 use serde::{Deserialize, Serialize};
-
-use crate::state::State;
 
 mod snapshot;
 
@@ -78,58 +73,18 @@ pub struct MergeStats {
     pub peak: usize,
 }
 
-/// A buffered message, small (32 bytes against 128 for a `Message`) so that the
-/// queues move little memory: the hot executor events are held as their fields,
-/// other fixed-size messages boxed, and messages with strings or lists, which borrow
-/// the decoder's frame buffer, re-encoded into a one-event frame of their own and
-/// decoded again on release.
-#[derive(Debug)]
-enum Held {
-    PollStart(TaskId),
-    PollEnd(TaskId, PollResult),
-    Wake {
-        task: TaskId,
-        waker: Waker,
-        by_ref: bool,
-        self_wake: bool,
-    },
-    WakerClone(TaskId, u64),
-    WakerDrop(TaskId, u64),
-    CpuIdle,
-    CpuBusy,
-    Steal(TaskId, u32, u32),
-    TaskCompleted(TaskId, Outcome),
-    TaskDropped(TaskId),
-    JoinWaiting(TaskId, TaskId),
-    RunQueueDepth(u32),
-    Spawned(Box<Spawned>),
-    Other(Box<Message<'static>>),
-    Encoded(Box<[u8]>),
-}
-
-/// An owned `TaskSpawned` (one allocation: its strings back to back), since
-/// re-encoding costs more and spawns can be frequent.
-#[derive(Debug)]
-struct Spawned {
-    task: TaskId,
-    kind: TaskKind,
-    parent: Option<TaskId>,
-    line: u32,
-    column: u32,
-    /// Name, then file.
-    text: Box<str>,
-    name_len: usize,
-}
-
 #[derive(Debug)]
 struct Pending {
     ts: u64,
     seq: u32,
-    held: Held,
+    /// `None` for a message that could not be copied (none that was decoded): it is
+    /// released as nothing.
+    message: Option<OwnedMessage>,
 }
 
+/// The events held for one stream, oldest first.
 #[derive(Debug)]
-struct Lane {
+struct StreamQueue {
     stream: StreamId,
     queue: VecDeque<Pending>,
     /// Newest timestamp seen on this stream.
@@ -156,32 +111,37 @@ fn is_snapshot_answer(m: &Message<'_>) -> bool {
     )
 }
 
-/// Buffers decoded items and hands them on in global timestamp order.
-#[derive(Debug)]
-pub struct Merge {
-    lanes: Vec<Lane>,
-    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
-    /// do not depend on arrival order), then lane.
-    heads: BinaryHeap<Reverse<u128>>,
+/// How far a merge has got through its input: what it decides releases on besides
+/// the events it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Progress {
     /// The frame the previous event came from: (lane, seq).
     current: Option<(usize, u32)>,
     /// Frames seen: the merge's clock in arrival terms.
     frames: u64,
-    held: usize,
     /// Newest timestamp released so far.
     released: Option<u64>,
     /// Whether a `Hello` announced the CPUs' task streams.
     hello: bool,
     /// Host receive time of the input being pushed (nanoseconds).
-    pub rx_ns: u64,
+    rx_ns: u64,
     /// Host receive time of the latest frame.
     last_frame_rx: u64,
+}
+
+/// Buffers decoded items and hands them on in global timestamp order.
+#[derive(Debug)]
+pub struct Merge {
+    lanes: Vec<StreamQueue>,
+    /// Heads of the non-empty lanes, as [`key`]s: by timestamp, then stream (so ties
+    /// do not depend on arrival order), then lane.
+    heads: BinaryHeap<Reverse<u128>>,
+    held: usize,
+    progress: Progress,
     /// Buffer bound in events.
-    pub max_buffered: usize,
+    max_buffered: usize,
     /// Counters.
-    pub stats: MergeStats,
-    scratch: Vec<u8>,
-    wire: Vec<u8>,
+    stats: MergeStats,
 }
 
 impl Default for Merge {
@@ -197,17 +157,10 @@ impl Merge {
         Self {
             lanes: Vec::new(),
             heads: BinaryHeap::new(),
-            current: None,
-            frames: 0,
             held: 0,
-            released: None,
-            hello: false,
-            rx_ns: 0,
-            last_frame_rx: 0,
+            progress: Progress::default(),
             max_buffered: max_buffered.max(1),
             stats: MergeStats::default(),
-            scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
-            wire: vec![0; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1],
         }
     }
 
@@ -215,6 +168,19 @@ impl Merge {
     #[must_use]
     pub fn buffered(&self) -> usize {
         self.held
+    }
+
+    /// What the merge had to do so far that weakens the ordering guarantee.
+    #[must_use]
+    pub fn stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// Notes that the items pushed next were received at `rx_ns` (host clock); if
+    /// the link was idle until then, everything held goes first (see [`Self::tick`]).
+    pub fn start_chunk(&mut self, rx_ns: u64, out: &mut impl FnMut(&Item<'_>)) {
+        self.tick(rx_ns, out);
+        self.progress.rx_ns = rx_ns;
     }
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
@@ -225,7 +191,7 @@ impl Merge {
                 // comparable with what follows, so everything before goes first.
                 self.flush(out);
                 self.lanes.iter_mut().for_each(|l| l.newest = None);
-                self.released = None;
+                self.progress.released = None;
             }
             out(item);
             return;
@@ -237,7 +203,7 @@ impl Merge {
                 for cpu in 0..h.cpus.min(MAX_HELLO_CPUS) {
                     self.lane(StreamId::new(cpu, Ring::Task), u32::MAX);
                 }
-                self.hello = true;
+                self.progress.hello = true;
             }
             // A snapshot answer's totals are as of its timestamp: it waits in the
             // control stream's lane (which never holds the watermark back) for its
@@ -246,8 +212,7 @@ impl Merge {
                 && is_snapshot_answer(&event.message)
                 && let Some(lane) = self.lane(stream, seq)
             {
-                let held = self.hold(&event.message);
-                self.enqueue(lane, stream, event.ts, seq, held, out);
+                self.enqueue(lane, stream, event.ts, seq, hold(&event.message), out);
                 self.release(out);
                 return;
             }
@@ -259,19 +224,19 @@ impl Merge {
             out(item);
             return;
         };
-        if self.current != Some((lane, seq)) {
+        if self.progress.current != Some((lane, seq)) {
             // The previous frame is complete: its stream's newest timestamp is known,
             // so the watermark may have moved.
             self.release(out);
-            self.frames += 1;
-            self.last_frame_rx = self.rx_ns;
-            self.current = Some((lane, seq));
-            self.lanes[lane].last_frame = self.frames;
+            self.progress.frames += 1;
+            self.progress.last_frame_rx = self.progress.rx_ns;
+            self.progress.current = Some((lane, seq));
+            self.lanes[lane].last_frame = self.progress.frames;
         }
-        let held = self.hold(&event.message);
+        let message = hold(&event.message);
         let l = &mut self.lanes[lane];
         l.newest = Some(l.newest.map_or(event.ts, |n| n.max(event.ts)));
-        self.enqueue(lane, stream, event.ts, seq, held, out);
+        self.enqueue(lane, stream, event.ts, seq, message, out);
     }
 
     /// Queues an event on `lane` (of `stream`); past the bound, the oldest held
@@ -283,14 +248,14 @@ impl Merge {
         stream: StreamId,
         ts: u64,
         seq: u32,
-        held: Held,
+        message: Option<OwnedMessage>,
         out: &mut impl FnMut(&Item<'_>),
     ) {
         let l = &mut self.lanes[lane];
         if l.queue.is_empty() {
             self.heads.push(Reverse(key(ts, stream, lane)));
         }
-        l.queue.push_back(Pending { ts, seq, held });
+        l.queue.push_back(Pending { ts, seq, message });
         self.held += 1;
         self.stats.buffered += 1;
         while self.held > self.max_buffered {
@@ -306,7 +271,7 @@ impl Merge {
     /// show the last frames). Receive times are recorded, so a replay releases at the
     /// same points as the live session did.
     pub fn tick(&mut self, now_ns: u64, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        if self.held == 0 || now_ns.saturating_sub(self.last_frame_rx) < LINK_IDLE_NS {
+        if self.held == 0 || now_ns.saturating_sub(self.progress.last_frame_rx) < LINK_IDLE_NS {
             return false;
         }
         self.flush(out);
@@ -316,16 +281,16 @@ impl Merge {
     /// Hands on everything held, in timestamp order (end of input).
     pub fn flush(&mut self, out: &mut impl FnMut(&Item<'_>)) {
         while self.pop(out) {}
-        self.current = None;
+        self.progress.current = None;
     }
 
     /// Releases every event at or below the watermark. `push` does this at every
     /// frame boundary; call it after a batch of input too, since the decoder only
     /// hands on whole frames, so the last frame of the batch is complete.
     pub fn release(&mut self, out: &mut impl FnMut(&Item<'_>)) {
-        let frames = self.frames;
+        let frames = self.progress.frames;
         let quiet = QUIET_FRAMES.max(16 * self.lanes.len() as u64);
-        if !self.hello && frames <= quiet {
+        if !self.progress.hello && frames <= quiet {
             // Until a Hello names the CPUs, a stream not heard yet is unknown, not
             // caught up: give every stream a chance to speak first.
             return;
@@ -357,35 +322,25 @@ impl Merge {
             return true;
         };
         let stream = l.stream;
-        if matches!(p.held, Held::Encoded(_)) {
-            // Rare (messages with strings or lists but spawns): decoded from an owned
-            // copy, so taken out of the queue first.
-            let p = l.queue.pop_front().expect("the front exists");
-            match l.queue.front() {
-                Some(next) => {
-                    top.0 = key(next.ts, stream, lane);
-                    drop(top);
-                }
-                None => {
-                    PeekMut::pop(top);
-                }
-            }
-            return self.emit(stream, p, out);
-        }
-        // The common case reads the event where it is held and drops it after: moving
-        // it out first costs more than the rest of the release.
+        // The event is read where it is held and dropped after: moving it out first
+        // costs more than the rest of the release.
         let (ts, seq) = (p.ts, p.seq);
         self.held -= 1;
-        if self.released.is_some_and(|r| ts < r) {
+        if self.progress.released.is_some_and(|r| ts < r) {
             self.stats.late += 1;
         }
-        self.released = Some(self.released.map_or(ts, |r| r.max(ts)));
-        if let Some(message) = message_of(&p.held) {
-            out(&Item::Event {
-                stream,
-                seq,
-                event: Event { ts, message },
-            });
+        self.progress.released = Some(self.progress.released.map_or(ts, |r| r.max(ts)));
+        if let Some(held) = &p.message {
+            // Messages that borrow nothing are copied out here; the others decode
+            // out of line, so that this path stays small.
+            match held.fixed() {
+                Some(message) => out(&Item::Event {
+                    stream,
+                    seq,
+                    event: Event { ts, message },
+                }),
+                None => emit_decoded(stream, seq, ts, held, out),
+            }
         }
         l.queue.pop_front();
         // Replacing the top in place sifts once, where a pop and a push would
@@ -399,47 +354,9 @@ impl Merge {
         true
     }
 
-    /// Hands on `p`, an event of `stream` just taken from its queue.
-    #[cold]
-    #[inline(never)]
-    fn emit(&mut self, stream: StreamId, p: Pending, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        self.held -= 1;
-        if self.released.is_some_and(|r| p.ts < r) {
-            self.stats.late += 1;
-        }
-        self.released = Some(self.released.map_or(p.ts, |r| r.max(p.ts)));
-        if let Held::Encoded(mut bytes) = p.held {
-            // The bytes were encoded by `hold` from a decoded message, so they
-            // decode again; were that ever not so, the event is dropped rather
-            // than the console stopped.
-            if let Ok(frame) = decode_frame(&mut bytes)
-                && let Some(Ok(event)) = frame.events().next()
-            {
-                // Re-encoded at timestamp 0: the timestamp is the held one.
-                out(&Item::Event {
-                    stream,
-                    seq: p.seq,
-                    event: Event {
-                        ts: p.ts,
-                        message: event.message,
-                    },
-                });
-            }
-            return true;
-        }
-        if let Some(message) = message_of(&p.held) {
-            out(&Item::Event {
-                stream,
-                seq: p.seq,
-                event: Event { ts: p.ts, message },
-            });
-        }
-        true
-    }
-
     /// The lane of `stream`, created if new; `None` once [`MAX_LANES`] exist.
     fn lane(&mut self, stream: StreamId, seq: u32) -> Option<usize> {
-        if let Some((lane, s)) = self.current
+        if let Some((lane, s)) = self.progress.current
             && s == seq
             && self.lanes[lane].stream == stream
         {
@@ -451,146 +368,32 @@ impl Merge {
         if self.lanes.len() >= MAX_LANES {
             return None;
         }
-        self.lanes.push(Lane {
+        self.lanes.push(StreamQueue {
             stream,
             queue: VecDeque::new(),
             newest: None,
-            last_frame: self.frames,
+            last_frame: self.progress.frames,
         });
         Some(self.lanes.len() - 1)
     }
+}
 
-    /// An owned copy of `m`.
-    #[inline]
-    fn hold(&mut self, m: &Message<'_>) -> Held {
-        match *m {
-            Message::PollStart { task } => return Held::PollStart(task),
-            Message::PollEnd { task, result } => return Held::PollEnd(task, result),
-            Message::Wake {
-                task,
-                waker,
-                by_ref,
-                self_wake,
-            } => {
-                return Held::Wake {
-                    task,
-                    waker,
-                    by_ref,
-                    self_wake,
-                };
-            }
-            Message::WakerClone { task, wakers } => return Held::WakerClone(task, wakers),
-            Message::WakerDrop { task, wakers } => return Held::WakerDrop(task, wakers),
-            Message::CpuIdle => return Held::CpuIdle,
-            Message::CpuBusy => return Held::CpuBusy,
-            Message::Steal { task, from_cpu, to_cpu } => return Held::Steal(task, from_cpu, to_cpu),
-            Message::TaskCompleted { task, outcome } => return Held::TaskCompleted(task, outcome),
-            Message::TaskDropped { task } => return Held::TaskDropped(task),
-            Message::JoinWaiting { task, waiter } => return Held::JoinWaiting(task, waiter),
-            Message::RunQueueDepth { depth } => return Held::RunQueueDepth(depth),
-            Message::TaskSpawned(t) => {
-                return Held::Spawned(Box::new(Spawned {
-                    task: t.task,
-                    kind: t.kind,
-                    parent: t.parent,
-                    line: t.location.line,
-                    column: t.location.column,
-                    text: [t.name, t.location.file].concat().into(),
-                    name_len: t.name.len(),
-                }));
-            }
-            _ => {}
-        }
-        if let Some(m) = inline(m) {
-            return Held::Other(Box::new(m));
-        }
-        Held::Encoded(one_event_frame(m, &mut self.scratch, &mut self.wire).into())
+/// Hands on `held`, a message held as its record, as an event of `stream`.
+#[inline(never)]
+fn emit_decoded(stream: StreamId, seq: u32, ts: u64, held: &OwnedMessage, out: &mut impl FnMut(&Item<'_>)) {
+    if let Some(message) = held.message() {
+        out(&Item::Event {
+            stream,
+            seq,
+            event: Event { ts, message },
+        });
     }
 }
 
-/// Decodes `data` into `state` through `merge`: the one way bytes reach the state
-/// model (stats, live, headless).
-/// `rx_ns` is the host receive time of `data`.
-pub fn feed(decoder: &mut Decoder, merge: &mut Merge, state: &mut State, rx_ns: u64, data: &[u8]) {
-    state.received_at(rx_ns);
-    feed_items(decoder, merge, rx_ns, data, &mut |item| state.apply(item));
-}
-
-/// The items `data` releases, in the order [`feed`] applies them (after noting the
-/// receive time): for a consumer that does more than apply them (replay's cursor).
-pub fn feed_items(decoder: &mut Decoder, merge: &mut Merge, rx_ns: u64, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
-    merge.tick(rx_ns, out);
-    merge.rx_ns = rx_ns;
-    decoder.feed(data, |item| merge.push(&item, out));
-    merge.release(out);
-}
-
-/// The items the end of input releases, in the order [`finish`] applies them.
-pub fn finish_items(decoder: &mut Decoder, merge: &mut Merge, out: &mut impl FnMut(&Item<'_>)) {
-    decoder.finish(|item| merge.push(&item, out));
-    merge.flush(out);
-}
-
-/// Ends the input: a frame cut off at the end is reported, and everything held goes
-/// to `state` in order.
-pub fn finish(decoder: &mut Decoder, merge: &mut Merge, state: &mut State) {
-    finish_items(decoder, merge, &mut |item| state.apply(item));
-}
-
-/// The message `held` holds, borrowing its strings; `None` for a re-encoded one
-/// (decode its frame instead).
-#[inline(always)]
-fn message_of(held: &Held) -> Option<Message<'_>> {
-    Some(match *held {
-        Held::PollStart(task) => Message::PollStart { task },
-        Held::PollEnd(task, result) => Message::PollEnd { task, result },
-        Held::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        } => Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        },
-        Held::WakerClone(task, wakers) => Message::WakerClone { task, wakers },
-        Held::WakerDrop(task, wakers) => Message::WakerDrop { task, wakers },
-        Held::CpuIdle => Message::CpuIdle,
-        Held::CpuBusy => Message::CpuBusy,
-        Held::Steal(task, from_cpu, to_cpu) => Message::Steal { task, from_cpu, to_cpu },
-        Held::TaskCompleted(task, outcome) => Message::TaskCompleted { task, outcome },
-        Held::TaskDropped(task) => Message::TaskDropped { task },
-        Held::JoinWaiting(task, waiter) => Message::JoinWaiting { task, waiter },
-        Held::RunQueueDepth(depth) => Message::RunQueueDepth { depth },
-        Held::Spawned(ref sp) => {
-            let (name, file) = sp.text.split_at(sp.name_len);
-            Message::TaskSpawned(TaskSpawned {
-                task: sp.task,
-                name,
-                kind: sp.kind,
-                location: Location {
-                    file,
-                    line: sp.line,
-                    column: sp.column,
-                },
-                parent: sp.parent,
-            })
-        }
-        Held::Other(ref m) => **m,
-        Held::Encoded(_) => return None,
-    })
-}
-
-/// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
-/// delimiter, as `decode_frame` takes it. `scratch` holds [`lucid_protocol::MAX_FRAME_LEN`]
-/// bytes and `wire` its COBS encoding; a decoded message always fits, since it came
-/// in a frame no larger whose header was no shorter. Empty if it does not.
-pub(crate) fn one_event_frame(m: &Message<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
-    let mut enc = FrameEncoder::new(scratch, StreamId::new(0, Ring::Task));
-    let n = enc.push(0, m).and_then(|()| enc.finish(wire)).unwrap_or_default();
-    wire.get(..n.saturating_sub(1)).unwrap_or_default().to_vec()
+/// An owned copy of `m`, to hold until its turn.
+#[inline]
+fn hold(m: &Message<'_>) -> Option<OwnedMessage> {
+    OwnedMessage::new(m).ok()
 }
 
 /// Heap key of a lane's head: timestamp, stream, lane, compared as one integer.
@@ -598,102 +401,14 @@ fn key(ts: u64, stream: StreamId, lane: usize) -> u128 {
     (u128::from(ts) << 64) | (u128::from(stream.to_wire()) << LANE_BITS) | lane as u128
 }
 
-/// `m` as a `'static` message if it borrows nothing (every fixed-size message).
-fn inline(m: &Message<'_>) -> Option<Message<'static>> {
-    Some(match *m {
-        Message::PollStart { task } => Message::PollStart { task },
-        Message::PollEnd { task, result } => Message::PollEnd { task, result },
-        Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        } => Message::Wake {
-            task,
-            waker,
-            by_ref,
-            self_wake,
-        },
-        Message::WakerClone { task, wakers } => Message::WakerClone { task, wakers },
-        Message::WakerDrop { task, wakers } => Message::WakerDrop { task, wakers },
-        Message::JoinWaiting { task, waiter } => Message::JoinWaiting { task, waiter },
-        Message::TaskCompleted { task, outcome } => Message::TaskCompleted { task, outcome },
-        Message::TaskDropped { task } => Message::TaskDropped { task },
-        Message::Steal { task, from_cpu, to_cpu } => Message::Steal { task, from_cpu, to_cpu },
-        Message::CpuIdle => Message::CpuIdle,
-        Message::CpuBusy => Message::CpuBusy,
-        Message::RunQueueDepth { depth } => Message::RunQueueDepth { depth },
-        Message::SpanEnter { span } => Message::SpanEnter { span },
-        Message::SpanExit { span } => Message::SpanExit { span },
-        Message::SpanClose { span } => Message::SpanClose { span },
-        Message::Loss { cpu, ring, count } => Message::Loss { cpu, ring, count },
-        Message::Heartbeat => Message::Heartbeat,
-        Message::EventCounts {
-            cpu,
-            ring,
-            produced,
-            dropped,
-        } => Message::EventCounts {
-            cpu,
-            ring,
-            produced,
-            dropped,
-        },
-        Message::WasmStateChanged {
-            instance,
-            state,
-            detail,
-        } => Message::WasmStateChanged {
-            instance,
-            state,
-            detail,
-        },
-        Message::WasmMemoryGrow {
-            instance,
-            old_pages,
-            new_pages,
-        } => Message::WasmMemoryGrow {
-            instance,
-            old_pages,
-            new_pages,
-        },
-        Message::WasmPoll { instance, fuel, slices } => Message::WasmPoll { instance, fuel, slices },
-        Message::WasmHostcalls {
-            instance,
-            hostcall,
-            calls,
-            ticks,
-        } => Message::WasmHostcalls {
-            instance,
-            hostcall,
-            calls,
-            ticks,
-        },
-        Message::SnapshotBegin { request } => Message::SnapshotBegin { request },
-        Message::SnapshotEnd { request } => Message::SnapshotEnd { request },
-        Message::Pause => Message::Pause,
-        Message::Resume => Message::Resume,
-        Message::RequestSnapshot { request } => Message::RequestSnapshot { request },
-        Message::Hello(_)
-        | Message::Callsite(_)
-        | Message::TaskSpawned(_)
-        | Message::TraceEvent(_)
-        | Message::SpanNew(_)
-        | Message::WasmInstanceCreated(_)
-        | Message::WasmTrap(_)
-        | Message::TaskSnapshot(_)
-        | Message::WasmInstanceSnapshot(_)
-        | Message::SetLevelFilter(_) => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Hello, PollResult, TaskId, Waker};
+    use lucid_protocol::{Decoder, FrameEncoder, Hello, Location, PollResult, TaskId, TaskKind, Waker, decode_frame};
 
     use super::*;
-    use crate::state::WarningKind;
+    use crate::pipeline::Pipeline;
+    use crate::state::{State, WarningKind};
 
     fn frame(stream: StreamId, seq: u32, messages: &[(u64, Message<'_>)]) -> Vec<u8> {
         let mut enc = FrameEncoder::with_sequence(vec![0u8; 4096], stream, seq);
@@ -728,15 +443,23 @@ mod tests {
         StreamId::new(cpu, Ring::Task)
     }
 
-    /// Feeds `frames` one by one, as a port delivers them, into a fresh state.
-    fn run(merge: &mut Merge, frames: &[Vec<u8>]) -> State {
-        let mut decoder = Decoder::new();
+    /// Feeds `frames` one by one, as a port delivers them, into a fresh pipeline and
+    /// state, then ends the input.
+    fn run(frames: &[Vec<u8>]) -> (Pipeline, State) {
+        let (mut pipeline, mut state) = fed(frames);
+        pipeline.finish_into(&mut state);
+        (pipeline, state)
+    }
+
+    /// Feeds `frames` one by one into a fresh pipeline and state, without ending
+    /// the input.
+    fn fed(frames: &[Vec<u8>]) -> (Pipeline, State) {
+        let mut pipeline = Pipeline::new();
         let mut state = State::new();
         for f in frames {
-            feed(&mut decoder, merge, &mut state, 0, f);
+            pipeline.feed_into(&mut state, 0, f);
         }
-        finish(&mut decoder, merge, &mut state);
-        state
+        (pipeline, state)
     }
 
     fn lost_wakers(s: &State) -> u64 {
@@ -810,7 +533,7 @@ mod tests {
                 ],
             ),
         ];
-        let s = run(&mut Merge::default(), &frames);
+        let (_, s) = run(&frames);
         let t = &s.tasks[&7];
         assert_eq!(
             (t.polls, t.busy_ticks),
@@ -864,17 +587,14 @@ mod tests {
             ],
         );
         let h = hello(2);
-        let in_order = run(
-            &mut Merge::default(),
-            &[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()],
-        );
-        let mut merge = Merge::default();
+        let (_, in_order) = run(&[h.clone(), a.clone(), b.clone(), c.clone(), d.clone()]);
         // CPU 0's events from t=150..301 arrive before CPU 1's from t=100..200.
-        let shuffled = run(&mut merge, &[h, b, c, a, d]);
+        let (pipeline, shuffled) = run(&[h, b, c, a, d]);
         assert_eq!(format!("{shuffled:?}"), format!("{in_order:?}"));
         assert_eq!(lost_wakers(&shuffled), 0);
         assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
-        assert_eq!((merge.stats.late, merge.stats.forced, merge.buffered()), (0, 0, 0));
+        let merge = pipeline.merge();
+        assert_eq!((merge.stats().late, merge.stats().forced, merge.buffered()), (0, 0, 0));
         let t = &shuffled.tasks[&7];
         assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, 100 + 20 + 10));
     }
@@ -930,11 +650,11 @@ mod tests {
         other.append(&mut held);
         assert_eq!(other.len(), g.frames.len());
         assert_ne!(other, g.frames);
-        let (mut m1, mut m2) = (Merge::default(), Merge::default());
-        let a = run(&mut m1, &g.frames);
-        let b = run(&mut m2, &other);
+        let (_, a) = run(&g.frames);
+        let (p2, b) = run(&other);
         assert_eq!(a.events, g.events());
-        assert_eq!((m2.stats.late, m2.stats.forced), (0, 0));
+        let stats = p2.merge().stats();
+        assert_eq!((stats.late, stats.forced), (0, 0));
         assert_eq!(format!("{b:?}"), format!("{a:?}"));
     }
 
@@ -943,26 +663,18 @@ mod tests {
         // CPU 1 says something early and then nothing; CPU 0 keeps sending.
         let mut frames = vec![hello(2), frame(task(1), 0, &[(10, Message::CpuIdle)])];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::default();
-        let mut decoder = Decoder::new();
-        let mut state = State::new();
-        for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
-        }
+        let (pipeline, state) = fed(&frames);
         // Only the frames since CPU 1 went quiet wait, not the whole stream.
-        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
+        let held = pipeline.merge().buffered();
+        assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
         assert!(state.events >= 300 - QUIET_FRAMES, "{}", state.events);
         // A CPU the Hello announced that never speaks does not stall it either.
         let mut frames = vec![hello(4)];
         frames.extend((0..300u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::default();
-        let mut state = State::new();
-        let mut decoder = Decoder::new();
-        for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
-        }
-        assert!(merge.buffered() <= QUIET_FRAMES as usize + 1, "{}", merge.buffered());
-        assert_eq!(merge.stats.late, 0);
+        let (pipeline, _) = fed(&frames);
+        let held = pipeline.merge().buffered();
+        assert!(held <= QUIET_FRAMES as usize + 1, "{held}");
+        assert_eq!(pipeline.merge().stats().late, 0);
     }
 
     #[test]
@@ -970,22 +682,28 @@ mod tests {
         // CPU 1's only event holds the watermark at t=0 while CPU 0's frames pile up.
         let mut frames = vec![hello(2), frame(task(1), 0, &[(0, Message::CpuIdle)])];
         frames.extend((0..30u32).map(|i| frame(task(0), i, &[(100 + u64::from(i), Message::CpuBusy)])));
-        let mut merge = Merge::new(10);
-        let mut decoder = Decoder::new();
+        let mut pipeline = Pipeline::with_merge(Merge::new(10));
         let mut state = State::new();
         let mut most = 0;
         for f in &frames {
-            feed(&mut decoder, &mut merge, &mut state, 0, f);
-            most = most.max(merge.buffered());
+            pipeline.feed_into(&mut state, 0, f);
+            most = most.max(pipeline.merge().buffered());
         }
         assert_eq!(most, 10);
-        assert_eq!(merge.stats.peak, 10);
+        let stats = pipeline.merge().stats();
+        assert_eq!(stats.peak, 10);
         // CPU 0's 30 events through a buffer of 10: 20 went early, oldest first, so
         // the order still holds.
-        assert_eq!((merge.stats.forced, merge.stats.late), (20, 0));
-        finish(&mut decoder, &mut merge, &mut state);
+        assert_eq!((stats.forced, stats.late), (20, 0));
+        pipeline.finish_into(&mut state);
         assert_eq!(state.events, 32);
-        assert_eq!(merge.buffered(), 0);
+        assert_eq!(pipeline.merge().buffered(), 0);
+    }
+
+    #[test]
+    fn a_held_event_takes_what_the_buffer_bound_assumes() {
+        // `DEFAULT_MAX_BUFFERED` is sized for 48 bytes an event.
+        assert!(size_of::<Pending>() <= 48, "{}", size_of::<Pending>());
     }
 
     #[test]
@@ -1018,9 +736,11 @@ mod tests {
 
 #[cfg(test)]
 mod idle_tests {
-    use lucid_protocol::Ring;
+    use lucid_protocol::{FrameEncoder, Ring};
 
     use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::state::State;
 
     #[test]
     fn an_idle_link_releases_what_is_held() {
@@ -1039,14 +759,13 @@ mod idle_tests {
         let mut out = vec![0u8; enc.max_finished_len()];
         let n = enc.finish(&mut out).expect("fits");
         out.truncate(n);
-        let (mut d, mut m, mut s) = (Decoder::new(), Merge::default(), State::new());
-        feed(&mut d, &mut m, &mut s, 1_000, &out);
-        feed(&mut d, &mut m, &mut s, 2_000, &frames[0]);
-        feed(&mut d, &mut m, &mut s, 3_000, &frames[1]);
-        assert!(m.buffered() > 0);
-        let mut apply = |i: &Item<'_>| s.apply(i);
-        assert!(!m.tick(3_000 + LINK_IDLE_NS / 2, &mut apply));
-        assert!(m.tick(3_000 + LINK_IDLE_NS, &mut apply));
-        assert_eq!((m.buffered(), s.events), (0, 3));
+        let (mut p, mut s) = (Pipeline::new(), State::new());
+        p.feed_into(&mut s, 1_000, &out);
+        p.feed_into(&mut s, 2_000, &frames[0]);
+        p.feed_into(&mut s, 3_000, &frames[1]);
+        assert!(p.merge().buffered() > 0);
+        assert!(!p.tick_into(&mut s, 3_000 + LINK_IDLE_NS / 2));
+        assert!(p.tick_into(&mut s, 3_000 + LINK_IDLE_NS));
+        assert_eq!((p.merge().buffered(), s.events), (0, 3));
     }
 }

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use lucid_protocol::{Decoder, DecoderStats, MessageKind};
+use lucid_protocol::{DecoderStats, MessageKind};
 use serde::{Deserialize, Serialize};
 
-use crate::merge::{self, Merge};
+use crate::pipeline::Pipeline;
 use crate::source::{Source, SourceError};
-use crate::state::State;
+use crate::state::{PanicRecord, State};
 
 /// Everything read from a source until its end or the first damage.
 #[derive(Debug)]
@@ -24,21 +24,20 @@ pub struct Collected {
 /// Decodes a whole source into a [`State`].
 pub fn collect(source: &mut dyn Source) -> Collected {
     let mut state = State::new();
-    let mut decoder = Decoder::new();
-    let mut merge = Merge::default();
+    let mut pipeline = Pipeline::new();
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                merge::feed(&mut decoder, &mut merge, &mut state, chunk.rx_ns, &chunk.data);
+                pipeline.feed_into(&mut state, chunk.rx_ns, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
         }
     };
-    merge::finish(&mut decoder, &mut merge, &mut state);
+    pipeline.finish_into(&mut state);
     Collected {
         state,
-        decoder: *decoder.stats(),
+        decoder: *pipeline.decoder().stats(),
         damage,
     }
 }
@@ -140,6 +139,10 @@ pub struct Summary {
     pub tasks: u64,
     /// Tasks completed.
     pub tasks_completed: u64,
+    /// Task panics the kernel contained.
+    pub task_panics: u64,
+    /// The first of them (up to the state's `MAX_PANICS`), oldest first.
+    pub panics: Vec<PanicRecord>,
     /// Tasks known only from their events, with no name or spawn location: spawned
     /// before the stream began and gone before a snapshot listed them.
     pub tasks_unnamed: u64,
@@ -210,6 +213,8 @@ impl Summary {
             events_by_kind,
             tasks: s.tasks_spawned,
             tasks_completed: s.tasks_completed,
+            task_panics: s.task_panics,
+            panics: s.panics.clone(),
             tasks_unnamed: s.tasks.values().filter(|t| t.location.is_empty()).count() as u64,
             tasks_unnamed_unfinished: s
                 .tasks
@@ -261,6 +266,7 @@ impl Summary {
             events,
             tasks,
             tasks_completed,
+            task_panics,
             sequence_gaps,
             missing_frames,
             crc_errors,
@@ -270,6 +276,7 @@ impl Summary {
             dropped_events,
             bytes
         );
+        s.panics.retain(|p| !a.panics.contains(p));
         s.duration_s = duration_s;
         s.bytes_per_event = if s.events == 0 {
             0.0
@@ -323,6 +330,22 @@ impl Summary {
             "tasks      {} spawned, {} completed; {} wasm instances; {} CPUs",
             self.tasks, self.tasks_completed, self.wasm_instances, self.cpus
         )?;
+        if self.task_panics > 0 {
+            writeln!(o, "panics     {} contained", self.task_panics)?;
+            for p in &self.panics {
+                let name = if p.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{}`", p.name)
+                };
+                let at = if p.location.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", p.location)
+                };
+                writeln!(o, "           task {}{name}{at}: {}", p.task, p.message)?;
+            }
+        }
         if self.tasks_unnamed > 0 {
             writeln!(
                 o,

@@ -15,8 +15,10 @@ pub mod ktest;
 pub mod link_bench;
 pub mod logger;
 pub mod mem;
+pub mod panic;
 pub mod qemu;
 pub mod sched;
+pub mod sync;
 #[cfg(feature = "ktest")]
 pub mod tests;
 pub mod time;
@@ -118,7 +120,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         } else {
             trace::drain::spawn(output);
             // The log heartbeat runs forever, so it belongs to the open-ended demo only.
-            if matches!(cmdline::get(cmdline, "workload"), None | Some("demo")) {
+            if matches!(cmdline::get(cmdline, "workload"), None | Some("demo" | "panic")) {
                 sched::runtime().builder().name("heartbeat").spawn(heartbeat());
             }
             workload::start(cmdline);
@@ -175,26 +177,8 @@ pub fn cpu_count() -> u64 {
     CPU_COUNT.load(Ordering::Relaxed)
 }
 
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    // SAFETY: the kernel stops right after; interleaving with a lock holder is fine.
-    unsafe { drivers::uart::force_write_fmt(format_args!("\n!!! PANIC: {info}\n")) };
-    report_current_task();
-    #[cfg(feature = "ktest")]
-    match sched::try_runtime().and_then(|rt| rt.current_task_info()) {
-        Some(t) => ktest::fail_current(format_args!(
-            "panicked: {} (in task {} `{}`)",
-            info.message(),
-            t.id.as_u64(),
-            t.name.unwrap_or("<unnamed>")
-        )),
-        None => ktest::fail_current(format_args!("panicked: {}", info.message())),
-    }
-    qemu::exit(qemu::ExitCode::Failure)
-}
-
-/// Names the task (and CPU) that was running, for panic and fault reports. Panics
-/// are not contained (the kernel aborts on panic), so the report is what there is.
+/// Names the task (and CPU) that was running, for the reports of faults and of
+/// panics that stop the kernel.
 pub fn report_current_task() {
     let cpu = arch::percpu::try_current().map(|c| c.index);
     let task = sched::try_runtime().and_then(|rt| rt.current_task_info());
@@ -212,14 +196,4 @@ pub fn report_current_task() {
         (Some(cpu), None) => line(format_args!("    on CPU {cpu}, outside any task\n")),
         _ => line(format_args!("    before per-CPU data was set up\n")),
     }
-}
-
-/// The precompiled `core`'s unwind tables name this symbol; the kernel aborts on panic.
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {}
-
-/// Referenced by the precompiled `alloc`; unreachable with `panic = abort`.
-#[unsafe(no_mangle)]
-extern "C" fn _Unwind_Resume() -> ! {
-    qemu::exit(qemu::ExitCode::Failure)
 }

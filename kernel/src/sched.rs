@@ -14,7 +14,7 @@ use core::{
     time::Duration,
 };
 
-use lucid_executor::{Platform, Runtime, time::Instant as TimerInstant};
+use lucid_executor::{PanicCaught, Platform, Runtime, time::Instant as TimerInstant};
 use spin::Once;
 
 use crate::{
@@ -71,6 +71,10 @@ impl Platform for KernelPlatform {
         {
             apic::send_ipi(target.apic_id, apic::Ipi::Fixed(WAKE_VECTOR));
         }
+    }
+
+    fn catch_unwind(&self, poll: &mut dyn FnMut()) -> Result<(), PanicCaught> {
+        crate::panic::catch_unwind(poll).map_err(PanicCaught)
     }
 
     fn without_interrupts(&self, f: &mut dyn FnMut()) {

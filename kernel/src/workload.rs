@@ -7,6 +7,9 @@
 //! - `burst:N`: N tasks (ping-pong pairs, yielders and sleepers spread over every CPU),
 //!   then a final flush of the trace and QEMU exits (end-to-end tests).
 //! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
+//! - `panic`: the demo, plus a task that panics every few seconds (in turn a
+//!   `panic!`, an `unwrap` on `None` and an out-of-bounds index); each panic ends
+//!   only its task and the kernel stays up.
 //! - `wasm-bench`: the wasm host's measurements for `cargo xtask bench`, then QEMU
 //!   exits.
 //! - `link-bench:SECS`: the trace link's raw rate, then an event flood through the
@@ -24,13 +27,10 @@ use crate::{arch::percpu, sched, trace};
 pub fn start(cmdline: &str) {
     let rt = sched::runtime();
     match crate::cmdline::get(cmdline, "workload").unwrap_or("demo") {
-        "demo" => {
-            rt.builder().name("demo").spawn(demo());
-            if let Some(wasm) = crate::wasm::runtime() {
-                // Not inside the macro: `log` skips its arguments below the level.
-                let started = wasm.autostart();
-                log::info!("wasm: {started} guest instances started");
-            }
+        "demo" => start_demo(),
+        "panic" => {
+            start_demo();
+            rt.builder().name("panicker").spawn(panicker());
         }
         "none" => {}
         "wasm-bench" => {
@@ -61,9 +61,41 @@ pub fn start(cmdline: &str) {
                 });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, panic, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
                 );
             }
+        }
+    }
+}
+
+/// The demo mix and the autostart guests.
+fn start_demo() {
+    sched::runtime().builder().name("demo").spawn(demo());
+    if let Some(wasm) = crate::wasm::runtime() {
+        // Not inside the macro: `log` skips its arguments below the level.
+        let started = wasm.autostart();
+        log::info!("wasm: {started} guest instances started");
+    }
+}
+
+/// Every few seconds spawns a task that panics (in turn: `panic!`, `unwrap` on
+/// `None`, an out-of-bounds index) and checks that only that task ended.
+async fn panicker() {
+    let rt = sched::runtime();
+    for round in 0u64.. {
+        sched::sleep(Duration::from_secs(3)).await;
+        let doomed = rt.builder().name("doomed").spawn(async move {
+            yield_now().await;
+            let empty: Vec<u64> = Vec::new();
+            match round % 3 {
+                0 => panic!("deliberate panic #{round}"),
+                1 => core::hint::black_box(None::<u64>).unwrap(),
+                _ => empty[core::hint::black_box(round as usize)],
+            }
+        });
+        match doomed.await {
+            Err(e) if e.is_panic() => log::info!("panic #{round} was contained: {e}"),
+            other => log::error!("panic #{round}: expected a contained panic, got {other:?}"),
         }
     }
 }

@@ -408,6 +408,22 @@ mod tests {
         assert_eq!(f.events().count() as u64, n);
     }
 
+    /// The fast paths write what the message table lays out.
+    #[test]
+    fn the_poll_fast_paths_write_the_records_push_writes() {
+        let (mut fast, mut table) = (
+            FrameEncoder::new([0u8; 64], stream()),
+            FrameEncoder::new([0u8; 64], stream()),
+        );
+        fast.poll_start(10, 7).unwrap();
+        table.push(10, &Message::PollStart { task: 7 }).unwrap();
+        for (ts, result) in [(20, PollResult::Pending), (30, PollResult::Ready)] {
+            fast.poll_end(ts, 7, result).unwrap();
+            table.push(ts, &Message::PollEnd { task: 7, result }).unwrap();
+        }
+        assert_eq!(fast.raw_bytes(), table.raw_bytes());
+    }
+
     #[test]
     fn remaining_is_a_promise() {
         let mut enc = FrameEncoder::new([0u8; 100], stream());

@@ -172,6 +172,15 @@ pub fn sample_messages() -> Vec<Message<'static>> {
         Message::Pause,
         Message::Resume,
         Message::RequestSnapshot { request: 9 },
+        Message::TaskPanicked(TaskPanicked {
+            task: 302,
+            message: "called `Option::unwrap()` on a `None` value",
+            location: Some(Location {
+                file: "kernel/src/workload.rs",
+                line: 212,
+                column: 9,
+            }),
+        }),
     ]
 }
 

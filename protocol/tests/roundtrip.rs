@@ -177,6 +177,15 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             code: n[2] as u32,
             reason: &s[3],
         }),
+        MessageKind::TaskPanicked => Message::TaskPanicked(TaskPanicked {
+            task: n[0],
+            message: &s[0],
+            location: (n[1] % 2 == 0).then_some(Location {
+                file: &s[1],
+                line: n[2] as u32,
+                column: n[3] as u32,
+            }),
+        }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

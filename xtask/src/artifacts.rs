@@ -46,10 +46,17 @@ fn freestanding_dir() -> PathBuf {
 /// flags. `--target` keeps RUSTFLAGS off build scripts and proc-macros; a separate
 /// target dir per package keeps their flags from evicting each other's cached
 /// dependencies, and clippy shares it with the build.
+///
+/// The kernel's crates are built to unwind (a panicking task's stack is unwound and
+/// the task ends, see `kernel/src/panic`), but a `no_std` binary cannot unwind on
+/// stable Rust: its build is `cargo rustc` with `-C panic=abort` for the binary alone
+/// (see [`build_bin`]), and the other subcommands, which do not generate code, see
+/// every crate as `panic=abort`.
 pub fn freestanding_cargo(subcommand: &str, package: &str, features: &[&str]) -> Command {
-    let rustflags = match package {
-        "lucid-kernel" => format!("{COMMON_FLAGS} -C code-model=kernel"),
-        _ => COMMON_FLAGS.to_string(),
+    let rustflags = match (package, subcommand) {
+        ("lucid-kernel", "rustc") => format!("{COMMON_FLAGS} -C code-model=kernel"),
+        ("lucid-kernel", _) => format!("{COMMON_FLAGS} {ABORT} -C code-model=kernel"),
+        _ => format!("{COMMON_FLAGS} {ABORT}"),
     };
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
@@ -71,7 +78,15 @@ pub fn freestanding_cargo(subcommand: &str, package: &str, features: &[&str]) ->
 }
 
 fn build_bin(package: &str, features: &[&str]) -> Result<PathBuf> {
-    process::run(&mut freestanding_cargo("build", package, features))?;
+    let mut cmd = match package {
+        "lucid-kernel" => {
+            let mut cmd = freestanding_cargo("rustc", package, features);
+            cmd.args(["--bin", package, "--", "-C", ABORT_STRATEGY]);
+            cmd
+        }
+        _ => freestanding_cargo("build", package, features),
+    };
+    process::run(&mut cmd)?;
     Ok(package_dir(package, features)
         .join(TARGET)
         .join("release")
@@ -89,7 +104,11 @@ fn package_dir(package: &str, features: &[&str]) -> PathBuf {
 }
 
 /// Flags shared by both freestanding binaries.
-const COMMON_FLAGS: &str = "-C relocation-model=static -C no-redzone=y -C panic=abort -C force-frame-pointers=yes";
+const COMMON_FLAGS: &str = "-C relocation-model=static -C no-redzone=y -C force-frame-pointers=yes";
+/// The panic strategy of the loader, of the kernel's binary shim, and of every
+/// crate when nothing is generated (see [`freestanding_cargo`]).
+const ABORT_STRATEGY: &str = "panic=abort";
+const ABORT: &str = "-C panic=abort";
 
 /// Builds the loader, the kernel (`variant`) and the boot archive.
 pub fn build(variant: Variant) -> Result<BootImage> {

@@ -1,27 +1,22 @@
 //! A serialisable copy of a [`Merge`], so a replay keyframe resumes the merge exactly
 //! where it was: same buffered events, same watermark inputs, same counters. Held
-//! events are kept as one-event frames (the form `hold` already uses for messages
-//! with strings) and go through `hold` again on restore, so a restored merge holds
-//! what the original held and releases the same items in the same order.
+//! events are kept as one-event frames and go through `hold` again on restore, so a
+//! restored merge holds what the original held and releases the same items in the
+//! same order.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 
-use lucid_protocol::{StreamId, decode_frame};
+use lucid_protocol::{FrameEncoder, Message, OwnedMessage, Ring, StreamId, decode_frame};
 use serde::{Deserialize, Serialize};
 
-use super::{Held, Lane, MAX_LANES, Merge, MergeStats, Pending, key, message_of, one_event_frame};
+use super::{MAX_LANES, Merge, MergeStats, Pending, Progress, StreamQueue, hold, key};
 
 /// The state of a [`Merge`], as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeSnapshot {
     lanes: Vec<LaneSnapshot>,
-    current: Option<(usize, u32)>,
-    frames: u64,
-    released: Option<u64>,
-    hello: bool,
-    rx_ns: u64,
-    last_frame_rx: u64,
+    progress: Progress,
     max_buffered: usize,
     stats: MergeStats,
 }
@@ -73,19 +68,14 @@ impl Merge {
                     .map(|p| HeldEvent {
                         ts: p.ts,
                         seq: p.seq,
-                        frame: encode(&p.held, &mut scratch, &mut wire),
+                        frame: encode(p.message.as_ref(), &mut scratch, &mut wire),
                     })
                     .collect(),
             })
             .collect();
         MergeSnapshot {
             lanes,
-            current: self.current,
-            frames: self.frames,
-            released: self.released,
-            hello: self.hello,
-            rx_ns: self.rx_ns,
-            last_frame_rx: self.last_frame_rx,
+            progress: self.progress,
             max_buffered: self.max_buffered,
             stats: self.stats,
         }
@@ -97,7 +87,7 @@ impl Merge {
         if s.lanes.len() > MAX_LANES {
             return Err(SnapshotError("too many lanes"));
         }
-        if s.current.is_some_and(|(lane, _)| lane >= s.lanes.len()) {
+        if s.progress.current.is_some_and(|(lane, _)| lane >= s.lanes.len()) {
             return Err(SnapshotError("current lane out of range"));
         }
         let held: usize = s.lanes.iter().map(|l| l.queue.len()).sum();
@@ -105,12 +95,7 @@ impl Merge {
             return Err(SnapshotError("more events held than the bound"));
         }
         let mut m = Merge::new(s.max_buffered);
-        m.current = s.current;
-        m.frames = s.frames;
-        m.released = s.released;
-        m.hello = s.hello;
-        m.rx_ns = s.rx_ns;
-        m.last_frame_rx = s.last_frame_rx;
+        m.progress = s.progress;
         m.stats = s.stats;
         m.held = held;
         let mut heads = Vec::new();
@@ -121,17 +106,16 @@ impl Merge {
                 let Some(Ok(event)) = frame.events().next() else {
                     return Err(SnapshotError("a held frame has no event"));
                 };
-                let held = m.hold(&event.message);
                 queue.push_back(Pending {
                     ts: e.ts,
                     seq: e.seq,
-                    held,
+                    message: hold(&event.message),
                 });
             }
             if let Some(front) = queue.front() {
                 heads.push(std::cmp::Reverse(key(front.ts, l.stream, i)));
             }
-            m.lanes.push(Lane {
+            m.lanes.push(StreamQueue {
                 stream: l.stream,
                 queue,
                 newest: l.newest,
@@ -143,25 +127,34 @@ impl Merge {
     }
 }
 
-/// `held` as a one-event frame without its delimiter.
-fn encode(held: &Held, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
-    match held {
-        Held::Encoded(bytes) => bytes.to_vec(),
-        _ => message_of(held).map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire)),
-    }
+/// A held message as a one-event frame without its delimiter (empty for none).
+fn encode(held: Option<&OwnedMessage>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    held.and_then(OwnedMessage::message)
+        .map_or_else(Vec::new, |m| one_event_frame(&m, scratch, wire))
+}
+
+/// `m` alone in a frame at timestamp 0 (stream 0, sequence 0), without the 0x00
+/// delimiter, as `decode_frame` takes it. `scratch` holds [`lucid_protocol::MAX_FRAME_LEN`]
+/// bytes and `wire` its COBS encoding; a decoded message always fits, since it came
+/// in a frame no larger whose header was no shorter. Empty if it does not.
+fn one_event_frame(m: &Message<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Vec<u8> {
+    let mut enc = FrameEncoder::new(scratch, StreamId::new(0, Ring::Task));
+    let n = enc.push(0, m).and_then(|()| enc.finish(wire)).unwrap_or_default();
+    wire.get(..n.saturating_sub(1)).unwrap_or_default().to_vec()
 }
 
 #[cfg(test)]
 mod tests {
+    use lucid_protocol::Item;
     use lucid_protocol::testdata::{Workload, generate};
-    use lucid_protocol::{Decoder, Item};
 
     use super::*;
+    use crate::pipeline::Pipeline;
 
-    /// Every item the merge hands on, as text (items borrow buffers).
-    fn collect(d: &mut Decoder, m: &mut Merge, wire: &[u8], out: &mut Vec<String>) {
+    /// Every item the pipeline hands on, as text (items borrow buffers).
+    fn collect(p: &mut Pipeline, wire: &[u8], out: &mut Vec<String>) {
         for chunk in wire.chunks(97) {
-            crate::merge::feed_items(d, m, 1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
+            p.feed(1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
         }
     }
 
@@ -177,34 +170,35 @@ mod tests {
         });
         let wire = g.wire();
         let (head, tail) = wire.split_at(wire.len() / 2);
-        let (mut d, mut m) = (Decoder::new(), Merge::default());
+        let mut original = Pipeline::new();
         let mut before = Vec::new();
-        collect(&mut d, &mut m, head, &mut before);
+        collect(&mut original, head, &mut before);
+        let m = original.merge();
         assert!(m.buffered() > 0, "the merge holds events at the cut");
         let snap = m.snapshot();
         let bytes = postcard::to_allocvec(&snap).expect("serialise");
         let back: MergeSnapshot = postcard::from_bytes(&bytes).expect("deserialise");
         assert_eq!(back, snap);
-        let mut restored = Merge::restore(back).expect("restore");
-        assert_eq!(restored.snapshot(), snap);
-        assert_eq!((restored.buffered(), restored.stats), (m.buffered(), m.stats));
+        let mut restored = Pipeline::restore(original.decoder().clone(), back).expect("restore");
+        let r = restored.merge();
+        assert_eq!(r.snapshot(), snap);
+        assert_eq!((r.buffered(), r.stats()), (m.buffered(), m.stats()));
 
-        let (mut original, mut copy) = (Vec::new(), Vec::new());
-        let mut d2 = d.clone();
-        collect(&mut d, &mut m, tail, &mut original);
-        collect(&mut d2, &mut restored, tail, &mut copy);
-        m.flush(&mut |i: &Item<'_>| original.push(format!("{i:?}")));
-        restored.flush(&mut |i: &Item<'_>| copy.push(format!("{i:?}")));
-        assert!(original.len() > 100);
-        assert_eq!(original, copy);
+        let (mut from_original, mut from_copy) = (Vec::new(), Vec::new());
+        collect(&mut original, tail, &mut from_original);
+        collect(&mut restored, tail, &mut from_copy);
+        original.finish(&mut |i: &Item<'_>| from_original.push(format!("{i:?}")));
+        restored.finish(&mut |i: &Item<'_>| from_copy.push(format!("{i:?}")));
+        assert!(from_original.len() > 100);
+        assert_eq!(from_original, from_copy);
     }
 
     #[test]
     fn inconsistent_snapshots_are_refused() {
         let mut snap = Merge::default().snapshot();
-        snap.current = Some((3, 0));
+        snap.progress.current = Some((3, 0));
         assert!(Merge::restore(snap.clone()).is_err());
-        snap.current = None;
+        snap.progress.current = None;
         snap.max_buffered = 0;
         assert!(Merge::restore(snap.clone()).is_err());
         snap.max_buffered = 1;

@@ -13,14 +13,13 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use lucid_protocol::Decoder;
 use lucid_protocol::recording::Header;
 use lucid_protocol::testdata::{Workload, generate};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use super::player::{KeyframeIn, Player};
-use crate::merge::{self, Merge};
+use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
 
@@ -29,7 +28,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 /// Last bytes of a complete index file.
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes.
-pub const INDEX_VERSION: u16 = 3;
+pub const INDEX_VERSION: u16 = 4;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -452,9 +451,9 @@ fn schema_probe() -> u32 {
         seed: 1,
     });
     let wire = g.wire();
-    let (mut state, mut decoder, mut merge) = (State::default(), Decoder::new(), Merge::default());
-    merge::feed(&mut decoder, &mut merge, &mut state, 1, &wire[..wire.len() / 2 + 7]);
-    postcard::to_allocvec(&(&state, &decoder, merge.snapshot())).map_or(0, |b| CRC32.checksum(&b))
+    let (mut state, mut pipeline) = (State::default(), Pipeline::new());
+    pipeline.feed_into(&mut state, 1, &wire[..wire.len() / 2 + 7]);
+    postcard::to_allocvec(&(&state, pipeline.decoder(), pipeline.merge().snapshot())).map_or(0, |b| CRC32.checksum(&b))
 }
 
 fn index_header() -> [u8; HEADER_LEN as usize] {

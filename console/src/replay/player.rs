@@ -15,25 +15,27 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use lucid_protocol::recording::{Header, RecordingReader};
-use lucid_protocol::{Decoder, Event, Item, Ring, decode_frame};
+use lucid_protocol::{Decoder, Event, Item, OwnedMessage, Ring};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
-use crate::merge::{self, Merge, MergeSnapshot, one_event_frame};
+use crate::merge::MergeSnapshot;
+use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
 
 /// Warning positions remembered at most while indexing.
 pub const MAX_WARNING_MARKS: usize = 1 << 20;
 
-/// An item kept for later: events as one-event frames, the rest as they are.
+/// An item kept for later.
 #[derive(Debug, Clone)]
 enum Owned {
     Event {
         stream: lucid_protocol::StreamId,
         seq: u32,
         ts: u64,
-        frame: Vec<u8>,
+        /// `None` for a message that could not be copied (none that was decoded).
+        message: Option<OwnedMessage>,
     },
     Plain(Item<'static>),
 }
@@ -125,14 +127,11 @@ pub(crate) struct KeyframeIn {
 #[derive(Debug)]
 pub struct Player {
     reader: RecordingReader<BufReader<File>>,
-    decoder: Decoder,
-    merge: Merge,
+    pipeline: Pipeline,
     pub(crate) applied: Applied,
     pending: VecDeque<Op>,
     ended: bool,
     damage: Option<Damage>,
-    scratch: Vec<u8>,
-    wire: Vec<u8>,
 }
 
 fn open_at(path: &Path, offset: Option<(Header, u64)>) -> Result<RecordingReader<BufReader<File>>, ReplayError> {
@@ -157,8 +156,7 @@ impl Player {
         let reader = open_at(path, None)?;
         Ok(Self::new(
             reader,
-            Decoder::new(),
-            Merge::default(),
+            Pipeline::new(),
             Applied {
                 state: State::with_config(config),
                 items: 0,
@@ -170,17 +168,14 @@ impl Player {
         ))
     }
 
-    fn new(reader: RecordingReader<BufReader<File>>, decoder: Decoder, merge: Merge, applied: Applied) -> Self {
+    fn new(reader: RecordingReader<BufReader<File>>, pipeline: Pipeline, applied: Applied) -> Self {
         Self {
             reader,
-            decoder,
-            merge,
+            pipeline,
             applied,
             pending: VecDeque::new(),
             ended: false,
             damage: None,
-            scratch: vec![0; lucid_protocol::MAX_FRAME_LEN],
-            wire: vec![0; lucid_protocol::cobs_max_encoded_len(lucid_protocol::MAX_FRAME_LEN) + 1],
         }
     }
 
@@ -189,12 +184,11 @@ impl Player {
         if !kf.decoder.is_sound() {
             return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
         }
-        let merge = Merge::restore(kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+        let pipeline = Pipeline::restore(kf.decoder, kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
         let reader = open_at(path, Some((header, kf.record_offset)))?;
         Ok(Self::new(
             reader,
-            kf.decoder,
-            merge,
+            pipeline,
             Applied {
                 state: kf.state,
                 items: kf.items,
@@ -220,7 +214,7 @@ impl Player {
     /// The decoder's counters at the cursor (bytes fed so far, frames, errors).
     #[must_use]
     pub fn decoder_stats(&self) -> lucid_protocol::DecoderStats {
-        *self.decoder.stats()
+        *self.pipeline.decoder().stats()
     }
 
     /// Items applied.
@@ -289,8 +283,8 @@ impl Player {
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
             state: &self.applied.state,
-            decoder: &self.decoder,
-            merge: self.merge.snapshot(),
+            decoder: self.pipeline.decoder(),
+            merge: self.pipeline.merge().snapshot(),
         }
     }
 
@@ -335,8 +329,8 @@ impl Player {
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
             state: self.applied.state.clone(),
-            decoder: self.decoder.clone(),
-            merge: self.merge.snapshot(),
+            decoder: self.pipeline.decoder().clone(),
+            merge: self.pipeline.merge().snapshot(),
         }
     }
 
@@ -358,12 +352,9 @@ impl Player {
             self.pending.push_back(Op::Rx(r.rx_ns));
         }
         let Self {
-            decoder,
-            merge,
+            pipeline,
             applied,
             pending,
-            scratch,
-            wire,
             ..
         } = self;
         let mut out = |item: &Item<'_>| {
@@ -375,15 +366,15 @@ impl Player {
                 applied.apply(item);
             } else {
                 stopped = true;
-                pending.push_back(Op::Item(own(item, scratch, wire)));
+                pending.push_back(Op::Item(own(item)));
             }
         };
         match record {
             Some(r) => {
-                merge::feed_items(decoder, merge, r.rx_ns, &r.data, &mut out);
+                pipeline.feed(r.rx_ns, &r.data, &mut out);
             }
             None => {
-                merge::finish_items(decoder, merge, &mut out);
+                pipeline.finish(&mut out);
                 self.ended = true;
             }
         }
@@ -397,11 +388,11 @@ impl Player {
             let Some(Op::Item(owned)) = self.pending.get(i) else {
                 break;
             };
-            let mut owned = owned.clone();
+            let owned = owned.clone();
             let (mut halted, mut seen) = (false, false);
             let applied = &mut self.applied;
             let pending = &mut self.pending;
-            with_item(&mut owned, |item| {
+            with_item(&owned, |item| {
                 seen = true;
                 if stop(item, applied.items) {
                     halted = true;
@@ -444,13 +435,13 @@ pub fn timestamp(item: &Item<'_>) -> Option<u64> {
 }
 
 /// An owned copy of `item`.
-fn own(item: &Item<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Owned {
+fn own(item: &Item<'_>) -> Owned {
     match *item {
         Item::Event { stream, seq, event } => Owned::Event {
             stream,
             seq,
             ts: event.ts,
-            frame: one_event_frame(&event.message, scratch, wire),
+            message: OwnedMessage::new(&event.message).ok(),
         },
         Item::Gap {
             stream,
@@ -466,22 +457,22 @@ fn own(item: &Item<'_>, scratch: &mut [u8], wire: &mut [u8]) -> Owned {
     }
 }
 
-/// Calls `f` with the item `owned` holds. An event whose frame does not decode (it
-/// was encoded from a decoded message, so it does) is passed as nothing.
-fn with_item(owned: &mut Owned, f: impl FnOnce(&Item<'_>)) {
+/// Calls `f` with the item `owned` holds. An event whose message could not be
+/// copied (none that was decoded) is passed as nothing.
+fn with_item(owned: &Owned, f: impl FnOnce(&Item<'_>)) {
     match owned {
         Owned::Plain(item) => f(item),
-        Owned::Event { stream, seq, ts, frame } => {
-            if let Ok(decoded) = decode_frame(frame)
-                && let Some(Ok(event)) = decoded.events().next()
-            {
+        Owned::Event {
+            stream,
+            seq,
+            ts,
+            message,
+        } => {
+            if let Some(message) = message.as_ref().and_then(OwnedMessage::message) {
                 f(&Item::Event {
                     stream: *stream,
                     seq: *seq,
-                    event: Event {
-                        ts: *ts,
-                        message: event.message,
-                    },
+                    event: Event { ts: *ts, message },
                 });
             }
         }

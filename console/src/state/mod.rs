@@ -26,7 +26,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use lucid_protocol::{
-    CallsiteId, FrameError, InstanceId, Item, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskState,
+    CallsiteId, FrameError, InstanceId, Item, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskPanicked,
+    TaskState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,8 @@ pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS
 
 /// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
+/// Task panics kept with their messages (all are counted).
+pub const MAX_PANICS: usize = 1000;
 /// Most recent warnings kept for the views.
 pub const MAX_RECENT_WARNINGS: usize = 500;
 /// TSC frequency assumed until a `Hello` says otherwise.
@@ -127,6 +130,21 @@ pub struct StreamHealth {
 }
 
 /// Everything known about a traced kernel.
+/// A contained task panic, as the stream reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicRecord {
+    /// The task.
+    pub task: TaskId,
+    /// Its name when the stream gave one (empty otherwise).
+    pub name: String,
+    /// The panic message.
+    pub message: String,
+    /// `file:line:column` where it was raised (empty when unknown).
+    pub location: String,
+    /// Trace time (TSC).
+    pub ts: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Thresholds and limits.
@@ -143,6 +161,10 @@ pub struct State {
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
     pub tasks_completed: u64,
+    /// Contained task panics (`TaskPanicked` messages).
+    pub task_panics: u64,
+    /// The first [`MAX_PANICS`] of them, oldest first.
+    pub panics: Vec<PanicRecord>,
     /// Completed tasks dropped from [`State::tasks`] after the retention time.
     pub tasks_expired: u64,
     /// CPUs by number.
@@ -548,6 +570,7 @@ impl State {
                 self.tasks_completed += 1;
                 self.complete(cpu, ts, task, outcome);
             }
+            Message::TaskPanicked(p) => self.task_panicked(cpu, ts, &p),
             Message::TaskDropped { task } => {
                 // Storage freed without a completion: the task was cancelled.
                 if let Some(t) = self.tasks.get(&task)
@@ -781,6 +804,43 @@ impl State {
             cpu,
             Some(task),
             format!("task {task} ({name}) is pending with no waker and not scheduled: nothing can wake it"),
+        );
+    }
+
+    fn task_panicked(&mut self, cpu: u32, ts: u64, p: &TaskPanicked<'_>) {
+        self.task_panics = self.task_panics.saturating_add(1);
+        let location = p
+            .location
+            .map(|at| format!("{}:{}:{}", at.file, at.line, at.column))
+            .unwrap_or_default();
+        let what = if location.is_empty() {
+            p.message.to_string()
+        } else {
+            format!("{} (at {location})", p.message)
+        };
+        let t = self.tasks.get_or_insert_with(p.task, || Task::new(p.task, ts));
+        t.panic = Some(what.clone().into_boxed_str());
+        let name = t.name.to_string();
+        if self.panics.len() < MAX_PANICS {
+            self.panics.push(PanicRecord {
+                task: p.task,
+                name: name.clone(),
+                message: p.message.to_string(),
+                location,
+                ts,
+            });
+        }
+        let who = if name.is_empty() {
+            format!("task {}", p.task)
+        } else {
+            format!("task {} `{name}`", p.task)
+        };
+        self.warn_at(
+            WarningKind::TaskPanicked,
+            ts,
+            cpu,
+            Some(p.task),
+            format!("{who} panicked on CPU {cpu}: {what}; the kernel contained it"),
         );
     }
 

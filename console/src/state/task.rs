@@ -212,6 +212,8 @@ pub struct Task {
     pub long_polls: u64,
     /// Warnings about this task.
     pub warnings: u64,
+    /// Its contained panic: the message and where it was raised.
+    pub panic: Option<Box<str>>,
     /// Start of the current poll.
     pub(crate) poll_started: Option<u64>,
     /// Start of the latest poll on any CPU, to recognise an overtaken poll end.
@@ -265,6 +267,7 @@ impl Task {
             self_wake_run: 0,
             storm_warned: false,
             lost_warned: false,
+            panic: None,
         }
     }
 

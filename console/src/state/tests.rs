@@ -734,3 +734,48 @@ fn steals_are_counted_by_the_cpu_they_came_from_within_a_bound() {
     assert_eq!(s.cpus[&1].steals_from.len(), crate::state::MAX_STEAL_SOURCES);
     assert_eq!(s.cpus[&1].steals_in, 1003);
 }
+
+#[test]
+fn a_contained_panic_is_kept_with_its_task_warned_about_and_counted() {
+    let mut s = State::new();
+    spawn(&mut s, 0, 0, 5);
+    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    s.apply(&ev(
+        0,
+        12,
+        Message::TaskPanicked(TaskPanicked {
+            task: 5,
+            message: "index out of bounds: the len is 3 but the index is 7",
+            location: Some(Location {
+                file: "kernel/src/workload.rs",
+                line: 40,
+                column: 5,
+            }),
+        }),
+    ));
+    s.apply(&ev(0, 13, end(5, PollResult::Ready)));
+    s.apply(&ev(
+        0,
+        14,
+        Message::TaskCompleted {
+            task: 5,
+            outcome: Outcome::Panicked,
+        },
+    ));
+    let t = &s.tasks[&5];
+    assert_eq!(t.status, TaskStatus::Completed(Outcome::Panicked));
+    assert_eq!(
+        t.panic.as_deref(),
+        Some("index out of bounds: the len is 3 but the index is 7 (at kernel/src/workload.rs:40:5)")
+    );
+    assert_eq!((s.task_panics, s.panics.len()), (1, 1));
+    assert_eq!(s.panics[0].location, "kernel/src/workload.rs:40:5");
+    assert_eq!(s.warning_counts.get(&WarningKind::TaskPanicked), Some(&1));
+    let w = &s.warnings[0];
+    assert_eq!((w.kind, w.task, w.ts), (WarningKind::TaskPanicked, Some(5), Some(12)));
+    assert!(
+        w.message.contains("panicked on CPU 0: index out of bounds"),
+        "{}",
+        w.message
+    );
+}

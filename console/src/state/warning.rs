@@ -17,6 +17,8 @@ pub enum WarningKind {
     NeverYields,
     /// A task woke itself many times in a row.
     SelfWakeStorm,
+    /// A task panicked; the kernel contained it and went on.
+    TaskPanicked,
     /// Frames of a stream are missing.
     SequenceGap,
     /// A frame failed its CRC.
@@ -32,11 +34,12 @@ pub enum WarningKind {
 
 impl WarningKind {
     /// Every kind, in display order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::LostWaker,
         Self::LongPoll,
         Self::NeverYields,
         Self::SelfWakeStorm,
+        Self::TaskPanicked,
         Self::SequenceGap,
         Self::CrcError,
         Self::Protocol,
@@ -52,6 +55,7 @@ impl WarningKind {
             Self::LongPoll => "long poll",
             Self::NeverYields => "never yields",
             Self::SelfWakeStorm => "self-wake storm",
+            Self::TaskPanicked => "task panicked",
             Self::SequenceGap => "sequence gap",
             Self::CrcError => "crc error",
             Self::Protocol => "protocol",

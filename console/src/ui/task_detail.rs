@@ -108,7 +108,13 @@ fn info_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
                 t.cpu.map_or_else(|| "-".into(), |c| c.to_string())
             ),
         ),
-        kv("state", t.status.name().to_string()),
+        kv(
+            "state",
+            match &t.panic {
+                Some(panic) => format!("{}: {panic}", t.status.name()),
+                None => t.status.name().to_string(),
+            },
+        ),
         kv("spawned", format!("{} at {}", at(s, t.spawned_ts), t.location)),
         kv("parent", t.parent.map_or_else(|| "-".into(), |p| p.to_string())),
         kv("wasm", instance),

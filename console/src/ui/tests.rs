@@ -176,6 +176,47 @@ fn task_detail_view() {
 }
 
 #[test]
+fn task_detail_view_of_a_panicked_task() {
+    let (mut app, idle) = fixture();
+    let task = idle.expect("the fixture has an idle task");
+    let now = app.state().now();
+    let panicked = [
+        (
+            now + 6_000,
+            Message::TaskPanicked(lucid_protocol::TaskPanicked {
+                task,
+                message: "called `Option::unwrap()` on a `None` value",
+                location: Some(lucid_protocol::Location {
+                    file: "kernel/src/workload.rs",
+                    line: 212,
+                    column: 9,
+                }),
+            }),
+        ),
+        (
+            now + 6_010,
+            Message::TaskCompleted {
+                task,
+                outcome: lucid_protocol::Outcome::Panicked,
+            },
+        ),
+    ];
+    app.session
+        .feed(3, &frame(StreamId::new(1, Ring::Interrupt), &panicked));
+    app.session.flush();
+    app.view = View::Warnings;
+    // The panic is the newest warning; Enter opens its task.
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!((app.view, app.detail.task), (View::TaskDetail, Some(task)));
+    let text = text_of(&render(&mut app, 120, 34));
+    assert!(
+        text.contains("state     panicked: called `Option::unwrap()` on a `None` value"),
+        "{text}"
+    );
+    assert!(text.contains("panicked on CPU 1"), "{text}");
+}
+
+#[test]
 fn timeline_view() {
     let (mut app, _) = fixture();
     app.view = View::Timeline;

@@ -581,7 +581,7 @@ mod bench {
 
         fn on_complete(&self, _cpu: usize, task: TaskId, outcome: Outcome) {
             let outcome = match outcome {
-                Outcome::Completed => proto::Outcome::Ok,
+                Outcome::Ok => proto::Outcome::Ok,
                 Outcome::Cancelled => proto::Outcome::Cancelled,
                 Outcome::Panicked => proto::Outcome::Panicked,
             };

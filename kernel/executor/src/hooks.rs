@@ -18,6 +18,7 @@
 
 use core::panic::Location;
 
+use crate::platform::TaskPanic;
 use crate::task::{PollResult, TaskId, TaskKind, TaskStats};
 
 /// What the trace records when a task is spawned.
@@ -45,7 +46,7 @@ pub struct SpawnInfo<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The future returned `Ready`.
-    Completed,
+    Ok,
     /// The task was cancelled; its future was dropped (or its output is
     /// handed to the `JoinHandle` inside `JoinError::Cancelled`).
     Cancelled,
@@ -93,6 +94,12 @@ pub trait Hooks: Sync {
     /// `task`'s `JoinHandle` was polled and the task is not complete yet.
     fn on_join_waiting(&self, task: TaskId) {
         let _ = task;
+    }
+    /// `task`'s poll on `cpu` panicked and the platform contained `panic`; the
+    /// task is about to complete as [`Outcome::Panicked`]. Rare: the hook may
+    /// take its time (format, log).
+    fn on_task_panicked(&self, cpu: usize, task: TaskId, panic: &TaskPanic) {
+        let _ = (cpu, task, panic);
     }
     /// `task` completed with `outcome` on `cpu`.
     fn on_complete(&self, cpu: usize, task: TaskId, outcome: Outcome) {

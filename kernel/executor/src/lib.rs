@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod hooks;
 #[cfg(feature = "alloc")]
 pub(crate) mod loom;
+#[cfg(feature = "alloc")]
 pub mod platform;
 
 #[cfg(feature = "alloc")]
@@ -32,7 +33,8 @@ mod tests;
 
 #[cfg(feature = "alloc")]
 pub use hooks::{Hooks, Outcome, SpawnInfo};
-pub use platform::{PanicCaught, Platform};
+#[cfg(feature = "alloc")]
+pub use platform::{PanicCaught, PanicLocation, Platform, TaskPanic};
 #[cfg(feature = "alloc")]
 pub use registry::{LiveState, LiveTask};
 #[cfg(feature = "alloc")]

@@ -1,8 +1,46 @@
 //! What the executor needs from the machine it runs on.
 
+use alloc::string::String;
+use core::fmt;
+
+/// A panic contained while polling a task: what it said and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPanic {
+    /// The panic message (empty if the payload was not a string).
+    pub message: String,
+    /// Where it panicked, if the platform knows.
+    pub location: Option<PanicLocation>,
+}
+
+/// The source position of a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicLocation {
+    /// The source file.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl fmt::Display for PanicLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+impl fmt::Display for TaskPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(at) => write!(f, "panicked at {at}: {}", self.message),
+            None => write!(f, "panicked: {}", self.message),
+        }
+    }
+}
+
 /// The future panicked while being polled and the panic was contained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PanicCaught;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicCaught(pub TaskPanic);
 
 /// The embedder's side of the executor: CPU identity, idling, cross-CPU wake
 /// ups, and (optionally) containing panics.
@@ -31,8 +69,8 @@ pub trait Platform: Sync {
     ///
     /// The default cannot contain anything: a panic propagates to the caller
     /// (with `panic = "abort"`, it ends the system). A platform that can unwind
-    /// returns `Err(PanicCaught)` and the task completes as
-    /// [`JoinError::Panicked`](crate::JoinError::Panicked). Dropping the
+    /// returns `Err(PanicCaught)` with the panic's message and location, and
+    /// the task completes as [`JoinError::Panic`](crate::JoinError::Panic). Dropping the
     /// panicked future goes through this hook too.
     fn catch_unwind(&self, poll: &mut dyn FnMut()) -> Result<(), PanicCaught> {
         poll();

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::vec::Vec;
 
-use crate::platform::{PanicCaught, Platform};
+use crate::platform::{PanicCaught, Platform, TaskPanic};
 
 std::thread_local! {
     static CURRENT_CPU: Cell<Option<usize>> = const { Cell::new(None) };
@@ -14,7 +14,8 @@ std::thread_local! {
 
 /// Host threads as CPUs: idling parks on a condition variable with a wake-up
 /// token (so a wake before the park is not lost), and panics are contained
-/// with `std::panic::catch_unwind`.
+/// with `std::panic::catch_unwind` (with the message of a string payload; the
+/// location is not known here).
 #[derive(Debug)]
 pub struct ThreadPlatform {
     tokens: Vec<(Mutex<bool>, Condvar)>,
@@ -56,6 +57,16 @@ impl Platform for ThreadPlatform {
     }
 
     fn catch_unwind(&self, poll: &mut dyn FnMut()) -> Result<(), PanicCaught> {
-        catch_unwind(AssertUnwindSafe(poll)).map_err(|_| PanicCaught)
+        catch_unwind(AssertUnwindSafe(poll)).map_err(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).into())
+                .or_else(|| payload.downcast_ref::<std::string::String>().cloned())
+                .unwrap_or_default();
+            PanicCaught(TaskPanic {
+                message,
+                location: None,
+            })
+        })
     }
 }

@@ -24,6 +24,7 @@ pub use self::stats::{TaskCounters, TaskStats};
 use crate::hooks::Outcome;
 use crate::loom::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::cell::UnsafeCell;
+use crate::platform::{PanicCaught, TaskPanic};
 use crate::registry::{LiveState, LiveTask};
 use crate::runtime::Runtime;
 
@@ -79,7 +80,7 @@ pub enum JoinError<T> {
     /// poll during which the cancel arrived, the output is carried here.
     Cancelled(Option<T>),
     /// The task's future panicked and the platform contained the panic.
-    Panicked,
+    Panic(TaskPanic),
 }
 
 impl<T> JoinError<T> {
@@ -89,17 +90,26 @@ impl<T> JoinError<T> {
         matches!(self, JoinError::Cancelled(_))
     }
 
-    /// `true` for [`JoinError::Panicked`].
+    /// `true` for [`JoinError::Panic`].
     #[must_use]
     pub fn is_panic(&self) -> bool {
-        matches!(self, JoinError::Panicked)
+        matches!(self, JoinError::Panic(_))
+    }
+
+    /// The contained panic's message and location, for [`JoinError::Panic`].
+    #[must_use]
+    pub fn panic(&self) -> Option<&TaskPanic> {
+        match self {
+            JoinError::Panic(panic) => Some(panic),
+            JoinError::Cancelled(_) => None,
+        }
     }
 
     /// The output of a task that completed despite being cancelled.
     pub fn into_output(self) -> Option<T> {
         match self {
             JoinError::Cancelled(output) => output,
-            JoinError::Panicked => None,
+            JoinError::Panic(_) => None,
         }
     }
 }
@@ -111,7 +121,7 @@ impl<T> fmt::Debug for JoinError<T> {
                 .debug_struct("Cancelled")
                 .field("has_output", &output.is_some())
                 .finish(),
-            JoinError::Panicked => f.write_str("Panicked"),
+            JoinError::Panic(panic) => f.debug_tuple("Panic").field(panic).finish(),
         }
     }
 }
@@ -120,7 +130,7 @@ impl<T> fmt::Display for JoinError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JoinError::Cancelled(_) => f.write_str("task was cancelled"),
-            JoinError::Panicked => f.write_str("task panicked"),
+            JoinError::Panic(panic) => write!(f, "task {panic}"),
         }
     }
 }
@@ -364,11 +374,18 @@ where
                 Some(flags) => {
                     hooks.on_poll_end(cpu, id, PollResult::Ready, stats);
                     let how = if flags & PANICKED != 0 {
+                        this.stage.with(|stage| {
+                            // SAFETY: POLLING is still ours: nobody else reads or
+                            // writes the stage, which `finish` just set.
+                            if let Stage::Ready(Err(JoinError::Panic(panic))) = unsafe { &*stage } {
+                                hooks.on_task_panicked(cpu, id, panic);
+                            }
+                        });
                         Outcome::Panicked
                     } else if cancelled || this.header.state.load().has(CANCELLED) {
                         Outcome::Cancelled
                     } else {
-                        Outcome::Completed
+                        Outcome::Ok
                     };
                     hooks.on_complete(cpu, id, how);
                 }
@@ -420,8 +437,8 @@ where
                 self.finish(Ok(output));
                 Some(0)
             }
-            (Err(_), _) => {
-                self.finish(Err(JoinError::Panicked));
+            (Err(PanicCaught(panic)), _) => {
+                self.finish(Err(JoinError::Panic(panic)));
                 Some(PANICKED)
             }
         }

@@ -8,6 +8,61 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use crate::mem::{frames, paging, phys_to_virt};
 
+/// Bytes in one DMA page.
+pub const PAGE_BYTES: usize = 4096;
+
+/// Physically contiguous, zeroed DMA pages from [`KernelHal`], freed on drop.
+///
+/// It hands out raw pointers only: whether the CPU may touch a range depends on whether a
+/// device owns it, which only the user of the pages knows.
+#[derive(Debug)]
+pub struct DmaPages {
+    phys: PhysAddr,
+    virt: NonNull<u8>,
+    pages: usize,
+}
+
+// SAFETY: the pages are memory this value alone owns, reached through the direct map that
+// every CPU shares; nothing about them is tied to the CPU that allocated them.
+unsafe impl Send for DmaPages {}
+
+impl DmaPages {
+    /// `pages` zeroed pages, or `None` when physical memory runs out.
+    pub fn new(pages: usize) -> Option<Self> {
+        let (phys, virt) = KernelHal::dma_alloc(pages, BufferDirection::Both);
+        (phys != 0).then_some(Self { phys, virt, pages })
+    }
+
+    /// A pointer to `len` bytes at `offset`, which must lie inside the pages.
+    pub fn range(&self, offset: usize, len: usize) -> NonNull<[u8]> {
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= self.pages * PAGE_BYTES),
+            "DMA range {offset}+{len} outside {} pages",
+            self.pages
+        );
+        let start = self.virt.as_ptr().wrapping_add(offset);
+        NonNull::new(core::ptr::slice_from_raw_parts_mut(start, len)).expect("direct map is not null")
+    }
+
+    /// Gives the pages up without freeing them, for memory a device may still write to.
+    pub fn leak(&mut self) {
+        self.pages = 0;
+    }
+}
+
+impl Drop for DmaPages {
+    fn drop(&mut self) {
+        if self.pages == 0 {
+            return;
+        }
+        // SAFETY: `phys` and `virt` came from `KernelHal::dma_alloc` for `pages` pages and
+        // are freed only here, once.
+        unsafe { KernelHal::dma_dealloc(self.phys, self.virt, self.pages) };
+    }
+}
+
 /// The kernel's virtio HAL.
 #[derive(Debug)]
 pub struct KernelHal;
@@ -37,7 +92,7 @@ unsafe impl Hal for KernelHal {
         };
         let virt = phys_to_virt(phys) as *mut u8;
         // SAFETY: the frames were just allocated and are reached through the direct map.
-        unsafe { core::ptr::write_bytes(virt, 0, pages * 4096) };
+        unsafe { core::ptr::write_bytes(virt, 0, pages * PAGE_BYTES) };
         (phys, NonNull::new(virt).expect("direct map is not null"))
     }
 

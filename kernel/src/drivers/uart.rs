@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use spin::Mutex;
+use crate::sync::SpinLock;
 
 use crate::arch::{InterruptGuard, Port};
 
@@ -58,7 +58,7 @@ impl fmt::Write for Uart {
     }
 }
 
-static COM1_PORT: Mutex<Option<Uart>> = Mutex::new(None);
+static COM1_PORT: SpinLock<Option<Uart>> = SpinLock::new(None);
 
 /// Sets up COM1.
 pub fn init() {

@@ -11,11 +11,8 @@
 //! Queues: port 0 rx 0 / tx 1, control rx 2 / tx 3, port n ≥ 1 rx 2n+2 / tx 2n+3.
 //! Control buffers are posted before DEVICE_READY, or QEMU drops its replies.
 
-use core::ptr::NonNull;
-
 use bitflags::bitflags;
 use virtio_drivers::{
-    BufferDirection, Hal,
     queue::VirtQueue,
     transport::{
         DeviceType, Transport,
@@ -23,7 +20,11 @@ use virtio_drivers::{
     },
 };
 
-use super::{dma::KernelHal, pci};
+use super::{
+    dma::KernelHal,
+    pci,
+    virtio_queue::{DmaQueue, QueueError},
+};
 
 bitflags! {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,10 @@ bitflags! {
 
 const CONTROL_QUEUE: usize = 32;
 const DATA_QUEUE: usize = 128;
+/// Bytes of one receive buffer on the control queue (a header and a port name).
 const CONTROL_SLOT: usize = 128;
+/// Bytes of a control message the driver sends: `{ id: u32, event: u16, value: u16 }`.
+const CONTROL_MESSAGE: usize = 8;
 /// The one data port this driver serves (QEMU numbers the first virtserialport 1).
 const PORT: u32 = 1;
 const CTRL_RX: u16 = 2;
@@ -69,10 +73,8 @@ pub enum ProbeError {
     Transport(virtio_drivers::transport::pci::VirtioPciError),
     /// The device does not offer MULTIPORT.
     NoMultiport,
-    /// A queue could not be created.
-    Queue(virtio_drivers::Error),
-    /// Out of DMA memory.
-    NoMemory,
+    /// A queue could not be set up or take a buffer.
+    Queue(QueueError),
     /// The device never announced a port with the wanted name on port 1.
     PortNotFound,
 }
@@ -83,8 +85,7 @@ impl core::fmt::Display for ProbeError {
             Self::NoDevice => write!(f, "no virtio-serial device"),
             Self::Transport(e) => write!(f, "virtio PCI transport: {e}"),
             Self::NoMultiport => write!(f, "virtio-serial device lacks MULTIPORT"),
-            Self::Queue(e) => write!(f, "virtqueue: {e}"),
-            Self::NoMemory => write!(f, "no DMA memory"),
+            Self::Queue(e) => write!(f, "{e}"),
             Self::PortNotFound => write!(f, "no virtserialport with the wanted name on port {PORT}"),
         }
     }
@@ -101,38 +102,22 @@ pub enum WriteError {
     Full,
 }
 
-/// Physically contiguous DMA pages, freed on drop.
-struct DmaPages {
-    phys: u64,
-    virt: NonNull<u8>,
-    pages: usize,
-}
-
-impl DmaPages {
-    fn new(pages: usize) -> Result<Self, ProbeError> {
-        let (phys, virt) = KernelHal::dma_alloc(pages, BufferDirection::Both);
-        if phys == 0 {
-            return Err(ProbeError::NoMemory);
+impl core::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotConnected => write!(f, "no host has the port open"),
+            Self::Full => write!(f, "every transmit buffer is in flight"),
         }
-        Ok(Self { phys, virt, pages })
-    }
-
-    /// `len` bytes at `offset`.
-    ///
-    /// # Safety
-    /// The caller must not create overlapping live slices.
-    unsafe fn slice(&self, offset: usize, len: usize) -> &'static mut [u8] {
-        assert!(offset + len <= self.pages * 4096);
-        // SAFETY: in bounds of memory this value owns; the caller rules out aliasing.
-        unsafe { core::slice::from_raw_parts_mut(self.virt.as_ptr().add(offset), len) }
     }
 }
 
-impl Drop for DmaPages {
-    fn drop(&mut self) {
-        // SAFETY: `phys`/`virt` came from `dma_alloc` with `pages` pages.
-        unsafe { KernelHal::dma_dealloc(self.phys, self.virt, self.pages) };
-    }
+impl core::error::Error for WriteError {}
+
+/// The receive queues [`VirtioSerial::poll`] keeps stocked with buffers.
+#[derive(Clone, Copy, Debug)]
+enum ReceiveQueue {
+    Control,
+    Port,
 }
 
 /// Counters of the data port.
@@ -150,24 +135,18 @@ pub struct Stats {
 
 /// The driver for one named port.
 pub struct VirtioSerial {
+    /// Declared first so it drops first: that resets the device, which then leaves the
+    /// queues' memory alone.
     transport: PciTransport,
-    ctrl_rx: VirtQueue<KernelHal, CONTROL_QUEUE>,
-    ctrl_tx: VirtQueue<KernelHal, CONTROL_QUEUE>,
-    tx: VirtQueue<KernelHal, DATA_QUEUE>,
+    ctrl_rx: DmaQueue<CONTROL_QUEUE, CONTROL_QUEUE>,
+    ctrl_tx: DmaQueue<CONTROL_QUEUE, CONTROL_QUEUE>,
+    tx: DmaQueue<DATA_QUEUE, TX_SLOTS>,
     /// Port 0's queues: configured, never used.
     _unused_queues: [VirtQueue<KernelHal, 4>; 2],
-    rx: VirtQueue<KernelHal, RX_SLOTS>,
-    rx_mem: DmaPages,
-    rx_tokens: [Option<u16>; RX_SLOTS],
+    rx: DmaQueue<RX_SLOTS, RX_SLOTS>,
     rx_data: alloc::collections::VecDeque<u8>,
     /// Host bytes dropped because `rx_data` was full.
     pub rx_dropped: u64,
-    ctrl_rx_mem: DmaPages,
-    ctrl_rx_tokens: [Option<u16>; CONTROL_QUEUE],
-    ctrl_tx_mem: DmaPages,
-    tx_mem: DmaPages,
-    /// Per transmit slot: the token and length while the device owns it.
-    tx_inflight: [Option<(u16, usize)>; TX_SLOTS],
     name: [u8; 64],
     name_len: usize,
     want: &'static str,
@@ -175,10 +154,6 @@ pub struct VirtioSerial {
     host_connected: bool,
     stats: Stats,
 }
-
-// SAFETY: the driver owns its DMA pages and queues exclusively; nothing in it is tied
-// to the CPU that created it, so it may move to (and be used from) another CPU.
-unsafe impl Send for VirtioSerial {}
 
 impl core::fmt::Debug for VirtioSerial {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -203,12 +178,13 @@ impl VirtioSerial {
         }
         // Port 0's queues exist with MULTIPORT; set them up so the device sees a
         // complete configuration even though this driver does not use port 0.
-        let port0_rx = VirtQueue::new(&mut transport, 0, false, false).map_err(ProbeError::Queue)?;
-        let port0_tx = VirtQueue::new(&mut transport, 1, false, false).map_err(ProbeError::Queue)?;
-        let ctrl_rx = VirtQueue::new(&mut transport, CTRL_RX, false, false).map_err(ProbeError::Queue)?;
-        let ctrl_tx = VirtQueue::new(&mut transport, CTRL_TX, false, false).map_err(ProbeError::Queue)?;
-        let rx = VirtQueue::new(&mut transport, PORT_RX, false, false).map_err(ProbeError::Queue)?;
-        let tx = VirtQueue::new(&mut transport, PORT_TX, false, false).map_err(ProbeError::Queue)?;
+        let setup = |e| ProbeError::Queue(QueueError::Setup(e));
+        let port0_rx = VirtQueue::new(&mut transport, 0, false, false).map_err(setup)?;
+        let port0_tx = VirtQueue::new(&mut transport, 1, false, false).map_err(setup)?;
+        let ctrl_rx = DmaQueue::new(&mut transport, CTRL_RX, CONTROL_SLOT).map_err(ProbeError::Queue)?;
+        let ctrl_tx = DmaQueue::new(&mut transport, CTRL_TX, CONTROL_MESSAGE).map_err(ProbeError::Queue)?;
+        let rx = DmaQueue::new(&mut transport, PORT_RX, RX_SLOT).map_err(ProbeError::Queue)?;
+        let tx = DmaQueue::new(&mut transport, PORT_TX, TX_BUFFER).map_err(ProbeError::Queue)?;
         transport.finish_init();
 
         let mut dev = Self {
@@ -218,15 +194,8 @@ impl VirtioSerial {
             tx,
             _unused_queues: [port0_rx, port0_tx],
             rx,
-            rx_mem: DmaPages::new((RX_SLOTS * RX_SLOT).div_ceil(4096))?,
-            rx_tokens: [None; RX_SLOTS],
             rx_data: alloc::collections::VecDeque::new(),
             rx_dropped: 0,
-            ctrl_rx_mem: DmaPages::new((CONTROL_QUEUE * CONTROL_SLOT).div_ceil(4096))?,
-            ctrl_rx_tokens: [None; CONTROL_QUEUE],
-            ctrl_tx_mem: DmaPages::new(1)?,
-            tx_mem: DmaPages::new(TX_SLOTS * TX_BUFFER / 4096)?,
-            tx_inflight: [None; TX_SLOTS],
             name: [0; 64],
             name_len: 0,
             want: name,
@@ -234,13 +203,9 @@ impl VirtioSerial {
             host_connected: false,
             stats: Stats::default(),
         };
-        for slot in 0..CONTROL_QUEUE {
-            dev.post_control_buffer(slot);
-        }
-        for slot in 0..RX_SLOTS {
-            dev.post_rx_buffer(slot);
-        }
-        dev.send_control(0, DEVICE_READY, 1);
+        dev.ctrl_rx.refill(&mut dev.transport).map_err(ProbeError::Queue)?;
+        dev.rx.refill(&mut dev.transport).map_err(ProbeError::Queue)?;
+        dev.send_control(0, DEVICE_READY, 1).map_err(ProbeError::Queue)?;
         let start = crate::time::Instant::now();
         while !dev.named && start.elapsed().as_millis() < 200 {
             dev.poll();
@@ -252,102 +217,73 @@ impl VirtioSerial {
         Ok(dev)
     }
 
-    fn post_control_buffer(&mut self, slot: usize) {
-        // SAFETY: each slot is a disjoint CONTROL_SLOT-byte range; the device owns it
-        // until `poll` pops it with the same slice.
-        let buf = unsafe { self.ctrl_rx_mem.slice(slot * CONTROL_SLOT, CONTROL_SLOT) };
-        // SAFETY: the buffer stays valid (owned by `self`) until popped in `poll`.
-        let token = unsafe { self.ctrl_rx.add(&[], &mut [buf]) }.expect("control queue has room");
-        self.ctrl_rx_tokens[slot] = Some(token);
-        if self.ctrl_rx.should_notify() {
-            self.transport.notify(CTRL_RX);
-        }
-    }
-
-    fn post_rx_buffer(&mut self, slot: usize) {
-        // SAFETY: each slot is a disjoint RX_SLOT-byte range; the device owns it until
-        // `poll` pops it with the same slice.
-        let buf = unsafe { self.rx_mem.slice(slot * RX_SLOT, RX_SLOT) };
-        // SAFETY: the buffer stays valid (owned by `self`) until popped in `poll`.
-        let token = unsafe { self.rx.add(&[], &mut [buf]) }.expect("receive queue has room");
-        self.rx_tokens[slot] = Some(token);
-        if self.rx.should_notify() {
-            self.transport.notify(PORT_RX);
-        }
-    }
-
     /// Moves what the host sent into `out`.
     pub fn read(&mut self, out: &mut alloc::vec::Vec<u8>) {
         self.poll();
         out.extend(self.rx_data.drain(..));
     }
 
-    /// Sends one control message and waits for the device to take it.
-    fn send_control(&mut self, id: u32, event: u16, value: u16) {
-        // SAFETY: the control transmit page is used by one message at a time.
-        let buf = unsafe { self.ctrl_tx_mem.slice(0, 8) };
-        buf[..4].copy_from_slice(&id.to_le_bytes());
-        buf[4..6].copy_from_slice(&event.to_le_bytes());
-        buf[6..8].copy_from_slice(&value.to_le_bytes());
-        let bytes: &[u8] = buf;
-        // SAFETY: `bytes` stays valid until popped below.
-        let token = unsafe { self.ctrl_tx.add(&[bytes], &mut []) }.expect("control transmit queue has room");
-        self.transport.notify(CTRL_TX);
+    /// Sends one control message and waits (briefly) for the device to take it.
+    fn send_control(&mut self, id: u32, event: u16, value: u16) -> Result<(), QueueError> {
+        let mut msg = [0u8; CONTROL_MESSAGE];
+        msg[..4].copy_from_slice(&id.to_le_bytes());
+        msg[4..6].copy_from_slice(&event.to_le_bytes());
+        msg[6..8].copy_from_slice(&value.to_le_bytes());
+        let sent = self.ctrl_tx.send(&mut self.transport, &msg)?;
         let start = crate::time::Instant::now();
-        while self.ctrl_tx.peek_used() != Some(token) {
-            if start.elapsed().as_millis() > 100 {
-                log::warn!("virtio-serial: control message {event} not taken by the device");
-                return;
+        while self.ctrl_tx.holds(sent) {
+            // Takes back whichever message the device finished, this one or one that
+            // timed out earlier.
+            if self.ctrl_tx.pop_used().is_none() {
+                if start.elapsed().as_millis() > 100 {
+                    log::warn!("virtio-serial: control message {event} not taken by the device");
+                    return Ok(());
+                }
+                core::hint::spin_loop();
             }
-            core::hint::spin_loop();
         }
-        // SAFETY: the same buffer as added with this token.
-        let _ = unsafe { self.ctrl_tx.pop_used(token, &[bytes], &mut []) };
+        Ok(())
     }
 
-    /// Handles control messages from the device and reclaims finished transmits.
+    /// Handles control messages from the device, keeps what the host sent and reclaims
+    /// finished transmits.
     pub fn poll(&mut self) {
-        while let Some(token) = self.ctrl_rx.peek_used() {
-            let Some(slot) = self.ctrl_rx_tokens.iter().position(|t| *t == Some(token)) else {
-                log::error!("virtio-serial: unknown control token {token}");
-                return;
-            };
-            // SAFETY: the same slot buffer that was added with `token`.
-            let buf = unsafe { self.ctrl_rx_mem.slice(slot * CONTROL_SLOT, CONTROL_SLOT) };
-            // SAFETY: as above.
-            let len = unsafe { self.ctrl_rx.pop_used(token, &[], &mut [buf]) }.unwrap_or(0) as usize;
-            self.ctrl_rx_tokens[slot] = None;
-            // SAFETY: the device is done with the slot; read it before re-posting.
-            let msg = unsafe { self.ctrl_rx_mem.slice(slot * CONTROL_SLOT, CONTROL_SLOT) };
-            if len >= 8 {
-                let mut copy = [0u8; CONTROL_SLOT];
-                copy[..len.min(CONTROL_SLOT)].copy_from_slice(&msg[..len.min(CONTROL_SLOT)]);
-                self.handle_control(&copy[..len.min(CONTROL_SLOT)]);
+        let mut msg = [0u8; CONTROL_SLOT];
+        while let Some(received) = self.ctrl_rx.pop_used() {
+            let len = received.len();
+            msg[..len].copy_from_slice(received);
+            // Back to the device before handling: the reply to a message sent while
+            // handling it needs a buffer.
+            self.refill(ReceiveQueue::Control);
+            if len >= CONTROL_MESSAGE {
+                self.handle_control(&msg[..len]);
             }
-            self.post_control_buffer(slot);
         }
-        while let Some(token) = self.rx.peek_used() {
-            let Some(slot) = self.rx_tokens.iter().position(|t| *t == Some(token)) else {
-                log::error!("virtio-serial: unknown receive token {token}");
-                return;
-            };
-            // SAFETY: the same slot buffer that was added with `token`.
-            let buf = unsafe { self.rx_mem.slice(slot * RX_SLOT, RX_SLOT) };
-            // SAFETY: as above.
-            let len = unsafe { self.rx.pop_used(token, &[], &mut [buf]) }.unwrap_or(0) as usize;
-            self.rx_tokens[slot] = None;
-            // SAFETY: the device is done with the slot; read it before re-posting.
-            let data = unsafe { self.rx_mem.slice(slot * RX_SLOT, len.min(RX_SLOT)) };
-            for &b in data.iter() {
+        while let Some(received) = self.rx.pop_used() {
+            for &b in received {
                 if self.rx_data.len() < RX_KEEP {
                     self.rx_data.push_back(b);
                 } else {
                     self.rx_dropped += 1;
                 }
             }
-            self.post_rx_buffer(slot);
         }
-        self.reclaim();
+        // Also retries a control refill that failed earlier.
+        self.refill(ReceiveQueue::Control);
+        self.refill(ReceiveQueue::Port);
+        while self.tx.pop_used().is_some() {}
+    }
+
+    /// Gives a receive queue's free buffers back to the device. A failure leaves them
+    /// free for the next poll to retry.
+    fn refill(&mut self, queue: ReceiveQueue) {
+        let refilled = match queue {
+            ReceiveQueue::Control => self.ctrl_rx.refill(&mut self.transport),
+            ReceiveQueue::Port => self.rx.refill(&mut self.transport),
+        };
+        if let Err(e) = refilled {
+            log::warn!("virtio-serial: {queue:?} receive queue: {e}");
+        }
     }
 
     fn handle_control(&mut self, msg: &[u8]) {
@@ -355,7 +291,7 @@ impl VirtioSerial {
         let event = u16::from_le_bytes([msg[4], msg[5]]);
         let value = u16::from_le_bytes([msg[6], msg[7]]);
         match event {
-            PORT_ADD => self.send_control(id, PORT_READY, u16::from(id == PORT)),
+            PORT_ADD => self.reply(id, PORT_READY, u16::from(id == PORT)),
             PORT_NAME if id == PORT => {
                 // QEMU includes the terminating NUL.
                 let name = &msg[8..];
@@ -365,7 +301,7 @@ impl VirtioSerial {
                 self.name_len = n;
                 if self.name() == self.want {
                     self.named = true;
-                    self.send_control(PORT, PORT_OPEN, 1);
+                    self.reply(PORT, PORT_OPEN, 1);
                 }
             }
             PORT_OPEN if id == PORT => {
@@ -387,17 +323,11 @@ impl VirtioSerial {
         }
     }
 
-    fn reclaim(&mut self) {
-        while let Some(token) = self.tx.peek_used() {
-            let Some(slot) = self.tx_inflight.iter().position(|s| s.is_some_and(|(t, _)| t == token)) else {
-                log::error!("virtio-serial: unknown transmit token {token}");
-                return;
-            };
-            let (_, len) = self.tx_inflight[slot].take().expect("slot is in flight");
-            // SAFETY: the same slot bytes that were added with `token`.
-            let buf: &[u8] = unsafe { self.tx_mem.slice(slot * TX_BUFFER, len) };
-            // SAFETY: as above.
-            let _ = unsafe { self.tx.pop_used(token, &[buf], &mut []) };
+    /// Sends a control message from inside [`Self::poll`], which has no caller to
+    /// report a failure to: the device will not see the reply, so say so.
+    fn reply(&mut self, id: u32, event: u16, value: u16) {
+        if let Err(e) = self.send_control(id, event, value) {
+            log::warn!("virtio-serial: control message {event} for port {id} not sent: {e}");
         }
     }
 
@@ -418,7 +348,7 @@ impl VirtioSerial {
 
     /// Transmit buffers the device still holds.
     pub fn in_flight(&self) -> usize {
-        self.tx_inflight.iter().filter(|s| s.is_some()).count()
+        self.tx.held()
     }
 
     /// Queues up to [`TX_BUFFER`] bytes of `data`; returns how many were taken.
@@ -427,25 +357,12 @@ impl VirtioSerial {
         if !self.host_connected {
             return Err(WriteError::NotConnected);
         }
-        let slot = self
-            .tx_inflight
-            .iter()
-            .position(Option::is_none)
-            .ok_or(WriteError::Full)?;
-        let len = data.len().min(TX_BUFFER);
-        // SAFETY: the slot is not in flight, so nothing else refers to its bytes.
-        let buf = unsafe { self.tx_mem.slice(slot * TX_BUFFER, len) };
-        buf.copy_from_slice(&data[..len]);
-        let bytes: &[u8] = buf;
-        // SAFETY: the slot stays owned by `self` and untouched until `reclaim` pops it.
-        let token = unsafe { self.tx.add(&[bytes], &mut []) }.map_err(|_| WriteError::Full)?;
-        self.tx_inflight[slot] = Some((token, len));
-        if self.tx.should_notify() {
-            self.transport.notify(PORT_TX);
-        }
-        self.stats.bytes += len as u64;
+        // Whether every slot is in flight or the virtqueue has no free descriptor, the
+        // device holds all it can take: retry once it hands buffers back.
+        let sent = self.tx.send(&mut self.transport, data).map_err(|_| WriteError::Full)?;
+        self.stats.bytes += sent.bytes as u64;
         self.stats.writes += 1;
-        Ok(len)
+        Ok(sent.bytes)
     }
 
     /// Writes all of `data`, spinning while the device is busy. Fails only if the host

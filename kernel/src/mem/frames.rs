@@ -1,13 +1,13 @@
 //! The physical frame allocator: a bitmap over all RAM, fed by the loader's map.
 
+use crate::sync::SpinLock;
 use lucid_boot_api::{BootInfo, MemoryKind};
 use lucid_mm::{FrameBitmap, PAGE_SIZE};
-use spin::Mutex;
 
 use super::phys_to_virt;
 use crate::arch::InterruptGuard;
 
-static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
+static FRAMES: SpinLock<Option<FrameBitmap<'static>>> = SpinLock::new(None);
 
 /// Memory below 1 MiB stays reserved (real-mode trampolines, firmware).
 const LOW_MEMORY: u64 = 0x10_0000;

@@ -3,14 +3,14 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sync::SpinLock;
 use lucid_boot_api::layout::DIRECT_MAP_OFFSET;
 pub use lucid_mm::{Flags, MapError, Translation};
 use lucid_mm::{FrameSource, PageTable};
-use spin::Mutex;
 
 use crate::arch::{self, InterruptGuard};
 
-static KERNEL_TABLE: Mutex<Option<PageTable>> = Mutex::new(None);
+static KERNEL_TABLE: SpinLock<Option<PageTable>> = SpinLock::new(None);
 
 /// Called after a mapping is removed or restricted, with the page address, to
 /// invalidate other CPUs' TLBs. Zero until SMP installs one.
@@ -80,14 +80,27 @@ pub fn translate(virt: u64) -> Option<Translation> {
     KERNEL_TABLE.try_lock()?.as_ref()?.translate(virt)
 }
 
-/// Maps `pages` fresh zeroed frames at `virt`.
+/// Maps `pages` fresh zeroed frames at `virt`, all or nothing: when a frame or a page
+/// table cannot be had, the pages already mapped are unmapped and their frames freed,
+/// so the range can be asked for again once memory is back.
 pub fn map_fresh(virt: u64, pages: u64, flags: Flags) -> Result<(), MapError> {
     for i in 0..pages {
-        let frame = super::frames::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-        if let Err(e) = map(virt + i * 4096, frame, flags) {
-            super::frames::free(frame, 1);
+        let mapped = super::frames::alloc_zeroed()
+            .ok_or(MapError::OutOfFrames)
+            .and_then(|frame| map(virt + i * 4096, frame, flags).inspect_err(|_| super::frames::free(frame, 1)));
+        if let Err(e) = mapped {
+            unmap_fresh(virt, i);
             return Err(e);
         }
     }
     Ok(())
+}
+
+/// Unmaps `pages` pages at `virt` mapped by [`map_fresh`] and frees their frames.
+fn unmap_fresh(virt: u64, pages: u64) {
+    for i in 0..pages {
+        if let Ok(frame) = unmap(virt + i * 4096) {
+            super::frames::free(frame, 1);
+        }
+    }
 }

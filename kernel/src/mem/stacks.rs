@@ -3,11 +3,11 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sync::SpinLock;
 use lucid_boot_api::{
     BootInfo,
     layout::{PAGE_SIZE, STACKS_BASE, STACKS_LIMIT},
 };
-use spin::Mutex;
 
 use super::paging::{self, Flags, MapError};
 
@@ -24,7 +24,7 @@ pub struct KernelStack {
 
 static NEXT: AtomicU64 = AtomicU64::new(STACKS_BASE);
 const MAX_STACKS: usize = 256;
-static REGISTRY: Mutex<([Option<KernelStack>; MAX_STACKS], usize)> = Mutex::new(([None; MAX_STACKS], 0));
+static REGISTRY: SpinLock<([Option<KernelStack>; MAX_STACKS], usize)> = SpinLock::new(([None; MAX_STACKS], 0));
 
 fn register(stack: KernelStack) {
     let mut reg = REGISTRY.lock();

@@ -2,7 +2,7 @@ use alloc::{boxed::Box, collections::BTreeMap, vec, vec::Vec};
 
 use lucid_ktest_macros::ktest;
 
-use crate::mem::heap;
+use crate::mem::{frames, heap};
 
 #[ktest]
 fn box_and_vec_work() {
@@ -50,4 +50,61 @@ fn many_small_allocations() {
     }
     assert_eq!(map.len(), 20_000);
     assert_eq!(map.values().sum::<u64>(), 20_000 * 19_999 / 2);
+}
+
+/// Takes every free frame: as 2 MiB runs while there are any, then one by one into
+/// `singles` (whose capacity is reserved before, so taking frames never grows the heap).
+fn take_all_frames(runs: &mut Vec<u64>, singles: &mut Vec<u64>) {
+    while let Some(run) = frames::alloc_contiguous(512, 1) {
+        runs.push(run);
+        if runs.len() == runs.capacity() {
+            break;
+        }
+    }
+    while singles.len() < singles.capacity() {
+        match frames::alloc() {
+            Some(f) => singles.push(f),
+            None => break,
+        }
+    }
+}
+
+#[ktest]
+fn heap_survives_a_failed_growth() {
+    const KEPT: usize = 64;
+    let mut runs = Vec::with_capacity(8192);
+    let mut singles = Vec::with_capacity(1 << 16);
+    take_all_frames(&mut runs, &mut singles);
+    assert_eq!(frames::free_frames(), 0, "could not take every frame");
+    // Leave a few frames so the growth maps some pages before it runs out.
+    for f in singles.drain(singles.len().saturating_sub(KEPT)..) {
+        frames::free(f, 1);
+    }
+    let mapped = heap::mapped_bytes();
+    // More than the whole heap holds, so it cannot fit without growing.
+    let beyond_heap = mapped as usize + 1024 * 1024;
+    let mut too_big: Vec<u8> = Vec::new();
+    let refused = too_big.try_reserve_exact(beyond_heap).is_err();
+    let mapped_after_failure = heap::mapped_bytes();
+    let free_after_failure = frames::free_frames();
+    for f in singles.drain(..) {
+        frames::free(f, 1);
+    }
+    for run in runs.drain(..) {
+        frames::free(run, 512);
+    }
+    assert!(refused, "{beyond_heap} bytes were allocated with {KEPT} free frames");
+    assert_eq!(mapped_after_failure, mapped, "a failed growth changed the heap's size");
+    // The frames of the pages it mapped came back (page tables it made may stay).
+    assert!(
+        free_after_failure + 4 >= KEPT as u64,
+        "a failed growth kept frames: {free_after_failure} of {KEPT} free"
+    );
+    // With memory back, the heap grows again at the same place.
+    let big = vec![7u8; beyond_heap];
+    assert!(
+        heap::mapped_bytes() > mapped,
+        "the heap did not grow after a failed growth"
+    );
+    assert!(big.iter().step_by(4096).all(|&b| b == 7));
 }

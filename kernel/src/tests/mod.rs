@@ -4,6 +4,7 @@ mod executor;
 mod heap;
 mod interrupts;
 mod mem;
+mod panic;
 pub mod platform;
 mod selftest;
 mod smp;

@@ -16,7 +16,7 @@ pub mod subscriber;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use lucid_executor::{Hooks, Outcome, PollResult, SpawnInfo, TaskId, TaskKind, TaskStats};
+use lucid_executor::{Hooks, Outcome, PanicLocation, PollResult, SpawnInfo, TaskId, TaskKind, TaskPanic, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
 use spin::Once;
 
@@ -290,12 +290,16 @@ impl Hooks for TraceHooks {
         });
     }
 
+    fn on_task_panicked(&self, _cpu: usize, task: TaskId, panic: &TaskPanic) {
+        task_panicked(task, &panic.message, panic.location.as_ref());
+    }
+
     fn on_complete(&self, _cpu: usize, task: TaskId, outcome: Outcome) {
         if !traced(task) {
             return;
         }
         let outcome = match outcome {
-            Outcome::Completed => proto::Outcome::Ok,
+            Outcome::Ok => proto::Outcome::Ok,
             Outcome::Cancelled => proto::Outcome::Cancelled,
             Outcome::Panicked => proto::Outcome::Panicked,
         };
@@ -347,3 +351,43 @@ fn sched_current_task() -> Option<TaskId> {
 
 /// The hooks instance to hand the executor.
 pub static HOOKS: TraceHooks = TraceHooks;
+
+/// Longest panic message the trace carries; a longer one is cut at a character
+/// boundary, so the record always fits in a frame.
+const MAX_PANIC_MESSAGE: usize = 512;
+
+/// A task's panic was contained: `task` ends as panicked with `message`, raised
+/// at `location`. Reported as a `TaskPanicked` trace event and an error-level kernel
+/// log line (COM1 and the trace); the task's `TaskCompleted` follows with outcome
+/// `Panicked`.
+pub fn task_panicked(task: TaskId, message: &str, location: Option<&PanicLocation>) {
+    let name = crate::sched::try_runtime()
+        .and_then(|rt| rt.current_task_info())
+        .filter(|t| t.id == task)
+        .and_then(|t| t.name);
+    let name = name.unwrap_or("<unnamed>");
+    if traced(task) {
+        let mut end = message.len().min(MAX_PANIC_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        emit(&|e, ts| {
+            e.push(
+                ts,
+                &Message::TaskPanicked(proto::TaskPanicked {
+                    task: task.as_u64(),
+                    message: &message[..end],
+                    location: location.map(|at| proto::Location {
+                        file: &at.file,
+                        line: at.line,
+                        column: at.column,
+                    }),
+                }),
+            )
+        });
+    }
+    match location {
+        Some(at) => log::error!("task {} `{name}` panicked at {at}: {message}", task.as_u64()),
+        None => log::error!("task {} `{name}` panicked: {message}", task.as_u64()),
+    }
+}

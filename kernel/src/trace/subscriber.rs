@@ -13,8 +13,8 @@ use core::{
     sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
+use crate::sync::SpinLock;
 use lucid_protocol::{self as proto, CallsiteKind, List, Message, Value};
-use spin::Mutex;
 use tracing_core::{
     Dispatch, Event, Interest, Level, Metadata, Subscriber,
     callsite::Identifier,
@@ -53,7 +53,7 @@ enum Key {
     Log(u8),
 }
 
-static REGISTRY: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+static REGISTRY: SpinLock<Vec<Registered>> = SpinLock::new(Vec::new());
 static NEXT_CALLSITE: AtomicU64 = AtomicU64::new(1);
 static NEXT_SPAN: AtomicU64 = AtomicU64::new(1);
 /// Most verbose level recorded, as an index into `LEVELS` plus one (0 = nothing,
@@ -85,7 +85,7 @@ fn from_tracing(l: &Level) -> proto::Level {
 /// Per-target filters `(target prefix, level as in MAX_LEVEL)`; the longest matching
 /// prefix wins. Rarely set, so a lock is fine; `HAS_TARGET_FILTERS` keeps the common
 /// case (none) lock-free.
-static TARGET_FILTERS: Mutex<Vec<(alloc::string::String, usize)>> = Mutex::new(Vec::new());
+static TARGET_FILTERS: SpinLock<Vec<(alloc::string::String, usize)>> = SpinLock::new(Vec::new());
 static HAS_TARGET_FILTERS: AtomicBool = AtomicBool::new(false);
 
 /// Sets the most verbose level recorded for targets starting with `target` (all targets

@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sync::SpinLock;
 use lucid_executor::sync::WaitQueue;
-use spin::Mutex;
 
 use super::budget::{ALLOCATION_OVERHEAD, Budget, Charge, Refusal};
 
@@ -61,7 +61,7 @@ impl Message {
 pub struct Channel {
     /// Room for [`CAPACITY`] messages is reserved up front: queueing never
     /// allocates.
-    queue: Mutex<VecDeque<Message>>,
+    queue: SpinLock<VecDeque<Message>>,
     /// Handle tables holding this channel.
     holders: AtomicUsize,
     readable: WaitQueue,
@@ -79,7 +79,7 @@ impl Channel {
         // The fixed-size object itself (charged above) is the one allocation here
         // that stable Rust offers no fallible form of.
         Ok(Arc::new(Self {
-            queue: Mutex::new(queue),
+            queue: SpinLock::new(queue),
             holders: AtomicUsize::new(1),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),

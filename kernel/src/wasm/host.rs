@@ -10,11 +10,20 @@
 //! instance tree's kernel memory budget first and allocated fallibly, and a
 //! refusal is an error result (`lucid_wasm::abi::ERR_NO_MEMORY`), never a kernel
 //! panic. `log` and `spawn` are bounded in length and cost fuel in proportion.
+//!
+//! A hostcall runs on the instance's fiber, below wasm frames that have no unwind
+//! tables the kernel can read: a panic must not unwind out of it. Every hostcall
+//! body runs inside [`contained`] (or [`contained_async`]), which turns a panic into
+//! a [`HostPanic`] error; wasmtime unwinds the guest as for a trap, and the
+//! instance's task raises the panic again outside the fiber, so the task ends as
+//! panicked (see `instance::run`).
 
 use alloc::boxed::Box;
 use alloc::format;
+use core::fmt;
 use core::future::Future;
 use core::sync::atomic::Ordering;
+use core::task::Poll;
 use core::time::Duration;
 
 use lucid_wasm::abi::{
@@ -29,7 +38,41 @@ use super::channel::{CreateError, MAX_MESSAGE, Message};
 use super::instance::{Exit, HostFault, InstanceData, Meter, ticks};
 
 type Cx<'a> = Caller<'a, InstanceData>;
-type Fut<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
+pub(crate) type Fut<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
+
+/// A hostcall panicked; the instance's task raises the panic again.
+#[derive(Debug)]
+pub(crate) struct HostPanic(pub(crate) lucid_executor::TaskPanic);
+
+impl fmt::Display for HostPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hostcall {}", self.0)
+    }
+}
+
+impl core::error::Error for HostPanic {}
+
+/// Runs a hostcall's body, turning a panic inside it into a [`HostPanic`] error.
+pub(crate) fn contained<R>(body: impl FnOnce() -> wasmtime::Result<R>) -> wasmtime::Result<R> {
+    let mut body = Some(body);
+    let mut out = None;
+    match crate::panic::catch_unwind(&mut || out = body.take().map(|body| body())) {
+        Ok(()) => out.expect("a body that returned left its result"),
+        Err(panic) => Err(wasmtime::Error::new(HostPanic(panic))),
+    }
+}
+
+/// [`contained`] for a blocking hostcall: each poll of `fut` is contained.
+pub(crate) fn contained_async<'a, R: 'a>(fut: Fut<'a, R>) -> Fut<'a, R> {
+    let mut fut = Box::into_pin(fut);
+    Box::new(core::future::poll_fn(move |cx| {
+        let mut out = Poll::Pending;
+        match crate::panic::catch_unwind(&mut || out = fut.as_mut().poll(cx)) {
+            Ok(()) => out,
+            Err(panic) => Poll::Ready(Err(wasmtime::Error::new(HostPanic(panic)))),
+        }
+    }))
+}
 
 fn fault(code: TrapCode, reason: alloc::string::String) -> wasmtime::Error {
     wasmtime::Error::new(HostFault { code, reason })
@@ -156,7 +199,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
         MODULE,
         Hostcall::Log.name(),
         |mut c: Cx<'_>, (ptr, len, level): (i32, i32, i32)| -> Fut<'_, ()> {
-            Box::new(async move {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
                 let level = match level {
                     0 => log::Level::Trace,
@@ -192,22 +235,24 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 pay(&mut c, cost).await?;
                 count(&c, Hostcall::Log, t0);
                 Ok(())
-            })
+            }))
         },
     )?;
 
     linker.func_wrap(MODULE, Hostcall::Now.name(), |c: Cx<'_>| {
-        let t0 = ticks();
-        let now = crate::sched::now_ns() as i64;
-        count(&c, Hostcall::Now, t0);
-        now
+        contained(|| {
+            let t0 = ticks();
+            let now = crate::sched::now_ns() as i64;
+            count(&c, Hostcall::Now, t0);
+            Ok(now)
+        })
     })?;
 
     linker.func_wrap_async(
         MODULE,
         Hostcall::Sleep.name(),
         |mut c: Cx<'_>, (ns,): (i64,)| -> Fut<'_, ()> {
-            Box::new(async move {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
                 let Ok(ns) = u64::try_from(ns) else {
                     return Err(fault(
@@ -219,38 +264,40 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 blocking(&mut c, Hostcall::Sleep, crate::sched::sleep(Duration::from_nanos(ns))).await?;
                 count(&c, Hostcall::Sleep, t0);
                 Ok(())
-            })
+            }))
         },
     )?;
 
     linker.func_wrap_async(MODULE, Hostcall::Yield.name(), |mut c: Cx<'_>, (): ()| -> Fut<'_, ()> {
-        Box::new(async move {
+        contained_async(Box::new(async move {
             let t0 = ticks();
             blocking(&mut c, Hostcall::Yield, lucid_executor::yield_now()).await?;
             count(&c, Hostcall::Yield, t0);
             Ok(())
-        })
+        }))
     })?;
 
     linker.func_wrap(MODULE, Hostcall::ChanCreate.name(), |mut c: Cx<'_>| {
-        let t0 = ticks();
-        let handle = match c.data_mut().handles.create() {
-            Ok(h) => h as i32,
-            Err(CreateError::TableFull) => -1,
-            Err(CreateError::NoMemory) => {
-                refused(&mut c, Hostcall::ChanCreate, &"no kernel memory for a channel");
-                ERR_NO_MEMORY
-            }
-        };
-        count(&c, Hostcall::ChanCreate, t0);
-        handle
+        contained(|| {
+            let t0 = ticks();
+            let handle = match c.data_mut().handles.create() {
+                Ok(h) => h as i32,
+                Err(CreateError::TableFull) => -1,
+                Err(CreateError::NoMemory) => {
+                    refused(&mut c, Hostcall::ChanCreate, &"no kernel memory for a channel");
+                    ERR_NO_MEMORY
+                }
+            };
+            count(&c, Hostcall::ChanCreate, t0);
+            Ok(handle)
+        })
     })?;
 
     linker.func_wrap_async(
         MODULE,
         Hostcall::ChanSend.name(),
         |mut c: Cx<'_>, (handle, ptr, len): (i32, i32, i32)| -> Fut<'_, i32> {
-            Box::new(async move {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
                 let ch = channel(&c, Hostcall::ChanSend, handle)?;
                 if len as u32 as usize > MAX_MESSAGE {
@@ -273,7 +320,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 let sent = blocking(&mut c, Hostcall::ChanSend, ch.send(msg)).await?;
                 count(&c, Hostcall::ChanSend, t0);
                 Ok(if sent { 0 } else { -1 })
-            })
+            }))
         },
     )?;
 
@@ -281,7 +328,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
         MODULE,
         Hostcall::ChanRecv.name(),
         |mut c: Cx<'_>, (handle, ptr, cap): (i32, i32, i32)| -> Fut<'_, i32> {
-            Box::new(async move {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
                 let ch = channel(&c, Hostcall::ChanRecv, handle)?;
                 // Check the buffer before blocking, so a bad one traps at once.
@@ -298,7 +345,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 };
                 count(&c, Hostcall::ChanRecv, t0);
                 Ok(n)
-            })
+            }))
         },
     )?;
 
@@ -306,7 +353,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
         MODULE,
         Hostcall::Spawn.name(),
         |mut c: Cx<'_>, (ptr, len): (i32, i32)| -> Fut<'_, i64> {
-            Box::new(async move {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
                 let mem = memory(&mut c, Hostcall::Spawn)?;
                 let data = mem.data(&c);
@@ -333,7 +380,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 pay(&mut c, SPAWN_FUEL + FUEL_PER_BYTE * named).await?;
                 count(&c, Hostcall::Spawn, t0);
                 Ok(result)
-            })
+            }))
         },
     )?;
 
@@ -341,8 +388,10 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
         MODULE,
         Hostcall::Exit.name(),
         |c: Cx<'_>, code: i32| -> wasmtime::Result<()> {
-            count(&c, Hostcall::Exit, ticks());
-            Err(wasmtime::Error::new(Exit(code)))
+            contained(|| {
+                count(&c, Hostcall::Exit, ticks());
+                Err(wasmtime::Error::new(Exit(code)))
+            })
         },
     )?;
     Ok(())

@@ -26,6 +26,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, Val};
 
 use super::budget::{Budget, Charge, Member, Refusal};
 use super::channel::Handles;
+use super::host::HostPanic;
 use super::{Guest, Runtime, SpawnError, platform};
 use crate::{arch, trace};
 
@@ -43,7 +44,7 @@ pub(super) static LIVE: AtomicUsize = AtomicUsize::new(0);
 pub(super) static STARTED: AtomicU64 = AtomicU64::new(0);
 pub(super) static ENDED: AtomicU64 = AtomicU64::new(0);
 /// The meters of live instances, for [`stats`].
-static METERS: spin::Mutex<BTreeMap<InstanceId, Arc<Meter>>> = spin::Mutex::new(BTreeMap::new());
+static METERS: crate::sync::SpinLock<BTreeMap<InstanceId, Arc<Meter>>> = crate::sync::SpinLock::new(BTreeMap::new());
 
 /// What an instance has used so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,9 +385,12 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
         Err(e) => Err(e),
     };
     meter.final_fuel.store(store.get_fuel().unwrap_or(0), Ordering::Relaxed);
-    let outcome = match outcome {
-        Ok(code) => Outcome::Exited(code),
-        Err(e) => classify(&e),
+    let (outcome, host_panic) = match outcome {
+        Ok(code) => (Outcome::Exited(code), None),
+        Err(e) => {
+            let outcome = classify(&e);
+            (outcome, e.downcast::<HostPanic>().ok())
+        }
     };
     match &outcome {
         Outcome::Exited(code) => state(&meter, id, WasmState::Exited, *code as u32 as u64),
@@ -405,6 +409,12 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
         Outcome::Trapped(code, reason) => {
             log::info!("wasm: {}#{id} trapped ({}): {reason}", guest.entry.name, code.name());
         }
+    }
+    if let Some(HostPanic(panic)) = host_panic {
+        // A hostcall panicked: the instance is reported trapped, and its task ends
+        // as that panic, raised here, outside the fiber.
+        drop(store);
+        crate::panic::resume(panic);
     }
     outcome
 }

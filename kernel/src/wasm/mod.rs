@@ -14,7 +14,7 @@ pub mod budget;
 mod channel;
 mod code_memory;
 mod cpu;
-mod host;
+pub(crate) mod host;
 mod instance;
 pub mod platform;
 mod stacks;

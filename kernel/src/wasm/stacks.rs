@@ -6,13 +6,13 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use crate::sync::SpinLock;
 use lucid_boot_api::layout::PAGE_SIZE;
-use spin::Mutex;
 use wasmtime::{StackCreator, StackMemory};
 
 use crate::mem::stacks::{self, KernelStack};
 
-static POOL: Mutex<Vec<KernelStack>> = Mutex::new(Vec::new());
+static POOL: SpinLock<Vec<KernelStack>> = SpinLock::new(Vec::new());
 
 /// The kernel's [`StackCreator`].
 #[derive(Debug)]

@@ -5,8 +5,8 @@
 //! kernel for stray libc/std symbols), the in-QEMU suite and the harness's self-test
 //! ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
 //! the trace stream ([`trace`]), the live console ([`console`]), metrics with
-//! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]) and the wasm guests
-//! ([`wasm`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
+//! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]), the wasm guests
+//! ([`wasm`]) and contained task panics ([`panic`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
 //! stop the later ones.
 
 mod console;
@@ -14,6 +14,7 @@ mod host;
 mod ktest;
 mod link_bench;
 mod metrics;
+mod panic;
 mod trace;
 mod wasm;
 
@@ -184,5 +185,9 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
     if let Err(e) = wasm::end_to_end(tally, image) {
         eprintln!("error: wasm end to end: {e:#}");
         tally.record("wasm end to end runs to completion", false);
+    }
+    if let Err(e) = panic::end_to_end(tally, image) {
+        eprintln!("error: panic end to end: {e:#}");
+        tally.record("panic end to end runs to completion", false);
     }
 }

@@ -182,7 +182,10 @@ fn panicking_task_is_contained() {
     });
     let mut good = rt.spawn(async { 1 });
     run_until_idle(rt, 0);
-    assert!(output(&mut bad).unwrap_err().is_panic());
+    let err = output(&mut bad).unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic().map(|p| p.message.as_str()), Some("task panic on purpose"));
+    assert_eq!(err.to_string(), "task panicked: task panic on purpose");
     assert_eq!(output(&mut good).unwrap(), 1);
 }
 
@@ -259,6 +262,9 @@ impl Hooks for Recorder {
     fn on_waker_drop(&self, _task: TaskId, count: usize) {
         self.wakers.store(count, SeqCst);
     }
+    fn on_task_panicked(&self, _cpu: usize, _task: TaskId, panic: &crate::TaskPanic) {
+        self.events.lock().unwrap().push(format!("panicked {}", panic.message));
+    }
     fn on_complete(&self, _cpu: usize, _task: TaskId, outcome: Outcome) {
         self.events.lock().unwrap().push(format!("complete {outcome:?}"));
     }
@@ -296,6 +302,31 @@ fn hooks_see_the_lifecycle_and_waker_counts() {
             "poll Ready",
             "complete Completed",
             "drop",
+        ]
+    );
+}
+
+#[test]
+fn hooks_see_a_contained_panic_with_its_message_before_the_completion() {
+    let hooks: &'static Recorder = Box::leak(Box::default());
+    ThreadPlatform::enter(Some(0));
+    let rt = Runtime::new(1, ThreadPlatform::new(1), Some(hooks));
+    let h = rt.builder().name("p").spawn(async {
+        if true {
+            panic!("hooked panic");
+        }
+    });
+    drop(h);
+    run_until_idle(rt, 0);
+    let events = hooks.events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            "spawn p",
+            "poll Ready",
+            "panicked hooked panic",
+            "complete Panicked",
+            "drop"
         ]
     );
 }

@@ -2,7 +2,7 @@
 //! CPU's own [`PerCpu`], so `current()` is one load.
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::wrmsr;
 use crate::mem::stacks::KernelStack;
@@ -24,6 +24,15 @@ pub struct PerCpu {
     pub apic_id: u32,
     /// Nesting depth of interrupt and exception handlers on this CPU.
     pub interrupt_depth: AtomicU32,
+    /// Kernel spin locks ([`crate::sync::SpinLock`]) held on this CPU: a panic
+    /// then must not unwind (see [`crate::panic`]).
+    pub spin_locks_held: AtomicU32,
+    /// Allocator calls running on this CPU.
+    pub allocator_depth: AtomicU32,
+    /// [`crate::panic::catch_unwind`] frames live on this CPU's stack.
+    pub catch_depth: AtomicU32,
+    /// A panic is being unwound on this CPU.
+    pub unwinding: AtomicBool,
     /// Interrupts this CPU has taken (all vectors).
     pub interrupts: AtomicU64,
     /// IPIs this CPU has received on the test/wake-up vector.
@@ -49,6 +58,10 @@ pub fn init_cpu(index: u32, apic_id: u32, ist: [KernelStack; 4]) -> &'static Per
         index,
         apic_id,
         interrupt_depth: AtomicU32::new(0),
+        spin_locks_held: AtomicU32::new(0),
+        allocator_depth: AtomicU32::new(0),
+        catch_depth: AtomicU32::new(0),
+        unwinding: AtomicBool::new(false),
         interrupts: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
         ist,

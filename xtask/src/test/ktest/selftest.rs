@@ -9,8 +9,10 @@ use super::{Suite, ktests};
 use crate::{artifacts::BootImage, test::Tally};
 
 /// Runs the harness's own tests (`ktest.selftest`): one passes, and one each panics,
-/// faults unexpectedly and hangs. The harness must report exactly that, by name, and
-/// keep going after each.
+/// faults unexpectedly and hangs; a task's panic is contained (the test passes), while
+/// one with a spin lock held, with interrupts masked, in an interrupt handler or while
+/// unwinding stops the kernel with its reason. The harness must report exactly that,
+/// by name, and keep going after each.
 pub fn harness_selftest(tally: &mut Tally, image: &BootImage) -> Result<()> {
     let suite = Suite {
         smp: 1,
@@ -26,7 +28,27 @@ pub fn harness_selftest(tally: &mut Tally, image: &BootImage) -> Result<()> {
         ("selftest::faults", false, "unexpected Unmapped"),
         ("selftest::hangs", false, "hung"),
         ("selftest::passes_after_a_hang", true, ""),
-        ("selftest::task_panics", false, "in task"),
+        ("selftest::task_panics", true, ""),
+        (
+            "selftest::task_panics_holding_a_spin_lock",
+            false,
+            "not contained: with 1 kernel spin lock(s)",
+        ),
+        (
+            "selftest::task_panics_with_interrupts_masked",
+            false,
+            "not contained: with interrupts masked",
+        ),
+        (
+            "selftest::task_panics_in_an_interrupt_handler",
+            false,
+            "not contained: in an interrupt handler",
+        ),
+        (
+            "selftest::task_panics_again_while_unwinding",
+            false,
+            "not contained: a second panic while unwinding",
+        ),
     ];
     let mut ok = results.len() == checks.len();
     for (needle, pass, reason) in checks {

@@ -1,0 +1,97 @@
+//! The host's one path from received bytes to the state model: the [`Decoder`] turns
+//! bytes into items, the [`Merge`] puts the CPUs' interleaved streams back in
+//! timestamp order, and the items it releases go to a [`State`] (or to a consumer
+//! that does more than apply them, such as replay's cursor). `lucid stats`, `lucid
+//! live`, replay and the replay index all hold one [`Pipeline`], so they order and
+//! apply items alike.
+
+use lucid_protocol::{Decoder, Item};
+
+use crate::merge::{Merge, MergeSnapshot, SnapshotError};
+use crate::state::State;
+
+/// A decoder and the merge behind it.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    decoder: Decoder,
+    merge: Merge,
+}
+
+impl Pipeline {
+    /// A pipeline that has seen nothing, with the default merge bound.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A pipeline that has seen nothing, ordering through `merge`.
+    #[must_use]
+    pub fn with_merge(merge: Merge) -> Self {
+        Self {
+            decoder: Decoder::new(),
+            merge,
+        }
+    }
+
+    /// The pipeline a keyframe holds: `decoder` as it was, and the merge `merge` is
+    /// a snapshot of.
+    pub fn restore(decoder: Decoder, merge: MergeSnapshot) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            decoder,
+            merge: Merge::restore(merge)?,
+        })
+    }
+
+    /// The decoder (its counters, or a keyframe's copy of it).
+    #[must_use]
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// The merge (what it holds and its counters).
+    #[must_use]
+    pub fn merge(&self) -> &Merge {
+        &self.merge
+    }
+
+    /// Decodes `data`, received at `rx_ns` (host clock), and hands on every item it
+    /// releases, in order.
+    pub fn feed(&mut self, rx_ns: u64, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
+        let Self { decoder, merge } = self;
+        merge.start_chunk(rx_ns, out);
+        decoder.feed(data, |item| merge.push(&item, out));
+        merge.release(out);
+    }
+
+    /// Decodes `data`, received at `rx_ns`, into `state`: the receive time is noted,
+    /// then every item released is applied.
+    pub fn feed_into(&mut self, state: &mut State, rx_ns: u64, data: &[u8]) {
+        state.received_at(rx_ns);
+        self.feed(rx_ns, data, &mut |item| state.apply(item));
+    }
+
+    /// Ends the input: a frame cut off at the end is reported, and everything held
+    /// goes, in order.
+    pub fn finish(&mut self, out: &mut impl FnMut(&Item<'_>)) {
+        let Self { decoder, merge } = self;
+        decoder.finish(|item| merge.push(&item, out));
+        merge.flush(out);
+    }
+
+    /// [`Self::finish`] into `state`.
+    pub fn finish_into(&mut self, state: &mut State) {
+        self.finish(&mut |item| state.apply(item));
+    }
+
+    /// Hands everything the merge holds to `state`, in order (nothing more is coming
+    /// for now); the decoder keeps its partial frame.
+    pub fn flush_into(&mut self, state: &mut State) {
+        self.merge.flush(&mut |item| state.apply(item));
+    }
+
+    /// Releases what the merge holds into `state` once the link has been idle at
+    /// `now_ns` (see [`Merge::tick`]); true if something was released.
+    pub fn tick_into(&mut self, state: &mut State, now_ns: u64) -> bool {
+        self.merge.tick(now_ns, &mut |item| state.apply(item))
+    }
+}

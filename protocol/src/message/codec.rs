@@ -1,0 +1,398 @@
+//! How a message is laid out in a record: the compact fields and extended bodies the
+//! table in `message/mod.rs` names, and the record framing around them.
+
+use serde::{Deserialize, Serialize};
+
+use super::Message;
+use super::list::{List, ListItem};
+use super::types::{
+    Callsite, CallsiteKind, Level, Outcome, PollResult, Ring, SpanNew, TaskId, TraceEvent, Waker, WasmState,
+};
+use crate::error::{DecodeError, EncodeError};
+use crate::wire::{Reader, Writer};
+
+/// Tag shape of extended records.
+const SHAPE_EXTENDED: u8 = 7;
+/// Extended code that means "the code follows as a varint".
+const EXTENDED_ESCAPE: u8 = 31;
+
+#[inline]
+pub(crate) const fn compact_tag(fields: usize, code: u8) -> u8 {
+    // `fields` excludes the timestamp delta, which every record carries first.
+    (((fields + 1) as u8) << 5) | code
+}
+
+/// A compact record without its timestamp delta: code, fields, number of fields.
+pub(super) type Compact = (u8, [u64; 5], usize);
+
+/// The compact record of `code` with `fields`.
+#[inline]
+pub(super) fn compact(code: u8, fields: &[u64]) -> Compact {
+    let mut a = [0u64; 5];
+    a[..fields.len()].copy_from_slice(fields);
+    (code, a, fields.len())
+}
+
+/// `MissingFields` unless a compact record carries at least `n` fields.
+#[inline]
+pub(super) fn need(f: &[u64], n: usize) -> Result<(), DecodeError> {
+    if f.len() < n {
+        Err(DecodeError::MissingFields)
+    } else {
+        Ok(())
+    }
+}
+
+/// A field of a compact record: one varint.
+pub(super) trait CompactField: Sized {
+    /// The varint.
+    fn to_varint(self) -> u64;
+    /// The field of a varint.
+    fn from_varint(v: u64) -> Result<Self, DecodeError>;
+}
+
+impl CompactField for u64 {
+    #[inline]
+    fn to_varint(self) -> u64 {
+        self
+    }
+    #[inline]
+    fn from_varint(v: u64) -> Result<Self, DecodeError> {
+        Ok(v)
+    }
+}
+
+impl CompactField for u32 {
+    #[inline]
+    fn to_varint(self) -> u64 {
+        self.into()
+    }
+    #[inline]
+    fn from_varint(v: u64) -> Result<Self, DecodeError> {
+        u32::try_from(v).map_err(|_| DecodeError::OutOfRange)
+    }
+}
+
+/// Enums written as their index in a table of every value.
+macro_rules! indexed_fields {
+    ($($ty:ty: $to:expr, $all:expr;)*) => {$(
+        impl CompactField for $ty {
+            #[inline]
+            fn to_varint(self) -> u64 {
+                let to: fn($ty) -> u64 = $to;
+                to(self)
+            }
+            #[inline]
+            fn from_varint(v: u64) -> Result<Self, DecodeError> {
+                enum_u64(v, &$all)
+            }
+        }
+    )*};
+}
+
+indexed_fields! {
+    Ring: |r| r.to_bits().into(), [Ring::Task, Ring::Interrupt, Ring::Control, Ring::Host];
+    Outcome: |o| o as u64, [Outcome::Ok, Outcome::Cancelled, Outcome::Panicked];
+    WasmState: |s| s as u64, WasmState::ALL;
+}
+
+fn enum_u64<T: Copy>(v: u64, table: &[T]) -> Result<T, DecodeError> {
+    usize::try_from(v)
+        .ok()
+        .and_then(|i| table.get(i).copied())
+        .ok_or(DecodeError::InvalidDiscriminant)
+}
+
+/// The `i`th of a row's codes (its last if it has fewer).
+fn nth_code(codes: &[u8], i: usize) -> u8 {
+    codes.get(i).or(codes.last()).copied().unwrap_or(0)
+}
+
+/// [`Message::PollEnd`]: the result is the code (the row's first code for
+/// `Pending`, its second for `Ready`), the task the one field.
+pub(super) mod poll_end {
+    use super::{Compact, DecodeError, Message, PollResult, TaskId, compact, need, nth_code};
+
+    #[inline]
+    pub(in super::super) fn write(codes: &[u8], task: TaskId, result: PollResult) -> Compact {
+        compact(nth_code(codes, result as usize), &[task])
+    }
+
+    #[inline]
+    pub(in super::super) fn read<'a>(codes: &[u8], code: u8, f: &[u64]) -> Result<Message<'a>, DecodeError> {
+        need(f, 1)?;
+        Ok(Message::PollEnd {
+            task: f[0],
+            result: if code == nth_code(codes, PollResult::Ready as usize) {
+                PollResult::Ready
+            } else {
+                PollResult::Pending
+            },
+        })
+    }
+}
+
+/// [`Message::Wake`]: task, waker value, then flags `waker kind << 2 | by_ref << 1 |
+/// self_wake` (kinds: 0 none, 1 task, 2 interrupt).
+pub(super) mod wake {
+    use super::{Compact, DecodeError, Message, TaskId, Waker, compact, need, nth_code};
+
+    #[inline]
+    pub(in super::super) fn write(codes: &[u8], task: TaskId, waker: Waker, by_ref: bool, self_wake: bool) -> Compact {
+        let (kind, value) = match waker {
+            Waker::None => (0, 0),
+            Waker::Task(t) => (1, t),
+            Waker::Interrupt(v) => (2, u64::from(v)),
+        };
+        let flags = kind << 2 | u64::from(by_ref) << 1 | u64::from(self_wake);
+        compact(nth_code(codes, 0), &[task, value, flags])
+    }
+
+    #[inline]
+    pub(in super::super) fn read<'a>(_codes: &[u8], _code: u8, f: &[u64]) -> Result<Message<'a>, DecodeError> {
+        need(f, 3)?;
+        let flags = f[2];
+        let waker = match flags >> 2 {
+            0 => Waker::None,
+            1 => Waker::Task(f[1]),
+            2 => Waker::Interrupt(u8::try_from(f[1]).map_err(|_| DecodeError::OutOfRange)?),
+            _ => return Err(DecodeError::InvalidDiscriminant),
+        };
+        Ok(Message::Wake {
+            task: f[0],
+            waker,
+            by_ref: flags & 2 != 0,
+            self_wake: flags & 1 != 0,
+        })
+    }
+}
+
+/// How an extended record's body (after the timestamp delta) holds a `T`.
+pub(super) trait ExtendedCodec<'a, T> {
+    /// Appends the body.
+    fn write(v: &T, w: &mut Writer<'_>) -> Result<(), EncodeError>;
+    /// Reads the body; trailing bytes are fields of a newer minor version.
+    fn read(r: &mut Reader<'a>) -> Result<T, DecodeError>;
+}
+
+/// The body is the postcard encoding of the struct.
+pub(super) struct Postcard;
+
+impl<'a, T: Serialize + Deserialize<'a>> ExtendedCodec<'a, T> for Postcard {
+    fn write(v: &T, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        postcard_into(w, v)
+    }
+    fn read(r: &mut Reader<'a>) -> Result<T, DecodeError> {
+        postcard_from(r)
+    }
+}
+
+/// The body is the struct's fields in order, each laid out by its [`BodyField`]
+/// (for structs with lists, which decode without allocating); `fields_body!` names
+/// the structs and their fields.
+pub(super) struct Fields;
+
+/// A field of an extended body laid out by [`Fields`].
+trait BodyField<'a>: Sized {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError>;
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
+}
+
+impl BodyField<'_> for u64 {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.varint(*self)
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.varint()
+    }
+}
+
+impl BodyField<'_> for u32 {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.varint((*self).into())
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.varint_u32()
+    }
+}
+
+impl<'a> BodyField<'a> for &'a str {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        w.str(self)
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.str()
+    }
+}
+
+/// A presence byte (0 or 1), then the varint.
+impl BodyField<'_> for Option<u64> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match *self {
+            None => w.u8(0),
+            Some(v) => {
+                w.u8(1)?;
+                w.varint(v)
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.varint()?)),
+            _ => Err(DecodeError::InvalidDiscriminant),
+        }
+    }
+}
+
+impl<'a, T: ListItem<'a>> BodyField<'a> for List<'a, T> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        List::write(self, w)
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        List::read(r)
+    }
+}
+
+/// Enums written as their index in a table of every value, in one byte.
+macro_rules! byte_fields {
+    ($($ty:ty: $all:expr;)*) => {$(
+        impl BodyField<'_> for $ty {
+            fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+                w.u8(*self as u8)
+            }
+            fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                enum_u64(r.u8()?.into(), &$all)
+            }
+        }
+    )*};
+}
+
+byte_fields! {
+    CallsiteKind: [CallsiteKind::Event, CallsiteKind::Span];
+    Level: [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
+}
+
+/// Lays out each struct as its fields in the order given.
+macro_rules! fields_body {
+    ($($ty:ident { $($field:ident),* $(,)? };)*) => {$(
+        impl<'a> ExtendedCodec<'a, $ty<'a>> for Fields {
+            fn write(v: &$ty<'a>, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+                $(BodyField::write(&v.$field, w)?;)*
+                Ok(())
+            }
+            fn read(r: &mut Reader<'a>) -> Result<$ty<'a>, DecodeError> {
+                Ok($ty { $($field: BodyField::read(r)?,)* })
+            }
+        }
+    )*};
+}
+
+fields_body! {
+    Callsite { id, kind, level, name, target, file, line, fields };
+    TraceEvent { callsite, span, values };
+    SpanNew { span, callsite, parent, values };
+}
+
+impl Message<'_> {
+    /// Appends the record (tag, timestamp delta, fields) at the writer's position.
+    pub(crate) fn write_record(&self, w: &mut Writer<'_>, ts_delta: u64) -> Result<(), EncodeError> {
+        if let Some((code, fields, n)) = self.compact() {
+            w.u8(compact_tag(n, code))?;
+            w.varint(ts_delta)?;
+            for &f in &fields[..n] {
+                w.varint(f)?;
+            }
+            return Ok(());
+        }
+        self.write_extended_record(w, ts_delta)
+    }
+}
+
+fn postcard_into<T: Serialize>(w: &mut Writer<'_>, v: &T) -> Result<(), EncodeError> {
+    let n = postcard::to_slice(v, w.tail())
+        .map_err(|e| match e {
+            postcard::Error::SerializeBufferFull => EncodeError::BufferFull,
+            _ => EncodeError::Unrepresentable,
+        })?
+        .len();
+    w.advance(n)
+}
+
+/// Writes an extended record: tag, body length, body. The body is written once, after
+/// a one-byte length guess, and moved if its length needs a longer varint.
+pub(super) fn write_extended(
+    w: &mut Writer<'_>,
+    code: u64,
+    body: impl FnOnce(&mut Writer<'_>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let short = u8::try_from(code).ok().filter(|&c| c < EXTENDED_ESCAPE);
+    w.u8((SHAPE_EXTENDED << 5) | short.unwrap_or(EXTENDED_ESCAPE))?;
+    if short.is_none() {
+        w.varint(code)?;
+    }
+    let len_at = w.pos();
+    w.u8(0)?;
+    let body_at = w.pos();
+    body(w)?;
+    let body_len = w.pos() - body_at;
+    w.move_body_after_len(len_at, body_at, body_len)
+}
+
+impl Writer<'_> {
+    /// Writes `len` as a varint at `len_at`, shifting the `len` body bytes that start
+    /// at `body_at` (one byte after `len_at`) if the varint needs more than one byte.
+    fn move_body_after_len(&mut self, len_at: usize, body_at: usize, len: usize) -> Result<(), EncodeError> {
+        let mut tmp = [0u8; crate::wire::MAX_VARINT_LEN];
+        let n = {
+            let mut lw = Writer::new(&mut tmp, 0);
+            lw.varint(len as u64)?;
+            lw.pos()
+        };
+        let extra = n - 1;
+        if extra > 0 {
+            self.advance(extra)?;
+            self.shift(body_at, len, extra);
+        }
+        self.put(len_at, &tmp[..n]);
+        Ok(())
+    }
+}
+
+/// Reads one record; `Ok(None)` means a record of a kind this decoder does not know,
+/// which has been skipped.
+#[inline]
+pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>), DecodeError> {
+    let tag = r.u8()?;
+    let shape = tag >> 5;
+    let code = tag & 0x1f;
+    match shape {
+        0 => Err(DecodeError::ReservedShape),
+        SHAPE_EXTENDED => {
+            let ext = if code == EXTENDED_ESCAPE {
+                r.varint()?
+            } else {
+                u64::from(code)
+            };
+            let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
+            let mut body = Reader::new(r.bytes(len)?);
+            let delta = body.varint()?;
+            Ok((delta, super::read_extended(ext, &mut body)?))
+        }
+        _ => {
+            let mut f = [0u64; 6];
+            let n = usize::from(shape);
+            for slot in f.iter_mut().take(n) {
+                *slot = r.varint()?;
+            }
+            Ok((f[0], super::read_compact(code, &f[1..n])?))
+        }
+    }
+}
+
+fn postcard_from<'a, T: Deserialize<'a>>(r: &mut Reader<'a>) -> Result<T, DecodeError> {
+    // Trailing bytes are fields appended by a newer minor version.
+    postcard::take_from_bytes(r.rest())
+        .map(|(v, _rest)| v)
+        .map_err(|_| DecodeError::Body)
+}

@@ -1,0 +1,61 @@
+//! Names of the numbers some messages carry (hostcalls, trap codes).
+
+#[cfg(feature = "std")]
+use std::borrow::Cow;
+
+/// Names of the wasm hostcall numbers in [`Message::WasmHostcalls`] (the kernel's
+/// `lucid` import module, in number order).
+pub const WASM_HOSTCALL_NAMES: [&str; 9] = [
+    "log",
+    "now",
+    "sleep",
+    "yield",
+    "chan_create",
+    "chan_send",
+    "chan_recv",
+    "spawn",
+    "exit",
+];
+
+/// Names of the trap codes in [`WasmTrap::code`], in number order.
+pub const WASM_TRAP_NAMES: [&str; 16] = [
+    "stack_overflow",
+    "memory_out_of_bounds",
+    "heap_misaligned",
+    "table_out_of_bounds",
+    "indirect_call_to_null",
+    "bad_signature",
+    "integer_overflow",
+    "integer_division_by_zero",
+    "bad_conversion_to_integer",
+    "unreachable",
+    "out_of_fuel",
+    "hostcall_bad_pointer",
+    "hostcall_bad_handle",
+    "hostcall_bad_argument",
+    "resource_limit",
+    "other",
+];
+
+/// The name of a hostcall number (`"hostcall#N"` for one this build does not know).
+#[cfg(feature = "std")]
+#[must_use]
+pub fn wasm_hostcall_name(n: u32) -> Cow<'static, str> {
+    name_in(&WASM_HOSTCALL_NAMES, "hostcall", n)
+}
+
+/// The name of a trap code (`"trap#N"` for one this build does not know).
+#[cfg(feature = "std")]
+#[must_use]
+pub fn wasm_trap_name(n: u32) -> Cow<'static, str> {
+    name_in(&WASM_TRAP_NAMES, "trap", n)
+}
+
+/// Entry `n` of `names`, or `"{what}#{n}"` past its end.
+#[cfg(feature = "std")]
+fn name_in(names: &[&'static str], what: &str, n: u32) -> Cow<'static, str> {
+    match names.get(n as usize) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(format!("{what}#{n}")),
+    }
+}

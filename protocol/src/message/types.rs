@@ -1,0 +1,363 @@
+//! The ids, enums and structs the messages are made of.
+
+use serde::{Deserialize, Serialize};
+
+use super::list::{List, Value};
+
+/// A task id, unique for the life of the kernel.
+pub type TaskId = u64;
+/// A span id as the kernel's tracing subscriber hands it out.
+pub type SpanId = u64;
+/// An interned callsite id (see [`Callsite`]).
+pub type CallsiteId = u64;
+/// A wasm instance id.
+pub type InstanceId = u64;
+
+/// Result of one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PollResult {
+    /// The future returned `Poll::Pending`.
+    Pending,
+    /// The future returned `Poll::Ready`.
+    Ready,
+}
+
+/// Who woke a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Waker {
+    /// Woken from outside any task or interrupt (e.g. during boot).
+    None,
+    /// Woken by this task.
+    Task(TaskId),
+    /// Woken by the handler of this interrupt vector.
+    Interrupt(u8),
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Returned its output.
+    Ok,
+    /// Cancelled (aborted or its join handle dropped with cancel-on-drop).
+    Cancelled,
+    /// Panicked while being polled.
+    Panicked,
+}
+
+/// What kind of code a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// A kernel future.
+    Kernel,
+    /// A task driving a wasm instance.
+    Wasm,
+}
+
+/// State of a task in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Pending and not scheduled.
+    Idle,
+    /// In a run queue.
+    Scheduled,
+    /// Being polled.
+    Running,
+    /// Finished; kept until its join handle collects the output.
+    Completed,
+}
+
+/// Lifecycle state of a wasm instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WasmState {
+    /// Instantiated, not yet run.
+    Created,
+    /// Executing guest code.
+    Running,
+    /// Out of fuel for this slice, or blocked in a hostcall.
+    Suspended,
+    /// Stopped by a trap.
+    Trapped,
+    /// Returned from its entry point or called `exit` (detail: the exit code as `i32`
+    /// bits).
+    Exited,
+    /// Waiting in a blocking hostcall (detail: the hostcall number).
+    Blocked,
+    /// In the `sleep` hostcall (detail: the requested nanoseconds).
+    Sleeping,
+    /// Stopped by the kernel for exceeding its fuel budget (detail: the budget).
+    Killed,
+}
+
+impl WasmState {
+    /// Every state, in wire order (`state as u8` indexes it).
+    pub const ALL: [WasmState; 8] = [
+        WasmState::Created,
+        WasmState::Running,
+        WasmState::Suspended,
+        WasmState::Trapped,
+        WasmState::Exited,
+        WasmState::Blocked,
+        WasmState::Sleeping,
+        WasmState::Killed,
+    ];
+}
+
+/// Verbosity of a tracing event or span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    /// `TRACE`
+    Trace,
+    /// `DEBUG`
+    Debug,
+    /// `INFO`
+    Info,
+    /// `WARN`
+    Warn,
+    /// `ERROR`
+    Error,
+}
+
+/// A per-target verbosity limit (host → kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LevelFilter {
+    /// Nothing.
+    Off,
+    /// Up to and including this level.
+    Level(Level),
+}
+
+/// Whether a callsite belongs to an event or a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CallsiteKind {
+    /// `tracing::event!`
+    Event,
+    /// `tracing::span!`
+    Span,
+}
+
+/// Per-CPU event ring; together with the CPU number it names a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Ring {
+    /// Events from task context.
+    Task,
+    /// Events from interrupt context.
+    Interrupt,
+    /// Control messages (hello, heartbeats, loss reports, snapshots).
+    Control,
+    /// Messages from the host to the kernel.
+    Host,
+}
+
+impl Ring {
+    /// Wire value (two bits).
+    #[must_use]
+    pub const fn to_bits(self) -> u8 {
+        match self {
+            Self::Task => 0,
+            Self::Interrupt => 1,
+            Self::Control => 2,
+            Self::Host => 3,
+        }
+    }
+
+    /// Inverse of [`Ring::to_bits`]; only the low two bits count.
+    #[must_use]
+    pub const fn from_bits(b: u8) -> Self {
+        match b & 3 {
+            0 => Self::Task,
+            1 => Self::Interrupt,
+            2 => Self::Control,
+            _ => Self::Host,
+        }
+    }
+}
+
+/// A source location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Location<'a> {
+    /// Source file.
+    pub file: &'a str,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// First message of every connection and of every recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello<'a> {
+    /// Protocol major version; a decoder refuses a different one.
+    pub major: u16,
+    /// Protocol minor version; newer minors only add messages and trailing fields.
+    pub minor: u16,
+    /// Kernel build id (e.g. a git describe string).
+    pub build_id: &'a str,
+    /// TSC ticks per second, to turn timestamps into time.
+    pub tsc_hz: u64,
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// TSC value at boot.
+    pub boot_tsc: u64,
+}
+
+/// Registers a callsite once; later events refer to it by id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Callsite<'a> {
+    /// Interned id.
+    pub id: CallsiteId,
+    /// Event or span.
+    pub kind: CallsiteKind,
+    /// Level.
+    pub level: Level,
+    /// Name (`event src/main.rs:12` for events without a name).
+    pub name: &'a str,
+    /// Target (module path by default).
+    pub target: &'a str,
+    /// Source file.
+    pub file: &'a str,
+    /// Source line.
+    pub line: u32,
+    /// Field names; [`TraceEvent::values`] follow this order.
+    pub fields: List<'a, &'a str>,
+}
+
+/// A task was spawned (on the CPU of the stream that carries this message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpawned<'a> {
+    /// The new task.
+    pub task: TaskId,
+    /// Name given at spawn, may be empty.
+    pub name: &'a str,
+    /// Kernel or wasm.
+    pub kind: TaskKind,
+    /// Where `spawn` was called.
+    pub location: Location<'a>,
+    /// The spawning task, if spawned from a task.
+    pub parent: Option<TaskId>,
+}
+
+/// A tracing event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceEvent<'a> {
+    /// Its registered callsite.
+    pub callsite: CallsiteId,
+    /// The current span, if any.
+    pub span: Option<SpanId>,
+    /// Field values in the callsite's field order.
+    pub values: List<'a, Value<'a>>,
+}
+
+/// A tracing span was created.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpanNew<'a> {
+    /// The new span.
+    pub span: SpanId,
+    /// Its registered callsite.
+    pub callsite: CallsiteId,
+    /// Parent span, if any.
+    pub parent: Option<SpanId>,
+    /// Field values in the callsite's field order.
+    pub values: List<'a, Value<'a>>,
+}
+
+/// A wasm instance was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmInstanceCreated<'a> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The task that drives it.
+    pub task: TaskId,
+    /// Module name.
+    pub module: &'a str,
+    /// Initial linear memory in 64 KiB pages.
+    pub memory_pages: u32,
+    /// Fuel per slice.
+    pub fuel_per_slice: u64,
+}
+
+/// A wasm instance trapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmTrap<'a> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The task that drives it.
+    pub task: TaskId,
+    /// Trap code (the wasm host's numbering).
+    pub code: u32,
+    /// Human-readable reason.
+    pub reason: &'a str,
+}
+
+/// A task's contained panic: what it said and where it was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPanicked<'a> {
+    /// The task.
+    pub task: TaskId,
+    /// The panic message.
+    pub message: &'a str,
+    /// Where the panic was raised, when the platform knows.
+    pub location: Option<Location<'a>>,
+}
+
+/// A live task with its counters, sent in answer to a snapshot request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSnapshot<'a> {
+    /// The task.
+    pub task: TaskId,
+    /// Name.
+    pub name: &'a str,
+    /// Kernel or wasm.
+    pub kind: TaskKind,
+    /// Spawn location.
+    pub location: Location<'a>,
+    /// Parent task.
+    pub parent: Option<TaskId>,
+    /// Current state.
+    pub state: TaskState,
+    /// CPU it last ran on.
+    pub cpu: u32,
+    /// TSC at spawn.
+    pub spawned_tsc: u64,
+    /// Polls so far.
+    pub polls: u64,
+    /// Wakes so far.
+    pub wakes: u64,
+    /// Self-wakes so far.
+    pub self_wakes: u64,
+    /// Live wakers.
+    pub wakers: u64,
+    /// TSC ticks spent being polled.
+    pub busy_ticks: u64,
+    /// TSC ticks spent scheduled but not running.
+    pub scheduled_ticks: u64,
+}
+
+/// A live wasm instance, sent in answer to a snapshot request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmInstanceSnapshot<'a> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The task that drives it.
+    pub task: TaskId,
+    /// Module name.
+    pub module: &'a str,
+    /// Current state.
+    pub state: WasmState,
+    /// Linear memory in pages.
+    pub memory_pages: u32,
+    /// Fuel consumed so far.
+    pub fuel_used: u64,
+    /// Slices run so far.
+    pub slices: u64,
+    /// Hostcalls so far.
+    pub hostcalls: u64,
+}
+
+/// Host → kernel: change the level filter for a target (`""` = default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLevelFilter<'a> {
+    /// Target prefix.
+    pub target: &'a str,
+    /// New filter.
+    pub filter: LevelFilter,
+}
