@@ -63,6 +63,7 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
             fuel_per_slice: g.fuel_per_slice,
             fuel_budget: g.fuel_budget,
             max_memory_pages: g.max_memory_pages,
+            kernel_memory_budget: g.kernel_memory_budget,
             autostart: g.autostart,
             cwasm,
         })

@@ -27,6 +27,10 @@ pub struct Guest {
     /// Largest linear memory, in 64 KiB pages.
     #[serde(default = "default_pages")]
     pub max_memory_pages: u32,
+    /// Kernel memory, in bytes, the instance and the instances it spawns may hold
+    /// through hostcalls.
+    #[serde(default = "default_kernel_memory_budget")]
+    pub kernel_memory_budget: u64,
     /// Start at boot.
     #[serde(default)]
     pub autostart: bool,
@@ -44,6 +48,10 @@ fn default_pages() -> u32 {
     16
 }
 
+fn default_kernel_memory_budget() -> u64 {
+    lucid_wasm::DEFAULT_KERNEL_MEMORY_BUDGET
+}
+
 pub fn parse(text: &str) -> anyhow::Result<Manifest> {
     let m: Manifest = toml::from_str(text)?;
     for (i, g) in m.guests.iter().enumerate() {
@@ -52,6 +60,9 @@ pub fn parse(text: &str) -> anyhow::Result<Manifest> {
         }
         if g.fuel_per_slice == 0 {
             bail!("guest {:?}: fuel_per_slice must be positive", g.name);
+        }
+        if g.kernel_memory_budget == 0 {
+            bail!("guest {:?}: kernel_memory_budget must be positive", g.name);
         }
     }
     Ok(m)
@@ -66,6 +77,10 @@ mod tests {
         let m = parse("[[guest]]\nname = \"a\"\n").expect("minimal");
         assert_eq!(m.guests[0].entry, "main");
         assert!(!m.guests[0].autostart);
+        assert_eq!(m.guests[0].kernel_memory_budget, 1024 * 1024);
+        assert!(parse("[[guest]]\nname = \"a\"\nkernel_memory_budget = 0\n").is_err());
+        let m = parse("[[guest]]\nname = \"a\"\nkernel_memory_budget = 65536\n").expect("budget");
+        assert_eq!(m.guests[0].kernel_memory_budget, 65536);
         assert!(parse("[[guest]]\nname = \"a\"\n[[guest]]\nname = \"a\"\n").is_err());
         assert!(parse("[[guest]]\nname = \"a\"\nfuel_per_slice = 0\n").is_err());
         assert!(parse("[[guest]]\nname = \"a\"\ncolour = 1\n").is_err());

@@ -10,3 +10,4 @@ mod selftest;
 mod smp;
 mod virtio;
 mod wasm;
+mod wasm_isolation;

@@ -6,10 +6,13 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::mem::size_of;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sync::SpinLock;
 use lucid_executor::sync::WaitQueue;
+
+use super::budget::{ALLOCATION_OVERHEAD, Budget, Charge, Refusal};
 
 /// Messages a channel holds before `send` blocks.
 pub const CAPACITY: usize = 16;
@@ -18,17 +21,72 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// Handles an instance may hold.
 pub const MAX_HANDLES: usize = 32;
 
+/// What a channel costs its creator's tree: the shared object with its reference
+/// counts and its queue's room for [`CAPACITY`] messages.
+pub const CHANNEL_COST: usize =
+    size_of::<Channel>() + 2 * size_of::<usize>() + CAPACITY * size_of::<Message>() + 2 * ALLOCATION_OVERHEAD;
+/// What a handle costs its holder's tree (a table slot, with room to grow).
+pub const HANDLE_COST: usize = 2 * size_of::<Arc<Channel>>();
+
+/// A queued message: a copy of the sender's bytes, charged to the sender's tree
+/// until the receiver takes it.
+#[derive(Debug)]
+pub struct Message {
+    bytes: Vec<u8>,
+    _charge: Charge,
+}
+
+impl Message {
+    /// A copy of `bytes` charged to `budget`; refused over budget or when the
+    /// kernel heap has no room.
+    pub fn copy(bytes: &[u8], budget: &Arc<Budget>) -> Result<Self, Refusal> {
+        let charge = budget.charge(bytes.len() + ALLOCATION_OVERHEAD)?;
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(bytes.len()).map_err(|_| Refusal::NoMemory)?;
+        copy.extend_from_slice(bytes);
+        Ok(Self {
+            bytes: copy,
+            _charge: charge,
+        })
+    }
+
+    /// The message's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// One channel.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Channel {
-    queue: SpinLock<VecDeque<Vec<u8>>>,
+    /// Room for [`CAPACITY`] messages is reserved up front: queueing never
+    /// allocates.
+    queue: SpinLock<VecDeque<Message>>,
     /// Handle tables holding this channel.
     holders: AtomicUsize,
     readable: WaitQueue,
     writable: WaitQueue,
+    /// [`CHANNEL_COST`], charged to the creator's tree for the channel's life.
+    _charge: Charge,
 }
 
 impl Channel {
+    /// A new channel charged to `budget`, held by one table.
+    fn new(budget: &Arc<Budget>) -> Result<Arc<Self>, Refusal> {
+        let charge = budget.charge(CHANNEL_COST)?;
+        let mut queue = VecDeque::new();
+        queue.try_reserve_exact(CAPACITY).map_err(|_| Refusal::NoMemory)?;
+        // The fixed-size object itself (charged above) is the one allocation here
+        // that stable Rust offers no fallible form of.
+        Ok(Arc::new(Self {
+            queue: SpinLock::new(queue),
+            holders: AtomicUsize::new(1),
+            readable: WaitQueue::new(),
+            writable: WaitQueue::new(),
+            _charge: charge,
+        }))
+    }
+
     /// True when no other instance holds the channel (nobody can answer).
     fn alone(&self) -> bool {
         self.holders.load(Ordering::Acquire) <= 1
@@ -36,7 +94,7 @@ impl Channel {
 
     /// Queues `msg`, waiting while the channel is full. `false` if no other
     /// instance holds the channel.
-    pub async fn send(&self, msg: Vec<u8>) -> bool {
+    pub async fn send(&self, msg: Message) -> bool {
         loop {
             if self.alone() {
                 return false;
@@ -56,7 +114,7 @@ impl Channel {
 
     /// The next message, waiting while the channel is empty; `None` once it is
     /// empty and no other instance holds it.
-    pub async fn recv(&self) -> Option<Vec<u8>> {
+    pub async fn recv(&self) -> Option<Message> {
         loop {
             if let Some(m) = self.queue.lock().pop_front() {
                 self.writable.wake();
@@ -70,39 +128,73 @@ impl Channel {
     }
 }
 
-/// An instance's handles: index = handle.
-#[derive(Debug, Default)]
-pub struct Handles(Vec<Arc<Channel>>);
+/// Why `chan_create` gave no handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateError {
+    /// The instance holds [`MAX_HANDLES`].
+    TableFull,
+    /// The tree's budget or the kernel heap refused.
+    NoMemory,
+}
+
+/// An instance's handles: index = handle. The table is charged to the
+/// instance's tree.
+#[derive(Debug)]
+pub struct Handles {
+    slots: Vec<Arc<Channel>>,
+    charge: Charge,
+}
 
 impl Handles {
-    /// A new channel's handle, or `None` if the table is full.
-    pub fn create(&mut self) -> Option<u32> {
-        if self.0.len() >= MAX_HANDLES {
-            return None;
+    /// An empty table charging `budget`.
+    pub fn new(budget: &Arc<Budget>) -> Self {
+        Self {
+            slots: Vec::new(),
+            charge: Charge::none(budget),
         }
-        let ch = Arc::new(Channel::default());
-        ch.holders.store(1, Ordering::Release);
-        self.0.push(ch);
-        Some(self.0.len() as u32 - 1)
+    }
+
+    /// A new channel's handle.
+    pub fn create(&mut self) -> Result<u32, CreateError> {
+        if self.slots.len() >= MAX_HANDLES {
+            return Err(CreateError::TableFull);
+        }
+        self.charge.grow(HANDLE_COST).map_err(|_| CreateError::NoMemory)?;
+        self.slots.try_reserve(1).map_err(|_| CreateError::NoMemory)?;
+        let ch = Channel::new(self.charge.budget()).map_err(|_| CreateError::NoMemory)?;
+        self.slots.push(ch);
+        Ok(self.slots.len() as u32 - 1)
     }
 
     /// The channel behind `handle`, if this table holds it.
     pub fn get(&self, handle: i32) -> Option<Arc<Channel>> {
-        usize::try_from(handle).ok().and_then(|i| self.0.get(i)).cloned()
+        usize::try_from(handle).ok().and_then(|i| self.slots.get(i)).cloned()
     }
 
-    /// Copies of every handle, for a child instance.
-    pub fn share(&self) -> Self {
-        for ch in &self.0 {
+    /// Copies of every handle, for a child instance in the same tree.
+    pub fn share(&self) -> Result<Self, Refusal> {
+        let budget = self.charge.budget();
+        let charge = budget.charge(self.slots.len() * HANDLE_COST)?;
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(self.slots.len())
+            .map_err(|_| Refusal::NoMemory)?;
+        for ch in &self.slots {
             ch.holders.fetch_add(1, Ordering::AcqRel);
+            slots.push(ch.clone());
         }
-        Self(self.0.clone())
+        Ok(Self { slots, charge })
+    }
+
+    /// The tree budget this table charges.
+    pub fn budget(&self) -> &Arc<Budget> {
+        self.charge.budget()
     }
 }
 
 impl Drop for Handles {
     fn drop(&mut self) {
-        for ch in &self.0 {
+        for ch in &self.slots {
             ch.holders.fetch_sub(1, Ordering::AcqRel);
             // Whoever waits on the other side must see that we are gone; `wake`
             // also covers a waiter that checked just before and waits just after.

@@ -5,6 +5,12 @@
 //! (`sleep`, `yield`, `chan_send`, `chan_recv`) suspend the instance's task, never
 //! the CPU.
 //!
+//! Guests cannot make the kernel allocate without limit: whatever a hostcall
+//! keeps (channels, queued messages, handle tables, children) is charged to the
+//! instance tree's kernel memory budget first and allocated fallibly, and a
+//! refusal is an error result (`lucid_wasm::abi::ERR_NO_MEMORY`), never a kernel
+//! panic. `log` and `spawn` are bounded in length and cost fuel in proportion.
+//!
 //! A hostcall runs on the instance's fiber, below wasm frames that have no unwind
 //! tables the kernel can read: a panic must not unwind out of it. Every hostcall
 //! body runs inside [`contained`] (or [`contained_async`]), which turns a panic into
@@ -14,17 +20,21 @@
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::sync::atomic::Ordering;
 use core::task::Poll;
 use core::time::Duration;
 
-use lucid_wasm::abi::{Hostcall, MODULE, TrapCode};
+use lucid_wasm::abi::{
+    ERR_LIMIT, ERR_NO_MEMORY, FUEL_PER_BYTE, Hostcall, LOG_FUEL, MAX_LOG_LEN, MODULE, SPAWN_FUEL, TrapCode,
+};
+use lucid_wasm::bundle::NAME_LEN;
+use lucid_wasm::text::{Escaped, utf8_prefix};
 use wasmtime::{Caller, Extern, Linker, Memory};
 
-use super::channel::MAX_MESSAGE;
+use super::SpawnError;
+use super::channel::{CreateError, MAX_MESSAGE, Message};
 use super::instance::{Exit, HostFault, InstanceData, Meter, ticks};
 
 type Cx<'a> = Caller<'a, InstanceData>;
@@ -104,12 +114,6 @@ fn check(c: &mut Cx<'_>, h: Hostcall, ptr: i32, len: i32) -> wasmtime::Result<()
     range(mem.data_size(&*c), h, ptr, len).map(drop)
 }
 
-fn read(c: &mut Cx<'_>, h: Hostcall, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
-    let mem = memory(c, h)?;
-    let data = mem.data(&*c);
-    Ok(data[range(data.len(), h, ptr, len)?].to_vec())
-}
-
 fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
     let mem = memory(c, h)?;
     let data = mem.data_mut(&mut *c);
@@ -120,8 +124,12 @@ fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Resul
 
 /// Awaits `fut` as the blocking part of hostcall `h`: the poll wrapper reports the
 /// instance blocked in `h` meanwhile, and the guest starts a fresh slice after it.
+/// The fuel hostcalls charged meanwhile ([`pay`]) is taken from the store first.
 async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
-    let fuel = c.get_fuel()?;
+    let owed = c.data().meter.fuel_owed.swap(0, Ordering::Relaxed);
+    let fuel = c.get_fuel()?.saturating_sub(owed);
+    // Out of fuel: the guest's next instruction traps and its budget kills it.
+    c.set_fuel(fuel)?;
     {
         let m = &c.data().meter;
         m.fuel_at_block.store(fuel, Ordering::Relaxed);
@@ -134,6 +142,42 @@ async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) 
     m.slice_start_fuel.store(fuel, Ordering::Relaxed);
     m.blocked_on.store(Meter::NONE, Ordering::Relaxed);
     Ok(out)
+}
+
+/// Charges `cost` fuel for work the kernel did for the guest. It is owed (taken at
+/// the next block) while the current slice has room for it, so the slice keeps its
+/// end; a cost that reaches the slice's end ends the slice at once.
+async fn pay(c: &mut Cx<'_>, cost: u64) -> wasmtime::Result<()> {
+    let fuel = c.get_fuel()?;
+    let slice = c.data().guest.entry.fuel_per_slice;
+    let m = &c.data().meter;
+    let owed = m.fuel_owed.load(Ordering::Relaxed).saturating_add(cost);
+    let used = m.slice_start_fuel.load(Ordering::Relaxed).saturating_sub(fuel);
+    m.fuel_owed.store(owed, Ordering::Relaxed);
+    if used.saturating_add(owed) >= slice {
+        blocking(c, Hostcall::Yield, lucid_executor::yield_now()).await?;
+    }
+    Ok(())
+}
+
+/// Logs the first refusal of an instance's budget (a guest that ignores the error
+/// and retries is not logged again).
+fn refused(c: &mut Cx<'_>, h: Hostcall, what: &dyn core::fmt::Display) {
+    let d = c.data_mut();
+    if d.refusal_logged {
+        return;
+    }
+    d.refusal_logged = true;
+    let budget = d.handles.budget();
+    log::warn!(
+        target: "wasm",
+        "{}#{}: {} refused: {what} ({} of {} bytes charged)",
+        d.guest.entry.name,
+        d.id,
+        h.name(),
+        budget.used(),
+        budget.limit()
+    );
 }
 
 fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
@@ -151,13 +195,12 @@ fn channel(c: &Cx<'_>, h: Hostcall, handle: i32) -> wasmtime::Result<alloc::sync
 
 /// Defines every `lucid` import in `linker`.
 pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> {
-    linker.func_wrap(
+    linker.func_wrap_async(
         MODULE,
         Hostcall::Log.name(),
-        |mut c: Cx<'_>, ptr: i32, len: i32, level: i32| {
-            contained(|| {
+        |mut c: Cx<'_>, (ptr, len, level): (i32, i32, i32)| -> Fut<'_, ()> {
+            contained_async(Box::new(async move {
                 let t0 = ticks();
-                let bytes = read(&mut c, Hostcall::Log, ptr, len)?;
                 let level = match level {
                     0 => log::Level::Trace,
                     1 => log::Level::Debug,
@@ -171,13 +214,28 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                         ));
                     }
                 };
-                let text = core::str::from_utf8(&bytes)
-                    .map_err(|_| fault(TrapCode::HostcallBadArgument, "log: message is not UTF-8".into()))?;
+                let mem = memory(&mut c, Hostcall::Log)?;
+                let data = mem.data(&c);
+                let bytes = &data[range(data.len(), Hostcall::Log, ptr, len)?];
+                // Logged straight from guest memory: no copy, at most MAX_LOG_LEN bytes.
+                let text = utf8_prefix(bytes, MAX_LOG_LEN)
+                    .ok_or_else(|| fault(TrapCode::HostcallBadArgument, "log: message is not UTF-8".into()))?;
+                let cut = bytes.len() - text.len();
                 let d = c.data();
-                log::log!(target: "wasm", level, "{}#{}: {text}", d.guest.entry.name, d.id);
+                if cut == 0 {
+                    log::log!(target: "wasm", level, "{}#{}: {}", d.guest.entry.name, d.id, Escaped(text));
+                } else {
+                    log::log!(
+                        target: "wasm", level,
+                        "{}#{}: {}… ({cut} more bytes cut)",
+                        d.guest.entry.name, d.id, Escaped(text)
+                    );
+                }
+                let cost = LOG_FUEL + FUEL_PER_BYTE * text.len() as u64;
+                pay(&mut c, cost).await?;
                 count(&c, Hostcall::Log, t0);
                 Ok(())
-            })
+            }))
         },
     )?;
 
@@ -222,7 +280,14 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
     linker.func_wrap(MODULE, Hostcall::ChanCreate.name(), |mut c: Cx<'_>| {
         contained(|| {
             let t0 = ticks();
-            let handle = c.data_mut().handles.create().map_or(-1, |h| h as i32);
+            let handle = match c.data_mut().handles.create() {
+                Ok(h) => h as i32,
+                Err(CreateError::TableFull) => -1,
+                Err(CreateError::NoMemory) => {
+                    refused(&mut c, Hostcall::ChanCreate, &"no kernel memory for a channel");
+                    ERR_NO_MEMORY
+                }
+            };
             count(&c, Hostcall::ChanCreate, t0);
             Ok(handle)
         })
@@ -241,7 +306,17 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                         format!("chan_send: message of {len} bytes exceeds {MAX_MESSAGE}"),
                     ));
                 }
-                let msg = read(&mut c, Hostcall::ChanSend, ptr, len)?;
+                let mem = memory(&mut c, Hostcall::ChanSend)?;
+                let data = mem.data(&c);
+                let bytes = &data[range(data.len(), Hostcall::ChanSend, ptr, len)?];
+                let msg = match Message::copy(bytes, c.data().handles.budget()) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        refused(&mut c, Hostcall::ChanSend, &e);
+                        count(&c, Hostcall::ChanSend, t0);
+                        return Ok(ERR_NO_MEMORY);
+                    }
+                };
                 let sent = blocking(&mut c, Hostcall::ChanSend, ch.send(msg)).await?;
                 count(&c, Hostcall::ChanSend, t0);
                 Ok(if sent { 0 } else { -1 })
@@ -261,6 +336,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 let msg = blocking(&mut c, Hostcall::ChanRecv, ch.recv()).await?;
                 let n = match msg {
                     Some(m) => {
+                        let m = m.bytes();
                         let keep = m.len().min(cap as usize);
                         write(&mut c, Hostcall::ChanRecv, ptr, &m[..keep])?;
                         m.len() as i32
@@ -273,18 +349,40 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
         },
     )?;
 
-    linker.func_wrap(MODULE, Hostcall::Spawn.name(), |mut c: Cx<'_>, ptr: i32, len: i32| {
-        contained(|| {
-            let t0 = ticks();
-            let name = read(&mut c, Hostcall::Spawn, ptr, len)?;
-            let id = core::str::from_utf8(&name)
-                .ok()
-                .and_then(|name| super::runtime()?.spawn_with(name, c.data().handles.share()).ok())
-                .map_or(-1, |id| id as i64);
-            count(&c, Hostcall::Spawn, t0);
-            Ok(id)
-        })
-    })?;
+    linker.func_wrap_async(
+        MODULE,
+        Hostcall::Spawn.name(),
+        |mut c: Cx<'_>, (ptr, len): (i32, i32)| -> Fut<'_, i64> {
+            contained_async(Box::new(async move {
+                let t0 = ticks();
+                let mem = memory(&mut c, Hostcall::Spawn)?;
+                let data = mem.data(&c);
+                let bytes = &data[range(data.len(), Hostcall::Spawn, ptr, len)?];
+                // No module name is longer than NAME_LEN: a longer one is not read.
+                let mut name = [0; NAME_LEN];
+                let name = match name.get_mut(..bytes.len()) {
+                    Some(name) => {
+                        name.copy_from_slice(bytes);
+                        core::str::from_utf8(name).ok()
+                    }
+                    None => None,
+                };
+                let named = bytes.len().min(NAME_LEN) as u64;
+                let result = match name.map(|n| super::runtime().map(|rt| rt.spawn_child(n, &c.data().handles))) {
+                    Some(Some(Ok(id))) => id as i64,
+                    Some(Some(Err(e @ SpawnError::NoMemory))) => {
+                        refused(&mut c, Hostcall::Spawn, &e);
+                        i64::from(ERR_NO_MEMORY)
+                    }
+                    Some(Some(Err(SpawnError::TooManyInstances | SpawnError::TreeFull))) => i64::from(ERR_LIMIT),
+                    _ => -1,
+                };
+                pay(&mut c, SPAWN_FUEL + FUEL_PER_BYTE * named).await?;
+                count(&c, Hostcall::Spawn, t0);
+                Ok(result)
+            }))
+        },
+    )?;
 
     linker.func_wrap(
         MODULE,

@@ -24,9 +24,10 @@ use lucid_protocol::{Message, WasmInstanceCreated, WasmState};
 use lucid_wasm::abi::{Hostcall, TrapCode};
 use wasmtime::{ResourceLimiter, Store, Trap, Val};
 
+use super::budget::{Budget, Charge, Member, Refusal};
 use super::channel::Handles;
 use super::host::HostPanic;
-use super::{Guest, Runtime, platform};
+use super::{Guest, Runtime, SpawnError, platform};
 use crate::{arch, trace};
 
 /// An instance id, unique for the life of the kernel.
@@ -123,6 +124,8 @@ pub(super) struct Meter {
     pub final_fuel: AtomicU64,
     /// Nanoseconds the current `sleep` asked for.
     pub sleep_ns: AtomicU64,
+    /// Fuel hostcalls charged that is taken from the store at the next block.
+    pub fuel_owed: AtomicU64,
     /// Totals for [`stats`] and snapshots.
     slices: AtomicU64,
     cpu: AtomicU32,
@@ -150,6 +153,7 @@ impl Meter {
             fuel_at_block: AtomicU64::new(fuel),
             final_fuel: AtomicU64::new(fuel),
             sleep_ns: AtomicU64::new(0),
+            fuel_owed: AtomicU64::new(0),
             slices: AtomicU64::new(0),
             cpu: AtomicU32::new(0),
             task: AtomicU64::new(0),
@@ -193,6 +197,8 @@ pub struct InstanceData {
     pub(super) handles: Handles,
     pub(super) meter: Arc<Meter>,
     pub(super) pages: u32,
+    /// A refusal of its budget was logged (logged once per instance).
+    pub(super) refusal_logged: bool,
 }
 
 impl fmt::Debug for InstanceData {
@@ -292,16 +298,22 @@ pub fn snapshots() -> alloc::vec::Vec<LiveInstance> {
         .collect()
 }
 
-/// Starts `guest` as a new task. `handles` are the channels it starts with.
+/// Starts `guest` as a new task: the root of a new instance tree with its
+/// manifest's kernel memory budget, or, given its `parent`'s handles, a child in
+/// the parent's tree holding copies of them.
 pub(super) fn spawn(
     rt: &'static Runtime,
     guest: &'static Guest,
-    handles: Handles,
-) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), super::SpawnError> {
+    parent: Option<&Handles>,
+) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), SpawnError> {
     if LIVE.fetch_add(1, Ordering::AcqRel) >= MAX_INSTANCES {
         LIVE.fetch_sub(1, Ordering::AcqRel);
-        return Err(super::SpawnError::TooManyInstances);
+        return Err(SpawnError::TooManyInstances);
     }
+    let tree = join_tree(guest, parent).inspect_err(|_| {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+    })?;
+    let (member, child, handles) = tree;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let budget = match guest.entry.fuel_budget {
         0 => u64::MAX,
@@ -316,8 +328,10 @@ pub(super) fn spawn(
         handles,
         meter: meter.clone(),
         pages: 0,
+        refusal_logged: false,
     };
     let run = Metered {
+        _tree: (member, child),
         id,
         interval: guest.entry.fuel_per_slice,
         meter,
@@ -333,6 +347,30 @@ pub(super) fn spawn(
         .kind(lucid_executor::TaskKind::Wasm)
         .spawn(run);
     Ok((id, handle))
+}
+
+/// The new instance's place in its tree: membership, its charge as a child and
+/// its handle table.
+fn join_tree(guest: &Guest, parent: Option<&Handles>) -> Result<(Member, Option<Charge>, Handles), SpawnError> {
+    let refused = |r| match r {
+        Refusal::NoMemory => SpawnError::NoMemory,
+        Refusal::TooManyInstances => SpawnError::TreeFull,
+    };
+    match parent {
+        None => {
+            let limit = usize::try_from(guest.entry.kernel_memory_budget).unwrap_or(usize::MAX);
+            let budget = Budget::new(limit);
+            let member = budget.join().map_err(refused)?;
+            Ok((member, None, Handles::new(&budget)))
+        }
+        Some(parent) => {
+            let budget = parent.budget();
+            let member = budget.join().map_err(refused)?;
+            let child = budget.charge(super::budget::CHILD_COST).map_err(refused)?;
+            let handles = parent.share().map_err(refused)?;
+            Ok((member, Some(child), handles))
+        }
+    }
 }
 
 /// Instantiates and runs one instance to its end.
@@ -393,12 +431,14 @@ fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> was
 /// A store for running `guest`'s exports directly in the calling task (no instance
 /// task, no slicing): what `cargo xtask bench` measures.
 pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
+    let budget = Budget::new(lucid_wasm::DEFAULT_KERNEL_MEMORY_BUDGET as usize);
     let data = InstanceData {
         id: 0,
         guest,
-        handles: Handles::default(),
+        handles: Handles::new(&budget),
         meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
         pages: 0,
+        refusal_logged: false,
     };
     let mut store = Store::new(&rt.engine, data);
     store.limiter(|d| d);
@@ -484,6 +524,9 @@ fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
 /// The instance task's future: carries wasmtime's TLS slots with the task across
 /// CPUs, and reports fuel, slices, state and hostcalls after every poll.
 struct Metered<F> {
+    /// Its place in its tree and its charge as a child, given back together with
+    /// its place among the kernel's live instances (`LIVE`).
+    _tree: (Member, Option<Charge>),
     id: InstanceId,
     interval: u64,
     meter: Arc<Meter>,

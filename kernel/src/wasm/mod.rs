@@ -10,6 +10,7 @@
 
 #[cfg(not(feature = "ktest"))]
 pub mod bench;
+pub mod budget;
 mod channel;
 mod code_memory;
 mod cpu;
@@ -100,6 +101,10 @@ pub enum SpawnError {
     NoSuchModule,
     /// [`MAX_INSTANCES`] are alive.
     TooManyInstances,
+    /// The instance tree has `lucid_wasm::abi::MAX_TREE_INSTANCES` live instances.
+    TreeFull,
+    /// The instance tree's kernel memory budget has no room for the child.
+    NoMemory,
 }
 
 impl fmt::Display for SpawnError {
@@ -107,6 +112,12 @@ impl fmt::Display for SpawnError {
         match self {
             Self::NoSuchModule => write!(f, "the boot bundle has no such module"),
             Self::TooManyInstances => write!(f, "{MAX_INSTANCES} instances are already running"),
+            Self::TreeFull => write!(
+                f,
+                "the instance tree has {} live instances",
+                lucid_wasm::abi::MAX_TREE_INSTANCES
+            ),
+            Self::NoMemory => write!(f, "the instance tree's kernel memory budget is used up"),
         }
     }
 }
@@ -192,13 +203,14 @@ impl Runtime {
     /// Starts an instance of `name` with no handles.
     pub fn spawn(&'static self, name: &str) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), SpawnError> {
         let guest = self.guest(name).ok_or(SpawnError::NoSuchModule)?;
-        instance::spawn(self, guest, Handles::default())
+        instance::spawn(self, guest, None)
     }
 
-    /// Starts an instance of `name` holding `handles` (a guest's `spawn`).
-    pub(crate) fn spawn_with(&'static self, name: &str, handles: Handles) -> Result<InstanceId, SpawnError> {
+    /// Starts an instance of `name` in `parent`'s tree holding copies of its
+    /// handles (a guest's `spawn`).
+    pub(crate) fn spawn_child(&'static self, name: &str, parent: &Handles) -> Result<InstanceId, SpawnError> {
         let guest = self.guest(name).ok_or(SpawnError::NoSuchModule)?;
-        instance::spawn(self, guest, handles).map(|(id, _)| id)
+        instance::spawn(self, guest, Some(parent)).map(|(id, _)| id)
     }
 
     /// Starts every module marked autostart; returns how many started.

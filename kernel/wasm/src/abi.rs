@@ -33,7 +33,11 @@ macro_rules! hostcalls {
 
 hostcalls! {
     /// `log(ptr: i32, len: i32, level: i32)`: a UTF-8 message at a level
-    /// (0 trace … 4 error) into the kernel's log and trace.
+    /// (0 trace … 4 error) into the kernel's log and trace. At most
+    /// [`MAX_LOG_LEN`] bytes are logged (a longer message is cut and marked);
+    /// control characters, newlines and backslashes are escaped, so a message is
+    /// always one line that cannot pass for a kernel line. Costs
+    /// [`LOG_FUEL`] + [`FUEL_PER_BYTE`] per logged byte.
     Log = 0, "log";
     /// `now() -> i64`: nanoseconds since boot.
     Now = 1, "now";
@@ -41,23 +45,48 @@ hostcalls! {
     Sleep = 2, "sleep";
     /// `yield()`: end this slice; other tasks run first.
     Yield = 3, "yield";
-    /// `chan_create() -> i32`: a new channel; returns its handle.
+    /// `chan_create() -> i32`: a new channel; returns its handle, -1 when the
+    /// instance holds its maximum of handles, [`ERR_NO_MEMORY`] when the instance
+    /// tree's kernel memory budget refuses the channel.
     ChanCreate = 4, "chan_create";
     /// `chan_send(handle: i32, ptr: i32, len: i32) -> i32`: queue a copy of the
     /// bytes; blocks while the channel is full. 0 on success, -1 if every receiver
-    /// is gone.
+    /// is gone, [`ERR_NO_MEMORY`] when the sender's instance tree's kernel memory
+    /// budget refuses the copy (nothing was queued; receiving frees budget).
     ChanSend = 5, "chan_send";
     /// `chan_recv(handle: i32, ptr: i32, cap: i32) -> i32`: the next message's
     /// length, its first `cap` bytes copied to `ptr`; blocks while empty; -1 if
     /// every sender is gone.
     ChanRecv = 6, "chan_recv";
     /// `spawn(name_ptr: i32, name_len: i32) -> i64`: start another module of the
-    /// boot bundle; it receives copies of the caller's handles. Returns the new
-    /// instance id, or -1 if there is no such module or the instance limit is hit.
+    /// boot bundle in the caller's instance tree; it receives copies of the
+    /// caller's handles. Returns the new instance id; -1 if there is no such
+    /// module (names are at most 32 bytes), [`ERR_NO_MEMORY`] when the tree's
+    /// kernel memory budget refuses the child, [`ERR_LIMIT`] when the tree has
+    /// [`MAX_TREE_INSTANCES`] live instances or the kernel its maximum. Costs
+    /// [`SPAWN_FUEL`] + [`FUEL_PER_BYTE`] per name byte.
     Spawn = 7, "spawn";
     /// `exit(code: i32)`: end this instance with an exit code.
     Exit = 8, "exit";
 }
+
+/// Result of `chan_create`, `chan_send` or `spawn` when the instance tree's
+/// kernel memory budget (or the kernel heap itself) refuses the allocation.
+pub const ERR_NO_MEMORY: i32 = -2;
+/// Result of `spawn` when the instance tree or the kernel has its maximum of
+/// live instances.
+pub const ERR_LIMIT: i32 = -3;
+/// Bytes of one `log` message that reach the log; the rest is cut.
+pub const MAX_LOG_LEN: usize = 1024;
+/// Live instances one instance tree (an instance the kernel started and every
+/// instance spawned under it) may have, itself included.
+pub const MAX_TREE_INSTANCES: usize = 16;
+/// Fuel a `log` call costs besides its bytes.
+pub const LOG_FUEL: u64 = 1_000;
+/// Fuel a `spawn` call costs besides its name's bytes.
+pub const SPAWN_FUEL: u64 = 50_000;
+/// Fuel per byte of a logged message or a spawned name.
+pub const FUEL_PER_BYTE: u64 = 100;
 
 macro_rules! trap_codes {
     ($($(#[$doc:meta])* $name:ident = $num:literal, $text:literal;)*) => {

@@ -3,7 +3,9 @@
 //!
 //! Layout (little endian): a 40-byte header `MAGIC, version: u32, count: u32,
 //! fingerprint: u64, wasmtime: [u8; 16]`, then `count` 128-byte entries (see
-//! [`GuestEntry`]; names NUL padded, 24 reserved zero bytes at the end), then the
+//! [`GuestEntry`]; names NUL padded, then the kernel memory budget as a `u64`
+//! (0 in bundles written before it existed = [`DEFAULT_KERNEL_MEMORY_BUDGET`]),
+//! then 16 reserved zero bytes), then the
 //! `.cwasm` images, each at a 16-byte-aligned offset from the bundle start.
 
 use core::{fmt, str};
@@ -18,6 +20,8 @@ pub const VERSION: u32 = 1;
 pub const ARCHIVE_ENTRY: &str = "wasm";
 /// Bytes reserved for a module or export name.
 pub const NAME_LEN: usize = 32;
+/// Kernel memory an instance tree may hold when its manifest names none: 1 MiB.
+pub const DEFAULT_KERNEL_MEMORY_BUDGET: u64 = 1024 * 1024;
 
 const HEADER_LEN: usize = 40;
 const ENTRY_LEN: usize = 128;
@@ -84,6 +88,10 @@ pub struct GuestEntry<'a> {
     pub fuel_budget: u64,
     /// Largest linear memory in 64 KiB pages.
     pub max_memory_pages: u32,
+    /// Bytes of kernel memory the instance and every instance it spawns may
+    /// hold together through hostcalls (channels, queued messages, handle tables,
+    /// children); 0 = [`DEFAULT_KERNEL_MEMORY_BUDGET`].
+    pub kernel_memory_budget: u64,
     /// Started at boot.
     pub autostart: bool,
     /// The `.cwasm` image.
@@ -183,6 +191,10 @@ impl<'a> Bundle<'a> {
             fuel_budget: u64_at(raw, at + 8),
             max_memory_pages: u32_at(raw, at + 16),
             autostart: u32_at(raw, at + 20) & FLAG_AUTOSTART != 0,
+            kernel_memory_budget: match u64_at(raw, at + 40) {
+                0 => DEFAULT_KERNEL_MEMORY_BUDGET,
+                n => n,
+            },
             cwasm,
         })
     }
@@ -215,7 +227,8 @@ pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::s
         out.extend_from_slice(&(if e.autostart { FLAG_AUTOSTART } else { 0 }).to_le_bytes());
         out.extend_from_slice(&(offset as u64).to_le_bytes());
         out.extend_from_slice(&(e.cwasm.len() as u64).to_le_bytes());
-        out.extend_from_slice(&[0; 24]);
+        out.extend_from_slice(&e.kernel_memory_budget.to_le_bytes());
+        out.extend_from_slice(&[0; 16]);
         offset = (offset + e.cwasm.len()).next_multiple_of(DATA_ALIGN);
     }
     for e in entries {
@@ -260,6 +273,7 @@ mod tests {
             fuel_per_slice: 10_000,
             fuel_budget: 0,
             max_memory_pages: 4,
+            kernel_memory_budget: 0,
             autostart: true,
             cwasm: b"abc",
         };
@@ -267,6 +281,7 @@ mod tests {
             name: "pong",
             autostart: false,
             fuel_budget: 7,
+            kernel_memory_budget: 4096,
             cwasm: b"0123456789abcdefXYZ",
             ..a
         };
@@ -287,6 +302,11 @@ mod tests {
             Some((7, &b"0123456789abcdefXYZ"[..]))
         );
         assert_eq!(bundle.find("nope"), None);
+        assert_eq!(
+            all[0].kernel_memory_budget, DEFAULT_KERNEL_MEMORY_BUDGET,
+            "0 means the default"
+        );
+        assert_eq!(all[1].kernel_memory_budget, 4096);
     }
 
     #[test]
@@ -327,6 +347,7 @@ mod tests {
             fuel_per_slice: 1,
             fuel_budget: 0,
             max_memory_pages: 1,
+            kernel_memory_budget: 0,
             autostart: false,
             cwasm: b"",
         };
