@@ -300,7 +300,7 @@ fn hooks_see_the_lifecycle_and_waker_counts() {
             "poll Pending",
             "wake by_ref=false self=false",
             "poll Ready",
-            "complete Completed",
+            "complete Ok",
             "drop",
         ]
     );
