@@ -14,6 +14,7 @@ use cap::Cap;
 use lucid_console::live::Session;
 use lucid_console::state::Config;
 use lucid_console::ui::{App, View, draw};
+use lucid_protocol::TaskId;
 use lucid_protocol::testdata::{Workload, generate};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -72,7 +73,7 @@ fn main() {
     eprintln!("state: {tasks} tasks, {held} heap bytes held ({per_task:.0} B per task, everything included)");
     let mut app = App::new(s);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
-    app.detail.task = Some(1);
+    app.detail.task = Some(TaskId(1));
     for view in View::ALL {
         app.view = view;
         let n = 20;

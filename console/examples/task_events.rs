@@ -5,11 +5,12 @@
 use std::{fs::File, io::BufReader};
 
 use lucid_console::pipeline::Pipeline;
+use lucid_protocol::TaskId;
 use lucid_protocol::{Item, Message, recording::RecordingReader};
 
 fn task_of(m: &Message<'_>) -> Option<u64> {
     Some(match *m {
-        Message::TaskSpawned(s) => s.task,
+        Message::TaskSpawned(s) => s.task.get(),
         Message::PollStart { task }
         | Message::PollEnd { task, .. }
         | Message::Wake { task, .. }
@@ -17,7 +18,7 @@ fn task_of(m: &Message<'_>) -> Option<u64> {
         | Message::WakerDrop { task, .. }
         | Message::TaskCompleted { task, .. }
         | Message::TaskDropped { task }
-        | Message::Steal { task, .. } => task,
+        | Message::Steal { task, .. } => task.get(),
         _ => return None,
     })
 }
@@ -46,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     pipeline.finish(&mut apply);
     eprintln!("merge: {:?}", pipeline.merge().stats());
-    for w in state.warnings.iter().filter(|w| w.task == Some(task)) {
+    for w in state.warnings.iter().filter(|w| w.task == Some(TaskId(task))) {
         out.push((
             w.ts.unwrap_or(0),
             w.cpu.unwrap_or(u32::MAX),

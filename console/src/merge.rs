@@ -476,7 +476,7 @@ mod tests {
     fn wake(task: TaskId) -> Message<'static> {
         Message::Wake {
             task,
-            waker: Waker::Task(3),
+            waker: Waker::Task(TaskId(3)),
             by_ref: false,
             self_wake: false,
         }
@@ -489,7 +489,7 @@ mod tests {
         let control = StreamId::new(0, Ring::Control);
         let snapshot = |polls: u64, busy_ticks: u64| {
             Message::TaskSnapshot(lucid_protocol::TaskSnapshot {
-                task: 7,
+                task: TaskId(7),
                 name: "net",
                 kind: TaskKind::Kernel,
                 location: Location {
@@ -511,7 +511,11 @@ mod tests {
         };
         let frames = [
             hello(1),
-            frame(task(0), 0, &[(20, Message::PollStart { task: 7 }), (30, end(7))]),
+            frame(
+                task(0),
+                0,
+                &[(20, Message::PollStart { task: TaskId(7) }), (30, end(TaskId(7)))],
+            ),
             // Sent after the kernel read its totals at 50: two polls, 10 + 5 ticks.
             frame(
                 control,
@@ -526,15 +530,15 @@ mod tests {
                 task(0),
                 1,
                 &[
-                    (40, Message::PollStart { task: 7 }),
-                    (45, end(7)),
-                    (60, Message::PollStart { task: 7 }),
-                    (70, end(7)),
+                    (40, Message::PollStart { task: TaskId(7) }),
+                    (45, end(TaskId(7))),
+                    (60, Message::PollStart { task: TaskId(7) }),
+                    (70, end(TaskId(7))),
                 ],
             ),
         ];
         let (_, s) = run(&frames);
-        let t = &s.tasks[&7];
+        let t = &s.tasks[&TaskId(7)];
         assert_eq!(
             (t.polls, t.busy_ticks),
             (3, 25),
@@ -551,36 +555,63 @@ mod tests {
             task(1),
             0,
             &[
-                (100, Message::PollStart { task: 7 }),
-                (110, Message::WakerClone { task: 7, wakers: 1 }),
-                (200, end(7)),
+                (100, Message::PollStart { task: TaskId(7) }),
+                (
+                    110,
+                    Message::WakerClone {
+                        task: TaskId(7),
+                        wakers: 1,
+                    },
+                ),
+                (200, end(TaskId(7))),
             ],
         );
         let b = frame(
             task(0),
             0,
-            &[(150, wake(7)), (151, Message::WakerDrop { task: 7, wakers: 0 })],
+            &[
+                (150, wake(TaskId(7))),
+                (
+                    151,
+                    Message::WakerDrop {
+                        task: TaskId(7),
+                        wakers: 0,
+                    },
+                ),
+            ],
         );
         let c = frame(
             task(0),
             1,
             &[
-                (250, Message::PollStart { task: 7 }),
-                (260, Message::WakerClone { task: 7, wakers: 1 }),
-                (270, end(7)),
-                (300, wake(7)),
-                (301, Message::WakerDrop { task: 7, wakers: 0 }),
+                (250, Message::PollStart { task: TaskId(7) }),
+                (
+                    260,
+                    Message::WakerClone {
+                        task: TaskId(7),
+                        wakers: 1,
+                    },
+                ),
+                (270, end(TaskId(7))),
+                (300, wake(TaskId(7))),
+                (
+                    301,
+                    Message::WakerDrop {
+                        task: TaskId(7),
+                        wakers: 0,
+                    },
+                ),
             ],
         );
         let d = frame(
             task(1),
             1,
             &[
-                (320, Message::PollStart { task: 7 }),
+                (320, Message::PollStart { task: TaskId(7) }),
                 (
                     330,
                     Message::PollEnd {
-                        task: 7,
+                        task: TaskId(7),
                         result: PollResult::Ready,
                     },
                 ),
@@ -595,7 +626,7 @@ mod tests {
         assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
         let merge = pipeline.merge();
         assert_eq!((merge.stats().late, merge.stats().forced, merge.buffered()), (0, 0, 0));
-        let t = &shuffled.tasks[&7];
+        let t = &shuffled.tasks[&TaskId(7)];
         assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, 100 + 20 + 10));
     }
 

@@ -68,11 +68,11 @@ pub struct Kernel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WasmSummary {
     /// Instance id.
-    pub instance: u64,
+    pub instance: lucid_protocol::InstanceId,
     /// Module name.
     pub module: String,
     /// The task that runs it.
-    pub task: u64,
+    pub task: lucid_protocol::TaskId,
     /// Its last state with what it is about, e.g. `exited(3)`, `blocked(chan_recv)`.
     pub state: String,
     /// Linear memory now, in 64 KiB pages.
@@ -101,7 +101,7 @@ pub struct HostcallSummary {
 }
 
 impl WasmSummary {
-    fn new(s: &crate::state::State, instance: u64, w: &crate::state::WasmInstance) -> Self {
+    fn new(s: &crate::state::State, instance: lucid_protocol::InstanceId, w: &crate::state::WasmInstance) -> Self {
         Self {
             instance,
             module: w.module.clone(),

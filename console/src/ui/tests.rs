@@ -258,7 +258,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
         .trim_start_matches('│')
         .split_whitespace()
         .next()
-        .and_then(|id| id.parse().ok())
+        .and_then(|id| id.parse().ok().map(TaskId))
         .unwrap_or_else(|| panic!("no task lane:\n{text}"));
     assert!(
         app.state()
@@ -351,7 +351,7 @@ fn every_view_draws_at_every_size_without_panicking() {
     for view in View::ALL {
         for a in [&mut app, &mut empty] {
             a.view = view;
-            a.detail.task = Some(1);
+            a.detail.task = Some(TaskId(1));
             for (w, h) in [(1, 1), (59, 11), (60, 12), (61, 13), (80, 14), (200, 60), (300, 12)] {
                 render(a, w, h);
             }

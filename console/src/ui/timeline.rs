@@ -467,7 +467,7 @@ fn draw_lane(
     // Each column shows the share of its time the polls in it took, in the colour of
     // the task that took most of it, so a zoomed-out stretch of kept polls reads like
     // the summarised one beside it; zoomed in, a poll fills its columns.
-    let mut busy: Vec<(u64, u64, TaskId)> = vec![(0, 0, 0); cells.width.into()];
+    let mut busy: Vec<(u64, u64, TaskId)> = vec![(0, 0, TaskId(0)); cells.width.into()];
     let mut hit = None;
     for s in &lane.slices {
         let (a, b) = columns(s, start, span, w);
@@ -495,7 +495,7 @@ fn draw_lane(
         let x = x as u64;
         let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
         let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
-        let color = PALETTE[(task % PALETTE.len() as u64) as usize];
+        let color = PALETTE[(task.get() % PALETTE.len() as u64) as usize];
         buf[(cells.x + x as u16, cells.y)]
             .set_char(shade(ticks as f64 / t1.saturating_sub(t0).max(1) as f64))
             .set_style(Style::new().fg(color));

@@ -280,7 +280,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
             let id = core::str::from_utf8(&name)
                 .ok()
                 .and_then(|name| super::runtime()?.spawn_with(name, c.data().handles.share()).ok())
-                .map_or(-1, |id| id as i64);
+                .map_or(-1, |id| id.get() as i64);
             count(&c, Hostcall::Spawn, t0);
             Ok(id)
         })
