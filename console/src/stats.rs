@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::Pipeline;
 use crate::source::{Source, SourceError};
 use crate::state::State;
+use crate::time::Ticks;
 
 /// Everything read from a source until its end or the first damage.
 #[derive(Debug)]
@@ -117,7 +118,7 @@ impl WasmSummary {
                 .map(|(&n, h)| {
                     let summary = HostcallSummary {
                         calls: h.calls,
-                        total_ns: s.ticks_to_ns(h.ticks),
+                        total_ns: s.clock().ns(Ticks(h.ticks)),
                     };
                     (lucid_protocol::wasm_hostcall_name(n).into_owned(), summary)
                 })

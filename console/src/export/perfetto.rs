@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::profile::{Polls, Tasks, executor_event};
-use crate::replay::ticks_to_ns;
 use crate::state::State;
+use crate::time::{Clock, Ticks};
 
 const PID_CPUS: u32 = 1;
 const PID_TASKS: u32 = 2;
@@ -70,7 +70,7 @@ pub struct PerfettoWriter<W: Write> {
     tasks: Tasks,
     polls: Polls,
     origin: u64,
-    tsc_hz: u64,
+    clock: Clock,
     last_ts: u64,
     /// Pending wake of a task: flow id, waker's CPU, time.
     flows: BTreeMap<TaskId, (u64, u32, u64)>,
@@ -93,7 +93,7 @@ impl<W: Write> PerfettoWriter<W> {
             tasks: Tasks::from_state(state),
             polls: Polls::from_state(state, from),
             origin,
-            tsc_hz: state.tsc_hz(),
+            clock: state.clock(),
             last_ts: from.unwrap_or(origin),
             flows: BTreeMap::new(),
             next_flow: 1,
@@ -111,7 +111,7 @@ impl<W: Write> PerfettoWriter<W> {
     }
 
     fn us(&self, ts: u64) -> f64 {
-        ticks_to_ns(ts.saturating_sub(self.origin), self.tsc_hz) as f64 / 1000.0
+        self.clock.ns(Ticks(ts.saturating_sub(self.origin))) as f64 / 1000.0
     }
 
     fn emit(&mut self, e: &Ev<'_>) {
@@ -173,7 +173,7 @@ impl<W: Write> PerfettoWriter<W> {
         match item {
             Item::Event { event, .. } => {
                 if let Message::Hello(h) = &event.message {
-                    self.tsc_hz = h.tsc_hz.max(1);
+                    self.clock = Clock::new(h.tsc_hz);
                 }
                 self.tasks.observe(&event.message);
             }

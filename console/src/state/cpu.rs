@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
-use super::fastdiv::Divisor;
 use super::history::BusyHistory;
 use super::latency::LatencyHistogram;
+use crate::time::fastdiv::Divisor;
 
 /// Poll slices kept per CPU for the timeline.
 pub const MAX_SLICES_PER_CPU: usize = 8192;

@@ -8,7 +8,6 @@
 
 mod counts;
 mod cpu;
-mod fastdiv;
 mod histogram;
 mod history;
 mod latency;
@@ -29,6 +28,9 @@ use lucid_protocol::{
     CallsiteId, FrameError, InstanceId, Item, Message, Outcome, PollResult, Ring, StreamId, TaskId, TaskState,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::time::fastdiv::Divisor;
+use crate::time::{Clock, Ticks};
 
 pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
@@ -201,19 +203,18 @@ pub struct State {
 struct Conversions {
     /// (TSC rate, utilisation window, long-poll threshold) it was made for.
     key: (u64, u64, u64),
-    tsc_hz: fastdiv::Divisor,
-    window: fastdiv::Divisor,
+    clock: Clock,
+    window: Divisor,
     long_poll_ticks: u64,
 }
 
 impl Default for Conversions {
     fn default() -> Self {
-        let one = fastdiv::Divisor::new(1);
         Self {
             // No rate is 0, so the first use makes it.
             key: (0, 0, 0),
-            tsc_hz: one,
-            window: one,
+            clock: Clock::new(1),
+            window: Divisor::new(1),
             long_poll_ticks: 0,
         }
     }
@@ -253,25 +254,6 @@ impl std::fmt::Debug for Completions {
     }
 }
 
-/// `ticks` of a `tsc_hz` clock in nanoseconds.
-/// [`ticks_to_ns`] by a precomputed divisor (the TSC rate).
-#[inline]
-fn fast_ticks_to_ns(ticks: u64, tsc_hz: fastdiv::Divisor) -> u64 {
-    match ticks.checked_mul(1_000_000_000) {
-        Some(p) => tsc_hz.div(p),
-        None => ticks_to_ns(ticks, tsc_hz.get()),
-    }
-}
-
-fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
-    // Without the 128-bit division when the product fits (it always does for the
-    // durations of polls and waits: up to about 18 s of ticks); the same result.
-    if let Some(p) = ticks.checked_mul(1_000_000_000) {
-        return p / tsc_hz.max(1);
-    }
-    (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz.max(1))).min(u128::from(u64::MAX)) as u64
-}
-
 impl State {
     /// An empty state with the default configuration.
     #[must_use]
@@ -294,10 +276,16 @@ impl State {
         self.kernel.as_ref().map_or(DEFAULT_TSC_HZ, |k| k.tsc_hz).max(1)
     }
 
-    /// Converts ticks to nanoseconds.
+    /// The kernel's TSC rate ([`DEFAULT_TSC_HZ`] before its `Hello`): how its
+    /// timestamps become nanoseconds.
     #[must_use]
-    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        ticks_to_ns(ticks, self.tsc_hz())
+    pub fn clock(&self) -> Clock {
+        let hz = self.tsc_hz();
+        if self.conv.key.0 == hz {
+            self.conv.clock
+        } else {
+            Clock::new(hz)
+        }
     }
 
     /// The conversions for the current TSC rate and config.
@@ -305,24 +293,15 @@ impl State {
     fn conv(&mut self) -> Conversions {
         let key = (self.tsc_hz(), self.config.util_window_ns, self.config.long_poll_ns);
         if self.conv.key != key {
+            let clock = Clock::new(key.0);
             self.conv = Conversions {
                 key,
-                tsc_hz: fastdiv::Divisor::new(key.0),
-                window: fastdiv::Divisor::new(self.ns_to_ticks(key.1).max(1)),
-                long_poll_ticks: self.ns_to_ticks(key.2),
+                clock,
+                window: Divisor::new(clock.ticks(key.1).get().max(1)),
+                long_poll_ticks: clock.ticks(key.2).get(),
             };
         }
         self.conv
-    }
-
-    /// Converts nanoseconds to ticks.
-    #[must_use]
-    pub fn ns_to_ticks(&self, ns: u64) -> u64 {
-        // Without the 128-bit division when the product fits; the same result.
-        if let Some(p) = ns.checked_mul(self.tsc_hz()) {
-            return p / 1_000_000_000;
-        }
-        (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
     /// The latest trace time up to which task state is known: the newest event of a
@@ -629,7 +608,7 @@ impl State {
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
         let conv = self.conv();
-        let waited_ns = waited.map(|w| fast_ticks_to_ns(w, conv.tsc_hz));
+        let waited_ns = waited.map(|w| conv.clock.ns(Ticks(w)));
         let c = self.cpus.entry(cpu).or_default();
         if let Some(ns) = waited_ns {
             c.totals.sched_latency.record(ns);
@@ -647,7 +626,7 @@ impl State {
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
         let conv = self.conv();
-        let (window, long, tsc_hz) = (conv.window, conv.long_poll_ticks, conv.tsc_hz);
+        let (window, long, clock) = (conv.window, conv.long_poll_ticks, conv.clock);
         let c = self.cpus.entry(cpu).or_default();
         let started = match c.polling.take() {
             Some((t, start)) if t == task => Some(start),
@@ -655,7 +634,7 @@ impl State {
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
-            c.totals.poll_latency.record(fast_ticks_to_ns(d, tsc_hz));
+            c.totals.poll_latency.record(clock.ns(Ticks(d)));
             c.busy_ticks += d;
             c.add_busy_by(start, ts, window);
             c.push_slice(Slice {
@@ -692,7 +671,7 @@ impl State {
             }
         }
         if let Some(d) = long_poll {
-            let ns = self.ticks_to_ns(d);
+            let ns = self.clock().ns(Ticks(d));
             self.warn_at(
                 WarningKind::LongPoll,
                 ts,
@@ -801,7 +780,7 @@ impl State {
     /// Warns once about every poll in progress that has run longer than the long-poll
     /// threshold (measured against the newest timestamp of any CPU).
     fn check_stuck_polls(&mut self) {
-        let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let long = self.clock().ticks(self.config.long_poll_ns).get();
         let now = self.now();
         if long == 0 {
             return;
@@ -818,7 +797,7 @@ impl State {
             })
             .collect();
         for (cpu, task, start) in stuck {
-            let ran = crate::fmt::duration_ns(self.ticks_to_ns(now - start));
+            let ran = crate::fmt::duration_ns(self.clock().ns(Ticks(now - start)));
             self.warn_at(
                 WarningKind::NeverYields,
                 now,
@@ -831,7 +810,7 @@ impl State {
 
     /// Drops completed tasks older than the retention time.
     pub fn prune(&mut self) {
-        let retain = self.ns_to_ticks(self.config.retain_ns);
+        let retain = self.clock().ticks(self.config.retain_ns).get();
         let now = self.now();
         if !self.completions.valid {
             self.completions.heap = self

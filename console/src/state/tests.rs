@@ -553,7 +553,7 @@ fn cpu_totals_equal_the_events_by_kind_and_survive_pruning() {
     let busy_ns: u128 = s.cpus.values().map(|c| c.totals.poll_latency.sum_ns()).sum();
     let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
     // Each poll is converted to ns on its own, rounding down by less than 1 ns.
-    let total_ns = u128::from(s.ticks_to_ns(busy_ticks));
+    let total_ns = u128::from(s.clock().ns(Ticks(busy_ticks)));
     let polls = u128::from(kind(MessageKind::PollEnd));
     assert!(
         busy_ns <= total_ns && busy_ns + polls >= total_ns,

@@ -32,6 +32,7 @@ use ratatui::{DefaultTerminal, Frame};
 use crate::live::{Link, Session};
 use crate::source::{Ingest, IngestEvent};
 use crate::state::State;
+use crate::time::Ticks;
 
 /// Smallest terminal the views are laid out for.
 pub const MIN_WIDTH: u16 = 60;
@@ -424,7 +425,7 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
 
 /// Ticks as a human-readable duration in the state's time base.
 pub(crate) fn dur(state: &State, ticks: u64) -> String {
-    crate::fmt::duration_ns(state.ticks_to_ns(ticks))
+    crate::fmt::duration_ns(state.clock().ns(Ticks(ticks)))
 }
 
 /// Trace time relative to the first event, as a duration.

@@ -190,7 +190,7 @@ fn stolen_from(from: &[(u32, u64)]) -> String {
 fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
     let (first, now) = state.ts_range.unwrap_or((0, 0));
     let elapsed = now.saturating_sub(first).max(1);
-    let window = state.ns_to_ticks(state.config.util_window_ns);
+    let window = state.clock().ticks(state.config.util_window_ns).get();
     let spark_w = usize::from(area.width.saturating_sub(96)).clamp(8, 60);
     let rows = state.cpus.iter().map(|(cpu, c)| {
         let util = c.busy_ticks as f64 / elapsed as f64 * 100.0;

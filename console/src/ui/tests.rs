@@ -10,6 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::*;
 use crate::source::IngestEvent;
 use crate::state::{Config, TaskStatus};
+use crate::time::Ticks;
 
 fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
@@ -227,7 +228,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     let (first, last) = s.state.ts_range.expect("events");
     let mut app = App::new(s);
     app.view = View::Timeline;
-    app.timeline.span_ns = app.state().ticks_to_ns(last - first) + 1;
+    app.timeline.span_ns = app.state().clock().ns(Ticks(last - first)) + 1;
     app.timeline.end = Some(last);
     let backend = render(&mut app, 120, 12);
     let buf = backend.buffer();
@@ -250,7 +251,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     // Task lanes: the busiest tasks of an early stretch, whose polls are no longer
     // kept, drawn from their own histories, and blank outside their lives.
     app.on_key(key(KeyCode::Char('t')));
-    app.timeline.span_ns = app.state().ticks_to_ns(last - first_ts(&app)) / 8;
+    app.timeline.span_ns = app.state().clock().ns(Ticks(last - first_ts(&app))) / 8;
     app.timeline.end = Some(first_ts(&app) + (last - first_ts(&app)) / 8);
     let text = text_of(&render(&mut app, 120, 12));
     let row = text.lines().nth(2).expect("a first lane").to_string();

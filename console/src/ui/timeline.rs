@@ -21,6 +21,7 @@ use lucid_protocol::TaskId;
 
 use super::{Action, at, dur, shade};
 use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, Task, TaskHistory, WakeMark, WokenBy};
+use crate::time::Ticks;
 
 /// Colours for tasks, picked by id.
 const PALETTE: [Color; 6] = [
@@ -131,7 +132,7 @@ impl Default for TimelineView {
 impl TimelineView {
     fn window(&self, state: &State) -> (u64, u64) {
         let end = self.end.unwrap_or_else(|| state.now());
-        let span = state.ns_to_ticks(self.span_ns).max(1);
+        let span = state.clock().ticks(self.span_ns).get().max(1);
         (end.saturating_sub(span), end)
     }
 
@@ -378,7 +379,7 @@ fn axis_line(state: &State, start: u64, end: u64, width: u16) -> String {
     };
     let first = at(state, start);
     put(0, &first);
-    let span_ns = state.ticks_to_ns(end - start).max(1);
+    let span_ns = state.clock().ns(Ticks(end - start)).max(1);
     // A label every 16 columns at least.
     let min_step = span_ns.saturating_mul(16) / width.max(1) as u64;
     let step = nice_step(min_step.max(1));
