@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use cap::Cap;
 use lucid_console::live::Session;
 use lucid_console::state::Config;
+use lucid_console::time::HostNs;
 use lucid_console::ui::{App, View, draw};
 use lucid_protocol::TaskId;
 use lucid_protocol::testdata::{Workload, generate};
@@ -40,7 +41,7 @@ fn main() {
     while start.elapsed() < Duration::from_secs(2) || rounds == 0 {
         let mut s = Session::new("bench".into(), Config::default());
         for chunk in wire.chunks(64 * 1024) {
-            s.feed(0, chunk);
+            s.feed(HostNs(0), chunk);
         }
         // End of input: what the merge still holds goes to the state too.
         s.flush();
@@ -62,7 +63,7 @@ fn main() {
     // within the retention window (60 s of trace time by default), so all are kept.
     let before = ALLOCATOR.allocated();
     let mut s = Session::new("bench".into(), Config::default());
-    s.feed(0, &wire);
+    s.feed(HostNs(0), &wire);
     s.flush();
     let held = ALLOCATOR.allocated().saturating_sub(before);
     let tasks = s.state.tasks.len();

@@ -5,6 +5,7 @@
 use std::{fs::File, io::BufReader};
 
 use lucid_console::pipeline::Pipeline;
+use lucid_console::time::HostNs;
 use lucid_protocol::TaskId;
 use lucid_protocol::{Item, Message, recording::RecordingReader};
 
@@ -43,13 +44,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     while let Some(record) = reader.next_chunk()? {
-        pipeline.feed(record.rx_ns, &record.data, &mut apply);
+        pipeline.feed(HostNs(record.rx_ns), &record.data, &mut apply);
     }
     pipeline.finish(&mut apply);
     eprintln!("merge: {:?}", pipeline.merge().stats());
     for w in state.warnings.iter().filter(|w| w.task == Some(TaskId(task))) {
         out.push((
-            w.ts.unwrap_or(0),
+            w.ts.unwrap_or_default().get(),
             w.cpu.unwrap_or(u32::MAX),
             format!("WARNING {:?}: {}", w.kind, w.message),
         ));

@@ -410,7 +410,7 @@ fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyho
         );
     }
     let from = scan.from_ts.unwrap_or(scan.origin_ts);
-    let to = scan.to_ts.unwrap_or_else(|| scan.end.now());
+    let to = scan.to_ts.unwrap_or_else(|| scan.end.now().get());
     let duration_s = scan
         .end
         .clock()

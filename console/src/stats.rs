@@ -29,7 +29,7 @@ pub fn collect(source: &mut dyn Source) -> Collected {
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                pipeline.feed_into(&mut state, chunk.rx_ns, &chunk.data);
+                pipeline.feed_into(&mut state, chunk.rx, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),

@@ -96,11 +96,13 @@ fn scheduler(e: &mut Exposition, s: &State) {
         }
     }
     let per_cpu_seconds: [PerCpu; 2] = [
-        ("lucid_cpu_busy_seconds_total", "Time spent in polls.", |c| c.busy_ticks),
+        ("lucid_cpu_busy_seconds_total", "Time spent in polls.", |c| {
+            c.busy_ticks.get()
+        }),
         (
             "lucid_cpu_idle_seconds_total",
             "Time between CpuIdle and CpuBusy (an idle period counts once it ends).",
-            |c| c.idle_ticks,
+            |c| c.idle_ticks.get(),
         ),
     ];
     for (name, help, ticks) in per_cpu_seconds {

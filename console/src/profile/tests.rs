@@ -40,7 +40,7 @@ fn whole_recording_matches_the_state_model() {
     for t in &p.tasks {
         let st = &s.tasks[&t.task];
         assert_eq!(t.polls, st.polls, "task {}", t.task);
-        assert_eq!(t.busy_ns, s.clock().ns(Ticks(st.busy_ticks)), "task {}", t.task);
+        assert_eq!(t.busy_ns, s.clock().ns(Ticks(st.busy_ticks.get())), "task {}", t.task);
         assert_eq!(
             t.max_poll_ns,
             s.clock().ns(Ticks(st.poll_hist.max())),
@@ -49,7 +49,7 @@ fn whole_recording_matches_the_state_model() {
         );
         assert_eq!(t.location, st.location);
     }
-    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
     assert_eq!(p.busy_ns, s.clock().ns(Ticks(cpu_busy)));
     for c in &p.cpus {
         assert_eq!(c.steals_in, s.cpus[&c.cpu].steals_in);

@@ -22,7 +22,7 @@ use super::player::{KeyframeIn, Player};
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
-use crate::time::Clock;
+use crate::time::{Clock, HostNs};
 
 /// First bytes of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
@@ -461,7 +461,7 @@ fn schema_probe() -> u32 {
     });
     let wire = g.wire();
     let (mut state, mut pipeline) = (State::default(), Pipeline::new());
-    pipeline.feed_into(&mut state, 1, &wire[..wire.len() / 2 + 7]);
+    pipeline.feed_into(&mut state, HostNs(1), &wire[..wire.len() / 2 + 7]);
     postcard::to_allocvec(&(&state, pipeline.decoder(), pipeline.merge().snapshot())).map_or(0, |b| CRC32.checksum(&b))
 }
 

@@ -30,7 +30,7 @@ use lucid_protocol::{
 use serde::{Deserialize, Serialize};
 
 use crate::time::fastdiv::Divisor;
-use crate::time::{Clock, Ticks};
+use crate::time::{Clock, HostNs, Ticks};
 
 pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
@@ -61,7 +61,7 @@ const PRUNE_EVERY: u64 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeMark {
     /// When.
-    pub ts: u64,
+    pub ts: Ticks,
     /// The CPU whose stream reported it.
     pub cpu: u32,
     /// The woken task.
@@ -156,9 +156,9 @@ pub struct State {
     /// Frame-level health.
     pub health: StreamHealth,
     /// Smallest and largest timestamp seen.
-    pub ts_range: Option<(u64, u64)>,
+    pub ts_range: Option<(Ticks, Ticks)>,
     /// First and last host receive time seen.
-    pub rx_range: Option<(u64, u64)>,
+    pub rx_range: Option<(HostNs, HostNs)>,
     /// Registered callsites.
     pub callsites: BTreeMap<CallsiteId, CallsiteInfo>,
     /// Tracing events, oldest first (at most [`MAX_LOGS`]).
@@ -237,7 +237,7 @@ impl std::fmt::Debug for Conversions {
 /// when missing (a deserialised state), and not part of equality or debug output.
 #[derive(Clone, Default)]
 struct Completions {
-    heap: BinaryHeap<Reverse<(u64, TaskId)>>,
+    heap: BinaryHeap<Reverse<(Ticks, TaskId)>>,
     /// The heap holds every completed task of [`State::tasks`].
     valid: bool,
 }
@@ -310,19 +310,19 @@ impl State {
     /// views would show a stretch of time whose task events are still on their way.
     /// Falls back to the newest event of any stream (0 before any event).
     #[must_use]
-    pub fn now(&self) -> u64 {
+    pub fn now(&self) -> Ticks {
         if self.task_now > 0 {
-            self.task_now
+            Ticks(self.task_now)
         } else {
-            self.ts_range.map_or(0, |(_, b)| b)
+            self.ts_range.map_or(Ticks::ZERO, |(_, b)| b)
         }
     }
 
     /// Notes the receive time of the chunk whose items follow.
-    pub fn received_at(&mut self, rx_ns: u64) {
+    pub fn received_at(&mut self, rx: HostNs) {
         self.rx_range = Some(match self.rx_range {
-            None => (rx_ns, rx_ns),
-            Some((a, b)) => (a.min(rx_ns), b.max(rx_ns)),
+            None => (rx, rx),
+            Some((a, b)) => (a.min(rx), b.max(rx)),
         });
     }
 
@@ -346,7 +346,7 @@ impl State {
     fn warn_at(&mut self, kind: WarningKind, ts: u64, cpu: u32, task: Option<TaskId>, message: String) {
         self.warn(Warning {
             kind,
-            ts: Some(ts),
+            ts: Some(Ticks(ts)),
             cpu: Some(cpu),
             task,
             message,
@@ -416,7 +416,7 @@ impl State {
 
     /// The task `id`, created (first seen at `ts`) if unknown.
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        self.tasks.get_or_insert_with(id, || Task::new(id, ts))
+        self.tasks.get_or_insert_with(id, || Task::new(id, Ticks(ts)))
     }
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
@@ -425,9 +425,10 @@ impl State {
             self.task_now = self.task_now.max(ts);
         }
         self.events_by_kind.add(m.kind());
+        let t = Ticks(ts);
         self.ts_range = Some(match self.ts_range {
-            None => (ts, ts),
-            Some((a, b)) => (a.min(ts), b.max(ts)),
+            None => (t, t),
+            Some((a, b)) => (a.min(t), b.max(t)),
         });
         if let Some(prev) = self.last_ts.replace(stream, ts)
             && ts < prev
@@ -497,7 +498,7 @@ impl State {
                 let name = self.texts.text(s.name);
                 let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
-                t.spawned_ts = ts;
+                t.spawned_ts = Ticks(ts);
                 t.name = name;
                 t.kind = s.kind;
                 t.location = location;
@@ -558,7 +559,7 @@ impl State {
                 t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(s.cpu);
-                t.spawned_ts = s.spawned_tsc;
+                t.spawned_ts = Ticks(s.spawned_tsc);
                 t.status = match s.state {
                     TaskState::Running => TaskStatus::Running,
                     TaskState::Scheduled => TaskStatus::Scheduled,
@@ -574,8 +575,8 @@ impl State {
                 t.wakes = s.wakes;
                 t.self_wakes = s.self_wakes;
                 t.wakers = Some(s.wakers);
-                t.busy_ticks = s.busy_ticks;
-                t.scheduled_ticks = s.scheduled_ticks;
+                t.busy_ticks = Ticks(s.busy_ticks);
+                t.scheduled_ticks = Ticks(s.scheduled_ticks);
             }
             Message::WasmInstanceCreated(_)
             | Message::WasmInstanceSnapshot(_)
@@ -597,7 +598,7 @@ impl State {
             && ts >= since
         {
             let wait = ts - since;
-            t.scheduled_ticks += wait;
+            t.scheduled_ticks += Ticks(wait);
             t.sched_hist.record(wait);
             waited = Some(wait);
         }
@@ -635,19 +636,19 @@ impl State {
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
             c.totals.poll_latency.record(clock.ns(Ticks(d)));
-            c.busy_ticks += d;
+            c.busy_ticks += Ticks(d);
             c.add_busy_by(start, ts, window);
             c.push_slice(Slice {
                 task,
-                start,
-                end: ts,
+                start: Ticks(start),
+                end: Ticks(ts),
                 ready: result == PollResult::Ready,
             });
         }
         let t = self.task(task, ts);
         t.poll_started = None;
         if let (Some(start), Some(d)) = (started, ticks) {
-            t.busy_ticks += d;
+            t.busy_ticks += Ticks(d);
             t.poll_hist.record(d);
             t.history.add(start, ts);
         }
@@ -704,7 +705,7 @@ impl State {
             self.wake_marks.pop_front();
         }
         self.wake_marks.push_back(WakeMark {
-            ts,
+            ts: Ticks(ts),
             cpu,
             task,
             waker: waker.into(),
@@ -712,7 +713,7 @@ impl State {
         let t = self.task(task, ts);
         t.wakes += 1;
         t.note_waker(waker);
-        t.last_woken = Some(ts);
+        t.last_woken = Some(Ticks(ts));
         t.lost_warned = false;
         let mut storm_hit = None;
         if self_wake {
@@ -767,11 +768,11 @@ impl State {
         if outcome == Outcome::Cancelled {
             self.cpus.entry(cpu).or_default().totals.cancellations += 1;
         }
-        let t = self.tasks.get_or_insert_with(task, || Task::new(task, ts));
+        let t = self.tasks.get_or_insert_with(task, || Task::new(task, Ticks(ts)));
         t.status = TaskStatus::Completed(outcome);
         if t.completed_ts.is_none() {
-            t.completed_ts = Some(ts);
-            self.completions.heap.push(Reverse((ts, task)));
+            t.completed_ts = Some(Ticks(ts));
+            self.completions.heap.push(Reverse((Ticks(ts), task)));
         }
         t.scheduled_since = None;
         t.woken_while_running = None;
@@ -780,9 +781,9 @@ impl State {
     /// Warns once about every poll in progress that has run longer than the long-poll
     /// threshold (measured against the newest timestamp of any CPU).
     fn check_stuck_polls(&mut self) {
-        let long = self.clock().ticks(self.config.long_poll_ns).get();
+        let long = self.clock().ticks(self.config.long_poll_ns);
         let now = self.now();
-        if long == 0 {
+        if long == Ticks::ZERO {
             return;
         }
         let stuck: Vec<(u32, TaskId, u64)> = self
@@ -790,17 +791,17 @@ impl State {
             .iter_mut()
             .filter_map(|(&cpu, c)| {
                 let (task, start) = c.polling?;
-                (now.saturating_sub(start) > long && c.stuck_warned != Some(start)).then(|| {
+                (now.saturating_sub(Ticks(start)) > long && c.stuck_warned != Some(start)).then(|| {
                     c.stuck_warned = Some(start);
                     (cpu, task, start)
                 })
             })
             .collect();
         for (cpu, task, start) in stuck {
-            let ran = crate::fmt::duration_ns(self.clock().ns(Ticks(now - start)));
+            let ran = crate::fmt::duration_ns(self.clock().ns(now.saturating_sub(Ticks(start))));
             self.warn_at(
                 WarningKind::NeverYields,
-                now,
+                now.get(),
                 cpu,
                 Some(task),
                 format!("task {task} has been in one poll on cpu {cpu} for {ran} without yielding"),
@@ -810,7 +811,7 @@ impl State {
 
     /// Drops completed tasks older than the retention time.
     pub fn prune(&mut self) {
-        let retain = self.clock().ticks(self.config.retain_ns).get();
+        let retain = self.clock().ticks(self.config.retain_ns);
         let now = self.now();
         if !self.completions.valid {
             self.completions.heap = self
@@ -868,8 +869,8 @@ impl State {
     #[must_use]
     pub fn duration_s(&self) -> f64 {
         match (&self.kernel, self.ts_range) {
-            (Some(k), Some((a, b))) if k.tsc_hz > 0 => (b - a) as f64 / k.tsc_hz as f64,
-            _ => self.rx_range.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
+            (Some(k), Some((a, b))) if k.tsc_hz > 0 => Clock::new(k.tsc_hz).secs_f64(b - a),
+            _ => self.rx_range.map_or(0.0, |(a, b)| b.since(a) as f64 / 1e9),
         }
     }
 }

@@ -69,10 +69,10 @@ fn polls_accumulate_busy_time_per_task_and_cpu() {
         },
     ));
     let t = &s.tasks[&TaskId(9)];
-    assert_eq!((t.polls, t.busy_ticks, t.poll_hist.max()), (2, 16, 15));
+    assert_eq!((t.polls, t.busy_ticks, t.poll_hist.max()), (2, Ticks(16), 15));
     assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
     assert_eq!(t.location, "f.rs:1:2");
-    assert_eq!(s.cpus[&1].busy_ticks, 16);
+    assert_eq!(s.cpus[&1].busy_ticks, Ticks(16));
     assert_eq!((s.tasks_spawned, s.tasks_completed), (1, 1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
@@ -90,7 +90,7 @@ fn unmatched_poll_end_and_backwards_time_are_warned_about() {
         },
     ));
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-    assert_eq!(s.tasks[&TaskId(2)].busy_ticks, 0);
+    assert_eq!(s.tasks[&TaskId(2)].busy_ticks, Ticks(0));
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn a_snapshot_makes_a_late_console_complete() {
         s.apply(&ev(0, 1, m));
     }
     let t = &s.tasks[&TaskId(300)];
-    assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, 50_000));
+    assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, Ticks(50_000)));
     assert_eq!(s.wasm[&InstanceId(1)].fuel, 120_000);
     assert_eq!(s.wasm[&InstanceId(1)].state, WasmState::Suspended);
 }
@@ -249,9 +249,12 @@ fn states_and_times_follow_wake_poll_and_completion() {
     assert_eq!(t.status, TaskStatus::Completed(Outcome::Cancelled));
     assert_eq!(t.status.name(), "cancelled");
     assert_eq!(t.parent, Some(TaskId(1)));
-    assert_eq!((t.polls, t.wakes, t.busy_ticks, t.scheduled_ticks), (2, 1, 50, 50));
-    assert_eq!(t.total_ticks(10_000), 310);
-    assert_eq!(t.idle_ticks_at(10_000), 310 - 50 - 50);
+    assert_eq!(
+        (t.polls, t.wakes, t.busy_ticks, t.scheduled_ticks),
+        (2, 1, Ticks(50), Ticks(50))
+    );
+    assert_eq!(t.total_ticks(Ticks(10_000)), Ticks(310));
+    assert_eq!(t.idle_ticks_at(Ticks(10_000)), Ticks(310 - 50 - 50));
     assert_eq!((t.poll_hist.count(), t.poll_hist.max()), (2, 40));
     assert_eq!((t.sched_hist.count(), t.sched_hist.max()), (1, 50));
     assert_eq!(t.woken_by[&WokenBy::Interrupt(0x30)], 1);
@@ -271,7 +274,7 @@ fn a_wake_during_a_poll_schedules_the_task_after_it() {
     assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
     s.apply(&ev(0, 32, Message::PollStart { task: TaskId(5) }));
     let t = &s.tasks[&TaskId(5)];
-    assert_eq!((t.self_wakes, t.scheduled_ticks), (1, 12));
+    assert_eq!((t.self_wakes, t.scheduled_ticks), (1, Ticks(12)));
 }
 
 #[test]
@@ -328,7 +331,7 @@ fn lost_waker_is_reported_once_when_the_last_waker_of_an_idle_task_goes() {
     let w = &s.warnings[0];
     assert_eq!(
         (w.kind, w.task, w.ts),
-        (WarningKind::LostWaker, Some(TaskId(5)), Some(30))
+        (WarningKind::LostWaker, Some(TaskId(5)), Some(Ticks(30)))
     );
     assert_eq!(s.tasks[&TaskId(5)].warnings, 1);
     let t = &s.tasks[&TaskId(5)];
@@ -472,7 +475,7 @@ fn cpus_count_steals_idle_time_and_run_queue_depth() {
     s.apply(&ev(1, 40, Message::CpuBusy));
     s.apply(&ev(1, 41, Message::RunQueueDepth { depth: 7 }));
     assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (1, 1));
-    assert_eq!(s.cpus[&1].idle_ticks, 30);
+    assert_eq!(s.cpus[&1].idle_ticks, Ticks(30));
     assert_eq!(s.cpus[&1].run_queue_depth(), Some(7));
     assert_eq!(s.tasks[&TaskId(3)].cpu, Some(1));
 }
@@ -513,8 +516,8 @@ fn a_generated_workload_folds_into_consistent_totals() {
     feed(&mut s, &g.wire());
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     assert_eq!(s.tasks.len(), 202);
-    let busy: u64 = s.tasks.values().map(|t| t.busy_ticks).sum();
-    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    let busy: u64 = s.tasks.values().map(|t| t.busy_ticks.get()).sum();
+    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
     assert_eq!(busy, cpu_busy);
     for t in s.tasks.values() {
         assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
@@ -551,7 +554,7 @@ fn cpu_totals_equal_the_events_by_kind_and_survive_pruning() {
     // Every poll after the first of a task follows a wake.
     assert_eq!(sum(|t| t.sched_latency.count()), kind(MessageKind::Wake));
     let busy_ns: u128 = s.cpus.values().map(|c| c.totals.poll_latency.sum_ns()).sum();
-    let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
     // Each poll is converted to ns on its own, rounding down by less than 1 ns.
     let total_ns = u128::from(s.clock().ns(Ticks(busy_ticks)));
     let polls = u128::from(kind(MessageKind::PollEnd));
@@ -798,9 +801,9 @@ fn control_messages_do_not_move_now_past_the_task_streams() {
             message: Message::Heartbeat,
         },
     });
-    assert_eq!(state.now(), 200);
+    assert_eq!(state.now(), Ticks(200));
     state.apply(&ev(1, 300, Message::CpuIdle));
-    assert_eq!(state.now(), 300);
+    assert_eq!(state.now(), Ticks(300));
 }
 
 #[test]
