@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use cap::Cap;
 use lucid_console::live::Session;
 use lucid_console::state::Config;
+use lucid_console::time::HostNs;
 use lucid_console::ui::{App, View, draw};
+use lucid_protocol::TaskId;
 use lucid_protocol::testdata::{Workload, generate};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -39,7 +41,7 @@ fn main() {
     while start.elapsed() < Duration::from_secs(2) || rounds == 0 {
         let mut s = Session::new("bench".into(), Config::default());
         for chunk in wire.chunks(64 * 1024) {
-            s.feed(0, chunk);
+            s.feed(HostNs(0), chunk);
         }
         // End of input: what the merge still holds goes to the state too.
         s.flush();
@@ -61,7 +63,7 @@ fn main() {
     // within the retention window (60 s of trace time by default), so all are kept.
     let before = ALLOCATOR.allocated();
     let mut s = Session::new("bench".into(), Config::default());
-    s.feed(0, &wire);
+    s.feed(HostNs(0), &wire);
     s.flush();
     let held = ALLOCATOR.allocated().saturating_sub(before);
     let tasks = s.state.tasks.len();
@@ -72,7 +74,7 @@ fn main() {
     eprintln!("state: {tasks} tasks, {held} heap bytes held ({per_task:.0} B per task, everything included)");
     let mut app = App::new(s);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
-    app.detail.task = Some(1);
+    app.detail.task = Some(TaskId(1));
     for view in View::ALL {
         app.view = view;
         let n = 20;

@@ -5,11 +5,13 @@
 use std::{fs::File, io::BufReader};
 
 use lucid_console::pipeline::Pipeline;
+use lucid_console::time::HostNs;
+use lucid_protocol::TaskId;
 use lucid_protocol::{Item, Message, recording::RecordingReader};
 
 fn task_of(m: &Message<'_>) -> Option<u64> {
     Some(match *m {
-        Message::TaskSpawned(s) => s.task,
+        Message::TaskSpawned(s) => s.task.get(),
         Message::PollStart { task }
         | Message::PollEnd { task, .. }
         | Message::Wake { task, .. }
@@ -17,7 +19,7 @@ fn task_of(m: &Message<'_>) -> Option<u64> {
         | Message::WakerDrop { task, .. }
         | Message::TaskCompleted { task, .. }
         | Message::TaskDropped { task }
-        | Message::Steal { task, .. } => task,
+        | Message::Steal { task, .. } => task.get(),
         _ => return None,
     })
 }
@@ -42,13 +44,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     while let Some(record) = reader.next_chunk()? {
-        pipeline.feed(record.rx_ns, &record.data, &mut apply);
+        pipeline.feed(HostNs(record.rx_ns), &record.data, &mut apply);
     }
     pipeline.finish(&mut apply);
     eprintln!("merge: {:?}", pipeline.merge().stats());
-    for w in state.warnings.iter().filter(|w| w.task == Some(task)) {
+    for w in state.warnings.iter().filter(|w| w.task == Some(TaskId(task))) {
         out.push((
-            w.ts.unwrap_or(0),
+            w.ts.unwrap_or_default().get(),
             w.cpu.unwrap_or(u32::MAX),
             format!("WARNING {:?}: {}", w.kind, w.message),
         ));

@@ -20,5 +20,6 @@ pub mod replay;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod time;
 pub mod ui;
 pub mod window;

@@ -11,6 +11,7 @@ use crate::pipeline::Pipeline;
 use crate::source::{Endpoint, Ingest, IngestEvent, Recorder, now_ns};
 use crate::state::{Config, State, WarningKind};
 use crate::stats::Collected;
+use crate::time::HostNs;
 
 /// The link to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +62,8 @@ impl Session {
     }
 
     /// Decodes received bytes into the state.
-    pub fn feed(&mut self, rx_ns: u64, data: &[u8]) {
-        self.pipeline.feed_into(&mut self.state, rx_ns, data);
+    pub fn feed(&mut self, rx: HostNs, data: &[u8]) {
+        self.pipeline.feed_into(&mut self.state, rx, data);
     }
 
     /// Hands everything the merge holds to the state, in order: nothing more is
@@ -73,10 +74,10 @@ impl Session {
     }
 
     /// Releases what the merge holds once the link has been idle (see
-    /// [`crate::merge::Merge::tick`]); `now_ns` is the host clock the ingest thread stamps chunks
+    /// [`crate::merge::Merge::tick`]); `now` is the host clock the ingest thread stamps chunks
     /// with. True if something was released.
-    pub fn tick(&mut self, now_ns: u64) -> bool {
-        self.pipeline.tick_into(&mut self.state, now_ns)
+    pub fn tick(&mut self, now: HostNs) -> bool {
+        self.pipeline.tick_into(&mut self.state, now)
     }
 
     /// Applies one event of the ingest thread.
@@ -86,7 +87,7 @@ impl Session {
                 self.connections += 1;
                 self.link = Link::Connected;
             }
-            IngestEvent::Chunk(c) => self.feed(c.rx_ns, &c.data),
+            IngestEvent::Chunk(c) => self.feed(c.rx, &c.data),
             // The decoder keeps its partial frame: a recording of this session holds
             // the same bytes back to back, so live and replay decode alike.
             IngestEvent::Disconnected { reason, retry_in } => {
@@ -234,6 +235,7 @@ pub fn headless(
 mod tests {
     use super::*;
     use crate::source::Chunk;
+    use crate::time::HostNs;
 
     #[test]
     fn the_status_says_what_happened_to_the_link_and_the_stream() {
@@ -242,7 +244,7 @@ mod tests {
         s.handle(IngestEvent::Connected);
         assert_eq!(s.link_status(), "connected to unix:/tmp/x");
         s.handle(IngestEvent::Chunk(Chunk {
-            rx_ns: 1,
+            rx: HostNs(1),
             data: b"\x05garbage\x00".to_vec(),
         }));
         assert!(s.stream_problem().unwrap().starts_with("1 damaged frames"));
@@ -274,7 +276,7 @@ mod tests {
         raw[n..].copy_from_slice(&crc.to_le_bytes());
         let mut wire = cobs_encode(&raw);
         wire.push(0);
-        s.feed(1, &wire);
+        s.feed(HostNs(1), &wire);
         let p = s.stream_problem().unwrap();
         assert!(p.contains("incompatible protocol version"), "{p}");
         assert_eq!(s.state.events, 0);

@@ -409,10 +409,12 @@ fn stats_window(file: &Path, json: bool, partial: bool, window: Window) -> anyho
             d.message
         );
     }
-    let hz = scan.end.tsc_hz();
     let from = scan.from_ts.unwrap_or(scan.origin_ts);
-    let to = scan.to_ts.unwrap_or_else(|| scan.end.now());
-    let duration_s = lucid_console::replay::ticks_to_ns(to.saturating_sub(from), hz) as f64 / 1e9;
+    let to = scan.to_ts.unwrap_or_else(|| scan.end.now().get());
+    let duration_s = scan
+        .end
+        .clock()
+        .secs_f64(lucid_console::time::Ticks(to.saturating_sub(from)));
     let collected = |state: &lucid_console::state::State, decoder| lucid_console::stats::Collected {
         state: state.clone(),
         decoder,
@@ -437,7 +439,7 @@ fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Resul
     if let Some(d) = &scan.damage {
         eprintln!("lucid: {name}: {} (profiling what came before)", d.message);
     }
-    let p = profiler.finish(scan.end.tsc_hz(), scan.origin_ts, (scan.from_ts, scan.to_ts));
+    let p = profiler.finish(scan.end.clock(), scan.origin_ts, (scan.from_ts, scan.to_ts));
     let text = if json {
         serde_json::to_string(&p)? + "\n"
     } else {
@@ -483,7 +485,7 @@ fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: W
     }
     if let (Some(f), Some(p)) = (stacks, folded) {
         let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-        f.write(std::io::BufWriter::new(out), scan.end.tsc_hz())
+        f.write(std::io::BufWriter::new(out), scan.end.clock())
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())

@@ -28,6 +28,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use lucid_protocol::{Event, Item, Message, OwnedMessage, Ring, StreamId};
 use serde::{Deserialize, Serialize};
 
+use crate::time::HostNs;
+
 mod snapshot;
 
 pub use snapshot::{MergeSnapshot, SnapshotError};
@@ -123,10 +125,10 @@ struct Progress {
     released: Option<u64>,
     /// Whether a `Hello` announced the CPUs' task streams.
     hello: bool,
-    /// Host receive time of the input being pushed (nanoseconds).
-    rx_ns: u64,
+    /// Host receive time of the input being pushed.
+    rx: HostNs,
     /// Host receive time of the latest frame.
-    last_frame_rx: u64,
+    last_frame_rx: HostNs,
 }
 
 /// Buffers decoded items and hands them on in global timestamp order.
@@ -176,11 +178,11 @@ impl Merge {
         self.stats
     }
 
-    /// Notes that the items pushed next were received at `rx_ns` (host clock); if
+    /// Notes that the items pushed next were received at `rx`; if
     /// the link was idle until then, everything held goes first (see [`Self::tick`]).
-    pub fn start_chunk(&mut self, rx_ns: u64, out: &mut impl FnMut(&Item<'_>)) {
-        self.tick(rx_ns, out);
-        self.progress.rx_ns = rx_ns;
+    pub fn start_chunk(&mut self, rx: HostNs, out: &mut impl FnMut(&Item<'_>)) {
+        self.tick(rx, out);
+        self.progress.rx = rx;
     }
 
     /// Takes one decoder item; hands on, in order, every item that may go now.
@@ -229,7 +231,7 @@ impl Merge {
             // so the watermark may have moved.
             self.release(out);
             self.progress.frames += 1;
-            self.progress.last_frame_rx = self.progress.rx_ns;
+            self.progress.last_frame_rx = self.progress.rx;
             self.progress.current = Some((lane, seq));
             self.lanes[lane].last_frame = self.progress.frames;
         }
@@ -270,8 +272,8 @@ impl Merge {
     /// held, so everything held goes (a live view must not wait for more traffic to
     /// show the last frames). Receive times are recorded, so a replay releases at the
     /// same points as the live session did.
-    pub fn tick(&mut self, now_ns: u64, out: &mut impl FnMut(&Item<'_>)) -> bool {
-        if self.held == 0 || now_ns.saturating_sub(self.progress.last_frame_rx) < LINK_IDLE_NS {
+    pub fn tick(&mut self, now: HostNs, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        if self.held == 0 || now.since(self.progress.last_frame_rx) < LINK_IDLE_NS {
             return false;
         }
         self.flush(out);
@@ -409,6 +411,7 @@ mod tests {
     use super::*;
     use crate::pipeline::Pipeline;
     use crate::state::{State, WarningKind};
+    use crate::time::Ticks;
 
     fn hello(cpus: u32) -> Vec<u8> {
         frame(
@@ -446,7 +449,7 @@ mod tests {
         let mut pipeline = Pipeline::new();
         let mut state = State::new();
         for f in frames {
-            pipeline.feed_into(&mut state, 0, f);
+            pipeline.feed_into(&mut state, HostNs(0), f);
         }
         (pipeline, state)
     }
@@ -465,7 +468,7 @@ mod tests {
     fn wake(task: TaskId) -> Message<'static> {
         Message::Wake {
             task,
-            waker: Waker::Task(3),
+            waker: Waker::Task(TaskId(3)),
             by_ref: false,
             self_wake: false,
         }
@@ -478,7 +481,7 @@ mod tests {
         let control = StreamId::new(0, Ring::Control);
         let snapshot = |polls: u64, busy_ticks: u64| {
             Message::TaskSnapshot(lucid_protocol::TaskSnapshot {
-                task: 7,
+                task: TaskId(7),
                 name: "net",
                 kind: TaskKind::Kernel,
                 location: Location {
@@ -500,7 +503,11 @@ mod tests {
         };
         let frames = [
             hello(1),
-            frame(task(0), 0, &[(20, Message::PollStart { task: 7 }), (30, end(7))]),
+            frame(
+                task(0),
+                0,
+                &[(20, Message::PollStart { task: TaskId(7) }), (30, end(TaskId(7)))],
+            ),
             // Sent after the kernel read its totals at 50: two polls, 10 + 5 ticks.
             frame(
                 control,
@@ -515,18 +522,18 @@ mod tests {
                 task(0),
                 1,
                 &[
-                    (40, Message::PollStart { task: 7 }),
-                    (45, end(7)),
-                    (60, Message::PollStart { task: 7 }),
-                    (70, end(7)),
+                    (40, Message::PollStart { task: TaskId(7) }),
+                    (45, end(TaskId(7))),
+                    (60, Message::PollStart { task: TaskId(7) }),
+                    (70, end(TaskId(7))),
                 ],
             ),
         ];
         let (_, s) = run(&frames);
-        let t = &s.tasks[&7];
+        let t = &s.tasks[&TaskId(7)];
         assert_eq!(
             (t.polls, t.busy_ticks),
-            (3, 25),
+            (3, Ticks(25)),
             "the snapshot's 2 polls, then the one at 60"
         );
         assert_eq!(t.name, "net");
@@ -540,36 +547,63 @@ mod tests {
             task(1),
             0,
             &[
-                (100, Message::PollStart { task: 7 }),
-                (110, Message::WakerClone { task: 7, wakers: 1 }),
-                (200, end(7)),
+                (100, Message::PollStart { task: TaskId(7) }),
+                (
+                    110,
+                    Message::WakerClone {
+                        task: TaskId(7),
+                        wakers: 1,
+                    },
+                ),
+                (200, end(TaskId(7))),
             ],
         );
         let b = frame(
             task(0),
             0,
-            &[(150, wake(7)), (151, Message::WakerDrop { task: 7, wakers: 0 })],
+            &[
+                (150, wake(TaskId(7))),
+                (
+                    151,
+                    Message::WakerDrop {
+                        task: TaskId(7),
+                        wakers: 0,
+                    },
+                ),
+            ],
         );
         let c = frame(
             task(0),
             1,
             &[
-                (250, Message::PollStart { task: 7 }),
-                (260, Message::WakerClone { task: 7, wakers: 1 }),
-                (270, end(7)),
-                (300, wake(7)),
-                (301, Message::WakerDrop { task: 7, wakers: 0 }),
+                (250, Message::PollStart { task: TaskId(7) }),
+                (
+                    260,
+                    Message::WakerClone {
+                        task: TaskId(7),
+                        wakers: 1,
+                    },
+                ),
+                (270, end(TaskId(7))),
+                (300, wake(TaskId(7))),
+                (
+                    301,
+                    Message::WakerDrop {
+                        task: TaskId(7),
+                        wakers: 0,
+                    },
+                ),
             ],
         );
         let d = frame(
             task(1),
             1,
             &[
-                (320, Message::PollStart { task: 7 }),
+                (320, Message::PollStart { task: TaskId(7) }),
                 (
                     330,
                     Message::PollEnd {
-                        task: 7,
+                        task: TaskId(7),
                         result: PollResult::Ready,
                     },
                 ),
@@ -584,8 +618,8 @@ mod tests {
         assert!(shuffled.warnings.is_empty(), "{:?}", shuffled.warnings);
         let merge = pipeline.merge();
         assert_eq!((merge.stats().late, merge.stats().forced, merge.buffered()), (0, 0, 0));
-        let t = &shuffled.tasks[&7];
-        assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, 100 + 20 + 10));
+        let t = &shuffled.tasks[&TaskId(7)];
+        assert_eq!((t.polls, t.wakes, t.busy_ticks), (3, 2, Ticks(100 + 20 + 10)));
     }
 
     /// The frames of `g`, each with its stream (read from its header).
@@ -675,7 +709,7 @@ mod tests {
         let mut state = State::new();
         let mut most = 0;
         for f in &frames {
-            pipeline.feed_into(&mut state, 0, f);
+            pipeline.feed_into(&mut state, HostNs(0), f);
             most = most.max(pipeline.merge().buffered());
         }
         assert_eq!(most, 10);
@@ -749,12 +783,12 @@ mod idle_tests {
         let n = enc.finish(&mut out).expect("fits");
         out.truncate(n);
         let (mut p, mut s) = (Pipeline::new(), State::new());
-        p.feed_into(&mut s, 1_000, &out);
-        p.feed_into(&mut s, 2_000, &frames[0]);
-        p.feed_into(&mut s, 3_000, &frames[1]);
+        p.feed_into(&mut s, HostNs(1_000), &out);
+        p.feed_into(&mut s, HostNs(2_000), &frames[0]);
+        p.feed_into(&mut s, HostNs(3_000), &frames[1]);
         assert!(p.merge().buffered() > 0);
-        assert!(!p.tick_into(&mut s, 3_000 + LINK_IDLE_NS / 2));
-        assert!(p.tick_into(&mut s, 3_000 + LINK_IDLE_NS));
+        assert!(!p.tick_into(&mut s, HostNs(3_000 + LINK_IDLE_NS / 2)));
+        assert!(p.tick_into(&mut s, HostNs(3_000 + LINK_IDLE_NS)));
         assert_eq!((p.merge().buffered(), s.events), (0, 3));
     }
 }

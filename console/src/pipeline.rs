@@ -9,6 +9,7 @@ use lucid_protocol::{Decoder, Item};
 
 use crate::merge::{Merge, MergeSnapshot, SnapshotError};
 use crate::state::State;
+use crate::time::HostNs;
 
 /// A decoder and the merge behind it.
 #[derive(Debug, Default)]
@@ -54,20 +55,20 @@ impl Pipeline {
         &self.merge
     }
 
-    /// Decodes `data`, received at `rx_ns` (host clock), and hands on every item it
-    /// releases, in order.
-    pub fn feed(&mut self, rx_ns: u64, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
+    /// Decodes `data`, received at `rx`, and hands on every item it releases, in
+    /// order.
+    pub fn feed(&mut self, rx: HostNs, data: &[u8], out: &mut impl FnMut(&Item<'_>)) {
         let Self { decoder, merge } = self;
-        merge.start_chunk(rx_ns, out);
+        merge.start_chunk(rx, out);
         decoder.feed(data, |item| merge.push(&item, out));
         merge.release(out);
     }
 
-    /// Decodes `data`, received at `rx_ns`, into `state`: the receive time is noted,
+    /// Decodes `data`, received at `rx`, into `state`: the receive time is noted,
     /// then every item released is applied.
-    pub fn feed_into(&mut self, state: &mut State, rx_ns: u64, data: &[u8]) {
-        state.received_at(rx_ns);
-        self.feed(rx_ns, data, &mut |item| state.apply(item));
+    pub fn feed_into(&mut self, state: &mut State, rx: HostNs, data: &[u8]) {
+        state.received_at(rx);
+        self.feed(rx, data, &mut |item| state.apply(item));
     }
 
     /// Ends the input: a frame cut off at the end is reported, and everything held
@@ -90,8 +91,8 @@ impl Pipeline {
     }
 
     /// Releases what the merge holds into `state` once the link has been idle at
-    /// `now_ns` (see [`Merge::tick`]); true if something was released.
-    pub fn tick_into(&mut self, state: &mut State, now_ns: u64) -> bool {
-        self.merge.tick(now_ns, &mut |item| state.apply(item))
+    /// `now` (see [`Merge::tick`]); true if something was released.
+    pub fn tick_into(&mut self, state: &mut State, now: HostNs) -> bool {
+        self.merge.tick(now, &mut |item| state.apply(item))
     }
 }

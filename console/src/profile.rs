@@ -14,8 +14,8 @@ use lucid_protocol::{Item, Message, PollResult, Ring, TaskId, TaskKind};
 use serde::Serialize;
 
 use crate::fmt::duration_ns;
-use crate::replay::ticks_to_ns;
 use crate::state::{Histogram, State};
+use crate::time::{Clock, Ticks};
 
 /// What a report says about a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,12 +253,12 @@ impl Profiler {
         }
     }
 
-    /// The profile, with times converted at `tsc_hz` and counted from `origin`;
+    /// The profile, with times converted by `clock` and counted from `origin`;
     /// `window` is the window's (start, end) in ticks where known, else the span of
     /// the events seen.
     #[must_use]
-    pub fn finish(self, tsc_hz: u64, origin: u64, window: (Option<u64>, Option<u64>)) -> Profile {
-        let ns = |t: u64| ticks_to_ns(t, tsc_hz);
+    pub fn finish(self, clock: Clock, origin: u64, window: (Option<u64>, Option<u64>)) -> Profile {
+        let ns = |t: u64| clock.ns(Ticks(t));
         let (a, b) = (
             window.0.or(self.seen.map(|s| s.0)).unwrap_or(0),
             window.1.or(self.seen.map(|s| s.1)).unwrap_or(0),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::Pipeline;
 use crate::source::{Source, SourceError};
 use crate::state::{PanicRecord, State};
+use crate::time::Ticks;
 
 /// Everything read from a source until its end or the first damage.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub fn collect(source: &mut dyn Source) -> Collected {
     let damage = loop {
         match source.next_chunk() {
             Ok(Some(chunk)) => {
-                pipeline.feed_into(&mut state, chunk.rx_ns, &chunk.data);
+                pipeline.feed_into(&mut state, chunk.rx, &chunk.data);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
@@ -68,11 +69,11 @@ pub struct Kernel {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WasmSummary {
     /// Instance id.
-    pub instance: u64,
+    pub instance: lucid_protocol::InstanceId,
     /// Module name.
     pub module: String,
     /// The task that runs it.
-    pub task: u64,
+    pub task: lucid_protocol::TaskId,
     /// Its last state with what it is about, e.g. `exited(3)`, `blocked(chan_recv)`.
     pub state: String,
     /// Linear memory now, in 64 KiB pages.
@@ -101,7 +102,7 @@ pub struct HostcallSummary {
 }
 
 impl WasmSummary {
-    fn new(s: &crate::state::State, instance: u64, w: &crate::state::WasmInstance) -> Self {
+    fn new(s: &crate::state::State, instance: lucid_protocol::InstanceId, w: &crate::state::WasmInstance) -> Self {
         Self {
             instance,
             module: w.module.clone(),
@@ -117,7 +118,7 @@ impl WasmSummary {
                 .map(|(&n, h)| {
                     let summary = HostcallSummary {
                         calls: h.calls,
-                        total_ns: s.ticks_to_ns(h.ticks),
+                        total_ns: s.clock().ns(Ticks(h.ticks)),
                     };
                     (lucid_protocol::wasm_hostcall_name(n).into_owned(), summary)
                 })

@@ -131,9 +131,9 @@ pub fn scan<O: Observer>(
         return Ok((o, scan));
     }
     let mut r = Replay::open(path, config, IndexParams::default())?;
-    let hz = r.index().summary().tsc_hz;
+    let clock = r.index().summary().clock();
     let origin_ts = r.start_ts();
-    let to_ticks = |ns: u64| origin_ts.saturating_add(crate::replay::ns_to_ticks(ns, hz));
+    let to_ticks = |ns: u64| origin_ts.saturating_add(clock.ticks(ns).get());
     if let Some(from) = window.from_ns {
         r.seek_time(from)?;
     }

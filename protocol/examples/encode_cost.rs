@@ -5,6 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use lucid_protocol::TaskId;
 use lucid_protocol::{FrameEncoder, Message, PollResult, Ring, StreamId, Waker, cobs_max_encoded_len};
 
 const EVENTS: u64 = 10_000_000;
@@ -37,7 +38,7 @@ fn encode_only(name: &str) {
     for i in 0..EVENTS {
         ts += 700 + (i & 0x3ff) * 13;
         let task = black_box(ts % 1000);
-        if enc.poll_start(ts, task).is_err() {
+        if enc.poll_start(ts, TaskId(task)).is_err() {
             black_box(enc.raw_bytes());
             enc.discard();
         }
@@ -50,7 +51,7 @@ fn seal_only(name: &str) {
     let mut enc = FrameEncoder::new([0u8; 4096], StreamId::new(0, Ring::Task));
     let mut out = [0u8; cobs_max_encoded_len(4096) + 1];
     let mut ts = 1u64;
-    while enc.poll_start(ts, ts % 1000).is_ok() {
+    while enc.poll_start(ts, TaskId(ts % 1000)).is_ok() {
         ts += 1000;
     }
     let raw = enc.raw_len();
@@ -59,7 +60,7 @@ fn seal_only(name: &str) {
     for _ in 0..frames {
         let mut e = FrameEncoder::new([0u8; 4096], StreamId::new(0, Ring::Task));
         let mut t = 1u64;
-        while e.poll_start(t, t % 1000).is_ok() {
+        while e.poll_start(t, TaskId(t % 1000)).is_ok() {
             t += 1000;
         }
         let start = Instant::now();
@@ -92,18 +93,18 @@ fn main() {
     run("poll_start/poll_end (fast)", |e, ts| {
         let task = black_box(ts % 1000);
         if ts & 1 == 0 {
-            e.poll_start(ts, task).is_ok()
+            e.poll_start(ts, TaskId(task)).is_ok()
         } else {
-            e.poll_end(ts, task, PollResult::Pending).is_ok()
+            e.poll_end(ts, TaskId(task), PollResult::Pending).is_ok()
         }
     });
     run("PollStart/PollEnd via push", |e, ts| {
         let task = black_box(ts % 1000);
         let m = if ts & 1 == 0 {
-            Message::PollStart { task }
+            Message::PollStart { task: TaskId(task) }
         } else {
             Message::PollEnd {
-                task,
+                task: TaskId(task),
                 result: PollResult::Pending,
             }
         };
@@ -112,8 +113,8 @@ fn main() {
     run("Wake via push", |e, ts| {
         let task = black_box(ts % 1000);
         let m = Message::Wake {
-            task,
-            waker: Waker::Task(task + 1),
+            task: TaskId(task),
+            waker: Waker::Task(TaskId(task + 1)),
             by_ref: false,
             self_wake: false,
         };

@@ -177,7 +177,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
     /// Appends a [`Message::PollStart`]; the fast path for the hottest event.
     #[inline]
     pub fn poll_start(&mut self, ts: u64, task: TaskId) -> Result<(), EncodeError> {
-        self.compact1(ts, compact_tag(1, 0), task)
+        self.compact1(ts, compact_tag(1, 0), task.get())
     }
 
     /// Appends a [`Message::PollEnd`]; the fast path for the hottest event.
@@ -187,7 +187,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
             PollResult::Pending => 1,
             PollResult::Ready => 2,
         };
-        self.compact1(ts, compact_tag(1, code), task)
+        self.compact1(ts, compact_tag(1, code), task.get())
     }
 
     #[inline]
@@ -384,7 +384,7 @@ pub fn decode_frame(buf: &mut [u8]) -> Result<Frame<'_>, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::WasmTrap;
+    use crate::message::{InstanceId, WasmTrap};
 
     fn stream() -> StreamId {
         StreamId::new(5, Ring::Interrupt)
@@ -394,12 +394,15 @@ mod tests {
     fn a_full_buffer_leaves_the_frame_unchanged() {
         let mut enc = FrameEncoder::new([0u8; 32], stream());
         let mut n = 0;
-        while enc.poll_start(1000 + n, n).is_ok() {
+        while enc.poll_start(1000 + n, TaskId(n)).is_ok() {
             n += 1;
         }
         assert!(n > 3);
         let before = enc.raw_bytes().to_vec();
-        assert_eq!(enc.poll_end(5, 1, PollResult::Ready), Err(EncodeError::BufferFull));
+        assert_eq!(
+            enc.poll_end(5, TaskId(1), PollResult::Ready),
+            Err(EncodeError::BufferFull)
+        );
         assert_eq!(enc.raw_bytes(), before.as_slice());
         assert_eq!(enc.event_count() as u64, n);
         let mut out = [0u8; 64];
@@ -415,11 +418,19 @@ mod tests {
             FrameEncoder::new([0u8; 64], stream()),
             FrameEncoder::new([0u8; 64], stream()),
         );
-        fast.poll_start(10, 7).unwrap();
-        table.push(10, &Message::PollStart { task: 7 }).unwrap();
+        fast.poll_start(10, TaskId(7)).unwrap();
+        table.push(10, &Message::PollStart { task: TaskId(7) }).unwrap();
         for (ts, result) in [(20, PollResult::Pending), (30, PollResult::Ready)] {
-            fast.poll_end(ts, 7, result).unwrap();
-            table.push(ts, &Message::PollEnd { task: 7, result }).unwrap();
+            fast.poll_end(ts, TaskId(7), result).unwrap();
+            table
+                .push(
+                    ts,
+                    &Message::PollEnd {
+                        task: TaskId(7),
+                        result,
+                    },
+                )
+                .unwrap();
         }
         assert_eq!(fast.raw_bytes(), table.raw_bytes());
     }
@@ -431,7 +442,7 @@ mod tests {
         // A PollStart record is at most 21 bytes.
         while enc.remaining() >= 21 {
             ts += 1 << 40;
-            enc.poll_start(ts, u64::MAX).unwrap();
+            enc.poll_start(ts, TaskId(u64::MAX)).unwrap();
         }
         assert!(enc.remaining() < 21);
         assert_eq!(FrameEncoder::new([0u8; 2], stream()).remaining(), 0);
@@ -440,7 +451,7 @@ mod tests {
     #[test]
     fn too_small_output_keeps_the_frame_open() {
         let mut enc = FrameEncoder::new([0u8; 64], stream());
-        enc.poll_start(1, 1).unwrap();
+        enc.poll_start(1, TaskId(1)).unwrap();
         let mut small = [0u8; 4];
         assert_eq!(enc.finish(&mut small), Err(EncodeError::OutputTooSmall));
         assert_eq!(enc.sequence(), 0);
@@ -455,10 +466,10 @@ mod tests {
     #[test]
     fn discard_keeps_the_sequence_contiguous() {
         let mut enc = FrameEncoder::with_sequence([0u8; 64], stream(), u32::MAX);
-        enc.poll_start(1, 1).unwrap();
+        enc.poll_start(1, TaskId(1)).unwrap();
         enc.discard();
         assert_eq!(enc.sequence(), u32::MAX);
-        enc.poll_start(2, 1).unwrap();
+        enc.poll_start(2, TaskId(1)).unwrap();
         let mut out = [0u8; 80];
         let n = enc.finish(&mut out).unwrap();
         assert_eq!(decode_frame(&mut out[..n - 1]).unwrap().seq, u32::MAX);
@@ -469,8 +480,8 @@ mod tests {
     fn long_extended_bodies_get_a_longer_length() {
         let reason = "x".repeat(300);
         let m = Message::WasmTrap(WasmTrap {
-            instance: 1,
-            task: 2,
+            instance: InstanceId(1),
+            task: TaskId(2),
             code: 3,
             reason: &reason,
         });
@@ -501,7 +512,7 @@ mod tests {
     #[test]
     fn the_buffer_is_capped_at_the_decoders_frame_limit() {
         let mut enc = FrameEncoder::new(vec![0u8; MAX_FRAME_LEN * 2], stream());
-        while enc.poll_start(1, u64::MAX).is_ok() {}
+        while enc.poll_start(1, TaskId(u64::MAX)).is_ok() {}
         assert!(enc.raw_len() + CRC_LEN <= MAX_FRAME_LEN);
         let mut out = vec![0u8; enc.max_finished_len()];
         let n = enc.finish(&mut out).unwrap();

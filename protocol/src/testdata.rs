@@ -51,7 +51,7 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             boot_tsc: 123_456_789,
         }),
         Message::Callsite(Callsite {
-            id: 7,
+            id: CallsiteId(7),
             kind: CallsiteKind::Event,
             level: Level::Info,
             name: "event kernel/src/main.rs:50",
@@ -61,33 +61,42 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             fields: List::Slice(FIELDS),
         }),
         Message::TaskSpawned(TaskSpawned {
-            task: 300,
+            task: TaskId(300),
             name: "net-rx",
             kind: TaskKind::Kernel,
             location,
-            parent: Some(1),
+            parent: Some(TaskId(1)),
         }),
-        Message::PollStart { task: 300 },
+        Message::PollStart { task: TaskId(300) },
         Message::PollEnd {
-            task: 300,
+            task: TaskId(300),
             result: PollResult::Pending,
         },
         Message::Wake {
-            task: 300,
+            task: TaskId(300),
             waker: Waker::Interrupt(0x31),
             by_ref: true,
             self_wake: false,
         },
-        Message::WakerClone { task: 300, wakers: 2 },
-        Message::WakerDrop { task: 300, wakers: 1 },
-        Message::JoinWaiting { task: 300, waiter: 1 },
+        Message::WakerClone {
+            task: TaskId(300),
+            wakers: 2,
+        },
+        Message::WakerDrop {
+            task: TaskId(300),
+            wakers: 1,
+        },
+        Message::JoinWaiting {
+            task: TaskId(300),
+            waiter: TaskId(1),
+        },
         Message::TaskCompleted {
-            task: 300,
+            task: TaskId(300),
             outcome: Outcome::Panicked,
         },
-        Message::TaskDropped { task: 300 },
+        Message::TaskDropped { task: TaskId(300) },
         Message::Steal {
-            task: 300,
+            task: TaskId(300),
             from_cpu: 1,
             to_cpu: 3,
         },
@@ -95,19 +104,19 @@ pub fn sample_messages() -> Vec<Message<'static>> {
         Message::CpuBusy,
         Message::RunQueueDepth { depth: 17 },
         Message::TraceEvent(TraceEvent {
-            callsite: 7,
-            span: Some(5),
+            callsite: CallsiteId(7),
+            span: Some(SpanId(5)),
             values: List::Slice(VALUES),
         }),
         Message::SpanNew(SpanNew {
-            span: 5,
-            callsite: 8,
+            span: SpanId(5),
+            callsite: CallsiteId(8),
             parent: None,
             values: List::Slice(&VALUES[..2]),
         }),
-        Message::SpanEnter { span: 5 },
-        Message::SpanExit { span: 5 },
-        Message::SpanClose { span: 5 },
+        Message::SpanEnter { span: SpanId(5) },
+        Message::SpanExit { span: SpanId(5) },
+        Message::SpanClose { span: SpanId(5) },
         Message::Loss {
             cpu: 2,
             ring: Ring::Interrupt,
@@ -121,47 +130,47 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             dropped: 1234,
         },
         Message::WasmInstanceCreated(WasmInstanceCreated {
-            instance: 1,
-            task: 301,
+            instance: InstanceId(1),
+            task: TaskId(301),
             module: "fib.wasm",
             memory_pages: 2,
             fuel_per_slice: 10_000,
         }),
         Message::WasmStateChanged {
-            instance: 1,
+            instance: InstanceId(1),
             state: WasmState::Running,
             detail: 0,
         },
         Message::WasmMemoryGrow {
-            instance: 1,
+            instance: InstanceId(1),
             old_pages: 2,
             new_pages: 4,
         },
         Message::WasmPoll {
-            instance: 1,
+            instance: InstanceId(1),
             fuel: 10_000,
             slices: 1,
         },
         Message::WasmHostcalls {
-            instance: 1,
+            instance: InstanceId(1),
             hostcall: 3,
             calls: 12,
             ticks: 4_800,
         },
         Message::WasmTrap(WasmTrap {
-            instance: 1,
-            task: 301,
+            instance: InstanceId(1),
+            task: TaskId(301),
             code: 7,
             reason: "integer divide by zero",
         }),
         Message::SnapshotBegin { request: 9 },
         Message::SnapshotEnd { request: 9 },
         Message::TaskSnapshot(TaskSnapshot {
-            task: 300,
+            task: TaskId(300),
             name: "net-rx",
             kind: TaskKind::Kernel,
             location,
-            parent: Some(1),
+            parent: Some(TaskId(1)),
             state: TaskState::Idle,
             cpu: 1,
             spawned_tsc: 1_000,
@@ -173,8 +182,8 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             scheduled_ticks: 7_000,
         }),
         Message::WasmInstanceSnapshot(WasmInstanceSnapshot {
-            instance: 1,
-            task: 301,
+            instance: InstanceId(1),
+            task: TaskId(301),
             module: "fib.wasm",
             state: WasmState::Suspended,
             memory_pages: 4,
@@ -190,7 +199,7 @@ pub fn sample_messages() -> Vec<Message<'static>> {
         Message::Resume,
         Message::RequestSnapshot { request: 9 },
         Message::TaskPanicked(TaskPanicked {
-            task: 302,
+            task: TaskId(302),
             message: "called `Option::unwrap()` on a `None` value",
             location: Some(Location {
                 file: "kernel/src/workload.rs",
@@ -398,7 +407,7 @@ pub fn generate(w: &Workload) -> Generated {
             &mut g,
             clock[cpu],
             &Message::TaskSpawned(TaskSpawned {
-                task,
+                task: TaskId(task),
                 name: if is_wasm { "wasm" } else { "worker" },
                 kind: if is_wasm { TaskKind::Wasm } else { TaskKind::Kernel },
                 location: Location {
@@ -414,8 +423,8 @@ pub fn generate(w: &Workload) -> Generated {
                 &mut g,
                 clock[cpu],
                 &Message::WasmInstanceCreated(WasmInstanceCreated {
-                    instance,
-                    task,
+                    instance: InstanceId(instance),
+                    task: TaskId(task),
                     module: "spin.wasm",
                     memory_pages: 1,
                     fuel_per_slice: 10_000,
@@ -424,14 +433,14 @@ pub fn generate(w: &Workload) -> Generated {
         }
         for p in 0..w.polls_per_task {
             clock[cpu] += rng.range(500, 5_000);
-            s.push(&mut g, clock[cpu], &Message::PollStart { task });
+            s.push(&mut g, clock[cpu], &Message::PollStart { task: TaskId(task) });
             clock[cpu] += rng.range(5_000, 100_000);
             if is_wasm {
                 s.push(
                     &mut g,
                     clock[cpu],
                     &Message::WasmPoll {
-                        instance,
+                        instance: InstanceId(instance),
                         fuel: 10_000,
                         slices: 1,
                     },
@@ -439,14 +448,21 @@ pub fn generate(w: &Workload) -> Generated {
             }
             let last = p + 1 == w.polls_per_task;
             let result = if last { PollResult::Ready } else { PollResult::Pending };
-            s.push(&mut g, clock[cpu], &Message::PollEnd { task, result });
+            s.push(
+                &mut g,
+                clock[cpu],
+                &Message::PollEnd {
+                    task: TaskId(task),
+                    result,
+                },
+            );
             if !last {
                 clock[cpu] += rng.range(200, 2_000);
                 s.push(
                     &mut g,
                     clock[cpu],
                     &Message::Wake {
-                        task,
+                        task: TaskId(task),
                         waker: Waker::Interrupt(0x30),
                         by_ref: true,
                         self_wake: false,
@@ -458,11 +474,11 @@ pub fn generate(w: &Workload) -> Generated {
             &mut g,
             clock[cpu],
             &Message::TaskCompleted {
-                task,
+                task: TaskId(task),
                 outcome: Outcome::Ok,
             },
         );
-        s.push(&mut g, clock[cpu], &Message::TaskDropped { task });
+        s.push(&mut g, clock[cpu], &Message::TaskDropped { task: TaskId(task) });
     }
     let end = clock.iter().copied().max().unwrap_or(boot);
     if w.loss > 0 {

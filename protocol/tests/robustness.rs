@@ -22,7 +22,7 @@ fn small() -> testdata::Generated {
 }
 
 fn poll(task: u64) -> Message<'static> {
-    Message::PollStart { task }
+    Message::PollStart { task: TaskId(task) }
 }
 
 /// A raw frame built by hand (header + given record bytes + CRC), COBS-free bytes.

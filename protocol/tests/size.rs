@@ -1,6 +1,7 @@
 //! Wire size is a format property: PollStart/PollEnd must average at most 8 bytes on
 //! the wire, framing overhead included, for realistic batches.
 
+use lucid_protocol::TaskId;
 use lucid_protocol::testdata::{Workload, generate};
 use lucid_protocol::{MessageKind, Ring, StreamId, testdata::Rng};
 
@@ -34,9 +35,9 @@ fn a_pure_poll_batch_fits_the_budget() {
     for i in 0..20_000u64 {
         let task = 1 + rng.range(0, 1000);
         ts += rng.range(500, 5_000);
-        let start = enc.poll_start(ts, task);
+        let start = enc.poll_start(ts, TaskId(task));
         ts += rng.range(5_000, 100_000);
-        let end = enc.poll_end(ts, task, lucid_protocol::PollResult::Pending);
+        let end = enc.poll_end(ts, TaskId(task), lucid_protocol::PollResult::Pending);
         if start.is_err() || end.is_err() {
             enc.discard();
             continue;

@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use lucid_protocol::Item;
 
 use crate::profile::{Polls, Tasks, executor_event};
-use crate::replay::ticks_to_ns;
 use crate::state::State;
+use crate::time::{Clock, Ticks};
 
 /// Sums poll time per stack.
 #[derive(Debug)]
@@ -55,10 +55,10 @@ impl Folded {
         &self.stacks
     }
 
-    /// Writes `stack busy_ns` lines, converting at `tsc_hz`.
-    pub fn write(&self, mut out: impl Write, tsc_hz: u64) -> io::Result<()> {
+    /// Writes `stack busy_ns` lines, converting by `clock`.
+    pub fn write(&self, mut out: impl Write, clock: Clock) -> io::Result<()> {
         for (stack, ticks) in &self.stacks {
-            writeln!(out, "{stack} {}", ticks_to_ns(*ticks, tsc_hz))?;
+            writeln!(out, "{stack} {}", clock.ns(Ticks(*ticks)))?;
         }
         out.flush()
     }

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::profile::{Polls, Tasks, executor_event};
-use crate::replay::ticks_to_ns;
 use crate::state::State;
+use crate::time::{Clock, Ticks};
 
 const PID_CPUS: u32 = 1;
 const PID_TASKS: u32 = 2;
@@ -70,7 +70,7 @@ pub struct PerfettoWriter<W: Write> {
     tasks: Tasks,
     polls: Polls,
     origin: u64,
-    tsc_hz: u64,
+    clock: Clock,
     last_ts: u64,
     /// Pending wake of a task: flow id, waker's CPU, time.
     flows: BTreeMap<TaskId, (u64, u32, u64)>,
@@ -93,7 +93,7 @@ impl<W: Write> PerfettoWriter<W> {
             tasks: Tasks::from_state(state),
             polls: Polls::from_state(state, from),
             origin,
-            tsc_hz: state.tsc_hz(),
+            clock: state.clock(),
             last_ts: from.unwrap_or(origin),
             flows: BTreeMap::new(),
             next_flow: 1,
@@ -111,7 +111,7 @@ impl<W: Write> PerfettoWriter<W> {
     }
 
     fn us(&self, ts: u64) -> f64 {
-        ticks_to_ns(ts.saturating_sub(self.origin), self.tsc_hz) as f64 / 1000.0
+        self.clock.ns(Ticks(ts.saturating_sub(self.origin))) as f64 / 1000.0
     }
 
     fn emit(&mut self, e: &Ev<'_>) {
@@ -140,7 +140,7 @@ impl<W: Write> PerfettoWriter<W> {
     fn name_task(&mut self, task: TaskId) {
         if self.tasks_named.insert(task) {
             let info = self.tasks.get(task);
-            let mut e = Ev::new("thread_name", "M", 0.0, PID_TASKS, task);
+            let mut e = Ev::new("thread_name", "M", 0.0, PID_TASKS, task.get());
             e.args = Some(json!({ "name": format!("{} #{task}", info.name) }));
             self.emit(&e);
         }
@@ -150,9 +150,9 @@ impl<W: Write> PerfettoWriter<W> {
         if self.alive.insert(task) {
             self.name_task(task);
             let info = self.tasks.get(task);
-            let mut e = Ev::new(&info.name, "b", self.us(ts), PID_TASKS, task);
+            let mut e = Ev::new(&info.name, "b", self.us(ts), PID_TASKS, task.get());
             e.cat = Some("task");
-            e.id = Some(task);
+            e.id = Some(task.get());
             e.args = Some(json!({ "kind": info.kind, "location": info.location }));
             self.emit(&e);
         }
@@ -161,9 +161,9 @@ impl<W: Write> PerfettoWriter<W> {
     fn end_task(&mut self, task: TaskId, ts: u64) {
         if self.alive.remove(&task) {
             let info = self.tasks.get(task);
-            let mut e = Ev::new(&info.name, "e", self.us(ts), PID_TASKS, task);
+            let mut e = Ev::new(&info.name, "e", self.us(ts), PID_TASKS, task.get());
             e.cat = Some("task");
-            e.id = Some(task);
+            e.id = Some(task.get());
             self.emit(&e);
         }
     }
@@ -173,7 +173,7 @@ impl<W: Write> PerfettoWriter<W> {
         match item {
             Item::Event { event, .. } => {
                 if let Message::Hello(h) = &event.message {
-                    self.tsc_hz = h.tsc_hz.max(1);
+                    self.clock = Clock::new(h.tsc_hz);
                 }
                 self.tasks.observe(&event.message);
             }
@@ -207,7 +207,7 @@ impl<W: Write> PerfettoWriter<W> {
             let info = self.tasks.get(s.task);
             let (start, dur) = (self.us(s.start), self.us(s.end) - self.us(s.start));
             let args = json!({ "task": s.task, "result": format!("{:?}", s.result) });
-            for (pid, tid) in [(PID_CPUS, u64::from(cpu)), (PID_TASKS, s.task)] {
+            for (pid, tid) in [(PID_CPUS, u64::from(cpu)), (PID_TASKS, s.task.get())] {
                 let mut e = Ev::new(&info.name, "X", start, pid, tid);
                 e.cat = Some("poll");
                 e.dur = Some(dur);
@@ -256,19 +256,19 @@ impl<W: Write> PerfettoWriter<W> {
                 instance, new_pages, ..
             } => {
                 let name = format!("wasm memory #{instance}");
-                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance);
+                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance.get());
                 e.args = Some(json!({ "pages": new_pages }));
                 self.emit(&e);
             }
             Message::WasmPoll { instance, fuel, .. } => {
                 let name = format!("wasm fuel #{instance}");
-                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance);
+                let mut e = Ev::new(&name, "C", self.us(ts), PID_WASM, instance.get());
                 e.args = Some(json!({ "fuel": fuel }));
                 self.emit(&e);
             }
             Message::WasmTrap(t) => {
                 let name = format!("trap #{}: {}", t.instance, t.reason);
-                let mut e = Ev::new(&name, "i", self.us(ts), PID_WASM, t.instance);
+                let mut e = Ev::new(&name, "i", self.us(ts), PID_WASM, t.instance.get());
                 e.s = Some("g");
                 e.args = Some(json!({ "task": t.task, "code": t.code }));
                 self.emit(&e);

@@ -135,10 +135,10 @@ fn folded_stacks_sum_to_the_busy_time() {
         Folded::new(s.state, s.from_ts)
     })
     .expect("scan");
-    let busy: u64 = scan.end.cpus.values().map(|c| c.busy_ticks).sum();
+    let busy: u64 = scan.end.cpus.values().map(|c| c.busy_ticks.get()).sum();
     assert_eq!(folded.stacks().values().sum::<u64>(), busy);
     let mut out = Vec::new();
-    folded.write(&mut out, scan.end.tsc_hz()).expect("vec");
+    folded.write(&mut out, scan.end.clock()).expect("vec");
     let text = String::from_utf8(out).expect("utf-8");
     let mut lines = 0;
     for line in text.lines() {

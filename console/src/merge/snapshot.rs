@@ -150,11 +150,12 @@ mod tests {
 
     use super::*;
     use crate::pipeline::Pipeline;
+    use crate::time::HostNs;
 
     /// Every item the pipeline hands on, as text (items borrow buffers).
     fn collect(p: &mut Pipeline, wire: &[u8], out: &mut Vec<String>) {
         for chunk in wire.chunks(97) {
-            p.feed(1, chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
+            p.feed(HostNs(1), chunk, &mut |i: &Item<'_>| out.push(format!("{i:?}")));
         }
     }
 

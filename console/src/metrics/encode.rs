@@ -6,6 +6,7 @@ use lucid_protocol::{MessageKind, TaskKind, WasmState};
 
 use super::text::{Exposition, Kind};
 use crate::state::{Cpu, Hostcall, LatencyHistogram, OTHER_HOSTCALLS, State, TaskStatus, WarningKind, WasmInstance};
+use crate::time::Ticks;
 
 /// `instance` label value when neither a name nor the kernel's build id is known.
 pub const DEFAULT_INSTANCE: &str = "lucid";
@@ -34,7 +35,7 @@ pub fn render(state: &State, instance: &str) -> String {
 }
 
 fn seconds(state: &State, ticks: u64) -> f64 {
-    ticks as f64 / state.tsc_hz() as f64
+    state.clock().secs_f64(Ticks(ticks))
 }
 
 fn kernel(e: &mut Exposition, s: &State) {
@@ -95,11 +96,13 @@ fn scheduler(e: &mut Exposition, s: &State) {
         }
     }
     let per_cpu_seconds: [PerCpu; 2] = [
-        ("lucid_cpu_busy_seconds_total", "Time spent in polls.", |c| c.busy_ticks),
+        ("lucid_cpu_busy_seconds_total", "Time spent in polls.", |c| {
+            c.busy_ticks.get()
+        }),
         (
             "lucid_cpu_idle_seconds_total",
             "Time between CpuIdle and CpuBusy (an idle period counts once it ends).",
-            |c| c.idle_ticks,
+            |c| c.idle_ticks.get(),
         ),
     ];
     for (name, help, ticks) in per_cpu_seconds {

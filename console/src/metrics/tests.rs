@@ -12,6 +12,7 @@ use super::*;
 use crate::live::Session;
 use crate::state::{Config, State};
 use crate::stats::{Collected, Summary};
+use crate::time::HostNs;
 
 /// Sample name and its labels (sorted) → value.
 type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
@@ -101,7 +102,7 @@ fn sum(samples: &Samples, name: &str, with: &[(&str, &str)]) -> f64 {
 fn session_of(bytes: &[u8], config: Config) -> Session {
     let mut s = Session::new("test".into(), config);
     for chunk in bytes.chunks(1000) {
-        s.feed(1, chunk);
+        s.feed(HostNs(1), chunk);
     }
     s
 }
@@ -165,7 +166,7 @@ fn the_exposition_of_a_generated_stream_reads_back_as_its_counts() {
             previous = n;
         }
     }
-    let busy_s: f64 = state.cpus.values().map(|c| c.busy_ticks as f64).sum::<f64>() / state.tsc_hz() as f64;
+    let busy_s: f64 = state.cpus.values().map(|c| c.busy_ticks.get() as f64).sum::<f64>() / state.tsc_hz() as f64;
     let poll_sum = sum(&m, "lucid_poll_duration_seconds_sum", &[]);
     let busy = sum(&m, "lucid_cpu_busy_seconds_total", &[]);
     assert!(
@@ -204,7 +205,7 @@ fn counters_only_grow_as_the_stream_goes_on() {
     let mut previous: Option<Samples> = None;
     let chunks: Vec<&[u8]> = wire.chunks(wire.len() / 5 + 1).collect();
     for (i, chunk) in chunks.iter().enumerate() {
-        s.feed(1, chunk);
+        s.feed(HostNs(1), chunk);
         if i + 1 == chunks.len() {
             // The end of the input: the merge lets go of what it held for ordering.
             s.flush();

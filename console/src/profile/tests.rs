@@ -26,8 +26,7 @@ fn profile(path: &std::path::Path, window: Window, top: usize) -> (Profile, crat
         Profiler::new(s.state, s.from_ts, top)
     })
     .expect("scan");
-    let hz = scan.end.tsc_hz();
-    let prof = p.finish(hz, scan.origin_ts, (scan.from_ts, scan.to_ts));
+    let prof = p.finish(scan.end.clock(), scan.origin_ts, (scan.from_ts, scan.to_ts));
     (prof, scan)
 }
 
@@ -41,12 +40,17 @@ fn whole_recording_matches_the_state_model() {
     for t in &p.tasks {
         let st = &s.tasks[&t.task];
         assert_eq!(t.polls, st.polls, "task {}", t.task);
-        assert_eq!(t.busy_ns, s.ticks_to_ns(st.busy_ticks), "task {}", t.task);
-        assert_eq!(t.max_poll_ns, s.ticks_to_ns(st.poll_hist.max()), "task {}", t.task);
+        assert_eq!(t.busy_ns, s.clock().ns(Ticks(st.busy_ticks.get())), "task {}", t.task);
+        assert_eq!(
+            t.max_poll_ns,
+            s.clock().ns(Ticks(st.poll_hist.max())),
+            "task {}",
+            t.task
+        );
         assert_eq!(t.location, st.location);
     }
-    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
-    assert_eq!(p.busy_ns, s.ticks_to_ns(cpu_busy));
+    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
+    assert_eq!(p.busy_ns, s.clock().ns(Ticks(cpu_busy)));
     for c in &p.cpus {
         assert_eq!(c.steals_in, s.cpus[&c.cpu].steals_in);
         assert_eq!(c.steals_out, s.cpus[&c.cpu].steals_out);

@@ -22,6 +22,7 @@ use super::player::{KeyframeIn, Player};
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
+use crate::time::{Clock, HostNs};
 
 /// First bytes of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
@@ -102,6 +103,14 @@ pub struct Summary {
     pub damage: Option<Damage>,
     /// Item positions of the warnings (the warning's item included), oldest first.
     pub warnings: Vec<u64>,
+}
+
+impl Summary {
+    /// The recording's TSC rate.
+    #[must_use]
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.tsc_hz)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,7 +309,7 @@ impl Index {
             if !player.at_boundary() {
                 continue;
             }
-            let every_ticks = player.state().ns_to_ticks(params.every_ns);
+            let every_ticks = player.state().clock().ticks(params.every_ns).get();
             let due = player.items() - last.0 >= params.every_items
                 || player
                     .max_ts()
@@ -452,7 +461,7 @@ fn schema_probe() -> u32 {
     });
     let wire = g.wire();
     let (mut state, mut pipeline) = (State::default(), Pipeline::new());
-    pipeline.feed_into(&mut state, 1, &wire[..wire.len() / 2 + 7]);
+    pipeline.feed_into(&mut state, HostNs(1), &wire[..wire.len() / 2 + 7]);
     postcard::to_allocvec(&(&state, pipeline.decoder(), pipeline.merge().snapshot())).map_or(0, |b| CRC32.checksum(&b))
 }
 

@@ -30,6 +30,7 @@ pub use player::{Advance, Player};
 
 use crate::state::{Config, State};
 use crate::stats::Damage;
+use crate::time::Ticks;
 
 /// Why a replay cannot go on.
 #[derive(Debug)]
@@ -161,17 +162,16 @@ impl Replay {
     #[must_use]
     pub fn duration_ns(&self) -> u64 {
         let s = self.index.summary();
-        s.ts_range
-            .map_or(0, |(a, b)| ticks_to_ns(b.saturating_sub(a), s.tsc_hz))
+        s.ts_range.map_or(0, |(a, b)| s.clock().ns(Ticks(b.saturating_sub(a))))
     }
 
     /// Nanoseconds from the first event to the cursor's latest event.
     #[must_use]
     pub fn time_ns(&self) -> u64 {
-        let hz = self.index.summary().tsc_hz;
+        let clock = self.index.summary().clock();
         self.player
             .last_ts()
-            .map_or(0, |t| ticks_to_ns(t.saturating_sub(self.start_ts()), hz))
+            .map_or(0, |t| clock.ns(Ticks(t.saturating_sub(self.start_ts()))))
     }
 
     /// The cursor's latest event timestamp, if any.
@@ -219,8 +219,8 @@ impl Replay {
     /// Moves the cursor to just after the last item at or before `ns` nanoseconds
     /// after the first event: every event with a later timestamp is still to come.
     pub fn seek_time(&mut self, ns: u64) -> Result<(), ReplayError> {
-        let hz = self.index.summary().tsc_hz;
-        let target = self.start_ts().saturating_add(ns_to_ticks(ns, hz));
+        let clock = self.index.summary().clock();
+        let target = self.start_ts().saturating_add(clock.ticks(ns).get());
         self.seek_ts(target)
     }
 
@@ -291,16 +291,4 @@ impl Replay {
         }
         Player::open(&self.path, self.config)
     }
-}
-
-/// TSC ticks at `hz` as nanoseconds.
-#[must_use]
-pub fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64
-}
-
-/// Nanoseconds as TSC ticks at `hz`.
-#[must_use]
-pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
-    (u128::from(ns) * u128::from(hz.max(1)) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
 }

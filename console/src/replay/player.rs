@@ -23,6 +23,7 @@ use crate::merge::MergeSnapshot;
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
+use crate::time::HostNs;
 
 /// Warning positions remembered at most while indexing.
 pub const MAX_WARNING_MARKS: usize = 1 << 20;
@@ -43,7 +44,7 @@ enum Owned {
 #[derive(Debug, Clone)]
 enum Op {
     /// A record's receive time, noted before the next item.
-    Rx(u64),
+    Rx(HostNs),
     Item(Owned),
 }
 
@@ -349,7 +350,7 @@ impl Player {
         };
         let mut stopped = false;
         if let Some(r) = &record {
-            self.pending.push_back(Op::Rx(r.rx_ns));
+            self.pending.push_back(Op::Rx(HostNs(r.rx_ns)));
         }
         let Self {
             pipeline,
@@ -371,7 +372,7 @@ impl Player {
         };
         match record {
             Some(r) => {
-                pipeline.feed(r.rx_ns, &r.data, &mut out);
+                pipeline.feed(HostNs(r.rx_ns), &r.data, &mut out);
             }
             None => {
                 pipeline.finish(&mut out);

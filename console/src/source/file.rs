@@ -7,6 +7,7 @@ use std::path::Path;
 use lucid_protocol::recording::RecordingReader;
 
 use super::{Chunk, Source, SourceError};
+use crate::time::HostNs;
 
 /// Reads the chunks of a recording file.
 #[derive(Debug)]
@@ -50,7 +51,7 @@ impl RecordingFile {
 impl Source for RecordingFile {
     fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
         Ok(self.reader.next_chunk()?.map(|r| Chunk {
-            rx_ns: r.rx_ns,
+            rx: HostNs(r.rx_ns),
             data: r.data,
         }))
     }

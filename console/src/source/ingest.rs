@@ -14,6 +14,7 @@ use lucid_protocol::{FrameEncoder, Message, Ring, StreamId};
 
 use super::Chunk;
 use super::connection::Endpoint;
+use crate::time::HostNs;
 
 /// Chunks in flight between the ingest thread and the UI. When the UI falls behind
 /// the reader waits, which flow-controls the kernel's port instead of growing memory.
@@ -47,10 +48,12 @@ pub enum IngestEvent {
 
 /// Host receive time: nanoseconds since the Unix epoch.
 #[must_use]
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+pub fn now_ns() -> HostNs {
+    HostNs(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    )
 }
 
 /// The frame that asks the kernel for a full state snapshot, preceded by a 0x00 so
@@ -203,18 +206,18 @@ fn pump(
             Ok(0) => return Pump::Ended("the peer closed the connection".into()),
             Ok(n) => {
                 let data = buf.get(..n).unwrap_or_default().to_vec();
-                let rx_ns = now_ns();
+                let rx = now_ns();
                 if let Some(rec) = recorder {
                     // Flushed per chunk: a console killed mid-recording leaves a file
                     // that reads up to the last chunk it received.
-                    if let Err(e) = rec.write_chunk(rx_ns, &data).and_then(|()| rec.flush()) {
+                    if let Err(e) = rec.write_chunk(rx.get(), &data).and_then(|()| rec.flush()) {
                         *recorder = None;
                         if tx.send(IngestEvent::RecordFailed(e.to_string())).is_err() {
                             return Pump::Stopped;
                         }
                     }
                 }
-                if tx.send(IngestEvent::Chunk(Chunk { rx_ns, data })).is_err() {
+                if tx.send(IngestEvent::Chunk(Chunk { rx, data })).is_err() {
                     return Pump::Stopped;
                 }
             }

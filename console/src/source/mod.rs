@@ -13,11 +13,13 @@ pub use file::RecordingFile;
 pub use ingest::{CHANNEL_CAPACITY, Ingest, IngestEvent, Recorder, now_ns, snapshot_request};
 use lucid_protocol::recording::RecordingError;
 
+use crate::time::HostNs;
+
 /// A piece of the received byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
-    /// Host receive time, nanoseconds since the Unix epoch.
-    pub rx_ns: u64,
+    /// Host receive time.
+    pub rx: HostNs,
     /// The bytes.
     pub data: Vec<u8>,
 }

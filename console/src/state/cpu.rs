@@ -5,9 +5,10 @@ use std::collections::VecDeque;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
-use super::fastdiv::Divisor;
 use super::history::BusyHistory;
 use super::latency::LatencyHistogram;
+use crate::time::Ticks;
+use crate::time::fastdiv::Divisor;
 
 /// Poll slices kept per CPU for the timeline.
 pub const MAX_SLICES_PER_CPU: usize = 8192;
@@ -23,10 +24,10 @@ pub const MAX_UTIL_WINDOWS: usize = 256;
 pub struct Slice {
     /// The task polled.
     pub task: TaskId,
-    /// Poll start (TSC).
-    pub start: u64,
-    /// Poll end (TSC).
-    pub end: u64,
+    /// Poll start.
+    pub start: Ticks,
+    /// Poll end.
+    pub end: Ticks,
     /// The poll returned `Ready`.
     pub ready: bool,
 }
@@ -38,10 +39,10 @@ pub struct Cpu {
     pub events: u64,
     /// Task being polled and when the poll started.
     pub polling: Option<(TaskId, u64)>,
-    /// TSC ticks spent in polls.
-    pub busy_ticks: u64,
-    /// TSC ticks between `CpuIdle` and `CpuBusy`.
-    pub idle_ticks: u64,
+    /// Time spent in polls.
+    pub busy_ticks: Ticks,
+    /// Time between `CpuIdle` and `CpuBusy`.
+    pub idle_ticks: Ticks,
     /// Since when the CPU is idle, if it is.
     pub idle_since: Option<u64>,
     /// Events dropped on this CPU (from `Loss` reports).
@@ -93,7 +94,7 @@ impl Cpu {
         if idle {
             self.idle_since.get_or_insert(ts);
         } else if let Some(since) = self.idle_since.take() {
-            self.idle_ticks += ts.saturating_sub(since);
+            self.idle_ticks += Ticks(ts.saturating_sub(since));
         }
     }
 

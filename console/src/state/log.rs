@@ -6,6 +6,7 @@ use lucid_protocol::{Callsite, CallsiteKind, Level, TraceEvent, Value};
 use serde::{Deserialize, Serialize};
 
 use super::State;
+use crate::time::Ticks;
 
 /// Log lines kept.
 pub const MAX_LOGS: usize = 10_000;
@@ -33,7 +34,7 @@ pub struct CallsiteInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Trace time.
-    pub ts: u64,
+    pub ts: Ticks,
     /// CPU of the stream that carried it.
     pub cpu: u32,
     /// Level (`None` when the callsite is unknown).
@@ -103,7 +104,7 @@ impl State {
         }
         text.push_str(&rest);
         let line = LogLine {
-            ts,
+            ts: Ticks(ts),
             cpu,
             level: site.map(|s| s.level),
             target: site.map(|s| s.target.clone()).unwrap_or_default(),

@@ -8,7 +8,6 @@
 
 mod counts;
 mod cpu;
-mod fastdiv;
 mod histogram;
 mod history;
 mod latency;
@@ -30,6 +29,9 @@ use lucid_protocol::{
     TaskState,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::time::fastdiv::Divisor;
+use crate::time::{Clock, HostNs, Ticks};
 
 pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
@@ -62,7 +64,7 @@ const PRUNE_EVERY: u64 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WakeMark {
     /// When.
-    pub ts: u64,
+    pub ts: Ticks,
     /// The CPU whose stream reported it.
     pub cpu: u32,
     /// The woken task.
@@ -176,9 +178,9 @@ pub struct State {
     /// Frame-level health.
     pub health: StreamHealth,
     /// Smallest and largest timestamp seen.
-    pub ts_range: Option<(u64, u64)>,
+    pub ts_range: Option<(Ticks, Ticks)>,
     /// First and last host receive time seen.
-    pub rx_range: Option<(u64, u64)>,
+    pub rx_range: Option<(HostNs, HostNs)>,
     /// Registered callsites.
     pub callsites: BTreeMap<CallsiteId, CallsiteInfo>,
     /// Tracing events, oldest first (at most [`MAX_LOGS`]).
@@ -223,19 +225,18 @@ pub struct State {
 struct Conversions {
     /// (TSC rate, utilisation window, long-poll threshold) it was made for.
     key: (u64, u64, u64),
-    tsc_hz: fastdiv::Divisor,
-    window: fastdiv::Divisor,
+    clock: Clock,
+    window: Divisor,
     long_poll_ticks: u64,
 }
 
 impl Default for Conversions {
     fn default() -> Self {
-        let one = fastdiv::Divisor::new(1);
         Self {
             // No rate is 0, so the first use makes it.
             key: (0, 0, 0),
-            tsc_hz: one,
-            window: one,
+            clock: Clock::new(1),
+            window: Divisor::new(1),
             long_poll_ticks: 0,
         }
     }
@@ -258,7 +259,7 @@ impl std::fmt::Debug for Conversions {
 /// when missing (a deserialised state), and not part of equality or debug output.
 #[derive(Clone, Default)]
 struct Completions {
-    heap: BinaryHeap<Reverse<(u64, TaskId)>>,
+    heap: BinaryHeap<Reverse<(Ticks, TaskId)>>,
     /// The heap holds every completed task of [`State::tasks`].
     valid: bool,
 }
@@ -273,25 +274,6 @@ impl std::fmt::Debug for Completions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("..")
     }
-}
-
-/// `ticks` of a `tsc_hz` clock in nanoseconds.
-/// [`ticks_to_ns`] by a precomputed divisor (the TSC rate).
-#[inline]
-fn fast_ticks_to_ns(ticks: u64, tsc_hz: fastdiv::Divisor) -> u64 {
-    match ticks.checked_mul(1_000_000_000) {
-        Some(p) => tsc_hz.div(p),
-        None => ticks_to_ns(ticks, tsc_hz.get()),
-    }
-}
-
-fn ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
-    // Without the 128-bit division when the product fits (it always does for the
-    // durations of polls and waits: up to about 18 s of ticks); the same result.
-    if let Some(p) = ticks.checked_mul(1_000_000_000) {
-        return p / tsc_hz.max(1);
-    }
-    (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz.max(1))).min(u128::from(u64::MAX)) as u64
 }
 
 impl State {
@@ -316,10 +298,16 @@ impl State {
         self.kernel.as_ref().map_or(DEFAULT_TSC_HZ, |k| k.tsc_hz).max(1)
     }
 
-    /// Converts ticks to nanoseconds.
+    /// The kernel's TSC rate ([`DEFAULT_TSC_HZ`] before its `Hello`): how its
+    /// timestamps become nanoseconds.
     #[must_use]
-    pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        ticks_to_ns(ticks, self.tsc_hz())
+    pub fn clock(&self) -> Clock {
+        let hz = self.tsc_hz();
+        if self.conv.key.0 == hz {
+            self.conv.clock
+        } else {
+            Clock::new(hz)
+        }
     }
 
     /// The conversions for the current TSC rate and config.
@@ -327,24 +315,15 @@ impl State {
     fn conv(&mut self) -> Conversions {
         let key = (self.tsc_hz(), self.config.util_window_ns, self.config.long_poll_ns);
         if self.conv.key != key {
+            let clock = Clock::new(key.0);
             self.conv = Conversions {
                 key,
-                tsc_hz: fastdiv::Divisor::new(key.0),
-                window: fastdiv::Divisor::new(self.ns_to_ticks(key.1).max(1)),
-                long_poll_ticks: self.ns_to_ticks(key.2),
+                clock,
+                window: Divisor::new(clock.ticks(key.1).get().max(1)),
+                long_poll_ticks: clock.ticks(key.2).get(),
             };
         }
         self.conv
-    }
-
-    /// Converts nanoseconds to ticks.
-    #[must_use]
-    pub fn ns_to_ticks(&self, ns: u64) -> u64 {
-        // Without the 128-bit division when the product fits; the same result.
-        if let Some(p) = ns.checked_mul(self.tsc_hz()) {
-            return p / 1_000_000_000;
-        }
-        (u128::from(ns) * u128::from(self.tsc_hz()) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
     /// The latest trace time up to which task state is known: the newest event of a
@@ -353,19 +332,19 @@ impl State {
     /// views would show a stretch of time whose task events are still on their way.
     /// Falls back to the newest event of any stream (0 before any event).
     #[must_use]
-    pub fn now(&self) -> u64 {
+    pub fn now(&self) -> Ticks {
         if self.task_now > 0 {
-            self.task_now
+            Ticks(self.task_now)
         } else {
-            self.ts_range.map_or(0, |(_, b)| b)
+            self.ts_range.map_or(Ticks::ZERO, |(_, b)| b)
         }
     }
 
     /// Notes the receive time of the chunk whose items follow.
-    pub fn received_at(&mut self, rx_ns: u64) {
+    pub fn received_at(&mut self, rx: HostNs) {
         self.rx_range = Some(match self.rx_range {
-            None => (rx_ns, rx_ns),
-            Some((a, b)) => (a.min(rx_ns), b.max(rx_ns)),
+            None => (rx, rx),
+            Some((a, b)) => (a.min(rx), b.max(rx)),
         });
     }
 
@@ -389,7 +368,7 @@ impl State {
     fn warn_at(&mut self, kind: WarningKind, ts: u64, cpu: u32, task: Option<TaskId>, message: String) {
         self.warn(Warning {
             kind,
-            ts: Some(ts),
+            ts: Some(Ticks(ts)),
             cpu: Some(cpu),
             task,
             message,
@@ -459,7 +438,7 @@ impl State {
 
     /// The task `id`, created (first seen at `ts`) if unknown.
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        self.tasks.get_or_insert_with(id, || Task::new(id, ts))
+        self.tasks.get_or_insert_with(id, || Task::new(id, Ticks(ts)))
     }
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
@@ -468,9 +447,10 @@ impl State {
             self.task_now = self.task_now.max(ts);
         }
         self.events_by_kind.add(m.kind());
+        let t = Ticks(ts);
         self.ts_range = Some(match self.ts_range {
-            None => (ts, ts),
-            Some((a, b)) => (a.min(ts), b.max(ts)),
+            None => (t, t),
+            Some((a, b)) => (a.min(t), b.max(t)),
         });
         if let Some(prev) = self.last_ts.replace(stream, ts)
             && ts < prev
@@ -540,7 +520,7 @@ impl State {
                 let name = self.texts.text(s.name);
                 let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);
-                t.spawned_ts = ts;
+                t.spawned_ts = Ticks(ts);
                 t.name = name;
                 t.kind = s.kind;
                 t.location = location;
@@ -602,7 +582,7 @@ impl State {
                 t.location = location;
                 t.parent = s.parent;
                 t.cpu = Some(s.cpu);
-                t.spawned_ts = s.spawned_tsc;
+                t.spawned_ts = Ticks(s.spawned_tsc);
                 t.status = match s.state {
                     TaskState::Running => TaskStatus::Running,
                     TaskState::Scheduled => TaskStatus::Scheduled,
@@ -618,8 +598,8 @@ impl State {
                 t.wakes = s.wakes;
                 t.self_wakes = s.self_wakes;
                 t.wakers = Some(s.wakers);
-                t.busy_ticks = s.busy_ticks;
-                t.scheduled_ticks = s.scheduled_ticks;
+                t.busy_ticks = Ticks(s.busy_ticks);
+                t.scheduled_ticks = Ticks(s.scheduled_ticks);
             }
             Message::WasmInstanceCreated(_)
             | Message::WasmInstanceSnapshot(_)
@@ -641,7 +621,7 @@ impl State {
             && ts >= since
         {
             let wait = ts - since;
-            t.scheduled_ticks += wait;
+            t.scheduled_ticks += Ticks(wait);
             t.sched_hist.record(wait);
             waited = Some(wait);
         }
@@ -652,7 +632,7 @@ impl State {
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
         let conv = self.conv();
-        let waited_ns = waited.map(|w| fast_ticks_to_ns(w, conv.tsc_hz));
+        let waited_ns = waited.map(|w| conv.clock.ns(Ticks(w)));
         let c = self.cpus.entry(cpu).or_default();
         if let Some(ns) = waited_ns {
             c.totals.sched_latency.record(ns);
@@ -670,7 +650,7 @@ impl State {
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
         let conv = self.conv();
-        let (window, long, tsc_hz) = (conv.window, conv.long_poll_ticks, conv.tsc_hz);
+        let (window, long, clock) = (conv.window, conv.long_poll_ticks, conv.clock);
         let c = self.cpus.entry(cpu).or_default();
         let started = match c.polling.take() {
             Some((t, start)) if t == task => Some(start),
@@ -678,20 +658,20 @@ impl State {
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
         if let (Some(start), Some(d)) = (started, ticks) {
-            c.totals.poll_latency.record(fast_ticks_to_ns(d, tsc_hz));
-            c.busy_ticks += d;
+            c.totals.poll_latency.record(clock.ns(Ticks(d)));
+            c.busy_ticks += Ticks(d);
             c.add_busy_by(start, ts, window);
             c.push_slice(Slice {
                 task,
-                start,
-                end: ts,
+                start: Ticks(start),
+                end: Ticks(ts),
                 ready: result == PollResult::Ready,
             });
         }
         let t = self.task(task, ts);
         t.poll_started = None;
         if let (Some(start), Some(d)) = (started, ticks) {
-            t.busy_ticks += d;
+            t.busy_ticks += Ticks(d);
             t.poll_hist.record(d);
             t.history.add(start, ts);
         }
@@ -715,7 +695,7 @@ impl State {
             }
         }
         if let Some(d) = long_poll {
-            let ns = self.ticks_to_ns(d);
+            let ns = self.clock().ns(Ticks(d));
             self.warn_at(
                 WarningKind::LongPoll,
                 ts,
@@ -748,7 +728,7 @@ impl State {
             self.wake_marks.pop_front();
         }
         self.wake_marks.push_back(WakeMark {
-            ts,
+            ts: Ticks(ts),
             cpu,
             task,
             waker: waker.into(),
@@ -756,7 +736,7 @@ impl State {
         let t = self.task(task, ts);
         t.wakes += 1;
         t.note_waker(waker);
-        t.last_woken = Some(ts);
+        t.last_woken = Some(Ticks(ts));
         t.lost_warned = false;
         let mut storm_hit = None;
         if self_wake {
@@ -818,7 +798,7 @@ impl State {
         } else {
             format!("{} (at {location})", p.message)
         };
-        let t = self.tasks.get_or_insert_with(p.task, || Task::new(p.task, ts));
+        let t = self.tasks.get_or_insert_with(p.task, || Task::new(p.task, Ticks(ts)));
         t.panic = Some(what.clone().into_boxed_str());
         let name = t.name.to_string();
         if self.panics.len() < MAX_PANICS {
@@ -848,11 +828,11 @@ impl State {
         if outcome == Outcome::Cancelled {
             self.cpus.entry(cpu).or_default().totals.cancellations += 1;
         }
-        let t = self.tasks.get_or_insert_with(task, || Task::new(task, ts));
+        let t = self.tasks.get_or_insert_with(task, || Task::new(task, Ticks(ts)));
         t.status = TaskStatus::Completed(outcome);
         if t.completed_ts.is_none() {
-            t.completed_ts = Some(ts);
-            self.completions.heap.push(Reverse((ts, task)));
+            t.completed_ts = Some(Ticks(ts));
+            self.completions.heap.push(Reverse((Ticks(ts), task)));
         }
         t.scheduled_since = None;
         t.woken_while_running = None;
@@ -861,9 +841,9 @@ impl State {
     /// Warns once about every poll in progress that has run longer than the long-poll
     /// threshold (measured against the newest timestamp of any CPU).
     fn check_stuck_polls(&mut self) {
-        let long = self.ns_to_ticks(self.config.long_poll_ns);
+        let long = self.clock().ticks(self.config.long_poll_ns);
         let now = self.now();
-        if long == 0 {
+        if long == Ticks::ZERO {
             return;
         }
         let stuck: Vec<(u32, TaskId, u64)> = self
@@ -871,17 +851,17 @@ impl State {
             .iter_mut()
             .filter_map(|(&cpu, c)| {
                 let (task, start) = c.polling?;
-                (now.saturating_sub(start) > long && c.stuck_warned != Some(start)).then(|| {
+                (now.saturating_sub(Ticks(start)) > long && c.stuck_warned != Some(start)).then(|| {
                     c.stuck_warned = Some(start);
                     (cpu, task, start)
                 })
             })
             .collect();
         for (cpu, task, start) in stuck {
-            let ran = crate::fmt::duration_ns(self.ticks_to_ns(now - start));
+            let ran = crate::fmt::duration_ns(self.clock().ns(now.saturating_sub(Ticks(start))));
             self.warn_at(
                 WarningKind::NeverYields,
-                now,
+                now.get(),
                 cpu,
                 Some(task),
                 format!("task {task} has been in one poll on cpu {cpu} for {ran} without yielding"),
@@ -891,7 +871,7 @@ impl State {
 
     /// Drops completed tasks older than the retention time.
     pub fn prune(&mut self) {
-        let retain = self.ns_to_ticks(self.config.retain_ns);
+        let retain = self.clock().ticks(self.config.retain_ns);
         let now = self.now();
         if !self.completions.valid {
             self.completions.heap = self
@@ -949,8 +929,8 @@ impl State {
     #[must_use]
     pub fn duration_s(&self) -> f64 {
         match (&self.kernel, self.ts_range) {
-            (Some(k), Some((a, b))) if k.tsc_hz > 0 => (b - a) as f64 / k.tsc_hz as f64,
-            _ => self.rx_range.map_or(0.0, |(a, b)| (b - a) as f64 / 1e9),
+            (Some(k), Some((a, b))) if k.tsc_hz > 0 => Clock::new(k.tsc_hz).secs_f64(b - a),
+            _ => self.rx_range.map_or(0.0, |(a, b)| b.since(a) as f64 / 1e9),
         }
     }
 }

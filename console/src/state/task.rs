@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use super::histogram::Histogram;
 use super::history::TaskHistory;
 use super::text::Text;
+use crate::time::Ticks;
 
 /// Distinct wakers remembered per task; further ones are counted as "other".
 pub const MAX_WAKERS_BY: usize = 16;
@@ -179,9 +180,9 @@ pub struct Task {
     /// CPU it last ran on (or was spawned on).
     pub cpu: Option<u32>,
     /// Trace time of the spawn (or of the first event seen).
-    pub spawned_ts: u64,
+    pub spawned_ts: Ticks,
     /// Trace time it completed.
-    pub completed_ts: Option<u64>,
+    pub completed_ts: Option<Ticks>,
     /// Polls started.
     pub polls: u64,
     /// Wakes.
@@ -197,13 +198,13 @@ pub struct Task {
     /// Who woke it, how often (at most [`MAX_WAKERS_BY`] entries plus `Other`).
     pub woken_by: WokenByCounts,
     /// Trace time of the last wake.
-    pub last_woken: Option<u64>,
+    pub last_woken: Option<Ticks>,
     /// Ticks spent in completed polls.
-    pub busy_ticks: u64,
+    pub busy_ticks: Ticks,
     /// Busy time over its whole life, for timelines zoomed out past the kept polls.
     pub history: TaskHistory,
     /// Ticks spent scheduled before a poll.
-    pub scheduled_ticks: u64,
+    pub scheduled_ticks: Ticks,
     /// Poll durations in ticks.
     pub poll_hist: Histogram,
     /// Wake → poll latency in ticks.
@@ -233,7 +234,7 @@ pub struct Task {
 impl Task {
     /// A task first seen at `ts`.
     #[must_use]
-    pub fn new(id: TaskId, ts: u64) -> Self {
+    pub fn new(id: TaskId, ts: Ticks) -> Self {
         Self {
             id,
             name: Text::default(),
@@ -253,9 +254,9 @@ impl Task {
             waker_drops: 0,
             woken_by: WokenByCounts::default(),
             last_woken: None,
-            busy_ticks: 0,
+            busy_ticks: Ticks::ZERO,
             history: TaskHistory::default(),
-            scheduled_ticks: 0,
+            scheduled_ticks: Ticks::ZERO,
             poll_hist: Histogram::new(),
             sched_hist: Histogram::new(),
             long_polls: 0,
@@ -273,29 +274,31 @@ impl Task {
 
     /// Lifetime so far in ticks: spawn to completion, or to `now`.
     #[must_use]
-    pub fn total_ticks(&self, now: u64) -> u64 {
+    pub fn total_ticks(&self, now: Ticks) -> Ticks {
         self.completed_ts.unwrap_or(now).saturating_sub(self.spawned_ts)
     }
 
     /// Busy ticks including the poll in progress.
     #[must_use]
-    pub fn busy_ticks_at(&self, now: u64) -> u64 {
-        self.busy_ticks + self.poll_started.map_or(0, |s| now.saturating_sub(s))
+    pub fn busy_ticks_at(&self, now: Ticks) -> Ticks {
+        self.busy_ticks + self.poll_started.map_or(Ticks::ZERO, |s| now.saturating_sub(Ticks(s)))
     }
 
     /// Scheduled ticks including the current wait in the run queue.
     #[must_use]
-    pub fn scheduled_ticks_at(&self, now: u64) -> u64 {
+    pub fn scheduled_ticks_at(&self, now: Ticks) -> Ticks {
         let waiting = match self.status {
-            TaskStatus::Scheduled => self.scheduled_since.map_or(0, |s| now.saturating_sub(s)),
-            _ => 0,
+            TaskStatus::Scheduled => self
+                .scheduled_since
+                .map_or(Ticks::ZERO, |s| now.saturating_sub(Ticks(s))),
+            _ => Ticks::ZERO,
         };
         self.scheduled_ticks + waiting
     }
 
     /// Ticks neither polled nor scheduled.
     #[must_use]
-    pub fn idle_ticks_at(&self, now: u64) -> u64 {
+    pub fn idle_ticks_at(&self, now: Ticks) -> Ticks {
         self.total_ticks(now)
             .saturating_sub(self.busy_ticks_at(now))
             .saturating_sub(self.scheduled_ticks_at(now))

@@ -31,7 +31,7 @@ fn polls_accumulate_busy_time_per_task_and_cpu() {
         1,
         5,
         Message::TaskSpawned(TaskSpawned {
-            task: 9,
+            task: TaskId(9),
             name: "t",
             kind: TaskKind::Kernel,
             location: lucid_protocol::Location {
@@ -42,21 +42,21 @@ fn polls_accumulate_busy_time_per_task_and_cpu() {
             parent: None,
         }),
     ));
-    s.apply(&ev(1, 10, Message::PollStart { task: 9 }));
+    s.apply(&ev(1, 10, Message::PollStart { task: TaskId(9) }));
     s.apply(&ev(
         1,
         25,
         Message::PollEnd {
-            task: 9,
+            task: TaskId(9),
             result: PollResult::Pending,
         },
     ));
-    s.apply(&ev(1, 30, Message::PollStart { task: 9 }));
+    s.apply(&ev(1, 30, Message::PollStart { task: TaskId(9) }));
     s.apply(&ev(
         1,
         31,
         Message::PollEnd {
-            task: 9,
+            task: TaskId(9),
             result: PollResult::Ready,
         },
     ));
@@ -64,15 +64,15 @@ fn polls_accumulate_busy_time_per_task_and_cpu() {
         1,
         31,
         Message::TaskCompleted {
-            task: 9,
+            task: TaskId(9),
             outcome: Outcome::Ok,
         },
     ));
-    let t = &s.tasks[&9];
-    assert_eq!((t.polls, t.busy_ticks, t.poll_hist.max()), (2, 16, 15));
+    let t = &s.tasks[&TaskId(9)];
+    assert_eq!((t.polls, t.busy_ticks, t.poll_hist.max()), (2, Ticks(16), 15));
     assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
     assert_eq!(t.location, "f.rs:1:2");
-    assert_eq!(s.cpus[&1].busy_ticks, 16);
+    assert_eq!(s.cpus[&1].busy_ticks, Ticks(16));
     assert_eq!((s.tasks_spawned, s.tasks_completed), (1, 1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
@@ -80,17 +80,17 @@ fn polls_accumulate_busy_time_per_task_and_cpu() {
 #[test]
 fn unmatched_poll_end_and_backwards_time_are_warned_about() {
     let mut s = State::new();
-    s.apply(&ev(0, 10, Message::PollStart { task: 1 }));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(1) }));
     s.apply(&ev(
         0,
         5,
         Message::PollEnd {
-            task: 2,
+            task: TaskId(2),
             result: PollResult::Pending,
         },
     ));
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-    assert_eq!(s.tasks[&2].busy_ticks, 0);
+    assert_eq!(s.tasks[&TaskId(2)].busy_ticks, Ticks(0));
 }
 
 #[test]
@@ -132,10 +132,10 @@ fn a_snapshot_makes_a_late_console_complete() {
     for m in snap {
         s.apply(&ev(0, 1, m));
     }
-    let t = &s.tasks[&300];
-    assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, 50_000));
-    assert_eq!(s.wasm[&1].fuel, 120_000);
-    assert_eq!(s.wasm[&1].state, WasmState::Suspended);
+    let t = &s.tasks[&TaskId(300)];
+    assert_eq!((t.name.as_str(), t.polls, t.busy_ticks), ("net-rx", 10, Ticks(50_000)));
+    assert_eq!(s.wasm[&InstanceId(1)].fuel, 120_000);
+    assert_eq!(s.wasm[&InstanceId(1)].state, WasmState::Suspended);
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn spawn(s: &mut State, cpu: u32, ts: u64, task: TaskId) {
                 line: 3,
                 column: 4,
             },
-            parent: Some(1),
+            parent: Some(TaskId(1)),
         }),
     ));
 }
@@ -227,31 +227,34 @@ fn end(task: TaskId, result: PollResult) -> Message<'static> {
 #[test]
 fn states_and_times_follow_wake_poll_and_completion() {
     let mut s = State::new();
-    spawn(&mut s, 0, 100, 5);
-    assert_eq!(s.tasks[&5].status, TaskStatus::Idle);
-    s.apply(&ev(0, 200, wake(5, false)));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
-    s.apply(&ev(0, 250, Message::PollStart { task: 5 }));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Running);
-    s.apply(&ev(0, 290, end(5, PollResult::Pending)));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Idle);
-    s.apply(&ev(0, 400, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 410, end(5, PollResult::Ready)));
+    spawn(&mut s, 0, 100, TaskId(5));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Idle);
+    s.apply(&ev(0, 200, wake(TaskId(5), false)));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
+    s.apply(&ev(0, 250, Message::PollStart { task: TaskId(5) }));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Running);
+    s.apply(&ev(0, 290, end(TaskId(5), PollResult::Pending)));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Idle);
+    s.apply(&ev(0, 400, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(0, 410, end(TaskId(5), PollResult::Ready)));
     s.apply(&ev(
         0,
         410,
         Message::TaskCompleted {
-            task: 5,
+            task: TaskId(5),
             outcome: Outcome::Cancelled,
         },
     ));
-    let t = &s.tasks[&5];
+    let t = &s.tasks[&TaskId(5)];
     assert_eq!(t.status, TaskStatus::Completed(Outcome::Cancelled));
     assert_eq!(t.status.name(), "cancelled");
-    assert_eq!(t.parent, Some(1));
-    assert_eq!((t.polls, t.wakes, t.busy_ticks, t.scheduled_ticks), (2, 1, 50, 50));
-    assert_eq!(t.total_ticks(10_000), 310);
-    assert_eq!(t.idle_ticks_at(10_000), 310 - 50 - 50);
+    assert_eq!(t.parent, Some(TaskId(1)));
+    assert_eq!(
+        (t.polls, t.wakes, t.busy_ticks, t.scheduled_ticks),
+        (2, 1, Ticks(50), Ticks(50))
+    );
+    assert_eq!(t.total_ticks(Ticks(10_000)), Ticks(310));
+    assert_eq!(t.idle_ticks_at(Ticks(10_000)), Ticks(310 - 50 - 50));
     assert_eq!((t.poll_hist.count(), t.poll_hist.max()), (2, 40));
     assert_eq!((t.sched_hist.count(), t.sched_hist.max()), (1, 50));
     assert_eq!(t.woken_by[&WokenBy::Interrupt(0x30)], 1);
@@ -263,32 +266,32 @@ fn states_and_times_follow_wake_poll_and_completion() {
 #[test]
 fn a_wake_during_a_poll_schedules_the_task_after_it() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 15, wake(5, true)));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Running);
-    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
-    s.apply(&ev(0, 32, Message::PollStart { task: 5 }));
-    let t = &s.tasks[&5];
-    assert_eq!((t.self_wakes, t.scheduled_ticks), (1, 12));
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(0, 15, wake(TaskId(5), true)));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Running);
+    s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
+    s.apply(&ev(0, 32, Message::PollStart { task: TaskId(5) }));
+    let t = &s.tasks[&TaskId(5)];
+    assert_eq!((t.self_wakes, t.scheduled_ticks), (1, Ticks(12)));
 }
 
 #[test]
 fn a_late_wake_from_another_cpu_does_not_reschedule_a_polled_task() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
+    spawn(&mut s, 0, 0, TaskId(5));
     // Stamped before the poll started, delivered after it on cpu 1's stream: the
     // merge puts it first, so the poll consumes it.
     merged(
         &mut s,
         &[
-            ev(0, 100, Message::PollStart { task: 5 }),
-            ev(0, 120, end(5, PollResult::Pending)),
-            ev(1, 90, wake(5, false)),
+            ev(0, 100, Message::PollStart { task: TaskId(5) }),
+            ev(0, 120, end(TaskId(5), PollResult::Pending)),
+            ev(1, 90, wake(TaskId(5), false)),
         ],
     );
-    let t = &s.tasks[&5];
+    let t = &s.tasks[&TaskId(5)];
     assert_eq!((t.status, t.wakes), (TaskStatus::Idle, 1));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
@@ -296,42 +299,94 @@ fn a_late_wake_from_another_cpu_does_not_reschedule_a_polled_task() {
 #[test]
 fn lost_waker_is_reported_once_when_the_last_waker_of_an_idle_task_goes() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 11, Message::WakerClone { task: 5, wakers: 1 }));
-    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(
+        0,
+        11,
+        Message::WakerClone {
+            task: TaskId(5),
+            wakers: 1,
+        },
+    ));
+    s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
     assert!(s.warnings.is_empty());
-    s.apply(&ev(0, 30, Message::WakerDrop { task: 5, wakers: 0 }));
-    s.apply(&ev(0, 31, Message::WakerDrop { task: 5, wakers: 0 }));
+    s.apply(&ev(
+        0,
+        30,
+        Message::WakerDrop {
+            task: TaskId(5),
+            wakers: 0,
+        },
+    ));
+    s.apply(&ev(
+        0,
+        31,
+        Message::WakerDrop {
+            task: TaskId(5),
+            wakers: 0,
+        },
+    ));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
     let w = &s.warnings[0];
-    assert_eq!((w.kind, w.task, w.ts), (WarningKind::LostWaker, Some(5), Some(30)));
-    assert_eq!(s.tasks[&5].warnings, 1);
-    let t = &s.tasks[&5];
+    assert_eq!(
+        (w.kind, w.task, w.ts),
+        (WarningKind::LostWaker, Some(TaskId(5)), Some(Ticks(30)))
+    );
+    assert_eq!(s.tasks[&TaskId(5)].warnings, 1);
+    let t = &s.tasks[&TaskId(5)];
     assert_eq!((t.wakers, t.waker_clones, t.waker_drops), (Some(0), 1, 2));
 }
 
 #[test]
 fn a_consumed_waker_of_a_scheduled_task_is_not_lost() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 11, Message::WakerClone { task: 5, wakers: 1 }));
-    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
-    s.apply(&ev(1, 30, wake(5, false)));
-    s.apply(&ev(1, 31, Message::WakerDrop { task: 5, wakers: 0 }));
-    assert_eq!(s.tasks[&5].status, TaskStatus::Scheduled);
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(
+        0,
+        11,
+        Message::WakerClone {
+            task: TaskId(5),
+            wakers: 1,
+        },
+    ));
+    s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
+    s.apply(&ev(1, 30, wake(TaskId(5), false)));
+    s.apply(&ev(
+        1,
+        31,
+        Message::WakerDrop {
+            task: TaskId(5),
+            wakers: 0,
+        },
+    ));
+    assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
 
 #[test]
 fn a_pending_poll_that_leaves_no_waker_is_a_lost_waker() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 1, Message::WakerClone { task: 5, wakers: 1 }));
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 12, Message::WakerDrop { task: 5, wakers: 0 }));
-    s.apply(&ev(0, 20, end(5, PollResult::Pending)));
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(
+        0,
+        1,
+        Message::WakerClone {
+            task: TaskId(5),
+            wakers: 1,
+        },
+    ));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(
+        0,
+        12,
+        Message::WakerDrop {
+            task: TaskId(5),
+            wakers: 0,
+        },
+    ));
+    s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
 }
 
@@ -343,21 +398,21 @@ fn long_polls_and_self_wake_storms_use_the_thresholds() {
         ..Config::default()
     });
     hello(&mut s, 2_000_000_000);
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 2_010, end(5, PollResult::Pending)));
-    s.apply(&ev(0, 3_000, Message::PollStart { task: 5 }));
-    s.apply(&ev(0, 5_001, end(5, PollResult::Pending)));
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(0, 2_010, end(TaskId(5), PollResult::Pending)));
+    s.apply(&ev(0, 3_000, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(0, 5_001, end(TaskId(5), PollResult::Pending)));
     assert_eq!(s.warning_counts.get(&WarningKind::LongPoll), Some(&1));
     assert!(s.warnings[0].message.contains("1.00µs"), "{}", s.warnings[0]);
-    assert_eq!(s.tasks[&5].long_polls, 1);
+    assert_eq!(s.tasks[&TaskId(5)].long_polls, 1);
     for i in 0..5 {
-        s.apply(&ev(0, 6_000 + i, wake(5, true)));
+        s.apply(&ev(0, 6_000 + i, wake(TaskId(5), true)));
     }
     assert_eq!(s.warning_counts.get(&WarningKind::SelfWakeStorm), Some(&1));
-    s.apply(&ev(0, 7_000, wake(5, false)));
+    s.apply(&ev(0, 7_000, wake(TaskId(5), false)));
     for i in 0..3 {
-        s.apply(&ev(0, 8_000 + i, wake(5, true)));
+        s.apply(&ev(0, 8_000 + i, wake(TaskId(5), true)));
     }
     assert_eq!(s.warning_counts.get(&WarningKind::SelfWakeStorm), Some(&2));
 }
@@ -369,32 +424,39 @@ fn completed_tasks_expire_after_the_retention_time() {
         ..Config::default()
     });
     hello(&mut s, 1_000_000_000);
-    spawn(&mut s, 0, 10, 1);
-    spawn(&mut s, 0, 10, 2);
+    spawn(&mut s, 0, 10, TaskId(1));
+    spawn(&mut s, 0, 10, TaskId(2));
     s.apply(&ev(
         0,
         20,
         Message::TaskCompleted {
-            task: 1,
+            task: TaskId(1),
             outcome: Outcome::Ok,
         },
     ));
     s.apply(&ev(0, 500, Message::Heartbeat));
     s.prune();
-    assert!(s.tasks.contains_key(&1));
+    assert!(s.tasks.contains_key(&TaskId(1)));
     s.apply(&ev(0, 1_100, Message::Heartbeat));
     s.prune();
-    assert!(!s.tasks.contains_key(&1));
-    assert!(s.tasks.contains_key(&2));
+    assert!(!s.tasks.contains_key(&TaskId(1)));
+    assert!(s.tasks.contains_key(&TaskId(2)));
     assert_eq!((s.tasks_expired, s.tasks_completed), (1, 1));
     // A late wake and waker drop of the finished task do not bring it back.
-    s.apply(&ev(1, 1_200, wake(1, false)));
-    s.apply(&ev(1, 1_201, Message::WakerDrop { task: 1, wakers: 0 }));
-    assert!(!s.tasks.contains_key(&1));
+    s.apply(&ev(1, 1_200, wake(TaskId(1), false)));
+    s.apply(&ev(
+        1,
+        1_201,
+        Message::WakerDrop {
+            task: TaskId(1),
+            wakers: 0,
+        },
+    ));
+    assert!(!s.tasks.contains_key(&TaskId(1)));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // The same id spawned again is a new task.
-    spawn(&mut s, 0, 1_300, 1);
-    assert_eq!(s.tasks[&1].status, TaskStatus::Idle);
+    spawn(&mut s, 0, 1_300, TaskId(1));
+    assert_eq!(s.tasks[&TaskId(1)].status, TaskStatus::Idle);
 }
 
 #[test]
@@ -404,7 +466,7 @@ fn cpus_count_steals_idle_time_and_run_queue_depth() {
         0,
         5,
         Message::Steal {
-            task: 3,
+            task: TaskId(3),
             from_cpu: 0,
             to_cpu: 1,
         },
@@ -413,9 +475,9 @@ fn cpus_count_steals_idle_time_and_run_queue_depth() {
     s.apply(&ev(1, 40, Message::CpuBusy));
     s.apply(&ev(1, 41, Message::RunQueueDepth { depth: 7 }));
     assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (1, 1));
-    assert_eq!(s.cpus[&1].idle_ticks, 30);
+    assert_eq!(s.cpus[&1].idle_ticks, Ticks(30));
     assert_eq!(s.cpus[&1].run_queue_depth(), Some(7));
-    assert_eq!(s.tasks[&3].cpu, Some(1));
+    assert_eq!(s.tasks[&TaskId(3)].cpu, Some(1));
 }
 
 #[test]
@@ -454,8 +516,8 @@ fn a_generated_workload_folds_into_consistent_totals() {
     feed(&mut s, &g.wire());
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     assert_eq!(s.tasks.len(), 202);
-    let busy: u64 = s.tasks.values().map(|t| t.busy_ticks).sum();
-    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    let busy: u64 = s.tasks.values().map(|t| t.busy_ticks.get()).sum();
+    let cpu_busy: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
     assert_eq!(busy, cpu_busy);
     for t in s.tasks.values() {
         assert_eq!(t.status, TaskStatus::Completed(Outcome::Ok));
@@ -492,9 +554,9 @@ fn cpu_totals_equal_the_events_by_kind_and_survive_pruning() {
     // Every poll after the first of a task follows a wake.
     assert_eq!(sum(|t| t.sched_latency.count()), kind(MessageKind::Wake));
     let busy_ns: u128 = s.cpus.values().map(|c| c.totals.poll_latency.sum_ns()).sum();
-    let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks).sum();
+    let busy_ticks: u64 = s.cpus.values().map(|c| c.busy_ticks.get()).sum();
     // Each poll is converted to ns on its own, rounding down by less than 1 ns.
-    let total_ns = u128::from(s.ticks_to_ns(busy_ticks));
+    let total_ns = u128::from(s.clock().ns(Ticks(busy_ticks)));
     let polls = u128::from(kind(MessageKind::PollEnd));
     assert!(
         busy_ns <= total_ns && busy_ns + polls >= total_ns,
@@ -556,15 +618,15 @@ fn a_poll_that_does_not_return_is_reported_once_by_the_next_heartbeat() {
         ..Config::default()
     });
     hello(&mut s, 1_000_000_000);
-    spawn(&mut s, 1, 0, 5);
-    s.apply(&ev(1, 100, Message::PollStart { task: 5 }));
+    spawn(&mut s, 1, 0, TaskId(5));
+    s.apply(&ev(1, 100, Message::PollStart { task: TaskId(5) }));
     s.apply(&ev(0, 900, Message::Heartbeat));
     assert!(!s.warning_counts.contains_key(&WarningKind::NeverYields));
     s.apply(&ev(0, 2_000, Message::Heartbeat));
     s.apply(&ev(0, 3_000, Message::Heartbeat));
     assert_eq!(s.warning_counts.get(&WarningKind::NeverYields), Some(&1));
     let w = &s.warnings[0];
-    assert_eq!((w.task, w.cpu), (Some(5), Some(1)));
+    assert_eq!((w.task, w.cpu), (Some(TaskId(5)), Some(1)));
     assert!(w.message.contains("1.90µs"), "{}", w.message);
 }
 
@@ -597,10 +659,10 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
     {
         s.apply(&ev(0, 100, *m));
     }
-    let w = &s.wasm[&1];
+    let w = &s.wasm[&InstanceId(1)];
     assert_eq!(
         (w.module.as_str(), w.task, w.fuel_per_slice),
-        ("fib.wasm", 301, Some(10_000))
+        ("fib.wasm", TaskId(301), Some(10_000))
     );
     assert_eq!((w.fuel, w.slices, w.traps, w.hostcalls_total), (20_000, 2, 1, 24));
     let h = w.hostcalls[&3];
@@ -615,7 +677,7 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
         w.last_trap.as_deref(),
         Some("integer_division_by_zero: integer divide by zero")
     );
-    assert_eq!(s.tasks[&301].instance, Some(1));
+    assert_eq!(s.tasks[&TaskId(301)].instance, Some(InstanceId(1)));
 }
 
 #[test]
@@ -630,19 +692,26 @@ fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
                 0,
                 150,
                 Message::Wake {
-                    task: 7,
-                    waker: Waker::Task(3),
+                    task: TaskId(7),
+                    waker: Waker::Task(TaskId(3)),
                     by_ref: false,
                     self_wake: false,
                 },
             ),
-            ev(0, 151, Message::WakerDrop { task: 7, wakers: 0 }),
-            ev(1, 100, Message::PollStart { task: 7 }),
+            ev(
+                0,
+                151,
+                Message::WakerDrop {
+                    task: TaskId(7),
+                    wakers: 0,
+                },
+            ),
+            ev(1, 100, Message::PollStart { task: TaskId(7) }),
             ev(
                 1,
                 200,
                 Message::PollEnd {
-                    task: 7,
+                    task: TaskId(7),
                     result: PollResult::Pending,
                 },
             ),
@@ -653,12 +722,12 @@ fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
         0
     );
     // Without that wake, the same poll ending with no waker is a lost waker.
-    state.apply(&ev(1, 300, Message::PollStart { task: 7 }));
+    state.apply(&ev(1, 300, Message::PollStart { task: TaskId(7) }));
     state.apply(&ev(
         1,
         400,
         Message::PollEnd {
-            task: 7,
+            task: TaskId(7),
             result: PollResult::Pending,
         },
     ));
@@ -672,33 +741,54 @@ fn an_overtaken_poll_end_does_not_make_a_scheduled_task_idle() {
     // it stamps PollEnd, and CPU 0 stalled in between). By then the task is
     // scheduled with its waker consumed: not lost.
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 4);
-    s.apply(&ev(0, 100, Message::PollStart { task: 4 }));
-    s.apply(&ev(0, 110, Message::WakerClone { task: 4, wakers: 1 }));
-    s.apply(&ev(1, 200, Message::PollStart { task: 4 }));
-    s.apply(&ev(1, 205, Message::WakerClone { task: 4, wakers: 1 }));
-    s.apply(&ev(1, 210, end(4, PollResult::Pending)));
-    s.apply(&ev(1, 220, wake(4, false)));
-    s.apply(&ev(1, 221, Message::WakerDrop { task: 4, wakers: 0 }));
-    s.apply(&ev(0, 300, end(4, PollResult::Pending)));
-    let t = &s.tasks[&4];
+    spawn(&mut s, 0, 0, TaskId(4));
+    s.apply(&ev(0, 100, Message::PollStart { task: TaskId(4) }));
+    s.apply(&ev(
+        0,
+        110,
+        Message::WakerClone {
+            task: TaskId(4),
+            wakers: 1,
+        },
+    ));
+    s.apply(&ev(1, 200, Message::PollStart { task: TaskId(4) }));
+    s.apply(&ev(
+        1,
+        205,
+        Message::WakerClone {
+            task: TaskId(4),
+            wakers: 1,
+        },
+    ));
+    s.apply(&ev(1, 210, end(TaskId(4), PollResult::Pending)));
+    s.apply(&ev(1, 220, wake(TaskId(4), false)));
+    s.apply(&ev(
+        1,
+        221,
+        Message::WakerDrop {
+            task: TaskId(4),
+            wakers: 0,
+        },
+    ));
+    s.apply(&ev(0, 300, end(TaskId(4), PollResult::Pending)));
+    let t = &s.tasks[&TaskId(4)];
     assert_eq!((t.status, t.polls), (TaskStatus::Scheduled, 2));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // The next poll ends with no waker left: that one is lost.
-    s.apply(&ev(0, 400, Message::PollStart { task: 4 }));
-    s.apply(&ev(0, 410, end(4, PollResult::Pending)));
+    s.apply(&ev(0, 400, Message::PollStart { task: TaskId(4) }));
+    s.apply(&ev(0, 410, end(TaskId(4), PollResult::Pending)));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker).copied(), Some(1));
 }
 
 #[test]
 fn control_messages_do_not_move_now_past_the_task_streams() {
     let mut state = State::default();
-    state.apply(&ev(0, 100, Message::PollStart { task: 1 }));
+    state.apply(&ev(0, 100, Message::PollStart { task: TaskId(1) }));
     state.apply(&ev(
         0,
         200,
         Message::PollEnd {
-            task: 1,
+            task: TaskId(1),
             result: PollResult::Pending,
         },
     ));
@@ -711,25 +801,25 @@ fn control_messages_do_not_move_now_past_the_task_streams() {
             message: Message::Heartbeat,
         },
     });
-    assert_eq!(state.now(), 200);
+    assert_eq!(state.now(), Ticks(200));
     state.apply(&ev(1, 300, Message::CpuIdle));
-    assert_eq!(state.now(), 300);
+    assert_eq!(state.now(), Ticks(300));
 }
 
 #[test]
 fn steals_are_counted_by_the_cpu_they_came_from_within_a_bound() {
     let mut s = State::new();
     let steal = |task, from_cpu, to_cpu| Message::Steal { task, from_cpu, to_cpu };
-    s.apply(&ev(1, 1, steal(5, 0, 1)));
-    s.apply(&ev(1, 2, steal(6, 0, 1)));
-    s.apply(&ev(1, 3, steal(7, 3, 1)));
-    s.apply(&ev(2, 4, steal(8, 1, 2)));
+    s.apply(&ev(1, 1, steal(TaskId(5), 0, 1)));
+    s.apply(&ev(1, 2, steal(TaskId(6), 0, 1)));
+    s.apply(&ev(1, 3, steal(TaskId(7), 3, 1)));
+    s.apply(&ev(2, 4, steal(TaskId(8), 1, 2)));
     assert_eq!(s.cpus[&1].steals_from, [(0, 2), (3, 1)]);
     assert_eq!(s.cpus[&2].steals_from, [(1, 1)]);
     assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (2, 3));
     // A hostile stream naming endless victims cannot grow the list.
     for victim in 0..1000 {
-        s.apply(&ev(1, 10 + u64::from(victim), steal(9, victim, 1)));
+        s.apply(&ev(1, 10 + u64::from(victim), steal(TaskId(9), victim, 1)));
     }
     assert_eq!(s.cpus[&1].steals_from.len(), crate::state::MAX_STEAL_SOURCES);
     assert_eq!(s.cpus[&1].steals_in, 1003);
@@ -738,13 +828,13 @@ fn steals_are_counted_by_the_cpu_they_came_from_within_a_bound() {
 #[test]
 fn a_contained_panic_is_kept_with_its_task_warned_about_and_counted() {
     let mut s = State::new();
-    spawn(&mut s, 0, 0, 5);
-    s.apply(&ev(0, 10, Message::PollStart { task: 5 }));
+    spawn(&mut s, 0, 0, TaskId(5));
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
     s.apply(&ev(
         0,
         12,
         Message::TaskPanicked(TaskPanicked {
-            task: 5,
+            task: TaskId(5),
             message: "index out of bounds: the len is 3 but the index is 7",
             location: Some(Location {
                 file: "kernel/src/workload.rs",
@@ -753,16 +843,16 @@ fn a_contained_panic_is_kept_with_its_task_warned_about_and_counted() {
             }),
         }),
     ));
-    s.apply(&ev(0, 13, end(5, PollResult::Ready)));
+    s.apply(&ev(0, 13, end(TaskId(5), PollResult::Ready)));
     s.apply(&ev(
         0,
         14,
         Message::TaskCompleted {
-            task: 5,
+            task: TaskId(5),
             outcome: Outcome::Panicked,
         },
     ));
-    let t = &s.tasks[&5];
+    let t = &s.tasks[&TaskId(5)];
     assert_eq!(t.status, TaskStatus::Completed(Outcome::Panicked));
     assert_eq!(
         t.panic.as_deref(),
@@ -772,7 +862,10 @@ fn a_contained_panic_is_kept_with_its_task_warned_about_and_counted() {
     assert_eq!(s.panics[0].location, "kernel/src/workload.rs:40:5");
     assert_eq!(s.warning_counts.get(&WarningKind::TaskPanicked), Some(&1));
     let w = &s.warnings[0];
-    assert_eq!((w.kind, w.task, w.ts), (WarningKind::TaskPanicked, Some(5), Some(12)));
+    assert_eq!(
+        (w.kind, w.task, w.ts),
+        (WarningKind::TaskPanicked, Some(TaskId(5)), Some(Ticks(12)))
+    );
     assert!(
         w.message.contains("panicked on CPU 0: index out of bounds"),
         "{}",

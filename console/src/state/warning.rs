@@ -5,6 +5,8 @@ use std::fmt;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
+use crate::time::Ticks;
+
 /// What a warning is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum WarningKind {
@@ -71,7 +73,7 @@ pub struct Warning {
     /// What it is about.
     pub kind: WarningKind,
     /// Trace time (TSC) when known.
-    pub ts: Option<u64>,
+    pub ts: Option<Ticks>,
     /// CPU when known.
     pub cpu: Option<u32>,
     /// Task when it concerns one.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::State;
 use super::latency::LatencyHistogram;
+use crate::time::Ticks;
 
 /// Memory sizes remembered per instance for the growth sparkline.
 pub const MAX_MEMORY_SAMPLES: usize = 64;
@@ -158,7 +159,7 @@ impl State {
                 calls,
                 ticks,
             } => {
-                let mean_ns = self.ticks_to_ns(ticks.checked_div(calls).unwrap_or(0));
+                let mean_ns = self.clock().ns(Ticks(ticks.checked_div(calls).unwrap_or(0)));
                 if let Some(w) = self.wasm.get_mut(&instance) {
                     let key = if w.hostcalls.contains_key(&hostcall) || w.hostcalls.len() < MAX_HOSTCALL_KINDS {
                         hostcall

@@ -32,6 +32,7 @@ use ratatui::{DefaultTerminal, Frame};
 use crate::live::{Link, Session};
 use crate::source::{Ingest, IngestEvent};
 use crate::state::State;
+use crate::time::Ticks;
 
 /// Smallest terminal the views are laid out for.
 pub const MIN_WIDTH: u16 = 60;
@@ -423,13 +424,13 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
 }
 
 /// Ticks as a human-readable duration in the state's time base.
-pub(crate) fn dur(state: &State, ticks: u64) -> String {
-    crate::fmt::duration_ns(state.ticks_to_ns(ticks))
+pub(crate) fn dur(state: &State, ticks: Ticks) -> String {
+    crate::fmt::duration_ns(state.clock().ns(ticks))
 }
 
 /// Trace time relative to the first event, as a duration.
-pub(crate) fn at(state: &State, ts: u64) -> String {
-    let start = state.ts_range.map_or(0, |(a, _)| a);
+pub(crate) fn at(state: &State, ts: Ticks) -> String {
+    let start = state.ts_range.map_or(Ticks::ZERO, |(a, _)| a);
     format!("+{}", dur(state, ts.saturating_sub(start)))
 }
 

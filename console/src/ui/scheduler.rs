@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Cell, Row, Table};
 
 use super::{Action, dur, spark};
 use crate::state::{State, Task};
+use crate::time::Ticks;
 
 /// How hotspots are ranked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,11 +42,11 @@ impl Ranking {
         }
     }
 
-    fn key(self, t: &Task, now: u64) -> u64 {
+    fn key(self, t: &Task, now: Ticks) -> Ticks {
         match self {
             Self::Busy => t.busy_ticks_at(now),
-            Self::LongestPoll => t.poll_hist.max(),
-            Self::SchedP99 => t.sched_hist.quantile(0.99),
+            Self::LongestPoll => Ticks(t.poll_hist.max()),
+            Self::SchedP99 => Ticks(t.sched_hist.quantile(0.99)),
         }
     }
 }
@@ -83,8 +84,8 @@ impl SchedulerView {
         let shown = usize::from(area.height.saturating_sub(3));
         // Keys computed once per task (a percentile walks the histogram), and only the
         // top rows sorted.
-        let mut ranked: Vec<(u64, &Task)> = state.tasks.values().map(|t| (self.ranking.key(t, now), t)).collect();
-        let order = |a: &(u64, &Task), b: &(u64, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
+        let mut ranked: Vec<(Ticks, &Task)> = state.tasks.values().map(|t| (self.ranking.key(t, now), t)).collect();
+        let order = |a: &(Ticks, &Task), b: &(Ticks, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
         if ranked.len() > shown && shown > 0 {
             ranked.select_nth_unstable_by(shown - 1, order);
             ranked.truncate(shown);
@@ -96,9 +97,9 @@ impl SchedulerView {
                 Cell::from(t.display_name()),
                 Cell::from(dur(state, t.busy_ticks_at(now))),
                 Cell::from(t.polls.to_string()),
-                Cell::from(dur(state, t.poll_hist.quantile(0.99))),
-                Cell::from(dur(state, t.poll_hist.max())),
-                Cell::from(dur(state, t.sched_hist.quantile(0.99))),
+                Cell::from(dur(state, Ticks(t.poll_hist.quantile(0.99)))),
+                Cell::from(dur(state, Ticks(t.poll_hist.max()))),
+                Cell::from(dur(state, Ticks(t.sched_hist.quantile(0.99)))),
             ])
         });
         let title = format!(" Hotspot tasks by {} (s cycles) ", self.ranking.name());
@@ -126,19 +127,19 @@ impl SchedulerView {
     fn render_locations(&self, f: &mut Frame<'_>, area: Rect, state: &State) {
         let now = state.now();
         // Per spawn location: tasks, busy ticks, longest poll, worst p99 latency.
-        let mut by_loc: BTreeMap<&str, (u64, u64, u64, u64)> = BTreeMap::new();
+        let mut by_loc: BTreeMap<&str, (u64, Ticks, Ticks, Ticks)> = BTreeMap::new();
         for t in state.tasks.values() {
             let e = by_loc.entry(t.location.as_str()).or_default();
             e.0 += 1;
             e.1 += t.busy_ticks_at(now);
-            e.2 = e.2.max(t.poll_hist.max());
+            e.2 = e.2.max(Ticks(t.poll_hist.max()));
             // Only this ranking needs the percentile, which walks the histogram.
             if self.ranking == Ranking::SchedP99 {
-                e.3 = e.3.max(t.sched_hist.quantile(0.99));
+                e.3 = e.3.max(Ticks(t.sched_hist.quantile(0.99)));
             }
         }
         let mut ranked: Vec<_> = by_loc.into_iter().collect();
-        let key = |v: &(u64, u64, u64, u64)| match self.ranking {
+        let key = |v: &(u64, Ticks, Ticks, Ticks)| match self.ranking {
             Ranking::Busy => v.1,
             Ranking::LongestPoll => v.2,
             Ranking::SchedP99 => v.3,
@@ -188,12 +189,12 @@ fn stolen_from(from: &[(u32, u64)]) -> String {
 }
 
 fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
-    let (first, now) = state.ts_range.unwrap_or((0, 0));
-    let elapsed = now.saturating_sub(first).max(1);
-    let window = state.ns_to_ticks(state.config.util_window_ns);
+    let (first, now) = state.ts_range.unwrap_or_default();
+    let elapsed = now.saturating_sub(first).max(Ticks(1));
+    let window = state.clock().ticks(state.config.util_window_ns).get();
     let spark_w = usize::from(area.width.saturating_sub(96)).clamp(8, 60);
     let rows = state.cpus.iter().map(|(cpu, c)| {
-        let util = c.busy_ticks as f64 / elapsed as f64 * 100.0;
+        let util = c.busy_ticks.get() as f64 / elapsed.get() as f64 * 100.0;
         let rq_max = c.run_queue.iter().map(|&(_, d)| d).max().unwrap_or(0).max(1);
         let rq: Vec<f64> = c
             .run_queue
@@ -217,7 +218,7 @@ fn render_cpus(f: &mut Frame<'_>, area: Rect, state: &State) {
             Cell::from(stolen_from(&c.steals_from)),
             Cell::from(c.run_queue_depth().map_or_else(|| "-".into(), |d| d.to_string())),
             Cell::from(spark(&rq)),
-            Cell::from(spark(&c.utilisation(now, window, spark_w))).style(Style::new().fg(Color::Green)),
+            Cell::from(spark(&c.utilisation(now.get(), window, spark_w))).style(Style::new().fg(Color::Green)),
         ])
         .style(style)
     });

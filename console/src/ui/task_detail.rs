@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::{Action, at, dur, shade};
 use crate::state::{Histogram, MAX_SLICES_PER_CPU, State, Task, WokenBy};
+use crate::time::Ticks;
 
 /// State of the detail view.
 #[derive(Debug, Clone, Default)]
@@ -175,10 +176,10 @@ fn waker_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
 fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Paragraph<'a> {
     let mut lines = vec![Line::from(format!(
         "p50 {}  p90 {}  p99 {}  max {}  (n={})",
-        dur(s, h.quantile(0.5)),
-        dur(s, h.quantile(0.9)),
-        dur(s, h.quantile(0.99)),
-        dur(s, h.max()),
+        dur(s, Ticks(h.quantile(0.5))),
+        dur(s, Ticks(h.quantile(0.9))),
+        dur(s, Ticks(h.quantile(0.99))),
+        dur(s, Ticks(h.max())),
         h.count()
     ))];
     let buckets: Vec<(u64, u64)> = h.buckets().collect();
@@ -193,7 +194,7 @@ fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Parag
     for (upper, count) in merged {
         let bar = "█".repeat(((count * 24).div_ceil(peak)) as usize);
         lines.push(Line::from(vec![
-            Span::raw(format!("≤{:>8} ", dur(s, upper.min(h.max())))),
+            Span::raw(format!("≤{:>8} ", dur(s, Ticks(upper.min(h.max()))))),
             Span::styled(bar, Style::new().fg(Color::Cyan)),
             Span::raw(format!(" {count}")),
         ]));
@@ -203,7 +204,7 @@ fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Parag
 
 fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     let start = t.spawned_ts;
-    let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + 1);
+    let end = t.completed_ts.unwrap_or_else(|| s.now()).max(start + Ticks(1));
     // Polls are kept for the most recent stretch only: before every CPU's oldest kept
     // poll, the task's own history gives its busy share instead.
     let horizon = s
@@ -228,9 +229,9 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     if width == 0 {
         return;
     }
-    let span = end - start;
-    let column = |ts: u64| (ts.saturating_sub(start) as u128 * width as u128 / span as u128) as usize;
-    let time = |col: usize| start + (col as u128 * span as u128 / width as u128) as u64;
+    let span = u128::from((end - start).get());
+    let column = |ts: Ticks| (u128::from(ts.saturating_sub(start).get()) * width as u128 / span) as usize;
+    let time = |col: usize| start + Ticks((col as u128 * span / width as u128) as u64);
     let mut cells = vec![false; width];
     for slice in s.cpus.values().flat_map(|c| c.slices.iter()).filter(|x| x.task == t.id) {
         let (a, b) = (column(slice.start), column(slice.end));
@@ -246,7 +247,7 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
             match b {
                 true => '█',
                 false if t1 > horizon => '·',
-                false => shade(t.history.busy_share(t0, t1)),
+                false => shade(t.history.busy_share(t0.get(), t1.get())),
             }
         })
         .collect();

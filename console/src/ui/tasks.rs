@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
 use super::{Action, dur, step};
 use crate::state::{State, Task, TaskStatus};
+use crate::time::Ticks;
 
 /// A column of the task table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +107,7 @@ const fn kind_name(k: TaskKind) -> &'static str {
     }
 }
 
-fn compare(c: Column, a: &Task, b: &Task, now: u64) -> Ordering {
+fn compare(c: Column, a: &Task, b: &Task, now: Ticks) -> Ordering {
     match c {
         Column::Id => a.id.cmp(&b.id),
         Column::Name => a.name.cmp(&b.name),

@@ -10,6 +10,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::*;
 use crate::source::IngestEvent;
 use crate::state::{Config, TaskStatus};
+use crate::time::{HostNs, Ticks};
 
 fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
@@ -39,12 +40,12 @@ fn fixture() -> (App, Option<TaskId>) {
     let mut s = Session::new("unix:/tmp/lucid.sock".into(), config);
     s.handle(IngestEvent::Connected);
     for f in &g.frames[..g.frames.len() * 2 / 3] {
-        s.feed(1, f);
+        s.feed(HostNs(1), f);
     }
     // The merge holds each stream's newest frame until the others catch up; the views
     // are drawn from everything fed so far.
     s.flush();
-    let now = s.state.now();
+    let now = s.state.now().get();
     let idle = s
         .state
         .tasks
@@ -85,7 +86,7 @@ fn fixture() -> (App, Option<TaskId>) {
     extra.push((now + 40, Message::CpuIdle));
     extra.push((now + 5_040, Message::CpuBusy));
     extra.push((now + 5_050, Message::RunQueueDepth { depth: 1 }));
-    s.feed(2, &frame(StreamId::new(1, Ring::Interrupt), 0, &extra));
+    s.feed(HostNs(2), &frame(StreamId::new(1, Ring::Interrupt), 0, &extra));
     s.flush();
     (App::new(s), idle)
 }
@@ -168,7 +169,7 @@ fn task_detail_view() {
 fn task_detail_view_of_a_panicked_task() {
     let (mut app, idle) = fixture();
     let task = idle.expect("the fixture has an idle task");
-    let now = app.state().now();
+    let now = app.state().now().0;
     let panicked = [
         (
             now + 6_000,
@@ -191,7 +192,7 @@ fn task_detail_view_of_a_panicked_task() {
         ),
     ];
     app.session
-        .feed(3, &frame(StreamId::new(1, Ring::Interrupt), 0, &panicked));
+        .feed(HostNs(3), &frame(StreamId::new(1, Ring::Interrupt), 0, &panicked));
     app.session.flush();
     app.view = View::Warnings;
     // The panic is the newest warning; Enter opens its task.
@@ -219,7 +220,7 @@ fn timeline_view_with_task_lanes_and_wakes() {
     let (mut app, _) = fixture();
     app.view = View::Timeline;
     app.timeline.span_ns = 100_000;
-    app.timeline.end = Some(app.state().ts_range.unwrap().0 + 250_000);
+    app.timeline.end = Some(app.state().ts_range.unwrap().0 + Ticks(250_000));
     app.on_key(key(KeyCode::Char('t')));
     app.timeline.cursor = 40;
     insta::assert_snapshot!(render(&mut app, 120, 16));
@@ -244,7 +245,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     let mut s = Session::new("unix:/tmp/lucid.sock".into(), Config::default());
     s.handle(IngestEvent::Connected);
     for f in &g.frames {
-        s.feed(1, f);
+        s.feed(HostNs(1), f);
     }
     s.flush();
     assert!(
@@ -257,7 +258,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     let (first, last) = s.state.ts_range.expect("events");
     let mut app = App::new(s);
     app.view = View::Timeline;
-    app.timeline.span_ns = app.state().ticks_to_ns(last - first) + 1;
+    app.timeline.span_ns = app.state().clock().ns(last - first) + 1;
     app.timeline.end = Some(last);
     let backend = render(&mut app, 120, 12);
     let buf = backend.buffer();
@@ -280,15 +281,15 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
     // Task lanes: the busiest tasks of an early stretch, whose polls are no longer
     // kept, drawn from their own histories, and blank outside their lives.
     app.on_key(key(KeyCode::Char('t')));
-    app.timeline.span_ns = app.state().ticks_to_ns(last - first_ts(&app)) / 8;
-    app.timeline.end = Some(first_ts(&app) + (last - first_ts(&app)) / 8);
+    app.timeline.span_ns = app.state().clock().ns(last - first_ts(&app)) / 8;
+    app.timeline.end = Some(first_ts(&app) + Ticks((last - first_ts(&app)).get() / 8));
     let text = text_of(&render(&mut app, 120, 12));
     let row = text.lines().nth(2).expect("a first lane").to_string();
     let first: TaskId = row
         .trim_start_matches('│')
         .split_whitespace()
         .next()
-        .and_then(|id| id.parse().ok())
+        .and_then(|id| id.parse().ok().map(TaskId))
         .unwrap_or_else(|| panic!("no task lane:\n{text}"));
     assert!(
         app.state()
@@ -316,7 +317,7 @@ fn timeline_zoomed_out_past_the_kept_polls_shows_the_summary() {
 }
 
 /// The first timestamp of the session.
-fn first_ts(app: &App) -> u64 {
+fn first_ts(app: &App) -> Ticks {
     app.state().ts_range.expect("events").0
 }
 
@@ -381,7 +382,7 @@ fn every_view_draws_at_every_size_without_panicking() {
     for view in View::ALL {
         for a in [&mut app, &mut empty] {
             a.view = view;
-            a.detail.task = Some(1);
+            a.detail.task = Some(TaskId(1));
             for (w, h) in [(1, 1), (59, 11), (60, 12), (61, 13), (80, 14), (200, 60), (300, 12)] {
                 render(a, w, h);
             }
@@ -396,7 +397,10 @@ fn pause_freezes_the_display_while_ingest_goes_on() {
     app.on_key(key(KeyCode::Char(' ')));
     assert!(app.paused());
     let extra = frame(StreamId::new(3, Ring::Task), 0, &[(1, Message::Heartbeat)]);
-    app.ingest(IngestEvent::Chunk(crate::source::Chunk { rx_ns: 3, data: extra }));
+    app.ingest(IngestEvent::Chunk(crate::source::Chunk {
+        rx: HostNs(3),
+        data: extra,
+    }));
     assert_eq!(app.state().events, before);
     app.on_key(key(KeyCode::Char(' ')));
     assert_eq!(app.state().events, before + 1);
@@ -471,7 +475,7 @@ fn random_and_mutated_input_never_panics_the_session_or_the_views() {
         }
         for chunk in bytes.chunks(rng.range(1, 4000) as usize) {
             app.ingest(IngestEvent::Chunk(crate::source::Chunk {
-                rx_ns: 1,
+                rx: HostNs(1),
                 data: chunk.to_vec(),
             }));
         }

@@ -21,6 +21,7 @@ use lucid_protocol::TaskId;
 
 use super::{Action, at, dur, shade};
 use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, Task, TaskHistory, WakeMark, WokenBy};
+use crate::time::Ticks;
 
 /// Colours for tasks, picked by id.
 const PALETTE: [Color; 6] = [
@@ -55,7 +56,7 @@ struct Lane<'a> {
     wakes: Vec<WakeMark>,
     /// Slices are complete from here on; before it the lane shows `summary`, or
     /// nothing.
-    detail_from: u64,
+    detail_from: Ticks,
     summary: Summary<'a>,
 }
 
@@ -67,8 +68,8 @@ enum Summary<'a> {
     /// A task's history, known only within its life.
     Task {
         history: &'a TaskHistory,
-        from: u64,
-        to: u64,
+        from: Ticks,
+        to: Ticks,
     },
 }
 
@@ -77,12 +78,12 @@ impl Summary<'_> {
         Summary::Task {
             history: &t.history,
             from: t.spawned_ts,
-            to: t.completed_ts.unwrap_or(u64::MAX),
+            to: t.completed_ts.unwrap_or(Ticks::MAX),
         }
     }
 
     /// Whether `from..to` is within what the lane describes (a task's life).
-    fn covers(self, from: u64, to: u64) -> bool {
+    fn covers(self, from: Ticks, to: Ticks) -> bool {
         match self {
             Summary::Cpu(_) => true,
             Summary::Task { from: a, to: b, .. } => to > a && from < b,
@@ -90,10 +91,11 @@ impl Summary<'_> {
     }
 
     /// The busy share of `from..to`, `None` where nothing is known.
-    fn share(self, from: u64, to: u64) -> Option<f64> {
+    fn share(self, from: Ticks, to: Ticks) -> Option<f64> {
+        let (a, b) = (from.get(), to.get());
         match self {
-            Summary::Cpu(h) => h.busy_share(from, to),
-            Summary::Task { history, .. } => self.covers(from, to).then(|| history.busy_share(from, to)),
+            Summary::Cpu(h) => h.busy_share(a, b),
+            Summary::Task { history, .. } => self.covers(from, to).then(|| history.busy_share(a, b)),
         }
     }
 }
@@ -105,8 +107,8 @@ pub struct TimelineView {
     pub lanes: Lanes,
     /// Window width in trace nanoseconds.
     pub span_ns: u64,
-    /// Window end (TSC); `None` follows the newest events.
-    pub end: Option<u64>,
+    /// Window end; `None` follows the newest events.
+    pub end: Option<Ticks>,
     /// Cursor column within the lanes.
     pub cursor: u16,
     /// Selected lane.
@@ -129,16 +131,16 @@ impl Default for TimelineView {
 }
 
 impl TimelineView {
-    fn window(&self, state: &State) -> (u64, u64) {
+    fn window(&self, state: &State) -> (Ticks, Ticks) {
         let end = self.end.unwrap_or_else(|| state.now());
-        let span = state.ns_to_ticks(self.span_ns).max(1);
+        let span = state.clock().ticks(self.span_ns).max(Ticks(1));
         (end.saturating_sub(span), end)
     }
 
     /// Handles a key.
     pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
         let (start, end) = self.window(state);
-        let quarter = (end - start) / 4;
+        let quarter = Ticks((end - start).get() / 4);
         match key.code {
             KeyCode::Char('+' | '=') => self.span_ns = (self.span_ns / 2).max(MIN_SPAN_NS),
             KeyCode::Char('-') => self.span_ns = self.span_ns.saturating_mul(2),
@@ -171,7 +173,7 @@ impl TimelineView {
     }
 
     /// The lanes for the window `start..=end`, at most `max` of them.
-    fn build_lanes<'s>(&self, state: &'s State, start: u64, end: u64, max: usize) -> Vec<Lane<'s>> {
+    fn build_lanes<'s>(&self, state: &'s State, start: Ticks, end: Ticks, max: usize) -> Vec<Lane<'s>> {
         let in_window = |s: &&Slice| s.end >= start && s.start <= end;
         let wakes = state.wake_marks.iter().filter(|w| w.ts >= start && w.ts <= end);
         match self.lanes {
@@ -189,10 +191,10 @@ impl TimelineView {
                 .collect(),
             Lanes::Tasks => {
                 // A task's polls are all known only where every CPU's are.
-                let detail_from = state.cpus.values().map(detail_from).max().unwrap_or(0);
+                let detail_from = state.cpus.values().map(detail_from).max().unwrap_or(Ticks::ZERO);
                 // (busy ticks in the window, slices) per task: from the kept slices,
                 // and before them from the tasks' histories.
-                let mut by_task: BTreeMap<TaskId, (u64, Vec<Slice>)> = BTreeMap::new();
+                let mut by_task: BTreeMap<TaskId, (Ticks, Vec<Slice>)> = BTreeMap::new();
                 for s in state.cpus.values().flat_map(|c| c.slices.iter()).filter(in_window) {
                     let e = by_task.entry(s.task).or_default();
                     e.0 += s.end.min(end) - s.start.max(start);
@@ -204,11 +206,12 @@ impl TimelineView {
                         if let Some(share) = Summary::for_task(t).share(start, summarised)
                             && share > 0.0
                         {
-                            by_task.entry(t.id).or_default().0 += (share * (summarised - start) as f64) as u64;
+                            by_task.entry(t.id).or_default().0 +=
+                                Ticks((share * (summarised - start).get() as f64) as u64);
                         }
                     }
                 }
-                let mut tasks: Vec<(TaskId, (u64, Vec<Slice>))> = by_task.into_iter().collect();
+                let mut tasks: Vec<(TaskId, (Ticks, Vec<Slice>))> = by_task.into_iter().collect();
                 tasks.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
                 tasks
                     .into_iter()
@@ -226,8 +229,8 @@ impl TimelineView {
                             summary: t.map_or(
                                 Summary::Task {
                                     history: &EMPTY_HISTORY,
-                                    from: 0,
-                                    to: 0,
+                                    from: Ticks::ZERO,
+                                    to: Ticks::ZERO,
                                 },
                                 Summary::for_task,
                             ),
@@ -244,7 +247,7 @@ impl TimelineView {
         let lanes = self.build_lanes(state, start, end, self.lane + 1);
         let lane = lanes.get(self.lane)?;
         let w = u64::from(self.width);
-        let span = (end - start).max(1);
+        let span = (end - start).max(Ticks(1));
         lane.slices
             .iter()
             .find(|s| {
@@ -279,7 +282,7 @@ impl TimelineView {
         self.width = width;
         self.cursor = self.cursor.min(width.saturating_sub(1));
         self.lane = self.lane.min(lanes.len().saturating_sub(1));
-        let span = (end - start).max(1);
+        let span = (end - start).max(Ticks(1));
         let mut under_cursor: Option<(&Lane, Slice)> = None;
         let mut wakes_under_cursor: Vec<WakeMark> = Vec::new();
         for (i, lane) in lanes.iter().enumerate() {
@@ -312,7 +315,7 @@ impl TimelineView {
             )),
             axis,
         );
-        let horizon = lanes.iter().map(|l| l.detail_from).min().unwrap_or(u64::MAX);
+        let horizon = lanes.iter().map(|l| l.detail_from).min().unwrap_or(Ticks::MAX);
         let mut lines = vec![Line::from(match under_cursor {
             Some((lane, s)) => {
                 let name = state.tasks.get(&s.task).map_or_else(String::new, |t| t.display_name());
@@ -357,16 +360,16 @@ fn waker_name(w: WokenBy) -> String {
 
 /// Where a CPU's poll slices start to be complete: its oldest kept slice once
 /// older ones have been dropped, else the beginning of time.
-fn detail_from(c: &Cpu) -> u64 {
+fn detail_from(c: &Cpu) -> Ticks {
     match c.slices.front() {
         Some(s) if c.slices.len() >= MAX_SLICES_PER_CPU => s.start,
-        _ => 0,
+        _ => Ticks::ZERO,
     }
 }
 
 /// The time axis: the window's start, then ticks at a round step as offsets from
 /// it, as many as fit.
-fn axis_line(state: &State, start: u64, end: u64, width: u16) -> String {
+fn axis_line(state: &State, start: Ticks, end: Ticks, width: u16) -> String {
     let width = usize::from(width);
     let mut line: Vec<char> = vec![' '; width];
     let mut put = |col: usize, text: &str| {
@@ -378,7 +381,7 @@ fn axis_line(state: &State, start: u64, end: u64, width: u16) -> String {
     };
     let first = at(state, start);
     put(0, &first);
-    let span_ns = state.ticks_to_ns(end - start).max(1);
+    let span_ns = state.clock().ns(end - start).max(1);
     // A label every 16 columns at least.
     let min_step = span_ns.saturating_mul(16) / width.max(1) as u64;
     let step = nice_step(min_step.max(1));
@@ -414,11 +417,20 @@ fn nice_step(min: u64) -> u64 {
 }
 
 /// First and last column of a slice.
-fn columns(s: &Slice, start: u64, span: u64, w: u64) -> (u64, u64) {
+fn columns(s: &Slice, start: Ticks, span: Ticks, w: u64) -> (u64, u64) {
     let w = w.max(1);
-    let a = (u128::from(s.start.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
-    let b = (u128::from(s.end.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
+    let (a, b) = (column_of(s.start, start, span, w), column_of(s.end, start, span, w));
     (a.min(w - 1), b.min(w - 1))
+}
+
+/// The column of `ts` in `w` columns showing `span` from `start` (unclamped).
+fn column_of(ts: Ticks, start: Ticks, span: Ticks, w: u64) -> u64 {
+    (u128::from(ts.saturating_sub(start).get()) * u128::from(w) / u128::from(span.get())) as u64
+}
+
+/// Where column `x` of `w` columns showing `span` from `start` begins.
+fn column_time(x: u64, start: Ticks, span: Ticks, w: u64) -> Ticks {
+    start + Ticks((u128::from(x) * u128::from(span.get()) / u128::from(w)) as u64)
 }
 
 /// Paints one lane: where polls ran, the share of the column they took (`░▒▓█`,
@@ -430,8 +442,8 @@ fn draw_lane(
     buf: &mut Buffer,
     cells: Rect,
     lane: &Lane,
-    start: u64,
-    span: u64,
+    start: Ticks,
+    span: Ticks,
     cursor: u16,
 ) -> (Option<Slice>, Vec<WakeMark>) {
     let w = u64::from(cells.width);
@@ -440,8 +452,8 @@ fn draw_lane(
     }
     let idle = Style::new().fg(Color::DarkGray);
     for x in 0..cells.width {
-        let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
-        let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
+        let t0 = column_time(u64::from(x), start, span, w);
+        let t1 = column_time(u64::from(x) + 1, start, span, w);
         let ch = if t1 > lane.detail_from {
             if lane.summary.covers(t0, t1) { '·' } else { ' ' }
         } else {
@@ -455,8 +467,7 @@ fn draw_lane(
     let mut wakes = Vec::new();
     // Before the lane's detail only its summary is drawn: wakes there would bury it.
     for m in lane.wakes.iter().filter(|m| m.ts >= lane.detail_from) {
-        let x = (u128::from(m.ts.saturating_sub(start)) * u128::from(w) / u128::from(span)) as u64;
-        let x = x.min(w - 1);
+        let x = column_of(m.ts, start, span, w).min(w - 1);
         buf[(cells.x + x as u16, cells.y)]
             .set_char('▲')
             .set_style(Style::new().fg(Color::Yellow));
@@ -467,20 +478,20 @@ fn draw_lane(
     // Each column shows the share of its time the polls in it took, in the colour of
     // the task that took most of it, so a zoomed-out stretch of kept polls reads like
     // the summarised one beside it; zoomed in, a poll fills its columns.
-    let mut busy: Vec<(u64, u64, TaskId)> = vec![(0, 0, 0); cells.width.into()];
+    let mut busy: Vec<(Ticks, Ticks, TaskId)> = vec![(Ticks::ZERO, Ticks::ZERO, TaskId(0)); cells.width.into()];
     let mut hit = None;
     for s in &lane.slices {
         let (a, b) = columns(s, start, span, w);
         for x in a..=b {
-            let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
-            let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
+            let t0 = column_time(x, start, span, w);
+            let t1 = column_time(x + 1, start, span, w);
             let overlap = s.end.min(t1).saturating_sub(s.start.max(t0));
             // A column the poll only touches at its edge takes nothing from it; a poll
             // too short to measure still shows in its own.
-            if overlap == 0 && s.end > s.start {
+            if overlap == Ticks::ZERO && s.end > s.start {
                 continue;
             }
-            let ticks = overlap.max(1);
+            let ticks = overlap.max(Ticks(1));
             let cell = &mut busy[x as usize];
             cell.0 += ticks;
             if ticks > cell.1 {
@@ -491,13 +502,13 @@ fn draw_lane(
             hit = Some(*s);
         }
     }
-    for (x, &(ticks, _, task)) in busy.iter().enumerate().filter(|(_, c)| c.0 > 0) {
+    for (x, &(ticks, _, task)) in busy.iter().enumerate().filter(|(_, c)| c.0 > Ticks::ZERO) {
         let x = x as u64;
-        let t0 = start + (u128::from(x) * u128::from(span) / u128::from(w)) as u64;
-        let t1 = start + (u128::from(x + 1) * u128::from(span) / u128::from(w)) as u64;
-        let color = PALETTE[(task % PALETTE.len() as u64) as usize];
+        let t0 = column_time(x, start, span, w);
+        let t1 = column_time(x + 1, start, span, w);
+        let color = PALETTE[(task.get() % PALETTE.len() as u64) as usize];
         buf[(cells.x + x as u16, cells.y)]
-            .set_char(shade(ticks as f64 / t1.saturating_sub(t0).max(1) as f64))
+            .set_char(shade(ticks.get() as f64 / t1.saturating_sub(t0).get().max(1) as f64))
             .set_style(Style::new().fg(color));
     }
     (hit, wakes)

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
 use super::{Action, dur, spark, step};
 use crate::state::{OTHER_HOSTCALLS, State, WasmInstance};
+use crate::time::Ticks;
 
 /// State of the wasm view.
 #[derive(Debug, Clone, Default)]
@@ -131,8 +132,8 @@ impl WasmView {
                                 lucid_protocol::wasm_hostcall_name(*n).into_owned()
                             },
                             h.calls.to_string(),
-                            dur(state, h.ticks),
-                            dur(state, mean),
+                            dur(state, Ticks(h.ticks)),
+                            dur(state, Ticks(mean)),
                         ])
                     })
                     .collect(),

@@ -493,7 +493,7 @@ mod bench {
                 e.push(
                     ts,
                     &Message::TaskSpawned(proto::TaskSpawned {
-                        task: info.id.as_u64(),
+                        task: proto::TaskId(info.id.as_u64()),
                         name: info.name.unwrap_or(""),
                         kind: match info.kind {
                             TaskKind::Kernel => proto::TaskKind::Kernel,
@@ -504,7 +504,7 @@ mod bench {
                             line: info.location.line(),
                             column: info.location.column(),
                         },
-                        parent: info.parent.map(|p| p.as_u64()),
+                        parent: info.parent.map(|p| proto::TaskId(p.as_u64())),
                     }),
                 )
             });
@@ -513,14 +513,16 @@ mod bench {
         fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
             let at = now();
             stats.poll_started(at);
-            emit_at::<ACCOUNT>(at, MessageKind::PollStart, &|e, ts| e.poll_start(ts, task.as_u64()));
+            emit_at::<ACCOUNT>(at, MessageKind::PollStart, &|e, ts| {
+                e.poll_start(ts, proto::TaskId(task.as_u64()))
+            });
         }
 
         fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
             let at = now();
             stats.poll_ended(at);
             emit_at::<ACCOUNT>(at, MessageKind::PollEnd, &|e, ts| {
-                e.poll_end(ts, task.as_u64(), poll_result(result))
+                e.poll_end(ts, proto::TaskId(task.as_u64()), poll_result(result))
             });
         }
 
@@ -528,12 +530,12 @@ mod bench {
             let at = now();
             stats.woken(at);
             // No interrupt handlers on a host thread: no `Waker::Interrupt`.
-            let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(t.as_u64()));
+            let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(proto::TaskId(t.as_u64())));
             emit_at::<ACCOUNT>(at, MessageKind::Wake, &|e, ts| {
                 e.push(
                     ts,
                     &Message::Wake {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         waker,
                         by_ref,
                         self_wake,
@@ -547,7 +549,7 @@ mod bench {
                 e.push(
                     ts,
                     &Message::WakerClone {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         wakers: count as u64,
                     },
                 )
@@ -559,7 +561,7 @@ mod bench {
                 e.push(
                     ts,
                     &Message::WakerDrop {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         wakers: count as u64,
                     },
                 )
@@ -567,12 +569,12 @@ mod bench {
         }
 
         fn on_join_waiting(&self, task: TaskId) {
-            let waiter = sched_current_task().map_or(0, |t| t.as_u64());
+            let waiter = proto::TaskId(sched_current_task().map_or(0, |t| t.as_u64()));
             emit::<ACCOUNT>(MessageKind::JoinWaiting, &|e, ts| {
                 e.push(
                     ts,
                     &Message::JoinWaiting {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         waiter,
                     },
                 )
@@ -589,7 +591,7 @@ mod bench {
                 e.push(
                     ts,
                     &Message::TaskCompleted {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         outcome,
                     },
                 )
@@ -598,7 +600,12 @@ mod bench {
 
         fn on_drop(&self, task: TaskId) {
             emit::<ACCOUNT>(MessageKind::TaskDropped, &|e, ts| {
-                e.push(ts, &Message::TaskDropped { task: task.as_u64() })
+                e.push(
+                    ts,
+                    &Message::TaskDropped {
+                        task: proto::TaskId(task.as_u64()),
+                    },
+                )
             });
         }
 
@@ -607,7 +614,7 @@ mod bench {
                 e.push(
                     ts,
                     &Message::Steal {
-                        task: task.as_u64(),
+                        task: proto::TaskId(task.as_u64()),
                         from_cpu: from as u32,
                         to_cpu: to as u32,
                     },

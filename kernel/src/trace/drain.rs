@@ -221,7 +221,7 @@ impl Drain {
             self.control_at(
                 at,
                 &Message::TaskSnapshot(proto::TaskSnapshot {
-                    task: t.id.as_u64(),
+                    task: super::wire_task(t.id),
                     name: t.name.unwrap_or(""),
                     kind: super::task_kind(t.kind),
                     location: proto::Location {
@@ -229,7 +229,7 @@ impl Drain {
                         line: t.location.line(),
                         column: t.location.column(),
                     },
-                    parent: t.parent.map(|p| p.as_u64()),
+                    parent: t.parent.map(super::wire_task),
                     state: match t.state {
                         LiveState::Running => proto::TaskState::Running,
                         LiveState::Scheduled => proto::TaskState::Scheduled,

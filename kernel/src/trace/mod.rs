@@ -166,6 +166,11 @@ fn task_kind(kind: TaskKind) -> proto::TaskKind {
     }
 }
 
+/// The executor's task id as the trace protocol carries it.
+pub(crate) fn wire_task(task: TaskId) -> proto::TaskId {
+    proto::TaskId(task.as_u64())
+}
+
 fn traced(task: TaskId) -> bool {
     task.as_u64() != DRAIN_TASK.load(Ordering::Relaxed)
 }
@@ -192,7 +197,7 @@ impl Hooks for TraceHooks {
             e.push(
                 ts,
                 &Message::TaskSpawned(proto::TaskSpawned {
-                    task: info.id.as_u64(),
+                    task: wire_task(info.id),
                     name: info.name.unwrap_or(""),
                     kind: task_kind(info.kind),
                     location: proto::Location {
@@ -200,7 +205,7 @@ impl Hooks for TraceHooks {
                         line: info.location.line(),
                         column: info.location.column(),
                     },
-                    parent: info.parent.map(|p| p.as_u64()),
+                    parent: info.parent.map(wire_task),
                 }),
             )
         });
@@ -210,7 +215,7 @@ impl Hooks for TraceHooks {
         if traced(task) {
             let now = arch::rdtsc();
             stats.poll_started(now);
-            emit_at(now, &|e, ts| e.poll_start(ts, task.as_u64()));
+            emit_at(now, &|e, ts| e.poll_start(ts, wire_task(task)));
         }
     }
 
@@ -218,7 +223,7 @@ impl Hooks for TraceHooks {
         if traced(task) {
             let now = arch::rdtsc();
             stats.poll_ended(now);
-            emit_at(now, &|e, ts| e.poll_end(ts, task.as_u64(), poll_result(result)));
+            emit_at(now, &|e, ts| e.poll_end(ts, wire_task(task), poll_result(result)));
         }
     }
 
@@ -229,7 +234,7 @@ impl Hooks for TraceHooks {
         let now = arch::rdtsc();
         stats.woken(now);
         let waker = match waker {
-            Some(t) => proto::Waker::Task(t.as_u64()),
+            Some(t) => proto::Waker::Task(wire_task(t)),
             None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
             None => proto::Waker::None,
         };
@@ -237,7 +242,7 @@ impl Hooks for TraceHooks {
             e.push(
                 ts,
                 &Message::Wake {
-                    task: task.as_u64(),
+                    task: wire_task(task),
                     waker,
                     by_ref,
                     self_wake,
@@ -252,7 +257,7 @@ impl Hooks for TraceHooks {
                 e.push(
                     ts,
                     &Message::WakerClone {
-                        task: task.as_u64(),
+                        task: wire_task(task),
                         wakers: count as u64,
                     },
                 )
@@ -266,7 +271,7 @@ impl Hooks for TraceHooks {
                 e.push(
                     ts,
                     &Message::WakerDrop {
-                        task: task.as_u64(),
+                        task: wire_task(task),
                         wakers: count as u64,
                     },
                 )
@@ -278,12 +283,12 @@ impl Hooks for TraceHooks {
         if !traced(task) {
             return;
         }
-        let waiter = sched_current_task().map_or(0, |t| t.as_u64());
+        let waiter = sched_current_task().map_or(proto::TaskId(0), wire_task);
         emit(&|e, ts| {
             e.push(
                 ts,
                 &Message::JoinWaiting {
-                    task: task.as_u64(),
+                    task: wire_task(task),
                     waiter,
                 },
             )
@@ -307,7 +312,7 @@ impl Hooks for TraceHooks {
             e.push(
                 ts,
                 &Message::TaskCompleted {
-                    task: task.as_u64(),
+                    task: wire_task(task),
                     outcome,
                 },
             )
@@ -316,7 +321,7 @@ impl Hooks for TraceHooks {
 
     fn on_drop(&self, task: TaskId) {
         if traced(task) {
-            emit(&|e, ts| e.push(ts, &Message::TaskDropped { task: task.as_u64() }));
+            emit(&|e, ts| e.push(ts, &Message::TaskDropped { task: wire_task(task) }));
         }
     }
 
@@ -326,7 +331,7 @@ impl Hooks for TraceHooks {
                 e.push(
                     ts,
                     &Message::Steal {
-                        task: task.as_u64(),
+                        task: wire_task(task),
                         from_cpu: from as u32,
                         to_cpu: to as u32,
                     },
@@ -375,7 +380,7 @@ pub fn task_panicked(task: TaskId, message: &str, location: Option<&PanicLocatio
             e.push(
                 ts,
                 &Message::TaskPanicked(proto::TaskPanicked {
-                    task: task.as_u64(),
+                    task: wire_task(task),
                     message: &message[..end],
                     location: location.map(|at| proto::Location {
                         file: &at.file,

@@ -123,7 +123,7 @@ fn enabled_for(target: &str, level: proto::Level) -> bool {
 
 fn callsite_message(r: &Registered) -> Message<'_> {
     Message::Callsite(proto::Callsite {
-        id: r.id,
+        id: proto::CallsiteId(r.id),
         kind: r.kind,
         level: r.level,
         name: r.name,
@@ -273,7 +273,7 @@ fn emit_event(callsite: u64, values: &Values) {
             e.push(
                 ts,
                 &Message::TraceEvent(proto::TraceEvent {
-                    callsite,
+                    callsite: proto::CallsiteId(callsite),
                     span: None,
                     values: List::Slice(vals),
                 }),
@@ -325,9 +325,9 @@ impl Subscriber for KernelSubscriber {
                 e.push(
                     ts,
                     &Message::SpanNew(proto::SpanNew {
-                        span: id,
-                        callsite,
-                        parent,
+                        span: proto::SpanId(id),
+                        callsite: proto::CallsiteId(callsite),
+                        parent: parent.map(proto::SpanId),
                         values: List::Slice(vals),
                     }),
                 )
@@ -375,17 +375,38 @@ impl Subscriber for KernelSubscriber {
 
     fn enter(&self, id: &span::Id) {
         let span = id.into_u64();
-        emit(&|e, ts| e.push(ts, &Message::SpanEnter { span }));
+        emit(&|e, ts| {
+            e.push(
+                ts,
+                &Message::SpanEnter {
+                    span: proto::SpanId(span),
+                },
+            )
+        });
     }
 
     fn exit(&self, id: &span::Id) {
         let span = id.into_u64();
-        emit(&|e, ts| e.push(ts, &Message::SpanExit { span }));
+        emit(&|e, ts| {
+            e.push(
+                ts,
+                &Message::SpanExit {
+                    span: proto::SpanId(span),
+                },
+            )
+        });
     }
 
     fn try_close(&self, id: span::Id) -> bool {
         let span = id.into_u64();
-        emit(&|e, ts| e.push(ts, &Message::SpanClose { span }));
+        emit(&|e, ts| {
+            e.push(
+                ts,
+                &Message::SpanClose {
+                    span: proto::SpanId(span),
+                },
+            )
+        });
         true
     }
 }

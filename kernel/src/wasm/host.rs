@@ -369,7 +369,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 };
                 let named = bytes.len().min(NAME_LEN) as u64;
                 let result = match name.map(|n| super::runtime().map(|rt| rt.spawn_child(n, &c.data().handles))) {
-                    Some(Some(Ok(id))) => id as i64,
+                    Some(Some(Ok(id))) => id.get() as i64,
                     Some(Some(Err(e @ SpawnError::NoMemory))) => {
                         refused(&mut c, Hostcall::Spawn, &e);
                         i64::from(ERR_NO_MEMORY)

@@ -30,8 +30,9 @@ use super::host::HostPanic;
 use super::{Guest, Runtime, SpawnError, platform};
 use crate::{arch, trace};
 
-/// An instance id, unique for the life of the kernel.
-pub type InstanceId = u64;
+/// An instance id, unique for the life of the kernel: the id the trace protocol
+/// carries.
+pub use lucid_protocol::InstanceId;
 
 /// Live instances at most; `spawn` beyond it is refused.
 pub const MAX_INSTANCES: usize = 64;
@@ -269,7 +270,7 @@ pub struct LiveInstance {
     /// What it used so far.
     pub stats: InstanceStats,
     /// The task that runs it (0 before it first ran).
-    pub task: u64,
+    pub task: lucid_protocol::TaskId,
     /// Linear memory pages.
     pub pages: u32,
 }
@@ -292,7 +293,7 @@ pub fn snapshots() -> alloc::vec::Vec<LiveInstance> {
                 hostcalls: m.hostcalls.load(Ordering::Relaxed),
                 cpu: m.cpu.load(Ordering::Relaxed),
             },
-            task: m.task.load(Ordering::Relaxed),
+            task: lucid_protocol::TaskId(m.task.load(Ordering::Relaxed)),
             pages: m.pages.load(Ordering::Relaxed),
         })
         .collect()
@@ -314,7 +315,7 @@ pub(super) fn spawn(
         LIVE.fetch_sub(1, Ordering::AcqRel);
     })?;
     let (member, child, handles) = tree;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = InstanceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let budget = match guest.entry.fuel_budget {
         0 => u64::MAX,
         b => b,
@@ -433,7 +434,7 @@ fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> was
 pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
     let budget = Budget::new(lucid_wasm::DEFAULT_KERNEL_MEMORY_BUDGET as usize);
     let data = InstanceData {
-        id: 0,
+        id: InstanceId(0),
         guest,
         handles: Handles::new(&budget),
         meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
@@ -449,7 +450,9 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
 async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<InstanceData>) -> wasmtime::Result<i32> {
     let instance = rt.linker.instantiate_async(&mut *store, &guest.module).await?;
     let data = store.data();
-    let task = crate::sched::runtime().current_task().map_or(0, |t| t.as_u64());
+    let task = crate::sched::runtime()
+        .current_task()
+        .map_or(lucid_protocol::TaskId(0), trace::wire_task);
     trace::message(&Message::WasmInstanceCreated(WasmInstanceCreated {
         instance: data.id,
         task,
@@ -457,7 +460,7 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
         memory_pages: data.pages,
         fuel_per_slice: guest.entry.fuel_per_slice,
     }));
-    data.meter.task.store(task, Ordering::Relaxed);
+    data.meter.task.store(task.get(), Ordering::Relaxed);
     state(&data.meter, data.id, WasmState::Running, 0);
     let func = instance.get_func(&mut *store, guest.entry.entry).ok_or_else(|| {
         wasmtime::Error::new(HostFault {
@@ -512,7 +515,9 @@ fn one_line(e: &wasmtime::Error) -> String {
 }
 
 fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
-    let task = crate::sched::runtime().current_task().map_or(0, |t| t.as_u64());
+    let task = crate::sched::runtime()
+        .current_task()
+        .map_or(lucid_protocol::TaskId(0), trace::wire_task);
     trace::message(&Message::WasmTrap(lucid_protocol::WasmTrap {
         instance,
         task,

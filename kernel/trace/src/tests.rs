@@ -1,6 +1,7 @@
 use lucid_protocol::{Decoder, Item, Message, PollResult, Ring, StreamId};
 
 use super::*;
+use lucid_protocol::TaskId;
 
 fn producer(ring_bytes: usize) -> Producer {
     Producer::new(StreamId::new(2, Ring::Task), 256, ring_bytes)
@@ -29,7 +30,7 @@ fn every_event_is_delivered_or_counted_as_dropped() {
     let mut decoded = 0;
     for i in 0..5_000u64 {
         // SAFETY: one thread, one caller.
-        unsafe { producer.record(i * 10, &|e, ts| e.poll_start(ts, i)) };
+        unsafe { producer.record(i * 10, &|e, ts| e.poll_start(ts, TaskId(i))) };
         if i % 700 == 0 {
             decoded += drain(&producer, &mut decoder).0;
         }
@@ -51,10 +52,10 @@ fn an_old_partial_frame_is_sealed_on_the_next_record() {
     let producer = producer(64 * 1024);
     producer.set_seal_age(1_000);
     // SAFETY: one thread, one caller.
-    unsafe { producer.record(0, &|e, ts| e.poll_start(ts, 1)) };
+    unsafe { producer.record(0, &|e, ts| e.poll_start(ts, TaskId(1))) };
     assert!(producer.ring.is_empty());
     // SAFETY: as above.
-    unsafe { producer.record(5_000, &|e, ts| e.poll_end(ts, 1, PollResult::Pending)) };
+    unsafe { producer.record(5_000, &|e, ts| e.poll_end(ts, TaskId(1), PollResult::Pending)) };
     assert!(!producer.ring.is_empty(), "a frame older than the seal age is sealed");
     let mut decoder = Decoder::new();
     assert_eq!(drain(&producer, &mut decoder).0, 2);
@@ -65,7 +66,7 @@ fn an_event_too_large_for_any_frame_is_counted() {
     let producer = producer(64 * 1024);
     let long = "x".repeat(1000);
     let msg = Message::TaskSpawned(lucid_protocol::TaskSpawned {
-        task: 1,
+        task: TaskId(1),
         name: &long,
         kind: lucid_protocol::TaskKind::Kernel,
         location: lucid_protocol::Location {

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::Message;
 use super::list::{List, ListItem};
 use super::types::{
-    Callsite, CallsiteKind, Level, Outcome, PollResult, Ring, SpanNew, TaskId, TraceEvent, Waker, WasmState,
+    Callsite, CallsiteId, CallsiteKind, InstanceId, Level, Outcome, PollResult, Ring, SpanId, SpanNew, TaskId,
+    TraceEvent, Waker, WasmState,
 };
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Reader, Writer};
@@ -73,6 +74,24 @@ impl CompactField for u32 {
     }
 }
 
+/// Ids written as their number.
+macro_rules! id_fields {
+    ($($ty:ty),*) => {$(
+        impl CompactField for $ty {
+            #[inline]
+            fn to_varint(self) -> u64 {
+                self.get()
+            }
+            #[inline]
+            fn from_varint(v: u64) -> Result<Self, DecodeError> {
+                Ok(Self(v))
+            }
+        }
+    )*};
+}
+
+id_fields!(TaskId, SpanId, CallsiteId, InstanceId);
+
 /// Enums written as their index in a table of every value.
 macro_rules! indexed_fields {
     ($($ty:ty: $to:expr, $all:expr;)*) => {$(
@@ -115,14 +134,14 @@ pub(super) mod poll_end {
 
     #[inline]
     pub(in super::super) fn write(codes: &[u8], task: TaskId, result: PollResult) -> Compact {
-        compact(nth_code(codes, result as usize), &[task])
+        compact(nth_code(codes, result as usize), &[task.get()])
     }
 
     #[inline]
     pub(in super::super) fn read<'a>(codes: &[u8], code: u8, f: &[u64]) -> Result<Message<'a>, DecodeError> {
         need(f, 1)?;
         Ok(Message::PollEnd {
-            task: f[0],
+            task: TaskId(f[0]),
             result: if code == nth_code(codes, PollResult::Ready as usize) {
                 PollResult::Ready
             } else {
@@ -141,11 +160,11 @@ pub(super) mod wake {
     pub(in super::super) fn write(codes: &[u8], task: TaskId, waker: Waker, by_ref: bool, self_wake: bool) -> Compact {
         let (kind, value) = match waker {
             Waker::None => (0, 0),
-            Waker::Task(t) => (1, t),
+            Waker::Task(t) => (1, t.get()),
             Waker::Interrupt(v) => (2, u64::from(v)),
         };
         let flags = kind << 2 | u64::from(by_ref) << 1 | u64::from(self_wake);
-        compact(nth_code(codes, 0), &[task, value, flags])
+        compact(nth_code(codes, 0), &[task.get(), value, flags])
     }
 
     #[inline]
@@ -154,12 +173,12 @@ pub(super) mod wake {
         let flags = f[2];
         let waker = match flags >> 2 {
             0 => Waker::None,
-            1 => Waker::Task(f[1]),
+            1 => Waker::Task(TaskId(f[1])),
             2 => Waker::Interrupt(u8::try_from(f[1]).map_err(|_| DecodeError::OutOfRange)?),
             _ => return Err(DecodeError::InvalidDiscriminant),
         };
         Ok(Message::Wake {
-            task: f[0],
+            task: TaskId(f[0]),
             waker,
             by_ref: flags & 2 != 0,
             self_wake: flags & 1 != 0,
@@ -225,21 +244,21 @@ impl<'a> BodyField<'a> for &'a str {
     }
 }
 
-/// A presence byte (0 or 1), then the varint.
-impl BodyField<'_> for Option<u64> {
+/// A presence byte (0 or 1), then the value.
+impl<'a, T: BodyField<'a>> BodyField<'a> for Option<T> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
-        match *self {
+        match self {
             None => w.u8(0),
             Some(v) => {
                 w.u8(1)?;
-                w.varint(v)
+                v.write(w)
             }
         }
     }
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(None),
-            1 => Ok(Some(r.varint()?)),
+            1 => Ok(Some(T::read(r)?)),
             _ => Err(DecodeError::InvalidDiscriminant),
         }
     }
@@ -253,6 +272,22 @@ impl<'a, T: ListItem<'a>> BodyField<'a> for List<'a, T> {
         List::read(r)
     }
 }
+
+/// Ids written as their number's varint.
+macro_rules! id_body_fields {
+    ($($ty:ty),*) => {$(
+        impl BodyField<'_> for $ty {
+            fn write(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+                w.varint(self.get())
+            }
+            fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.varint().map(Self)
+            }
+        }
+    )*};
+}
+
+id_body_fields!(SpanId, CallsiteId);
 
 /// Enums written as their index in a table of every value, in one byte.
 macro_rules! byte_fields {

@@ -91,6 +91,7 @@ fn record<'b>(m: &Message<'_>, buf: &'b mut [u8]) -> Result<&'b [u8], EncodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{InstanceId, TaskId};
     use crate::testdata::sample_messages;
 
     #[test]
@@ -115,8 +116,8 @@ mod tests {
     fn a_message_longer_than_the_stack_buffer_is_owned_too() {
         let name = "n".repeat(SHORT_RECORD * 2);
         let m = Message::WasmTrap(crate::WasmTrap {
-            instance: 1,
-            task: 2,
+            instance: InstanceId(1),
+            task: TaskId(2),
             code: 3,
             reason: &name,
         });

@@ -3,8 +3,8 @@
 //! a second scrape target, so every dashboard panel has data to be checked against.
 
 use lucid_protocol::{
-    FrameEncoder, Hello, Location, MAJOR, MINOR, Message, Outcome, PollResult, Ring, StreamId, TaskKind, TaskSpawned,
-    Waker, WasmInstanceCreated, WasmState, WasmTrap,
+    FrameEncoder, Hello, InstanceId, Location, MAJOR, MINOR, Message, Outcome, PollResult, Ring, StreamId, TaskId,
+    TaskKind, TaskSpawned, Waker, WasmInstanceCreated, WasmState, WasmTrap,
 };
 
 /// TSC frequency of the stream.
@@ -71,13 +71,14 @@ pub fn stream() -> Vec<u8> {
     };
     // Tasks 1..=20 on both CPUs: a few polls each, woken in between, then done.
     let mut ts = 10_000u64;
-    for task in 1..=20u64 {
-        let cpu = if task % 2 == 0 { cpu0 } else { cpu1 };
+    for n in 1..=20u64 {
+        let task = TaskId(n);
+        let cpu = if n % 2 == 0 { cpu0 } else { cpu1 };
         s.push(cpu, ts, &spawn(task, TaskKind::Kernel));
         for poll in 0..3u64 {
             s.push(cpu, ts + 100, &Message::PollStart { task });
             // Polls of 2 µs to 8 ms: several latency buckets.
-            let length = 2_000 * (1 + task * 20u64.pow(poll as u32 % 3));
+            let length = 2_000 * (1 + n * 20u64.pow(poll as u32 % 3));
             let result = if poll == 2 {
                 PollResult::Ready
             } else {
@@ -93,7 +94,7 @@ pub fn stream() -> Vec<u8> {
                 };
                 s.push(cpu, ts + 200 + length, &wake);
             }
-            ts += 300 + length + 5_000 * task;
+            ts += 300 + length + 5_000 * n;
         }
         s.push(
             cpu,
@@ -103,27 +104,21 @@ pub fn stream() -> Vec<u8> {
                 outcome: Outcome::Ok,
             },
         );
-        s.push(
-            cpu,
-            ts + 10,
-            &Message::RunQueueDepth {
-                depth: (task % 4) as u32,
-            },
-        );
+        s.push(cpu, ts + 10, &Message::RunQueueDepth { depth: (n % 4) as u32 });
     }
     // A cancelled task, a stolen one still waiting, and an idle CPU period.
-    s.push(cpu0, ts, &spawn(30, TaskKind::Kernel));
+    s.push(cpu0, ts, &spawn(TaskId(30), TaskKind::Kernel));
     s.push(
         cpu0,
         ts + 50,
         &Message::TaskCompleted {
-            task: 30,
+            task: TaskId(30),
             outcome: Outcome::Cancelled,
         },
     );
-    s.push(cpu0, ts + 60, &spawn(31, TaskKind::Kernel));
+    s.push(cpu0, ts + 60, &spawn(TaskId(31), TaskKind::Kernel));
     let steal = Message::Steal {
-        task: 31,
+        task: TaskId(31),
         from_cpu: 0,
         to_cpu: 1,
     };
@@ -134,7 +129,7 @@ pub fn stream() -> Vec<u8> {
         cpu0,
         ts + 90,
         &Message::Wake {
-            task: 31,
+            task: TaskId(31),
             waker: Waker::None,
             by_ref: false,
             self_wake: false,
@@ -142,21 +137,21 @@ pub fn stream() -> Vec<u8> {
     );
     // A wasm instance: memory growth, fuel, hostcalls, a trap.
     ts += 100_000;
-    s.push(cpu0, ts, &spawn(40, TaskKind::Wasm));
+    s.push(cpu0, ts, &spawn(TaskId(40), TaskKind::Wasm));
     let created = WasmInstanceCreated {
-        instance: 7,
-        task: 40,
+        instance: InstanceId(7),
+        task: TaskId(40),
         module: "synthetic.wasm",
         memory_pages: 2,
         fuel_per_slice: 10_000,
     };
     s.push(cpu0, ts + 10, &Message::WasmInstanceCreated(created));
-    s.push(cpu0, ts + 20, &Message::PollStart { task: 40 });
+    s.push(cpu0, ts + 20, &Message::PollStart { task: TaskId(40) });
     s.push(
         cpu0,
         ts + 30,
         &Message::WasmStateChanged {
-            instance: 7,
+            instance: InstanceId(7),
             state: WasmState::Running,
             detail: 0,
         },
@@ -165,14 +160,14 @@ pub fn stream() -> Vec<u8> {
         cpu0,
         ts + 40,
         &Message::WasmMemoryGrow {
-            instance: 7,
+            instance: InstanceId(7),
             old_pages: 2,
             new_pages: 5,
         },
     );
     for (hostcall, calls, ticks) in [(1u32, 40u64, 40_000u64), (2, 3, 900_000)] {
         let m = Message::WasmHostcalls {
-            instance: 7,
+            instance: InstanceId(7),
             hostcall,
             calls,
             ticks,
@@ -180,14 +175,14 @@ pub fn stream() -> Vec<u8> {
         s.push(cpu0, ts + 50, &m);
     }
     let poll = Message::WasmPoll {
-        instance: 7,
+        instance: InstanceId(7),
         fuel: 25_000,
         slices: 3,
     };
     s.push(cpu0, ts + 60, &poll);
     let trap = WasmTrap {
-        instance: 7,
-        task: 40,
+        instance: InstanceId(7),
+        task: TaskId(40),
         code: 4,
         reason: "integer divide by zero",
     };
@@ -196,7 +191,7 @@ pub fn stream() -> Vec<u8> {
         cpu0,
         ts + 80,
         &Message::PollEnd {
-            task: 40,
+            task: TaskId(40),
             result: PollResult::Ready,
         },
     );
@@ -204,7 +199,7 @@ pub fn stream() -> Vec<u8> {
         cpu0,
         ts + 90,
         &Message::TaskCompleted {
-            task: 40,
+            task: TaskId(40),
             outcome: Outcome::Panicked,
         },
     );

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use lucid_protocol::{Decoder, Item, Message, Ring, StreamId};
+use lucid_protocol::{Decoder, Item, Message, Ring, StreamId, TaskId};
 
 use crate::{
     artifacts::BootImage,
@@ -24,7 +24,7 @@ pub struct Observed {
     pub spawned: HashSet<u64>,
     pub completed: HashSet<u64>,
     /// Task-context streams: the task whose poll is open.
-    open_polls: HashMap<(u32, u8), u64>,
+    open_polls: HashMap<(u32, u8), TaskId>,
     pub poll_mismatches: Vec<String>,
     last_ts: HashMap<(u32, u8), u64>,
     pub non_monotonic: u64,
@@ -62,10 +62,10 @@ impl Observed {
                 }
                 match event.message {
                     Message::TaskSpawned(s) => {
-                        self.spawned.insert(s.task);
+                        self.spawned.insert(s.task.get());
                     }
                     Message::TaskCompleted { task, .. } => {
-                        self.completed.insert(task);
+                        self.completed.insert(task.get());
                     }
                     Message::PollStart { task } => {
                         self.cpus_with_polls.insert(stream.cpu);

@@ -1,0 +1,241 @@
+//! The console's three clocks, each its own type, and the one place TSC ticks become
+//! nanoseconds.
+//!
+//! - [`Ticks`]: the kernel's TSC, a reading or a span; every trace timestamp.
+//! - trace nanoseconds: ticks through a [`Clock`] (the kernel's TSC rate), a plain
+//!   `u64` of nanoseconds as every view and report shows them.
+//! - [`HostNs`]: when the host received a chunk of the stream (its own clock, not
+//!   comparable with trace time).
+
+pub(crate) mod fastdiv;
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Sub, SubAssign};
+
+use serde::{Deserialize, Serialize};
+
+use fastdiv::Divisor;
+
+/// A reading of the kernel's TSC, or a span of it. Serialised, displayed and
+/// debug-printed as the bare number, as the trace carries it.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ticks(pub u64);
+
+impl Ticks {
+    /// No time.
+    pub const ZERO: Self = Self(0);
+    /// The largest reading.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// The number of ticks.
+    #[inline]
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// `self - earlier`, or zero if `earlier` is later.
+    #[inline]
+    #[must_use]
+    pub const fn saturating_sub(self, earlier: Self) -> Self {
+        Self(self.0.saturating_sub(earlier.0))
+    }
+
+    /// `self + span`, at most [`Ticks::MAX`].
+    #[inline]
+    #[must_use]
+    pub const fn saturating_add(self, span: Self) -> Self {
+        Self(self.0.saturating_add(span.0))
+    }
+}
+
+impl Add for Ticks {
+    type Output = Self;
+    #[inline]
+    fn add(self, rhs: Self) -> Self {
+        Self(self.0 + rhs.0)
+    }
+}
+
+impl AddAssign for Ticks {
+    #[inline]
+    fn add_assign(&mut self, rhs: Self) {
+        self.0 += rhs.0;
+    }
+}
+
+impl Sub for Ticks {
+    type Output = Self;
+    #[inline]
+    fn sub(self, rhs: Self) -> Self {
+        Self(self.0 - rhs.0)
+    }
+}
+
+impl SubAssign for Ticks {
+    #[inline]
+    fn sub_assign(&mut self, rhs: Self) {
+        self.0 -= rhs.0;
+    }
+}
+
+impl Sum for Ticks {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        Self(iter.map(|t| t.0).sum())
+    }
+}
+
+impl fmt::Display for Ticks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Ticks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// When the host received a chunk of the stream: nanoseconds of the host's wall
+/// clock since the Unix epoch.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HostNs(pub u64);
+
+impl HostNs {
+    /// The nanoseconds.
+    #[inline]
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Nanoseconds from `earlier` to `self`, zero if `earlier` is later.
+    #[inline]
+    #[must_use]
+    pub const fn since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Display for HostNs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for HostNs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// The kernel's TSC rate: converts [`Ticks`] to nanoseconds and back. Every
+/// conversion is exact (rounded down, saturating) whatever the path: the product
+/// `ticks × 10⁹` usually fits in 64 bits and is divided by a precomputed reciprocal
+/// instead of a division instruction, which matters on the per-event path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    hz: Divisor,
+}
+
+impl Clock {
+    /// A clock of `hz` ticks per second (0 is taken as 1).
+    #[must_use]
+    pub fn new(hz: u64) -> Self {
+        Self { hz: Divisor::new(hz) }
+    }
+
+    /// Ticks per second.
+    #[inline]
+    #[must_use]
+    pub fn hz(self) -> u64 {
+        self.hz.get()
+    }
+
+    /// `ticks` in nanoseconds.
+    #[inline]
+    #[must_use]
+    pub fn ns(self, ticks: Ticks) -> u64 {
+        match ticks.0.checked_mul(1_000_000_000) {
+            Some(p) => self.hz.div(p),
+            None => (u128::from(ticks.0) * 1_000_000_000 / u128::from(self.hz())).min(u128::from(u64::MAX)) as u64,
+        }
+    }
+
+    /// `ticks` in seconds.
+    #[must_use]
+    pub fn secs_f64(self, ticks: Ticks) -> f64 {
+        ticks.0 as f64 / self.hz() as f64
+    }
+
+    /// `ns` nanoseconds in ticks, rounded down.
+    #[inline]
+    #[must_use]
+    pub fn ticks(self, ns: u64) -> Ticks {
+        let hz = self.hz();
+        Ticks(match ns.checked_mul(hz) {
+            Some(p) => p / 1_000_000_000,
+            None => (u128::from(ns) * u128::from(hz) / 1_000_000_000).min(u128::from(u64::MAX)) as u64,
+        })
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Clock({} Hz)", self.hz())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conversion by 128-bit arithmetic, which every path must equal.
+    fn reference_ns(ticks: u64, hz: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).min(u128::from(u64::MAX)) as u64
+    }
+
+    #[test]
+    fn ns_equals_the_wide_division_on_both_paths() {
+        for hz in [1, 3, 1_000_000_000, 2_900_000_123, u64::MAX] {
+            let clock = Clock::new(hz);
+            for t in [
+                0,
+                1,
+                17,
+                hz,
+                u64::MAX / 1_000_000_000,
+                u64::MAX / 1_000_000_000 + 1,
+                u64::MAX,
+            ] {
+                assert_eq!(clock.ns(Ticks(t)), reference_ns(t, hz), "{t} ticks at {hz} Hz");
+            }
+        }
+    }
+
+    #[test]
+    fn ticks_round_down_and_saturate() {
+        let clock = Clock::new(2_500_000_000);
+        assert_eq!(clock.ticks(1), Ticks(2));
+        assert_eq!(clock.ticks(1_000_000_000), Ticks(2_500_000_000));
+        assert_eq!(clock.ticks(u64::MAX), Ticks(u64::MAX));
+        assert_eq!(clock.ns(clock.ticks(4_000)), 4_000);
+    }
+
+    #[test]
+    fn a_zero_rate_is_one_hertz() {
+        assert_eq!(Clock::new(0).hz(), 1);
+        assert_eq!(Clock::new(0).ns(Ticks(2)), 2_000_000_000);
+    }
+
+    #[test]
+    fn ids_and_times_serialise_as_bare_numbers() {
+        assert_eq!(serde_json::to_string(&Ticks(42)).unwrap(), "42");
+        assert_eq!(serde_json::to_string(&HostNs(7)).unwrap(), "7");
+        assert_eq!(format!("{:?} {}", Ticks(5), HostNs(6)), "5 6");
+    }
+}
