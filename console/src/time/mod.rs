@@ -13,28 +13,22 @@ use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 
-use serde::{Deserialize, Serialize};
-
 use fastdiv::Divisor;
 
-/// A reading of the kernel's TSC, or a span of it. Serialised, displayed and
-/// debug-printed as the bare number, as the trace carries it.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ticks(pub u64);
+lucid_protocol::u64_newtype! {
+    /// A reading of the kernel's TSC, or a span of it. Serialised, displayed and
+    /// debug-printed as the bare number, as the trace carries it.
+    Ticks;
+    /// When the host received a chunk of the stream: nanoseconds of the host's wall
+    /// clock since the Unix epoch.
+    HostNs;
+}
 
 impl Ticks {
     /// No time.
     pub const ZERO: Self = Self(0);
     /// The largest reading.
     pub const MAX: Self = Self(u64::MAX);
-
-    /// The number of ticks.
-    #[inline]
-    #[must_use]
-    pub const fn get(self) -> u64 {
-        self.0
-    }
 
     /// `self - earlier`, or zero if `earlier` is later.
     #[inline]
@@ -87,49 +81,12 @@ impl Sum for Ticks {
     }
 }
 
-impl fmt::Display for Ticks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for Ticks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-/// When the host received a chunk of the stream: nanoseconds of the host's wall
-/// clock since the Unix epoch.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct HostNs(pub u64);
-
 impl HostNs {
-    /// The nanoseconds.
-    #[inline]
-    #[must_use]
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
     /// Nanoseconds from `earlier` to `self`, zero if `earlier` is later.
     #[inline]
     #[must_use]
     pub const fn since(self, earlier: Self) -> u64 {
         self.0.saturating_sub(earlier.0)
-    }
-}
-
-impl fmt::Display for HostNs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Debug for HostNs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
     }
 }
 

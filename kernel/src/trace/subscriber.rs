@@ -268,18 +268,18 @@ impl Visit for Values {
 
 /// Emits a `TraceEvent` of `callsite` with `values`.
 fn emit_event(callsite: u64, values: &Values) {
-    values.with(|vals| {
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::TraceEvent(proto::TraceEvent {
-                    callsite: proto::CallsiteId(callsite),
-                    span: None,
-                    values: List::Slice(vals),
-                }),
-            )
+    emit_with_values(values, |values| {
+        Message::TraceEvent(proto::TraceEvent {
+            callsite: proto::CallsiteId(callsite),
+            span: None,
+            values,
         })
     });
+}
+
+/// Emits the message `message` makes of the recorded `values`.
+fn emit_with_values(values: &Values, message: impl for<'v> Fn(List<'v, Value<'v>>) -> Message<'v>) {
+    values.with(|vals| emit(&|e, ts| e.push(ts, &message(List::Slice(vals)))));
 }
 
 /// The global `tracing` subscriber.
@@ -320,17 +320,12 @@ impl Subscriber for KernelSubscriber {
         let mut values = Values::new();
         attrs.record(&mut values);
         let parent = attrs.parent().map(span::Id::into_u64);
-        values.with(|vals| {
-            emit(&|e, ts| {
-                e.push(
-                    ts,
-                    &Message::SpanNew(proto::SpanNew {
-                        span: proto::SpanId(id),
-                        callsite: proto::CallsiteId(callsite),
-                        parent: parent.map(proto::SpanId),
-                        values: List::Slice(vals),
-                    }),
-                )
+        emit_with_values(&values, |values| {
+            Message::SpanNew(proto::SpanNew {
+                span: proto::SpanId(id),
+                callsite: proto::CallsiteId(callsite),
+                parent: parent.map(proto::SpanId),
+                values,
             })
         });
         span::Id::from_u64(id)
@@ -374,41 +369,23 @@ impl Subscriber for KernelSubscriber {
     }
 
     fn enter(&self, id: &span::Id) {
-        let span = id.into_u64();
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::SpanEnter {
-                    span: proto::SpanId(span),
-                },
-            )
-        });
+        emit_span(id, |span| Message::SpanEnter { span });
     }
 
     fn exit(&self, id: &span::Id) {
-        let span = id.into_u64();
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::SpanExit {
-                    span: proto::SpanId(span),
-                },
-            )
-        });
+        emit_span(id, |span| Message::SpanExit { span });
     }
 
     fn try_close(&self, id: span::Id) -> bool {
-        let span = id.into_u64();
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::SpanClose {
-                    span: proto::SpanId(span),
-                },
-            )
-        });
+        emit_span(&id, |span| Message::SpanClose { span });
         true
     }
+}
+
+/// Records the span message `message` makes of `id`.
+fn emit_span(id: &span::Id, message: fn(proto::SpanId) -> Message<'static>) {
+    let span = proto::SpanId(id.into_u64());
+    emit(&|e, ts| e.push(ts, &message(span)));
 }
 
 /// A line for COM1 built without allocating.

@@ -1,58 +1,10 @@
 //! The ids, enums and structs the messages are made of.
 
-use core::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::list::{List, Value};
 
-/// Defines an id: a `u64` that postcard, JSON, `Display` and `Debug` all show as the
-/// bare number, so the wire and every rendering of it match a plain integer, while
-/// the type keeps a task id from standing in for a span id.
-macro_rules! ids {
-    ($($(#[$meta:meta])* $name:ident;)*) => {$(
-        $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub u64);
-
-        impl $name {
-            /// The number.
-            #[inline]
-            pub const fn get(self) -> u64 {
-                self.0
-            }
-        }
-
-        impl From<u64> for $name {
-            #[inline]
-            fn from(v: u64) -> Self {
-                Self(v)
-            }
-        }
-
-        impl From<$name> for u64 {
-            #[inline]
-            fn from(id: $name) -> u64 {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
-            }
-        }
-    )*};
-}
-
-ids! {
+crate::u64_newtype! {
     /// A task id, unique for the life of the kernel.
     TaskId;
     /// A span id as the kernel's tracing subscriber hands it out.
