@@ -40,8 +40,8 @@ impl LatencyHistogram {
         // A count of the bounds below (branch-free and vectorised) is the same index
         // as a binary search of the sorted bounds.
         let i = LATENCY_BOUNDS_NS.iter().map(|&b| usize::from(b < ns)).sum::<usize>();
-        self.counts[i] += n;
-        self.count += n;
+        self.counts[i] = self.counts[i].saturating_add(n);
+        self.count = self.count.saturating_add(n);
         self.sum_ns += u128::from(ns) * u128::from(n);
     }
 

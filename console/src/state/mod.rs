@@ -132,6 +132,14 @@ pub struct StreamHealth {
 }
 
 /// Everything known about a traced kernel.
+/// Adds `n` to a figure summed from the stream, saturating at `u64::MAX` (a wrapped
+/// sum would show a hostile stream's huge values as a small count); `true` if it is
+/// saturated.
+pub(crate) fn add_saturating(figure: &mut u64, n: u64) -> bool {
+    *figure = figure.saturating_add(n);
+    *figure == u64::MAX
+}
+
 /// A contained task panic, as the stream reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PanicRecord {
@@ -163,6 +171,8 @@ pub struct State {
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
     pub tasks_completed: u64,
+    /// Figures summed from the stream that reached `u64::MAX` (each warned about once).
+    pub saturated_figures: Vec<String>,
     /// Contained task panics (`TaskPanicked` messages).
     pub task_panics: u64,
     /// The first [`MAX_PANICS`] of them, oldest first.
@@ -570,8 +580,11 @@ impl State {
             Message::CpuBusy => self.cpus.entry(cpu).or_default().set_idle(ts, false),
             Message::RunQueueDepth { depth } => self.cpus.entry(cpu).or_default().sample_run_queue(ts, depth),
             Message::Loss { cpu, count, .. } => {
-                self.dropped_events += count;
-                self.cpus.entry(cpu).or_default().dropped += count;
+                let mut saturated = add_saturating(&mut self.dropped_events, count);
+                saturated |= add_saturating(&mut self.cpus.entry(cpu).or_default().dropped, count);
+                if saturated {
+                    self.saturated("dropped events (the sum of the kernel's Loss reports)");
+                }
             }
             Message::TaskSnapshot(s) => {
                 let name = self.texts.text(s.name);
@@ -785,6 +798,23 @@ impl State {
             Some(task),
             format!("task {task} ({name}) is pending with no waker and not scheduled: nothing can wake it"),
         );
+    }
+
+    /// Warns, once per figure, that a sum of values from the stream reached
+    /// `u64::MAX` and stays there: no real kernel sends such values, so the figure is
+    /// not a count any more.
+    pub(crate) fn saturated(&mut self, figure: &'static str) {
+        if self.saturated_figures.iter().any(|f| f == figure) {
+            return;
+        }
+        self.saturated_figures.push(figure.to_string());
+        self.warn(Warning::new(
+            WarningKind::Inconsistent,
+            format!(
+                "{figure} saturated at {}: the stream's values are not real counts",
+                u64::MAX
+            ),
+        ));
     }
 
     fn task_panicked(&mut self, cpu: u32, ts: u64, p: &TaskPanicked<'_>) {

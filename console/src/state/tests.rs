@@ -872,3 +872,26 @@ fn a_contained_panic_is_kept_with_its_task_warned_about_and_counted() {
         w.message
     );
 }
+
+#[test]
+fn sums_of_hostile_stream_values_saturate_and_say_so_instead_of_wrapping() {
+    let mut s = State::new();
+    let loss = |count| Message::Loss {
+        cpu: 1,
+        ring: Ring::Task,
+        count,
+    };
+    s.apply(&ev(1, 10, loss(u64::MAX - 5)));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    s.apply(&ev(1, 11, loss(u64::MAX - 5)));
+    s.apply(&ev(1, 12, loss(7)));
+    assert_eq!(s.dropped_events, u64::MAX, "the sum wrapped");
+    assert_eq!(s.cpus[&1].dropped, u64::MAX);
+    let saturated: Vec<_> = s.warnings.iter().filter(|w| w.message.contains("saturated")).collect();
+    assert_eq!(saturated.len(), 1, "{:?}", s.warnings);
+    assert!(
+        saturated[0].message.starts_with("dropped events"),
+        "{}",
+        saturated[0].message
+    );
+}

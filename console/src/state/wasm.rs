@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use lucid_protocol::{Message, TaskId, WasmState};
 use serde::{Deserialize, Serialize};
 
-use super::State;
 use super::latency::LatencyHistogram;
+use super::{State, add_saturating};
 use crate::time::Ticks;
 
 /// Memory sizes remembered per instance for the growth sparkline.
@@ -148,9 +148,10 @@ impl State {
                 }
             }
             Message::WasmPoll { instance, fuel, slices } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
-                    w.fuel += fuel;
-                    w.slices += u64::from(slices);
+                if let Some(w) = self.wasm.get_mut(&instance)
+                    && (add_saturating(&mut w.fuel, fuel) | add_saturating(&mut w.slices, u64::from(slices)))
+                {
+                    self.saturated("wasm fuel or time slices");
                 }
             }
             Message::WasmHostcalls {
@@ -167,10 +168,13 @@ impl State {
                         OTHER_HOSTCALLS
                     };
                     let h = w.hostcalls.entry(key).or_default();
-                    h.calls += calls;
-                    h.ticks += ticks;
+                    let mut saturated = add_saturating(&mut h.calls, calls);
+                    saturated |= add_saturating(&mut h.ticks, ticks);
                     h.latency.record_n(mean_ns, calls);
-                    w.hostcalls_total += calls;
+                    saturated |= add_saturating(&mut w.hostcalls_total, calls);
+                    if saturated {
+                        self.saturated("wasm hostcall calls or time");
+                    }
                 }
             }
             Message::WasmTrap(t) => {
