@@ -47,6 +47,11 @@ pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS
 
 /// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
+/// CPUs a stream may name before its `Hello` says how many there are.
+pub const MAX_CPUS_WITHOUT_HELLO: u32 = 256;
+/// CPUs a stream may name beyond the `Hello`'s count (a kernel that brings up more
+/// CPUs than it announced).
+pub const CPU_MARGIN: u32 = 8;
 /// Task panics kept with their messages (all are counted).
 pub const MAX_PANICS: usize = 1000;
 /// Most recent warnings kept for the views.
@@ -171,6 +176,8 @@ pub struct State {
     pub tasks_spawned: u64,
     /// `TaskCompleted` messages.
     pub tasks_completed: u64,
+    /// Events ignored because they name a CPU beyond [`State::cpu_bound`].
+    pub events_beyond_cpus: u64,
     /// Figures summed from the stream that reached `u64::MAX` (each warned about once).
     pub saturated_figures: Vec<String>,
     /// Contained task panics (`TaskPanicked` messages).
@@ -451,8 +458,42 @@ impl State {
         self.tasks.get_or_insert_with(id, || Task::new(id, Ticks(ts)))
     }
 
+    /// The highest CPU number the stream may name: the `Hello`'s count plus a margin,
+    /// or [`MAX_CPUS_WITHOUT_HELLO`] before one. Each CPU costs the state a few
+    /// kilobytes, so a stream naming arbitrary CPUs must not create them.
+    fn cpu_bound(&self) -> u32 {
+        self.kernel
+            .as_ref()
+            .map_or(MAX_CPUS_WITHOUT_HELLO, |k| k.cpus.saturating_add(CPU_MARGIN))
+    }
+
+    /// Whether `m` on `stream` names a CPU beyond [`State::cpu_bound`]; warned about once.
+    fn names_unknown_cpu(&mut self, stream: StreamId, m: &Message<'_>) -> bool {
+        let bound = self.cpu_bound();
+        let named = match *m {
+            Message::Steal { from_cpu, to_cpu, .. } => from_cpu.max(to_cpu),
+            Message::Loss { cpu, .. } => cpu,
+            _ => 0,
+        };
+        let cpu = stream.cpu.max(named);
+        if cpu < bound {
+            return false;
+        }
+        self.events_beyond_cpus = self.events_beyond_cpus.saturating_add(1);
+        if self.events_beyond_cpus == 1 {
+            self.warn(Warning::new(
+                WarningKind::Inconsistent,
+                format!("events name cpu {cpu}, beyond the {bound} CPUs this stream may have: ignored (and counted)"),
+            ));
+        }
+        true
+    }
+
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
         self.events += 1;
+        if !matches!(m, Message::Hello(_)) && self.names_unknown_cpu(stream, m) {
+            return;
+        }
         if matches!(stream.ring, Ring::Task | Ring::Interrupt) {
             self.task_now = self.task_now.max(ts);
         }

@@ -818,11 +818,11 @@ fn steals_are_counted_by_the_cpu_they_came_from_within_a_bound() {
     assert_eq!(s.cpus[&2].steals_from, [(1, 1)]);
     assert_eq!((s.cpus[&0].steals_out, s.cpus[&1].steals_in), (2, 3));
     // A hostile stream naming endless victims cannot grow the list.
-    for victim in 0..1000 {
+    for victim in 0..200 {
         s.apply(&ev(1, 10 + u64::from(victim), steal(TaskId(9), victim, 1)));
     }
     assert_eq!(s.cpus[&1].steals_from.len(), crate::state::MAX_STEAL_SOURCES);
-    assert_eq!(s.cpus[&1].steals_in, 1003);
+    assert_eq!(s.cpus[&1].steals_in, 203);
 }
 
 #[test]
@@ -894,4 +894,41 @@ fn sums_of_hostile_stream_values_saturate_and_say_so_instead_of_wrapping() {
         "{}",
         saturated[0].message
     );
+}
+
+#[test]
+fn events_naming_cpus_the_kernel_does_not_have_create_none() {
+    let mut s = State::new();
+    s.apply(&ev(
+        0,
+        1,
+        Message::Hello(Hello {
+            major: 1,
+            minor: 0,
+            build_id: "k",
+            tsc_hz: 1_000_000_000,
+            cpus: 4,
+            boot_tsc: 0,
+        }),
+    ));
+    for cpu in 0..100_000u32 {
+        s.apply(&ev(
+            1,
+            2,
+            Message::Steal {
+                task: TaskId(9),
+                from_cpu: cpu,
+                to_cpu: u32::MAX - cpu,
+            },
+        ));
+        s.apply(&ev(cpu, 3, Message::CpuIdle));
+    }
+    assert!(s.cpus.len() <= 4 + CPU_MARGIN as usize, "{} CPUs", s.cpus.len());
+    assert_eq!(s.events_beyond_cpus, 100_000 + 100_000 - 12);
+    let warned = s
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("beyond the 12 CPUs"))
+        .count();
+    assert_eq!(warned, 1, "{:?}", s.warnings);
 }

@@ -112,7 +112,9 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// Strings kept at most before those no task holds any more are let go.
+/// Strings kept before those no task holds any more are first let go; after each
+/// sweep the next one waits until the set has doubled, so interning stays linear in
+/// time however many distinct strings tasks hold.
 const MAX_INTERNED: usize = 4096;
 
 /// Hands out one [`Text`] per distinct string. A cache: not serialised, not part of
@@ -120,6 +122,10 @@ const MAX_INTERNED: usize = 4096;
 #[derive(Clone, Default)]
 pub(crate) struct Interner {
     set: HashSet<Arc<str>, FxBuildHasher>,
+    /// Set size at which the next sweep runs.
+    sweep_at: usize,
+    /// Sweeps so far.
+    sweeps: u64,
     /// The latest location asked for: (file, line, column) and its text.
     last_location: Option<(Arc<str>, u32, u32, Text)>,
     buf: String,
@@ -146,8 +152,10 @@ impl Interner {
         if let Some(a) = self.set.get(s) {
             return Text(Some(Arc::clone(a)));
         }
-        if self.set.len() >= MAX_INTERNED {
+        if self.set.len() >= self.sweep_at.max(MAX_INTERNED) {
             self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.sweep_at = self.set.len() * 2;
+            self.sweeps += 1;
         }
         let a: Arc<str> = Arc::from(s);
         self.set.insert(Arc::clone(&a));
@@ -170,5 +178,33 @@ impl Interner {
         let f = self.text(file).0.unwrap_or_else(|| Arc::from(""));
         self.last_location = Some((f, line, column, t.clone()));
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_strings_all_held_are_interned_in_linear_time() {
+        let mut interner = Interner::default();
+        let held: Vec<Text> = (0..200_000).map(|i| interner.text(&format!("task-{i}"))).collect();
+        // Each sweep walks the whole set; sweeping on every insert past the bound
+        // made this quadratic (196k sweeps here).
+        assert!(interner.sweeps <= 8, "{} sweeps", interner.sweeps);
+        assert_eq!(interner.set.len(), 200_000);
+        assert_eq!(held[123_456], "task-123456");
+    }
+
+    #[test]
+    fn strings_no_task_holds_are_let_go() {
+        let mut interner = Interner::default();
+        for i in 0..3 * MAX_INTERNED {
+            let _dropped = interner.text(&format!("gone-{i}"));
+        }
+        assert!(interner.set.len() <= MAX_INTERNED, "{} kept", interner.set.len());
+        let a = interner.text("same");
+        let b = interner.text("same");
+        assert!(Arc::ptr_eq(a.0.as_ref().expect("text"), b.0.as_ref().expect("text")));
     }
 }
