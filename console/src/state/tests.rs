@@ -224,6 +224,14 @@ fn end(task: TaskId, result: PollResult) -> Message<'static> {
     Message::PollEnd { task, result }
 }
 
+fn waker_clone(task: TaskId, wakers: u64) -> Message<'static> {
+    Message::WakerClone { task, wakers }
+}
+
+fn waker_drop(task: TaskId, wakers: u64) -> Message<'static> {
+    Message::WakerDrop { task, wakers }
+}
+
 #[test]
 fn states_and_times_follow_wake_poll_and_completion() {
     let mut s = State::new();
@@ -301,32 +309,11 @@ fn lost_waker_is_reported_once_when_the_last_waker_of_an_idle_task_goes() {
     let mut s = State::new();
     spawn(&mut s, 0, 0, TaskId(5));
     s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
-    s.apply(&ev(
-        0,
-        11,
-        Message::WakerClone {
-            task: TaskId(5),
-            wakers: 1,
-        },
-    ));
+    s.apply(&ev(0, 11, waker_clone(TaskId(5), 1)));
     s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
     assert!(s.warnings.is_empty());
-    s.apply(&ev(
-        0,
-        30,
-        Message::WakerDrop {
-            task: TaskId(5),
-            wakers: 0,
-        },
-    ));
-    s.apply(&ev(
-        0,
-        31,
-        Message::WakerDrop {
-            task: TaskId(5),
-            wakers: 0,
-        },
-    ));
+    s.apply(&ev(0, 30, waker_drop(TaskId(5), 0)));
+    s.apply(&ev(0, 31, waker_drop(TaskId(5), 0)));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
     let w = &s.warnings[0];
     assert_eq!(
@@ -343,24 +330,10 @@ fn a_consumed_waker_of_a_scheduled_task_is_not_lost() {
     let mut s = State::new();
     spawn(&mut s, 0, 0, TaskId(5));
     s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
-    s.apply(&ev(
-        0,
-        11,
-        Message::WakerClone {
-            task: TaskId(5),
-            wakers: 1,
-        },
-    ));
+    s.apply(&ev(0, 11, waker_clone(TaskId(5), 1)));
     s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
     s.apply(&ev(1, 30, wake(TaskId(5), false)));
-    s.apply(&ev(
-        1,
-        31,
-        Message::WakerDrop {
-            task: TaskId(5),
-            wakers: 0,
-        },
-    ));
+    s.apply(&ev(1, 31, waker_drop(TaskId(5), 0)));
     assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
@@ -369,23 +342,9 @@ fn a_consumed_waker_of_a_scheduled_task_is_not_lost() {
 fn a_pending_poll_that_leaves_no_waker_is_a_lost_waker() {
     let mut s = State::new();
     spawn(&mut s, 0, 0, TaskId(5));
-    s.apply(&ev(
-        0,
-        1,
-        Message::WakerClone {
-            task: TaskId(5),
-            wakers: 1,
-        },
-    ));
+    s.apply(&ev(0, 1, waker_clone(TaskId(5), 1)));
     s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
-    s.apply(&ev(
-        0,
-        12,
-        Message::WakerDrop {
-            task: TaskId(5),
-            wakers: 0,
-        },
-    ));
+    s.apply(&ev(0, 12, waker_drop(TaskId(5), 0)));
     s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
     assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
 }
@@ -444,14 +403,7 @@ fn completed_tasks_expire_after_the_retention_time() {
     assert_eq!((s.tasks_expired, s.tasks_completed), (1, 1));
     // A late wake and waker drop of the finished task do not bring it back.
     s.apply(&ev(1, 1_200, wake(TaskId(1), false)));
-    s.apply(&ev(
-        1,
-        1_201,
-        Message::WakerDrop {
-            task: TaskId(1),
-            wakers: 0,
-        },
-    ));
+    s.apply(&ev(1, 1_201, waker_drop(TaskId(1), 0)));
     assert!(!s.tasks.contains_key(&TaskId(1)));
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // The same id spawned again is a new task.
@@ -698,14 +650,7 @@ fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
                     self_wake: false,
                 },
             ),
-            ev(
-                0,
-                151,
-                Message::WakerDrop {
-                    task: TaskId(7),
-                    wakers: 0,
-                },
-            ),
+            ev(0, 151, waker_drop(TaskId(7), 0)),
             ev(1, 100, Message::PollStart { task: TaskId(7) }),
             ev(
                 1,
@@ -743,33 +688,12 @@ fn an_overtaken_poll_end_does_not_make_a_scheduled_task_idle() {
     let mut s = State::new();
     spawn(&mut s, 0, 0, TaskId(4));
     s.apply(&ev(0, 100, Message::PollStart { task: TaskId(4) }));
-    s.apply(&ev(
-        0,
-        110,
-        Message::WakerClone {
-            task: TaskId(4),
-            wakers: 1,
-        },
-    ));
+    s.apply(&ev(0, 110, waker_clone(TaskId(4), 1)));
     s.apply(&ev(1, 200, Message::PollStart { task: TaskId(4) }));
-    s.apply(&ev(
-        1,
-        205,
-        Message::WakerClone {
-            task: TaskId(4),
-            wakers: 1,
-        },
-    ));
+    s.apply(&ev(1, 205, waker_clone(TaskId(4), 1)));
     s.apply(&ev(1, 210, end(TaskId(4), PollResult::Pending)));
     s.apply(&ev(1, 220, wake(TaskId(4), false)));
-    s.apply(&ev(
-        1,
-        221,
-        Message::WakerDrop {
-            task: TaskId(4),
-            wakers: 0,
-        },
-    ));
+    s.apply(&ev(1, 221, waker_drop(TaskId(4), 0)));
     s.apply(&ev(0, 300, end(TaskId(4), PollResult::Pending)));
     let t = &s.tasks[&TaskId(4)];
     assert_eq!((t.status, t.polls), (TaskStatus::Scheduled, 2));
