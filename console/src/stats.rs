@@ -277,7 +277,8 @@ impl Summary {
             dropped_events,
             bytes
         );
-        s.panics.retain(|p| !a.panics.contains(p));
+        // Both lists are the stream's panics oldest first: the window's are the tail.
+        s.panics.drain(..a.panics.len().min(s.panics.len()));
         s.duration_s = duration_s;
         s.bytes_per_event = if s.events == 0 {
             0.0
