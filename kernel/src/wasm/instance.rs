@@ -307,14 +307,18 @@ pub(super) fn spawn(
     guest: &'static Guest,
     parent: Option<&Handles>,
 ) -> Result<(InstanceId, lucid_executor::JoinHandle<Outcome>), SpawnError> {
-    if LIVE.fetch_add(1, Ordering::AcqRel) >= MAX_INSTANCES {
-        LIVE.fetch_sub(1, Ordering::AcqRel);
+    // A full kernel refuses first, whatever the tree would say.
+    if LIVE.load(Ordering::Acquire) >= MAX_INSTANCES {
         return Err(SpawnError::TooManyInstances);
     }
-    let tree = join_tree(guest, parent).inspect_err(|_| {
-        LIVE.fetch_sub(1, Ordering::AcqRel);
-    })?;
-    let (member, child, handles) = tree;
+    let (member, child, handles) = join_tree(guest, parent)?;
+    // The place is taken without ever counting past the limit or counting a spawn
+    // the tree refuses, so `live_instances` never reads more than were admitted;
+    // refused here, the tree membership and charges above are given back on drop.
+    LIVE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < MAX_INSTANCES).then_some(n + 1)
+    })
+    .map_err(|_| SpawnError::TooManyInstances)?;
     let id = InstanceId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let budget = match guest.entry.fuel_budget {
         0 => u64::MAX,
