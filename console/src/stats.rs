@@ -151,6 +151,11 @@ pub struct Summary {
     /// snapshot request is named by the answer, so on a kernel that answers this
     /// stays 0.
     pub tasks_unnamed_unfinished: u64,
+    /// Tasks dropped to stay within the console's task cap (`MAX_TASKS`): the counts
+    /// above include them, `tasks_unnamed` and the views do not.
+    pub tasks_evicted: u64,
+    /// Wasm instances dropped to stay within the console's cap (`MAX_INSTANCES`).
+    pub wasm_instances_evicted: u64,
     /// CPUs that sent events.
     pub cpus: u64,
     /// Sequence discontinuities.
@@ -222,6 +227,8 @@ impl Summary {
                 .values()
                 .filter(|t| t.location.is_empty() && !t.status.is_done())
                 .count() as u64,
+            tasks_evicted: s.tasks_evicted,
+            wasm_instances_evicted: s.instances_evicted,
             cpus: s.cpus.len() as u64,
             sequence_gaps: s.health.sequence_gaps,
             missing_frames: s.health.missing_frames,
@@ -268,6 +275,8 @@ impl Summary {
             tasks,
             tasks_completed,
             task_panics,
+            tasks_evicted,
+            wasm_instances_evicted,
             sequence_gaps,
             missing_frames,
             crc_errors,
@@ -347,6 +356,13 @@ impl Summary {
                 };
                 writeln!(o, "           task {}{name}{at}: {}", p.task, p.message)?;
             }
+        }
+        if self.tasks_evicted > 0 || self.wasm_instances_evicted > 0 {
+            writeln!(
+                o,
+                "           {} tasks and {} wasm instances evicted to stay within the console's caps",
+                self.tasks_evicted, self.wasm_instances_evicted
+            )?;
         }
         if self.tasks_unnamed > 0 {
             writeln!(

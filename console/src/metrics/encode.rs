@@ -5,7 +5,9 @@
 use lucid_protocol::{MessageKind, TaskKind, WasmState};
 
 use super::text::{Exposition, Kind};
-use crate::state::{Cpu, Hostcall, LatencyHistogram, OTHER_HOSTCALLS, State, TaskStatus, WarningKind, WasmInstance};
+use crate::state::{
+    Cpu, Hostcall, LatencyHistogram, OTHER_HOSTCALLS, OTHER_TRAP_CODES, State, TaskStatus, WarningKind, WasmInstance,
+};
 use crate::time::Ticks;
 
 /// `instance` label value when neither a name nor the kernel's build id is known.
@@ -265,7 +267,11 @@ fn wasm(e: &mut Exposition, s: &State) {
     e.family("lucid_wasm_traps_total", Kind::Counter, "Traps by trap code.");
     for (id, w) in &ids {
         for (code, n) in &w.traps_by_code {
-            let code = lucid_protocol::wasm_trap_name(*code).into_owned();
+            let code = if *code == OTHER_TRAP_CODES {
+                "other".to_string()
+            } else {
+                lucid_protocol::wasm_trap_name(*code).into_owned()
+            };
             let labels = [
                 ("wasm_instance", id.as_str()),
                 ("module", w.module.as_str()),

@@ -71,6 +71,13 @@ fn write_value(o: &mut String, v: &Value<'_>) {
 impl State {
     pub(super) fn register_callsite(&mut self, c: &Callsite<'_>) {
         if self.callsites.len() >= MAX_CALLSITES && !self.callsites.contains_key(&c.id) {
+            self.callsites_ignored = self.callsites_ignored.saturating_add(1);
+            if self.callsites_ignored == 1 {
+                self.warn(super::Warning::new(
+                    super::WarningKind::Inconsistent,
+                    format!("more than {MAX_CALLSITES} callsites registered: further ones are ignored (and counted)"),
+                ));
+            }
             return;
         }
         self.callsites.insert(

@@ -11,6 +11,7 @@ mod cpu;
 mod histogram;
 mod history;
 mod latency;
+mod limits;
 mod log;
 mod task;
 mod task_map;
@@ -18,6 +19,8 @@ mod text;
 mod warning;
 mod wasm;
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +41,7 @@ pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOUR
 pub use histogram::Histogram;
 pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
+pub use limits::{MAX_BYTES_PER_BYTE, MAX_INSTANCES, MAX_TASKS, MAX_TRAP_CODES, OTHER_TRAP_CODES};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
@@ -52,6 +56,9 @@ pub const MAX_CPUS_WITHOUT_HELLO: u32 = 256;
 /// CPUs a stream may name beyond the `Hello`'s count (a kernel that brings up more
 /// CPUs than it announced).
 pub const CPU_MARGIN: u32 = 8;
+/// CPUs a stream may name whatever its `Hello` says (a `Hello` claiming billions of
+/// CPUs must not lift the bound).
+pub const MAX_CPUS: u32 = 4096;
 /// Task panics kept with their messages (all are counted).
 pub const MAX_PANICS: usize = 1000;
 /// Most recent warnings kept for the views.
@@ -89,6 +96,10 @@ pub struct Config {
     pub self_wake_storm: u64,
     /// Width of one utilisation window (trace time, nanoseconds).
     pub util_window_ns: u64,
+    /// Tasks held at most (see [`MAX_TASKS`]).
+    pub max_tasks: usize,
+    /// Wasm instances held at most (see [`MAX_INSTANCES`]).
+    pub max_instances: usize,
 }
 
 impl Default for Config {
@@ -98,6 +109,8 @@ impl Default for Config {
             long_poll_ns: 10_000_000,
             self_wake_storm: 1000,
             util_window_ns: 10_000_000,
+            max_tasks: MAX_TASKS,
+            max_instances: MAX_INSTANCES,
         }
     }
 }
@@ -186,6 +199,22 @@ pub struct State {
     pub panics: Vec<PanicRecord>,
     /// Completed tasks dropped from [`State::tasks`] after the retention time.
     pub tasks_expired: u64,
+    /// Tasks dropped from [`State::tasks`] to stay within [`MAX_TASKS`] (the views,
+    /// `lucid stats` and the metrics no longer see them; the spawn and completion
+    /// counts still include them).
+    pub tasks_evicted: u64,
+    /// Of those, tasks that had not completed.
+    pub live_tasks_evicted: u64,
+    /// Wasm instances dropped from [`State::wasm`] to stay within [`MAX_INSTANCES`].
+    pub instances_evicted: u64,
+    /// Hostcall reports counted under [`OTHER_HOSTCALLS`] because their instance
+    /// already had [`MAX_HOSTCALL_KINDS`] kinds.
+    pub hostcalls_in_other: u64,
+    /// Traps counted under [`OTHER_TRAP_CODES`] because their instance already had
+    /// [`MAX_TRAP_CODES`] codes.
+    pub traps_in_other: u64,
+    /// Callsite registrations ignored because [`MAX_CALLSITES`] were held.
+    pub callsites_ignored: u64,
     /// CPUs by number.
     pub cpus: BTreeMap<u32, Cpu>,
     /// Wasm instances by id.
@@ -454,7 +483,11 @@ impl State {
     }
 
     /// The task `id`, created (first seen at `ts`) if unknown.
+    #[inline]
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
+        if self.tasks.len() >= self.config.max_tasks && !self.tasks.contains_key(&id) {
+            self.make_room_for_task();
+        }
         self.tasks.get_or_insert_with(id, || Task::new(id, Ticks(ts)))
     }
 
@@ -465,6 +498,7 @@ impl State {
         self.kernel
             .as_ref()
             .map_or(MAX_CPUS_WITHOUT_HELLO, |k| k.cpus.saturating_add(CPU_MARGIN))
+            .min(MAX_CPUS)
     }
 
     /// Whether `m` on `stream` names a CPU beyond [`State::cpu_bound`]; warned about once.
@@ -869,7 +903,7 @@ impl State {
         } else {
             format!("{} (at {location})", p.message)
         };
-        let t = self.tasks.get_or_insert_with(p.task, || Task::new(p.task, Ticks(ts)));
+        let t = self.task(p.task, ts);
         t.panic = Some(what.clone().into_boxed_str());
         let name = t.name.to_string();
         if self.panics.len() < MAX_PANICS {
@@ -899,14 +933,14 @@ impl State {
         if outcome == Outcome::Cancelled {
             self.cpus.entry(cpu).or_default().totals.cancellations += 1;
         }
-        let t = self.tasks.get_or_insert_with(task, || Task::new(task, Ticks(ts)));
+        let t = self.task(task, ts);
         t.status = TaskStatus::Completed(outcome);
+        t.scheduled_since = None;
+        t.woken_while_running = None;
         if t.completed_ts.is_none() {
             t.completed_ts = Some(Ticks(ts));
             self.completions.heap.push(Reverse((Ticks(ts), task)));
         }
-        t.scheduled_since = None;
-        t.woken_while_running = None;
     }
 
     /// Warns once about every poll in progress that has run longer than the long-poll
@@ -944,14 +978,7 @@ impl State {
     pub fn prune(&mut self) {
         let retain = self.clock().ticks(self.config.retain_ns);
         let now = self.now();
-        if !self.completions.valid {
-            self.completions.heap = self
-                .tasks
-                .values()
-                .filter_map(|t| Some(Reverse((t.completed_ts?, t.id))))
-                .collect();
-            self.completions.valid = true;
-        }
+        self.rebuild_completions();
         let mut expired: Vec<TaskId> = Vec::new();
         while let Some(&Reverse((c, id))) = self.completions.heap.peek()
             && now.saturating_sub(c) > retain
@@ -971,15 +998,23 @@ impl State {
         for id in expired {
             self.tasks.remove(&id);
             self.tasks_expired += 1;
-            if self.expired_order.len() >= MAX_EXPIRED_IDS
-                && let Some(old) = self.expired_order.pop_front()
-            {
-                self.expired.remove(&old);
-            }
-            if self.expired.insert(id) {
-                self.expired_order.push_back(id);
-            }
+            self.remember_expired(id);
         }
+    }
+
+    /// Makes [`State::completions`] hold every completed task (after
+    /// deserialisation), and drops its stale entries once they outnumber the tasks
+    /// (tasks that left the map by other ways than expiring), so it stays bounded.
+    fn rebuild_completions(&mut self) {
+        if self.completions.valid && self.completions.heap.len() <= 2 * self.tasks.len().max(PRUNE_EVERY as usize) {
+            return;
+        }
+        self.completions.heap = self
+            .tasks
+            .values()
+            .filter_map(|t| Some(Reverse((t.completed_ts?, t.id))))
+            .collect();
+        self.completions.valid = true;
     }
 
     /// Whether `m` concerns a task that completed and expired: late wakes and waker

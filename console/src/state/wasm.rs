@@ -6,7 +6,7 @@ use lucid_protocol::{Message, TaskId, WasmState};
 use serde::{Deserialize, Serialize};
 
 use super::latency::LatencyHistogram;
-use super::{State, add_saturating};
+use super::{MAX_TRAP_CODES, State, add_saturating};
 use crate::time::Ticks;
 
 /// Memory sizes remembered per instance for the growth sparkline.
@@ -86,6 +86,13 @@ impl WasmInstance {
         }
     }
 
+    /// Whether it has stopped for good (trapped, exited, killed, or ended with its
+    /// kernel).
+    #[must_use]
+    pub fn has_ended(&self) -> bool {
+        super::limits::is_ended(self.state)
+    }
+
     fn set_pages(&mut self, ts: u64, pages: u32) {
         self.memory_pages = pages;
         if self.memory_history.len() >= MAX_MEMORY_SAMPLES {
@@ -102,10 +109,12 @@ impl State {
             Message::WasmInstanceCreated(w) => {
                 let mut i = WasmInstance::new(w.module, w.task, WasmState::Created, w.memory_pages, ts);
                 i.fuel_per_slice = Some(w.fuel_per_slice);
+                self.make_room_for_instance(w.instance);
                 self.wasm.insert(w.instance, i);
                 self.task(w.task, ts).instance = Some(w.instance);
             }
             Message::WasmInstanceSnapshot(w) => {
+                self.make_room_for_instance(w.instance);
                 let i = self
                     .wasm
                     .entry(w.instance)
@@ -162,11 +171,8 @@ impl State {
             } => {
                 let mean_ns = self.clock().ns(Ticks(ticks.checked_div(calls).unwrap_or(0)));
                 if let Some(w) = self.wasm.get_mut(&instance) {
-                    let key = if w.hostcalls.contains_key(&hostcall) || w.hostcalls.len() < MAX_HOSTCALL_KINDS {
-                        hostcall
-                    } else {
-                        OTHER_HOSTCALLS
-                    };
+                    let known = w.hostcalls.contains_key(&hostcall) || w.hostcalls.len() < MAX_HOSTCALL_KINDS;
+                    let key = if known { hostcall } else { OTHER_HOSTCALLS };
                     let h = w.hostcalls.entry(key).or_default();
                     let mut saturated = add_saturating(&mut h.calls, calls);
                     saturated |= add_saturating(&mut h.ticks, ticks);
@@ -175,14 +181,28 @@ impl State {
                     if saturated {
                         self.saturated("wasm hostcall calls or time");
                     }
+                    if !known {
+                        self.hostcalls_in_other = self.hostcalls_in_other.saturating_add(1);
+                        self.overflowed(
+                            self.hostcalls_in_other,
+                            &format!("an instance reported more than {MAX_HOSTCALL_KINDS} hostcall kinds"),
+                        );
+                    }
                 }
             }
             Message::WasmTrap(t) => {
                 if let Some(w) = self.wasm.get_mut(&t.instance) {
-                    w.traps += 1;
-                    *w.traps_by_code.entry(t.code).or_default() += 1;
+                    w.traps = w.traps.saturating_add(1);
+                    let other = Self::count_trap(&mut w.traps_by_code, t.code);
                     w.state = WasmState::Trapped;
                     w.last_trap = Some(format!("{}: {}", lucid_protocol::wasm_trap_name(t.code), t.reason));
+                    if other {
+                        self.traps_in_other = self.traps_in_other.saturating_add(1);
+                        self.overflowed(
+                            self.traps_in_other,
+                            &format!("an instance trapped with more than {MAX_TRAP_CODES} distinct trap codes"),
+                        );
+                    }
                 }
             }
             _ => {}
