@@ -107,7 +107,7 @@ impl WasmSummary {
             instance,
             module: w.module.clone(),
             task: w.task,
-            state: crate::fmt::wasm_state(w.state, w.state_detail),
+            state: w.state_text(),
             memory_pages: w.memory_pages,
             memory_grows: w.memory_grows,
             fuel: w.fuel,
@@ -158,6 +158,10 @@ pub struct Summary {
     pub wasm_instances_evicted: u64,
     /// CPUs that sent events.
     pub cpus: u64,
+    /// Kernel restarts in the stream: boots after the first (each a warning too).
+    pub kernel_restarts: u64,
+    /// Tasks alive when their kernel restarted, ended with it.
+    pub tasks_ended_by_restart: u64,
     /// Sequence discontinuities.
     pub sequence_gaps: u64,
     /// Frames missing according to them.
@@ -230,6 +234,8 @@ impl Summary {
             tasks_evicted: s.tasks_evicted,
             wasm_instances_evicted: s.instances_evicted,
             cpus: s.cpus.len() as u64,
+            kernel_restarts: s.kernel_restarts,
+            tasks_ended_by_restart: s.tasks_ended_by_restart,
             sequence_gaps: s.health.sequence_gaps,
             missing_frames: s.health.missing_frames,
             crc_errors: s.health.crc_errors,
@@ -277,6 +283,8 @@ impl Summary {
             task_panics,
             tasks_evicted,
             wasm_instances_evicted,
+            kernel_restarts,
+            tasks_ended_by_restart,
             sequence_gaps,
             missing_frames,
             crc_errors,
@@ -356,6 +364,13 @@ impl Summary {
                 };
                 writeln!(o, "           task {}{name}{at}: {}", p.task, p.message)?;
             }
+        }
+        if self.kernel_restarts > 0 {
+            writeln!(
+                o,
+                "restarts   the kernel restarted {} times; {} tasks ended with their boot",
+                self.kernel_restarts, self.tasks_ended_by_restart
+            )?;
         }
         if self.tasks_evicted > 0 || self.wasm_instances_evicted > 0 {
             writeln!(

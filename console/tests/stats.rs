@@ -209,3 +209,34 @@ fn cobs(raw: &[u8]) -> Vec<u8> {
     out.push(0);
     out
 }
+
+#[test]
+fn a_kernel_restart_is_reported_as_a_new_boot() {
+    // Two thirds of one boot, then a whole second boot: sequences and TSC start again.
+    let (first, second) = (workload(42), workload(43));
+    let mut w = RecordingWriter::new(Vec::new()).unwrap();
+    let frames = first.frames[..first.frames.len() * 2 / 3].iter().chain(&second.frames);
+    for (i, f) in frames.enumerate() {
+        w.write_chunk(i as u64, f).unwrap();
+    }
+    let path = write("restart", &w.into_inner().unwrap());
+    let j = stats_json(&path, &[]);
+    assert_eq!(j["kernel_restarts"], 1);
+    assert!(j["tasks_ended_by_restart"].as_u64().unwrap() > 0, "{j}");
+    let warnings: Vec<&str> = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let restarts = warnings.iter().filter(|w| w.contains("kernel restarted")).count();
+    assert_eq!(restarts, 1, "{warnings:#?}");
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("backwards") || w.contains("while task")),
+        "the old boot bled into the new: {warnings:#?}"
+    );
+    // The second boot ran to its end: every one of its tasks completed.
+    assert!(j["tasks_completed"].as_u64().unwrap() >= 303, "{j}");
+}

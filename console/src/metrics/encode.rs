@@ -208,6 +208,11 @@ fn health(e: &mut Exposition, s: &State) {
             "Streams that restarted at sequence 0.",
             h.restarts,
         ),
+        (
+            "lucid_kernel_restarts_total",
+            "Kernel restarts: boots of the stream after the first.",
+            s.kernel_restarts,
+        ),
     ];
     for (name, help, v) in counters {
         e.family(name, Kind::Counter, help);

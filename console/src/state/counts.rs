@@ -112,6 +112,15 @@ impl LastTs {
         }
     }
 
+    /// Whether `stream` has a timestamp.
+    pub(crate) fn contains(&self, stream: StreamId) -> bool {
+        let w = stream.to_wire();
+        if w < DENSE_STREAMS {
+            return self.dense.get(w as usize).is_some_and(Option::is_some);
+        }
+        self.sparse.binary_search_by_key(&w, |&(s, _)| s).is_ok()
+    }
+
     /// (stream, timestamp) in stream order.
     fn entries(&self) -> impl Iterator<Item = (StreamId, u64)> + '_ {
         let dense = self

@@ -6,6 +6,7 @@
 //! older than [`Config::retain_ns`] of trace time, and per-CPU poll slices, run-queue
 //! samples, utilisation windows, logs and warnings are kept in fixed-size windows.
 
+mod boot;
 mod counts;
 mod cpu;
 mod histogram;
@@ -19,6 +20,8 @@ mod text;
 mod warning;
 mod wasm;
 
+#[cfg(test)]
+mod boot_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
@@ -36,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::fastdiv::Divisor;
 use crate::time::{Clock, HostNs, Ticks};
 
+pub use boot::{BootMark, MAX_BOOT_MARKS, marks_between};
 pub use counts::KindCounts;
 pub use cpu::{Cpu, CpuTotals, MAX_RQ_SAMPLES, MAX_SLICES_PER_CPU, MAX_STEAL_SOURCES, MAX_UTIL_WINDOWS, Slice};
 pub use histogram::Histogram;
@@ -245,6 +249,20 @@ pub struct State {
     pub warning_counts: BTreeMap<WarningKind, u64>,
     /// Offset of the first incompatible-version frame, if any.
     pub first_version_error: Option<(u64, FrameError)>,
+    /// The current kernel boot: 0 for the first the stream carries, one more at
+    /// every restart (see the `boot` module).
+    pub boot: u32,
+    /// Kernel restarts: boots after the first.
+    pub kernel_restarts: u64,
+    /// Tasks alive when their kernel restarted, ended with it.
+    pub tasks_ended_by_restart: u64,
+    /// Where the latest boots began, oldest first (at most [`MAX_BOOT_MARKS`]).
+    pub boot_marks: VecDeque<BootMark>,
+    /// How the current boot's timestamps become trace time.
+    boot_clock: boot::BootClock,
+    /// Tasks created in the current boot (and perhaps gone since), for the restart
+    /// that ends them.
+    boot_task_ids: Vec<TaskId>,
     /// Last timestamp per stream, to detect time going backwards.
     last_ts: counts::LastTs,
     /// Newest timestamp of any task or interrupt stream (see [`State::now`]).
@@ -397,7 +415,9 @@ impl State {
     /// Adds a warning (bounded).
     pub fn warn(&mut self, w: Warning) {
         *self.warning_counts.entry(w.kind).or_default() += 1;
-        if let Some(t) = w.task.and_then(|t| self.tasks.get_mut(&t)) {
+        if let Some(t) = w.task.and_then(|t| self.tasks.get_mut(&t))
+            && t.boot == self.boot
+        {
             t.warnings += 1;
         }
         if self.recent_warnings.len() >= MAX_RECENT_WARNINGS {
@@ -447,15 +467,13 @@ impl State {
             }
             Item::Restart { stream } => {
                 self.health.restarts += 1;
-                let mut w = Warning::new(
-                    WarningKind::Inconsistent,
-                    format!(
-                        "stream of cpu {} {:?} ring restarted at sequence 0",
+                // Otherwise the stream's first frame of a boot that already began.
+                if self.restart_begins_boot(stream) {
+                    self.begin_boot(&format!(
+                        "cpu {} {:?} stream started again at sequence 0",
                         stream.cpu, stream.ring
-                    ),
-                );
-                w.cpu = Some(stream.cpu);
-                self.warn(w);
+                    ));
+                }
             }
             Item::Error { offset, error } => {
                 let kind = match error {
@@ -488,7 +506,28 @@ impl State {
         if self.tasks.len() >= self.config.max_tasks && !self.tasks.contains_key(&id) {
             self.make_room_for_task();
         }
-        self.tasks.get_or_insert_with(id, || Task::new(id, Ticks(ts)))
+        let boot = self.boot;
+        let mut created = false;
+        let new = || {
+            let mut t = Task::new(id, Ticks(ts));
+            t.boot = boot;
+            t
+        };
+        let t = self.tasks.get_or_insert_with(id, || {
+            created = true;
+            new()
+        });
+        if t.boot != boot {
+            // An id of an earlier boot, ended with it: this is another task.
+            *t = new();
+            created = true;
+            self.tasks_expired += 1;
+        }
+        if created {
+            // Compacted by `prune`.
+            self.boot_task_ids.push(id);
+        }
+        t
     }
 
     /// The highest CPU number the stream may name: the `Hello`'s count plus a margin,
@@ -525,9 +564,21 @@ impl State {
 
     fn apply_event(&mut self, stream: StreamId, ts: u64, m: &Message<'_>) {
         self.events += 1;
-        if !matches!(m, Message::Hello(_)) && self.names_unknown_cpu(stream, m) {
-            return;
-        }
+        let boot_tsc = match m {
+            Message::Hello(h) => {
+                if self.hello_begins_boot(h) {
+                    self.begin_boot("a Hello with another boot time");
+                }
+                Some(h.boot_tsc)
+            }
+            _ => {
+                if self.names_unknown_cpu(stream, m) {
+                    return;
+                }
+                None
+            }
+        };
+        let ts = self.boot_clock.trace_time(ts, boot_tsc);
         if matches!(stream.ring, Ring::Task | Ring::Interrupt) {
             self.task_now = self.task_now.max(ts);
         }
@@ -584,6 +635,7 @@ impl State {
                     cpus: h.cpus,
                     boot_tsc: h.boot_tsc,
                 });
+                self.hello_seen();
                 if h.minor > lucid_protocol::MINOR {
                     self.warn(Warning::new(
                         WarningKind::Protocol,
@@ -846,7 +898,7 @@ impl State {
                 t.status = TaskStatus::Scheduled;
                 t.scheduled_since = Some(ts);
             }
-            TaskStatus::Scheduled | TaskStatus::Completed(_) => {}
+            TaskStatus::Scheduled | TaskStatus::Completed(_) | TaskStatus::EndedByRestart => {}
         }
         if let Some(n) = storm_hit {
             self.warn_at(
@@ -976,6 +1028,7 @@ impl State {
 
     /// Drops completed tasks older than the retention time.
     pub fn prune(&mut self) {
+        self.compact_boot_tasks();
         let retain = self.clock().ticks(self.config.retain_ns);
         let now = self.now();
         self.rebuild_completions();

@@ -25,6 +25,8 @@ pub enum TaskStatus {
     Idle,
     /// Finished (ok, cancelled or panicked).
     Completed(Outcome),
+    /// Alive when its kernel restarted: it ended with its boot.
+    EndedByRestart,
 }
 
 impl TaskStatus {
@@ -38,6 +40,7 @@ impl TaskStatus {
             Self::Completed(Outcome::Ok) => "completed",
             Self::Completed(Outcome::Cancelled) => "cancelled",
             Self::Completed(Outcome::Panicked) => "panicked",
+            Self::EndedByRestart => "ended by restart",
         }
     }
 
@@ -51,13 +54,14 @@ impl TaskStatus {
             Self::Completed(Outcome::Ok) => 3,
             Self::Completed(Outcome::Cancelled) => 4,
             Self::Completed(Outcome::Panicked) => 5,
+            Self::EndedByRestart => 6,
         }
     }
 
     /// Finished in any way.
     #[must_use]
     pub const fn is_done(self) -> bool {
-        matches!(self, Self::Completed(_))
+        matches!(self, Self::Completed(_) | Self::EndedByRestart)
     }
 }
 
@@ -215,6 +219,10 @@ pub struct Task {
     pub warnings: u64,
     /// Its contained panic: the message and where it was raised.
     pub panic: Option<Box<str>>,
+    /// The kernel boot it belongs to (0 for the first of the stream, see
+    /// [`super::State::boot`]).
+    #[serde(default)]
+    pub boot: u32,
     /// Start of the current poll.
     pub(crate) poll_started: Option<u64>,
     /// Start of the latest poll on any CPU, to recognise an overtaken poll end.
@@ -269,6 +277,7 @@ impl Task {
             storm_warned: false,
             lost_warned: false,
             panic: None,
+            boot: 0,
         }
     }
 

@@ -32,11 +32,13 @@ pub enum WarningKind {
     /// Events that do not fit together (an unmatched poll end, time going backwards,
     /// a stream restart).
     Inconsistent,
+    /// The kernel restarted: a new boot begins in the stream.
+    KernelRestart,
 }
 
 impl WarningKind {
     /// Every kind, in display order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::LostWaker,
         Self::LongPoll,
         Self::NeverYields,
@@ -47,6 +49,7 @@ impl WarningKind {
         Self::Protocol,
         Self::Malformed,
         Self::Inconsistent,
+        Self::KernelRestart,
     ];
 
     /// Short name for tables.
@@ -63,6 +66,7 @@ impl WarningKind {
             Self::Protocol => "protocol",
             Self::Malformed => "malformed",
             Self::Inconsistent => "inconsistent",
+            Self::KernelRestart => "kernel restart",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use lucid_protocol::{Message, TaskId, WasmState};
+use lucid_protocol::{InstanceId, Message, TaskId, WasmState};
 use serde::{Deserialize, Serialize};
 
 use super::latency::LatencyHistogram;
@@ -63,6 +63,12 @@ pub struct WasmInstance {
     pub traps_by_code: BTreeMap<u32, u64>,
     /// Reason of the latest trap.
     pub last_trap: Option<String>,
+    /// The kernel boot it belongs to (see [`State::boot`]).
+    #[serde(default)]
+    pub boot: u32,
+    /// It was still running when its kernel restarted.
+    #[serde(default)]
+    pub ended_by_restart: bool,
 }
 
 impl WasmInstance {
@@ -83,6 +89,8 @@ impl WasmInstance {
             traps: 0,
             traps_by_code: BTreeMap::new(),
             last_trap: None,
+            boot: 0,
+            ended_by_restart: false,
         }
     }
 
@@ -90,7 +98,18 @@ impl WasmInstance {
     /// kernel).
     #[must_use]
     pub fn has_ended(&self) -> bool {
-        super::limits::is_ended(self.state)
+        self.ended_by_restart || super::limits::is_ended(self.state)
+    }
+
+    /// Its state as the views show it.
+    #[must_use]
+    pub fn state_text(&self) -> String {
+        let state = crate::fmt::wasm_state(self.state, self.state_detail);
+        if self.ended_by_restart {
+            format!("ended by restart ({state})")
+        } else {
+            state
+        }
     }
 
     fn set_pages(&mut self, ts: u64, pages: u32) {
@@ -103,22 +122,35 @@ impl WasmInstance {
 }
 
 impl State {
+    /// The instance `id` of the current boot (one of an earlier boot is not it).
+    fn current_instance(&mut self, id: InstanceId) -> Option<&mut WasmInstance> {
+        let boot = self.boot;
+        self.wasm.get_mut(&id).filter(|w| w.boot == boot)
+    }
+
     /// Applies a wasm message; other messages are ignored.
     pub(super) fn apply_wasm(&mut self, ts: u64, m: &Message<'_>) {
         match *m {
             Message::WasmInstanceCreated(w) => {
                 let mut i = WasmInstance::new(w.module, w.task, WasmState::Created, w.memory_pages, ts);
                 i.fuel_per_slice = Some(w.fuel_per_slice);
+                i.boot = self.boot;
                 self.make_room_for_instance(w.instance);
                 self.wasm.insert(w.instance, i);
                 self.task(w.task, ts).instance = Some(w.instance);
             }
             Message::WasmInstanceSnapshot(w) => {
                 self.make_room_for_instance(w.instance);
-                let i = self
-                    .wasm
-                    .entry(w.instance)
-                    .or_insert_with(|| WasmInstance::new(w.module, w.task, w.state, w.memory_pages, ts));
+                let boot = self.boot;
+                let new = || {
+                    let mut i = WasmInstance::new(w.module, w.task, w.state, w.memory_pages, ts);
+                    i.boot = boot;
+                    i
+                };
+                let i = self.wasm.entry(w.instance).or_insert_with(new);
+                if i.boot != boot {
+                    *i = new();
+                }
                 i.state = w.state;
                 if i.memory_pages != w.memory_pages {
                     i.set_pages(ts, w.memory_pages);
@@ -143,7 +175,7 @@ impl State {
                 state,
                 detail,
             } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
+                if let Some(w) = self.current_instance(instance) {
                     w.state = state;
                     w.state_detail = detail;
                 }
@@ -151,13 +183,13 @@ impl State {
             Message::WasmMemoryGrow {
                 instance, new_pages, ..
             } => {
-                if let Some(w) = self.wasm.get_mut(&instance) {
+                if let Some(w) = self.current_instance(instance) {
                     w.memory_grows += 1;
                     w.set_pages(ts, new_pages);
                 }
             }
             Message::WasmPoll { instance, fuel, slices } => {
-                if let Some(w) = self.wasm.get_mut(&instance)
+                if let Some(w) = self.current_instance(instance)
                     && (add_saturating(&mut w.fuel, fuel) | add_saturating(&mut w.slices, u64::from(slices)))
                 {
                     self.saturated("wasm fuel or time slices");
@@ -170,7 +202,7 @@ impl State {
                 ticks,
             } => {
                 let mean_ns = self.clock().ns(Ticks(ticks.checked_div(calls).unwrap_or(0)));
-                if let Some(w) = self.wasm.get_mut(&instance) {
+                if let Some(w) = self.current_instance(instance) {
                     let known = w.hostcalls.contains_key(&hostcall) || w.hostcalls.len() < MAX_HOSTCALL_KINDS;
                     let key = if known { hostcall } else { OTHER_HOSTCALLS };
                     let h = w.hostcalls.entry(key).or_default();
@@ -191,7 +223,7 @@ impl State {
                 }
             }
             Message::WasmTrap(t) => {
-                if let Some(w) = self.wasm.get_mut(&t.instance) {
+                if let Some(w) = self.current_instance(t.instance) {
                     w.traps = w.traps.saturating_add(1);
                     let other = Self::count_trap(&mut w.traps_by_code, t.code);
                     w.state = WasmState::Trapped;

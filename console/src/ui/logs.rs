@@ -9,7 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{Action, at};
-use crate::state::{LogLine, State, level_name};
+use crate::state::{BootMark, LogLine, State, level_name};
+use crate::time::Ticks;
 
 /// State of the logs view.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,13 @@ fn level_style(l: Option<Level>) -> Style {
     }
 }
 
+/// A row of the view: a log line, or where a kernel boot began.
+#[derive(Clone, Copy)]
+enum Row<'s> {
+    Log(&'s LogLine),
+    Boot(&'s BootMark),
+}
+
 impl LogsView {
     fn shown<'s>(&self, state: &'s State) -> Vec<&'s LogLine> {
         state
@@ -53,6 +61,22 @@ impl LogsView {
             .filter(|l| self.min_level.is_none_or(|m| l.level.is_some_and(|lv| lv >= m)))
             .filter(|l| self.target.is_empty() || l.target.contains(&self.target))
             .collect()
+    }
+
+    /// The shown lines with a row before the first line of every boot after the
+    /// first (whatever the filter: a restart explains the lines around it).
+    fn rows<'s>(shown: &[&'s LogLine], state: &'s State) -> Vec<Row<'s>> {
+        let first = shown.first().map_or(Ticks::MAX, |l| l.ts);
+        let mut marks = state.boot_marks.iter().filter(|m| m.ts > first).peekable();
+        let mut rows = Vec::with_capacity(shown.len());
+        for &l in shown {
+            while let Some(m) = marks.next_if(|m| m.ts <= l.ts) {
+                rows.push(Row::Boot(m));
+            }
+            rows.push(Row::Log(l));
+        }
+        rows.extend(marks.map(Row::Boot));
+        rows
     }
 
     /// Handles a key.
@@ -88,19 +112,30 @@ impl LogsView {
     /// Draws the view.
     pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
         let shown = self.shown(state);
+        let all = Self::rows(&shown, state);
         let rows = usize::from(area.height.saturating_sub(2));
-        self.scroll = self.scroll.min(shown.len().saturating_sub(rows));
-        let end = shown.len() - self.scroll;
+        self.scroll = self.scroll.min(all.len().saturating_sub(rows));
+        let end = all.len() - self.scroll;
         let start = end.saturating_sub(rows);
-        let lines: Vec<Line<'_>> = shown[start..end]
+        let lines: Vec<Line<'_>> = all[start..end]
             .iter()
-            .map(|l| {
-                Line::from(vec![
+            .map(|row| match *row {
+                Row::Log(l) => Line::from(vec![
                     Span::raw(format!("{:>10} cpu{:<2} ", at(state, l.ts), l.cpu)),
                     Span::styled(format!("{:<5} ", level_name(l.level)), level_style(l.level)),
                     Span::styled(format!("{} ", l.target), Style::new().fg(Color::DarkGray)),
                     Span::raw(l.text.clone()),
-                ])
+                ]),
+                Row::Boot(m) => Line::styled(
+                    format!(
+                        "{:>10} ── kernel restarted: boot {} begins ({} tasks ended with boot {}) ──",
+                        at(state, m.ts),
+                        m.boot,
+                        m.tasks_ended,
+                        m.boot - 1
+                    ),
+                    Style::new().fg(Color::Magenta),
+                ),
             })
             .collect();
         let mut title = format!(

@@ -302,6 +302,7 @@ impl TasksView {
                 TaskStatus::Idle => Style::new(),
                 TaskStatus::Completed(lucid_protocol::Outcome::Ok) => Style::new().fg(Color::DarkGray),
                 TaskStatus::Completed(_) => Style::new().fg(Color::Red),
+                TaskStatus::EndedByRestart => Style::new().fg(Color::Magenta),
             };
             let warn = if t.warnings > 0 { "⚠" } else { "" };
             Row::new(vec![

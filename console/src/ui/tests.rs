@@ -566,3 +566,43 @@ fn replay_keys_move_the_cursor() {
     // Keys that are not transport keys go to the views.
     assert!(!c.on_key(key(KeyCode::Char('j'))));
 }
+
+/// A stream with two boots: the Timeline and Logs views show where the second began.
+#[test]
+fn a_kernel_restart_is_marked_in_the_timeline_and_logs() {
+    let g = generate(&SMALL);
+    let logs: Vec<Message<'_>> = sample_messages()
+        .into_iter()
+        .filter(|m| matches!(m, Message::Callsite(_) | Message::TraceEvent(_)))
+        .collect();
+    let mut s = Session::new("unix:/tmp/lucid.sock".into(), Config::default());
+    s.handle(IngestEvent::Connected);
+    let irq = StreamId::new(1, Ring::Interrupt);
+    for f in &g.frames[..g.frames.len() * 2 / 3] {
+        s.feed(HostNs(1), f);
+    }
+    let log_frame = |ts: u64| frame(irq, 0, &logs.iter().map(|m| (ts, *m)).collect::<Vec<_>>());
+    s.feed(HostNs(1), &log_frame(1_050_000));
+    for f in &g.frames {
+        s.feed(HostNs(2), f);
+    }
+    s.feed(HostNs(2), &log_frame(1_100_000));
+    s.flush();
+    assert_eq!(s.state.kernel_restarts, 1);
+    let mut app = App::new(s);
+    app.view = View::Logs;
+    let logs = text_of(&render(&mut app, 120, 14));
+    let marker = logs.find("kernel restarted: boot 2 begins").expect(&logs);
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("INFO")).collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(
+        logs.find(lines[0]).unwrap() < marker && marker < logs.find(lines[1]).unwrap(),
+        "{logs}"
+    );
+    app.view = View::Timeline;
+    let whole = app.state().clock().ns(app.state().now() - first_ts(&app));
+    app.timeline.span_ns = whole + 1000;
+    let timeline = text_of(&render(&mut app, 120, 14));
+    assert!(timeline.contains('↻'), "{timeline}");
+    assert!(timeline.contains("kernel restarted at"), "{timeline}");
+}

@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use lucid_protocol::TaskId;
 
 use super::{Action, at, dur, shade};
-use crate::state::{BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, Task, TaskHistory, WakeMark, WokenBy};
+use crate::state::{
+    BootMark, BusyHistory, Cpu, MAX_SLICES_PER_CPU, Slice, State, Task, TaskHistory, WakeMark, WokenBy, marks_between,
+};
 use crate::time::Ticks;
 
 /// Colours for tasks, picked by id.
@@ -315,6 +317,22 @@ impl TimelineView {
             )),
             axis,
         );
+        // Where a kernel boot began: a line through every lane, `↻` on the axis.
+        let boots: Vec<&BootMark> = marks_between(&state.boot_marks, start, end).collect();
+        if width > 0 {
+            let style = Style::new().fg(Color::Magenta);
+            for m in &boots {
+                let x = lanes_area.x
+                    + LABEL
+                    + column_of(m.ts, start, span, u64::from(width)).min(u64::from(width) - 1) as u16;
+                for y in lanes_area.y..lanes_area.y + lanes_area.height {
+                    f.buffer_mut()[(x, y)].set_char('┃').set_style(style);
+                }
+                if axis.height > 0 {
+                    f.buffer_mut()[(x, axis.y)].set_char('↻').set_style(style);
+                }
+            }
+        }
         let horizon = lanes.iter().map(|l| l.detail_from).min().unwrap_or(Ticks::MAX);
         let mut lines = vec![Line::from(match under_cursor {
             Some((lane, s)) => {
@@ -336,6 +354,18 @@ impl TimelineView {
                 "polls kept from {}; before: busy share ░<25% ▒<50% ▓<75% █<100%, blank = not known",
                 at(state, horizon)
             )));
+        }
+        for m in &boots {
+            lines.push(Line::styled(
+                format!(
+                    "↻ kernel restarted at {}: boot {} begins ({} tasks of boot {} ended with it)",
+                    at(state, m.ts),
+                    m.boot,
+                    m.tasks_ended,
+                    m.boot - 1
+                ),
+                Style::new().fg(Color::Magenta),
+            ));
         }
         let room = usize::from(info.height).saturating_sub(lines.len());
         for w in wakes_under_cursor.iter().take(room) {

@@ -63,10 +63,13 @@ impl WarningsView {
         );
 
         let h = &state.health;
-        let title = format!(
+        let mut title = format!(
             " Stream: {} gaps ({} frames lost), {} CRC errors, {} malformed, {} wrong version, {} dropped ",
             h.sequence_gaps, h.missing_frames, h.crc_errors, h.malformed_frames, h.version_errors, state.dropped_events
         );
+        if state.kernel_restarts > 0 {
+            title.push_str(&format!("│ {} kernel restarts ", state.kernel_restarts));
+        }
         let rows = state.cpus.iter().map(|(cpu, c)| {
             let style = if c.dropped > 0 {
                 Style::new().fg(Color::Red)

@@ -68,7 +68,7 @@ impl WasmView {
                 Cell::from(id.to_string()),
                 Cell::from(w.module.clone()),
                 Cell::from(w.task.to_string()),
-                Cell::from(crate::fmt::wasm_state(w.state, w.state_detail)),
+                Cell::from(w.state_text()),
                 Cell::from(w.memory_pages.to_string()),
                 Cell::from(memory_spark(w)).style(Style::new().fg(Color::Green)),
                 Cell::from(w.fuel.to_string()),
