@@ -17,7 +17,7 @@ mod tests;
 use std::fmt;
 
 pub use encode::{DEFAULT_INSTANCE, instance_name, render};
-pub use server::{PUBLISH_EVERY, Server};
+pub use server::{MAX_CLIENTS, MAX_REQUEST_BYTES, PUBLISH_EVERY, REQUEST_DEADLINE, Server};
 pub use text::CONTENT_TYPE;
 
 /// Why the metrics endpoint could not start.

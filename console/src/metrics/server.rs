@@ -2,8 +2,17 @@
 //! owner of the [`State`] last published. Rendering happens at publish time on the
 //! owner's thread and the lock only swaps a pointer, so a slow scraper never holds up
 //! ingest or the UI, and a scrape never sees a half-updated state.
+//!
+//! A client cannot stall it: each connection is served on a thread of its own, one
+//! request per connection, and the whole exchange (reading a head of at most
+//! [`MAX_REQUEST_BYTES`], writing the answer) must end within [`REQUEST_DEADLINE`],
+//! so a client that sends slowly, never finishes its headers or never reads is cut
+//! off then. At most [`MAX_CLIENTS`] connections are served at once (more are closed
+//! at once). Stopping the server waits for the accept loop only, never for a client.
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +24,18 @@ use crate::state::State;
 
 /// [`Server::publish_if_due`] renders at most this often.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// Time one connection may take from accept to the end of its answer.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest request head (request line and headers) read.
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 16;
+/// How often the accept loop checks whether the server is stopping.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// Bytes handed to one socket write.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Content type of the error answers.
+const PLAIN: &str = "text/plain; charset=utf-8";
 
 /// A running `/metrics` endpoint. Dropping it stops the thread.
 pub struct Server {
@@ -22,7 +43,7 @@ pub struct Server {
     instance: Option<String>,
     body: Arc<Mutex<Arc<str>>>,
     last_publish: Mutex<Option<Instant>>,
-    http: Arc<tiny_http::Server>,
+    closing: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -51,11 +72,9 @@ impl Server {
             reason: e.to_string(),
         })?;
         let local = listener.local_addr().map_err(bad)?;
-        let http = tiny_http::Server::from_listener(listener, None).map_err(|e| MetricsError::Bind {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
-        let http = Arc::new(http);
+        // Polled, so stopping never depends on another connection arriving.
+        listener.set_nonblocking(true).map_err(bad)?;
+        let closing = Arc::new(AtomicBool::new(false));
         // Before the first publish: zeros under a given name, else nothing, so no series
         // appears under a fallback name that the kernel's build id replaces a moment later.
         let initial = instance
@@ -63,10 +82,10 @@ impl Server {
             .map_or_else(String::new, |name| render(&State::new(), name));
         let body: Arc<Mutex<Arc<str>>> = Arc::new(Mutex::new(initial.into()));
         let thread = {
-            let (http, body) = (Arc::clone(&http), Arc::clone(&body));
+            let (body, closing) = (Arc::clone(&body), Arc::clone(&closing));
             std::thread::Builder::new()
                 .name("lucid-metrics".into())
-                .spawn(move || serve(&http, &body))
+                .spawn(move || accept_loop(&listener, &body, &closing))
                 .map_err(|e| MetricsError::Bind {
                     addr: addr.to_string(),
                     reason: e.to_string(),
@@ -77,7 +96,7 @@ impl Server {
             instance,
             body,
             last_publish: Mutex::new(None),
-            http,
+            closing,
             thread: Some(thread),
         })
     }
@@ -112,32 +131,145 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.http.unblock();
+        self.closing.store(true, Ordering::Relaxed);
+        // The accept loop notices within one poll interval; it never waits on a
+        // client, and the clients' own threads are not waited for.
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn serve(http: &tiny_http::Server, body: &Mutex<Arc<str>>) {
-    for request in http.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or("");
-        let response = match (request.method(), path) {
-            (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
-                let text = Arc::clone(&body.lock().unwrap_or_else(PoisonError::into_inner));
-                tiny_http::Response::from_data(text.as_bytes().to_vec()).with_header(header(CONTENT_TYPE))
+/// Accepts connections until `closing`, each served on a thread of its own (at most
+/// [`MAX_CLIENTS`] at a time; more are closed at once).
+fn accept_loop(listener: &TcpListener, body: &Arc<Mutex<Arc<str>>>, closing: &AtomicBool) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    while !closing.load(Ordering::Relaxed) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
             }
-            (_, "/metrics") => tiny_http::Response::from_string("only GET\n").with_status_code(405),
-            _ => tiny_http::Response::from_string("not found: the metrics are at /metrics\n").with_status_code(404),
+            // A connection that failed before it was accepted, or out of descriptors
+            // for a moment: try again shortly.
+            Err(_) => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
         };
-        // A scraper that went away is its own problem.
-        let _ = request.respond(response);
+        if clients.fetch_add(1, Ordering::Relaxed) >= MAX_CLIENTS {
+            clients.fetch_sub(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        }
+        let (body, count) = (Arc::clone(body), Arc::clone(&clients));
+        let spawned = std::thread::Builder::new()
+            .name("lucid-metrics-client".into())
+            .spawn(move || {
+                // A client that went away or stalled is its own problem.
+                let _ = serve_client(stream, &body, Instant::now() + REQUEST_DEADLINE);
+                count.fetch_sub(1, Ordering::Relaxed);
+            });
+        if spawned.is_err() {
+            clients.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
-fn header(content_type: &str) -> tiny_http::Header {
-    tiny_http::Header {
-        field: "Content-Type".parse().expect("a valid header name"),
-        value: content_type.parse().expect("an ASCII header value"),
+/// Reads one request (its head at most [`MAX_REQUEST_BYTES`]) and answers it, all
+/// before `deadline`; the connection closes after the answer.
+fn serve_client(mut stream: TcpStream, body: &Mutex<Arc<str>>, deadline: Instant) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let head = read_head(&mut stream, deadline)?;
+    let (status, content_type, text): (&str, &str, Arc<str>) = match parse_request_line(&head) {
+        Some((method, target)) => {
+            let path = target.split('?').next().unwrap_or("");
+            match (method, path) {
+                ("GET" | "HEAD", "/metrics") => (
+                    "200 OK",
+                    CONTENT_TYPE,
+                    Arc::clone(&body.lock().unwrap_or_else(PoisonError::into_inner)),
+                ),
+                (_, "/metrics") => ("405 Method Not Allowed", PLAIN, "only GET\n".into()),
+                _ => (
+                    "404 Not Found",
+                    PLAIN,
+                    "not found: the metrics are at /metrics\n".into(),
+                ),
+            }
+        }
+        None => (
+            "400 Bad Request",
+            PLAIN,
+            "a request line `METHOD /path HTTP/1.1` expected\n".into(),
+        ),
+    };
+    let head_only = head.starts_with(b"HEAD ");
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        text.len()
+    )
+    .into_bytes();
+    if !head_only {
+        response.extend_from_slice(text.as_bytes());
     }
+    write_all_by(&mut stream, &response, deadline)?;
+    // Tell the client the answer is complete; what it still sends is ignored.
+    let _ = stream.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// The request's head (up to the blank line), read before `deadline`.
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        stream.set_read_timeout(Some(remaining(deadline)?))?;
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            head.truncate(end);
+            return Ok(head);
+        }
+        if head.len() > MAX_REQUEST_BYTES {
+            return Err(std::io::Error::new(ErrorKind::InvalidData, "request head too large"));
+        }
+    }
+}
+
+/// Writes all of `bytes` before `deadline`, whatever pace the client reads at.
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        stream.set_write_timeout(Some(remaining(deadline)?))?;
+        let n = stream.write(&bytes[..bytes.len().min(WRITE_CHUNK)])?;
+        if n == 0 {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Time left until `deadline` (an error once it passed: socket timeouts of zero
+/// mean "none").
+fn remaining(deadline: Instant) -> std::io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(ErrorKind::TimedOut.into())
+    } else {
+        Ok(left)
+    }
+}
+
+/// `(method, target)` of the request line `METHOD TARGET HTTP/x.y`.
+fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && version.starts_with("HTTP/") && target.starts_with('/')).then_some((method, target))
 }

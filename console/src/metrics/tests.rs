@@ -326,7 +326,7 @@ fn the_server_serves_the_published_state_at_metrics_only() {
     assert_eq!(get(addr, "/").0, 404);
     assert_eq!(get(addr, "/metrics/x").0, 404);
     drop(server);
-    // tiny_http closes its listener from its accept thread, shortly after.
+    // The accept loop closes its listener as it ends.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while TcpStream::connect(addr).is_ok() {
         assert!(std::time::Instant::now() < deadline, "still listening 2 s after drop");
@@ -359,4 +359,107 @@ fn without_a_name_nothing_is_served_before_the_first_publish() {
     let m = parse(&get(server.addr(), "/metrics").2);
     let build = state.kernel.as_ref().expect("hello").build_id.clone();
     assert!(sum(&m, "lucid_polls_total", &[("instance", &build)]) > 0.0);
+}
+
+/// A state whose exposition is several megabytes: more than the socket buffers of a
+/// client that never reads can take.
+fn large_state() -> State {
+    let mut s = State::new();
+    let ev = |message| Item::Event {
+        stream: StreamId::new(0, Ring::Task),
+        seq: 0,
+        event: Event { ts: 1, message },
+    };
+    for i in 0..64 {
+        s.apply(&ev(Message::WasmInstanceCreated(lucid_protocol::WasmInstanceCreated {
+            instance: lucid_protocol::InstanceId(i),
+            task: lucid_protocol::TaskId(i),
+            module: "a-module-with-a-long-name-so-every-label-set-is-long.wasm",
+            memory_pages: 1,
+            fuel_per_slice: 1,
+        })));
+        for hostcall in 0..64 {
+            s.apply(&ev(Message::WasmHostcalls {
+                instance: lucid_protocol::InstanceId(i),
+                hostcall,
+                calls: 3,
+                ticks: 3000,
+            }));
+        }
+    }
+    s
+}
+
+/// Runs `f` on a thread; its result if it finishes within `secs` seconds.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs)).ok()
+}
+
+#[test]
+fn clients_that_never_read_or_never_finish_their_request_stall_nothing() {
+    let server = Server::start("127.0.0.1:0", Some("srv".into())).expect("start");
+    let addr = server.addr();
+    server.publish(&large_state());
+    // One connects and sends nothing, one never finishes its headers, and two ask
+    // for the metrics and never read the answer.
+    let silent = TcpStream::connect(addr).expect("connect");
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").expect("send");
+    let deaf: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr).expect("connect");
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+            c
+        })
+        .collect();
+    // Another client is served in full meanwhile.
+    let (status, _, body) = within(60, move || get(addr, "/metrics")).expect("a stuck client stalled the endpoint");
+    assert_eq!(status, 200);
+    assert!(
+        body.len() > 4 << 20,
+        "{} bytes: not enough to fill the stuck clients' buffers",
+        body.len()
+    );
+    assert!(body.ends_with('\n'), "a cut-off answer");
+    // Stopping does not wait for them (they would be cut off after REQUEST_DEADLINE).
+    within(5, move || drop(server)).expect("stopping waited for a stuck client");
+    drop((silent, slow, deaf));
+}
+
+#[test]
+fn oversized_and_malformed_requests_are_refused() {
+    let server = Server::start("127.0.0.1:0", None).expect("start");
+    let addr = server.addr();
+    // A head beyond the limit: the connection closes without an answer.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+        "a".repeat(MAX_REQUEST_BYTES * 2)
+    );
+    // The server may close before all of it is sent.
+    let _ = c.write_all(huge.as_bytes());
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    assert!(!raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
+    // Not a request line at all.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(b"hello\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).expect("read");
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    // HEAD answers the headers only; other methods are refused.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(b"HEAD /metrics HTTP/1.1\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).expect("read");
+    assert!(raw.starts_with("HTTP/1.1 200") && raw.ends_with("\r\n\r\n"), "{raw}");
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.write_all(b"POST /metrics HTTP/1.1\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).expect("read");
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
 }
