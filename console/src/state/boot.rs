@@ -22,11 +22,11 @@
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 
-use lucid_protocol::{Hello, StreamId};
+use lucid_protocol::{Hello, StreamId, TaskId};
 use serde::{Deserialize, Serialize};
 
 use super::counts::LastTs;
-use super::{State, TaskStatus, Warning, WarningKind};
+use super::{State, Task, TaskStatus, Warning, WarningKind};
 use crate::time::Ticks;
 
 /// Boot marks kept (the latest ones); all restarts are counted.
@@ -174,6 +174,23 @@ impl State {
                 number - 1
             ),
         });
+    }
+}
+
+impl State {
+    /// The boot (as [`State::boot`] counts them) that trace time `ts` belongs to.
+    /// Boots before the oldest kept [`BootMark`] all answer the boot before it.
+    #[must_use]
+    pub fn boot_at(&self, ts: Ticks) -> u32 {
+        let later = self.boot_marks.iter().rev().take_while(|m| m.ts > ts).count();
+        self.boot.saturating_sub(u32::try_from(later).unwrap_or(u32::MAX))
+    }
+
+    /// The task `id` of boot `boot`, if it is still held (a later boot's task with
+    /// the same id is another task).
+    #[must_use]
+    pub fn task_of_boot(&self, id: TaskId, boot: u32) -> Option<&Task> {
+        self.tasks.get(&id).filter(|t| t.boot == boot)
     }
 }
 

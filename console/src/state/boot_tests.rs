@@ -127,6 +127,8 @@ fn a_restart_begins_a_new_boot_that_ends_the_old_ones_tasks_and_instances() {
     // The boot begins just after the old boot's last timestamp.
     let mark = s.boot_marks.back().expect("a boot mark");
     assert_eq!((mark.boot, mark.ts, mark.tasks_ended), (2, Ticks(9001), 1));
+    assert_eq!((s.boot_at(Ticks(9000)), s.boot_at(Ticks(9001))), (0, 1));
+    assert!(s.task_of_boot(TaskId(1), 0).is_none() && s.task_of_boot(TaskId(1), 1).is_some());
     // The new boot's times follow: its Hello's boot time (100) is the mark.
     let t = &s.tasks[&TaskId(1)];
     assert_eq!(t.boot, 1);

@@ -605,4 +605,17 @@ fn a_kernel_restart_is_marked_in_the_timeline_and_logs() {
     let timeline = text_of(&render(&mut app, 120, 14));
     assert!(timeline.contains('↻'), "{timeline}");
     assert!(timeline.contains("kernel restarted at"), "{timeline}");
+    // Task lanes: the same id in two boots is two tasks, the old one labelled so.
+    app.on_key(key(KeyCode::Char('t')));
+    let lanes = text_of(&render(&mut app, 120, 40));
+    let old: Vec<&str> = lanes
+        .lines()
+        .filter_map(|l| l.strip_prefix("│b1 task "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(!old.is_empty(), "no lane of boot 1: {lanes}");
+    assert!(
+        old.iter().any(|id| lanes.contains(&format!("│{id} worker"))),
+        "no task id has a lane in each boot: {lanes}"
+    );
 }

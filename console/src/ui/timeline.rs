@@ -196,9 +196,10 @@ impl TimelineView {
                 let detail_from = state.cpus.values().map(detail_from).max().unwrap_or(Ticks::ZERO);
                 // (busy ticks in the window, slices) per task: from the kept slices,
                 // and before them from the tasks' histories.
-                let mut by_task: BTreeMap<TaskId, (Ticks, Vec<Slice>)> = BTreeMap::new();
+                // By boot too: a task id of one boot is another task in the next.
+                let mut by_task: BTreeMap<TaskOfBoot, (Ticks, Vec<Slice>)> = BTreeMap::new();
                 for s in state.cpus.values().flat_map(|c| c.slices.iter()).filter(in_window) {
-                    let e = by_task.entry(s.task).or_default();
+                    let e = by_task.entry((s.task, state.boot_at(s.start))).or_default();
                     e.0 += s.end.min(end) - s.start.max(start);
                     e.1.push(*s);
                 }
@@ -208,25 +209,34 @@ impl TimelineView {
                         if let Some(share) = Summary::for_task(t).share(start, summarised)
                             && share > 0.0
                         {
-                            by_task.entry(t.id).or_default().0 +=
+                            by_task.entry((t.id, t.boot)).or_default().0 +=
                                 Ticks((share * (summarised - start).get() as f64) as u64);
                         }
                     }
                 }
-                let mut tasks: Vec<(TaskId, (Ticks, Vec<Slice>))> = by_task.into_iter().collect();
+                let mut tasks: Vec<(TaskOfBoot, (Ticks, Vec<Slice>))> = by_task.into_iter().collect();
                 tasks.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
                 tasks
                     .into_iter()
                     .take(max)
-                    .map(|(task, (_, slices))| {
-                        let t = state.tasks.get(&task);
+                    .map(|((task, boot), (_, slices))| {
+                        let t = state.task_of_boot(task, boot);
+                        let mut label = match t {
+                            Some(t) if !t.name.is_empty() => format!("{task} {}", t.name),
+                            _ => format!("task {task}"),
+                        };
+                        // Labels are short: an earlier boot's lanes start with `b<boot>`.
+                        if boot != state.boot {
+                            label = format!("b{} {label}", u64::from(boot) + 1);
+                        }
                         Lane {
-                            label: match t {
-                                Some(t) if !t.name.is_empty() => format!("{task} {}", t.name),
-                                _ => format!("task {task}"),
-                            },
+                            label,
                             slices,
-                            wakes: wakes.clone().filter(|w| w.task == task).copied().collect(),
+                            wakes: wakes
+                                .clone()
+                                .filter(|w| w.task == task && state.boot_at(w.ts) == boot)
+                                .copied()
+                                .collect(),
                             detail_from,
                             summary: t.map_or(
                                 Summary::Task {
@@ -336,7 +346,9 @@ impl TimelineView {
         let horizon = lanes.iter().map(|l| l.detail_from).min().unwrap_or(Ticks::MAX);
         let mut lines = vec![Line::from(match under_cursor {
             Some((lane, s)) => {
-                let name = state.tasks.get(&s.task).map_or_else(String::new, |t| t.display_name());
+                let name = state
+                    .task_of_boot(s.task, state.boot_at(s.start))
+                    .map_or_else(String::new, |t| t.display_name());
                 format!(
                     "cursor on {}: task {} ({name}), poll from {} for {}{} │ Enter opens it",
                     lane.label,
@@ -379,6 +391,9 @@ impl TimelineView {
         f.render_widget(Paragraph::new(lines), info);
     }
 }
+
+/// A task id and the boot it belongs to (see [`State::boot`]).
+type TaskOfBoot = (TaskId, u32);
 
 fn waker_name(w: WokenBy) -> String {
     match w {
