@@ -5,6 +5,8 @@
 //! Memory stays bounded in a long session: completed tasks are dropped once they are
 //! older than [`Config::retain_ns`] of trace time, and per-CPU poll slices, run-queue
 //! samples, utilisation windows, logs and warnings are kept in fixed-size windows.
+//! Whatever the stream, everything keyed by its ids is capped (`limits`), and a
+//! kernel restart begins a new boot instead of mixing two (`boot`).
 
 mod boot;
 mod counts;
