@@ -105,8 +105,8 @@ fn cpus() -> usize {
 }
 
 async fn ping_pong(rounds: u64) {
-    let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
-    let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+    let (ping_tx, mut ping_rx) = mpsc::named_channel::<u64>("ping", 1);
+    let (pong_tx, mut pong_rx) = mpsc::named_channel::<u64>("pong", 1);
     let rt = sched::runtime();
     let pong = rt.builder().name("pong").spawn(async move {
         while let Some(i) = ping_rx.recv().await {
