@@ -12,6 +12,7 @@ mod histogram;
 mod history;
 mod latency;
 mod log;
+mod resource;
 mod task;
 mod task_map;
 mod text;
@@ -39,6 +40,7 @@ pub use histogram::Histogram;
 pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
+pub use resource::{MAX_RESOURCES, MAX_WAITS_PER_TASK, Resource, Resources, Wait};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use text::Text;
@@ -190,6 +192,8 @@ pub struct State {
     pub cpus: BTreeMap<u32, Cpu>,
     /// Wasm instances by id.
     pub wasm: BTreeMap<InstanceId, WasmInstance>,
+    /// Resources tasks wait on, and the waits in progress.
+    pub resources: Resources,
     /// Sum of `Loss` reports.
     pub dropped_events: u64,
     /// Frame-level health.
@@ -662,6 +666,11 @@ impl State {
             | Message::WasmPoll { .. }
             | Message::WasmHostcalls { .. }
             | Message::WasmTrap(_) => self.apply_wasm(ts, m),
+            Message::ResourceCreated(r) => self.resource_created(ts, &r),
+            Message::ResourceDropped(r) => self.resource_dropped(r.id),
+            Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),
+            Message::WaitEnd(w) => self.wait_end(&w),
+            Message::JoinWaiting { task, waiter } => self.join_waiting(task, waiter),
             _ => {}
         }
     }
@@ -907,6 +916,7 @@ impl State {
         }
         t.scheduled_since = None;
         t.woken_while_running = None;
+        self.resources.task_ended(task);
     }
 
     /// Warns once about every poll in progress that has run longer than the long-poll
