@@ -150,6 +150,19 @@ pub struct ResourceSummary {
     pub waits_timed_out: u64,
 }
 
+/// A deadlock the stream showed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadlockSummary {
+    /// Its tasks, each waiting on the next (the last on the first).
+    pub tasks: Vec<lucid_protocol::TaskId>,
+    /// Their names.
+    pub names: Vec<String>,
+    /// The resources they wait on (`join#9`), in the same order.
+    pub resources: Vec<String>,
+    /// Nanoseconds of trace time from the cycle closing to the warning.
+    pub detected_after_ns: u64,
+}
+
 /// A wait in progress at the end of the stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WaitSummary {
@@ -265,10 +278,16 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Every warning, counted by kind (every kind, zero included).
     pub warning_counts: BTreeMap<&'static str, u64>,
+    /// The first warnings of each kind that was raised (at most the state's
+    /// `MAX_WARNINGS_PER_KIND`), oldest first: a rare kind stays visible when
+    /// another floods `warnings`.
+    pub warnings_by_kind: BTreeMap<&'static str, Vec<String>>,
     /// Resources tasks wait on.
     pub resources: ResourceSummary,
     /// Waits in progress at the end of the stream, by task.
     pub waits: Vec<WaitSummary>,
+    /// Deadlocks found, oldest first.
+    pub deadlocks: Vec<DeadlockSummary>,
 }
 
 impl Summary {
@@ -339,8 +358,28 @@ impl Summary {
             damage,
             warnings,
             warning_counts,
+            warnings_by_kind: s
+                .first_warnings_by_kind
+                .iter()
+                .map(|(k, ws)| (k.name(), ws.iter().map(ToString::to_string).collect()))
+                .collect(),
             resources,
             waits,
+            deadlocks: s
+                .resources
+                .deadlocks
+                .iter()
+                .map(|d| DeadlockSummary {
+                    tasks: d.tasks.clone(),
+                    names: d
+                        .tasks
+                        .iter()
+                        .map(|t| s.tasks.get(t).map(|t| t.name.to_string()).unwrap_or_default())
+                        .collect(),
+                    resources: d.resources.iter().map(|&r| s.resources.label(r)).collect(),
+                    detected_after_ns: s.clock().ns(d.detected.saturating_sub(d.formed)),
+                })
+                .collect(),
         }
     }
 

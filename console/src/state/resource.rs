@@ -24,6 +24,8 @@ use crate::time::Ticks;
 pub const MAX_RESOURCES: usize = 1 << 16;
 /// Waits in progress kept per task (a `select` over many resources).
 pub const MAX_WAITS_PER_TASK: usize = 8;
+/// Deadlocks kept (and warned about).
+pub const MAX_DEADLOCKS: usize = 1000;
 /// Longest chain of joins followed when looking for a cycle.
 const MAX_CHAIN: usize = 64;
 
@@ -57,6 +59,19 @@ pub struct Wait {
     pub since: Ticks,
 }
 
+/// A deadlock found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlock {
+    /// Its tasks, in cycle order (each waits on the next, the last on the first).
+    pub tasks: Vec<TaskId>,
+    /// The resource each of them waits on, in the same order.
+    pub resources: Vec<ResourceId>,
+    /// Trace time the cycle closed: the latest of its waits began.
+    pub formed: Ticks,
+    /// Trace time it was found.
+    pub detected: Ticks,
+}
+
 /// Resources and waits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -78,8 +93,8 @@ pub struct Resources {
     pub joining: BTreeMap<TaskId, TaskId>,
     /// Tasks found deadlocked or stuck: nothing alive can wake them.
     pub blocked_forever: BTreeSet<TaskId>,
-    /// Deadlock cycles warned about (their tasks, sorted).
-    pub deadlocks: Vec<Vec<TaskId>>,
+    /// Deadlocks warned about (each cycle once), oldest first.
+    pub deadlocks: Vec<Deadlock>,
 }
 
 impl Resources {
@@ -252,6 +267,20 @@ impl State {
         None
     }
 
+    /// `task` can never run again (it lost its waker): whoever joins it is stuck.
+    pub(super) fn cannot_run(&mut self, cpu: u32, ts: u64, task: TaskId) {
+        self.resources.blocked_forever.insert(task);
+        self.find_stuck_waits(cpu, ts);
+    }
+
+    /// `task` ran after all: it was not blocked for good.
+    #[inline]
+    pub(super) fn ran(&mut self, task: TaskId) {
+        if !self.resources.blocked_forever.is_empty() {
+            self.resources.blocked_forever.remove(&task);
+        }
+    }
+
     /// `task 5 (a) waits on join#9 for task 6 (b)`.
     fn describe_join_wait(&self, task: TaskId) -> String {
         let Some((wait, joined)) = self.resources.join_wait(task) else {
@@ -276,12 +305,27 @@ impl State {
     fn deadlock(&mut self, cpu: u32, ts: u64, cycle: Vec<TaskId>) {
         let mut key = cycle.clone();
         key.sort_unstable();
-        if self.resources.deadlocks.contains(&key) {
+        let known = self.resources.deadlocks.iter().any(|d| {
+            let mut tasks = d.tasks.clone();
+            tasks.sort_unstable();
+            tasks == key
+        });
+        if known || self.resources.deadlocks.len() >= MAX_DEADLOCKS {
             return;
         }
         let steps: Vec<String> = cycle.iter().map(|&t| self.describe_join_wait(t)).collect();
+        let waits: Vec<&Wait> = cycle
+            .iter()
+            .filter_map(|&t| self.resources.join_wait(t).map(|(w, _)| w))
+            .collect();
+        let deadlock = Deadlock {
+            resources: waits.iter().map(|w| w.resource).collect(),
+            formed: waits.iter().map(|w| w.since).max().unwrap_or(Ticks(ts)),
+            detected: Ticks(ts),
+            tasks: cycle.clone(),
+        };
         self.resources.blocked_forever.extend(cycle.iter().copied());
-        self.resources.deadlocks.push(key);
+        self.resources.deadlocks.push(deadlock);
         self.warn_at(
             WarningKind::Deadlock,
             ts,
@@ -514,6 +558,83 @@ mod tests {
                 "stuck wait: task 9 (later) waits on join#42 for task 8 (late), which can never finish; \
                  nothing alive can signal it",
             ]
+        );
+    }
+
+    #[test]
+    fn a_task_joining_a_task_that_lost_its_waker_is_a_stuck_wait() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "lost-waker");
+        spawn(&mut s, 1, 6, "stuck-joiner");
+        join(&mut s, 5, 6, 5, 20);
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        apply(
+            &mut s,
+            11,
+            Message::PollEnd {
+                task: TaskId(5),
+                result: lucid_protocol::PollResult::Pending,
+            },
+        );
+        // No waker was ever cloned: the count is unknown until a snapshot or a drop.
+        apply(
+            &mut s,
+            12,
+            Message::WakerClone {
+                task: TaskId(5),
+                wakers: 1,
+            },
+        );
+        apply(
+            &mut s,
+            13,
+            Message::WakerDrop {
+                task: TaskId(5),
+                wakers: 0,
+            },
+        );
+        assert_eq!(warnings(&s, WarningKind::LostWaker).len(), 1);
+        assert_eq!(
+            warnings(&s, WarningKind::StuckWait),
+            [
+                "stuck wait: task 6 (stuck-joiner) waits on join#20 for task 5 (lost-waker), which can never \
+              finish; nothing alive can signal it"
+            ]
+        );
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+
+    #[test]
+    fn a_deadlock_records_when_it_formed_and_when_it_was_found() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "a");
+        spawn(&mut s, 1, 6, "b");
+        join(&mut s, 10, 5, 6, 20);
+        join(&mut s, 17, 6, 5, 21);
+        let d = &s.resources.deadlocks[0];
+        assert_eq!(d.tasks, [TaskId(6), TaskId(5)]);
+        assert_eq!(d.resources, [ResourceId(21), ResourceId(20)]);
+        assert_eq!((d.formed, d.detected), (Ticks(17), Ticks(17)));
+    }
+
+    #[test]
+    fn a_deadlock_stays_in_the_report_when_other_warnings_flood_it() {
+        let mut s = State::new();
+        for i in 0..200 {
+            s.warn(crate::state::Warning::new(
+                WarningKind::LongPoll,
+                format!("long poll {i}"),
+            ));
+        }
+        spawn(&mut s, 1, 5, "a");
+        spawn(&mut s, 1, 6, "b");
+        join(&mut s, 10, 5, 6, 20);
+        join(&mut s, 11, 6, 5, 21);
+        assert!(s.warnings.iter().all(|w| w.kind == WarningKind::LongPoll));
+        assert_eq!(s.first_warnings_by_kind[&WarningKind::Deadlock].len(), 1);
+        assert_eq!(
+            s.first_warnings_by_kind[&WarningKind::LongPoll].len(),
+            crate::state::MAX_WARNINGS_PER_KIND
         );
     }
 
