@@ -177,7 +177,11 @@ impl Resources {
             r.waits = r.waits.saturating_add(1);
         }
         let waits = self.waits.entry(w.task).or_default();
-        waits.retain(|x| x.resource != w.resource);
+        // Already known (a snapshot answer repeats the waits in progress): it keeps
+        // its start.
+        if waits.iter().any(|x| x.resource == w.resource) {
+            return;
+        }
         if waits.len() < MAX_WAITS_PER_TASK {
             waits.push(Wait {
                 resource: w.resource,
@@ -492,6 +496,15 @@ mod tests {
         assert!(s.resources.live.is_empty());
         assert_eq!((s.resources.created, s.resources.dropped), (1, 1));
         assert_eq!(s.resources.label(ResourceId(12)), "#12");
+    }
+
+    #[test]
+    fn a_snapshot_repeating_a_known_wait_keeps_its_start() {
+        let mut s = State::new();
+        begin(&mut s, 10, 5, 12, WaitOp::Recv);
+        begin(&mut s, 50, 5, 12, WaitOp::Recv);
+        assert_eq!(s.resources.current_wait(TaskId(5)).map(|w| w.since), Some(Ticks(10)));
+        assert_eq!(s.resources.waits[&TaskId(5)].len(), 1);
     }
 
     #[test]

@@ -69,10 +69,10 @@ mod wait_cost {
             &self,
             id: u64,
             _kind: ResourceKind,
-            name: &str,
+            name: &'static str,
             location: &'static Location<'static>,
             capacity: Option<u64>,
-        ) {
+        ) -> bool {
             emit(&Message::ResourceCreated(proto::ResourceCreated {
                 id: proto::ResourceId(id),
                 kind: proto::ResourceKind::Channel,
@@ -84,6 +84,7 @@ mod wait_cost {
                 },
                 capacity,
             }));
+            true
         }
         fn on_dropped(&self, id: u64) {
             emit(&Message::ResourceDropped(proto::ResourceDropped {

@@ -71,15 +71,17 @@ pub enum WaitOutcome {
 /// waiting path only (and at creation and drop); must not block or call back
 /// into the primitives.
 pub trait ResourceHooks: Sync {
-    /// Resource `id` was created at `location`.
+    /// Resource `id` was created at `location`. Returns whether it is recorded:
+    /// one that is not (created by a task the trace leaves out) stays untracked,
+    /// its waits and drop unreported.
     fn on_created(
         &self,
         id: u64,
         kind: ResourceKind,
-        name: &str,
+        name: &'static str,
         location: &'static Location<'static>,
         capacity: Option<u64>,
-    );
+    ) -> bool;
     /// Resource `id` was dropped.
     fn on_dropped(&self, id: u64);
     /// The current task got `Pending` from resource `id` doing `op`. Returns
@@ -123,13 +125,21 @@ impl Resource {
 
     /// A resource created at `location`.
     #[must_use]
-    pub fn at(kind: ResourceKind, name: &str, capacity: Option<u64>, location: &'static Location<'static>) -> Self {
+    pub fn at(
+        kind: ResourceKind,
+        name: &'static str,
+        capacity: Option<u64>,
+        location: &'static Location<'static>,
+    ) -> Self {
         match hooks() {
             None => Self::untracked(),
             Some(h) => {
                 let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                h.on_created(id, kind, name, location, capacity);
-                Self { id }
+                if h.on_created(id, kind, name, location, capacity) {
+                    Self { id }
+                } else {
+                    Self::untracked()
+                }
             }
         }
     }
@@ -270,7 +280,7 @@ impl OwnedWait {
     pub fn pending(
         &self,
         kind: ResourceKind,
-        name: &str,
+        name: &'static str,
         capacity: Option<u64>,
         location: &'static Location<'static>,
         op: WaitOp,
@@ -284,7 +294,7 @@ impl OwnedWait {
     fn begin(
         &self,
         kind: ResourceKind,
-        name: &str,
+        name: &'static str,
         capacity: Option<u64>,
         location: &'static Location<'static>,
         op: WaitOp,

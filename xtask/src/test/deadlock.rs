@@ -3,7 +3,9 @@
 //! handles, a task that loses its waker and a task joining it), `lucid live` records
 //! it, and `lucid stats --json` must name the deadlocked tasks and their resources
 //! (found within 1 s of trace time), the stuck wait and exactly the task that lost
-//! its waker. Then the plain demo, whose waits must raise no deadlock or stuck wait.
+//! its waker. Then the plain demo with a console that connects 3 s late: the
+//! snapshot answer must give it the resources created before it came, and the
+//! demo's waits must raise no deadlock or stuck wait.
 
 use std::time::Duration;
 
@@ -19,11 +21,17 @@ use crate::artifacts::BootImage;
 
 /// Boots `workload=deadlock`, then `workload=demo`, and checks both recordings.
 pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
-    println!("deadlock end to end: workload=deadlock for 11 s, then the demo for 10 s");
+    println!("deadlock end to end: workload=deadlock for 11 s, then the demo for 15 s (console 3 s late)");
     let recorded = boot_and_record(image, "deadlock-e2e", "log=warn workload=deadlock", Duration::ZERO, 11)?;
     let json = stats_json(&recorded)?;
     record_checks(tally, "deadlock e2e", deadlock_checks(&json));
-    let recorded = boot_and_record(image, "waits-demo-e2e", "log=warn workload=demo", Duration::ZERO, 10)?;
+    let recorded = boot_and_record(
+        image,
+        "waits-demo-e2e",
+        "log=warn workload=demo",
+        Duration::from_secs(3),
+        15,
+    )?;
     let json = stats_json(&recorded)?;
     record_checks(tally, "waits on the demo", demo_checks(&json));
     Ok(())
@@ -98,9 +106,9 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
     ]
 }
 
-/// What the plain demo must show: waits on its channels and sleeps, and no
-/// deadlock or stuck wait.
-fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 2] {
+/// What the plain demo must show to a late console: waits on its channels and
+/// sleeps, the wasm channels created at boot, and no deadlock or stuck wait.
+fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 3] {
     let resources = &stats["resources"];
     let begun = resources["waits_begun"].as_u64().unwrap_or(0);
     let ready = resources["waits_ready"].as_u64().unwrap_or(0);
@@ -121,6 +129,11 @@ fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 2] {
             "the demo's tasks wait on channels and timers, and their waits end",
             begun > 1000 && ready > 1000 && kinds.iter().any(|k| k == "timer sleep"),
             format!("{begun} waits begun, {ready} ready; waiting at the end: {kinds:?}"),
+        ),
+        (
+            "a late console knows the wasm ping's channels, created before it connected",
+            resources["live_by_kind"]["wchan"].as_u64().unwrap_or(0) >= 2,
+            format!("{resources}; waiting at the end: {kinds:?}"),
         ),
         (
             "no deadlock or stuck wait on the demo",

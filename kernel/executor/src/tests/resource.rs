@@ -31,16 +31,17 @@ impl ResourceHooks for Recorder {
         &self,
         id: u64,
         kind: ResourceKind,
-        name: &str,
+        name: &'static str,
         location: &'static core::panic::Location<'static>,
         _capacity: Option<u64>,
-    ) {
+    ) -> bool {
         let line = if location.file().ends_with("tests/resource.rs") {
             location.line()
         } else {
             0
         };
         self.push(Seen::Created(id, kind, name.into(), line));
+        true
     }
     fn on_dropped(&self, id: u64) {
         self.push(Seen::Dropped(id));
