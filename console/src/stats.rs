@@ -129,6 +129,99 @@ impl WasmSummary {
     }
 }
 
+/// Resources at the end of the stream, and the waits over it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceSummary {
+    /// Resources live at the end.
+    pub live: u64,
+    /// Of those, by kind (`chan`, `join`, `timer`…).
+    pub live_by_kind: BTreeMap<&'static str, u64>,
+    /// `ResourceCreated` messages.
+    pub created: u64,
+    /// `ResourceDropped` messages.
+    pub dropped: u64,
+    /// Waits begun.
+    pub waits_begun: u64,
+    /// Waits that ended ready.
+    pub waits_ready: u64,
+    /// Waits that ended cancelled.
+    pub waits_cancelled: u64,
+    /// Waits that timed out.
+    pub waits_timed_out: u64,
+}
+
+/// A deadlock the stream showed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadlockSummary {
+    /// Its tasks, each waiting on the next (the last on the first).
+    pub tasks: Vec<lucid_protocol::TaskId>,
+    /// Their names.
+    pub names: Vec<String>,
+    /// The resources they wait on (`join#9`), in the same order.
+    pub resources: Vec<String>,
+    /// Nanoseconds of trace time from the cycle closing to the warning.
+    pub detected_after_ns: u64,
+}
+
+/// A wait in progress at the end of the stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitSummary {
+    /// The waiting task.
+    pub task: lucid_protocol::TaskId,
+    /// Its name (empty if unknown).
+    pub name: String,
+    /// The resource it waits on.
+    pub resource: lucid_protocol::ResourceId,
+    /// `chan#12 ping`.
+    pub label: String,
+    /// The resource's kind (`?` if created before the stream began).
+    pub kind: &'static str,
+    /// The operation (`recv`, `join`…).
+    pub op: &'static str,
+    /// How long it has waited, in nanoseconds of trace time.
+    pub for_ns: u64,
+    /// Where the resource was created (empty if unknown).
+    pub location: String,
+}
+
+fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
+    let r = &s.resources;
+    let mut live_by_kind = BTreeMap::new();
+    for res in r.live.values() {
+        *live_by_kind.entry(res.kind.name()).or_default() += 1;
+    }
+    let now = s.now();
+    let waits = r
+        .waits
+        .iter()
+        .flat_map(|(&task, ws)| ws.iter().map(move |w| (task, w)))
+        .map(|(task, w)| {
+            let res = r.get(w.resource);
+            WaitSummary {
+                task,
+                name: s.tasks.get(&task).map(|t| t.name.to_string()).unwrap_or_default(),
+                resource: w.resource,
+                label: r.label(w.resource),
+                kind: res.map_or("?", |x| x.kind.name()),
+                op: w.op.name(),
+                for_ns: s.clock().ns(now.saturating_sub(w.since)),
+                location: res.map(|x| x.location.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let summary = ResourceSummary {
+        live: r.live.len() as u64,
+        live_by_kind,
+        created: r.created,
+        dropped: r.dropped,
+        waits_begun: r.waits_begun,
+        waits_ready: r.waits_ended[0],
+        waits_cancelled: r.waits_ended[1],
+        waits_timed_out: r.waits_ended[2],
+    };
+    (summary, waits)
+}
+
 /// The summary `lucid stats` prints (`--json` prints exactly this object).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -192,6 +285,18 @@ pub struct Summary {
     pub damage: Option<Damage>,
     /// Everything that looks wrong, oldest first.
     pub warnings: Vec<String>,
+    /// Every warning, counted by kind (every kind, zero included).
+    pub warning_counts: BTreeMap<&'static str, u64>,
+    /// The first warnings of each kind that was raised (at most the state's
+    /// `MAX_WARNINGS_PER_KIND`), oldest first: a rare kind stays visible when
+    /// another floods `warnings`.
+    pub warnings_by_kind: BTreeMap<&'static str, Vec<String>>,
+    /// Resources tasks wait on.
+    pub resources: ResourceSummary,
+    /// Waits in progress at the end of the stream, by task.
+    pub waits: Vec<WaitSummary>,
+    /// Deadlocks found, oldest first.
+    pub deadlocks: Vec<DeadlockSummary>,
 }
 
 impl Summary {
@@ -218,6 +323,11 @@ impl Summary {
             warnings.push(format!("stopped early: {}", d.message));
         }
         let bytes = c.decoder.bytes;
+        let (resources, waits) = resource_summary(s);
+        let warning_counts = crate::state::WarningKind::ALL
+            .iter()
+            .map(|k| (k.name(), s.warning_counts.get(k).copied().unwrap_or(0)))
+            .collect();
         Self {
             events: s.events,
             events_by_kind,
@@ -260,6 +370,29 @@ impl Summary {
             }),
             damage,
             warnings,
+            warning_counts,
+            warnings_by_kind: s
+                .first_warnings_by_kind
+                .iter()
+                .map(|(k, ws)| (k.name(), ws.iter().map(ToString::to_string).collect()))
+                .collect(),
+            resources,
+            waits,
+            deadlocks: s
+                .resources
+                .deadlocks
+                .iter()
+                .map(|d| DeadlockSummary {
+                    tasks: d.tasks.clone(),
+                    names: d
+                        .tasks
+                        .iter()
+                        .map(|t| s.tasks.get(t).map(|t| t.name.to_string()).unwrap_or_default())
+                        .collect(),
+                    resources: d.resources.iter().map(|&r| s.resources.label(r)).collect(),
+                    detected_after_ns: s.clock().ns(d.detected.saturating_sub(d.formed)),
+                })
+                .collect(),
         }
     }
 
@@ -315,6 +448,9 @@ impl Summary {
         }
         if let Some(d) = &s.damage {
             s.warnings.push(format!("stopped early: {}", d.message));
+        }
+        for (k, n) in &mut s.warning_counts {
+            *n = n.saturating_sub(a.warning_counts.get(k).copied().unwrap_or(0));
         }
         s
     }
@@ -385,6 +521,25 @@ impl Summary {
                 "           {} tasks known only from their events (spawned before the stream began)",
                 self.tasks_unnamed
             )?;
+        }
+        let r = &self.resources;
+        if r.created > 0 || !self.waits.is_empty() {
+            writeln!(
+                o,
+                "resources  {} live ({} created, {} dropped); {} waits ({} ready, {} cancelled, {} timed out)",
+                r.live, r.created, r.dropped, r.waits_begun, r.waits_ready, r.waits_cancelled, r.waits_timed_out
+            )?;
+            for w in &self.waits {
+                writeln!(
+                    o,
+                    "           task {} `{}` waits on {} ({}) for {}",
+                    w.task,
+                    w.name,
+                    w.label,
+                    w.op,
+                    crate::fmt::duration_ns(w.for_ns)
+                )?;
+            }
         }
         writeln!(
             o,

@@ -8,6 +8,7 @@
 
 use core::{
     future::Future,
+    panic::Location,
     pin::pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     task::{Context, Poll, Waker},
@@ -148,17 +149,23 @@ pub fn run(cpu: usize) -> ! {
     }
 }
 
-/// Sleeps for `d` (at least).
-pub async fn sleep(d: Duration) {
-    sleep_until(time::Instant::now().saturating_add(d)).await;
+/// Sleeps for `d` (at least); the trace shows the sleep at the caller's location.
+#[track_caller]
+pub fn sleep(d: Duration) -> impl Future<Output = ()> {
+    sleep_until_at(time::Instant::now().saturating_add(d), Location::caller())
 }
 
 /// Sleeps until `deadline` (at least).
-pub async fn sleep_until(deadline: time::Instant) {
+#[track_caller]
+pub fn sleep_until(deadline: time::Instant) -> impl Future<Output = ()> {
+    sleep_until_at(deadline, Location::caller())
+}
+
+async fn sleep_until_at(deadline: time::Instant, location: &'static Location<'static>) {
     let ns = deadline
         .duration_since(time::Instant::from_ticks(time::boot_tsc()))
         .as_nanos() as u64;
-    let mut sleep = pin!(runtime().timer().sleep_until(TimerInstant::from_nanos(ns)));
+    let mut sleep = pin!(runtime().timer().sleep_until_at(TimerInstant::from_nanos(ns), location));
     let mut announced = false;
     core::future::poll_fn(|cx| {
         // The first poll puts the sleep into the timer; only then is its deadline

@@ -10,6 +10,9 @@
 //! - `panic`: the demo, plus a task that panics every few seconds (in turn a
 //!   `panic!`, an `unwrap` on `None` and an out-of-bounds index); each panic ends
 //!   only its task and the kernel stays up.
+//! - `deadlock`: the demo, plus a few rounds of tasks that can never finish: a
+//!   two-task deadlock over join handles, a task that loses its waker and a task
+//!   stuck joining it (see [`deadlock`]).
 //! - `wasm-bench`: the wasm host's measurements for `cargo xtask bench`, then QEMU
 //!   exits.
 //! - `link-bench:SECS`: the trace link's raw rate, then an event flood through the
@@ -23,6 +26,8 @@ use lucid_executor::{sync::mpsc, yield_now};
 
 use crate::{arch::percpu, sched, trace};
 
+mod deadlock;
+
 /// Starts the workload the command line names.
 pub fn start(cmdline: &str) {
     let rt = sched::runtime();
@@ -31,6 +36,10 @@ pub fn start(cmdline: &str) {
         "panic" => {
             start_demo();
             rt.builder().name("panicker").spawn(panicker());
+        }
+        "deadlock" => {
+            start_demo();
+            rt.builder().name("doomed-rounds").spawn(deadlock::doomed_rounds());
         }
         "none" => {}
         "wasm-bench" => {
@@ -61,7 +70,7 @@ pub fn start(cmdline: &str) {
                 });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, panic, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, panic, deadlock, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
                 );
             }
         }
@@ -105,8 +114,8 @@ fn cpus() -> usize {
 }
 
 async fn ping_pong(rounds: u64) {
-    let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
-    let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+    let (ping_tx, mut ping_rx) = mpsc::named_channel::<u64>("ping", 1);
+    let (pong_tx, mut pong_rx) = mpsc::named_channel::<u64>("pong", 1);
     let rt = sched::runtime();
     let pong = rt.builder().name("pong").spawn(async move {
         while let Some(i) = ping_rx.recv().await {

@@ -207,6 +207,28 @@ pub fn sample_messages() -> Vec<Message<'static>> {
                 column: 9,
             }),
         }),
+        Message::ResourceCreated(ResourceCreated {
+            id: ResourceId(12),
+            kind: ResourceKind::Channel,
+            name: "ping",
+            location: Location {
+                file: "kernel/src/workload.rs",
+                line: 108,
+                column: 33,
+            },
+            capacity: Some(1),
+        }),
+        Message::ResourceDropped(ResourceDropped { id: ResourceId(12) }),
+        Message::WaitBegin(WaitBegin {
+            task: TaskId(301),
+            resource: ResourceId(12),
+            op: WaitOp::Recv,
+        }),
+        Message::WaitEnd(WaitEnd {
+            task: TaskId(301),
+            resource: ResourceId(12),
+            outcome: WaitOutcome::Ready,
+        }),
     ]
 }
 

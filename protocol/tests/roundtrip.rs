@@ -186,6 +186,24 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
                 column: n[3] as u32,
             }),
         }),
+        MessageKind::ResourceCreated => Message::ResourceCreated(ResourceCreated {
+            id: ResourceId(n[0]),
+            kind: ResourceKind::ALL[(n[1] % ResourceKind::ALL.len() as u64) as usize],
+            name: &s[0],
+            location: loc,
+            capacity: opt(4),
+        }),
+        MessageKind::ResourceDropped => Message::ResourceDropped(ResourceDropped { id: ResourceId(n[0]) }),
+        MessageKind::WaitBegin => Message::WaitBegin(WaitBegin {
+            task: TaskId(n[0]),
+            resource: ResourceId(n[1]),
+            op: WaitOp::ALL[(n[2] % WaitOp::ALL.len() as u64) as usize],
+        }),
+        MessageKind::WaitEnd => Message::WaitEnd(WaitEnd {
+            task: TaskId(n[0]),
+            resource: ResourceId(n[1]),
+            outcome: [WaitOutcome::Ready, WaitOutcome::Cancelled, WaitOutcome::TimedOut][(n[2] % 3) as usize],
+        }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

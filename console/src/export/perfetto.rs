@@ -4,14 +4,15 @@
 //! Layout: process 1 "CPUs" has a thread per CPU with its polls as complete (`X`)
 //! slices, wake flow arrows (`s` at the waker's CPU, `f` at the woken task's next poll)
 //! and run-queue depth counters; process 2 "Tasks" has a thread per task with its
-//! polls, and an async slice (`b`/`e`) per task lifetime; process 3 "Wasm" has memory
+//! polls, an async slice (`b`/`e`) per task lifetime and one per wait on a resource
+//! (`wait chan#12 ping recv`, category `wait`); process 3 "Wasm" has memory
 //! and fuel counters per instance and traps as instants. Losses and stream damage are
 //! global instants. Times are microseconds after the recording's first event.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
-use lucid_protocol::{Item, Message, TaskId, Waker};
+use lucid_protocol::{Item, Message, ResourceId, TaskId, Waker};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -79,6 +80,11 @@ pub struct PerfettoWriter<W: Write> {
     tasks_named: BTreeSet<TaskId>,
     /// Tasks whose lifetime slice is open.
     alive: BTreeSet<TaskId>,
+    /// Labels of live resources (`chan#12 ping`).
+    resources: BTreeMap<ResourceId, String>,
+    /// Open wait slices: their async id and name.
+    waits: BTreeMap<(TaskId, ResourceId), (u64, String)>,
+    next_wait: u64,
     error: Option<io::Error>,
 }
 
@@ -100,6 +106,14 @@ impl<W: Write> PerfettoWriter<W> {
             cpus_named: BTreeSet::new(),
             tasks_named: BTreeSet::new(),
             alive: BTreeSet::new(),
+            resources: state
+                .resources
+                .live
+                .keys()
+                .map(|&id| (id, state.resources.label(id)))
+                .collect(),
+            waits: BTreeMap::new(),
+            next_wait: 1,
             error: None,
         };
         for (pid, name) in [(PID_CPUS, "CPUs"), (PID_TASKS, "Tasks"), (PID_WASM, "Wasm")] {
@@ -273,6 +287,19 @@ impl<W: Write> PerfettoWriter<W> {
                 e.args = Some(json!({ "task": t.task, "code": t.code }));
                 self.emit(&e);
             }
+            Message::ResourceCreated(r) => {
+                let label = if r.name.is_empty() {
+                    format!("{}#{}", r.kind.name(), r.id)
+                } else {
+                    format!("{}#{} {}", r.kind.name(), r.id, r.name)
+                };
+                self.resources.insert(r.id, label);
+            }
+            Message::ResourceDropped(r) => {
+                self.resources.remove(&r.id);
+            }
+            Message::WaitBegin(w) => self.begin_wait(w.task, w.resource, w.op.name(), ts),
+            Message::WaitEnd(w) => self.end_wait(w.task, w.resource, ts),
             Message::Loss { cpu, count, .. } => {
                 let mut e = Ev::new("loss", "i", self.us(ts), PID_CPUS, u64::from(cpu));
                 e.s = Some("g");
@@ -283,10 +310,42 @@ impl<W: Write> PerfettoWriter<W> {
         }
     }
 
-    /// Closes the lifetimes still open at the window's end (`end`, ticks, or the
-    /// last event) and the document.
+    fn begin_wait(&mut self, task: TaskId, resource: ResourceId, op: &str, ts: u64) {
+        if self.waits.contains_key(&(task, resource)) {
+            return;
+        }
+        self.name_task(task);
+        let label = self
+            .resources
+            .get(&resource)
+            .cloned()
+            .unwrap_or_else(|| format!("#{resource}"));
+        let name = format!("wait {label} {op}");
+        let id = self.next_wait;
+        self.next_wait += 1;
+        let mut e = Ev::new(&name, "b", self.us(ts), PID_TASKS, task.get());
+        e.cat = Some("wait");
+        e.id = Some(id);
+        self.emit(&e);
+        self.waits.insert((task, resource), (id, name));
+    }
+
+    fn end_wait(&mut self, task: TaskId, resource: ResourceId, ts: u64) {
+        if let Some((id, name)) = self.waits.remove(&(task, resource)) {
+            let mut e = Ev::new(&name, "e", self.us(ts), PID_TASKS, task.get());
+            e.cat = Some("wait");
+            e.id = Some(id);
+            self.emit(&e);
+        }
+    }
+
+    /// Closes the lifetimes and waits still open at the window's end (`end`, ticks,
+    /// or the last event) and the document.
     pub fn finish(mut self, end: Option<u64>) -> io::Result<W> {
         let end = end.unwrap_or(self.last_ts);
+        for (task, resource) in self.waits.keys().copied().collect::<Vec<_>>() {
+            self.end_wait(task, resource, end);
+        }
         for task in std::mem::take(&mut self.alive) {
             self.alive.insert(task);
             self.end_task(task, end);

@@ -150,3 +150,73 @@ fn folded_stacks_sum_to_the_busy_time() {
     }
     assert_eq!(lines, folded.stacks().len());
 }
+
+#[test]
+fn perfetto_carries_a_wait_slice_per_wait_named_by_its_resource() {
+    use lucid_protocol::{
+        Event, Item, Location, Message, ResourceCreated, ResourceId, ResourceKind, Ring, StreamId, TaskId, WaitBegin,
+        WaitEnd, WaitOp, WaitOutcome,
+    };
+    let state = crate::state::State::new();
+    let mut w = PerfettoWriter::new(Vec::new(), &state, None, 0).expect("vec");
+    let ev = |ts, message| Item::Event {
+        stream: StreamId::new(0, Ring::Task),
+        seq: 0,
+        event: Event { ts, message },
+    };
+    let created = Message::ResourceCreated(ResourceCreated {
+        id: ResourceId(12),
+        kind: ResourceKind::Channel,
+        name: "ping",
+        location: Location {
+            file: "w.rs",
+            line: 1,
+            column: 1,
+        },
+        capacity: Some(1),
+    });
+    let begin = |task| {
+        Message::WaitBegin(WaitBegin {
+            task: TaskId(task),
+            resource: ResourceId(12),
+            op: WaitOp::Recv,
+        })
+    };
+    w.observe(&ev(1_000, created));
+    w.observe(&ev(2_000, begin(5)));
+    w.observe(&ev(2_500, begin(6)));
+    w.observe(&ev(
+        3_000,
+        Message::WaitEnd(WaitEnd {
+            task: TaskId(5),
+            resource: ResourceId(12),
+            outcome: WaitOutcome::Ready,
+        }),
+    ));
+    let bytes = w.finish(Some(4_000)).expect("vec");
+    let doc: Value = serde_json::from_slice(&bytes).expect("valid JSON");
+    let waits: Vec<(String, String, u64)> = doc["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["cat"] == "wait")
+        .map(|e| {
+            (
+                e["ph"].as_str().unwrap_or("").to_string(),
+                e["name"].as_str().unwrap_or("").to_string(),
+                e["tid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let name = "wait chan#12 ping recv".to_string();
+    assert_eq!(
+        waits,
+        [
+            ("b".to_string(), name.clone(), 5),
+            ("b".to_string(), name.clone(), 6),
+            ("e".to_string(), name.clone(), 5),
+            // Still waiting at the end: closed there.
+            ("e".to_string(), name, 6),
+        ]
+    );
+}

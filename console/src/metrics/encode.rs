@@ -2,7 +2,7 @@
 //! shrink (pruning drops completed tasks, not these), so they are monotonic and equal
 //! what `lucid stats --json` reports for the same bytes.
 
-use lucid_protocol::{MessageKind, TaskKind, WasmState};
+use lucid_protocol::{MessageKind, ResourceKind, TaskKind, WasmState};
 
 use super::text::{Exposition, Kind};
 use crate::state::{
@@ -31,6 +31,7 @@ pub fn render(state: &State, instance: &str) -> String {
     kernel(&mut e, state);
     scheduler(&mut e, state);
     tasks(&mut e, state);
+    resources(&mut e, state);
     health(&mut e, state);
     wasm(&mut e, state);
     e.finish()
@@ -178,6 +179,36 @@ fn tasks(e: &mut Exposition, s: &State) {
             e.sample("lucid_tasks", &[("kind", kind), ("state", status.name())], live[k][st]);
         }
     }
+}
+
+fn resources(e: &mut Exposition, s: &State) {
+    let res = &s.resources;
+    let mut live = [0u64; ResourceKind::ALL.len()];
+    for r in res.live.values() {
+        live[r.kind as usize] += 1;
+    }
+    e.family(
+        "lucid_resources",
+        Kind::Gauge,
+        "Live resources tasks can wait on, by kind.",
+    );
+    for (k, n) in ResourceKind::ALL.iter().zip(live) {
+        e.sample("lucid_resources", &[("kind", k.name())], n);
+    }
+    let waiting = res.waiting_by_kind();
+    e.family(
+        "lucid_tasks_waiting",
+        Kind::Gauge,
+        "Tasks waiting on a resource, by the resource's kind (unknown: created before the stream).",
+    );
+    for k in ResourceKind::ALL {
+        let n = waiting.get(&Some(k)).copied().unwrap_or(0);
+        e.sample("lucid_tasks_waiting", &[("kind", k.name())], n);
+    }
+    let unknown = waiting.get(&None).copied().unwrap_or(0);
+    e.sample("lucid_tasks_waiting", &[("kind", "unknown")], unknown);
+    e.family("lucid_waits_total", Kind::Counter, "Waits begun on resources.");
+    e.sample("lucid_waits_total", &[], res.waits_begun);
 }
 
 fn health(e: &mut Exposition, s: &State) {

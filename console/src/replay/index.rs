@@ -29,7 +29,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 /// Last bytes of a complete index file.
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes.
-pub const INDEX_VERSION: u16 = 4;
+pub const INDEX_VERSION: u16 = 5;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).

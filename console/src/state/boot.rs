@@ -136,6 +136,7 @@ impl State {
             c.stuck_warned = None;
         }
         // Ids of the old boot mean nothing in the new one.
+        self.resources.end_boot();
         self.expired.clear();
         self.expired_order.clear();
         self.last_ts = LastTs::default();

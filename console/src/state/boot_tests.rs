@@ -197,3 +197,47 @@ fn restarts_of_each_stream_of_one_reboot_count_as_one_boot() {
     assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::EndedByRestart);
     assert_eq!(s.tasks[&TaskId(6)].boot, 1);
 }
+
+#[test]
+fn a_restart_forgets_the_old_boots_resources_and_waits() {
+    use lucid_protocol::{ResourceCreated, ResourceId, ResourceKind, WaitBegin, WaitOp};
+    let mut s = State::new();
+    let ev = |ts, stream, message| Item::Event {
+        stream,
+        seq: 0,
+        event: lucid_protocol::Event { ts, message },
+    };
+    s.apply(&ev(1000, CONTROL, hello(1000)));
+    s.apply(&ev(1100, TASKS, spawned(1)));
+    s.apply(&ev(
+        1200,
+        TASKS,
+        Message::ResourceCreated(ResourceCreated {
+            id: ResourceId(5),
+            kind: ResourceKind::Channel,
+            name: "c",
+            location: Location {
+                file: "f.rs",
+                line: 1,
+                column: 1,
+            },
+            capacity: Some(1),
+        }),
+    ));
+    s.apply(&ev(
+        1300,
+        TASKS,
+        Message::WaitBegin(WaitBegin {
+            task: TaskId(1),
+            resource: ResourceId(5),
+            op: WaitOp::Recv,
+        }),
+    ));
+    assert!(s.resources.current_wait(TaskId(1)).is_some());
+    assert_eq!(s.resources.live.len(), 1);
+    s.apply(&ev(50, CONTROL, hello(40)));
+    assert_eq!(s.kernel_restarts, 1);
+    assert!(s.resources.current_wait(TaskId(1)).is_none(), "a wait of the old boot");
+    assert!(s.resources.live.is_empty(), "a resource of the old boot");
+    assert_eq!(s.resources.created, 1, "counters stay");
+}

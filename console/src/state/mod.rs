@@ -16,6 +16,7 @@ mod history;
 mod latency;
 mod limits;
 mod log;
+mod resource;
 mod task;
 mod task_map;
 mod text;
@@ -49,6 +50,7 @@ pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use limits::{MAX_BYTES_PER_BYTE, MAX_INSTANCES, MAX_TASKS, MAX_TRAP_CODES, OTHER_TRAP_CODES};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
+pub use resource::{Deadlock, MAX_DEADLOCKS, MAX_RESOURCES, MAX_WAITS_PER_TASK, Resource, Resources, Wait};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use text::Text;
@@ -57,6 +59,9 @@ pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS
 
 /// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
+/// Warnings of each kind kept verbatim (the first ones), so a kind that floods the
+/// report (long polls under load) does not hide a rare one.
+pub const MAX_WARNINGS_PER_KIND: usize = 20;
 /// CPUs a stream may name before its `Hello` says how many there are.
 pub const MAX_CPUS_WITHOUT_HELLO: u32 = 256;
 /// CPUs a stream may name beyond the `Hello`'s count (a kernel that brings up more
@@ -225,6 +230,8 @@ pub struct State {
     pub cpus: BTreeMap<u32, Cpu>,
     /// Wasm instances by id.
     pub wasm: BTreeMap<InstanceId, WasmInstance>,
+    /// Resources tasks wait on, and the waits in progress.
+    pub resources: Resources,
     /// Sum of `Loss` reports.
     pub dropped_events: u64,
     /// Frame-level health.
@@ -249,6 +256,8 @@ pub struct State {
     pub recent_warnings: VecDeque<Warning>,
     /// Every warning, counted by kind.
     pub warning_counts: BTreeMap<WarningKind, u64>,
+    /// The first warnings of each kind (at most [`MAX_WARNINGS_PER_KIND`]), oldest first.
+    pub first_warnings_by_kind: BTreeMap<WarningKind, Vec<Warning>>,
     /// Offset of the first incompatible-version frame, if any.
     pub first_version_error: Option<(u64, FrameError)>,
     /// The current kernel boot: 0 for the first the stream carries, one more at
@@ -417,6 +426,10 @@ impl State {
     /// Adds a warning (bounded).
     pub fn warn(&mut self, w: Warning) {
         *self.warning_counts.entry(w.kind).or_default() += 1;
+        let first = self.first_warnings_by_kind.entry(w.kind).or_default();
+        if first.len() < MAX_WARNINGS_PER_KIND {
+            first.push(w.clone());
+        }
         if let Some(t) = w.task.and_then(|t| self.tasks.get_mut(&t))
             && t.boot == self.boot
         {
@@ -750,6 +763,11 @@ impl State {
             | Message::WasmPoll { .. }
             | Message::WasmHostcalls { .. }
             | Message::WasmTrap(_) => self.apply_wasm(ts, m),
+            Message::ResourceCreated(r) => self.resource_created(ts, &r),
+            Message::ResourceDropped(r) => self.resource_dropped(r.id),
+            Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),
+            Message::WaitEnd(w) => self.wait_end(&w),
+            Message::JoinWaiting { task, waiter } => self.join_waiting(task, waiter),
             _ => {}
         }
     }
@@ -773,6 +791,7 @@ impl State {
         t.poll_started = Some(ts);
         t.last_poll_start = Some(ts);
         t.lost_warned = false;
+        self.ran(task);
         let conv = self.conv();
         let waited_ns = waited.map(|w| conv.clock.ns(Ticks(w)));
         let c = self.cpus.entry(cpu).or_default();
@@ -927,6 +946,7 @@ impl State {
             Some(task),
             format!("task {task} ({name}) is pending with no waker and not scheduled: nothing can wake it"),
         );
+        self.cannot_run(cpu, ts, task);
     }
 
     /// Warns, once per figure, that a sum of values from the stream reached
@@ -995,6 +1015,7 @@ impl State {
             t.completed_ts = Some(Ticks(ts));
             self.completions.heap.push(Reverse((Ticks(ts), task)));
         }
+        self.resources.task_ended(task);
     }
 
     /// Warns once about every poll in progress that has run longer than the long-poll

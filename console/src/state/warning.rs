@@ -21,6 +21,11 @@ pub enum WarningKind {
     SelfWakeStorm,
     /// A task panicked; the kernel contained it and went on.
     TaskPanicked,
+    /// A cycle of tasks each waiting on something only another task of the cycle
+    /// can signal.
+    Deadlock,
+    /// A task waits on something nothing alive can signal.
+    StuckWait,
     /// Frames of a stream are missing.
     SequenceGap,
     /// A frame failed its CRC.
@@ -38,12 +43,14 @@ pub enum WarningKind {
 
 impl WarningKind {
     /// Every kind, in display order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::LostWaker,
         Self::LongPoll,
         Self::NeverYields,
         Self::SelfWakeStorm,
         Self::TaskPanicked,
+        Self::Deadlock,
+        Self::StuckWait,
         Self::SequenceGap,
         Self::CrcError,
         Self::Protocol,
@@ -61,6 +68,8 @@ impl WarningKind {
             Self::NeverYields => "never yields",
             Self::SelfWakeStorm => "self-wake storm",
             Self::TaskPanicked => "task panicked",
+            Self::Deadlock => "deadlock",
+            Self::StuckWait => "stuck wait",
             Self::SequenceGap => "sequence gap",
             Self::CrcError => "crc error",
             Self::Protocol => "protocol",

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use super::View;
 
 const GLOBAL: &[(&str, &str)] = &[
-    ("1-7, Tab", "switch view (Shift-Tab back)"),
+    ("1-8, Tab", "switch view (Shift-Tab back)"),
     ("space", "pause / resume the display (ingest goes on)"),
     ("?", "this help; Esc or ? closes it"),
     ("q, Ctrl-C", "quit"),
@@ -55,6 +55,10 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("↑/↓ j/k", "scroll; End follows"),
         ],
         View::Warnings => &[("↑/↓ j/k", "select a warning"), ("Enter", "open its task")],
+        View::Resources => &[
+            ("↑/↓ j/k", "select a resource"),
+            ("Enter", "list the tasks waiting on it"),
+        ],
     }
 }
 

@@ -7,6 +7,7 @@ pub mod help;
 pub mod kernel_log;
 pub mod logs;
 pub mod replay;
+pub mod resources;
 pub mod scheduler;
 pub mod task_detail;
 pub mod tasks;
@@ -62,11 +63,13 @@ pub enum View {
     Logs,
     /// Warnings and stream health.
     Warnings,
+    /// Resources and the tasks waiting on them.
+    Resources,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Tasks,
         Self::TaskDetail,
         Self::Timeline,
@@ -74,6 +77,7 @@ impl View {
         Self::Wasm,
         Self::Logs,
         Self::Warnings,
+        Self::Resources,
     ];
 
     /// Tab title.
@@ -87,6 +91,7 @@ impl View {
             Self::Wasm => "Wasm",
             Self::Logs => "Logs",
             Self::Warnings => "Warnings",
+            Self::Resources => "Resources",
         }
     }
 
@@ -133,6 +138,8 @@ pub struct App {
     pub logs: logs::LogsView,
     /// Warnings view state.
     pub warnings: warnings::WarningsView,
+    /// Resources view state.
+    pub resources: resources::ResourcesView,
     /// The kernel's console output, shown in a pane when given.
     pub kernel_log: Option<kernel_log::KernelLog>,
     /// Where the live state is exported, when `--metrics` is given.
@@ -158,6 +165,7 @@ impl App {
             wasm: wasm::WasmView::default(),
             logs: logs::LogsView::default(),
             warnings: warnings::WarningsView::default(),
+            resources: resources::ResourcesView::default(),
             kernel_log: None,
             metrics: None,
             transport: None,
@@ -234,7 +242,7 @@ impl App {
                     self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()];
                     return;
                 }
-                KeyCode::Char(c @ '1'..='7') => {
+                KeyCode::Char(c @ '1'..='8') => {
                     self.view = View::ALL[usize::from(c as u8 - b'1')];
                     return;
                 }
@@ -250,6 +258,7 @@ impl App {
             View::Wasm => self.wasm.on_key(key, state),
             View::Logs => self.logs.on_key(key),
             View::Warnings => self.warnings.on_key(key, state),
+            View::Resources => self.resources.on_key(key, state),
         };
         match action {
             Action::None => {}
@@ -300,6 +309,7 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
         View::Wasm => app.wasm.render(f, body, state),
         View::Logs => app.logs.render(f, body, state),
         View::Warnings => app.warnings.render(f, body, state),
+        View::Resources => app.resources.render(f, body, state),
     }
     match &app.transport {
         Some(t) => t.render(f, scrubber, status),

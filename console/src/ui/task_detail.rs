@@ -111,9 +111,10 @@ fn info_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
         ),
         kv(
             "state",
-            match &t.panic {
-                Some(panic) => format!("{}: {panic}", t.status.name()),
-                None => t.status.name().to_string(),
+            match (&t.panic, super::resources::waiting_on(s, t.id)) {
+                (Some(panic), _) => format!("{}: {panic}", t.status.name()),
+                (None, Some(wait)) => format!("{}, waiting on {wait}", t.status.name()),
+                (None, None) => t.status.name().to_string(),
             },
         ),
         kv("spawned", format!("{} at {}", at(s, t.spawned_ts), t.location)),

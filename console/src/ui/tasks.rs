@@ -41,13 +41,15 @@ pub enum Column {
     Wakes,
     /// Self-wakes.
     SelfWakes,
+    /// The resource the task waits on, the operation and for how long.
+    Waiting,
     /// Spawn location.
     Location,
 }
 
 impl Column {
     /// Every column, left to right.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Id,
         Self::Name,
         Self::Kind,
@@ -60,6 +62,7 @@ impl Column {
         Self::Polls,
         Self::Wakes,
         Self::SelfWakes,
+        Self::Waiting,
         Self::Location,
     ];
 
@@ -79,6 +82,7 @@ impl Column {
             Self::Polls => "Polls",
             Self::Wakes => "Wakes",
             Self::SelfWakes => "Self",
+            Self::Waiting => "Waiting on",
             Self::Location => "Location",
         }
     }
@@ -91,6 +95,7 @@ impl Column {
             Self::State => Constraint::Length(9),
             Self::Cpu | Self::SelfWakes => Constraint::Length(5),
             Self::Total | Self::Busy | Self::Scheduled | Self::Idle => Constraint::Length(8),
+            Self::Waiting => Constraint::Length(24),
             Self::Location => Constraint::Min(10),
         }
     }
@@ -100,6 +105,14 @@ impl Column {
     }
 }
 
+/// Whether the filter `needle` (lowercase) matches what `task` waits on.
+fn waiting_matches(state: &State, task: TaskId, needle: &str) -> bool {
+    let Some(w) = state.resources.current_wait(task) else {
+        return false;
+    };
+    needle == "waiting" || needle == w.op.name() || state.resources.label(w.resource).to_lowercase().contains(needle)
+}
+
 const fn kind_name(k: TaskKind) -> &'static str {
     match k {
         TaskKind::Kernel => "kernel",
@@ -107,7 +120,7 @@ const fn kind_name(k: TaskKind) -> &'static str {
     }
 }
 
-fn compare(c: Column, a: &Task, b: &Task, now: Ticks) -> Ordering {
+fn compare(c: Column, a: &Task, b: &Task, state: &State, now: Ticks) -> Ordering {
     match c {
         Column::Id => a.id.cmp(&b.id),
         Column::Name => a.name.cmp(&b.name),
@@ -121,6 +134,11 @@ fn compare(c: Column, a: &Task, b: &Task, now: Ticks) -> Ordering {
         Column::Polls => a.polls.cmp(&b.polls),
         Column::Wakes => a.wakes.cmp(&b.wakes),
         Column::SelfWakes => a.self_wakes.cmp(&b.self_wakes),
+        // Longest wait first when descending; tasks that do not wait last.
+        Column::Waiting => {
+            let waited = |t: &Task| state.resources.current_wait(t.id).map(|w| now.saturating_sub(w.since));
+            waited(a).cmp(&waited(b))
+        }
         Column::Location => a.location.cmp(&b.location),
     }
 }
@@ -132,7 +150,8 @@ pub struct TasksView {
     pub sort: Column,
     /// Largest first.
     pub descending: bool,
-    /// Text filter (matched against id, name, kind, state and location).
+    /// Text filter (matched against id, name, kind, state, location and what the
+    /// task waits on; `waiting` keeps the tasks that wait on a resource).
     pub filter: String,
     /// The filter is being edited.
     pub editing: bool,
@@ -179,10 +198,11 @@ impl TasksView {
                     || t.location.to_lowercase().contains(&needle)
                     || kind_name(t.kind) == needle
                     || t.status.name() == needle
+                    || waiting_matches(state, t.id, &needle)
             })
             .collect();
         rows.sort_by(|a, b| {
-            let o = compare(self.sort, a, b, now).then(a.id.cmp(&b.id));
+            let o = compare(self.sort, a, b, state, now).then(a.id.cmp(&b.id));
             if self.descending { o.reverse() } else { o }
         });
         rows
@@ -318,6 +338,7 @@ impl TasksView {
                 Cell::from(t.polls.to_string()),
                 Cell::from(t.wakes.to_string()),
                 Cell::from(t.self_wakes.to_string()),
+                Cell::from(super::resources::waiting_on(state, t.id).unwrap_or_default()),
                 Cell::from(t.location.to_string()),
             ])
         });

@@ -356,7 +356,8 @@ fn warnings_view() {
     let (mut app, _) = fixture();
     app.on_key(key(KeyCode::Char('7')));
     assert_eq!(app.view, View::Warnings);
-    insta::assert_snapshot!(render(&mut app, 120, 28));
+    // Tall enough for every warning kind.
+    insta::assert_snapshot!(render(&mut app, 120, 32));
 }
 
 #[test]
@@ -413,7 +414,7 @@ fn navigation_keys() {
     assert_eq!(app.view, View::TaskDetail);
     app.on_key(key(KeyCode::BackTab));
     app.on_key(key(KeyCode::BackTab));
-    assert_eq!(app.view, View::Warnings);
+    assert_eq!(app.view, View::Resources, "back from the first view wraps to the last");
     app.on_key(key(KeyCode::Char('1')));
     app.on_key(key(KeyCode::Down));
     let second = app.tasks.selected_task(app.state());
@@ -618,4 +619,107 @@ fn a_kernel_restart_is_marked_in_the_timeline_and_logs() {
         old.iter().any(|id| lanes.contains(&format!("│{id} worker"))),
         "no task id has a lane in each boot: {lanes}"
     );
+}
+
+/// The fixture plus a named channel two idle tasks wait on (one to receive, one to
+/// send), a join handle a third task waits on, and a wait on a resource created
+/// before the console connected.
+fn fixture_with_waits() -> (App, [TaskId; 3]) {
+    use lucid_protocol::{Location, ResourceCreated, ResourceId, ResourceKind, WaitBegin, WaitOp};
+    let (mut app, _) = fixture();
+    let now = app.state().now().get();
+    let mut idle: Vec<TaskId> = app
+        .state()
+        .tasks
+        .values()
+        .filter(|t| t.status == TaskStatus::Idle)
+        .map(|t| t.id)
+        .collect();
+    idle.truncate(3);
+    let [a, b, c] = idle[..] else {
+        panic!("the fixture has three idle tasks: {idle:?}");
+    };
+    let at = Location {
+        file: "kernel/src/workload.rs",
+        line: 108,
+        column: 33,
+    };
+    let created = |id, kind, name| {
+        Message::ResourceCreated(ResourceCreated {
+            id: ResourceId(id),
+            kind,
+            name,
+            location: at,
+            capacity: (kind == ResourceKind::Channel).then_some(1),
+        })
+    };
+    let wait = |task, id, op| {
+        Message::WaitBegin(WaitBegin {
+            task,
+            resource: ResourceId(id),
+            op,
+        })
+    };
+    let events = [
+        (now + 6_000, created(12, ResourceKind::Channel, "ping")),
+        (now + 6_000, created(13, ResourceKind::Join, "")),
+        (now + 6_000, created(14, ResourceKind::Semaphore, "")),
+        (now + 6_100, wait(a, 12, WaitOp::Recv)),
+        (now + 6_200, wait(b, 12, WaitOp::Send)),
+        (now + 6_300, wait(c, 99, WaitOp::Wait)),
+        (now + 9_000, Message::RunQueueDepth { depth: 1 }),
+    ];
+    app.session
+        .feed(HostNs(3), &frame(StreamId::new(0, Ring::Interrupt), 0, &events));
+    app.session.flush();
+    (app, [a, b, c])
+}
+
+#[test]
+fn tasks_view_shows_what_each_task_waits_on() {
+    let (mut app, [a, b, c]) = fixture_with_waits();
+    for c in "/waiting".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter));
+    let rows: Vec<TaskId> = app.tasks.rows(app.state()).iter().map(|t| t.id).collect();
+    assert_eq!(rows.len(), 3, "the filter keeps the waiting tasks");
+    assert!(rows.contains(&a) && rows.contains(&b) && rows.contains(&c));
+    // Sort by the Waiting column (one right of Self-wakes, which is right of Busy).
+    for _ in 0..6 {
+        app.on_key(key(KeyCode::Right));
+    }
+    assert_eq!(app.tasks.sort, tasks::Column::Waiting);
+    let rows: Vec<TaskId> = app.tasks.rows(app.state()).iter().map(|t| t.id).collect();
+    assert_eq!(rows, [a, b, c], "longest wait first");
+    insta::assert_snapshot!(render(&mut app, 150, 14));
+}
+
+#[test]
+fn resources_view_lists_waiters_and_enter_opens_them() {
+    let (mut app, [a, b, _]) = fixture_with_waits();
+    app.on_key(key(KeyCode::Char('8')));
+    assert_eq!(app.view, View::Resources);
+    // Most waiters first: the channel.
+    assert_eq!(
+        app.resources.selected_resource(app.state()),
+        Some(lucid_protocol::ResourceId(12))
+    );
+    app.on_key(key(KeyCode::Enter));
+    let screen = render(&mut app, 120, 20);
+    let text = text_of(&screen);
+    assert!(
+        text.contains(&format!("task {a}")) && text.contains(&format!("task {b}")),
+        "{text}"
+    );
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn task_detail_shows_the_current_wait() {
+    let (mut app, [a, ..]) = fixture_with_waits();
+    app.detail.task = Some(a);
+    app.view = View::TaskDetail;
+    let text = text_of(&render(&mut app, 120, 34));
+    assert!(text.contains("idle, waiting on chan#12 ping recv"), "{text}");
 }

@@ -14,6 +14,8 @@ pub mod platform;
 #[cfg(feature = "alloc")]
 mod registry;
 #[cfg(feature = "alloc")]
+pub mod resource;
+#[cfg(feature = "alloc")]
 mod runtime;
 #[cfg(feature = "alloc")]
 mod spin;

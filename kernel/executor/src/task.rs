@@ -26,6 +26,7 @@ use crate::loom::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::cell::UnsafeCell;
 use crate::platform::{PanicCaught, TaskPanic};
 use crate::registry::{LiveState, LiveTask};
+use crate::resource::{OwnedWait, ResourceKind, WaitOp};
 use crate::runtime::Runtime;
 
 /// A task's identity, unique among the tasks of one [`Runtime`] for its whole
@@ -884,6 +885,7 @@ unsafe fn waker_drop(data: *const ()) {
 pub struct JoinHandle<T, M = ()> {
     task: Option<TaskRef>,
     id: TaskId,
+    wait: OwnedWait,
     _output: PhantomData<fn() -> (T, M)>,
 }
 
@@ -899,6 +901,7 @@ impl<T, M> JoinHandle<T, M> {
         Self {
             task: Some(task),
             id,
+            wait: OwnedWait::new(),
             _output: PhantomData,
         }
     }
@@ -949,6 +952,18 @@ impl<T, M> Future for JoinHandle<T, M> {
         // SAFETY: we are the task's only JoinHandle, `T` is its output type
         // and `out` has the type `poll_join` writes.
         unsafe { (task.header().vtable.poll_join)(task.0, NonNull::from(&mut out).cast(), cx) };
+        if out.is_pending() {
+            let header = task.header();
+            this.wait.pending(
+                ResourceKind::Join,
+                header.name.unwrap_or(""),
+                None,
+                header.location,
+                WaitOp::Join,
+            );
+        } else {
+            this.wait.ready();
+        }
         if out.is_ready() {
             // The output is taken; let the task go now rather than when the
             // handle is dropped.

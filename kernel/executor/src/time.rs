@@ -10,10 +10,12 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
+use core::panic::Location;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+use crate::resource::{OwnedWait, ResourceKind, WaitOp};
 use crate::spin::Spin;
 
 /// A point in time on the timer's clock, in nanoseconds since an origin the
@@ -138,21 +140,31 @@ impl Timer {
     }
 
     /// Completes once the clock has advanced by `duration` from now.
+    #[track_caller]
     pub fn sleep(&self, duration: Duration) -> Sleep<'_> {
         let deadline = self.now().saturating_add(duration);
         self.sleep_until(deadline)
     }
 
     /// Completes once the clock reaches `deadline`.
+    #[track_caller]
     pub fn sleep_until(&self, deadline: Instant) -> Sleep<'_> {
+        self.sleep_until_at(deadline, Location::caller())
+    }
+
+    /// [`Timer::sleep_until`], reported as created at `location`.
+    pub fn sleep_until_at(&self, deadline: Instant, location: &'static Location<'static>) -> Sleep<'_> {
         Sleep {
             timer: self,
             deadline,
             key: None,
+            location,
+            wait: OwnedWait::new(),
         }
     }
 
     /// Runs `future` for at most `duration`.
+    #[track_caller]
     pub fn timeout<F: Future>(&self, duration: Duration, future: F) -> Timeout<'_, F> {
         Timeout {
             future,
@@ -177,6 +189,8 @@ pub struct Sleep<'t> {
     timer: &'t Timer,
     deadline: Instant,
     key: Option<(Instant, u64)>,
+    location: &'static Location<'static>,
+    wait: OwnedWait,
 }
 
 impl Sleep<'_> {
@@ -200,6 +214,8 @@ impl Future for Sleep<'_> {
             if let Some(key) = this.key.take() {
                 inner.entries.remove(&key);
             }
+            drop(inner);
+            this.wait.ready();
             return Poll::Ready(());
         }
         let key = match this.key {
@@ -218,6 +234,9 @@ impl Future for Sleep<'_> {
                 inner.entries.insert(key, cx.waker().clone());
             }
         }
+        drop(inner);
+        this.wait
+            .pending(ResourceKind::Timer, "", None, this.location, WaitOp::Sleep);
         Poll::Pending
     }
 }

@@ -209,10 +209,11 @@ impl Drain {
     }
 
     /// Answers a snapshot request with every live task and wasm instance and their
-    /// totals, so a console that connects late knows what was spawned before it
-    /// came. The task totals are stamped with the time they were read: a console
-    /// that orders events by time takes them in place of what it counted before
-    /// that moment and adds what comes after.
+    /// totals, every live resource and every wait in progress, so a console that
+    /// connects late knows what was spawned (and what waits) before it came. The
+    /// task totals are stamped with the time they were read: a console that orders
+    /// events by time takes them in place of what it counted before that moment and
+    /// adds what comes after.
     fn snapshot(&mut self, request: u64) {
         self.control(&Message::SnapshotBegin { request });
         let at = arch::rdtsc();
@@ -259,6 +260,7 @@ impl Drain {
                 hostcalls: i.stats.hostcalls,
             }));
         }
+        super::resources::snapshot(|m| self.control(m));
         self.control(&Message::SnapshotEnd { request });
     }
 

@@ -11,6 +11,7 @@
 //! the tracer itself.
 
 pub mod drain;
+pub mod resources;
 pub mod subscriber;
 
 use alloc::vec::Vec;
@@ -60,6 +61,7 @@ pub fn init(cpus: usize) {
             })
             .collect()
     });
+    lucid_executor::resource::install(&resources::HOOKS);
     // Seal a partly filled frame after 2 ms, so a quiet CPU's events still flow.
     for producers in CPUS.get().into_iter().flatten() {
         producers.task.set_seal_age(crate::time::tsc_hz() / 500);

@@ -10,6 +10,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sync::SpinLock;
+use lucid_executor::resource::{Resource, ResourceKind, WaitOp};
 use lucid_executor::sync::WaitQueue;
 
 use super::budget::{ALLOCATION_OVERHEAD, Budget, Charge, Refusal};
@@ -68,10 +69,13 @@ pub struct Channel {
     writable: WaitQueue,
     /// [`CHANNEL_COST`], charged to the creator's tree for the channel's life.
     _charge: Charge,
+    /// The channel in the trace; waits on `readable` and `writable` are its own.
+    resource: Resource,
 }
 
 impl Channel {
     /// A new channel charged to `budget`, held by one table.
+    #[track_caller]
     fn new(budget: &Arc<Budget>) -> Result<Arc<Self>, Refusal> {
         let charge = budget.charge(CHANNEL_COST)?;
         let mut queue = VecDeque::new();
@@ -81,9 +85,10 @@ impl Channel {
         Ok(Arc::new(Self {
             queue: SpinLock::new(queue),
             holders: AtomicUsize::new(1),
-            readable: WaitQueue::new(),
-            writable: WaitQueue::new(),
+            readable: WaitQueue::untracked(),
+            writable: WaitQueue::untracked(),
             _charge: charge,
+            resource: Resource::new(ResourceKind::WasmChannel, "", Some(CAPACITY as u64)),
         }))
     }
 
@@ -108,7 +113,7 @@ impl Channel {
                     return true;
                 }
             }
-            let _ = self.writable.wait().await;
+            let _ = self.writable.wait_for(self.resource.id(), WaitOp::Send).await;
         }
     }
 
@@ -123,7 +128,7 @@ impl Channel {
             if self.alone() {
                 return None;
             }
-            let _ = self.readable.wait().await;
+            let _ = self.readable.wait_for(self.resource.id(), WaitOp::Recv).await;
         }
     }
 }
@@ -155,6 +160,7 @@ impl Handles {
     }
 
     /// A new channel's handle.
+    #[track_caller]
     pub fn create(&mut self) -> Result<u32, CreateError> {
         if self.slots.len() >= MAX_HANDLES {
             return Err(CreateError::TableFull);

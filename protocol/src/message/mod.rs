@@ -240,4 +240,14 @@ table::messages! {
     /// A task's poll panicked and the panic was contained; its `TaskCompleted` with
     /// outcome `Panicked` follows.
     TaskPanicked(TaskPanicked<'a>) = extended(10, Postcard), "task_panicked";
+    /// A resource tasks can wait on (channel, semaphore, timer, join handle…) was
+    /// created.
+    ResourceCreated(ResourceCreated<'a>) = extended(11, Postcard), "resource_created";
+    /// A resource was dropped.
+    ResourceDropped(ResourceDropped) = extended(12, Postcard), "resource_dropped";
+    /// A task got `Pending` from a resource and waits on it (sent only on the path
+    /// that waits).
+    WaitBegin(WaitBegin) = extended(13, Postcard), "wait_begin";
+    /// A task's wait on a resource ended.
+    WaitEnd(WaitEnd) = extended(14, Postcard), "wait_end";
 }

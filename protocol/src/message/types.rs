@@ -13,6 +13,9 @@ crate::u64_newtype! {
     CallsiteId;
     /// A wasm instance id.
     InstanceId;
+    /// A resource id (channel, semaphore, timer, join handle…), unique for the life
+    /// of the kernel.
+    ResourceId;
 }
 
 /// Result of one poll.
@@ -362,4 +365,155 @@ pub struct SetLevelFilter<'a> {
     pub target: &'a str,
     /// New filter.
     pub filter: LevelFilter,
+}
+
+/// What kind of primitive a resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ResourceKind {
+    /// A bounded multi-producer channel.
+    Channel,
+    /// A one-value channel.
+    Oneshot,
+    /// A counting semaphore.
+    Semaphore,
+    /// An async mutex.
+    Mutex,
+    /// A wait queue.
+    WaitQueue,
+    /// A timer (one sleep).
+    Timer,
+    /// A task's join handle; only the joined task can signal it.
+    Join,
+    /// A channel between wasm instances.
+    WasmChannel,
+}
+
+impl ResourceKind {
+    /// Every kind, in wire order.
+    pub const ALL: [ResourceKind; 8] = [
+        ResourceKind::Channel,
+        ResourceKind::Oneshot,
+        ResourceKind::Semaphore,
+        ResourceKind::Mutex,
+        ResourceKind::WaitQueue,
+        ResourceKind::Timer,
+        ResourceKind::Join,
+        ResourceKind::WasmChannel,
+    ];
+
+    /// Short lowercase name, as views and exports show it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            ResourceKind::Channel => "chan",
+            ResourceKind::Oneshot => "oneshot",
+            ResourceKind::Semaphore => "sem",
+            ResourceKind::Mutex => "mutex",
+            ResourceKind::WaitQueue => "waitq",
+            ResourceKind::Timer => "timer",
+            ResourceKind::Join => "join",
+            ResourceKind::WasmChannel => "wchan",
+        }
+    }
+}
+
+/// What a waiting task asked a resource for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WaitOp {
+    /// Receive a value.
+    Recv,
+    /// Room to send a value.
+    Send,
+    /// Permits.
+    Acquire,
+    /// A lock.
+    Lock,
+    /// A notification.
+    Wait,
+    /// A deadline.
+    Sleep,
+    /// Another task's end.
+    Join,
+}
+
+impl WaitOp {
+    /// Every operation, in wire order.
+    pub const ALL: [WaitOp; 7] = [
+        WaitOp::Recv,
+        WaitOp::Send,
+        WaitOp::Acquire,
+        WaitOp::Lock,
+        WaitOp::Wait,
+        WaitOp::Sleep,
+        WaitOp::Join,
+    ];
+
+    /// Lowercase name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            WaitOp::Recv => "recv",
+            WaitOp::Send => "send",
+            WaitOp::Acquire => "acquire",
+            WaitOp::Lock => "lock",
+            WaitOp::Wait => "wait",
+            WaitOp::Sleep => "sleep",
+            WaitOp::Join => "join",
+        }
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WaitOutcome {
+    /// The resource granted what was asked (or closed, which also ends the wait).
+    Ready,
+    /// The waiting future was dropped.
+    Cancelled,
+    /// A deadline ran out first.
+    TimedOut,
+}
+
+/// A resource was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceCreated<'a> {
+    /// The resource.
+    pub id: ResourceId,
+    /// What it is.
+    pub kind: ResourceKind,
+    /// Name given at creation, may be empty.
+    pub name: &'a str,
+    /// Where it was created.
+    pub location: Location<'a>,
+    /// Values or permits it holds, where that applies.
+    pub capacity: Option<u64>,
+}
+
+/// A resource was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceDropped {
+    /// The resource.
+    pub id: ResourceId,
+}
+
+/// A task began waiting on a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitBegin {
+    /// The waiting task.
+    pub task: TaskId,
+    /// What it waits on.
+    pub resource: ResourceId,
+    /// What for.
+    pub op: WaitOp,
+}
+
+/// A task's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitEnd {
+    /// The task.
+    pub task: TaskId,
+    /// The resource it waited on.
+    pub resource: ResourceId,
+    /// How the wait ended.
+    pub outcome: WaitOutcome,
 }

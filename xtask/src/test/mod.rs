@@ -6,11 +6,13 @@
 //! ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
 //! the trace stream ([`trace`]), the live console ([`console`]), metrics with
 //! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]), the wasm guests
-//! ([`wasm`]) and contained task panics ([`panic`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
+//! ([`wasm`]), contained task panics ([`panic`]) and waits, deadlocks and lost
+//! wakers ([`deadlock`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
 //! stop the later ones.
 
 mod boot_record;
 mod console;
+mod deadlock;
 mod host;
 mod ktest;
 mod link_bench;
@@ -41,6 +43,10 @@ pub struct Args {
     /// Run only the console's metrics against a real Prometheus (and the dashboards).
     #[arg(long, conflicts_with_all = ["ktest", "trace_only"])]
     metrics_only: bool,
+    /// Run only the booted-kernel end-to-end scenarios whose name contains this text
+    /// (trace, console, metrics, link bench, wasm, panic, deadlock).
+    #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
+    scenario: Option<String>,
     /// CPUs for the in-QEMU suite.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -83,7 +89,13 @@ pub fn main(args: Args) -> Result<()> {
     if args.trace_only {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
-        kernel_end_to_end(&mut tally, &image);
+        kernel_end_to_end(&mut tally, &image, "");
+        return finish(&tally);
+    }
+    if let Some(filter) = &args.scenario {
+        qemu_cmd::ensure_installed()?;
+        let image = artifacts::build(Variant::Normal)?;
+        kernel_end_to_end(&mut tally, &image, filter);
         return finish(&tally);
     }
     if args.metrics_only {
@@ -122,7 +134,7 @@ pub fn main(args: Args) -> Result<()> {
 
     if everything {
         match artifacts::build(Variant::Normal) {
-            Ok(image) => kernel_end_to_end(&mut tally, &image),
+            Ok(image) => kernel_end_to_end(&mut tally, &image, ""),
             Err(e) => {
                 eprintln!("error: building the kernel failed: {e:#}");
                 tally.record("build the kernel", false);
@@ -172,9 +184,9 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// The checks that boot the normal kernel, one scenario after the other. A scenario
 /// that cannot run to the end (QEMU does not start, a run times out) counts as a
 /// failure, and the next one still runs.
-fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
+fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -188,8 +200,9 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
         }),
         ("wasm", wasm::end_to_end),
         ("panic", panic::end_to_end),
+        ("deadlock", deadlock::end_to_end),
     ];
-    for (name, scenario) in scenarios {
+    for (name, scenario) in scenarios.into_iter().filter(|(name, _)| name.contains(filter)) {
         if let Err(e) = scenario(tally, image) {
             eprintln!("error: {name} end to end: {e:#}");
             tally.record(&format!("{name} end to end runs to completion"), false);

@@ -13,6 +13,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 use super::{Closed, Semaphore};
+use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// The receiver is gone; the value that could not be sent is inside.
@@ -65,6 +66,7 @@ impl<T> core::error::Error for TrySendError<T> {}
 struct Chan<T> {
     capacity: Semaphore,
     state: Spin<State<T>>,
+    resource: Resource,
 }
 
 struct State<T> {
@@ -79,10 +81,22 @@ struct State<T> {
 /// # Panics
 ///
 /// If `capacity` is zero.
+#[track_caller]
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    named_channel("", capacity)
+}
+
+/// [`channel`] with a name the trace shows.
+///
+/// # Panics
+///
+/// If `capacity` is zero.
+#[track_caller]
+pub fn named_channel<T>(name: &'static str, capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "a bounded channel needs capacity");
     let chan = Arc::new(Chan {
-        capacity: Semaphore::new(capacity),
+        resource: Resource::new(ResourceKind::Channel, name, Some(capacity as u64)),
+        capacity: Semaphore::untracked(capacity),
         state: Spin::new(State {
             buffer: VecDeque::with_capacity(capacity),
             rx_waker: None,
@@ -105,7 +119,12 @@ impl<T> Sender<T> {
     ///
     /// Gives `value` back if the receiver is gone.
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        match self.chan.capacity.acquire(1).await {
+        match self
+            .chan
+            .capacity
+            .acquire_for(1, self.chan.resource.id(), WaitOp::Send)
+            .await
+        {
             Ok(permit) => permit.forget(),
             Err(Closed) => return Err(SendError(value)),
         }
@@ -190,7 +209,10 @@ impl<T> Receiver<T> {
     /// Waits for the next value; `None` once every sender is gone and the
     /// buffer is empty.
     pub fn recv(&mut self) -> Recv<'_, T> {
-        Recv { rx: self }
+        Recv {
+            rx: self,
+            wait: WaitSpan::new(),
+        }
     }
 
     /// Polls for the next value (see [`Receiver::recv`]).
@@ -255,13 +277,20 @@ impl<T> fmt::Debug for Receiver<T> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {
     rx: &'a mut Receiver<T>,
+    wait: WaitSpan,
 }
 
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.rx.poll_recv(cx)
+        let poll = self.rx.poll_recv(cx);
+        if poll.is_pending() {
+            self.wait.pending(self.rx.chan.resource.id(), WaitOp::Recv);
+        } else {
+            self.wait.ready();
+        }
+        poll
     }
 }
 

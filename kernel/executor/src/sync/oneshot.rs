@@ -6,6 +6,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
+use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// The sender was dropped without sending.
@@ -25,17 +26,26 @@ struct State<T> {
     rx_waker: Option<Waker>,
     tx_alive: bool,
     rx_alive: bool,
+    resource: Resource,
 }
 
 /// Creates a connected sender and receiver.
+#[track_caller]
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Spin::new(State {
         value: None,
         rx_waker: None,
         tx_alive: true,
         rx_alive: true,
+        resource: Resource::new(ResourceKind::Oneshot, "", Some(1)),
     }));
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    (
+        Sender { shared: shared.clone() },
+        Receiver {
+            shared,
+            wait: WaitSpan::new(),
+        },
+    )
 }
 
 /// Sends the value; dropping it unsent makes the receiver see [`RecvError`].
@@ -93,6 +103,7 @@ impl<T> fmt::Debug for Sender<T> {
 /// Awaits the value.
 pub struct Receiver<T> {
     shared: Arc<Spin<State<T>>>,
+    wait: WaitSpan,
 }
 
 impl<T> Receiver<T> {
@@ -116,18 +127,27 @@ impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.lock();
-        if let Some(value) = state.value.take() {
-            return Poll::Ready(Ok(value));
+        let (poll, resource) = {
+            let mut state = self.shared.lock();
+            let poll = if let Some(value) = state.value.take() {
+                Poll::Ready(Ok(value))
+            } else if !state.tx_alive {
+                Poll::Ready(Err(RecvError))
+            } else {
+                match &mut state.rx_waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            };
+            (poll, state.resource.id())
+        };
+        if poll.is_pending() {
+            self.wait.pending(resource, WaitOp::Recv);
+        } else {
+            self.wait.ready();
         }
-        if !state.tx_alive {
-            return Poll::Ready(Err(RecvError));
-        }
-        match &mut state.rx_waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        poll
     }
 }
 

@@ -9,12 +9,14 @@ use core::task::{Context, Poll};
 use super::Closed;
 use super::waiter::{List, Node, WaitState, WakeBatch, set_waker};
 use crate::loom::cell::UnsafeCell;
+use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// A counting semaphore. Waiters are served in arrival order: a large
 /// request at the head is not overtaken by smaller ones behind it.
 pub struct Semaphore {
     inner: Spin<Inner>,
+    resource: Resource,
 }
 
 struct Inner {
@@ -33,7 +35,23 @@ impl Semaphore {
     ///
     /// If `permits` exceeds [`Semaphore::MAX_PERMITS`].
     #[must_use]
+    #[track_caller]
     pub fn new(permits: usize) -> Self {
+        Self::with_resource(
+            permits,
+            Resource::new(ResourceKind::Semaphore, "", Some(permits as u64)),
+        )
+    }
+
+    /// A semaphore that is part of another primitive, which reports the
+    /// waits on it as its own.
+    #[track_caller]
+    pub(crate) fn untracked(permits: usize) -> Self {
+        Self::with_resource(permits, Resource::untracked())
+    }
+
+    #[track_caller]
+    fn with_resource(permits: usize, resource: Resource) -> Self {
         assert!(permits <= Self::MAX_PERMITS, "too many permits");
         Self {
             inner: Spin::new(Inner {
@@ -41,6 +59,7 @@ impl Semaphore {
                 waiters: List::new(),
                 closed: false,
             }),
+            resource,
         }
     }
 
@@ -58,9 +77,17 @@ impl Semaphore {
 
     /// Waits for `n` permits.
     pub fn acquire(&self, n: usize) -> Acquire<'_> {
+        self.acquire_for(n, self.resource.id(), WaitOp::Acquire)
+    }
+
+    /// [`Semaphore::acquire`], reported as `op` on `resource` if it waits.
+    pub(crate) fn acquire_for(&self, n: usize, resource: u64, op: WaitOp) -> Acquire<'_> {
         Acquire {
             sem: self,
             node: Node::new(n),
+            resource,
+            op,
+            wait: WaitSpan::new(),
         }
     }
 
@@ -182,6 +209,10 @@ impl fmt::Debug for Semaphore {
 pub struct Acquire<'a> {
     sem: &'a Semaphore,
     node: Node,
+    /// Reported as the resource waited on.
+    resource: u64,
+    op: WaitOp,
+    wait: WaitSpan,
 }
 
 impl<'a> Future for Acquire<'a> {
@@ -191,6 +222,19 @@ impl<'a> Future for Acquire<'a> {
         // Only shared access is needed: the node is an `UnsafeCell` guarded
         // by the semaphore's lock, and nothing is moved.
         let this = self.into_ref().get_ref();
+        let poll = this.poll_locked(cx);
+        if poll.is_pending() {
+            this.wait.pending(this.resource, this.op);
+        } else {
+            this.wait.ready();
+        }
+        poll
+    }
+}
+
+impl<'a> Acquire<'a> {
+    fn poll_locked(&self, cx: &mut Context<'_>) -> Poll<Result<Permit<'a>, Closed>> {
+        let this = self;
         let ptr = this.node.ptr();
         let mut inner = this.sem.inner.lock();
         // SAFETY: we hold the lock that guards the node, and the node lives
@@ -318,16 +362,17 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `data`.
+    #[track_caller]
     pub fn new(data: T) -> Self {
         Self {
-            sem: Semaphore::new(1),
+            sem: Semaphore::with_resource(1, Resource::new(ResourceKind::Mutex, "", None)),
             data: UnsafeCell::new(data),
         }
     }
 
     /// Waits for the lock.
     pub async fn lock(&self) -> MutexGuard<'_, T> {
-        match self.sem.acquire(1).await {
+        match self.sem.acquire_for(1, self.sem.resource.id(), WaitOp::Lock).await {
             Ok(permit) => permit.forget(),
             Err(Closed) => unreachable!("a mutex's semaphore is never closed"),
         }

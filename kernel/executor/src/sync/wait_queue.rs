@@ -7,6 +7,7 @@ use core::task::{Context, Poll, Waker};
 
 use super::Closed;
 use super::waiter::{List, Node, WaitState, WakeBatch, set_waker};
+use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// Marks (in `Waiter::want`, unused by wait queues) a waiter woken by
@@ -21,6 +22,7 @@ const WAKE_ONE: usize = 1;
 /// between. [`WaitQueue::wake_all`] only wakes current waiters.
 pub struct WaitQueue {
     inner: Spin<Inner>,
+    resource: Resource,
 }
 
 struct Inner {
@@ -30,6 +32,7 @@ struct Inner {
 }
 
 impl Default for WaitQueue {
+    #[track_caller]
     fn default() -> Self {
         Self::new()
     }
@@ -38,21 +41,53 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty, open queue.
     #[must_use]
+    #[track_caller]
     pub fn new() -> Self {
+        Self::named("")
+    }
+
+    /// An empty, open queue with a name the trace shows.
+    #[must_use]
+    #[track_caller]
+    pub fn named(name: &'static str) -> Self {
         Self {
             inner: Spin::new(Inner {
                 waiters: List::new(),
                 wakeup: false,
                 closed: false,
             }),
+            resource: Resource::new(ResourceKind::WaitQueue, name, None),
+        }
+    }
+
+    /// A queue that is part of another primitive, which reports the waits on
+    /// it as its own (see [`WaitQueue::wait_for`]).
+    #[must_use]
+    pub fn untracked() -> Self {
+        Self {
+            inner: Spin::new(Inner {
+                waiters: List::new(),
+                wakeup: false,
+                closed: false,
+            }),
+            resource: Resource::untracked(),
         }
     }
 
     /// Waits for a wake-up.
     pub fn wait(&self) -> Wait<'_> {
+        self.wait_for(self.resource.id(), WaitOp::Wait)
+    }
+
+    /// [`WaitQueue::wait`], reported as `op` on `resource` (a
+    /// [`Resource::id`]) if it waits.
+    pub fn wait_for(&self, resource: u64, op: WaitOp) -> Wait<'_> {
         Wait {
             queue: self,
             node: Node::new(0),
+            resource,
+            op,
+            wait: WaitSpan::new(),
         }
     }
 
@@ -147,6 +182,10 @@ impl fmt::Debug for WaitQueue {
 pub struct Wait<'a> {
     queue: &'a WaitQueue,
     node: Node,
+    /// Reported as the resource waited on.
+    resource: u64,
+    op: WaitOp,
+    wait: WaitSpan,
 }
 
 impl Future for Wait<'_> {
@@ -154,6 +193,19 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.into_ref().get_ref();
+        let poll = this.poll_locked(cx);
+        if poll.is_pending() {
+            this.wait.pending(this.resource, this.op);
+        } else {
+            this.wait.ready();
+        }
+        poll
+    }
+}
+
+impl Wait<'_> {
+    fn poll_locked(&self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        let this = self;
         let ptr = this.node.ptr();
         let mut inner = this.queue.inner.lock();
         // SAFETY: we hold the lock that guards the node, which lives as long

@@ -2,6 +2,7 @@
 
 mod executor;
 mod registry;
+mod resource;
 mod stealing;
 mod sync;
 mod time;

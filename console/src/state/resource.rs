@@ -1,0 +1,682 @@
+//! Resources tasks wait on (channels, semaphores, wait queues, timers, join handles,
+//! wasm channels) and the waits in progress, from `ResourceCreated`,
+//! `ResourceDropped`, `WaitBegin`, `WaitEnd` and `JoinWaiting`; and the two warnings
+//! they make possible:
+//!
+//! - a **deadlock**: a cycle of tasks each waiting on something only another task
+//!   of the cycle can signal (today: join handles, whose only signaller is the task
+//!   joined);
+//! - a **stuck wait**: a task waiting on something whose only signaller is itself
+//!   deadlocked or stuck, so nothing alive can signal it.
+//!
+//! Both are raised the moment the wait that closes them begins.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lucid_protocol::{ResourceCreated, ResourceId, ResourceKind, TaskId, WaitBegin, WaitEnd, WaitOp, WaitOutcome};
+use serde::{Deserialize, Serialize};
+
+use super::{State, WarningKind};
+use crate::time::Ticks;
+
+/// Live resources kept; a stream that creates more without dropping any has the
+/// rest counted in [`Resources::untracked`].
+pub const MAX_RESOURCES: usize = 1 << 16;
+/// Waits in progress kept per task (a `select` over many resources).
+pub const MAX_WAITS_PER_TASK: usize = 8;
+/// Deadlocks kept (and warned about).
+pub const MAX_DEADLOCKS: usize = 1000;
+/// Longest chain of joins followed when looking for a cycle.
+const MAX_CHAIN: usize = 64;
+
+/// A live resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Its id.
+    pub id: ResourceId,
+    /// What it is.
+    pub kind: ResourceKind,
+    /// Name given at creation (may be empty).
+    pub name: String,
+    /// `file:line:column` where it was created.
+    pub location: String,
+    /// Values or permits it holds, where that applies.
+    pub capacity: Option<u64>,
+    /// Trace time of its creation.
+    pub created: Ticks,
+    /// Waits begun on it so far.
+    pub waits: u64,
+}
+
+/// A wait in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wait {
+    /// The resource waited on.
+    pub resource: ResourceId,
+    /// What for.
+    pub op: WaitOp,
+    /// Trace time the wait began.
+    pub since: Ticks,
+}
+
+/// A deadlock found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlock {
+    /// Its tasks, in cycle order (each waits on the next, the last on the first).
+    pub tasks: Vec<TaskId>,
+    /// The resource each of them waits on, in the same order.
+    pub resources: Vec<ResourceId>,
+    /// Trace time the cycle closed: the latest of its waits began.
+    pub formed: Ticks,
+    /// Trace time it was found.
+    pub detected: Ticks,
+}
+
+/// Resources and waits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Live resources by id.
+    pub live: BTreeMap<ResourceId, Resource>,
+    /// `ResourceCreated` messages.
+    pub created: u64,
+    /// `ResourceDropped` messages.
+    pub dropped: u64,
+    /// Resources not kept because [`MAX_RESOURCES`] were live.
+    pub untracked: u64,
+    /// Waits in progress by task, oldest first.
+    pub waits: BTreeMap<TaskId, Vec<Wait>>,
+    /// `WaitBegin` messages.
+    pub waits_begun: u64,
+    /// Waits ended, by outcome: ready, cancelled, timed out.
+    pub waits_ended: [u64; 3],
+    /// The task each waiting task last awaited the join handle of (`JoinWaiting`).
+    pub joining: BTreeMap<TaskId, TaskId>,
+    /// Tasks found deadlocked or stuck: nothing alive can wake them.
+    pub blocked_forever: BTreeSet<TaskId>,
+    /// Deadlocks warned about (each cycle once), oldest first.
+    pub deadlocks: Vec<Deadlock>,
+}
+
+impl Resources {
+    /// The live resource `id`, if known.
+    #[must_use]
+    pub fn get(&self, id: ResourceId) -> Option<&Resource> {
+        self.live.get(&id)
+    }
+
+    /// `chan#12 "ping"`-style label of resource `id` (`#12` when unknown).
+    #[must_use]
+    pub fn label(&self, id: ResourceId) -> String {
+        match self.live.get(&id) {
+            Some(r) if r.name.is_empty() => format!("{}#{}", r.kind.name(), id),
+            Some(r) => format!("{}#{} {}", r.kind.name(), id, r.name),
+            None => format!("#{id}"),
+        }
+    }
+
+    /// The oldest wait in progress of `task`.
+    #[must_use]
+    pub fn current_wait(&self, task: TaskId) -> Option<&Wait> {
+        self.waits.get(&task).and_then(|w| w.first())
+    }
+
+    /// Tasks waiting on `id`, with their waits.
+    pub fn waiters(&self, id: ResourceId) -> impl Iterator<Item = (TaskId, &Wait)> {
+        self.waits
+            .iter()
+            .flat_map(move |(&t, ws)| ws.iter().filter(move |w| w.resource == id).map(move |w| (t, w)))
+    }
+
+    /// Tasks waiting on `id`.
+    #[must_use]
+    pub fn waiter_count(&self, id: ResourceId) -> usize {
+        self.waiters(id).count()
+    }
+
+    /// Tasks waiting, by the kind of resource they wait on (unknown resources under
+    /// `None`).
+    #[must_use]
+    pub fn waiting_by_kind(&self) -> BTreeMap<Option<ResourceKind>, u64> {
+        let mut by = BTreeMap::new();
+        for ws in self.waits.values() {
+            if let Some(w) = ws.first() {
+                *by.entry(self.live.get(&w.resource).map(|r| r.kind)).or_default() += 1;
+            }
+        }
+        by
+    }
+
+    fn create(&mut self, ts: u64, r: &ResourceCreated<'_>) {
+        self.created = self.created.saturating_add(1);
+        if self.live.len() >= MAX_RESOURCES && !self.live.contains_key(&r.id) {
+            self.untracked = self.untracked.saturating_add(1);
+            return;
+        }
+        self.live.insert(
+            r.id,
+            Resource {
+                id: r.id,
+                kind: r.kind,
+                name: r.name.to_string(),
+                location: format!("{}:{}:{}", r.location.file, r.location.line, r.location.column),
+                capacity: r.capacity,
+                created: Ticks(ts),
+                waits: 0,
+            },
+        );
+    }
+
+    fn drop_resource(&mut self, id: ResourceId) {
+        self.dropped = self.dropped.saturating_add(1);
+        self.live.remove(&id);
+    }
+
+    fn begin(&mut self, ts: u64, w: &WaitBegin) {
+        self.waits_begun = self.waits_begun.saturating_add(1);
+        if let Some(r) = self.live.get_mut(&w.resource) {
+            r.waits = r.waits.saturating_add(1);
+        }
+        let waits = self.waits.entry(w.task).or_default();
+        // Already known (a snapshot answer repeats the waits in progress): it keeps
+        // its start.
+        if waits.iter().any(|x| x.resource == w.resource) {
+            return;
+        }
+        if waits.len() < MAX_WAITS_PER_TASK {
+            waits.push(Wait {
+                resource: w.resource,
+                op: w.op,
+                since: Ticks(ts),
+            });
+        }
+    }
+
+    fn end(&mut self, w: &WaitEnd) {
+        let i = match w.outcome {
+            WaitOutcome::Ready => 0,
+            WaitOutcome::Cancelled => 1,
+            WaitOutcome::TimedOut => 2,
+        };
+        self.waits_ended[i] = self.waits_ended[i].saturating_add(1);
+        if let Some(waits) = self.waits.get_mut(&w.task) {
+            waits.retain(|x| x.resource != w.resource);
+            if waits.is_empty() {
+                self.waits.remove(&w.task);
+            }
+        }
+        if !self.waits.contains_key(&w.task) {
+            self.joining.remove(&w.task);
+            self.blocked_forever.remove(&w.task);
+        }
+    }
+
+    /// `task` ended: its waits end with it.
+    /// Forgets the live resources and waits of a boot that ended: its ids mean
+    /// nothing in the next boot. Counters and found deadlocks stay.
+    pub(super) fn end_boot(&mut self) {
+        self.live.clear();
+        self.waits.clear();
+        self.joining.clear();
+        self.blocked_forever.clear();
+    }
+
+    pub(super) fn task_ended(&mut self, task: TaskId) {
+        self.waits.remove(&task);
+        self.joining.remove(&task);
+        self.blocked_forever.remove(&task);
+    }
+
+    /// The join wait of `task` and the task it joins, if it waits on a join handle.
+    fn join_wait(&self, task: TaskId) -> Option<(&Wait, TaskId)> {
+        let wait = self.waits.get(&task)?.iter().find(|w| w.op == WaitOp::Join)?;
+        Some((wait, *self.joining.get(&task)?))
+    }
+}
+
+impl State {
+    pub(super) fn resource_created(&mut self, ts: u64, r: &ResourceCreated<'_>) {
+        self.resources.create(ts, r);
+    }
+
+    pub(super) fn resource_dropped(&mut self, id: ResourceId) {
+        self.resources.drop_resource(id);
+    }
+
+    pub(super) fn join_waiting(&mut self, task: TaskId, waiter: TaskId) {
+        self.resources.joining.insert(waiter, task);
+    }
+
+    pub(super) fn wait_end(&mut self, w: &WaitEnd) {
+        self.resources.end(w);
+    }
+
+    pub(super) fn wait_begin(&mut self, cpu: u32, ts: u64, w: &WaitBegin) {
+        self.resources.begin(ts, w);
+        if w.op != WaitOp::Join {
+            return;
+        }
+        if let Some(cycle) = self.join_cycle(w.task) {
+            self.deadlock(cpu, ts, cycle);
+        }
+        self.find_stuck_waits(cpu, ts);
+    }
+
+    /// The cycle of joins through `start`, if its chain of join waits comes back
+    /// to it.
+    fn join_cycle(&self, start: TaskId) -> Option<Vec<TaskId>> {
+        let mut path = vec![start];
+        let mut cur = start;
+        while path.len() <= MAX_CHAIN {
+            let (_, next) = self.resources.join_wait(cur)?;
+            if next == start {
+                return Some(path);
+            }
+            if path.contains(&next) || self.tasks.get(&next).is_some_and(|t| t.status.is_done()) {
+                return None;
+            }
+            path.push(next);
+            cur = next;
+        }
+        None
+    }
+
+    /// `task` can never run again (it lost its waker): whoever joins it is stuck.
+    pub(super) fn cannot_run(&mut self, cpu: u32, ts: u64, task: TaskId) {
+        self.resources.blocked_forever.insert(task);
+        self.find_stuck_waits(cpu, ts);
+    }
+
+    /// `task` ran after all: it was not blocked for good.
+    #[inline]
+    pub(super) fn ran(&mut self, task: TaskId) {
+        if !self.resources.blocked_forever.is_empty() {
+            self.resources.blocked_forever.remove(&task);
+        }
+    }
+
+    /// `task 5 (a) waits on join#9 for task 6 (b)`.
+    fn describe_join_wait(&self, task: TaskId) -> String {
+        let Some((wait, joined)) = self.resources.join_wait(task) else {
+            return self.task_label(task);
+        };
+        format!(
+            "{} waits on {} for {}",
+            self.task_label(task),
+            self.resources.label(wait.resource),
+            self.task_label(joined)
+        )
+    }
+
+    /// `task 5 (name)`, or `task 5` for an unnamed or unknown task.
+    pub(crate) fn task_label(&self, task: TaskId) -> String {
+        match self.tasks.get(&task) {
+            Some(t) if !t.name.is_empty() => format!("task {task} ({})", t.name.as_str()),
+            _ => format!("task {task}"),
+        }
+    }
+
+    fn deadlock(&mut self, cpu: u32, ts: u64, cycle: Vec<TaskId>) {
+        let mut key = cycle.clone();
+        key.sort_unstable();
+        let known = self.resources.deadlocks.iter().any(|d| {
+            let mut tasks = d.tasks.clone();
+            tasks.sort_unstable();
+            tasks == key
+        });
+        if known || self.resources.deadlocks.len() >= MAX_DEADLOCKS {
+            return;
+        }
+        let steps: Vec<String> = cycle.iter().map(|&t| self.describe_join_wait(t)).collect();
+        let waits: Vec<&Wait> = cycle
+            .iter()
+            .filter_map(|&t| self.resources.join_wait(t).map(|(w, _)| w))
+            .collect();
+        let deadlock = Deadlock {
+            resources: waits.iter().map(|w| w.resource).collect(),
+            formed: waits.iter().map(|w| w.since).max().unwrap_or(Ticks(ts)),
+            detected: Ticks(ts),
+            tasks: cycle.clone(),
+        };
+        self.resources.blocked_forever.extend(cycle.iter().copied());
+        self.resources.deadlocks.push(deadlock);
+        self.warn_at(
+            WarningKind::Deadlock,
+            ts,
+            cpu,
+            cycle.first().copied(),
+            format!(
+                "deadlock of {} tasks: {}; none of them can proceed",
+                cycle.len(),
+                steps.join(", ")
+            ),
+        );
+    }
+
+    /// Warns about every task waiting on the join handle of a task that is itself
+    /// deadlocked or stuck (to a fixpoint: a chain of such waits is stuck all along).
+    fn find_stuck_waits(&mut self, cpu: u32, ts: u64) {
+        loop {
+            let stuck: Vec<TaskId> = self
+                .resources
+                .waits
+                .keys()
+                .copied()
+                .filter(|t| !self.resources.blocked_forever.contains(t))
+                .filter(|&t| {
+                    self.resources
+                        .join_wait(t)
+                        .is_some_and(|(_, joined)| self.resources.blocked_forever.contains(&joined))
+                })
+                .collect();
+            if stuck.is_empty() {
+                return;
+            }
+            for task in stuck {
+                self.resources.blocked_forever.insert(task);
+                let what = self.describe_join_wait(task);
+                self.warn_at(
+                    WarningKind::StuckWait,
+                    ts,
+                    cpu,
+                    Some(task),
+                    format!("stuck wait: {what}, which can never finish; nothing alive can signal it"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lucid_protocol::{Event, Item, Location, Message, Ring, StreamId, TaskKind, TaskSpawned};
+
+    use super::*;
+
+    fn apply(s: &mut State, ts: u64, message: Message<'_>) {
+        s.apply(&Item::Event {
+            stream: StreamId::new(0, Ring::Task),
+            seq: 0,
+            event: Event { ts, message },
+        });
+    }
+
+    fn spawn(s: &mut State, ts: u64, task: u64, name: &str) {
+        apply(
+            s,
+            ts,
+            Message::TaskSpawned(TaskSpawned {
+                task: TaskId(task),
+                name,
+                kind: TaskKind::Kernel,
+                location: Location {
+                    file: "w.rs",
+                    line: 1,
+                    column: 1,
+                },
+                parent: None,
+            }),
+        );
+    }
+
+    fn create(s: &mut State, ts: u64, id: u64, kind: ResourceKind, name: &str) {
+        apply(
+            s,
+            ts,
+            Message::ResourceCreated(ResourceCreated {
+                id: ResourceId(id),
+                kind,
+                name,
+                location: Location {
+                    file: "w.rs",
+                    line: 9,
+                    column: 5,
+                },
+                capacity: Some(1),
+            }),
+        );
+    }
+
+    fn begin(s: &mut State, ts: u64, task: u64, resource: u64, op: WaitOp) {
+        apply(
+            s,
+            ts,
+            Message::WaitBegin(WaitBegin {
+                task: TaskId(task),
+                resource: ResourceId(resource),
+                op,
+            }),
+        );
+    }
+
+    fn join(s: &mut State, ts: u64, waiter: u64, joined: u64, resource: u64) {
+        apply(
+            s,
+            ts,
+            Message::JoinWaiting {
+                task: TaskId(joined),
+                waiter: TaskId(waiter),
+            },
+        );
+        create(s, ts, resource, ResourceKind::Join, "");
+        begin(s, ts, waiter, resource, WaitOp::Join);
+    }
+
+    fn warnings(s: &State, kind: WarningKind) -> Vec<String> {
+        s.warnings
+            .iter()
+            .filter(|w| w.kind == kind)
+            .map(|w| w.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_wait_is_current_until_it_ends_and_the_resource_lives_until_dropped() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "pong");
+        create(&mut s, 2, 12, ResourceKind::Channel, "ping");
+        begin(&mut s, 10, 5, 12, WaitOp::Recv);
+        assert_eq!(
+            s.resources.current_wait(TaskId(5)),
+            Some(&Wait {
+                resource: ResourceId(12),
+                op: WaitOp::Recv,
+                since: Ticks(10)
+            })
+        );
+        assert_eq!(s.resources.label(ResourceId(12)), "chan#12 ping");
+        assert_eq!(s.resources.waiter_count(ResourceId(12)), 1);
+        assert_eq!(s.resources.live[&ResourceId(12)].location, "w.rs:9:5");
+        apply(
+            &mut s,
+            20,
+            Message::WaitEnd(WaitEnd {
+                task: TaskId(5),
+                resource: ResourceId(12),
+                outcome: WaitOutcome::Ready,
+            }),
+        );
+        assert_eq!(s.resources.current_wait(TaskId(5)), None);
+        assert_eq!(s.resources.waits_ended, [1, 0, 0]);
+        apply(
+            &mut s,
+            30,
+            Message::ResourceDropped(lucid_protocol::ResourceDropped { id: ResourceId(12) }),
+        );
+        assert!(s.resources.live.is_empty());
+        assert_eq!((s.resources.created, s.resources.dropped), (1, 1));
+        assert_eq!(s.resources.label(ResourceId(12)), "#12");
+    }
+
+    #[test]
+    fn a_snapshot_repeating_a_known_wait_keeps_its_start() {
+        let mut s = State::new();
+        begin(&mut s, 10, 5, 12, WaitOp::Recv);
+        begin(&mut s, 50, 5, 12, WaitOp::Recv);
+        assert_eq!(s.resources.current_wait(TaskId(5)).map(|w| w.since), Some(Ticks(10)));
+        assert_eq!(s.resources.waits[&TaskId(5)].len(), 1);
+    }
+
+    #[test]
+    fn a_task_that_completes_stops_waiting() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "t");
+        begin(&mut s, 10, 5, 12, WaitOp::Recv);
+        apply(
+            &mut s,
+            20,
+            Message::TaskCompleted {
+                task: TaskId(5),
+                outcome: lucid_protocol::Outcome::Cancelled,
+            },
+        );
+        assert!(s.resources.waits.is_empty());
+    }
+
+    #[test]
+    fn two_tasks_joining_each_other_are_a_deadlock_naming_both_and_both_resources() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "left");
+        spawn(&mut s, 1, 6, "right");
+        spawn(&mut s, 1, 7, "bystander");
+        spawn(&mut s, 1, 8, "joins-bystander");
+        // A join that is not part of a cycle is no deadlock.
+        join(&mut s, 5, 8, 7, 30);
+        join(&mut s, 10, 5, 6, 20);
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+        join(&mut s, 11, 6, 5, 21);
+        let found = warnings(&s, WarningKind::Deadlock);
+        assert_eq!(
+            found,
+            [
+                "deadlock of 2 tasks: task 6 (right) waits on join#21 for task 5 (left), \
+              task 5 (left) waits on join#20 for task 6 (right); none of them can proceed"
+            ]
+        );
+        // Once per cycle.
+        join(&mut s, 12, 6, 5, 21);
+        assert_eq!(warnings(&s, WarningKind::Deadlock).len(), 1);
+        assert!(warnings(&s, WarningKind::StuckWait).is_empty());
+    }
+
+    #[test]
+    fn a_task_joining_a_deadlocked_task_is_a_stuck_wait_whenever_it_began() {
+        let mut s = State::new();
+        for (t, name) in [(5, "a"), (6, "b"), (7, "early"), (8, "late"), (9, "later")] {
+            spawn(&mut s, 1, t, name);
+        }
+        join(&mut s, 5, 7, 5, 40);
+        join(&mut s, 10, 5, 6, 20);
+        join(&mut s, 11, 6, 5, 21);
+        join(&mut s, 12, 8, 6, 41);
+        join(&mut s, 13, 9, 8, 42);
+        let stuck = warnings(&s, WarningKind::StuckWait);
+        assert_eq!(
+            stuck,
+            [
+                "stuck wait: task 7 (early) waits on join#40 for task 5 (a), which can never finish; \
+                 nothing alive can signal it",
+                "stuck wait: task 8 (late) waits on join#41 for task 6 (b), which can never finish; \
+                 nothing alive can signal it",
+                "stuck wait: task 9 (later) waits on join#42 for task 8 (late), which can never finish; \
+                 nothing alive can signal it",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_joining_a_task_that_lost_its_waker_is_a_stuck_wait() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "lost-waker");
+        spawn(&mut s, 1, 6, "stuck-joiner");
+        join(&mut s, 5, 6, 5, 20);
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        apply(
+            &mut s,
+            11,
+            Message::PollEnd {
+                task: TaskId(5),
+                result: lucid_protocol::PollResult::Pending,
+            },
+        );
+        // No waker was ever cloned: the count is unknown until a snapshot or a drop.
+        apply(
+            &mut s,
+            12,
+            Message::WakerClone {
+                task: TaskId(5),
+                wakers: 1,
+            },
+        );
+        apply(
+            &mut s,
+            13,
+            Message::WakerDrop {
+                task: TaskId(5),
+                wakers: 0,
+            },
+        );
+        assert_eq!(warnings(&s, WarningKind::LostWaker).len(), 1);
+        assert_eq!(
+            warnings(&s, WarningKind::StuckWait),
+            [
+                "stuck wait: task 6 (stuck-joiner) waits on join#20 for task 5 (lost-waker), which can never \
+              finish; nothing alive can signal it"
+            ]
+        );
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+
+    #[test]
+    fn a_deadlock_records_when_it_formed_and_when_it_was_found() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "a");
+        spawn(&mut s, 1, 6, "b");
+        join(&mut s, 10, 5, 6, 20);
+        join(&mut s, 17, 6, 5, 21);
+        let d = &s.resources.deadlocks[0];
+        assert_eq!(d.tasks, [TaskId(6), TaskId(5)]);
+        assert_eq!(d.resources, [ResourceId(21), ResourceId(20)]);
+        assert_eq!((d.formed, d.detected), (Ticks(17), Ticks(17)));
+    }
+
+    #[test]
+    fn a_deadlock_stays_in_the_report_when_other_warnings_flood_it() {
+        let mut s = State::new();
+        for i in 0..200 {
+            s.warn(crate::state::Warning::new(
+                WarningKind::LongPoll,
+                format!("long poll {i}"),
+            ));
+        }
+        spawn(&mut s, 1, 5, "a");
+        spawn(&mut s, 1, 6, "b");
+        join(&mut s, 10, 5, 6, 20);
+        join(&mut s, 11, 6, 5, 21);
+        assert!(s.warnings.iter().all(|w| w.kind == WarningKind::LongPoll));
+        assert_eq!(s.first_warnings_by_kind[&WarningKind::Deadlock].len(), 1);
+        assert_eq!(
+            s.first_warnings_by_kind[&WarningKind::LongPoll].len(),
+            crate::state::MAX_WARNINGS_PER_KIND
+        );
+    }
+
+    #[test]
+    fn waits_on_a_finished_task_or_a_broken_chain_are_not_deadlocks() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "a");
+        spawn(&mut s, 1, 6, "b");
+        join(&mut s, 10, 5, 6, 20);
+        // 6's join wait ends (it got its answer) before 5 is joined by 6 again.
+        apply(
+            &mut s,
+            11,
+            Message::WaitEnd(WaitEnd {
+                task: TaskId(5),
+                resource: ResourceId(20),
+                outcome: WaitOutcome::Ready,
+            }),
+        );
+        join(&mut s, 12, 6, 5, 21);
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+}

@@ -1,0 +1,189 @@
+//! The cost of reporting waits (`lucid_executor::resource`), on the host:
+//!
+//! - `wait.not_taken.ns`: what tracking adds to a receive that completes at once
+//!   (`Receiver::recv` polled ready, against `Receiver::poll_recv`, which tracks
+//!   nothing): the branch on "is a wait open";
+//! - `wait.taken.ns`: what a receive that waits (pending, then ready) costs on top of
+//!   the same receive on a channel that is not tracked: the `WaitBegin` and `WaitEnd`
+//!   records, encoded into a `lucid_trace::Producer` as the kernel's hooks do.
+//!
+//! ```text
+//! cargo run --release -p lucid-executor --example wait_cost [-- --runs N]
+//! ```
+//!
+//! One JSON object per line, as `examples/bench.rs` prints them; each figure is the
+//! median of the runs.
+
+#[cfg(not(loom))]
+fn main() {
+    wait_cost::main();
+}
+
+#[cfg(loom)]
+fn main() {}
+
+#[cfg(not(loom))]
+mod wait_cost {
+    use std::future::Future;
+    use std::hint::black_box;
+    use std::panic::Location;
+    use std::pin::pin;
+    use std::sync::OnceLock;
+    use std::task::{Context, Waker};
+    use std::time::Instant;
+
+    use lucid_executor::resource::{self, ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
+    use lucid_executor::sync::mpsc;
+    use lucid_protocol::{self as proto, Message, Ring, StreamId};
+    use lucid_trace::Producer;
+
+    const OPS: u32 = 200_000;
+
+    static PRODUCER: OnceLock<Producer> = OnceLock::new();
+
+    fn now() -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: RDTSC has no preconditions; it only reads the time-stamp counter.
+            unsafe { core::arch::x86_64::_rdtsc() }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            0
+        }
+    }
+
+    fn emit(msg: &Message<'_>) {
+        if let Some(p) = PRODUCER.get() {
+            // SAFETY: only the main thread records into this producer.
+            unsafe { p.record(now(), &|e, ts| e.push(ts, msg)) };
+        }
+    }
+
+    /// The kernel's resource hooks (`kernel/src/trace/resources.rs`) on one host
+    /// thread: the same records into a producer.
+    struct Hooks;
+
+    impl ResourceHooks for Hooks {
+        fn on_created(
+            &self,
+            id: u64,
+            _kind: ResourceKind,
+            name: &'static str,
+            location: &'static Location<'static>,
+            capacity: Option<u64>,
+        ) -> bool {
+            emit(&Message::ResourceCreated(proto::ResourceCreated {
+                id: proto::ResourceId(id),
+                kind: proto::ResourceKind::Channel,
+                name,
+                location: proto::Location {
+                    file: location.file(),
+                    line: location.line(),
+                    column: location.column(),
+                },
+                capacity,
+            }));
+            true
+        }
+        fn on_dropped(&self, id: u64) {
+            emit(&Message::ResourceDropped(proto::ResourceDropped {
+                id: proto::ResourceId(id),
+            }));
+        }
+        fn on_wait_begin(&self, id: u64, _op: WaitOp) -> Option<u64> {
+            emit(&Message::WaitBegin(proto::WaitBegin {
+                task: proto::TaskId(1),
+                resource: proto::ResourceId(id),
+                op: proto::WaitOp::Recv,
+            }));
+            Some(1)
+        }
+        fn on_wait_end(&self, task: u64, id: u64, _outcome: WaitOutcome) {
+            emit(&Message::WaitEnd(proto::WaitEnd {
+                task: proto::TaskId(task),
+                resource: proto::ResourceId(id),
+                outcome: proto::WaitOutcome::Ready,
+            }));
+        }
+    }
+
+    static HOOKS: &dyn ResourceHooks = &Hooks;
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
+    /// Nanoseconds per op of `f` run `OPS` times.
+    fn time(mut f: impl FnMut()) -> f64 {
+        let start = Instant::now();
+        for _ in 0..OPS {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e9 / f64::from(OPS)
+    }
+
+    fn row(name: &str, ns: f64) {
+        println!("{{\"name\":\"{name}\",\"lucid\":{ns},\"anchor\":null,\"ratio\":null,\"unit\":\"ns\"}}");
+    }
+
+    pub fn main() {
+        let mut args = std::env::args().skip(1);
+        let mut runs = 9;
+        while let Some(a) = args.next() {
+            if a == "--runs" {
+                runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .unwrap_or(runs);
+            }
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        // Created before the hooks are installed: never reported.
+        let (untracked_tx, mut untracked_rx) = mpsc::channel::<u32>(1);
+        PRODUCER.get_or_init(|| Producer::new(StreamId::new(0, Ring::Task), 4096, 64 << 20));
+        resource::install(&HOOKS);
+        let (tx, mut rx) = mpsc::channel::<u32>(1);
+
+        let mut samples: [Vec<f64>; 4] = Default::default();
+        for _ in 0..runs {
+            // Ready at once: poll_recv (no tracking) against recv (tracked channel).
+            samples[0].push(time(|| {
+                tx.try_send(1).unwrap();
+                let _ = black_box(rx.poll_recv(&mut cx));
+            }));
+            samples[1].push(time(|| {
+                tx.try_send(1).unwrap();
+                let recv = pin!(rx.recv());
+                let _ = black_box(recv.poll(&mut cx));
+            }));
+            // Pending, then ready: untracked against tracked.
+            samples[2].push(time(|| {
+                let mut recv = pin!(untracked_rx.recv());
+                let _ = black_box(recv.as_mut().poll(&mut cx));
+                untracked_tx.try_send(1).unwrap();
+                let _ = black_box(recv.poll(&mut cx));
+            }));
+            samples[3].push(time(|| {
+                let mut recv = pin!(rx.recv());
+                let _ = black_box(recv.as_mut().poll(&mut cx));
+                tx.try_send(1).unwrap();
+                let _ = black_box(recv.poll(&mut cx));
+            }));
+            // Empty the ring between runs, as the kernel's drain does.
+            if let Some(p) = PRODUCER.get() {
+                let mut scratch = vec![0; lucid_trace::sealed_max(4096)];
+                while p.ring.pop(&mut scratch, |_, _| true) {}
+            }
+        }
+        let [untracked, tracked, wait_untracked, wait_tracked] = samples.map(median);
+        row("recv.ready.untracked.ns", untracked);
+        row("recv.ready.tracked.ns", tracked);
+        row("wait.not_taken.ns", tracked - untracked);
+        row("recv.wait.untracked.ns", wait_untracked);
+        row("recv.wait.tracked.ns", wait_tracked);
+        row("wait.taken.ns", wait_tracked - wait_untracked);
+    }
+}

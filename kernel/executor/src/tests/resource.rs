@@ -1,0 +1,199 @@
+//! Resources and waits reach the resource hooks: creation and drop, and a wait only
+//! when an operation returns `Pending`.
+
+use std::sync::Mutex as StdMutex;
+use std::thread::{self, ThreadId};
+use std::vec::Vec;
+
+use super::{poll_once, run_until_idle, single};
+use crate::resource::{self, ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
+use crate::sync::{Semaphore, WaitQueue, mpsc, oneshot};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Created(u64, ResourceKind, String, u32),
+    Dropped(u64),
+    Begin(u64, WaitOp),
+    End(u64, WaitOutcome),
+}
+
+/// Records what each test thread did (tests run in parallel, the hooks are global).
+struct Recorder(StdMutex<Vec<(ThreadId, Seen)>>);
+
+impl Recorder {
+    fn push(&self, seen: Seen) {
+        self.0.lock().unwrap().push((thread::current().id(), seen));
+    }
+}
+
+impl ResourceHooks for Recorder {
+    fn on_created(
+        &self,
+        id: u64,
+        kind: ResourceKind,
+        name: &'static str,
+        location: &'static core::panic::Location<'static>,
+        _capacity: Option<u64>,
+    ) -> bool {
+        let line = if location.file().ends_with("tests/resource.rs") {
+            location.line()
+        } else {
+            0
+        };
+        self.push(Seen::Created(id, kind, name.into(), line));
+        true
+    }
+    fn on_dropped(&self, id: u64) {
+        self.push(Seen::Dropped(id));
+    }
+    fn on_wait_begin(&self, id: u64, op: WaitOp) -> Option<u64> {
+        self.push(Seen::Begin(id, op));
+        Some(7)
+    }
+    fn on_wait_end(&self, task: u64, id: u64, outcome: WaitOutcome) {
+        assert_eq!(task, 7, "the task the begin named");
+        self.push(Seen::End(id, outcome));
+    }
+}
+
+static RECORDER: Recorder = Recorder(StdMutex::new(Vec::new()));
+static HOOKS: &dyn ResourceHooks = &RECORDER;
+
+/// What this thread reported since the last call.
+fn seen() -> Vec<Seen> {
+    resource::install(&HOOKS);
+    let me = thread::current().id();
+    let mut all = RECORDER.0.lock().unwrap();
+    let (mine, others) = all.drain(..).partition(|(t, _)| *t == me);
+    *all = others;
+    mine.into_iter().map(|(_, s)| s).collect()
+}
+
+#[test]
+fn a_channel_reports_creation_drop_and_only_the_waits_that_happen() {
+    seen();
+    let line = line!() + 1;
+    let (tx, mut rx) = mpsc::named_channel::<u8>("ping", 1);
+    let created = seen();
+    let [Seen::Created(id, ResourceKind::Channel, name, at)] = created.as_slice() else {
+        panic!("{created:?}");
+    };
+    assert_eq!((name.as_str(), *at), ("ping", line));
+    let id = *id;
+
+    // Completes at once: no wait.
+    tx.try_send(1).unwrap();
+    assert_eq!(poll_once(&mut Box::pin(rx.recv())), std::task::Poll::Ready(Some(1)));
+    assert_eq!(seen(), []);
+
+    // Waits, then completes.
+    let mut recv = Box::pin(rx.recv());
+    assert!(poll_once(&mut recv).is_pending());
+    assert!(
+        poll_once(&mut recv).is_pending(),
+        "a second pending poll begins nothing"
+    );
+    tx.try_send(2).unwrap();
+    assert_eq!(poll_once(&mut recv), std::task::Poll::Ready(Some(2)));
+    drop(recv);
+    assert_eq!(
+        seen(),
+        [Seen::Begin(id, WaitOp::Recv), Seen::End(id, WaitOutcome::Ready)]
+    );
+
+    // Dropped while waiting.
+    let mut recv = Box::pin(rx.recv());
+    assert!(poll_once(&mut recv).is_pending());
+    drop(recv);
+    assert_eq!(
+        seen(),
+        [Seen::Begin(id, WaitOp::Recv), Seen::End(id, WaitOutcome::Cancelled)]
+    );
+
+    // A full channel: the sender waits on the channel, not on its semaphore.
+    tx.try_send(3).unwrap();
+    let mut send = Box::pin(tx.send(4));
+    assert!(poll_once(&mut send).is_pending());
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert!(poll_once(&mut send).is_ready());
+    drop(send);
+    assert_eq!(
+        seen(),
+        [Seen::Begin(id, WaitOp::Send), Seen::End(id, WaitOutcome::Ready)]
+    );
+
+    drop((tx, rx));
+    assert_eq!(seen(), [Seen::Dropped(id)]);
+}
+
+#[test]
+fn semaphores_wait_queues_and_oneshots_report_their_waits() {
+    seen();
+    let sem = Semaphore::new(0);
+    let queue = WaitQueue::named("jobs");
+    let (tx, mut rx) = oneshot::channel::<u8>();
+    let ids: Vec<(u64, ResourceKind)> = seen()
+        .into_iter()
+        .map(|s| match s {
+            Seen::Created(id, kind, ..) => (id, kind),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let kinds: Vec<ResourceKind> = ids.iter().map(|&(_, k)| k).collect();
+    assert_eq!(
+        kinds,
+        [ResourceKind::Semaphore, ResourceKind::WaitQueue, ResourceKind::Oneshot]
+    );
+
+    let mut acquire = Box::pin(sem.acquire(1));
+    assert!(poll_once(&mut acquire).is_pending());
+    sem.add_permits(1);
+    assert!(poll_once(&mut acquire).is_ready());
+    let mut wait = Box::pin(queue.wait());
+    assert!(poll_once(&mut wait).is_pending());
+    queue.wake();
+    assert!(poll_once(&mut wait).is_ready());
+    assert!(poll_once(&mut rx).is_pending());
+    tx.send(1).unwrap();
+    assert!(poll_once(&mut rx).is_ready());
+    assert_eq!(
+        seen(),
+        [
+            Seen::Begin(ids[0].0, WaitOp::Acquire),
+            Seen::End(ids[0].0, WaitOutcome::Ready),
+            Seen::Begin(ids[1].0, WaitOp::Wait),
+            Seen::End(ids[1].0, WaitOutcome::Ready),
+            Seen::Begin(ids[2].0, WaitOp::Recv),
+            Seen::End(ids[2].0, WaitOutcome::Ready),
+        ]
+    );
+}
+
+#[test]
+fn a_join_handle_that_waits_owns_a_join_resource_for_the_wait() {
+    let rt = single();
+    seen();
+    let (tx, rx) = oneshot::channel::<u8>();
+    let mut joined = rt.spawn(rx);
+    run_until_idle(rt, 0);
+    seen();
+    assert!(poll_once(&mut joined).is_pending());
+    let begun = seen();
+    let [
+        Seen::Created(id, ResourceKind::Join, ..),
+        Seen::Begin(begin_id, WaitOp::Join),
+    ] = begun.as_slice()
+    else {
+        panic!("{begun:?}");
+    };
+    assert_eq!(id, begin_id);
+    let id = *id;
+    tx.send(5).unwrap();
+    run_until_idle(rt, 0);
+    assert!(poll_once(&mut joined).is_ready());
+    let ended = seen();
+    assert!(
+        ended.ends_with(&[Seen::End(id, WaitOutcome::Ready), Seen::Dropped(id)]),
+        "{ended:?}"
+    );
+}
