@@ -413,28 +413,54 @@ mod bench {
         }
     }
 
-    /// Records `encode` on the current CPU's producer: the kernel's `trace::emit`, without
-    /// what a host thread cannot do or does not need (disabling interrupts, choosing
-    /// the interrupt producer, the enabled flag). `kind` is only for `ACCOUNT`.
-    #[inline]
-    fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
-        emit_at::<ACCOUNT>(now(), kind, encode);
-    }
+    /// Whether tracing is paused (the host's Pause): hooks count events as dropped and
+    /// do nothing else, as the kernel's.
+    static PAUSED: AtomicBool = AtomicBool::new(false);
 
-    /// [`emit`] with the timestamp the hook also gave the task's totals.
-    fn emit_at<const ACCOUNT: bool>(ts: u64, kind: MessageKind, encode: EncodeFn<'_>) {
+    /// Runs `f` on the current CPU's producer: the kernel's `trace::with_producer`,
+    /// without what a host thread cannot do or does not need (disabling interrupts,
+    /// choosing the interrupt producer).
+    #[inline]
+    fn with_producer(f: impl FnOnce(&Producer)) {
         let Some(cpu) = current_cpu() else { return };
         let Some(producer) = PRODUCERS.get().and_then(|producers| producers.get(cpu)) else {
             return;
         };
+        if PAUSED.load(Ordering::Relaxed) {
+            // SAFETY: the producer of the CPU this thread is; only this thread records
+            // into it, and a host thread takes no interrupts.
+            unsafe { producer.skip() };
+            return;
+        }
+        f(producer);
+    }
+
+    /// Records `encode` on `producer` at `ts`; `kind` is only for `ACCOUNT`.
+    ///
+    /// # Safety
+    /// `producer` is the calling thread's CPU's (see `with_producer`).
+    #[inline]
+    unsafe fn record<const ACCOUNT: bool>(producer: &Producer, ts: u64, kind: MessageKind, encode: EncodeFn<'_>) {
         if ACCOUNT {
-            // SAFETY: the producer of the CPU this thread is; only this thread records into
-            // it, and a host thread takes no interrupts.
+            // SAFETY: the caller's contract.
             unsafe { producer.record(ts, &|e, ts| account(kind, e, ts, encode)) };
         } else {
-            // SAFETY: as above.
+            // SAFETY: the caller's contract.
             unsafe { producer.record(ts, encode) };
         }
+    }
+
+    /// Records `encode` on the current CPU's producer (the kernel's `trace::emit`),
+    /// stamped with the poll's time inside a poll, else a fresh clock read.
+    #[inline]
+    fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
+        with_producer(|producer| {
+            // SAFETY: this thread's CPU's producer.
+            unsafe {
+                let ts = producer.event_time(now);
+                record::<ACCOUNT>(producer, ts, kind, encode);
+            }
+        });
     }
 
     /// Runs `encode` and adds the record's size to `kind`'s totals when it succeeds.
@@ -487,60 +513,80 @@ mod bench {
 
     impl<const ACCOUNT: bool> Hooks for TraceHooks<ACCOUNT> {
         fn on_spawn(&self, info: &SpawnInfo<'_>) {
-            let at = now();
-            info.stats.spawned(at);
-            emit_at::<ACCOUNT>(at, MessageKind::TaskSpawned, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::TaskSpawned(proto::TaskSpawned {
-                        task: proto::TaskId(info.id.as_u64()),
-                        name: info.name.unwrap_or(""),
-                        kind: match info.kind {
-                            TaskKind::Kernel => proto::TaskKind::Kernel,
-                            TaskKind::Wasm => proto::TaskKind::Wasm,
-                        },
-                        location: proto::Location {
-                            file: info.location.file(),
-                            line: info.location.line(),
-                            column: info.location.column(),
-                        },
-                        parent: info.parent.map(|p| proto::TaskId(p.as_u64())),
-                    }),
-                )
+            with_producer(|producer| {
+                // SAFETY: this thread's CPU's producer.
+                let at = unsafe { producer.event_time(now) };
+                info.stats.spawned(at);
+                let encode: EncodeFn<'_> = &|e, ts| {
+                    e.push(
+                        ts,
+                        &Message::TaskSpawned(proto::TaskSpawned {
+                            task: proto::TaskId(info.id.as_u64()),
+                            name: info.name.unwrap_or(""),
+                            kind: match info.kind {
+                                TaskKind::Kernel => proto::TaskKind::Kernel,
+                                TaskKind::Wasm => proto::TaskKind::Wasm,
+                            },
+                            location: proto::Location {
+                                file: info.location.file(),
+                                line: info.location.line(),
+                                column: info.location.column(),
+                            },
+                            parent: info.parent.map(|p| proto::TaskId(p.as_u64())),
+                        }),
+                    )
+                };
+                // SAFETY: as above.
+                unsafe { record::<ACCOUNT>(producer, at, MessageKind::TaskSpawned, encode) };
             });
         }
 
         fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
-            let at = now();
-            stats.poll_started(at);
-            emit_at::<ACCOUNT>(at, MessageKind::PollStart, &|e, ts| {
-                e.poll_start(ts, proto::TaskId(task.as_u64()))
+            with_producer(|producer| {
+                // SAFETY: this thread's CPU's producer.
+                unsafe {
+                    let at = producer.poll_start_time(now);
+                    stats.poll_started(at);
+                    record::<ACCOUNT>(producer, at, MessageKind::PollStart, &|e, ts| {
+                        e.poll_start(ts, proto::TaskId(task.as_u64()))
+                    });
+                }
             });
         }
 
         fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
-            let at = now();
-            stats.poll_ended(at);
-            emit_at::<ACCOUNT>(at, MessageKind::PollEnd, &|e, ts| {
-                e.poll_end(ts, proto::TaskId(task.as_u64()), poll_result(result))
+            with_producer(|producer| {
+                // SAFETY: this thread's CPU's producer.
+                unsafe {
+                    let at = producer.poll_end_time(now);
+                    stats.poll_ended(at);
+                    record::<ACCOUNT>(producer, at, MessageKind::PollEnd, &|e, ts| {
+                        e.poll_end(ts, proto::TaskId(task.as_u64()), poll_result(result))
+                    });
+                }
             });
         }
 
         fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
-            let at = now();
-            stats.woken(at);
             // No interrupt handlers on a host thread: no `Waker::Interrupt`.
             let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(proto::TaskId(t.as_u64())));
-            emit_at::<ACCOUNT>(at, MessageKind::Wake, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::Wake {
-                        task: proto::TaskId(task.as_u64()),
-                        waker,
-                        by_ref,
-                        self_wake,
-                    },
-                )
+            with_producer(|producer| {
+                // SAFETY: this thread's CPU's producer.
+                unsafe {
+                    let at = producer.event_time(now);
+                    stats.woken(at);
+                    record::<ACCOUNT>(producer, at, MessageKind::Wake, &|e, ts| {
+                        e.push(
+                            ts,
+                            &Message::Wake {
+                                task: proto::TaskId(task.as_u64()),
+                                waker,
+                                by_ref,
+                                self_wake,
+                            },
+                        )
+                    });
+                }
             });
         }
 
@@ -623,11 +669,24 @@ mod bench {
         }
 
         fn on_idle(&self, _cpu: usize, entering: bool) {
+            with_producer(|producer| {
+                // SAFETY: this thread's CPU's producer.
+                unsafe {
+                    producer.time_passes();
+                    let at = producer.event_time(now);
+                    let (kind, msg) = if entering {
+                        (MessageKind::CpuIdle, Message::CpuIdle)
+                    } else {
+                        (MessageKind::CpuBusy, Message::CpuBusy)
+                    };
+                    record::<ACCOUNT>(producer, at, kind, &|e, ts| e.push(ts, &msg));
+                    if entering {
+                        producer.time_passes();
+                    }
+                }
+            });
             if entering {
-                emit::<ACCOUNT>(MessageKind::CpuIdle, &|e, ts| e.push(ts, &Message::CpuIdle));
                 seal_current_cpu();
-            } else {
-                emit::<ACCOUNT>(MessageKind::CpuBusy, &|e, ts| e.push(ts, &Message::CpuBusy));
             }
         }
     }
@@ -643,6 +702,8 @@ mod bench {
     struct Drained {
         events: u64,
         dropped: u64,
+        /// Clock reads the producers made.
+        clock_reads: u64,
         frames: u64,
         wire_bytes: u64,
         /// Events per kind as decoded from the sealed frames.
@@ -658,6 +719,7 @@ mod bench {
         let mut d = Drained {
             events: 0,
             dropped: 0,
+            clock_reads: 0,
             frames: 0,
             wire_bytes: 0,
             decoded: [0; KINDS],
@@ -684,9 +746,10 @@ mod bench {
                 }
                 true
             }) {}
-            d.events += producer.produced.swap(0, Ordering::Relaxed);
-            d.dropped += producer.dropped.swap(0, Ordering::Relaxed);
-            producer.unreported.store(0, Ordering::Relaxed);
+            d.events += producer.produced.load(Ordering::Relaxed);
+            d.dropped += producer.dropped_total();
+            d.clock_reads += producer.clock_reads.load(Ordering::Relaxed);
+            producer.reset_counts();
         }
         for (i, k) in d.kinds.iter_mut().enumerate() {
             k.events = ACCOUNTED_EVENTS[i].swap(0, Ordering::Relaxed);
@@ -720,19 +783,21 @@ mod bench {
         install_producers();
         let dropped = AtomicU64::new(0);
         let (sj_events, pp_events) = (AtomicU64::new(0), AtomicU64::new(0));
-        let traced = |root: Root, events: &AtomicU64| {
+        let (sj_reads, pp_reads) = (AtomicU64::new(0), AtomicU64::new(0));
+        let traced = |root: Root, events: &AtomicU64, reads: &AtomicU64| {
             let s = lucid_run(1, Some(&TRACE), root);
             let d = drain_producers(false, None);
             dropped.fetch_add(d.dropped, Ordering::Relaxed);
             events.store(d.events, Ordering::Relaxed);
+            reads.store(d.clock_reads, Ordering::Relaxed);
             s
         };
         let mut bare_sj = || lucid_run(1, None, spawn_join_root as Root);
         let mut noop_sj = || lucid_run(1, Some(&NOOP), spawn_join_root as Root);
-        let mut traced_sj = || traced(spawn_join_root, &sj_events);
+        let mut traced_sj = || traced(spawn_join_root, &sj_events, &sj_reads);
         let mut bare_pp = || lucid_run(1, None, ping_pong_root as Root);
         let mut noop_pp = || lucid_run(1, Some(&NOOP), ping_pong_root as Root);
-        let mut traced_pp = || traced(ping_pong_root, &pp_events);
+        let mut traced_pp = || traced(ping_pong_root, &pp_events, &pp_reads);
         let s = measure(
             runs,
             &mut [
@@ -745,9 +810,19 @@ mod bench {
             ],
         );
         let ns = |samples: &[Sample]| median_of(samples, |x| x.secs * 1e9 / x.polls as f64);
-        for (name, i, events) in [
-            ("spawn_join", 0, sj_events.load(Ordering::Relaxed)),
-            ("ping_pong", 3, pp_events.load(Ordering::Relaxed)),
+        for (name, i, events, reads) in [
+            (
+                "spawn_join",
+                0,
+                sj_events.load(Ordering::Relaxed),
+                sj_reads.load(Ordering::Relaxed),
+            ),
+            (
+                "ping_pong",
+                3,
+                pp_events.load(Ordering::Relaxed),
+                pp_reads.load(Ordering::Relaxed),
+            ),
         ] {
             let (bare, noop, traced) = (ns(&s[i]), ns(&s[i + 1]), ns(&s[i + 2]));
             row(&format!("trace.{name}.ns_per_poll"), traced, Some(bare), "ns/poll");
@@ -769,6 +844,12 @@ mod bench {
                 events as f64 / polls as f64,
                 None,
                 "events/poll",
+            );
+            row(
+                &format!("trace.{name}.clock_reads_per_poll"),
+                reads as f64 / polls as f64,
+                None,
+                "reads/poll",
             );
         }
         let lost = dropped.load(Ordering::Relaxed);

@@ -184,10 +184,12 @@ impl Drain {
                     Message::Pause => {
                         log::info!("trace: host paused the stream");
                         self.paused = true;
+                        super::set_paused(true);
                     }
                     Message::Resume => {
                         log::info!("trace: host resumed the stream");
                         self.paused = false;
+                        super::set_paused(false);
                     }
                     Message::SetLevelFilter(f) => {
                         let level = match f.filter {
@@ -267,7 +269,7 @@ impl Drain {
     fn report_losses(&mut self) {
         for (cpu, producers) in cpus().iter().enumerate() {
             for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
-                let count = producer.unreported.swap(0, Ordering::Relaxed);
+                let count = producer.take_unreported();
                 if count > 0 {
                     self.control(&Message::Loss {
                         cpu: cpu as u32,
@@ -287,7 +289,7 @@ impl Drain {
                     cpu: cpu as u32,
                     ring,
                     produced: producer.produced.load(Ordering::Relaxed),
-                    dropped: producer.dropped.load(Ordering::Relaxed),
+                    dropped: producer.dropped_total(),
                 });
             }
         }
@@ -306,6 +308,7 @@ impl Drain {
         }
         if self.connected && !was_connected {
             self.paused = false;
+            super::set_paused(false);
             self.host_bytes.clear();
             self.hello();
         }

@@ -14,7 +14,7 @@ pub mod drain;
 pub mod subscriber;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use lucid_executor::{Hooks, Outcome, PanicLocation, PollResult, SpawnInfo, TaskId, TaskKind, TaskPanic, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
@@ -46,7 +46,14 @@ impl core::fmt::Debug for CpuTrace {
 }
 
 static CPUS: Once<Vec<CpuTrace>> = Once::new();
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// [`OFF`], [`RECORDING`] or [`PAUSED`]: one load decides a hook's path.
+static STATE: AtomicU8 = AtomicU8::new(OFF);
+/// Nothing is recorded or counted (before the drain starts, after it finishes).
+const OFF: u8 = 0;
+/// Events are recorded.
+const RECORDING: u8 = 1;
+/// The host paused the stream: events are counted as dropped, with no clock read.
+const PAUSED: u8 = 2;
 /// The drain task's id: its own activity is not traced (it would never quiesce).
 static DRAIN_TASK: AtomicU64 = AtomicU64::new(u64::MAX);
 
@@ -74,25 +81,31 @@ pub fn cpus() -> &'static [CpuTrace] {
 
 /// True while events are recorded.
 pub fn is_enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    STATE.load(Ordering::Relaxed) == RECORDING
 }
 
 /// Starts or stops recording events.
 pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Release);
+    STATE.store(if on { RECORDING } else { OFF }, Ordering::Release);
 }
 
-/// Records `encode` on the current CPU's producer for the current context.
-fn emit(encode: EncodeFn<'_>) {
-    if ENABLED.load(Ordering::Relaxed) {
-        emit_at(arch::rdtsc(), encode);
-    }
+/// Pauses recording (events are counted as dropped, nothing else is done for them) or
+/// resumes it; no effect while tracing is off.
+pub fn set_paused(paused: bool) {
+    let (from, to) = if paused {
+        (RECORDING, PAUSED)
+    } else {
+        (PAUSED, RECORDING)
+    };
+    let _ = STATE.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed);
 }
 
-/// [`emit`] with a timestamp the caller read (and also gave the task's totals, so
-/// the totals a late console is sent agree with the events).
-fn emit_at(ts: u64, encode: EncodeFn<'_>) {
-    if !ENABLED.load(Ordering::Relaxed) {
+/// Runs `f` on the current CPU's producer for the current context, with interrupts
+/// disabled; does nothing (and reads no clock) while tracing is off.
+#[inline]
+fn with_producer(f: impl FnOnce(&Producer)) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state == OFF {
         return;
     }
     let _irq = arch::InterruptGuard::new();
@@ -107,8 +120,24 @@ fn emit_at(ts: u64, encode: EncodeFn<'_>) {
     } else {
         &producers.task
     };
-    // SAFETY: this CPU's producer, interrupts disabled by `_irq`.
-    unsafe { producer.record(ts, encode) };
+    if state == PAUSED {
+        // SAFETY: this CPU's producer for this context, interrupts disabled.
+        unsafe { producer.skip() };
+        return;
+    }
+    f(producer);
+}
+
+/// Records `encode` on the current CPU's producer for the current context, stamped
+/// with the poll's time inside a poll, else with a fresh clock read.
+fn emit(encode: EncodeFn<'_>) {
+    with_producer(|producer| {
+        // SAFETY: this CPU's producer for this context, interrupts disabled.
+        unsafe {
+            let ts = producer.event_time(arch::rdtsc);
+            producer.record(ts, encode);
+        }
+    });
 }
 
 /// Records a message that is not an executor event (wasm instance state) on the
@@ -149,14 +178,19 @@ pub fn sample_run_queue(cpu: usize, depth: usize) {
     let peak = RUN_QUEUE_PEAK[cpu]
         .load(Ordering::Relaxed)
         .max(u32::try_from(depth).unwrap_or(u32::MAX));
-    let now = arch::rdtsc();
-    if now < RUN_QUEUE_WINDOW_END[cpu].load(Ordering::Relaxed) {
-        RUN_QUEUE_PEAK[cpu].store(peak, Ordering::Relaxed);
-        return;
-    }
-    RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
-    RUN_QUEUE_WINDOW_END[cpu].store(now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S, Ordering::Relaxed);
-    emit_at(now, &|e, ts| e.push(ts, &Message::RunQueueDepth { depth: peak }));
+    // The read is made through the producer, so the next poll start shares it.
+    with_producer(|producer| {
+        // SAFETY: this CPU's producer for this context, interrupts disabled.
+        let now = unsafe { producer.event_time(arch::rdtsc) };
+        if now < RUN_QUEUE_WINDOW_END[cpu].load(Ordering::Relaxed) {
+            RUN_QUEUE_PEAK[cpu].store(peak, Ordering::Relaxed);
+            return;
+        }
+        RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
+        RUN_QUEUE_WINDOW_END[cpu].store(now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { producer.record(now, &|e, ts| e.push(ts, &Message::RunQueueDepth { depth: peak })) };
+    });
 }
 
 fn task_kind(kind: TaskKind) -> proto::TaskKind {
@@ -191,63 +225,89 @@ impl Hooks for TraceHooks {
         if !traced(info.id) {
             return;
         }
-        let now = arch::rdtsc();
-        info.stats.spawned(now);
-        emit_at(now, &|e, ts| {
-            e.push(
-                ts,
-                &Message::TaskSpawned(proto::TaskSpawned {
-                    task: wire_task(info.id),
-                    name: info.name.unwrap_or(""),
-                    kind: task_kind(info.kind),
-                    location: proto::Location {
-                        file: info.location.file(),
-                        line: info.location.line(),
-                        column: info.location.column(),
-                    },
-                    parent: info.parent.map(wire_task),
-                }),
-            )
+        with_producer(|producer| {
+            // SAFETY: this CPU's producer for this context, interrupts disabled.
+            let now = unsafe { producer.event_time(arch::rdtsc) };
+            info.stats.spawned(now);
+            let encode: EncodeFn<'_> = &|e, ts| {
+                e.push(
+                    ts,
+                    &Message::TaskSpawned(proto::TaskSpawned {
+                        task: wire_task(info.id),
+                        name: info.name.unwrap_or(""),
+                        kind: task_kind(info.kind),
+                        location: proto::Location {
+                            file: info.location.file(),
+                            line: info.location.line(),
+                            column: info.location.column(),
+                        },
+                        parent: info.parent.map(wire_task),
+                    }),
+                )
+            };
+            // SAFETY: as above.
+            unsafe { producer.record(now, encode) };
         });
     }
 
     fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
-        if traced(task) {
-            let now = arch::rdtsc();
-            stats.poll_started(now);
-            emit_at(now, &|e, ts| e.poll_start(ts, wire_task(task)));
-        }
+        with_producer(|producer| {
+            if !traced(task) {
+                // SAFETY: this CPU's producer for this context, interrupts disabled.
+                unsafe { producer.time_passes() };
+                return;
+            }
+            // SAFETY: as above.
+            unsafe {
+                let now = producer.poll_start_time(arch::rdtsc);
+                stats.poll_started(now);
+                producer.record(now, &|e, ts| e.poll_start(ts, wire_task(task)));
+            }
+        });
     }
 
     fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
-        if traced(task) {
-            let now = arch::rdtsc();
-            stats.poll_ended(now);
-            emit_at(now, &|e, ts| e.poll_end(ts, wire_task(task), poll_result(result)));
-        }
+        with_producer(|producer| {
+            if !traced(task) {
+                // SAFETY: this CPU's producer for this context, interrupts disabled.
+                unsafe { producer.time_passes() };
+                return;
+            }
+            // SAFETY: as above.
+            unsafe {
+                let now = producer.poll_end_time(arch::rdtsc);
+                stats.poll_ended(now);
+                producer.record(now, &|e, ts| e.poll_end(ts, wire_task(task), poll_result(result)));
+            }
+        });
     }
 
     fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
         if !traced(task) {
             return;
         }
-        let now = arch::rdtsc();
-        stats.woken(now);
         let waker = match waker {
             Some(t) => proto::Waker::Task(wire_task(t)),
             None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
             None => proto::Waker::None,
         };
-        emit_at(now, &|e, ts| {
-            e.push(
-                ts,
-                &Message::Wake {
-                    task: wire_task(task),
-                    waker,
-                    by_ref,
-                    self_wake,
-                },
-            )
+        with_producer(|producer| {
+            // SAFETY: this CPU's producer for this context, interrupts disabled.
+            unsafe {
+                let now = producer.event_time(arch::rdtsc);
+                stats.woken(now);
+                producer.record(now, &|e, ts| {
+                    e.push(
+                        ts,
+                        &Message::Wake {
+                            task: wire_task(task),
+                            waker,
+                            by_ref,
+                            self_wake,
+                        },
+                    )
+                });
+            }
         });
     }
 
@@ -341,11 +401,22 @@ impl Hooks for TraceHooks {
     }
 
     fn on_idle(&self, _cpu: usize, entering: bool) {
+        with_producer(|producer| {
+            // SAFETY: this CPU's producer for this context, interrupts disabled.
+            unsafe {
+                producer.time_passes();
+                let ts = producer.event_time(arch::rdtsc);
+                let msg = if entering { Message::CpuIdle } else { Message::CpuBusy };
+                producer.record(ts, &|e, ts| e.push(ts, &msg));
+                if entering {
+                    // Time passes while the CPU idles: the first poll after it reads
+                    // the clock again.
+                    producer.time_passes();
+                }
+            }
+        });
         if entering {
-            emit(&|e, ts| e.push(ts, &Message::CpuIdle));
             seal_current_cpu();
-        } else {
-            emit(&|e, ts| e.push(ts, &Message::CpuBusy));
         }
     }
 }

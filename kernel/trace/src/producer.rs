@@ -20,8 +20,22 @@ pub const fn sealed_max(frame_bytes: usize) -> usize {
     lucid_protocol::cobs_max_encoded_len(frame_bytes) + 1
 }
 
+/// What the producer knows about time, so one clock read serves a poll boundary: a
+/// poll's end and the next poll's start share a timestamp unless time is known to have
+/// passed between them, and events inside a poll carry the poll's start time.
+#[derive(Debug, Default)]
+struct Clock {
+    /// The last timestamp handed out.
+    last: u64,
+    /// Whether `last` may stand for "now" at the next poll start.
+    shareable: bool,
+    /// Whether a poll is in progress in this producer's context.
+    in_poll: bool,
+}
+
 /// A producer: encoder + sealed-frame ring + counters.
 pub struct Producer {
+    clock: UnsafeCell<Clock>,
     encoder: UnsafeCell<Encoder>,
     scratch: UnsafeCell<Box<[u8]>>,
     busy: AtomicBool,
@@ -35,6 +49,13 @@ pub struct Producer {
     pub dropped: AtomicU64,
     /// Events dropped since the drain last took the count.
     pub unreported: AtomicU64,
+    /// Clock reads made through [`Producer::poll_start_time`] and its siblings.
+    pub clock_reads: AtomicU64,
+    /// Events not recorded because tracing was paused (written only by the owner, so a
+    /// paused event costs no locked instruction; part of `dropped_total`).
+    skipped: AtomicU64,
+    /// How much of `skipped` the drain has reported.
+    skipped_reported: AtomicU64,
 }
 
 impl core::fmt::Debug for Producer {
@@ -61,6 +82,7 @@ impl Producer {
     pub fn new(stream: StreamId, frame_bytes: usize, ring_bytes: usize) -> Self {
         let encoder = FrameEncoder::new(vec![0u8; frame_bytes].into_boxed_slice(), stream);
         Self {
+            clock: UnsafeCell::new(Clock::default()),
             encoder: UnsafeCell::new(encoder),
             scratch: UnsafeCell::new(vec![0u8; sealed_max(frame_bytes)].into_boxed_slice()),
             busy: AtomicBool::new(false),
@@ -70,6 +92,133 @@ impl Producer {
             produced: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
+            clock_reads: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            skipped_reported: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one event as produced and dropped without recording it or reading the
+    /// clock (tracing is paused).
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    pub unsafe fn skip(&self) {
+        self.produced
+            .store(self.produced.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.skipped
+            .store(self.skipped.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Events dropped since creation, including those skipped while paused.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Sets every count back to zero (between runs of a benchmark, with nothing
+    /// recording and the drain done).
+    pub fn reset_counts(&self) {
+        for count in [
+            &self.produced,
+            &self.dropped,
+            &self.unreported,
+            &self.clock_reads,
+            &self.skipped,
+            &self.skipped_reported,
+        ] {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Events dropped since the last call (the drain's loss reports; one caller).
+    pub fn take_unreported(&self) -> u64 {
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        let reported = self.skipped_reported.swap(skipped, Ordering::Relaxed);
+        self.unreported.swap(0, Ordering::Relaxed) + skipped.wrapping_sub(reported)
+    }
+
+    /// Runs `f` on the clock state.
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    unsafe fn clock<R>(&self, f: impl FnOnce(&mut Clock) -> R) -> R {
+        // SAFETY: the caller's contract: one caller at a time.
+        self.clock.with_mut(|c| f(unsafe { &mut *c }))
+    }
+
+    fn read(&self, now: impl FnOnce() -> u64) -> u64 {
+        // Only the owning context counts its reads (the caller's contract).
+        self.clock_reads
+            .store(self.clock_reads.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        now()
+    }
+
+    /// The timestamp of a poll starting now: the previous boundary's when nothing is
+    /// known to have happened since, else a fresh read of `now`.
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    pub unsafe fn poll_start_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.clock(|c| {
+                if !c.shareable {
+                    c.last = self.read(now);
+                }
+                c.shareable = false;
+                c.in_poll = true;
+                c.last
+            })
+        }
+    }
+
+    /// The timestamp of a poll ending now (a fresh read), which the next poll's start
+    /// may share.
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    pub unsafe fn poll_end_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.clock(|c| {
+                c.last = self.read(now);
+                c.shareable = true;
+                c.in_poll = false;
+                c.last
+            })
+        }
+    }
+
+    /// The timestamp of any other event: inside a poll, the poll's start; outside, a
+    /// fresh read (which the next poll start may share).
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    pub unsafe fn event_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.clock(|c| {
+                if !c.in_poll {
+                    c.last = self.read(now);
+                    c.shareable = true;
+                }
+                c.last
+            })
+        }
+    }
+
+    /// Untraced time passes (an idle CPU, an untraced task's poll): the next poll start
+    /// reads the clock, and events until then are not inside a poll.
+    ///
+    /// # Safety
+    /// As for [`Producer::record`].
+    pub unsafe fn time_passes(&self) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.clock(|c| {
+                c.shareable = false;
+                c.in_poll = false;
+            });
         }
     }
 

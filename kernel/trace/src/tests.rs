@@ -81,3 +81,52 @@ fn an_event_too_large_for_any_frame_is_counted() {
     assert_eq!(producer.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(producer.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_poll_boundary_reads_the_clock_once() {
+    let producer = producer(64 * 1024);
+    let clock = core::cell::Cell::new(100u64);
+    let now = || {
+        clock.set(clock.get() + 10);
+        clock.get()
+    };
+    let reads = || producer.clock_reads.load(core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: one thread, one caller.
+    unsafe {
+        let first = producer.poll_start_time(now);
+        assert_eq!((first, reads()), (110, 1), "nothing to share yet: a fresh read");
+        assert_eq!(producer.event_time(now), first, "inside a poll: the poll's time");
+        let end = producer.poll_end_time(now);
+        assert_eq!(end, 120);
+        assert_eq!(producer.poll_start_time(now), end, "the next start shares the end");
+        assert_eq!(reads(), 2);
+        let end = producer.poll_end_time(now);
+        producer.time_passes();
+        let start = producer.poll_start_time(now);
+        assert!(start > end, "after untraced time a start reads the clock again");
+        assert_eq!(reads(), 4);
+        producer.poll_end_time(now);
+        let outside = producer.event_time(now);
+        assert_eq!(
+            producer.poll_start_time(now),
+            outside,
+            "an event between polls is shared too"
+        );
+        assert_eq!(reads(), 6);
+    }
+}
+
+#[test]
+fn paused_events_are_counted_as_dropped_and_reported_once() {
+    let producer = producer(64 * 1024);
+    // SAFETY: one thread, one caller.
+    unsafe {
+        producer.skip();
+        producer.skip();
+    }
+    assert_eq!(producer.produced.load(core::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(producer.dropped_total(), 2);
+    assert_eq!(producer.clock_reads.load(core::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(producer.take_unreported(), 2);
+    assert_eq!(producer.take_unreported(), 0);
+}
