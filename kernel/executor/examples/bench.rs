@@ -36,8 +36,8 @@ mod bench {
     use lucid_executor::{
         Hooks, Outcome, Platform, PollResult, Runtime, SpawnInfo, TaskId, TaskKind, TaskStats, ThreadPlatform,
     };
-    use lucid_protocol::{self as proto, EncodeError, Message, MessageKind, Ring, StreamId, varint_len};
-    use lucid_trace::{EncodeFn, Encoder, FrameRing, Producer};
+    use lucid_protocol::{self as proto, Message, MessageKind, Ring, StreamId};
+    use lucid_trace::{Event, Producer};
 
     // The workloads' sizes and their tokio side are shared with the console-subscriber
     // anchor, so both time the same work.
@@ -319,13 +319,11 @@ mod bench {
 
     /// Raw bytes per frame, as in the kernel's trace layer (`trace::FRAME_BYTES`).
     const FRAME_BYTES: usize = 4096;
-    /// Largest sealed frame (COBS, delimiter).
-    const SEALED_MAX: usize = lucid_trace::sealed_max(FRAME_BYTES);
-    /// Sealed-frame ring per CPU: room for a whole run of either workload (about
-    /// 29 MB for spawn+join), so the measured cost is encoding and sealing, not the
+    /// Record ring per CPU: room for a whole run of either workload (32 B per record,
+    /// about 3.5 M records for spawn_join), so the measured cost is recording, not the
     /// cheaper drop path. Drops are counted and reported all the same. (The kernel's
-    /// rings are 512 KiB, emptied by its drain task while the CPU runs.)
-    const RING_BYTES: usize = 64 << 20;
+    /// rings hold 64 Ki records, emptied by its drain task while the CPU runs.)
+    const RING_SLOTS: usize = 1 << 22;
     /// CPUs of the traced runtimes (every traced run is a 1-CPU run).
     const TRACE_CPUS: usize = 1;
     const KINDS: usize = MessageKind::ALL.len();
@@ -361,30 +359,25 @@ mod bench {
     /// Sets up the producers (outside any measured run: this allocates).
     fn install_producers() {
         PRODUCERS.get_or_init(|| {
-            // As the kernel's `trace::init`: seal a partly filled frame after 2 ms.
-            let seal_age = ticks_per_second() / 500;
             (0..TRACE_CPUS as u32)
                 .map(|c| {
-                    let producer = Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES);
-                    producer.set_seal_age(seal_age);
-                    prefault(&producer.ring);
+                    let producer = Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_SLOTS);
+                    prefault(&producer);
                     producer
                 })
                 .collect()
         });
     }
 
-    /// Writes every byte of `ring` once and empties it again, so that no measured run
-    /// takes the page faults of first touching it (zeroed memory from the allocator is
-    /// mapped lazily).
-    fn prefault(ring: &FrameRing) {
-        let filler = [0xa5; 4096];
-        let mut scratch = vec![0; filler.len()];
-        while ring.push(0, &filler) {}
-        while ring.pop(&mut scratch, |_, _| true) {}
-        // The bytes after the last whole entry: one more entry covers them.
-        assert!(ring.push(0, &filler));
-        while ring.pop(&mut scratch, |_, _| true) {}
+    /// Writes every slot of `producer`'s ring once and empties it again, so that no
+    /// measured run takes the page faults of first touching it (zeroed memory from the
+    /// allocator is mapped lazily).
+    fn prefault(producer: &Producer) {
+        for _ in 0..producer.ring.capacity() {
+            // SAFETY: no runtime runs yet; this thread is the only producer.
+            unsafe { producer.event(Event::CpuBusy, now) };
+        }
+        drain_producers_of(producer);
     }
 
     /// TSC ticks (or `now()` units) per second, measured against the OS clock.
@@ -394,10 +387,6 @@ mod bench {
         let ticks = now().wrapping_sub(ts);
         (ticks as f64 / start.elapsed().as_secs_f64()) as u64
     }
-
-    /// Events encoded and their record bytes, by kind (accounting runs only).
-    static ACCOUNTED_EVENTS: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
-    static ACCOUNTED_BYTES: [AtomicU64; KINDS] = [const { AtomicU64::new(0) }; KINDS];
 
     fn now() -> u64 {
         // The kernel stamps events with the TSC; so does this, for the same deltas.
@@ -418,8 +407,8 @@ mod bench {
     static PAUSED: AtomicBool = AtomicBool::new(false);
 
     /// Runs `f` on the current CPU's producer: the kernel's `trace::with_producer`,
-    /// without what a host thread cannot do or does not need (disabling interrupts,
-    /// choosing the interrupt producer).
+    /// without what a host thread cannot do or does not need (the per-CPU lookup
+    /// through the GS base, choosing the interrupt-context producer).
     #[inline]
     fn with_producer(f: impl FnOnce(&Producer)) {
         let Some(cpu) = current_cpu() else { return };
@@ -435,74 +424,16 @@ mod bench {
         f(producer);
     }
 
-    /// Records `encode` on `producer` at `ts`; `kind` is only for `ACCOUNT`.
-    ///
-    /// # Safety
-    /// `producer` is the calling thread's CPU's (see `with_producer`).
-    #[inline]
-    unsafe fn record<const ACCOUNT: bool>(producer: &Producer, ts: u64, kind: MessageKind, encode: EncodeFn<'_>) {
-        if ACCOUNT {
-            // SAFETY: the caller's contract.
-            unsafe { producer.record(ts, &|e, ts| account(kind, e, ts, encode)) };
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { producer.record(ts, encode) };
-        }
-    }
-
-    /// Records `encode` on the current CPU's producer (the kernel's `trace::emit`),
-    /// stamped with the poll's time inside a poll, else a fresh clock read.
-    #[inline]
-    fn emit<const ACCOUNT: bool>(kind: MessageKind, encode: EncodeFn<'_>) {
-        with_producer(|producer| {
-            // SAFETY: this thread's CPU's producer.
-            unsafe {
-                let ts = producer.event_time(now);
-                record::<ACCOUNT>(producer, ts, kind, encode);
-            }
-        });
-    }
-
-    /// Runs `encode` and adds the record's size to `kind`'s totals when it succeeds.
-    fn account(kind: MessageKind, e: &mut Encoder, ts: u64, encode: EncodeFn<'_>) -> Result<(), EncodeError> {
-        let opening = e.is_empty();
-        let before = e.raw_len();
-        encode(e, ts)?;
-        let bytes = if opening {
-            // The frame header came with this record: major, stream, seq, base_ts.
-            let header = 1 + varint_len(e.stream().to_wire()) + varint_len(u64::from(e.sequence()));
-            let base_ts = e.raw_bytes()[header..]
-                .iter()
-                .position(|b| b & 0x80 == 0)
-                .map_or(0, |i| i + 1);
-            e.raw_len() - header - base_ts
-        } else {
-            e.raw_len() - before
-        };
-        ACCOUNTED_EVENTS[kind as usize].fetch_add(1, Ordering::Relaxed);
-        ACCOUNTED_BYTES[kind as usize].fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Seals the current CPU's open frame (the kernel's `trace::seal_current_cpu`).
-    fn seal_current_cpu() {
-        if let Some(producer) = current_cpu().and_then(|cpu| PRODUCERS.get()?.get(cpu)) {
-            // SAFETY: this CPU's producer, as in `emit`.
-            unsafe { producer.seal_now() };
-        }
-    }
-
     fn sched_current_task() -> Option<TaskId> {
         current_runtime().and_then(Runtime::current_task)
     }
 
     /// The kernel's executor hooks (`kernel/src/trace`, `TraceHooks`), on host threads:
-    /// the same messages, stamped with `rdtsc` in the same places, into the same
-    /// `lucid_trace::Producer`s. `ACCOUNT` adds up each record's size by kind.
-    struct TraceHooks<const ACCOUNT: bool>;
+    /// the same records, stamped with `rdtsc` in the same places, into the same
+    /// `lucid_trace::Producer`s.
+    struct TraceHooks;
 
-    static TRACE: TraceHooks<false> = TraceHooks;
-    static TRACE_ACCOUNTING: TraceHooks<true> = TraceHooks;
+    static TRACE: TraceHooks = TraceHooks;
 
     fn poll_result(r: PollResult) -> proto::PollResult {
         match r {
@@ -511,119 +442,66 @@ mod bench {
         }
     }
 
-    impl<const ACCOUNT: bool> Hooks for TraceHooks<ACCOUNT> {
+    // Every hook body runs inside `with_producer`, which hands it this thread's CPU's
+    // producer: the contract of `Producer`'s unsafe methods.
+    impl Hooks for TraceHooks {
         fn on_spawn(&self, info: &SpawnInfo<'_>) {
-            with_producer(|producer| {
-                // SAFETY: this thread's CPU's producer.
-                let at = unsafe { producer.event_time(now) };
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                let at = producer.spawned(
+                    info.id.as_u64(),
+                    info.parent.map(TaskId::as_u64),
+                    info.kind == TaskKind::Wasm,
+                    info.name.unwrap_or(""),
+                    info.location,
+                    now,
+                );
                 info.stats.spawned(at);
-                let encode: EncodeFn<'_> = &|e, ts| {
-                    e.push(
-                        ts,
-                        &Message::TaskSpawned(proto::TaskSpawned {
-                            task: proto::TaskId(info.id.as_u64()),
-                            name: info.name.unwrap_or(""),
-                            kind: match info.kind {
-                                TaskKind::Kernel => proto::TaskKind::Kernel,
-                                TaskKind::Wasm => proto::TaskKind::Wasm,
-                            },
-                            location: proto::Location {
-                                file: info.location.file(),
-                                line: info.location.line(),
-                                column: info.location.column(),
-                            },
-                            parent: info.parent.map(|p| proto::TaskId(p.as_u64())),
-                        }),
-                    )
-                };
-                // SAFETY: as above.
-                unsafe { record::<ACCOUNT>(producer, at, MessageKind::TaskSpawned, encode) };
             });
         }
 
         fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
-            with_producer(|producer| {
-                // SAFETY: this thread's CPU's producer.
-                unsafe {
-                    let at = producer.poll_start_time(now);
-                    stats.poll_started(at);
-                    record::<ACCOUNT>(producer, at, MessageKind::PollStart, &|e, ts| {
-                        e.poll_start(ts, proto::TaskId(task.as_u64()))
-                    });
-                }
-            });
+            // SAFETY: see above.
+            with_producer(|producer| unsafe { stats.poll_started(producer.poll_start(task.as_u64(), now)) });
         }
 
         fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
-            with_producer(|producer| {
-                // SAFETY: this thread's CPU's producer.
-                unsafe {
-                    let at = producer.poll_end_time(now);
-                    stats.poll_ended(at);
-                    record::<ACCOUNT>(producer, at, MessageKind::PollEnd, &|e, ts| {
-                        e.poll_end(ts, proto::TaskId(task.as_u64()), poll_result(result))
-                    });
-                }
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                stats.poll_ended(producer.poll_end(task.as_u64(), poll_result(result), now));
             });
         }
 
         fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
             // No interrupt handlers on a host thread: no `Waker::Interrupt`.
             let waker = waker.map_or(proto::Waker::None, |t| proto::Waker::Task(proto::TaskId(t.as_u64())));
-            with_producer(|producer| {
-                // SAFETY: this thread's CPU's producer.
-                unsafe {
-                    let at = producer.event_time(now);
-                    stats.woken(at);
-                    record::<ACCOUNT>(producer, at, MessageKind::Wake, &|e, ts| {
-                        e.push(
-                            ts,
-                            &Message::Wake {
-                                task: proto::TaskId(task.as_u64()),
-                                waker,
-                                by_ref,
-                                self_wake,
-                            },
-                        )
-                    });
-                }
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                stats.woken(producer.wake(task.as_u64(), waker, by_ref, self_wake, now));
             });
         }
 
         fn on_waker_clone(&self, task: TaskId, count: usize) {
-            emit::<ACCOUNT>(MessageKind::WakerClone, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::WakerClone {
-                        task: proto::TaskId(task.as_u64()),
-                        wakers: count as u64,
-                    },
-                )
-            });
+            // SAFETY: see above.
+            with_producer(|producer| unsafe { producer.waker_count(task.as_u64(), count as u64, true, now) });
         }
 
         fn on_waker_drop(&self, task: TaskId, count: usize) {
-            emit::<ACCOUNT>(MessageKind::WakerDrop, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::WakerDrop {
-                        task: proto::TaskId(task.as_u64()),
-                        wakers: count as u64,
-                    },
-                )
-            });
+            // SAFETY: see above.
+            with_producer(|producer| unsafe { producer.waker_count(task.as_u64(), count as u64, false, now) });
         }
 
         fn on_join_waiting(&self, task: TaskId) {
-            let waiter = proto::TaskId(sched_current_task().map_or(0, |t| t.as_u64()));
-            emit::<ACCOUNT>(MessageKind::JoinWaiting, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::JoinWaiting {
-                        task: proto::TaskId(task.as_u64()),
+            let waiter = sched_current_task().map_or(0, TaskId::as_u64);
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(
+                    Event::JoinWaiting {
+                        task: task.as_u64(),
                         waiter,
                     },
-                )
+                    now,
+                );
             });
         }
 
@@ -633,65 +511,50 @@ mod bench {
                 Outcome::Cancelled => proto::Outcome::Cancelled,
                 Outcome::Panicked => proto::Outcome::Panicked,
             };
-            emit::<ACCOUNT>(MessageKind::TaskCompleted, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::TaskCompleted {
-                        task: proto::TaskId(task.as_u64()),
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(
+                    Event::TaskCompleted {
+                        task: task.as_u64(),
                         outcome,
                     },
-                )
+                    now,
+                );
             });
         }
 
         fn on_drop(&self, task: TaskId) {
-            emit::<ACCOUNT>(MessageKind::TaskDropped, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::TaskDropped {
-                        task: proto::TaskId(task.as_u64()),
-                    },
-                )
-            });
+            // SAFETY: see above.
+            with_producer(|producer| unsafe { producer.event(Event::TaskDropped { task: task.as_u64() }, now) });
         }
 
         fn on_steal(&self, task: TaskId, from: usize, to: usize) {
-            emit::<ACCOUNT>(MessageKind::Steal, &|e, ts| {
-                e.push(
-                    ts,
-                    &Message::Steal {
-                        task: proto::TaskId(task.as_u64()),
-                        from_cpu: from as u32,
-                        to_cpu: to as u32,
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(
+                    Event::Steal {
+                        task: task.as_u64(),
+                        from: from as u32,
+                        to: to as u32,
                     },
-                )
+                    now,
+                );
             });
         }
 
         fn on_idle(&self, _cpu: usize, entering: bool) {
-            with_producer(|producer| {
-                // SAFETY: this thread's CPU's producer.
-                unsafe {
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.time_passes();
+                producer.event(if entering { Event::CpuIdle } else { Event::CpuBusy }, now);
+                if entering {
                     producer.time_passes();
-                    let at = producer.event_time(now);
-                    let (kind, msg) = if entering {
-                        (MessageKind::CpuIdle, Message::CpuIdle)
-                    } else {
-                        (MessageKind::CpuBusy, Message::CpuBusy)
-                    };
-                    record::<ACCOUNT>(producer, at, kind, &|e, ts| e.push(ts, &msg));
-                    if entering {
-                        producer.time_passes();
-                    }
                 }
             });
-            if entering {
-                seal_current_cpu();
-            }
         }
     }
 
-    /// Count and record bytes of one kind of event (accounting runs only).
+    /// Count and record bytes of one kind of event.
     #[derive(Clone, Copy, Default)]
     struct KindSize {
         events: u64,
@@ -706,54 +569,80 @@ mod bench {
         clock_reads: u64,
         frames: u64,
         wire_bytes: u64,
+        /// Seconds the drain took to frame and seal every record (the kernel's drain
+        /// task's work, off the polling CPU).
+        drain_secs: f64,
         /// Events per kind as decoded from the sealed frames.
         decoded: [u64; KINDS],
         kinds: [KindSize; KINDS],
     }
 
-    /// Seals the open frames and empties every producer's ring (the drain task's job in the
-    /// kernel, done here between runs, with the runtime stopped), and restarts the
-    /// producers' counts. With `decode`, decodes every frame and counts its events by kind.
-    /// With `keep`, the sealed frames are also appended to it as they came off the rings.
-    fn drain_producers(decode: bool, mut keep: Option<&mut Vec<u8>>) -> Drained {
+    /// Frames and empties one producer's ring, discarding the frames (for pre-faulting).
+    fn drain_producers_of(producer: &Producer) {
+        // SAFETY: no runtime runs; this thread is the only consumer.
+        while !unsafe { producer.frame(true, &mut |_, _| true) } {}
+        producer.reset_counts();
+    }
+
+    /// Frames every record left in the producers into sealed frames (the kernel's drain
+    /// task's job, done here after a run, with the runtime stopped, and timed), and
+    /// restarts the producers' counts. With `account`, also adds up each kind's record
+    /// bytes and decodes every frame to count its events by kind (untimed). With `keep`,
+    /// the sealed frames are also appended to it as they came off the rings.
+    fn drain_producers(account: bool, keep: Option<&mut Vec<u8>>) -> Drained {
         let mut d = Drained {
             events: 0,
             dropped: 0,
             clock_reads: 0,
             frames: 0,
             wire_bytes: 0,
+            drain_secs: 0.0,
             decoded: [0; KINDS],
             kinds: [KindSize::default(); KINDS],
         };
-        let mut scratch = vec![0; SEALED_MAX];
+        let mut sealed: Vec<u8> = Vec::new();
         for producer in PRODUCERS.get().into_iter().flatten() {
-            // SAFETY: between runs no executor thread is left, and this is the only
-            // thread touching the producers.
-            unsafe { producer.seal_now() };
-            while producer.ring.pop(&mut scratch, |_, frame| {
+            let start = Instant::now();
+            let mut out = |_events: u32, frame: &[u8]| {
                 d.frames += 1;
                 d.wire_bytes += frame.len() as u64;
-                if let Some(keep) = keep.as_deref_mut() {
-                    keep.extend_from_slice(frame);
-                }
-                if decode {
-                    let mut frame = frame.to_vec();
-                    let body = frame.len() - 1; // without the 0x00 delimiter
-                    let decoded = proto::decode_frame(&mut frame[..body]).expect("a sealed frame decodes");
-                    for event in decoded.events() {
-                        d.decoded[event.expect("a sealed record decodes").message.kind() as usize] += 1;
-                    }
+                if account || keep.is_some() {
+                    sealed.extend_from_slice(frame);
                 }
                 true
-            }) {}
+            };
+            let mut observe = |kind: MessageKind, bytes: usize| {
+                d.kinds[kind as usize].events += 1;
+                d.kinds[kind as usize].record_bytes += bytes as u64;
+            };
+            // SAFETY: between runs no executor thread is left, and this is the only
+            // thread touching the producers.
+            let done = unsafe {
+                if account {
+                    producer.frame_observed(true, &mut out, Some(&mut observe))
+                } else {
+                    producer.frame(true, &mut out)
+                }
+            };
+            assert!(done, "the bench's output takes every frame");
+            d.drain_secs += start.elapsed().as_secs_f64();
             d.events += producer.produced.load(Ordering::Relaxed);
             d.dropped += producer.dropped_total();
             d.clock_reads += producer.clock_reads.load(Ordering::Relaxed);
             producer.reset_counts();
         }
-        for (i, k) in d.kinds.iter_mut().enumerate() {
-            k.events = ACCOUNTED_EVENTS[i].swap(0, Ordering::Relaxed);
-            k.record_bytes = ACCOUNTED_BYTES[i].swap(0, Ordering::Relaxed);
+        if account {
+            for frame in sealed.split_inclusive(|&b| b == 0) {
+                let mut frame = frame.to_vec();
+                let body = frame.len() - 1; // without the 0x00 delimiter
+                let decoded = proto::decode_frame(&mut frame[..body]).expect("a sealed frame decodes");
+                for event in decoded.events() {
+                    d.decoded[event.expect("a sealed record decodes").message.kind() as usize] += 1;
+                }
+            }
+        }
+        if let Some(keep) = keep {
+            keep.extend_from_slice(&sealed);
         }
         d
     }
@@ -923,7 +812,7 @@ mod bench {
         install_producers();
         for (workload, root) in [("spawn_join", spawn_join_root as Root), ("ping_pong", ping_pong_root)] {
             let t0 = now();
-            lucid_run(1, Some(&TRACE_ACCOUNTING), root);
+            lucid_run(1, Some(&TRACE), root);
             let mut frames = Vec::new();
             let keep = record.is_some() && workload == "spawn_join";
             let d = drain_producers(true, keep.then_some(&mut frames));
