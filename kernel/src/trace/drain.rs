@@ -415,6 +415,10 @@ impl Drain {
             }
             if self.pump().await == 0 {
                 sched::sleep(PERIOD).await;
+            } else {
+                // Framing is this task's work now: let CPU 0's other tasks run between
+                // passes while the other CPUs keep the rings busy.
+                lucid_executor::yield_now().await;
             }
         }
     }

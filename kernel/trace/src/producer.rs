@@ -22,7 +22,7 @@ pub const fn sealed_max(frame_bytes: usize) -> usize {
 }
 
 /// Bytes of a detached record that fit in one entry.
-const MAX_DETACHED: usize = (MAX_ENTRY_SLOTS - 1) * 32;
+pub(crate) const MAX_DETACHED: usize = (MAX_ENTRY_SLOTS - 1) * 32;
 
 /// The producer's view of time and of the poll in progress, so one clock read serves
 /// a poll boundary: a poll's end and the next poll's start share a timestamp unless
@@ -91,6 +91,13 @@ unsafe impl Sync for Producer {}
 // SAFETY: the producer owns all its buffers; the `'static` references its records hold
 // are valid everywhere.
 unsafe impl Send for Producer {}
+
+/// The bytes of `slots`, for a detached record written straight into them.
+fn bytes_of(slots: &mut [Slot]) -> &mut [u8] {
+    // SAFETY: `Slot` is plain `u64`s (no padding, any byte pattern is valid), so its
+    // memory is `size_of_val(slots)` initialised bytes, borrowed mutably for as long.
+    unsafe { core::slice::from_raw_parts_mut(slots.as_mut_ptr().cast::<u8>(), core::mem::size_of_val(slots)) }
+}
 
 /// Bumps an owner-only counter with a plain load and store (no locked instruction).
 #[inline]
@@ -444,28 +451,39 @@ impl Producer {
     pub unsafe fn message(&self, msg: &Message<'_>, now: impl FnOnce() -> u64) -> u64 {
         // SAFETY: the caller's contract.
         let ts = unsafe { self.event_time(now) };
-        let mut slots = [Slot::default(); MAX_ENTRY_SLOTS];
-        let mut bytes = [0u8; MAX_DETACHED];
-        let Ok(len) = msg.encode_detached(&mut bytes) else {
+        // Most such messages are short: a small buffer first, the largest only if needed
+        // (a buffer is zeroed on every call).
+        // SAFETY: as above.
+        let recorded = unsafe { self.message_in::<8>(ts, msg) || self.message_in::<{ MAX_ENTRY_SLOTS - 1 }>(ts, msg) };
+        if !recorded {
             bump(&self.produced, 1);
             self.drop_events(1);
-            return ts;
+        }
+        ts
+    }
+
+    /// Records `msg` in an entry of at most `N` extra slots; false (nothing recorded or
+    /// counted) if its record does not fit.
+    ///
+    /// # Safety
+    /// The producer contract.
+    unsafe fn message_in<const N: usize>(&self, ts: u64, msg: &Message<'_>) -> bool {
+        let mut slots = [Slot::default(); N];
+        let Ok(len) = msg.encode_detached(bytes_of(&mut slots)) else {
+            return false;
         };
         let extra = len.div_ceil(32);
-        for (slot, chunk) in slots[1..].iter_mut().zip(bytes[..extra * 32].chunks_exact(32)) {
-            for (word, b) in slot.0.iter_mut().zip(chunk.chunks_exact(8)) {
-                *word = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-            }
-        }
-        slots[0] = Slot([
+        // The slots hold the record's bytes in memory order; the consumer reads them back
+        // the same way (`record::expand`).
+        let first = Slot([
             ts,
             record::header(record::DETACHED, extra, len as u64),
             msg.kind() as u64,
             0,
         ]);
-        // SAFETY: as above.
-        unsafe { self.put(slots[0], &slots[1..=extra], 1) };
-        ts
+        // SAFETY: the caller's contract.
+        unsafe { self.put(first, &slots[..extra], 1) };
+        true
     }
 
     // ------------------------------------------------------------ consumer side

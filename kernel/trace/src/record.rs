@@ -230,7 +230,8 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
             let words = &entry[1..];
             for (chunk, slot) in scratch.chunks_exact_mut(32).zip(words) {
                 for (out, word) in chunk.chunks_exact_mut(8).zip(slot.0) {
-                    out.copy_from_slice(&word.to_le_bytes());
+                    // The producer wrote the bytes in memory order.
+                    out.copy_from_slice(&word.to_ne_bytes());
                 }
             }
             let kind = MessageKind::ALL.get(a as usize).copied();
