@@ -222,6 +222,25 @@ impl Producer {
         }
     }
 
+    /// A fresh read of `now`, for an event whose time matters beyond its poll (a spawn,
+    /// a log line, a wasm instance's state, which a long poll would otherwise date
+    /// back to its start); later events inside the poll carry it, so time never runs
+    /// backwards in the stream.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn fresh_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.local(|l| {
+                l.last = self.read(now);
+                l.shareable |= !l.in_poll;
+                l.last
+            })
+        }
+    }
+
     /// Untraced time passes (an idle CPU, an untraced task's poll): the next event
     /// reads the clock, and events until then are not inside a traced poll.
     ///
@@ -375,7 +394,8 @@ impl Producer {
         }
     }
 
-    /// A task was spawned. Returns the timestamp.
+    /// A task was spawned (stamped with a fresh read: a spawn inside a long poll must
+    /// not be dated before a snapshot that missed the task). Returns the timestamp.
     ///
     /// # Safety
     /// The producer contract.
@@ -389,7 +409,7 @@ impl Producer {
         now: impl FnOnce() -> u64,
     ) -> u64 {
         // SAFETY: the caller's contract.
-        let ts = unsafe { self.event_time(now) };
+        let ts = unsafe { self.fresh_time(now) };
         let c = u64::from(wasm) | (u64::from(parent.is_some()) << 1);
         let first = Slot([
             ts,
@@ -443,14 +463,14 @@ impl Producer {
     }
 
     /// Records any message, encoded here as a detached protocol record (for rare
-    /// messages: logs, wasm instance state, panics); one that does not fit an entry is
-    /// counted as dropped. Returns the timestamp.
+    /// messages: logs, wasm instance state, panics), stamped with a fresh read; one
+    /// that does not fit an entry is counted as dropped. Returns the timestamp.
     ///
     /// # Safety
     /// The producer contract.
     pub unsafe fn message(&self, msg: &Message<'_>, now: impl FnOnce() -> u64) -> u64 {
         // SAFETY: the caller's contract.
-        let ts = unsafe { self.event_time(now) };
+        let ts = unsafe { self.fresh_time(now) };
         // Most such messages are short: a small buffer first, the largest only if needed
         // (a buffer is zeroed on every call).
         // SAFETY: as above.

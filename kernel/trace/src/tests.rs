@@ -130,10 +130,11 @@ fn records_become_the_messages_the_hooks_saw() {
     assert_eq!(ts[1], ts[0], "the poll start shares the spawn's read");
     assert_eq!(ts[2], ts[1], "events inside a poll carry its time");
     assert_eq!(ts[7], ts[8], "an event after a poll shares its end");
+    assert!(ts[10] > ts[9], "a message reads the clock afresh");
     assert_eq!(
         producer.clock_reads.load(Relaxed),
-        2,
-        "one read before the poll, one at its end"
+        3,
+        "one read before the poll, one at its end, one for the message"
     );
     assert_eq!(producer.produced.load(Relaxed), events.len() as u64);
     let rendered: Vec<&String> = events.iter().map(|(_, _, m)| m).collect();
