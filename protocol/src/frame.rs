@@ -174,6 +174,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
         self.append(ts, |w, delta| msg.write_record(w, delta))
     }
 
+    /// Appends a record encoded by [`Message::encode_detached`] with timestamp `ts`;
+    /// the frame gets the bytes [`FrameEncoder::push`] would write for its message.
+    pub fn push_detached(&mut self, ts: u64, record: &[u8]) -> Result<(), EncodeError> {
+        self.append(ts, |w, delta| crate::message::write_detached(w, record, delta))
+    }
+
     /// Appends a [`Message::PollStart`]; the fast path for the hottest event.
     #[inline]
     pub fn poll_start(&mut self, ts: u64, task: TaskId) -> Result<(), EncodeError> {

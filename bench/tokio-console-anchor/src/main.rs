@@ -205,11 +205,20 @@ mod console {
         meta.name().starts_with("runtime.") || meta.target().starts_with("tokio")
     }
 
+    /// [`console_filter`] without tokio's resource instrumentation (channels, mutexes,
+    /// timers and their async operations): only what Lucid's trace records too, tasks,
+    /// polls and wakes.
+    fn tasks_only_filter(meta: &tracing::Metadata<'_>) -> bool {
+        console_filter(meta)
+            && !meta.name().starts_with("runtime.resource")
+            && !meta.target().starts_with("runtime::resource")
+    }
+
     /// Runs `workload` with console-subscriber as the thread's default subscriber. Its
     /// aggregator runs on a thread of its own, as `Builder::spawn` runs it; no gRPC server
     /// is started and no client is connected (the server would only listen). The layer
     /// and aggregator are fresh for every run and torn down after it, untimed.
-    fn run_with_console(workload: Workload, record: Option<&Path>) -> Sample {
+    fn run_with_console(workload: Workload, record: Option<&Path>, tasks_only: bool) -> Sample {
         let mut builder = console_subscriber::ConsoleLayer::builder().retention(RETENTION);
         if let Some(path) = record {
             builder = builder.recording_path(path);
@@ -232,7 +241,8 @@ mod console {
                     .block_on(aggregator.run());
             })
             .expect("spawn the aggregator thread");
-        let filter = tracing_subscriber::filter::FilterFn::new(console_filter);
+        let filter =
+            tracing_subscriber::filter::FilterFn::new(if tasks_only { tasks_only_filter } else { console_filter });
         let subscriber = tracing_subscriber::registry().with(layer.with_filter(filter));
         let sample = tracing::subscriber::with_default(subscriber, || run(workload));
         // Closing the command channel ends the aggregator.
@@ -284,14 +294,22 @@ mod console {
             ));
             configs.push((
                 format!("{} tokio_unstable + console-subscriber", w.name()),
-                Box::new(move || run_with_console(w, None)),
+                Box::new(move || run_with_console(w, None, false)),
+            ));
+            configs.push((
+                format!("{} tokio_unstable + console-subscriber, tasks only", w.name()),
+                Box::new(move || run_with_console(w, None, true)),
             ));
         }
         let samples = measure(args.runs, &mut configs);
         let mut polls = Vec::new();
         for (i, w) in Workload::ALL.iter().enumerate() {
-            let (bare, console) = (&samples[2 * i], &samples[2 * i + 1]);
-            let ns = |s: &[Sample]| median(s.iter().map(|x| x.secs * 1e9 / x.polls.max(1) as f64).collect());
+            let (bare, console, tasks) = (&samples[3 * i], &samples[3 * i + 1], &samples[3 * i + 2]);
+            let per_poll = |x: &Sample| x.secs * 1e9 / x.polls.max(1) as f64;
+            let ns = |s: &[Sample]| median(s.iter().map(per_poll).collect());
+            // Overheads are medians of the per-round differences (a pair ran back to back).
+            let paired =
+                |a: &[Sample], b: &[Sample]| median(a.iter().zip(b).map(|(a, b)| per_poll(a) - per_poll(b)).collect());
             let (bare_ns, console_ns) = (ns(bare), ns(console));
             let n = w.name();
             let p = bare.last().map_or(0, |s| s.polls);
@@ -304,7 +322,17 @@ mod console {
             );
             row(
                 &format!("anchor.console_subscriber.{n}.overhead_ns_per_poll"),
-                console_ns - bare_ns,
+                paired(console, bare),
+                "ns/poll",
+            );
+            row(
+                &format!("anchor.console_subscriber_tasks.{n}.ns_per_poll"),
+                ns(tasks),
+                "ns/poll",
+            );
+            row(
+                &format!("anchor.console_subscriber_tasks.{n}.overhead_ns_per_poll"),
+                paired(tasks, bare),
                 "ns/poll",
             );
             row(&format!("anchor.tokio.{n}.polls"), p as f64, "polls");
@@ -315,7 +343,7 @@ mod console {
             for w in Workload::ALL {
                 let path = dir.join(format!("console-{}.ndjson", w.name()));
                 eprintln!("tokio-console-anchor: recording {} to {}", w.name(), path.display());
-                let sample = run_with_console(w, Some(&path));
+                let sample = run_with_console(w, Some(&path), false);
                 wait_for_recorder()?;
                 let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
                 // The first line is the format header, not an event.

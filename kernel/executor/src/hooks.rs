@@ -26,8 +26,9 @@ use crate::task::{PollResult, TaskId, TaskKind, TaskStats};
 pub struct SpawnInfo<'a> {
     /// The new task's id.
     pub id: TaskId,
-    /// The name given to the [`TaskBuilder`](crate::TaskBuilder), if any.
-    pub name: Option<&'a str>,
+    /// The name given to the [`TaskBuilder`](crate::TaskBuilder), if any
+    /// (`'static`, so a trace layer may keep a reference instead of a copy).
+    pub name: Option<&'static str>,
     /// Kernel service or wasm instance.
     pub kind: TaskKind,
     /// Where `spawn` was called.

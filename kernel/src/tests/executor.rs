@@ -165,14 +165,30 @@ fn no_task_is_polled_on_two_cpus_at_once() {
     // The executor asserts, on every poll, that the task is not already being polled
     // (`State::start_poll`); the assertion panics the kernel. Hammer that path with
     // tasks that yield and are stolen and woken across CPUs while they run.
+    // The hammering only proves something if tasks ran on several CPUs and moved
+    // between them: the test counts the polls, the CPUs seen and the tasks that changed
+    // CPU, and the schedulers' steal counters.
     static POLLS: AtomicU64 = AtomicU64::new(0);
+    static CPUS_SEEN: AtomicU64 = AtomicU64::new(0);
+    static MOVED: AtomicU64 = AtomicU64::new(0);
+    assert!(percpu::online() >= 2, "needs -smp 2 or more");
     let rt = sched::runtime();
+    let steals = || rt.schedulers().iter().map(|s| s.counters().steals).sum::<u64>();
+    let steals_before = steals();
     let handles: Vec<_> = (0..256)
         .map(|_| {
             rt.spawn(async {
+                let mut first = None;
+                let mut moved = false;
                 for _ in 0..50 {
+                    let cpu = percpu::current().index;
+                    CPUS_SEEN.fetch_or(1 << cpu, Ordering::Relaxed);
+                    moved |= *first.get_or_insert(cpu) != cpu;
                     POLLS.fetch_add(1, Ordering::Relaxed);
                     yield_now().await;
+                }
+                if moved {
+                    MOVED.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
@@ -182,7 +198,13 @@ fn no_task_is_polled_on_two_cpus_at_once() {
             h.await.expect("no task fails");
         }
     });
-    assert!(POLLS.load(Ordering::Relaxed) >= 256 * 50);
+    assert_eq!(POLLS.load(Ordering::Relaxed), 256 * 50, "every iteration ran once");
+    let seen = CPUS_SEEN.load(Ordering::Relaxed);
+    assert!(seen.count_ones() >= 2, "tasks ran on one CPU only (mask {seen:#b})");
+    let stolen = steals() - steals_before;
+    assert!(stolen > 0, "no task was stolen");
+    let moved = MOVED.load(Ordering::Relaxed);
+    assert!(moved > 0, "no task changed CPU ({stolen} steals)");
 }
 
 #[ktest]

@@ -1,6 +1,7 @@
-//! The drain task: moves sealed frames from every CPU's rings to the trace port in
-//! large writes, adds the control stream (hello, heartbeats, loss reports, event
-//! counts), and counts every frame it cannot deliver.
+//! The drain task: frames the records of every CPU's rings (each producer's stream
+//! keeps its own encoder and sequence numbers here), moves the sealed frames to the
+//! trace port in large writes, adds the control stream (hello, heartbeats, loss
+//! reports, event counts), and counts every frame it cannot deliver.
 
 use alloc::{boxed::Box, vec, vec::Vec};
 use core::{
@@ -11,7 +12,7 @@ use core::{
 use lucid_executor::LiveState;
 use lucid_protocol::{self as proto, FrameEncoder, Message, Ring, StreamId};
 
-use super::{Producer, cpus, seal_current_cpu};
+use super::{Producer, cpus};
 use crate::{
     arch,
     drivers::virtio_serial::{self, VirtioSerial, WriteError},
@@ -89,7 +90,6 @@ struct Batch {
 pub struct Drain {
     output: TraceOutput,
     batch: Batch,
-    scratch: Vec<u8>,
     control: FrameEncoder<Box<[u8]>>,
     control_scratch: Vec<u8>,
     connected: bool,
@@ -121,7 +121,6 @@ impl Drain {
                 bytes: Vec::with_capacity(virtio_serial::TX_BUFFER),
                 frames: Vec::new(),
             },
-            scratch: vec![0u8; super::FRAME_BYTES * 2 + 64],
             control,
             control_scratch,
             connected: false,
@@ -184,10 +183,12 @@ impl Drain {
                     Message::Pause => {
                         log::info!("trace: host paused the stream");
                         self.paused = true;
+                        super::set_paused(true);
                     }
                     Message::Resume => {
                         log::info!("trace: host resumed the stream");
                         self.paused = false;
+                        super::set_paused(false);
                     }
                     Message::SetLevelFilter(f) => {
                         let level = match f.filter {
@@ -269,7 +270,7 @@ impl Drain {
     fn report_losses(&mut self) {
         for (cpu, producers) in cpus().iter().enumerate() {
             for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
-                let count = producer.unreported.swap(0, Ordering::Relaxed);
+                let count = producer.take_unreported();
                 if count > 0 {
                     self.control(&Message::Loss {
                         cpu: cpu as u32,
@@ -289,15 +290,14 @@ impl Drain {
                     cpu: cpu as u32,
                     ring,
                     produced: producer.produced.load(Ordering::Relaxed),
-                    dropped: producer.dropped.load(Ordering::Relaxed),
+                    dropped: producer.dropped_total(),
                 });
             }
         }
     }
 
-    /// Moves what the rings hold into batches and writes them. Returns the bytes moved.
+    /// Frames what the rings hold into batches and writes them. Returns the bytes moved.
     pub async fn pump(&mut self) -> usize {
-        seal_current_cpu();
         let was_connected = self.connected;
         self.connected = self.output.connected();
         if self.connected != was_connected {
@@ -308,6 +308,7 @@ impl Drain {
         }
         if self.connected && !was_connected {
             self.paused = false;
+            super::set_paused(false);
             self.host_bytes.clear();
             self.hello();
         }
@@ -318,27 +319,26 @@ impl Drain {
                 loop {
                     let connected = self.connected && !self.paused;
                     let batch = &mut self.batch;
-                    let mut full = false;
-                    let popped = producer.ring.pop(&mut self.scratch, |events, frame| {
-                        if !connected {
-                            producer.drop_events(u64::from(events));
-                            return true;
-                        }
-                        if batch.bytes.len() + frame.len() > batch.bytes.capacity() {
-                            full = true;
-                            return false;
-                        }
-                        batch.bytes.extend_from_slice(frame);
-                        batch.frames.push((producer, events, frame.len()));
-                        true
-                    });
-                    if full {
-                        moved += self.flush().await;
-                        continue;
-                    }
-                    if !popped {
+                    // SAFETY: the drain is every producer's one consumer.
+                    let done = unsafe {
+                        producer.frame(true, &mut |events, frame| {
+                            if !connected {
+                                producer.drop_events(u64::from(events));
+                                return true;
+                            }
+                            if batch.bytes.len() + frame.len() > batch.bytes.capacity() {
+                                return false;
+                            }
+                            batch.bytes.extend_from_slice(frame);
+                            batch.frames.push((producer, events, frame.len()));
+                            true
+                        })
+                    };
+                    if done {
                         break;
                     }
+                    // The batch is full: write it, then go on where the framing stopped.
+                    moved += self.flush().await;
                 }
             }
         }
@@ -395,8 +395,8 @@ impl Drain {
         loop {
             if FINISH.load(Ordering::Acquire) {
                 // Let the other CPUs finish what they were doing when the workload
-                // ended, stop producing, then let every CPU pass through idle, which
-                // seals its open frames, so the final counts cover exactly what was sealed.
+                // ended, stop producing, and let every CPU leave any hook it was in,
+                // so the final counts cover exactly what the rings hold.
                 sched::sleep(Duration::from_millis(100)).await;
                 super::set_enabled(false);
                 sched::runtime().wake_all();
@@ -417,6 +417,10 @@ impl Drain {
             }
             if self.pump().await == 0 {
                 sched::sleep(PERIOD).await;
+            } else {
+                // Framing is this task's work now: let CPU 0's other tasks run between
+                // passes while the other CPUs keep the rings busy.
+                lucid_executor::yield_now().await;
             }
         }
     }

@@ -1,36 +1,41 @@
-//! The trace layer: executor hooks encode events into per-CPU frame encoders
-//! (no allocation, no lock shared between CPUs, no blocking); full or aged frames
-//! are sealed into per-CPU rings; the [`drain`] task moves sealed frames to the
-//! `lucid.trace` virtio-serial port. Every event that cannot be kept is counted,
-//! and the counts go out as `Loss` and `EventCounts` messages.
+//! The trace layer: executor hooks write fixed-size records with plain stores into
+//! per-CPU rings (no allocation, no lock, no locked instruction, no blocking; one
+//! clock read per poll boundary); the [`drain`] task turns the records into protocol
+//! frames (varints, CRC, COBS) and moves them to the `lucid.trace` virtio-serial
+//! port. Every event that cannot be kept is counted, and the counts go out as `Loss`
+//! and `EventCounts` messages.
 //!
-//! Each CPU has two encoders: one for task context and one for interrupt context
-//! (a wake from an interrupt handler must not touch a frame the interrupted code
-//! is in the middle of). Encoders are touched only by their CPU with interrupts
-//! disabled, and a re-entrancy flag drops (and counts) anything traced from inside
-//! the tracer itself.
+//! Each CPU has two producers: one for task context and one for interrupt context
+//! (an interrupt handler must not touch a record the interrupted code is in the
+//! middle of). The task-context producer is private to its CPU's task context, which
+//! no interrupt handler touches and which is never preempted, so it is written with
+//! interrupts enabled; the interrupt-context producer is written with interrupts
+//! disabled (a nested handler would otherwise share it).
 
 pub mod drain;
 pub mod resources;
 pub mod subscriber;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use lucid_executor::{Hooks, Outcome, PanicLocation, PollResult, SpawnInfo, TaskId, TaskKind, TaskPanic, TaskStats};
 use lucid_protocol::{self as proto, Message, Ring, StreamId};
 use spin::Once;
 
 use crate::arch::{self, percpu};
-use lucid_trace::EncodeFn;
 pub use lucid_trace::Producer;
+use lucid_trace::{Event, Slot};
 
 /// Raw bytes per frame: large enough to amortise framing, small enough to seal fast.
 pub const FRAME_BYTES: usize = 4096;
 /// Largest sealed (COBS-encoded, delimited) frame.
 pub const SEALED_MAX: usize = lucid_trace::sealed_max(FRAME_BYTES);
-/// Sealed-frame ring per CPU and context.
-const RING_BYTES: usize = 512 * 1024;
+/// Record ring per CPU for task context (2 MiB: 64 Ki records, about 30 ms of the
+/// busiest host benchmark's events between two drain passes).
+const TASK_RING_SLOTS: usize = (2 << 20) / core::mem::size_of::<Slot>();
+/// Record ring per CPU for interrupt context (wakes from handlers, rarer).
+const IRQ_RING_SLOTS: usize = (256 << 10) / core::mem::size_of::<Slot>();
 
 /// A CPU's two producers.
 pub struct CpuTrace {
@@ -47,7 +52,14 @@ impl core::fmt::Debug for CpuTrace {
 }
 
 static CPUS: Once<Vec<CpuTrace>> = Once::new();
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// [`OFF`], [`RECORDING`] or [`PAUSED`]: one load decides a hook's path.
+static STATE: AtomicU8 = AtomicU8::new(OFF);
+/// Nothing is recorded or counted (before the drain starts, after it finishes).
+const OFF: u8 = 0;
+/// Events are recorded.
+const RECORDING: u8 = 1;
+/// The host paused the stream: events are counted as dropped, with no clock read.
+const PAUSED: u8 = 2;
 /// The drain task's id: its own activity is not traced (it would never quiesce).
 static DRAIN_TASK: AtomicU64 = AtomicU64::new(u64::MAX);
 
@@ -56,17 +68,12 @@ pub fn init(cpus: usize) {
     CPUS.call_once(|| {
         (0..cpus as u32)
             .map(|c| CpuTrace {
-                task: Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, RING_BYTES),
-                irq: Producer::new(StreamId::new(c, Ring::Interrupt), FRAME_BYTES, RING_BYTES),
+                task: Producer::new(StreamId::new(c, Ring::Task), FRAME_BYTES, TASK_RING_SLOTS),
+                irq: Producer::new(StreamId::new(c, Ring::Interrupt), FRAME_BYTES, IRQ_RING_SLOTS),
             })
             .collect()
     });
     lucid_executor::resource::install(&resources::HOOKS);
-    // Seal a partly filled frame after 2 ms, so a quiet CPU's events still flow.
-    for producers in CPUS.get().into_iter().flatten() {
-        producers.task.set_seal_age(crate::time::tsc_hz() / 500);
-        producers.irq.set_seal_age(crate::time::tsc_hz() / 500);
-    }
 }
 
 /// The producers of every CPU.
@@ -76,61 +83,68 @@ pub fn cpus() -> &'static [CpuTrace] {
 
 /// True while events are recorded.
 pub fn is_enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    STATE.load(Ordering::Relaxed) == RECORDING
 }
 
 /// Starts or stops recording events.
 pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Release);
+    STATE.store(if on { RECORDING } else { OFF }, Ordering::Release);
 }
 
-/// Records `encode` on the current CPU's producer for the current context.
-fn emit(encode: EncodeFn<'_>) {
-    if ENABLED.load(Ordering::Relaxed) {
-        emit_at(arch::rdtsc(), encode);
-    }
+/// Pauses recording (events are counted as dropped, nothing else is done for them) or
+/// resumes it; no effect while tracing is off.
+pub fn set_paused(paused: bool) {
+    let (from, to) = if paused {
+        (RECORDING, PAUSED)
+    } else {
+        (PAUSED, RECORDING)
+    };
+    let _ = STATE.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed);
 }
 
-/// [`emit`] with a timestamp the caller read (and also gave the task's totals, so
-/// the totals a late console is sent agree with the events).
-fn emit_at(ts: u64, encode: EncodeFn<'_>) {
-    if !ENABLED.load(Ordering::Relaxed) {
+/// Runs `f` on the current CPU's producer for the current context (interrupts
+/// disabled for the interrupt-context one); does nothing (and reads no clock) while
+/// tracing is off, and only counts the event while it is paused.
+#[inline]
+fn with_producer(f: impl FnOnce(&Producer)) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state == OFF {
         return;
     }
-    let _irq = arch::InterruptGuard::new();
     // SAFETY: tracing is enabled only once every CPU has set up its per-CPU block
     // (the drain starts after SMP bring-up), so GS is valid here.
     let cpu = unsafe { percpu::current_unchecked() };
     let Some(producers) = cpus().get(cpu.index as usize) else {
         return;
     };
-    let producer = if cpu.interrupt_depth.load(Ordering::Relaxed) > 0 {
-        &producers.irq
+    if cpu.interrupt_depth.load(Ordering::Relaxed) > 0 {
+        // A nested handler (an exception inside an interrupt) would share this one.
+        let _irq = arch::InterruptGuard::new();
+        run(&producers.irq, state, f);
     } else {
-        &producers.task
-    };
-    // SAFETY: this CPU's producer, interrupts disabled by `_irq`.
-    unsafe { producer.record(ts, encode) };
-}
-
-/// Records a message that is not an executor event (wasm instance state) on the
-/// current CPU's producer.
-pub fn message(msg: &Message<'_>) {
-    emit(&|e, ts| e.push(ts, msg));
-}
-
-/// Seals the current CPU's open frames (before it idles, or before the drain reads).
-pub fn seal_current_cpu() {
-    let _irq = arch::InterruptGuard::new();
-    if let Some(cpu) = percpu::try_current()
-        && let Some(producers) = cpus().get(cpu.index as usize)
-    {
-        // SAFETY: this CPU's producers, interrupts disabled.
-        unsafe {
-            producers.task.seal_now();
-            producers.irq.seal_now();
-        }
+        run(&producers.task, state, f);
     }
+}
+
+#[inline]
+fn run(producer: &Producer, state: u8, f: impl FnOnce(&Producer)) {
+    if state == PAUSED {
+        // SAFETY: this CPU's producer for this context (see `with_producer`).
+        unsafe { producer.skip() };
+        return;
+    }
+    f(producer);
+}
+
+/// Records a message that is not an executor event (logs, spans, wasm instance
+/// state) on the current CPU's producer. Such messages are encoded where they happen
+/// (they are rare); executor events are fixed-size records encoded by the drain.
+pub fn message(msg: &Message<'_>) {
+    // SAFETY: this CPU's producer for this context, chosen by `with_producer`: the
+    // contract of `Producer`'s methods.
+    with_producer(|producer| unsafe {
+        producer.message(msg, arch::rdtsc);
+    });
 }
 
 /// Run-queue depth is reported once per window per CPU: the peak depth seen at the
@@ -151,14 +165,19 @@ pub fn sample_run_queue(cpu: usize, depth: usize) {
     let peak = RUN_QUEUE_PEAK[cpu]
         .load(Ordering::Relaxed)
         .max(u32::try_from(depth).unwrap_or(u32::MAX));
-    let now = arch::rdtsc();
-    if now < RUN_QUEUE_WINDOW_END[cpu].load(Ordering::Relaxed) {
-        RUN_QUEUE_PEAK[cpu].store(peak, Ordering::Relaxed);
-        return;
-    }
-    RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
-    RUN_QUEUE_WINDOW_END[cpu].store(now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S, Ordering::Relaxed);
-    emit_at(now, &|e, ts| e.push(ts, &Message::RunQueueDepth { depth: peak }));
+    // The read is made through the producer, so the next poll start shares it.
+    with_producer(|producer| {
+        // SAFETY: this CPU's producer for this context (see `with_producer`).
+        let now = unsafe { producer.event_time(arch::rdtsc) };
+        if now < RUN_QUEUE_WINDOW_END[cpu].load(Ordering::Relaxed) {
+            RUN_QUEUE_PEAK[cpu].store(peak, Ordering::Relaxed);
+            return;
+        }
+        RUN_QUEUE_PEAK[cpu].store(0, Ordering::Relaxed);
+        RUN_QUEUE_WINDOW_END[cpu].store(now + crate::time::tsc_hz() / RUN_QUEUE_WINDOWS_PER_S, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { producer.event(Event::RunQueueDepth { depth: peak }, arch::rdtsc) };
+    });
 }
 
 fn task_kind(kind: TaskKind) -> proto::TaskKind {
@@ -188,95 +207,78 @@ fn poll_result(r: PollResult) -> proto::PollResult {
 #[derive(Debug)]
 pub struct TraceHooks;
 
+// Every hook body runs inside `with_producer`, which hands it this CPU's producer for
+// this context: the contract of `Producer`'s unsafe methods.
 impl Hooks for TraceHooks {
     fn on_spawn(&self, info: &SpawnInfo<'_>) {
         if !traced(info.id) {
             return;
         }
-        let now = arch::rdtsc();
-        info.stats.spawned(now);
-        emit_at(now, &|e, ts| {
-            e.push(
-                ts,
-                &Message::TaskSpawned(proto::TaskSpawned {
-                    task: wire_task(info.id),
-                    name: info.name.unwrap_or(""),
-                    kind: task_kind(info.kind),
-                    location: proto::Location {
-                        file: info.location.file(),
-                        line: info.location.line(),
-                        column: info.location.column(),
-                    },
-                    parent: info.parent.map(wire_task),
-                }),
-            )
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            let now = producer.spawned(
+                info.id.as_u64(),
+                info.parent.map(TaskId::as_u64),
+                info.kind == TaskKind::Wasm,
+                info.name.unwrap_or(""),
+                info.location,
+                arch::rdtsc,
+            );
+            info.stats.spawned(now);
         });
     }
 
     fn on_poll_start(&self, _cpu: usize, task: TaskId, stats: &TaskStats) {
-        if traced(task) {
-            let now = arch::rdtsc();
-            stats.poll_started(now);
-            emit_at(now, &|e, ts| e.poll_start(ts, wire_task(task)));
-        }
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            if traced(task) {
+                stats.poll_started(producer.poll_start(task.as_u64(), arch::rdtsc));
+            } else {
+                producer.time_passes();
+            }
+        });
     }
 
     fn on_poll_end(&self, _cpu: usize, task: TaskId, result: PollResult, stats: &TaskStats) {
-        if traced(task) {
-            let now = arch::rdtsc();
-            stats.poll_ended(now);
-            emit_at(now, &|e, ts| e.poll_end(ts, wire_task(task), poll_result(result)));
-        }
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            if traced(task) {
+                stats.poll_ended(producer.poll_end(task.as_u64(), poll_result(result), arch::rdtsc));
+            } else {
+                producer.time_passes();
+            }
+        });
     }
 
     fn on_wake(&self, task: TaskId, by_ref: bool, self_wake: bool, waker: Option<TaskId>, stats: &TaskStats) {
         if !traced(task) {
             return;
         }
-        let now = arch::rdtsc();
-        stats.woken(now);
-        let waker = match waker {
-            Some(t) => proto::Waker::Task(wire_task(t)),
-            None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
-            None => proto::Waker::None,
-        };
-        emit_at(now, &|e, ts| {
-            e.push(
-                ts,
-                &Message::Wake {
-                    task: wire_task(task),
-                    waker,
-                    by_ref,
-                    self_wake,
-                },
-            )
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            let waker = match waker {
+                Some(t) => proto::Waker::Task(wire_task(t)),
+                None if arch::idt::in_interrupt() => proto::Waker::Interrupt(0),
+                None => proto::Waker::None,
+            };
+            stats.woken(producer.wake(task.as_u64(), waker, by_ref, self_wake, arch::rdtsc));
         });
     }
 
     fn on_waker_clone(&self, task: TaskId, count: usize) {
         if traced(task) {
-            emit(&|e, ts| {
-                e.push(
-                    ts,
-                    &Message::WakerClone {
-                        task: wire_task(task),
-                        wakers: count as u64,
-                    },
-                )
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.waker_count(task.as_u64(), count as u64, true, arch::rdtsc);
             });
         }
     }
 
     fn on_waker_drop(&self, task: TaskId, count: usize) {
         if traced(task) {
-            emit(&|e, ts| {
-                e.push(
-                    ts,
-                    &Message::WakerDrop {
-                        task: wire_task(task),
-                        wakers: count as u64,
-                    },
-                )
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.waker_count(task.as_u64(), count as u64, false, arch::rdtsc);
             });
         }
     }
@@ -285,15 +287,16 @@ impl Hooks for TraceHooks {
         if !traced(task) {
             return;
         }
-        let waiter = sched_current_task().map_or(proto::TaskId(0), wire_task);
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::JoinWaiting {
-                    task: wire_task(task),
+        let waiter = sched_current_task().map_or(0, TaskId::as_u64);
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            producer.event(
+                Event::JoinWaiting {
+                    task: task.as_u64(),
                     waiter,
                 },
-            )
+                arch::rdtsc,
+            );
         });
     }
 
@@ -310,45 +313,53 @@ impl Hooks for TraceHooks {
             Outcome::Cancelled => proto::Outcome::Cancelled,
             Outcome::Panicked => proto::Outcome::Panicked,
         };
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::TaskCompleted {
-                    task: wire_task(task),
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            producer.event(
+                Event::TaskCompleted {
+                    task: task.as_u64(),
                     outcome,
                 },
-            )
+                arch::rdtsc,
+            );
         });
     }
 
     fn on_drop(&self, task: TaskId) {
         if traced(task) {
-            emit(&|e, ts| e.push(ts, &Message::TaskDropped { task: wire_task(task) }));
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(Event::TaskDropped { task: task.as_u64() }, arch::rdtsc);
+            });
         }
     }
 
     fn on_steal(&self, task: TaskId, from: usize, to: usize) {
         if traced(task) {
-            emit(&|e, ts| {
-                e.push(
-                    ts,
-                    &Message::Steal {
-                        task: wire_task(task),
-                        from_cpu: from as u32,
-                        to_cpu: to as u32,
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(
+                    Event::Steal {
+                        task: task.as_u64(),
+                        from: from as u32,
+                        to: to as u32,
                     },
-                )
+                    arch::rdtsc,
+                );
             });
         }
     }
 
     fn on_idle(&self, _cpu: usize, entering: bool) {
-        if entering {
-            emit(&|e, ts| e.push(ts, &Message::CpuIdle));
-            seal_current_cpu();
-        } else {
-            emit(&|e, ts| e.push(ts, &Message::CpuBusy));
-        }
+        // SAFETY: see above.
+        with_producer(|producer| unsafe {
+            // Time passes while the CPU idles: the events on either side read the clock.
+            producer.time_passes();
+            producer.event(if entering { Event::CpuIdle } else { Event::CpuBusy }, arch::rdtsc);
+            if entering {
+                producer.time_passes();
+            }
+        });
     }
 }
 
@@ -378,20 +389,15 @@ pub fn task_panicked(task: TaskId, message: &str, location: Option<&PanicLocatio
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::TaskPanicked(proto::TaskPanicked {
-                    task: wire_task(task),
-                    message: &message[..end],
-                    location: location.map(|at| proto::Location {
-                        file: &at.file,
-                        line: at.line,
-                        column: at.column,
-                    }),
-                }),
-            )
-        });
+        self::message(&Message::TaskPanicked(proto::TaskPanicked {
+            task: wire_task(task),
+            message: &message[..end],
+            location: location.map(|at| proto::Location {
+                file: &at.file,
+                line: at.line,
+                column: at.column,
+            }),
+        }));
     }
     match location {
         Some(at) => log::error!("task {} `{name}` panicked at {at}: {message}", task.as_u64()),

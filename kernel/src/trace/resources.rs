@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use lucid_executor::resource::{ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
 use lucid_protocol::{self as proto, Message};
 
-use super::{emit, sched_current_task, traced, wire_task};
+use super::{message, sched_current_task, traced, wire_task};
 
 /// Longest resource name the trace carries (names are `&'static str` literals in
 /// practice; the cut keeps any record inside a frame).
@@ -84,66 +84,46 @@ impl ResourceHooks for ResourceTrace {
             return false;
         }
         LIVE.insert(id, resource_kind, name, location, capacity);
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::ResourceCreated(proto::ResourceCreated {
-                    id: proto::ResourceId(id),
-                    kind: kind(resource_kind),
-                    name: cut(name),
-                    location: proto::Location {
-                        file: location.file(),
-                        line: location.line(),
-                        column: location.column(),
-                    },
-                    capacity,
-                }),
-            )
-        });
+        message(&Message::ResourceCreated(proto::ResourceCreated {
+            id: proto::ResourceId(id),
+            kind: kind(resource_kind),
+            name: cut(name),
+            location: proto::Location {
+                file: location.file(),
+                line: location.line(),
+                column: location.column(),
+            },
+            capacity,
+        }));
         true
     }
 
     fn on_dropped(&self, id: u64) {
         LIVE.remove(id);
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::ResourceDropped(proto::ResourceDropped {
-                    id: proto::ResourceId(id),
-                }),
-            )
-        });
+        message(&Message::ResourceDropped(proto::ResourceDropped {
+            id: proto::ResourceId(id),
+        }));
     }
 
     fn on_wait_begin(&self, id: u64, wait_op: WaitOp) -> Option<u64> {
         let task = sched_current_task().filter(|&t| traced(t))?;
         let task = wire_task(task);
         WAITS.insert(task.get(), id, wait_op);
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::WaitBegin(proto::WaitBegin {
-                    task,
-                    resource: proto::ResourceId(id),
-                    op: op(wait_op),
-                }),
-            )
-        });
+        message(&Message::WaitBegin(proto::WaitBegin {
+            task,
+            resource: proto::ResourceId(id),
+            op: op(wait_op),
+        }));
         Some(task.get())
     }
 
     fn on_wait_end(&self, task: u64, id: u64, wait_outcome: WaitOutcome) {
         WAITS.remove(task, id);
-        emit(&|e, ts| {
-            e.push(
-                ts,
-                &Message::WaitEnd(proto::WaitEnd {
-                    task: proto::TaskId(task),
-                    resource: proto::ResourceId(id),
-                    outcome: outcome(wait_outcome),
-                }),
-            )
-        });
+        message(&Message::WaitEnd(proto::WaitEnd {
+            task: proto::TaskId(task),
+            resource: proto::ResourceId(id),
+            outcome: outcome(wait_outcome),
+        }));
     }
 }
 

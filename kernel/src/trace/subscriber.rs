@@ -22,7 +22,7 @@ use tracing_core::{
     span,
 };
 
-use super::emit;
+use super::message as emit_message;
 use crate::arch;
 
 /// A registered callsite.
@@ -143,7 +143,7 @@ fn register(key: Key, make: impl FnOnce(u64) -> Registered) -> u64 {
     }
     let r = make(NEXT_CALLSITE.fetch_add(1, Ordering::Relaxed));
     let id = r.id;
-    emit(&|e, ts| e.push(ts, &callsite_message(&r)));
+    emit_message(&callsite_message(&r));
     reg.push(r);
     id
 }
@@ -279,7 +279,7 @@ fn emit_event(callsite: u64, values: &Values) {
 
 /// Emits the message `message` makes of the recorded `values`.
 fn emit_with_values(values: &Values, message: impl for<'v> Fn(List<'v, Value<'v>>) -> Message<'v>) {
-    values.with(|vals| emit(&|e, ts| e.push(ts, &message(List::Slice(vals)))));
+    values.with(|vals| emit_message(&message(List::Slice(vals))));
 }
 
 /// The global `tracing` subscriber.
@@ -385,7 +385,7 @@ impl Subscriber for KernelSubscriber {
 /// Records the span message `message` makes of `id`.
 fn emit_span(id: &span::Id, message: fn(proto::SpanId) -> Message<'static>) {
     let span = proto::SpanId(id.into_u64());
-    emit(&|e, ts| e.push(ts, &message(span)));
+    emit_message(&message(span));
 }
 
 /// A line for COM1 built without allocating.

@@ -5,10 +5,11 @@ extern crate alloc;
 
 mod loom;
 mod producer;
+mod record;
 mod ring;
 
-pub use producer::{EncodeFn, Encoder, Producer, sealed_max};
-pub use ring::FrameRing;
+pub use producer::{Encoder, Event, Producer, sealed_max};
+pub use ring::{MAX_ENTRY_SLOTS, RecordRing, Slot};
 
 #[cfg(all(test, loom))]
 mod loom_models;

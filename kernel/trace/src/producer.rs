@@ -1,40 +1,76 @@
-//! One CPU's encoder for one context, its ring of sealed frames, and its counters.
+//! One CPU's producer for one context: fixed-size records written with plain stores
+//! into a private ring, the clock it stamps them with, its counters, and the
+//! consumer's side that frames the records for the wire.
 
 use alloc::{boxed::Box, vec};
+use core::panic::Location;
 
-use lucid_protocol::{EncodeError, FrameEncoder, StreamId};
+use lucid_protocol::{self as proto, EncodeError, FrameEncoder, Message, MessageKind, StreamId, varint_len};
 
 use crate::{
-    FrameRing,
-    loom::{AtomicBool, AtomicU64, Ordering, UnsafeCell},
+    loom::{AtomicU64, Ordering, UnsafeCell},
+    record::{self, PollNotes, Sink},
+    ring::{MAX_ENTRY_SLOTS, RecordRing, Slot},
 };
 
-/// The encoder a producer writes into.
+/// The encoder the consumer frames records with.
 pub type Encoder = FrameEncoder<Box<[u8]>>;
-/// Encodes one event stamped with the given timestamp (called again after sealing if
-/// the frame was full).
-pub type EncodeFn<'a> = &'a dyn Fn(&mut Encoder, u64) -> Result<(), EncodeError>;
 
 /// Largest sealed (COBS-encoded, delimited) frame for a frame buffer of `frame_bytes`.
 pub const fn sealed_max(frame_bytes: usize) -> usize {
     lucid_protocol::cobs_max_encoded_len(frame_bytes) + 1
 }
 
-/// A producer: encoder + sealed-frame ring + counters.
+/// Bytes of a detached record that fit in one entry.
+pub(crate) const MAX_DETACHED: usize = (MAX_ENTRY_SLOTS - 1) * 32;
+
+/// The producer's view of time and of the poll in progress, so one clock read serves
+/// a poll boundary: a poll's end and the next poll's start share a timestamp unless
+/// time is known to have passed between them, and events inside a poll carry the
+/// poll's start time. Self-wakes and the polled task's own waker count are kept here
+/// and written with the poll's end.
+#[derive(Debug, Default)]
+struct Local {
+    /// The last timestamp handed out.
+    last: u64,
+    /// Whether `last` may stand for "now" (nothing untraced happened since).
+    shareable: bool,
+    /// Whether a poll is in progress in this producer's context, and of which task.
+    in_poll: bool,
+    task: u64,
+    notes: PollNotes,
+}
+
+/// The consumer's side: the frame encoder for this producer's stream and its buffers.
+struct Framer {
+    encoder: Encoder,
+    sealed: Box<[u8]>,
+    /// A sealed frame `(events, len)` the consumer's output has not taken yet.
+    pending: Option<(u32, usize)>,
+    entry: Box<[Slot; MAX_ENTRY_SLOTS]>,
+    scratch: Box<[u8]>,
+}
+
+/// A producer: record ring, clock, counters, and the consumer's framer.
 pub struct Producer {
-    encoder: UnsafeCell<Encoder>,
-    scratch: UnsafeCell<Box<[u8]>>,
-    busy: AtomicBool,
-    opened_at: AtomicU64,
-    seal_age: AtomicU64,
-    /// Sealed frames waiting for the drain.
-    pub ring: FrameRing,
-    /// Events produced (encoded or dropped) since creation.
+    local: UnsafeCell<Local>,
+    framer: UnsafeCell<Framer>,
+    /// Records waiting for the consumer.
+    pub ring: RecordRing,
+    /// Events produced (recorded or dropped) since creation.
     pub produced: AtomicU64,
-    /// Events dropped since creation.
+    /// Events dropped since creation (a full ring, a record the frame cannot hold, or
+    /// the consumer's output gone), besides those skipped while paused.
     pub dropped: AtomicU64,
-    /// Events dropped since the drain last took the count.
+    /// Events dropped since the consumer last took the count.
     pub unreported: AtomicU64,
+    /// Clock reads the producer made.
+    pub clock_reads: AtomicU64,
+    /// Events not recorded because tracing was paused (written only by the owner, so a
+    /// paused event costs no locked instruction; part of `dropped_total`).
+    skipped: AtomicU64,
+    /// How much of `skipped` the consumer has reported.
+    skipped_reported: AtomicU64,
 }
 
 impl core::fmt::Debug for Producer {
@@ -42,128 +78,617 @@ impl core::fmt::Debug for Producer {
         f.debug_struct("Producer")
             .field("ring", &self.ring)
             .field("produced", &self.produced.load(Ordering::Relaxed))
-            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .field("dropped", &self.dropped_total())
             .finish_non_exhaustive()
     }
 }
 
-// SAFETY: `encoder`, `scratch` and `opened_at` are only touched inside `record` and
-// `seal_now`, whose contracts give one caller at a time (the owning CPU with interrupts
-// off); the `busy` flag additionally turns re-entry into a counted drop. The ring is SPSC
-// by its own contract; everything else is atomic.
+// SAFETY: `local` and the ring's producer side are touched only through the unsafe
+// producer methods, whose contract gives one caller at a time (the owning CPU in the
+// owning context); `framer` and the ring's consumer side only through
+// `Producer::frame`, whose contract gives one consumer at a time. Counters are atomic.
 unsafe impl Sync for Producer {}
-// SAFETY: the producer owns all its buffers.
+// SAFETY: the producer owns all its buffers; the `'static` references its records hold
+// are valid everywhere.
 unsafe impl Send for Producer {}
 
+/// The bytes of `slots`, for a detached record written straight into them.
+fn bytes_of(slots: &mut [Slot]) -> &mut [u8] {
+    // SAFETY: `Slot` is plain `u64`s (no padding, any byte pattern is valid), so its
+    // memory is `size_of_val(slots)` initialised bytes, borrowed mutably for as long.
+    unsafe { core::slice::from_raw_parts_mut(slots.as_mut_ptr().cast::<u8>(), core::mem::size_of_val(slots)) }
+}
+
+/// Bumps an owner-only counter with a plain load and store (no locked instruction).
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 impl Producer {
-    /// A producer for `stream` with `frame_bytes` raw bytes per frame and a ring of
-    /// `ring_bytes` (a power of two).
-    pub fn new(stream: StreamId, frame_bytes: usize, ring_bytes: usize) -> Self {
-        let encoder = FrameEncoder::new(vec![0u8; frame_bytes].into_boxed_slice(), stream);
+    /// A producer for `stream` whose consumer frames `frame_bytes` raw bytes per
+    /// frame, with a ring of `ring_slots` records (a power of two).
+    pub fn new(stream: StreamId, frame_bytes: usize, ring_slots: usize) -> Self {
         Self {
-            encoder: UnsafeCell::new(encoder),
-            scratch: UnsafeCell::new(vec![0u8; sealed_max(frame_bytes)].into_boxed_slice()),
-            busy: AtomicBool::new(false),
-            opened_at: AtomicU64::new(0),
-            seal_age: AtomicU64::new(u64::MAX),
-            ring: FrameRing::new(ring_bytes),
+            local: UnsafeCell::new(Local::default()),
+            framer: UnsafeCell::new(Framer {
+                encoder: FrameEncoder::new(vec![0u8; frame_bytes].into_boxed_slice(), stream),
+                sealed: vec![0u8; sealed_max(frame_bytes)].into_boxed_slice(),
+                pending: None,
+                entry: Box::new([Slot::default(); MAX_ENTRY_SLOTS]),
+                scratch: vec![0u8; MAX_DETACHED].into_boxed_slice(),
+            }),
+            ring: RecordRing::new(ring_slots),
             produced: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             unreported: AtomicU64::new(0),
+            clock_reads: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            skipped_reported: AtomicU64::new(0),
         }
     }
 
-    /// Seals a partly filled frame once it is `ticks` old (checked at each record).
-    pub fn set_seal_age(&self, ticks: u64) {
-        self.seal_age.store(ticks, Ordering::Relaxed);
-    }
-
-    /// Counts `n` events as dropped (also used by the drain for frames it cannot deliver).
+    /// Counts `n` events as dropped (also used by the consumer for frames it cannot
+    /// deliver).
     pub fn drop_events(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         self.unreported.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Seals the open frame into the ring, or discards it (counted) if the ring is full.
+    /// Events dropped since creation, including those skipped while paused.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped since the last call (the consumer's loss reports; one caller).
+    pub fn take_unreported(&self) -> u64 {
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        let reported = self.skipped_reported.swap(skipped, Ordering::Relaxed);
+        self.unreported.swap(0, Ordering::Relaxed) + skipped.wrapping_sub(reported)
+    }
+
+    /// Sets every count back to zero (between runs of a benchmark, with nothing
+    /// recording and the consumer done).
+    pub fn reset_counts(&self) {
+        for count in [
+            &self.produced,
+            &self.dropped,
+            &self.unreported,
+            &self.clock_reads,
+            &self.skipped,
+            &self.skipped_reported,
+        ] {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+
+    // ------------------------------------------------------------ producer side
+
+    /// Runs `f` on the producer's local state.
     ///
     /// # Safety
-    /// Exclusive access to the encoder (see [`Producer::record`]) with `busy` held.
-    unsafe fn seal(&self) {
-        self.encoder.with_mut(|enc| {
-            self.scratch.with_mut(|scratch| {
-                // SAFETY: the caller's contract: nothing else touches the encoder or the
-                // scratch buffer now.
-                let (enc, scratch) = unsafe { (&mut *enc, &mut *scratch) };
-                if enc.is_empty() {
-                    return;
+    /// The producer contract (see [`Producer::poll_start`]).
+    #[inline]
+    unsafe fn local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
+        // SAFETY: the caller's contract: one caller at a time.
+        self.local.with_mut(|l| f(unsafe { &mut *l }))
+    }
+
+    #[inline]
+    fn read(&self, now: impl FnOnce() -> u64) -> u64 {
+        bump(&self.clock_reads, 1);
+        now()
+    }
+
+    /// Writes one entry standing for `events` events, or counts them as dropped.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    unsafe fn put(&self, first: Slot, extra: &[Slot], events: u64) {
+        bump(&self.produced, events);
+        // SAFETY: the caller's contract makes this the ring's one producer.
+        if !unsafe { self.ring.push(first, extra) } {
+            self.drop_events(events);
+        }
+    }
+
+    /// Counts one event as produced and dropped without recording it or reading the
+    /// clock (tracing is paused).
+    ///
+    /// # Safety
+    /// The producer contract.
+    pub unsafe fn skip(&self) {
+        bump(&self.produced, 1);
+        bump(&self.skipped, 1);
+    }
+
+    /// The timestamp of an event now: inside a poll, the poll's start; else the last
+    /// timestamp when nothing untraced happened since, or a fresh read of `now`.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn event_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.local(|l| {
+                if !(l.in_poll || l.shareable) {
+                    l.last = self.read(now);
+                    l.shareable = true;
                 }
-                let events = enc.event_count();
-                if self.ring.free() < FrameRing::entry_len(scratch.len()) {
-                    enc.discard();
-                    self.drop_events(u64::from(events));
-                    return;
-                }
-                match enc.finish(scratch) {
-                    Ok(n) => {
-                        let pushed = self.ring.push(events, &scratch[..n]);
-                        debug_assert!(pushed, "the ring had room for the largest frame");
-                    }
-                    Err(_) => self.drop_events(u64::from(events)),
-                }
+                l.last
+            })
+        }
+    }
+
+    /// A fresh read of `now`, for an event whose time matters beyond its poll (a spawn,
+    /// a log line, a wasm instance's state, which a long poll would otherwise date
+    /// back to its start); later events inside the poll carry it, so time never runs
+    /// backwards in the stream.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn fresh_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.local(|l| {
+                l.last = self.read(now);
+                l.shareable |= !l.in_poll;
+                l.last
+            })
+        }
+    }
+
+    /// Untraced time passes (an idle CPU, an untraced task's poll): the next event
+    /// reads the clock, and events until then are not inside a traced poll.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn time_passes(&self) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.local(|l| {
+                l.shareable = false;
+                l.in_poll = false;
             });
-        });
+        }
     }
 
-    /// Encodes one event with timestamp `ts`.
+    /// `task`'s poll starts: stamped with the previous boundary's time when nothing
+    /// untraced happened since, else a fresh read of `now`. Returns the timestamp.
     ///
     /// # Safety
-    /// Only one caller at a time per producer: the owning CPU, with interrupts disabled (an
-    /// interrupt that records into the same producer would be re-entry, which is counted
-    /// as a drop, but only if it cannot interleave with the flag's own update).
-    pub unsafe fn record(&self, ts: u64, encode: EncodeFn<'_>) {
-        // Only the owning CPU writes `produced` and `busy` (the caller's contract), so
-        // plain loads and stores do: no locked instruction on the hot path.
-        self.produced
-            .store(self.produced.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        if self.busy.load(Ordering::Relaxed) {
-            self.drop_events(1);
-            return;
-        }
-        self.busy.store(true, Ordering::Relaxed);
-        let encoded = self.encoder.with_mut(|enc| {
-            // SAFETY: the caller's contract plus `busy`: exclusive access.
-            let enc = unsafe { &mut *enc };
-            if enc.is_empty() {
-                self.opened_at.store(ts, Ordering::Relaxed);
-            }
-            encode(enc, ts).is_ok()
-        });
-        let encoded = encoded || {
-            // SAFETY: as above.
-            unsafe { self.seal() };
-            self.opened_at.store(ts, Ordering::Relaxed);
-            // SAFETY: as above.
-            self.encoder.with_mut(|enc| encode(unsafe { &mut *enc }, ts).is_ok())
+    /// The producer contract: only one caller at a time per producer, which is the
+    /// owning CPU in the owning context (task or interrupt); an interrupt handler on
+    /// the same CPU must use the other producer, and the caller must not be
+    /// interrupted by anything that uses this one.
+    #[inline]
+    pub unsafe fn poll_start(&self, task: u64, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        let ts = unsafe {
+            self.local(|l| {
+                if !l.shareable {
+                    l.last = self.read(now);
+                }
+                l.shareable = false;
+                l.in_poll = true;
+                l.task = task;
+                l.notes = PollNotes::default();
+                l.last
+            })
         };
-        if !encoded {
-            self.drop_events(1);
-        } else if ts.wrapping_sub(self.opened_at.load(Ordering::Relaxed)) > self.seal_age.load(Ordering::Relaxed) {
-            // SAFETY: as above.
-            unsafe { self.seal() };
-        }
-        self.busy.store(false, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { self.put(record::slot(ts, record::POLL_START, 0, task, 0), &[], 1) };
+        ts
     }
 
-    /// Seals the open frame now (before the CPU idles, or before a final drain).
+    /// The poll started last ends with `result` (a fresh read of `now`, which the next
+    /// poll's start may share), carrying the poll's self-wakes and the task's own
+    /// waker count. Returns the timestamp.
     ///
     /// # Safety
-    /// As for [`Producer::record`].
-    pub unsafe fn seal_now(&self) {
-        if self.busy.swap(true, Ordering::Acquire) {
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn poll_end(&self, task: u64, result: proto::PollResult, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        let (ts, notes) = unsafe {
+            self.local(|l| {
+                l.last = self.read(now);
+                l.shareable = true;
+                let notes = if l.in_poll && l.task == task {
+                    l.notes
+                } else {
+                    PollNotes::default()
+                };
+                l.in_poll = false;
+                (l.last, notes)
+            })
+        };
+        let first = record::slot(
+            ts,
+            record::POLL_END,
+            notes.pack(result),
+            task,
+            notes.wakers.unwrap_or(0),
+        );
+        // SAFETY: as above.
+        unsafe { self.put(first, &[], notes.events()) };
+        ts
+    }
+
+    /// `task` was woken by `waker`. A self-wake inside the task's own poll rides on
+    /// the poll's end (same by-ref flag, up to 255 per poll). Returns the timestamp.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn wake(
+        &self,
+        task: u64,
+        waker: proto::Waker,
+        by_ref: bool,
+        self_wake: bool,
+        now: impl FnOnce() -> u64,
+    ) -> u64 {
+        // SAFETY: the caller's contract.
+        let (ts, noted) = unsafe {
+            self.local(|l| {
+                let noted = self_wake
+                    && l.in_poll
+                    && l.task == task
+                    && l.notes.self_wakes < u8::MAX
+                    && (l.notes.self_wakes == 0 || l.notes.self_by_ref == by_ref);
+                if noted {
+                    l.notes.self_wakes += 1;
+                    l.notes.self_by_ref = by_ref;
+                }
+                (l.last, noted)
+            })
+        };
+        if noted {
+            return ts;
+        }
+        // SAFETY: as above.
+        let ts = unsafe { self.event_time(now) };
+        let (code, id) = record::pack_waker(waker);
+        let c = code | (u64::from(by_ref) << 2) | (u64::from(self_wake) << 3);
+        // SAFETY: as above.
+        unsafe { self.put(record::slot(ts, record::WAKE, c, task, id), &[], 1) };
+        ts
+    }
+
+    /// A waker of `task` was cloned (`cloned`) or dropped; `count` now exist. Inside
+    /// the task's own poll the count rides on the poll's end (only the last count
+    /// matters there: the task is running, so no waker can be lost yet).
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn waker_count(&self, task: u64, count: u64, cloned: bool, now: impl FnOnce() -> u64) {
+        // SAFETY: the caller's contract.
+        let noted = unsafe {
+            self.local(|l| {
+                let noted = l.in_poll && l.task == task;
+                if noted {
+                    l.notes.wakers = Some(count);
+                    l.notes.cloned |= cloned;
+                }
+                noted
+            })
+        };
+        if noted {
             return;
         }
-        // SAFETY: the caller's contract plus `busy`.
-        unsafe { self.seal() };
-        self.busy.store(false, Ordering::Release);
+        let kind = if cloned {
+            record::WAKER_CLONE
+        } else {
+            record::WAKER_DROP
+        };
+        // SAFETY: as above.
+        unsafe {
+            let ts = self.event_time(now);
+            self.put(record::slot(ts, kind, 0, task, count), &[], 1);
+        }
+    }
+
+    /// A task was spawned (stamped with a fresh read: a spawn inside a long poll must
+    /// not be dated before a snapshot that missed the task). Returns the timestamp.
+    ///
+    /// # Safety
+    /// The producer contract.
+    pub unsafe fn spawned(
+        &self,
+        task: u64,
+        parent: Option<u64>,
+        wasm: bool,
+        name: &'static str,
+        location: &'static Location<'static>,
+        now: impl FnOnce() -> u64,
+    ) -> u64 {
+        // SAFETY: the caller's contract.
+        let ts = unsafe { self.fresh_time(now) };
+        let c = u64::from(wasm) | (u64::from(parent.is_some()) << 1);
+        let first = Slot([
+            ts,
+            record::header(record::TASK_SPAWNED, 1, c),
+            task,
+            parent.unwrap_or(0),
+        ]);
+        let names = Slot([
+            name.as_ptr() as usize as u64,
+            name.len() as u64,
+            core::ptr::from_ref(location) as usize as u64,
+            0,
+        ]);
+        // SAFETY: as above.
+        unsafe { self.put(first, &[names], 1) };
+        ts
+    }
+
+    /// Records one of the small events (no poll state involved).
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn event(&self, event: Event, now: impl FnOnce() -> u64) {
+        let (kind, c, a, b) = match event {
+            Event::JoinWaiting { task, waiter } => (record::JOIN_WAITING, 0, task, waiter),
+            Event::TaskCompleted { task, outcome } => {
+                let code = match outcome {
+                    proto::Outcome::Ok => 0,
+                    proto::Outcome::Cancelled => 1,
+                    proto::Outcome::Panicked => 2,
+                };
+                (record::TASK_COMPLETED, code, task, 0)
+            }
+            Event::TaskDropped { task } => (record::TASK_DROPPED, 0, task, 0),
+            Event::Steal { task, from, to } => (
+                record::STEAL,
+                u64::from(from & 0xff_ffff) | (u64::from(to & 0xff_ffff) << 24),
+                task,
+                0,
+            ),
+            Event::CpuIdle => (record::CPU_IDLE, 0, 0, 0),
+            Event::CpuBusy => (record::CPU_BUSY, 0, 0, 0),
+            Event::RunQueueDepth { depth } => (record::RUN_QUEUE_DEPTH, u64::from(depth), 0, 0),
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            let ts = self.event_time(now);
+            self.put(record::slot(ts, kind, c.min(record::C_MAX), a, b), &[], 1);
+        }
+    }
+
+    /// Records any message, encoded here as a detached protocol record (for rare
+    /// messages: logs, wasm instance state, panics), stamped with a fresh read; one
+    /// that does not fit an entry is counted as dropped. Returns the timestamp.
+    ///
+    /// # Safety
+    /// The producer contract.
+    pub unsafe fn message(&self, msg: &Message<'_>, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        let ts = unsafe { self.fresh_time(now) };
+        // Most such messages are short: a small buffer first, the largest only if needed
+        // (a buffer is zeroed on every call).
+        // SAFETY: as above.
+        let recorded = unsafe { self.message_in::<8>(ts, msg) || self.message_in::<{ MAX_ENTRY_SLOTS - 1 }>(ts, msg) };
+        if !recorded {
+            bump(&self.produced, 1);
+            self.drop_events(1);
+        }
+        ts
+    }
+
+    /// Records `msg` in an entry of at most `N` extra slots; false (nothing recorded or
+    /// counted) if its record does not fit.
+    ///
+    /// # Safety
+    /// The producer contract.
+    unsafe fn message_in<const N: usize>(&self, ts: u64, msg: &Message<'_>) -> bool {
+        let mut slots = [Slot::default(); N];
+        let Ok(len) = msg.encode_detached(bytes_of(&mut slots)) else {
+            return false;
+        };
+        let extra = len.div_ceil(32);
+        // The slots hold the record's bytes in memory order; the consumer reads them back
+        // the same way (`record::expand`).
+        let first = Slot([
+            ts,
+            record::header(record::DETACHED, extra, len as u64),
+            msg.kind() as u64,
+            0,
+        ]);
+        // SAFETY: the caller's contract.
+        unsafe { self.put(first, &slots[..extra], 1) };
+        true
+    }
+
+    // ------------------------------------------------------------ consumer side
+
+    /// Frames the waiting records: each record becomes the messages it stands for in
+    /// this producer's stream; every full frame, and with `seal_partial` the last
+    /// partly filled one, is sealed (CRC, COBS, delimiter) and handed to
+    /// `out(events, bytes)`. When `out` returns false the frame is kept and offered
+    /// first at the next call, and this returns false; else true once the ring is
+    /// empty. Events that cannot be framed are counted as dropped.
+    ///
+    /// # Safety
+    /// Only this producer's one consumer calls this, one call at a time.
+    pub unsafe fn frame(&self, seal_partial: bool, out: &mut dyn FnMut(u32, &[u8]) -> bool) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { self.frame_observed(seal_partial, out, None) }
+    }
+
+    /// [`Producer::frame`], telling `observe` (if any) each framed message's kind and
+    /// record bytes (frame headers excluded).
+    ///
+    /// # Safety
+    /// As for [`Producer::frame`].
+    pub unsafe fn frame_observed(
+        &self,
+        seal_partial: bool,
+        out: &mut dyn FnMut(u32, &[u8]) -> bool,
+        mut observe: Option<&mut dyn FnMut(MessageKind, usize)>,
+    ) -> bool {
+        self.framer.with_mut(|framer| {
+            // SAFETY: the caller's contract: the framer is the consumer's alone.
+            let framer = unsafe { &mut *framer };
+            if !framer.offer(out) {
+                return false;
+            }
+            let Framer {
+                encoder,
+                sealed,
+                pending,
+                entry,
+                scratch,
+            } = framer;
+            let mut refused = false;
+            loop {
+                let mut lost = 0;
+                // SAFETY: the caller's contract makes this the ring's one consumer.
+                let taken = unsafe {
+                    self.ring.drain(entry, |slots| {
+                        let mut sink = FrameSink {
+                            encoder,
+                            sealed,
+                            pending,
+                            observe: &mut observe,
+                        };
+                        lost += record::expand(slots, &mut sink, scratch);
+                        // Stop at a sealed frame, to hand it out before the next.
+                        pending.is_none()
+                    })
+                };
+                if lost > 0 {
+                    self.drop_events(lost);
+                }
+                if !framer_offer(pending, sealed, out) {
+                    refused = true;
+                    break;
+                }
+                if taken == 0 {
+                    break;
+                }
+            }
+            if refused {
+                return false;
+            }
+            if seal_partial && !encoder.is_empty() {
+                seal(encoder, sealed, pending, self);
+                return framer_offer(pending, sealed, out);
+            }
+            true
+        })
+    }
+}
+
+/// The small events a producer records in one slot.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// A `JoinHandle` of `task` is awaited by `waiter` (0: none).
+    JoinWaiting { task: u64, waiter: u64 },
+    /// `task` completed.
+    TaskCompleted { task: u64, outcome: proto::Outcome },
+    /// `task`'s memory was freed.
+    TaskDropped { task: u64 },
+    /// `task` moved from CPU `from` to CPU `to`.
+    Steal { task: u64, from: u32, to: u32 },
+    /// The CPU goes idle.
+    CpuIdle,
+    /// The CPU woke up.
+    CpuBusy,
+    /// The CPU's run queue peaked at `depth` in the last window.
+    RunQueueDepth { depth: u32 },
+}
+
+impl Framer {
+    fn offer(&mut self, out: &mut dyn FnMut(u32, &[u8]) -> bool) -> bool {
+        framer_offer(&mut self.pending, &self.sealed, out)
+    }
+}
+
+/// Hands the pending sealed frame to `out`; false if it refused (the frame stays).
+fn framer_offer(pending: &mut Option<(u32, usize)>, sealed: &[u8], out: &mut dyn FnMut(u32, &[u8]) -> bool) -> bool {
+    match *pending {
+        Some((events, len)) if !out(events, &sealed[..len]) => false,
+        _ => {
+            *pending = None;
+            true
+        }
+    }
+}
+
+/// Seals the open frame into `sealed` as the pending frame (at most one frame is
+/// sealed per record, so nothing is pending yet).
+fn seal(encoder: &mut Encoder, sealed: &mut [u8], pending: &mut Option<(u32, usize)>, producer: &Producer) {
+    debug_assert!(pending.is_none());
+    let events = encoder.event_count();
+    match encoder.finish(sealed) {
+        Ok(0) => {}
+        Ok(n) => *pending = Some((events, n)),
+        Err(_) => {
+            encoder.discard();
+            producer.drop_events(u64::from(events));
+        }
+    }
+}
+
+/// The consumer's sink for expanded records: the encoder, sealing a full frame into
+/// the pending slot and retrying.
+struct FrameSink<'a, 'b> {
+    encoder: &'a mut Encoder,
+    sealed: &'a mut [u8],
+    pending: &'a mut Option<(u32, usize)>,
+    observe: &'a mut Option<&'b mut dyn FnMut(MessageKind, usize)>,
+}
+
+impl FrameSink<'_, '_> {
+    fn with(
+        &mut self,
+        ts: u64,
+        kind: Option<MessageKind>,
+        push: impl Fn(&mut Encoder) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
+        let mut before = self.encoder.raw_len();
+        let mut result = push(self.encoder);
+        if matches!(result, Err(EncodeError::BufferFull)) && !self.encoder.is_empty() && self.pending.is_none() {
+            let events = self.encoder.event_count();
+            let n = self.encoder.finish(self.sealed)?;
+            *self.pending = (n > 0).then_some((events, n));
+            before = 0;
+            result = push(self.encoder);
+        }
+        if result.is_ok()
+            && let (Some(observe), Some(kind)) = (self.observe.as_mut(), kind)
+        {
+            let e = &*self.encoder;
+            // A record that opened the frame came with the frame header.
+            let start = if e.event_count() == 1 {
+                1 + varint_len(e.stream().to_wire()) + varint_len(u64::from(e.sequence())) + varint_len(ts)
+            } else {
+                before
+            };
+            observe(kind, e.raw_len() - start);
+        }
+        result
+    }
+}
+
+impl Sink for FrameSink<'_, '_> {
+    fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError> {
+        self.with(ts, Some(msg.kind()), |e| e.push(ts, msg))
+    }
+    fn poll_start(&mut self, ts: u64, task: proto::TaskId) -> Result<(), EncodeError> {
+        self.with(ts, Some(MessageKind::PollStart), |e| e.poll_start(ts, task))
+    }
+    fn poll_end(&mut self, ts: u64, task: proto::TaskId, result: proto::PollResult) -> Result<(), EncodeError> {
+        self.with(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, result))
+    }
+    fn detached(&mut self, ts: u64, kind: Option<MessageKind>, record: &[u8]) -> Result<(), EncodeError> {
+        self.with(ts, kind, |e| e.push_detached(ts, record))
     }
 }

@@ -1,83 +1,250 @@
-use lucid_protocol::{Decoder, Item, Message, PollResult, Ring, StreamId};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering::Relaxed;
+
+use alloc::{format, string::String};
+
+use lucid_protocol::{Decoder, Item, Message, MessageKind, PollResult, Ring, StreamId, TaskId, Waker};
 
 use super::*;
-use lucid_protocol::TaskId;
 
-fn producer(ring_bytes: usize) -> Producer {
-    Producer::new(StreamId::new(2, Ring::Task), 256, ring_bytes)
+fn producer(ring_slots: usize) -> Producer {
+    Producer::new(StreamId::new(2, Ring::Task), 256, ring_slots)
 }
 
-/// Drains a producer into a decoder; returns (events decoded, gaps).
-fn drain(producer: &Producer, decoder: &mut Decoder) -> (u64, u64) {
-    let mut scratch = vec![0u8; sealed_max(256)];
-    let (mut events, mut gaps) = (0, 0);
-    while producer.ring.pop(&mut scratch, |_, frame| {
-        decoder.feed(frame, |item| match item {
-            Item::Event { .. } => events += 1,
-            Item::Gap { .. } => gaps += 1,
-            _ => {}
-        });
-        true
-    }) {}
+/// Frames everything waiting (sealing the last partial frame) and decodes it; returns
+/// the messages `(ts, message)` and the gaps seen.
+fn drain(producer: &Producer, decoder: &mut Decoder) -> (Vec<(u64, MessageKind, String)>, u64) {
+    let (mut events, mut gaps) = (Vec::new(), 0);
+    // SAFETY: one thread, the only consumer.
+    let done = unsafe {
+        producer.frame(true, &mut |_, frame| {
+            decoder.feed(frame, |item| match item {
+                Item::Event { event, .. } => {
+                    events.push((event.ts, event.message.kind(), format!("{:?}", event.message)))
+                }
+                Item::Gap { .. } => gaps += 1,
+                _ => {}
+            });
+            true
+        })
+    };
+    assert!(done);
     (events, gaps)
+}
+
+fn clock(start: u64) -> impl Fn() -> u64 {
+    let t = core::cell::Cell::new(start);
+    move || {
+        t.set(t.get() + 10);
+        t.get()
+    }
 }
 
 #[test]
 fn every_event_is_delivered_or_counted_as_dropped() {
     // A small ring that overflows: produced = decoded + dropped, exactly.
-    let producer = producer(1024);
+    let producer = producer(64);
     let mut decoder = Decoder::new();
+    let now = clock(0);
     let mut decoded = 0;
     for i in 0..5_000u64 {
         // SAFETY: one thread, one caller.
-        unsafe { producer.record(i * 10, &|e, ts| e.poll_start(ts, TaskId(i))) };
-        if i % 700 == 0 {
-            decoded += drain(&producer, &mut decoder).0;
+        unsafe {
+            producer.poll_start(i, &now);
+            producer.poll_end(i, PollResult::Pending, &now);
+        }
+        if i % 70 == 0 {
+            decoded += drain(&producer, &mut decoder).0.len() as u64;
         }
     }
-    // SAFETY: as above.
-    unsafe { producer.seal_now() };
     let (rest, gaps) = drain(&producer, &mut decoder);
-    decoded += rest;
-    let produced = producer.produced.load(core::sync::atomic::Ordering::Relaxed);
-    let dropped = producer.dropped.load(core::sync::atomic::Ordering::Relaxed);
-    assert_eq!(produced, 5_000);
+    decoded += rest.len() as u64;
+    let produced = producer.produced.load(Relaxed);
+    let dropped = producer.dropped_total();
+    assert_eq!(produced, 10_000);
     assert!(dropped > 0, "the ring was meant to overflow");
     assert_eq!(decoded + dropped, produced);
-    assert_eq!(gaps, 0, "discarded frames keep the sequence contiguous");
+    assert_eq!(gaps, 0, "drops happen before framing: the sequence stays contiguous");
 }
 
 #[test]
-fn an_old_partial_frame_is_sealed_on_the_next_record() {
-    let producer = producer(64 * 1024);
-    producer.set_seal_age(1_000);
+fn records_become_the_messages_the_hooks_saw() {
+    let producer = producer(1024);
+    let now = clock(1000);
+    static LOCATION: &core::panic::Location<'static> = core::panic::Location::caller();
     // SAFETY: one thread, one caller.
-    unsafe { producer.record(0, &|e, ts| e.poll_start(ts, TaskId(1))) };
-    assert!(producer.ring.is_empty());
-    // SAFETY: as above.
-    unsafe { producer.record(5_000, &|e, ts| e.poll_end(ts, TaskId(1), PollResult::Pending)) };
-    assert!(!producer.ring.is_empty(), "a frame older than the seal age is sealed");
-    let mut decoder = Decoder::new();
-    assert_eq!(drain(&producer, &mut decoder).0, 2);
+    unsafe {
+        producer.spawned(7, Some(1), false, "worker", LOCATION, &now);
+        producer.poll_start(7, &now);
+        producer.wake(9, Waker::Task(TaskId(7)), false, false, &now);
+        producer.waker_count(9, 0, false, &now);
+        producer.wake(7, Waker::Task(TaskId(7)), true, true, &now);
+        producer.wake(7, Waker::Task(TaskId(7)), true, true, &now);
+        producer.waker_count(7, 1, true, &now);
+        producer.waker_count(7, 2, true, &now);
+        producer.poll_end(7, PollResult::Pending, &now);
+        producer.event(
+            Event::TaskCompleted {
+                task: 9,
+                outcome: lucid_protocol::Outcome::Ok,
+            },
+            &now,
+        );
+        producer.event(
+            Event::Steal {
+                task: 3,
+                from: 1,
+                to: 2,
+            },
+            &now,
+        );
+        producer.message(
+            &Message::TaskPanicked(lucid_protocol::TaskPanicked {
+                task: TaskId(9),
+                message: "hello",
+                location: None,
+            }),
+            &now,
+        );
+    }
+    let (events, _) = drain(&producer, &mut Decoder::new());
+    let kinds: Vec<MessageKind> = events.iter().map(|(_, k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        [
+            MessageKind::TaskSpawned,
+            MessageKind::PollStart,
+            MessageKind::Wake,
+            MessageKind::WakerDrop,
+            MessageKind::Wake,
+            MessageKind::Wake,
+            MessageKind::WakerClone,
+            MessageKind::PollEnd,
+            MessageKind::TaskCompleted,
+            MessageKind::Steal,
+            MessageKind::TaskPanicked,
+        ]
+    );
+    let ts: Vec<u64> = events.iter().map(|(ts, _, _)| *ts).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "time never runs backwards: {ts:?}");
+    assert_eq!(ts[1], ts[0], "the poll start shares the spawn's read");
+    assert_eq!(ts[2], ts[1], "events inside a poll carry its time");
+    assert_eq!(ts[7], ts[8], "an event after a poll shares its end");
+    assert!(ts[10] > ts[9], "a message reads the clock afresh");
+    assert_eq!(
+        producer.clock_reads.load(Relaxed),
+        3,
+        "one read before the poll, one at its end, one for the message"
+    );
+    assert_eq!(producer.produced.load(Relaxed), events.len() as u64);
+    let rendered: Vec<&String> = events.iter().map(|(_, _, m)| m).collect();
+    assert!(rendered[0].contains("worker"), "{}", rendered[0]);
+    assert!(rendered[6].contains("wakers: 2"), "{}", rendered[6]);
+    assert!(
+        rendered[4].contains("self_wake: true") && rendered[4].contains("by_ref: true"),
+        "{}",
+        rendered[4]
+    );
+    assert!(
+        rendered[9].contains("from_cpu: 1") && rendered[9].contains("to_cpu: 2"),
+        "{}",
+        rendered[9]
+    );
+    assert!(rendered[10].contains("hello"), "{}", rendered[10]);
 }
 
 #[test]
-fn an_event_too_large_for_any_frame_is_counted() {
-    let producer = producer(64 * 1024);
-    let long = "x".repeat(1000);
-    let msg = Message::TaskSpawned(lucid_protocol::TaskSpawned {
+fn a_refused_frame_is_offered_again_first() {
+    let producer = producer(1 << 12);
+    let now = clock(0);
+    for i in 0..200 {
+        // SAFETY: one thread, one caller.
+        unsafe { producer.poll_start(i, &now) };
+    }
+    let mut frames = Vec::new();
+    let mut refuse = true;
+    // SAFETY: one thread, the only consumer.
+    let done = unsafe {
+        producer.frame(true, &mut |events, bytes| {
+            if core::mem::take(&mut refuse) {
+                return false;
+            }
+            frames.push((events, bytes.to_vec()));
+            true
+        })
+    };
+    assert!(!done, "the first frame was refused");
+    // SAFETY: as above.
+    assert!(unsafe {
+        producer.frame(true, &mut |events, bytes| {
+            frames.push((events, bytes.to_vec()));
+            true
+        })
+    });
+    let events: u32 = frames.iter().map(|(e, _)| e).sum();
+    assert_eq!(events, 200, "nothing lost, nothing twice");
+    let mut decoder = Decoder::new();
+    let mut seen = 0;
+    for (_, bytes) in &frames {
+        decoder.feed(bytes, |item| {
+            if let Item::Event { .. } = item {
+                seen += 1;
+            }
+            assert!(!matches!(item, Item::Gap { .. }));
+        });
+    }
+    assert_eq!(seen, 200);
+}
+
+#[test]
+fn an_event_too_large_for_an_entry_is_counted() {
+    let producer = producer(1024);
+    let long = "x".repeat(5000);
+    let msg = Message::TaskPanicked(lucid_protocol::TaskPanicked {
         task: TaskId(1),
-        name: &long,
-        kind: lucid_protocol::TaskKind::Kernel,
-        location: lucid_protocol::Location {
-            file: "f",
-            line: 1,
-            column: 1,
-        },
-        parent: None,
+        message: &long,
+        location: None,
     });
     // SAFETY: one thread, one caller.
-    unsafe { producer.record(1, &|e, ts| e.push(ts, &msg)) };
-    assert_eq!(producer.dropped.load(core::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(producer.unreported.load(core::sync::atomic::Ordering::Relaxed), 1);
+    unsafe { producer.message(&msg, clock(0)) };
+    assert_eq!(producer.produced.load(Relaxed), 1);
+    assert_eq!(producer.dropped.load(Relaxed), 1);
+    assert_eq!(producer.take_unreported(), 1);
+}
+
+#[test]
+fn a_poll_boundary_reads_the_clock_once() {
+    let producer = producer(1024);
+    let now = clock(100);
+    let reads = || producer.clock_reads.load(Relaxed);
+    // SAFETY: one thread, one caller.
+    unsafe {
+        let first = producer.poll_start(1, &now);
+        assert_eq!((first, reads()), (110, 1), "nothing to share yet: a fresh read");
+        assert_eq!(producer.event_time(&now), first, "inside a poll: the poll's time");
+        let end = producer.poll_end(1, PollResult::Pending, &now);
+        assert_eq!(end, 120);
+        assert_eq!(producer.poll_start(2, &now), end, "the next start shares the end");
+        assert_eq!(reads(), 2);
+        let end = producer.poll_end(2, PollResult::Pending, &now);
+        producer.time_passes();
+        let start = producer.poll_start(3, &now);
+        assert!(start > end, "after untraced time a start reads the clock again");
+        assert_eq!(reads(), 4);
+    }
+}
+
+#[test]
+fn paused_events_are_counted_as_dropped_and_reported_once() {
+    let producer = producer(1024);
+    // SAFETY: one thread, one caller.
+    unsafe {
+        producer.skip();
+        producer.skip();
+    }
+    assert_eq!(producer.produced.load(Relaxed), 2);
+    assert_eq!(producer.dropped_total(), 2);
+    assert_eq!(producer.clock_reads.load(Relaxed), 0);
+    assert_eq!(producer.take_unreported(), 2);
+    assert_eq!(producer.take_unreported(), 0);
 }

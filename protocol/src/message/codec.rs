@@ -344,6 +344,50 @@ impl Message<'_> {
     }
 }
 
+impl Message<'_> {
+    /// Encodes the message as a detached record: a record whose timestamp delta is
+    /// left to [`FrameEncoder::push_detached`](crate::FrameEncoder::push_detached),
+    /// so a producer can encode a message where it happens and a consumer can frame it
+    /// later. Returns the bytes written to `out`.
+    pub fn encode_detached(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut w = Writer::new(out, 0);
+        self.write_record(&mut w, 0)?;
+        Ok(w.pos())
+    }
+}
+
+/// Writes the detached record `record` (see [`Message::encode_detached`]) with the
+/// timestamp delta `delta`: the same bytes `write_record` writes for its message.
+pub(crate) fn write_detached(w: &mut Writer<'_>, record: &[u8], delta: u64) -> Result<(), EncodeError> {
+    let malformed = EncodeError::Unrepresentable;
+    let mut r = Reader::new(record);
+    let tag = r.u8().map_err(|_| malformed)?;
+    if tag >> 5 != SHAPE_EXTENDED {
+        // Tag, delta (0: one byte), fields.
+        let zero = r.u8().map_err(|_| malformed)?;
+        if zero != 0 {
+            return Err(malformed);
+        }
+        w.u8(tag)?;
+        w.varint(delta)?;
+        return w.bytes(r.rest());
+    }
+    if tag & 0x1f == EXTENDED_ESCAPE {
+        r.varint().map_err(|_| malformed)?;
+    }
+    let head = record.len() - r.rest().len();
+    let len = usize::try_from(r.varint().map_err(|_| malformed)?).map_err(|_| malformed)?;
+    let body = r.bytes(len).map_err(|_| malformed)?;
+    // The body starts with the delta (0: one byte).
+    if body.first() != Some(&0) {
+        return Err(malformed);
+    }
+    w.bytes(&record[..head])?;
+    w.varint((len - 1 + crate::wire::varint_len(delta)) as u64)?;
+    w.varint(delta)?;
+    w.bytes(&body[1..])
+}
+
 fn postcard_into<T: Serialize>(w: &mut Writer<'_>, v: &T) -> Result<(), EncodeError> {
     let n = postcard::to_slice(v, w.tail())
         .map_err(|e| match e {

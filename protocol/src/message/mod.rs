@@ -40,7 +40,7 @@ mod table;
 mod types;
 
 use codec::{Compact, CompactField, ExtendedCodec, Fields, Postcard, compact, need, poll_end, wake, write_extended};
-pub(crate) use codec::{compact_tag, read_record};
+pub(crate) use codec::{compact_tag, read_record, write_detached};
 pub use list::{List, ListItem, ListIter, Value};
 pub use names::*;
 #[cfg(any(test, feature = "alloc"))]

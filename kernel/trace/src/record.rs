@@ -1,0 +1,247 @@
+//! The fixed-size records producers write, and how the consumer turns each back into
+//! the protocol messages it stands for.
+//!
+//! A record's first slot is `[ts, header, a, b]`; the header holds the kind (bits
+//! 0..8), the number of slots that follow (bits 8..16) and a small payload `c` (bits
+//! 16..64). Only a spawn (its name and location, as `'static` references) and
+//! arbitrary messages (encoded as detached protocol records) take more than one slot.
+
+use core::panic::Location;
+
+use lucid_protocol::{self as proto, EncodeError, Message, MessageKind};
+
+use crate::ring::{Slot, extra_slots};
+
+pub(crate) const POLL_START: u8 = 1;
+pub(crate) const POLL_END: u8 = 2;
+pub(crate) const WAKE: u8 = 3;
+pub(crate) const WAKER_CLONE: u8 = 4;
+pub(crate) const WAKER_DROP: u8 = 5;
+pub(crate) const JOIN_WAITING: u8 = 6;
+pub(crate) const TASK_COMPLETED: u8 = 7;
+pub(crate) const TASK_DROPPED: u8 = 8;
+pub(crate) const STEAL: u8 = 9;
+pub(crate) const CPU_IDLE: u8 = 10;
+pub(crate) const CPU_BUSY: u8 = 11;
+pub(crate) const RUN_QUEUE_DEPTH: u8 = 12;
+pub(crate) const TASK_SPAWNED: u8 = 13;
+pub(crate) const DETACHED: u8 = 14;
+
+/// Largest `c` payload (48 bits).
+pub(crate) const C_MAX: u64 = (1 << 48) - 1;
+
+#[inline]
+pub(crate) const fn header(kind: u8, extra: usize, c: u64) -> u64 {
+    kind as u64 | ((extra as u64) << 8) | (c << 16)
+}
+
+#[inline]
+pub(crate) const fn slot(ts: u64, kind: u8, c: u64, a: u64, b: u64) -> Slot {
+    Slot([ts, header(kind, 0, c), a, b])
+}
+
+/// What a PollEnd record carries beside the result: the self-wakes and the task's own
+/// waker count from inside the poll, which the consumer sends as their own messages.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PollNotes {
+    /// Self-wakes during the poll (at most 255).
+    pub self_wakes: u8,
+    /// Whether they were by reference.
+    pub self_by_ref: bool,
+    /// The task's live wakers after the last clone or drop during the poll.
+    pub wakers: Option<u64>,
+    /// Whether a clone (not only drops) changed the count.
+    pub cloned: bool,
+}
+
+impl PollNotes {
+    /// Messages the record stands for (the PollEnd included).
+    pub(crate) fn events(&self) -> u64 {
+        1 + u64::from(self.self_wakes) + u64::from(self.wakers.is_some())
+    }
+
+    pub(crate) fn pack(&self, result: proto::PollResult) -> u64 {
+        let result = match result {
+            proto::PollResult::Pending => 1,
+            proto::PollResult::Ready => 2,
+        };
+        result
+            | (u64::from(self.self_wakes) << 2)
+            | (u64::from(self.self_by_ref) << 10)
+            | (u64::from(self.wakers.is_some()) << 11)
+            | (u64::from(self.cloned) << 12)
+    }
+}
+
+pub(crate) fn pack_waker(waker: proto::Waker) -> (u64, u64) {
+    match waker {
+        proto::Waker::None => (0, 0),
+        proto::Waker::Task(t) => (1, t.0),
+        proto::Waker::Interrupt(irq) => (2, u64::from(irq)),
+    }
+}
+
+fn unpack_waker(code: u64, id: u64) -> proto::Waker {
+    match code {
+        1 => proto::Waker::Task(proto::TaskId(id)),
+        2 => proto::Waker::Interrupt(id as u8),
+        _ => proto::Waker::None,
+    }
+}
+
+/// Events one entry stands for (for loss counting when it cannot be framed).
+pub(crate) fn events_in(entry: &[Slot]) -> u64 {
+    let [_, h, _, _] = entry[0].0;
+    if h as u8 == POLL_END {
+        let c = h >> 16;
+        1 + ((c >> 2) & 0xff) + ((c >> 11) & 1)
+    } else {
+        1
+    }
+}
+
+/// Where framed messages go: the encoder, and an observer of each message's kind and
+/// record bytes (for accounting).
+pub(crate) trait Sink {
+    /// Appends one message; a full frame is the sink's to seal and retry.
+    fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError>;
+    /// Appends a PollStart (the encoder's fast path).
+    fn poll_start(&mut self, ts: u64, task: proto::TaskId) -> Result<(), EncodeError>;
+    /// Appends a PollEnd (the encoder's fast path).
+    fn poll_end(&mut self, ts: u64, task: proto::TaskId, result: proto::PollResult) -> Result<(), EncodeError>;
+    /// Appends a detached record of kind `kind`.
+    fn detached(&mut self, ts: u64, kind: Option<MessageKind>, record: &[u8]) -> Result<(), EncodeError>;
+}
+
+/// Sends the messages `entry` stands for to `sink`, in the order they happened;
+/// returns the number that the sink refused or that could not be rebuilt.
+pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -> u64 {
+    let [ts, h, a, b] = entry[0].0;
+    let c = h >> 16;
+    let task = proto::TaskId(a);
+    let mut lost = 0;
+    let mut put = |r: Result<(), EncodeError>| {
+        if r.is_err() {
+            lost += 1;
+        }
+    };
+    match h as u8 {
+        POLL_START => put(sink.poll_start(ts, task)),
+        POLL_END => {
+            let by_ref = (c >> 10) & 1 == 1;
+            for _ in 0..((c >> 2) & 0xff) {
+                put(sink.message(
+                    ts,
+                    &Message::Wake {
+                        task,
+                        waker: proto::Waker::Task(task),
+                        by_ref,
+                        self_wake: true,
+                    },
+                ));
+            }
+            if (c >> 11) & 1 == 1 {
+                let msg = if (c >> 12) & 1 == 1 {
+                    Message::WakerClone { task, wakers: b }
+                } else {
+                    Message::WakerDrop { task, wakers: b }
+                };
+                put(sink.message(ts, &msg));
+            }
+            let result = if c & 3 == 2 {
+                proto::PollResult::Ready
+            } else {
+                proto::PollResult::Pending
+            };
+            put(sink.poll_end(ts, task, result));
+        }
+        WAKE => put(sink.message(
+            ts,
+            &Message::Wake {
+                task,
+                waker: unpack_waker(c & 3, b),
+                by_ref: (c >> 2) & 1 == 1,
+                self_wake: (c >> 3) & 1 == 1,
+            },
+        )),
+        WAKER_CLONE => put(sink.message(ts, &Message::WakerClone { task, wakers: b })),
+        WAKER_DROP => put(sink.message(ts, &Message::WakerDrop { task, wakers: b })),
+        JOIN_WAITING => put(sink.message(
+            ts,
+            &Message::JoinWaiting {
+                task,
+                waiter: proto::TaskId(b),
+            },
+        )),
+        TASK_COMPLETED => {
+            let outcome = match c {
+                1 => proto::Outcome::Cancelled,
+                2 => proto::Outcome::Panicked,
+                _ => proto::Outcome::Ok,
+            };
+            put(sink.message(ts, &Message::TaskCompleted { task, outcome }));
+        }
+        TASK_DROPPED => put(sink.message(ts, &Message::TaskDropped { task })),
+        STEAL => put(sink.message(
+            ts,
+            &Message::Steal {
+                task,
+                from_cpu: (c & 0xff_ffff) as u32,
+                to_cpu: (c >> 24) as u32,
+            },
+        )),
+        CPU_IDLE => put(sink.message(ts, &Message::CpuIdle)),
+        CPU_BUSY => put(sink.message(ts, &Message::CpuBusy)),
+        RUN_QUEUE_DEPTH => put(sink.message(ts, &Message::RunQueueDepth { depth: c as u32 })),
+        TASK_SPAWNED if entry.len() == 2 => {
+            let [name_ptr, name_len, location, _] = entry[1].0;
+            // SAFETY: the producer stored a `&'static str` and a `&'static Location`
+            // (see `Producer::spawned`); both live forever.
+            let (name, location) = unsafe {
+                (
+                    core::str::from_utf8_unchecked(core::slice::from_raw_parts(
+                        name_ptr as usize as *const u8,
+                        name_len as usize,
+                    )),
+                    &*(location as usize as *const Location<'static>),
+                )
+            };
+            put(sink.message(
+                ts,
+                &Message::TaskSpawned(proto::TaskSpawned {
+                    task,
+                    name,
+                    kind: if c & 1 == 1 {
+                        proto::TaskKind::Wasm
+                    } else {
+                        proto::TaskKind::Kernel
+                    },
+                    location: proto::Location {
+                        file: location.file(),
+                        line: location.line(),
+                        column: location.column(),
+                    },
+                    parent: ((c >> 1) & 1 == 1).then_some(proto::TaskId(b)),
+                }),
+            ));
+        }
+        DETACHED => {
+            let len = c as usize;
+            let words = &entry[1..];
+            for (chunk, slot) in scratch.chunks_exact_mut(32).zip(words) {
+                for (out, word) in chunk.chunks_exact_mut(8).zip(slot.0) {
+                    // The producer wrote the bytes in memory order.
+                    out.copy_from_slice(&word.to_ne_bytes());
+                }
+            }
+            let kind = MessageKind::ALL.get(a as usize).copied();
+            match scratch.get(..len.min(words.len() * 32)) {
+                Some(record) => put(sink.detached(ts, kind, record)),
+                None => lost += 1,
+            }
+        }
+        _ => lost += events_in(entry),
+    }
+    debug_assert!(entry.len() == 1 + extra_slots(&entry[0]));
+    lost
+}
