@@ -44,6 +44,11 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
     lucid_wasm::configure(&mut config)?;
     let engine = wasmtime::Engine::new(&config)?;
     let mut images = Vec::new();
+    let blobs = manifest
+        .guests
+        .iter()
+        .map(manifest::Guest::args_blob)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     for guest in &manifest.guests {
         let path = dir.join("wat").join(format!("{}.wat", guest.name));
         let wasm = wat::parse_file(&path).with_context(|| format!("compiling {}", path.display()))?;
@@ -57,7 +62,8 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
         .guests
         .iter()
         .zip(&images)
-        .map(|(g, cwasm)| GuestEntry {
+        .zip(&blobs)
+        .map(|((g, cwasm), args)| GuestEntry {
             name: &g.name,
             entry: &g.entry,
             fuel_per_slice: g.fuel_per_slice,
@@ -65,6 +71,7 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
             max_memory_pages: g.max_memory_pages,
             kernel_memory_budget: g.kernel_memory_budget,
             autostart: g.autostart,
+            args,
             cwasm,
         })
         .collect();

@@ -34,6 +34,24 @@ pub struct Guest {
     /// Start at boot.
     #[serde(default)]
     pub autostart: bool,
+    /// WASI arguments after the program name (`argv[0]` is the module name).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// WASI environment, `KEY=VALUE` strings.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+impl Guest {
+    /// Its WASI argument blob: the module name, then [`Guest::args`], and
+    /// [`Guest::env`].
+    pub fn args_blob(&self) -> anyhow::Result<Vec<u8>> {
+        let args: Vec<&str> = std::iter::once(self.name.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect();
+        let env: Vec<&str> = self.env.iter().map(String::as_str).collect();
+        lucid_wasm::wasi::encode(&args, &env).map_err(|e| anyhow::anyhow!("guest {:?}: {e}", self.name))
+    }
 }
 
 fn default_entry() -> String {

@@ -240,3 +240,11 @@ fn instances_beyond_the_limit_are_refused() {
         rt().live_instances() == 0
     });
 }
+
+#[ktest]
+fn every_wasi_function_answers_good_and_bad_arguments() {
+    // t_wasi exits with 100 + the number of its first failed check, 42 if none.
+    assert_eq!(run_to_end("t_wasi"), Outcome::Exited(42));
+    // A bad pointer was an errno, not a trap: the kernel and other guests carry on.
+    assert_eq!(run_to_end("t_exit"), Outcome::Exited(7));
+}
