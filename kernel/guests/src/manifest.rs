@@ -43,6 +43,21 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// A guest with the manifest's defaults (entry from its exports: empty).
+    pub fn new(name: String) -> Self {
+        Self {
+            name,
+            entry: String::new(),
+            fuel_per_slice: default_slice(),
+            fuel_budget: 0,
+            max_memory_pages: default_pages(),
+            kernel_memory_budget: default_kernel_memory_budget(),
+            autostart: false,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
     /// Its WASI argument blob: the module name, then [`Guest::args`], and
     /// [`Guest::env`].
     pub fn args_blob(&self) -> anyhow::Result<Vec<u8>> {

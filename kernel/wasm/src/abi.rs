@@ -121,6 +121,24 @@ impl Hostcall {
         }
     }
 
+    /// A `lucid` import's parameter and result types (`i` = i32, `I` = i64), as
+    /// documented on each variant; `None` for the WASI functions (see
+    /// [`crate::wasi::signature`]).
+    #[must_use]
+    pub const fn lucid_signature(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Self::Log => ("iii", ""),
+            Self::Now => ("", "I"),
+            Self::Sleep => ("I", ""),
+            Self::Yield => ("", ""),
+            Self::ChanCreate => ("", "i"),
+            Self::ChanSend | Self::ChanRecv => ("iii", "i"),
+            Self::Spawn => ("ii", "I"),
+            Self::Exit => ("i", ""),
+            _ => return None,
+        })
+    }
+
     /// The `lucid` import called `name`.
     #[must_use]
     pub fn lucid(name: &str) -> Option<Self> {
