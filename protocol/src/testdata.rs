@@ -207,6 +207,10 @@ pub fn sample_messages() -> Vec<Message<'static>> {
                 column: 9,
             }),
         }),
+        Message::WasmStderrTail(WasmStderrTail {
+            instance: InstanceId(3),
+            lines: "thread 'main' panicked at src/main.rs:4:5\nexplicit panic",
+        }),
     ]
 }
 

@@ -186,6 +186,10 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
                 column: n[3] as u32,
             }),
         }),
+        MessageKind::WasmStderrTail => Message::WasmStderrTail(WasmStderrTail {
+            instance: InstanceId(n[0]),
+            lines: &s[0],
+        }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

@@ -661,7 +661,8 @@ impl State {
             | Message::WasmMemoryGrow { .. }
             | Message::WasmPoll { .. }
             | Message::WasmHostcalls { .. }
-            | Message::WasmTrap(_) => self.apply_wasm(ts, m),
+            | Message::WasmTrap(_)
+            | Message::WasmStderrTail(_) => self.apply_wasm(ts, m),
             _ => {}
         }
     }

@@ -63,6 +63,9 @@ pub struct WasmInstance {
     pub traps_by_code: BTreeMap<u32, u64>,
     /// Reason of the latest trap.
     pub last_trap: Option<String>,
+    /// The last lines it wrote to stderr, once it ended (`\n`-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
 }
 
 impl WasmInstance {
@@ -83,6 +86,7 @@ impl WasmInstance {
             traps: 0,
             traps_by_code: BTreeMap::new(),
             last_trap: None,
+            stderr_tail: None,
         }
     }
 
@@ -183,6 +187,11 @@ impl State {
                     *w.traps_by_code.entry(t.code).or_default() += 1;
                     w.state = WasmState::Trapped;
                     w.last_trap = Some(format!("{}: {}", lucid_protocol::wasm_trap_name(t.code), t.reason));
+                }
+            }
+            Message::WasmStderrTail(t) => {
+                if let Some(w) = self.wasm.get_mut(&t.instance) {
+                    w.stderr_tail = Some(t.lines.to_string());
                 }
             }
             _ => {}

@@ -413,6 +413,12 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
         }
     }
     let tail = store.data().wasi.stderr_tail();
+    if !tail.is_empty() {
+        trace::message(&Message::WasmStderrTail(lucid_protocol::WasmStderrTail {
+            instance: id,
+            lines: tail,
+        }));
+    }
     if !tail.is_empty() && outcome != Outcome::Exited(0) {
         log::info!(
             "wasm: {}#{id} last stderr lines: {}",
@@ -514,9 +520,43 @@ fn classify(e: &wasmtime::Error) -> Outcome {
         if code == TrapCode::OutOfFuel {
             return Outcome::Killed;
         }
-        return Outcome::Trapped(code, one_line(e));
+        return Outcome::Trapped(code, symbolized(*trap, e));
     }
     Outcome::Trapped(TrapCode::Other, one_line(e))
+}
+
+/// Frames of a trap's backtrace named in its reason.
+const REASON_FRAMES: usize = 8;
+
+/// A trap's reason: what trapped, then the wasm functions on the stack, innermost
+/// first, by their name-section names (`wasm function N` for a nameless one) with
+/// the module offset of each frame's instruction.
+fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
+    use core::fmt::Write;
+    let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return one_line(e);
+    };
+    let frames = bt.frames();
+    if frames.is_empty() {
+        return one_line(e);
+    }
+    let mut out = format!("{trap} in ");
+    for (i, f) in frames.iter().take(REASON_FRAMES).enumerate() {
+        if i > 0 {
+            out.push_str(" <- ");
+        }
+        let _ = match f.func_name() {
+            Some(name) => write!(out, "{name}"),
+            None => write!(out, "wasm function {}", f.func_index()),
+        };
+        if let Some(offset) = f.module_offset() {
+            let _ = write!(out, " @{offset:#x}");
+        }
+    }
+    if frames.len() > REASON_FRAMES {
+        let _ = write!(out, " <- {} more", frames.len() - REASON_FRAMES);
+    }
+    out
 }
 
 /// wasmtime's message with its backtrace (function index, code offset) on one line.

@@ -240,4 +240,7 @@ table::messages! {
     /// A task's poll panicked and the panic was contained; its `TaskCompleted` with
     /// outcome `Panicked` follows.
     TaskPanicked(TaskPanicked<'a>) = extended(10, Postcard), "task_panicked";
+    /// A wasm instance ended having written to stderr: its last lines (sent after
+    /// its final `WasmStateChanged`).
+    WasmStderrTail(WasmStderrTail<'a>) = extended(16, Postcard), "wasm_stderr_tail";
 }
