@@ -182,6 +182,20 @@ pub fn compile_guests(out_dir: &Path) -> Result<PathBuf> {
     Ok(out_dir.to_path_buf())
 }
 
+/// Compiles one stand-alone Rust program (`std` only) for wasm32-wasi, as a user
+/// would outside the repo.
+pub fn compile_rust_program(src: &Path, out: &Path) -> Result<()> {
+    let tc = rust_wasi()?;
+    let mut cmd = Command::new(&tc.rustc);
+    if let Some(linker) = tc.linker {
+        cmd.arg("-C").arg(format!("linker={linker}"));
+    }
+    cmd.args(["--target", tc.target, "--edition", "2021", "-O", "-o"])
+        .arg(out)
+        .arg(src);
+    process::run(&mut cmd)
+}
+
 /// Checks that a module named with `--wasm` is an existing `.wasm` or `.wat` file.
 pub fn check_module_path(path: &Path) -> Result<()> {
     match path.extension().and_then(|e| e.to_str()) {
