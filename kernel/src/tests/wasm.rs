@@ -284,3 +284,12 @@ fn the_rust_and_c_guests_run_on_wasi_and_exit_with_their_codes() {
     // round trips with rust_pong.
     assert_eq!(run_to_end("rust_ping"), Outcome::Exited(0));
 }
+
+#[ktest]
+fn a_rust_panic_traps_with_the_demangled_rust_functions_in_its_reason() {
+    let Outcome::Trapped(TrapCode::UnreachableCodeReached, reason) = run_to_end("t_rust_panic") else {
+        panic!("t_rust_panic did not trap on unreachable");
+    };
+    assert!(reason.contains("t_rust_panic::explode"), "reason: {reason}");
+    assert!(!reason.contains("_ZN"), "a mangled name: {reason}");
+}

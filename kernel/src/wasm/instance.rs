@@ -526,11 +526,11 @@ fn classify(e: &wasmtime::Error) -> Outcome {
 }
 
 /// Frames of a trap's backtrace named in its reason.
-const REASON_FRAMES: usize = 8;
+const REASON_FRAMES: usize = 16;
 
 /// A trap's reason: what trapped, then the wasm functions on the stack, innermost
-/// first, by their name-section names (`wasm function N` for a nameless one) with
-/// the module offset of each frame's instruction.
+/// first, by their name-section names (Rust symbols demangled; `wasm function N`
+/// for a nameless one) with the module offset of each frame's instruction.
 fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
     use core::fmt::Write;
     let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
@@ -546,7 +546,7 @@ fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
             out.push_str(" <- ");
         }
         let _ = match f.func_name() {
-            Some(name) => write!(out, "{name}"),
+            Some(name) => write!(out, "{}", lucid_wasm::demangle::Demangled(name)),
             None => write!(out, "wasm function {}", f.func_index()),
         };
         if let Some(offset) = f.module_offset() {

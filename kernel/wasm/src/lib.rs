@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod abi;
 pub mod bundle;
 pub mod config;
+pub mod demangle;
 pub mod text;
 pub mod wasi;
 
