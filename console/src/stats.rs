@@ -90,6 +90,9 @@ pub struct WasmSummary {
     pub traps: u64,
     /// The last trap's reason.
     pub last_trap: Option<String>,
+    /// The last lines it wrote to stderr, once it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
 }
 
 /// Calls of one hostcall.
@@ -125,6 +128,7 @@ impl WasmSummary {
                 .collect(),
             traps: w.traps,
             last_trap: w.last_trap.clone(),
+            stderr_tail: w.stderr_tail.clone(),
         }
     }
 }

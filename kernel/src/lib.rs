@@ -95,6 +95,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
         mem::frames::free_frames() * 4096 / (1024 * 1024)
     );
 
+    wasm::wasi::set_boot_epoch(cmdline::get(cmdline, "epoch"));
     let t0 = time::Instant::now();
     match wasm::init_from_boot(boot) {
         Ok(rt) => log::info!(

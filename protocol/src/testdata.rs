@@ -229,6 +229,10 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             resource: ResourceId(12),
             outcome: WaitOutcome::Ready,
         }),
+        Message::WasmStderrTail(WasmStderrTail {
+            instance: InstanceId(3),
+            lines: "thread 'main' panicked at src/main.rs:4:5\nexplicit panic",
+        }),
     ]
 }
 

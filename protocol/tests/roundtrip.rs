@@ -204,6 +204,10 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             resource: ResourceId(n[1]),
             outcome: [WaitOutcome::Ready, WaitOutcome::Cancelled, WaitOutcome::TimedOut][(n[2] % 3) as usize],
         }),
+        MessageKind::WasmStderrTail => Message::WasmStderrTail(WasmStderrTail {
+            instance: InstanceId(n[0]),
+            lines: &s[0],
+        }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

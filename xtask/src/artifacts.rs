@@ -110,8 +110,17 @@ const COMMON_FLAGS: &str = "-C relocation-model=static -C no-redzone=y -C force-
 const ABORT_STRATEGY: &str = "panic=abort";
 const ABORT: &str = "-C panic=abort";
 
-/// Builds the loader, the kernel (`variant`) and the boot archive.
+/// Builds the loader, the kernel (`variant`) and the boot archive with the
+/// manifest's guests.
 pub fn build(variant: Variant) -> Result<BootImage> {
+    build_with(variant, &[])
+}
+
+/// [`build`], with the user's own modules (`--wasm` specs, see
+/// `lucid-guests --help`) added to the bundle. The bundle is built first, so a
+/// module that Lucid cannot run is refused before anything else is built.
+pub fn build_with(variant: Variant, modules: &[String]) -> Result<BootImage> {
+    let bundle = guest_bundle(modules)?;
     let loader = build_bin("lucid-loader", &[])?;
     let features: &[&str] = match variant {
         Variant::Normal => &[],
@@ -126,13 +135,15 @@ pub fn build(variant: Variant) -> Result<BootImage> {
     let kernel = freestanding_dir().join(format!("lucid-kernel{suffix}.elf"));
     std::fs::copy(&built, &kernel).with_context(|| format!("copy {}", built.display()))?;
     let kernel_bytes = std::fs::read(&kernel).with_context(|| format!("read {}", kernel.display()))?;
-    let bundle = guest_bundle()?;
     let bundle_bytes = std::fs::read(&bundle).with_context(|| format!("read {}", bundle.display()))?;
     let archive_bytes = lucid_boot_api::archive::build(&[
         (lucid_boot_api::archive::KERNEL_ENTRY, &kernel_bytes),
         (GUEST_BUNDLE_ENTRY, &bundle_bytes),
     ]);
-    let archive = freestanding_dir().join(format!("boot{suffix}.img"));
+    // An archive with the user's modules has its own name, so it never stands in
+    // for the plain one another run or test boots.
+    let user = if modules.is_empty() { "" } else { "-user" };
+    let archive = freestanding_dir().join(format!("boot{suffix}{user}.img"));
     std::fs::write(&archive, archive_bytes).with_context(|| format!("write {}", archive.display()))?;
     Ok(BootImage {
         loader,
@@ -146,15 +157,27 @@ pub fn build(variant: Variant) -> Result<BootImage> {
 /// xtask does not link wasmtime, so the name is repeated here and checked by a test).
 pub const GUEST_BUNDLE_ENTRY: &str = "wasm";
 
-/// Compiles the WAT guests into the boot bundle with the host precompiler
-/// (`kernel/guests`, Cranelift with the kernel's engine settings).
-pub fn guest_bundle() -> Result<PathBuf> {
-    let out = freestanding_dir().join("guests.bundle");
+/// Compiles the guests into the boot bundle: the Rust and C ones to wasm with the
+/// wasm32-wasi toolchains, then every module (WAT, those, and the user's
+/// `modules`) with the host precompiler (`kernel/guests`, Cranelift with the
+/// kernel's engine settings).
+pub fn guest_bundle(modules: &[String]) -> Result<PathBuf> {
+    let out = freestanding_dir().join(if modules.is_empty() {
+        "guests.bundle"
+    } else {
+        "guests-user.bundle"
+    });
     std::fs::create_dir_all(freestanding_dir()).context("create the freestanding dir")?;
+    let compiled = crate::guest_toolchain::compile_guests(&freestanding_dir().join("guests-wasm"))?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root())
         .args(["run", "--quiet", "--package", "lucid-guests", "--"])
-        .arg(&out);
+        .arg(&out)
+        .arg("--compiled")
+        .arg(&compiled);
+    for m in modules {
+        cmd.arg("--wasm").arg(m);
+    }
     process::run(&mut cmd)?;
     Ok(out)
 }

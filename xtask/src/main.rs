@@ -5,6 +5,7 @@
 mod artifacts;
 mod bench;
 mod build;
+mod guest_toolchain;
 mod process;
 mod qemu;
 mod qemu_cmd;

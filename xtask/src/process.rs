@@ -82,6 +82,46 @@ pub fn ensure_installed(program: &str, package: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes sure the Debian `packages` that make up `what` are installed (`installed`
+/// says whether they are), installing them with apt-get (through `sudo` when not
+/// root) if not.
+pub fn ensure_packages(what: &str, installed: impl Fn() -> bool, packages: &[&str]) -> Result<()> {
+    if installed() {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!(
+            "{what} is not installed; install it (Debian/Ubuntu: {})",
+            packages.join(" ")
+        );
+    }
+    eprintln!(
+        "{what} is missing: installing Debian's {} with apt-get",
+        packages.join(" ")
+    );
+    let sudo = !is_root() && on_path("sudo");
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    apt(&install)?;
+    if !installed() {
+        bail!("installed {} but {what} is still incomplete", packages.join(" "));
+    }
+    Ok(())
+}
+
 fn is_root() -> bool {
     std::env::var("USER").is_ok_and(|u| u == "root")
         || std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {

@@ -38,6 +38,12 @@ pub struct Args {
     /// Kernel command line, e.g. `log=debug workload=burst:2000`.
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Your own module, started at boot: `'[key=value…] PATH [ARGS…]'` (PATH a
+    /// `.wasm` or `.wat` file; its name is the file stem; settings: fuel_per_slice,
+    /// fuel_budget, max_memory_pages, kernel_memory_budget, entry). Repeatable. A
+    /// module that imports something Lucid does not offer is refused before boot.
+    #[arg(long = "wasm", value_name = "SPEC")]
+    pub wasm: Vec<String>,
     /// Extra QEMU arguments.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
@@ -50,7 +56,8 @@ pub fn main(args: Args) -> Result<()> {
 /// Builds, boots and waits; shared with `cargo xtask qemu`.
 pub fn boot(args: Args, gdb: bool) -> Result<()> {
     qemu_cmd::ensure_installed()?;
-    let image = artifacts::build(Variant::Normal)?;
+    let wasm = user_modules(&args.wasm)?;
+    let image = artifacts::build_with(Variant::Normal, &wasm)?;
     let socket = trace_link::socket_path("lucid-trace");
     let _ = std::fs::remove_file(&socket);
     let chardev = if args.trace_pty {
@@ -67,7 +74,7 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
     let cfg = Config {
         smp: args.smp,
         memory: args.memory.clone(),
-        cmdline: args.cmdline.clone(),
+        cmdline: with_epoch(&args.cmdline),
         gdb,
         extra,
         com1_file: interactive.then(|| com1.clone()),
@@ -115,6 +122,37 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
         }
         other => bail!("QEMU: {other}"),
     }
+}
+
+/// The `--wasm` specs with their paths made absolute (the precompiler runs in the
+/// workspace root) and checked to exist.
+fn user_modules(specs: &[String]) -> Result<Vec<String>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let mut words: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
+            let at = words
+                .iter()
+                .position(|w| !w.contains('=') || w.ends_with(".wasm") || w.ends_with(".wat"))
+                .ok_or_else(|| anyhow::anyhow!("--wasm {spec:?}: no module path"))?;
+            let path = std::path::absolute(&words[at])?;
+            crate::guest_toolchain::check_module_path(&path)?;
+            words[at] = path.display().to_string();
+            Ok(words.join(" "))
+        })
+        .collect()
+}
+
+/// The kernel command line with the host's time as the realtime clock's origin
+/// (`epoch=SECONDS`), unless the user gave one.
+fn with_epoch(cmdline: &str) -> String {
+    if cmdline.split_whitespace().any(|w| w.starts_with("epoch=")) {
+        return cmdline.to_string();
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{cmdline} epoch={secs}").trim_start().to_string()
 }
 
 /// Builds the `lucid` console (release) and returns its path.

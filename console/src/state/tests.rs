@@ -633,6 +633,37 @@ fn wasm_instances_track_memory_fuel_hostcalls_and_traps() {
 }
 
 #[test]
+fn an_ended_instance_keeps_its_last_stderr_lines() {
+    let mut s = State::new();
+    let samples = lucid_protocol::testdata::sample_messages();
+    let created = samples
+        .iter()
+        .copied()
+        .find(|m| matches!(m, Message::WasmInstanceCreated(_)))
+        .expect("a creation sample");
+    s.apply(&ev(0, 10, created));
+    s.apply(&ev(
+        0,
+        20,
+        Message::WasmStderrTail(lucid_protocol::WasmStderrTail {
+            instance: InstanceId(1),
+            lines: "first\nlast",
+        }),
+    ));
+    // An instance the console never saw is ignored.
+    s.apply(&ev(
+        0,
+        30,
+        Message::WasmStderrTail(lucid_protocol::WasmStderrTail {
+            instance: InstanceId(99),
+            lines: "x",
+        }),
+    ));
+    assert_eq!(s.wasm[&InstanceId(1)].stderr_tail.as_deref(), Some("first\nlast"));
+    assert_eq!(s.wasm.len(), 1);
+}
+
+#[test]
 fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
     let mut state = State::default();
     // CPU 0's frame (a by-value wake at t=150 that consumed the last waker) arrives

@@ -69,6 +69,9 @@ pub struct WasmInstance {
     /// It was still running when its kernel restarted.
     #[serde(default)]
     pub ended_by_restart: bool,
+    /// The last lines it wrote to stderr, once it ended (`\n`-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
 }
 
 impl WasmInstance {
@@ -89,6 +92,7 @@ impl WasmInstance {
             traps: 0,
             traps_by_code: BTreeMap::new(),
             last_trap: None,
+            stderr_tail: None,
             boot: 0,
             ended_by_restart: false,
         }
@@ -235,6 +239,11 @@ impl State {
                             &format!("an instance trapped with more than {MAX_TRAP_CODES} distinct trap codes"),
                         );
                     }
+                }
+            }
+            Message::WasmStderrTail(t) => {
+                if let Some(w) = self.current_instance(t.instance) {
+                    w.stderr_tail = Some(t.lines.to_string());
                 }
             }
             _ => {}

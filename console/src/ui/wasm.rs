@@ -75,7 +75,14 @@ impl WasmView {
                 Cell::from(w.slices.to_string()),
                 Cell::from(w.hostcalls_total.to_string()),
                 Cell::from(w.traps.to_string()),
-                Cell::from(w.last_trap.clone().unwrap_or_default()),
+                // An instance that ended without a trap shows its last stderr line.
+                Cell::from(w.last_trap.clone().unwrap_or_else(|| {
+                    w.stderr_tail
+                        .as_deref()
+                        .and_then(|t| t.lines().last())
+                        .map(|l| format!("stderr: {l}"))
+                        .unwrap_or_default()
+                })),
             ])
             .style(style)
         });

@@ -56,7 +56,7 @@ mod wait_cost {
     fn emit(msg: &Message<'_>) {
         if let Some(p) = PRODUCER.get() {
             // SAFETY: only the main thread records into this producer.
-            unsafe { p.record(now(), &|e, ts| e.push(ts, msg)) };
+            unsafe { p.message(msg, now) };
         }
     }
 
@@ -143,7 +143,7 @@ mod wait_cost {
         let mut cx = Context::from_waker(Waker::noop());
         // Created before the hooks are installed: never reported.
         let (untracked_tx, mut untracked_rx) = mpsc::channel::<u32>(1);
-        PRODUCER.get_or_init(|| Producer::new(StreamId::new(0, Ring::Task), 4096, 64 << 20));
+        PRODUCER.get_or_init(|| Producer::new(StreamId::new(0, Ring::Task), 4096, 1 << 21));
         resource::install(&HOOKS);
         let (tx, mut rx) = mpsc::channel::<u32>(1);
 
@@ -174,8 +174,8 @@ mod wait_cost {
             }));
             // Empty the ring between runs, as the kernel's drain does.
             if let Some(p) = PRODUCER.get() {
-                let mut scratch = vec![0; lucid_trace::sealed_max(4096)];
-                while p.ring.pop(&mut scratch, |_, _| true) {}
+                // SAFETY: the main thread is this producer's only consumer.
+                while !unsafe { p.frame(true, &mut |_, _| true) } {}
             }
         }
         let [untracked, tracked, wait_untracked, wait_tracked] = samples.map(median);

@@ -1,9 +1,15 @@
-//! `lucid-guests OUT`: compiles every guest in `manifest.toml` (WAT → wasm →
-//! `.cwasm` with Cranelift, using the kernel's shared engine Config) and writes the
-//! boot bundle to OUT.
+//! `lucid-guests OUT [--compiled DIR] [--wasm SPEC]…`: compiles every guest in
+//! `manifest.toml` (WAT from `wat/<name>.wat`, the Rust and C guests from
+//! `DIR/<name>.wasm`, which `cargo xtask build` compiles with the wasm32-wasi
+//! toolchains) and the user's own modules (`SPEC` = `[key=value…] PATH [ARGS…]`,
+//! PATH a `.wasm` or `.wat` file, started at boot with ARGS) to `.cwasm` with
+//! Cranelift, using the kernel's shared engine Config, and writes the boot bundle
+//! to OUT. A module that does not validate or imports something Lucid does not
+//! offer is refused with one line naming the import.
 #![forbid(unsafe_code)]
 
 mod manifest;
+mod modules;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,42 +28,83 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(out), None) = (args.next(), args.next()) else {
-        bail!("usage: lucid-guests OUT.bundle");
+    let usage = "usage: lucid-guests OUT.bundle [--compiled DIR] [--wasm '[key=value…] PATH [ARGS…]']…";
+    let mut args = std::env::args().skip(1);
+    let Some(out) = args.next() else {
+        bail!("{usage}");
     };
+    let mut compiled = None;
+    let mut user = Vec::new();
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--compiled", Some(dir)) => compiled = Some(PathBuf::from(dir)),
+            ("--wasm", Some(spec)) => user.push(modules::parse_spec(&spec)?),
+            _ => bail!("{usage}"),
+        }
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundle = build(dir)?;
+    let bundle = build(dir, compiled.as_deref(), user)?;
     let out = PathBuf::from(out);
     std::fs::write(&out, &bundle).with_context(|| format!("writing {}", out.display()))?;
     println!("lucid-guests: wrote {} ({} bytes)", out.display(), bundle.len());
     Ok(())
 }
 
-/// Compiles the guests under `dir` into a bundle.
-fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
+/// Where guest `name`'s module comes from: `wat/<name>.wat`, else the compiled
+/// Rust or C guest in `compiled` (`None` when no compiled dir was given).
+fn source(dir: &Path, compiled: Option<&Path>, name: &str) -> Option<PathBuf> {
+    let wat = dir.join("wat").join(format!("{name}.wat"));
+    if wat.is_file() {
+        return Some(wat);
+    }
+    compiled.map(|c| c.join(format!("{name}.wasm")))
+}
+
+/// Compiles the guests under `dir` (and the `user`'s modules) into a bundle.
+/// Without a `compiled` dir, the Rust and C guests are left out.
+fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) -> anyhow::Result<Vec<u8>> {
     let manifest_path = dir.join("manifest.toml");
     let text =
         std::fs::read_to_string(&manifest_path).with_context(|| format!("reading {}", manifest_path.display()))?;
     let manifest = manifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?;
+    let mut guests: Vec<(manifest::Guest, PathBuf)> = manifest
+        .guests
+        .into_iter()
+        .filter_map(|g| source(dir, compiled, &g.name).map(|p| (g, p)))
+        .collect();
+    for m in user {
+        if guests.iter().any(|(g, _)| g.name == m.guest.name) {
+            bail!(
+                "{}: a guest called {:?} is already in the bundle; rename the file",
+                m.path.display(),
+                m.guest.name
+            );
+        }
+        guests.push((m.guest, m.path));
+    }
     let mut config = wasmtime::Config::new();
     lucid_wasm::configure(&mut config)?;
     let engine = wasmtime::Engine::new(&config)?;
     let mut images = Vec::new();
-    for guest in &manifest.guests {
-        let path = dir.join("wat").join(format!("{}.wat", guest.name));
-        let wasm = wat::parse_file(&path).with_context(|| format!("compiling {}", path.display()))?;
+    let mut blobs = Vec::new();
+    for (guest, path) in &mut guests {
+        let wasm = modules::load(path)?;
+        modules::check_imports(&format!("{} ({})", guest.name, path.display()), &wasm)?;
+        if guest.entry.is_empty() {
+            guest.entry = modules::default_entry(&wasm)?.to_string();
+        }
         let cwasm = engine
             .precompile_module(&wasm)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("precompiling {}", path.display()))?;
         images.push(cwasm);
+        blobs.push(guest.args_blob()?);
     }
-    let entries: Vec<GuestEntry<'_>> = manifest
-        .guests
+    let entries: Vec<GuestEntry<'_>> = guests
         .iter()
         .zip(&images)
-        .map(|(g, cwasm)| GuestEntry {
+        .zip(&blobs)
+        .map(|(((g, _), cwasm), args)| GuestEntry {
             name: &g.name,
             entry: &g.entry,
             fuel_per_slice: g.fuel_per_slice,
@@ -65,6 +112,7 @@ fn build(dir: &Path) -> anyhow::Result<Vec<u8>> {
             max_memory_pages: g.max_memory_pages,
             kernel_memory_budget: g.kernel_memory_budget,
             autostart: g.autostart,
+            args,
             cwasm,
         })
         .collect();
@@ -78,12 +126,19 @@ mod tests {
     #[test]
     fn every_guest_compiles_into_a_bundle_the_kernel_format_accepts() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let bytes = build(dir).expect("bundle");
+        let bytes = build(dir, None, Vec::new()).expect("bundle");
         let bundle = lucid_wasm::Bundle::parse(&bytes).expect("parse");
         let text = std::fs::read_to_string(dir.join("manifest.toml")).expect("manifest");
         let manifest = manifest::parse(&text).expect("manifest parses");
-        assert_eq!(bundle.len(), manifest.guests.len());
-        for g in &manifest.guests {
+        // Without a compiled dir, exactly the WAT guests (the Rust and C ones need
+        // the wasm32-wasi toolchains, see xtask).
+        let wat: Vec<_> = manifest
+            .guests
+            .iter()
+            .filter(|g| dir.join("wat").join(format!("{}.wat", g.name)).is_file())
+            .collect();
+        assert_eq!(bundle.len(), wat.len());
+        for g in wat {
             let e = bundle.find(&g.name).unwrap_or_else(|| panic!("{} missing", g.name));
             assert!(
                 wasmtime::Engine::detect_precompiled(e.cwasm).is_some(),
@@ -91,6 +146,75 @@ mod tests {
                 g.name
             );
         }
+    }
+
+    #[test]
+    fn every_rust_and_c_guest_is_in_the_manifest_and_every_guest_has_a_source() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(dir.join("manifest.toml")).expect("manifest");
+        let manifest = manifest::parse(&text).expect("manifest parses");
+        let mut compiled = Vec::new();
+        for (sub, ext) in [("rust", ".rs"), ("c", ".c")] {
+            for f in std::fs::read_dir(dir.join(sub)).expect("guest dir") {
+                let f = f.expect("entry");
+                if f.path().is_file() {
+                    let name = f.file_name().into_string().expect("utf-8 name");
+                    let stem = name.strip_suffix(ext).expect("only sources").to_string();
+                    assert!(
+                        manifest.guests.iter().any(|g| g.name == stem),
+                        "{name} is not in manifest.toml"
+                    );
+                    compiled.push(stem);
+                }
+            }
+        }
+        for g in &manifest.guests {
+            assert!(
+                dir.join("wat").join(format!("{}.wat", g.name)).is_file() || compiled.contains(&g.name),
+                "{} has no source",
+                g.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_user_module_joins_the_bundle_with_its_args_and_a_bad_one_is_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let tmp = std::env::temp_dir().join(format!("lucid-guests-test-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        let good = tmp.join("mine.wat");
+        std::fs::write(&good, r#"(module (func (export "_start")))"#).expect("write");
+        let spec = format!("max_memory_pages=3 {} x y", good.display());
+        let bytes = build(dir, None, vec![modules::parse_spec(&spec).expect("spec")]).expect("bundle");
+        let bundle = lucid_wasm::Bundle::parse(&bytes).expect("parse");
+        let e = bundle.find("mine").expect("user module in the bundle");
+        assert!(e.autostart);
+        assert_eq!((e.entry, e.max_memory_pages), ("_start", 3));
+        let args = lucid_wasm::wasi::Args::parse(e.args).expect("args");
+        assert_eq!(args.arg_strs().collect::<Vec<_>>(), ["mine", "x", "y"]);
+        let bad = tmp.join("bad.wat");
+        std::fs::write(&bad, r#"(module (import "env" "open" (func)))"#).expect("write");
+        let err = build(
+            dir,
+            None,
+            vec![modules::parse_spec(&bad.display().to_string()).expect("spec")],
+        )
+        .expect_err("refused");
+        assert!(
+            format!("{err:#}").contains("imports env.open, which Lucid does not offer"),
+            "{err:#}"
+        );
+        let clash = tmp.join("hasher.wat");
+        std::fs::write(&clash, r#"(module (func (export "main")))"#).expect("write");
+        assert!(
+            build(
+                dir,
+                None,
+                vec![modules::parse_spec(&clash.display().to_string()).expect("spec")]
+            )
+            .is_err()
+        );
+        std::fs::remove_dir_all(&tmp).expect("clean up");
     }
 
     #[test]

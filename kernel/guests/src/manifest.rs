@@ -34,6 +34,39 @@ pub struct Guest {
     /// Start at boot.
     #[serde(default)]
     pub autostart: bool,
+    /// WASI arguments after the program name (`argv[0]` is the module name).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// WASI environment, `KEY=VALUE` strings.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+impl Guest {
+    /// A guest with the manifest's defaults (entry from its exports: empty).
+    pub fn new(name: String) -> Self {
+        Self {
+            name,
+            entry: String::new(),
+            fuel_per_slice: default_slice(),
+            fuel_budget: 0,
+            max_memory_pages: default_pages(),
+            kernel_memory_budget: default_kernel_memory_budget(),
+            autostart: false,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Its WASI argument blob: the module name, then [`Guest::args`], and
+    /// [`Guest::env`].
+    pub fn args_blob(&self) -> anyhow::Result<Vec<u8>> {
+        let args: Vec<&str> = std::iter::once(self.name.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect();
+        let env: Vec<&str> = self.env.iter().map(String::as_str).collect();
+        lucid_wasm::wasi::encode(&args, &env).map_err(|e| anyhow::anyhow!("guest {:?}: {e}", self.name))
+    }
 }
 
 fn default_entry() -> String {

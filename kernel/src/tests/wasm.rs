@@ -47,7 +47,19 @@ fn wait_for(limit: Duration, what: &str, done: impl Fn() -> bool) {
 fn the_bundle_loads_every_module() {
     let names: Vec<_> = rt().guests().iter().map(|g| g.entry.name).collect();
     for want in [
-        "ping", "pong", "hasher", "sleeper", "grower", "trapper", "spinner", "spawner", "short",
+        "ping",
+        "pong",
+        "hasher",
+        "sleeper",
+        "grower",
+        "trapper",
+        "spinner",
+        "spawner",
+        "short",
+        "rust_sieve",
+        "c_clock",
+        "rust_ping",
+        "rust_pong",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -239,4 +251,45 @@ fn instances_beyond_the_limit_are_refused() {
     wait_for(Duration::from_secs(10), "cancelled instances to end", || {
         rt().live_instances() == 0
     });
+}
+
+#[ktest]
+fn every_wasi_function_answers_good_and_bad_arguments() {
+    // t_wasi exits with 100 + the number of its first failed check, 42 if none.
+    assert_eq!(run_to_end("t_wasi"), Outcome::Exited(42));
+    // A bad pointer was an errno, not a trap: the kernel and other guests carry on.
+    assert_eq!(run_to_end("t_exit"), Outcome::Exited(7));
+}
+
+#[ktest]
+fn a_trap_names_the_wasm_functions_on_its_stack() {
+    let Outcome::Trapped(TrapCode::UnreachableCodeReached, reason) = run_to_end("t_named_trap") else {
+        panic!("t_named_trap did not trap on unreachable");
+    };
+    assert!(
+        reason.contains("deep_crash @0x") && reason.contains("deep_crash @") && reason.contains("<- calls_the_crash"),
+        "reason: {reason}"
+    );
+}
+
+#[ktest]
+fn the_rust_and_c_guests_run_on_wasi_and_exit_with_their_codes() {
+    // rust_sieve exits with its argument count (the manifest gives it one), after
+    // checking its sieve; c_clock exits with 3 after three nanosleeps.
+    let start = Instant::now();
+    assert_eq!(run_to_end("rust_sieve"), Outcome::Exited(1));
+    assert_eq!(run_to_end("c_clock"), Outcome::Exited(3));
+    assert!(start.elapsed() >= Duration::from_millis(450), "the sleeps ended early");
+    // rust_ping (the lucid imports through the safe wrapper) exits 0 after 1000
+    // round trips with rust_pong.
+    assert_eq!(run_to_end("rust_ping"), Outcome::Exited(0));
+}
+
+#[ktest]
+fn a_rust_panic_traps_with_the_demangled_rust_functions_in_its_reason() {
+    let Outcome::Trapped(TrapCode::UnreachableCodeReached, reason) = run_to_end("t_rust_panic") else {
+        panic!("t_rust_panic did not trap on unreachable");
+    };
+    assert!(reason.contains("t_rust_panic::explode"), "reason: {reason}");
+    assert!(!reason.contains("_ZN"), "a mangled name: {reason}");
 }

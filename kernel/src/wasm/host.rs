@@ -37,7 +37,7 @@ use super::SpawnError;
 use super::channel::{CreateError, MAX_MESSAGE, Message};
 use super::instance::{Exit, HostFault, InstanceData, Meter, ticks};
 
-type Cx<'a> = Caller<'a, InstanceData>;
+pub(super) type Cx<'a> = Caller<'a, InstanceData>;
 pub(crate) type Fut<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
 
 /// A hostcall panicked; the instance's task raises the panic again.
@@ -78,7 +78,7 @@ fn fault(code: TrapCode, reason: alloc::string::String) -> wasmtime::Error {
     wasmtime::Error::new(HostFault { code, reason })
 }
 
-fn memory(c: &mut Cx<'_>, h: Hostcall) -> wasmtime::Result<Memory> {
+pub(super) fn memory(c: &mut Cx<'_>, h: Hostcall) -> wasmtime::Result<Memory> {
     match c.get_export("memory") {
         Some(Extern::Memory(mem)) => Ok(mem),
         _ => Err(fault(
@@ -125,7 +125,7 @@ fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Resul
 /// Awaits `fut` as the blocking part of hostcall `h`: the poll wrapper reports the
 /// instance blocked in `h` meanwhile, and the guest starts a fresh slice after it.
 /// The fuel hostcalls charged meanwhile ([`pay`]) is taken from the store first.
-async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
+pub(super) async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
     let owed = c.data().meter.fuel_owed.swap(0, Ordering::Relaxed);
     let fuel = c.get_fuel()?.saturating_sub(owed);
     // Out of fuel: the guest's next instruction traps and its budget kills it.
@@ -147,7 +147,7 @@ async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) 
 /// Charges `cost` fuel for work the kernel did for the guest. It is owed (taken at
 /// the next block) while the current slice has room for it, so the slice keeps its
 /// end; a cost that reaches the slice's end ends the slice at once.
-async fn pay(c: &mut Cx<'_>, cost: u64) -> wasmtime::Result<()> {
+pub(super) async fn pay(c: &mut Cx<'_>, cost: u64) -> wasmtime::Result<()> {
     let fuel = c.get_fuel()?;
     let slice = c.data().guest.entry.fuel_per_slice;
     let m = &c.data().meter;
@@ -180,7 +180,7 @@ fn refused(c: &mut Cx<'_>, h: Hostcall, what: &dyn core::fmt::Display) {
     );
 }
 
-fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
+pub(super) fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
     c.data().meter.count(h, ticks().wrapping_sub(since));
 }
 

@@ -200,6 +200,8 @@ pub struct InstanceData {
     pub(super) pages: u32,
     /// A refusal of its budget was logged (logged once per instance).
     pub(super) refusal_logged: bool,
+    /// Its WASI arguments, output lines and closed descriptors.
+    pub(super) wasi: super::wasi::WasiState,
 }
 
 impl fmt::Debug for InstanceData {
@@ -334,6 +336,7 @@ pub(super) fn spawn(
         meter: meter.clone(),
         pages: 0,
         refusal_logged: false,
+        wasi: super::wasi::WasiState::new(guest.entry.args),
     };
     let run = Metered {
         _tree: (member, child),
@@ -390,6 +393,7 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
         Err(e) => Err(e),
     };
     meter.final_fuel.store(store.get_fuel().unwrap_or(0), Ordering::Relaxed);
+    super::wasi::flush(store.data_mut());
     let (outcome, host_panic) = match outcome {
         Ok(code) => (Outcome::Exited(code), None),
         Err(e) => {
@@ -408,8 +412,23 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
             state(&meter, id, WasmState::Trapped, *code as u64);
         }
     }
+    let tail = store.data().wasi.stderr_tail();
+    if !tail.is_empty() {
+        trace::message(&Message::WasmStderrTail(lucid_protocol::WasmStderrTail {
+            instance: id,
+            lines: tail,
+        }));
+    }
+    if !tail.is_empty() && outcome != Outcome::Exited(0) {
+        log::info!(
+            "wasm: {}#{id} last stderr lines: {}",
+            guest.entry.name,
+            lucid_wasm::text::Escaped(tail)
+        );
+    }
     match &outcome {
-        Outcome::Exited(code) => log::debug!("wasm: {}#{id} exited with {code}", guest.entry.name),
+        Outcome::Exited(0) => log::debug!("wasm: {}#{id} exited with 0", guest.entry.name),
+        Outcome::Exited(code) => log::info!("wasm: {}#{id} exited with {code}", guest.entry.name),
         Outcome::Killed => log::info!("wasm: {}#{id} killed: fuel budget exhausted", guest.entry.name),
         Outcome::Trapped(code, reason) => {
             log::info!("wasm: {}#{id} trapped ({}): {reason}", guest.entry.name, code.name());
@@ -444,6 +463,7 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
         meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
         pages: 0,
         refusal_logged: false,
+        wasi: super::wasi::WasiState::new(guest.entry.args),
     };
     let mut store = Store::new(&rt.engine, data);
     store.limiter(|d| d);
@@ -500,9 +520,43 @@ fn classify(e: &wasmtime::Error) -> Outcome {
         if code == TrapCode::OutOfFuel {
             return Outcome::Killed;
         }
-        return Outcome::Trapped(code, one_line(e));
+        return Outcome::Trapped(code, symbolized(*trap, e));
     }
     Outcome::Trapped(TrapCode::Other, one_line(e))
+}
+
+/// Frames of a trap's backtrace named in its reason.
+const REASON_FRAMES: usize = 16;
+
+/// A trap's reason: what trapped, then the wasm functions on the stack, innermost
+/// first, by their name-section names (Rust symbols demangled; `wasm function N`
+/// for a nameless one) with the module offset of each frame's instruction.
+fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
+    use core::fmt::Write;
+    let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return one_line(e);
+    };
+    let frames = bt.frames();
+    if frames.is_empty() {
+        return one_line(e);
+    }
+    let mut out = format!("{trap} in ");
+    for (i, f) in frames.iter().take(REASON_FRAMES).enumerate() {
+        if i > 0 {
+            out.push_str(" <- ");
+        }
+        let _ = match f.func_name() {
+            Some(name) => write!(out, "{}", lucid_wasm::demangle::Demangled(name)),
+            None => write!(out, "wasm function {}", f.func_index()),
+        };
+        if let Some(offset) = f.module_offset() {
+            let _ = write!(out, " @{offset:#x}");
+        }
+    }
+    if frames.len() > REASON_FRAMES {
+        let _ = write!(out, " <- {} more", frames.len() - REASON_FRAMES);
+    }
+    out
 }
 
 /// wasmtime's message with its backtrace (function index, code offset) on one line.
@@ -605,10 +659,12 @@ impl<F: Future<Output = Outcome>> Future for Metered<F> {
         if r.is_pending() {
             match m.blocked_on.load(Ordering::Relaxed) {
                 Meter::NONE => state(m, this.id, WasmState::Suspended, 0),
-                h if h == Hostcall::Sleep as u32 => {
+                h if h == Hostcall::Sleep as u32 || h == Hostcall::PollOneoff as u32 => {
                     state(m, this.id, WasmState::Sleeping, m.sleep_ns.load(Ordering::Relaxed))
                 }
-                h if h == Hostcall::Yield as u32 => state(m, this.id, WasmState::Suspended, 0),
+                h if h == Hostcall::Yield as u32 || h == Hostcall::SchedYield as u32 => {
+                    state(m, this.id, WasmState::Suspended, 0)
+                }
                 h => state(m, this.id, WasmState::Blocked, u64::from(h)),
             }
         } else {

@@ -7,6 +7,7 @@
 //! - `cpu`: ISA features from CPUID, so a `.cwasm` that needs more is refused.
 //! - `instance`: one instance per task, fuel-sliced, limited, traced.
 //! - `host`: the `lucid` import module; `channel`: capabilities between instances.
+//! - `wasi`: WASI preview 1 (`wasi_snapshot_preview1`) for ordinary programs.
 
 #[cfg(not(feature = "ktest"))]
 pub mod bench;
@@ -18,6 +19,7 @@ pub(crate) mod host;
 mod instance;
 pub mod platform;
 mod stacks;
+pub mod wasi;
 
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -170,6 +172,7 @@ pub fn init(bytes: &'static [u8]) -> Result<&'static Runtime, InitError> {
     let engine = engine()?;
     let mut linker = Linker::new(&engine);
     host::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
+    wasi::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
     let mut guests = Vec::with_capacity(bundle.len());
     for entry in bundle.entries() {
         // SAFETY: the image comes from the boot bundle, built by our precompiler

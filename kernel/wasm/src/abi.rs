@@ -68,6 +68,85 @@ hostcalls! {
     Spawn = 7, "spawn";
     /// `exit(code: i32)`: end this instance with an exit code.
     Exit = 8, "exit";
+    /// WASI `args_get` (the functions from here on are imported from
+    /// [`crate::wasi::MODULE`]; see [`Hostcall::module`]).
+    ArgsGet = 9, "args_get";
+    /// WASI `args_sizes_get`.
+    ArgsSizesGet = 10, "args_sizes_get";
+    /// WASI `environ_get`.
+    EnvironGet = 11, "environ_get";
+    /// WASI `environ_sizes_get`.
+    EnvironSizesGet = 12, "environ_sizes_get";
+    /// WASI `clock_res_get`.
+    ClockResGet = 13, "clock_res_get";
+    /// WASI `clock_time_get`.
+    ClockTimeGet = 14, "clock_time_get";
+    /// WASI `fd_write` (stdout and stderr: lines to the kernel log and trace).
+    FdWrite = 15, "fd_write";
+    /// WASI `fd_read` (stdin is at its end).
+    FdRead = 16, "fd_read";
+    /// WASI `fd_fdstat_get`.
+    FdFdstatGet = 17, "fd_fdstat_get";
+    /// WASI `fd_close`.
+    FdClose = 18, "fd_close";
+    /// WASI `fd_seek` (stdio is not seekable).
+    FdSeek = 19, "fd_seek";
+    /// WASI `fd_prestat_get` (there are no preopened directories).
+    FdPrestatGet = 20, "fd_prestat_get";
+    /// WASI `fd_prestat_dir_name`.
+    FdPrestatDirName = 21, "fd_prestat_dir_name";
+    /// WASI `poll_oneoff` (clock subscriptions suspend the task).
+    PollOneoff = 22, "poll_oneoff";
+    /// WASI `sched_yield`.
+    SchedYield = 23, "sched_yield";
+    /// WASI `random_get`.
+    RandomGet = 24, "random_get";
+    /// WASI `proc_exit`.
+    ProcExit = 25, "proc_exit";
+    /// Any other WASI function (each returns `ENOSYS`).
+    WasiUnsupported = 26, "wasi_unsupported";
+}
+
+impl Hostcall {
+    /// The first WASI function's number.
+    const FIRST_WASI: u32 = Hostcall::ArgsGet as u32;
+
+    /// The import module that offers it: [`MODULE`] or [`crate::wasi::MODULE`].
+    #[must_use]
+    pub const fn module(self) -> &'static str {
+        if (self as u32) < Self::FIRST_WASI {
+            MODULE
+        } else {
+            crate::wasi::MODULE
+        }
+    }
+
+    /// A `lucid` import's parameter and result types (`i` = i32, `I` = i64), as
+    /// documented on each variant; `None` for the WASI functions (see
+    /// [`crate::wasi::signature`]).
+    #[must_use]
+    pub const fn lucid_signature(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Self::Log => ("iii", ""),
+            Self::Now => ("", "I"),
+            Self::Sleep => ("I", ""),
+            Self::Yield => ("", ""),
+            Self::ChanCreate => ("", "i"),
+            Self::ChanSend | Self::ChanRecv => ("iii", "i"),
+            Self::Spawn => ("ii", "I"),
+            Self::Exit => ("i", ""),
+            _ => return None,
+        })
+    }
+
+    /// The `lucid` import called `name`.
+    #[must_use]
+    pub fn lucid(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|h| h.module() == MODULE && h.name() == name)
+    }
 }
 
 /// Result of `chan_create`, `chan_send` or `spawn` when the instance tree's
@@ -185,6 +264,18 @@ mod tests {
             assert_eq!(TrapCode::from_u32(t as u32), Some(t));
         }
         assert_eq!(Hostcall::from_u32(Hostcall::ALL.len() as u32), None);
+        assert_eq!(Hostcall::lucid("exit"), Some(Hostcall::Exit));
+        assert_eq!(
+            Hostcall::lucid("fd_write"),
+            None,
+            "a WASI function is not a lucid import"
+        );
+        for h in Hostcall::ALL.iter().filter(|h| h.module() == crate::wasi::MODULE) {
+            assert!(
+                *h == Hostcall::WasiUnsupported || crate::wasi::signature(h.name()).is_some(),
+                "{h:?} is not a WASI function"
+            );
+        }
         assert_eq!(TrapCode::from_u32(TrapCode::ALL.len() as u32), None);
     }
 

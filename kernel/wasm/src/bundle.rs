@@ -5,8 +5,10 @@
 //! fingerprint: u64, wasmtime: [u8; 16]`, then `count` 128-byte entries (see
 //! [`GuestEntry`]; names NUL padded, then the kernel memory budget as a `u64`
 //! (0 in bundles written before it existed = [`DEFAULT_KERNEL_MEMORY_BUDGET`]),
-//! then 16 reserved zero bytes), then the
-//! `.cwasm` images, each at a 16-byte-aligned offset from the bundle start.
+//! then the offset and length of its argument blob as two `u64`s (0 and 0: no
+//! arguments, see [`crate::wasi::Args`]), then the
+//! `.cwasm` images and the argument blobs, each at a 16-byte-aligned offset from
+//! the bundle start.
 
 use core::{fmt, str};
 
@@ -43,6 +45,11 @@ pub enum BundleError {
         /// Index of the entry.
         index: usize,
     },
+    /// An argument blob is malformed.
+    BadArgs {
+        /// Index of the entry.
+        index: usize,
+    },
     /// Built by another wasmtime version or with another engine Config.
     OtherEngine {
         /// The precompiler's wasmtime version.
@@ -59,6 +66,7 @@ impl fmt::Display for BundleError {
             Self::UnsupportedVersion(v) => write!(f, "wasm bundle format {v} is not supported (expected {VERSION})"),
             Self::Truncated => write!(f, "wasm bundle is truncated"),
             Self::BadName { index } => write!(f, "wasm bundle entry {index} has a name that is not UTF-8"),
+            Self::BadArgs { index } => write!(f, "wasm bundle entry {index} has malformed arguments"),
             Self::OtherEngine {
                 wasmtime,
                 fingerprint: theirs,
@@ -94,6 +102,9 @@ pub struct GuestEntry<'a> {
     pub kernel_memory_budget: u64,
     /// Started at boot.
     pub autostart: bool,
+    /// Its WASI arguments and environment (a [`crate::wasi::Args`] blob; empty:
+    /// none).
+    pub args: &'a [u8],
     /// The `.cwasm` image.
     pub cwasm: &'a [u8],
 }
@@ -184,6 +195,13 @@ impl<'a> Bundle<'a> {
             .checked_add(len)
             .and_then(|end| self.bytes.get(offset..end))
             .ok_or(BundleError::Truncated)?;
+        let args_at = usize::try_from(u64_at(raw, at + 48)).map_err(|_| BundleError::Truncated)?;
+        let args_len = usize::try_from(u64_at(raw, at + 56)).map_err(|_| BundleError::Truncated)?;
+        let args = args_at
+            .checked_add(args_len)
+            .and_then(|end| self.bytes.get(args_at..end))
+            .ok_or(BundleError::Truncated)?;
+        crate::wasi::Args::parse(args).map_err(|_| BundleError::BadArgs { index })?;
         Ok(GuestEntry {
             name,
             entry,
@@ -191,6 +209,7 @@ impl<'a> Bundle<'a> {
             fuel_budget: u64_at(raw, at + 8),
             max_memory_pages: u32_at(raw, at + 16),
             autostart: u32_at(raw, at + 20) & FLAG_AUTOSTART != 0,
+            args,
             kernel_memory_budget: match u64_at(raw, at + 40) {
                 0 => DEFAULT_KERNEL_MEMORY_BUDGET,
                 n => n,
@@ -228,12 +247,18 @@ pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::s
         out.extend_from_slice(&(offset as u64).to_le_bytes());
         out.extend_from_slice(&(e.cwasm.len() as u64).to_le_bytes());
         out.extend_from_slice(&e.kernel_memory_budget.to_le_bytes());
-        out.extend_from_slice(&[0; 16]);
+        let args_at = (offset + e.cwasm.len()).next_multiple_of(DATA_ALIGN);
+        let args_at = if e.args.is_empty() { 0 } else { args_at };
+        out.extend_from_slice(&(args_at as u64).to_le_bytes());
+        out.extend_from_slice(&(e.args.len() as u64).to_le_bytes());
         offset = (offset + e.cwasm.len()).next_multiple_of(DATA_ALIGN);
+        offset = (offset + e.args.len()).next_multiple_of(DATA_ALIGN);
     }
     for e in entries {
         out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
         out.extend_from_slice(e.cwasm);
+        out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
+        out.extend_from_slice(e.args);
     }
     Ok(out)
 }
@@ -275,6 +300,7 @@ mod tests {
             max_memory_pages: 4,
             kernel_memory_budget: 0,
             autostart: true,
+            args: b"",
             cwasm: b"abc",
         };
         let b = GuestEntry {
@@ -282,6 +308,7 @@ mod tests {
             autostart: false,
             fuel_budget: 7,
             kernel_memory_budget: 4096,
+            args: b"\x02\0\0\0\0\0\0\0pong\0-v\0",
             cwasm: b"0123456789abcdefXYZ",
             ..a
         };
@@ -307,6 +334,9 @@ mod tests {
             "0 means the default"
         );
         assert_eq!(all[1].kernel_memory_budget, 4096);
+        assert_eq!(all[0].args, b"");
+        let args = crate::wasi::Args::parse(all[1].args).expect("args");
+        assert_eq!(args.arg_strs().collect::<Vec<_>>(), ["pong", "-v"]);
     }
 
     #[test]
@@ -349,9 +379,18 @@ mod tests {
             max_memory_pages: 1,
             kernel_memory_budget: 0,
             autostart: false,
+            args: b"",
             cwasm: b"",
         };
         assert!(write(&[e]).unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn malformed_args_are_refused() {
+        let mut bytes = sample();
+        let end = bytes.len();
+        bytes[end - 1] = b'x';
+        assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::BadArgs { index: 1 });
     }
 
     fn err_text(bytes: &[u8]) -> String {

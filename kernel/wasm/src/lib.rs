@@ -8,7 +8,9 @@ extern crate alloc;
 pub mod abi;
 pub mod bundle;
 pub mod config;
+pub mod demangle;
 pub mod text;
+pub mod wasi;
 
 pub use bundle::{Bundle, BundleError, DEFAULT_KERNEL_MEMORY_BUDGET, GuestEntry};
 pub use config::{ASYNC_STACK_SIZE, MAX_WASM_STACK, TARGET, configure, fingerprint};

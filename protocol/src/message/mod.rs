@@ -250,4 +250,7 @@ table::messages! {
     WaitBegin(WaitBegin) = extended(13, Postcard), "wait_begin";
     /// A task's wait on a resource ended.
     WaitEnd(WaitEnd) = extended(14, Postcard), "wait_end";
+    /// A wasm instance ended having written to stderr: its last lines (sent after
+    /// its final `WasmStateChanged`).
+    WasmStderrTail(WasmStderrTail<'a>) = extended(16, Postcard), "wasm_stderr_tail";
 }

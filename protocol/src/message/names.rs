@@ -4,8 +4,9 @@
 use std::borrow::Cow;
 
 /// Names of the wasm hostcall numbers in [`Message::WasmHostcalls`] (the kernel's
-/// `lucid` import module, in number order).
-pub const WASM_HOSTCALL_NAMES: [&str; 9] = [
+/// `lucid` import module, then the WASI preview 1 functions it implements and one
+/// number for every WASI function it does not, in number order).
+pub const WASM_HOSTCALL_NAMES: [&str; 27] = [
     "log",
     "now",
     "sleep",
@@ -15,6 +16,24 @@ pub const WASM_HOSTCALL_NAMES: [&str; 9] = [
     "chan_recv",
     "spawn",
     "exit",
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_write",
+    "fd_read",
+    "fd_fdstat_get",
+    "fd_close",
+    "fd_seek",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "poll_oneoff",
+    "sched_yield",
+    "random_get",
+    "proc_exit",
+    "wasi_unsupported",
 ];
 
 /// Names of the trap codes in [`WasmTrap::code`], in number order.

@@ -293,6 +293,15 @@ pub struct WasmTrap<'a> {
     pub reason: &'a str,
 }
 
+/// The last lines an ended wasm instance wrote to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmStderrTail<'a> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Its latest stderr lines, oldest first, `\n`-separated (no final newline).
+    pub lines: &'a str,
+}
+
 /// A task's contained panic: what it said and where it was raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPanicked<'a> {

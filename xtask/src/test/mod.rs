@@ -47,6 +47,10 @@ pub struct Args {
     /// (trace, console, metrics, link bench, wasm, panic, deadlock).
     #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
     scenario: Option<String>,
+    /// Run only the wasm guests' end-to-end checks (the demo's, and your own module
+    /// with `cargo xtask run --wasm`).
+    #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
+    wasm_only: bool,
     /// CPUs for the in-QEMU suite.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -102,6 +106,20 @@ pub fn main(args: Args) -> Result<()> {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
         metrics::end_to_end(&mut tally, &image);
+        return finish(&tally);
+    }
+    if args.wasm_only {
+        qemu_cmd::ensure_installed()?;
+        let image = artifacts::build(Variant::Normal)?;
+        for (name, scenario) in [
+            ("wasm", wasm::end_to_end as fn(&mut Tally, &BootImage) -> Result<()>),
+            ("wasm user module", wasm::user_module),
+        ] {
+            if let Err(e) = scenario(&mut tally, &image) {
+                eprintln!("error: {name} end to end: {e:#}");
+                tally.record(&format!("{name} end to end runs to completion"), false);
+            }
+        }
         return finish(&tally);
     }
     let everything = args.ktest.is_none();
@@ -186,7 +204,7 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -199,6 +217,7 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
             Ok(())
         }),
         ("wasm", wasm::end_to_end),
+        ("wasm user module", wasm::user_module),
         ("panic", panic::end_to_end),
         ("deadlock", deadlock::end_to_end),
     ];

@@ -34,6 +34,106 @@ pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
     Ok(())
 }
 
+/// Your own module with one flag: a Rust program compiled here with the wasm32-wasi
+/// toolchain runs under `cargo xtask run --headless --duration 15 --wasm 'prog.wasm
+/// a b'`, its stdout lines are in the COM1 log and `lucid stats --json` on the
+/// recording shows the instance with its exit code; a module importing what Lucid
+/// does not offer is refused before boot, naming the import.
+pub fn user_module(tally: &mut Tally, _image: &BootImage) -> Result<()> {
+    println!("wasm user module: cargo xtask run --wasm 'prog.wasm a b', and a refused module");
+    let dir = artifacts::target_dir().join("freestanding").join("wasm-user");
+    std::fs::create_dir_all(&dir)?;
+    let src = dir.join("prog.rs");
+    std::fs::write(
+        &src,
+        "fn main() {\n    let args: Vec<String> = std::env::args().skip(1).collect();\n    \
+         println!(\"user prog: args {:?}\", args);\n    println!(\"user prog: second line\");\n    \
+         eprintln!(\"user prog: exiting with {}\", args.len() + 3);\n    \
+         std::process::exit(args.len() as i32 + 3);\n}\n",
+    )?;
+    let prog = dir.join("prog.wasm");
+    crate::guest_toolchain::compile_rust_program(&src, &prog)?;
+    let bad = dir.join("bad.wat");
+    std::fs::write(
+        &bad,
+        r#"(module (import "env" "open_file" (func)) (func (export "_start")))"#,
+    )?;
+
+    let xtask_run = |extra: &[&str]| -> Result<std::process::Output> {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(process::workspace_root())
+            .args(["xtask", "run", "--headless"])
+            .args(extra);
+        process::show(&cmd);
+        cmd.output().context("run cargo xtask run")
+    };
+    let refused = xtask_run(&["--duration", "5", "--wasm", &bad.display().to_string()])?;
+    let refusal = String::from_utf8_lossy(&refused.stderr).into_owned();
+    let recording = dir.join("user.lucid");
+    let _ = std::fs::remove_file(&recording);
+    let spec = format!("{} a b", prog.display());
+    let ran = xtask_run(&[
+        "--duration",
+        "15",
+        "--record",
+        &recording.display().to_string(),
+        "--wasm",
+        &spec,
+    ])?;
+    let com1 = String::from_utf8_lossy(&ran.stdout).into_owned();
+    let lines: Vec<&str> = com1.lines().filter(|l| l.contains("stdout: user prog:")).collect();
+    let stats = super::boot_record::stats_json(&super::boot_record::Recorded {
+        lucid: super::console_binary()?,
+        recording,
+        kernel_survived: true,
+    })?;
+    let states: Vec<String> = stats["wasm"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter(|w| w["module"] == "prog")
+                .map(|w| {
+                    format!(
+                        "{} / stderr {:?}",
+                        w["state"].as_str().unwrap_or(""),
+                        w["stderr_tail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    record_checks(
+        tally,
+        "wasm user module",
+        [
+            (
+                "a module importing what Lucid does not offer is refused before boot, naming the import",
+                !refused.status.success() && refusal.contains("imports env.open_file, which Lucid does not offer"),
+                format!("status {}; stderr tail: {}", refused.status, tail(&refusal)),
+            ),
+            (
+                "the program's stdout lines are in the COM1 log, with its arguments",
+                ran.status.success()
+                    && lines.len() == 2
+                    && lines[0].contains("prog#")
+                    && lines[0].contains(r#"args ["a", "b"]"#),
+                format!("status {}; lines {lines:?}", ran.status),
+            ),
+            (
+                "lucid stats --json shows the instance with its exit code and last stderr line",
+                states == [r#"exited(5) / stderr "user prog: exiting with 5""#],
+                format!("prog instances: {states:?}"),
+            ),
+        ],
+    );
+    Ok(())
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("at ")).collect();
+    lines[lines.len().saturating_sub(4)..].join(" | ")
+}
+
 /// `lucid profile` and `lucid export` on the demo's recording: the CPU-bound guest
 /// is the top busy task, and the Perfetto file has one CPU-track slice per poll.
 fn profile_and_export_checks(lucid: &Path, recording: &Path) -> Result<[(&'static str, bool, String); 2]> {
