@@ -7,6 +7,9 @@
 //! - `burst:N`: N tasks (ping-pong pairs, yielders and sleepers spread over every CPU),
 //!   then a final flush of the trace and QEMU exits (end-to-end tests).
 //! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
+//! - `steady:SECS`: a fixed set of tasks that yield and sleep for SECS seconds and
+//!   spawn nothing, so the kernel heap stays level (checks that measure the heap),
+//!   then the same ending.
 //! - `panic`: the demo, plus a task that panics every few seconds (in turn a
 //!   `panic!`, an `unwrap` on `None` and an out-of-bounds index); each panic ends
 //!   only its task and the kernel stays up.
@@ -59,9 +62,14 @@ pub fn start(cmdline: &str) {
                     soak(Duration::from_secs(secs)).await;
                     trace::drain::finish_and_exit();
                 });
+            } else if let Some(secs) = spec.strip_prefix("steady:").and_then(|n| n.parse().ok()) {
+                rt.builder().name("steady").spawn(async move {
+                    steady(Duration::from_secs(secs)).await;
+                    trace::drain::finish_and_exit();
+                });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, panic, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, panic, none, wasm-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
                 );
             }
         }
@@ -165,6 +173,22 @@ async fn soak(length: Duration) {
         burst(64).await;
         sched::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Two tasks per CPU that yield in rounds and sleep between them, for `length`.
+async fn steady(length: Duration) {
+    let rt = sched::runtime();
+    for i in 0..2 * cpus() as u64 {
+        rt.builder().name("steady").spawn(async move {
+            loop {
+                for _ in 0..5 {
+                    yield_now().await;
+                }
+                sched::sleep(Duration::from_millis(5 + i % 3)).await;
+            }
+        });
+    }
+    sched::sleep(length).await;
 }
 
 /// The never-ending demo.

@@ -23,6 +23,23 @@ const PERIOD: Duration = Duration::from_millis(2);
 /// Loss reports at most this often.
 const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
 
+/// Longest host frame (delimiter included) the drain accepts. Host commands are a
+/// few bytes plus a level filter's target; a longer run of bytes without a delimiter
+/// is discarded.
+const MAX_HOST_FRAME: usize = 1024;
+/// Host bytes the drain holds while splitting them into frames, allocated once.
+const HOST_BUFFER: usize = 4 * 1024;
+
+/// Most kernel heap that host input can hold, in bytes: the virtio-serial driver's
+/// receive buffer ([`virtio_serial::RX_KEEP`], allocated at probe), the drain's
+/// [`HOST_BUFFER`] and one frame being decoded (allocated once), and the level-filter
+/// table ([`super::subscriber::FILTER_TABLE_HEAP_BOUND`]). Nothing else a host sends
+/// is kept: snapshot requests are merged into one pending flag, pause and resume are
+/// flags. A snapshot answer is sized by the live tasks and instances, not by the
+/// requests, and at most one is built per drain pass.
+pub const HOST_INPUT_HEAP_BOUND: usize =
+    virtio_serial::RX_KEEP + HOST_BUFFER + MAX_HOST_FRAME + super::subscriber::FILTER_TABLE_HEAP_BOUND;
+
 /// Where the stream goes.
 pub enum TraceOutput {
     /// The `lucid.trace` virtio-serial port.
@@ -56,10 +73,10 @@ impl TraceOutput {
         }
     }
 
-    /// Bytes the host sent since the last call.
-    fn read(&mut self, out: &mut Vec<u8>) {
+    /// Up to `max` bytes the host sent since the last call.
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) {
         if let TraceOutput::Virtio(dev) = self {
-            dev.read(out);
+            dev.read(out, max);
         }
     }
 
@@ -85,6 +102,14 @@ struct Batch {
     frames: Vec<(&'static Producer, u32, usize)>,
 }
 
+/// Level filters one pass over host input applied and refused (logged once per pass).
+#[derive(Default)]
+struct FilterTally {
+    applied: u32,
+    refused: u32,
+    reason: Option<super::subscriber::FilterRefused>,
+}
+
 /// The drain task's state.
 pub struct Drain {
     output: TraceOutput,
@@ -95,8 +120,13 @@ pub struct Drain {
     connected: bool,
     /// The host asked to pause: frames are dropped (and counted) until it resumes.
     paused: bool,
-    /// Host bytes not yet split into frames.
+    /// Host bytes not yet split into frames (at most [`HOST_BUFFER`]).
     host_bytes: Vec<u8>,
+    /// The host frame being decoded (at most [`MAX_HOST_FRAME`]).
+    host_frame: Vec<u8>,
+    /// The newest snapshot request not yet answered: requests that arrive before the
+    /// answer is built are merged into it, so a flood of requests costs one answer.
+    snapshot_request: Option<u64>,
     last_loss_report: u64,
     last_heartbeat: u64,
 }
@@ -126,7 +156,9 @@ impl Drain {
             control_scratch,
             connected: false,
             paused: false,
-            host_bytes: Vec::new(),
+            host_bytes: Vec::with_capacity(HOST_BUFFER),
+            host_frame: Vec::with_capacity(MAX_HOST_FRAME),
+            snapshot_request: None,
             last_loss_report: 0,
             last_heartbeat: 0,
         }
@@ -166,14 +198,24 @@ impl Drain {
         super::subscriber::for_each_callsite(|m| self.control(m));
     }
 
-    /// Applies what the host asked for: level filter, pause and resume. Host frames
-    /// are COBS frames like the kernel's; damaged ones are ignored.
+    /// Applies what the host asked for: level filter, pause and resume; notes a
+    /// snapshot request for [`Self::pump`] to answer. Host frames are COBS frames like
+    /// the kernel's; damaged ones are ignored. Reads at most what [`HOST_BUFFER`]
+    /// holds per call: the rest waits in the driver, and behind it in QEMU.
     fn host_commands(&mut self) {
-        self.output.read(&mut self.host_bytes);
-        while let Some(end) = self.host_bytes.iter().position(|&b| b == 0) {
-            let mut frame: Vec<u8> = self.host_bytes.drain(..=end).collect();
-            frame.pop();
-            let Ok(frame) = proto::decode_frame(&mut frame) else {
+        let room = HOST_BUFFER - self.host_bytes.len();
+        self.output.read(&mut self.host_bytes, room);
+        let mut filters = FilterTally::default();
+        let mut consumed = 0;
+        while let Some(len) = self.host_bytes[consumed..].iter().position(|&b| b == 0) {
+            let frame = &self.host_bytes[consumed..consumed + len];
+            consumed += len + 1;
+            if frame.len() >= MAX_HOST_FRAME {
+                continue;
+            }
+            self.host_frame.clear();
+            self.host_frame.extend_from_slice(frame);
+            let Ok(frame) = proto::decode_frame(&mut self.host_frame) else {
                 continue;
             };
             if frame.stream.ring != Ring::Host {
@@ -194,17 +236,36 @@ impl Drain {
                             proto::LevelFilter::Off => None,
                             proto::LevelFilter::Level(l) => Some(l),
                         };
-                        super::subscriber::set_filter(f.target, level);
-                        log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
+                        match super::subscriber::set_filter(f.target, level) {
+                            Ok(()) => {
+                                filters.applied += 1;
+                                if filters.applied == 1 {
+                                    log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
+                                }
+                            }
+                            Err(e) => {
+                                filters.refused += 1;
+                                filters.reason = Some(e);
+                            }
+                        }
                     }
-                    Message::RequestSnapshot { request } => self.snapshot(request),
+                    Message::RequestSnapshot { request } => self.snapshot_request = Some(request),
                     _ => {}
                 }
             }
         }
-        // A host that sends bytes without delimiters cannot grow this without bound.
-        if self.host_bytes.len() > 64 * 1024 {
+        self.host_bytes.drain(..consumed);
+        // A frame longer than any command can hold the buffer no longer.
+        if self.host_bytes.len() >= MAX_HOST_FRAME && !self.host_bytes.contains(&0) {
             self.host_bytes.clear();
+        }
+        // One line per pass, however many filters arrived: a flood of filters must
+        // not become a flood of log lines.
+        if filters.applied > 1 {
+            log::info!("trace: {} level filters applied", filters.applied);
+        }
+        if let Some(reason) = filters.reason {
+            log::warn!("trace: {} level filters refused: {reason}", filters.refused);
         }
     }
 
@@ -299,17 +360,24 @@ impl Drain {
         let was_connected = self.connected;
         self.connected = self.output.connected();
         if self.connected != was_connected {
-            log::info!(
-                "trace: host {}",
-                if self.connected { "connected" } else { "disconnected" }
-            );
+            if self.connected {
+                log::info!(
+                    "trace: host connected (host input holds at most {HOST_INPUT_HEAP_BOUND} bytes of kernel heap)"
+                );
+            } else {
+                log::info!("trace: host disconnected");
+            }
         }
         if self.connected && !was_connected {
             self.paused = false;
             self.host_bytes.clear();
+            self.snapshot_request = None;
             self.hello();
         }
         self.host_commands();
+        if let Some(request) = self.snapshot_request.take() {
+            self.snapshot(request);
+        }
         let mut moved = 0;
         for producers in cpus() {
             for producer in [&producers.task, &producers.irq] {
@@ -351,6 +419,12 @@ impl Drain {
                 self.control(&Message::Heartbeat);
                 self.event_counts();
                 self.last_heartbeat = now;
+                log::info!(
+                    target: "lucid_kernel::heap",
+                    "heap: {} bytes in use, {} bytes mapped",
+                    crate::mem::heap::in_use_bytes(),
+                    crate::mem::heap::mapped_bytes()
+                );
             }
             self.seal_control();
         }

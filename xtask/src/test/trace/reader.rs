@@ -35,6 +35,10 @@ pub struct Observed {
     /// Last `EventCounts` per (cpu, ring): (produced, dropped).
     pub counts: HashMap<(u32, u8), (u64, u64)>,
     pub heartbeats: u64,
+    /// Task polls begun (`PollStart`): task events, as opposed to the drain's own.
+    pub polls: u64,
+    /// Snapshot answers begun (`SnapshotBegin`).
+    pub snapshots: u64,
     /// The first text value of each trace event (a log line's message).
     pub trace_texts: Vec<String>,
     pub gaps: u64,
@@ -47,7 +51,7 @@ fn key(stream: StreamId) -> (u32, u8) {
 }
 
 impl Observed {
-    fn item(&mut self, item: Item<'_>) {
+    pub(super) fn item(&mut self, item: Item<'_>) {
         match item {
             Item::Event { stream, event, .. } => {
                 self.events += 1;
@@ -67,7 +71,9 @@ impl Observed {
                     Message::TaskCompleted { task, .. } => {
                         self.completed.insert(task.get());
                     }
+                    Message::SnapshotBegin { .. } => self.snapshots += 1,
                     Message::PollStart { task } => {
+                        self.polls += 1;
                         self.cpus_with_polls.insert(stream.cpu);
                         if let Some(open) = self.open_polls.insert(k, task) {
                             self.poll_mismatches.push(format!(
@@ -141,7 +147,7 @@ impl Observed {
 }
 
 /// How long one run may take before it counts as hung.
-const TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A stall of the reader: after `after` of reading, read nothing for `length`.
 #[derive(Clone, Copy, Debug)]
