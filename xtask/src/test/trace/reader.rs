@@ -39,6 +39,16 @@ pub struct Observed {
     pub polls: u64,
     /// Snapshot answers begun (`SnapshotBegin`).
     pub snapshots: u64,
+    /// The timestamp of the newest `Loss` report so far.
+    pub last_loss_ts: Option<u64>,
+    /// Task polls stamped after this kernel time are counted in `polls_after_mark`.
+    pub poll_mark: Option<u64>,
+    /// Set `poll_mark` to the timestamp of the next `Loss` report.
+    pub mark_at_next_loss: bool,
+    /// Task polls stamped after `poll_mark`: with the mark at a loss report, events
+    /// the kernel produced after it had been dropping (the drain drops whole frames,
+    /// so none of these were made earlier and held back).
+    pub polls_after_mark: u64,
     /// The first text value of each trace event (a log line's message).
     pub trace_texts: Vec<String>,
     pub gaps: u64,
@@ -74,6 +84,9 @@ impl Observed {
                     Message::SnapshotBegin { .. } => self.snapshots += 1,
                     Message::PollStart { task } => {
                         self.polls += 1;
+                        if self.poll_mark.is_some_and(|mark| event.ts > mark) {
+                            self.polls_after_mark += 1;
+                        }
                         self.cpus_with_polls.insert(stream.cpu);
                         if let Some(open) = self.open_polls.insert(k, task) {
                             self.poll_mismatches.push(format!(
@@ -90,6 +103,11 @@ impl Observed {
                     },
                     Message::Loss { cpu, ring, count } => {
                         *self.lost.entry((cpu, ring.to_bits())).or_default() += count;
+                        self.last_loss_ts = Some(event.ts);
+                        if self.mark_at_next_loss {
+                            self.mark_at_next_loss = false;
+                            self.poll_mark = Some(event.ts);
+                        }
                     }
                     Message::EventCounts {
                         cpu,
@@ -188,9 +206,12 @@ pub fn run(
             let n = host.finish(&mut wire).context("seal a host command")?;
             std::io::Write::write_all(&mut stream, &wire[..n]).context("send a host command")?;
             sent += 1;
-            // Heartbeats after the last command show the kernel kept (or resumed) sending.
+            // Heartbeats after the last command show the kernel kept (or resumed)
+            // sending; task polls stamped after the last loss report before it show
+            // that it delivers events it produced afterwards.
             if sent == commands.len() {
                 stalled = true;
+                seen.poll_mark = seen.last_loss_ts;
             }
         }
         if start.elapsed() > TIMEOUT {
@@ -204,6 +225,9 @@ pub fn run(
             eprintln!("reader: stalling for {:?}", s.length);
             std::thread::sleep(s.length);
             stalled = true;
+            // The first loss report after the stall is stamped after the kernel
+            // began dropping: task polls stamped later were made after the stall.
+            seen.mark_at_next_loss = true;
         }
         match stream.read(&mut buf) {
             Ok(0) => break,
