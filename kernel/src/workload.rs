@@ -10,6 +10,10 @@
 //! - `steady:SECS`: a fixed set of tasks that yield and sleep for SECS seconds and
 //!   spawn nothing, so the kernel heap stays level (checks that measure the heap),
 //!   then the same ending.
+//! - `hostile`: the demo, plus after 1 s guests that ignore the kernel's refusals
+//!   (`hostile_pin`, `hostile_storm`, `hostile_log`) and one that forges a handle
+//!   (`t_forge_handle`): the kernel kills or traps each with a named reason while
+//!   the demo runs on.
 //! - `panic`: the demo, plus a task that panics every few seconds (in turn a
 //!   `panic!`, an `unwrap` on `None` and an out-of-bounds index); each panic ends
 //!   only its task and the kernel stays up.
@@ -34,6 +38,10 @@ pub fn start(cmdline: &str) {
         "panic" => {
             start_demo();
             rt.builder().name("panicker").spawn(panicker());
+        }
+        "hostile" => {
+            start_demo();
+            rt.builder().name("hostile").spawn(hostile());
         }
         "none" => {}
         "wasm-bench" => {
@@ -69,7 +77,7 @@ pub fn start(cmdline: &str) {
                 });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, panic, none, wasm-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, hostile, panic, none, wasm-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
                 );
             }
         }
@@ -83,6 +91,29 @@ fn start_demo() {
         // Not inside the macro: `log` skips its arguments below the level.
         let started = wasm.autostart();
         log::info!("wasm: {started} guest instances started");
+    }
+}
+
+/// Starts the hostile guests after 1 s (so a console that connects at boot sees
+/// them from the start) and logs how each ended.
+async fn hostile() {
+    sched::sleep(Duration::from_secs(1)).await;
+    let Some(wasm) = crate::wasm::runtime() else {
+        log::warn!("hostile: no wasm runtime");
+        return;
+    };
+    let rt = sched::runtime();
+    for name in ["hostile_pin", "hostile_storm", "hostile_log", "t_forge_handle"] {
+        match wasm.spawn(name) {
+            Ok((id, ended)) => {
+                rt.builder().name("hostile-watch").spawn(async move {
+                    if let Ok(outcome) = ended.await {
+                        log::info!("hostile: {name}#{id} ended: {outcome:?}");
+                    }
+                });
+            }
+            Err(e) => log::warn!("hostile: {name} not started: {e}"),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod abi;
 pub mod bundle;
 pub mod config;
+pub mod strikes;
 pub mod text;
 
 pub use bundle::{Bundle, BundleError, DEFAULT_KERNEL_MEMORY_BUDGET, GuestEntry};

@@ -12,6 +12,7 @@
 mod boot_record;
 mod console;
 mod host;
+mod hostile;
 mod ktest;
 mod link_bench;
 mod metrics;
@@ -174,7 +175,7 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -187,6 +188,7 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
             Ok(())
         }),
         ("wasm", wasm::end_to_end),
+        ("hostile", hostile::end_to_end),
         ("panic", panic::end_to_end),
     ];
     for (name, scenario) in scenarios {
