@@ -12,6 +12,7 @@ mod histogram;
 mod history;
 mod latency;
 mod log;
+mod loss;
 mod task;
 mod task_map;
 mod text;
@@ -39,6 +40,7 @@ pub use histogram::Histogram;
 pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
+pub use loss::LossOrigin;
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use text::Text;
@@ -192,6 +194,8 @@ pub struct State {
     pub wasm: BTreeMap<InstanceId, WasmInstance>,
     /// Sum of `Loss` reports.
     pub dropped_events: u64,
+    /// How much of [`State::dropped_events`] happened while no console was attached.
+    pub loss: LossOrigin,
     /// Frame-level health.
     pub health: StreamHealth,
     /// Smallest and largest timestamp seen.
@@ -543,6 +547,7 @@ impl State {
     fn apply_message(&mut self, cpu: u32, ts: u64, m: &Message<'_>) {
         match *m {
             Message::Hello(h) => {
+                self.loss.hello(self.dropped_events);
                 self.kernel = Some(KernelInfo {
                     version: (h.major, h.minor),
                     build_id: h.build_id.to_string(),
@@ -626,7 +631,18 @@ impl State {
                 if saturated {
                     self.saturated("dropped events (the sum of the kernel's Loss reports)");
                 }
+                self.loss.loss(count);
+                if self.loss.warn_once(self.dropped_events) {
+                    self.warn(Warning::new(
+                        WarningKind::SequenceGap,
+                        format!(
+                            "the kernel dropped events while this console was attached ({count} on cpu {cpu}): \
+                             the reader or the link did not keep up"
+                        ),
+                    ));
+                }
             }
+            Message::Heartbeat => self.loss.heartbeat(),
             Message::TaskSnapshot(s) => {
                 let name = self.texts.text(s.name);
                 let location = self.texts.location(s.location.file, s.location.line, s.location.column);

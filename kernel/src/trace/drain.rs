@@ -95,11 +95,17 @@ impl TraceOutput {
     }
 }
 
-/// A batch of bytes for one write, with the frames it holds (for loss accounting).
+/// A batch of bytes for one write, with what it carries that must be counted if it
+/// is not written: ring frames (their events are lost) and loss reports (their
+/// counts go back to be reported again). Control frames sit between ring frames, so
+/// each entry records where it ends in `bytes`.
 struct Batch {
     bytes: Vec<u8>,
-    /// Per frame: its producer, its events and its length in `bytes`.
+    /// Per ring frame: its producer, its events and its end in `bytes`.
     frames: Vec<(&'static Producer, u32, usize)>,
+    /// Per loss report: the producer, its count and the end in `bytes` of the control
+    /// frame that holds it.
+    losses: Vec<(&'static Producer, u64, usize)>,
 }
 
 /// Level filters one pass over host input applied and refused (logged once per pass).
@@ -118,6 +124,11 @@ pub struct Drain {
     control: FrameEncoder<Box<[u8]>>,
     control_scratch: Vec<u8>,
     connected: bool,
+    /// Loss reports pushed into the open control frame, not yet in the batch.
+    unsealed_losses: Vec<(&'static Producer, u64)>,
+    /// Control messages that did not fit a control frame, not yet reported (as a
+    /// `Loss` on the control ring).
+    control_unreported: u64,
     /// The host asked to pause: frames are dropped (and counted) until it resumes.
     paused: bool,
     /// Host bytes not yet split into frames (at most [`HOST_BUFFER`]).
@@ -150,10 +161,13 @@ impl Drain {
             batch: Batch {
                 bytes: Vec::with_capacity(virtio_serial::TX_BUFFER),
                 frames: Vec::new(),
+                losses: Vec::new(),
             },
             scratch: vec![0u8; super::FRAME_BYTES * 2 + 64],
             control,
             control_scratch,
+            unsealed_losses: Vec::new(),
+            control_unreported: 0,
             connected: false,
             paused: false,
             host_bytes: Vec::with_capacity(HOST_BUFFER),
@@ -171,8 +185,11 @@ impl Drain {
     fn control_at(&mut self, ts: u64, msg: &Message<'_>) {
         if self.control.push(ts, msg).is_err() {
             self.seal_control();
-            // A control frame is far larger than any one control message.
-            let _ = self.control.push(ts, msg);
+            // A control frame is far larger than any control message the kernel
+            // makes; one that still does not fit is counted and reported as lost.
+            if self.control.push(ts, msg).is_err() {
+                self.control_unreported += 1;
+            }
         }
     }
 
@@ -181,6 +198,10 @@ impl Drain {
             && n > 0
         {
             self.batch.bytes.extend_from_slice(&self.control_scratch[..n]);
+        }
+        let end = self.batch.bytes.len();
+        for (producer, count) in self.unsealed_losses.drain(..) {
+            self.batch.losses.push((producer, count, end));
         }
     }
 
@@ -324,7 +345,7 @@ impl Drain {
     }
 
     /// Loss reports for what was dropped since the last report (only while a host
-    /// listens, so no report is itself lost unnoticed).
+    /// listens; a report that is then not written goes back to be reported again).
     fn report_losses(&mut self) {
         for (cpu, producers) in cpus().iter().enumerate() {
             for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
@@ -335,8 +356,17 @@ impl Drain {
                         ring,
                         count,
                     });
+                    self.unsealed_losses.push((producer, count));
                 }
             }
+        }
+        let control = core::mem::take(&mut self.control_unreported);
+        if control > 0 {
+            self.control(&Message::Loss {
+                cpu: 0,
+                ring: Ring::Control,
+                count: control,
+            });
         }
     }
 
@@ -372,7 +402,13 @@ impl Drain {
             self.paused = false;
             self.host_bytes.clear();
             self.snapshot_request = None;
+            // The attach burst: Hello, what was dropped while no host listened (or
+            // the stream was paused), then a heartbeat; a console counts the
+            // losses in it as predating the attachment.
             self.hello();
+            self.report_losses();
+            self.control(&Message::Heartbeat);
+            self.event_counts();
         }
         self.host_commands();
         if let Some(request) = self.snapshot_request.take() {
@@ -395,7 +431,7 @@ impl Drain {
                             return false;
                         }
                         batch.bytes.extend_from_slice(frame);
-                        batch.frames.push((producer, events, frame.len()));
+                        batch.frames.push((producer, events, batch.bytes.len()));
                         true
                     });
                     if full {
@@ -411,7 +447,9 @@ impl Drain {
         let now = arch::rdtsc();
         let hz = crate::time::tsc_hz().max(1);
         if self.connected {
-            if now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
+            // While paused, losses wait for the resume: a host that pauses, reads what
+            // is in flight and leaves takes every report with it.
+            if !self.paused && now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
                 self.report_losses();
                 self.last_loss_report = now;
             }
@@ -441,15 +479,20 @@ impl Drain {
                 Ok(n) => off += n,
                 Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
                 Err(WriteError::NotConnected) => {
-                    // Count every frame that did not go out whole.
-                    let mut end = 0;
-                    for &(producer, events, len) in &self.batch.frames {
-                        end += len;
+                    // Count every frame that did not go out whole, and report again
+                    // every loss whose report did not.
+                    for &(producer, events, end) in &self.batch.frames {
                         if end > off {
                             producer.drop_events(u64::from(events));
                         }
                     }
+                    for &(producer, count, end) in &self.batch.losses {
+                        if end > off {
+                            producer.unreported.fetch_add(count, Ordering::Relaxed);
+                        }
+                    }
                     self.batch.frames.clear();
+                    self.batch.losses.clear();
                     self.batch.bytes.clear();
                     self.connected = false;
                     return off;
@@ -457,6 +500,7 @@ impl Drain {
             }
         }
         self.batch.frames.clear();
+        self.batch.losses.clear();
         self.batch.bytes.clear();
         total
     }

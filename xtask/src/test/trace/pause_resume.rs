@@ -43,7 +43,7 @@ pub fn host_pauses_and_resumes(tally: &mut Tally, image: &BootImage) -> Result<(
             format!("{beats_after} heartbeats"),
         ),
         (
-            "task events produced after resume arrive (polls stamped after the last loss report of the pause)",
+            "task events produced after resume arrive (polls stamped after the last heartbeat of the pause)",
             seen.poll_mark.is_some() && seen.polls_after_mark > 0,
             format!("mark {:?}, {} polls after it", seen.poll_mark, seen.polls_after_mark),
         ),

@@ -39,15 +39,14 @@ pub struct Observed {
     pub polls: u64,
     /// Snapshot answers begun (`SnapshotBegin`).
     pub snapshots: u64,
-    /// The timestamp of the newest `Loss` report so far.
-    pub last_loss_ts: Option<u64>,
+    /// The timestamp of the newest `Heartbeat` so far.
+    pub last_heartbeat_ts: Option<u64>,
     /// Task polls stamped after this kernel time are counted in `polls_after_mark`.
     pub poll_mark: Option<u64>,
     /// Set `poll_mark` to the timestamp of the next `Loss` report.
     pub mark_at_next_loss: bool,
-    /// Task polls stamped after `poll_mark`: with the mark at a loss report, events
-    /// the kernel produced after it had been dropping (the drain drops whole frames,
-    /// so none of these were made earlier and held back).
+    /// Task polls stamped after `poll_mark`: with the mark at a heartbeat or loss
+    /// report sent while the kernel was dropping, events it produced afterwards.
     pub polls_after_mark: u64,
     /// The first text value of each trace event (a log line's message).
     pub trace_texts: Vec<String>,
@@ -103,7 +102,6 @@ impl Observed {
                     },
                     Message::Loss { cpu, ring, count } => {
                         *self.lost.entry((cpu, ring.to_bits())).or_default() += count;
-                        self.last_loss_ts = Some(event.ts);
                         if self.mark_at_next_loss {
                             self.mark_at_next_loss = false;
                             self.poll_mark = Some(event.ts);
@@ -117,7 +115,10 @@ impl Observed {
                     } => {
                         self.counts.insert((cpu, ring.to_bits()), (produced, dropped));
                     }
-                    Message::Heartbeat => self.heartbeats += 1,
+                    Message::Heartbeat => {
+                        self.heartbeats += 1;
+                        self.last_heartbeat_ts = Some(event.ts);
+                    }
                     Message::TraceEvent(e) => {
                         if let Some(lucid_protocol::Value::Str(text)) = e.values.iter().next() {
                             self.trace_texts.push(text.to_string());
@@ -207,11 +208,12 @@ pub fn run(
             std::io::Write::write_all(&mut stream, &wire[..n]).context("send a host command")?;
             sent += 1;
             // Heartbeats after the last command show the kernel kept (or resumed)
-            // sending; task polls stamped after the last loss report before it show
-            // that it delivers events it produced afterwards.
+            // sending; task polls stamped after the last heartbeat before it (sent
+            // while paused, when task events are dropped) show that it delivers
+            // events it produced afterwards.
             if sent == commands.len() {
                 stalled = true;
-                seen.poll_mark = seen.last_loss_ts;
+                seen.poll_mark = seen.last_heartbeat_ts;
             }
         }
         if start.elapsed() > TIMEOUT {
