@@ -26,7 +26,7 @@ pub fn duration_ns(ns: u64) -> String {
 }
 
 /// A wasm instance state with what it is about: `exited(3)`, `blocked(chan_recv)`,
-/// `sleeping(50ms)`, `trapped(unreachable)`, `killed(budget 400000000)`.
+/// `sleeping(50ms)`, `trapped(unreachable)`, `killed(memory)`.
 #[must_use]
 pub fn wasm_state(state: lucid_protocol::WasmState, detail: u64) -> String {
     use lucid_protocol::WasmState as S;
@@ -38,7 +38,11 @@ pub fn wasm_state(state: lucid_protocol::WasmState, detail: u64) -> String {
         S::Exited => format!("exited({})", detail as u32 as i32),
         S::Blocked => format!("blocked({})", lucid_protocol::wasm_hostcall_name(detail as u32)),
         S::Sleeping => format!("sleeping({})", duration_ns(detail)),
-        S::Killed => format!("killed(budget {detail})"),
+        S::Killed => match lucid_protocol::wasm_kill_reason_name(detail) {
+            Some(reason) => format!("killed({reason})"),
+            // An older kernel's detail: the fuel budget it was killed at.
+            None => format!("killed(budget {detail})"),
+        },
     }
 }
 
@@ -72,6 +76,16 @@ mod tests {
         assert_eq!(duration_ns(4_560_000), "4.56ms");
         assert_eq!(duration_ns(1_200_000_000), "1.20s");
         assert_eq!(duration_ns(250_000_000_000), "250s");
+    }
+
+    #[test]
+    fn a_killed_instance_names_its_reason() {
+        use lucid_protocol::WasmState;
+        assert_eq!(wasm_state(WasmState::Killed, 2), "killed(memory)");
+        assert_eq!(wasm_state(WasmState::Killed, 4), "killed(log)");
+        assert_eq!(wasm_state(WasmState::Killed, 0), "killed(cancelled)");
+        // An older kernel sent the fuel budget.
+        assert_eq!(wasm_state(WasmState::Killed, 100_000_000), "killed(budget 100000000)");
     }
 
     #[test]

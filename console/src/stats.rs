@@ -273,6 +273,10 @@ pub struct Summary {
     pub unknown_events: u64,
     /// Sum of the kernel's `Loss` reports.
     pub dropped_events: u64,
+    /// Of them, dropped while no console was attached (expected).
+    pub dropped_unattached: u64,
+    /// Of them, dropped while a console was attached (a warning).
+    pub dropped_attached: u64,
     /// Trace duration in seconds.
     pub duration_s: f64,
     /// Stream bytes decoded.
@@ -357,6 +361,8 @@ impl Summary {
             version_errors: s.health.version_errors,
             unknown_events: c.decoder.unknown_events,
             dropped_events: s.dropped_events,
+            dropped_unattached: s.loss.unattached,
+            dropped_attached: s.loss.attached(s.dropped_events),
             duration_s: s.duration_s(),
             bytes,
             bytes_per_event: if s.events == 0 {
@@ -429,6 +435,8 @@ impl Summary {
             version_errors,
             unknown_events,
             dropped_events,
+            dropped_unattached,
+            dropped_attached,
             bytes
         );
         // Both lists are the stream's panics oldest first: the window's are the tail.
@@ -551,6 +559,13 @@ impl Summary {
              {} dropped events",
             self.sequence_gaps, self.missing_frames, self.crc_errors, self.malformed_frames, self.dropped_events
         )?;
+        if self.dropped_unattached > 0 {
+            writeln!(
+                o,
+                "           of them {} while no console was attached (expected), {} while one was",
+                self.dropped_unattached, self.dropped_attached
+            )?;
+        }
         writeln!(o, "by kind")?;
         for (k, n) in self.events_by_kind.iter().filter(|(_, n)| **n > 0) {
             writeln!(o, "  {k:<24} {n:>10}")?;

@@ -7,6 +7,13 @@
 //! - `burst:N`: N tasks (ping-pong pairs, yielders and sleepers spread over every CPU),
 //!   then a final flush of the trace and QEMU exits (end-to-end tests).
 //! - `soak:SECS`: a steady stream of events for SECS seconds, then the same ending.
+//! - `steady:SECS`: a fixed set of tasks that yield and sleep for SECS seconds and
+//!   spawn nothing, so the kernel heap stays level (checks that measure the heap),
+//!   then the same ending.
+//! - `hostile`: the demo, plus after 1 s guests that ignore the kernel's refusals
+//!   (`hostile_pin`, `hostile_storm`, `hostile_log`) and one that forges a handle
+//!   (`t_forge_handle`): the kernel kills or traps each with a named reason while
+//!   the demo runs on.
 //! - `panic`: the demo, plus a task that panics every few seconds (in turn a
 //!   `panic!`, an `unwrap` on `None` and an out-of-bounds index); each panic ends
 //!   only its task and the kernel stays up.
@@ -41,6 +48,10 @@ pub fn start(cmdline: &str) {
             start_demo();
             rt.builder().name("doomed-rounds").spawn(deadlock::doomed_rounds());
         }
+        "hostile" => {
+            start_demo();
+            rt.builder().name("hostile").spawn(hostile());
+        }
         "none" => {}
         "wasm-bench" => {
             rt.builder().name("wasm-bench").spawn(async {
@@ -68,9 +79,14 @@ pub fn start(cmdline: &str) {
                     soak(Duration::from_secs(secs)).await;
                     trace::drain::finish_and_exit();
                 });
+            } else if let Some(secs) = spec.strip_prefix("steady:").and_then(|n| n.parse().ok()) {
+                rt.builder().name("steady").spawn(async move {
+                    steady(Duration::from_secs(secs)).await;
+                    trace::drain::finish_and_exit();
+                });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, panic, deadlock, none, wasm-bench, burst:N, soak:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, hostile, panic, deadlock, none, wasm-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
                 );
             }
         }
@@ -84,6 +100,29 @@ fn start_demo() {
         // Not inside the macro: `log` skips its arguments below the level.
         let started = wasm.autostart();
         log::info!("wasm: {started} guest instances started");
+    }
+}
+
+/// Starts the hostile guests after 1 s (so a console that connects at boot sees
+/// them from the start) and logs how each ended.
+async fn hostile() {
+    sched::sleep(Duration::from_secs(1)).await;
+    let Some(wasm) = crate::wasm::runtime() else {
+        log::warn!("hostile: no wasm runtime");
+        return;
+    };
+    let rt = sched::runtime();
+    for name in ["hostile_pin", "hostile_storm", "hostile_log", "t_forge_handle"] {
+        match wasm.spawn(name) {
+            Ok((id, ended)) => {
+                rt.builder().name("hostile-watch").spawn(async move {
+                    if let Ok(outcome) = ended.await {
+                        log::info!("hostile: {name}#{id} ended: {outcome:?}");
+                    }
+                });
+            }
+            Err(e) => log::warn!("hostile: {name} not started: {e}"),
+        }
     }
 }
 
@@ -174,6 +213,22 @@ async fn soak(length: Duration) {
         burst(64).await;
         sched::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Two tasks per CPU that yield in rounds and sleep between them, for `length`.
+async fn steady(length: Duration) {
+    let rt = sched::runtime();
+    for i in 0..2 * cpus() as u64 {
+        rt.builder().name("steady").spawn(async move {
+            loop {
+                for _ in 0..5 {
+                    yield_now().await;
+                }
+                sched::sleep(Duration::from_millis(5 + i % 3)).await;
+            }
+        });
+    }
+    sched::sleep(length).await;
 }
 
 /// The never-ending demo.

@@ -16,6 +16,7 @@ mod history;
 mod latency;
 mod limits;
 mod log;
+mod loss;
 mod resource;
 mod task;
 mod task_map;
@@ -50,6 +51,7 @@ pub use history::{BUCKETS_PER_LEVEL, BusyHistory, TASK_BUCKETS, TaskHistory};
 pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use limits::{MAX_BYTES_PER_BYTE, MAX_INSTANCES, MAX_TASKS, MAX_TRAP_CODES, OTHER_TRAP_CODES};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
+pub use loss::LossOrigin;
 pub use resource::{Deadlock, MAX_DEADLOCKS, MAX_RESOURCES, MAX_WAITS_PER_TASK, Resource, Resources, Wait};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
@@ -234,6 +236,8 @@ pub struct State {
     pub resources: Resources,
     /// Sum of `Loss` reports.
     pub dropped_events: u64,
+    /// How much of [`State::dropped_events`] happened while no console was attached.
+    pub loss: LossOrigin,
     /// Frame-level health.
     pub health: StreamHealth,
     /// Smallest and largest timestamp seen.
@@ -643,6 +647,7 @@ impl State {
     fn apply_message(&mut self, cpu: u32, ts: u64, m: &Message<'_>) {
         match *m {
             Message::Hello(h) => {
+                self.loss.hello(self.dropped_events);
                 self.kernel = Some(KernelInfo {
                     version: (h.major, h.minor),
                     build_id: h.build_id.to_string(),
@@ -727,7 +732,18 @@ impl State {
                 if saturated {
                     self.saturated("dropped events (the sum of the kernel's Loss reports)");
                 }
+                self.loss.loss(count);
+                if self.loss.warn_once(self.dropped_events) {
+                    self.warn(Warning::new(
+                        WarningKind::SequenceGap,
+                        format!(
+                            "the kernel dropped events while this console was attached ({count} on cpu {cpu}): \
+                             the reader or the link did not keep up"
+                        ),
+                    ));
+                }
             }
+            Message::Heartbeat => self.loss.heartbeat(),
             Message::TaskSnapshot(s) => {
                 let name = self.texts.text(s.name);
                 let location = self.texts.location(s.location.file, s.location.line, s.location.column);

@@ -25,6 +25,54 @@ fn merged(s: &mut State, items: &[Item<'_>]) {
 }
 
 #[test]
+fn loss_before_a_console_attached_is_told_apart_from_loss_while_attached() {
+    let hello = || {
+        Message::Hello(Hello {
+            major: 1,
+            minor: lucid_protocol::MINOR,
+            build_id: "k",
+            tsc_hz: 1_000_000_000,
+            cpus: 2,
+            boot_tsc: 0,
+        })
+    };
+    let loss = |count| Message::Loss {
+        cpu: 0,
+        ring: Ring::Task,
+        count,
+    };
+    let mut s = State::new();
+    // Attached 25 s after boot: the kernel reports the 1000 events nobody read in
+    // its attach burst (Hello, losses, Heartbeat).
+    s.apply(&ev(0, 1, hello()));
+    s.apply(&ev(0, 2, loss(1000)));
+    s.apply(&ev(0, 3, Message::Heartbeat));
+    assert_eq!((s.dropped_events, s.loss.unattached), (1000, 1000));
+    assert_eq!(s.loss.attached(s.dropped_events), 0);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // Then the reader falls behind: loss while attached is a warning, once.
+    s.apply(&ev(0, 4, loss(5)));
+    s.apply(&ev(0, 5, loss(5)));
+    assert_eq!(s.loss.attached(s.dropped_events), 10);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert_eq!(s.warnings[0].kind, WarningKind::SequenceGap);
+    assert!(s.warnings[0].message.contains("while this console was attached"));
+    // Away and back: what was dropped in between is reported in the next burst.
+    s.apply(&ev(0, 6, hello()));
+    s.apply(&ev(0, 7, loss(490)));
+    s.apply(&ev(0, 8, Message::Heartbeat));
+    assert_eq!(s.loss.unattached, 1490);
+    assert_eq!(s.loss.attached(s.dropped_events), 10);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    let summary = crate::stats::Summary::new(&crate::stats::Collected {
+        state: s,
+        decoder: Default::default(),
+        damage: None,
+    });
+    assert_eq!((summary.dropped_unattached, summary.dropped_attached), (1490, 10));
+}
+
+#[test]
 fn polls_accumulate_busy_time_per_task_and_cpu() {
     let mut s = State::new();
     s.apply(&ev(

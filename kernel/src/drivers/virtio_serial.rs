@@ -49,8 +49,10 @@ const PORT_RX: u16 = (2 * PORT + 2) as u16;
 /// Receive buffers posted for host → kernel bytes (commands are small).
 const RX_SLOTS: usize = 8;
 const RX_SLOT: usize = 512;
-/// Received bytes kept until read; more is dropped (a misbehaving host cannot grow it).
-const RX_KEEP: usize = 16 * 1024;
+/// Received bytes kept until read, allocated once. When they are full the driver stops
+/// taking receive buffers back from the device, so QEMU holds the host's further bytes
+/// (the port is flow-controlled) and a flooding host cannot grow kernel memory.
+pub const RX_KEEP: usize = 16 * 1024;
 
 const DEVICE_READY: u16 = 0;
 const PORT_ADD: u16 = 1;
@@ -194,7 +196,7 @@ impl VirtioSerial {
             tx,
             _unused_queues: [port0_rx, port0_tx],
             rx,
-            rx_data: alloc::collections::VecDeque::new(),
+            rx_data: alloc::collections::VecDeque::with_capacity(RX_KEEP),
             rx_dropped: 0,
             name: [0; 64],
             name_len: 0,
@@ -217,10 +219,11 @@ impl VirtioSerial {
         Ok(dev)
     }
 
-    /// Moves what the host sent into `out`.
-    pub fn read(&mut self, out: &mut alloc::vec::Vec<u8>) {
+    /// Moves up to `max` bytes of what the host sent into `out`.
+    pub fn read(&mut self, out: &mut alloc::vec::Vec<u8>, max: usize) {
         self.poll();
-        out.extend(self.rx_data.drain(..));
+        let n = max.min(self.rx_data.len());
+        out.extend(self.rx_data.drain(..n));
     }
 
     /// Sends one control message and waits (briefly) for the device to take it.
@@ -259,7 +262,10 @@ impl VirtioSerial {
                 self.handle_control(&msg[..len]);
             }
         }
-        while let Some(received) = self.rx.pop_used() {
+        // Only while a whole slot fits: a buffer left with the device holds the host back.
+        while self.rx_data.len() + RX_SLOT <= RX_KEEP
+            && let Some(received) = self.rx.pop_used()
+        {
             for &b in received {
                 if self.rx_data.len() < RX_KEEP {
                     self.rx_data.push_back(b);

@@ -124,3 +124,8 @@ pub fn init() {
 pub fn mapped_bytes() -> u64 {
     ALLOCATOR.lock().oom_handler.mapped
 }
+
+/// Bytes of heap handed out and not yet freed.
+pub fn in_use_bytes() -> u64 {
+    ALLOCATOR.lock().get_counters().allocated_bytes as u64
+}

@@ -218,7 +218,7 @@ fn an_endless_loop_yields_every_slice_and_is_killed_at_its_budget() {
     }
     assert_eq!(
         outcome.ok().and_then(|r| r.ok()),
-        Some(Outcome::Killed),
+        Some(Outcome::Killed(lucid_wasm::abi::KillReason::Fuel)),
         "the spinner was not killed"
     );
     let samples = SAMPLES.load(Ordering::Relaxed);

@@ -10,7 +10,9 @@ use core::time::Duration;
 
 use lucid_executor::JoinHandle;
 use lucid_ktest_macros::ktest;
-use lucid_wasm::abi::{ERR_LIMIT, ERR_NO_MEMORY, FUEL_PER_BYTE, LOG_FUEL, MAX_LOG_LEN, MAX_TREE_INSTANCES, TrapCode};
+use lucid_wasm::abi::{
+    ERR_LIMIT, ERR_NO_MEMORY, FUEL_PER_BYTE, KillReason, LOG_FUEL, MAX_LOG_LEN, MAX_TREE_INSTANCES, TrapCode,
+};
 
 use crate::mem::heap;
 use crate::sched::{self, block_on};
@@ -264,6 +266,36 @@ fn wasm_a_forged_handle_traps_only_its_instance() {
     });
     // The channel it did create was freed with it.
     assert_eq!(budget::charged(), 0);
+}
+
+#[ktest]
+fn wasm_guests_that_ignore_refusals_are_killed_with_the_reason() {
+    quiesce();
+    let mut bystanders = Bystanders::start();
+    // All three at once: each keeps calling after it is refused.
+    let hostile: Vec<_> = [
+        ("hostile_pin", KillReason::Memory),
+        ("hostile_storm", KillReason::Instances),
+        ("hostile_log", KillReason::Log),
+    ]
+    .into_iter()
+    .map(|(name, reason)| (name, reason, rt().spawn(name).expect("spawn a hostile guest").1))
+    .collect();
+    for (name, reason, handle) in hostile {
+        assert_eq!(join(name, handle), Outcome::Killed(reason), "{name}");
+    }
+    bystanders.assert_progress("the hostile guests");
+    // Their holders end, and everything they pinned is credited back.
+    wait_for(Duration::from_secs(10), "the holders to end", || {
+        rt().live_instances() == 1
+    });
+    assert_eq!(
+        budget::charged(),
+        0,
+        "bytes still charged after the hostile guests ended"
+    );
+    bystanders.assert_progress("the holders' end");
+    bystanders.stop();
 }
 
 #[ktest]

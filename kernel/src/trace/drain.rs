@@ -24,6 +24,23 @@ const PERIOD: Duration = Duration::from_millis(2);
 /// Loss reports at most this often.
 const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
 
+/// Longest host frame (delimiter included) the drain accepts. Host commands are a
+/// few bytes plus a level filter's target; a longer run of bytes without a delimiter
+/// is discarded.
+const MAX_HOST_FRAME: usize = 1024;
+/// Host bytes the drain holds while splitting them into frames, allocated once.
+const HOST_BUFFER: usize = 4 * 1024;
+
+/// Most kernel heap that host input can hold, in bytes: the virtio-serial driver's
+/// receive buffer ([`virtio_serial::RX_KEEP`], allocated at probe), the drain's
+/// [`HOST_BUFFER`] and one frame being decoded (allocated once), and the level-filter
+/// table ([`super::subscriber::FILTER_TABLE_HEAP_BOUND`]). Nothing else a host sends
+/// is kept: snapshot requests are merged into one pending flag, pause and resume are
+/// flags. A snapshot answer is sized by the live tasks and instances, not by the
+/// requests, and at most one is built per drain pass.
+pub const HOST_INPUT_HEAP_BOUND: usize =
+    virtio_serial::RX_KEEP + HOST_BUFFER + MAX_HOST_FRAME + super::subscriber::FILTER_TABLE_HEAP_BOUND;
+
 /// Where the stream goes.
 pub enum TraceOutput {
     /// The `lucid.trace` virtio-serial port.
@@ -57,10 +74,10 @@ impl TraceOutput {
         }
     }
 
-    /// Bytes the host sent since the last call.
-    fn read(&mut self, out: &mut Vec<u8>) {
+    /// Up to `max` bytes the host sent since the last call.
+    fn read(&mut self, out: &mut Vec<u8>, max: usize) {
         if let TraceOutput::Virtio(dev) = self {
-            dev.read(out);
+            dev.read(out, max);
         }
     }
 
@@ -79,11 +96,25 @@ impl TraceOutput {
     }
 }
 
-/// A batch of bytes for one write, with the frames it holds (for loss accounting).
+/// A batch of bytes for one write, with what it carries that must be counted if it
+/// is not written: ring frames (their events are lost) and loss reports (their
+/// counts go back to be reported again). Control frames sit between ring frames, so
+/// each entry records where it ends in `bytes`.
 struct Batch {
     bytes: Vec<u8>,
-    /// Per frame: its producer, its events and its length in `bytes`.
+    /// Per ring frame: its producer, its events and its end in `bytes`.
     frames: Vec<(&'static Producer, u32, usize)>,
+    /// Per loss report: the producer, its count and the end in `bytes` of the control
+    /// frame that holds it.
+    losses: Vec<(&'static Producer, u64, usize)>,
+}
+
+/// Level filters one pass over host input applied and refused (logged once per pass).
+#[derive(Default)]
+struct FilterTally {
+    applied: u32,
+    refused: u32,
+    reason: Option<super::subscriber::FilterRefused>,
 }
 
 /// The drain task's state.
@@ -93,10 +124,20 @@ pub struct Drain {
     control: FrameEncoder<Box<[u8]>>,
     control_scratch: Vec<u8>,
     connected: bool,
+    /// Loss reports pushed into the open control frame, not yet in the batch.
+    unsealed_losses: Vec<(&'static Producer, u64)>,
+    /// Control messages that did not fit a control frame, not yet reported (as a
+    /// `Loss` on the control ring).
+    control_unreported: u64,
     /// The host asked to pause: frames are dropped (and counted) until it resumes.
     paused: bool,
-    /// Host bytes not yet split into frames.
+    /// Host bytes not yet split into frames (at most [`HOST_BUFFER`]).
     host_bytes: Vec<u8>,
+    /// The host frame being decoded (at most [`MAX_HOST_FRAME`]).
+    host_frame: Vec<u8>,
+    /// The newest snapshot request not yet answered: requests that arrive before the
+    /// answer is built are merged into it, so a flood of requests costs one answer.
+    snapshot_request: Option<u64>,
     last_loss_report: u64,
     last_heartbeat: u64,
 }
@@ -120,12 +161,17 @@ impl Drain {
             batch: Batch {
                 bytes: Vec::with_capacity(virtio_serial::TX_BUFFER),
                 frames: Vec::new(),
+                losses: Vec::new(),
             },
             control,
             control_scratch,
+            unsealed_losses: Vec::new(),
+            control_unreported: 0,
             connected: false,
             paused: false,
-            host_bytes: Vec::new(),
+            host_bytes: Vec::with_capacity(HOST_BUFFER),
+            host_frame: Vec::with_capacity(MAX_HOST_FRAME),
+            snapshot_request: None,
             last_loss_report: 0,
             last_heartbeat: 0,
         }
@@ -138,8 +184,11 @@ impl Drain {
     fn control_at(&mut self, ts: u64, msg: &Message<'_>) {
         if self.control.push(ts, msg).is_err() {
             self.seal_control();
-            // A control frame is far larger than any one control message.
-            let _ = self.control.push(ts, msg);
+            // A control frame is far larger than any control message the kernel
+            // makes; one that still does not fit is counted and reported as lost.
+            if self.control.push(ts, msg).is_err() {
+                self.control_unreported += 1;
+            }
         }
     }
 
@@ -148,6 +197,10 @@ impl Drain {
             && n > 0
         {
             self.batch.bytes.extend_from_slice(&self.control_scratch[..n]);
+        }
+        let end = self.batch.bytes.len();
+        for (producer, count) in self.unsealed_losses.drain(..) {
+            self.batch.losses.push((producer, count, end));
         }
     }
 
@@ -165,14 +218,24 @@ impl Drain {
         super::subscriber::for_each_callsite(|m| self.control(m));
     }
 
-    /// Applies what the host asked for: level filter, pause and resume. Host frames
-    /// are COBS frames like the kernel's; damaged ones are ignored.
+    /// Applies what the host asked for: level filter, pause and resume; notes a
+    /// snapshot request for [`Self::pump`] to answer. Host frames are COBS frames like
+    /// the kernel's; damaged ones are ignored. Reads at most what [`HOST_BUFFER`]
+    /// holds per call: the rest waits in the driver, and behind it in QEMU.
     fn host_commands(&mut self) {
-        self.output.read(&mut self.host_bytes);
-        while let Some(end) = self.host_bytes.iter().position(|&b| b == 0) {
-            let mut frame: Vec<u8> = self.host_bytes.drain(..=end).collect();
-            frame.pop();
-            let Ok(frame) = proto::decode_frame(&mut frame) else {
+        let room = HOST_BUFFER - self.host_bytes.len();
+        self.output.read(&mut self.host_bytes, room);
+        let mut filters = FilterTally::default();
+        let mut consumed = 0;
+        while let Some(len) = self.host_bytes[consumed..].iter().position(|&b| b == 0) {
+            let frame = &self.host_bytes[consumed..consumed + len];
+            consumed += len + 1;
+            if frame.len() >= MAX_HOST_FRAME {
+                continue;
+            }
+            self.host_frame.clear();
+            self.host_frame.extend_from_slice(frame);
+            let Ok(frame) = proto::decode_frame(&mut self.host_frame) else {
                 continue;
             };
             if frame.stream.ring != Ring::Host {
@@ -195,17 +258,36 @@ impl Drain {
                             proto::LevelFilter::Off => None,
                             proto::LevelFilter::Level(l) => Some(l),
                         };
-                        super::subscriber::set_filter(f.target, level);
-                        log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
+                        match super::subscriber::set_filter(f.target, level) {
+                            Ok(()) => {
+                                filters.applied += 1;
+                                if filters.applied == 1 {
+                                    log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
+                                }
+                            }
+                            Err(e) => {
+                                filters.refused += 1;
+                                filters.reason = Some(e);
+                            }
+                        }
                     }
-                    Message::RequestSnapshot { request } => self.snapshot(request),
+                    Message::RequestSnapshot { request } => self.snapshot_request = Some(request),
                     _ => {}
                 }
             }
         }
-        // A host that sends bytes without delimiters cannot grow this without bound.
-        if self.host_bytes.len() > 64 * 1024 {
+        self.host_bytes.drain(..consumed);
+        // A frame longer than any command can hold the buffer no longer.
+        if self.host_bytes.len() >= MAX_HOST_FRAME && !self.host_bytes.contains(&0) {
             self.host_bytes.clear();
+        }
+        // One line per pass, however many filters arrived: a flood of filters must
+        // not become a flood of log lines.
+        if filters.applied > 1 {
+            log::info!("trace: {} level filters applied", filters.applied);
+        }
+        if let Some(reason) = filters.reason {
+            log::warn!("trace: {} level filters refused: {reason}", filters.refused);
         }
     }
 
@@ -266,7 +348,7 @@ impl Drain {
     }
 
     /// Loss reports for what was dropped since the last report (only while a host
-    /// listens, so no report is itself lost unnoticed).
+    /// listens; a report that is then not written goes back to be reported again).
     fn report_losses(&mut self) {
         for (cpu, producers) in cpus().iter().enumerate() {
             for (producer, ring) in [(&producers.task, Ring::Task), (&producers.irq, Ring::Interrupt)] {
@@ -277,8 +359,17 @@ impl Drain {
                         ring,
                         count,
                     });
+                    self.unsealed_losses.push((producer, count));
                 }
             }
+        }
+        let control = core::mem::take(&mut self.control_unreported);
+        if control > 0 {
+            self.control(&Message::Loss {
+                cpu: 0,
+                ring: Ring::Control,
+                count: control,
+            });
         }
     }
 
@@ -301,18 +392,31 @@ impl Drain {
         let was_connected = self.connected;
         self.connected = self.output.connected();
         if self.connected != was_connected {
-            log::info!(
-                "trace: host {}",
-                if self.connected { "connected" } else { "disconnected" }
-            );
+            if self.connected {
+                log::info!(
+                    "trace: host connected (host input holds at most {HOST_INPUT_HEAP_BOUND} bytes of kernel heap)"
+                );
+            } else {
+                log::info!("trace: host disconnected");
+            }
         }
         if self.connected && !was_connected {
             self.paused = false;
             super::set_paused(false);
             self.host_bytes.clear();
+            self.snapshot_request = None;
+            // The attach burst: Hello, what was dropped while no host listened (or
+            // the stream was paused), then a heartbeat; a console counts the
+            // losses in it as predating the attachment.
             self.hello();
+            self.report_losses();
+            self.control(&Message::Heartbeat);
+            self.event_counts();
         }
         self.host_commands();
+        if let Some(request) = self.snapshot_request.take() {
+            self.snapshot(request);
+        }
         let mut moved = 0;
         for producers in cpus() {
             for producer in [&producers.task, &producers.irq] {
@@ -330,7 +434,7 @@ impl Drain {
                                 return false;
                             }
                             batch.bytes.extend_from_slice(frame);
-                            batch.frames.push((producer, events, frame.len()));
+                            batch.frames.push((producer, events, batch.bytes.len()));
                             true
                         })
                     };
@@ -345,7 +449,9 @@ impl Drain {
         let now = arch::rdtsc();
         let hz = crate::time::tsc_hz().max(1);
         if self.connected {
-            if now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
+            // While paused, losses wait for the resume: a host that pauses, reads what
+            // is in flight and leaves takes every report with it.
+            if !self.paused && now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
                 self.report_losses();
                 self.last_loss_report = now;
             }
@@ -353,6 +459,12 @@ impl Drain {
                 self.control(&Message::Heartbeat);
                 self.event_counts();
                 self.last_heartbeat = now;
+                log::info!(
+                    target: "lucid_kernel::heap",
+                    "heap: {} bytes in use, {} bytes mapped",
+                    crate::mem::heap::in_use_bytes(),
+                    crate::mem::heap::mapped_bytes()
+                );
             }
             self.seal_control();
         }
@@ -369,15 +481,20 @@ impl Drain {
                 Ok(n) => off += n,
                 Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
                 Err(WriteError::NotConnected) => {
-                    // Count every frame that did not go out whole.
-                    let mut end = 0;
-                    for &(producer, events, len) in &self.batch.frames {
-                        end += len;
+                    // Count every frame that did not go out whole, and report again
+                    // every loss whose report did not.
+                    for &(producer, events, end) in &self.batch.frames {
                         if end > off {
                             producer.drop_events(u64::from(events));
                         }
                     }
+                    for &(producer, count, end) in &self.batch.losses {
+                        if end > off {
+                            producer.unreported.fetch_add(count, Ordering::Relaxed);
+                        }
+                    }
                     self.batch.frames.clear();
+                    self.batch.losses.clear();
                     self.batch.bytes.clear();
                     self.connected = false;
                     return off;
@@ -385,6 +502,7 @@ impl Drain {
             }
         }
         self.batch.frames.clear();
+        self.batch.losses.clear();
         self.batch.bytes.clear();
         total
     }

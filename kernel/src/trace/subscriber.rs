@@ -84,25 +84,81 @@ fn from_tracing(l: &Level) -> proto::Level {
 
 /// Per-target filters `(target prefix, level as in MAX_LEVEL)`; the longest matching
 /// prefix wins. Rarely set, so a lock is fine; `HAS_TARGET_FILTERS` keeps the common
-/// case (none) lock-free.
+/// case (none) lock-free. The host sets them, so the table is capped:
+/// [`MAX_FILTER_TARGETS`] entries of at most [`MAX_FILTER_TARGET_LEN`] bytes each.
 static TARGET_FILTERS: SpinLock<Vec<(alloc::string::String, usize)>> = SpinLock::new(Vec::new());
 static HAS_TARGET_FILTERS: AtomicBool = AtomicBool::new(false);
 
+/// Most per-target filters kept; a filter for a further target is refused.
+pub const MAX_FILTER_TARGETS: usize = 64;
+/// Longest target a filter may name, in bytes (kernel targets are module paths).
+pub const MAX_FILTER_TARGET_LEN: usize = 128;
+/// Most kernel heap the filter table can hold: per entry its string, its slot in the
+/// table (allocated once for all entries) and the allocator's per-allocation
+/// overhead. Part of the host-input bound in [`super::drain::HOST_INPUT_HEAP_BOUND`].
+pub const FILTER_TABLE_HEAP_BOUND: usize = MAX_FILTER_TARGETS
+    * (MAX_FILTER_TARGET_LEN + core::mem::size_of::<(alloc::string::String, usize)>() + ALLOCATION_OVERHEAD);
+/// Bytes the heap may add to one allocation (header and rounding), counted generously.
+const ALLOCATION_OVERHEAD: usize = 32;
+
+/// Why a level filter was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterRefused {
+    /// The target is longer than [`MAX_FILTER_TARGET_LEN`].
+    TargetTooLong,
+    /// [`MAX_FILTER_TARGETS`] other targets already have filters.
+    TooManyTargets,
+    /// The kernel heap could not hold the entry.
+    NoMemory,
+}
+
+impl core::fmt::Display for FilterRefused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FilterRefused::TargetTooLong => write!(f, "target longer than {MAX_FILTER_TARGET_LEN} bytes"),
+            FilterRefused::TooManyTargets => write!(f, "already {MAX_FILTER_TARGETS} targets with filters"),
+            FilterRefused::NoMemory => f.write_str("no kernel memory for the filter"),
+        }
+    }
+}
+
+impl core::error::Error for FilterRefused {}
+
 /// Sets the most verbose level recorded for targets starting with `target` (all targets
-/// when it is empty); `None` records nothing.
-pub fn set_filter(target: &str, level: Option<proto::Level>) {
+/// when it is empty); `None` records nothing. A target already filtered is updated;
+/// a new one is refused once [`MAX_FILTER_TARGETS`] exist or when it is too long.
+pub fn set_filter(target: &str, level: Option<proto::Level>) -> Result<(), FilterRefused> {
     let value = level.map_or(0, |l| level_index(l) + 1);
     if target.is_empty() {
         MAX_LEVEL.store(value, Ordering::Relaxed);
-        return;
+        return Ok(());
+    }
+    if target.len() > MAX_FILTER_TARGET_LEN {
+        return Err(FilterRefused::TargetTooLong);
     }
     let _irq = arch::InterruptGuard::new();
     let mut filters = TARGET_FILTERS.lock();
-    match filters.iter_mut().find(|(t, _)| t == target) {
-        Some(f) => f.1 = value,
-        None => filters.push((target.into(), value)),
+    if let Some(f) = filters.iter_mut().find(|(t, _)| t == target) {
+        f.1 = value;
+        return Ok(());
     }
+    if filters.len() >= MAX_FILTER_TARGETS {
+        return Err(FilterRefused::TooManyTargets);
+    }
+    if filters.capacity() == 0 {
+        // One allocation for the whole table, so it never grows past the cap.
+        filters
+            .try_reserve_exact(MAX_FILTER_TARGETS)
+            .map_err(|_| FilterRefused::NoMemory)?;
+    }
+    let mut owned = alloc::string::String::new();
+    owned
+        .try_reserve_exact(target.len())
+        .map_err(|_| FilterRefused::NoMemory)?;
+    owned.push_str(target);
+    filters.push((owned, value));
     HAS_TARGET_FILTERS.store(true, Ordering::Release);
+    Ok(())
 }
 
 fn enabled_for(target: &str, level: proto::Level) -> bool {

@@ -27,7 +27,8 @@ use core::task::Poll;
 use core::time::Duration;
 
 use lucid_wasm::abi::{
-    ERR_LIMIT, ERR_NO_MEMORY, FUEL_PER_BYTE, Hostcall, LOG_FUEL, MAX_LOG_LEN, MODULE, SPAWN_FUEL, TrapCode,
+    ERR_LIMIT, ERR_NO_MEMORY, FUEL_PER_BYTE, Hostcall, KillReason, LOG_FUEL, MAX_LOG_LEN, MAX_REFUSALS, MODULE,
+    SPAWN_FUEL, TrapCode,
 };
 use lucid_wasm::bundle::NAME_LEN;
 use lucid_wasm::text::{Escaped, utf8_prefix};
@@ -35,7 +36,7 @@ use wasmtime::{Caller, Extern, Linker, Memory};
 
 use super::SpawnError;
 use super::channel::{CreateError, MAX_MESSAGE, Message};
-use super::instance::{Exit, HostFault, InstanceData, Meter, ticks};
+use super::instance::{Exit, HostFault, InstanceData, Kill, Meter, ticks};
 
 pub(super) type Cx<'a> = Caller<'a, InstanceData>;
 pub(crate) type Fut<'a, R> = Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>;
@@ -160,24 +161,26 @@ pub(super) async fn pay(c: &mut Cx<'_>, cost: u64) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Logs the first refusal of an instance's budget (a guest that ignores the error
-/// and retries is not logged again).
-fn refused(c: &mut Cx<'_>, h: Hostcall, what: &dyn core::fmt::Display) {
+/// Counts a refusal of kind `kind` (the caller returns its error code) and logs the
+/// instance's first refusal (a guest that ignores the error and retries is not
+/// logged again). At [`MAX_REFUSALS`] of one kind the instance is killed: `Err`.
+fn refused(c: &mut Cx<'_>, h: Hostcall, kind: KillReason, what: &dyn core::fmt::Display) -> wasmtime::Result<()> {
     let d = c.data_mut();
-    if d.refusal_logged {
-        return;
+    let strike = d.strikes.refuse(kind);
+    if !d.refusal_logged {
+        d.refusal_logged = true;
+        let budget = d.handles.budget();
+        log::warn!(
+            target: "wasm",
+            "{}#{}: {} refused: {what} ({} of {} bytes charged; killed after {MAX_REFUSALS} refusals)",
+            d.guest.entry.name,
+            d.id,
+            h.name(),
+            budget.used(),
+            budget.limit()
+        );
     }
-    d.refusal_logged = true;
-    let budget = d.handles.budget();
-    log::warn!(
-        target: "wasm",
-        "{}#{}: {} refused: {what} ({} of {} bytes charged)",
-        d.guest.entry.name,
-        d.id,
-        h.name(),
-        budget.used(),
-        budget.limit()
-    );
+    strike.map_err(|reason| wasmtime::Error::new(Kill(reason)))
 }
 
 pub(super) fn count(c: &Cx<'_>, h: Hostcall, since: u64) {
@@ -215,23 +218,33 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                     }
                 };
                 let mem = memory(&mut c, Hostcall::Log)?;
-                let data = mem.data(&c);
+                let now = crate::sched::now_ns();
+                let (data, d) = mem.data_and_store_mut(&mut c);
                 let bytes = &data[range(data.len(), Hostcall::Log, ptr, len)?];
                 // Logged straight from guest memory: no copy, at most MAX_LOG_LEN bytes.
                 let text = utf8_prefix(bytes, MAX_LOG_LEN)
                     .ok_or_else(|| fault(TrapCode::HostcallBadArgument, "log: message is not UTF-8".into()))?;
                 let cut = bytes.len() - text.len();
-                let d = c.data();
-                if cut == 0 {
+                // A line over the instance's log rate is dropped.
+                let logged = d.strikes.log_line(text.len(), now);
+                if logged && cut == 0 {
                     log::log!(target: "wasm", level, "{}#{}: {}", d.guest.entry.name, d.id, Escaped(text));
-                } else {
+                } else if logged {
                     log::log!(
                         target: "wasm", level,
                         "{}#{}: {}… ({cut} more bytes cut)",
                         d.guest.entry.name, d.id, Escaped(text)
                     );
                 }
-                let cost = LOG_FUEL + FUEL_PER_BYTE * text.len() as u64;
+                let text_len = text.len() as u64;
+                if !logged {
+                    refused(&mut c, Hostcall::Log, KillReason::Log, &"over its log rate")?;
+                    // The guest pays only for the call.
+                    pay(&mut c, LOG_FUEL).await?;
+                    count(&c, Hostcall::Log, t0);
+                    return Ok(());
+                }
+                let cost = LOG_FUEL + FUEL_PER_BYTE * text_len;
                 pay(&mut c, cost).await?;
                 count(&c, Hostcall::Log, t0);
                 Ok(())
@@ -284,7 +297,12 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 Ok(h) => h as i32,
                 Err(CreateError::TableFull) => -1,
                 Err(CreateError::NoMemory) => {
-                    refused(&mut c, Hostcall::ChanCreate, &"no kernel memory for a channel");
+                    refused(
+                        &mut c,
+                        Hostcall::ChanCreate,
+                        KillReason::Memory,
+                        &"no kernel memory for a channel",
+                    )?;
                     ERR_NO_MEMORY
                 }
             };
@@ -312,7 +330,7 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 let msg = match Message::copy(bytes, c.data().handles.budget()) {
                     Ok(msg) => msg,
                     Err(e) => {
-                        refused(&mut c, Hostcall::ChanSend, &e);
+                        refused(&mut c, Hostcall::ChanSend, KillReason::Memory, &e)?;
                         count(&c, Hostcall::ChanSend, t0);
                         return Ok(ERR_NO_MEMORY);
                     }
@@ -371,10 +389,13 @@ pub(super) fn define(linker: &mut Linker<InstanceData>) -> wasmtime::Result<()> 
                 let result = match name.map(|n| super::runtime().map(|rt| rt.spawn_child(n, &c.data().handles))) {
                     Some(Some(Ok(id))) => id.get() as i64,
                     Some(Some(Err(e @ SpawnError::NoMemory))) => {
-                        refused(&mut c, Hostcall::Spawn, &e);
+                        refused(&mut c, Hostcall::Spawn, KillReason::Memory, &e)?;
                         i64::from(ERR_NO_MEMORY)
                     }
-                    Some(Some(Err(SpawnError::TooManyInstances | SpawnError::TreeFull))) => i64::from(ERR_LIMIT),
+                    Some(Some(Err(e @ (SpawnError::TooManyInstances | SpawnError::TreeFull)))) => {
+                        refused(&mut c, Hostcall::Spawn, KillReason::Instances, &e)?;
+                        i64::from(ERR_LIMIT)
+                    }
                     _ => -1,
                 };
                 pay(&mut c, SPAWN_FUEL + FUEL_PER_BYTE * named).await?;

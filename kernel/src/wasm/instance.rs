@@ -21,7 +21,8 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
 use lucid_protocol::{Message, WasmInstanceCreated, WasmState};
-use lucid_wasm::abi::{Hostcall, TrapCode};
+use lucid_wasm::abi::{Hostcall, KillReason, TrapCode};
+use lucid_wasm::strikes::Strikes;
 use wasmtime::{ResourceLimiter, Store, Trap, Val};
 
 use super::budget::{Budget, Charge, Member, Refusal};
@@ -78,8 +79,8 @@ pub enum Outcome {
     Exited(i32),
     /// A trap ended it.
     Trapped(TrapCode, String),
-    /// It used its whole fuel budget.
-    Killed,
+    /// The kernel killed it (its fuel budget ran out, or it kept ignoring refusals).
+    Killed(KillReason),
 }
 
 /// `exit(code)`: unwinds the guest like a trap, but is reported as an exit.
@@ -93,6 +94,19 @@ impl fmt::Display for Exit {
 }
 
 impl core::error::Error for Exit {}
+
+/// A hostcall kills the instance for `0`: unwinds the guest like a trap, reported
+/// as killed.
+#[derive(Debug)]
+pub(super) struct Kill(pub KillReason);
+
+impl fmt::Display for Kill {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "killed({})", self.0.name())
+    }
+}
+
+impl core::error::Error for Kill {}
 
 /// A hostcall refused its arguments: the instance traps with this code.
 #[derive(Debug)]
@@ -202,6 +216,8 @@ pub struct InstanceData {
     pub(super) refusal_logged: bool,
     /// Its WASI arguments, output lines and closed descriptors.
     pub(super) wasi: super::wasi::WasiState,
+    /// Refusals it was given, and its log allowance.
+    pub(super) strikes: Strikes,
 }
 
 impl fmt::Debug for InstanceData {
@@ -337,6 +353,7 @@ pub(super) fn spawn(
         pages: 0,
         refusal_logged: false,
         wasi: super::wasi::WasiState::new(guest.entry.args),
+        strikes: Strikes::default(),
     };
     let run = Metered {
         _tree: (member, child),
@@ -403,9 +420,10 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
     };
     match &outcome {
         Outcome::Exited(code) => state(&meter, id, WasmState::Exited, *code as u32 as u64),
-        Outcome::Killed => {
-            report_trap(id, TrapCode::OutOfFuel, "fuel budget exhausted");
-            state(&meter, id, WasmState::Killed, guest.entry.fuel_budget);
+        Outcome::Killed(reason) => {
+            let (code, why) = kill_report(*reason);
+            report_trap(id, code, why);
+            state(&meter, id, WasmState::Killed, *reason as u64);
         }
         Outcome::Trapped(code, reason) => {
             report_trap(id, *code, reason);
@@ -429,7 +447,12 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
     match &outcome {
         Outcome::Exited(0) => log::debug!("wasm: {}#{id} exited with 0", guest.entry.name),
         Outcome::Exited(code) => log::info!("wasm: {}#{id} exited with {code}", guest.entry.name),
-        Outcome::Killed => log::info!("wasm: {}#{id} killed: fuel budget exhausted", guest.entry.name),
+        Outcome::Killed(reason) => log::info!(
+            "wasm: {}#{id} killed({}): {}",
+            guest.entry.name,
+            reason.name(),
+            kill_report(*reason).1
+        ),
         Outcome::Trapped(code, reason) => {
             log::info!("wasm: {}#{id} trapped ({}): {reason}", guest.entry.name, code.name());
         }
@@ -464,6 +487,7 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
         pages: 0,
         refusal_logged: false,
         wasi: super::wasi::WasiState::new(guest.entry.args),
+        strikes: Strikes::default(),
     };
     let mut store = Store::new(&rt.engine, data);
     store.limiter(|d| d);
@@ -512,13 +536,16 @@ fn classify(e: &wasmtime::Error) -> Outcome {
     if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
         return Outcome::Exited(*code);
     }
+    if let Some(Kill(reason)) = e.downcast_ref::<Kill>() {
+        return Outcome::Killed(*reason);
+    }
     if let Some(f) = e.downcast_ref::<HostFault>() {
         return Outcome::Trapped(f.code, f.reason.clone());
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         let code = TrapCode::from_trap(*trap);
         if code == TrapCode::OutOfFuel {
-            return Outcome::Killed;
+            return Outcome::Killed(KillReason::Fuel);
         }
         return Outcome::Trapped(code, symbolized(*trap, e));
     }
@@ -572,6 +599,20 @@ fn one_line(e: &wasmtime::Error) -> String {
     out
 }
 
+/// The trap code and reason reported when an instance is killed for `reason`.
+fn kill_report(reason: KillReason) -> (TrapCode, &'static str) {
+    match reason {
+        KillReason::Cancelled => (TrapCode::Other, "its task was cancelled"),
+        KillReason::Fuel => (TrapCode::OutOfFuel, "fuel budget exhausted"),
+        KillReason::Memory => (
+            TrapCode::ResourceLimit,
+            "kept calling after its kernel memory budget refused it",
+        ),
+        KillReason::Instances => (TrapCode::ResourceLimit, "kept spawning at its instance limit"),
+        KillReason::Log => (TrapCode::ResourceLimit, "kept logging past its log rate"),
+    }
+}
+
 fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
     let task = crate::sched::runtime()
         .current_task()
@@ -608,7 +649,7 @@ impl<F> Drop for Metered<F> {
         ENDED.fetch_add(1, Ordering::Relaxed);
         if !self.finished {
             // Cancelled from outside (its task was aborted): the kernel killed it.
-            state(&self.meter, self.id, WasmState::Killed, 0);
+            state(&self.meter, self.id, WasmState::Killed, KillReason::Cancelled as u64);
         }
     }
 }

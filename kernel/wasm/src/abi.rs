@@ -166,6 +166,60 @@ pub const LOG_FUEL: u64 = 1_000;
 pub const SPAWN_FUEL: u64 = 50_000;
 /// Fuel per byte of a logged message or a spawned name.
 pub const FUEL_PER_BYTE: u64 = 100;
+/// Refusals of one kind an instance may be given before the kernel kills it: a
+/// guest that keeps calling after [`ERR_NO_MEMORY`] ends `killed(memory)`, after
+/// [`ERR_LIMIT`] `killed(instances)`, and one whose `log` lines keep being dropped
+/// for its log rate `killed(log)`.
+pub const MAX_REFUSALS: u32 = 64;
+/// Bytes of `log` text per second one instance may log on average; up to
+/// [`LOG_BURST`] more at once. A line beyond the rate is dropped (and counts toward
+/// [`MAX_REFUSALS`]).
+pub const LOG_BYTES_PER_S: u64 = 64 * 1024;
+/// Bytes of `log` text one instance may log at once above [`LOG_BYTES_PER_S`].
+pub const LOG_BURST: u64 = 256 * 1024;
+/// What one `log` line counts against the rate besides its bytes (so empty lines
+/// are not free).
+pub const LOG_LINE_BYTES: u64 = 64;
+
+/// Why the kernel killed an instance (the detail of its `Killed` state; names as in
+/// `lucid_protocol::WASM_KILL_REASON_NAMES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum KillReason {
+    /// Its task was cancelled from outside.
+    Cancelled = 0,
+    /// It used its whole fuel budget.
+    Fuel = 1,
+    /// It kept calling after its tree's kernel memory budget refused it.
+    Memory = 2,
+    /// It kept spawning after its tree or the kernel was at the instance limit.
+    Instances = 3,
+    /// It kept logging after its log rate dropped its lines.
+    Log = 4,
+}
+
+impl KillReason {
+    /// Every reason, in number order.
+    pub const ALL: &'static [KillReason] = &[
+        KillReason::Cancelled,
+        KillReason::Fuel,
+        KillReason::Memory,
+        KillReason::Instances,
+        KillReason::Log,
+    ];
+
+    /// Stable snake_case name (`killed(memory)`).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            KillReason::Cancelled => "cancelled",
+            KillReason::Fuel => "fuel",
+            KillReason::Memory => "memory",
+            KillReason::Instances => "instances",
+            KillReason::Log => "log",
+        }
+    }
+}
 
 macro_rules! trap_codes {
     ($($(#[$doc:meta])* $name:ident = $num:literal, $text:literal;)*) => {
@@ -285,6 +339,11 @@ mod tests {
         assert_eq!(ours, lucid_protocol::WASM_HOSTCALL_NAMES);
         let ours: Vec<_> = TrapCode::ALL.iter().map(|t| t.name()).collect();
         assert_eq!(ours, lucid_protocol::WASM_TRAP_NAMES);
+        let ours: Vec<_> = KillReason::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(ours, lucid_protocol::WASM_KILL_REASON_NAMES);
+        for (n, &k) in KillReason::ALL.iter().enumerate() {
+            assert_eq!(k as usize, n);
+        }
     }
 
     #[cfg(feature = "runtime")]

@@ -56,6 +56,14 @@ pub const WASM_TRAP_NAMES: [&str; 16] = [
     "other",
 ];
 
+/// Why the kernel killed a wasm instance: the detail of [`WasmState::Killed`], in
+/// number order (0: its task was cancelled from outside; 1: its fuel budget ran out;
+/// 2: it kept calling over its kernel memory budget; 3: it kept spawning at its
+/// instance limit; 4: it kept logging past its log rate).
+///
+/// [`WasmState::Killed`]: crate::WasmState::Killed
+pub const WASM_KILL_REASON_NAMES: [&str; 5] = ["cancelled", "fuel", "memory", "instances", "log"];
+
 /// The name of a hostcall number (`"hostcall#N"` for one this build does not know).
 #[cfg(feature = "std")]
 #[must_use]
@@ -68,6 +76,16 @@ pub fn wasm_hostcall_name(n: u32) -> Cow<'static, str> {
 #[must_use]
 pub fn wasm_trap_name(n: u32) -> Cow<'static, str> {
     name_in(&WASM_TRAP_NAMES, "trap", n)
+}
+
+/// The name of a kill reason, or `None` for a number past [`WASM_KILL_REASON_NAMES`]
+/// (a kernel that sent the fuel budget there instead of a reason).
+#[must_use]
+pub fn wasm_kill_reason_name(n: u64) -> Option<&'static str> {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| WASM_KILL_REASON_NAMES.get(n))
+        .copied()
 }
 
 /// Entry `n` of `names`, or `"{what}#{n}"` past its end.

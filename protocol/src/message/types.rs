@@ -89,7 +89,9 @@ pub enum WasmState {
     Blocked,
     /// In the `sleep` hostcall (detail: the requested nanoseconds).
     Sleeping,
-    /// Stopped by the kernel for exceeding its fuel budget (detail: the budget).
+    /// Stopped by the kernel (detail: why, an index into
+    /// [`WASM_KILL_REASON_NAMES`](crate::WASM_KILL_REASON_NAMES): cancelled, fuel,
+    /// memory, instances, log; kernels before these reasons sent the fuel budget).
     Killed,
 }
 

@@ -14,6 +14,7 @@ mod boot_record;
 mod console;
 mod deadlock;
 mod host;
+mod hostile;
 mod ktest;
 mod link_bench;
 mod metrics;
@@ -204,7 +205,7 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -218,6 +219,7 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
         }),
         ("wasm", wasm::end_to_end),
         ("wasm user module", wasm::user_module),
+        ("hostile", hostile::end_to_end),
         ("panic", panic::end_to_end),
         ("deadlock", deadlock::end_to_end),
     ];

@@ -1,5 +1,7 @@
 //! The host pauses the stream for 2 s and resumes it, and a level filter sent from
-//! the host silences a kernel log target.
+//! the host silences a kernel log target. Task events the kernel produced after the
+//! resume must arrive: heartbeats alone would not show it (the kernel sends them
+//! while paused and at the very end).
 
 use std::time::Duration;
 
@@ -39,6 +41,11 @@ pub fn host_pauses_and_resumes(tally: &mut Tally, image: &BootImage) -> Result<(
             "heartbeats arrive after resume",
             beats_after > 0,
             format!("{beats_after} heartbeats"),
+        ),
+        (
+            "task events produced after resume arrive (polls stamped after the last heartbeat of the pause)",
+            seen.poll_mark.is_some() && seen.polls_after_mark > 0,
+            format!("mark {:?}, {} polls after it", seen.poll_mark, seen.polls_after_mark),
         ),
         (
             "losses are exact: decoded + lost = produced",

@@ -35,6 +35,19 @@ pub struct Observed {
     /// Last `EventCounts` per (cpu, ring): (produced, dropped).
     pub counts: HashMap<(u32, u8), (u64, u64)>,
     pub heartbeats: u64,
+    /// Task polls begun (`PollStart`): task events, as opposed to the drain's own.
+    pub polls: u64,
+    /// Snapshot answers begun (`SnapshotBegin`).
+    pub snapshots: u64,
+    /// The timestamp of the newest `Heartbeat` so far.
+    pub last_heartbeat_ts: Option<u64>,
+    /// Task polls stamped after this kernel time are counted in `polls_after_mark`.
+    pub poll_mark: Option<u64>,
+    /// Set `poll_mark` to the timestamp of the next `Loss` report.
+    pub mark_at_next_loss: bool,
+    /// Task polls stamped after `poll_mark`: with the mark at a heartbeat or loss
+    /// report sent while the kernel was dropping, events it produced afterwards.
+    pub polls_after_mark: u64,
     /// The first text value of each trace event (a log line's message).
     pub trace_texts: Vec<String>,
     pub gaps: u64,
@@ -47,7 +60,7 @@ fn key(stream: StreamId) -> (u32, u8) {
 }
 
 impl Observed {
-    fn item(&mut self, item: Item<'_>) {
+    pub(super) fn item(&mut self, item: Item<'_>) {
         match item {
             Item::Event { stream, event, .. } => {
                 self.events += 1;
@@ -67,7 +80,12 @@ impl Observed {
                     Message::TaskCompleted { task, .. } => {
                         self.completed.insert(task.get());
                     }
+                    Message::SnapshotBegin { .. } => self.snapshots += 1,
                     Message::PollStart { task } => {
+                        self.polls += 1;
+                        if self.poll_mark.is_some_and(|mark| event.ts > mark) {
+                            self.polls_after_mark += 1;
+                        }
                         self.cpus_with_polls.insert(stream.cpu);
                         if let Some(open) = self.open_polls.insert(k, task) {
                             self.poll_mismatches.push(format!(
@@ -84,6 +102,10 @@ impl Observed {
                     },
                     Message::Loss { cpu, ring, count } => {
                         *self.lost.entry((cpu, ring.to_bits())).or_default() += count;
+                        if self.mark_at_next_loss {
+                            self.mark_at_next_loss = false;
+                            self.poll_mark = Some(event.ts);
+                        }
                     }
                     Message::EventCounts {
                         cpu,
@@ -93,7 +115,10 @@ impl Observed {
                     } => {
                         self.counts.insert((cpu, ring.to_bits()), (produced, dropped));
                     }
-                    Message::Heartbeat => self.heartbeats += 1,
+                    Message::Heartbeat => {
+                        self.heartbeats += 1;
+                        self.last_heartbeat_ts = Some(event.ts);
+                    }
                     Message::TraceEvent(e) => {
                         if let Some(lucid_protocol::Value::Str(text)) = e.values.iter().next() {
                             self.trace_texts.push(text.to_string());
@@ -141,7 +166,7 @@ impl Observed {
 }
 
 /// How long one run may take before it counts as hung.
-const TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A stall of the reader: after `after` of reading, read nothing for `length`.
 #[derive(Clone, Copy, Debug)]
@@ -182,9 +207,13 @@ pub fn run(
             let n = host.finish(&mut wire).context("seal a host command")?;
             std::io::Write::write_all(&mut stream, &wire[..n]).context("send a host command")?;
             sent += 1;
-            // Heartbeats after the last command show the kernel kept (or resumed) sending.
+            // Heartbeats after the last command show the kernel kept (or resumed)
+            // sending; task polls stamped after the last heartbeat before it (sent
+            // while paused, when task events are dropped) show that it delivers
+            // events it produced afterwards.
             if sent == commands.len() {
                 stalled = true;
+                seen.poll_mark = seen.last_heartbeat_ts;
             }
         }
         if start.elapsed() > TIMEOUT {
@@ -198,6 +227,9 @@ pub fn run(
             eprintln!("reader: stalling for {:?}", s.length);
             std::thread::sleep(s.length);
             stalled = true;
+            // The first loss report after the stall is stamped after the kernel
+            // began dropping: task polls stamped later were made after the stall.
+            seen.mark_at_next_loss = true;
         }
         match stream.read(&mut buf) {
             Ok(0) => break,

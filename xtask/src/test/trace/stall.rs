@@ -1,5 +1,6 @@
 //! An 8 s soak whose reader stalls for 4 s: the kernel drops events, counts every
-//! loss exactly, and keeps sending after the stall.
+//! loss exactly, and delivers task events it produced after the stall (not only
+//! heartbeats).
 
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub fn reader_stalls(tally: &mut Tally, image: &BootImage) -> Result<()> {
             format!("{beats_after} heartbeats"),
         ),
         (
+            "task events produced after the stall arrive (polls stamped after its first loss report)",
+            seen.poll_mark.is_some() && seen.polls_after_mark > 0,
+            format!("mark {:?}, {} polls after it", seen.poll_mark, seen.polls_after_mark),
+        ),
+        (
             "the stall made the kernel drop events",
             seen.total_lost() > 0,
             "0 lost".to_string(),
@@ -44,9 +50,10 @@ pub fn reader_stalls(tally: &mut Tally, image: &BootImage) -> Result<()> {
     ];
     record_checks(tally, "trace stall", checks);
     println!(
-        "trace stall: {} events decoded, {} lost",
+        "trace stall: {} events decoded, {} lost, {} task polls after the stall",
         seen.events,
-        seen.total_lost()
+        seen.total_lost(),
+        seen.polls_after_mark
     );
     Ok(())
 }
