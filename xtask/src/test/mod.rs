@@ -1,9 +1,9 @@
 //! `cargo xtask test`: everything CI checks, ending with one line `N passed, N failed`.
 //!
 //! Steps, in order: the host steps ([`host`]: `cargo fmt --check`, clippy of the host
-//! crates and of the kernel with its test runner, host tests, and `nm -u` of the
-//! kernel for stray libc/std symbols), the in-QEMU suite and the harness's self-test
-//! ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
+//! crates and of the kernel with its test runner, host tests, a one-minute fuzz run
+//! of the console, and `nm -u` of the kernel for stray libc/std symbols), the in-QEMU
+//! suite and the harness's self-test ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
 //! the trace stream ([`trace`]), the live console ([`console`]), metrics with
 //! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]), the wasm guests
 //! ([`wasm`]) and contained task panics ([`panic`]); last, a smoke run of `cargo xtask bench --quick`. A failing step does not
@@ -95,6 +95,7 @@ pub fn main(args: Args) -> Result<()> {
     let everything = args.ktest.is_none();
     if everything {
         host::checks(&mut tally)?;
+        host::fuzz_smoke(&mut tally);
     }
 
     qemu_cmd::ensure_installed()?;
