@@ -125,8 +125,8 @@ fn manifest() -> PathBuf {
     crate_dir().join("Cargo.toml")
 }
 
-/// `cargo fmt --check` and clippy of the fuzz crate (it is outside the workspace,
-/// so the workspace's own checks do not reach it).
+/// `cargo fmt --check`, clippy and the unit tests of the fuzz crate (it is outside
+/// the workspace, so the workspace's own checks do not reach it).
 pub fn lint() -> Result<()> {
     let cargo = || Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     process::run(cargo().args(["fmt", "--check", "--manifest-path"]).arg(manifest()))?;
@@ -135,7 +135,8 @@ pub fn lint() -> Result<()> {
             .args(["clippy", "--all-targets", "--manifest-path"])
             .arg(manifest())
             .args(["--", "-D", "warnings"]),
-    )
+    )?;
+    process::run(cargo().args(["test", "--lib", "--manifest-path"]).arg(manifest()))
 }
 
 /// Builds both targets with coverage instrumentation.

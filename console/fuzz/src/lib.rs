@@ -355,6 +355,15 @@ mod tests {
     }
 
     #[test]
+    fn an_input_may_not_hold_more_than_the_cap() {
+        capped(0, || {
+            let mut v = Vec::<u8>::new();
+            assert!(v.try_reserve_exact(HEAP_CAP + 1).is_err(), "over the cap");
+            assert!(v.try_reserve_exact(HEAP_CAP / 2).is_ok(), "well under the cap");
+        });
+    }
+
+    #[test]
     fn every_seed_runs() {
         let seeds = decode_seeds();
         assert_eq!(seeds.len(), 10);

@@ -151,7 +151,7 @@ const FUZZ_SMOKE_SECS: u64 = 30;
 pub fn fuzz_smoke(tally: &mut Tally) {
     let start = std::time::Instant::now();
     let lint = fuzz::lint().map_err(|e| eprintln!("error: {e:#}")).is_ok();
-    tally.record("fuzz crate: fmt and clippy", lint);
+    tally.record("fuzz crate: fmt, clippy and unit tests", lint);
     if let Err(e) = fuzz::build() {
         eprintln!("error: {e:#}");
         tally.record("fuzz targets build", false);

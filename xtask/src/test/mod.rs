@@ -41,6 +41,9 @@ pub struct Args {
     /// Run only the console's metrics against a real Prometheus (and the dashboards).
     #[arg(long, conflicts_with_all = ["ktest", "trace_only"])]
     metrics_only: bool,
+    /// Run only the fuzz smoke run (the fuzz crate's checks, build and a short run of each target).
+    #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
+    fuzz_only: bool,
     /// CPUs for the in-QEMU suite.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -90,6 +93,10 @@ pub fn main(args: Args) -> Result<()> {
         qemu_cmd::ensure_installed()?;
         let image = artifacts::build(Variant::Normal)?;
         metrics::end_to_end(&mut tally, &image);
+        return finish(&tally);
+    }
+    if args.fuzz_only {
+        host::fuzz_smoke(&mut tally);
         return finish(&tally);
     }
     let everything = args.ktest.is_none();
