@@ -25,7 +25,7 @@ use lucid_console::stats::Summary;
 use lucid_console::time::HostNs;
 use lucid_console::ui::{self, App, View};
 use lucid_protocol::testdata::{Workload, frame, generate, sample_messages};
-use lucid_protocol::{Ring, StreamId};
+use lucid_protocol::{FrameEncoder, Location, Message, PollResult, Ring, StreamId, TaskId, TaskKind, TaskSpawned};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
@@ -260,6 +260,7 @@ pub fn decode_seeds() -> Vec<Vec<u8>> {
         .collect();
     let samples: Vec<_> = sample_messages().into_iter().map(|m| (1_000, m)).collect();
     streams.push(vec![frame(StreamId::new(0, Ring::Task), 0, &samples)]);
+    streams.extend(hostile_streams());
     let mut seeds = Vec::new();
     for (i, frames) in streams.iter().enumerate() {
         let chunking = (i * 60) as u8;
@@ -279,6 +280,69 @@ pub fn decode_seeds() -> Vec<Vec<u8>> {
         seeds.push(bodies);
     }
     seeds
+}
+
+/// Streams of about [`MAX_INPUT`] bytes of what could make the console hold much
+/// more than it reads: tasks with distinct names and spawn locations, steals naming
+/// distinct CPUs, wakes and polls of tasks never spawned.
+fn hostile_streams() -> Vec<Vec<Vec<u8>>> {
+    let n = 4_000u32;
+    let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let files: Vec<String> = (0..n).map(|i| format!("f{i}.rs")).collect();
+    let spawns = (0..n).map(|i| {
+        Message::TaskSpawned(TaskSpawned {
+            task: TaskId(u64::from(i) + 1),
+            name: &names[i as usize],
+            kind: TaskKind::Kernel,
+            location: Location {
+                file: &files[i as usize],
+                line: i,
+                column: 1,
+            },
+            parent: None,
+        })
+    });
+    let steals = (0..n * 4).map(|i| Message::Steal {
+        task: TaskId(u64::from(i % 7)),
+        from_cpu: i.wrapping_mul(2_654_435_761),
+        to_cpu: i,
+    });
+    let strangers = (0..n * 2).flat_map(|i| {
+        let task = TaskId(u64::from(i) << 20);
+        [
+            Message::PollStart { task },
+            Message::PollEnd {
+                task,
+                result: PollResult::Pending,
+            },
+        ]
+    });
+    vec![
+        frames(spawns.collect()),
+        frames(steals.collect()),
+        frames(strangers.collect()),
+    ]
+}
+
+/// `messages` 100 ticks apart on CPU 0's task stream, as many full frames as fit in
+/// [`MAX_INPUT`] with the two header bytes of an input.
+fn frames(messages: Vec<Message<'_>>) -> Vec<Vec<u8>> {
+    let mut enc = FrameEncoder::new(vec![0u8; 8 << 10], StreamId::new(0, Ring::Task));
+    let mut out = vec![0u8; enc.max_finished_len().max(16 << 10)];
+    let (mut frames, mut len) = (Vec::new(), 2);
+    for (i, m) in messages.iter().enumerate() {
+        let ts = i as u64 * 100;
+        if enc.push(ts, m).is_err() {
+            let n = enc.finish(&mut out).expect("a frame fits its buffer");
+            len += n;
+            if len > MAX_INPUT {
+                return frames;
+            }
+            frames.push(out[..n].to_vec());
+            enc.push(ts, m).expect("one message fits an empty frame");
+        }
+    }
+    frames
 }
 
 /// Inputs to start the index target from: the index a replay builds for the fixture
@@ -366,7 +430,7 @@ mod tests {
     #[test]
     fn every_seed_runs() {
         let seeds = decode_seeds();
-        assert_eq!(seeds.len(), 10);
+        assert_eq!(seeds.len(), 16);
         for seed in &seeds {
             assert!(seed.len() <= MAX_INPUT);
             decode(seed);
