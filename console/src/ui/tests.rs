@@ -611,3 +611,29 @@ fn scheduler_view_sums_busy_time_past_the_tick_range_without_overflow() {
     let screen = format!("{:?}", render(&mut app, 120, 30).buffer());
     assert!(screen.contains("Scheduler"), "{screen}");
 }
+
+#[test]
+fn task_detail_of_a_task_spawned_at_the_last_tick() {
+    let spawned = sample_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::TaskSpawned(t) => Some(t),
+            _ => None,
+        })
+        .expect("a spawn sample");
+    let task = spawned.task;
+    let poll = |m| (u64::MAX, m);
+    let mut app = App::new(session_of(&[vec![
+        poll(Message::TaskSpawned(spawned)),
+        poll(Message::PollStart { task }),
+        poll(Message::PollEnd {
+            task,
+            result: lucid_protocol::PollResult::Pending,
+        }),
+    ]]));
+    assert_eq!(app.state().tasks[&task].spawned_ts, Ticks::MAX);
+    app.detail.task = Some(task);
+    app.view = View::TaskDetail;
+    let screen = format!("{:?}", render(&mut app, 120, 30).buffer());
+    assert!(screen.contains("Polls over its lifetime"), "{screen}");
+}
