@@ -5,6 +5,7 @@
 mod artifacts;
 mod bench;
 mod build;
+mod fuzz;
 mod guest_toolchain;
 mod process;
 mod qemu;
@@ -35,6 +36,8 @@ enum Command {
     Test(test::Args),
     /// Host benchmarks against tokio and of the trace layer; writes target/bench/report.json.
     Bench(bench::Args),
+    /// Fuzz the console (decoder → state → views, and the replay index) for a time.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +47,6 @@ fn main() -> Result<()> {
         Command::Qemu(args) => qemu::main(args),
         Command::Test(args) => test::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Fuzz(args) => fuzz::main(args),
     }
 }

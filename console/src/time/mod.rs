@@ -45,18 +45,21 @@ impl Ticks {
     }
 }
 
+// Arithmetic on ticks saturates: every reading and span comes from the stream, which
+// is untrusted, so a sum past the range stays at the top and a difference below zero
+// is zero, instead of wrapping (or panicking in a debug build).
 impl Add for Ticks {
     type Output = Self;
     #[inline]
     fn add(self, rhs: Self) -> Self {
-        Self(self.0 + rhs.0)
+        self.saturating_add(rhs)
     }
 }
 
 impl AddAssign for Ticks {
     #[inline]
     fn add_assign(&mut self, rhs: Self) {
-        self.0 += rhs.0;
+        *self = self.saturating_add(rhs);
     }
 }
 
@@ -64,20 +67,20 @@ impl Sub for Ticks {
     type Output = Self;
     #[inline]
     fn sub(self, rhs: Self) -> Self {
-        Self(self.0 - rhs.0)
+        self.saturating_sub(rhs)
     }
 }
 
 impl SubAssign for Ticks {
     #[inline]
     fn sub_assign(&mut self, rhs: Self) {
-        self.0 -= rhs.0;
+        *self = self.saturating_sub(rhs);
     }
 }
 
 impl Sum for Ticks {
     fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-        Self(iter.map(|t| t.0).sum())
+        iter.fold(Self::ZERO, Self::saturating_add)
     }
 }
 
@@ -150,6 +153,21 @@ impl fmt::Debug for Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_arithmetic_saturates() {
+        let big = Ticks(u64::MAX - 5);
+        assert_eq!(big + Ticks(10), Ticks::MAX);
+        let mut t = big;
+        t += Ticks(10);
+        assert_eq!(t, Ticks::MAX);
+        assert_eq!([big, big, Ticks(1)].into_iter().sum::<Ticks>(), Ticks::MAX);
+        assert_eq!(Ticks(3) - Ticks(5), Ticks::ZERO);
+        let mut t = Ticks(3);
+        t -= Ticks(5);
+        assert_eq!(t, Ticks::ZERO);
+        assert_eq!(Ticks(7) + Ticks(5) - Ticks(2), Ticks(10));
+    }
 
     /// The conversion by 128-bit arithmetic, which every path must equal.
     fn reference_ns(ticks: u64, hz: u64) -> u64 {

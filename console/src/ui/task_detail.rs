@@ -230,7 +230,8 @@ fn render_strip(f: &mut Frame<'_>, area: Rect, t: &Task, s: &State) {
     if width == 0 {
         return;
     }
-    let span = u128::from((end - start).get());
+    // At least one tick: a task spawned at the last tick has no later `end`.
+    let span = u128::from((end - start).get()).max(1);
     let column = |ts: Ticks| (u128::from(ts.saturating_sub(start).get()) * width as u128 / span) as usize;
     let time = |col: usize| start + Ticks((col as u128 * span / width as u128) as u64);
     let mut cells = vec![false; width];

@@ -723,3 +723,74 @@ fn task_detail_shows_the_current_wait() {
     let text = text_of(&render(&mut app, 120, 34));
     assert!(text.contains("idle, waiting on chan#12 ping recv"), "{text}");
 }
+
+/// A session fed `events` per CPU stream (CPU i gets `per_cpu[i]`), merged and flushed.
+fn session_of(per_cpu: &[Vec<(u64, Message<'_>)>]) -> Session {
+    let mut s = Session::new("test".into(), Config::default());
+    s.handle(IngestEvent::Connected);
+    for (cpu, events) in per_cpu.iter().enumerate() {
+        s.feed(HostNs(1), &frame(StreamId::new(cpu as u32, Ring::Task), 0, events));
+    }
+    s.flush();
+    s
+}
+
+#[test]
+fn scheduler_view_sums_busy_time_past_the_tick_range_without_overflow() {
+    // Two tasks of one spawn location, each busy for more than half the tick range
+    // (on two CPUs, so both polls overlap): their sum does not fit in a u64.
+    let spawned = sample_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::TaskSpawned(t) => Some(t),
+            _ => None,
+        })
+        .expect("a spawn sample");
+    let busy = |task, start: u64| {
+        vec![
+            (
+                start,
+                Message::TaskSpawned(lucid_protocol::TaskSpawned { task, ..spawned }),
+            ),
+            (start, Message::PollStart { task }),
+            (
+                start + (1 << 63) + 100,
+                Message::PollEnd {
+                    task,
+                    result: lucid_protocol::PollResult::Pending,
+                },
+            ),
+        ]
+    };
+    let mut app = App::new(session_of(&[busy(TaskId(1), 1), busy(TaskId(2), 2)]));
+    assert_eq!(app.state().tasks.len(), 2);
+    app.view = View::Scheduler;
+    let screen = format!("{:?}", render(&mut app, 120, 30).buffer());
+    assert!(screen.contains("Scheduler"), "{screen}");
+}
+
+#[test]
+fn task_detail_of_a_task_spawned_at_the_last_tick() {
+    let spawned = sample_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            Message::TaskSpawned(t) => Some(t),
+            _ => None,
+        })
+        .expect("a spawn sample");
+    let task = spawned.task;
+    let poll = |m| (u64::MAX, m);
+    let mut app = App::new(session_of(&[vec![
+        poll(Message::TaskSpawned(spawned)),
+        poll(Message::PollStart { task }),
+        poll(Message::PollEnd {
+            task,
+            result: lucid_protocol::PollResult::Pending,
+        }),
+    ]]));
+    assert_eq!(app.state().tasks[&task].spawned_ts, Ticks::MAX);
+    app.detail.task = Some(task);
+    app.view = View::TaskDetail;
+    let screen = format!("{:?}", render(&mut app, 120, 30).buffer());
+    assert!(screen.contains("Polls over its lifetime"), "{screen}");
+}

@@ -1,5 +1,5 @@
 //! The host steps: `cargo fmt --check`, clippy, the host test suites (with the loom
-//! models), and `nm -u` of the test kernel.
+//! models), a fuzz smoke run of the console, and `nm -u` of the test kernel.
 
 use std::{
     io::{BufRead, BufReader},
@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use super::{Tally, cargo, step};
 use crate::{
     artifacts::{self, BootImage},
-    process,
+    fuzz, process,
 };
 
 /// Workspace members that only build freestanding (checked and built on their own).
@@ -141,4 +141,42 @@ fn run_tee(cmd: &mut Command) -> Result<(bool, String)> {
         line.clear();
     }
     Ok((child.wait()?.success(), out))
+}
+
+/// Seconds each fuzz target runs in the smoke run.
+const FUZZ_SMOKE_SECS: u64 = 30;
+
+/// The fuzz crate's lints, its instrumented build and a short run of each target
+/// from its seeds alone (a fresh corpus, so every run does the same kind of work).
+pub fn fuzz_smoke(tally: &mut Tally) {
+    let start = std::time::Instant::now();
+    let lint = fuzz::lint().map_err(|e| eprintln!("error: {e:#}")).is_ok();
+    tally.record("fuzz crate: fmt, clippy and unit tests", lint);
+    if let Err(e) = fuzz::build() {
+        eprintln!("error: {e:#}");
+        tally.record("fuzz targets build", false);
+        return;
+    }
+    for target in fuzz::Target::ALL {
+        let corpus = artifacts::target_dir()
+            .join("fuzz")
+            .join("smoke-corpus")
+            .join(target.name());
+        let _ = std::fs::remove_dir_all(&corpus);
+        let name = format!("fuzz {} for {FUZZ_SMOKE_SECS} s: no crash", target.name());
+        match fuzz::run(target, &corpus, std::time::Duration::from_secs(FUZZ_SMOKE_SECS)) {
+            Ok(report) => {
+                println!("fuzz smoke {}: {report}", target.name());
+                tally.record(&name, true);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                tally.record(&name, false);
+            }
+        }
+    }
+    println!(
+        "fuzz smoke (lint, build, runs) took {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
 }

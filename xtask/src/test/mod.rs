@@ -1,9 +1,9 @@
 //! `cargo xtask test`: everything CI checks, ending with one line `N passed, N failed`.
 //!
 //! Steps, in order: the host steps ([`host`]: `cargo fmt --check`, clippy of the host
-//! crates and of the kernel with its test runner, host tests, and `nm -u` of the
-//! kernel for stray libc/std symbols), the in-QEMU suite and the harness's self-test
-//! ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
+//! crates and of the kernel with its test runner, host tests, a one-minute fuzz run
+//! of the console, and `nm -u` of the kernel for stray libc/std symbols), the in-QEMU
+//! suite and the harness's self-test ([`ktest`]), and the end-to-end runs of the booted kernel, one module a subsystem:
 //! the trace stream ([`trace`]), the live console ([`console`]), metrics with
 //! Prometheus ([`metrics`]), the link bench boot ([`link_bench`]), the wasm guests
 //! ([`wasm`]), contained task panics ([`panic`]) and waits, deadlocks and lost
@@ -52,6 +52,9 @@ pub struct Args {
     /// with `cargo xtask run --wasm`).
     #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
     wasm_only: bool,
+    /// Run only the fuzz smoke run (the fuzz crate's checks, build and a short run of each target).
+    #[arg(long, conflicts_with_all = ["ktest", "trace_only", "metrics_only"])]
+    fuzz_only: bool,
     /// CPUs for the in-QEMU suite.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -123,9 +126,14 @@ pub fn main(args: Args) -> Result<()> {
         }
         return finish(&tally);
     }
+    if args.fuzz_only {
+        host::fuzz_smoke(&mut tally);
+        return finish(&tally);
+    }
     let everything = args.ktest.is_none();
     if everything {
         host::checks(&mut tally)?;
+        host::fuzz_smoke(&mut tally);
     }
 
     qemu_cmd::ensure_installed()?;

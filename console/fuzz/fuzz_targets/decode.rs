@@ -1,0 +1,9 @@
+//! Bytes from a kernel link → pipeline → state → every view drawn and `lucid stats`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(
+    init: lucid_console_fuzz::write_seeds(&lucid_console_fuzz::decode_seeds()),
+    |data: &[u8]| lucid_console_fuzz::capped(data.len(), || lucid_console_fuzz::decode(data))
+);

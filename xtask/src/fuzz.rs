@@ -1,0 +1,233 @@
+//! `cargo xtask fuzz`: the console's fuzz targets (`console/fuzz`) built with
+//! libFuzzer's coverage instrumentation on the stable toolchain and run for a time.
+//!
+//! The instrumentation is what cargo-fuzz passes, minus the nightly-only sanitizer:
+//! LLVM's `sancov-module` pass with 8-bit counters, a PC table and compare tracing.
+//! `console/fuzz/rustc-coverage.sh`, the build's `RUSTC_WRAPPER`, adds it to Lucid's
+//! crates only (the libraries run uninstrumented, several times faster); `--target`
+//! keeps `RUSTFLAGS` (`--cfg fuzzing`) off build scripts and proc-macros, and a
+//! target dir of its own keeps all of it off every other build. Overflow checks and
+//! debug assertions are on (the fuzz crate's release profile).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{artifacts, process};
+
+const HOST: &str = "x86_64-unknown-linux-gnu";
+/// Largest input (64 KiB: the size the heap cap of the targets is stated for).
+const MAX_LEN: &str = "-max_len=65536";
+/// The process's resident set must stay under this (MiB).
+const RSS_LIMIT: &str = "-rss_limit_mb=1024";
+/// One input taking longer than this (seconds) is a hang.
+const INPUT_TIMEOUT: &str = "-timeout=10";
+
+/// Options of `cargo xtask fuzz`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Minutes to fuzz each target.
+    #[arg(long, default_value_t = 10)]
+    minutes: u64,
+    /// Fuzz only this target (default: both, one after the other).
+    #[arg(long, value_enum)]
+    target: Option<Target>,
+}
+
+/// A fuzz target of `console/fuzz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// Link bytes → pipeline → state → every view drawn and the stats summary.
+    Decode,
+    /// Bytes as a recording's index file → replay open → a seek to every keyframe.
+    Index,
+}
+
+impl Target {
+    /// Both targets.
+    pub const ALL: [Self; 2] = [Self::Decode, Self::Index];
+
+    /// The target's binary name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Decode => "decode",
+            Self::Index => "index",
+        }
+    }
+}
+
+/// What one run of a target did, from libFuzzer's final statistics.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Inputs run.
+    pub inputs: u64,
+    /// Inputs per second, as libFuzzer averaged them.
+    pub per_second: u64,
+    /// Largest resident set of the process (MiB).
+    pub peak_rss_mb: u64,
+    /// Largest heap the console held (bytes), from the targets' own count.
+    pub peak_heap: u64,
+    /// Coverage points reached.
+    pub coverage: u64,
+    /// Wall time of the run.
+    pub wall: Duration,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} inputs in {:.0} s ({}/s), coverage {}, peak RSS {} MiB, peak heap {:.1} MiB",
+            self.inputs,
+            self.wall.as_secs_f64(),
+            self.per_second,
+            self.coverage,
+            self.peak_rss_mb,
+            self.peak_heap as f64 / f64::from(1 << 20)
+        )
+    }
+}
+
+pub fn main(args: Args) -> Result<()> {
+    let targets = args.target.map_or(Target::ALL.to_vec(), |t| vec![t]);
+    build()?;
+    let mut failed = Vec::new();
+    for target in targets {
+        let corpus = fuzz_dir().join("corpus").join(target.name());
+        match run(target, &corpus, Duration::from_secs(args.minutes * 60)) {
+            Ok(report) => println!("fuzz {}: {report}, 0 crashes", target.name()),
+            Err(e) => {
+                eprintln!("error: fuzz {}: {e:#}", target.name());
+                failed.push(target.name());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("fuzz targets failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The fuzz build's own target dir.
+fn fuzz_dir() -> PathBuf {
+    artifacts::target_dir().join("fuzz")
+}
+
+fn crate_dir() -> PathBuf {
+    process::workspace_root().join("console").join("fuzz")
+}
+
+fn manifest() -> PathBuf {
+    crate_dir().join("Cargo.toml")
+}
+
+/// `cargo fmt --check`, clippy and the unit tests of the fuzz crate (it is outside
+/// the workspace, so the workspace's own checks do not reach it).
+pub fn lint() -> Result<()> {
+    let cargo = || Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    process::run(cargo().args(["fmt", "--check", "--manifest-path"]).arg(manifest()))?;
+    process::run(
+        cargo()
+            .args(["clippy", "--all-targets", "--manifest-path"])
+            .arg(manifest())
+            .args(["--", "-D", "warnings"]),
+    )?;
+    process::run(cargo().args(["test", "--lib", "--manifest-path"]).arg(manifest()))
+}
+
+/// Builds both targets with coverage instrumentation.
+pub fn build() -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--release", "--bins", "--target", HOST, "--manifest-path"])
+        .arg(manifest())
+        .arg("--target-dir")
+        .arg(fuzz_dir())
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("RUSTC_WRAPPER", crate_dir().join("rustc-coverage.sh"))
+        .env("RUSTFLAGS", "--cfg fuzzing");
+    process::run(&mut cmd)
+}
+
+/// Runs `target` for `budget` on the corpus in `corpus` (seeded by the target
+/// itself), keeping what libFuzzer finds in `corpus`'s sibling `artifacts/`. A crash,
+/// a hang, an input over the heap cap or over the RSS limit is an error.
+pub fn run(target: Target, corpus: &Path, budget: Duration) -> Result<Report> {
+    let binary = fuzz_dir().join(HOST).join("release").join(target.name());
+    let artifacts = fuzz_dir().join("artifacts").join(target.name());
+    fs::create_dir_all(corpus).with_context(|| format!("create {}", corpus.display()))?;
+    fs::create_dir_all(&artifacts).with_context(|| format!("create {}", artifacts.display()))?;
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10"])
+        .arg(&binary)
+        .arg(corpus)
+        .args([MAX_LEN, RSS_LIMIT, INPUT_TIMEOUT, "-print_final_stats=1"])
+        .arg(format!("-max_total_time={}", budget.as_secs().max(1)))
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .env("LUCID_FUZZ_SEEDS", corpus);
+    process::show(&cmd);
+    let start = Instant::now();
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut report = Report::default();
+    let reader = BufReader::new(child.stderr.take().context("piped stderr")?);
+    for line in reader.lines() {
+        let line = line?;
+        eprintln!("{line}");
+        note(&mut report, &line);
+    }
+    let status = child.wait()?;
+    report.wall = start.elapsed();
+    if !status.success() {
+        bail!(
+            "{} exited with {status}; the input is in {}",
+            binary.display(),
+            artifacts.display()
+        );
+    }
+    Ok(report)
+}
+
+/// Takes the figures a report needs from one line of libFuzzer's output.
+fn note(report: &mut Report, line: &str) {
+    let number = |text: &str| text.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+    if let Some(rest) = line.strip_prefix("stat::number_of_executed_units:") {
+        report.inputs = number(rest).unwrap_or(report.inputs);
+    } else if let Some(rest) = line.strip_prefix("stat::average_exec_per_sec:") {
+        report.per_second = number(rest).unwrap_or(report.per_second);
+    } else if let Some(rest) = line.strip_prefix("stat::peak_rss_mb:") {
+        report.peak_rss_mb = number(rest).unwrap_or(report.peak_rss_mb);
+    } else if let Some(rest) = line.strip_prefix("lucid-fuzz: peak heap ") {
+        report.peak_heap = number(rest).unwrap_or(report.peak_heap);
+    } else if let Some((_, rest)) = line.split_once(" cov: ") {
+        report.coverage = number(rest).unwrap_or(report.coverage);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_takes_libfuzzers_final_figures() {
+        let mut r = Report::default();
+        for line in [
+            "#4096\tpulse  cov: 5310 ft: 20000 corp: 300/90Kb exec/s: 2048 rss: 120Mb",
+            "lucid-fuzz: peak heap 3145728 bytes (input of 12 bytes)",
+            "stat::number_of_executed_units: 123456",
+            "stat::average_exec_per_sec:     2057",
+            "stat::peak_rss_mb:              131",
+        ] {
+            note(&mut r, line);
+        }
+        assert_eq!(
+            (r.inputs, r.per_second, r.peak_rss_mb, r.peak_heap, r.coverage),
+            (123_456, 2057, 131, 3_145_728, 5310)
+        );
+    }
+}
