@@ -278,6 +278,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         eprint!("\r\x1b[2K");
     }
     let mut replay = opened.with_context(|| format!("{name}"))?;
+    if let Some(n) = replay.take_notice() {
+        eprintln!("lucid: {name}: {n}");
+    }
     if let Some(d) = replay.damage() {
         eprintln!("lucid: {name}: {} (replaying what came before)", d.message);
     }
@@ -287,6 +290,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         None => Ok(()),
     }
     .with_context(|| format!("{name}"))?;
+    if let Some(n) = replay.take_notice() {
+        eprintln!("lucid: {name}: {n}");
+    }
     if args.headless {
         let collected = lucid_console::stats::Collected {
             state: replay.state().clone(),
