@@ -9,6 +9,9 @@
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +116,103 @@ impl BlockSums {
     }
 }
 
+/// How far a [`Verifier`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Progress {
+    /// The bytes before this offset match.
+    Matching(u64),
+    /// The block starting here differs (or the file is no longer as long).
+    Changed(u64),
+    /// The recording could not be read.
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct Shared {
+    progress: Mutex<Progress>,
+    advanced: Condvar,
+    cancelled: AtomicBool,
+}
+
+/// Checks a recording's blocks on a thread of its own, from the start, so that
+/// opening does not wait for it and a keyframe restore waits only for the blocks
+/// before the keyframe that it has not reached yet. Dropping it stops the thread
+/// (at its next block).
+#[derive(Debug)]
+pub(crate) struct Verifier(Arc<Shared>);
+
+impl Verifier {
+    /// Starts checking the first `len` bytes of `path` against `sums` (sound sums).
+    pub(crate) fn start(path: &Path, sums: BlockSums, len: u64) -> Self {
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(Progress::Matching(0)),
+            advanced: Condvar::new(),
+            cancelled: AtomicBool::new(false),
+        });
+        let (theirs, path) = (Arc::clone(&shared), path.to_path_buf());
+        let run = move || check(&theirs, &path, &sums, len);
+        if let Err(e) = std::thread::Builder::new().name("lucid-index-verify".into()).spawn(run) {
+            *lock(&shared) = Progress::Failed(format!("cannot start checking the recording: {e}"));
+        }
+        Self(shared)
+    }
+
+    /// Waits until the bytes before `end` are checked: `Ok` if they match, else what
+    /// was found.
+    pub(crate) fn wait_for(&self, end: u64) -> Result<(), String> {
+        let mut progress = lock(&self.0);
+        loop {
+            match &*progress {
+                Progress::Matching(done) if *done >= end => return Ok(()),
+                Progress::Matching(_) => {
+                    progress = self.0.advanced.wait(progress).unwrap_or_else(PoisonError::into_inner);
+                }
+                Progress::Changed(at) => return Err(format!("index stale: the recording changed at byte {at}")),
+                Progress::Failed(e) => return Err(format!("index not usable: {e}")),
+            }
+        }
+    }
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Progress> {
+    shared.progress.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The verifier thread: one block at a time, reporting each.
+fn check(shared: &Shared, path: &Path, sums: &BlockSums, len: u64) {
+    let report = |p: Progress| {
+        *lock(shared) = p;
+        shared.advanced.notify_all();
+    };
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return report(Progress::Failed(e.to_string())),
+    };
+    if f.metadata().map_or(true, |m| m.len() != len) {
+        return report(Progress::Changed(0));
+    }
+    let mut at = 0;
+    while at < len {
+        if shared.cancelled.load(Ordering::Relaxed) {
+            return;
+        }
+        let end = at.saturating_add(sums.block_len).min(len);
+        match sums.first_change(&mut f, at, end) {
+            Ok(None) => report(Progress::Matching(end)),
+            Ok(Some(changed)) => return report(Progress::Changed(changed)),
+            Err(e) => return report(Progress::Failed(e.to_string())),
+        }
+        at = end;
+    }
+    report(Progress::Matching(u64::MAX));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +238,23 @@ mod tests {
         assert_eq!(sums.first_change(&mut f, 0, len).expect("read"), Some(2 * BLOCK_LEN));
         assert_eq!(sums.block_end(2 * BLOCK_LEN + 1, len), 3 * BLOCK_LEN);
         assert_eq!(sums.block_end(len, len), len);
+    }
+
+    #[test]
+    fn the_verifier_thread_answers_for_the_bytes_before_an_offset() {
+        let dir = TempDir::new();
+        let len = 4 * BLOCK_LEN;
+        let mut bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let path = dir.file("r", &bytes);
+        let sums = BlockSums::of(&mut File::open(&path).expect("open"), len).expect("sums");
+        let v = Verifier::start(&path, sums.clone(), len);
+        assert_eq!(v.wait_for(len), Ok(()));
+        bytes[(3 * BLOCK_LEN + 9) as usize] ^= 0x80;
+        let path = dir.file("r", &bytes);
+        let v = Verifier::start(&path, sums, len);
+        assert_eq!(v.wait_for(3 * BLOCK_LEN), Ok(()), "the blocks before the change match");
+        let e = v.wait_for(3 * BLOCK_LEN + 1).expect_err("changed");
+        assert!(e.contains(&format!("byte {}", 3 * BLOCK_LEN)), "{e}");
     }
 
     #[test]

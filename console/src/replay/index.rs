@@ -22,7 +22,7 @@ use lucid_protocol::testdata::{Workload, generate};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
-use super::blocks::{BlockSums, Identity, identity};
+use super::blocks::{BlockSums, Identity, Verifier, identity};
 use super::place::{self, create_temporary, open_index};
 use super::player::{KeyframeIn, Player};
 use crate::pipeline::Pipeline;
@@ -149,8 +149,9 @@ pub struct Index {
     store: Store,
     /// How the index was obtained, for the status line.
     pub origin: String,
-    /// Recording bytes known to equal those the index was built from.
-    verified: u64,
+    /// Checks the recording's blocks while the index is in use; `None` once they
+    /// were all checked on open.
+    verifier: Option<Verifier>,
     /// Why an existing index was not used, when that is worth a line to the user.
     notice: Option<String>,
 }
@@ -309,37 +310,30 @@ impl Index {
             table,
             store: Store::File(f),
             origin: format!("index {}", side.display()),
-            verified: 0,
+            verifier: None,
             notice: None,
         };
-        // Where the file system cannot vouch for the bytes, every block is checked now.
+        // Where the file system cannot vouch for the bytes, every block is checked now;
+        // else on a thread, before a keyframe that depends on them is used.
         let now = fs::metadata(recording).ok().and_then(|m| identity(&m));
         if now.is_none() || now != index.table.identity {
-            index.verify_through(recording, fp.len).map_err(|Changed(why)| why)?;
+            Verifier::start(recording, index.table.blocks.clone(), fp.len).wait_for(fp.len)?;
+        } else {
+            index.verifier = Some(Verifier::start(recording, index.table.blocks.clone(), fp.len));
         }
         Ok(index)
     }
 
-    /// Checks the recording's bytes before `offset` against the checksums taken when
-    /// the index was built (each block once), so a keyframe at `offset` may be used.
-    pub(crate) fn verify_through(&mut self, recording: &Path, offset: u64) -> Result<(), Changed> {
+    /// Waits until the recording's bytes before `offset` are checked against the
+    /// checksums taken when the index was built, so a keyframe at `offset` may be
+    /// used; `Err` says what changed.
+    pub(crate) fn verify_through(&self, offset: u64) -> Result<(), Changed> {
         let len = self.table.fingerprint.len;
-        let end = self.table.blocks.block_end(offset.min(len), len);
-        if end <= self.verified {
-            return Ok(());
-        }
-        let changed = |at: u64| Changed(format!("index stale: the recording changed at byte {at}"));
-        let mut f = File::open(recording).map_err(|e| Changed(format!("index not usable: {e}")))?;
-        if f.metadata().map_or(true, |m| m.len() != len) {
-            return Err(Changed("index stale: the recording changed length".into()));
-        }
-        match self.table.blocks.first_change(&mut f, self.verified, end) {
-            Ok(None) => {
-                self.verified = end;
-                Ok(())
-            }
-            Ok(Some(at)) => Err(changed(at)),
-            Err(e) => Err(Changed(format!("index not usable: {e}"))),
+        match &self.verifier {
+            Some(v) => v
+                .wait_for(self.table.blocks.block_end(offset.min(len), len))
+                .map_err(Changed),
+            None => Ok(()),
         }
     }
 
@@ -446,6 +440,9 @@ impl Index {
             damage: player.damage().cloned(),
             warnings: player.applied.marks.take().unwrap_or_default(),
         };
+        // The keyframes are checked against the sums taken before the build (a write
+        // during it makes them stale).
+        let (blocks_for_verifier, len) = (blocks.clone(), fp.len);
         let table = Table {
             version: INDEX_VERSION,
             console: env!("CARGO_PKG_VERSION").into(),
@@ -477,7 +474,7 @@ impl Index {
                     table,
                     store: Store::File(f),
                     origin: format!("index built: {}", side.display()),
-                    verified: 0,
+                    verifier: Some(Verifier::start(path, blocks_for_verifier, len)),
                     notice: None,
                 })
             }
@@ -488,7 +485,7 @@ impl Index {
                     table,
                     store: Store::Memory(v),
                     origin: "index built in memory (no private directory for it)".into(),
-                    verified: 0,
+                    verifier: Some(Verifier::start(path, blocks_for_verifier, len)),
                     notice: None,
                 })
             }

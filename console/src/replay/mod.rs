@@ -298,7 +298,7 @@ impl Replay {
     /// the index is rebuilt (see [`Self::take_notice`]) and the player starts over.
     fn restore(&mut self, entry: Option<index::Entry>) -> Result<Player, ReplayError> {
         if let Some(e) = entry {
-            match self.index.verify_through(&self.path, e.record_offset) {
+            match self.index.verify_through(e.record_offset) {
                 Ok(()) => {
                     if let Ok(p) = self.index.restore(&self.path, self.header, &e) {
                         return Ok(p);
