@@ -53,15 +53,19 @@ enum Command {
         #[command(flatten)]
         window: WindowArgs,
     },
-    /// Write a recording for other tools: Perfetto / chrome://tracing JSON, or folded
-    /// stacks for inferno and flamegraph.pl.
-    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "folded"])))]
+    /// Write a recording for other tools: Perfetto's protobuf trace, Perfetto /
+    /// chrome://tracing JSON, or folded stacks for inferno and flamegraph.pl.
+    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "perfetto_proto", "folded"])))]
     Export {
         /// The recording.
         file: PathBuf,
         /// Write Chrome trace-event JSON to this file.
         #[arg(long, value_name = "OUT.json")]
         perfetto: Option<PathBuf>,
+        /// Write Perfetto's native protobuf trace to this file (much smaller than the
+        /// JSON; open it in the Perfetto UI).
+        #[arg(long, value_name = "OUT.perfetto-trace")]
+        perfetto_proto: Option<PathBuf>,
         /// Write folded stacks (`cpu;kind;location;name busy_ns`) to this file.
         #[arg(long, value_name = "OUT.txt")]
         folded: Option<PathBuf>,
@@ -233,9 +237,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export {
             file,
             perfetto,
+            perfetto_proto,
             folded,
             window,
-        } => export(&file, perfetto.as_deref(), folded.as_deref(), window.window()?),
+        } => export(
+            &file,
+            Outputs {
+                perfetto: perfetto.as_deref(),
+                perfetto_proto: perfetto_proto.as_deref(),
+                folded: folded.as_deref(),
+            },
+            window.window()?,
+        ),
         Command::Live(args) => live(&args),
         Command::Replay(args) => replay(&args),
     }
@@ -278,6 +291,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         eprint!("\r\x1b[2K");
     }
     let mut replay = opened.with_context(|| format!("{name}"))?;
+    if let Some(n) = replay.take_notice() {
+        eprintln!("lucid: {name}: {n}");
+    }
     if let Some(d) = replay.damage() {
         eprintln!("lucid: {name}: {} (replaying what came before)", d.message);
     }
@@ -287,6 +303,9 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         None => Ok(()),
     }
     .with_context(|| format!("{name}"))?;
+    if let Some(n) = replay.take_notice() {
+        eprintln!("lucid: {name}: {n}");
+    }
     if args.headless {
         let collected = lucid_console::stats::Collected {
             state: replay.state().clone(),
@@ -448,42 +467,66 @@ fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Resul
     print(&text)
 }
 
-fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: Window) -> anyhow::Result<()> {
-    use lucid_console::export::{Folded, PerfettoWriter};
+/// Where `lucid export` writes each format asked for.
+struct Outputs<'a> {
+    perfetto: Option<&'a Path>,
+    perfetto_proto: Option<&'a Path>,
+    folded: Option<&'a Path>,
+}
+
+fn create(path: Option<&Path>) -> anyhow::Result<Option<std::io::BufWriter<std::fs::File>>> {
+    path.map(|p| {
+        std::fs::File::create(p)
+            .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
+            .with_context(|| format!("creating {}", p.display()))
+    })
+    .transpose()
+}
+
+fn export(file: &Path, outputs: Outputs<'_>, window: Window) -> anyhow::Result<()> {
+    use lucid_console::export::{Folded, PerfettoProtoWriter, PerfettoWriter};
     let name = file.display();
-    let json_out = perfetto
-        .map(|p| {
-            std::fs::File::create(p)
-                .map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
-                .with_context(|| format!("creating {}", p.display()))
-        })
-        .transpose()?;
+    let json_out = create(outputs.perfetto)?;
+    let proto_out = create(outputs.perfetto_proto)?;
     let mut start_err = None;
-    let ((json, stacks), scan) = scan(file, Config::default(), window, |s| {
+    let (((json, proto), stacks), scan) = scan(file, Config::default(), window, |s| {
         let json = json_out.and_then(|out| match PerfettoWriter::new(out, s.state, s.from_ts, s.origin_ts) {
             Ok(w) => Some(w),
             Err(e) => {
-                start_err = Some(e);
+                start_err = Some((outputs.perfetto, e));
                 None
             }
         });
-        (json, folded.map(|_| Folded::new(s.state, s.from_ts)))
+        let proto = proto_out.and_then(
+            |out| match PerfettoProtoWriter::new(out, s.state, s.from_ts, s.origin_ts) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    start_err = Some((outputs.perfetto_proto, e));
+                    None
+                }
+            },
+        );
+        ((json, proto), outputs.folded.map(|_| Folded::new(s.state, s.from_ts)))
     })
     .with_context(|| format!("{name}"))?;
-    if let Some(e) = start_err {
+    if let Some((path, e)) = start_err {
         bail!(
             "writing {}: {e}",
-            perfetto.map_or(name.to_string(), |p| p.display().to_string())
+            path.map_or(name.to_string(), |p| p.display().to_string())
         );
     }
     if let Some(d) = &scan.damage {
         eprintln!("lucid: {name}: {} (exported what came before)", d.message);
     }
-    if let (Some(w), Some(p)) = (json, perfetto) {
+    if let (Some(w), Some(p)) = (json, outputs.perfetto) {
         w.finish(scan.to_ts)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let (Some(f), Some(p)) = (stacks, folded) {
+    if let (Some(w), Some(p)) = (proto, outputs.perfetto_proto) {
+        w.finish(scan.to_ts)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let (Some(f), Some(p)) = (stacks, outputs.folded) {
         let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
         f.write(std::io::BufWriter::new(out), scan.end.clock())
             .with_context(|| format!("writing {}", p.display()))?;

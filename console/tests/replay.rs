@@ -119,6 +119,46 @@ fn profile_and_export_write_their_formats() {
 }
 
 #[test]
+fn export_writes_a_perfetto_protobuf_trace_a_fraction_of_the_json() {
+    use perfetto_protos::trace::Trace;
+    use perfetto_protos::track_event::track_event::Type;
+    use protobuf::Message as _;
+
+    let path = write("export-proto");
+    let p = path.to_str().expect("utf-8");
+    let dir = path.parent().expect("dir");
+    let (j, pb) = (dir.join("out.json"), dir.join("out.perfetto-trace"));
+    let out = lucid(&[
+        "export",
+        p,
+        "--perfetto",
+        j.to_str().expect("utf-8"),
+        "--perfetto-proto",
+        pb.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&pb).expect("trace");
+    let json_len = std::fs::metadata(&j).expect("json").len() as usize;
+    assert!(bytes.len() * 3 <= json_len, "{} vs {json_len}", bytes.len());
+    let trace = Trace::parse_from_bytes(&bytes).expect("a Trace");
+    let begins = trace
+        .packet
+        .iter()
+        .filter(|p| p.has_track_event() && p.track_event().type_() == Type::TYPE_SLICE_BEGIN)
+        .count();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&j).expect("json")).expect("valid JSON");
+    let polls = doc["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .count();
+    // Each poll is a slice on its CPU's track and on its task's (the JSON's two X
+    // events), plus one lifetime slice per task.
+    assert!(begins >= polls, "{begins} slices for {polls} poll events");
+}
+
+#[test]
 fn damaged_and_foreign_files_fail_in_one_line() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let text = dir.join("replay-not-a-recording.lucid");

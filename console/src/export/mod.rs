@@ -1,13 +1,17 @@
 //! `lucid export`: a recording (or a window of it) in formats other tools read.
 //!
 //! - [`perfetto`]: Chrome trace-event JSON for the Perfetto UI and `chrome://tracing`.
+//! - [`perfetto_proto`]: Perfetto's native protobuf trace, about a tenth of the JSON's
+//!   size.
 //! - [`folded`]: folded stacks for inferno and flamegraph.pl.
 
 pub mod folded;
 pub mod perfetto;
+pub mod perfetto_proto;
 
 #[cfg(test)]
 mod tests;
 
 pub use folded::Folded;
 pub use perfetto::PerfettoWriter;
+pub use perfetto_proto::PerfettoProtoWriter;

@@ -220,3 +220,154 @@ fn perfetto_carries_a_wait_slice_per_wait_named_by_its_resource() {
         ]
     );
 }
+
+/// The protobuf export of `path` and the Chrome JSON's size for the same window.
+fn perfetto_proto(path: &std::path::Path, window: Window) -> (Vec<u8>, usize) {
+    let ((proto, json), scanned) = scan(path, Config::default(), window, |s| {
+        (
+            PerfettoProtoWriter::new(Vec::new(), s.state, s.from_ts, s.origin_ts).expect("vec"),
+            PerfettoWriter::new(Vec::new(), s.state, s.from_ts, s.origin_ts).expect("vec"),
+        )
+    })
+    .expect("scan");
+    (
+        proto.finish(scanned.to_ts).expect("vec"),
+        json.finish(scanned.to_ts).expect("vec").len(),
+    )
+}
+
+/// Counts the `PollStart`s of each CPU's executor streams.
+#[derive(Default)]
+struct PollStarts(BTreeMap<u32, u64>);
+
+impl crate::window::Observer for PollStarts {
+    fn observe(&mut self, item: &lucid_protocol::Item<'_>) {
+        if let Some((cpu, _, lucid_protocol::Message::PollStart { .. })) = crate::profile::executor_event(item) {
+            *self.0.entry(cpu).or_default() += 1;
+        }
+    }
+}
+
+#[test]
+fn the_perfetto_proto_decodes_back_to_the_recordings_polls() {
+    use perfetto_protos::trace::Trace;
+    use perfetto_protos::track_event::track_event::Type;
+    use protobuf::Message as _;
+
+    use super::perfetto_proto::{ROOT_CPUS, ROOT_TASKS, TrackKind, track_uuid};
+
+    let dir = TempDir::new();
+    let path = recording(&dir);
+    let (bytes, json_len) = perfetto_proto(&path, Window::default());
+    let trace = Trace::parse_from_bytes(&bytes).expect("a Trace");
+    // A fifth on the demo recording; this small one has shorter names and fewer polls
+    // per task, so the JSON it is compared with is leaner.
+    assert!(
+        bytes.len() * 3 <= json_len,
+        "{} bytes of protobuf vs {json_len} of JSON",
+        bytes.len()
+    );
+
+    let (starts, _) = scan(&path, Config::default(), Window::default(), |_| PollStarts::default()).expect("scan");
+    let polls: u64 = starts.0.values().sum();
+    assert!(polls > 400, "{polls}");
+
+    let mut parent = BTreeMap::new();
+    let mut names = BTreeMap::new();
+    // Flow ids in flight (an ended one may be used again).
+    let mut flows_started = std::collections::BTreeSet::new();
+    let (mut flows_ended, mut counters) = (0, 0);
+    // (track, time, file order, +1 begin / -1 end)
+    let mut edges = Vec::new();
+    let mut base = None::<u64>;
+    for (i, p) in trace.packet.iter().enumerate() {
+        assert_eq!(p.trusted_packet_sequence_id(), 1);
+        if p.has_clock_snapshot() {
+            assert!(
+                p.trace_packet_defaults.is_some(),
+                "the incremental clock is the default"
+            );
+            base = Some(0);
+            continue;
+        }
+        if p.has_track_descriptor() {
+            let d = p.track_descriptor();
+            assert!(!d.name().is_empty());
+            if d.has_parent_uuid() {
+                parent.insert(d.uuid(), (d.parent_uuid(), d.counter.is_some()));
+            }
+            continue;
+        }
+        for n in &p.interned_data.event_names {
+            assert!(
+                names.insert(n.iid(), n.name().to_string()).is_none(),
+                "iid {} twice",
+                n.iid()
+            );
+        }
+        let e = p.track_event();
+        let t = if p.timestamp_clock_id() == 6 {
+            p.timestamp()
+        } else {
+            let t = base.expect("the clock snapshot comes first") + p.timestamp();
+            base = Some(t);
+            t
+        };
+        assert!(
+            parent.contains_key(&e.track_uuid()) || e.track_uuid() < 8,
+            "undescribed track"
+        );
+        if e.has_name_iid() {
+            assert!(
+                names.contains_key(&e.name_iid()),
+                "name {} used before it is interned",
+                e.name_iid()
+            );
+        }
+        for id in &e.terminating_flow_ids {
+            assert!(flows_started.remove(id), "flow {id} ends before it starts");
+            flows_ended += 1;
+        }
+        for &id in &e.flow_ids {
+            assert!(flows_started.insert(id), "flow {id} starts twice");
+        }
+        match e.type_() {
+            Type::TYPE_SLICE_BEGIN => edges.push((e.track_uuid(), t, i, 1i64)),
+            Type::TYPE_SLICE_END => edges.push((e.track_uuid(), t, i, -1)),
+            Type::TYPE_COUNTER => counters += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        flows_ended > 0 && counters > 0,
+        "{flows_ended} flows, {counters} counters"
+    );
+
+    // Per CPU: one slice per poll the recording started there.
+    for (&cpu, &n) in &starts.0 {
+        let uuid = track_uuid(TrackKind::Cpu, u64::from(cpu));
+        assert_eq!(parent.get(&uuid), Some(&(ROOT_CPUS, false)));
+        let begins = edges.iter().filter(|e| e.0 == uuid && e.3 == 1).count() as u64;
+        assert_eq!(begins, n, "cpu {cpu}");
+    }
+    // Task tracks hold every poll again, plus one lifetime slice per task.
+    let task_tracks: Vec<u64> = parent
+        .iter()
+        .filter(|(_, (p, _))| *p == ROOT_TASKS)
+        .map(|(&u, _)| u)
+        .collect();
+    let task_begins = edges.iter().filter(|e| task_tracks.contains(&e.0) && e.3 == 1).count() as u64;
+    assert!(
+        task_begins >= polls && task_begins <= polls + task_tracks.len() as u64,
+        "{task_begins} task slices for {polls} polls"
+    );
+    // Slices nest on every track: in time order, never more ends than begins, all closed.
+    edges.sort_by_key(|&(track, t, i, _)| (track, t, i));
+    let mut depth: BTreeMap<u64, i64> = BTreeMap::new();
+    for (track, t, _, d) in &edges {
+        let v = depth.entry(*track).or_default();
+        *v += d;
+        assert!(*v >= 0, "track {track} ends a slice it did not begin at {t}");
+    }
+    assert!(depth.values().all(|&d| d == 0), "unclosed slices");
+}

@@ -3,11 +3,15 @@
 //! boundaries, so a seek restores the nearest keyframe and plays at most one keyframe
 //! interval.
 //!
-//! The index is a cache: it is written to a temporary name and renamed when complete,
-//! checked against the recording (length and checksums of its first and last bytes),
-//! the console build and the state configuration on open, and rebuilt when anything
-//! does not match or does not decode. Where the recording's directory is not writable
-//! it goes to the temporary directory, and failing that lives in memory.
+//! The index is a cache: it is written to a fresh temporary name and renamed when
+//! complete, checked against the recording (length, checksums of its first and last
+//! bytes, and its file identity or else a checksum of every block), the console build
+//! and the state configuration on open, and rebuilt when anything does not match or
+//! does not decode. Blocks not checked on open are checked before a keyframe that
+//! depends on them is used ([`Index::verify_through`]). Where it lives: see [`place`].
+//! Its contents are untrusted input: every length and offset is checked before use.
+//!
+//! [`place`]: super::place
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -18,6 +22,8 @@ use lucid_protocol::testdata::{Workload, generate};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
+use super::blocks::{BlockSums, Identity, Verifier, identity};
+use super::place::{self, create_temporary, open_index};
 use super::player::{KeyframeIn, Player};
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
@@ -29,7 +35,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 /// Last bytes of a complete index file.
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes.
-pub const INDEX_VERSION: u16 = 5;
+pub const INDEX_VERSION: u16 = 6;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -119,6 +125,10 @@ struct Table {
     console: String,
     schema: u32,
     fingerprint: Fingerprint,
+    /// The recording's file identity when the index was built.
+    identity: Option<Identity>,
+    /// Checksums of the recording's blocks.
+    blocks: BlockSums,
     config: Config,
     params: IndexParams,
     summary: Summary,
@@ -139,23 +149,28 @@ pub struct Index {
     store: Store,
     /// How the index was obtained, for the status line.
     pub origin: String,
+    /// Checks the recording's blocks while the index is in use; `None` once they
+    /// were all checked on open.
+    verifier: Option<Verifier>,
+    /// Why an existing index was not used, when that is worth a line to the user.
+    notice: Option<String>,
 }
 
-/// The side file of `recording`.
-#[must_use]
-pub fn index_path(recording: &Path) -> PathBuf {
-    let mut p = recording.as_os_str().to_owned();
-    p.push(".idx");
-    PathBuf::from(p)
-}
+/// The recording changed after the index was built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Changed(pub String);
 
-/// Where the index of a recording in a read-only directory goes: the temporary
-/// directory, under a name made of the recording's fingerprint.
-fn fallback_path(fp: &Fingerprint) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "lucid-{:016x}-{:08x}{:08x}.idx",
-        fp.len, fp.head_crc, fp.tail_crc
-    ))
+/// The recording's name in the private index directory: its fingerprint and the
+/// checksum of its absolute path.
+fn private_name(recording: &Path, fp: &Fingerprint) -> String {
+    let abs = std::path::absolute(recording).unwrap_or_else(|_| recording.to_path_buf());
+    format!(
+        "{:08x}-{:016x}-{:08x}{:08x}.idx",
+        CRC32.checksum(abs.as_os_str().as_encoded_bytes()),
+        fp.len,
+        fp.head_crc,
+        fp.tail_crc
+    )
 }
 
 fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
@@ -183,24 +198,55 @@ impl Index {
         params: IndexParams,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self, ReplayError> {
-        let io_err = |e: io::Error| ReplayError::Io(format!("cannot read {}: {e}", path.display()));
-        let fp = fingerprint(path).map_err(io_err)?;
-        let places = [index_path(path), fallback_path(&fp)];
-        let why = match Self::load(&places[0], &fp, config, params) {
-            Ok(index) => return Ok(index),
-            Err(why) => why,
-        };
-        if let Ok(index) = Self::load(&places[1], &fp, config, params) {
-            return Ok(index);
+        let fp = fingerprint(path).map_err(read_error(path))?;
+        let places = place::places(path, &private_name(path, &fp));
+        let mut why = "no index yet".to_string();
+        for (i, side) in places.iter().enumerate() {
+            match Self::load(side, path, &fp, config, params) {
+                Ok(index) => return Ok(index),
+                // The first place's reason is the one worth telling.
+                Err(e) if i == 0 => why = e,
+                Err(_) => {}
+            }
         }
         let mut index = Self::build(path, config, params, fp, &places, progress)?;
         index.origin = format!("{} ({why})", index.origin);
+        if why != "no index yet" {
+            index.notice = Some(format!("{why}: index rebuilt"));
+        }
         Ok(index)
     }
 
-    /// The table of a complete, matching side file, or why there is none.
-    fn load(side: &Path, fp: &Fingerprint, config: Config, params: IndexParams) -> Result<Self, String> {
-        let mut f = File::open(side).map_err(|_| "no index yet".to_string())?;
+    /// A new index of the recording at `path`, replacing the one in use (whose
+    /// recording changed): `why` says so.
+    pub(crate) fn rebuild(path: &Path, config: Config, params: IndexParams, why: &str) -> Result<Self, ReplayError> {
+        let fp = fingerprint(path).map_err(read_error(path))?;
+        let places = place::places(path, &private_name(path, &fp));
+        let mut index = Self::build(path, config, params, fp, &places, &mut |_, _| {})?;
+        index.origin = format!("{} ({why})", index.origin);
+        index.notice = Some(format!("{why}: index rebuilt"));
+        Ok(index)
+    }
+
+    /// Why an existing index was not used (one line), once.
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
+    }
+
+    /// The table of a complete index at `side` that matches the recording at
+    /// `recording`, or why there is none.
+    fn load(
+        side: &Path,
+        recording: &Path,
+        fp: &Fingerprint,
+        config: Config,
+        params: IndexParams,
+    ) -> Result<Self, String> {
+        let mut f = match open_index(side) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err("no index yet".into()),
+            Err(e) => return Err(format!("index not used ({}): {e}", side.display())),
+        };
         let len = f.metadata().map_err(|e| e.to_string())?.len();
         let damaged = |what: &str| format!("index damaged: {what}");
         if len < HEADER_LEN + FOOTER_LEN {
@@ -229,6 +275,9 @@ impl Index {
         if CRC32.checksum(&bytes) != table_crc {
             return Err(damaged("table checksum mismatch"));
         }
+        if u16::from_le_bytes([header[8], header[9]]) != INDEX_VERSION {
+            return Err("index written by another console version".into());
+        }
         let table: Table = postcard::from_bytes(&bytes).map_err(|e| damaged(&e.to_string()))?;
         if table.version != INDEX_VERSION
             || table.console != env!("CARGO_PKG_VERSION")
@@ -243,17 +292,49 @@ impl Index {
             return Err("index built with other settings".into());
         }
         let in_range = table.entries.iter().all(|e| {
-            e.blob_offset >= HEADER_LEN && e.blob_len <= MAX_KEYFRAME_LEN && e.blob_offset + e.blob_len <= table_offset
+            e.blob_offset >= HEADER_LEN
+                && e.blob_len <= MAX_KEYFRAME_LEN
+                && e.blob_offset
+                    .checked_add(e.blob_len)
+                    .is_some_and(|end| end <= table_offset)
+                && e.record_offset <= fp.len
         });
         let ordered = table.entries.windows(2).all(|w| w[0].items <= w[1].items);
         if !in_range || !ordered {
             return Err(damaged("keyframe entries out of range"));
         }
-        Ok(Self {
+        if !table.blocks.is_sound(fp.len) {
+            return Err(damaged("recording checksums out of range"));
+        }
+        let mut index = Self {
             table,
             store: Store::File(f),
             origin: format!("index {}", side.display()),
-        })
+            verifier: None,
+            notice: None,
+        };
+        // Where the file system cannot vouch for the bytes, every block is checked now;
+        // else on a thread, before a keyframe that depends on them is used.
+        let now = fs::metadata(recording).ok().and_then(|m| identity(&m));
+        if now.is_none() || now != index.table.identity {
+            Verifier::start(recording, index.table.blocks.clone(), fp.len).wait_for(fp.len)?;
+        } else {
+            index.verifier = Some(Verifier::start(recording, index.table.blocks.clone(), fp.len));
+        }
+        Ok(index)
+    }
+
+    /// Waits until the recording's bytes before `offset` are checked against the
+    /// checksums taken when the index was built, so a keyframe at `offset` may be
+    /// used; `Err` says what changed.
+    pub(crate) fn verify_through(&self, offset: u64) -> Result<(), Changed> {
+        let len = self.table.fingerprint.len;
+        match &self.verifier {
+            Some(v) => v
+                .wait_for(self.table.blocks.block_end(offset.min(len), len))
+                .map_err(Changed),
+            None => Ok(()),
+        }
     }
 
     /// Plays the whole recording, taking keyframes.
@@ -265,20 +346,25 @@ impl Index {
         places: &[PathBuf],
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self, ReplayError> {
-        let tmp_of = |p: &Path| {
-            let mut tmp = p.as_os_str().to_owned();
-            tmp.push(".tmp");
-            PathBuf::from(tmp)
-        };
-        // Next to the recording, else in the temporary directory, else in memory.
+        // The identity is taken first: a write during the build makes it stale.
+        let (identity, blocks) = File::open(path)
+            .and_then(|mut f| {
+                let id = identity(&f.metadata()?);
+                Ok((id, BlockSums::of(&mut f, fp.len)?))
+            })
+            .map_err(read_error(path))?;
+        // Next to the recording, else in the private directory, else in memory.
         let opened = places.iter().find_map(|side| {
-            let tmp = tmp_of(side);
-            let w = File::create(&tmp).and_then(|f| {
-                let mut w = BufWriter::with_capacity(1 << 20, f);
-                w.write_all(&index_header())?;
-                Ok(w)
-            });
-            w.ok().map(|w| (w, side.clone(), tmp))
+            let (f, tmp) = create_temporary(side).ok()?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            match w.write_all(&index_header()) {
+                Ok(()) => Some((w, side.clone(), tmp)),
+                Err(_) => {
+                    drop(w);
+                    let _ = fs::remove_file(&tmp);
+                    None
+                }
+            }
         });
         let (mut target, side, tmp) = match opened {
             Some((w, side, tmp)) => (IndexTarget::File(w, HEADER_LEN), side, tmp),
@@ -288,6 +374,8 @@ impl Index {
                 PathBuf::new(),
             ),
         };
+        // A build that fails leaves no temporary file behind.
+        let _cleanup = RemoveOnDrop(&tmp);
         let mut player = Player::open(path, config)?;
         player.mark_warnings();
         let mut entries = Vec::new();
@@ -352,11 +440,16 @@ impl Index {
             damage: player.damage().cloned(),
             warnings: player.applied.marks.take().unwrap_or_default(),
         };
+        // The keyframes are checked against the sums taken before the build (a write
+        // during it makes them stale).
+        let (blocks_for_verifier, len) = (blocks.clone(), fp.len);
         let table = Table {
             version: INDEX_VERSION,
             console: env!("CARGO_PKG_VERSION").into(),
             schema: schema_probe(),
             fingerprint: fp,
+            identity,
+            blocks,
             config,
             params,
             summary,
@@ -376,11 +469,13 @@ impl Index {
                 f.sync_all().map_err(write)?;
                 drop(f);
                 fs::rename(&tmp, &side).map_err(write)?;
-                let f = File::open(&side).map_err(write)?;
+                let f = open_index(&side).map_err(write)?;
                 Ok(Self {
                     table,
                     store: Store::File(f),
                     origin: format!("index built: {}", side.display()),
+                    verifier: Some(Verifier::start(path, blocks_for_verifier, len)),
+                    notice: None,
                 })
             }
             IndexTarget::Memory(mut v) => {
@@ -389,7 +484,9 @@ impl Index {
                 Ok(Self {
                     table,
                     store: Store::Memory(v),
-                    origin: "index built in memory (no writable directory for it)".into(),
+                    origin: "index built in memory (no private directory for it)".into(),
+                    verifier: Some(Verifier::start(path, blocks_for_verifier, len)),
+                    notice: None,
                 })
             }
         }
@@ -420,7 +517,7 @@ impl Index {
             Store::Memory(v) => {
                 let src = usize::try_from(entry.blob_offset)
                     .ok()
-                    .and_then(|o| v.get(o..o + bytes.len()))
+                    .and_then(|o| v.get(o..o.checked_add(bytes.len())?))
                     .ok_or_else(|| damaged("out of range".into()))?;
                 bytes.copy_from_slice(src);
             }
@@ -470,6 +567,22 @@ fn index_header() -> [u8; HEADER_LEN as usize] {
     h[..8].copy_from_slice(&INDEX_MAGIC);
     h[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
     h
+}
+
+/// Reading the recording failed.
+fn read_error(path: &Path) -> impl Fn(io::Error) -> ReplayError + '_ {
+    move |e| ReplayError::Io(format!("cannot read {}: {e}", path.display()))
+}
+
+/// Removes a temporary file when dropped (after a rename, nothing is left to remove).
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(self.0);
+        }
+    }
 }
 
 /// Where a build writes the index: its file, or memory when no file can be written.
@@ -525,7 +638,7 @@ mod tests {
         };
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
         assert!(!index.entries().is_empty());
-        let side = index_path(&path);
+        let side = place::index_path(&path);
         let raw = fs::read(&side).expect("read");
         let table_len = u32::from_le_bytes(raw[raw.len() - 16..raw.len() - 12].try_into().expect("4 bytes")) as usize;
         let body = &raw[..raw.len() - 16 - table_len];
@@ -536,23 +649,23 @@ mod tests {
         };
         rewrite(&index.table);
         assert!(
-            Index::load(&side, &fp, Config::default(), params).is_ok(),
+            Index::load(&side, &path, &fp, Config::default(), params).is_ok(),
             "the same table loads"
         );
 
         let mut t = index.table.clone();
         t.schema ^= 1;
         rewrite(&t);
-        let e = Index::load(&side, &fp, Config::default(), params).expect_err("another layout");
+        let e = Index::load(&side, &path, &fp, Config::default(), params).expect_err("another layout");
         assert!(e.contains("another console version"), "{e}");
 
         let mut t = index.table.clone();
         t.entries[0].blob_len = u64::MAX / 2;
         rewrite(&t);
-        let e = Index::load(&side, &fp, Config::default(), params).expect_err("entry out of range");
+        let e = Index::load(&side, &path, &fp, Config::default(), params).expect_err("entry out of range");
         assert!(e.contains("out of range"), "{e}");
 
-        let e = Index::load(&side, &fp, Config::default(), IndexParams::default()).expect_err("other settings");
+        let e = Index::load(&side, &path, &fp, Config::default(), IndexParams::default()).expect_err("other settings");
         assert!(e.contains("settings") || e.contains("range"), "{e}");
 
         // A keyframe whose uncompressed length claims too much is refused before
@@ -560,10 +673,84 @@ mod tests {
         let mut t = index.table.clone();
         t.entries[0].raw_len = u64::MAX;
         rewrite(&t);
-        let mut loaded = Index::load(&side, &fp, Config::default(), params).expect("loads");
+        let mut loaded = Index::load(&side, &path, &fp, Config::default(), params).expect("loads");
         let entry = loaded.entries()[0];
         let header = Player::open(&path, Config::default()).expect("open").header();
         let e = loaded.restore(&path, header, &entry).expect_err("too long");
         assert!(e.to_string().contains("length out of range"), "{e}");
+    }
+
+    /// The bytes of `path` with one flipped in the middle (same length).
+    fn flip_middle(path: &Path) {
+        let mut bytes = fs::read(path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        fs::write(path, &bytes).expect("write");
+    }
+
+    #[test]
+    fn a_change_the_file_system_does_not_show_is_found_before_a_keyframe_uses_it() {
+        let dir = TempDir::new();
+        let g = generate(&Workload {
+            tasks: 2000,
+            ..Workload::default()
+        });
+        let path = dir.file("a.lucid", &g.recording(500));
+        assert!(fs::metadata(&path).expect("meta").len() > 2 * FINGERPRINT_LEN + 4096);
+        let params = IndexParams {
+            every_items: 1000,
+            every_ns: u64::MAX,
+            min_spacing_percent: 0,
+        };
+        let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
+        flip_middle(&path);
+        // As if the edit had kept the file's identity: the table vouches for the new
+        // file, so only the block checksums can tell.
+        let side = place::index_path(&path);
+        let raw = fs::read(&side).expect("read");
+        let table_len = u32::from_le_bytes(raw[raw.len() - 16..raw.len() - 12].try_into().expect("4 bytes")) as usize;
+        let body = &raw[..raw.len() - 16 - table_len];
+        let mut t = index.table.clone();
+        t.identity = identity(&fs::metadata(&path).expect("meta"));
+        let bytes = postcard::to_allocvec(&t).expect("table");
+        fs::write(&side, [body, &bytes, &footer(&bytes)].concat()).expect("write");
+
+        let mut replay = crate::replay::Replay::open(&path, Config::default(), params).expect("open");
+        assert!(!replay.index_origin().contains("built"), "{}", replay.index_origin());
+        assert_eq!(replay.take_notice(), None);
+        let target = replay.index().entries().last().expect("keyframes").items + 3;
+        replay.seek(target).expect("seek");
+        let notice = replay.take_notice().expect("a notice");
+        assert!(notice.contains("recording changed"), "{notice}");
+        assert!(replay.index_origin().contains("built"), "{}", replay.index_origin());
+        // What it shows is what the changed recording holds.
+        let mut reference = Player::open(&path, Config::default()).expect("open");
+        reference.advance(|_, n| n >= target);
+        assert_eq!(replay.position(), reference.items());
+        assert_eq!(replay.state(), reference.state());
+        let fresh = Index::rebuild(&path, Config::default(), params, "test").expect("fresh");
+        assert_eq!(replay.index().summary(), fresh.summary());
+        assert_eq!(replay.index().entries(), fresh.entries());
+    }
+
+    #[test]
+    fn an_old_index_format_is_refused_before_its_table_is_decoded() {
+        let dir = TempDir::new();
+        let g = generate(&Workload::default());
+        let path = dir.file("a.lucid", &g.recording(500));
+        let params = IndexParams::default();
+        let fp = fingerprint(&path).expect("fingerprint");
+        let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
+        assert_eq!(
+            INDEX_VERSION, 6,
+            "bumped for the recording checksums and the state's resources and boots"
+        );
+        let side = place::index_path(&path);
+        let mut raw = fs::read(&side).expect("read");
+        raw[8..10].copy_from_slice(&4u16.to_le_bytes());
+        fs::write(&side, &raw).expect("write");
+        let e = Index::load(&side, &path, &fp, Config::default(), params).expect_err("version 4");
+        assert!(e.contains("another console version"), "{e}");
+        drop(index);
     }
 }

@@ -13,7 +13,9 @@
 //! # Ok(()) }
 //! ```
 
+mod blocks;
 pub mod index;
+mod place;
 pub mod player;
 pub mod transport;
 
@@ -25,7 +27,8 @@ use std::path::{Path, PathBuf};
 
 use lucid_protocol::recording::{Header, RecordingError};
 
-pub use index::{Index, IndexParams, index_path};
+pub use index::{Index, IndexParams};
+pub use place::index_path;
 pub use player::{Advance, Player};
 
 use crate::state::{Config, State};
@@ -69,6 +72,7 @@ const CHECKPOINT_SPAN: u64 = 20_000;
 pub struct Replay {
     path: PathBuf,
     config: Config,
+    params: IndexParams,
     header: Header,
     index: Index,
     player: Player,
@@ -97,6 +101,7 @@ impl Replay {
         Ok(Self {
             path: path.to_path_buf(),
             config,
+            params,
             header,
             index,
             player,
@@ -144,6 +149,12 @@ impl Replay {
     #[must_use]
     pub fn index_origin(&self) -> &str {
         &self.index.origin
+    }
+
+    /// Why the index found on open or in use was replaced (it was stale, damaged or
+    /// of another version): one line to show the user, once.
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.index.take_notice()
     }
 
     /// The index.
@@ -282,12 +293,25 @@ impl Replay {
     }
 
     /// A player at keyframe `entry`, or at the start without one. A keyframe that
-    /// cannot be restored falls back to the start (slow, still correct).
+    /// cannot be restored falls back to the start (slow, still correct); one that
+    /// depends on recording bytes changed since the index was built is never used:
+    /// the index is rebuilt (see [`Self::take_notice`]) and the player starts over.
     fn restore(&mut self, entry: Option<index::Entry>) -> Result<Player, ReplayError> {
-        if let Some(e) = entry
-            && let Ok(p) = self.index.restore(&self.path, self.header, &e)
-        {
-            return Ok(p);
+        if let Some(e) = entry {
+            match self.index.verify_through(e.record_offset) {
+                Ok(()) => {
+                    if let Ok(p) = self.index.restore(&self.path, self.header, &e) {
+                        return Ok(p);
+                    }
+                }
+                Err(index::Changed(why)) => {
+                    self.checkpoint = None;
+                    self.index = Index::rebuild(&self.path, self.config, self.params, &why)?;
+                    let player = Player::open(&self.path, self.config)?;
+                    self.header = player.header();
+                    return Ok(player);
+                }
+            }
         }
         Player::open(&self.path, self.config)
     }

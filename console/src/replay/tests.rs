@@ -23,6 +23,10 @@ impl TempDir {
         Self(p)
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
     pub(crate) fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, bytes).expect("write");
@@ -278,4 +282,72 @@ fn wrong_magic_and_newer_version_are_one_line_errors() {
     let p = dir.file("v9.lucid", &v);
     let e = open(&p).expect_err("newer");
     assert!(e.to_string().contains("unsupported recording format version 9"), "{e}");
+}
+
+/// A copy of `bytes` with one byte flipped in the middle: same length.
+fn flipped_in_the_middle(bytes: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    let mid = v.len() / 2;
+    v[mid] ^= 0x40;
+    v
+}
+
+#[test]
+fn a_recording_changed_in_the_middle_replays_as_with_a_fresh_index() {
+    let old_dir = TempDir::new();
+    // Larger than the checksummed head and tail: only the block checksums see the change.
+    let bytes = generate(&Workload {
+        tasks: 1200,
+        ..workload()
+    })
+    .recording(700);
+    assert!(bytes.len() > 2 * 64 * 1024 + 4096, "{}", bytes.len());
+    let path = old_dir.file("a.lucid", &bytes);
+    drop(Replay::open(&path, Config::default(), dense()).expect("open"));
+    let changed = flipped_in_the_middle(&bytes);
+    std::fs::write(&path, &changed).expect("write");
+
+    let mut old = Replay::open(&path, Config::default(), dense()).expect("open");
+    assert!(old.index_origin().contains("changed at byte"), "{}", old.index_origin());
+    let notice = old.take_notice().expect("a notice");
+    assert!(notice.contains("recording changed"), "{notice}");
+    assert!(!notice.contains('\n'));
+
+    let fresh_dir = TempDir::new();
+    let fresh_path = fresh_dir.file("a.lucid", &changed);
+    let mut fresh = Replay::open(&fresh_path, Config::default(), dense()).expect("open");
+    assert_eq!(old.len(), fresh.len());
+    assert_eq!(old.index().summary(), fresh.index().summary());
+    let mut rng = Rng::new(3);
+    for _ in 0..8 {
+        let t = rng.range(0, fresh.len() + 1);
+        old.seek(t).expect("seek");
+        fresh.seek(t).expect("seek");
+        assert_eq!(old.state(), fresh.state(), "at item {t}");
+    }
+}
+
+#[test]
+fn a_corrupt_index_table_falls_back_to_a_rebuild_with_a_notice() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(700));
+    let reference = Replay::open(&path, Config::default(), dense()).expect("open");
+    let idx = index_path(&path);
+    let mut raw = std::fs::read(&idx).expect("idx");
+    // A byte of the table (just before the footer).
+    let at = raw.len() - 20;
+    raw[at] ^= 0x55;
+    std::fs::write(&idx, &raw).expect("write");
+    let mut r = Replay::open(&path, Config::default(), dense()).expect("open");
+    let notice = r.take_notice().expect("a notice");
+    assert!(notice.contains("index damaged"), "{notice}");
+    assert_eq!(r.index().summary(), reference.index().summary());
+    // Garbage of any length in its place: a one-line reason, then a rebuild.
+    for len in [0usize, 15, 40, 4096] {
+        std::fs::write(&idx, vec![0xa5; len]).expect("write");
+        let mut r = Replay::open(&path, Config::default(), dense()).expect("open");
+        let notice = r.take_notice().expect("a notice");
+        assert!(notice.contains("index damaged") && !notice.contains('\n'), "{notice}");
+        assert_eq!(r.len(), reference.len());
+    }
 }

@@ -73,8 +73,12 @@ pub struct ReplayControls {
 impl ReplayControls {
     /// Controls over `replay`, paused at its cursor.
     #[must_use]
-    pub fn new(replay: Replay) -> Self {
-        let message = replay.damage().map(|d| format!("replay ends at damage: {}", d.message));
+    pub fn new(mut replay: Replay) -> Self {
+        let notice = replay.take_notice();
+        let message = replay
+            .damage()
+            .map(|d| format!("replay ends at damage: {}", d.message))
+            .or(notice);
         let playhead_ns = replay.time_ns();
         Self {
             replay,
@@ -165,7 +169,12 @@ impl ReplayControls {
     fn found(&mut self, r: Result<bool, ReplayError>, none: &str) {
         self.transport.playing = false;
         match r {
-            Ok(true) => self.message = self.replay.state().recent_warnings.back().map(|w| w.to_string()),
+            Ok(true) => {
+                self.message = self
+                    .replay
+                    .take_notice()
+                    .or_else(|| self.replay.state().recent_warnings.back().map(|w| w.to_string()));
+            }
             Ok(false) => self.message = Some(none.into()),
             Err(e) => self.message = Some(e.to_string()),
         }
@@ -173,7 +182,7 @@ impl ReplayControls {
 
     fn report(&mut self, r: Result<(), ReplayError>, ok: String) {
         self.message = match r {
-            Ok(()) => (!ok.is_empty()).then_some(ok),
+            Ok(()) => self.replay.take_notice().or((!ok.is_empty()).then_some(ok)),
             Err(e) => Some(e.to_string()),
         };
     }
