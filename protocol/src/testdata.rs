@@ -207,6 +207,13 @@ pub fn sample_messages() -> Vec<Message<'static>> {
                 column: 9,
             }),
         }),
+        Message::Sample(Sample {
+            context: SampleContext::Task,
+            task: Some(TaskId(303)),
+            pc: 0xffff_ffff_8012_3456,
+            frames: Frames::Slice(&[0xffff_ffff_8012_4000, 0xffff_ffff_8011_0f00, 0xffff_ffff_8013_0010]),
+        }),
+        Message::SetSampling(SetSampling { hz: 997 }),
     ]
 }
 
