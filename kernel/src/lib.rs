@@ -17,6 +17,7 @@ pub mod logger;
 pub mod mem;
 pub mod panic;
 pub mod qemu;
+pub mod sampling;
 pub mod sched;
 pub mod sync;
 #[cfg(feature = "ktest")]
@@ -61,6 +62,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     trace::init(cpus);
     trace::subscriber::install();
     sched::init(cpus);
+    sampling::init(cmdline);
     if let Ok(p) = &platform {
         let ids = &p.apic_ids[..cpus];
         let started = arch::smp::start_aps(ids);

@@ -38,9 +38,21 @@ pub struct Args {
     /// Kernel command line, e.g. `log=debug workload=burst:2000`.
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Start with the sampling profiler on (997 samples per second per CPU).
+    #[arg(long)]
+    pub profile: bool,
     /// Extra QEMU arguments.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
+}
+
+/// The kernel command line `args` ask for.
+fn kernel_cmdline(args: &Args) -> String {
+    if args.profile {
+        format!("{} sample_hz=997", args.cmdline).trim().to_string()
+    } else {
+        args.cmdline.clone()
+    }
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -67,7 +79,7 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
     let cfg = Config {
         smp: args.smp,
         memory: args.memory.clone(),
-        cmdline: args.cmdline.clone(),
+        cmdline: kernel_cmdline(&args),
         gdb,
         extra,
         com1_file: interactive.then(|| com1.clone()),

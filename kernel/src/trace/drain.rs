@@ -198,6 +198,7 @@ impl Drain {
                         log::info!("trace: level filter {:?} (target `{}`)", f.filter, f.target);
                     }
                     Message::RequestSnapshot { request } => self.snapshot(request),
+                    Message::SetSampling(s) => crate::sampling::set_rate(s.hz),
                     _ => {}
                 }
             }
