@@ -50,6 +50,13 @@ enum Command {
         /// Tasks, spawn locations and longest polls listed.
         #[arg(long, value_name = "N", default_value_t = 20)]
         top: usize,
+        /// Report the profiling samples instead: hottest functions (self and total),
+        /// per task, per CPU, and the share in tasks, scheduler, idle and interrupts.
+        #[arg(long)]
+        samples: bool,
+        /// The kernel ELF to name sampled functions from (default: the build's).
+        #[arg(long, value_name = "PATH")]
+        kernel_elf: Option<PathBuf>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -62,9 +69,13 @@ enum Command {
         /// Write Chrome trace-event JSON to this file.
         #[arg(long, value_name = "OUT.json")]
         perfetto: Option<PathBuf>,
-        /// Write folded stacks (`cpu;kind;location;name busy_ns`) to this file.
+        /// Write folded stacks to this file: `task;frame;…;frame samples` when the
+        /// recording has profiling samples, else `cpu;kind;location;name busy_ns`.
         #[arg(long, value_name = "OUT.txt")]
         folded: Option<PathBuf>,
+        /// The kernel ELF to name sampled functions from (default: the build's).
+        #[arg(long, value_name = "PATH")]
+        kernel_elf: Option<PathBuf>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -228,14 +239,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             json,
             top,
+            samples,
+            kernel_elf,
             window,
-        } => profile(&file, json, top, window.window()?),
+        } => {
+            if samples {
+                profile_samples(&file, json, top, kernel_elf.as_deref(), window.window()?)
+            } else {
+                profile(&file, json, top, window.window()?)
+            }
+        }
         Command::Export {
             file,
             perfetto,
             folded,
+            kernel_elf,
             window,
-        } => export(&file, perfetto.as_deref(), folded.as_deref(), window.window()?),
+        } => export(
+            &file,
+            perfetto.as_deref(),
+            folded.as_deref(),
+            kernel_elf.as_deref(),
+            window.window()?,
+        ),
         Command::Live(args) => live(&args),
         Command::Replay(args) => replay(&args),
     }
@@ -448,7 +474,53 @@ fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Resul
     print(&text)
 }
 
-fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: Window) -> anyhow::Result<()> {
+/// The kernel's symbols from `path` or the build's ELF; none (every address shown
+/// in hex) with a warning if it cannot be read.
+fn kernel_symbols(path: Option<&Path>) -> lucid_console::symbols::Symbolizer {
+    use lucid_console::symbols::{Symbolizer, default_kernel_elf};
+    let path = path.map_or_else(default_kernel_elf, Path::to_path_buf);
+    Symbolizer::load(&path).unwrap_or_else(|e| {
+        eprintln!(
+            "lucid: no kernel symbols from {}: {e} (addresses shown in hex)",
+            path.display()
+        );
+        Symbolizer::default()
+    })
+}
+
+fn profile_samples(
+    file: &Path,
+    json: bool,
+    top: usize,
+    kernel_elf: Option<&Path>,
+    window: Window,
+) -> anyhow::Result<()> {
+    use lucid_console::samples::Samples;
+    let name = file.display();
+    let (samples, scan) =
+        scan(file, Config::default(), window, |s| Samples::new(s.state)).with_context(|| format!("{name}"))?;
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (profiling what came before)", d.message);
+    }
+    if samples.is_empty() {
+        eprintln!("lucid: {name}: no profiling samples (record with `cargo xtask run --profile`)");
+    }
+    let report = samples.report(&kernel_symbols(kernel_elf), top);
+    let text = if json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
+    print(&text)
+}
+
+fn export(
+    file: &Path,
+    perfetto: Option<&Path>,
+    folded: Option<&Path>,
+    kernel_elf: Option<&Path>,
+    window: Window,
+) -> anyhow::Result<()> {
     use lucid_console::export::{Folded, PerfettoWriter};
     let name = file.display();
     let json_out = perfetto
@@ -467,7 +539,15 @@ fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: W
                 None
             }
         });
-        (json, folded.map(|_| Folded::new(s.state, s.from_ts)))
+        (
+            json,
+            folded.map(|_| {
+                (
+                    Folded::new(s.state, s.from_ts),
+                    lucid_console::samples::Samples::new(s.state),
+                )
+            }),
+        )
     })
     .with_context(|| format!("{name}"))?;
     if let Some(e) = start_err {
@@ -483,10 +563,15 @@ fn export(file: &Path, perfetto: Option<&Path>, folded: Option<&Path>, window: W
         w.finish(scan.to_ts)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let (Some(f), Some(p)) = (stacks, folded) {
-        let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-        f.write(std::io::BufWriter::new(out), scan.end.clock())
-            .with_context(|| format!("writing {}", p.display()))?;
+    if let (Some((f, samples)), Some(p)) = (stacks, folded) {
+        let out =
+            std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?);
+        let written = if samples.is_empty() {
+            f.write(out, scan.end.clock())
+        } else {
+            lucid_console::export::write_folded_samples(out, &samples.folded(&kernel_symbols(kernel_elf)))
+        };
+        written.with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }

@@ -9,5 +9,5 @@ pub mod perfetto;
 #[cfg(test)]
 mod tests;
 
-pub use folded::Folded;
+pub use folded::{Folded, write_folded_samples};
 pub use perfetto::PerfettoWriter;
