@@ -171,6 +171,15 @@ async fn heartbeat() {
             steals,
             "alive"
         );
+        if sampling::rate() > 0 {
+            let (samples, ticks) = sampling::cost();
+            let elapsed = (arch::rdtsc() - time::boot_tsc()) * cpu_count().max(1);
+            log::info!(
+                "sampling: {samples} samples, {} TSC ticks each, {} ppm of CPU time",
+                ticks / samples.max(1),
+                u128::from(ticks) * 1_000_000 / u128::from(elapsed.max(1))
+            );
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod ktest;
 mod link_bench;
 mod metrics;
 mod panic;
+mod sampling;
 mod trace;
 mod wasm;
 
@@ -174,7 +175,7 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -188,6 +189,7 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage) {
         }),
         ("wasm", wasm::end_to_end),
         ("panic", panic::end_to_end),
+        ("sampling", sampling::end_to_end),
     ];
     for (name, scenario) in scenarios {
         if let Err(e) = scenario(tally, image) {
