@@ -62,7 +62,7 @@ enum Command {
     },
     /// Write a recording for other tools: Perfetto / chrome://tracing JSON, or folded
     /// stacks for inferno and flamegraph.pl.
-    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "folded"])))]
+    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "folded", "svg"])))]
     Export {
         /// The recording.
         file: PathBuf,
@@ -73,6 +73,9 @@ enum Command {
         /// recording has profiling samples, else `cpu;kind;location;name busy_ns`.
         #[arg(long, value_name = "OUT.txt")]
         folded: Option<PathBuf>,
+        /// Write a flame graph (SVG) of the same stacks to this file.
+        #[arg(long, value_name = "OUT.svg")]
+        svg: Option<PathBuf>,
         /// The kernel ELF to name sampled functions from (default: the build's).
         #[arg(long, value_name = "PATH")]
         kernel_elf: Option<PathBuf>,
@@ -253,13 +256,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             perfetto,
             folded,
+            svg,
             kernel_elf,
             window,
         } => export(
             &file,
             perfetto.as_deref(),
-            folded.as_deref(),
-            kernel_elf.as_deref(),
+            Stacks {
+                folded: folded.as_deref(),
+                svg: svg.as_deref(),
+                kernel_elf: kernel_elf.as_deref(),
+            },
             window.window()?,
         ),
         Command::Live(args) => live(&args),
@@ -514,13 +521,21 @@ fn profile_samples(
     print(&text)
 }
 
-fn export(
-    file: &Path,
-    perfetto: Option<&Path>,
-    folded: Option<&Path>,
-    kernel_elf: Option<&Path>,
-    window: Window,
-) -> anyhow::Result<()> {
+/// Where `lucid export` writes stacks: folded text, a flame graph, and the kernel ELF
+/// that names sampled addresses.
+struct Stacks<'a> {
+    folded: Option<&'a Path>,
+    svg: Option<&'a Path>,
+    kernel_elf: Option<&'a Path>,
+}
+
+fn export(file: &Path, perfetto: Option<&Path>, out: Stacks<'_>, window: Window) -> anyhow::Result<()> {
+    let Stacks {
+        folded,
+        svg,
+        kernel_elf,
+    } = out;
+    let wants_stacks = folded.is_some() || svg.is_some();
     use lucid_console::export::{Folded, PerfettoWriter};
     let name = file.display();
     let json_out = perfetto
@@ -541,7 +556,7 @@ fn export(
         });
         (
             json,
-            folded.map(|_| {
+            wants_stacks.then(|| {
                 (
                     Folded::new(s.state, s.from_ts),
                     lucid_console::samples::Samples::new(s.state),
@@ -563,15 +578,41 @@ fn export(
         w.finish(scan.to_ts)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let (Some((f, samples)), Some(p)) = (stacks, folded) {
-        let out =
-            std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?);
+    let Some((f, samples)) = stacks else {
+        return Ok(());
+    };
+    let create = |p: &Path| {
+        std::fs::File::create(p)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("creating {}", p.display()))
+    };
+    if let Some(p) = folded {
+        let out = create(p)?;
         let written = if samples.is_empty() {
             f.write(out, scan.end.clock())
         } else {
             lucid_console::export::write_folded_samples(out, &samples.folded(&kernel_symbols(kernel_elf)))
         };
         written.with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = svg {
+        let (stacks, title, unit) = if samples.is_empty() {
+            let clock = scan.end.clock();
+            let ns = f
+                .stacks()
+                .iter()
+                .map(|(k, t)| (k.clone(), clock.ns(lucid_console::time::Ticks(*t))))
+                .collect();
+            (ns, "Busy time by task", "ns")
+        } else {
+            (
+                samples.folded(&kernel_symbols(kernel_elf)),
+                "Samples by task",
+                "samples",
+            )
+        };
+        lucid_console::export::write_flamegraph(create(p)?, &stacks, title, unit)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }

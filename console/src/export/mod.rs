@@ -5,9 +5,11 @@
 
 pub mod folded;
 pub mod perfetto;
+pub mod svg;
 
 #[cfg(test)]
 mod tests;
 
 pub use folded::{Folded, write_folded_samples};
 pub use perfetto::PerfettoWriter;
+pub use svg::write_flamegraph;

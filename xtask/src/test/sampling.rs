@@ -1,7 +1,7 @@
 //! The sampling profiler end to end: the demo with `sample_hz=997` recorded for 10 s;
 //! `lucid profile --samples --json` on the recording (symbols from the kernel ELF the
 //! build produced) must name the CPU-bound kernel task's loop function as its hottest,
-//! and `lucid export --folded` must write stacks rooted at tasks.
+//! and `lucid export --folded`/`--svg` must write stacks rooted at tasks.
 
 use std::{process::Command, time::Duration};
 
@@ -31,15 +31,30 @@ pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
         .arg("--kernel-elf")
         .arg(&image.kernel))?)?;
     let folded = artifacts::target_dir().join("freestanding").join("sampling-e2e.folded");
+    let svg = artifacts::target_dir().join("freestanding").join("sampling-e2e.svg");
     run(Command::new(&recorded.lucid)
         .arg("export")
         .arg(&recorded.recording)
         .arg("--folded")
         .arg(&folded)
+        .arg("--svg")
+        .arg(&svg)
         .arg("--kernel-elf")
         .arg(&image.kernel))?;
     let folded = std::fs::read_to_string(&folded).context("read the folded stacks")?;
+    let svg = std::fs::read_to_string(&svg).context("read the flame graph")?;
     record_checks(tally, "sampling e2e", sampling_checks(&report, &folded));
+    // inferno titles each frame `name (N samples, P%)`; tasks are the roots.
+    let roots = ["<title>hasher (", "<title>cpu-worker ("];
+    record_checks(
+        tally,
+        "sampling e2e",
+        [(
+            "lucid export --svg draws a flame graph whose root frames are tasks",
+            svg.starts_with("<?xml") && roots.iter().all(|r| svg.contains(r)),
+            format!("{} bytes of SVG, roots {roots:?}", svg.len()),
+        )],
+    );
     Ok(())
 }
 
