@@ -69,13 +69,18 @@ impl Symbolizer {
     }
 }
 
-/// Where the build leaves the kernel ELF: `$CARGO_TARGET_DIR` (or `target/` under the
-/// current directory), as `cargo xtask build` lays it out.
+/// Where the build leaves the kernel ELF: `freestanding/lucid-kernel.elf` under
+/// `$CARGO_TARGET_DIR` (or `target/` under the current directory), as `cargo xtask
+/// build` lays it out, else cargo's own output there.
 #[must_use]
 pub fn default_kernel_elf() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    target
-        .join("freestanding")
+    let freestanding = target.join("freestanding");
+    let copied = freestanding.join("lucid-kernel.elf");
+    if copied.exists() {
+        return copied;
+    }
+    freestanding
         .join("lucid-kernel")
         .join("x86_64-unknown-linux-gnu")
         .join("release")
