@@ -50,12 +50,20 @@ enum Command {
         /// Tasks, spawn locations and longest polls listed.
         #[arg(long, value_name = "N", default_value_t = 20)]
         top: usize,
+        /// Report the profiling samples instead: hottest functions (self and total),
+        /// per task, per CPU, and the share in tasks, scheduler, idle and interrupts.
+        #[arg(long)]
+        samples: bool,
+        /// The kernel ELF to name sampled functions from (default: the build's).
+        #[arg(long, value_name = "PATH")]
+        kernel_elf: Option<PathBuf>,
         #[command(flatten)]
         window: WindowArgs,
     },
     /// Write a recording for other tools: Perfetto's protobuf trace, Perfetto /
-    /// chrome://tracing JSON, or folded stacks for inferno and flamegraph.pl.
-    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "perfetto_proto", "folded"])))]
+    /// chrome://tracing JSON, folded stacks for inferno and flamegraph.pl, or a flame
+    /// graph.
+    #[command(group(clap::ArgGroup::new("format").required(true).multiple(true).args(["perfetto", "perfetto_proto", "folded", "svg"])))]
     Export {
         /// The recording.
         file: PathBuf,
@@ -66,9 +74,16 @@ enum Command {
         /// JSON; open it in the Perfetto UI).
         #[arg(long, value_name = "OUT.perfetto-trace")]
         perfetto_proto: Option<PathBuf>,
-        /// Write folded stacks (`cpu;kind;location;name busy_ns`) to this file.
+        /// Write folded stacks to this file: `task;frame;…;frame samples` when the
+        /// recording has profiling samples, else `cpu;kind;location;name busy_ns`.
         #[arg(long, value_name = "OUT.txt")]
         folded: Option<PathBuf>,
+        /// Write a flame graph (SVG) of the same stacks to this file.
+        #[arg(long, value_name = "OUT.svg")]
+        svg: Option<PathBuf>,
+        /// The kernel ELF to name sampled functions from (default: the build's).
+        #[arg(long, value_name = "PATH")]
+        kernel_elf: Option<PathBuf>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -232,13 +247,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             json,
             top,
+            samples,
+            kernel_elf,
             window,
-        } => profile(&file, json, top, window.window()?),
+        } => {
+            if samples {
+                profile_samples(&file, json, top, kernel_elf.as_deref(), window.window()?)
+            } else {
+                profile(&file, json, top, window.window()?)
+            }
+        }
         Command::Export {
             file,
             perfetto,
             perfetto_proto,
             folded,
+            svg,
+            kernel_elf,
             window,
         } => export(
             &file,
@@ -246,6 +271,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 perfetto: perfetto.as_deref(),
                 perfetto_proto: perfetto_proto.as_deref(),
                 folded: folded.as_deref(),
+                svg: svg.as_deref(),
+                kernel_elf: kernel_elf.as_deref(),
             },
             window.window()?,
         ),
@@ -467,11 +494,54 @@ fn profile(file: &Path, json: bool, top: usize, window: Window) -> anyhow::Resul
     print(&text)
 }
 
-/// Where `lucid export` writes each format asked for.
+/// The kernel's symbols from `path` or the build's ELF; none (every address shown
+/// in hex) with a warning if it cannot be read.
+fn kernel_symbols(path: Option<&Path>) -> lucid_console::symbols::Symbolizer {
+    use lucid_console::symbols::{Symbolizer, default_kernel_elf};
+    let path = path.map_or_else(default_kernel_elf, Path::to_path_buf);
+    Symbolizer::load(&path).unwrap_or_else(|e| {
+        eprintln!(
+            "lucid: no kernel symbols from {}: {e} (addresses shown in hex)",
+            path.display()
+        );
+        Symbolizer::default()
+    })
+}
+
+fn profile_samples(
+    file: &Path,
+    json: bool,
+    top: usize,
+    kernel_elf: Option<&Path>,
+    window: Window,
+) -> anyhow::Result<()> {
+    use lucid_console::samples::Samples;
+    let name = file.display();
+    let (samples, scan) =
+        scan(file, Config::default(), window, |s| Samples::new(s.state)).with_context(|| format!("{name}"))?;
+    if let Some(d) = &scan.damage {
+        eprintln!("lucid: {name}: {} (profiling what came before)", d.message);
+    }
+    if samples.is_empty() {
+        eprintln!("lucid: {name}: no profiling samples (record with `cargo xtask run --profile`)");
+    }
+    let report = samples.report(&kernel_symbols(kernel_elf), top);
+    let text = if json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
+    print(&text)
+}
+
+/// Where `lucid export` writes each format asked for, and the kernel ELF that names
+/// sampled addresses.
 struct Outputs<'a> {
     perfetto: Option<&'a Path>,
     perfetto_proto: Option<&'a Path>,
     folded: Option<&'a Path>,
+    svg: Option<&'a Path>,
+    kernel_elf: Option<&'a Path>,
 }
 
 fn create(path: Option<&Path>) -> anyhow::Result<Option<std::io::BufWriter<std::fs::File>>> {
@@ -485,6 +555,7 @@ fn create(path: Option<&Path>) -> anyhow::Result<Option<std::io::BufWriter<std::
 
 fn export(file: &Path, outputs: Outputs<'_>, window: Window) -> anyhow::Result<()> {
     use lucid_console::export::{Folded, PerfettoProtoWriter, PerfettoWriter};
+    let wants_stacks = outputs.folded.is_some() || outputs.svg.is_some();
     let name = file.display();
     let json_out = create(outputs.perfetto)?;
     let proto_out = create(outputs.perfetto_proto)?;
@@ -506,7 +577,15 @@ fn export(file: &Path, outputs: Outputs<'_>, window: Window) -> anyhow::Result<(
                 }
             },
         );
-        ((json, proto), outputs.folded.map(|_| Folded::new(s.state, s.from_ts)))
+        (
+            (json, proto),
+            wants_stacks.then(|| {
+                (
+                    Folded::new(s.state, s.from_ts),
+                    lucid_console::samples::Samples::new(s.state),
+                )
+            }),
+        )
     })
     .with_context(|| format!("{name}"))?;
     if let Some((path, e)) = start_err {
@@ -526,9 +605,34 @@ fn export(file: &Path, outputs: Outputs<'_>, window: Window) -> anyhow::Result<(
         w.finish(scan.to_ts)
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let (Some(f), Some(p)) = (stacks, outputs.folded) {
-        let out = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-        f.write(std::io::BufWriter::new(out), scan.end.clock())
+    let Some((f, samples)) = stacks else {
+        return Ok(());
+    };
+    if let Some((p, out)) = outputs.folded.zip(create(outputs.folded)?) {
+        let written = if samples.is_empty() {
+            f.write(out, scan.end.clock())
+        } else {
+            lucid_console::export::write_folded_samples(out, &samples.folded(&kernel_symbols(outputs.kernel_elf)))
+        };
+        written.with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some((p, out)) = outputs.svg.zip(create(outputs.svg)?) {
+        let (stacks, title, unit) = if samples.is_empty() {
+            let clock = scan.end.clock();
+            let ns = f
+                .stacks()
+                .iter()
+                .map(|(k, t)| (k.clone(), clock.ns(lucid_console::time::Ticks(*t))))
+                .collect();
+            (ns, "Busy time by task", "ns")
+        } else {
+            (
+                samples.folded(&kernel_symbols(outputs.kernel_elf)),
+                "Samples by task",
+                "samples",
+            )
+        };
+        lucid_console::export::write_flamegraph(out, &stacks, title, unit)
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())

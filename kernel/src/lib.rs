@@ -17,6 +17,7 @@ pub mod logger;
 pub mod mem;
 pub mod panic;
 pub mod qemu;
+pub mod sampling;
 pub mod sched;
 pub mod sync;
 #[cfg(feature = "ktest")]
@@ -61,6 +62,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
     trace::init(cpus);
     trace::subscriber::install();
     sched::init(cpus);
+    sampling::init(cmdline);
     if let Ok(p) = &platform {
         let ids = &p.apic_ids[..cpus];
         let started = arch::smp::start_aps(ids);
@@ -170,6 +172,15 @@ async fn heartbeat() {
             steals,
             "alive"
         );
+        if sampling::rate() > 0 {
+            let (samples, ticks) = sampling::cost();
+            let elapsed = (arch::rdtsc() - time::boot_tsc()) * cpu_count().max(1);
+            log::info!(
+                "sampling: {samples} samples, {} TSC ticks each, {} ppm of CPU time",
+                ticks / samples.max(1),
+                u128::from(ticks) * 1_000_000 / u128::from(elapsed.max(1))
+            );
+        }
     }
 }
 

@@ -35,6 +35,14 @@ static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
 /// that lands between the executor's last look at its queues and `hlt` is not lost.
 static WAKE_PENDING: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
 
+/// Per-CPU "halted in `idle`", for the sampler.
+static IDLING: [AtomicBool; percpu::MAX_CPUS] = [const { AtomicBool::new(false) }; percpu::MAX_CPUS];
+
+/// Whether `cpu` is halted waiting for work.
+pub fn is_idling(cpu: usize) -> bool {
+    IDLING.get(cpu).is_some_and(|i| i.load(Ordering::Relaxed))
+}
+
 struct KernelPlatform;
 
 impl Platform for KernelPlatform {
@@ -48,17 +56,27 @@ impl Platform for KernelPlatform {
         if WAKE_PENDING[cpu].swap(false, Ordering::AcqRel) {
             return;
         }
-        let next = NEXT_DEADLINE.load(Ordering::Acquire);
-        if next != u64::MAX {
+        IDLING[cpu].store(true, Ordering::Relaxed);
+        loop {
+            let deadline = NEXT_DEADLINE.load(Ordering::Acquire);
             let now = now_ns();
-            if next <= now {
-                return;
+            if deadline <= now {
+                break;
             }
-            apic::start_oneshot(next - now);
+            let next = deadline.min(crate::sampling::next_due_ns(cpu));
+            if next != u64::MAX {
+                apic::start_oneshot(next.saturating_sub(now).max(1));
+            }
+            crate::sampling::take_sampled(cpu);
+            // `sti; hlt` back to back: an interrupt cannot slip in between.
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
+            // Woken only to be sampled: halt again.
+            if WAKE_PENDING[cpu].load(Ordering::Acquire) || !crate::sampling::take_sampled(cpu) {
+                break;
+            }
         }
-        // `sti; hlt` back to back: an interrupt cannot slip in between.
-        x86_64::instructions::interrupts::enable_and_hlt();
-        x86_64::instructions::interrupts::disable();
+        IDLING[cpu].store(false, Ordering::Relaxed);
         WAKE_PENDING[cpu].store(false, Ordering::Release);
         if let Some(rt) = RUNTIME.get() {
             rt.record_idle_time(cpu, start.elapsed().as_nanos() as u64);
@@ -138,6 +156,7 @@ fn turn_timer(rt: &Runtime) {
 pub fn step(cpu: usize) {
     let rt = runtime();
     turn_timer(rt);
+    crate::sampling::arm(cpu);
     crate::trace::sample_run_queue(cpu, rt.scheduler(cpu).queued());
     rt.tick_or_idle(cpu);
 }

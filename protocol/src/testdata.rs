@@ -233,6 +233,13 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             instance: InstanceId(3),
             lines: "thread 'main' panicked at src/main.rs:4:5\nexplicit panic",
         }),
+        Message::Sample(Sample {
+            context: SampleContext::Task,
+            task: Some(TaskId(303)),
+            pc: 0xffff_ffff_8012_3456,
+            frames: Frames::Slice(&[0xffff_ffff_8012_4000, 0xffff_ffff_8011_0f00, 0xffff_ffff_8013_0010]),
+        }),
+        Message::SetSampling(SetSampling { hz: 997 }),
     ]
 }
 

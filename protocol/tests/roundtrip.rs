@@ -208,6 +208,13 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             instance: InstanceId(n[0]),
             lines: &s[0],
         }),
+        MessageKind::Sample => Message::Sample(Sample {
+            context: SampleContext::ALL[(n[2] % 4) as usize],
+            task: opt(7).map(TaskId),
+            pc: n[0],
+            frames: Frames::Slice(&n[8..8 + (n[9] % 8) as usize]),
+        }),
+        MessageKind::SetSampling => Message::SetSampling(SetSampling { hz: n[1] as u32 }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

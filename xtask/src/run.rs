@@ -44,9 +44,21 @@ pub struct Args {
     /// module that imports something Lucid does not offer is refused before boot.
     #[arg(long = "wasm", value_name = "SPEC")]
     pub wasm: Vec<String>,
+    /// Start with the sampling profiler on (997 samples per second per CPU).
+    #[arg(long)]
+    pub profile: bool,
     /// Extra QEMU arguments.
     #[arg(last = true)]
     pub qemu_args: Vec<String>,
+}
+
+/// The kernel command line `args` ask for.
+fn kernel_cmdline(args: &Args) -> String {
+    if args.profile {
+        format!("{} sample_hz=997", args.cmdline).trim().to_string()
+    } else {
+        args.cmdline.clone()
+    }
 }
 
 pub fn main(args: Args) -> Result<()> {
@@ -74,7 +86,7 @@ pub fn boot(args: Args, gdb: bool) -> Result<()> {
     let cfg = Config {
         smp: args.smp,
         memory: args.memory.clone(),
-        cmdline: with_epoch(&args.cmdline),
+        cmdline: with_epoch(&kernel_cmdline(&args)),
         gdb,
         extra,
         com1_file: interactive.then(|| com1.clone()),

@@ -69,3 +69,11 @@ impl crate::window::Observer for Folded {
         Folded::observe(self, item);
     }
 }
+
+/// Writes folded sample stacks (`root;frame;…;frame samples` lines).
+pub fn write_folded_samples(mut out: impl Write, stacks: &BTreeMap<String, u64>) -> io::Result<()> {
+    for (stack, n) in stacks {
+        writeln!(out, "{stack} {n}")?;
+    }
+    out.flush()
+}

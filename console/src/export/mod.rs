@@ -8,10 +8,12 @@
 pub mod folded;
 pub mod perfetto;
 pub mod perfetto_proto;
+pub mod svg;
 
 #[cfg(test)]
 mod tests;
 
-pub use folded::Folded;
+pub use folded::{Folded, write_folded_samples};
 pub use perfetto::PerfettoWriter;
 pub use perfetto_proto::PerfettoProtoWriter;
+pub use svg::write_flamegraph;

@@ -72,3 +72,15 @@ pub fn guard_hit(addr: u64) -> Option<KernelStack> {
         .find(|s| (s.guard..s.bottom).contains(&addr))
         .copied()
 }
+
+/// The stack whose mapped range `[bottom, top)` contains `addr`; `None` also when the
+/// registry is busy. Does not block (the sampling interrupt calls it).
+pub fn containing(addr: u64) -> Option<KernelStack> {
+    let reg = REGISTRY.try_lock()?;
+    let (slots, len) = &*reg;
+    slots[..*len]
+        .iter()
+        .flatten()
+        .find(|s| (s.bottom..s.top).contains(&addr))
+        .copied()
+}

@@ -6,6 +6,7 @@ mod interrupts;
 mod mem;
 mod panic;
 pub mod platform;
+mod sampling;
 mod selftest;
 mod smp;
 mod virtio;

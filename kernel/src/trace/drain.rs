@@ -272,6 +272,7 @@ impl Drain {
                         }
                     }
                     Message::RequestSnapshot { request } => self.snapshot_request = Some(request),
+                    Message::SetSampling(s) => crate::sampling::set_rate(s.hz),
                     _ => {}
                 }
             }

@@ -32,6 +32,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Reader, Writer};
 
 mod codec;
+mod frames;
 mod list;
 mod names;
 #[cfg(any(test, feature = "alloc"))]
@@ -41,6 +42,8 @@ mod types;
 
 use codec::{Compact, CompactField, ExtendedCodec, Fields, Postcard, compact, need, poll_end, wake, write_extended};
 pub(crate) use codec::{compact_tag, read_record, write_detached};
+use frames::SampleBody;
+pub use frames::{Frames, FramesIter};
 pub use list::{List, ListItem, ListIter, Value};
 pub use names::*;
 #[cfg(any(test, feature = "alloc"))]
@@ -253,4 +256,8 @@ table::messages! {
     /// A wasm instance ended having written to stderr: its last lines (sent after
     /// its final `WasmStateChanged`).
     WasmStderrTail(WasmStderrTail<'a>) = extended(16, Postcard), "wasm_stderr_tail";
+    /// A profiling sample of this CPU (on its interrupt stream).
+    Sample(Sample<'a>) = extended(18, SampleBody), "sample";
+    /// Host → kernel: set the sampling rate (0 = off).
+    SetSampling(SetSampling) = extended(19, Postcard), "set_sampling";
 }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::frames::Frames;
 use super::list::{List, Value};
 
 crate::u64_newtype! {
@@ -527,4 +528,55 @@ pub struct WaitEnd {
     pub resource: ResourceId,
     /// How the wait ended.
     pub outcome: WaitOutcome,
+}
+
+/// What a CPU was doing when a [`Sample`] was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SampleContext {
+    /// Polling a task (the sample names it).
+    Task,
+    /// In the scheduler, between polls.
+    Scheduler,
+    /// Halted with nothing to run.
+    Idle,
+    /// In another interrupt handler.
+    Interrupt,
+}
+
+impl SampleContext {
+    /// Every context, in wire order.
+    pub const ALL: [SampleContext; 4] = [Self::Task, Self::Scheduler, Self::Idle, Self::Interrupt];
+
+    /// Lowercase name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Scheduler => "scheduler",
+            Self::Idle => "idle",
+            Self::Interrupt => "interrupt",
+        }
+    }
+}
+
+/// One profiling sample of the CPU of the stream that carries it, taken from a timer
+/// interrupt: where the CPU was and the return addresses of its frame-pointer chain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample<'a> {
+    /// What the CPU was doing.
+    pub context: SampleContext,
+    /// The task being polled, if any.
+    pub task: Option<TaskId>,
+    /// The interrupted instruction pointer.
+    pub pc: u64,
+    /// Return addresses of the frame-pointer chain, innermost first (the caller of
+    /// the function holding `pc` first).
+    pub frames: Frames<'a>,
+}
+
+/// Host → kernel: sample every CPU `hz` times a second (0 turns sampling off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSampling {
+    /// Samples per second per CPU; 0 = off.
+    pub hz: u32,
 }

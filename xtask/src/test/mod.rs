@@ -19,6 +19,7 @@ mod ktest;
 mod link_bench;
 mod metrics;
 mod panic;
+mod sampling;
 mod trace;
 mod wasm;
 
@@ -213,7 +214,7 @@ fn record_checks<const N: usize>(tally: &mut Tally, label: &str, checks: [(&str,
 /// failure, and the next one still runs.
 fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
     type Scenario = fn(&mut Tally, &BootImage) -> Result<()>;
-    let scenarios: [(&str, Scenario); 9] = [
+    let scenarios: [(&str, Scenario); 10] = [
         ("trace", trace::end_to_end),
         ("console", console::end_to_end),
         // These two record their own failures as checks.
@@ -230,6 +231,7 @@ fn kernel_end_to_end(tally: &mut Tally, image: &BootImage, filter: &str) {
         ("hostile", hostile::end_to_end),
         ("panic", panic::end_to_end),
         ("deadlock", deadlock::end_to_end),
+        ("sampling", sampling::end_to_end),
     ];
     for (name, scenario) in scenarios.into_iter().filter(|(name, _)| name.contains(filter)) {
         if let Err(e) = scenario(tally, image) {

@@ -142,8 +142,9 @@ pub fn send_ipi(dest: u32, ipi: Ipi) {
     }
 }
 
-fn on_timer(_frame: &mut idt::InterruptFrame) {
+fn on_timer(frame: &mut idt::InterruptFrame) {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    crate::sampling::on_timer(frame);
     eoi();
 }
 

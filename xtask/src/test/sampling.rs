@@ -1,0 +1,96 @@
+//! The sampling profiler end to end: the demo with `sample_hz=997` recorded for 10 s;
+//! `lucid profile --samples --json` on the recording (symbols from the kernel ELF the
+//! build produced) must name the CPU-bound kernel task's loop function as its hottest,
+//! and `lucid export --folded`/`--svg` must write stacks rooted at tasks.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{Context, Result, bail};
+
+use super::{Tally, boot_record::boot_and_record, record_checks};
+use crate::{
+    artifacts::{self, BootImage},
+    process,
+};
+
+/// Boots the demo with sampling on, records 10 s and checks the sample views.
+pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
+    println!("sampling end to end: the demo at sample_hz=997 for 10 s, in lucid profile --samples");
+    let recorded = boot_and_record(image, "sampling-e2e", "log=warn sample_hz=997", Duration::ZERO, 10)?;
+    let run = |cmd: &mut Command| -> Result<Vec<u8>> {
+        process::show(cmd);
+        let out = cmd.output().context("run lucid")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(out.stdout)
+    };
+    let report: serde_json::Value = serde_json::from_slice(&run(Command::new(&recorded.lucid)
+        .args(["profile", "--samples", "--json", "--top", "50"])
+        .arg(&recorded.recording)
+        .arg("--kernel-elf")
+        .arg(&image.kernel))?)?;
+    let folded = artifacts::target_dir().join("freestanding").join("sampling-e2e.folded");
+    let svg = artifacts::target_dir().join("freestanding").join("sampling-e2e.svg");
+    run(Command::new(&recorded.lucid)
+        .arg("export")
+        .arg(&recorded.recording)
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--svg")
+        .arg(&svg)
+        .arg("--kernel-elf")
+        .arg(&image.kernel))?;
+    let folded = std::fs::read_to_string(&folded).context("read the folded stacks")?;
+    let svg = std::fs::read_to_string(&svg).context("read the flame graph")?;
+    record_checks(tally, "sampling e2e", sampling_checks(&report, &folded));
+    // inferno titles each frame `name (N samples, P%)`; tasks are the roots.
+    let roots = ["<title>hasher (", "<title>cpu-worker ("];
+    record_checks(
+        tally,
+        "sampling e2e",
+        [(
+            "lucid export --svg draws a flame graph whose root frames are tasks",
+            svg.starts_with("<?xml") && roots.iter().all(|r| svg.contains(r)),
+            format!("{} bytes of SVG, roots {roots:?}", svg.len()),
+        )],
+    );
+    Ok(())
+}
+
+/// What the demo's samples must show.
+fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, bool, String); 3] {
+    let samples = report["samples"].as_u64().unwrap_or(0);
+    let in_contexts: u64 = report["contexts"]
+        .as_array()
+        .map_or(0, |c| c.iter().filter_map(|c| c["samples"].as_u64()).sum());
+    let empty = Vec::new();
+    let tasks = report["tasks"].as_array().unwrap_or(&empty);
+    let workers: Vec<String> = tasks
+        .iter()
+        .filter(|t| t["name"] == "cpu-worker")
+        .map(|t| t["top_self"][0]["function"].as_str().unwrap_or("").to_string())
+        .collect();
+    let roots_ok = !folded.is_empty()
+        && folded.lines().all(|l| {
+            let root = l.split(';').next().unwrap_or("");
+            !root.is_empty() && !root.starts_with("0x") && !root.starts_with("lucid_")
+        });
+    [
+        (
+            "every CPU is sampled and every sample counted in a context",
+            samples >= 400 && in_contexts == samples && report["cpus"].as_array().is_some_and(|c| c.len() >= 2),
+            format!("{samples} samples, {in_contexts} by context, cpus {}", report["cpus"]),
+        ),
+        (
+            "a CPU-bound kernel task's hottest function is its loop's function",
+            !workers.is_empty() && workers.iter().all(|f| f.ends_with("workload::hash_round")),
+            format!("cpu-worker hottest functions: {workers:?}"),
+        ),
+        (
+            "folded sample stacks are rooted at tasks (or idle, scheduler, interrupt)",
+            roots_ok,
+            folded.lines().take(3).collect::<Vec<_>>().join(" | "),
+        ),
+    ]
+}
