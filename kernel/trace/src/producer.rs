@@ -360,34 +360,21 @@ impl Producer {
         ts
     }
 
-    /// A waker of `task` was cloned (`cloned`) or dropped; `count` now exist. Inside
-    /// the task's own poll the count rides on the poll's end (only the last count
-    /// matters there: the task is running, so no waker can be lost yet).
+    /// A waker of `task` was cloned (`cloned`) or dropped; `count` now exist. The
+    /// count goes out at once, never riding on the poll's end: another CPU can clone
+    /// or drop the task's wakers while it runs, and a count held back to the poll's
+    /// end would overwrite theirs with a stale one (a false lost waker).
     ///
     /// # Safety
     /// The producer contract.
     #[inline]
     pub unsafe fn waker_count(&self, task: u64, count: u64, cloned: bool, now: impl FnOnce() -> u64) {
-        // SAFETY: the caller's contract.
-        let noted = unsafe {
-            self.local(|l| {
-                let noted = l.in_poll && l.task == task;
-                if noted {
-                    l.notes.wakers = Some(count);
-                    l.notes.cloned |= cloned;
-                }
-                noted
-            })
-        };
-        if noted {
-            return;
-        }
         let kind = if cloned {
             record::WAKER_CLONE
         } else {
             record::WAKER_DROP
         };
-        // SAFETY: as above.
+        // SAFETY: the caller's contract.
         unsafe {
             let ts = self.event_time(now);
             self.put(record::slot(ts, kind, 0, task, count), &[], 1);
