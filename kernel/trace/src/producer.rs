@@ -351,8 +351,10 @@ impl Producer {
         if noted {
             return ts;
         }
+        // A wake is stamped with a fresh read, not its poll's start: another CPU's
+        // events about the woken task must stay in their real order around it.
         // SAFETY: as above.
-        let ts = unsafe { self.event_time(now) };
+        let ts = unsafe { self.fresh_time(now) };
         let (code, id) = record::pack_waker(waker);
         let c = code | (u64::from(by_ref) << 2) | (u64::from(self_wake) << 3);
         // SAFETY: as above.
@@ -374,9 +376,10 @@ impl Producer {
         } else {
             record::WAKER_DROP
         };
+        // A fresh read, as for a wake.
         // SAFETY: the caller's contract.
         unsafe {
-            let ts = self.event_time(now);
+            let ts = self.fresh_time(now);
             self.put(record::slot(ts, kind, 0, task, count), &[], 1);
         }
     }

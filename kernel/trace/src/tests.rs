@@ -130,13 +130,14 @@ fn records_become_the_messages_the_hooks_saw() {
     let ts: Vec<u64> = events.iter().map(|(ts, _, _)| *ts).collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "time never runs backwards: {ts:?}");
     assert_eq!(ts[1], ts[0], "the poll start shares the spawn's read");
-    assert_eq!(ts[2], ts[1], "events inside a poll carry its time");
+    assert!(ts[2] > ts[1], "a wake reads the clock afresh, also inside a poll");
+    assert_eq!(ts[7], ts[8], "self-wakes carry their poll's end");
     assert_eq!(ts[8], ts[9], "an event after a poll shares its end");
     assert!(ts[11] > ts[10], "a message reads the clock afresh");
     assert_eq!(
         producer.clock_reads.load(Relaxed),
-        3,
-        "one read before the poll, one at its end, one for the message"
+        7,
+        "one read before the poll, one per wake and waker count outside the poll's end, one at its end, one for the message"
     );
     assert_eq!(producer.produced.load(Relaxed), events.len() as u64);
     let rendered: Vec<&String> = events.iter().map(|(_, _, m)| m).collect();
