@@ -27,8 +27,8 @@ pub(crate) const MAX_DETACHED: usize = (MAX_ENTRY_SLOTS - 1) * 32;
 /// The producer's view of time and of the poll in progress, so one clock read serves
 /// a poll boundary: a poll's end and the next poll's start share a timestamp unless
 /// time is known to have passed between them, and events inside a poll carry the
-/// poll's start time. Self-wakes and the polled task's own waker count are kept here
-/// and written with the poll's end.
+/// poll's start time (wakes and waker counts excepted: they read afresh). Self-wakes
+/// are kept here and written with the poll's end.
 #[derive(Debug, Default)]
 struct Local {
     /// The last timestamp handed out.
