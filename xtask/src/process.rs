@@ -61,21 +61,7 @@ pub fn ensure_installed(program: &str, package: &str) -> Result<()> {
         bail!("{program} is not installed; install it (Debian/Ubuntu: {package})");
     }
     eprintln!("{program} is missing: installing Debian's {package} with apt-get");
-    let sudo = !is_root() && on_path("sudo");
-    let apt = |args: &[&str]| {
-        let mut cmd = if sudo {
-            Command::new("sudo")
-        } else {
-            Command::new("apt-get")
-        };
-        if sudo {
-            cmd.arg("apt-get");
-        }
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        run(&mut cmd)
-    };
-    apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "--no-install-recommends", package])?;
+    apt_install(&[package])?;
     if !on_path(program) {
         bail!("installed {package} but {program} is still not on PATH");
     }
@@ -99,6 +85,16 @@ pub fn ensure_packages(what: &str, installed: impl Fn() -> bool, packages: &[&st
         "{what} is missing: installing Debian's {} with apt-get",
         packages.join(" ")
     );
+    apt_install(packages)?;
+    if !installed() {
+        bail!("installed {} but {what} is still incomplete", packages.join(" "));
+    }
+    Ok(())
+}
+
+/// `apt-get update`, then `apt-get install` of `packages` without recommends (through
+/// `sudo` when not root).
+fn apt_install(packages: &[&str]) -> Result<()> {
     let sudo = !is_root() && on_path("sudo");
     let apt = |args: &[&str]| {
         let mut cmd = if sudo {
@@ -115,11 +111,7 @@ pub fn ensure_packages(what: &str, installed: impl Fn() -> bool, packages: &[&st
     apt(&["update", "-qq"])?;
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
     install.extend_from_slice(packages);
-    apt(&install)?;
-    if !installed() {
-        bail!("installed {} but {what} is still incomplete", packages.join(" "));
-    }
-    Ok(())
+    apt(&install)
 }
 
 fn is_root() -> bool {
