@@ -45,10 +45,21 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// The workspace root (xtask lives one level below it).
+///
+/// Read from `cargo run`'s `CARGO_MANIFEST_DIR` at run time, not compile time: with a
+/// target dir shared between clones, cargo can reuse an xtask binary built in another
+/// clone, whose compile-time path may name a checkout that is gone or stale.
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits inside the workspace")
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        manifest_dir
+            .parent()
+            .expect("xtask sits inside the workspace")
+            .to_path_buf()
+    })
 }
 
 /// Makes sure `program` is on PATH, installing the Debian `package` that has it with

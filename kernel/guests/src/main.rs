@@ -42,8 +42,12 @@ fn run() -> anyhow::Result<()> {
             _ => bail!("{usage}"),
         }
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundle = build(dir, compiled.as_deref(), user)?;
+    // `cargo run` names this crate's directory at run time; the compile-time path can
+    // name another clone when a target dir is shared between clones.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let bundle = build(&dir, compiled.as_deref(), user)?;
     let out = PathBuf::from(out);
     std::fs::write(&out, &bundle).with_context(|| format!("writing {}", out.display()))?;
     println!("lucid-guests: wrote {} ({} bytes)", out.display(), bundle.len());

@@ -1,5 +1,6 @@
-//! `workload=deadlock`: the demo, plus every few seconds (a few rounds, so a console
-//! that connects late still sees one) three kinds of tasks that can never finish:
+//! `workload=deadlock`: the demo, plus every 2 s for three rounds (so a console that
+//! connects late still sees one, and the last round is whole well before the e2e's
+//! 11 s recording ends) three kinds of tasks that can never finish:
 //!
 //! - `deadlock-a` and `deadlock-b`, each awaiting the other's join handle: a real
 //!   two-task deadlock;
@@ -19,9 +20,9 @@ use lucid_executor::sync::oneshot;
 use crate::sched;
 
 /// Rounds of doomed tasks.
-const ROUNDS: u32 = 4;
+const ROUNDS: u32 = 3;
 /// Time before the first round and between rounds.
-const PERIOD: Duration = Duration::from_secs(3);
+const PERIOD: Duration = Duration::from_secs(2);
 
 /// Runs the rounds.
 pub async fn doomed_rounds() {

@@ -1,5 +1,5 @@
 //! Waits, deadlocks, stuck waits and lost wakers end to end: the kernel runs
-//! `workload=deadlock` (the demo plus, every 3 s, a two-task deadlock over join
+//! `workload=deadlock` (the demo plus, every 2 s for 3 rounds, a two-task deadlock over join
 //! handles, a task that loses its waker and a task joining it), `lucid live` records
 //! it, and `lucid stats --json` must name the deadlocked tasks and their resources
 //! (found within 1 s of trace time), the stuck wait and exactly the task that lost
