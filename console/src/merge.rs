@@ -103,12 +103,19 @@ fn paces(stream: StreamId) -> bool {
 }
 
 /// The kernel's answer to a snapshot request, whose totals are as of its timestamp.
+///
+/// Resources and waits reach the control stream only inside a snapshot answer (as
+/// they happen they ride their CPU's task stream), so they are held with it: passed
+/// straight through they would overtake the answer's beginning and reach the state
+/// model before it, out of the kernel's order.
 fn is_snapshot_answer(m: &Message<'_>) -> bool {
     matches!(
         m,
         Message::SnapshotBegin { .. }
             | Message::TaskSnapshot(_)
             | Message::WasmInstanceSnapshot(_)
+            | Message::ResourceCreated(_)
+            | Message::WaitBegin(_)
             | Message::SnapshotEnd { .. }
     )
 }
@@ -537,6 +544,71 @@ mod tests {
             "the snapshot's 2 polls, then the one at 60"
         );
         assert_eq!(t.name, "net");
+    }
+
+    #[test]
+    fn a_snapshot_answers_resources_and_waits_keep_their_place_inside_it() {
+        let control = StreamId::new(0, Ring::Control);
+        let timer = Message::ResourceCreated(lucid_protocol::ResourceCreated {
+            id: lucid_protocol::ResourceId(1),
+            kind: lucid_protocol::ResourceKind::Timer,
+            name: "",
+            location: Location {
+                file: "sched.rs",
+                line: 1,
+                column: 1,
+            },
+            capacity: None,
+        });
+        let wait = Message::WaitBegin(lucid_protocol::WaitBegin {
+            task: TaskId(7),
+            resource: lucid_protocol::ResourceId(1),
+            op: lucid_protocol::WaitOp::Sleep,
+        });
+        let frames = [
+            hello(1),
+            frame(
+                control,
+                1,
+                &[
+                    (50, Message::SnapshotBegin { request: 1 }),
+                    (60, timer),
+                    (61, wait),
+                    (62, Message::SnapshotEnd { request: 1 }),
+                ],
+            ),
+            frame(task(0), 0, &[(100, Message::PollStart { task: TaskId(7) })]),
+        ];
+        let mut pipeline = Pipeline::new();
+        let mut control_order = Vec::new();
+        let mut state = State::new();
+        let mut apply = |item: &Item<'_>| {
+            if let Item::Event { stream, event, .. } = item
+                && stream.ring == Ring::Control
+            {
+                control_order.push(event.ts);
+            }
+            state.apply(item);
+        };
+        for f in &frames {
+            pipeline.feed(HostNs(0), f, &mut apply);
+        }
+        pipeline.finish(&mut apply);
+        assert_eq!(
+            control_order[1..],
+            [50, 60, 61, 62],
+            "after the Hello, in the kernel's order"
+        );
+        assert_eq!(
+            state.warning_counts.get(&WarningKind::Inconsistent),
+            None,
+            "{:?}",
+            state.warnings
+        );
+        assert_eq!(
+            state.resources.current_wait(TaskId(7)).map(|w| w.resource),
+            Some(lucid_protocol::ResourceId(1))
+        );
     }
 
     #[test]

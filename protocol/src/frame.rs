@@ -22,7 +22,10 @@ use crate::wire::{MAX_VARINT_LEN, Reader, Writer, zigzag};
 /// Protocol major version. Frames of another major version are refused.
 pub const MAJOR: u8 = 1;
 /// Protocol minor version. Newer minors only add record kinds and trailing fields.
-pub const MINOR: u16 = 0;
+///
+/// - 1: the kernel sends `LostWaker`, its own verdict, and a console stops inferring
+///   lost wakers from the order of the stream's waker counts.
+pub const MINOR: u16 = 1;
 
 /// Largest raw frame (header, records and CRC, before COBS). Decoders discard larger
 /// ones, so no length on the wire makes them buffer more than this.

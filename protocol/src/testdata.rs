@@ -229,6 +229,7 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             resource: ResourceId(12),
             outcome: WaitOutcome::Ready,
         }),
+        Message::LostWaker(LostWaker { task: TaskId(301) }),
         Message::WasmStderrTail(WasmStderrTail {
             instance: InstanceId(3),
             lines: "thread 'main' panicked at src/main.rs:4:5\nexplicit panic",

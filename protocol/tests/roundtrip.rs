@@ -194,6 +194,7 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             capacity: opt(4),
         }),
         MessageKind::ResourceDropped => Message::ResourceDropped(ResourceDropped { id: ResourceId(n[0]) }),
+        MessageKind::LostWaker => Message::LostWaker(LostWaker { task: TaskId(n[0]) }),
         MessageKind::WaitBegin => Message::WaitBegin(WaitBegin {
             task: TaskId(n[0]),
             resource: ResourceId(n[1]),

@@ -34,8 +34,9 @@ use crate::time::{Clock, HostNs};
 pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 /// Last bytes of a complete index file.
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
-/// Index format version; bump it whenever the state model's serialised form changes.
-pub const INDEX_VERSION: u16 = 6;
+/// Index format version; bump it whenever the state model's serialised form changes,
+/// or what the merge and state model make of the same input.
+pub const INDEX_VERSION: u16 = 7;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -742,8 +743,8 @@ mod tests {
         let fp = fingerprint(&path).expect("fingerprint");
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
         assert_eq!(
-            INDEX_VERSION, 6,
-            "bumped for the recording checksums and the state's resources and boots"
+            INDEX_VERSION, 7,
+            "bumped for the merge holding a snapshot answer's resources and waits in its place"
         );
         let side = place::index_path(&path);
         let mut raw = fs::read(&side).expect("read");

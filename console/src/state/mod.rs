@@ -607,7 +607,10 @@ impl State {
             None => (t, t),
             Some((a, b)) => (a.min(t), b.max(t)),
         });
-        if let Some(prev) = self.last_ts.replace(stream, ts)
+        // Only the rings the merge puts in time order: it passes most control
+        // messages straight through but holds a snapshot answer for its place.
+        if matches!(stream.ring, Ring::Task | Ring::Interrupt)
+            && let Some(prev) = self.last_ts.replace(stream, ts)
             && ts < prev
         {
             self.warn_at(
@@ -699,13 +702,20 @@ impl State {
                 let t = self.task(task, ts);
                 t.waker_drops += 1;
                 t.wakers = Some(wakers);
-                if wakers == 0 && t.status == TaskStatus::Idle && t.woken_while_running.is_none() {
+                if wakers == 0
+                    && t.status == TaskStatus::Idle
+                    && t.woken_while_running.is_none()
+                    && self.infers_lost_wakers()
+                {
                     self.lost_waker(cpu, ts, task);
                 }
             }
             Message::TaskCompleted { task, outcome } => {
                 self.tasks_completed += 1;
                 self.complete(cpu, ts, task, outcome);
+            }
+            Message::LostWaker(l) if self.tasks.get(&l.task).is_some_and(|t| !t.status.is_done()) => {
+                self.lost_waker(cpu, ts, l.task);
             }
             Message::TaskPanicked(p) => self.task_panicked(cpu, ts, &p),
             Message::TaskDropped { task } => {
@@ -827,6 +837,7 @@ impl State {
     }
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
+        let infer_lost = self.infers_lost_wakers();
         let conv = self.conv();
         let (window, long, clock) = (conv.window, conv.long_poll_ticks, conv.clock);
         let c = self.cpus.entry(cpu).or_default();
@@ -869,7 +880,7 @@ impl State {
                 t.scheduled_since = Some(woken.max(ts));
             } else {
                 t.status = TaskStatus::Idle;
-                lost = result == PollResult::Pending && t.wakers == Some(0);
+                lost = result == PollResult::Pending && t.wakers == Some(0) && infer_lost;
             }
         }
         if let Some(d) = long_poll {
@@ -947,6 +958,14 @@ impl State {
                 format!("task {task} woke itself {n} times in a row"),
             );
         }
+    }
+
+    /// Whether this console infers lost wakers from the stream's waker counts and
+    /// poll ends: only for a kernel older than protocol minor 1, which does not
+    /// send its own `LostWaker` verdicts. Inferring needs the stream in cross-CPU
+    /// order, which a lagging CPU's late frames break; the kernel's verdict does not.
+    fn infers_lost_wakers(&self) -> bool {
+        self.kernel.as_ref().is_none_or(|k| k.version.1 < 1)
     }
 
     fn lost_waker(&mut self, cpu: u32, ts: u64, task: TaskId) {

@@ -373,6 +373,61 @@ fn lost_waker_is_reported_once_when_the_last_waker_of_an_idle_task_goes() {
     assert_eq!((t.wakers, t.waker_clones, t.waker_drops), (Some(0), 1, 2));
 }
 
+/// A kernel of protocol minor 1 or later, which sends its own lost-waker verdicts.
+fn hello_judging_lost_wakers(s: &mut State) {
+    s.apply(&ev(
+        0,
+        0,
+        Message::Hello(Hello {
+            major: 1,
+            minor: 1,
+            build_id: "t",
+            tsc_hz: 1_000_000_000,
+            cpus: 4,
+            boot_tsc: 0,
+        }),
+    ));
+}
+
+#[test]
+fn a_kernel_that_judges_lost_wakers_is_trusted_over_the_stream_order() {
+    let mut s = State::new();
+    hello_judging_lost_wakers(&mut s);
+    spawn(&mut s, 0, 0, TaskId(5));
+    // What a lagging CPU's late frame looks like: the wake by value that
+    // rescheduled the task (CPU 2) arrives after the drop of the waker it consumed
+    // (CPU 1). Inferred from that order, a lost waker; the kernel sent no verdict,
+    // so none.
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&ev(0, 11, waker_clone(TaskId(5), 1)));
+    s.apply(&ev(0, 20, end(TaskId(5), PollResult::Pending)));
+    s.apply(&ev(1, 31, waker_drop(TaskId(5), 0)));
+    s.apply(&ev(2, 30, wake(TaskId(5), false)));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The verdict, from both sides of a race: one warning.
+    let verdict = || Message::LostWaker(lucid_protocol::LostWaker { task: TaskId(5) });
+    s.apply(&ev(0, 40, verdict()));
+    s.apply(&ev(1, 41, verdict()));
+    assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
+    assert_eq!(s.warnings[0].ts, Some(Ticks(40)));
+    // A verdict about a task that already ended (a stale frame) is no warning.
+    spawn(&mut s, 0, 50, TaskId(6));
+    s.apply(&ev(
+        0,
+        60,
+        Message::TaskCompleted {
+            task: TaskId(6),
+            outcome: lucid_protocol::Outcome::Ok,
+        },
+    ));
+    s.apply(&ev(
+        0,
+        61,
+        Message::LostWaker(lucid_protocol::LostWaker { task: TaskId(6) }),
+    ));
+    assert_eq!(s.warning_counts.get(&WarningKind::LostWaker), Some(&1));
+}
+
 #[test]
 fn a_consumed_waker_of_a_scheduled_task_is_not_lost() {
     let mut s = State::new();

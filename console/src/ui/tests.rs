@@ -73,6 +73,8 @@ fn fixture() -> (App, Option<TaskId>) {
     if let Some(task) = idle {
         extra.push((now, Message::WakerClone { task, wakers: 1 }));
         extra.push((now + 10, Message::WakerDrop { task, wakers: 0 }));
+        // The kernel's verdict on that drop: the task waits with no waker left.
+        extra.push((now + 10, Message::LostWaker(lucid_protocol::LostWaker { task })));
         extra.push((
             now + 20,
             Message::Steal {

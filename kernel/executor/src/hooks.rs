@@ -13,8 +13,17 @@
 //! (a wake by value is reported as [`Hooks::on_wake`] followed by
 //! [`Hooks::on_waker_drop`]). A task whose poll ended in
 //! [`PollResult::Pending`] while its count is zero, and which has no pending
-//! cancellation, can never be woken again: that is a lost waker, and a
-//! consumer of these events detects it exactly.
+//! cancellation, can never be woken again: that is a lost waker.
+//!
+//! The executor judges that itself and reports it with [`Hooks::on_lost_waker`]:
+//! when a poll ends `Pending` with no waker left, and when the last waker is
+//! dropped while the task is idle. Each side publishes its own change (the state
+//! transition, the count's decrement) then reads the other's behind a `SeqCst`
+//! fence, so of two racing sides at least one sees both changes: a lost waker is
+//! never missed (it may be reported twice). A wake by value lets go of its waker
+//! only after the task is marked woken, so a wake in flight is never mistaken for a
+//! lost waker. The verdict comes from the executor's own atomics, so a consumer
+//! needs no cross-CPU ordering of the stream to trust it.
 
 use core::panic::Location;
 
@@ -91,6 +100,12 @@ pub trait Hooks: Sync {
     /// A waker for `task` was dropped or consumed; `count` remain.
     fn on_waker_drop(&self, task: TaskId, count: usize) {
         let _ = (task, count);
+    }
+    /// `task` is pending with no waker left and nothing pending that would run it
+    /// again (no wake, no cancellation): nothing can ever wake it. Reported by
+    /// the CPU that ended its poll or dropped its last waker; rarely, by both.
+    fn on_lost_waker(&self, task: TaskId) {
+        let _ = task;
     }
     /// `task`'s `JoinHandle` was polled and the task is not complete yet.
     fn on_join_waiting(&self, task: TaskId) {

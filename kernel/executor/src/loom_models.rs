@@ -185,6 +185,75 @@ fn loom_wake_by_ref_vs_poll() {
     wake_vs_poll(true);
 }
 
+/// Counts the executor's lost-waker verdicts. A std atomic: it only tallies what
+/// the model's threads report, and each model leaks a fresh one.
+#[derive(Default)]
+struct LostWakers(std::sync::atomic::AtomicUsize);
+
+impl crate::Hooks for LostWakers {
+    fn on_lost_waker(&self, _task: crate::TaskId) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A runtime whose hooks count lost-waker verdicts (hooks also turn on the waker
+/// counts the verdict reads).
+fn runtime_counting_lost_wakers() -> (&'static Runtime, &'static LostWakers) {
+    enter(0);
+    let hooks: &'static LostWakers = Box::leak(Box::default());
+    (Runtime::new(1, &PLATFORM, Some(hooks)), hooks)
+}
+
+/// Another thread takes the task's stored waker while the task is being polled
+/// (storing a new one) and either wakes it by value or drops it. A wake in
+/// flight must never be judged a lost waker; a drop that leaves the task pending
+/// with no waker must be judged one at least once, whichever side comes last.
+fn waker_gone_vs_poll_end(wake: bool) {
+    run(move || {
+        let (rt, lost) = runtime_counting_lost_wakers();
+        let (probe, _handle) = spawn(rt, usize::MAX);
+        drain(rt, 0);
+        // Queued again, so the next tick polls while the other thread acts.
+        probe.take_waker().wake();
+        let p = probe.clone();
+        let other = thread::spawn(move || {
+            let taken = p.waker.lock().unwrap().take();
+            let took = taken.is_some();
+            if let Some(w) = taken {
+                if wake {
+                    w.wake();
+                } else {
+                    drop(w);
+                }
+            }
+            took
+        });
+        rt.tick(0);
+        let took = other.join().unwrap();
+        drain(rt, 0);
+        let verdicts = lost.0.load(std::sync::atomic::Ordering::SeqCst);
+        let stored = probe.waker.lock().unwrap().is_some();
+        if wake || stored {
+            assert_eq!(
+                verdicts, 0,
+                "a woken task, or one holding a waker, is not lost (took {took})"
+            );
+        } else {
+            assert!(verdicts >= 1, "pending with no waker left, and not reported");
+        }
+    });
+}
+
+#[test]
+fn loom_wake_by_value_vs_poll_end_is_never_a_lost_waker() {
+    waker_gone_vs_poll_end(true);
+}
+
+#[test]
+fn loom_last_waker_dropped_vs_poll_end_is_a_lost_waker() {
+    waker_gone_vs_poll_end(false);
+}
+
 #[test]
 fn loom_wake_vs_cancel() {
     run(|| {

@@ -21,8 +21,8 @@ use cordyceps::{Linked, list, mpsc_queue};
 
 use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, POLLING, StartPoll, State, WOKEN, WakeAction};
 pub use self::stats::{TaskCounters, TaskStats};
-use crate::hooks::Outcome;
-use crate::loom::atomic::{AtomicUsize, Ordering::*};
+use crate::hooks::{Hooks, Outcome};
+use crate::loom::atomic::{AtomicUsize, Ordering::*, fence};
 use crate::loom::cell::UnsafeCell;
 use crate::platform::{PanicCaught, TaskPanic};
 use crate::registry::{LiveState, LiveTask};
@@ -393,7 +393,17 @@ where
             }
         }
         match this.header.state.end_poll(outcome).1 {
-            EndPoll::Pending => PollResult::Pending,
+            EndPoll::Pending => {
+                if let Some(hooks) = hooks {
+                    // The state transition is published; now read the count (see
+                    // `Header::lost_waker`).
+                    fence(SeqCst);
+                    if this.header.wakers.load(SeqCst) == 0 && this.header.lost_waker() {
+                        hooks.on_lost_waker(id);
+                    }
+                }
+                PollResult::Pending
+            }
             EndPoll::PendingSchedule => PollResult::PendingSchedule,
             EndPoll::Ready { join_waker: false } => PollResult::Ready,
             EndPoll::Ready { join_waker: true } => {
@@ -791,11 +801,54 @@ impl Header {
             let self_wake = waker == Some(self.id);
             self.stats.count_wake(self_wake);
             hooks.on_wake(self.id, by_ref, self_wake, waker, &self.stats);
-            if !by_ref {
-                let count = self.wakers.fetch_sub(1, Relaxed).wrapping_sub(1);
-                hooks.on_waker_drop(self.id, count);
+        }
+    }
+
+    /// Counts one waker gone (dropped, or consumed by a wake) and reports the
+    /// count. `may_be_lost`: a drop, not a wake, so a count that reaches zero
+    /// while the task is idle is a lost waker.
+    fn waker_gone(&self, hooks: &dyn Hooks, may_be_lost: bool) {
+        let count = self.wakers.fetch_sub(1, SeqCst).wrapping_sub(1);
+        hooks.on_waker_drop(self.id, count);
+        if may_be_lost && count == 0 {
+            // The decrement is published; now read the state (see `lost_waker`).
+            fence(SeqCst);
+            if self.lost_waker() {
+                hooks.on_lost_waker(self.id);
             }
         }
+    }
+
+    /// Whether the task is lost now: no waker left and nothing that will run it
+    /// again (not being polled, not woken or cancelled, not complete).
+    ///
+    /// Called by the two sides that can leave a task without a waker: the end of
+    /// a pending poll (after its state transition) and the drop of the last
+    /// waker (after its decrement). Each publishes its change, fences (`SeqCst`)
+    /// and reads the other's, so at least one of two racing sides sees both and
+    /// reports the lost waker. A wake by value takes its waker off the count
+    /// only after its state transition set WOKEN, so a side that sees the count
+    /// at zero because of it also sees WOKEN.
+    ///
+    /// The count and the state are two words read one after the other, and a
+    /// poll in between could clone a waker and end; so the verdict holds only if
+    /// no poll ran across the reads: none running at the first state read, and
+    /// the number of polls started unchanged from before it to after the last
+    /// read. With no poll running and no waker, nothing can clone one, so the
+    /// count stays zero from its read on, and the state read after it is idle:
+    /// both hold at that moment, and from then on forever.
+    fn lost_waker(&self) -> bool {
+        let polls = self.stats.polls_started();
+        if self.state.load().has(POLLING) {
+            // That poll's end judges.
+            return false;
+        }
+        if self.wakers.load(SeqCst) != 0 {
+            return false;
+        }
+        let s = self.state.load();
+        let idle = !(s.has(POLLING) || s.has(WOKEN) || s.has(COMPLETE) || s.has(CANCELLED));
+        idle && self.stats.polls_started() == polls
     }
 }
 
@@ -825,7 +878,7 @@ unsafe fn waker_clone(data: *const ()) -> RawWaker {
     let header = unsafe { header(data) };
     header.state.clone_ref();
     if let Some(hooks) = header.runtime().hooks() {
-        let count = header.wakers.fetch_add(1, Relaxed) + 1;
+        let count = header.wakers.fetch_add(1, SeqCst) + 1;
         hooks.on_waker_clone(header.id, count);
     }
     raw_waker(NonNull::from(header))
@@ -840,12 +893,30 @@ unsafe fn waker_wake(data: *const ()) {
     let header = unsafe { header(data) };
     header.report_wake(false);
     let ptr = NonNull::from(header);
+    let hooks = header.runtime().hooks();
+    // The waker leaves the count only after the transition marked the task woken
+    // (see `Header::lost_waker`); a reference of our own keeps the task alive
+    // until then, whatever the transition did with the waker's.
+    let kept = hooks.inspect(|_| header.state.clone_ref());
     match header.state.wake_by_val() {
-        // SAFETY: the waker's reference moves to the run queue.
-        WakeAction::Enqueue => header.runtime().schedule(unsafe { TaskRef::from_raw(ptr) }),
-        WakeAction::None => {}
-        // SAFETY: the waker held the last reference.
+        WakeAction::Enqueue => {
+            if let Some(hooks) = kept {
+                header.waker_gone(hooks, false);
+            }
+            // SAFETY: the waker's reference moves to the run queue.
+            header.runtime().schedule(unsafe { TaskRef::from_raw(ptr) });
+        }
+        WakeAction::None => {
+            if let Some(hooks) = kept {
+                header.waker_gone(hooks, false);
+            }
+        }
+        // SAFETY: the waker held the last reference (so no reference was kept).
         WakeAction::Deallocate => unsafe { TaskRef::deallocate(ptr) },
+    }
+    if kept.is_some() {
+        // SAFETY: the reference taken above is adopted and dropped.
+        drop(unsafe { TaskRef::from_raw(ptr) });
     }
 }
 
@@ -870,8 +941,7 @@ unsafe fn waker_drop(data: *const ()) {
     // SAFETY: the caller guarantees the task is alive.
     let header = unsafe { header(data) };
     if let Some(hooks) = header.runtime().hooks() {
-        let count = header.wakers.fetch_sub(1, Relaxed).wrapping_sub(1);
-        hooks.on_waker_drop(header.id, count);
+        header.waker_gone(hooks, true);
     }
     // SAFETY: the waker's reference is adopted and dropped.
     drop(unsafe { TaskRef::from_raw(NonNull::from(header)) });

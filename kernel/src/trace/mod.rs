@@ -283,6 +283,15 @@ impl Hooks for TraceHooks {
         }
     }
 
+    fn on_lost_waker(&self, task: TaskId) {
+        if traced(task) {
+            // SAFETY: see above.
+            with_producer(|producer| unsafe {
+                producer.event(Event::LostWaker { task: task.as_u64() }, arch::rdtsc);
+            });
+        }
+    }
+
     fn on_join_waiting(&self, task: TaskId) {
         if !traced(task) {
             return;

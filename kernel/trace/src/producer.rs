@@ -435,6 +435,7 @@ impl Producer {
                 (record::TASK_COMPLETED, code, task, 0)
             }
             Event::TaskDropped { task } => (record::TASK_DROPPED, 0, task, 0),
+            Event::LostWaker { task } => (record::LOST_WAKER, 0, task, 0),
             Event::Steal { task, from, to } => (
                 record::STEAL,
                 u64::from(from & 0xff_ffff) | (u64::from(to & 0xff_ffff) << 24),
@@ -585,6 +586,8 @@ pub enum Event {
     TaskCompleted { task: u64, outcome: proto::Outcome },
     /// `task`'s memory was freed.
     TaskDropped { task: u64 },
+    /// `task` is pending with no waker left: nothing can wake it.
+    LostWaker { task: u64 },
     /// `task` moved from CPU `from` to CPU `to`.
     Steal { task: u64, from: u32, to: u32 },
     /// The CPU goes idle.

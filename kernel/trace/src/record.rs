@@ -26,6 +26,7 @@ pub(crate) const CPU_BUSY: u8 = 11;
 pub(crate) const RUN_QUEUE_DEPTH: u8 = 12;
 pub(crate) const TASK_SPAWNED: u8 = 13;
 pub(crate) const DETACHED: u8 = 14;
+pub(crate) const LOST_WAKER: u8 = 15;
 
 /// Largest `c` payload (48 bits).
 pub(crate) const C_MAX: u64 = (1 << 48) - 1;
@@ -182,6 +183,7 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
             put(sink.message(ts, &Message::TaskCompleted { task, outcome }));
         }
         TASK_DROPPED => put(sink.message(ts, &Message::TaskDropped { task })),
+        LOST_WAKER => put(sink.message(ts, &Message::LostWaker(proto::LostWaker { task }))),
         STEAL => put(sink.message(
             ts,
             &Message::Steal {

@@ -253,6 +253,11 @@ table::messages! {
     WaitBegin(WaitBegin) = extended(13, Postcard), "wait_begin";
     /// A task's wait on a resource ended.
     WaitEnd(WaitEnd) = extended(14, Postcard), "wait_end";
+    /// A task's poll returned `Pending` and it has no waker left and no wake or
+    /// cancellation pending, or its last waker was dropped while it was so: nothing
+    /// can ever wake it. The executor decides this itself, from its own atomic state,
+    /// so the verdict needs no cross-CPU ordering of the stream (since minor 1).
+    LostWaker(LostWaker) = extended(15, Postcard), "lost_waker";
     /// A wasm instance ended having written to stderr: its last lines (sent after
     /// its final `WasmStateChanged`).
     WasmStderrTail(WasmStderrTail<'a>) = extended(16, Postcard), "wasm_stderr_tail";

@@ -508,6 +508,13 @@ pub struct ResourceDropped {
     pub id: ResourceId,
 }
 
+/// A task can never be woken again: the executor saw it pending with no waker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostWaker {
+    /// The task.
+    pub task: TaskId,
+}
+
 /// A task began waiting on a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitBegin {

@@ -107,8 +107,9 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
 }
 
 /// What the plain demo must show to a late console: waits on its channels and
-/// sleeps, the wasm channels created at boot, and no deadlock or stuck wait.
-fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 3] {
+/// sleeps, the wasm channels created at boot, and no lost waker, deadlock or stuck
+/// wait.
+fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 4] {
     let resources = &stats["resources"];
     let begun = resources["waits_begun"].as_u64().unwrap_or(0);
     let ready = resources["waits_ready"].as_u64().unwrap_or(0);
@@ -134,6 +135,11 @@ fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 3] {
             "a late console knows the wasm ping's channels, created before it connected",
             resources["live_by_kind"]["wchan"].as_u64().unwrap_or(0) >= 2,
             format!("{resources}; waiting at the end: {kinds:?}"),
+        ),
+        (
+            "no lost waker on the demo: the kernel's verdicts have no false positives, late console or not",
+            count(stats, "lost waker") == 0,
+            format!("{:?}", strings(&stats["warnings_by_kind"]["lost waker"])),
         ),
         (
             "no deadlock or stuck wait on the demo",

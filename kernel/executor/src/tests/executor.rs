@@ -271,6 +271,9 @@ impl Hooks for Recorder {
     fn on_drop(&self, _task: TaskId) {
         self.events.lock().unwrap().push("drop".to_string());
     }
+    fn on_lost_waker(&self, _task: TaskId) {
+        self.events.lock().unwrap().push("lost waker".to_string());
+    }
 }
 
 #[test]
@@ -342,7 +345,57 @@ fn lost_waker_is_visible_to_hooks() {
     }));
     run_until_idle(rt, 0);
     assert_eq!(hooks.wakers.load(SeqCst), 0, "pending with no waker left");
-    assert_eq!(hooks.events.lock().unwrap().last().unwrap(), "poll Pending");
+    let events = hooks.events.lock().unwrap().clone();
+    assert_eq!(events[events.len() - 2..], ["poll Pending", "lost waker"]);
+}
+
+#[test]
+fn the_last_waker_dropped_while_the_task_is_idle_is_a_lost_waker() {
+    let hooks: &'static Recorder = Box::leak(Box::default());
+    ThreadPlatform::enter(Some(0));
+    let rt = Runtime::new(1, ThreadPlatform::new(1), Some(hooks));
+    let gate = Gate::default();
+    let g = gate.clone();
+    let _handle = rt.spawn(async move { g.wait().await });
+    run_until_idle(rt, 0);
+    let lost = || {
+        hooks
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| *e == "lost waker")
+            .count()
+    };
+    assert_eq!(lost(), 0, "the gate holds its waker");
+    gate.forget();
+    assert_eq!(hooks.wakers.load(SeqCst), 0);
+    assert_eq!(lost(), 1, "dropped without a wake while the task waits");
+}
+
+#[test]
+fn a_wake_by_value_or_a_drop_while_the_task_runs_is_no_lost_waker() {
+    let hooks: &'static Recorder = Box::leak(Box::default());
+    ThreadPlatform::enter(Some(0));
+    let rt = Runtime::new(1, ThreadPlatform::new(1), Some(hooks));
+    let gate = Gate::default();
+    let g = gate.clone();
+    let h = rt.spawn(async move {
+        g.wait().await;
+        // A waker cloned and dropped inside a poll: the task is running, so the
+        // count reaching zero is no verdict.
+        std::future::poll_fn(|cx| {
+            drop(cx.waker().clone());
+            Poll::Ready(())
+        })
+        .await;
+    });
+    run_until_idle(rt, 0);
+    gate.fire();
+    run_until_idle(rt, 0);
+    assert!(h.is_finished());
+    let events = hooks.events.lock().unwrap().clone();
+    assert!(!events.iter().any(|e| e == "lost waker"), "{events:?}");
 }
 
 /// Records its address when polled and when dropped: a pinned future must be

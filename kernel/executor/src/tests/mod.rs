@@ -95,6 +95,11 @@ impl Gate {
         }
     }
 
+    /// Drops the stored waker without waking it: the waiting task is lost.
+    pub(crate) fn forget(&self) {
+        drop(self.inner.waker.lock().unwrap().take());
+    }
+
     pub(crate) fn polls(&self) -> usize {
         self.inner.polls.load(Ordering::SeqCst)
     }
