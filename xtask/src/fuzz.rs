@@ -33,7 +33,7 @@ pub struct Args {
     /// Minutes to fuzz each target.
     #[arg(long, default_value_t = 10)]
     minutes: u64,
-    /// Fuzz only this target (default: both, one after the other).
+    /// Fuzz only this target (default: every one, one after the other).
     #[arg(long, value_enum)]
     target: Option<Target>,
 }
@@ -43,18 +43,22 @@ pub struct Args {
 pub enum Target {
     /// Link bytes → pipeline → state → every view drawn and the stats summary.
     Decode,
+    /// The decode target's input and path without drawing: many more inputs per
+    /// second through the decoder, merge and state model.
+    Ingest,
     /// Bytes as a recording's index file → replay open → a seek to every keyframe.
     Index,
 }
 
 impl Target {
-    /// Both targets.
-    pub const ALL: [Self; 2] = [Self::Decode, Self::Index];
+    /// Every target.
+    pub const ALL: [Self; 3] = [Self::Decode, Self::Ingest, Self::Index];
 
     /// The target's binary name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Decode => "decode",
+            Self::Ingest => "ingest",
             Self::Index => "index",
         }
     }
@@ -139,7 +143,7 @@ pub fn lint() -> Result<()> {
     process::run(cargo().args(["test", "--lib", "--manifest-path"]).arg(manifest()))
 }
 
-/// Builds both targets with coverage instrumentation.
+/// Builds every target with coverage instrumentation.
 pub fn build() -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["build", "--release", "--bins", "--target", HOST, "--manifest-path"])

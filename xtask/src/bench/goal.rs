@@ -1,4 +1,4 @@
-//! The goals of issues 8 and 17: which rows are held to a bound, and whether a row
+//! The goals of issues 8, 17 and 18: which rows are held to a bound, and whether a row
 //! meets it.
 
 /// A bound on the Lucid figure, or on the ratio Lucid / anchor.
@@ -63,6 +63,9 @@ pub fn goal_for(name: &str) -> Option<Goal> {
         // workloads, like for like" (console-subscriber without its resource
         // instrumentation; the figure with it is reported beside, without a goal).
         Some(Goal::RatioAtMost(0.01))
+    } else if name == "wait.not_taken.ns" {
+        // Issue 18: "the cost of a wait that does not happen (≤ 3 ns)".
+        Some(Goal::AtMost(3.0))
     } else if name == "console.replay_seek_max_ms" {
         // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
         Some(Goal::AtMost(100.0))
@@ -92,6 +95,8 @@ mod tests {
         assert_eq!(bound("bytes.spawn_join.per_poll"), None);
         assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
         assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+        assert_eq!(bound("wait.not_taken.ns"), Some(3.0));
+        assert_eq!(bound("wait.taken.ns"), None);
         let console = goal_for("console.ingest_events_per_s").expect("a goal");
         let met = |g: Goal, lucid: f64| g.met(Some(lucid), None) == Some(true);
         assert!(

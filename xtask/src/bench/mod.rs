@@ -5,7 +5,8 @@
 //! error). `docs/benchmarks.md` explains the workloads.
 //!
 //! One module a source of rows, in the order they are measured: the executor and
-//! trace rows of the host bench program ([`executor`]), the anchors and the rows that
+//! trace rows of the host bench program and the cost of reporting waits
+//! ([`executor`]), the anchors and the rows that
 //! compare Lucid with them ([`anchor`]), the console's ingest, render and replay rows
 //! ([`console`]), and the rows of the booted kernel: its trace stream ([`trace`]), the
 //! trace against the raw link ([`link`]) and the wasm host ([`wasm`]). A row and its
@@ -69,6 +70,7 @@ pub fn main(args: Args) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let recording = dir.join("spawn_join.lucid");
     let mut rows = executor::rows(&cargo, runs, &recording)?;
+    rows.extend(executor::wait_rows(&cargo, runs)?);
     let chrome = anchor::chrome_json(&cargo, &recording)?;
     rows.extend(anchor::rows(&cargo, runs)?);
     let compared = anchor::comparisons(&rows, Some(chrome));
