@@ -365,7 +365,7 @@ impl Producer {
     /// A waker of `task` was cloned (`cloned`) or dropped; `count` now exist. The
     /// count goes out at once, never riding on the poll's end: another CPU can clone
     /// or drop the task's wakers while it runs, and a count held back to the poll's
-    /// end would overwrite theirs with a stale one (a false lost waker).
+    /// end would overwrite theirs with a stale one (a wrong count in the console).
     ///
     /// # Safety
     /// The producer contract.
