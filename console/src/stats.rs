@@ -273,7 +273,7 @@ pub struct Summary {
     pub unknown_events: u64,
     /// Sum of the kernel's `Loss` reports.
     pub dropped_events: u64,
-    /// Of them, dropped while no console was attached (expected).
+    /// Of them, dropped while no console read them: none attached, or paused (expected).
     pub dropped_unattached: u64,
     /// Of them, dropped while a console was attached (a warning).
     pub dropped_attached: u64,
@@ -562,7 +562,8 @@ impl Summary {
         if self.dropped_unattached > 0 {
             writeln!(
                 o,
-                "           of them {} while no console was attached (expected), {} while one was",
+                "           of them {} while no console read them (none attached, or paused: expected), \
+             {} while one was reading",
                 self.dropped_unattached, self.dropped_attached
             )?;
         }

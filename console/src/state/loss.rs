@@ -2,15 +2,18 @@
 //! kernel drops what nobody reads, and reports it when a console attaches) or while
 //! one was (the reader or the link did not keep up: a warning). The kernel answers
 //! an attaching console with a burst: `Hello`, the losses it could not report while
-//! no console listened (or while the stream was paused), then a `Heartbeat`. Loss
-//! reported in that burst predates the attachment.
+//! no console listened, then a `Heartbeat`. Loss reported in that burst predates the
+//! attachment. A resume after the console's own Pause gets the same kind of burst
+//! (`Resume`, what the pause dropped, `Heartbeat`; the kernel reports its losses
+//! before pausing): that loss was asked for, and counts with the unattached.
 
 use serde::{Deserialize, Serialize};
 
 /// Losses by when they happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LossOrigin {
-    /// Events the kernel dropped while no console was attached.
+    /// Events the kernel dropped while no console read them: none was attached, or
+    /// the stream was paused at the console's request.
     pub unattached: u64,
     /// Between a `Hello` and the next `Heartbeat`: the kernel's attach burst.
     in_attach_burst: bool,
@@ -29,6 +32,12 @@ impl LossOrigin {
         self.in_attach_burst = true;
         self.warned = false;
         self.seen_hello = true;
+    }
+
+    /// The kernel resumed a paused stream: the losses up to its next heartbeat are
+    /// the pause's.
+    pub fn resumed(&mut self) {
+        self.in_attach_burst = true;
     }
 
     /// The end of the attach burst.

@@ -638,6 +638,10 @@ impl State {
                 _ => {}
             }
         }
+        if stream.ring == Ring::Control && matches!(m, Message::Resume) {
+            // The kernel's resume burst (a console's own Resume rides the host ring).
+            self.loss.resumed();
+        }
         if !self.is_about_expired_task(m) {
             self.apply_message(stream.cpu, ts, m);
         }

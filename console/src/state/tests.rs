@@ -73,6 +73,50 @@ fn loss_before_a_console_attached_is_told_apart_from_loss_while_attached() {
 }
 
 #[test]
+fn loss_of_a_pause_the_console_asked_for_is_not_loss_while_attached() {
+    let control = |ts, message| Item::Event {
+        stream: StreamId::new(0, Ring::Control),
+        seq: 0,
+        event: Event { ts, message },
+    };
+    let loss = |count| Message::Loss {
+        cpu: 0,
+        ring: Ring::Task,
+        count,
+    };
+    let mut s = State::new();
+    s.apply(&control(
+        1,
+        Message::Hello(Hello {
+            major: 1,
+            minor: lucid_protocol::MINOR,
+            build_id: "k",
+            tsc_hz: 1_000_000_000,
+            cpus: 1,
+            boot_tsc: 0,
+        }),
+    ));
+    s.apply(&control(2, Message::Heartbeat));
+    // The kernel's resume burst: the 700 events the pause dropped.
+    s.apply(&control(10, Message::Resume));
+    s.apply(&control(11, loss(700)));
+    s.apply(&control(12, Message::Heartbeat));
+    assert_eq!((s.loss.unattached, s.loss.attached(s.dropped_events)), (700, 0));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The console's own Resume rides the host ring and starts no burst: loss after
+    // the kernel's burst is the reader's, a warning.
+    let host = |ts, message| Item::Event {
+        stream: StreamId::new(0, Ring::Host),
+        seq: 0,
+        event: Event { ts, message },
+    };
+    s.apply(&host(19, Message::Resume));
+    s.apply(&control(20, loss(3)));
+    assert_eq!(s.loss.attached(s.dropped_events), 3);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+}
+
+#[test]
 fn polls_accumulate_busy_time_per_task_and_cpu() {
     let mut s = State::new();
     s.apply(&ev(

@@ -241,18 +241,13 @@ impl Drain {
             if frame.stream.ring != Ring::Host {
                 continue;
             }
+            // Applied once the frame is read (it borrows the host buffer); the last
+            // of a frame's Pause and Resume wins.
+            let mut pause_or_resume = None;
             for event in frame.events().flatten() {
                 match event.message {
-                    Message::Pause => {
-                        log::info!("trace: host paused the stream");
-                        self.paused = true;
-                        super::set_paused(true);
-                    }
-                    Message::Resume => {
-                        log::info!("trace: host resumed the stream");
-                        self.paused = false;
-                        super::set_paused(false);
-                    }
+                    Message::Pause => pause_or_resume = Some(true),
+                    Message::Resume => pause_or_resume = Some(false),
                     Message::SetLevelFilter(f) => {
                         let level = match f.filter {
                             proto::LevelFilter::Off => None,
@@ -275,6 +270,9 @@ impl Drain {
                     Message::SetSampling(s) => crate::sampling::set_rate(s.hz),
                     _ => {}
                 }
+            }
+            if let Some(pause) = pause_or_resume {
+                self.pause(pause);
             }
         }
         self.host_bytes.drain(..consumed);
@@ -346,6 +344,30 @@ impl Drain {
         }
         super::resources::snapshot(|m| self.control(m));
         self.control(&Message::SnapshotEnd { request });
+    }
+
+    /// Pauses (`true`) or resumes the stream at the host's request. What was lost
+    /// before a pause is loss while attached: it is reported before pausing, so the
+    /// resume burst holds only the pause's. The resume burst is like the attach
+    /// burst: `Resume`, what the pause dropped, then a heartbeat; a console counts
+    /// the losses in it as loss it asked for, not as a warning.
+    fn pause(&mut self, pause: bool) {
+        if pause == self.paused {
+            return;
+        }
+        if pause {
+            log::info!("trace: host paused the stream");
+            self.report_losses();
+        } else {
+            log::info!("trace: host resumed the stream");
+        }
+        self.paused = pause;
+        super::set_paused(pause);
+        if !pause {
+            self.control(&Message::Resume);
+            self.report_losses();
+            self.control(&Message::Heartbeat);
+        }
     }
 
     /// Loss reports for what was dropped since the last report (only while a host

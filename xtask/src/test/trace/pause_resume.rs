@@ -38,6 +38,16 @@ pub fn host_pauses_and_resumes(tally: &mut Tally, image: &BootImage) -> Result<(
             "0 lost".to_string(),
         ),
         (
+            "the kernel answers Resume with what the pause dropped, between its Resume and a heartbeat",
+            seen.resume_bursts == 1 && seen.lost_in_resume_bursts > 0,
+            format!(
+                "{} resume bursts, {} events lost in them, {} lost in all",
+                seen.resume_bursts,
+                seen.lost_in_resume_bursts,
+                seen.total_lost()
+            ),
+        ),
+        (
             "heartbeats arrive after resume",
             beats_after > 0,
             format!("{beats_after} heartbeats"),

@@ -39,6 +39,12 @@ pub struct Observed {
     pub polls: u64,
     /// Snapshot answers begun (`SnapshotBegin`).
     pub snapshots: u64,
+    /// The kernel's resume bursts begun (`Resume` on the control stream).
+    pub resume_bursts: u64,
+    /// Inside a resume burst: until the kernel's next `Heartbeat`.
+    in_resume_burst: bool,
+    /// Events the `Loss` reports of resume bursts name: what the pauses dropped.
+    pub lost_in_resume_bursts: u64,
     /// The timestamp of the newest `Heartbeat` so far.
     pub last_heartbeat_ts: Option<u64>,
     /// Task polls stamped after this kernel time are counted in `polls_after_mark`.
@@ -81,6 +87,10 @@ impl Observed {
                         self.completed.insert(task.get());
                     }
                     Message::SnapshotBegin { .. } => self.snapshots += 1,
+                    Message::Resume if stream.ring == Ring::Control => {
+                        self.resume_bursts += 1;
+                        self.in_resume_burst = true;
+                    }
                     Message::PollStart { task } => {
                         self.polls += 1;
                         if self.poll_mark.is_some_and(|mark| event.ts > mark) {
@@ -102,6 +112,9 @@ impl Observed {
                     },
                     Message::Loss { cpu, ring, count } => {
                         *self.lost.entry((cpu, ring.to_bits())).or_default() += count;
+                        if self.in_resume_burst {
+                            self.lost_in_resume_bursts += count;
+                        }
                         if self.mark_at_next_loss {
                             self.mark_at_next_loss = false;
                             self.poll_mark = Some(event.ts);
@@ -116,6 +129,7 @@ impl Observed {
                         self.counts.insert((cpu, ring.to_bits()), (produced, dropped));
                     }
                     Message::Heartbeat => {
+                        self.in_resume_burst = false;
                         self.heartbeats += 1;
                         self.last_heartbeat_ts = Some(event.ts);
                     }
