@@ -1,8 +1,9 @@
 //! The cost of reporting waits (`lucid_executor::resource`), on the host:
 //!
 //! - `wait.not_taken.ns`: what tracking adds to a receive that completes at once
-//!   (`Receiver::recv` polled ready, against `Receiver::poll_recv`, which tracks
-//!   nothing): the branch on "is a wait open";
+//!   (`Receiver::recv` polled ready, against the same future shape without the
+//!   tracking: a future around `Receiver::poll_recv`, which tracks nothing): the
+//!   wait span's setup and its branches on "is a wait open";
 //! - `wait.taken.ns`: what a receive that waits (pending, then ready) costs on top of
 //!   the same receive on a channel that is not tracked: the `WaitBegin` and `WaitEnd`
 //!   records, encoded into a `lucid_trace::Producer` as the kernel's hooks do.
@@ -12,7 +13,7 @@
 //! ```
 //!
 //! One JSON object per line, as `examples/bench.rs` prints them; each figure is the
-//! median of the runs.
+//! median of the runs, each cost the median of the runs' paired differences.
 
 #[cfg(not(loom))]
 fn main() {
@@ -110,6 +111,17 @@ mod wait_cost {
 
     static HOOKS: &dyn ResourceHooks = &Hooks;
 
+    /// `Receiver::recv` without its wait span: the like-for-like baseline of a
+    /// receive that completes at once.
+    struct BareRecv<'a>(&'a mut mpsc::Receiver<u32>);
+
+    impl Future for BareRecv<'_> {
+        type Output = Option<u32>;
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> std::task::Poll<Option<u32>> {
+            self.0.poll_recv(cx)
+        }
+    }
+
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -149,10 +161,12 @@ mod wait_cost {
 
         let mut samples: [Vec<f64>; 4] = Default::default();
         for _ in 0..runs {
-            // Ready at once: poll_recv (no tracking) against recv (tracked channel).
+            // Ready at once: the bare future (no tracking) against recv (tracked
+            // channel).
             samples[0].push(time(|| {
                 tx.try_send(1).unwrap();
-                let _ = black_box(rx.poll_recv(&mut cx));
+                let recv = pin!(BareRecv(&mut rx));
+                let _ = black_box(recv.poll(&mut cx));
             }));
             samples[1].push(time(|| {
                 tx.try_send(1).unwrap();
@@ -178,12 +192,17 @@ mod wait_cost {
                 while !unsafe { p.frame(true, &mut |_, _| true) } {}
             }
         }
+        // Each cost is the median of the per-run differences: both sides of a pair
+        // ran back to back, so the machine's drift between runs cancels.
+        let paired = |base: &[f64], with: &[f64]| median(with.iter().zip(base).map(|(w, b)| w - b).collect());
+        let not_taken = paired(&samples[0], &samples[1]);
+        let taken = paired(&samples[2], &samples[3]);
         let [untracked, tracked, wait_untracked, wait_tracked] = samples.map(median);
         row("recv.ready.untracked.ns", untracked);
         row("recv.ready.tracked.ns", tracked);
-        row("wait.not_taken.ns", tracked - untracked);
+        row("wait.not_taken.ns", not_taken);
         row("recv.wait.untracked.ns", wait_untracked);
         row("recv.wait.tracked.ns", wait_tracked);
-        row("wait.taken.ns", wait_tracked - wait_untracked);
+        row("wait.taken.ns", taken);
     }
 }
