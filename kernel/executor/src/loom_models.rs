@@ -244,6 +244,47 @@ fn waker_gone_vs_poll_end(wake: bool) {
     });
 }
 
+/// Between a poll's end and its lost-waker verdict, another CPU wakes the task by
+/// value (its last waker) and polls it again, and that poll stores a new waker:
+/// the verdict must not combine the count read before the new poll with the state
+/// read after it.
+#[test]
+fn loom_a_poll_between_the_verdicts_reads_is_no_lost_waker() {
+    run(|| {
+        enter(0);
+        let lost: &'static LostWakers = Box::leak(Box::default());
+        let rt = Runtime::new(2, &PLATFORM, Some(lost));
+        let (probe, _handle) = spawn(rt, usize::MAX);
+        let p = probe.clone();
+        let other = thread::spawn(move || {
+            enter(1);
+            let waker = loop {
+                if let Some(w) = p.waker.lock().unwrap().take() {
+                    break w;
+                }
+                thread::yield_now();
+            };
+            waker.wake();
+            while p.polls.load(SeqCst) < 2 {
+                drain(rt, 1);
+                thread::yield_now();
+            }
+        });
+        rt.tick(0);
+        other.join().unwrap();
+        assert_eq!(probe.polls.load(SeqCst), 2);
+        assert!(
+            probe.waker.lock().unwrap().is_some(),
+            "the second poll stored its waker"
+        );
+        assert_eq!(
+            lost.0.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a task holding a waker judged lost"
+        );
+    });
+}
+
 #[test]
 fn loom_wake_by_value_vs_poll_end_is_never_a_lost_waker() {
     waker_gone_vs_poll_end(true);

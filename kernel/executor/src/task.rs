@@ -830,25 +830,26 @@ impl Header {
     /// only after its state transition set WOKEN, so a side that sees the count
     /// at zero because of it also sees WOKEN.
     ///
-    /// The count and the state are two words read one after the other, and a
-    /// poll in between could clone a waker and end; so the verdict holds only if
-    /// no poll ran across the reads: none running at the first state read, and
-    /// the number of polls started unchanged from before it to after the last
-    /// read. With no poll running and no waker, nothing can clone one, so the
-    /// count stays zero from its read on, and the state read after it is idle:
-    /// both hold at that moment, and from then on forever.
+    /// The count and the state are two words read one after the other, and a poll
+    /// in between could clone a waker and end; so the verdict also needs the state
+    /// idle before the count is read (not polling, nor woken, which a poll to come
+    /// would clear) and the number of polls started unchanged from before that read
+    /// to after the last. With the task idle at the first read and no poll started
+    /// since, nothing woke it in between (a wake leaves WOKEN until a poll starts),
+    /// and with no waker at the count's read and no poll, nothing can clone one: the
+    /// count stays zero, and at the second state read, idle, the task is lost, for
+    /// good. (The loom models include a poll on another CPU between the reads.)
     fn lost_waker(&self) -> bool {
+        let idle = |s: state::Snapshot| !(s.has(POLLING) || s.has(WOKEN) || s.has(COMPLETE) || s.has(CANCELLED));
         let polls = self.stats.polls_started();
-        if self.state.load().has(POLLING) {
-            // That poll's end judges.
+        if !idle(self.state.load()) {
+            // A poll running, or to come, judges at its end.
             return false;
         }
         if self.wakers.load(SeqCst) != 0 {
             return false;
         }
-        let s = self.state.load();
-        let idle = !(s.has(POLLING) || s.has(WOKEN) || s.has(COMPLETE) || s.has(CANCELLED));
-        idle && self.stats.polls_started() == polls
+        idle(self.state.load()) && self.stats.polls_started() == polls
     }
 }
 
