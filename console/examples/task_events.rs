@@ -48,7 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     pipeline.finish(&mut apply);
     eprintln!("merge: {:?}", pipeline.merge().stats());
-    for w in state.warnings.iter().filter(|w| w.task == Some(TaskId(task))) {
+    // The warnings kept (the newest) and the first of each kind: a flood of long polls
+    // can push an early warning about this task out of the kept ones.
+    for w in state.warnings.iter().filter(|w| w.task == Some(TaskId(task))).chain(
+        state
+            .first_warnings_by_kind
+            .values()
+            .flatten()
+            .filter(|w| w.task == Some(TaskId(task)) && !state.warnings.contains(w)),
+    ) {
         out.push((
             w.ts.unwrap_or_default().get(),
             w.cpu.unwrap_or(u32::MAX),
