@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lucid_protocol::recording::RecordingWriter;
-use lucid_protocol::{FrameEncoder, Message, Ring, StreamId};
+use lucid_protocol::{FrameEncoder, MAX_WIRE_FRAME_LEN, Message, Ring, StreamId};
 
 use super::Chunk;
 use super::connection::Endpoint;
@@ -145,6 +145,36 @@ impl Drop for Ingest {
     }
 }
 
+/// What of the received bytes goes into the recording: whole frames only. The bytes
+/// after a chunk's last frame delimiter wait for the rest of their frame. A frame that
+/// a disconnect or the end of the recording cuts is left out (it could never decode,
+/// and the next connection's bytes would run into it), so a recording ends on a whole
+/// frame, and a partial frame at the end of a file means the file itself was cut.
+#[derive(Debug, Default)]
+struct WholeFrames {
+    tail: Vec<u8>,
+}
+
+impl WholeFrames {
+    /// The held-back bytes and those of `data` up to its last frame delimiter, if it
+    /// has one; the rest is held back. Bytes without a delimiter for longer than any
+    /// wire frame cannot become one: they go out as they are (a decoder reports them).
+    fn take(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        match data.iter().rposition(|&b| b == 0) {
+            Some(end) => {
+                let mut out = std::mem::take(&mut self.tail);
+                out.extend_from_slice(&data[..=end]);
+                self.tail.extend_from_slice(&data[end + 1..]);
+                Some(out)
+            }
+            None => {
+                self.tail.extend_from_slice(data);
+                (self.tail.len() > MAX_WIRE_FRAME_LEN).then(|| std::mem::take(&mut self.tail))
+            }
+        }
+    }
+}
+
 /// The thread body. Returns when asked to stop, when the receiver is gone, or when a
 /// source that cannot reconnect ends.
 fn run(endpoint: &Endpoint, mut recorder: Option<Recorder>, tx: &SyncSender<IngestEvent>, stop: &AtomicBool) {
@@ -162,7 +192,9 @@ fn run(endpoint: &Endpoint, mut recorder: Option<Recorder>, tx: &SyncSender<Inge
                 // A kernel that does not listen yet simply ignores the request; a
                 // broken connection shows up on the next read.
                 let _ = conn.send(&snapshot_request(request));
-                match pump(&mut conn, &mut buf, &mut recorder, tx, stop) {
+                // A frame this connection cuts is left out of the recording.
+                let mut whole = WholeFrames::default();
+                match pump(&mut conn, &mut buf, &mut recorder, &mut whole, tx, stop) {
                     Pump::Stopped => return,
                     Pump::Ended(reason) => reason,
                 }
@@ -195,6 +227,7 @@ fn pump(
     conn: &mut super::connection::Connection,
     buf: &mut [u8],
     recorder: &mut Option<Recorder>,
+    whole: &mut WholeFrames,
     tx: &SyncSender<IngestEvent>,
     stop: &AtomicBool,
 ) -> Pump {
@@ -207,10 +240,12 @@ fn pump(
             Ok(n) => {
                 let data = buf.get(..n).unwrap_or_default().to_vec();
                 let rx = now_ns();
-                if let Some(rec) = recorder {
+                if let Some(rec) = recorder
+                    && let Some(frames) = whole.take(&data)
+                {
                     // Flushed per chunk: a console killed mid-recording leaves a file
-                    // that reads up to the last chunk it received.
-                    if let Err(e) = rec.write_chunk(rx.get(), &data).and_then(|()| rec.flush()) {
+                    // that reads up to the last whole frame it received.
+                    if let Err(e) = rec.write_chunk(rx.get(), &frames).and_then(|()| rec.flush()) {
                         *recorder = None;
                         if tx.send(IngestEvent::RecordFailed(e.to_string())).is_err() {
                             return Pump::Stopped;
@@ -232,6 +267,36 @@ fn pump(
 mod tests {
     use super::*;
     use lucid_protocol::{Decoder, Item};
+
+    #[test]
+    fn the_recording_gets_whole_frames_and_leaves_out_a_cut_one() {
+        let wire = [
+            &lucid_protocol::testdata::frame(StreamId::new(0, Ring::Task), 0, &[(5, Message::Heartbeat)])[..],
+            &lucid_protocol::testdata::frame(StreamId::new(0, Ring::Task), 1, &[(9, Message::Heartbeat)])[..],
+        ]
+        .concat();
+        // Received in 3-byte chunks, then the connection ends 2 bytes into a third
+        // frame.
+        let mut whole = WholeFrames::default();
+        let mut recorded = Vec::new();
+        let mut received = wire.clone();
+        received.extend_from_slice(&[7, 7]);
+        for chunk in received.chunks(3) {
+            if let Some(frames) = whole.take(chunk) {
+                assert_eq!(frames.last(), Some(&0), "a recorded chunk ends on a delimiter");
+                recorded.extend_from_slice(&frames);
+            }
+        }
+        assert_eq!(recorded, wire, "both whole frames, not the cut one");
+        // Bytes that never reach a delimiter go out once they pass any frame's size.
+        let mut garbage = WholeFrames::default();
+        let mut out = 0;
+        for _ in 0..=MAX_WIRE_FRAME_LEN / 4096 {
+            out += garbage.take(&[1u8; 4096]).map_or(0, |b| b.len());
+        }
+        assert!(out > MAX_WIRE_FRAME_LEN, "held back {} bytes", garbage.tail.len());
+        assert!(garbage.tail.len() <= MAX_WIRE_FRAME_LEN);
+    }
 
     #[test]
     fn the_snapshot_request_decodes_as_a_host_message() {

@@ -110,7 +110,7 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
 /// What the plain demo must show to a late console: waits on its channels and
 /// sleeps, the wasm channels created at boot, and no lost waker, deadlock or stuck
 /// wait.
-fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 4] {
+fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
     let resources = &stats["resources"];
     let begun = resources["waits_begun"].as_u64().unwrap_or(0);
     let ready = resources["waits_ready"].as_u64().unwrap_or(0);
@@ -141,6 +141,11 @@ fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 4] {
             "no lost waker on the demo: the kernel's verdicts have no false positives, late console or not",
             count(stats, "lost waker") == 0,
             format!("{:?}", strings(&stats["warnings_by_kind"]["lost waker"])),
+        ),
+        (
+            "the recording ends on a whole frame: no malformed frame, no damage",
+            stats["malformed_frames"].as_u64() == Some(0) && stats["damage"].is_null(),
+            format!("{} malformed, damage {}", stats["malformed_frames"], stats["damage"]),
         ),
         (
             "no deadlock or stuck wait on the demo",
