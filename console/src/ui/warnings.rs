@@ -70,8 +70,9 @@ impl WarningsView {
         if state.kernel_restarts > 0 {
             title.push_str(&format!("│ {} kernel restarts ", state.kernel_restarts));
         }
+        let attached_loss = state.loss.attached(state.dropped_events) > 0;
         let rows = state.cpus.iter().map(|(cpu, c)| {
-            let style = if c.dropped > 0 {
+            let style = if c.dropped > 0 && attached_loss {
                 Style::new().fg(Color::Red)
             } else {
                 Style::new()
@@ -83,6 +84,17 @@ impl WarningsView {
             ])
             .style(style)
         });
+        // Of the dropped, those no console read (before it attached, or while it had
+        // the stream paused): expected, and not what red rows warn about.
+        let unread = (state.loss.unattached > 0).then(|| {
+            Row::new(vec![
+                Cell::from("unread"),
+                Cell::from(state.loss.unattached.to_string()),
+                Cell::from("of the dropped: before this console attached, or paused"),
+            ])
+            .style(Style::new().fg(Color::DarkGray))
+        });
+        let rows = rows.chain(unread);
         f.render_widget(
             Table::new(
                 rows,
