@@ -104,16 +104,17 @@ fn paces(stream: StreamId) -> bool {
 
 /// The kernel's answer to a snapshot request, whose totals are as of its timestamp.
 ///
-/// Resources and waits reach the control stream only inside a snapshot answer (as
-/// they happen they ride their CPU's task stream), so they are held with it: passed
-/// straight through they would overtake the answer's beginning and reach the state
-/// model before it, out of the kernel's order.
+/// Resources, waits and instances' arguments reach the control stream only inside a
+/// snapshot answer (as they happen they ride their CPU's task stream), so they are
+/// held with it: passed straight through they would overtake the answer's beginning
+/// and reach the state model before it, out of the kernel's order.
 fn is_snapshot_answer(m: &Message<'_>) -> bool {
     matches!(
         m,
         Message::SnapshotBegin { .. }
             | Message::TaskSnapshot(_)
             | Message::WasmInstanceSnapshot(_)
+            | Message::WasmInstanceArgs(_)
             | Message::ResourceCreated(_)
             | Message::WaitBegin(_)
             | Message::SnapshotEnd { .. }

@@ -93,6 +93,12 @@ pub struct WasmSummary {
     /// The last lines it wrote to stderr, once it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+    /// Its WASI arguments, `argv[0]` first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Its WASI environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// Calls of one hostcall.
@@ -129,6 +135,8 @@ impl WasmSummary {
             traps: w.traps,
             last_trap: w.last_trap.clone(),
             stderr_tail: w.stderr_tail.clone(),
+            args: w.args.clone(),
+            env: w.env.clone(),
         }
     }
 }

@@ -234,6 +234,11 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             instance: InstanceId(3),
             lines: "thread 'main' panicked at src/main.rs:4:5\nexplicit panic",
         }),
+        Message::WasmInstanceArgs(WasmInstanceArgs {
+            instance: InstanceId(1),
+            args: "fib.wasm\0--label\0two words\0",
+            env: "RUST_BACKTRACE=1\0",
+        }),
         Message::Sample(Sample {
             context: SampleContext::Task,
             task: Some(TaskId(303)),

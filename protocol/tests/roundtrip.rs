@@ -209,6 +209,11 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             instance: InstanceId(n[0]),
             lines: &s[0],
         }),
+        MessageKind::WasmInstanceArgs => Message::WasmInstanceArgs(WasmInstanceArgs {
+            instance: InstanceId(n[0]),
+            args: &s[0],
+            env: &s[1],
+        }),
         MessageKind::Sample => Message::Sample(Sample {
             context: SampleContext::ALL[(n[2] % 4) as usize],
             task: opt(7).map(TaskId),

@@ -793,7 +793,8 @@ impl State {
             | Message::WasmPoll { .. }
             | Message::WasmHostcalls { .. }
             | Message::WasmTrap(_)
-            | Message::WasmStderrTail(_) => self.apply_wasm(ts, m),
+            | Message::WasmStderrTail(_)
+            | Message::WasmInstanceArgs(_) => self.apply_wasm(ts, m),
             Message::ResourceCreated(r) => self.resource_created(ts, &r),
             Message::ResourceDropped(r) => self.resource_dropped(r.id),
             Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),

@@ -811,6 +811,44 @@ fn an_ended_instance_keeps_its_last_stderr_lines() {
 }
 
 #[test]
+fn an_instance_shows_its_arguments_as_a_command_line() {
+    let mut s = State::new();
+    let samples = lucid_protocol::testdata::sample_messages();
+    let created = samples
+        .iter()
+        .copied()
+        .find(|m| matches!(m, Message::WasmInstanceCreated(_)))
+        .expect("a creation sample");
+    s.apply(&ev(0, 10, created));
+    s.apply(&ev(
+        0,
+        20,
+        Message::WasmInstanceArgs(lucid_protocol::WasmInstanceArgs {
+            instance: InstanceId(1),
+            args: "sieve.wasm\0--limit\0two words\0it's\0\0",
+            // Cut by the kernel's length cap: the last string lost its NUL.
+            env: "A=1\0B=2",
+        }),
+    ));
+    let w = &s.wasm[&InstanceId(1)];
+    assert_eq!(w.args, ["sieve.wasm", "--limit", "two words", "it's"]);
+    assert_eq!(w.env, ["A=1", "B=2"]);
+    assert_eq!(w.command_line(), "sieve.wasm --limit 'two words' 'it'\\''s'");
+    // A flood of arguments is kept to a bound.
+    let many = "a\0".repeat(10_000);
+    s.apply(&ev(
+        0,
+        30,
+        Message::WasmInstanceArgs(lucid_protocol::WasmInstanceArgs {
+            instance: InstanceId(1),
+            args: &many,
+            env: "",
+        }),
+    ));
+    assert_eq!(s.wasm[&InstanceId(1)].args.len(), 256);
+}
+
+#[test]
 fn a_wake_during_a_poll_read_first_from_another_cpu_is_not_a_lost_waker() {
     let mut state = State::default();
     // CPU 0's frame (a by-value wake at t=150 that consumed the last waker) arrives

@@ -72,6 +72,12 @@ pub struct WasmInstance {
     /// The last lines it wrote to stderr, once it ended (`\n`-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+    /// Its WASI arguments (`argv[0]` first), as the kernel reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Its WASI environment, `KEY=VALUE` strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 impl WasmInstance {
@@ -93,6 +99,8 @@ impl WasmInstance {
             traps_by_code: BTreeMap::new(),
             last_trap: None,
             stderr_tail: None,
+            args: Vec::new(),
+            env: Vec::new(),
             boot: 0,
             ended_by_restart: false,
         }
@@ -246,7 +254,45 @@ impl State {
                     w.stderr_tail = Some(t.lines.to_string());
                 }
             }
+            Message::WasmInstanceArgs(a) => {
+                if let Some(w) = self.current_instance(a.instance) {
+                    w.args = nul_separated(a.args);
+                    w.env = nul_separated(a.env);
+                }
+            }
             _ => {}
         }
+    }
+}
+
+/// Strings each ended by a NUL (the last one's NUL may be cut off): at most
+/// [`MAX_ARGS`] of them, which a stream cannot make the console hold more of.
+fn nul_separated(text: &str) -> Vec<String> {
+    text.split('\0')
+        .filter(|s| !s.is_empty())
+        .take(MAX_ARGS)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Most arguments (and environment strings) kept per instance.
+const MAX_ARGS: usize = 256;
+
+impl WasmInstance {
+    /// Its command line: the arguments joined by spaces, any with a space or a quote
+    /// in single quotes.
+    #[must_use]
+    pub fn command_line(&self) -> String {
+        self.args
+            .iter()
+            .map(|a| {
+                if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                } else {
+                    a.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }

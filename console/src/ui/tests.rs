@@ -66,6 +66,7 @@ fn fixture() -> (App, Option<TaskId>) {
                     | Message::WasmPoll { .. }
                     | Message::WasmHostcalls { .. }
                     | Message::WasmTrap(_)
+                    | Message::WasmInstanceArgs(_)
             )
         })
         .map(|m| (now, *m))

@@ -127,7 +127,16 @@ impl WasmView {
 
         let (title, rows): (String, Vec<Row<'_>>) = match self.selected_instance(state) {
             Some((id, w)) => (
-                format!(" Hostcalls of instance {id} ({}) ", w.module),
+                match (w.args.is_empty(), w.env.is_empty()) {
+                    (true, true) => format!(" Hostcalls of instance {id} ({}) ", w.module),
+                    (_, true) => format!(" Hostcalls of instance {id} ({}) │ {} ", w.module, w.command_line()),
+                    _ => format!(
+                        " Hostcalls of instance {id} ({}) │ {} │ env {} ",
+                        w.module,
+                        w.command_line(),
+                        w.env.join(" ")
+                    ),
+                },
                 w.hostcalls
                     .iter()
                     .map(|(n, h)| {

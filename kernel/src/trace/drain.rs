@@ -341,6 +341,9 @@ impl Drain {
                 slices: i.stats.slices,
                 hostcalls: i.stats.hostcalls,
             }));
+            if let Some(args) = crate::wasm::args_message(i.id, &i.args) {
+                self.control(&args);
+            }
         }
         super::resources::snapshot(|m| self.control(m));
         self.control(&Message::SnapshotEnd { request });

@@ -131,6 +131,8 @@ pub(super) struct Meter {
     pub blocked_on: AtomicU32,
     /// The module's name.
     module: &'static str,
+    /// Its WASI arguments and environment (for snapshots).
+    args: lucid_wasm::wasi::Args<'static>,
     /// Remaining fuel when the current slice started.
     pub slice_start_fuel: AtomicU64,
     /// Remaining fuel when the guest entered the hostcall it is blocked in.
@@ -160,9 +162,10 @@ const HOSTCALLS: usize = Hostcall::ALL.len();
 impl Meter {
     pub const NONE: u32 = u32::MAX;
 
-    fn new(module: &'static str, fuel: u64) -> Self {
+    fn new(module: &'static str, args: lucid_wasm::wasi::Args<'static>, fuel: u64) -> Self {
         Self {
             module,
+            args,
             blocked_on: AtomicU32::new(Self::NONE),
             slice_start_fuel: AtomicU64::new(fuel),
             fuel_at_block: AtomicU64::new(fuel),
@@ -291,6 +294,27 @@ pub struct LiveInstance {
     pub task: lucid_protocol::TaskId,
     /// Linear memory pages.
     pub pages: u32,
+    /// Its WASI arguments and environment.
+    pub args: lucid_wasm::wasi::Args<'static>,
+}
+
+/// Longest argument or environment text a `WasmInstanceArgs` carries (cut at a
+/// character boundary: a guest's command line is bounded by its bundle entry, but
+/// one record must stay well inside a frame).
+const MAX_ARGS_TEXT: usize = 1024;
+
+/// The `WasmInstanceArgs` of instance `id`, unless it has no arguments besides its
+/// name (`argv[0]`) and no environment.
+pub fn args_message(id: InstanceId, args: &lucid_wasm::wasi::Args<'static>) -> Option<Message<'static>> {
+    if args.argc <= 1 && args.envc == 0 {
+        return None;
+    }
+    let text = |bytes: &'static [u8]| lucid_wasm::text::utf8_prefix(bytes, MAX_ARGS_TEXT).unwrap_or("");
+    Some(Message::WasmInstanceArgs(lucid_protocol::WasmInstanceArgs {
+        instance: id,
+        args: text(args.args),
+        env: text(args.env),
+    }))
 }
 
 /// Every live instance (for a console that connects late).
@@ -313,6 +337,7 @@ pub fn snapshots() -> alloc::vec::Vec<LiveInstance> {
             },
             task: lucid_protocol::TaskId(m.task.load(Ordering::Relaxed)),
             pages: m.pages.load(Ordering::Relaxed),
+            args: m.args,
         })
         .collect()
 }
@@ -342,7 +367,9 @@ pub(super) fn spawn(
         0 => u64::MAX,
         b => b,
     };
-    let meter = Arc::new(Meter::new(guest.entry.name, budget));
+    // The bundle was checked when it was parsed.
+    let args = lucid_wasm::wasi::Args::parse(guest.entry.args).unwrap_or_default();
+    let meter = Arc::new(Meter::new(guest.entry.name, args, budget));
     METERS.lock().insert(id, meter.clone());
     STARTED.fetch_add(1, Ordering::Relaxed);
     let data = InstanceData {
@@ -483,7 +510,7 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
         id: InstanceId(0),
         guest,
         handles: Handles::new(&budget),
-        meter: Arc::new(Meter::new(guest.entry.name, u64::MAX)),
+        meter: Arc::new(Meter::new(guest.entry.name, Default::default(), u64::MAX)),
         pages: 0,
         refusal_logged: false,
         wasi: super::wasi::WasiState::new(guest.entry.args),
@@ -508,6 +535,9 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
         memory_pages: data.pages,
         fuel_per_slice: guest.entry.fuel_per_slice,
     }));
+    if let Some(args) = args_message(data.id, &data.meter.args) {
+        trace::message(&args);
+    }
     data.meter.task.store(task.get(), Ordering::Relaxed);
     state(&data.meter, data.id, WasmState::Running, 0);
     let func = instance.get_func(&mut *store, guest.entry.entry).ok_or_else(|| {

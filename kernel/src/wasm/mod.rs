@@ -32,7 +32,7 @@ use spin::Once;
 use wasmtime::{Config, Engine, Linker, Module};
 
 pub use channel::Handles;
-pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outcome, snapshots, stats};
+pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outcome, args_message, snapshots, stats};
 
 /// A module from the bundle, loaded.
 pub struct Guest {

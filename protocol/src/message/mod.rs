@@ -261,6 +261,9 @@ table::messages! {
     /// A wasm instance ended having written to stderr: its last lines (sent after
     /// its final `WasmStateChanged`).
     WasmStderrTail(WasmStderrTail<'a>) = extended(16, Postcard), "wasm_stderr_tail";
+    /// A wasm instance's WASI arguments and environment (sent after its
+    /// `WasmInstanceCreated` when it has any, and in a snapshot answer).
+    WasmInstanceArgs(WasmInstanceArgs<'a>) = extended(17, Postcard), "wasm_instance_args";
     /// A profiling sample of this CPU (on its interrupt stream).
     Sample(Sample<'a>) = extended(18, SampleBody), "sample";
     /// Host → kernel: set the sampling rate (0 = off).

@@ -305,6 +305,18 @@ pub struct WasmStderrTail<'a> {
     pub lines: &'a str,
 }
 
+/// A wasm instance's WASI arguments and environment, as `args_get` and
+/// `environ_get` give them to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmInstanceArgs<'a> {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The arguments, each ended by a NUL (`argv[0]`, the program, first).
+    pub args: &'a str,
+    /// The environment's `KEY=VALUE` strings, each ended by a NUL.
+    pub env: &'a str,
+}
+
 /// A task's contained panic: what it said and where it was raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPanicked<'a> {

@@ -37,7 +37,7 @@ pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
 /// Your own module with one flag: a Rust program compiled here with the wasm32-wasi
 /// toolchain runs under `cargo xtask run --headless --duration 15 --wasm 'prog.wasm
 /// a b'`, its stdout lines are in the COM1 log and `lucid stats --json` on the
-/// recording shows the instance with its exit code; a module importing what Lucid
+/// recording shows the instance with its arguments and exit code; a module importing what Lucid
 /// does not offer is refused before boot, naming the import.
 pub fn user_module(tally: &mut Tally, _image: &BootImage) -> Result<()> {
     println!("wasm user module: cargo xtask run --wasm 'prog.wasm a b', and a refused module");
@@ -94,8 +94,9 @@ pub fn user_module(tally: &mut Tally, _image: &BootImage) -> Result<()> {
                 .filter(|w| w["module"] == "prog")
                 .map(|w| {
                     format!(
-                        "{} / stderr {:?}",
+                        "{} / args {} / stderr {:?}",
                         w["state"].as_str().unwrap_or(""),
+                        w["args"],
                         w["stderr_tail"].as_str().unwrap_or("")
                     )
                 })
@@ -120,8 +121,8 @@ pub fn user_module(tally: &mut Tally, _image: &BootImage) -> Result<()> {
                 format!("status {}; lines {lines:?}", ran.status),
             ),
             (
-                "lucid stats --json shows the instance with its exit code and last stderr line",
-                states == [r#"exited(5) / stderr "user prog: exiting with 5""#],
+                "lucid stats --json shows the instance with its arguments, exit code and last stderr line",
+                states == [r#"exited(5) / args ["prog","a","b"] / stderr "user prog: exiting with 5""#],
                 format!("prog instances: {states:?}"),
             ),
         ],
