@@ -252,9 +252,10 @@ pub struct Summary {
     /// Tasks known only from their events, with no name or spawn location: spawned
     /// before the stream began and gone before a snapshot listed them.
     pub tasks_unnamed: u64,
-    /// Of those, the ones not finished: a task alive when the kernel answered the
-    /// snapshot request is named by the answer, so on a kernel that answers this
-    /// stays 0.
+    /// Of those, the ones not finished and first seen before the latest snapshot
+    /// answer was read: a task alive then is named by the answer, so on a kernel that
+    /// answers this stays 0. (A task first seen after it whose spawn is missing was
+    /// spawned as the stream was cut or its spawn was lost: counted above only.)
     pub tasks_unnamed_unfinished: u64,
     /// Tasks dropped to stay within the console's task cap (`MAX_TASKS`): the counts
     /// above include them, `tasks_unnamed` and the views do not.
@@ -355,7 +356,11 @@ impl Summary {
             tasks_unnamed_unfinished: s
                 .tasks
                 .values()
-                .filter(|t| t.location.is_empty() && !t.status.is_done())
+                .filter(|t| {
+                    t.location.is_empty()
+                        && !t.status.is_done()
+                        && s.snapshot_taken.is_some_and(|at| t.spawned_ts <= at)
+                })
                 .count() as u64,
             tasks_evicted: s.tasks_evicted,
             wasm_instances_evicted: s.instances_evicted,

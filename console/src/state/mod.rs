@@ -212,6 +212,10 @@ pub struct State {
     pub panics: Vec<PanicRecord>,
     /// Completed tasks dropped from [`State::tasks`] after the retention time.
     pub tasks_expired: u64,
+    /// Trace time the latest snapshot answer's totals were read (its `TaskSnapshot`s'
+    /// time): every task alive then is named by it.
+    #[serde(default)]
+    pub snapshot_taken: Option<Ticks>,
     /// Tasks dropped from [`State::tasks`] to stay within [`MAX_TASKS`] (the views,
     /// `lucid stats` and the metrics no longer see them; the spawn and completion
     /// counts still include them).
@@ -759,6 +763,7 @@ impl State {
             }
             Message::Heartbeat => self.loss.heartbeat(),
             Message::TaskSnapshot(s) => {
+                self.snapshot_taken = Some(Ticks(ts));
                 let name = self.texts.text(s.name);
                 let location = self.texts.location(s.location.file, s.location.line, s.location.column);
                 let t = self.task(s.task, ts);

@@ -811,6 +811,42 @@ fn an_ended_instance_keeps_its_last_stderr_lines() {
 }
 
 #[test]
+fn only_an_unnamed_task_older_than_the_snapshot_counts_as_missed_by_it() {
+    let snapshot = Message::TaskSnapshot(lucid_protocol::TaskSnapshot {
+        task: TaskId(1),
+        name: "named",
+        kind: lucid_protocol::TaskKind::Kernel,
+        location: Location {
+            file: "k.rs",
+            line: 1,
+            column: 1,
+        },
+        parent: None,
+        state: lucid_protocol::TaskState::Idle,
+        cpu: 0,
+        spawned_tsc: 1,
+        polls: 0,
+        wakes: 0,
+        self_wakes: 0,
+        wakers: 1,
+        busy_ticks: 0,
+        scheduled_ticks: 0,
+    });
+    let mut s = State::new();
+    // Task 7 was seen (a wake) before the snapshot, which did not name it; task 8
+    // only after it, its spawn cut off by the end of the stream.
+    s.apply(&ev(0, 10, wake(TaskId(7), false)));
+    s.apply(&ev(0, 20, snapshot));
+    s.apply(&ev(0, 30, wake(TaskId(8), false)));
+    let summary = crate::stats::Summary::new(&crate::stats::Collected {
+        state: s,
+        decoder: Default::default(),
+        damage: None,
+    });
+    assert_eq!((summary.tasks_unnamed, summary.tasks_unnamed_unfinished), (2, 1));
+}
+
+#[test]
 fn an_instance_shows_its_arguments_as_a_command_line() {
     let mut s = State::new();
     let samples = lucid_protocol::testdata::sample_messages();
