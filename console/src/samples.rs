@@ -10,8 +10,8 @@ use lucid_protocol::{Item, Message, SampleContext, TaskId};
 use serde::Serialize;
 
 use crate::profile::{Tasks, executor_event};
-use crate::state::State;
-use crate::symbols::Symbolizer;
+use crate::state::{State, WasmCode};
+use crate::symbols::{Resolver, Symbolizer};
 
 /// Samples per context name.
 type ContextCounts = BTreeMap<&'static str, u64>;
@@ -31,6 +31,8 @@ struct Taken {
 pub struct Samples {
     tasks: Tasks,
     taken: Vec<Taken>,
+    /// Where the wasm modules' functions lie.
+    wasm: WasmCode,
 }
 
 impl Samples {
@@ -40,11 +42,18 @@ impl Samples {
         Self {
             tasks: Tasks::from_state(state),
             taken: Vec::new(),
+            wasm: state.wasm_code.clone(),
         }
     }
 
     /// Takes one item.
     pub fn observe(&mut self, item: &Item<'_>) {
+        if let Item::Event { event, .. } = item
+            && let Message::WasmFunction(f) = &event.message
+        {
+            self.wasm.insert(f);
+            return;
+        }
         let Some((cpu, _ts, m)) = executor_event(item) else {
             return;
         };
@@ -71,8 +80,9 @@ impl Samples {
     /// Names of each sample's frames, outermost first (the pc's function last).
     /// A return address is looked up one byte back, inside the call it returns from.
     fn resolved<'s>(&'s self, symbols: &Symbolizer) -> impl Iterator<Item = (&'s Taken, Vec<String>)> {
+        let resolver = self.resolver(symbols);
         let mut cache: HashMap<u64, String> = HashMap::new();
-        let mut name = move |addr: u64| cache.entry(addr).or_insert_with(|| symbols.name(addr)).clone();
+        let mut name = move |addr: u64| cache.entry(addr).or_insert_with(|| resolver.name(addr)).clone();
         self.taken
             .iter()
             .map(move |t| {
@@ -87,6 +97,14 @@ impl Samples {
             })
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    /// Names addresses from the wasm code map, then the kernel's symbols.
+    fn resolver<'s>(&'s self, symbols: &'s Symbolizer) -> Resolver<'s> {
+        Resolver {
+            kernel: symbols,
+            wasm: &self.wasm,
+        }
     }
 
     /// The root frame of a sample's folded stack: its task's name, or its context.
@@ -122,9 +140,10 @@ impl Samples {
         let mut per_task: BTreeMap<TaskId, HashMap<String, u64>> = BTreeMap::new();
         let mut per_cpu: BTreeMap<u32, (ContextCounts, HashMap<String, u64>)> = BTreeMap::new();
         let mut unresolved = 0;
+        let resolver = self.resolver(symbols);
         for (t, names) in self.resolved(symbols) {
             let leaf = names.last().cloned().unwrap_or_default();
-            if symbols.function(t.addrs[0]).is_none() {
+            if resolver.function(t.addrs[0]).is_none() {
                 unresolved += 1;
             }
             *contexts.entry(t.context.name()).or_default() += 1;
@@ -417,5 +436,32 @@ mod tests {
         let folded = s.folded(&symbols());
         let lines: Vec<(&str, u64)> = folded.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(lines, [("[idle];idle", 1), ("task 7;poll;task_body;spin_loop", 2)]);
+    }
+
+    #[test]
+    fn samples_in_guest_code_name_module_and_function_from_the_code_map() {
+        let mut s = Samples::new(&State::default());
+        s.observe(&Item::Event {
+            stream: StreamId::new(0, Ring::Control),
+            seq: 0,
+            event: Event {
+                ts: 1,
+                message: Message::WasmFunction(lucid_protocol::WasmFunction {
+                    start: 0x8000,
+                    len: 0x80,
+                    module: "hasher",
+                    index: 1,
+                    name: "hash",
+                }),
+            },
+        });
+        for pc in [0x8010, 0x807f, 0x8080] {
+            feed(&mut s, 0, sample(0, SampleContext::Task, Some(7), pc, &[0x2050]));
+        }
+        let r = s.report(&symbols(), 10);
+        assert_eq!(r.top_self[0].function, "hasher!hash");
+        assert_eq!(r.unresolved_pcs, 1, "past the function's end is unresolved");
+        let folded = s.folded(&symbols());
+        assert_eq!(folded.get("task 7;task_body;hasher!hash"), Some(&2), "{folded:?}");
     }
 }

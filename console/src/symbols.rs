@@ -69,6 +69,33 @@ impl Symbolizer {
     }
 }
 
+/// Names code addresses: guest code from the stream's wasm code map
+/// (`module!function`), the rest from the kernel ELF.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolver<'a> {
+    /// The kernel's symbols.
+    pub kernel: &'a Symbolizer,
+    /// The wasm modules' functions.
+    pub wasm: &'a crate::state::WasmCode,
+}
+
+impl Resolver<'_> {
+    /// The function containing `addr`, if one is known.
+    #[must_use]
+    pub fn function(&self, addr: u64) -> Option<String> {
+        match self.wasm.function(addr) {
+            Some(f) => Some(f.display_name()),
+            None => self.kernel.function(addr).map(str::to_string),
+        }
+    }
+
+    /// The function containing `addr`, or the address in hex.
+    #[must_use]
+    pub fn name(&self, addr: u64) -> String {
+        self.function(addr).unwrap_or_else(|| format!("{addr:#x}"))
+    }
+}
+
 /// Where the build leaves the kernel ELF: `freestanding/lucid-kernel.elf` under
 /// `$CARGO_TARGET_DIR` (or `target/` under the current directory), as `cargo xtask
 /// build` lays it out, else cargo's own output there.

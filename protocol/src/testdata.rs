@@ -246,6 +246,13 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             frames: Frames::Slice(&[0xffff_ffff_8012_4000, 0xffff_ffff_8011_0f00, 0xffff_ffff_8013_0010]),
         }),
         Message::SetSampling(SetSampling { hz: 997 }),
+        Message::WasmFunction(WasmFunction {
+            start: 0xffff_c000_0001_2340,
+            len: 412,
+            module: "hasher",
+            index: 7,
+            name: "hasher::fnv1a",
+        }),
     ]
 }
 

@@ -221,6 +221,13 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             frames: Frames::Slice(&n[8..8 + (n[9] % 8) as usize]),
         }),
         MessageKind::SetSampling => Message::SetSampling(SetSampling { hz: n[1] as u32 }),
+        MessageKind::WasmFunction => Message::WasmFunction(WasmFunction {
+            start: n[0],
+            len: n[1] as u32,
+            module: &s[0],
+            index: n[2] as u32,
+            name: &s[1],
+        }),
         MessageKind::SnapshotBegin => Message::SnapshotBegin { request: n[0] },
         MessageKind::SnapshotEnd => Message::SnapshotEnd { request: n[0] },
         MessageKind::TaskSnapshot => Message::TaskSnapshot(TaskSnapshot {

@@ -36,6 +36,35 @@ pub struct Args {
     /// Fuzz only this target (default: every one, one after the other).
     #[arg(long, value_enum)]
     target: Option<Target>,
+    /// Processes fuzzing each target at once, sharing its corpus (libFuzzer reloads
+    /// what the others add).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// Build without compare tracing: about twice the inputs per second, for long
+    /// runs on a corpus that runs with it have grown (the smoke run keeps it).
+    #[arg(long)]
+    no_compares: bool,
+}
+
+/// How the targets are instrumented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Coverage and compare tracing (cargo-fuzz's instrumentation).
+    Full,
+    /// Coverage only: compare operands are not traced, so libFuzzer loses its
+    /// table of recent comparisons and gains about twice the speed.
+    NoCompares,
+}
+
+impl Flavor {
+    /// The flavor's own target dir (the wrapper's flags are not part of cargo's
+    /// fingerprint, so the flavors cannot share one).
+    fn target_dir(self) -> PathBuf {
+        match self {
+            Self::Full => fuzz_dir(),
+            Self::NoCompares => fuzz_dir().join("no-compares"),
+        }
+    }
 }
 
 /// A fuzz target of `console/fuzz`.
@@ -98,11 +127,17 @@ impl std::fmt::Display for Report {
 
 pub fn main(args: Args) -> Result<()> {
     let targets = args.target.map_or(Target::ALL.to_vec(), |t| vec![t]);
-    build()?;
+    let flavor = if args.no_compares {
+        Flavor::NoCompares
+    } else {
+        Flavor::Full
+    };
+    build(flavor)?;
     let mut failed = Vec::new();
     for target in targets {
         let corpus = fuzz_dir().join("corpus").join(target.name());
-        match run(target, &corpus, Duration::from_secs(args.minutes * 60)) {
+        let budget = Duration::from_secs(args.minutes * 60);
+        match run_jobs(flavor, target, &corpus, budget, args.jobs) {
             Ok(report) => println!("fuzz {}: {report}, 0 crashes", target.name()),
             Err(e) => {
                 eprintln!("error: fuzz {}: {e:#}", target.name());
@@ -143,24 +178,60 @@ pub fn lint() -> Result<()> {
     process::run(cargo().args(["test", "--lib", "--manifest-path"]).arg(manifest()))
 }
 
-/// Builds every target with coverage instrumentation.
-pub fn build() -> Result<()> {
+/// Builds every target with coverage instrumentation of `flavor`.
+pub fn build(flavor: Flavor) -> Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["build", "--release", "--bins", "--target", HOST, "--manifest-path"])
         .arg(manifest())
         .arg("--target-dir")
-        .arg(fuzz_dir())
+        .arg(flavor.target_dir())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("RUSTC_WRAPPER", crate_dir().join("rustc-coverage.sh"))
+        .env("LUCID_FUZZ_COMPARES", if flavor == Flavor::Full { "1" } else { "0" })
         .env("RUSTFLAGS", "--cfg fuzzing");
     process::run(&mut cmd)
+}
+
+/// [`run`] in `jobs` processes at once on one corpus; the report adds their inputs
+/// and takes the largest of their peaks. Any process failing fails the run.
+fn run_jobs(flavor: Flavor, target: Target, corpus: &Path, budget: Duration, jobs: u32) -> Result<Report> {
+    if jobs == 1 {
+        return run_flavor(flavor, target, corpus, budget);
+    }
+    let reports: Vec<Result<Report>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| scope.spawn(|| run_flavor(flavor, target, corpus, budget)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a fuzz job's thread panicked")))
+            })
+            .collect()
+    });
+    let mut total = Report::default();
+    for report in reports {
+        let r = report?;
+        total.inputs += r.inputs;
+        total.per_second += r.per_second;
+        total.peak_rss_mb = total.peak_rss_mb.max(r.peak_rss_mb);
+        total.peak_heap = total.peak_heap.max(r.peak_heap);
+        total.coverage = total.coverage.max(r.coverage);
+        total.wall = total.wall.max(r.wall);
+    }
+    Ok(total)
 }
 
 /// Runs `target` for `budget` on the corpus in `corpus` (seeded by the target
 /// itself), keeping what libFuzzer finds in `corpus`'s sibling `artifacts/`. A crash,
 /// a hang, an input over the heap cap or over the RSS limit is an error.
 pub fn run(target: Target, corpus: &Path, budget: Duration) -> Result<Report> {
-    let binary = fuzz_dir().join(HOST).join("release").join(target.name());
+    run_flavor(Flavor::Full, target, corpus, budget)
+}
+
+fn run_flavor(flavor: Flavor, target: Target, corpus: &Path, budget: Duration) -> Result<Report> {
+    let binary = flavor.target_dir().join(HOST).join("release").join(target.name());
     let artifacts = fuzz_dir().join("artifacts").join(target.name());
     fs::create_dir_all(corpus).with_context(|| format!("create {}", corpus.display()))?;
     fs::create_dir_all(&artifacts).with_context(|| format!("create {}", artifacts.display()))?;

@@ -133,10 +133,13 @@ impl State {
         }
         for c in self.cpus.values_mut() {
             c.polling = None;
+            c.poll_samples.clear();
             c.stuck_warned = None;
         }
-        // Ids of the old boot mean nothing in the new one.
+        // Ids of the old boot mean nothing in the new one, nor do its code addresses.
         self.resources.end_boot();
+        self.wasm_code.clear();
+        self.sampled.clear();
         self.expired.clear();
         self.expired_order.clear();
         self.last_ts = LastTs::default();
@@ -174,6 +177,7 @@ impl State {
                  instances of boot {} ended with it",
                 number - 1
             ),
+            samples: Vec::new(),
         });
     }
 }

@@ -67,6 +67,9 @@ pub struct Cpu {
     pub history: BusyHistory,
     /// Start of the poll in progress that was reported as not yielding.
     pub(crate) stuck_warned: Option<u64>,
+    /// Pcs sampled during the poll in progress (for a long-poll warning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) poll_samples: Vec<u64>,
 }
 
 /// What one CPU's streams reported over the whole session. Unlike the per-task

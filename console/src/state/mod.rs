@@ -18,11 +18,13 @@ mod limits;
 mod log;
 mod loss;
 mod resource;
+mod sampled;
 mod task;
 mod task_map;
 mod text;
 mod warning;
 mod wasm;
+mod wasm_code;
 
 #[cfg(test)]
 mod boot_tests;
@@ -53,11 +55,13 @@ pub use limits::{MAX_BYTES_PER_BYTE, MAX_INSTANCES, MAX_TASKS, MAX_TRAP_CODES, O
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use loss::LossOrigin;
 pub use resource::{Deadlock, MAX_DEADLOCKS, MAX_RESOURCES, MAX_WAITS_PER_TASK, Resource, Resources, Wait};
+pub use sampled::{MAX_POLL_SAMPLES, MAX_SAMPLED_PCS, MAX_WARNING_PCS, Sampled, TaskSampled};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use text::Text;
 pub use warning::{Warning, WarningKind};
 pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};
+pub use wasm_code::{CodeFunction, MAX_WASM_FUNCTIONS, WasmCode};
 
 /// Warnings kept verbatim for reports (the first ones); further ones are only counted.
 pub const MAX_WARNINGS: usize = 100;
@@ -238,6 +242,12 @@ pub struct State {
     pub wasm: BTreeMap<InstanceId, WasmInstance>,
     /// Resources tasks wait on, and the waits in progress.
     pub resources: Resources,
+    /// Where the wasm modules' functions lie (from snapshot answers).
+    #[serde(default)]
+    pub wasm_code: WasmCode,
+    /// Profiling samples, per task and context.
+    #[serde(default)]
+    pub sampled: Sampled,
     /// Sum of `Loss` reports.
     pub dropped_events: u64,
     /// How much of [`State::dropped_events`] happened while no console was attached.
@@ -461,6 +471,7 @@ impl State {
             cpu: Some(cpu),
             task,
             message,
+            samples: Vec::new(),
         });
     }
 
@@ -800,6 +811,8 @@ impl State {
             | Message::WasmTrap(_)
             | Message::WasmStderrTail(_)
             | Message::WasmInstanceArgs(_) => self.apply_wasm(ts, m),
+            Message::WasmFunction(f) => self.wasm_code.insert(&f),
+            Message::Sample(s) => self.sample(cpu, &s),
             Message::ResourceCreated(r) => self.resource_created(ts, &r),
             Message::ResourceDropped(r) => self.resource_dropped(r.id),
             Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),
@@ -835,6 +848,7 @@ impl State {
         if let Some(ns) = waited_ns {
             c.totals.sched_latency.record(ns);
         }
+        c.poll_samples.clear();
         if let Some((other, _)) = c.polling.replace((task, ts)) {
             self.warn_at(
                 WarningKind::Inconsistent,
@@ -856,6 +870,7 @@ impl State {
             _ => None,
         };
         let ticks = started.map(|s| ts.saturating_sub(s));
+        let poll_pcs = std::mem::take(&mut c.poll_samples);
         if let (Some(start), Some(d)) = (started, ticks) {
             c.totals.poll_latency.record(clock.ns(Ticks(d)));
             c.busy_ticks += Ticks(d);
@@ -895,17 +910,23 @@ impl State {
         }
         if let Some(d) = long_poll {
             let ns = self.clock().ns(Ticks(d));
-            self.warn_at(
-                WarningKind::LongPoll,
-                ts,
-                cpu,
-                Some(task),
-                format!(
+            let samples = if started.is_some() {
+                sampled::hottest_pcs(&poll_pcs)
+            } else {
+                Vec::new()
+            };
+            self.warn(Warning {
+                kind: WarningKind::LongPoll,
+                ts: Some(Ticks(ts)),
+                cpu: Some(cpu),
+                task: Some(task),
+                message: format!(
                     "task {task} polled for {} on cpu {cpu} (threshold {})",
                     crate::fmt::duration_ns(ns),
                     crate::fmt::duration_ns(self.config.long_poll_ns)
                 ),
-            );
+                samples,
+            });
         }
         if started.is_none() {
             self.warn_at(

@@ -1108,3 +1108,80 @@ fn events_naming_cpus_the_kernel_does_not_have_create_none() {
         .count();
     assert_eq!(warned, 1, "{:?}", s.warnings);
 }
+
+fn sample_of(cpu: u32, ts: u64, task: Option<TaskId>, pc: u64) -> Item<'static> {
+    Item::Event {
+        stream: StreamId::new(cpu, Ring::Interrupt),
+        seq: 0,
+        event: Event {
+            ts,
+            message: Message::Sample(lucid_protocol::Sample {
+                context: if task.is_some() {
+                    lucid_protocol::SampleContext::Task
+                } else {
+                    lucid_protocol::SampleContext::Idle
+                },
+                task,
+                pc,
+                frames: lucid_protocol::Frames::Slice(&[]),
+            }),
+        },
+    }
+}
+
+#[test]
+fn a_long_poll_warning_keeps_the_pcs_sampled_during_that_poll() {
+    let mut s = State::with_config(Config {
+        long_poll_ns: 1_000,
+        ..Config::default()
+    });
+    hello(&mut s, 2_000_000_000);
+    spawn(&mut s, 0, 0, TaskId(5));
+    // A short poll's sample is not the long poll's.
+    s.apply(&ev(0, 10, Message::PollStart { task: TaskId(5) }));
+    s.apply(&sample_of(0, 20, Some(TaskId(5)), 0x9000));
+    s.apply(&ev(0, 30, end(TaskId(5), PollResult::Pending)));
+    s.apply(&ev(0, 100, Message::PollStart { task: TaskId(5) }));
+    for (ts, pc) in [(200, 0x1000), (300, 0x2000), (400, 0x1000), (500, 0x1000)] {
+        s.apply(&sample_of(0, ts, Some(TaskId(5)), pc));
+    }
+    // Another CPU's sample and an idle one are not this poll's.
+    s.apply(&sample_of(1, 600, Some(TaskId(6)), 0x3000));
+    s.apply(&sample_of(0, 650, None, 0x4000));
+    s.apply(&ev(0, 5_000, end(TaskId(5), PollResult::Pending)));
+    let long = s
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::LongPoll)
+        .expect("a long poll warning");
+    assert_eq!(long.samples, [(0x1000, 3), (0x2000, 1)]);
+    let t = &s.sampled.tasks[&TaskId(5)];
+    assert_eq!(t.total, 5);
+    assert_eq!(t.pcs.get(&0x1000), Some(&3));
+    assert_eq!(s.sampled.total, 7);
+    assert_eq!(s.sampled.by_context, [6, 0, 1, 0]);
+}
+
+#[test]
+fn wasm_functions_of_a_snapshot_answer_name_guest_code_until_a_restart() {
+    let mut s = State::default();
+    hello(&mut s, 2_000_000_000);
+    s.apply(&ev(
+        0,
+        10,
+        Message::WasmFunction(lucid_protocol::WasmFunction {
+            start: 0x5000,
+            len: 0x100,
+            module: "hasher",
+            index: 2,
+            name: "hash",
+        }),
+    ));
+    let name = |s: &State| s.wasm_code.function(0x5010).map(CodeFunction::display_name);
+    assert_eq!(name(&s).as_deref(), Some("hasher!hash"));
+    s.apply(&Item::Restart {
+        stream: StreamId::new(0, Ring::Task),
+    });
+    hello(&mut s, 2_000_000_000);
+    assert_eq!(name(&s), None, "a new boot's code is elsewhere");
+}

@@ -93,6 +93,10 @@ pub struct Warning {
     pub task: Option<TaskId>,
     /// The full sentence.
     pub message: String,
+    /// Pcs sampled during what it is about (a long poll), most sampled first, with
+    /// their counts: what the task was doing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<(u64, u32)>,
 }
 
 impl Warning {
@@ -105,6 +109,7 @@ impl Warning {
             cpu: None,
             task: None,
             message,
+            samples: Vec::new(),
         }
     }
 }

@@ -346,6 +346,9 @@ impl Drain {
             }
         }
         super::resources::snapshot(|m| self.control(m));
+        if let Some(rt) = crate::wasm::runtime() {
+            rt.code_map(|m| self.control(m));
+        }
         self.control(&Message::SnapshotEnd { request });
     }
 

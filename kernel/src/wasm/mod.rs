@@ -34,6 +34,21 @@ use wasmtime::{Config, Engine, Linker, Module};
 pub use channel::Handles;
 pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outcome, args_message, snapshots, stats};
 
+/// Longest function name a [`lucid_protocol::WasmFunction`] carries (bytes; one
+/// record must stay well inside a control frame).
+const MAX_FUNCTION_NAME: usize = 200;
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
 /// A module from the bundle, loaded.
 pub struct Guest {
     /// Its manifest entry.
@@ -225,6 +240,31 @@ impl Runtime {
             .map(|g| g.entry.name)
             .collect();
         names.iter().filter(|n| self.spawn(n).is_ok()).count()
+    }
+
+    /// Sends a [`lucid_protocol::WasmFunction`] for every function of every loaded
+    /// module's compiled code (the code-map part of a snapshot answer), so a
+    /// profiling sample in guest code names `module!function`.
+    pub fn code_map(&self, mut send: impl FnMut(&lucid_protocol::Message<'_>)) {
+        use core::fmt::Write;
+        let mut name = String::new();
+        for guest in &self.guests {
+            let base = guest.module.text().as_ptr() as u64;
+            for f in guest.module.functions() {
+                name.clear();
+                if let Some(raw) = &f.name {
+                    let _ = write!(name, "{}", lucid_wasm::demangle::Demangled(raw));
+                    truncate_at_char(&mut name, MAX_FUNCTION_NAME);
+                }
+                send(&lucid_protocol::Message::WasmFunction(lucid_protocol::WasmFunction {
+                    start: base + f.offset as u64,
+                    len: u32::try_from(f.len).unwrap_or(u32::MAX),
+                    module: guest.entry.name,
+                    index: f.index.as_u32(),
+                    name: &name,
+                }));
+            }
+        }
     }
 
     /// Instances alive now.

@@ -268,4 +268,6 @@ table::messages! {
     Sample(Sample<'a>) = extended(18, SampleBody), "sample";
     /// Host → kernel: set the sampling rate (0 = off).
     SetSampling(SetSampling) = extended(19, Postcard), "set_sampling";
+    /// Where one function of a loaded wasm module's code lies (in snapshot answers).
+    WasmFunction(WasmFunction<'a>) = extended(20, Postcard), "wasm_function";
 }

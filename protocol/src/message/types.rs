@@ -317,6 +317,23 @@ pub struct WasmInstanceArgs<'a> {
     pub env: &'a str,
 }
 
+/// One function of a loaded wasm module's compiled code, so that profiling samples
+/// in it name `module!function` (sent in every snapshot answer: modules load at
+/// boot, before a console can attach).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasmFunction<'a> {
+    /// Address of its first instruction.
+    pub start: u64,
+    /// Length of its code in bytes.
+    pub len: u32,
+    /// Its module's name.
+    pub module: &'a str,
+    /// Its index in the module's function index space.
+    pub index: u32,
+    /// Its name-section name (a Rust name demangled), empty without one.
+    pub name: &'a str,
+}
+
 /// A task's contained panic: what it said and where it was raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPanicked<'a> {

@@ -152,7 +152,7 @@ pub fn fuzz_smoke(tally: &mut Tally) {
     let start = std::time::Instant::now();
     let lint = fuzz::lint().map_err(|e| eprintln!("error: {e:#}")).is_ok();
     tally.record("fuzz crate: fmt, clippy and unit tests", lint);
-    if let Err(e) = fuzz::build() {
+    if let Err(e) = fuzz::build(fuzz::Flavor::Full) {
         eprintln!("error: {e:#}");
         tally.record("fuzz targets build", false);
         return;

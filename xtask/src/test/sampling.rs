@@ -1,7 +1,8 @@
 //! The sampling profiler end to end: the demo with `sample_hz=997` recorded for 10 s;
 //! `lucid profile --samples --json` on the recording (symbols from the kernel ELF the
-//! build produced) must name the CPU-bound kernel task's loop function as its hottest,
-//! and `lucid export --folded`/`--svg` must write stacks rooted at tasks.
+//! build produced) must name the CPU-bound kernel task's loop function as its hottest
+//! and the hasher guest's hash function (`hasher!hash`, from the kernel's wasm code
+//! map) as where most of its samples fall, and `lucid export --folded`/`--svg` must write stacks rooted at tasks.
 
 use std::{process::Command, time::Duration};
 
@@ -59,7 +60,7 @@ pub fn end_to_end(tally: &mut Tally, image: &BootImage) -> Result<()> {
 }
 
 /// What the demo's samples must show.
-fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, bool, String); 3] {
+fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, bool, String); 4] {
     let samples = report["samples"].as_u64().unwrap_or(0);
     let in_contexts: u64 = report["contexts"]
         .as_array()
@@ -70,6 +71,19 @@ fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, 
         .iter()
         .filter(|t| t["name"] == "cpu-worker")
         .map(|t| t["top_self"][0]["function"].as_str().unwrap_or("").to_string())
+        .collect();
+    // The hasher guest spends its slices in its `$hash` loop: named from the
+    // module's name section through the kernel's code map.
+    let hashers: Vec<(String, f64)> = tasks
+        .iter()
+        .filter(|t| t["name"] == "hasher")
+        .map(|t| {
+            let top = &t["top_self"][0];
+            (
+                top["function"].as_str().unwrap_or("").to_string(),
+                top["share"].as_f64().unwrap_or(0.0),
+            )
+        })
         .collect();
     let roots_ok = !folded.is_empty()
         && folded.lines().all(|l| {
@@ -86,6 +100,11 @@ fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, 
             "a CPU-bound kernel task's hottest function is its loop's function",
             !workers.is_empty() && workers.iter().all(|f| f.ends_with("workload::hash_round")),
             format!("cpu-worker hottest functions: {workers:?}"),
+        ),
+        (
+            "the hasher guest's samples fall at least 80 % in its hash function, named module!function",
+            !hashers.is_empty() && hashers.iter().all(|(f, share)| f == "hasher!hash" && *share >= 0.8),
+            format!("hasher hottest functions and shares: {hashers:?}"),
         ),
         (
             "folded sample stacks are rooted at tasks (or idle, scheduler, interrupt)",
