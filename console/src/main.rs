@@ -145,6 +145,10 @@ struct ReplayArgs {
     /// Polls longer than this are warnings.
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
     long_poll: Duration,
+    /// The kernel ELF to name sampled functions from in the task detail and long-poll
+    /// warnings (default: the build's, when there is one).
+    #[arg(long, value_name = "PATH")]
+    kernel_elf: Option<PathBuf>,
     /// Serve Prometheus metrics of the state at the cursor at http://ADDR/metrics.
     /// With --headless and no --hold, holds until killed.
     #[arg(long, value_name = "ADDR")]
@@ -188,6 +192,10 @@ struct LiveArgs {
     /// Show this file (the kernel's COM1 output) in a pane, followed as it grows.
     #[arg(long, value_name = "FILE")]
     kernel_log: Option<PathBuf>,
+    /// The kernel ELF to name sampled functions from in the task detail and long-poll
+    /// warnings (default: the build's, when there is one).
+    #[arg(long, value_name = "PATH")]
+    kernel_elf: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. `127.0.0.1:9464`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
@@ -362,6 +370,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     let mut app = App::new(lucid_console::live::Session::new(format!("replay {name}"), config));
     app.metrics = metrics;
+    app.symbols = tui_symbols(args.kernel_elf.as_deref())?;
     let mut controls = lucid_console::ui::replay::ReplayControls::new(replay);
     let mut terminal = ratatui::try_init().context("opening the terminal")?;
     let result = lucid_console::ui::replay::run(&mut terminal, &mut app, &mut controls);
@@ -401,6 +410,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
     let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
     let mut app = App::new(session);
     app.metrics = metrics;
+    app.symbols = tui_symbols(args.kernel_elf.as_deref())?;
     app.kernel_log = args
         .kernel_log
         .clone()
@@ -506,6 +516,16 @@ fn kernel_symbols(path: Option<&Path>) -> lucid_console::symbols::Symbolizer {
         );
         Symbolizer::default()
     })
+}
+
+/// The kernel's symbols for the views: from `path` (an error if it cannot be read),
+/// else from the build's ELF when there is one, else none (addresses in hex).
+fn tui_symbols(path: Option<&Path>) -> anyhow::Result<lucid_console::symbols::Symbolizer> {
+    use lucid_console::symbols::{Symbolizer, default_kernel_elf};
+    match path {
+        Some(p) => Symbolizer::load(p).with_context(|| format!("--kernel-elf {}", p.display())),
+        None => Ok(Symbolizer::load(&default_kernel_elf()).unwrap_or_default()),
+    }
 }
 
 fn profile_samples(

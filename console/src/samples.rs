@@ -141,11 +141,14 @@ impl Samples {
         let mut per_cpu: BTreeMap<u32, (ContextCounts, HashMap<String, u64>)> = BTreeMap::new();
         let mut unresolved = 0;
         let resolver = self.resolver(symbols);
+        // Per function, its sampled pcs: its line is the most sampled one's.
+        let mut leaf_pcs: HashMap<String, HashMap<u64, u64>> = HashMap::new();
         for (t, names) in self.resolved(symbols) {
             let leaf = names.last().cloned().unwrap_or_default();
             if resolver.function(t.addrs[0]).is_none() {
                 unresolved += 1;
             }
+            *leaf_pcs.entry(leaf.clone()).or_default().entry(t.addrs[0]).or_default() += 1;
             *contexts.entry(t.context.name()).or_default() += 1;
             *self_counts.entry(leaf.clone()).or_default() += 1;
             let mut seen: Vec<&String> = Vec::new();
@@ -176,7 +179,7 @@ impl Samples {
             .collect();
         tasks.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.task.cmp(&b.task)));
         tasks.truncate(top);
-        SampleReport {
+        let mut report = SampleReport {
             samples: total,
             unresolved_pcs: unresolved,
             contexts: shares(&contexts, total),
@@ -195,7 +198,13 @@ impl Samples {
                     }
                 })
                 .collect(),
-        }
+        };
+        report.locate(|function| {
+            let pcs = leaf_pcs.get(function)?;
+            let (&pc, _) = pcs.iter().max_by_key(|&(&pc, &n)| (n, std::cmp::Reverse(pc)))?;
+            symbols.location(pc)
+        });
+        report
     }
 }
 
@@ -228,6 +237,7 @@ fn hottest(counts: HashMap<String, u64>, total: u64, top: usize) -> Vec<Function
         .into_iter()
         .map(|(function, samples)| FunctionSamples {
             function,
+            location: None,
             samples,
             share: share(samples, total),
         })
@@ -253,6 +263,10 @@ pub struct ContextShare {
 pub struct FunctionSamples {
     /// Demangled name, or the address in hex.
     pub function: String,
+    /// `file:line` of its most sampled pc, from the kernel ELF's line tables (kernel
+    /// code only; absent for a function never sampled as the pc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     /// Samples.
     pub samples: u64,
     /// Of all samples in the table's scope.
@@ -304,11 +318,33 @@ pub struct SampleReport {
     pub cpus: Vec<CpuSamples>,
 }
 
+/// ` (file:line)` of a function, when known.
+fn at(f: &FunctionSamples) -> String {
+    f.location.as_ref().map_or_else(String::new, |l| format!(" ({l})"))
+}
+
 fn pct(share: f64) -> String {
     format!("{:5.1}%", share * 100.0)
 }
 
 impl SampleReport {
+    /// Fills in every listed function's location from `of` (asked once per name).
+    fn locate(&mut self, of: impl Fn(&str) -> Option<String>) {
+        let mut cache: HashMap<String, Option<String>> = HashMap::new();
+        let tables = self
+            .top_self
+            .iter_mut()
+            .chain(self.top_total.iter_mut())
+            .chain(self.tasks.iter_mut().flat_map(|t| t.top_self.iter_mut()))
+            .chain(self.cpus.iter_mut().flat_map(|c| c.top_self.iter_mut()));
+        for f in tables {
+            f.location = cache
+                .entry(f.function.clone())
+                .or_insert_with(|| of(&f.function))
+                .clone();
+        }
+    }
+
     /// The report as text.
     #[must_use]
     pub fn to_text(&self) -> String {
@@ -327,14 +363,14 @@ impl SampleReport {
         for (title, rows) in [("hottest (self)", &self.top_self), ("hottest (total)", &self.top_total)] {
             let _ = writeln!(s, "\n{title}:");
             for f in rows {
-                let _ = writeln!(s, "  {} {:>7}  {}", pct(f.share), f.samples, f.function);
+                let _ = writeln!(s, "  {} {:>7}  {}{}", pct(f.share), f.samples, f.function, at(f));
             }
         }
         let _ = writeln!(s, "\nper task:");
         for t in &self.tasks {
             let _ = writeln!(s, "  task {} {} — {} samples", t.task, t.name, t.samples);
             for f in t.top_self.iter().take(5) {
-                let _ = writeln!(s, "    {} {:>7}  {}", pct(f.share), f.samples, f.function);
+                let _ = writeln!(s, "    {} {:>7}  {}{}", pct(f.share), f.samples, f.function, at(f));
             }
         }
         let _ = writeln!(s, "\nper CPU:");

@@ -1,15 +1,34 @@
-//! Code addresses to function names, from the kernel ELF's symbol table (demangled).
-//! An address no symbol covers is shown as hex, never dropped.
+//! Code addresses to function names, from the kernel ELF's symbol table (demangled),
+//! and to `file:line` from its DWARF line tables when it has them. An address no
+//! symbol covers is shown as hex, never dropped.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use object::{Object, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind, SymbolSection};
 
-/// Function symbols of one ELF, sorted by address.
-#[derive(Debug, Clone, Default)]
+/// DWARF sections as addr2line reads them.
+type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+
+/// Function symbols of one ELF, sorted by address, and its line tables.
+#[derive(Clone, Default)]
 pub struct Symbolizer {
     /// `(start, size, demangled name)`.
     functions: Vec<(u64, u64, String)>,
+    /// The DWARF, parsed lazily by addr2line (behind a lock: its caches fill on
+    /// lookup).
+    lines: Option<Arc<Mutex<addr2line::Context<Reader>>>>,
+}
+
+impl fmt::Debug for Symbolizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Symbolizer")
+            .field("functions", &self.functions.len())
+            .field("lines", &self.lines.is_some())
+            .finish()
+    }
 }
 
 impl Symbolizer {
@@ -28,9 +47,18 @@ impl Symbolizer {
     /// `data` is not an object file.
     pub fn parse(data: &[u8]) -> anyhow::Result<Self> {
         let file = object::File::parse(data)?;
+        // Assembly labels (`global_asm!` entry points) are untyped symbols in a code
+        // section: they name code as well as typed functions do.
+        let in_code = |s: &object::Symbol<'_, '_>| match s.section() {
+            SymbolSection::Section(i) => file
+                .section_by_index(i)
+                .is_ok_and(|sec| sec.kind() == SectionKind::Text),
+            _ => false,
+        };
         let mut functions: Vec<(u64, u64, String)> = file
             .symbols()
-            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter(|s| s.address() != 0)
+            .filter(|s| s.kind() == SymbolKind::Text || (s.kind() == SymbolKind::Unknown && in_code(s)))
             .filter_map(|s| {
                 let name = s.name().ok()?;
                 Some((s.address(), s.size(), format!("{:#}", rustc_demangle::demangle(name))))
@@ -38,14 +66,36 @@ impl Symbolizer {
             .collect();
         functions.sort_by_key(|f| (f.0, std::cmp::Reverse(f.1)));
         functions.dedup_by_key(|f| f.0);
-        Ok(Self { functions })
+        Ok(Self {
+            functions,
+            lines: dwarf_lines(&file).map(|c| Arc::new(Mutex::new(c))),
+        })
+    }
+
+    /// `file:line` of the code at `addr` (the innermost inlined function's), when
+    /// the ELF's line tables cover it, its path shortened by [`short_path`].
+    #[must_use]
+    pub fn location(&self, addr: u64) -> Option<String> {
+        let lines = self.lines.as_ref()?.lock().ok()?;
+        let loc = lines.find_location(addr).ok()??;
+        let shown = short_path(loc.file?);
+        Some(match loc.line {
+            Some(line) => format!("{shown}:{line}"),
+            None => shown.into_owned(),
+        })
+    }
+
+    /// Whether it has line tables.
+    #[must_use]
+    pub fn has_lines(&self) -> bool {
+        self.lines.is_some()
     }
 
     /// A symbolizer from a list of `(start, size, name)` (for tests).
     #[must_use]
     pub fn from_functions(mut functions: Vec<(u64, u64, String)>) -> Self {
         functions.sort_by_key(|f| f.0);
-        Self { functions }
+        Self { functions, lines: None }
     }
 
     /// Whether it knows no function.
@@ -67,6 +117,47 @@ impl Symbolizer {
     pub fn name(&self, addr: u64) -> String {
         self.function(addr).map_or_else(|| format!("{addr:#x}"), str::to_string)
     }
+}
+
+/// A source path as a reader wants it: under the current directory, relative to
+/// it; in a crate from the registry, from the crate's directory
+/// (`x86_64-0.15.5/src/…`); in the standard library, from `library/`
+/// (`core/src/…`).
+fn short_path(file: &str) -> Cow<'_, str> {
+    if let Some(rest) = file.split_once("/.cargo/registry/src/").map(|(_, r)| r) {
+        return Cow::Borrowed(rest.split_once('/').map_or(rest, |(_, r)| r));
+    }
+    if file.starts_with("/rustc/")
+        && let Some((_, rest)) = file.split_once("/library/")
+    {
+        return Cow::Borrowed(rest);
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| Path::new(file).strip_prefix(d).ok().map(|p| p.display().to_string()))
+        .map_or(Cow::Borrowed(file), Cow::Owned)
+}
+
+/// The line tables of `file`'s DWARF, if it has any. Only what addr2line needs for
+/// lines is copied out (not location lists).
+fn dwarf_lines(file: &object::File<'_>) -> Option<addr2line::Context<Reader>> {
+    file.section_by_name(".debug_line")?;
+    let endian = if file.is_little_endian() {
+        gimli::RunTimeEndian::Little
+    } else {
+        gimli::RunTimeEndian::Big
+    };
+    let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+        let wanted = !matches!(id, gimli::SectionId::DebugLoc | gimli::SectionId::DebugLocLists);
+        let data = file
+            .section_by_name(id.name())
+            .filter(|_| wanted)
+            .and_then(|s| s.uncompressed_data().ok())
+            .unwrap_or(Cow::Borrowed(&[]));
+        Ok(gimli::EndianArcSlice::new(Arc::from(&*data), endian))
+    };
+    let dwarf = gimli::Dwarf::load(load).ok()?;
+    addr2line::Context::from_dwarf(dwarf).ok()
 }
 
 /// Names code addresses: guest code from the stream's wasm code map
@@ -126,6 +217,44 @@ mod tests {
         assert_eq!(s.name(0x1100), "0x1100");
         assert_eq!(s.name(0x2005), "b::g");
         assert_eq!(s.name(0x10), "0x10");
+    }
+
+    #[test]
+    fn the_test_binary_names_the_file_and_line_of_its_own_code() {
+        let exe = std::env::current_exe().expect("test binary path");
+        let s = Symbolizer::load(&exe).expect("the test binary is an ELF");
+        assert!(s.has_lines(), "a debug test build has line tables");
+        // The binary is position-independent and addr2line reads link-time
+        // addresses: take this function's own symbol address.
+        let (start, _, _) = s
+            .functions
+            .iter()
+            .find(|f| f.2.ends_with("the_test_binary_names_the_file_and_line_of_its_own_code"))
+            .expect("this test's symbol");
+        let loc = s
+            .location(*start)
+            .expect("a location for this test's first instruction");
+        assert!(
+            loc.starts_with("src/symbols.rs:") || loc.contains("console/src/symbols.rs:"),
+            "{loc}"
+        );
+        assert_eq!(s.location(u64::MAX - 16), None);
+    }
+
+    #[test]
+    fn paths_of_dependencies_and_the_standard_library_are_shortened() {
+        assert_eq!(
+            short_path("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/x86_64-0.15.5/src/lib.rs"),
+            "x86_64-0.15.5/src/lib.rs"
+        );
+        assert_eq!(
+            short_path("/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/sync/atomic.rs"),
+            "core/src/sync/atomic.rs"
+        );
+        assert_eq!(
+            short_path("/elsewhere/kernel/src/lib.rs"),
+            "/elsewhere/kernel/src/lib.rs"
+        );
     }
 
     #[test]

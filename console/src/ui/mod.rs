@@ -33,6 +33,7 @@ use ratatui::{DefaultTerminal, Frame};
 use crate::live::{Link, Session};
 use crate::source::{Ingest, IngestEvent};
 use crate::state::State;
+use crate::symbols::Symbolizer;
 use crate::time::Ticks;
 
 /// Smallest terminal the views are laid out for.
@@ -146,6 +147,9 @@ pub struct App {
     pub metrics: Option<crate::metrics::Server>,
     /// Replay position and controls, shown instead of the link status when replaying.
     pub transport: Option<replay::TransportBar>,
+    /// Names sampled kernel code addresses (empty without a kernel ELF: addresses
+    /// are then shown in hex).
+    pub symbols: Symbolizer,
 }
 
 impl App {
@@ -169,6 +173,7 @@ impl App {
             kernel_log: None,
             metrics: None,
             transport: None,
+            symbols: Symbolizer::default(),
         }
     }
 
@@ -303,12 +308,12 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App) {
     let state = app.frozen.as_ref().unwrap_or(&app.session.state);
     match app.view {
         View::Tasks => app.tasks.render(f, body, state),
-        View::TaskDetail => app.detail.render(f, body, state),
+        View::TaskDetail => app.detail.render(f, body, state, &app.symbols),
         View::Timeline => app.timeline.render(f, body, state),
         View::Scheduler => app.scheduler.render(f, body, state),
         View::Wasm => app.wasm.render(f, body, state),
         View::Logs => app.logs.render(f, body, state),
-        View::Warnings => app.warnings.render(f, body, state),
+        View::Warnings => app.warnings.render(f, body, state, &app.symbols),
         View::Resources => app.resources.render(f, body, state),
     }
     match &app.transport {
@@ -434,6 +439,37 @@ pub fn run(terminal: &mut DefaultTerminal, app: &mut App, ingest: &Ingest) -> io
 }
 
 /// Ticks as a human-readable duration in the state's time base.
+/// Sampled pcs with their counts, summed by the function each lies in (guest code
+/// from the state's wasm code map, kernel code from `symbols`), most sampled first.
+pub(crate) fn sampled_functions(
+    state: &State,
+    symbols: &Symbolizer,
+    pcs: impl IntoIterator<Item = (u64, u64)>,
+) -> Vec<(String, u64)> {
+    let resolver = crate::symbols::Resolver {
+        kernel: symbols,
+        wasm: &state.wasm_code,
+    };
+    let mut by: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for (pc, n) in pcs {
+        *by.entry(resolver.name(pc)).or_default() += n;
+    }
+    let mut v: Vec<(String, u64)> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// What a warning's samples say the task was doing (`" — doing: f ×3, g ×1"`), or
+/// nothing for a warning without samples.
+pub(crate) fn doing(state: &State, symbols: &Symbolizer, w: &crate::state::Warning) -> String {
+    if w.samples.is_empty() {
+        return String::new();
+    }
+    let functions = sampled_functions(state, symbols, w.samples.iter().map(|&(pc, n)| (pc, u64::from(n))));
+    let list: Vec<String> = functions.iter().take(3).map(|(f, n)| format!("{f} ×{n}")).collect();
+    format!(" — doing: {}", list.join(", "))
+}
+
 pub(crate) fn dur(state: &State, ticks: Ticks) -> String {
     crate::fmt::duration_ns(state.clock().ns(ticks))
 }

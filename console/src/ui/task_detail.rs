@@ -1,5 +1,7 @@
 //! One task: its facts, waker statistics, poll and scheduling histograms, its own
-//! timeline strip and its warnings.
+//! timeline strip, its warnings (a long poll with what it was doing, from the
+//! samples taken during it) and, when profiling samples were taken, its hottest
+//! functions.
 
 use lucid_protocol::TaskId;
 use ratatui::Frame;
@@ -9,8 +11,9 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::{Action, at, dur, shade};
+use super::{Action, at, doing, dur, sampled_functions, shade};
 use crate::state::{Histogram, MAX_SLICES_PER_CPU, State, Task, WokenBy};
+use crate::symbols::Symbolizer;
 use crate::time::Ticks;
 
 /// State of the detail view.
@@ -30,7 +33,7 @@ impl DetailView {
     }
 
     /// Draws the view.
-    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
+    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State, symbols: &Symbolizer) {
         let Some(task) = self.task.and_then(|id| state.tasks.get(&id)) else {
             let msg = match self.task {
                 None => "No task selected: pick one in the Tasks view (1) and press Enter.".to_string(),
@@ -39,11 +42,12 @@ impl DetailView {
             f.render_widget(Paragraph::new(msg).block(Block::bordered().title(" Task ")), area);
             return;
         };
+        let sampled = state.sampled.tasks.get(&task.id).filter(|s| s.total > 0);
         let [top, hists, strip, warns] = Layout::vertical([
             Constraint::Length(9),
             Constraint::Min(6),
             Constraint::Length(3),
-            Constraint::Length(5),
+            Constraint::Length(if sampled.is_some() { 8 } else { 5 }),
         ])
         .areas(area);
         let [info, wakers] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
@@ -64,6 +68,26 @@ impl DetailView {
             sched,
         );
         render_strip(f, strip, task, state);
+        let warns = match sampled {
+            Some(sampled) => {
+                let [warns, hot] =
+                    Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(warns);
+                let functions =
+                    sampled_functions(state, symbols, sampled.pcs.iter().map(|(&pc, &n)| (pc, u64::from(n))));
+                let lines: Vec<Line<'_>> = functions
+                    .iter()
+                    .take(usize::from(hot.height.saturating_sub(2)))
+                    .map(|(name, n)| {
+                        let pct = *n as f64 * 100.0 / sampled.total as f64;
+                        Line::from(format!("{pct:5.1}% {n:>6}  {name}"))
+                    })
+                    .collect();
+                let title = format!(" Hottest functions ({} samples) ", sampled.total);
+                f.render_widget(Paragraph::new(lines).block(Block::bordered().title(title)), hot);
+                warns
+            }
+            None => warns,
+        };
         let lines: Vec<Line<'_>> = state
             .recent_warnings
             .iter()
@@ -72,9 +96,10 @@ impl DetailView {
             .take(usize::from(warns.height.saturating_sub(2)))
             .map(|w| {
                 Line::from(format!(
-                    "{} {}",
+                    "{} {}{}",
                     w.ts.map(|t| at(state, t)).unwrap_or_default(),
-                    w.message
+                    w.message,
+                    doing(state, symbols, w)
                 ))
             })
             .collect();
@@ -82,7 +107,9 @@ impl DetailView {
         let body = if lines.is_empty() {
             Paragraph::new("none")
         } else {
-            Paragraph::new(lines).style(Style::new().fg(Color::Yellow))
+            Paragraph::new(lines)
+                .style(Style::new().fg(Color::Yellow))
+                .wrap(Wrap { trim: true })
         };
         f.render_widget(body.block(Block::bordered().title(title)), warns);
     }

@@ -169,6 +169,70 @@ fn task_detail_view() {
 }
 
 #[test]
+fn task_detail_view_with_samples_and_a_long_poll() {
+    let (mut app, idle) = fixture();
+    let task = idle.expect("the fixture has an idle task");
+    app.symbols = crate::symbols::Symbolizer::from_functions(vec![
+        (0x1000, 0x100, "lucid_kernel::workload::hash_round".into()),
+        (0x2000, 0x100, "lucid_kernel::workload::cpu_worker".into()),
+    ]);
+    let now = app.state().now().0;
+    let sample = |pc: u64| {
+        Message::Sample(lucid_protocol::Sample {
+            context: lucid_protocol::SampleContext::Task,
+            task: Some(task),
+            pc,
+            frames: lucid_protocol::Frames::Slice(&[]),
+        })
+    };
+    let long = 1_000_000_000_000;
+    let mut events = vec![
+        (
+            now + 6_000,
+            Message::WasmFunction(lucid_protocol::WasmFunction {
+                start: 0x8000,
+                len: 0x100,
+                module: "hasher",
+                index: 1,
+                name: "hash",
+            }),
+        ),
+        (now + 6_010, Message::PollStart { task }),
+    ];
+    for (i, pc) in [0x1010, 0x1020, 0x1010, 0x2000, 0x8010, 0x9999].into_iter().enumerate() {
+        events.push((now + 6_100 + i as u64, sample(pc)));
+    }
+    events.push((
+        now + 6_010 + long,
+        Message::PollEnd {
+            task,
+            result: lucid_protocol::PollResult::Pending,
+        },
+    ));
+    app.session
+        .feed(HostNs(3), &frame(StreamId::new(1, Ring::Interrupt), 1, &events));
+    app.session.flush();
+    app.view = View::TaskDetail;
+    app.detail.task = Some(task);
+    let backend = render(&mut app, 140, 34);
+    let text = text_of(&backend);
+    assert!(text.contains("Hottest functions (6 samples)"), "{text}");
+    assert!(
+        text.contains("50.0%      3  lucid_kernel::workload::hash_round"),
+        "{text}"
+    );
+    assert!(text.contains("hasher!hash"), "{text}");
+    assert!(text.contains("0x9999"), "an unknown address stays in hex: {text}");
+    insta::assert_snapshot!(backend);
+    app.view = View::Warnings;
+    let text = text_of(&render(&mut app, 220, 34));
+    assert!(
+        text.contains("— doing: lucid_kernel::workload::hash_round ×3, 0x9999 ×1, hasher!hash ×1"),
+        "the long poll says what it was doing: {text}"
+    );
+}
+
+#[test]
 fn task_detail_view_of_a_panicked_task() {
     let (mut app, idle) = fixture();
     let task = idle.expect("the fixture has an idle task");

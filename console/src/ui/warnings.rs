@@ -7,8 +7,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, Cell, Row, Table, TableState};
 
-use super::{Action, at, step};
+use super::{Action, at, doing, step};
 use crate::state::{State, WarningKind};
+use crate::symbols::Symbolizer;
 
 /// State of the warnings view.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +39,7 @@ impl WarningsView {
     }
 
     /// Draws the view.
-    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
+    pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State, symbols: &Symbolizer) {
         let cpus = u16::try_from(state.cpus.len()).unwrap_or(u16::MAX);
         let top_h = (WarningKind::ALL.len() as u16 + 3)
             .max(cpus.saturating_add(3))
@@ -113,7 +114,7 @@ impl WarningsView {
                 Cell::from(w.kind.name()),
                 Cell::from(w.cpu.map(|c| c.to_string()).unwrap_or_default()),
                 Cell::from(w.task.map(|t| t.to_string()).unwrap_or_default()),
-                Cell::from(w.message.clone()),
+                Cell::from(format!("{}{}", w.message, doing(state, symbols, w))),
             ])
         });
         let title = format!(

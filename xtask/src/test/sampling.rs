@@ -67,10 +67,14 @@ fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, 
         .map_or(0, |c| c.iter().filter_map(|c| c["samples"].as_u64()).sum());
     let empty = Vec::new();
     let tasks = report["tasks"].as_array().unwrap_or(&empty);
-    let workers: Vec<String> = tasks
+    let workers: Vec<(String, String)> = tasks
         .iter()
         .filter(|t| t["name"] == "cpu-worker")
-        .map(|t| t["top_self"][0]["function"].as_str().unwrap_or("").to_string())
+        .map(|t| {
+            let top = &t["top_self"][0];
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+            (text(&top["function"]), text(&top["location"]))
+        })
         .collect();
     // The hasher guest spends its slices in its `$hash` loop: named from the
     // module's name section through the kernel's code map.
@@ -97,8 +101,11 @@ fn sampling_checks(report: &serde_json::Value, folded: &str) -> [(&'static str, 
             format!("{samples} samples, {in_contexts} by context, cpus {}", report["cpus"]),
         ),
         (
-            "a CPU-bound kernel task's hottest function is its loop's function",
-            !workers.is_empty() && workers.iter().all(|f| f.ends_with("workload::hash_round")),
+            "a CPU-bound kernel task's hottest function is its loop's function, with its file:line from DWARF",
+            !workers.is_empty()
+                && workers
+                    .iter()
+                    .all(|(f, at)| f.ends_with("workload::hash_round") && at.contains("kernel/src/workload.rs:")),
             format!("cpu-worker hottest functions: {workers:?}"),
         ),
         (
