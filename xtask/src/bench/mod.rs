@@ -24,6 +24,7 @@ mod goal;
 mod link;
 mod report;
 mod row;
+mod sampling;
 mod trace;
 mod wasm;
 
@@ -52,12 +53,20 @@ pub struct Args {
     /// Only the trace-vs-link boot (`workload=link-bench`), no host benchmarks.
     #[arg(long, conflicts_with = "no_qemu")]
     link_only: bool,
+    /// Only the sampling profiler's cost (the demo sampled at 997 Hz), no host
+    /// benchmarks.
+    #[arg(long, conflicts_with_all = ["no_qemu", "link_only"])]
+    sampling_only: bool,
 }
 
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
-    if args.link_only {
-        let rows = link::rows(args.quick)?;
+    if args.link_only || args.sampling_only {
+        let rows = if args.link_only {
+            link::rows(args.quick)?
+        } else {
+            sampling::rows()?
+        };
         println!();
         print!("{}", table(&rows));
         println!();
@@ -81,6 +90,7 @@ pub fn main(args: Args) -> Result<()> {
         rows.extend(trace::rows()?);
         rows.extend(link::rows(args.quick)?);
         rows.extend(wasm::rows()?);
+        rows.extend(sampling::rows()?);
     }
     if rows.is_empty() {
         bail!("the bench program printed no rows");
