@@ -194,6 +194,10 @@ pub struct WaitSummary {
     pub for_ns: u64,
     /// Where the resource was created (empty if unknown).
     pub location: String,
+    /// The task's await stack when it is parked in frames (`rounds › chan#12 pong
+    /// recv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
 }
 
 fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
@@ -218,6 +222,7 @@ fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
                 op: w.op.name(),
                 for_ns: s.clock().ns(now.saturating_sub(w.since)),
                 location: res.map(|x| x.location.clone()).unwrap_or_default(),
+                stack: r.await_stack(task),
             }
         })
         .collect();
@@ -557,12 +562,13 @@ impl Summary {
             for w in &self.waits {
                 writeln!(
                     o,
-                    "           task {} `{}` waits on {} ({}) for {}",
+                    "           task {} `{}` waits on {} ({}) for {}{}",
                     w.task,
                     w.name,
                     w.label,
                     w.op,
-                    crate::fmt::duration_ns(w.for_ns)
+                    crate::fmt::duration_ns(w.for_ns),
+                    w.stack.as_ref().map_or_else(String::new, |s| format!(" [{s}]"))
                 )?;
             }
         }

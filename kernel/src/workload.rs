@@ -29,7 +29,7 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use lucid_executor::{sync::mpsc, yield_now};
+use lucid_executor::{FrameExt, sync::mpsc, yield_now};
 
 use crate::{arch::percpu, sched, trace};
 
@@ -245,15 +245,19 @@ async fn demo() {
         let _ = pair;
         rt.builder().name("ping-pong").spawn(async {
             loop {
+                // Named stages (await frames): a parked loop reads `between
+                // rounds › timer#N sleep`. Only the slow stage: a frame costs a wait
+                // begin and end each time the task parks in it, and the rounds park
+                // on every message.
                 ping_pong(100).await;
-                sched::sleep(Duration::from_millis(50)).await;
+                sched::sleep(Duration::from_millis(50)).frame("between rounds").await;
             }
         });
     }
     for period in [10u64, 100, 250] {
         rt.builder().name("sleeper").spawn(async move {
             loop {
-                sched::sleep(Duration::from_millis(period)).await;
+                sched::sleep(Duration::from_millis(period)).frame("nap").await;
             }
         });
     }
@@ -269,6 +273,6 @@ async fn demo() {
         for _ in 0..8 {
             rt.builder().name("short-lived").spawn(async { yield_now().await });
         }
-        sched::sleep(Duration::from_millis(300)).await;
+        sched::sleep(Duration::from_millis(300)).frame("between spawns").await;
     }
 }

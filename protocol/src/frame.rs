@@ -25,7 +25,9 @@ pub const MAJOR: u8 = 1;
 ///
 /// - 1: the kernel sends `LostWaker`, its own verdict, and a console stops inferring
 ///   lost wakers from the order of the stream's waker counts.
-pub const MINOR: u16 = 1;
+/// - 2: frames: `ResourceKind::Frame` resources and `WaitOp::Inside` waits, a
+///   task's await stack.
+pub const MINOR: u16 = 2;
 
 /// Largest raw frame (header, records and CRC, before COBS). Decoders discard larger
 /// ones, so no length on the wire makes them buffer more than this.

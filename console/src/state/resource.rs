@@ -114,10 +114,42 @@ impl Resources {
         }
     }
 
-    /// The oldest wait in progress of `task`.
+    /// The newest wait in progress of `task` on a resource (not a frame it is parked
+    /// in): with several open (a select), the one it got to last; on a stream that
+    /// lost wait ends, never a stale one older than what it waits on now.
     #[must_use]
     pub fn current_wait(&self, task: TaskId) -> Option<&Wait> {
-        self.waits.get(&task).and_then(|w| w.first())
+        self.waits.get(&task)?.iter().rev().find(|w| w.op != WaitOp::Inside)
+    }
+
+    /// The frames `task` is parked in, outermost first (frames park innermost first,
+    /// so this is their begin order reversed).
+    pub fn frames(&self, task: TaskId) -> impl Iterator<Item = &Wait> {
+        self.waits
+            .get(&task)
+            .into_iter()
+            .flat_map(|ws| ws.iter().rev().filter(|w| w.op == WaitOp::Inside))
+    }
+
+    /// `task`'s await stack while it is parked in frames: the frames' names,
+    /// outermost first, then the resource it waits on (`rounds › chan#12 pong
+    /// recv`); `None` when it is in no frame.
+    #[must_use]
+    pub fn await_stack(&self, task: TaskId) -> Option<String> {
+        let mut parts: Vec<String> = self
+            .frames(task)
+            .map(|w| match self.live.get(&w.resource) {
+                Some(r) if !r.name.is_empty() => r.name.to_string(),
+                _ => format!("frame#{}", w.resource),
+            })
+            .collect();
+        if parts.is_empty() {
+            return None;
+        }
+        if let Some(w) = self.current_wait(task) {
+            parts.push(format!("{} {}", self.label(w.resource), w.op.name()));
+        }
+        Some(parts.join(" › "))
     }
 
     /// Tasks waiting on `id`, with their waits.
@@ -139,7 +171,7 @@ impl Resources {
     pub fn waiting_by_kind(&self) -> BTreeMap<Option<ResourceKind>, u64> {
         let mut by = BTreeMap::new();
         for ws in self.waits.values() {
-            if let Some(w) = ws.first() {
+            if let Some(w) = ws.iter().rev().find(|w| w.op != WaitOp::Inside) {
                 *by.entry(self.live.get(&w.resource).map(|r| r.kind)).or_default() += 1;
             }
         }
@@ -182,13 +214,16 @@ impl Resources {
         if waits.iter().any(|x| x.resource == w.resource) {
             return;
         }
-        if waits.len() < MAX_WAITS_PER_TASK {
-            waits.push(Wait {
-                resource: w.resource,
-                op: w.op,
-                since: Ticks(ts),
-            });
+        // Full: a stream that lost wait ends leaves stale waits behind; the oldest
+        // makes room, so what the task waits on now is never refused.
+        if waits.len() >= MAX_WAITS_PER_TASK {
+            waits.remove(0);
         }
+        waits.push(Wait {
+            resource: w.resource,
+            op: w.op,
+            since: Ticks(ts),
+        });
     }
 
     fn end(&mut self, w: &WaitEnd) {
@@ -291,6 +326,16 @@ impl State {
     pub(super) fn ran(&mut self, task: TaskId) {
         if !self.resources.blocked_forever.is_empty() {
             self.resources.blocked_forever.remove(&task);
+        }
+        // A polled task is parked in no frame: its frames end here even when the
+        // stream lost their ends (frames begin and end with every park).
+        if let Some(ws) = self.resources.waits.get_mut(&task)
+            && ws.iter().any(|w| w.op == WaitOp::Inside)
+        {
+            ws.retain(|w| w.op != WaitOp::Inside);
+            if ws.is_empty() {
+                self.resources.waits.remove(&task);
+            }
         }
     }
 
@@ -678,5 +723,60 @@ mod tests {
         );
         join(&mut s, 12, 6, 5, 21);
         assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+
+    #[test]
+    fn a_task_parked_in_frames_has_an_await_stack_down_to_its_resource() {
+        let mut s = State::default();
+        spawn(&mut s, 0, 5, "ping-pong");
+        create(&mut s, 1, 12, ResourceKind::Channel, "pong");
+        begin(&mut s, 10, 5, 12, WaitOp::Recv);
+        // Frames park innermost first, each created at its first park.
+        create(&mut s, 11, 20, ResourceKind::Frame, "one round");
+        begin(&mut s, 11, 5, 20, WaitOp::Inside);
+        create(&mut s, 12, 21, ResourceKind::Frame, "rounds");
+        begin(&mut s, 12, 5, 21, WaitOp::Inside);
+        let r = &s.resources;
+        assert_eq!(
+            r.await_stack(TaskId(5)).as_deref(),
+            Some("rounds › one round › chan#12 pong recv")
+        );
+        assert_eq!(r.current_wait(TaskId(5)).map(|w| w.resource), Some(ResourceId(12)));
+        assert_eq!(
+            r.waiting_by_kind().get(&Some(ResourceKind::Channel)),
+            Some(&1),
+            "a frame is not what a task waits on"
+        );
+        // Polled again: out of both frames; no stack, the channel wait stays.
+        for id in [21, 20] {
+            apply(
+                &mut s,
+                20,
+                Message::WaitEnd(WaitEnd {
+                    task: TaskId(5),
+                    resource: ResourceId(id),
+                    outcome: WaitOutcome::Ready,
+                }),
+            );
+        }
+        assert_eq!(s.resources.await_stack(TaskId(5)), None);
+        assert!(s.resources.current_wait(TaskId(5)).is_some());
+    }
+
+    #[test]
+    fn a_poll_ends_every_frame_of_its_task_even_when_their_ends_were_lost() {
+        let mut s = State::default();
+        spawn(&mut s, 0, 5, "ping-pong");
+        create(&mut s, 1, 20, ResourceKind::Frame, "between rounds");
+        create(&mut s, 2, 12, ResourceKind::Timer, "");
+        begin(&mut s, 10, 5, 12, WaitOp::Sleep);
+        begin(&mut s, 10, 5, 20, WaitOp::Inside);
+        assert!(s.resources.await_stack(TaskId(5)).is_some());
+        apply(&mut s, 20, Message::PollStart { task: TaskId(5) });
+        assert_eq!(s.resources.await_stack(TaskId(5)), None);
+        assert!(
+            s.resources.current_wait(TaskId(5)).is_some(),
+            "the sleep is still waited on"
+        );
     }
 }

@@ -138,10 +138,15 @@ fn info_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
         ),
         kv(
             "state",
-            match (&t.panic, super::resources::waiting_on(s, t.id)) {
-                (Some(panic), _) => format!("{}: {panic}", t.status.name()),
-                (None, Some(wait)) => format!("{}, waiting on {wait}", t.status.name()),
-                (None, None) => t.status.name().to_string(),
+            match (
+                &t.panic,
+                s.resources.await_stack(t.id),
+                super::resources::waiting_on(s, t.id),
+            ) {
+                (Some(panic), ..) => format!("{}: {panic}", t.status.name()),
+                (None, Some(stack), _) => format!("{}, parked in {stack}", t.status.name()),
+                (None, None, Some(wait)) => format!("{}, waiting on {wait}", t.status.name()),
+                (None, None, None) => t.status.name().to_string(),
             },
         ),
         kv("spawned", format!("{} at {}", at(s, t.spawned_ts), t.location)),

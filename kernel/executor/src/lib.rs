@@ -5,6 +5,8 @@
 extern crate alloc;
 
 #[cfg(feature = "alloc")]
+pub mod frame;
+#[cfg(feature = "alloc")]
 pub mod hooks;
 #[cfg(feature = "alloc")]
 pub(crate) mod loom;
@@ -33,6 +35,8 @@ mod loom_models;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+#[cfg(feature = "alloc")]
+pub use frame::{FrameExt, Framed};
 #[cfg(feature = "alloc")]
 pub use hooks::{Hooks, Outcome, SpawnInfo};
 #[cfg(feature = "alloc")]

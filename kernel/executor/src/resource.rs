@@ -34,6 +34,8 @@ pub enum ResourceKind {
     Join,
     /// A channel between wasm instances.
     WasmChannel,
+    /// A named stage of a task ([`crate::frame`]).
+    Frame,
 }
 
 /// What a waiting task asked a resource for.
@@ -53,6 +55,8 @@ pub enum WaitOp {
     Sleep,
     /// Another task's end.
     Join,
+    /// Being parked inside a stage ([`crate::frame`]).
+    Inside,
 }
 
 /// How a wait ended.

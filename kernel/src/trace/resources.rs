@@ -47,6 +47,7 @@ fn kind(kind: ResourceKind) -> proto::ResourceKind {
         ResourceKind::Timer => proto::ResourceKind::Timer,
         ResourceKind::Join => proto::ResourceKind::Join,
         ResourceKind::WasmChannel => proto::ResourceKind::WasmChannel,
+        ResourceKind::Frame => proto::ResourceKind::Frame,
     }
 }
 
@@ -59,6 +60,7 @@ fn op(op: WaitOp) -> proto::WaitOp {
         WaitOp::Wait => proto::WaitOp::Wait,
         WaitOp::Sleep => proto::WaitOp::Sleep,
         WaitOp::Join => proto::WaitOp::Join,
+        WaitOp::Inside => proto::WaitOp::Inside,
     }
 }
 
@@ -164,7 +166,7 @@ struct LiveResources {
     slots: [ResourceSlot; RESOURCE_SLOTS],
 }
 
-const KINDS: [ResourceKind; 8] = [
+const KINDS: [ResourceKind; 9] = [
     ResourceKind::Channel,
     ResourceKind::Oneshot,
     ResourceKind::Semaphore,
@@ -173,6 +175,7 @@ const KINDS: [ResourceKind; 8] = [
     ResourceKind::Timer,
     ResourceKind::Join,
     ResourceKind::WasmChannel,
+    ResourceKind::Frame,
 ];
 
 static LIVE: LiveResources = LiveResources {
@@ -233,14 +236,20 @@ struct WaitSlot {
     task: AtomicU64,
     resource: AtomicU64,
     op: AtomicU8,
+    /// When it began, in begin order over all waits: a snapshot answer repeats the
+    /// waits in that order, so a task's frames keep their nesting.
+    seq: AtomicU64,
 }
+
+/// The begin order of waits (see [`WaitSlot::seq`]).
+static WAIT_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Waits in progress.
 struct Waits {
     slots: [WaitSlot; WAIT_SLOTS],
 }
 
-const OPS: [WaitOp; 7] = [
+const OPS: [WaitOp; 8] = [
     WaitOp::Recv,
     WaitOp::Send,
     WaitOp::Acquire,
@@ -248,6 +257,7 @@ const OPS: [WaitOp; 7] = [
     WaitOp::Wait,
     WaitOp::Sleep,
     WaitOp::Join,
+    WaitOp::Inside,
 ];
 
 static WAITS: Waits = Waits {
@@ -256,6 +266,7 @@ static WAITS: Waits = Waits {
             task: AtomicU64::new(0),
             resource: AtomicU64::new(0),
             op: AtomicU8::new(0),
+            seq: AtomicU64::new(0),
         }
     }; WAIT_SLOTS],
 };
@@ -276,6 +287,8 @@ impl Waits {
                 slot.resource.store(resource, Ordering::Relaxed);
                 let op_index = OPS.iter().position(|&o| o == wait_op).unwrap_or(0);
                 slot.op.store(op_index as u8, Ordering::Relaxed);
+                slot.seq
+                    .store(WAIT_SEQ.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
                 slot.task.store(task, Ordering::Release);
                 return;
             }
@@ -331,16 +344,28 @@ pub fn snapshot(mut send: impl FnMut(&Message<'_>)) {
             capacity: (capacity != NO_CAPACITY).then_some(capacity),
         }));
     }
-    for slot in &WAITS.slots {
-        let task = slot.task.load(Ordering::Acquire);
-        if task == 0 || task == CLAIMED {
-            continue;
-        }
-        let op_index = usize::from(slot.op.load(Ordering::Relaxed));
+    // In begin order (the drain's snapshot, not a hot path, may allocate).
+    let mut waits: alloc::vec::Vec<(u64, u64, u64, u8)> = WAITS
+        .slots
+        .iter()
+        .filter_map(|slot| {
+            let task = slot.task.load(Ordering::Acquire);
+            (task != 0 && task != CLAIMED).then(|| {
+                (
+                    slot.seq.load(Ordering::Relaxed),
+                    task,
+                    slot.resource.load(Ordering::Relaxed),
+                    slot.op.load(Ordering::Relaxed),
+                )
+            })
+        })
+        .collect();
+    waits.sort_unstable_by_key(|w| w.0);
+    for (_, task, resource, op_index) in waits {
         send(&Message::WaitBegin(proto::WaitBegin {
             task: proto::TaskId(task),
-            resource: proto::ResourceId(slot.resource.load(Ordering::Relaxed)),
-            op: op(OPS.get(op_index).copied().unwrap_or(WaitOp::Wait)),
+            resource: proto::ResourceId(resource),
+            op: op(OPS.get(usize::from(op_index)).copied().unwrap_or(WaitOp::Wait)),
         }));
     }
 }

@@ -20,6 +20,7 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll};
 
+use lucid_executor::FrameExt;
 use lucid_protocol::{Message, WasmInstanceCreated, WasmState};
 use lucid_wasm::abi::{Hostcall, KillReason, TrapCode};
 use lucid_wasm::strikes::Strikes;
@@ -523,7 +524,11 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
 }
 
 async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<InstanceData>) -> wasmtime::Result<i32> {
-    let instance = rt.linker.instantiate_async(&mut *store, &guest.module).await?;
+    let instance = rt
+        .linker
+        .instantiate_async(&mut *store, &guest.module)
+        .frame("instantiate")
+        .await?;
     let data = store.data();
     let task = crate::sched::runtime()
         .current_task()
@@ -558,7 +563,9 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
     }
     let mut results = [Val::I32(0)];
     let n = ty.results().len();
-    func.call_async(&mut *store, &[], &mut results[..n]).await?;
+    func.call_async(&mut *store, &[], &mut results[..n])
+        .frame(guest.entry.entry)
+        .await?;
     Ok(if n == 1 { results[0].i32().unwrap_or(0) } else { 0 })
 }
 

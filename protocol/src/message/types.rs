@@ -427,11 +427,14 @@ pub enum ResourceKind {
     Join,
     /// A channel between wasm instances.
     WasmChannel,
+    /// A named stage of a task (`.frame("serve client")`): a task "waits" in it
+    /// while it is parked inside it, which makes its await stack (since minor 2).
+    Frame,
 }
 
 impl ResourceKind {
     /// Every kind, in wire order.
-    pub const ALL: [ResourceKind; 8] = [
+    pub const ALL: [ResourceKind; 9] = [
         ResourceKind::Channel,
         ResourceKind::Oneshot,
         ResourceKind::Semaphore,
@@ -440,6 +443,7 @@ impl ResourceKind {
         ResourceKind::Timer,
         ResourceKind::Join,
         ResourceKind::WasmChannel,
+        ResourceKind::Frame,
     ];
 
     /// Short lowercase name, as views and exports show it.
@@ -454,6 +458,7 @@ impl ResourceKind {
             ResourceKind::Timer => "timer",
             ResourceKind::Join => "join",
             ResourceKind::WasmChannel => "wchan",
+            ResourceKind::Frame => "frame",
         }
     }
 }
@@ -475,11 +480,13 @@ pub enum WaitOp {
     Sleep,
     /// Another task's end.
     Join,
+    /// Parked inside a frame (a [`ResourceKind::Frame`]; since minor 2).
+    Inside,
 }
 
 impl WaitOp {
     /// Every operation, in wire order.
-    pub const ALL: [WaitOp; 7] = [
+    pub const ALL: [WaitOp; 8] = [
         WaitOp::Recv,
         WaitOp::Send,
         WaitOp::Acquire,
@@ -487,6 +494,7 @@ impl WaitOp {
         WaitOp::Wait,
         WaitOp::Sleep,
         WaitOp::Join,
+        WaitOp::Inside,
     ];
 
     /// Lowercase name.
@@ -500,6 +508,7 @@ impl WaitOp {
             WaitOp::Wait => "wait",
             WaitOp::Sleep => "sleep",
             WaitOp::Join => "join",
+            WaitOp::Inside => "inside",
         }
     }
 }

@@ -110,7 +110,7 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
 /// What the plain demo must show to a late console: waits on its channels and
 /// sleeps, the wasm channels created at boot, and no lost waker, deadlock or stuck
 /// wait.
-fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
+fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
     let resources = &stats["resources"];
     let begun = resources["waits_begun"].as_u64().unwrap_or(0);
     let ready = resources["waits_ready"].as_u64().unwrap_or(0);
@@ -126,7 +126,24 @@ fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
             )
         })
         .collect();
+    // Await stacks: the demo's sleepers park in `nap` (almost always), the wasm
+    // guests in their entry's frame, each down to what it waits on.
+    let stacks: Vec<(String, String)> = waits
+        .iter()
+        .filter_map(|w| Some((w["name"].as_str()?.to_string(), w["stack"].as_str()?.to_string())))
+        .collect();
+    let kernel_stack = stacks
+        .iter()
+        .any(|(name, stack)| name == "sleeper" && stack.starts_with("nap › timer#") && stack.ends_with(" sleep"));
+    let wasm_stack = stacks
+        .iter()
+        .any(|(_, stack)| stack.contains(" › wchan#") && stack.ends_with(" recv"));
     [
+        (
+            "parked tasks show their await stacks down to the resource, late console included",
+            kernel_stack && wasm_stack,
+            format!("{stacks:?}"),
+        ),
         (
             "the demo's tasks wait on channels and timers, and their waits end",
             begun > 1000 && ready > 1000 && kinds.iter().any(|k| k == "timer sleep"),

@@ -197,3 +197,55 @@ fn a_join_handle_that_waits_owns_a_join_resource_for_the_wait() {
         "{ended:?}"
     );
 }
+
+#[test]
+fn a_frame_is_a_wait_only_while_its_task_is_parked_inside_it() {
+    use crate::frame::FrameExt;
+    seen();
+    let (tx, mut rx) = mpsc::named_channel::<u8>("inner", 1);
+    let chan = match seen().as_slice() {
+        [Seen::Created(id, ResourceKind::Channel, _, _)] => *id,
+        other => panic!("{other:?}"),
+    };
+    // A stage that completes at once reports nothing.
+    tx.try_send(1).unwrap();
+    let mut quick = Box::pin(async { rx.recv().await }.frame("quick"));
+    assert_eq!(poll_once(&mut quick), std::task::Poll::Ready(Some(1)));
+    drop(quick);
+    assert_eq!(seen(), []);
+
+    let line = line!() + 1;
+    let mut framed = Box::pin(async { rx.recv().await }.frame("serve client"));
+    assert!(poll_once(&mut framed).is_pending());
+    let first = seen();
+    let [
+        Seen::Begin(c, WaitOp::Recv),
+        Seen::Created(frame, ResourceKind::Frame, name, at),
+        Seen::Begin(f, WaitOp::Inside),
+    ] = first.as_slice()
+    else {
+        panic!("the inner wait, then the stage parked: {first:?}");
+    };
+    assert_eq!((*c, name.as_str(), *at, f), (chan, "serve client", line, frame));
+    let frame = *frame;
+    // Woken without its value: out of the stage and parked in it again; the
+    // channel's wait stays open.
+    assert!(poll_once(&mut framed).is_pending());
+    assert_eq!(
+        seen(),
+        [Seen::End(frame, WaitOutcome::Ready), Seen::Begin(frame, WaitOp::Inside)]
+    );
+    tx.try_send(2).unwrap();
+    assert_eq!(poll_once(&mut framed), std::task::Poll::Ready(Some(2)));
+    drop(framed);
+    assert_eq!(
+        seen(),
+        [
+            Seen::End(frame, WaitOutcome::Ready),
+            Seen::End(chan, WaitOutcome::Ready),
+            Seen::Dropped(frame)
+        ]
+    );
+    drop((tx, rx));
+    seen();
+}
