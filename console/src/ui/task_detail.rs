@@ -200,11 +200,45 @@ fn waker_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
             t.last_woken.map_or_else(|| "never".into(), |ts| at(s, ts)),
         ),
         kv("woken by", if by.is_empty() { "-".into() } else { by }),
+        kv("recently", recent_wakers(t, s)),
     ];
     Paragraph::new(lines)
         .wrap(Wrap { trim: true })
         .block(Block::bordered().title(" Wakers "))
 }
+
+/// Who woke the task in its latest wakes the state keeps (newest first, repeats
+/// folded: `task 15 ×3, irq 0x30, task 15`).
+fn recent_wakers(t: &Task, s: &State) -> String {
+    let mut runs: Vec<(WokenBy, u32)> = Vec::new();
+    for m in s.wake_marks.iter().rev().filter(|m| m.task == t.id) {
+        if let Some((w, n)) = runs.last_mut()
+            && *w == m.waker
+        {
+            *n += 1;
+        } else if runs.len() == RECENT_WAKERS {
+            break;
+        } else {
+            runs.push((m.waker, 1));
+        }
+    }
+    if runs.is_empty() {
+        return "-".into();
+    }
+    runs.iter()
+        .map(|&(w, n)| {
+            if n > 1 {
+                format!("{} ×{n}", woken_by_name(w))
+            } else {
+                woken_by_name(w)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs of wakers the detail lists under "recently".
+const RECENT_WAKERS: usize = 4;
 
 fn histogram<'a>(title: &'a str, h: &Histogram, s: &State, height: u16) -> Paragraph<'a> {
     let mut lines = vec![Line::from(format!(
