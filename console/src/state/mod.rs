@@ -54,7 +54,9 @@ pub use latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
 pub use limits::{MAX_BYTES_PER_BYTE, MAX_INSTANCES, MAX_TASKS, MAX_TRAP_CODES, OTHER_TRAP_CODES};
 pub use log::{CallsiteInfo, LogLine, MAX_CALLSITES, MAX_LOGS, level_name};
 pub use loss::LossOrigin;
-pub use resource::{Deadlock, MAX_DEADLOCKS, MAX_RESOURCES, MAX_WAITS_PER_TASK, Resource, Resources, Wait};
+pub use resource::{
+    Deadlock, MAX_DEADLOCKS, MAX_RESOURCES, MAX_WAIT_MARKS, MAX_WAITS_PER_TASK, Resource, Resources, Wait, WaitMark,
+};
 pub use sampled::{MAX_POLL_SAMPLES, MAX_SAMPLED_PCS, MAX_WARNING_PCS, Sampled, TaskSampled};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
 pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
@@ -266,6 +268,10 @@ pub struct State {
     pub logs_dropped: u64,
     /// Recent wakes for the timeline, oldest first (at most [`MAX_WAKE_MARKS`]).
     pub wake_marks: VecDeque<WakeMark>,
+    /// Recent ended waits for the timeline, oldest first (at most
+    /// [`MAX_WAIT_MARKS`]).
+    #[serde(default)]
+    pub wait_marks: VecDeque<WaitMark>,
     /// The first warnings, oldest first (at most [`MAX_WARNINGS`]), for reports.
     pub warnings: Vec<Warning>,
     /// Warnings not kept in [`State::warnings`] because of the limit.
@@ -816,7 +822,7 @@ impl State {
             Message::ResourceCreated(r) => self.resource_created(ts, &r),
             Message::ResourceDropped(r) => self.resource_dropped(r.id),
             Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),
-            Message::WaitEnd(w) => self.wait_end(&w),
+            Message::WaitEnd(w) => self.wait_end(ts, &w),
             Message::JoinWaiting { task, waiter } => self.join_waiting(task, waiter),
             _ => {}
         }

@@ -48,6 +48,22 @@ pub struct Resource {
     pub waits: u64,
 }
 
+/// Ended waits kept for the timeline ([`State::wait_marks`]).
+pub const MAX_WAIT_MARKS: usize = 16_384;
+
+/// An ended wait, for the timeline's wait bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitMark {
+    /// The task that waited.
+    pub task: TaskId,
+    /// What it waited on.
+    pub resource: ResourceId,
+    /// When the wait began.
+    pub start: Ticks,
+    /// When it ended.
+    pub end: Ticks,
+}
+
 /// A wait in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wait {
@@ -226,14 +242,19 @@ impl Resources {
         });
     }
 
-    fn end(&mut self, w: &WaitEnd) {
+    /// Ends `w`'s wait; returns it if it was known.
+    fn end(&mut self, w: &WaitEnd) -> Option<Wait> {
         let i = match w.outcome {
             WaitOutcome::Ready => 0,
             WaitOutcome::Cancelled => 1,
             WaitOutcome::TimedOut => 2,
         };
         self.waits_ended[i] = self.waits_ended[i].saturating_add(1);
+        let mut ended = None;
         if let Some(waits) = self.waits.get_mut(&w.task) {
+            if let Some(i) = waits.iter().position(|x| x.resource == w.resource) {
+                ended = Some(waits.remove(i));
+            }
             waits.retain(|x| x.resource != w.resource);
             if waits.is_empty() {
                 self.waits.remove(&w.task);
@@ -243,6 +264,7 @@ impl Resources {
             self.joining.remove(&w.task);
             self.blocked_forever.remove(&w.task);
         }
+        ended
     }
 
     /// `task` ended: its waits end with it.
@@ -281,8 +303,21 @@ impl State {
         self.resources.joining.insert(waiter, task);
     }
 
-    pub(super) fn wait_end(&mut self, w: &WaitEnd) {
-        self.resources.end(w);
+    pub(super) fn wait_end(&mut self, ts: u64, w: &WaitEnd) {
+        // Frames are stages, not waits: the timeline draws what tasks waited on.
+        if let Some(wait) = self.resources.end(w)
+            && wait.op != WaitOp::Inside
+        {
+            if self.wait_marks.len() >= MAX_WAIT_MARKS {
+                self.wait_marks.pop_front();
+            }
+            self.wait_marks.push_back(WaitMark {
+                task: w.task,
+                resource: w.resource,
+                start: wait.since,
+                end: Ticks(ts).max(wait.since),
+            });
+        }
     }
 
     pub(super) fn wait_begin(&mut self, cpu: u32, ts: u64, w: &WaitBegin) {

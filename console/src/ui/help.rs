@@ -44,7 +44,7 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("f, End", "follow the newest events"),
             (", / .", "move the cursor"),
             ("↑/↓ j/k", "select a lane"),
-            ("t", "lanes per CPU or per task"),
+            ("t", "lanes per CPU or per task (task lanes: ─ waiting on a resource)"),
             ("Enter", "open the task under the cursor"),
         ],
         View::Scheduler => &[("s", "cycle the hotspot ranking")],

@@ -861,3 +861,66 @@ fn task_detail_of_a_task_spawned_at_the_last_tick() {
     let screen = format!("{:?}", render(&mut app, 120, 30).buffer());
     assert!(screen.contains("Polls over its lifetime"), "{screen}");
 }
+
+#[test]
+fn timeline_task_lanes_draw_waits_as_bars() {
+    use lucid_protocol::{PollResult, ResourceId, WaitBegin, WaitEnd, WaitOp, WaitOutcome};
+    let (mut app, [a, ..]) = fixture_with_waits();
+    let now = app.state().now().get();
+    let events = [
+        (now + 1_000, Message::PollStart { task: a }),
+        (
+            now + 1_050,
+            Message::PollEnd {
+                task: a,
+                result: PollResult::Pending,
+            },
+        ),
+        (
+            now + 1_200,
+            Message::WaitEnd(WaitEnd {
+                task: a,
+                resource: ResourceId(12),
+                outcome: WaitOutcome::Ready,
+            }),
+        ),
+        (
+            now + 30_000,
+            Message::WaitBegin(WaitBegin {
+                task: a,
+                resource: ResourceId(12),
+                op: WaitOp::Recv,
+            }),
+        ),
+        (
+            now + 60_000,
+            Message::WaitEnd(WaitEnd {
+                task: a,
+                resource: ResourceId(12),
+                outcome: WaitOutcome::Ready,
+            }),
+        ),
+        (now + 60_010, Message::PollStart { task: a }),
+        (
+            now + 60_100,
+            Message::PollEnd {
+                task: a,
+                result: PollResult::Pending,
+            },
+        ),
+    ];
+    app.session
+        .feed(HostNs(4), &frame(StreamId::new(0, Ring::Interrupt), 1, &events));
+    app.session.flush();
+    assert_eq!(app.state().wait_marks.len(), 2, "two waits of task {a} ended");
+    app.view = View::Timeline;
+    app.timeline.span_ns = 100_000;
+    app.timeline.end = Some(Ticks(now + 61_000));
+    app.on_key(key(KeyCode::Char('t')));
+    let text = text_of(&render(&mut app, 120, 16));
+    let lane = text
+        .lines()
+        .find(|l| l.contains(&format!("{a} ")))
+        .unwrap_or_else(|| panic!("a lane for task {a}: {text}"));
+    assert!(lane.contains("───"), "the wait from +30000 to +60000 is a bar: {text}");
+}

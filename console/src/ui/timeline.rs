@@ -56,6 +56,9 @@ struct Lane<'a> {
     label: String,
     slices: Vec<Slice>,
     wakes: Vec<WakeMark>,
+    /// Task lanes: when the task waited on a resource (ended waits, then the ones
+    /// in progress up to now), drawn as `─` where it was not polled.
+    waits: Vec<(Ticks, Ticks)>,
     /// Slices are complete from here on; before it the lane shows `summary`, or
     /// nothing.
     detail_from: Ticks,
@@ -187,6 +190,7 @@ impl TimelineView {
                     label: format!("cpu{cpu}"),
                     slices: c.slices.iter().filter(in_window).copied().collect(),
                     wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
+                    waits: Vec::new(),
                     detail_from: detail_from(c),
                     summary: Summary::Cpu(&c.history),
                 })
@@ -237,6 +241,7 @@ impl TimelineView {
                                 .filter(|w| w.task == task && state.boot_at(w.ts) == boot)
                                 .copied()
                                 .collect(),
+                            waits: waits_of(state, task, boot, start, end),
                             detail_from,
                             summary: t.map_or(
                                 Summary::Task {
@@ -480,7 +485,29 @@ fn column_time(x: u64, start: Ticks, span: Ticks, w: u64) -> Ticks {
 
 /// Paints one lane: where polls ran, the share of the column they took (`░▒▓█`,
 /// coloured by the task that took most), `·` where nothing ran,
-/// `▲` for a wake on an otherwise empty cell; before the lane's detail, its summary
+/// When `task` (of `boot`) waited on a resource within `start..end`: its ended waits
+/// the state keeps, then those in progress (up to now).
+fn waits_of(state: &State, task: TaskId, boot: u32, start: Ticks, end: Ticks) -> Vec<(Ticks, Ticks)> {
+    let ended = state
+        .wait_marks
+        .iter()
+        .filter(|w| w.task == task && w.end >= start && w.start <= end && state.boot_at(w.start) == boot)
+        .map(|w| (w.start, w.end));
+    let now = state.now();
+    let open = state
+        .resources
+        .waits
+        .get(&task)
+        .filter(|_| boot == state.boot)
+        .into_iter()
+        .flatten()
+        .filter(|w| w.op != lucid_protocol::WaitOp::Inside && w.since <= end)
+        .map(move |w| (w.since, now));
+    ended.chain(open).collect()
+}
+
+/// `─` where the lane's task waited on a resource, `▲` for a wake on an otherwise
+/// empty cell; before the lane's detail, its summary
 /// as grey shades by busy share (without wakes), or blank. Returns the slice and the
 /// wakes under the cursor column.
 fn draw_lane(
@@ -508,6 +535,14 @@ fn draw_lane(
             }
         };
         buf[(cells.x + x, cells.y)].set_char(ch).set_style(idle);
+    }
+    let waiting = Style::new().fg(Color::Blue);
+    for &(a, b) in lane.waits.iter().filter(|w| w.1 >= lane.detail_from) {
+        let from = column_of(a.max(start).max(lane.detail_from), start, span, w).min(w - 1);
+        let to = column_of(b.min(start + span), start, span, w).min(w - 1);
+        for x in from..=to {
+            buf[(cells.x + x as u16, cells.y)].set_char('─').set_style(waiting);
+        }
     }
     let mut wakes = Vec::new();
     // Before the lane's detail only its summary is drawn: wakes there would bury it.
