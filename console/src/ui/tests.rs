@@ -863,9 +863,9 @@ fn task_detail_of_a_task_spawned_at_the_last_tick() {
 }
 
 #[test]
-fn timeline_task_lanes_draw_waits_as_bars() {
+fn timeline_task_lanes_draw_waits_as_bars_and_wakers() {
     use lucid_protocol::{PollResult, ResourceId, WaitBegin, WaitEnd, WaitOp, WaitOutcome};
-    let (mut app, [a, ..]) = fixture_with_waits();
+    let (mut app, [a, b, _]) = fixture_with_waits();
     let now = app.state().now().get();
     let events = [
         (now + 1_000, Message::PollStart { task: a }),
@@ -891,6 +891,23 @@ fn timeline_task_lanes_draw_waits_as_bars() {
                 resource: ResourceId(12),
                 op: WaitOp::Recv,
             }),
+        ),
+        (now + 44_000, Message::PollStart { task: b }),
+        (
+            now + 45_000,
+            Message::Wake {
+                task: a,
+                waker: lucid_protocol::Waker::Task(b),
+                by_ref: false,
+                self_wake: false,
+            },
+        ),
+        (
+            now + 46_000,
+            Message::PollEnd {
+                task: b,
+                result: PollResult::Pending,
+            },
         ),
         (
             now + 60_000,
@@ -923,4 +940,9 @@ fn timeline_task_lanes_draw_waits_as_bars() {
         .find(|l| l.contains(&format!("{a} ")))
         .unwrap_or_else(|| panic!("a lane for task {a}: {text}"));
     assert!(lane.contains("───"), "the wait from +30000 to +60000 is a bar: {text}");
+    let waker = text
+        .lines()
+        .find(|l| l.contains(&format!("{b} ")))
+        .unwrap_or_else(|| panic!("a lane for task {b}: {text}"));
+    assert!(waker.contains('▼'), "task {b} woke task {a}: {text}");
 }

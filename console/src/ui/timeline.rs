@@ -59,6 +59,9 @@ struct Lane<'a> {
     /// Task lanes: when the task waited on a resource (ended waits, then the ones
     /// in progress up to now), drawn as `─` where it was not polled.
     waits: Vec<(Ticks, Ticks)>,
+    /// Task lanes: when the task woke another task (`▼`, above the `▲` on the woken
+    /// task's lane in the same column: waker → wakee).
+    woke: Vec<Ticks>,
     /// Slices are complete from here on; before it the lane shows `summary`, or
     /// nothing.
     detail_from: Ticks,
@@ -191,6 +194,7 @@ impl TimelineView {
                     slices: c.slices.iter().filter(in_window).copied().collect(),
                     wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
                     waits: Vec::new(),
+                    woke: Vec::new(),
                     detail_from: detail_from(c),
                     summary: Summary::Cpu(&c.history),
                 })
@@ -242,6 +246,11 @@ impl TimelineView {
                                 .copied()
                                 .collect(),
                             waits: waits_of(state, task, boot, start, end),
+                            woke: wakes
+                                .clone()
+                                .filter(|w| w.waker == WokenBy::Task(task) && state.boot_at(w.ts) == boot)
+                                .map(|w| w.ts)
+                                .collect(),
                             detail_from,
                             summary: t.map_or(
                                 Summary::Task {
@@ -507,7 +516,7 @@ fn waits_of(state: &State, task: TaskId, boot: u32, start: Ticks, end: Ticks) ->
 }
 
 /// `─` where the lane's task waited on a resource, `▲` for a wake on an otherwise
-/// empty cell; before the lane's detail, its summary
+/// empty cell, `▼` (over its poll) where it woke another task; before the lane's detail, its summary
 /// as grey shades by busy share (without wakes), or blank. Returns the slice and the
 /// wakes under the cursor column.
 fn draw_lane(
@@ -590,6 +599,13 @@ fn draw_lane(
         buf[(cells.x + x as u16, cells.y)]
             .set_char(shade(ticks.get() as f64 / t1.saturating_sub(t0).get().max(1) as f64))
             .set_style(Style::new().fg(color));
+    }
+    // A task wakes another while it is polled: drawn over its busy column.
+    for &ts in lane.woke.iter().filter(|&&ts| ts >= lane.detail_from) {
+        let x = column_of(ts, start, span, w).min(w - 1);
+        buf[(cells.x + x as u16, cells.y)]
+            .set_char('▼')
+            .set_style(Style::new().fg(Color::Magenta));
     }
     (hit, wakes)
 }
