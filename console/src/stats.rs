@@ -160,6 +160,9 @@ pub struct ResourceSummary {
     pub waits_cancelled: u64,
     /// Waits that timed out.
     pub waits_timed_out: u64,
+    /// Operations the kernel counted on resources (`send`, `recv`, `acquire`,
+    /// `lock`), over the stream.
+    pub ops: BTreeMap<&'static str, u64>,
 }
 
 /// A deadlock the stream showed.
@@ -235,6 +238,7 @@ fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
         waits_ready: r.waits_ended[0],
         waits_cancelled: r.waits_ended[1],
         waits_timed_out: r.waits_ended[2],
+        ops: r.ops.iter().map(|(op, &n)| (op.name(), n)).collect(),
     };
     (summary, waits)
 }

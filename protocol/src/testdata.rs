@@ -253,6 +253,11 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             index: 7,
             name: "hasher::fnv1a",
         }),
+        Message::ResourceOps(ResourceOps {
+            id: ResourceId(12),
+            op: WaitOp::Send,
+            count: 1500,
+        }),
     ]
 }
 

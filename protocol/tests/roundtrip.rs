@@ -221,6 +221,11 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             frames: Frames::Slice(&n[8..8 + (n[9] % 8) as usize]),
         }),
         MessageKind::SetSampling => Message::SetSampling(SetSampling { hz: n[1] as u32 }),
+        MessageKind::ResourceOps => Message::ResourceOps(ResourceOps {
+            id: ResourceId(n[0]),
+            op: WaitOp::ALL[(n[2] % WaitOp::ALL.len() as u64) as usize],
+            count: n[1],
+        }),
         MessageKind::WasmFunction => Message::WasmFunction(WasmFunction {
             start: n[0],
             len: n[1] as u32,

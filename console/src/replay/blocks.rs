@@ -163,7 +163,9 @@ impl Verifier {
         let mut progress = lock(&self.0);
         loop {
             match &*progress {
-                Progress::Matching(done) if *done >= end => return Ok(()),
+                // Checking stops at the first changed block: the bytes before it
+                // matched.
+                Progress::Matching(done) | Progress::Changed(done) if *done >= end => return Ok(()),
                 Progress::Matching(_) => {
                     progress = self.0.advanced.wait(progress).unwrap_or_else(PoisonError::into_inner);
                 }

@@ -823,6 +823,7 @@ impl State {
             Message::ResourceDropped(r) => self.resource_dropped(r.id),
             Message::WaitBegin(w) => self.wait_begin(cpu, ts, &w),
             Message::WaitEnd(w) => self.wait_end(ts, &w),
+            Message::ResourceOps(r) => self.resource_ops(&r),
             Message::JoinWaiting { task, waiter } => self.join_waiting(task, waiter),
             _ => {}
         }

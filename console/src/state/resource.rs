@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lucid_protocol::{ResourceCreated, ResourceId, ResourceKind, TaskId, WaitBegin, WaitEnd, WaitOp, WaitOutcome};
+use lucid_protocol::{
+    ResourceCreated, ResourceId, ResourceKind, ResourceOps, TaskId, WaitBegin, WaitEnd, WaitOp, WaitOutcome,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{State, WarningKind};
@@ -46,6 +48,22 @@ pub struct Resource {
     pub created: Ticks,
     /// Waits begun on it so far.
     pub waits: u64,
+    /// Operations done on it as the kernel counted them (`ResourceOps`: sends,
+    /// receives, acquisitions, locks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ops: BTreeMap<WaitOp, u64>,
+}
+
+impl Resource {
+    /// `send 12 recv 11`, or empty when nothing was counted.
+    #[must_use]
+    pub fn ops_text(&self) -> String {
+        self.ops
+            .iter()
+            .map(|(op, n)| format!("{} {n}", op.name()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// Ended waits kept for the timeline ([`State::wait_marks`]).
@@ -103,6 +121,9 @@ pub struct Resources {
     pub waits: BTreeMap<TaskId, Vec<Wait>>,
     /// `WaitBegin` messages.
     pub waits_begun: u64,
+    /// Operations counted on every resource (`ResourceOps`), by operation.
+    #[serde(default)]
+    pub ops: BTreeMap<WaitOp, u64>,
     /// Waits ended, by outcome: ready, cancelled, timed out.
     pub waits_ended: [u64; 3],
     /// The task each waiting task last awaited the join handle of (`JoinWaiting`).
@@ -210,6 +231,7 @@ impl Resources {
                 capacity: r.capacity,
                 created: Ticks(ts),
                 waits: 0,
+                ops: BTreeMap::new(),
             },
         );
     }
@@ -301,6 +323,15 @@ impl State {
 
     pub(super) fn join_waiting(&mut self, task: TaskId, waiter: TaskId) {
         self.resources.joining.insert(waiter, task);
+    }
+
+    pub(super) fn resource_ops(&mut self, r: &ResourceOps) {
+        let total = self.resources.ops.entry(r.op).or_default();
+        *total = total.saturating_add(r.count);
+        if let Some(live) = self.resources.live.get_mut(&r.id) {
+            let n = live.ops.entry(r.op).or_default();
+            *n = n.saturating_add(r.count);
+        }
     }
 
     pub(super) fn wait_end(&mut self, ts: u64, w: &WaitEnd) {
@@ -813,5 +844,36 @@ mod tests {
             s.resources.current_wait(TaskId(5)).is_some(),
             "the sleep is still waited on"
         );
+    }
+
+    #[test]
+    fn operation_counts_add_up_per_resource_and_over_all() {
+        let mut s = State::default();
+        create(&mut s, 1, 12, ResourceKind::Channel, "ping");
+        for (op, count) in [(WaitOp::Send, 5), (WaitOp::Recv, 4), (WaitOp::Send, 2)] {
+            apply(
+                &mut s,
+                2,
+                Message::ResourceOps(ResourceOps {
+                    id: ResourceId(12),
+                    op,
+                    count,
+                }),
+            );
+        }
+        // A resource created before this console connected counts in the totals only.
+        apply(
+            &mut s,
+            3,
+            Message::ResourceOps(ResourceOps {
+                id: ResourceId(99),
+                op: WaitOp::Recv,
+                count: u64::MAX,
+            }),
+        );
+        let r = &s.resources;
+        assert_eq!(r.live[&ResourceId(12)].ops_text(), "recv 4 send 7");
+        assert_eq!(r.ops.get(&WaitOp::Send), Some(&7));
+        assert_eq!(r.ops.get(&WaitOp::Recv), Some(&u64::MAX), "saturates");
     }
 }

@@ -97,8 +97,10 @@ impl ResourcesView {
             (area, None)
         };
         let header = Row::new(
-            ["ID", "Kind", "Name", "Cap", "Waiters", "Waits", "Age", "Location"]
-                .map(|h| Cell::from(h).style(Style::new().add_modifier(Modifier::BOLD))),
+            [
+                "ID", "Kind", "Name", "Cap", "Waiters", "Waits", "Ops", "Age", "Location",
+            ]
+            .map(|h| Cell::from(h).style(Style::new().add_modifier(Modifier::BOLD))),
         );
         let body = rows.iter().map(|r| {
             let cells = match res.get(r.id) {
@@ -109,6 +111,7 @@ impl ResourcesView {
                     live.capacity.map_or_else(|| "-".into(), |c| c.to_string()),
                     r.waiters.to_string(),
                     live.waits.to_string(),
+                    live.ops_text(),
                     dur(state, now.saturating_sub(live.created)),
                     live.location.clone(),
                 ],
@@ -118,6 +121,7 @@ impl ResourcesView {
                     String::new(),
                     "-".into(),
                     r.waiters.to_string(),
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     "(created before this console connected)".into(),
@@ -139,6 +143,7 @@ impl ResourcesView {
             Constraint::Length(6),
             Constraint::Length(8),
             Constraint::Length(7),
+            Constraint::Length(20),
             Constraint::Length(8),
             Constraint::Min(10),
         ];

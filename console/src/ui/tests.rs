@@ -734,6 +734,22 @@ fn fixture_with_waits() -> (App, [TaskId; 3]) {
         (now + 6_100, wait(a, 12, WaitOp::Recv)),
         (now + 6_200, wait(b, 12, WaitOp::Send)),
         (now + 6_300, wait(c, 99, WaitOp::Wait)),
+        (
+            now + 6_400,
+            Message::ResourceOps(lucid_protocol::ResourceOps {
+                id: ResourceId(12),
+                op: WaitOp::Send,
+                count: 40,
+            }),
+        ),
+        (
+            now + 6_400,
+            Message::ResourceOps(lucid_protocol::ResourceOps {
+                id: ResourceId(12),
+                op: WaitOp::Recv,
+                count: 38,
+            }),
+        ),
         (now + 9_000, Message::RunQueueDepth { depth: 1 }),
     ];
     app.session

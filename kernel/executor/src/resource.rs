@@ -86,6 +86,13 @@ pub trait ResourceHooks: Sync {
         location: &'static Location<'static>,
         capacity: Option<u64>,
     ) -> bool;
+    /// Where resource `id` (just recorded by [`ResourceHooks::on_created`]) counts
+    /// the operations done on it, if the trace layer counts them (it reports them
+    /// as periodic deltas, not an event per operation).
+    fn counters(&self, id: u64) -> Option<&'static OpCounts> {
+        let _ = id;
+        None
+    }
     /// Resource `id` was dropped.
     fn on_dropped(&self, id: u64);
     /// The current task got `Pending` from resource `id` doing `op`. Returns
@@ -114,9 +121,64 @@ fn hooks() -> Option<&'static dyn ResourceHooks> {
     unsafe { p.as_ref() }.copied()
 }
 
+/// Operations done on one resource, by [`CountedOp`]: plain relaxed increments
+/// the trace layer reads and reports as deltas now and then.
+#[derive(Debug, Default)]
+pub struct OpCounts {
+    counts: [AtomicU64; CountedOp::ALL.len()],
+}
+
+/// The operations a resource counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedOp {
+    /// A value sent.
+    Send,
+    /// A value received.
+    Recv,
+    /// Permits acquired.
+    Acquire,
+    /// A lock taken.
+    Lock,
+}
+
+impl CountedOp {
+    /// Every counted operation, in [`OpCounts`] order.
+    pub const ALL: [CountedOp; 4] = [CountedOp::Send, CountedOp::Recv, CountedOp::Acquire, CountedOp::Lock];
+}
+
+impl OpCounts {
+    /// No operation counted.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            counts: [const { AtomicU64::new(0) }; CountedOp::ALL.len()],
+        }
+    }
+
+    /// Counts one `op`.
+    #[inline]
+    pub fn add(&self, op: CountedOp) {
+        self.counts[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many `op` were counted.
+    #[must_use]
+    pub fn get(&self, op: CountedOp) -> u64 {
+        self.counts[op as usize].load(Ordering::Relaxed)
+    }
+
+    /// Sets every count to zero (a trace layer reusing the storage).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A primitive's identity in the trace; reports its drop.
 pub struct Resource {
     id: u64,
+    counts: Option<&'static OpCounts>,
 }
 
 impl Resource {
@@ -140,7 +202,10 @@ impl Resource {
             Some(h) => {
                 let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
                 if h.on_created(id, kind, name, location, capacity) {
-                    Self { id }
+                    Self {
+                        id,
+                        counts: h.counters(id),
+                    }
                 } else {
                     Self::untracked()
                 }
@@ -151,7 +216,15 @@ impl Resource {
     /// A resource that is never reported (parts of another primitive).
     #[must_use]
     pub const fn untracked() -> Self {
-        Self { id: 0 }
+        Self { id: 0, counts: None }
+    }
+
+    /// Counts one `op` done on it (when the trace layer counts them).
+    #[inline]
+    pub fn count(&self, op: CountedOp) {
+        if let Some(c) = self.counts {
+            c.add(op);
+        }
     }
 
     /// Its id, 0 if untracked.
@@ -325,7 +398,7 @@ impl OwnedWait {
     pub fn finish(&self, outcome: WaitOutcome) {
         self.span.end(outcome);
         let id = self.resource.swap(0, Ordering::Relaxed);
-        drop(Resource { id });
+        drop(Resource { id, counts: None });
     }
 }
 

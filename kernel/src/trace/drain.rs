@@ -23,6 +23,8 @@ use crate::{
 const PERIOD: Duration = Duration::from_millis(2);
 /// Loss reports at most this often.
 const LOSS_PERIOD_TICKS_PER_S: u64 = 10;
+/// Reports of the operations counted on resources per second.
+const OPS_REPORTS_PER_S: u64 = 4;
 
 /// Longest host frame (delimiter included) the drain accepts. Host commands are a
 /// few bytes plus a level filter's target; a longer run of bytes without a delimiter
@@ -140,6 +142,8 @@ pub struct Drain {
     snapshot_request: Option<u64>,
     last_loss_report: u64,
     last_heartbeat: u64,
+    /// When the resources' operation counts were last reported (TSC).
+    last_ops_report: u64,
 }
 
 impl core::fmt::Debug for Drain {
@@ -174,6 +178,7 @@ impl Drain {
             snapshot_request: None,
             last_loss_report: 0,
             last_heartbeat: 0,
+            last_ops_report: 0,
         }
     }
 
@@ -483,6 +488,10 @@ impl Drain {
             if !self.paused && now - self.last_loss_report > hz / LOSS_PERIOD_TICKS_PER_S {
                 self.report_losses();
                 self.last_loss_report = now;
+            }
+            if !self.paused && now - self.last_ops_report > hz / OPS_REPORTS_PER_S {
+                super::resources::report_ops(|m| self.control(m));
+                self.last_ops_report = now;
             }
             if now - self.last_heartbeat > hz {
                 self.control(&Message::Heartbeat);

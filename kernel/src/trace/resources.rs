@@ -12,7 +12,7 @@ use core::panic::Location;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use lucid_executor::resource::{ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
+use lucid_executor::resource::{CountedOp, OpCounts, ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
 use lucid_protocol::{self as proto, Message};
 
 use super::{message, sched_current_task, traced, wire_task};
@@ -100,6 +100,10 @@ impl ResourceHooks for ResourceTrace {
         true
     }
 
+    fn counters(&self, id: u64) -> Option<&'static OpCounts> {
+        LIVE.find(id).map(|slot| &slot.ops)
+    }
+
     fn on_dropped(&self, id: u64) {
         LIVE.remove(id);
         message(&Message::ResourceDropped(proto::ResourceDropped {
@@ -159,6 +163,49 @@ struct ResourceSlot {
     name: AtomicPtr<u8>,
     name_len: AtomicUsize,
     capacity: AtomicU64,
+    /// Operations done on it (the primitive increments them; static, so a count
+    /// racing the drop lands in memory that stays valid).
+    ops: OpCounts,
+    /// What of `ops` was reported.
+    reported: [AtomicU64; CountedOp::ALL.len()],
+}
+
+impl ResourceSlot {
+    /// Sends a `ResourceOps` for each operation counted since the last report.
+    fn report_ops(&self, id: u64, mut send: impl FnMut(&Message<'_>)) {
+        for (i, &counted) in CountedOp::ALL.iter().enumerate() {
+            let now = self.ops.get(counted);
+            let before = self.reported[i].swap(now, Ordering::Relaxed);
+            if now > before {
+                send(&Message::ResourceOps(proto::ResourceOps {
+                    id: proto::ResourceId(id),
+                    op: counted_op(counted),
+                    count: now - before,
+                }));
+            }
+        }
+    }
+}
+
+fn counted_op(counted: CountedOp) -> proto::WaitOp {
+    match counted {
+        CountedOp::Send => proto::WaitOp::Send,
+        CountedOp::Recv => proto::WaitOp::Recv,
+        CountedOp::Acquire => proto::WaitOp::Acquire,
+        CountedOp::Lock => proto::WaitOp::Lock,
+    }
+}
+
+/// Sends the operations counted on every live resource since their last report
+/// (the drain calls it now and then: counts go out as deltas, not an event per
+/// operation).
+pub fn report_ops(mut send: impl FnMut(&Message<'_>)) {
+    for slot in &LIVE.slots {
+        let id = slot.id.load(Ordering::Acquire);
+        if id != 0 && id != CLAIMED {
+            slot.report_ops(id, &mut send);
+        }
+    }
 }
 
 /// Live resources.
@@ -187,6 +234,8 @@ static LIVE: LiveResources = LiveResources {
             name: AtomicPtr::new(ptr::null_mut()),
             name_len: AtomicUsize::new(0),
             capacity: AtomicU64::new(NO_CAPACITY),
+            ops: OpCounts::new(),
+            reported: [const { AtomicU64::new(0) }; CountedOp::ALL.len()],
         }
     }; RESOURCE_SLOTS],
 };
@@ -214,19 +263,27 @@ impl LiveResources {
                 slot.name.store(name.as_ptr().cast_mut(), Ordering::Relaxed);
                 slot.name_len.store(name.len(), Ordering::Relaxed);
                 slot.capacity.store(capacity.unwrap_or(NO_CAPACITY), Ordering::Relaxed);
+                slot.ops.reset();
+                for r in &slot.reported {
+                    r.store(0, Ordering::Relaxed);
+                }
                 slot.id.store(id, Ordering::Release);
                 return;
             }
         }
     }
 
+    fn find(&self, id: u64) -> Option<&ResourceSlot> {
+        probes(id, RESOURCE_SLOTS)
+            .map(|i| &self.slots[i])
+            .find(|slot| slot.id.load(Ordering::Acquire) == id)
+    }
+
     fn remove(&self, id: u64) {
-        for i in probes(id, RESOURCE_SLOTS) {
-            let slot = &self.slots[i];
-            if slot.id.load(Ordering::Acquire) == id {
-                slot.id.store(0, Ordering::Release);
-                return;
-            }
+        if let Some(slot) = self.find(id) {
+            // What was done since the last report goes out with the drop.
+            slot.report_ops(id, message);
+            slot.id.store(0, Ordering::Release);
         }
     }
 }

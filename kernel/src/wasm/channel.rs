@@ -10,7 +10,7 @@ use core::mem::size_of;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sync::SpinLock;
-use lucid_executor::resource::{Resource, ResourceKind, WaitOp};
+use lucid_executor::resource::{CountedOp, Resource, ResourceKind, WaitOp};
 use lucid_executor::sync::WaitQueue;
 
 use super::budget::{ALLOCATION_OVERHEAD, Budget, Charge, Refusal};
@@ -109,6 +109,7 @@ impl Channel {
                 if q.len() < CAPACITY {
                     q.push_back(msg);
                     drop(q);
+                    self.resource.count(CountedOp::Send);
                     self.readable.wake();
                     return true;
                 }
@@ -122,6 +123,7 @@ impl Channel {
     pub async fn recv(&self) -> Option<Message> {
         loop {
             if let Some(m) = self.queue.lock().pop_front() {
+                self.resource.count(CountedOp::Recv);
                 self.writable.wake();
                 return Some(m);
             }

@@ -270,4 +270,6 @@ table::messages! {
     SetSampling(SetSampling) = extended(19, Postcard), "set_sampling";
     /// Where one function of a loaded wasm module's code lies (in snapshot answers).
     WasmFunction(WasmFunction<'a>) = extended(20, Postcard), "wasm_function";
+    /// Operations done on a resource since its last report (periodic deltas).
+    ResourceOps(ResourceOps) = extended(21, Postcard), "resource_ops";
 }

@@ -334,6 +334,18 @@ pub struct WasmFunction<'a> {
     pub name: &'a str,
 }
 
+/// Operations done on a resource since its last report (sent periodically, and
+/// at its drop, for the operations the kernel counts: send, recv, acquire, lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceOps {
+    /// The resource.
+    pub id: ResourceId,
+    /// The operation.
+    pub op: WaitOp,
+    /// How many since the last report.
+    pub count: u64,
+}
+
 /// A task's contained panic: what it said and where it was raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPanicked<'a> {

@@ -110,7 +110,7 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
 /// What the plain demo must show to a late console: waits on its channels and
 /// sleeps, the wasm channels created at boot, and no lost waker, deadlock or stuck
 /// wait.
-fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
+fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 7] {
     let resources = &stats["resources"];
     let begun = resources["waits_begun"].as_u64().unwrap_or(0);
     let ready = resources["waits_ready"].as_u64().unwrap_or(0);
@@ -138,7 +138,14 @@ fn demo_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
     let wasm_stack = stacks
         .iter()
         .any(|(_, stack)| stack.contains(" › wchan#") && stack.ends_with(" recv"));
+    let ops = &resources["ops"];
+    let (sends, recvs) = (ops["send"].as_u64().unwrap_or(0), ops["recv"].as_u64().unwrap_or(0));
     [
+        (
+            "the kernel counts operations on resources and reports them as deltas: the demo's channels send and receive",
+            sends > 1000 && recvs > 1000 && sends.abs_diff(recvs) < sends / 10,
+            format!("{ops}"),
+        ),
         (
             "parked tasks show their await stacks down to the resource, late console included",
             kernel_stack && wasm_stack,

@@ -13,7 +13,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 use super::{Closed, Semaphore};
-use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
+use crate::resource::{CountedOp, Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// The receiver is gone; the value that could not be sent is inside.
@@ -155,6 +155,7 @@ impl<T> Sender<T> {
             state.buffer.push_back(value);
             state.rx_waker.take()
         };
+        self.chan.resource.count(CountedOp::Send);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -232,6 +233,7 @@ impl<T> Receiver<T> {
             }
         };
         self.chan.capacity.add_permits(1);
+        self.chan.resource.count(CountedOp::Recv);
         Poll::Ready(Some(value))
     }
 
@@ -250,6 +252,7 @@ impl<T> Receiver<T> {
             }
         };
         self.chan.capacity.add_permits(1);
+        self.chan.resource.count(CountedOp::Recv);
         Ok(value)
     }
 }

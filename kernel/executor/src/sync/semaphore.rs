@@ -9,7 +9,7 @@ use core::task::{Context, Poll};
 use super::Closed;
 use super::waiter::{List, Node, WaitState, WakeBatch, set_waker};
 use crate::loom::cell::UnsafeCell;
-use crate::resource::{Resource, ResourceKind, WaitOp, WaitSpan};
+use crate::resource::{CountedOp, Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
 /// A counting semaphore. Waiters are served in arrival order: a large
@@ -98,12 +98,19 @@ impl Semaphore {
     /// `Err(Some(Closed))` if closed, `Err(None)` if the permits are not
     /// available now.
     pub fn try_acquire(&self, n: usize) -> Result<Permit<'_>, Option<Closed>> {
+        self.try_acquire_as(n, CountedOp::Acquire)
+    }
+
+    /// [`Semaphore::try_acquire`], counted as `op` on the semaphore's resource.
+    pub(crate) fn try_acquire_as(&self, n: usize, op: CountedOp) -> Result<Permit<'_>, Option<Closed>> {
         let mut inner = self.inner.lock();
         if inner.closed {
             return Err(Some(Closed));
         }
         if inner.waiters.0.is_empty() && inner.permits >= n {
             inner.permits -= n;
+            drop(inner);
+            self.resource.count(op);
             Ok(Permit { sem: self, permits: n })
         } else {
             Err(None)
@@ -249,6 +256,7 @@ impl<'a> Acquire<'a> {
                 if inner.waiters.0.is_empty() && inner.permits >= waiter.want {
                     inner.permits -= waiter.want;
                     waiter.state = WaitState::Done;
+                    this.sem.resource.count(counted(this.op));
                     return Poll::Ready(Ok(Permit {
                         sem: this.sem,
                         permits: waiter.want,
@@ -266,6 +274,7 @@ impl<'a> Acquire<'a> {
             }
             WaitState::Woken => {
                 waiter.state = WaitState::Done;
+                this.sem.resource.count(counted(this.op));
                 Poll::Ready(Ok(Permit {
                     sem: this.sem,
                     permits: waiter.want,
@@ -381,7 +390,7 @@ impl<T> Mutex<T> {
 
     /// Takes the lock if it is free and nobody waits for it.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        let permit = self.sem.try_acquire(1).ok()?;
+        let permit = self.sem.try_acquire_as(1, CountedOp::Lock).ok()?;
         permit.forget();
         Some(MutexGuard { mutex: self })
     }
@@ -425,5 +434,14 @@ impl<T> Drop for MutexGuard<'_, T> {
 impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// What an acquisition reported as `op` counts as.
+fn counted(op: WaitOp) -> CountedOp {
+    if op == WaitOp::Lock {
+        CountedOp::Lock
+    } else {
+        CountedOp::Acquire
     }
 }

@@ -43,6 +43,11 @@ impl ResourceHooks for Recorder {
         self.push(Seen::Created(id, kind, name.into(), line));
         true
     }
+    fn counters(&self, id: u64) -> Option<&'static resource::OpCounts> {
+        let counts: &'static resource::OpCounts = Box::leak(Box::default());
+        COUNTS.lock().unwrap().push((id, counts));
+        Some(counts)
+    }
     fn on_dropped(&self, id: u64) {
         self.push(Seen::Dropped(id));
     }
@@ -57,6 +62,18 @@ impl ResourceHooks for Recorder {
 }
 
 static RECORDER: Recorder = Recorder(StdMutex::new(Vec::new()));
+/// The operation counts handed out, by resource id.
+static COUNTS: StdMutex<Vec<(u64, &'static resource::OpCounts)>> = StdMutex::new(Vec::new());
+
+fn counts_of(id: u64) -> &'static resource::OpCounts {
+    COUNTS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|c| c.0 == id)
+        .expect("counts of the resource")
+        .1
+}
 static HOOKS: &dyn ResourceHooks = &RECORDER;
 
 /// What this thread reported since the last call.
@@ -247,5 +264,42 @@ fn a_frame_is_a_wait_only_while_its_task_is_parked_inside_it() {
         ]
     );
     drop((tx, rx));
+    seen();
+}
+
+#[test]
+fn channels_semaphores_and_mutexes_count_their_operations() {
+    use crate::resource::CountedOp;
+    use crate::sync::Mutex;
+    seen();
+    let (tx, mut rx) = mpsc::named_channel::<u8>("counted", 2);
+    let sem = Semaphore::new(3);
+    let mutex = Mutex::new(0u8);
+    let ids: Vec<u64> = seen()
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Created(id, ..) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let [chan, sem_id, mutex_id] = ids[..] else {
+        panic!("{ids:?}");
+    };
+    tx.try_send(1).unwrap();
+    assert_eq!(poll_once(&mut Box::pin(tx.send(2))), std::task::Poll::Ready(Ok(())));
+    assert!(tx.try_send(3).is_err(), "full: not counted");
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(poll_once(&mut Box::pin(rx.recv())), std::task::Poll::Ready(Some(2)));
+    let c = counts_of(chan);
+    assert_eq!((c.get(CountedOp::Send), c.get(CountedOp::Recv)), (2, 2));
+    let p = sem.try_acquire(1).unwrap();
+    assert!(poll_once(&mut Box::pin(sem.acquire(2))).is_ready());
+    drop(p);
+    assert_eq!(counts_of(sem_id).get(CountedOp::Acquire), 2);
+    drop(mutex.try_lock().unwrap());
+    drop(poll_once(&mut Box::pin(mutex.lock())));
+    let m = counts_of(mutex_id);
+    assert_eq!((m.get(CountedOp::Lock), m.get(CountedOp::Acquire)), (2, 0));
+    drop((tx, rx, sem, mutex));
     seen();
 }
