@@ -111,6 +111,17 @@ struct Batch {
     losses: Vec<(&'static Producer, u64, usize)>,
 }
 
+impl Batch {
+    /// Empties the batch after a write. A large snapshot answer (every live task and
+    /// resource, every loaded wasm function) can grow the buffer past its usual size
+    /// for one write: it goes back to that size, so the heap the drain holds does not
+    /// grow with what a host asked for.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.bytes.shrink_to(virtio_serial::TX_BUFFER);
+    }
+}
+
 /// Level filters one pass over host input applied and refused (logged once per pass).
 #[derive(Default)]
 struct FilterTally {
@@ -533,7 +544,7 @@ impl Drain {
                     }
                     self.batch.frames.clear();
                     self.batch.losses.clear();
-                    self.batch.bytes.clear();
+                    self.batch.clear();
                     self.connected = false;
                     return off;
                 }
@@ -541,7 +552,7 @@ impl Drain {
         }
         self.batch.frames.clear();
         self.batch.losses.clear();
-        self.batch.bytes.clear();
+        self.batch.clear();
         total
     }
 
