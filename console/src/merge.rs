@@ -117,6 +117,7 @@ fn is_snapshot_answer(m: &Message<'_>) -> bool {
             | Message::WasmInstanceArgs(_)
             | Message::ResourceCreated(_)
             | Message::WaitBegin(_)
+            | Message::Holders(_)
             | Message::WasmFunction(_)
             | Message::SnapshotEnd { .. }
     )

@@ -201,6 +201,10 @@ pub struct WaitSummary {
     /// recv`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// Who holds the resource's senders (`task 7 (ping), 1 unknown`), when the
+    /// kernel tracks them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
@@ -226,6 +230,9 @@ fn resource_summary(s: &State) -> (ResourceSummary, Vec<WaitSummary>) {
                 for_ns: s.clock().ns(now.saturating_sub(w.since)),
                 location: res.map(|x| x.location.clone()).unwrap_or_default(),
                 stack: r.await_stack(task),
+                held_by: res
+                    .and_then(|x| x.holders.as_ref())
+                    .map(|h| h.text(|t| s.task_label(t))),
             }
         })
         .collect();

@@ -258,6 +258,11 @@ pub fn sample_messages() -> Vec<Message<'static>> {
             op: WaitOp::Send,
             count: 1500,
         }),
+        Message::Holders(Holders {
+            resource: ResourceId(12),
+            tasks: [Some(TaskId(301)), Some(TaskId(302)), None, None],
+            unknown: 1,
+        }),
     ]
 }
 

@@ -226,6 +226,16 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
             op: WaitOp::ALL[(n[2] % WaitOp::ALL.len() as u64) as usize],
             count: n[1],
         }),
+        MessageKind::Holders => Message::Holders(Holders {
+            resource: ResourceId(n[0]),
+            tasks: [
+                opt(3).map(TaskId),
+                opt(4).map(TaskId),
+                opt(5).map(TaskId),
+                opt(6).map(TaskId),
+            ],
+            unknown: n[1] as u32,
+        }),
         MessageKind::WasmFunction => Message::WasmFunction(WasmFunction {
             start: n[0],
             len: n[1] as u32,

@@ -4,11 +4,13 @@
 //! - [`perfetto_proto`]: Perfetto's native protobuf trace, about a tenth of the JSON's
 //!   size.
 //! - [`folded`]: folded stacks for inferno and flamegraph.pl.
+//! - [`waiting`]: the live-task and waiting-task counts both Perfetto formats draw.
 
 pub mod folded;
 pub mod perfetto;
 pub mod perfetto_proto;
 pub mod svg;
+pub mod waiting;
 
 #[cfg(test)]
 mod tests;

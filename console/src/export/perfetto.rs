@@ -5,7 +5,8 @@
 //! slices, wake flow arrows (`s` at the waker's CPU, `f` at the woken task's next poll)
 //! and run-queue depth counters; process 2 "Tasks" has a thread per task with its
 //! polls, an async slice (`b`/`e`) per task lifetime and one per wait on a resource
-//! (`wait chan#12 ping recv`, category `wait`); process 3 "Wasm" has memory
+//! (`wait chan#12 ping recv`, category `wait`), and counters of live tasks and of
+//! tasks waiting by resource kind; process 3 "Wasm" has memory
 //! and fuel counters per instance and traps as instants. Losses and stream damage are
 //! global instants. Times are microseconds after the recording's first event.
 
@@ -16,6 +17,7 @@ use lucid_protocol::{Item, Message, ResourceId, TaskId, Waker};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::waiting::{Changed, Waiting};
 use crate::profile::{Polls, Tasks, executor_event};
 use crate::state::State;
 use crate::time::{Clock, Ticks};
@@ -85,6 +87,8 @@ pub struct PerfettoWriter<W: Write> {
     /// Open wait slices: their async id and name.
     waits: BTreeMap<(TaskId, ResourceId), (u64, String)>,
     next_wait: u64,
+    /// Live tasks and waits by kind, for the counter tracks.
+    waiting: Waiting,
     error: Option<io::Error>,
 }
 
@@ -114,6 +118,7 @@ impl<W: Write> PerfettoWriter<W> {
                 .collect(),
             waits: BTreeMap::new(),
             next_wait: 1,
+            waiting: Waiting::from_state(state),
             error: None,
         };
         for (pid, name) in [(PID_CPUS, "CPUs"), (PID_TASKS, "Tasks"), (PID_WASM, "Wasm")] {
@@ -211,6 +216,7 @@ impl<W: Write> PerfettoWriter<W> {
         }
         if let Item::Event { event, .. } = item {
             self.control(event.ts, &event.message);
+            self.counts(event.ts, &event.message);
         }
         let Some((cpu, ts, m)) = executor_event(item) else {
             return;
@@ -307,6 +313,23 @@ impl<W: Write> PerfettoWriter<W> {
                 self.emit(&e);
             }
             _ => {}
+        }
+    }
+
+    /// The live-task and waiting-task counters `m` changed.
+    fn counts(&mut self, ts: u64, m: &Message<'_>) {
+        let mut changed = Vec::new();
+        self.waiting.observe(m, |c| changed.push(c));
+        for c in changed {
+            let (name, args) = match c {
+                Changed::Live(n) => ("live tasks", json!({ "tasks": n })),
+                Changed::Waiting(kind, n) => ("tasks waiting", json!({ kind: n })),
+            };
+            let e = Ev {
+                args: Some(args),
+                ..Ev::new(name, "C", self.us(ts), PID_TASKS, 0)
+            };
+            self.emit(&e);
         }
     }
 

@@ -6,7 +6,9 @@
 //! Layout (the Chrome JSON's, in tracks): a "CPUs" group with a slice track per CPU
 //! (its polls, and a wake instant starting a flow that the woken task's next poll
 //! ends) and a run-queue depth counter track per CPU; a "Tasks" group with a track per
-//! task (its lifetime, with its polls nested inside); a "Wasm" group with a track per
+//! task (its lifetime, with its polls nested inside), a track of each task's waits on
+//! resources (one at a time), and counter tracks of live tasks and of tasks waiting
+//! by resource kind; a "Wasm" group with a track per
 //! instance (traps as instants) and memory and fuel counter tracks; a "Stream" track
 //! with losses, gaps and damage as instants. Slice names are interned (sent once on
 //! the one packet sequence, then referred to by number) and tracks described once, on
@@ -19,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Write};
 
-use lucid_protocol::{Item, Message, TaskId, Waker};
+use lucid_protocol::{Item, Message, ResourceId, TaskId, Waker};
 use perfetto_protos::clock_snapshot::ClockSnapshot;
 use perfetto_protos::clock_snapshot::clock_snapshot::Clock as SnapshotClock;
 use perfetto_protos::counter_descriptor::CounterDescriptor;
@@ -33,6 +35,7 @@ use perfetto_protos::track_event::track_event::Type;
 use perfetto_protos::track_event::{EventName, TrackEvent};
 use protobuf::{CodedOutputStream, MessageField};
 
+use super::waiting::{Changed, Waiting};
 use crate::profile::{Tasks, executor_event};
 use crate::state::State;
 use crate::time::{Clock, Ticks};
@@ -71,6 +74,11 @@ pub enum TrackKind {
     WasmMemory = 4,
     /// A wasm instance's fuel.
     WasmFuel = 5,
+    /// A task count: id 0 live tasks, id 1 + n tasks waiting on the n-th kind of
+    /// resource seen.
+    Count = 6,
+    /// A task's waits on resources.
+    TaskWaits = 7,
 }
 
 /// The uuid of the `kind` track of `id` (a CPU, task or instance number): small
@@ -110,6 +118,13 @@ pub struct PerfettoProtoWriter<W: Write> {
     /// Tasks that ended while a poll of theirs was still open: their lifetime ends
     /// with that poll (not before it, so the poll stays nested).
     ending: BTreeMap<TaskId, u64>,
+    /// Live tasks and waits by kind, for the counter tracks.
+    waiting: Waiting,
+    /// The [`TrackKind::Count`] id of each resource kind's waiting count.
+    kind_ids: BTreeMap<&'static str, u64>,
+    /// The wait each task's wait track shows (one at a time: a select's other
+    /// waits would not nest).
+    wait_slices: BTreeMap<TaskId, ResourceId>,
     error: Option<io::Error>,
 }
 
@@ -134,6 +149,9 @@ impl<W: Write> PerfettoProtoWriter<W> {
             next_flow: 1,
             alive: BTreeSet::new(),
             ending: BTreeMap::new(),
+            waiting: Waiting::from_state(state),
+            kind_ids: BTreeMap::new(),
+            wait_slices: BTreeMap::new(),
             error: None,
         };
         w.start_sequence();
@@ -356,6 +374,7 @@ impl<W: Write> PerfettoProtoWriter<W> {
                 }
                 self.tasks.observe(&event.message);
                 self.control(event.ts, &event.message);
+                self.waits(event.ts, &event.message);
             }
             Item::Gap { .. } | Item::Restart { .. } => self.instant(ROOT_STREAM, self.last_ts, "stream gap", None),
             Item::Error { .. } => self.instant(ROOT_STREAM, self.last_ts, "stream damage", None),
@@ -428,6 +447,56 @@ impl<W: Write> PerfettoProtoWriter<W> {
         }
     }
 
+    /// Wait slices and the live-task and waiting-task counters.
+    fn waits(&mut self, ts: u64, m: &Message<'_>) {
+        let mut changed = Vec::new();
+        self.waiting.observe(m, |c| changed.push(c));
+        for c in changed {
+            let (id, name, value) = match c {
+                Changed::Live(n) => (0, "live tasks".to_string(), n),
+                Changed::Waiting(kind, n) => {
+                    let next = self.kind_ids.len() as u64 + 1;
+                    let id = *self.kind_ids.entry(kind).or_insert(next);
+                    (id, format!("tasks waiting on {kind}"), n)
+                }
+            };
+            let track = self.counter_track(TrackKind::Count, id, ROOT_TASKS, || name);
+            self.counter(track, ts, value);
+        }
+        match *m {
+            Message::WaitBegin(w) if self.waiting.is_open(w.task, w.resource) => {
+                if let std::collections::btree_map::Entry::Vacant(v) = self.wait_slices.entry(w.task) {
+                    v.insert(w.resource);
+                    let track = self.wait_track(w.task);
+                    let name = format!("wait {}#{} {}", self.waiting.kind(w.resource), w.resource, w.op.name());
+                    let e = self.slice_begin(track, &name);
+                    self.event(ts, e);
+                }
+            }
+            Message::WaitEnd(w) if self.wait_slices.get(&w.task) == Some(&w.resource) => {
+                self.wait_slices.remove(&w.task);
+                let track = self.wait_track(w.task);
+                self.slice_end(track, ts);
+            }
+            Message::TaskCompleted { task, .. } | Message::TaskDropped { task }
+                if self.wait_slices.remove(&task).is_some() =>
+            {
+                let track = self.wait_track(task);
+                self.slice_end(track, ts);
+            }
+            _ => {}
+        }
+    }
+
+    fn wait_track(&mut self, task: TaskId) -> u64 {
+        let uuid = track_uuid(TrackKind::TaskWaits, task.get());
+        if !self.tracks.contains(&uuid) {
+            let name = format!("{} #{task} waits", self.tasks.get(task).name);
+            self.describe(uuid, Some(ROOT_TASKS), name, false);
+        }
+        uuid
+    }
+
     /// Messages of any stream: wasm counters, traps, losses.
     fn control(&mut self, ts: u64, m: &Message<'_>) {
         match *m {
@@ -472,6 +541,10 @@ impl<W: Write> PerfettoProtoWriter<W> {
         }
         for task in std::mem::take(&mut self.alive) {
             let track = self.task_track(task);
+            self.slice_end(track, end);
+        }
+        for task in std::mem::take(&mut self.wait_slices).into_keys() {
+            let track = self.wait_track(task);
             self.slice_end(track, end);
         }
         if let Some(e) = self.error.take() {

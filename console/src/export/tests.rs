@@ -219,6 +219,15 @@ fn perfetto_carries_a_wait_slice_per_wait_named_by_its_resource() {
             ("e".to_string(), name, 6),
         ]
     );
+    // The count of tasks waiting on channels follows the waits.
+    let waiting: Vec<u64> = doc["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["ph"] == "C" && e["name"] == "tasks waiting")
+        .map(|e| e["args"]["chan"].as_u64().expect("a chan count"))
+        .collect();
+    assert_eq!(waiting, [1, 2, 1]);
 }
 
 /// The protobuf export of `path` and the Chrome JSON's size for the same window.
@@ -341,6 +350,11 @@ fn the_perfetto_proto_decodes_back_to_the_recordings_polls() {
     assert!(
         flows_ended > 0 && counters > 0,
         "{flows_ended} flows, {counters} counters"
+    );
+    assert_eq!(
+        parent.get(&track_uuid(TrackKind::Count, 0)),
+        Some(&(ROOT_TASKS, true)),
+        "a live-tasks counter track in the Tasks group"
     );
 
     // Per CPU: one slice per poll the recording started there.

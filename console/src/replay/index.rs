@@ -36,7 +36,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes,
 /// or what the merge and state model make of the same input.
-pub const INDEX_VERSION: u16 = 10;
+pub const INDEX_VERSION: u16 = 11;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -742,7 +742,10 @@ mod tests {
         let params = IndexParams::default();
         let fp = fingerprint(&path).expect("fingerprint");
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
-        assert_eq!(INDEX_VERSION, 10, "bumped for the ended waits in the state");
+        assert_eq!(
+            INDEX_VERSION, 11,
+            "bumped for resource holders and suspected deadlocks in the state"
+        );
         let side = place::index_path(&path);
         let mut raw = fs::read(&side).expect("read");
         raw[8..10].copy_from_slice(&4u16.to_le_bytes());

@@ -8,6 +8,7 @@
 //! Whatever the stream, everything keyed by its ids is capped (`limits`), and a
 //! kernel restart begins a new boot instead of mixing two (`boot`).
 
+pub(crate) mod blocked;
 mod boot;
 mod counts;
 mod cpu;
@@ -666,6 +667,11 @@ impl State {
         if !self.is_about_expired_task(m) {
             self.apply_message(stream.cpu, ts, m);
         }
+        if let Some(&(due, _)) = self.resources.suspects.first()
+            && due.0 <= ts
+        {
+            self.confirm_suspects(stream.cpu, ts);
+        }
         if self.events.is_multiple_of(PRUNE_EVERY) || matches!(m, Message::Heartbeat) {
             self.prune();
             self.check_stuck_polls();
@@ -825,6 +831,7 @@ impl State {
             Message::WaitEnd(w) => self.wait_end(ts, &w),
             Message::ResourceOps(r) => self.resource_ops(&r),
             Message::JoinWaiting { task, waiter } => self.join_waiting(task, waiter),
+            Message::Holders(h) => self.holders(cpu, ts, &h),
             _ => {}
         }
     }

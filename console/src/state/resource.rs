@@ -4,12 +4,11 @@
 //! they make possible:
 //!
 //! - a **deadlock**: a cycle of tasks each waiting on something only another task
-//!   of the cycle can signal (today: join handles, whose only signaller is the task
-//!   joined);
+//!   of the cycle can signal (join handles, channels whose senders are known);
 //! - a **stuck wait**: a task waiting on something whose only signaller is itself
 //!   deadlocked or stuck, so nothing alive can signal it.
 //!
-//! Both are raised the moment the wait that closes them begins.
+//! The search is in `blocked.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +17,7 @@ use lucid_protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{State, WarningKind};
+use super::State;
 use crate::time::Ticks;
 
 /// Live resources kept; a stream that creates more without dropping any has the
@@ -28,8 +27,6 @@ pub const MAX_RESOURCES: usize = 1 << 16;
 pub const MAX_WAITS_PER_TASK: usize = 8;
 /// Deadlocks kept (and warned about).
 pub const MAX_DEADLOCKS: usize = 1000;
-/// Longest chain of joins followed when looking for a cycle.
-const MAX_CHAIN: usize = 64;
 
 /// A live resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +49,31 @@ pub struct Resource {
     /// receives, acquisitions, locks).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ops: BTreeMap<WaitOp, u64>,
+    /// Who holds its handles (a channel's senders), once the kernel said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holders: Option<Holders>,
+}
+
+/// Who holds a resource's handles (`Holders`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holders {
+    /// Tasks holding one (named twice for two).
+    pub tasks: Vec<TaskId>,
+    /// Handles whose holder is unknown (unused yet, or shared).
+    pub unknown: u32,
+}
+
+impl Holders {
+    /// `task 5, task 6 and 1 unknown`-style text with `label` naming tasks; empty
+    /// when no handle is held.
+    #[must_use]
+    pub fn text(&self, label: impl Fn(TaskId) -> String) -> String {
+        let mut parts: Vec<String> = self.tasks.iter().map(|&t| label(t)).collect();
+        if self.unknown > 0 {
+            parts.push(format!("{} unknown", self.unknown));
+        }
+        parts.join(", ")
+    }
 }
 
 impl Resource {
@@ -132,6 +154,10 @@ pub struct Resources {
     pub blocked_forever: BTreeSet<TaskId>,
     /// Deadlocks warned about (each cycle once), oldest first.
     pub deadlocks: Vec<Deadlock>,
+    /// Waits whose finding (a deadlock or stuck wait involving a channel) is
+    /// confirmed when its time comes, by the time due.
+    #[serde(default)]
+    pub suspects: Vec<(Ticks, TaskId)>,
 }
 
 impl Resources {
@@ -232,6 +258,7 @@ impl Resources {
                 created: Ticks(ts),
                 waits: 0,
                 ops: BTreeMap::new(),
+                holders: None,
             },
         );
     }
@@ -297,6 +324,7 @@ impl Resources {
         self.waits.clear();
         self.joining.clear();
         self.blocked_forever.clear();
+        self.suspects.clear();
     }
 
     pub(super) fn task_ended(&mut self, task: TaskId) {
@@ -306,7 +334,7 @@ impl Resources {
     }
 
     /// The join wait of `task` and the task it joins, if it waits on a join handle.
-    fn join_wait(&self, task: TaskId) -> Option<(&Wait, TaskId)> {
+    pub(super) fn join_wait(&self, task: TaskId) -> Option<(&Wait, TaskId)> {
         let wait = self.waits.get(&task)?.iter().find(|w| w.op == WaitOp::Join)?;
         Some((wait, *self.joining.get(&task)?))
     }
@@ -353,38 +381,24 @@ impl State {
 
     pub(super) fn wait_begin(&mut self, cpu: u32, ts: u64, w: &WaitBegin) {
         self.resources.begin(ts, w);
-        if w.op != WaitOp::Join {
+        if matches!(w.op, WaitOp::Join | WaitOp::Recv) {
+            self.judge_wait(cpu, ts, w.task);
+        }
+    }
+
+    /// Who holds `h.resource`'s handles changed: its waiters may now be judged.
+    pub(super) fn holders(&mut self, cpu: u32, ts: u64, h: &lucid_protocol::Holders) {
+        let Some(r) = self.resources.live.get_mut(&h.resource) else {
             return;
+        };
+        r.holders = Some(Holders {
+            tasks: h.named().collect(),
+            unknown: h.unknown,
+        });
+        let waiters: Vec<TaskId> = self.resources.waiters(h.resource).map(|(t, _)| t).collect();
+        for task in waiters {
+            self.judge_wait(cpu, ts, task);
         }
-        if let Some(cycle) = self.join_cycle(w.task) {
-            self.deadlock(cpu, ts, cycle);
-        }
-        self.find_stuck_waits(cpu, ts);
-    }
-
-    /// The cycle of joins through `start`, if its chain of join waits comes back
-    /// to it.
-    fn join_cycle(&self, start: TaskId) -> Option<Vec<TaskId>> {
-        let mut path = vec![start];
-        let mut cur = start;
-        while path.len() <= MAX_CHAIN {
-            let (_, next) = self.resources.join_wait(cur)?;
-            if next == start {
-                return Some(path);
-            }
-            if path.contains(&next) || self.tasks.get(&next).is_some_and(|t| t.status.is_done()) {
-                return None;
-            }
-            path.push(next);
-            cur = next;
-        }
-        None
-    }
-
-    /// `task` can never run again (it lost its waker): whoever joins it is stuck.
-    pub(super) fn cannot_run(&mut self, cpu: u32, ts: u64, task: TaskId) {
-        self.resources.blocked_forever.insert(task);
-        self.find_stuck_waits(cpu, ts);
     }
 
     /// `task` ran after all: it was not blocked for good.
@@ -405,94 +419,11 @@ impl State {
         }
     }
 
-    /// `task 5 (a) waits on join#9 for task 6 (b)`.
-    fn describe_join_wait(&self, task: TaskId) -> String {
-        let Some((wait, joined)) = self.resources.join_wait(task) else {
-            return self.task_label(task);
-        };
-        format!(
-            "{} waits on {} for {}",
-            self.task_label(task),
-            self.resources.label(wait.resource),
-            self.task_label(joined)
-        )
-    }
-
     /// `task 5 (name)`, or `task 5` for an unnamed or unknown task.
     pub(crate) fn task_label(&self, task: TaskId) -> String {
         match self.tasks.get(&task) {
             Some(t) if !t.name.is_empty() => format!("task {task} ({})", t.name.as_str()),
             _ => format!("task {task}"),
-        }
-    }
-
-    fn deadlock(&mut self, cpu: u32, ts: u64, cycle: Vec<TaskId>) {
-        let mut key = cycle.clone();
-        key.sort_unstable();
-        let known = self.resources.deadlocks.iter().any(|d| {
-            let mut tasks = d.tasks.clone();
-            tasks.sort_unstable();
-            tasks == key
-        });
-        if known || self.resources.deadlocks.len() >= MAX_DEADLOCKS {
-            return;
-        }
-        let steps: Vec<String> = cycle.iter().map(|&t| self.describe_join_wait(t)).collect();
-        let waits: Vec<&Wait> = cycle
-            .iter()
-            .filter_map(|&t| self.resources.join_wait(t).map(|(w, _)| w))
-            .collect();
-        let deadlock = Deadlock {
-            resources: waits.iter().map(|w| w.resource).collect(),
-            formed: waits.iter().map(|w| w.since).max().unwrap_or(Ticks(ts)),
-            detected: Ticks(ts),
-            tasks: cycle.clone(),
-        };
-        self.resources.blocked_forever.extend(cycle.iter().copied());
-        self.resources.deadlocks.push(deadlock);
-        self.warn_at(
-            WarningKind::Deadlock,
-            ts,
-            cpu,
-            cycle.first().copied(),
-            format!(
-                "deadlock of {} tasks: {}; none of them can proceed",
-                cycle.len(),
-                steps.join(", ")
-            ),
-        );
-    }
-
-    /// Warns about every task waiting on the join handle of a task that is itself
-    /// deadlocked or stuck (to a fixpoint: a chain of such waits is stuck all along).
-    fn find_stuck_waits(&mut self, cpu: u32, ts: u64) {
-        loop {
-            let stuck: Vec<TaskId> = self
-                .resources
-                .waits
-                .keys()
-                .copied()
-                .filter(|t| !self.resources.blocked_forever.contains(t))
-                .filter(|&t| {
-                    self.resources
-                        .join_wait(t)
-                        .is_some_and(|(_, joined)| self.resources.blocked_forever.contains(&joined))
-                })
-                .collect();
-            if stuck.is_empty() {
-                return;
-            }
-            for task in stuck {
-                self.resources.blocked_forever.insert(task);
-                let what = self.describe_join_wait(task);
-                self.warn_at(
-                    WarningKind::StuckWait,
-                    ts,
-                    cpu,
-                    Some(task),
-                    format!("stuck wait: {what}, which can never finish; nothing alive can signal it"),
-                );
-            }
         }
     }
 }
@@ -502,6 +433,7 @@ mod tests {
     use lucid_protocol::{Event, Item, Location, Message, Ring, StreamId, TaskKind, TaskSpawned};
 
     use super::*;
+    use crate::state::WarningKind;
 
     fn apply(s: &mut State, ts: u64, message: Message<'_>) {
         s.apply(&Item::Event {
@@ -875,5 +807,125 @@ mod tests {
         assert_eq!(r.live[&ResourceId(12)].ops_text(), "recv 4 send 7");
         assert_eq!(r.ops.get(&WaitOp::Send), Some(&7));
         assert_eq!(r.ops.get(&WaitOp::Recv), Some(&u64::MAX), "saturates");
+    }
+
+    /// Resource `id` (a channel) has senders held by `tasks` and `unknown` more.
+    fn held(s: &mut State, ts: u64, id: u64, tasks: &[u64], unknown: u32) {
+        let mut named = [None; lucid_protocol::NAMED_HOLDERS];
+        for (slot, &t) in named.iter_mut().zip(tasks) {
+            *slot = Some(TaskId(t));
+        }
+        apply(
+            s,
+            ts,
+            Message::Holders(lucid_protocol::Holders {
+                resource: ResourceId(id),
+                tasks: named,
+                unknown,
+            }),
+        );
+    }
+
+    /// `task` polled from `ts` to `ts + 1`, beginning a receive on `chan` that waits.
+    fn recv_parks(s: &mut State, ts: u64, task: u64, chan: u64) {
+        apply(s, ts, Message::PollStart { task: TaskId(task) });
+        begin(s, ts, task, chan, WaitOp::Recv);
+        apply(
+            s,
+            ts + 1,
+            Message::PollEnd {
+                task: TaskId(task),
+                result: lucid_protocol::PollResult::Pending,
+            },
+        );
+    }
+
+    /// Two tasks, each receiving on a channel whose only sender the other holds.
+    fn channel_pair(s: &mut State) {
+        spawn(s, 1, 5, "chan-a");
+        spawn(s, 1, 6, "chan-b");
+        create(s, 2, 30, ResourceKind::Channel, "to-a");
+        create(s, 2, 31, ResourceKind::Channel, "to-b");
+        held(s, 3, 30, &[6], 0);
+        held(s, 3, 31, &[5], 0);
+    }
+
+    /// Half a second of trace time at the default clock, and a bit.
+    fn confirm_ticks(s: &State) -> u64 {
+        s.tsc_hz() / 1000 * crate::state::blocked::CONFIRM_AFTER_MS + 1
+    }
+
+    #[test]
+    fn two_tasks_receiving_from_each_other_are_a_deadlock_once_it_held_half_a_second() {
+        let mut s = State::new();
+        channel_pair(&mut s);
+        recv_parks(&mut s, 10, 5, 30);
+        recv_parks(&mut s, 20, 6, 31);
+        assert!(
+            warnings(&s, WarningKind::Deadlock).is_empty(),
+            "a wake may still be in flight: not yet"
+        );
+        let later = 20 + confirm_ticks(&s);
+        apply(&mut s, later, Message::Heartbeat);
+        assert_eq!(
+            warnings(&s, WarningKind::Deadlock),
+            [
+                "deadlock of 2 tasks: task 6 (chan-b) waits on chan#31 to-b recv, sent to only by task 5 (chan-a), \
+                 task 5 (chan-a) waits on chan#30 to-a recv, sent to only by task 6 (chan-b); none of them can proceed"
+            ]
+        );
+        let d = &s.resources.deadlocks[0];
+        assert_eq!(d.resources, [ResourceId(31), ResourceId(30)]);
+        assert_eq!(d.formed, Ticks(20));
+        // A third task receiving on a channel only chan-a sends on is stuck.
+        spawn(&mut s, later, 7, "listener");
+        create(&mut s, later, 32, ResourceKind::Channel, "news");
+        held(&mut s, later, 32, &[5], 0);
+        recv_parks(&mut s, later + 1, 7, 32);
+        let end = later + 2 * confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert_eq!(warnings(&s, WarningKind::StuckWait).len(), 1, "{:?}", s.warnings);
+        assert_eq!(warnings(&s, WarningKind::Deadlock).len(), 1);
+    }
+
+    #[test]
+    fn a_woken_receiver_an_unknown_sender_or_a_poll_in_between_is_no_deadlock() {
+        // Woken before the confirmation: the value was on its way.
+        let mut s = State::new();
+        channel_pair(&mut s);
+        recv_parks(&mut s, 10, 5, 30);
+        recv_parks(&mut s, 20, 6, 31);
+        apply(
+            &mut s,
+            30,
+            Message::Wake {
+                task: TaskId(5),
+                waker: lucid_protocol::Waker::Task(TaskId(6)),
+                by_ref: true,
+                self_wake: false,
+            },
+        );
+        let end = 40 + confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+
+        // One sender whose holder is unknown (not used yet, or shared).
+        let mut s = State::new();
+        channel_pair(&mut s);
+        held(&mut s, 4, 30, &[6], 1);
+        recv_parks(&mut s, 10, 5, 30);
+        recv_parks(&mut s, 20, 6, 31);
+        let end = 20 + confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+
+        // The other task is running when the wait begins and stays so.
+        let mut s = State::new();
+        channel_pair(&mut s);
+        apply(&mut s, 5, Message::PollStart { task: TaskId(6) });
+        recv_parks(&mut s, 10, 5, 30);
+        let end = 10 + confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert!(warnings(&s, WarningKind::Deadlock).is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! The resources tasks wait on: kind, name, creation site, capacity, current
-//! waiters and age; Enter lists the tasks waiting on the selected one.
+//! waiters and age; Enter lists the tasks waiting on the selected one and, for a
+//! channel, who holds its senders.
 
 use std::collections::BTreeSet;
 
@@ -173,11 +174,18 @@ impl ResourcesView {
                 Some(id) => format!(" Waiting on {} ({}) ", res.label(id), lines.len()),
                 None => " Waiting ".into(),
             };
-            let body = if lines.is_empty() {
-                Paragraph::new("no task waits on it")
+            let mut lines = if lines.is_empty() {
+                vec![Line::from("no task waits on it")]
             } else {
-                Paragraph::new(lines)
+                lines
             };
+            // Who could end a receive: the holders of its senders.
+            if let Some(h) = selected.and_then(|id| res.get(id)).and_then(|r| r.holders.as_ref()) {
+                let held = h.text(|t| state.task_label(t));
+                let held = if held.is_empty() { "none".into() } else { held };
+                lines.insert(0, Line::from(format!("senders held by: {held}")));
+            }
+            let body = Paragraph::new(lines);
             f.render_widget(body.block(Block::bordered().title(title)), area);
         }
     }

@@ -750,6 +750,14 @@ fn fixture_with_waits() -> (App, [TaskId; 3]) {
                 count: 38,
             }),
         ),
+        (
+            now + 6_500,
+            Message::Holders(lucid_protocol::Holders {
+                resource: ResourceId(12),
+                tasks: [Some(c), None, None, None],
+                unknown: 1,
+            }),
+        ),
         (now + 9_000, Message::RunQueueDepth { depth: 1 }),
     ];
     app.session
@@ -793,6 +801,11 @@ fn resources_view_lists_waiters_and_enter_opens_them() {
     let text = text_of(&screen);
     assert!(
         text.contains(&format!("task {a}")) && text.contains(&format!("task {b}")),
+        "{text}"
+    );
+    let (_, [_, _, c]) = fixture_with_waits();
+    assert!(
+        text.contains(&format!("senders held by: task {c}")) && text.contains("1 unknown"),
         "{text}"
     );
     insta::assert_snapshot!(screen);

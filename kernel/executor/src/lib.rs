@@ -7,6 +7,8 @@ extern crate alloc;
 #[cfg(feature = "alloc")]
 pub mod frame;
 #[cfg(feature = "alloc")]
+pub mod holders;
+#[cfg(feature = "alloc")]
 pub mod hooks;
 #[cfg(feature = "alloc")]
 pub(crate) mod loom;

@@ -10,7 +10,7 @@
 mod inner {
     pub(crate) mod atomic {
         pub(crate) use core::sync::atomic::Ordering;
-        pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, fence};
+        pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, fence};
     }
     pub(crate) mod cell {
         pub(crate) use loom::cell::UnsafeCell;
@@ -23,7 +23,9 @@ mod inner {
 #[cfg(not(loom))]
 mod inner {
     pub(crate) mod atomic {
-        pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
+        pub(crate) use core::sync::atomic::{
+            AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        };
     }
     pub(crate) use core::hint;
 

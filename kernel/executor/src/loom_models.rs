@@ -513,3 +513,29 @@ fn loom_registry_listing_vs_free_on_another_cpu() {
         assert_eq!(probe.freed.load(SeqCst), 1);
     });
 }
+
+/// Two tasks' handles change hands at once on one holder set: neither change is
+/// lost, and no holder is counted twice.
+#[test]
+fn loom_concurrent_holder_changes_keep_the_set_exact() {
+    use crate::holders::HolderSet;
+    model(|| {
+        let set = Arc::new(HolderSet::new());
+        set.add(0);
+        set.add(0);
+        let other = set.clone();
+        let t = thread::spawn(move || {
+            other.add(7);
+            other.remove(0);
+        });
+        set.add(8);
+        set.remove(0);
+        t.join().unwrap();
+        let (mut tasks, unknown) = set.read();
+        tasks.sort_unstable();
+        assert_eq!((tasks, unknown), ([0, 0, 7, 8], 0));
+        set.remove(7);
+        set.remove(8);
+        assert!(set.is_empty());
+    });
+}

@@ -15,6 +15,8 @@ use core::fmt;
 use core::panic::Location;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
+use crate::holders::HolderSet;
+
 /// What kind of primitive a resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
@@ -93,6 +95,21 @@ pub trait ResourceHooks: Sync {
         let _ = id;
         None
     }
+    /// Where resource `id` (a channel, just recorded) keeps the holders of its
+    /// handles ([`crate::holders`]), if the trace layer tracks them.
+    fn holders(&self, id: u64) -> Option<&'static HolderSet> {
+        let _ = id;
+        None
+    }
+    /// The task running now as the trace names it (0: none, or one the trace
+    /// leaves out): who uses a handle.
+    fn current_task(&self) -> u64 {
+        0
+    }
+    /// The holders of resource `id`'s handles changed to `holders`.
+    fn on_holders(&self, id: u64, holders: &HolderSet) {
+        let _ = (id, holders);
+    }
     /// Resource `id` was dropped.
     fn on_dropped(&self, id: u64);
     /// The current task got `Pending` from resource `id` doing `op`. Returns
@@ -114,7 +131,7 @@ pub fn install(hooks: &'static &'static dyn ResourceHooks) {
 }
 
 #[inline]
-fn hooks() -> Option<&'static dyn ResourceHooks> {
+pub(crate) fn hooks() -> Option<&'static dyn ResourceHooks> {
     let p = HOOKS.load(Ordering::Acquire);
     // SAFETY: the only non-null value is the `&'static` reference `install`
     // stored.
@@ -179,6 +196,7 @@ impl OpCounts {
 pub struct Resource {
     id: u64,
     counts: Option<&'static OpCounts>,
+    holders: Option<&'static HolderSet>,
 }
 
 impl Resource {
@@ -205,6 +223,11 @@ impl Resource {
                     Self {
                         id,
                         counts: h.counters(id),
+                        holders: if kind == ResourceKind::Channel {
+                            h.holders(id)
+                        } else {
+                            None
+                        },
                     }
                 } else {
                     Self::untracked()
@@ -216,7 +239,11 @@ impl Resource {
     /// A resource that is never reported (parts of another primitive).
     #[must_use]
     pub const fn untracked() -> Self {
-        Self { id: 0, counts: None }
+        Self {
+            id: 0,
+            counts: None,
+            holders: None,
+        }
     }
 
     /// Counts one `op` done on it (when the trace layer counts them).
@@ -225,6 +252,12 @@ impl Resource {
         if let Some(c) = self.counts {
             c.add(op);
         }
+    }
+
+    /// Where the holders of its handles are kept, if they are tracked.
+    #[must_use]
+    pub fn holders(&self) -> Option<&'static HolderSet> {
+        self.holders
     }
 
     /// Its id, 0 if untracked.
@@ -398,7 +431,11 @@ impl OwnedWait {
     pub fn finish(&self, outcome: WaitOutcome) {
         self.span.end(outcome);
         let id = self.resource.swap(0, Ordering::Relaxed);
-        drop(Resource { id, counts: None });
+        drop(Resource {
+            id,
+            counts: None,
+            holders: None,
+        });
     }
 }
 

@@ -6,12 +6,15 @@
 //! answer to a snapshot request carries them to a console that connects late. The
 //! tables take no lock and never allocate: a slot is claimed with a compare-exchange
 //! among a few slots from the key's hash and freed with a store; a resource or wait
-//! that finds no free slot is only missing from snapshots.
+//! that finds no free slot is only missing from snapshots. A resource's slot also
+//! holds its operation counts and the holders of its handles (a channel's
+//! senders), which the executor updates in place.
 
 use core::panic::Location;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
+use lucid_executor::holders::HolderSet;
 use lucid_executor::resource::{CountedOp, OpCounts, ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
 use lucid_protocol::{self as proto, Message};
 
@@ -104,6 +107,20 @@ impl ResourceHooks for ResourceTrace {
         LIVE.find(id).map(|slot| &slot.ops)
     }
 
+    fn holders(&self, id: u64) -> Option<&'static HolderSet> {
+        LIVE.find(id).map(|slot| &slot.holders)
+    }
+
+    fn current_task(&self) -> u64 {
+        sched_current_task()
+            .filter(|&t| traced(t))
+            .map_or(0, |t| wire_task(t).get())
+    }
+
+    fn on_holders(&self, id: u64, holders: &HolderSet) {
+        message(&holders_message(id, holders));
+    }
+
     fn on_dropped(&self, id: u64) {
         LIVE.remove(id);
         message(&Message::ResourceDropped(proto::ResourceDropped {
@@ -168,6 +185,18 @@ struct ResourceSlot {
     ops: OpCounts,
     /// What of `ops` was reported.
     reported: [AtomicU64; CountedOp::ALL.len()],
+    /// Who holds its handles (a channel's senders); static for the same reason.
+    holders: HolderSet,
+}
+
+/// The `Holders` message of resource `id`.
+fn holders_message(id: u64, holders: &HolderSet) -> Message<'static> {
+    let (tasks, unknown) = holders.read();
+    Message::Holders(proto::Holders {
+        resource: proto::ResourceId(id),
+        tasks: tasks.map(|t| (t != 0).then_some(proto::TaskId(t))),
+        unknown,
+    })
 }
 
 impl ResourceSlot {
@@ -236,6 +265,7 @@ static LIVE: LiveResources = LiveResources {
             capacity: AtomicU64::new(NO_CAPACITY),
             ops: OpCounts::new(),
             reported: [const { AtomicU64::new(0) }; CountedOp::ALL.len()],
+            holders: HolderSet::new(),
         }
     }; RESOURCE_SLOTS],
 };
@@ -267,6 +297,7 @@ impl LiveResources {
                 for r in &slot.reported {
                     r.store(0, Ordering::Relaxed);
                 }
+                slot.holders.reset();
                 slot.id.store(id, Ordering::Release);
                 return;
             }
@@ -400,6 +431,9 @@ pub fn snapshot(mut send: impl FnMut(&Message<'_>)) {
             },
             capacity: (capacity != NO_CAPACITY).then_some(capacity),
         }));
+        if !slot.holders.is_empty() {
+            send(&holders_message(id, &slot.holders));
+        }
     }
     // In begin order (the drain's snapshot, not a hot path, may allocate).
     let mut waits: alloc::vec::Vec<(u64, u64, u64, u8)> = WAITS

@@ -4,6 +4,9 @@
 //!
 //! - `deadlock-a` and `deadlock-b`, each awaiting the other's join handle: a real
 //!   two-task deadlock;
+//! - `chan-deadlock-a` and `chan-deadlock-b`, which exchange one message over two
+//!   channels and then each wait for the other to speak first: a deadlock over
+//!   channels, each receiving on the channel only the other sends on;
 //! - `lost-waker`, which returns `Pending` after dropping its waker, so nothing can
 //!   wake it;
 //! - `stuck-joiner`, awaiting `lost-waker`'s join handle: a wait nothing alive can
@@ -15,7 +18,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use lucid_executor::JoinHandle;
-use lucid_executor::sync::oneshot;
+use lucid_executor::sync::{mpsc, oneshot};
 
 use crate::sched;
 
@@ -29,6 +32,7 @@ pub async fn doomed_rounds() {
     for _ in 0..ROUNDS {
         sched::sleep(PERIOD).await;
         deadlock_pair();
+        channel_pair();
         let lost = sched::runtime().builder().name("lost-waker").spawn(LoseWaker);
         sched::runtime().builder().name("stuck-joiner").spawn(async move {
             let _ = lost.await;
@@ -54,6 +58,27 @@ fn deadlock_pair() {
     // Neither send can fail: both receivers are alive in their tasks.
     let _ = give_a.send(b);
     let _ = give_b.send(a);
+}
+
+/// Two tasks that each send the other one message, receive one, then wait for a
+/// second that only the other could send.
+fn channel_pair() {
+    let rt = sched::runtime();
+    let (to_a, mut at_a) = mpsc::named_channel::<u32>("to-a", 1);
+    let (to_b, mut at_b) = mpsc::named_channel::<u32>("to-b", 1);
+    rt.builder().name("chan-deadlock-a").spawn(async move {
+        let _ = to_b.send(1).await;
+        let _ = at_a.recv().await;
+        let _ = at_a.recv().await;
+        // Held (and used) all along: only this task could send to `b`.
+        drop(to_b);
+    });
+    rt.builder().name("chan-deadlock-b").spawn(async move {
+        let _ = to_a.send(1).await;
+        let _ = at_b.recv().await;
+        let _ = at_b.recv().await;
+        drop(to_a);
+    });
 }
 
 /// Takes a waker, drops it, and returns `Pending`: a deliberate lost waker (nothing

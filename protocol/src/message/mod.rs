@@ -272,4 +272,7 @@ table::messages! {
     WasmFunction(WasmFunction<'a>) = extended(20, Postcard), "wasm_function";
     /// Operations done on a resource since its last report (periodic deltas).
     ResourceOps(ResourceOps) = extended(21, Postcard), "resource_ops";
+    /// Who holds the handles that can signal a resource (when it changes, and in
+    /// snapshot answers).
+    Holders(Holders) = extended(22, Postcard), "holders";
 }

@@ -346,6 +346,36 @@ pub struct ResourceOps {
     pub count: u64,
 }
 
+/// Tasks named in [`Holders`]; more holders are counted as unknown.
+pub const NAMED_HOLDERS: usize = 4;
+
+/// Who holds the handles that can signal a resource (a channel's senders), as the
+/// kernel knows it: a handle is held by the task that used it, unknown before its
+/// first use or once several tasks used it. Sent whole whenever it changes (a
+/// handle's creation, first use, sharing or drop) and in snapshot answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holders {
+    /// The resource.
+    pub resource: ResourceId,
+    /// Tasks holding a handle (a task holding two is named twice), then `None`s.
+    pub tasks: [Option<TaskId>; NAMED_HOLDERS],
+    /// Handles whose holder is unknown.
+    pub unknown: u32,
+}
+
+impl Holders {
+    /// Whether no handle is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.unknown == 0 && self.tasks.iter().all(Option::is_none)
+    }
+
+    /// The named holders.
+    pub fn named(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.tasks.iter().flatten().copied()
+    }
+}
+
 /// A task's contained panic: what it said and where it was raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskPanicked<'a> {

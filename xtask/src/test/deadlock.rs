@@ -1,6 +1,6 @@
 //! Waits, deadlocks, stuck waits and lost wakers end to end: the kernel runs
 //! `workload=deadlock` (the demo plus, every 2 s for 3 rounds, a two-task deadlock over join
-//! handles, a task that loses its waker and a task joining it), `lucid live` records
+//! handles, one over channels, a task that loses its waker and a task joining it), `lucid live` records
 //! it, and `lucid stats --json` must name the deadlocked tasks and their resources
 //! (found within 1 s of trace time), the stuck wait and exactly the task that lost
 //! its waker. Then the plain demo with a console that connects 3 s late: the
@@ -49,34 +49,55 @@ fn count(stats: &Value, kind: &str) -> u64 {
 }
 
 /// What `workload=deadlock` must show.
-fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
+fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
     let empty = Vec::new();
     let deadlocks = stats["deadlocks"].as_array().unwrap_or(&empty);
-    let pair = |d: &Value| {
+    let pair = |d: &Value, a: &str, b: &str, resource: &str| {
         let mut names = strings(&d["names"]);
         names.sort();
         let resources = strings(&d["resources"]);
-        names == ["deadlock-a", "deadlock-b"]
+        names == [a, b]
             && resources.len() == 2
-            && resources.iter().all(|r| r.starts_with("join#"))
+            && resources.iter().all(|r| r.starts_with(resource))
             && resources[0] != resources[1]
     };
+    let joins = deadlocks
+        .iter()
+        .filter(|d| strings(&d["names"]).iter().all(|n| n.starts_with("deadlock-")))
+        .count();
+    let channels = deadlocks
+        .iter()
+        .filter(|d| pair(d, "chan-deadlock-a", "chan-deadlock-b", "chan#"))
+        .count();
     let in_time = deadlocks
         .iter()
         .all(|d| d["detected_after_ns"].as_u64().is_some_and(|ns| ns <= 1_000_000_000));
     // The first warnings of each kind: long polls under TCG flood the plain list.
     let by_kind = &stats["warnings_by_kind"];
     let deadlock_warnings = strings(&by_kind["deadlock"]);
-    let named = deadlock_warnings
-        .iter()
-        .all(|w| w.contains("(deadlock-a) waits on join#") && w.contains("(deadlock-b) waits on join#"));
+    let named = deadlock_warnings.iter().all(|w| {
+        (w.contains("(deadlock-a) waits on join#") && w.contains("(deadlock-b) waits on join#"))
+            || (w.contains("(chan-deadlock-a) waits on chan#")
+                && w.contains("to-a recv, sent to only by task")
+                && w.contains("(chan-deadlock-b) waits on chan#")
+                && w.contains("to-b recv, sent to only by task"))
+    });
     let lost = strings(&by_kind["lost waker"]);
     let stuck = strings(&by_kind["stuck wait"]);
     [
         (
-            "each round's two tasks deadlock, found with both join resources",
-            !deadlocks.is_empty() && deadlocks.iter().all(pair),
+            "each round's two joining tasks deadlock, found with both join resources",
+            joins > 0
+                && deadlocks
+                    .iter()
+                    .filter(|d| strings(&d["names"]).iter().all(|n| n.starts_with("deadlock-")))
+                    .all(|d| pair(d, "deadlock-a", "deadlock-b", "join#")),
             format!("{deadlocks:?}"),
+        ),
+        (
+            "each round's two tasks receiving from each other deadlock, found with both channels",
+            channels == joins && joins + channels == deadlocks.len(),
+            format!("{joins} join deadlocks, {channels} channel deadlocks: {deadlocks:?}"),
         ),
         (
             "each deadlock is found within 1 s of trace time of forming",
@@ -93,7 +114,7 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 5] {
             !lost.is_empty()
                 && lost.iter().all(|w| w.contains("(lost-waker)"))
                 && count(stats, "lost waker") == lost.len() as u64
-                && lost.len() == deadlocks.len(),
+                && lost.len() == joins,
             format!("{lost:?}"),
         ),
         (

@@ -13,6 +13,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 use super::{Closed, Semaphore};
+use crate::holders::Handle;
 use crate::resource::{CountedOp, Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
 
@@ -104,12 +105,21 @@ pub fn named_channel<T>(name: &'static str, capacity: usize) -> (Sender<T>, Rece
             rx_alive: true,
         }),
     });
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    let handle = Handle::new(&chan.resource);
+    (
+        Sender {
+            chan: chan.clone(),
+            handle,
+        },
+        Receiver { chan },
+    )
 }
 
 /// Sends values; clone it for more producers.
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
+    /// Who holds it, for the trace ([`crate::holders`]).
+    handle: Handle,
 }
 
 impl<T> Sender<T> {
@@ -119,6 +129,7 @@ impl<T> Sender<T> {
     ///
     /// Gives `value` back if the receiver is gone.
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.handle.used(&self.chan.resource);
         match self
             .chan
             .capacity
@@ -137,6 +148,7 @@ impl<T> Sender<T> {
     ///
     /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the value.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.handle.used(&self.chan.resource);
         match self.chan.capacity.try_acquire(1) {
             Ok(permit) => permit.forget(),
             Err(Some(Closed)) => return Err(TrySendError::Closed(value)),
@@ -174,12 +186,14 @@ impl<T> Clone for Sender<T> {
         self.chan.state.lock().senders += 1;
         Sender {
             chan: self.chan.clone(),
+            handle: Handle::new(&self.chan.resource),
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.handle.release(&self.chan.resource);
         let waker = {
             let mut state = self.chan.state.lock();
             state.senders -= 1;

@@ -15,6 +15,12 @@ enum Seen {
     Dropped(u64),
     Begin(u64, WaitOp),
     End(u64, WaitOutcome),
+    Holders(u64, Vec<u64>, u32),
+}
+
+std::thread_local! {
+    /// Whether this thread's channels track their holders, and the task it runs.
+    static HOLDERS: core::cell::Cell<Option<u64>> = const { core::cell::Cell::new(None) };
 }
 
 /// Records what each test thread did (tests run in parallel, the hooks are global).
@@ -47,6 +53,20 @@ impl ResourceHooks for Recorder {
         let counts: &'static resource::OpCounts = Box::leak(Box::default());
         COUNTS.lock().unwrap().push((id, counts));
         Some(counts)
+    }
+    fn holders(&self, _id: u64) -> Option<&'static crate::holders::HolderSet> {
+        HOLDERS
+            .get()
+            .map(|_| &*Box::leak(Box::new(crate::holders::HolderSet::new())))
+    }
+    fn current_task(&self) -> u64 {
+        HOLDERS.get().unwrap_or(0)
+    }
+    fn on_holders(&self, id: u64, holders: &crate::holders::HolderSet) {
+        let (tasks, unknown) = holders.read();
+        let mut tasks: Vec<u64> = tasks.into_iter().filter(|&t| t != 0).collect();
+        tasks.sort_unstable();
+        self.push(Seen::Holders(id, tasks, unknown));
     }
     fn on_dropped(&self, id: u64) {
         self.push(Seen::Dropped(id));
@@ -84,6 +104,59 @@ fn seen() -> Vec<Seen> {
     let (mine, others) = all.drain(..).partition(|(t, _)| *t == me);
     *all = others;
     mine.into_iter().map(|(_, s)| s).collect()
+}
+
+#[test]
+fn a_sender_is_held_by_its_first_user_until_another_task_uses_it() {
+    seen();
+    HOLDERS.set(Some(0));
+    let (tx, _rx) = mpsc::channel::<u8>(4);
+    let id = match seen().as_slice() {
+        [Seen::Created(id, ..), Seen::Holders(h, tasks, 1)] if h == id && tasks.is_empty() => *id,
+        other => panic!("{other:?}"),
+    };
+    // Used outside a task: still unknown, and nothing to report.
+    tx.try_send(0).unwrap();
+    assert_eq!(seen(), []);
+    let tx2 = tx.clone();
+    HOLDERS.set(Some(5));
+    // A new handle's first use by task 5 names it.
+    tx2.try_send(1).unwrap();
+    tx2.try_send(2).unwrap();
+    assert_eq!(
+        seen(),
+        [Seen::Holders(id, vec![], 2), Seen::Holders(id, vec![5], 1)],
+        "one report per change, none per send"
+    );
+    // Used by task 6 as well: shared, unknown for good.
+    HOLDERS.set(Some(6));
+    tx2.try_send(3).unwrap();
+    HOLDERS.set(Some(5));
+    tx2.try_send(4).unwrap_err();
+    assert_eq!(seen(), [Seen::Holders(id, vec![], 2)]);
+    drop(tx2);
+    drop(tx);
+    assert_eq!(seen(), [Seen::Holders(id, vec![], 1), Seen::Holders(id, vec![], 0)]);
+    HOLDERS.set(None);
+}
+
+#[test]
+fn a_holder_set_overflows_into_unknown_and_back() {
+    let set = crate::holders::HolderSet::new();
+    for t in 1..=6 {
+        set.add(t);
+    }
+    assert_eq!(set.read(), ([1, 2, 3, 4], 2));
+    set.remove(6);
+    set.remove(2);
+    assert_eq!(set.read(), ([1, 0, 3, 4], 1));
+    set.add(0);
+    set.remove(9);
+    assert_eq!(set.read(), ([1, 0, 3, 4], 1));
+    for t in [1, 3, 4, 0, 0] {
+        set.remove(t);
+    }
+    assert!(set.is_empty());
 }
 
 #[test]
