@@ -5,15 +5,16 @@
 //! - a **stuck wait**: a task waiting on something only tasks that can never run
 //!   again can signal (deadlocked, stuck, or a task that lost its waker).
 //!
-//! Two kinds of wait name who can signal them. A join handle's only signaller is
-//! the task joined: exact, so a cycle of joins is warned about the moment its last
-//! wait begins. A receive on a channel can be signalled only by the tasks holding
-//! its senders, as the kernel knows them (`Holders`: a sender is held by the task
-//! that used it; unknown before its first use or once shared, and then the wait is
-//! not judged). That is known from use, not ownership, and a wake may be in flight
-//! on a stream that arrives late, so a finding involving a channel is warned about
-//! only if it still holds [`CONFIRM_AFTER_MS`] of trace time later with every task in
-//! it idle.
+//! Three kinds of wait name who can signal them. A join handle's only signaller
+//! is the task joined: exact, so a cycle of joins is warned about the moment its
+//! last wait begins. A receive on a channel can be signalled only by the tasks
+//! holding its senders, and a lock only by the mutex's holder, as the kernel knows
+//! them (`Holders`: a sender is held by the task that used it, unknown before its
+//! first use or once shared, and then the wait is not judged; a lock by the task
+//! that took it). That is known from use, not ownership, and a wake may be in
+//! flight on a stream that arrives late, so a finding involving a channel or a
+//! mutex is warned about only if it still holds [`CONFIRM_AFTER_MS`] of trace time
+//! later with every task in it idle.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +38,8 @@ enum Signal {
     Join,
     /// A send by a holder of the channel's senders.
     Senders,
+    /// The unlock of the mutex's holder.
+    Lock,
 }
 
 /// One task's wait and the tasks that alone can end it.
@@ -54,9 +57,9 @@ struct Finding {
 }
 
 impl Finding {
-    /// Whether any wait in it is judged from senders (needs confirming).
+    /// Whether any wait in it is judged from holders (needs confirming).
     fn needs_confirming(&self) -> bool {
-        self.edges.values().flatten().any(|e| e.signal == Signal::Senders)
+        self.edges.values().flatten().any(|e| e.signal != Signal::Join)
     }
 
     /// Whether `to` is reachable from `from` in one or more steps.
@@ -120,12 +123,17 @@ impl State {
         let waits = res.waits.get(&task)?;
         let mut open = waits.iter().filter(|w| w.op != WaitOp::Inside);
         let wait = *open.next()?;
-        if open.next().is_some() || wait.op != WaitOp::Recv {
+        if open.next().is_some() {
             return None;
         }
         let resource = res.get(wait.resource)?;
         let holders = resource.holders.as_ref()?;
-        if resource.kind != ResourceKind::Channel || holders.unknown != 0 || holders.tasks.is_empty() {
+        let signal = match (resource.kind, wait.op) {
+            (ResourceKind::Channel, WaitOp::Recv) => Signal::Senders,
+            (ResourceKind::Mutex, WaitOp::Lock) => Signal::Lock,
+            _ => return None,
+        };
+        if holders.unknown != 0 || holders.tasks.is_empty() {
             return None;
         }
         let t = self.tasks.get(&task)?;
@@ -137,7 +145,7 @@ impl State {
         parked.then(|| Edge {
             wait,
             on: holders.tasks.clone(),
-            signal: Signal::Senders,
+            signal,
         })
     }
 
@@ -286,7 +294,7 @@ impl State {
                 .collect();
             let mut warned = false;
             for (task, signal) in stuck {
-                if signal == Signal::Senders && !confirmed {
+                if signal != Signal::Join && !confirmed {
                     let due = self.confirm_due(ts);
                     if !self.resources.suspects.iter().any(|&(_, t)| t == task) {
                         self.resources.suspects.push((due, task));
@@ -310,8 +318,9 @@ impl State {
         }
     }
 
-    /// `task 5 (a) waits on join#9 for task 6 (b)`, or `task 5 (a) waits on chan#12
-    /// to-a recv, sent to only by task 6 (b)`.
+    /// `task 5 (a) waits on join#9 for task 6 (b)`, `task 5 (a) waits on chan#12
+    /// to-a recv, sent to only by task 6 (b)` or `task 5 (a) waits on mutex#3 lock,
+    /// held by task 6 (b)`.
     fn describe_wait(&self, task: TaskId) -> String {
         let Some(edge) = self.edge(task, false).or_else(|| self.edge(task, true)) else {
             return self.task_label(task);
@@ -328,6 +337,11 @@ impl State {
             ),
             Signal::Senders => format!(
                 "{} waits on {} recv, sent to only by {names}",
+                self.task_label(task),
+                self.resources.label(edge.wait.resource)
+            ),
+            Signal::Lock => format!(
+                "{} waits on {} lock, held by {names}",
                 self.task_label(task),
                 self.resources.label(edge.wait.resource)
             ),

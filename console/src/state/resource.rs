@@ -381,7 +381,7 @@ impl State {
 
     pub(super) fn wait_begin(&mut self, cpu: u32, ts: u64, w: &WaitBegin) {
         self.resources.begin(ts, w);
-        if matches!(w.op, WaitOp::Join | WaitOp::Recv) {
+        if matches!(w.op, WaitOp::Join | WaitOp::Recv | WaitOp::Lock) {
             self.judge_wait(cpu, ts, w.task);
         }
     }
@@ -927,5 +927,46 @@ mod tests {
         let end = 10 + confirm_ticks(&s);
         apply(&mut s, end, Message::Heartbeat);
         assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+
+    #[test]
+    fn two_tasks_each_holding_the_mutex_the_other_waits_for_are_a_deadlock() {
+        let mut s = State::new();
+        spawn(&mut s, 1, 5, "lock-a");
+        spawn(&mut s, 1, 6, "lock-b");
+        create(&mut s, 2, 40, ResourceKind::Mutex, "first");
+        create(&mut s, 2, 41, ResourceKind::Mutex, "second");
+        // Each wait's beginning tells who holds the mutex.
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        begin(&mut s, 10, 5, 41, WaitOp::Lock);
+        held(&mut s, 10, 41, &[6], 0);
+        apply(
+            &mut s,
+            11,
+            Message::PollEnd {
+                task: TaskId(5),
+                result: lucid_protocol::PollResult::Pending,
+            },
+        );
+        apply(&mut s, 20, Message::PollStart { task: TaskId(6) });
+        begin(&mut s, 20, 6, 40, WaitOp::Lock);
+        held(&mut s, 20, 40, &[5], 0);
+        apply(
+            &mut s,
+            21,
+            Message::PollEnd {
+                task: TaskId(6),
+                result: lucid_protocol::PollResult::Pending,
+            },
+        );
+        let end = 21 + confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert_eq!(
+            warnings(&s, WarningKind::Deadlock),
+            [
+                "deadlock of 2 tasks: task 6 (lock-b) waits on mutex#40 first lock, held by task 5 (lock-a), \
+                 task 5 (lock-a) waits on mutex#41 second lock, held by task 6 (lock-b); none of them can proceed"
+            ]
+        );
     }
 }

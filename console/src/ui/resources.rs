@@ -1,6 +1,6 @@
 //! The resources tasks wait on: kind, name, creation site, capacity, current
-//! waiters and age; Enter lists the tasks waiting on the selected one and, for a
-//! channel, who holds its senders.
+//! waiters and age; Enter lists the tasks waiting on the selected one and who
+//! holds a channel's senders or a mutex's lock.
 
 use std::collections::BTreeSet;
 
@@ -179,11 +179,19 @@ impl ResourcesView {
             } else {
                 lines
             };
-            // Who could end a receive: the holders of its senders.
-            if let Some(h) = selected.and_then(|id| res.get(id)).and_then(|r| r.holders.as_ref()) {
+            // Who could end a wait: the holders of a channel's senders, a mutex's
+            // lock.
+            if let Some(r) = selected.and_then(|id| res.get(id))
+                && let Some(h) = &r.holders
+            {
                 let held = h.text(|t| state.task_label(t));
                 let held = if held.is_empty() { "none".into() } else { held };
-                lines.insert(0, Line::from(format!("senders held by: {held}")));
+                let what = if r.kind == lucid_protocol::ResourceKind::Mutex {
+                    "held by"
+                } else {
+                    "senders held by"
+                };
+                lines.insert(0, Line::from(format!("{what}: {held}")));
             }
             let body = Paragraph::new(lines);
             f.render_widget(body.block(Block::bordered().title(title)), area);

@@ -6,7 +6,15 @@
 //!   wait span's setup and its branches on "is a wait open";
 //! - `wait.taken.ns`: what a receive that waits (pending, then ready) costs on top of
 //!   the same receive on a channel that is not tracked: the `WaitBegin` and `WaitEnd`
-//!   records, encoded into a `lucid_trace::Producer` as the kernel's hooks do.
+//!   records, encoded into a `lucid_trace::Producer` as the kernel's hooks do;
+//! - `holders.send.ns`: what tracking who holds a channel's senders
+//!   (`lucid_executor::holders`) adds to a send and receive that complete at once:
+//!   the check that the sender's holder is the current task;
+//! - `holders.lock.ns`: what tracking a mutex's holder adds to an uncontended lock
+//!   and unlock: naming the current task and two stores.
+//!
+//! Each pair of sides runs back to back in alternating order (A B, then B A), so
+//! neither side always runs first in a run.
 //!
 //! ```text
 //! cargo run --release -p lucid-executor --example wait_cost [-- --runs N]
@@ -33,14 +41,19 @@ mod wait_cost {
     use std::task::{Context, Waker};
     use std::time::Instant;
 
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use lucid_executor::holders::HolderSet;
     use lucid_executor::resource::{self, ResourceHooks, ResourceKind, WaitOp, WaitOutcome};
-    use lucid_executor::sync::mpsc;
+    use lucid_executor::sync::{Mutex, mpsc};
     use lucid_protocol::{self as proto, Message, Ring, StreamId};
     use lucid_trace::Producer;
 
     const OPS: u32 = 200_000;
 
     static PRODUCER: OnceLock<Producer> = OnceLock::new();
+    /// Whether resources created now track their holders.
+    static TRACK_HOLDERS: AtomicBool = AtomicBool::new(false);
 
     fn now() -> u64 {
         #[cfg(target_arch = "x86_64")]
@@ -87,6 +100,23 @@ mod wait_cost {
             }));
             true
         }
+        fn holders(&self, _id: u64) -> Option<&'static HolderSet> {
+            TRACK_HOLDERS
+                .load(Ordering::Relaxed)
+                .then(|| &*Box::leak(Box::new(HolderSet::new())))
+        }
+        fn current_task(&self) -> u64 {
+            // As the kernel's: the running task, through a call.
+            std::hint::black_box(1)
+        }
+        fn on_holders(&self, id: u64, holders: &HolderSet) {
+            let (tasks, unknown) = holders.read();
+            emit(&Message::Holders(proto::Holders {
+                resource: proto::ResourceId(id),
+                tasks: tasks.map(|t| (t != 0).then_some(proto::TaskId(t))),
+                unknown,
+            }));
+        }
         fn on_dropped(&self, id: u64) {
             emit(&Message::ResourceDropped(proto::ResourceDropped {
                 id: proto::ResourceId(id),
@@ -117,9 +147,25 @@ mod wait_cost {
 
     impl Future for BareRecv<'_> {
         type Output = Option<u32>;
+        #[inline]
         fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> std::task::Poll<Option<u32>> {
             self.0.poll_recv(cx)
         }
+    }
+
+    /// A send, then a receive through the untracked future: one call, as
+    /// [`recv_ready`] is, so both sides are compiled alike wherever they are timed.
+    #[inline(never)]
+    fn bare_recv_ready(tx: &mpsc::Sender<u32>, rx: &mut mpsc::Receiver<u32>, cx: &mut Context<'_>) -> bool {
+        tx.try_send(1).unwrap();
+        pin!(BareRecv(rx)).poll(cx).is_ready()
+    }
+
+    /// A send, then `Receiver::recv` polled ready.
+    #[inline(never)]
+    fn recv_ready(tx: &mpsc::Sender<u32>, rx: &mut mpsc::Receiver<u32>, cx: &mut Context<'_>) -> bool {
+        tx.try_send(1).unwrap();
+        pin!(rx.recv()).poll(cx).is_ready()
     }
 
     fn median(mut v: Vec<f64>) -> f64 {
@@ -158,34 +204,73 @@ mod wait_cost {
         PRODUCER.get_or_init(|| Producer::new(StreamId::new(0, Ring::Task), 4096, 1 << 21));
         resource::install(&HOOKS);
         let (tx, mut rx) = mpsc::channel::<u32>(1);
+        let plain_mutex = Mutex::new(0u32);
+        TRACK_HOLDERS.store(true, Ordering::Relaxed);
+        let (held_tx, mut held_rx) = mpsc::channel::<u32>(1);
+        let held_mutex = Mutex::new(0u32);
+        TRACK_HOLDERS.store(false, Ordering::Relaxed);
 
-        let mut samples: [Vec<f64>; 4] = Default::default();
-        for _ in 0..runs {
+        let mut samples: [Vec<f64>; 8] = Default::default();
+        for run in 0..runs {
+            // Each pair of sides back to back, in alternating order (each closure
+            // is written twice, so that each borrows the receiver on its own).
+            macro_rules! pair {
+                ($a:expr, $b:expr, $fa:expr, $fb:expr) => {
+                    if run % 2 == 0 {
+                        samples[$a].push(time($fa));
+                        samples[$b].push(time($fb));
+                    } else {
+                        samples[$b].push(time($fb));
+                        samples[$a].push(time($fa));
+                    }
+                };
+            }
             // Ready at once: the bare future (no tracking) against recv (tracked
             // channel).
-            samples[0].push(time(|| {
-                tx.try_send(1).unwrap();
-                let recv = pin!(BareRecv(&mut rx));
-                let _ = black_box(recv.poll(&mut cx));
-            }));
-            samples[1].push(time(|| {
-                tx.try_send(1).unwrap();
-                let recv = pin!(rx.recv());
-                let _ = black_box(recv.poll(&mut cx));
-            }));
+            pair!(
+                0,
+                1,
+                || {
+                    black_box(bare_recv_ready(&tx, &mut rx, &mut cx));
+                },
+                || {
+                    black_box(recv_ready(&tx, &mut rx, &mut cx));
+                }
+            );
             // Pending, then ready: untracked against tracked.
-            samples[2].push(time(|| {
-                let mut recv = pin!(untracked_rx.recv());
-                let _ = black_box(recv.as_mut().poll(&mut cx));
-                untracked_tx.try_send(1).unwrap();
-                let _ = black_box(recv.poll(&mut cx));
-            }));
-            samples[3].push(time(|| {
-                let mut recv = pin!(rx.recv());
-                let _ = black_box(recv.as_mut().poll(&mut cx));
-                tx.try_send(1).unwrap();
-                let _ = black_box(recv.poll(&mut cx));
-            }));
+            pair!(
+                2,
+                3,
+                || {
+                    let mut recv = pin!(untracked_rx.recv());
+                    let _ = black_box(recv.as_mut().poll(&mut cx));
+                    untracked_tx.try_send(1).unwrap();
+                    let _ = black_box(recv.poll(&mut cx));
+                },
+                || {
+                    let mut recv = pin!(rx.recv());
+                    let _ = black_box(recv.as_mut().poll(&mut cx));
+                    tx.try_send(1).unwrap();
+                    let _ = black_box(recv.poll(&mut cx));
+                }
+            );
+            // A send and receive at once, without and with holder tracking.
+            pair!(
+                4,
+                5,
+                || {
+                    tx.try_send(1).unwrap();
+                    let _ = black_box(rx.try_recv());
+                },
+                || {
+                    held_tx.try_send(1).unwrap();
+                    let _ = black_box(held_rx.try_recv());
+                }
+            );
+            // An uncontended lock and unlock, without and with holder tracking.
+            pair!(6, 7, || *black_box(plain_mutex.try_lock().unwrap()) += 1, || {
+                *black_box(held_mutex.try_lock().unwrap()) += 1
+            });
             // Empty the ring between runs, as the kernel's drain does.
             if let Some(p) = PRODUCER.get() {
                 // SAFETY: the main thread is this producer's only consumer.
@@ -197,12 +282,16 @@ mod wait_cost {
         let paired = |base: &[f64], with: &[f64]| median(with.iter().zip(base).map(|(w, b)| w - b).collect());
         let not_taken = paired(&samples[0], &samples[1]);
         let taken = paired(&samples[2], &samples[3]);
-        let [untracked, tracked, wait_untracked, wait_tracked] = samples.map(median);
+        let holders_send = paired(&samples[4], &samples[5]);
+        let holders_lock = paired(&samples[6], &samples[7]);
+        let [untracked, tracked, wait_untracked, wait_tracked, ..] = samples.map(median);
         row("recv.ready.untracked.ns", untracked);
         row("recv.ready.tracked.ns", tracked);
         row("wait.not_taken.ns", not_taken);
         row("recv.wait.untracked.ns", wait_untracked);
         row("recv.wait.tracked.ns", wait_tracked);
         row("wait.taken.ns", taken);
+        row("holders.send.ns", holders_send);
+        row("holders.lock.ns", holders_lock);
     }
 }

@@ -13,6 +13,12 @@
 //! the trace layer owns (statically, like [`crate::resource::OpCounts`]); every
 //! change of it is reported through [`ResourceHooks::on_holders`], a rare event
 //! (a handle's creation, first use, sharing and drop), never one per operation.
+//!
+//! A mutex is held by the task that took its lock, exactly (unless its guard is
+//! moved to another task). Its lock changes hands at every use, so the holder is
+//! stored in place ([`taken`], [`released`]) and reported only when it matters:
+//! when a task begins to wait for the lock ([`waiting_on`]) and when a task that
+//! waited takes it.
 
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::resource::{Resource, ResourceHooks};
@@ -106,12 +112,48 @@ impl HolderSet {
         unknown == 0 && tasks.iter().all(|&t| t == 0)
     }
 
-    /// Empties it (a trace layer reusing the storage).
+    /// The one holder of an exclusive resource (a mutex) is now `task` (0: unknown).
+    /// Plain stores: taking a mutex must stay cheap.
+    pub fn hold(&self, task: u64) {
+        self.tasks[0].store(task, Ordering::Release);
+        self.unknown.store(u32::from(task == 0), Ordering::Release);
+    }
+
+    /// Empties it (a trace layer reusing the storage, or an exclusive resource
+    /// released).
     pub fn reset(&self) {
         for slot in &self.tasks {
             slot.store(0, Ordering::Release);
         }
         self.unknown.store(0, Ordering::Release);
+    }
+}
+
+/// The current task took exclusive resource `resource` (a mutex's lock):
+/// recorded in place, and reported when it `waited` for it (another task may wait
+/// too, and must be judged against the new holder). Uncontended, this costs a
+/// call naming the current task and two stores.
+pub fn taken(resource: &Resource, waited: bool) {
+    if let (Some(set), Some(hooks)) = (resource.holders(), crate::resource::hooks()) {
+        set.hold(hooks.current_task());
+        if waited {
+            report(hooks, resource, set);
+        }
+    }
+}
+
+/// Exclusive resource `resource` was released (its next holder, if one waits,
+/// reports when it takes it).
+pub fn released(resource: &Resource) {
+    if let Some(set) = resource.holders() {
+        set.reset();
+    }
+}
+
+/// A task began waiting on exclusive resource `resource`: reports who holds it.
+pub fn waiting_on(resource: &Resource) {
+    if let (Some(set), Some(hooks)) = (resource.holders(), crate::resource::hooks()) {
+        report(hooks, resource, set);
     }
 }
 

@@ -95,8 +95,8 @@ pub trait ResourceHooks: Sync {
         let _ = id;
         None
     }
-    /// Where resource `id` (a channel, just recorded) keeps the holders of its
-    /// handles ([`crate::holders`]), if the trace layer tracks them.
+    /// Where resource `id` (a channel or mutex, just recorded) keeps the holders of
+    /// its handles or lock ([`crate::holders`]), if the trace layer tracks them.
     fn holders(&self, id: u64) -> Option<&'static HolderSet> {
         let _ = id;
         None
@@ -223,7 +223,7 @@ impl Resource {
                     Self {
                         id,
                         counts: h.counters(id),
-                        holders: if kind == ResourceKind::Channel {
+                        holders: if matches!(kind, ResourceKind::Channel | ResourceKind::Mutex) {
                             h.holders(id)
                         } else {
                             None

@@ -7,6 +7,8 @@
 //! - `chan-deadlock-a` and `chan-deadlock-b`, which exchange one message over two
 //!   channels and then each wait for the other to speak first: a deadlock over
 //!   channels, each receiving on the channel only the other sends on;
+//! - `lock-deadlock-a` and `lock-deadlock-b`, which take two mutexes in opposite
+//!   orders: the classic lock-order deadlock;
 //! - `lost-waker`, which returns `Pending` after dropping its waker, so nothing can
 //!   wake it;
 //! - `stuck-joiner`, awaiting `lost-waker`'s join handle: a wait nothing alive can
@@ -17,8 +19,10 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
+use alloc::sync::Arc;
 use lucid_executor::JoinHandle;
-use lucid_executor::sync::{mpsc, oneshot};
+
+use lucid_executor::sync::{Mutex, mpsc, oneshot};
 
 use crate::sched;
 
@@ -33,6 +37,7 @@ pub async fn doomed_rounds() {
         sched::sleep(PERIOD).await;
         deadlock_pair();
         channel_pair();
+        lock_pair();
         let lost = sched::runtime().builder().name("lost-waker").spawn(LoseWaker);
         sched::runtime().builder().name("stuck-joiner").spawn(async move {
             let _ = lost.await;
@@ -78,6 +83,28 @@ fn channel_pair() {
         let _ = at_b.recv().await;
         let _ = at_b.recv().await;
         drop(to_a);
+    });
+}
+
+/// Two tasks taking two mutexes in opposite orders, each holding its first while
+/// it waits for the second.
+fn lock_pair() {
+    let rt = sched::runtime();
+    let first = Arc::new(Mutex::new(0u32));
+    let second = Arc::new(Mutex::new(0u32));
+    let (a_first, a_second) = (first.clone(), second.clone());
+    rt.builder().name("lock-deadlock-a").spawn(async move {
+        let mut held = a_first.lock().await;
+        // Long enough for the other task to take its first mutex.
+        sched::sleep(Duration::from_millis(20)).await;
+        *a_second.lock().await += 1;
+        *held += 1;
+    });
+    rt.builder().name("lock-deadlock-b").spawn(async move {
+        let mut held = second.lock().await;
+        sched::sleep(Duration::from_millis(20)).await;
+        *first.lock().await += 1;
+        *held += 1;
     });
 }
 

@@ -349,10 +349,12 @@ pub struct ResourceOps {
 /// Tasks named in [`Holders`]; more holders are counted as unknown.
 pub const NAMED_HOLDERS: usize = 4;
 
-/// Who holds the handles that can signal a resource (a channel's senders), as the
-/// kernel knows it: a handle is held by the task that used it, unknown before its
-/// first use or once several tasks used it. Sent whole whenever it changes (a
-/// handle's creation, first use, sharing or drop) and in snapshot answers.
+/// Who holds the handles that can signal a resource, as the kernel knows it: a
+/// channel's senders, each held by the task that used it (unknown before its first
+/// use or once several tasks used it), sent whole whenever that changes (a
+/// sender's creation, first use, sharing or drop); a mutex's lock, held by the task
+/// that took it, sent when a task begins to wait for it and when a task that waited
+/// takes it. Also in snapshot answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holders {
     /// The resource.

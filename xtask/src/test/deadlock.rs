@@ -1,6 +1,7 @@
 //! Waits, deadlocks, stuck waits and lost wakers end to end: the kernel runs
 //! `workload=deadlock` (the demo plus, every 2 s for 3 rounds, a two-task deadlock over join
-//! handles, one over channels, a task that loses its waker and a task joining it), `lucid live` records
+//! handles, one over channels, one over mutexes taken in opposite orders, a task that
+//! loses its waker and a task joining it), `lucid live` records
 //! it, and `lucid stats --json` must name the deadlocked tasks and their resources
 //! (found within 1 s of trace time), the stuck wait and exactly the task that lost
 //! its waker. Then the plain demo with a console that connects 3 s late: the
@@ -49,7 +50,7 @@ fn count(stats: &Value, kind: &str) -> u64 {
 }
 
 /// What `workload=deadlock` must show.
-fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
+fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 7] {
     let empty = Vec::new();
     let deadlocks = stats["deadlocks"].as_array().unwrap_or(&empty);
     let pair = |d: &Value, a: &str, b: &str, resource: &str| {
@@ -69,6 +70,10 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
         .iter()
         .filter(|d| pair(d, "chan-deadlock-a", "chan-deadlock-b", "chan#"))
         .count();
+    let locks = deadlocks
+        .iter()
+        .filter(|d| pair(d, "lock-deadlock-a", "lock-deadlock-b", "mutex#"))
+        .count();
     let in_time = deadlocks
         .iter()
         .all(|d| d["detected_after_ns"].as_u64().is_some_and(|ns| ns <= 1_000_000_000));
@@ -81,6 +86,9 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
                 && w.contains("to-a recv, sent to only by task")
                 && w.contains("(chan-deadlock-b) waits on chan#")
                 && w.contains("to-b recv, sent to only by task"))
+            || (w.contains("(lock-deadlock-a) waits on mutex#")
+                && w.contains("(lock-deadlock-b) waits on mutex#")
+                && w.contains("lock, held by task"))
     });
     let lost = strings(&by_kind["lost waker"]);
     let stuck = strings(&by_kind["stuck wait"]);
@@ -96,8 +104,13 @@ fn deadlock_checks(stats: &Value) -> [(&'static str, bool, String); 6] {
         ),
         (
             "each round's two tasks receiving from each other deadlock, found with both channels",
-            channels == joins && joins + channels == deadlocks.len(),
+            channels == joins,
             format!("{joins} join deadlocks, {channels} channel deadlocks: {deadlocks:?}"),
+        ),
+        (
+            "each round's two tasks taking two mutexes in opposite orders deadlock, found with both mutexes",
+            locks == joins && joins + channels + locks == deadlocks.len(),
+            format!("{joins} join deadlocks, {locks} lock deadlocks: {deadlocks:?}"),
         ),
         (
             "each deadlock is found within 1 s of trace time of forming",

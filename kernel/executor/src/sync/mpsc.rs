@@ -224,10 +224,7 @@ impl<T> Receiver<T> {
     /// Waits for the next value; `None` once every sender is gone and the
     /// buffer is empty.
     pub fn recv(&mut self) -> Recv<'_, T> {
-        Recv {
-            rx: self,
-            wait: WaitSpan::new(),
-        }
+        Recv { rx: self, wait: None }
     }
 
     /// Polls for the next value (see [`Receiver::recv`]).
@@ -294,18 +291,28 @@ impl<T> fmt::Debug for Receiver<T> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {
     rx: &'a mut Receiver<T>,
-    wait: WaitSpan,
+    /// Made when the receive first waits: a plain `None` until then, which the
+    /// compiler can see through on a receive that completes at once (the span's
+    /// atomics it could not).
+    wait: Option<WaitSpan>,
 }
 
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let poll = self.rx.poll_recv(cx);
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let poll = this.rx.poll_recv(cx);
         if poll.is_pending() {
-            self.wait.pending(self.rx.chan.resource.id(), WaitOp::Recv);
-        } else {
-            self.wait.ready();
+            let resource = this.rx.chan.resource.id();
+            if resource != 0 {
+                this.wait
+                    .get_or_insert_with(WaitSpan::new)
+                    .pending(resource, WaitOp::Recv);
+            }
+        } else if let Some(wait) = &this.wait {
+            wait.ready();
         }
         poll
     }

@@ -8,6 +8,7 @@ use core::task::{Context, Poll};
 
 use super::Closed;
 use super::waiter::{List, Node, WaitState, WakeBatch, set_waker};
+use crate::holders;
 use crate::loom::cell::UnsafeCell;
 use crate::resource::{CountedOp, Resource, ResourceKind, WaitOp, WaitSpan};
 use crate::spin::Spin;
@@ -230,10 +231,17 @@ impl<'a> Future for Acquire<'a> {
         // by the semaphore's lock, and nothing is moved.
         let this = self.into_ref().get_ref();
         let poll = this.poll_locked(cx);
+        let waited = this.wait.is_waiting();
         if poll.is_pending() {
             this.wait.pending(this.resource, this.op);
+            if this.op == WaitOp::Lock && !waited {
+                holders::waiting_on(&this.sem.resource);
+            }
         } else {
             this.wait.ready();
+            if this.op == WaitOp::Lock && matches!(poll, Poll::Ready(Ok(_))) {
+                holders::taken(&this.sem.resource, waited);
+            }
         }
         poll
     }
@@ -392,6 +400,7 @@ impl<T> Mutex<T> {
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let permit = self.sem.try_acquire_as(1, CountedOp::Lock).ok()?;
         permit.forget();
+        holders::taken(&self.sem.resource, false);
         Some(MutexGuard { mutex: self })
     }
 }
@@ -427,6 +436,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
+        holders::released(&self.mutex.sem.resource);
         self.mutex.sem.add_permits(1);
     }
 }

@@ -141,6 +141,41 @@ fn a_sender_is_held_by_its_first_user_until_another_task_uses_it() {
 }
 
 #[test]
+fn a_mutex_reports_its_holder_only_to_a_task_that_waits_for_it() {
+    seen();
+    HOLDERS.set(Some(5));
+    let m = crate::sync::Mutex::new(0u8);
+    let id = match seen().as_slice() {
+        [Seen::Created(id, ResourceKind::Mutex, ..)] => *id,
+        other => panic!("{other:?}"),
+    };
+    // Uncontended: nothing reported.
+    drop(m.try_lock().expect("free"));
+    let g = poll_once(&mut Box::pin(m.lock()));
+    assert!(g.is_ready());
+    drop(g);
+    let held = m.try_lock().expect("free");
+    assert_eq!(seen(), []);
+    // Task 6 waits: told that task 5 holds it; then takes it after a wait.
+    HOLDERS.set(Some(6));
+    let mut lock = Box::pin(m.lock());
+    assert!(poll_once(&mut lock).is_pending());
+    drop(held);
+    assert!(poll_once(&mut lock).is_ready());
+    assert_eq!(
+        seen(),
+        [
+            Seen::Begin(id, WaitOp::Lock),
+            Seen::Holders(id, vec![5], 0),
+            Seen::End(id, WaitOutcome::Ready),
+            Seen::Holders(id, vec![6], 0),
+        ]
+    );
+    drop(lock);
+    HOLDERS.set(None);
+}
+
+#[test]
 fn a_holder_set_overflows_into_unknown_and_back() {
     let set = crate::holders::HolderSet::new();
     for t in 1..=6 {
