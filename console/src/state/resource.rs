@@ -376,6 +376,14 @@ impl State {
                 start: wait.since,
                 end: Ticks(ts).max(wait.since),
             });
+            let res = self.resources.live.get(&w.resource);
+            if let Some(t) = self.tasks.get_mut(&w.task) {
+                t.add_parked(
+                    res.map(|r| r.kind),
+                    res.map_or("", |r| r.name.as_str()),
+                    Ticks(ts).saturating_sub(wait.since),
+                );
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use lucid_protocol::{InstanceId, Outcome, TaskId, TaskKind, Waker};
+use lucid_protocol::{InstanceId, Outcome, ResourceKind, TaskId, TaskKind, Waker};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -223,6 +223,10 @@ pub struct Task {
     /// [`super::State::boot`]).
     #[serde(default)]
     pub boot: u32,
+    /// Time it spent waiting on resources, by what it waited on (ended waits; at
+    /// most [`MAX_PARKED`] kinds of resource, the rest under the last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<Parked>,
     /// Start of the current poll.
     pub(crate) poll_started: Option<u64>,
     /// Start of the latest poll on any CPU, to recognise an overtaken poll end.
@@ -237,6 +241,35 @@ pub struct Task {
     pub(crate) storm_warned: bool,
     /// Whether the current lost-waker condition was warned about.
     pub(crate) lost_warned: bool,
+}
+
+/// Kinds of resource a task's parked time is kept for ([`Task::parked`]).
+pub const MAX_PARKED: usize = 8;
+
+/// Time a task spent waiting on one kind of resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    /// The resource's kind (`None`: unknown, or "other" once the list is full).
+    pub kind: Option<ResourceKind>,
+    /// The resource's name (empty if unnamed).
+    pub name: Box<str>,
+    /// Waits ended.
+    pub waits: u64,
+    /// Their total time.
+    pub ticks: Ticks,
+}
+
+impl Parked {
+    /// `chan ping`, `timer`, `unknown`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match (self.kind, self.name.is_empty()) {
+            (Some(k), true) => k.name().to_string(),
+            (Some(k), false) => format!("{} {}", k.name(), self.name),
+            (None, true) => "unknown".into(),
+            (None, false) => self.name.to_string(),
+        }
+    }
 }
 
 impl Task {
@@ -278,7 +311,35 @@ impl Task {
             lost_warned: false,
             panic: None,
             boot: 0,
+            parked: Vec::new(),
         }
+    }
+
+    /// Adds an ended wait of `ticks` on a resource of `kind` named `name` (`None`:
+    /// a resource the stream did not describe).
+    pub(crate) fn add_parked(&mut self, kind: Option<ResourceKind>, name: &str, ticks: Ticks) {
+        let i = match self.parked.iter().position(|p| p.kind == kind && *p.name == *name) {
+            Some(i) => i,
+            None if self.parked.len() < MAX_PARKED => {
+                self.parked.push(Parked {
+                    kind,
+                    name: name.into(),
+                    waits: 0,
+                    ticks: Ticks::ZERO,
+                });
+                self.parked.len() - 1
+            }
+            None => {
+                // Full: the last entry gathers the rest.
+                let last = self.parked.len() - 1;
+                self.parked[last].kind = None;
+                self.parked[last].name = "other".into();
+                last
+            }
+        };
+        let p = &mut self.parked[i];
+        p.waits = p.waits.saturating_add(1);
+        p.ticks = Ticks(p.ticks.0.saturating_add(ticks.0));
     }
 
     /// Lifetime so far in ticks: spawn to completion, or to `now`.

@@ -36,6 +36,7 @@ pub fn view_keys(view: View) -> &'static [(&'static str, &'static str)] {
             ("/", "filter by text (Enter keeps, Esc clears)"),
             ("f", "follow the newest task (a move stops it)"),
             ("Enter", "open the task"),
+            ("w", "show the resource it waits on"),
         ],
         View::TaskDetail => &[("Esc, b", "back to the task list")],
         View::Timeline => &[

@@ -108,6 +108,8 @@ pub enum Action {
     None,
     /// Show this task's detail view.
     OpenTask(TaskId),
+    /// Show this resource in the Resources view, its waiters listed.
+    OpenResource(lucid_protocol::ResourceId),
     /// Go back to the task list.
     Back,
 }
@@ -270,6 +272,11 @@ impl App {
             Action::OpenTask(id) => {
                 self.detail.task = Some(id);
                 self.view = View::TaskDetail;
+            }
+            Action::OpenResource(id) => {
+                let state = self.frozen.as_ref().unwrap_or(&self.session.state);
+                self.resources.select(state, id);
+                self.view = View::Resources;
             }
             Action::Back => self.view = View::Tasks,
         }

@@ -68,6 +68,14 @@ impl ResourcesView {
         Self::rows(state).get(self.selected).map(|r| r.id)
     }
 
+    /// Selects resource `id` (if listed) with its waiters open.
+    pub fn select(&mut self, state: &State, id: ResourceId) {
+        if let Some(i) = Self::rows(state).iter().position(|r| r.id == id) {
+            self.selected = i;
+            self.open = true;
+        }
+    }
+
     /// Handles a key.
     pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
         let len = Self::rows(state).len();

@@ -53,7 +53,13 @@ impl DetailView {
         let [info, wakers] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
         f.render_widget(info_paragraph(task, state), info);
         f.render_widget(waker_paragraph(task, state), wakers);
-        let [polls, sched] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(hists);
+        let [polls, sched, parked] = Layout::horizontal([
+            Constraint::Percentage(36),
+            Constraint::Percentage(36),
+            Constraint::Percentage(28),
+        ])
+        .areas(hists);
+        f.render_widget(parked_paragraph(task, state), parked);
         f.render_widget(
             histogram(" Poll duration ", &task.poll_hist, state, polls.height),
             polls,
@@ -168,6 +174,22 @@ fn info_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
         ),
     ];
     Paragraph::new(lines).block(Block::bordered().title(" Task "))
+}
+
+/// Time parked per resource waited on, longest first (ended waits).
+fn parked_paragraph<'a>(t: &'a Task, s: &State) -> Paragraph<'a> {
+    let mut parked: Vec<_> = t.parked.iter().collect();
+    parked.sort_by(|a, b| b.ticks.cmp(&a.ticks).then(a.label().cmp(&b.label())));
+    let lines: Vec<Line<'_>> = parked
+        .iter()
+        .map(|p| Line::from(format!("{:>9} ×{:<6} {}", dur(s, p.ticks), p.waits, p.label())))
+        .collect();
+    let body = if lines.is_empty() {
+        Paragraph::new("no wait ended yet")
+    } else {
+        Paragraph::new(lines)
+    };
+    body.block(Block::bordered().title(" Parked on "))
 }
 
 fn woken_by_name(w: WokenBy) -> String {

@@ -261,6 +261,11 @@ impl TasksView {
                     return Action::OpenTask(t.id);
                 }
             }
+            KeyCode::Char('w') => {
+                if let Some(w) = rows.get(self.selected).and_then(|t| state.resources.current_wait(t.id)) {
+                    return Action::OpenResource(w.resource);
+                }
+            }
             _ => {}
         }
         Action::None

@@ -812,12 +812,62 @@ fn resources_view_lists_waiters_and_enter_opens_them() {
 }
 
 #[test]
+fn w_on_a_waiting_task_shows_its_resource_with_its_waiters() {
+    let (mut app, [_, b, _]) = fixture_with_waits();
+    // Select b (waiting on chan#12 send) in the Tasks view.
+    let row = app
+        .tasks
+        .rows(app.state())
+        .iter()
+        .position(|t| t.id == b)
+        .expect("b is listed");
+    for _ in 0..row {
+        app.on_key(key(KeyCode::Down));
+    }
+    app.on_key(key(KeyCode::Char('w')));
+    assert_eq!(app.view, View::Resources);
+    assert_eq!(
+        app.resources.selected_resource(app.state()),
+        Some(lucid_protocol::ResourceId(12))
+    );
+    assert!(app.resources.open, "its waiters are listed");
+}
+
+#[test]
 fn task_detail_shows_the_current_wait() {
+    use lucid_protocol::{ResourceId, ResourceKind, WaitBegin, WaitOp};
     let (mut app, [a, ..]) = fixture_with_waits();
     app.detail.task = Some(a);
     app.view = View::TaskDetail;
     let text = text_of(&render(&mut app, 120, 34));
     assert!(text.contains("idle, waiting on chan#12 ping recv"), "{text}");
+    assert!(text.contains("no wait ended yet"), "{text}");
+    // A wait on the semaphore that ends: its time is parked on it.
+    let t0 = app.state().now().0 + 1_000;
+    let events = [
+        (
+            t0,
+            Message::WaitBegin(WaitBegin {
+                task: a,
+                resource: ResourceId(14),
+                op: WaitOp::Acquire,
+            }),
+        ),
+        (
+            t0 + 5_000,
+            Message::WaitEnd(lucid_protocol::WaitEnd {
+                task: a,
+                resource: ResourceId(14),
+                outcome: lucid_protocol::WaitOutcome::Ready,
+            }),
+        ),
+    ];
+    app.session
+        .feed(HostNs(4), &frame(StreamId::new(0, Ring::Interrupt), 1, &events));
+    app.session.flush();
+    let text = text_of(&render(&mut app, 120, 34));
+    let sem = ResourceKind::Semaphore.name();
+    assert!(text.lines().any(|l| l.contains("×1") && l.contains(sem)), "{text}");
 }
 
 /// A session fed `events` per CPU stream (CPU i gets `per_cpu[i]`), merged and flushed.
