@@ -77,6 +77,19 @@ impl Holders {
 }
 
 impl Resource {
+    /// Values in a channel's queue as of the latest operation counts (sends less
+    /// receives); `None` for other kinds.
+    #[must_use]
+    pub fn queued(&self) -> Option<u64> {
+        matches!(self.kind, ResourceKind::Channel | ResourceKind::WasmChannel).then(|| {
+            let n = |op| self.ops.get(&op).copied().unwrap_or(0);
+            // The two counts are read a moment apart in the kernel.
+            n(WaitOp::Send)
+                .saturating_sub(n(WaitOp::Recv))
+                .min(self.capacity.unwrap_or(u64::MAX))
+        })
+    }
+
     /// `send 12 recv 11`, or empty when nothing was counted.
     #[must_use]
     pub fn ops_text(&self) -> String {

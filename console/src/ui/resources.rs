@@ -1,5 +1,6 @@
-//! The resources tasks wait on: kind, name, creation site, capacity, current
-//! waiters and age; Enter lists the tasks waiting on the selected one and who
+//! The resources tasks wait on: kind, name, creation site, capacity, values
+//! queued in a channel (sends less receives, as of the latest operation counts),
+//! current waiters and age; Enter lists the tasks waiting on the selected one and who
 //! holds a channel's senders or a mutex's lock.
 
 use std::collections::BTreeSet;
@@ -107,7 +108,7 @@ impl ResourcesView {
         };
         let header = Row::new(
             [
-                "ID", "Kind", "Name", "Cap", "Waiters", "Waits", "Ops", "Age", "Location",
+                "ID", "Kind", "Name", "Cap", "Queued", "Waiters", "Waits", "Ops", "Age", "Location",
             ]
             .map(|h| Cell::from(h).style(Style::new().add_modifier(Modifier::BOLD))),
         );
@@ -118,6 +119,7 @@ impl ResourcesView {
                     live.kind.name().to_string(),
                     live.name.clone(),
                     live.capacity.map_or_else(|| "-".into(), |c| c.to_string()),
+                    live.queued().map_or_else(|| "-".into(), |n| n.to_string()),
                     r.waiters.to_string(),
                     live.waits.to_string(),
                     live.ops_text(),
@@ -128,6 +130,7 @@ impl ResourcesView {
                     r.id.to_string(),
                     "?".into(),
                     String::new(),
+                    "-".into(),
                     "-".into(),
                     r.waiters.to_string(),
                     "-".into(),
@@ -150,6 +153,7 @@ impl ResourcesView {
             Constraint::Length(8),
             Constraint::Length(14),
             Constraint::Length(6),
+            Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(7),
             Constraint::Length(20),

@@ -747,7 +747,7 @@ fn fixture_with_waits() -> (App, [TaskId; 3]) {
             Message::ResourceOps(lucid_protocol::ResourceOps {
                 id: ResourceId(12),
                 op: WaitOp::Recv,
-                count: 38,
+                count: 39,
             }),
         ),
         (
