@@ -130,31 +130,32 @@ pub fn compile_guests(out_dir: &Path) -> Result<PathBuf> {
         }
         for (name, src) in &rust {
             let out = out_dir.join(format!("{name}.wasm"));
-            if newer(&out, &[src, &lib]) {
+            // The name section is kept (traps name functions). Test guests keep
+            // line tables too (traps name `file:line`); the demo's are stripped.
+            let debug = if name.starts_with("t_") {
+                "debuginfo=1"
+            } else {
+                "strip=debuginfo"
+            };
+            // The flags a module was built with sit beside it: a change rebuilds it.
+            let stamp = out.with_extension("flags");
+            if newer(&out, &[src, &lib]) && std::fs::read_to_string(&stamp).is_ok_and(|s| s == debug) {
                 continue;
             }
             let mut cmd = Command::new(&tc.rustc);
             if let Some(linker) = tc.linker {
                 cmd.arg("-C").arg(format!("linker={linker}"));
             }
-            // Debug info stripped, the name section kept (traps name functions).
-            cmd.args([
-                "--target",
-                tc.target,
-                "--edition",
-                "2021",
-                "-O",
-                "-C",
-                "strip=debuginfo",
-            ])
-            .arg("-L")
-            .arg(out_dir)
-            .arg("--extern")
-            .arg(format!("lucid={}", lib.display()))
-            .arg("-o")
-            .arg(&out)
-            .arg(src);
+            cmd.args(["--target", tc.target, "--edition", "2021", "-O", "-C", debug])
+                .arg("-L")
+                .arg(out_dir)
+                .arg("--extern")
+                .arg(format!("lucid={}", lib.display()))
+                .arg("-o")
+                .arg(&out)
+                .arg(src);
             process::run(&mut cmd)?;
+            std::fs::write(&stamp, debug).with_context(|| format!("write {}", stamp.display()))?;
         }
     }
     let c = sources(&guests.join("c"), "c")?;

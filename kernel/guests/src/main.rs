@@ -8,6 +8,7 @@
 //! offer is refused with one line naming the import.
 #![forbid(unsafe_code)]
 
+mod lines;
 mod manifest;
 mod modules;
 
@@ -91,6 +92,7 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
     let engine = wasmtime::Engine::new(&config)?;
     let mut images = Vec::new();
     let mut blobs = Vec::new();
+    let mut tables = Vec::new();
     for (guest, path) in &mut guests {
         let wasm = modules::load(path)?;
         modules::check_imports(&format!("{} ({})", guest.name, path.display()), &wasm)?;
@@ -103,12 +105,14 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
             .with_context(|| format!("precompiling {}", path.display()))?;
         images.push(cwasm);
         blobs.push(guest.args_blob()?);
+        tables.push(lines::table(&wasm).with_context(|| format!("reading the source lines of {}", path.display()))?);
     }
     let entries: Vec<GuestEntry<'_>> = guests
         .iter()
         .zip(&images)
         .zip(&blobs)
-        .map(|(((g, _), cwasm), args)| GuestEntry {
+        .zip(&tables)
+        .map(|((((g, _), cwasm), args), lines)| GuestEntry {
             name: &g.name,
             entry: &g.entry,
             fuel_per_slice: g.fuel_per_slice,
@@ -118,6 +122,7 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
             autostart: g.autostart,
             args,
             cwasm,
+            lines,
         })
         .collect();
     lucid_wasm::bundle::write(&entries).map_err(anyhow::Error::msg)

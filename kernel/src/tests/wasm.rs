@@ -292,4 +292,9 @@ fn a_rust_panic_traps_with_the_demangled_rust_functions_in_its_reason() {
     };
     assert!(reason.contains("t_rust_panic::explode"), "reason: {reason}");
     assert!(!reason.contains("_ZN"), "a mangled name: {reason}");
+    // Built with line tables: the frame in `explode` names the `panic!` line.
+    assert!(
+        reason.contains("t_rust_panic::explode @") && reason.contains("(rust/t_rust_panic.rs:6)"),
+        "reason: {reason}"
+    );
 }

@@ -442,7 +442,7 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
     let (outcome, host_panic) = match outcome {
         Ok(code) => (Outcome::Exited(code), None),
         Err(e) => {
-            let outcome = classify(&e);
+            let outcome = classify(&e, guest);
             (outcome, e.downcast::<HostPanic>().ok())
         }
     };
@@ -569,7 +569,7 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
     Ok(if n == 1 { results[0].i32().unwrap_or(0) } else { 0 })
 }
 
-fn classify(e: &wasmtime::Error) -> Outcome {
+fn classify(e: &wasmtime::Error, guest: &Guest) -> Outcome {
     if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
         return Outcome::Exited(*code);
     }
@@ -584,7 +584,7 @@ fn classify(e: &wasmtime::Error) -> Outcome {
         if code == TrapCode::OutOfFuel {
             return Outcome::Killed(KillReason::Fuel);
         }
-        return Outcome::Trapped(code, symbolized(*trap, e));
+        return Outcome::Trapped(code, symbolized(*trap, e, guest));
     }
     Outcome::Trapped(TrapCode::Other, one_line(e))
 }
@@ -594,8 +594,9 @@ const REASON_FRAMES: usize = 16;
 
 /// A trap's reason: what trapped, then the wasm functions on the stack, innermost
 /// first, by their name-section names (Rust symbols demangled; `wasm function N`
-/// for a nameless one) with the module offset of each frame's instruction.
-fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
+/// for a nameless one) with the module offset of each frame's instruction and,
+/// where the module's line table has it, its source `file:line`.
+fn symbolized(trap: Trap, e: &wasmtime::Error, guest: &Guest) -> String {
     use core::fmt::Write;
     let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() else {
         return one_line(e);
@@ -615,6 +616,9 @@ fn symbolized(trap: Trap, e: &wasmtime::Error) -> String {
         };
         if let Some(offset) = f.module_offset() {
             let _ = write!(out, " @{offset:#x}");
+            if let Some(line) = u32::try_from(offset).ok().and_then(|o| guest.lines.lookup(o)) {
+                let _ = write!(out, " ({line})");
+            }
         }
     }
     if frames.len() > REASON_FRAMES {

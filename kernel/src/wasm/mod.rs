@@ -55,6 +55,8 @@ pub struct Guest {
     pub entry: GuestEntry<'static>,
     /// The deserialised module.
     pub module: Module,
+    /// Its source lines by module offset (empty without DWARF).
+    pub lines: lucid_wasm::lines::LineTable<'static>,
 }
 
 impl fmt::Debug for Guest {
@@ -197,7 +199,9 @@ pub fn init(bytes: &'static [u8]) -> Result<&'static Runtime, InitError> {
             name: entry.name,
             reason: e.to_string(),
         })?;
-        guests.push(Guest { entry, module });
+        // Checked when the bundle was parsed: an unreadable table is none.
+        let lines = lucid_wasm::lines::LineTable::parse(entry.lines).unwrap_or_default();
+        guests.push(Guest { entry, module, lines });
     }
     Ok(RUNTIME.call_once(|| Runtime { engine, linker, guests }))
 }

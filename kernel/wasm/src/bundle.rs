@@ -6,9 +6,10 @@
 //! [`GuestEntry`]; names NUL padded, then the kernel memory budget as a `u64`
 //! (0 in bundles written before it existed = [`DEFAULT_KERNEL_MEMORY_BUDGET`]),
 //! then the offset and length of its argument blob as two `u64`s (0 and 0: no
-//! arguments, see [`crate::wasi::Args`]), then the
-//! `.cwasm` images and the argument blobs, each at a 16-byte-aligned offset from
-//! the bundle start.
+//! arguments, see [`crate::wasi::Args`]), then the offset and length of its line
+//! table (0 and 0: none, see [`crate::lines`]), then the
+//! `.cwasm` images, the argument blobs and the line tables, each at a
+//! 16-byte-aligned offset from the bundle start.
 
 use core::{fmt, str};
 
@@ -17,7 +18,7 @@ use crate::config::{WASMTIME_VERSION, fingerprint};
 /// First bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"LUCIDWB\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The boot archive entry that holds the bundle.
 pub const ARCHIVE_ENTRY: &str = "wasm";
 /// Bytes reserved for a module or export name.
@@ -26,7 +27,7 @@ pub const NAME_LEN: usize = 32;
 pub const DEFAULT_KERNEL_MEMORY_BUDGET: u64 = 1024 * 1024;
 
 const HEADER_LEN: usize = 40;
-const ENTRY_LEN: usize = 128;
+const ENTRY_LEN: usize = 144;
 #[cfg(any(test, feature = "alloc"))]
 const DATA_ALIGN: usize = 16;
 const FLAG_AUTOSTART: u32 = 1;
@@ -50,6 +51,11 @@ pub enum BundleError {
         /// Index of the entry.
         index: usize,
     },
+    /// A line table is malformed.
+    BadLines {
+        /// Index of the entry.
+        index: usize,
+    },
     /// Built by another wasmtime version or with another engine Config.
     OtherEngine {
         /// The precompiler's wasmtime version.
@@ -67,6 +73,7 @@ impl fmt::Display for BundleError {
             Self::Truncated => write!(f, "wasm bundle is truncated"),
             Self::BadName { index } => write!(f, "wasm bundle entry {index} has a name that is not UTF-8"),
             Self::BadArgs { index } => write!(f, "wasm bundle entry {index} has malformed arguments"),
+            Self::BadLines { index } => write!(f, "wasm bundle entry {index} has a malformed line table"),
             Self::OtherEngine {
                 wasmtime,
                 fingerprint: theirs,
@@ -107,6 +114,9 @@ pub struct GuestEntry<'a> {
     pub args: &'a [u8],
     /// The `.cwasm` image.
     pub cwasm: &'a [u8],
+    /// Its source lines by module offset (a [`crate::lines::LineTable`]; empty:
+    /// the module had no DWARF).
+    pub lines: &'a [u8],
 }
 
 /// A parsed bundle borrowing its bytes.
@@ -202,6 +212,13 @@ impl<'a> Bundle<'a> {
             .and_then(|end| self.bytes.get(args_at..end))
             .ok_or(BundleError::Truncated)?;
         crate::wasi::Args::parse(args).map_err(|_| BundleError::BadArgs { index })?;
+        let lines_at = usize::try_from(u64_at(raw, at + 64)).map_err(|_| BundleError::Truncated)?;
+        let lines_len = usize::try_from(u64_at(raw, at + 72)).map_err(|_| BundleError::Truncated)?;
+        let lines = lines_at
+            .checked_add(lines_len)
+            .and_then(|end| self.bytes.get(lines_at..end))
+            .ok_or(BundleError::Truncated)?;
+        crate::lines::LineTable::parse(lines).map_err(|_| BundleError::BadLines { index })?;
         Ok(GuestEntry {
             name,
             entry,
@@ -215,6 +232,7 @@ impl<'a> Bundle<'a> {
                 n => n,
             },
             cwasm,
+            lines,
         })
     }
 }
@@ -253,12 +271,18 @@ pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::s
         out.extend_from_slice(&(e.args.len() as u64).to_le_bytes());
         offset = (offset + e.cwasm.len()).next_multiple_of(DATA_ALIGN);
         offset = (offset + e.args.len()).next_multiple_of(DATA_ALIGN);
+        let lines_at = if e.lines.is_empty() { 0 } else { offset };
+        out.extend_from_slice(&(lines_at as u64).to_le_bytes());
+        out.extend_from_slice(&(e.lines.len() as u64).to_le_bytes());
+        offset = (offset + e.lines.len()).next_multiple_of(DATA_ALIGN);
     }
     for e in entries {
         out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
         out.extend_from_slice(e.cwasm);
         out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
         out.extend_from_slice(e.args);
+        out.resize(out.len().next_multiple_of(DATA_ALIGN), 0);
+        out.extend_from_slice(e.lines);
     }
     Ok(out)
 }
@@ -302,6 +326,7 @@ mod tests {
             autostart: true,
             args: b"",
             cwasm: b"abc",
+            lines: b"",
         };
         let b = GuestEntry {
             name: "pong",
@@ -381,6 +406,7 @@ mod tests {
             autostart: false,
             args: b"",
             cwasm: b"",
+            lines: b"",
         };
         assert!(write(&[e]).unwrap_err().contains("too long"));
     }
@@ -391,6 +417,32 @@ mod tests {
         let end = bytes.len();
         bytes[end - 1] = b'x';
         assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::BadArgs { index: 1 });
+    }
+
+    #[test]
+    fn a_line_table_travels_with_its_module_and_a_bad_one_is_refused() {
+        let lines = crate::lines::write(&["main.rs"], &[(8, 0, 3)]).expect("table");
+        let e = GuestEntry {
+            name: "t",
+            entry: "_start",
+            fuel_per_slice: 1,
+            fuel_budget: 0,
+            max_memory_pages: 1,
+            kernel_memory_budget: 0,
+            autostart: false,
+            args: b"",
+            cwasm: b"xyz",
+            lines: &lines,
+        };
+        let bytes = write(&[e]).expect("bundle");
+        let entry = Bundle::parse(&bytes).expect("parse").find("t").expect("entry");
+        let table = crate::lines::LineTable::parse(entry.lines).expect("table");
+        assert_eq!(table.lookup(9).map(|l| l.line), Some(3));
+        // The row's file index, past the one file.
+        let mut bad = bytes.clone();
+        let file = bad.len() - 8;
+        bad[file] = 5;
+        assert_eq!(Bundle::parse(&bad).unwrap_err(), BundleError::BadLines { index: 0 });
     }
 
     fn err_text(bytes: &[u8]) -> String {

@@ -9,6 +9,7 @@ pub mod abi;
 pub mod bundle;
 pub mod config;
 pub mod demangle;
+pub mod lines;
 pub mod strikes;
 pub mod text;
 pub mod wasi;
