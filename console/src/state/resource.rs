@@ -849,8 +849,13 @@ mod tests {
 
     /// `task` polled from `ts` to `ts + 1`, beginning a receive on `chan` that waits.
     fn recv_parks(s: &mut State, ts: u64, task: u64, chan: u64) {
+        parks(s, ts, task, chan, WaitOp::Recv);
+    }
+
+    /// `task` polled from `ts` to `ts + 1`, beginning `op` on `resource`, which waits.
+    fn parks(s: &mut State, ts: u64, task: u64, resource: u64, op: WaitOp) {
         apply(s, ts, Message::PollStart { task: TaskId(task) });
-        begin(s, ts, task, chan, WaitOp::Recv);
+        begin(s, ts, task, resource, op);
         apply(
             s,
             ts + 1,
@@ -958,28 +963,10 @@ mod tests {
         create(&mut s, 2, 40, ResourceKind::Mutex, "first");
         create(&mut s, 2, 41, ResourceKind::Mutex, "second");
         // Each wait's beginning tells who holds the mutex.
-        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
-        begin(&mut s, 10, 5, 41, WaitOp::Lock);
-        held(&mut s, 10, 41, &[6], 0);
-        apply(
-            &mut s,
-            11,
-            Message::PollEnd {
-                task: TaskId(5),
-                result: lucid_protocol::PollResult::Pending,
-            },
-        );
-        apply(&mut s, 20, Message::PollStart { task: TaskId(6) });
-        begin(&mut s, 20, 6, 40, WaitOp::Lock);
-        held(&mut s, 20, 40, &[5], 0);
-        apply(
-            &mut s,
-            21,
-            Message::PollEnd {
-                task: TaskId(6),
-                result: lucid_protocol::PollResult::Pending,
-            },
-        );
+        parks(&mut s, 10, 5, 41, WaitOp::Lock);
+        held(&mut s, 11, 41, &[6], 0);
+        parks(&mut s, 20, 6, 40, WaitOp::Lock);
+        held(&mut s, 21, 40, &[5], 0);
         let end = 21 + confirm_ticks(&s);
         apply(&mut s, end, Message::Heartbeat);
         assert_eq!(

@@ -193,31 +193,26 @@ impl<'a> Bundle<'a> {
         self.entries().find(|e| e.name == name)
     }
 
+    /// The bytes an entry's (offset, length) pair at `at` in `raw` names.
+    fn blob(&self, raw: &[u8], at: usize) -> Result<&'a [u8], BundleError> {
+        let offset = usize::try_from(u64_at(raw, at)).map_err(|_| BundleError::Truncated)?;
+        let len = usize::try_from(u64_at(raw, at + 8)).map_err(|_| BundleError::Truncated)?;
+        offset
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(offset..end))
+            .ok_or(BundleError::Truncated)
+    }
+
     fn entry(&self, index: usize) -> Result<GuestEntry<'a>, BundleError> {
         let at = HEADER_LEN + index * ENTRY_LEN;
         let raw = self.bytes.get(at..at + ENTRY_LEN).ok_or(BundleError::Truncated)?;
         let name = padded_str(&raw[..NAME_LEN]).ok_or(BundleError::BadName { index })?;
         let entry = padded_str(&raw[NAME_LEN..2 * NAME_LEN]).ok_or(BundleError::BadName { index })?;
         let at = 2 * NAME_LEN;
-        let offset = usize::try_from(u64_at(raw, at + 24)).map_err(|_| BundleError::Truncated)?;
-        let len = usize::try_from(u64_at(raw, at + 32)).map_err(|_| BundleError::Truncated)?;
-        let cwasm = offset
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(offset..end))
-            .ok_or(BundleError::Truncated)?;
-        let args_at = usize::try_from(u64_at(raw, at + 48)).map_err(|_| BundleError::Truncated)?;
-        let args_len = usize::try_from(u64_at(raw, at + 56)).map_err(|_| BundleError::Truncated)?;
-        let args = args_at
-            .checked_add(args_len)
-            .and_then(|end| self.bytes.get(args_at..end))
-            .ok_or(BundleError::Truncated)?;
+        let cwasm = self.blob(raw, at + 24)?;
+        let args = self.blob(raw, at + 48)?;
         crate::wasi::Args::parse(args).map_err(|_| BundleError::BadArgs { index })?;
-        let lines_at = usize::try_from(u64_at(raw, at + 64)).map_err(|_| BundleError::Truncated)?;
-        let lines_len = usize::try_from(u64_at(raw, at + 72)).map_err(|_| BundleError::Truncated)?;
-        let lines = lines_at
-            .checked_add(lines_len)
-            .and_then(|end| self.bytes.get(lines_at..end))
-            .ok_or(BundleError::Truncated)?;
+        let lines = self.blob(raw, at + 64)?;
         crate::lines::LineTable::parse(lines).map_err(|_| BundleError::BadLines { index })?;
         Ok(GuestEntry {
             name,
