@@ -183,14 +183,20 @@ impl State {
             return;
         };
         if finding.needs_confirming() {
-            let due = self.confirm_due(ts);
-            let suspects = &mut self.resources.suspects;
-            if !suspects.iter().any(|&(_, t)| t == task) && suspects.len() < MAX_DEADLOCKS {
-                suspects.push((due, task));
-            }
+            self.suspect(ts, task);
             return;
         }
         self.warn_finding(cpu, ts, task, &finding, false);
+    }
+
+    /// Has `task`'s finding confirmed [`CONFIRM_AFTER_MS`] after `ts` (once; at most
+    /// [`MAX_DEADLOCKS`] wait at a time).
+    fn suspect(&mut self, ts: u64, task: TaskId) {
+        let due = self.confirm_due(ts);
+        let suspects = &mut self.resources.suspects;
+        if !suspects.iter().any(|&(_, t)| t == task) && suspects.len() < MAX_DEADLOCKS {
+            suspects.push((due, task));
+        }
     }
 
     /// Confirms the findings due by `ts`.
@@ -295,10 +301,7 @@ impl State {
             let mut warned = false;
             for (task, signal) in stuck {
                 if signal != Signal::Join && !confirmed {
-                    let due = self.confirm_due(ts);
-                    if !self.resources.suspects.iter().any(|&(_, t)| t == task) {
-                        self.resources.suspects.push((due, task));
-                    }
+                    self.suspect(ts, task);
                     continue;
                 }
                 warned = true;

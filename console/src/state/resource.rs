@@ -27,6 +27,8 @@ pub const MAX_RESOURCES: usize = 1 << 16;
 pub const MAX_WAITS_PER_TASK: usize = 8;
 /// Deadlocks kept (and warned about).
 pub const MAX_DEADLOCKS: usize = 1000;
+/// Waiters of a resource judged again when who holds it changes.
+const MAX_JUDGED_WAITERS: usize = 16;
 
 /// A live resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -416,7 +418,15 @@ impl State {
             tasks: h.named().collect(),
             unknown: h.unknown,
         });
-        let waiters: Vec<TaskId> = self.resources.waiters(h.resource).map(|(t, _)| t).collect();
+        // A few are enough to find a cycle through it; a stream naming thousands
+        // of waiters of one resource does not make each message cost thousands of
+        // searches.
+        let waiters: Vec<TaskId> = self
+            .resources
+            .waiters(h.resource)
+            .map(|(t, _)| t)
+            .take(MAX_JUDGED_WAITERS)
+            .collect();
         for task in waiters {
             self.judge_wait(cpu, ts, task);
         }
