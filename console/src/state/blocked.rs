@@ -109,8 +109,8 @@ impl State {
     }
 
     /// `task`'s wait and who alone can end it, if that is known. `strict`: a wait
-    /// judged from senders counts only while its task is idle (not woken); else a
-    /// task in the poll that begins the wait counts too.
+    /// judged from holders (senders, a lock's) counts only while its task is idle
+    /// (not woken); else a task in the poll that begins the wait counts too.
     fn edge(&self, task: TaskId, strict: bool) -> Option<Edge> {
         let res = &self.resources;
         if let Some((wait, joined)) = res.join_wait(task) {
@@ -174,7 +174,7 @@ impl State {
 
     /// A wait that can be judged began, or what can signal one changed: warns now
     /// about what `task`'s waits show exactly, and has findings that involve a
-    /// channel confirmed later.
+    /// channel or a mutex confirmed later.
     pub(super) fn judge_wait(&mut self, cpu: u32, ts: u64, task: TaskId) {
         if self.resources.blocked_forever.contains(&task) {
             return;

@@ -119,8 +119,14 @@ impl HolderSet {
         self.unknown.store(u32::from(task == 0), Ordering::Release);
     }
 
-    /// Empties it (a trace layer reusing the storage, or an exclusive resource
-    /// released).
+    /// An exclusive resource (a mutex) is held by nobody: the two stores of
+    /// [`HolderSet::hold`] undone.
+    pub fn release(&self) {
+        self.tasks[0].store(0, Ordering::Release);
+        self.unknown.store(0, Ordering::Release);
+    }
+
+    /// Empties it (a trace layer reusing the storage).
     pub fn reset(&self) {
         for slot in &self.tasks {
             slot.store(0, Ordering::Release);
@@ -146,7 +152,7 @@ pub fn taken(resource: &Resource, waited: bool) {
 /// reports when it takes it).
 pub fn released(resource: &Resource) {
     if let Some(set) = resource.holders() {
-        set.reset();
+        set.release();
     }
 }
 
