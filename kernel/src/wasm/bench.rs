@@ -1,6 +1,7 @@
 //! `workload=wasm-bench`: what `cargo xtask bench` reports for the wasm host, all in
 //! one boot so the ratios compare like with like: the `hasher` guest's `hash` export
-//! against the same FNV-1a loop in kernel Rust, the round trip of a cheap hostcall
+//! and the `rust_fnv` guest (the same Rust compiled for wasm32-wasi) against the same
+//! FNV-1a loop in kernel Rust, the round trip of a cheap hostcall
 //! (`now`), and instantiating a module from its loaded `.cwasm`. Results are printed
 //! to COM1 as `bench NAME VALUE UNIT` lines.
 
@@ -10,7 +11,7 @@ use core::time::Duration;
 use wasmtime::{Store, TypedFunc};
 
 use super::Runtime;
-use super::instance::{self, InstanceData};
+use super::instance::{self, InstanceData, Outcome};
 use crate::{println, time::Instant};
 
 /// Rounds of 64 KiB hashed per measurement.
@@ -86,6 +87,29 @@ pub async fn run(rt: &'static Runtime) -> Result<(), alloc::string::String> {
     report("wasm.native_hash_ns_per_byte", median(native) / bytes, "ns/byte");
     report("wasm.guest_hash_ns_per_byte", median(guest) / bytes, "ns/byte");
     report("wasm.guest_vs_native", median(guest) / median(native), "x");
+
+    // The same Rust compiled for wasm32-wasi, run as a whole program (instance,
+    // WASI start-up and exit included) from a zeroed buffer each time.
+    let (mut native, mut rust) = ([0.0; RUNS], [0.0; RUNS]);
+    for i in 0..RUNS {
+        let mut buf = vec![0u8; 65536];
+        let t = Instant::now();
+        let want = native_hash(&mut buf, HASH_ROUNDS);
+        native[i] = t.elapsed().as_nanos() as f64;
+        let t = Instant::now();
+        let (_, handle) = rt.spawn("rust_fnv").map_err(|e| e.to_string())?;
+        let outcome = handle
+            .await
+            .map_err(|e| alloc::format!("rust_fnv's task failed: {e:?}"))?;
+        rust[i] = t.elapsed().as_nanos() as f64;
+        let code = i32::try_from(want & 0x7f).unwrap_or(0);
+        if outcome != Outcome::Exited(code) {
+            return Err(alloc::format!(
+                "rust_fnv ended {outcome:?}, not with the native hash's exit code {code}"
+            ));
+        }
+    }
+    report("wasm.rust_guest_vs_native", median(rust) / median(native), "x");
 
     let (mut store, many) = export(rt, "t_hostcalls", "calls").await?;
     let calls = rt.guest("t_hostcalls").ok_or("no t_hostcalls module")?;

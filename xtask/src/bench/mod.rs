@@ -57,13 +57,18 @@ pub struct Args {
     /// benchmarks.
     #[arg(long, conflicts_with_all = ["no_qemu", "link_only"])]
     sampling_only: bool,
+    /// Only the wasm host's rows (`workload=wasm-bench`), no host benchmarks.
+    #[arg(long, conflicts_with_all = ["no_qemu", "link_only", "sampling_only"])]
+    wasm_only: bool,
 }
 
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
-    if args.link_only || args.sampling_only {
+    if args.link_only || args.sampling_only || args.wasm_only {
         let rows = if args.link_only {
             link::rows(args.quick)?
+        } else if args.wasm_only {
+            wasm::rows()?
         } else {
             sampling::rows()?
         };
