@@ -54,6 +54,8 @@ pub enum Lanes {
 /// One lane to draw.
 struct Lane<'a> {
     label: String,
+    /// The task of a task lane.
+    task: Option<TaskId>,
     slices: Vec<Slice>,
     wakes: Vec<WakeMark>,
     /// Task lanes: when the task waited on a resource (ended waits, then the ones
@@ -190,6 +192,7 @@ impl TimelineView {
                 .iter()
                 .take(max)
                 .map(|(cpu, c)| Lane {
+                    task: None,
                     label: format!("cpu{cpu}"),
                     slices: c.slices.iter().filter(in_window).copied().collect(),
                     wakes: wakes.clone().filter(|w| w.cpu == *cpu).copied().collect(),
@@ -239,6 +242,7 @@ impl TimelineView {
                         }
                         Lane {
                             label,
+                            task: Some(task),
                             slices,
                             wakes: wakes
                                 .clone()
@@ -331,6 +335,10 @@ impl TimelineView {
                 let cell = &mut f.buffer_mut()[(cells.x + self.cursor, cells.y)];
                 cell.set_style(Style::new().add_modifier(Modifier::REVERSED));
             }
+        }
+        if width > 0 {
+            let shown = usize::from(lanes_area.height).min(lanes.len());
+            draw_wake_links(f.buffer_mut(), lanes_area, &lanes[..shown], start, span, width);
         }
         f.render_widget(
             Paragraph::new(format!(
@@ -515,6 +523,33 @@ fn waits_of(state: &State, task: TaskId, boot: u32, start: Ticks, end: Ticks) ->
     ended.chain(open).collect()
 }
 
+/// Task lanes: links each wake between two lanes shown, `│` from the waker's `▼`
+/// down (or up) to the woken task's `▲`, through the blank cells between them (a
+/// busy cell or a wait bar is left as it is).
+fn draw_wake_links(buf: &mut Buffer, lanes_area: Rect, lanes: &[Lane<'_>], start: Ticks, span: Ticks, width: u16) {
+    let w = u64::from(width);
+    let row_of = |task: TaskId| lanes.iter().position(|l| l.task == Some(task));
+    let style = Style::new().fg(Color::Magenta);
+    for (to, lane) in lanes.iter().enumerate() {
+        for m in lane.wakes.iter().filter(|m| m.ts >= lane.detail_from) {
+            let WokenBy::Task(waker) = m.waker else { continue };
+            let Some(from) = row_of(waker).filter(|&from| from != to) else {
+                continue;
+            };
+            if m.ts < lanes[from].detail_from {
+                continue;
+            }
+            let x = lanes_area.x + LABEL + column_of(m.ts, start, span, w).min(w - 1) as u16;
+            for row in from.min(to) + 1..from.max(to) {
+                let cell = &mut buf[(x, lanes_area.y + row as u16)];
+                if matches!(cell.symbol(), " " | "·") {
+                    cell.set_char('│').set_style(style);
+                }
+            }
+        }
+    }
+}
+
 /// `─` where the lane's task waited on a resource, `▲` for a wake on an otherwise
 /// empty cell, `▼` (over its poll) where it woke another task; before the lane's detail, its summary
 /// as grey shades by busy share (without wakes), or blank. Returns the slice and the
@@ -608,4 +643,47 @@ fn draw_lane(
             .set_style(Style::new().fg(Color::Magenta));
     }
     (hit, wakes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_between_lanes_apart_is_linked_through_the_blank_cells_between() {
+        let lane = |task: u64, wakes: Vec<WakeMark>| Lane {
+            label: String::new(),
+            task: Some(TaskId(task)),
+            slices: Vec::new(),
+            wakes,
+            waits: Vec::new(),
+            woke: Vec::new(),
+            detail_from: Ticks::ZERO,
+            summary: Summary::Task {
+                history: &EMPTY_HISTORY,
+                from: Ticks::ZERO,
+                to: Ticks::ZERO,
+            },
+        };
+        let wake = WakeMark {
+            ts: Ticks(50),
+            cpu: 0,
+            task: TaskId(4),
+            waker: WokenBy::Task(TaskId(1)),
+        };
+        let lanes = [
+            lane(1, Vec::new()),
+            lane(2, Vec::new()),
+            lane(3, Vec::new()),
+            lane(4, vec![wake]),
+        ];
+        let area = Rect::new(0, 0, LABEL + 10, 4);
+        let mut buf = Buffer::empty(area);
+        // Task 3 is busy in that column: its cell stays.
+        buf[(LABEL + 5, 2)].set_char('█');
+        draw_wake_links(&mut buf, area, &lanes, Ticks(0), Ticks(100), 10);
+        let at = |row: u16| buf[(LABEL + 5, row)].symbol().to_string();
+        assert_eq!([at(0), at(1), at(2), at(3)], [" ", "│", "█", " "]);
+        assert_eq!(buf[(LABEL + 4, 1)].symbol(), " ", "only the wake's column");
+    }
 }
