@@ -240,21 +240,34 @@ impl<W: Write> PerfettoProtoWriter<W> {
         self.write(p);
     }
 
-    fn cpu_track(&mut self, cpu: u32) -> u64 {
-        let uuid = track_uuid(TrackKind::Cpu, u64::from(cpu));
+    /// The `kind` track of `id` in group `parent`, described (named by `name`) on
+    /// first use.
+    fn track(
+        &mut self,
+        kind: TrackKind,
+        id: u64,
+        parent: u64,
+        counter: bool,
+        name: impl FnOnce(&Self) -> String,
+    ) -> u64 {
+        let uuid = track_uuid(kind, id);
         if !self.tracks.contains(&uuid) {
-            self.describe(uuid, Some(ROOT_CPUS), format!("cpu {cpu}"), false);
+            let name = name(self);
+            self.describe(uuid, Some(parent), name, counter);
         }
         uuid
     }
 
+    fn cpu_track(&mut self, cpu: u32) -> u64 {
+        self.track(TrackKind::Cpu, u64::from(cpu), ROOT_CPUS, false, |_| {
+            format!("cpu {cpu}")
+        })
+    }
+
     fn task_track(&mut self, task: TaskId) -> u64 {
-        let uuid = track_uuid(TrackKind::Task, task.get());
-        if !self.tracks.contains(&uuid) {
-            let name = format!("{} #{task}", self.tasks.get(task).name);
-            self.describe(uuid, Some(ROOT_TASKS), name, false);
-        }
-        uuid
+        self.track(TrackKind::Task, task.get(), ROOT_TASKS, false, |w| {
+            format!("{} #{task}", w.tasks.get(task).name)
+        })
     }
 
     /// The number of slice name `name`, interning it on first use.
@@ -332,19 +345,13 @@ impl<W: Write> PerfettoProtoWriter<W> {
     }
 
     fn counter_track(&mut self, kind: TrackKind, id: u64, parent: u64, name: impl FnOnce() -> String) -> u64 {
-        let uuid = track_uuid(kind, id);
-        if !self.tracks.contains(&uuid) {
-            self.describe(uuid, Some(parent), name(), true);
-        }
-        uuid
+        self.track(kind, id, parent, true, |_| name())
     }
 
     fn wasm_track(&mut self, instance: u64) -> u64 {
-        let uuid = track_uuid(TrackKind::Wasm, instance);
-        if !self.tracks.contains(&uuid) {
-            self.describe(uuid, Some(ROOT_WASM), format!("wasm #{instance}"), false);
-        }
-        uuid
+        self.track(TrackKind::Wasm, instance, ROOT_WASM, false, |_| {
+            format!("wasm #{instance}")
+        })
     }
 
     fn begin_task(&mut self, task: TaskId, ts: u64) {
@@ -489,12 +496,9 @@ impl<W: Write> PerfettoProtoWriter<W> {
     }
 
     fn wait_track(&mut self, task: TaskId) -> u64 {
-        let uuid = track_uuid(TrackKind::TaskWaits, task.get());
-        if !self.tracks.contains(&uuid) {
-            let name = format!("{} #{task} waits", self.tasks.get(task).name);
-            self.describe(uuid, Some(ROOT_TASKS), name, false);
-        }
-        uuid
+        self.track(TrackKind::TaskWaits, task.get(), ROOT_TASKS, false, |w| {
+            format!("{} #{task} waits", w.tasks.get(task).name)
+        })
     }
 
     /// Messages of any stream: wasm counters, traps, losses.

@@ -528,7 +528,12 @@ fn waits_of(state: &State, task: TaskId, boot: u32, start: Ticks, end: Ticks) ->
 /// busy cell or a wait bar is left as it is).
 fn draw_wake_links(buf: &mut Buffer, lanes_area: Rect, lanes: &[Lane<'_>], start: Ticks, span: Ticks, width: u16) {
     let w = u64::from(width);
-    let row_of = |task: TaskId| lanes.iter().position(|l| l.task == Some(task));
+    let rows: BTreeMap<TaskId, usize> = lanes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((l.task?, i)))
+        .collect();
+    let row_of = |task: TaskId| rows.get(&task).copied();
     let style = Style::new().fg(Color::Magenta);
     for (to, lane) in lanes.iter().enumerate() {
         for m in lane.wakes.iter().filter(|m| m.ts >= lane.detail_from) {

@@ -231,15 +231,18 @@ impl<'a> Future for Acquire<'a> {
         // by the semaphore's lock, and nothing is moved.
         let this = self.into_ref().get_ref();
         let poll = this.poll_locked(cx);
-        let waited = this.wait.is_waiting();
+        // A lock reports its holder: to a task that begins waiting, and when taken.
+        let lock_waited = (this.op == WaitOp::Lock).then(|| this.wait.is_waiting());
         if poll.is_pending() {
             this.wait.pending(this.resource, this.op);
-            if this.op == WaitOp::Lock && !waited {
+            if lock_waited == Some(false) {
                 holders::waiting_on(&this.sem.resource);
             }
         } else {
             this.wait.ready();
-            if this.op == WaitOp::Lock && matches!(poll, Poll::Ready(Ok(_))) {
+            if let Some(waited) = lock_waited
+                && matches!(poll, Poll::Ready(Ok(_)))
+            {
                 holders::taken(&this.sem.resource, waited);
             }
         }
