@@ -83,6 +83,9 @@ pub fn classify(frame: &InterruptFrame, cr2: u64) -> Fault {
 /// Entry from the interrupt dispatcher for vectors 0..32.
 pub fn exception(frame: &mut InterruptFrame) {
     let cr2 = arch::cr2();
+    if crate::wasm::traps::redirect(frame, cr2) {
+        return;
+    }
     let fault = classify(frame, cr2);
     #[cfg(feature = "ktest")]
     crate::ktest::pass_if_expected(fault);

@@ -55,6 +55,7 @@ pub fn start(boot: &'static BootInfo) -> ! {
 
     let platform = acpi::discover(boot.rsdp_phys);
     arch::apic::init(boot.direct_map_offset);
+    mem::tlb::init();
     let (apic_hz, tsc_hz) = arch::apic::calibrate();
     time::init(tsc_hz, boot.loader_entry_tsc);
     arch::enable_interrupts();

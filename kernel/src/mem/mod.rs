@@ -5,6 +5,7 @@ pub mod frames;
 pub mod heap;
 pub mod paging;
 pub mod stacks;
+pub mod tlb;
 
 use lucid_boot_api::BootInfo;
 

@@ -8,8 +8,9 @@ use crate::mem::{
     phys_to_virt, stacks,
 };
 
-/// Virtual addresses for tests (PML4 slot 448, unused by the kernel).
-static TEST_VA: AtomicU64 = AtomicU64::new(0xffff_e000_0000_0000);
+/// Virtual addresses for tests (PML4 slot 480, just past the WebAssembly region,
+/// unused by the kernel).
+static TEST_VA: AtomicU64 = AtomicU64::new(lucid_boot_api::layout::WASM_LIMIT);
 
 fn test_pages(pages: u64) -> u64 {
     // Leave an unmapped page after each block so blocks never touch.

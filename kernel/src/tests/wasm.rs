@@ -116,6 +116,42 @@ fn the_trapper_demo_traps_out_of_bounds() {
     ));
 }
 
+/// Linear memories have no bounds checks in generated code: the page fault beyond
+/// the accessible pages is the check. A fault just past 4 GiB (the guard region), a
+/// fault on the page after a grown memory's new end and the memory's new last byte
+/// (which must not fault) all behave as wasm says; and every instance gives its
+/// address-space slots back when it ends.
+#[ktest]
+fn out_of_bounds_accesses_trap_through_the_guard_pages() {
+    quiesce();
+    let slots = wasm::vm::slots_in_use();
+    let Outcome::Trapped(TrapCode::MemoryOutOfBounds, _) = run_to_end("t_oob_guard") else {
+        panic!("t_oob_guard did not trap out of bounds");
+    };
+    match run_to_end("t_oob_grown") {
+        Outcome::Trapped(TrapCode::MemoryOutOfBounds, reason) => {
+            assert!(
+                reason.contains("past_growth") && !reason.contains("in_growth"),
+                "the trap must come from the byte past the grown page: {reason}"
+            );
+        }
+        other => panic!("t_oob_grown ended {other:?}"),
+    }
+    for _ in 0..20 {
+        let outcome = run_to_end("t_oob");
+        assert!(
+            matches!(outcome, Outcome::Trapped(TrapCode::MemoryOutOfBounds, _)),
+            "t_oob ended {outcome:?}"
+        );
+    }
+    quiesce();
+    assert_eq!(
+        wasm::vm::slots_in_use(),
+        slots,
+        "instances that ended kept address-space slots"
+    );
+}
+
 #[ktest]
 fn the_grower_demo_grows_to_its_limit_and_exits() {
     let limit = rt().guest("grower").expect("grower").entry.max_memory_pages;

@@ -35,10 +35,17 @@ impl CustomCodeMemory for KernelCodeMemory {
     fn publish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
         // x86 keeps instruction fetch coherent with stores; `protect` flushes the
         // TLB on every CPU.
-        Self::set(ptr, len, Flags::READ_EXECUTE)
+        Self::set(ptr, len, Flags::READ_EXECUTE)?;
+        if !super::traps::publish(ptr as u64, ptr as u64 + len as u64) {
+            // A trap in code the fault handler does not know would stop the kernel.
+            Self::set(ptr, len, Flags::READ_WRITE)?;
+            wasmtime::bail!("too many modules loaded at once");
+        }
+        Ok(())
     }
 
     fn unpublish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
+        super::traps::unpublish(ptr as u64);
         Self::set(ptr, len, Flags::READ_WRITE)
     }
 }

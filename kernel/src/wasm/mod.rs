@@ -19,6 +19,8 @@ pub(crate) mod host;
 mod instance;
 pub mod platform;
 mod stacks;
+pub mod traps;
+pub mod vm;
 pub mod wasi;
 
 use alloc::string::{String, ToString};

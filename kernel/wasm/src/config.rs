@@ -30,7 +30,7 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 pub struct Settings {
     /// Target triple.
     pub target: &'static str,
-    /// Bytes reserved per linear memory (0: a heap allocation that may move).
+    /// Bytes of address space reserved per linear memory.
     pub memory_reservation: u64,
     /// Bytes of guard after each linear memory.
     pub memory_guard_size: u64,
@@ -48,15 +48,19 @@ pub struct Settings {
 
 /// The settings both sides apply.
 ///
-/// Linear memory is a plain heap allocation (no virtual-memory reservations, no
-/// guard regions, no copy-on-write images): the kernel gives wasmtime only
-/// executable code pages. Bounds are therefore checked by generated code, and traps
-/// never rely on page faults (`signals_based_traps(false)`). Preemption is by fuel:
-/// the kernel is tickless, so there is no periodic interrupt to advance an epoch.
+/// Each linear memory is a 4 GiB reservation of kernel address space followed by a
+/// 32 MiB guard, of which only the accessible pages are mapped; the memory never
+/// moves. A 32-bit index plus any static offset below the guard's size therefore
+/// lands in that reservation, so generated code checks no bounds: an access beyond
+/// the accessible pages page-faults, and the kernel's fault handler hands faults
+/// at wasm trap sites (with `ud2` and divide errors) to wasmtime, which turns them
+/// into traps (`signals_based_traps(true)`; the kernel side is `wasm::traps` and
+/// `wasm::vm`). Preemption is by fuel: the kernel is tickless, so there is no
+/// periodic interrupt to advance an epoch.
 pub const SETTINGS: Settings = Settings {
     target: TARGET,
-    memory_reservation: 0,
-    memory_guard_size: 0,
+    memory_reservation: 1 << 32,
+    memory_guard_size: 32 << 20,
     consume_fuel: true,
     max_wasm_stack: MAX_WASM_STACK,
     simd: false,
@@ -72,13 +76,13 @@ pub fn configure(config: &mut Config) -> wasmtime::Result<&mut Config> {
     let s = SETTINGS;
     config.target(s.target)?;
     config
-        .signals_based_traps(false)
+        .signals_based_traps(true)
         .memory_reservation(s.memory_reservation)
         .memory_reservation_for_growth(0)
         .memory_guard_size(s.memory_guard_size)
         .guard_before_linear_memory(false)
         .memory_init_cow(false)
-        .memory_may_move(true)
+        .memory_may_move(false)
         .consume_fuel(s.consume_fuel)
         .epoch_interruption(false)
         .max_wasm_stack(s.max_wasm_stack)

@@ -14,6 +14,11 @@ pub const HEAP_LIMIT: u64 = HEAP_BASE + (1 << 39);
 pub const STACKS_BASE: u64 = 0xffff_d000_0000_0000;
 /// Upper bound of the stack region.
 pub const STACKS_LIMIT: u64 = STACKS_BASE + (1 << 39);
+/// WebAssembly memories and code images are carved from here in fixed slots, each
+/// mapped only where accessible (PML4 slots 448..480: 16 TiB).
+pub const WASM_BASE: u64 = 0xffff_e000_0000_0000;
+/// Upper bound of the WebAssembly region.
+pub const WASM_LIMIT: u64 = WASM_BASE + (1 << 44);
 /// The boot stack the loader maps (PML4 slot 509); the page below it stays unmapped.
 pub const BOOT_STACK_GUARD: u64 = 0xffff_fe80_0000_0000;
 /// Size of the boot stack.
