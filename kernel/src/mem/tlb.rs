@@ -1,7 +1,7 @@
 //! TLB shootdown: after a mapping is removed, every other CPU drops what its TLB
 //! may still cache of it before the frames or the addresses are used again.
-//! [`shootdown`] asks each online CPU to reload CR3 (an IPI on [`VECTOR`]) and waits
-//! until each has done so.
+//! [`shootdown`] asks each other online CPU to reload CR3 (an IPI on [`VECTOR`]) and
+//! waits until each has done so.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,17 +31,18 @@ fn on_ipi(_frame: &mut idt::InterruptFrame) {
     apic::eoi();
 }
 
-/// Flushes the TLB of every CPU (this one included) and returns once all have.
+/// Flushes the TLB of every other CPU and returns once all have (the caller
+/// invalidated its own entries already: `paging` does so page by page).
 ///
 /// Two CPUs shooting down at once serve each other's request while they wait, by
 /// IPI or, with interrupts masked, by polling.
-pub fn shootdown() {
-    arch::reload_cr3();
-    let Some(me) = percpu::try_current() else {
-        return;
+/// Returns the shootdown's generation (0 when there is no other CPU).
+pub fn shootdown() -> u64 {
+    let online = percpu::online() as usize;
+    let Some(me) = percpu::try_current().filter(|_| online > 1) else {
+        return 0;
     };
     let generation = REQUESTED.fetch_add(1, Ordering::AcqRel) + 1;
-    let online = percpu::online() as usize;
     for i in (0..online).filter(|&i| i != me.index as usize) {
         if let Some(cpu) = percpu::cpu(i) {
             apic::send_ipi(cpu.apic_id, apic::Ipi::Fixed(VECTOR));
@@ -59,4 +60,10 @@ pub fn shootdown() {
             core::hint::spin_loop();
         }
     }
+    generation
+}
+
+/// The latest shootdown CPU `index` has carried out.
+pub fn done(index: usize) -> u64 {
+    DONE.get(index).map_or(0, |d| d.load(Ordering::Acquire))
 }

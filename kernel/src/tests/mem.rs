@@ -171,3 +171,17 @@ fn read_of_unmapped_memory_faults() {
     // SAFETY: deliberately faulting: nothing is mapped at `va`.
     core::hint::black_box(unsafe { (va as *const u64).read_volatile() });
 }
+
+#[ktest]
+fn a_tlb_shootdown_is_carried_out_by_every_other_cpu() {
+    let online = crate::arch::percpu::online() as usize;
+    let me = crate::arch::percpu::current().index as usize;
+    for _ in 0..3 {
+        let generation = crate::mem::tlb::shootdown();
+        assert_eq!(generation > 0, online > 1, "a shootdown on {online} CPUs");
+        for cpu in (0..online).filter(|&c| c != me) {
+            let done = crate::mem::tlb::done(cpu);
+            assert!(done >= generation, "CPU {cpu} flushed up to {done}, asked {generation}");
+        }
+    }
+}

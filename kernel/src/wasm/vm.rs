@@ -99,7 +99,7 @@ fn flags(prot: u32) -> Option<Flags> {
 fn unmap_range(start: u64, end: u64) {
     // Frames go back only after the shootdown: until then another CPU may still
     // reach them through its TLB. Collect them in batches so no allocation is needed.
-    let mut batch = [0u64; 64];
+    let mut batch = [0u64; 256];
     let mut n = 0;
     let mut page = start;
     while page < end {
