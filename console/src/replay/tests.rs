@@ -67,6 +67,28 @@ fn played_to(path: &Path, stop: impl FnMut(&Item<'_>, u64) -> bool) -> Player {
     p
 }
 
+/// Every keyframe decodes and restores by itself. (A seek whose keyframe does not
+/// restore still lands right, by playing from the start: only this test and the
+/// seek times notice.)
+#[test]
+fn every_keyframe_restores_and_matches_a_play_to_it() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(700));
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    let entries = replay.index().entries().to_vec();
+    assert!(entries.len() > 10, "{}", entries.len());
+    for e in entries.iter().step_by(entries.len() / 8) {
+        let header = replay.header;
+        let restored = replay
+            .index
+            .restore(&path, header, e)
+            .unwrap_or_else(|err| panic!("the keyframe at item {} does not restore: {err}", e.items));
+        assert_eq!(restored.items(), e.items);
+        let played = played_to(&path, |_, n| n >= e.items);
+        assert_eq!(restored.state(), played.state(), "keyframe at item {}", e.items);
+    }
+}
+
 #[test]
 fn a_full_play_builds_the_state_stats_builds() {
     let dir = TempDir::new();

@@ -68,7 +68,7 @@ pub struct Cpu {
     /// Start of the poll in progress that was reported as not yielding.
     pub(crate) stuck_warned: Option<u64>,
     /// Pcs sampled during the poll in progress (for a long-poll warning).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub(crate) poll_samples: Vec<u64>,
 }
 

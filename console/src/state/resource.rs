@@ -49,10 +49,10 @@ pub struct Resource {
     pub waits: u64,
     /// Operations done on it as the kernel counted them (`ResourceOps`: sends,
     /// receives, acquisitions, locks).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub ops: BTreeMap<WaitOp, u64>,
     /// Who holds its handles (a channel's senders), once the kernel said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub holders: Option<Holders>,
 }
 

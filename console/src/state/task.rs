@@ -225,7 +225,7 @@ pub struct Task {
     pub boot: u32,
     /// Time it spent waiting on resources, by what it waited on (ended waits; at
     /// most [`MAX_PARKED`] kinds of resource, the rest under the last).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub parked: Vec<Parked>,
     /// Start of the current poll.
     pub(crate) poll_started: Option<u64>,

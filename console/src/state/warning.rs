@@ -95,7 +95,7 @@ pub struct Warning {
     pub message: String,
     /// Pcs sampled during what it is about (a long poll), most sampled first, with
     /// their counts: what the task was doing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub samples: Vec<(u64, u32)>,
 }
 

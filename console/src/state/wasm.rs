@@ -70,13 +70,13 @@ pub struct WasmInstance {
     #[serde(default)]
     pub ended_by_restart: bool,
     /// The last lines it wrote to stderr, once it ended (`\n`-separated).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub stderr_tail: Option<String>,
     /// Its WASI arguments (`argv[0]` first), as the kernel reported them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub args: Vec<String>,
     /// Its WASI environment, `KEY=VALUE` strings.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub env: Vec<String>,
 }
 
