@@ -144,6 +144,11 @@ fn main() {
         seeks.push(ms(t.elapsed()));
     }
     seeks.sort_by(f64::total_cmp);
+    let (failed, why) = r.keyframe_failures();
+    assert_eq!(
+        failed, 0,
+        "keyframes failed to restore (seeks played from the start): {why:?}"
+    );
     row(json, "console.replay_seek_p50_ms", seeks[seeks.len() / 2], "ms");
     row(json, "console.replay_seek_max_ms", seeks[seeks.len() - 1], "ms");
 

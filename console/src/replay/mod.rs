@@ -79,6 +79,9 @@ pub struct Replay {
     /// The position at a record boundary shortly before the target of the latest
     /// backward seek.
     checkpoint: Option<player::KeyframeIn>,
+    /// Keyframes that did not restore (the seek then played from the start), and
+    /// why the latest did not.
+    keyframe_failures: (u64, Option<String>),
 }
 
 impl Replay {
@@ -106,6 +109,7 @@ impl Replay {
             index,
             player,
             checkpoint: None,
+            keyframe_failures: (0, None),
         })
     }
 
@@ -248,6 +252,13 @@ impl Replay {
         Ok(())
     }
 
+    /// Keyframes that failed to restore so far (a seek then plays from the start:
+    /// right, but slow), and the latest one's error.
+    #[must_use]
+    pub fn keyframe_failures(&self) -> (u64, Option<&str>) {
+        (self.keyframe_failures.0, self.keyframe_failures.1.as_deref())
+    }
+
     /// Moves the cursor by `delta` items.
     pub fn step(&mut self, delta: i64) -> Result<(), ReplayError> {
         let to = self.position().saturating_add_signed(delta);
@@ -300,8 +311,10 @@ impl Replay {
         if let Some(e) = entry {
             match self.index.verify_through(e.record_offset) {
                 Ok(()) => {
-                    if let Ok(p) = self.index.restore(&self.path, self.header, &e) {
-                        return Ok(p);
+                    match self.index.restore(&self.path, self.header, &e) {
+                        Ok(p) => return Ok(p),
+                        // Correct but slow: say so where a caller can see it.
+                        Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
                     }
                 }
                 Err(index::Changed(why)) => {

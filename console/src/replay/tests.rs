@@ -87,6 +87,10 @@ fn every_keyframe_restores_and_matches_a_play_to_it() {
         let played = played_to(&path, |_, n| n >= e.items);
         assert_eq!(restored.state(), played.state(), "keyframe at item {}", e.items);
     }
+    for e in entries.iter().rev().step_by(entries.len() / 4) {
+        replay.seek(e.items + 1).expect("seek");
+    }
+    assert_eq!(replay.keyframe_failures(), (0, None));
 }
 
 #[test]
