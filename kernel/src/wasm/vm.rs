@@ -94,9 +94,10 @@ fn flags(prot: u32) -> Option<Flags> {
     }
 }
 
-/// Unmaps the mapped pages of `start..end`, shoots the TLBs down once and frees
-/// their frames.
-fn unmap_range(start: u64, end: u64) {
+/// Unmaps the mapped pages of `start..end` in `slot` (nothing is mapped above its
+/// high-water mark), shoots the TLBs down and frees their frames.
+fn unmap_range(slot: usize, start: u64, end: u64) {
+    let end = end.min(slot_base(slot) + HIGH_WATER[slot].load(Ordering::Relaxed));
     // Frames go back only after the shootdown: until then another CPU may still
     // reach them through its TLB. Collect them in batches so no allocation is needed.
     let mut batch = [0u64; 256];
@@ -124,17 +125,26 @@ fn unmap_range(start: u64, end: u64) {
 /// mapped, changes the rest (and unmaps all of it for `prot` 0).
 fn protect_range(slot: usize, start: u64, end: u64, prot: u32) -> Result<(), MapError> {
     let Some(flags) = flags(prot) else {
-        unmap_range(start, end);
+        unmap_range(slot, start, end);
         return Ok(());
     };
     HIGH_WATER[slot].fetch_max(end - slot_base(slot), Ordering::Relaxed);
     let mut changed = false;
     let mut page = start;
     while page < end {
-        match paging::protect(page, flags) {
-            Ok(()) => changed = true,
-            Err(MapError::NotMapped(_)) => paging::map_fresh(page, 1, flags)?,
-            Err(e) => return Err(e),
+        let done = match paging::protect(page, flags) {
+            Ok(()) => {
+                changed = true;
+                Ok(())
+            }
+            Err(MapError::NotMapped(_)) => paging::map_fresh(page, 1, flags),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            // A failed growth must leave nothing accessible past the memory's end:
+            // wasm code checks no bounds, the missing pages are the check.
+            unmap_range(slot, start, page);
+            return Err(e);
         }
         page += PAGE_SIZE;
     }
@@ -157,7 +167,6 @@ extern "C" fn wasmtime_mmap_new(size: usize, prot: u32, ret: &mut *mut u8) -> i3
     };
     let base = slot_base(slot);
     if prot != 0 && protect_range(slot, base, base + size, prot).is_err() {
-        unmap_range(base, base + size);
         release_slot(slot);
         return FAILED;
     }
@@ -172,7 +181,7 @@ extern "C" fn wasmtime_mmap_remap(addr: *mut u8, size: usize, prot: u32) -> i32 
         return FAILED;
     };
     // Fresh zero pages in place of whatever was there.
-    unmap_range(start, start + len);
+    unmap_range(slot, start, start + len);
     match protect_range(slot, start, start + len, prot) {
         Ok(()) => OK,
         Err(_) => FAILED,
@@ -189,8 +198,7 @@ extern "C" fn wasmtime_munmap(ptr: *mut u8, size: usize) -> i32 {
         // wasmtime unmaps whole mappings only.
         return FAILED;
     }
-    let end = start + HIGH_WATER[slot].load(Ordering::Relaxed);
-    unmap_range(start, end);
+    unmap_range(slot, start, start + SLOT_SIZE);
     release_slot(slot);
     OK
 }

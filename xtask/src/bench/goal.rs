@@ -71,8 +71,19 @@ pub fn goal_for(name: &str) -> Option<Goal> {
         // the same Rust code compiled for the kernel".
         Some(Goal::AtMost(2.5))
     } else if name == "console.replay_seek_max_ms" {
-        // Issue 7: "seeking anywhere must be fast (< 100 ms seek)".
-        Some(Goal::AtMost(100.0))
+        // Issue 20: "seeks anywhere in a 1 GiB recording in ≤ 30 ms (max of 40
+        // random seeks)" (issue 7 asked for < 100 ms). `--quick` measures a 64 MiB
+        // file against the same bound.
+        Some(Goal::AtMost(30.0))
+    } else if name == "console.replay_index_size_pct" {
+        // Issue 20: "the index is ≤ 10 % of the recording".
+        Some(Goal::AtMost(10.0))
+    } else if name == "console.replay_index_build_mib_per_s" {
+        // Issue 20: "builds at ≥ 100 MiB/s".
+        Some(Goal::AtLeast(100.0))
+    } else if name == "console.replay_open_indexed_ms" {
+        // Issue 20: "opens in ≤ 5 ms".
+        Some(Goal::AtMost(5.0))
     } else {
         None
     }
@@ -108,7 +119,10 @@ mod tests {
             "the ingest goal is a lower bound"
         );
         assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| met(g, 2.0) && !met(g, 20.0)));
-        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| met(g, 60.0) && !met(g, 150.0)));
+        assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| met(g, 25.0) && !met(g, 60.0)));
+        assert!(goal_for("console.replay_index_size_pct").is_some_and(|g| met(g, 8.0) && !met(g, 98.0)));
+        assert!(goal_for("console.replay_index_build_mib_per_s").is_some_and(|g| met(g, 120.0) && !met(g, 15.0)));
+        assert!(goal_for("console.replay_open_indexed_ms").is_some_and(|g| met(g, 1.0) && !met(g, 6.0)));
         assert!(goal_for("console.replay_seek_p50_ms").is_none());
         assert!(goal_for("e2e.trace_vs_link").is_some_and(|g| met(g, 0.6) && !met(g, 0.3)));
         assert!(goal_for("e2e.trace_mib_per_s").is_none());
