@@ -213,11 +213,12 @@ impl Replay {
         if let Some(c) = nearer
             && let Ok(p) = Player::from_keyframe(&self.path, self.header, c)
         {
-            self.player = p;
+            self.replace_player(p);
             self.player.advance(|_, n| n >= target);
             return Ok(());
         }
-        self.player = self.restore(best)?;
+        let p = self.restore(best)?;
+        self.replace_player(p);
         if target < here {
             // Stepping back tends to go on: keep a checkpoint near the target.
             self.player.advance_capturing(
@@ -245,11 +246,19 @@ impl Replay {
         let best = self.index.entries().iter().rev().find(|e| before(e.max_ts)).copied();
         let here_ok = before(self.player.max_ts()) && best.is_none_or(|e| e.items <= self.player.items());
         if !here_ok {
-            self.player = self.restore(best)?;
+            let p = self.restore(best)?;
+            self.replace_player(p);
         }
         self.player
             .advance(|item, _| player::timestamp(item).is_some_and(|ts| ts > target));
         Ok(())
+    }
+
+    /// Puts `player` in place of the current one, which is dropped on another thread:
+    /// freeing a state of many tasks takes milliseconds a seek should not wait for.
+    fn replace_player(&mut self, player: Player) {
+        let old = std::mem::replace(&mut self.player, player);
+        drop_elsewhere(old);
     }
 
     /// Keyframes that failed to restore so far (a seek then plays from the start:
@@ -327,5 +336,26 @@ impl Replay {
             }
         }
         Player::open(&self.path, self.config)
+    }
+}
+
+/// Drops `value` on the replay's dropper thread (started on first use), or here if
+/// that thread cannot be had.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{Sender, channel};
+    type Garbage = Box<dyn Send>;
+    static DROPPER: OnceLock<Option<Sender<Garbage>>> = OnceLock::new();
+    let dropper = DROPPER.get_or_init(|| {
+        let (tx, rx) = channel::<Garbage>();
+        std::thread::Builder::new()
+            .name("lucid-replay-drop".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = dropper {
+        // A send fails only if the thread is gone; the value then drops here.
+        let _ = tx.send(Box::new(value));
     }
 }
