@@ -223,6 +223,19 @@ fn the_index_is_reused_and_rebuilt_when_stale_or_damaged() {
     let t = r.len() / 2;
     r.seek(t).expect("seek");
     assert_eq!(r.state(), played_to(&path, |_, n| n >= t).state());
+    // Restoring every keyframe (backwards) meets the damaged one, which is counted.
+    let at: Vec<u64> = r.index().entries().iter().rev().map(|e| e.items).collect();
+    for &items in &at {
+        r.seek(items).expect("seek");
+    }
+    let (failed, why) = r.keyframe_failures();
+    assert_eq!(failed, 1, "{why:?}");
+    assert!(why.is_some_and(|w| w.contains("checksum")), "{why:?}");
+    assert_eq!(r.state(), played_to(&path, |_, n| n >= at[at.len() - 1]).state());
+    // The replay's status line says so.
+    let bar = crate::ui::replay::ReplayControls::new(r).bar();
+    let message = bar.message.unwrap_or_default();
+    assert!(message.starts_with("1 index keyframe(s) did not restore"), "{message}");
 
     // A truncated index is rebuilt.
     std::fs::write(&idx, &raw[..raw.len() - 5]).expect("write");

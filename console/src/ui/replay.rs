@@ -236,7 +236,13 @@ impl ReplayControls {
                 r.position() as f64 / total as f64
             },
             status,
-            message: self.message.clone(),
+            message: self.message.clone().or_else(|| match r.keyframe_failures() {
+                (0, _) => None,
+                (n, why) => Some(format!(
+                    "{n} index keyframe(s) did not restore, seeks played from the start: {}",
+                    why.unwrap_or("?")
+                )),
+            }),
         }
     }
 
