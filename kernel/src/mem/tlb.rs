@@ -21,14 +21,19 @@ pub fn init() {
 }
 
 fn on_ipi(_frame: &mut idt::InterruptFrame) {
+    if let Some(cpu) = percpu::try_current() {
+        serve(cpu.index as usize);
+    }
+    apic::eoi();
+}
+
+/// Carries out every shootdown asked for so far on CPU `index` (this one).
+fn serve(index: usize) {
     // Read the request before flushing: a request made after this read is not
     // claimed as done by this flush.
     let requested = REQUESTED.load(Ordering::Acquire);
     arch::reload_cr3();
-    if let Some(cpu) = percpu::try_current() {
-        DONE[cpu.index as usize].fetch_max(requested, Ordering::Release);
-    }
-    apic::eoi();
+    DONE[index].fetch_max(requested, Ordering::Release);
 }
 
 /// Flushes the TLB of every other CPU and returns once all have (the caller
@@ -36,6 +41,7 @@ fn on_ipi(_frame: &mut idt::InterruptFrame) {
 ///
 /// Two CPUs shooting down at once serve each other's request while they wait, by
 /// IPI or, with interrupts masked, by polling.
+///
 /// Returns the shootdown's generation (0 when there is no other CPU).
 pub fn shootdown() -> u64 {
     let online = percpu::online() as usize;
@@ -52,10 +58,8 @@ pub fn shootdown() -> u64 {
         while DONE[i].load(Ordering::Acquire) < generation {
             // Serve the others' requests while waiting, in case this CPU runs with
             // interrupts masked: two such CPUs would otherwise wait for each other.
-            let requested = REQUESTED.load(Ordering::Acquire);
-            if DONE[me.index as usize].load(Ordering::Relaxed) < requested {
-                arch::reload_cr3();
-                DONE[me.index as usize].fetch_max(requested, Ordering::Release);
+            if DONE[me.index as usize].load(Ordering::Relaxed) < REQUESTED.load(Ordering::Acquire) {
+                serve(me.index as usize);
             }
             core::hint::spin_loop();
         }
