@@ -1,4 +1,5 @@
-//! Prints every event that names one task, from a recording, merged across CPUs by
+//! Prints every event that names one task (its polls, wakes, waits, and the
+//! resources it is named a holder of), from a recording, merged across CPUs by
 //! timestamp: `cargo run -p lucid-console --example task_events -- FILE TASK`.
 //! A debugging aid for the state model's cross-CPU reasoning.
 
@@ -8,6 +9,13 @@ use lucid_console::pipeline::Pipeline;
 use lucid_console::time::HostNs;
 use lucid_protocol::TaskId;
 use lucid_protocol::{Item, Message, recording::RecordingReader};
+
+fn names(m: &Message<'_>, task: u64) -> bool {
+    if let Message::Holders(h) = m {
+        return h.named().any(|t| t.get() == task);
+    }
+    task_of(m) == Some(task)
+}
 
 fn task_of(m: &Message<'_>) -> Option<u64> {
     Some(match *m {
@@ -20,6 +28,8 @@ fn task_of(m: &Message<'_>) -> Option<u64> {
         | Message::TaskCompleted { task, .. }
         | Message::TaskDropped { task }
         | Message::Steal { task, .. } => task.get(),
+        Message::WaitBegin(w) => w.task.get(),
+        Message::WaitEnd(w) => w.task.get(),
         _ => return None,
     })
 }
@@ -38,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut apply = |item: &Item<'_>| {
         state.apply(item);
         if let Item::Event { stream, event, .. } = *item
-            && task_of(&event.message) == Some(task)
+            && names(&event.message, task)
         {
             out.push((event.ts, stream.cpu, format!("{:?}", event.message)));
         }

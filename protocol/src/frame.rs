@@ -27,7 +27,9 @@ pub const MAJOR: u8 = 1;
 ///   lost wakers from the order of the stream's waker counts.
 /// - 2: frames: `ResourceKind::Frame` resources and `WaitOp::Inside` waits, a
 ///   task's await stack.
-pub const MINOR: u16 = 2;
+/// - 3: `PollResult::PendingWoken`: a poll's end says whether the task was woken
+///   during it, and a console trusts that over the order of the stream's wakes.
+pub const MINOR: u16 = 3;
 
 /// Largest raw frame (header, records and CRC, before COBS). Decoders discard larger
 /// ones, so no length on the wire makes them buffer more than this.
@@ -197,6 +199,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
         let code = match result {
             PollResult::Pending => 1,
             PollResult::Ready => 2,
+            PollResult::PendingWoken => 28,
         };
         self.compact1(ts, compact_tag(1, code), task.get())
     }
@@ -431,7 +434,11 @@ mod tests {
         );
         fast.poll_start(10, TaskId(7)).unwrap();
         table.push(10, &Message::PollStart { task: TaskId(7) }).unwrap();
-        for (ts, result) in [(20, PollResult::Pending), (30, PollResult::Ready)] {
+        for (ts, result) in [
+            (20, PollResult::Pending),
+            (30, PollResult::Ready),
+            (40, PollResult::PendingWoken),
+        ] {
             fast.poll_end(ts, TaskId(7), result).unwrap();
             table
                 .push(

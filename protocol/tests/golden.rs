@@ -31,6 +31,21 @@ fn samples_cover_every_kind_once() {
     assert_eq!(kinds, MessageKind::ALL);
 }
 
+/// The golden file holds one vector per kind; a poll's end has three results, each
+/// its own code (`PendingWoken` since minor 3).
+#[test]
+fn a_poll_end_woken_during_the_poll_has_its_own_code() {
+    let m = lucid_protocol::Message::PollEnd {
+        task: lucid_protocol::TaskId(300),
+        result: lucid_protocol::PollResult::PendingWoken,
+    };
+    let wire = frame(STREAM, SEQ, &[(BASE_TS, m), (BASE_TS + 300, m)]);
+    assert_eq!(to_hex(&wire), "08010407c0843d5c0cac025cd804ac0213e575ac00");
+    let golden = parse_golden(&std::fs::read_to_string(GOLDEN).expect("golden file"));
+    let pending = golden.iter().find(|(n, _)| n == "poll_end").expect("poll_end vector");
+    assert_ne!(to_hex(&pending.1), to_hex(&wire));
+}
+
 #[test]
 fn wire_bytes_match_the_golden_file() {
     let current = vectors();

@@ -184,7 +184,7 @@ fn an_incompatible_major_version_is_refused_clearly() {
 fn unknown_kinds_of_a_newer_minor_are_skipped() {
     let records = [
         0x40, 0x02, 0x05, // PollStart task 5, ts +1
-        0x5c, 0x02, 0x09, // unknown compact code 28 with one field, ts +1
+        0x5d, 0x02, 0x09, // unknown compact code 29 with one field, ts +1
         0xfe, 0x03, 0x02, 0xaa, 0xbb, // unknown extended code 30, 3-byte body (ts +1)
         0xff, 0x40, 0x01, 0x02, // escaped extended code 64, 1-byte body (ts +1)
         0x60, 0x02, 0x05, 0x07, // PollStart with an extra trailing field, ts +1

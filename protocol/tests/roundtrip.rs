@@ -80,7 +80,11 @@ fn build<'a>(kind: MessageKind, p: &'a Pool, vals: &'a [Value<'a>], names: &'a [
         MessageKind::PollStart => Message::PollStart { task: TaskId(n[0]) },
         MessageKind::PollEnd => Message::PollEnd {
             task: TaskId(n[0]),
-            result: if b(1) { PollResult::Ready } else { PollResult::Pending },
+            result: match n[1] % 3 {
+                0 => PollResult::Pending,
+                1 => PollResult::Ready,
+                _ => PollResult::PendingWoken,
+            },
         },
         MessageKind::Wake => Message::Wake {
             task: TaskId(n[0]),

@@ -876,6 +876,7 @@ impl State {
 
     fn poll_end(&mut self, cpu: u32, ts: u64, task: TaskId, result: PollResult) {
         let infer_lost = self.infers_lost_wakers();
+        let end_says_woken = self.poll_end_says_woken();
         let conv = self.conv();
         let (window, long, clock) = (conv.window, conv.long_poll_ticks, conv.clock);
         let c = self.cpus.entry(cpu).or_default();
@@ -914,7 +915,16 @@ impl State {
         let overtaken = started.is_some_and(|s| t.last_poll_start.is_some_and(|l| l > s));
         let mut lost = false;
         if !t.status.is_done() && !overtaken {
-            if let Some(woken) = t.woken_while_running.take() {
+            // A kernel that says whether the task was woken during the poll is
+            // believed over the wakes seen during it: a CPU may date the start of a
+            // poll with the previous poll's end, before the wake that queued it.
+            let woken = t.woken_while_running.take();
+            let requeued = if end_says_woken {
+                (result == PollResult::PendingWoken).then_some(ts)
+            } else {
+                woken
+            };
+            if let Some(woken) = requeued {
                 t.status = TaskStatus::Scheduled;
                 t.scheduled_since = Some(woken.max(ts));
             } else {
@@ -1011,6 +1021,12 @@ impl State {
     /// order, which a lagging CPU's late frames break; the kernel's verdict does not.
     fn infers_lost_wakers(&self) -> bool {
         self.kernel.as_ref().is_none_or(|k| k.version.1 < 1)
+    }
+
+    /// Whether the stream's poll ends say if the task was woken during the poll
+    /// (`PollResult::PendingWoken`, protocol minor 3).
+    fn poll_end_says_woken(&self) -> bool {
+        self.kernel.as_ref().is_some_and(|k| k.version.1 >= 3)
     }
 
     fn lost_waker(&mut self, cpu: u32, ts: u64, task: TaskId) {

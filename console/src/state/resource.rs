@@ -464,7 +464,7 @@ mod tests {
     use lucid_protocol::{Event, Item, Location, Message, Ring, StreamId, TaskKind, TaskSpawned};
 
     use super::*;
-    use crate::state::WarningKind;
+    use crate::state::{TaskStatus, WarningKind};
 
     fn apply(s: &mut State, ts: u64, message: Message<'_>) {
         s.apply(&Item::Event {
@@ -963,6 +963,111 @@ mod tests {
         let end = 10 + confirm_ticks(&s);
         apply(&mut s, end, Message::Heartbeat);
         assert!(warnings(&s, WarningKind::Deadlock).is_empty());
+    }
+
+    fn hello(s: &mut State, minor: u16) {
+        apply(
+            s,
+            0,
+            Message::Hello(lucid_protocol::Hello {
+                major: 1,
+                minor,
+                build_id: "k",
+                tsc_hz: 1_000_000_000,
+                cpus: 2,
+                boot_tsc: 0,
+            }),
+        );
+    }
+
+    fn poll_end(s: &mut State, ts: u64, task: u64, result: lucid_protocol::PollResult) {
+        apply(
+            s,
+            ts,
+            Message::PollEnd {
+                task: TaskId(task),
+                result,
+            },
+        );
+    }
+
+    #[test]
+    fn a_wake_dated_inside_the_poll_it_queued_leaves_the_task_idle_when_the_end_says_not_woken() {
+        use lucid_protocol::PollResult::{Pending, PendingWoken};
+        let woken_at = |s: &mut State, ts| {
+            apply(
+                s,
+                ts,
+                Message::Wake {
+                    task: TaskId(5),
+                    waker: lucid_protocol::Waker::None,
+                    by_ref: false,
+                    self_wake: false,
+                },
+            );
+        };
+        let mut s = State::new();
+        hello(&mut s, lucid_protocol::MINOR);
+        spawn(&mut s, 1, 5, "sleeper");
+        // The poll's start shares the previous poll's end on its CPU, which came
+        // before the wake (on another CPU) that queued the task.
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        woken_at(&mut s, 12);
+        poll_end(&mut s, 15, 5, Pending);
+        assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Idle);
+        // Woken during the poll for real: queued again.
+        apply(&mut s, 20, Message::PollStart { task: TaskId(5) });
+        woken_at(&mut s, 22);
+        poll_end(&mut s, 25, 5, PendingWoken);
+        assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
+
+        // A kernel that does not say (minor 2) is judged by the wakes seen.
+        let mut s = State::new();
+        hello(&mut s, 2);
+        spawn(&mut s, 1, 5, "sleeper");
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        woken_at(&mut s, 12);
+        poll_end(&mut s, 15, 5, Pending);
+        assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
+    }
+
+    /// The order of a recorded round of the deadlock workload whose deadlock was
+    /// missed: lock-a's poll is dated before the sleep's wake that queued it.
+    #[test]
+    fn a_lock_deadlock_is_found_when_a_wake_is_dated_inside_the_poll_it_queued() {
+        let mut s = State::new();
+        hello(&mut s, lucid_protocol::MINOR);
+        spawn(&mut s, 1, 5, "lock-a");
+        spawn(&mut s, 1, 6, "lock-b");
+        create(&mut s, 2, 40, ResourceKind::Mutex, "first");
+        create(&mut s, 2, 41, ResourceKind::Mutex, "second");
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        apply(
+            &mut s,
+            12,
+            Message::Wake {
+                task: TaskId(5),
+                waker: lucid_protocol::Waker::None,
+                by_ref: false,
+                self_wake: false,
+            },
+        );
+        begin(&mut s, 13, 5, 41, WaitOp::Lock);
+        held(&mut s, 14, 41, &[6], 0);
+        poll_end(&mut s, 15, 5, lucid_protocol::PollResult::Pending);
+        apply(&mut s, 20, Message::PollStart { task: TaskId(6) });
+        begin(&mut s, 21, 6, 40, WaitOp::Lock);
+        held(&mut s, 22, 40, &[5], 0);
+        poll_end(&mut s, 23, 6, lucid_protocol::PollResult::Pending);
+        let end = 23 + confirm_ticks(&s);
+        apply(&mut s, end, Message::Heartbeat);
+        assert_eq!(
+            warnings(&s, WarningKind::Deadlock),
+            [
+                "deadlock of 2 tasks: task 6 (lock-b) waits on mutex#40 first lock, held by task 5 (lock-a), \
+                 task 5 (lock-a) waits on mutex#41 second lock, held by task 6 (lock-b); none of them can proceed"
+            ]
+        );
     }
 
     #[test]

@@ -438,7 +438,8 @@ mod bench {
     fn poll_result(r: PollResult) -> proto::PollResult {
         match r {
             PollResult::Ready | PollResult::ReadyJoined => proto::PollResult::Ready,
-            PollResult::Pending | PollResult::PendingSchedule => proto::PollResult::Pending,
+            PollResult::Pending => proto::PollResult::Pending,
+            PollResult::PendingSchedule => proto::PollResult::PendingWoken,
         }
     }
 

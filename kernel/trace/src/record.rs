@@ -65,6 +65,7 @@ impl PollNotes {
         let result = match result {
             proto::PollResult::Pending => 1,
             proto::PollResult::Ready => 2,
+            proto::PollResult::PendingWoken => 3,
         };
         result
             | (u64::from(self.self_wakes) << 2)
@@ -149,10 +150,10 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
                 };
                 put(sink.message(ts, &msg));
             }
-            let result = if c & 3 == 2 {
-                proto::PollResult::Ready
-            } else {
-                proto::PollResult::Pending
+            let result = match c & 3 {
+                2 => proto::PollResult::Ready,
+                3 => proto::PollResult::PendingWoken,
+                _ => proto::PollResult::Pending,
             };
             put(sink.poll_end(ts, task, result));
         }

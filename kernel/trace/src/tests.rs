@@ -82,7 +82,8 @@ fn records_become_the_messages_the_hooks_saw() {
         producer.wake(7, Waker::Task(TaskId(7)), true, true, &now);
         producer.waker_count(7, 1, true, &now);
         producer.waker_count(7, 2, true, &now);
-        producer.poll_end(7, PollResult::Pending, &now);
+        // Woken by itself: queued again.
+        producer.poll_end(7, PollResult::PendingWoken, &now);
         producer.event(
             Event::TaskCompleted {
                 task: 9,
@@ -144,6 +145,7 @@ fn records_become_the_messages_the_hooks_saw() {
     assert!(rendered[0].contains("worker"), "{}", rendered[0]);
     assert!(rendered[4].contains("wakers: 1"), "{}", rendered[4]);
     assert!(rendered[5].contains("wakers: 2"), "{}", rendered[5]);
+    assert!(rendered[8].contains("result: PendingWoken"), "{}", rendered[8]);
     assert!(
         rendered[6].contains("self_wake: true") && rendered[6].contains("by_ref: true"),
         "{}",

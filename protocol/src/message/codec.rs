@@ -128,7 +128,8 @@ fn nth_code(codes: &[u8], i: usize) -> u8 {
 }
 
 /// [`Message::PollEnd`]: the result is the code (the row's first code for
-/// `Pending`, its second for `Ready`), the task the one field.
+/// `Pending`, its second for `Ready`, its third for `PendingWoken`), the task the
+/// one field.
 pub(super) mod poll_end {
     use super::{Compact, DecodeError, Message, PollResult, TaskId, compact, need, nth_code};
 
@@ -144,6 +145,8 @@ pub(super) mod poll_end {
             task: TaskId(f[0]),
             result: if code == nth_code(codes, PollResult::Ready as usize) {
                 PollResult::Ready
+            } else if code == nth_code(codes, PollResult::PendingWoken as usize) {
+                PollResult::PendingWoken
             } else {
                 PollResult::Pending
             },

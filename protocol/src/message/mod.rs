@@ -68,7 +68,7 @@ table::messages! {
         task: TaskId,
         /// What the poll returned.
         result: PollResult,
-    } = custom(1 | 2, poll_end), "poll_end";
+    } = custom(1 | 2 | 28, poll_end), "poll_end";
     /// A task was woken.
     Wake {
         /// The woken task.

@@ -22,10 +22,24 @@ crate::u64_newtype! {
 /// Result of one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PollResult {
-    /// The future returned `Poll::Pending`.
+    /// The future returned `Poll::Pending` and the task waits for a wake.
     Pending,
     /// The future returned `Poll::Ready`.
     Ready,
+    /// The future returned `Poll::Pending`, but the task was woken during the poll
+    /// (by itself, another CPU or an interrupt), so it is queued to run again.
+    ///
+    /// Sent from protocol minor 3 on; before, a wake seen during the poll was the
+    /// only sign, and a wake stamped after the poll it caused looked the same.
+    PendingWoken,
+}
+
+impl PollResult {
+    /// Whether the future returned `Poll::Pending`.
+    #[must_use]
+    pub fn is_pending(self) -> bool {
+        self != Self::Ready
+    }
 }
 
 /// Who woke a task.
