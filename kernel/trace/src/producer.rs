@@ -27,8 +27,8 @@ pub(crate) const MAX_DETACHED: usize = (MAX_ENTRY_SLOTS - 1) * 32;
 /// The producer's view of time and of the poll in progress, so one clock read serves
 /// a poll boundary: a poll's end and the next poll's start share a timestamp unless
 /// time is known to have passed between them, and events inside a poll carry the
-/// poll's start time (wakes and waker counts excepted: they read afresh). Self-wakes
-/// are kept here and written with the poll's end.
+/// poll's start time (or a later fresh read made inside it). Self-wakes are kept here
+/// and written with the poll's end.
 #[derive(Debug, Default)]
 struct Local {
     /// The last timestamp handed out.
@@ -222,6 +222,31 @@ impl Producer {
         }
     }
 
+    /// The timestamp of a wake or waker count now: inside a poll, the poll's time (no
+    /// clock read: a poll that wakes another task costs one read per boundary);
+    /// outside one (an interrupt handler, the scheduler's timers), a fresh read, since
+    /// nothing bounds how long ago the last timestamp was taken.
+    ///
+    /// Dated with the poll's start, a wake can sort before the woken task's own poll
+    /// end on another CPU; the poll end says whether the task was woken during it
+    /// (`PollResult::PendingWoken`), which is what a console trusts.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    unsafe fn wake_time(&self, now: impl FnOnce() -> u64) -> u64 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.local(|l| {
+                if !l.in_poll {
+                    l.last = self.read(now);
+                    l.shareable = true;
+                }
+                l.last
+            })
+        }
+    }
+
     /// A fresh read of `now`, for an event whose time matters beyond its poll (a spawn,
     /// a log line, a wasm instance's state, which a long poll would otherwise date
     /// back to its start); later events inside the poll carry it, so time never runs
@@ -351,10 +376,8 @@ impl Producer {
         if noted {
             return ts;
         }
-        // A wake is stamped with a fresh read, not its poll's start: another CPU's
-        // events about the woken task must stay in their real order around it.
         // SAFETY: as above.
-        let ts = unsafe { self.fresh_time(now) };
+        let ts = unsafe { self.wake_time(now) };
         let (code, id) = record::pack_waker(waker);
         let c = code | (u64::from(by_ref) << 2) | (u64::from(self_wake) << 3);
         // SAFETY: as above.
@@ -366,6 +389,10 @@ impl Producer {
     /// count goes out at once, never riding on the poll's end: another CPU can clone
     /// or drop the task's wakers while it runs, and a count held back to the poll's
     /// end would overwrite theirs with a stale one (a wrong count in the console).
+    /// Inside a poll it carries the poll's time, like a wake, so two CPUs changing
+    /// one task's count within a poll's length may reach the console in either order
+    /// (the count shown is then stale until the next change; the kernel, not the
+    /// count, decides lost wakers).
     ///
     /// # Safety
     /// The producer contract.
@@ -376,10 +403,9 @@ impl Producer {
         } else {
             record::WAKER_DROP
         };
-        // A fresh read, as for a wake.
         // SAFETY: the caller's contract.
         unsafe {
-            let ts = self.fresh_time(now);
+            let ts = self.wake_time(now);
             self.put(record::slot(ts, kind, 0, task, count), &[], 1);
         }
     }
