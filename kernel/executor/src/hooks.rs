@@ -2,28 +2,27 @@
 //!
 //! The kernel's trace layer implements [`Hooks`] and hands a `&'static dyn
 //! Hooks` to [`Runtime::new`](crate::Runtime::new). With no hooks installed
-//! every call site is one well-predicted branch on a `None`, and waker counts
-//! are not maintained.
+//! every call site is one well-predicted branch on a `None`.
 //!
 //! # Detecting lost wakers
 //!
 //! Every [`Waker`](core::task::Waker) the executor hands out beyond the one
-//! borrowed for a poll is counted per task: [`Hooks::on_waker_clone`] reports
-//! the count after an increment, [`Hooks::on_waker_drop`] after a decrement
-//! (a wake by value is reported as [`Hooks::on_wake`] followed by
-//! [`Hooks::on_waker_drop`]). A task whose poll ended in
-//! [`PollResult::Pending`] while its count is zero, and which has no pending
-//! cancellation, can never be woken again: that is a lost waker.
+//! borrowed for a poll is counted per task, in the task's state word beside its
+//! flags and references (hooks or not: the count rides on the reference count's
+//! own read-modify-write): [`Hooks::on_waker_clone`] reports the count after an
+//! increment, [`Hooks::on_waker_drop`] after a decrement (a wake by value is
+//! reported as [`Hooks::on_wake`] followed by [`Hooks::on_waker_drop`]). A task
+//! whose poll ended in [`PollResult::Pending`] while its count is zero, and which
+//! has no pending cancellation, can never be woken again: that is a lost waker.
 //!
-//! The executor judges that itself and reports it with [`Hooks::on_lost_waker`]:
-//! when a poll ends `Pending` with no waker left, and when the last waker is
-//! dropped while the task is idle. Each side publishes its own change (the state
-//! transition, the count's decrement) then reads the other's behind a `SeqCst`
-//! fence, so of two racing sides at least one sees both changes: a lost waker is
-//! never missed (it may be reported twice). A wake by value lets go of its waker
-//! only after the task is marked woken, so a wake in flight is never mistaken for a
-//! lost waker. The verdict comes from the executor's own atomics, so a consumer
-//! needs no cross-CPU ordering of the stream to trust it.
+//! The executor judges that itself and reports it with [`Hooks::on_lost_waker`],
+//! from the one snapshot of the state word that makes it true: a poll's end
+//! (`Pending`, not woken, no waker) or the drop of the last waker of an idle
+//! task. Flags and count change together, so exactly one transition leaves a task
+//! lost and it is reported exactly once; a wake by value marks the task woken and
+//! lets go of its waker in the same transition, so a wake in flight is never
+//! mistaken for a lost waker. The verdict comes from the executor's own atomics, so
+//! a consumer needs no cross-CPU ordering of the stream to trust it.
 
 use core::panic::Location;
 

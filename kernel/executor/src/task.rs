@@ -21,8 +21,8 @@ use cordyceps::{Linked, list, mpsc_queue};
 
 use self::state::{CANCELLED, COMPLETE, EndPoll, PANICKED, POLLING, StartPoll, State, WOKEN, WakeAction};
 pub use self::stats::{TaskCounters, TaskStats};
-use crate::hooks::{Hooks, Outcome};
-use crate::loom::atomic::{AtomicUsize, Ordering::*, fence};
+use crate::hooks::Outcome;
+use crate::loom::atomic::{AtomicUsize, Ordering::*};
 use crate::loom::cell::UnsafeCell;
 use crate::platform::{PanicCaught, TaskPanic};
 use crate::registry::{LiveState, LiveTask};
@@ -163,8 +163,6 @@ pub struct Header {
     rt: Option<&'static Runtime>,
     /// The scheduler whose run queue a wake targets; a thief rebinds it.
     pub(crate) cpu: AtomicUsize,
-    /// Live wakers, maintained only when hooks are installed.
-    wakers: AtomicUsize,
     name: Option<&'static str>,
     kind: TaskKind,
     location: &'static Location<'static>,
@@ -317,7 +315,6 @@ where
                 links: mpsc_queue::Links::new(),
                 rt: Some(rt),
                 cpu: AtomicUsize::new(info.cpu),
-                wakers: AtomicUsize::new(0),
                 name: info.name,
                 kind: info.kind,
                 location: info.location,
@@ -392,15 +389,15 @@ where
                 }
             }
         }
-        match this.header.state.end_poll(outcome).1 {
+        let (prev, end) = this.header.state.end_poll(outcome);
+        match end {
             EndPoll::Pending => {
-                if let Some(hooks) = hooks {
-                    // The state transition is published; now read the count (see
-                    // `Header::lost_waker`).
-                    fence(SeqCst);
-                    if this.header.wakers.load(SeqCst) == 0 && this.header.lost_waker() {
-                        hooks.on_lost_waker(id);
-                    }
+                // Not woken, not complete, and (from the same snapshot) no waker
+                // left: nothing can ever poll the task again.
+                if let Some(hooks) = hooks
+                    && prev.wakers() == 0
+                {
+                    hooks.on_lost_waker(id);
                 }
                 PollResult::Pending
             }
@@ -598,7 +595,6 @@ impl TaskRef {
                 links: mpsc_queue::Links::new_stub(),
                 rt: None,
                 cpu: AtomicUsize::new(0),
-                wakers: AtomicUsize::new(0),
                 name: Some("stub"),
                 kind: TaskKind::Kernel,
                 location: Location::caller(),
@@ -788,7 +784,7 @@ impl Header {
             parent: (self.parent != TaskId::STUB).then_some(self.parent),
             state,
             cpu: self.cpu.load(Relaxed),
-            wakers: self.wakers.load(Relaxed),
+            wakers: s.wakers(),
             counters: self.stats.counters(),
         }
     }
@@ -802,54 +798,6 @@ impl Header {
             self.stats.count_wake(self_wake);
             hooks.on_wake(self.id, by_ref, self_wake, waker, &self.stats);
         }
-    }
-
-    /// Counts one waker gone (dropped, or consumed by a wake) and reports the
-    /// count. `may_be_lost`: a drop, not a wake, so a count that reaches zero
-    /// while the task is idle is a lost waker.
-    fn waker_gone(&self, hooks: &dyn Hooks, may_be_lost: bool) {
-        let count = self.wakers.fetch_sub(1, SeqCst).wrapping_sub(1);
-        hooks.on_waker_drop(self.id, count);
-        if may_be_lost && count == 0 {
-            // The decrement is published; now read the state (see `lost_waker`).
-            fence(SeqCst);
-            if self.lost_waker() {
-                hooks.on_lost_waker(self.id);
-            }
-        }
-    }
-
-    /// Whether the task is lost now: no waker left and nothing that will run it
-    /// again (not being polled, not woken or cancelled, not complete).
-    ///
-    /// Called by the two sides that can leave a task without a waker: the end of
-    /// a pending poll (after its state transition) and the drop of the last
-    /// waker (after its decrement). Each publishes its change, fences (`SeqCst`)
-    /// and reads the other's, so at least one of two racing sides sees both and
-    /// reports the lost waker. A wake by value takes its waker off the count
-    /// only after its state transition set WOKEN, so a side that sees the count
-    /// at zero because of it also sees WOKEN.
-    ///
-    /// The count and the state are two words read one after the other, and a poll
-    /// in between could clone a waker and end; so the verdict also needs the state
-    /// idle before the count is read (not polling, nor woken, which a poll to come
-    /// would clear) and the number of polls started unchanged from before that read
-    /// to after the last. With the task idle at the first read and no poll started
-    /// since, nothing woke it in between (a wake leaves WOKEN until a poll starts),
-    /// and with no waker at the count's read and no poll, nothing can clone one: the
-    /// count stays zero, and at the second state read, idle, the task is lost, for
-    /// good. (The loom models include a poll on another CPU between the reads.)
-    fn lost_waker(&self) -> bool {
-        let idle = |s: state::Snapshot| !(s.has(POLLING) || s.has(WOKEN) || s.has(COMPLETE) || s.has(CANCELLED));
-        let polls = self.stats.polls_started();
-        if !idle(self.state.load()) {
-            // A poll running, or to come, judges at its end.
-            return false;
-        }
-        if self.wakers.load(SeqCst) != 0 {
-            return false;
-        }
-        idle(self.state.load()) && self.stats.polls_started() == polls
     }
 }
 
@@ -877,9 +825,8 @@ unsafe fn header<'a>(data: *const ()) -> &'a Header {
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: the caller guarantees the task is alive.
     let header = unsafe { header(data) };
-    header.state.clone_ref();
+    let count = header.state.clone_waker();
     if let Some(hooks) = header.runtime().hooks() {
-        let count = header.wakers.fetch_add(1, SeqCst) + 1;
         hooks.on_waker_clone(header.id, count);
     }
     raw_waker(NonNull::from(header))
@@ -894,30 +841,21 @@ unsafe fn waker_wake(data: *const ()) {
     let header = unsafe { header(data) };
     header.report_wake(false);
     let ptr = NonNull::from(header);
-    let hooks = header.runtime().hooks();
-    // The waker leaves the count only after the transition marked the task woken
-    // (see `Header::lost_waker`); a reference of our own keeps the task alive
-    // until then, whatever the transition did with the waker's.
-    let kept = hooks.inspect(|_| header.state.clone_ref());
-    match header.state.wake_by_val() {
-        WakeAction::Enqueue => {
-            if let Some(hooks) = kept {
-                header.waker_gone(hooks, false);
-            }
-            // SAFETY: the waker's reference moves to the run queue.
-            header.runtime().schedule(unsafe { TaskRef::from_raw(ptr) });
-        }
-        WakeAction::None => {
-            if let Some(hooks) = kept {
-                header.waker_gone(hooks, false);
-            }
-        }
-        // SAFETY: the waker held the last reference (so no reference was kept).
-        WakeAction::Deallocate => unsafe { TaskRef::deallocate(ptr) },
+    let (id, rt) = (header.id, header.runtime());
+    // One transition marks the task woken and takes the waker off the count, so no
+    // snapshot shows the task with neither: a wake in flight is never a lost waker.
+    let (action, wakers) = header.state.wake_by_val();
+    // Reported before the task can run elsewhere (and, with the waker's reference
+    // gone, be freed): only the id and the runtime are used, both copied above.
+    if let Some(hooks) = rt.hooks() {
+        hooks.on_waker_drop(id, wakers);
     }
-    if kept.is_some() {
-        // SAFETY: the reference taken above is adopted and dropped.
-        drop(unsafe { TaskRef::from_raw(ptr) });
+    match action {
+        // SAFETY: the waker's reference moves to the run queue.
+        WakeAction::Enqueue => rt.schedule(unsafe { TaskRef::from_raw(ptr) }),
+        WakeAction::None => {}
+        // SAFETY: the waker held the last reference.
+        WakeAction::Deallocate => unsafe { TaskRef::deallocate(ptr) },
     }
 }
 
@@ -941,11 +879,18 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
 unsafe fn waker_drop(data: *const ()) {
     // SAFETY: the caller guarantees the task is alive.
     let header = unsafe { header(data) };
-    if let Some(hooks) = header.runtime().hooks() {
-        header.waker_gone(hooks, true);
+    let (id, rt) = (header.id, header.runtime());
+    let dropped = header.state.drop_waker();
+    if let Some(hooks) = rt.hooks() {
+        hooks.on_waker_drop(id, dropped.wakers);
+        if dropped.lost {
+            hooks.on_lost_waker(id);
+        }
     }
-    // SAFETY: the waker's reference is adopted and dropped.
-    drop(unsafe { TaskRef::from_raw(NonNull::from(header)) });
+    if dropped.last {
+        // SAFETY: the waker held the last reference.
+        unsafe { TaskRef::deallocate(NonNull::from(header)) };
+    }
 }
 
 // === JoinHandle ===

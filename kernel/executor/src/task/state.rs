@@ -1,6 +1,11 @@
-//! The task state word: a reference count and the lifecycle flags, changed
-//! only by compare-and-swap so that every transition sees one consistent
-//! snapshot.
+//! The task state word: a reference count, how many of those references are
+//! wakers, and the lifecycle flags, changed only by atomic read-modify-writes so
+//! that every transition sees one consistent snapshot.
+//!
+//! Counting wakers in the same word as the flags makes a lost waker (a pending
+//! task with no waker left and nothing that will poll it) a property of one
+//! snapshot: the transition that leaves the task so (a poll's end, a waker's drop)
+//! sees it, exactly once, with no fence and no second read.
 
 use core::fmt;
 
@@ -25,11 +30,23 @@ pub(crate) const WOKEN: usize = 1 << 5;
 /// The future panicked; set together with `COMPLETE`.
 pub(crate) const PANICKED: usize = 1 << 6;
 
-const REF_SHIFT: usize = 7;
+const WAKER_SHIFT: usize = 7;
+const WAKER_BITS: usize = 24;
+/// One waker: each also owns one reference (`WAKER_ONE + REF_ONE` per waker).
+const WAKER_ONE: usize = 1 << WAKER_SHIFT;
+const WAKER_MASK: usize = ((1 << WAKER_BITS) - 1) << WAKER_SHIFT;
+/// Beyond this many wakers something is leaking them in a loop; stop before the
+/// count can wrap into the references.
+const WAKER_MAX: usize = (1 << WAKER_BITS) - 1;
+const REF_SHIFT: usize = WAKER_SHIFT + WAKER_BITS;
 pub(crate) const REF_ONE: usize = 1 << REF_SHIFT;
-/// Beyond this many references something is leaking wakers in a loop; stop
-/// before the count can wrap into the flags.
+/// Beyond this many references something is leaking references in a loop; stop
+/// before the count can wrap.
 const REF_MAX: usize = usize::MAX >> (REF_SHIFT + 1);
+const _: () = assert!(
+    usize::BITS == 64,
+    "the state word packs flags, wakers and references into 64 bits"
+);
 
 pub(crate) struct State(AtomicUsize);
 
@@ -45,6 +62,20 @@ impl Snapshot {
     #[inline]
     pub(crate) fn refs(self) -> usize {
         self.0 >> REF_SHIFT
+    }
+
+    /// Live wakers (references held by `Waker`s the executor handed out, beyond the
+    /// one borrowed for a poll).
+    #[inline]
+    pub(crate) fn wakers(self) -> usize {
+        (self.0 & WAKER_MASK) >> WAKER_SHIFT
+    }
+
+    /// Whether nothing will poll the task unless something wakes it: not being
+    /// polled, not woken (queued), not complete or cancelled.
+    #[inline]
+    pub(crate) fn idle(self) -> bool {
+        self.0 & (POLLING | WOKEN | COMPLETE | CANCELLED) == 0
     }
 }
 
@@ -64,7 +95,7 @@ impl fmt::Debug for Snapshot {
                 s.field(name, &true);
             }
         }
-        s.field("refs", &self.refs()).finish()
+        s.field("wakers", &self.wakers()).field("refs", &self.refs()).finish()
     }
 }
 
@@ -90,6 +121,17 @@ pub(crate) enum EndPoll {
     /// Complete; `join_waker` says whether the executor must wake the join
     /// waker.
     Ready { join_waker: bool },
+}
+
+/// What dropping a waker left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WakerDropped {
+    /// Wakers left.
+    pub(crate) wakers: usize,
+    /// The task is pending with no waker left and nothing that will poll it.
+    pub(crate) lost: bool,
+    /// The waker held the last reference: the caller must deallocate.
+    pub(crate) last: bool,
 }
 
 /// What a wake must do after updating the state.
@@ -136,6 +178,33 @@ impl State {
     pub(crate) fn clone_ref(&self) {
         let prev = self.0.fetch_add(REF_ONE, Relaxed);
         assert!(Snapshot(prev).refs() < REF_MAX, "task reference count overflow");
+    }
+
+    /// A new waker (and its reference); returns the wakers now live.
+    pub(crate) fn clone_waker(&self) -> usize {
+        let prev = Snapshot(self.0.fetch_add(REF_ONE + WAKER_ONE, Relaxed));
+        assert!(
+            prev.refs() < REF_MAX && prev.wakers() < WAKER_MAX,
+            "task waker count overflow"
+        );
+        prev.wakers() + 1
+    }
+
+    /// A waker (and its reference) is dropped without waking.
+    pub(crate) fn drop_waker(&self) -> WakerDropped {
+        let prev = Snapshot(self.0.fetch_sub(REF_ONE + WAKER_ONE, Release));
+        debug_assert!(prev.wakers() > 0, "task waker count underflow");
+        let wakers = prev.wakers().wrapping_sub(1);
+        let last = prev.refs() == 1;
+        if last {
+            // As in `drop_ref`.
+            fence(Acquire);
+        }
+        WakerDropped {
+            wakers,
+            lost: wakers == 0 && prev.idle(),
+            last,
+        }
     }
 
     /// Drops one reference; `true` if it was the last, in which case the caller
@@ -195,27 +264,30 @@ impl State {
         (prev, action)
     }
 
-    /// A wake that consumes the caller's reference.
-    pub(crate) fn wake_by_val(&self) -> WakeAction {
-        let (_, action) = self.transition(|s| {
+    /// A wake that consumes the caller's waker (and its reference). Returns what to
+    /// do and the wakers left.
+    pub(crate) fn wake_by_val(&self) -> (WakeAction, usize) {
+        let (prev, action) = self.transition(|s| {
+            debug_assert!(s.wakers() > 0, "a waker woke a task that counts none");
             if s.has(COMPLETE) || s.has(WOKEN) {
                 let action = if s.refs() == 1 {
                     WakeAction::Deallocate
                 } else {
                     WakeAction::None
                 };
-                return (Some(s.0 - REF_ONE), action);
+                return (Some(s.0 - REF_ONE - WAKER_ONE), action);
             }
             if s.has(POLLING) {
                 // The poller holds a reference, so this cannot be the last.
-                return (Some((s.0 | WOKEN) - REF_ONE), WakeAction::None);
+                return (Some((s.0 | WOKEN) - REF_ONE - WAKER_ONE), WakeAction::None);
             }
-            (Some(s.0 | WOKEN), WakeAction::Enqueue)
+            // The waker's reference moves to the run queue.
+            (Some((s.0 | WOKEN) - WAKER_ONE), WakeAction::Enqueue)
         });
         if action == WakeAction::Deallocate {
             fence(Acquire);
         }
-        action
+        (action, prev.wakers().wrapping_sub(1))
     }
 
     /// A wake that keeps the caller's reference: `true` if the caller must
@@ -298,9 +370,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_and_refcount_do_not_overlap() {
+    fn flags_wakers_and_refcount_do_not_overlap() {
         let all = POLLING | COMPLETE | CANCELLED | JOIN_INTEREST | JOIN_WAKER | WOKEN | PANICKED;
-        assert_eq!(all, REF_ONE - 1);
+        assert_eq!(all, WAKER_ONE - 1);
+        assert_eq!(all | WAKER_MASK, REF_ONE - 1);
+    }
+
+    #[test]
+    fn wakers_are_counted_in_the_word_and_the_last_drop_of_an_idle_task_is_lost() {
+        let s = State::new_task();
+        assert_eq!(s.start_poll(), StartPoll::Poll);
+        assert_eq!(s.clone_waker(), 1);
+        assert_eq!(s.clone_waker(), 2);
+        let (prev, end) = s.end_poll(None);
+        assert_eq!((end, prev.wakers()), (EndPoll::Pending, 2));
+        assert!(!s.drop_ref(), "the scheduler lets go of the queue's reference");
+        assert_eq!(s.load().refs(), 3, "the handle's and the wakers'");
+        let first = s.drop_waker();
+        assert_eq!((first.wakers, first.lost, first.last), (1, false, false));
+        let second = s.drop_waker();
+        assert_eq!((second.wakers, second.lost, second.last), (0, true, false));
+        assert_eq!(s.load().refs(), 1, "the handle's");
+    }
+
+    #[test]
+    fn a_wake_by_value_moves_its_reference_to_the_queue_and_is_never_lost() {
+        let s = State::new_task();
+        assert_eq!(s.start_poll(), StartPoll::Poll);
+        s.clone_waker();
+        s.end_poll(None);
+        assert!(!s.drop_ref());
+        assert_eq!(s.wake_by_val(), (WakeAction::Enqueue, 0));
+        let now = s.load();
+        assert!(now.has(WOKEN) && !now.idle());
+        assert_eq!((now.wakers(), now.refs()), (0, 2), "handle + queue");
+        // Woken during a poll: the waker's reference goes.
+        assert_eq!(s.start_poll(), StartPoll::Poll);
+        s.clone_waker();
+        assert_eq!(s.wake_by_val(), (WakeAction::None, 0));
+        assert_eq!(s.end_poll(None).1, EndPoll::PendingSchedule);
+        assert_eq!((s.load().wakers(), s.load().refs()), (0, 2));
     }
 
     #[test]

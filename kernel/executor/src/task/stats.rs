@@ -94,11 +94,6 @@ impl TaskStats {
         }
     }
 
-    /// Polls started (counted while hooks are installed).
-    pub(crate) fn polls_started(&self) -> u64 {
-        self.polls.load(SeqCst)
-    }
-
     pub(crate) fn count_poll(&self) {
         self.polls.store(self.polls.load(Relaxed) + 1, Relaxed);
     }
