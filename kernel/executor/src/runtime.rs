@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::panic::Location;
+use core::ptr::NonNull;
 
 use cordyceps::MpscQueue;
 use cordyceps::mpsc_queue::TryDequeueError;
@@ -24,6 +25,8 @@ pub const TICK_BUDGET: usize = 256;
 const INJECTOR_INTERVAL: usize = 61;
 /// At most this many tasks move in one steal.
 const STEAL_MAX: usize = 64;
+/// LIFO-slot polls in a row before the run queue gets a turn (tokio's figure).
+const MAX_LIFO_RUN: usize = 3;
 
 /// The executor: one [`Scheduler`] per CPU, a global injector queue for tasks
 /// spawned outside any CPU, and a [`Timer`].
@@ -62,6 +65,11 @@ pub struct Scheduler {
     /// Set while the CPU is about to idle or idling: wakes must send
     /// `Platform::wake_cpu`.
     sleeping: AtomicBool,
+    /// The task a poll on this CPU woke last, polled next (a LIFO slot, as in tokio):
+    /// it runs while what its waker wrote is still in this CPU's cache. Holds the
+    /// run queue's reference; only this CPU (its polls and its interrupt handlers)
+    /// swaps it, never a thief.
+    lifo: AtomicPtr<Header>,
     /// The id of the task being polled here, `TaskId::STUB` if none.
     current: AtomicU64,
     /// The header of the task being polled here, null if none (for panic reports).
@@ -123,6 +131,7 @@ impl Scheduler {
             run_queue: MpscQueue::new_with_stub(TaskRef::new_stub()),
             queued: AtomicUsize::new(0),
             sleeping: AtomicBool::new(false),
+            lifo: AtomicPtr::new(core::ptr::null_mut()),
             current: AtomicU64::new(TaskId::STUB.0),
             current_header: AtomicPtr::new(core::ptr::null_mut()),
             counters: Counters::default(),
@@ -168,6 +177,26 @@ impl Scheduler {
         let task = self.run_queue.dequeue()?;
         self.queued.fetch_sub(1, Relaxed);
         Some(task)
+    }
+
+    /// Puts `task` into the LIFO slot; returns the task it displaced.
+    fn put_lifo(&self, task: TaskRef) -> Option<TaskRef> {
+        let old = self.lifo.swap(task.into_raw().as_ptr(), AcqRel);
+        // SAFETY: the slot held a run-queue reference, now ours.
+        NonNull::new(old).map(|p| unsafe { TaskRef::from_raw(p) })
+    }
+
+    fn take_lifo(&self) -> Option<TaskRef> {
+        if self.lifo.load(Relaxed).is_null() {
+            return None;
+        }
+        let old = self.lifo.swap(core::ptr::null_mut(), AcqRel);
+        // SAFETY: as in `put_lifo`.
+        NonNull::new(old).map(|p| unsafe { TaskRef::from_raw(p) })
+    }
+
+    fn has_lifo(&self) -> bool {
+        !self.lifo.load(Relaxed).is_null()
     }
 }
 
@@ -316,9 +345,29 @@ impl Runtime {
     /// Puts a woken task into its scheduler's run queue. `task` carries the
     /// run queue's reference.
     pub(crate) fn schedule(&self, task: TaskRef) {
-        let cpu = task.header().cpu.load(Relaxed);
-        let sched = &self.schedulers[cpu];
         let here = self.platform.current_cpu();
+        let mut cpu = task.header().cpu.load(Relaxed);
+        if let Some(h) = here
+            && h != cpu
+            && self.schedulers[h].current.load(Relaxed) != TaskId::STUB.0
+        {
+            // Woken by a task running here: the woken task runs here next, beside
+            // the data its waker just produced, instead of on its old CPU, which may
+            // be asleep (a wake-up IPI) or busy (a wait behind its queue). Work
+            // spreads again by stealing.
+            task.header().cpu.store(h, Relaxed);
+            cpu = h;
+        }
+        let sched = &self.schedulers[cpu];
+        if here == Some(cpu) && sched.current.load(Relaxed) != TaskId::STUB.0 {
+            // Woken by the poll running here: next in line.
+            match sched.put_lifo(task) {
+                Some(displaced) => sched.push(displaced),
+                None => return,
+            }
+            self.share_work(cpu);
+            return;
+        }
         sched.push(task);
         if here != Some(cpu) && sched.sleeping.load(SeqCst) {
             self.platform.wake_cpu(cpu);
@@ -432,11 +481,27 @@ impl Runtime {
     pub fn tick(&self, cpu: usize) -> Tick {
         let sched = &self.schedulers[cpu];
         let mut tick = Tick::default();
+        let mut lifo_run = 0;
         while tick.polled < TICK_BUDGET {
-            let task = if tick.polled % INJECTOR_INTERVAL == INJECTOR_INTERVAL - 1 {
-                self.pop_injector().or_else(|| sched.pop())
+            // A few LIFO polls in a row, then the queue's turn: two tasks waking each
+            // other through the slot must not starve the rest.
+            let lifo = if lifo_run < MAX_LIFO_RUN {
+                sched.take_lifo()
             } else {
-                sched.pop().or_else(|| self.pop_injector())
+                None
+            };
+            lifo_run = if lifo.is_some() { lifo_run + 1 } else { 0 };
+            let task = if lifo.is_some() {
+                lifo
+            } else if tick.polled % INJECTOR_INTERVAL == INJECTOR_INTERVAL - 1 {
+                self.pop_injector()
+                    .or_else(|| sched.pop())
+                    .or_else(|| sched.take_lifo())
+            } else {
+                sched
+                    .pop()
+                    .or_else(|| self.pop_injector())
+                    .or_else(|| sched.take_lifo())
             };
             let Some(task) = task else {
                 let stolen = self.steal(cpu);
@@ -449,7 +514,7 @@ impl Runtime {
             self.poll_task(sched, task);
             tick.polled += 1;
         }
-        tick.has_remaining = sched.queued.load(Relaxed) > 0 || self.injected.load(Relaxed) > 0;
+        tick.has_remaining = sched.queued.load(Relaxed) > 0 || sched.has_lifo() || self.injected.load(Relaxed) > 0;
         tick
     }
 
@@ -486,6 +551,7 @@ impl Runtime {
     fn has_work(&self, cpu: usize) -> bool {
         self.injected.load(SeqCst) > 0
             || self.schedulers[cpu].queued.load(SeqCst) > 0
+            || self.schedulers[cpu].has_lifo()
             || self
                 .schedulers
                 .iter()

@@ -616,6 +616,12 @@ impl TaskRef {
         TaskRef(ptr)
     }
 
+    /// The reference as a pointer, for a slot that holds it; [`TaskRef::from_raw`]
+    /// takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).0
+    }
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: we hold a reference, so the task is alive.
         unsafe { self.0.as_ref() }

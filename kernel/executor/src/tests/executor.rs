@@ -48,6 +48,83 @@ fn yield_now_round_robins() {
     assert_eq!(*log.lock().unwrap(), expected);
 }
 
+/// A task woken by a poll runs next (the LIFO slot), ahead of tasks queued before
+/// it; a few such polls in a row, then the queue gets its turn.
+#[test]
+fn a_task_woken_by_a_poll_runs_next_but_cannot_starve_the_queue() {
+    let rt = single();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let gate = Gate::default();
+    let g = gate.clone();
+    let l = log.clone();
+    rt.spawn(async move {
+        g.wait().await;
+        l.lock().unwrap().push("woken");
+    });
+    run_until_idle(rt, 0);
+    let g = gate.clone();
+    let l = log.clone();
+    rt.spawn(async move {
+        l.lock().unwrap().push("waker");
+        g.fire();
+    });
+    let l = log.clone();
+    rt.spawn(async move { l.lock().unwrap().push("queued before the wake") });
+    run_until_idle(rt, 0);
+    assert_eq!(*log.lock().unwrap(), ["waker", "woken", "queued before the wake"]);
+
+    // Two tasks that wake each other every poll, and one queued behind them.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx_a, mut rx_a) = crate::sync::mpsc::channel::<u32>(1);
+    let (tx_b, mut rx_b) = crate::sync::mpsc::channel::<u32>(1);
+    let l = log.clone();
+    rt.spawn(async move {
+        while let Some(v) = rx_a.recv().await {
+            l.lock().unwrap().push("pong");
+            if v == 0 || tx_b.send(v - 1).await.is_err() {
+                break;
+            }
+        }
+    });
+    let l = log.clone();
+    rt.spawn(async move {
+        tx_a.send(20).await.unwrap();
+        while let Some(v) = rx_b.recv().await {
+            l.lock().unwrap().push("ping");
+            if v == 0 || tx_a.send(v - 1).await.is_err() {
+                break;
+            }
+        }
+    });
+    let l = log.clone();
+    rt.spawn(async move { l.lock().unwrap().push("other") });
+    run_until_idle(rt, 0);
+    let log = log.lock().unwrap();
+    let other = log.iter().position(|&e| e == "other").expect("the third task ran");
+    assert!(other <= 6, "the queued task waited behind {other} slot polls: {log:?}");
+}
+
+/// A task woken by a poll on another CPU moves to that CPU and runs there next,
+/// instead of waiting for its old CPU.
+#[test]
+fn a_task_woken_by_another_cpus_poll_runs_on_that_cpu() {
+    ThreadPlatform::enter(Some(0));
+    let rt = Runtime::new(2, ThreadPlatform::new(2), None);
+    let gate = Gate::default();
+    let g = gate.clone();
+    let mut woken = rt.builder().on_cpu(0).spawn(async move { g.wait().await });
+    run_until_idle(rt, 0);
+    let g = gate.clone();
+    rt.builder().on_cpu(1).spawn(async move { g.fire() });
+    ThreadPlatform::enter(Some(1));
+    let tick = rt.tick(1);
+    assert_eq!(tick.polled, 2, "the waker and, next, the task it woke");
+    assert!(output(&mut woken).is_ok());
+    assert_eq!(rt.scheduler(0).counters().polls, 1, "only the first poll on cpu 0");
+    assert_eq!(rt.scheduler(0).queued(), 0);
+    ThreadPlatform::enter(Some(0));
+}
+
 #[test]
 fn join_handle_wakes_the_joiner() {
     let rt = single();
