@@ -7,6 +7,7 @@ pub enum Goal {
     AtMost(f64),
     AtLeast(f64),
     RatioAtMost(f64),
+    RatioAtLeast(f64),
 }
 
 impl Goal {
@@ -15,6 +16,7 @@ impl Goal {
             Goal::AtMost(v) => format!("<= {v}"),
             Goal::AtLeast(v) => format!(">= {v}"),
             Goal::RatioAtMost(v) => format!("ratio <= {v}"),
+            Goal::RatioAtLeast(v) => format!("ratio >= {v}"),
         }
     }
 
@@ -24,6 +26,7 @@ impl Goal {
             Goal::AtMost(v) => lucid? <= v,
             Goal::AtLeast(v) => lucid? >= v,
             Goal::RatioAtMost(v) => ratio? <= v,
+            Goal::RatioAtLeast(v) => ratio? >= v,
         })
     }
 }
@@ -37,6 +40,15 @@ pub fn goal_for(name: &str) -> Option<Goal> {
     } else if name.starts_with("trace.") && leaf == "overhead_ns_per_poll" {
         // Issue 17: "… ≤ 25 ns/poll on spawn_join" (and issue 8's bound for any other).
         Some(Goal::AtMost(25.0))
+    } else if matches!(
+        name,
+        "spawn_join.1cpu.tasks_per_s"
+            | "spawn_join.2cpu.tasks_per_s"
+            | "ping_pong.1cpu.msgs_per_s"
+            | "ping_pong.2cpu.msgs_per_s"
+    ) {
+        // Issue 17: "Executor ≥ 1.0× tokio on all four throughput rows".
+        Some(Goal::RatioAtLeast(1.0))
     } else if name.starts_with("trace.") && leaf == "clock_reads_per_poll" {
         // Issue 17: "≤ 1.2 clock reads per poll reported as a row".
         Some(Goal::AtMost(1.2))
@@ -110,6 +122,10 @@ mod tests {
         assert_eq!(bound("bytes.spawn_join.per_poll"), None);
         assert_eq!(bound("bytes.spawn_join.task_spawned"), None);
         assert_eq!(bound("spawn_join.1cpu.ns_per_poll"), None);
+        let tokio = goal_for("ping_pong.2cpu.msgs_per_s").expect("a goal");
+        assert_eq!(tokio.met(Some(7e6), Some(1.05)), Some(true));
+        assert_eq!(tokio.met(Some(4e6), Some(0.5)), Some(false));
+        assert!(goal_for("spawn_join.2cpu.tasks_per_s").is_some());
         assert_eq!(bound("wait.not_taken.ns"), Some(3.0));
         assert_eq!(bound("wait.taken.ns"), None);
         let console = goal_for("console.ingest_events_per_s").expect("a goal");

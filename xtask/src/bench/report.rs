@@ -152,6 +152,10 @@ mod tests {
             r#"{"name":"spawn_join.1cpu.tasks_per_s","lucid":2.0,"anchor":4.0,"ratio":0.5,"unit":"tasks/s"}"#,
         )
         .unwrap();
+        assert_eq!(row.met(), Some(false), "half tokio's rate");
+        let row =
+            Row::parse(r#"{"name":"spawn_join.1cpu.ns_per_poll","lucid":2.0,"anchor":4.0,"ratio":0.5,"unit":"ns"}"#)
+                .unwrap();
         assert_eq!(row.met(), None);
         assert_eq!(serde_json::to_value(row.report()).unwrap()["met"], Value::Null);
         assert!(Row::parse("not json").is_err());
