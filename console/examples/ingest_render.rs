@@ -1,8 +1,9 @@
 //! Console ingest and render cost: events per second decoded, put in time order and
 //! folded into the state model on one thread, the heap the state model holds per
-//! retained task, and the time to draw each view with 10k tasks.
+//! retained task, and the time to draw each view with 10k tasks; with `--million`,
+//! the same at a million live tasks with distinct names.
 //!
-//! `cargo run --release -p lucid-console --example ingest_render [-- --json]`
+//! `cargo run --release -p lucid-console --example ingest_render [-- --json] [--million]`
 //!
 //! With `--json` it prints one JSON object per row (name, lucid, unit) for
 //! `cargo xtask bench`.
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cap::Cap;
 use lucid_console::live::Session;
-use lucid_console::state::Config;
+use lucid_console::state::{Config, MAX_TASKS};
 use lucid_console::time::HostNs;
 use lucid_console::ui::{App, View, draw};
 use lucid_protocol::TaskId;
@@ -24,8 +25,84 @@ use ratatui::backend::TestBackend;
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
+fn row(json: bool, name: &str, v: f64, unit: &str) {
+    if json {
+        println!(r#"{{"name":"{name}","lucid":{v:.3},"unit":"{unit}"}}"#);
+    }
+}
+
+/// A million tasks, alive at the end (each polled twice, parked), with names of their
+/// own: one ingest of the whole stream, the heap held per task, and each view's
+/// frame once the first frame after the ingest has been drawn (what a user scrolling
+/// a live session waits for).
+fn million(json: bool) {
+    const TASKS: u64 = 1_000_000;
+    let t = Instant::now();
+    let g = generate(&Workload {
+        cpus: 4,
+        tasks: TASKS,
+        polls_per_task: 2,
+        wasm_instances: 0,
+        live: true,
+        distinct_names: true,
+        ..Workload::default()
+    });
+    let wire = g.wire();
+    let events = g.events();
+    eprintln!(
+        "1m: generated {events} events, {} bytes in {:.1} s",
+        wire.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let config = Config {
+        max_tasks: MAX_TASKS.max(2 * TASKS as usize),
+        ..Config::default()
+    };
+    let before = ALLOCATOR.allocated();
+    let start = Instant::now();
+    let mut s = Session::new("bench".into(), config);
+    for chunk in wire.chunks(64 * 1024) {
+        s.feed(HostNs(0), chunk);
+    }
+    s.flush();
+    let secs = start.elapsed().as_secs_f64();
+    let held = ALLOCATOR.allocated().saturating_sub(before);
+    let tasks = s.state.tasks.len();
+    assert_eq!(tasks as u64, TASKS, "every task is held");
+    let per_s = events as f64 / secs;
+    let per_task = held as f64 / tasks as f64;
+    row(json, "console.tasks_1m.ingest_events_per_s", per_s, "events/s");
+    row(json, "console.tasks_1m.bytes_per_task", per_task, "B/task");
+    eprintln!(
+        "1m: ingest {:.2} M events/s, {tasks} tasks, {per_task:.0} B per task",
+        per_s / 1e6
+    );
+    let mut app = App::new(s);
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
+    app.detail.task = Some(TaskId(1));
+    let mut slowest = 0f64;
+    for view in View::ALL {
+        app.view = view;
+        terminal.draw(|f| draw(f, &mut app)).expect("draw");
+        let n = 3;
+        let t = Instant::now();
+        for _ in 0..n {
+            terminal.draw(|f| draw(f, &mut app)).expect("draw");
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+        slowest = slowest.max(ms);
+        let name = view.title().to_lowercase().replace(' ', "_");
+        row(json, &format!("console.tasks_1m.render.{name}"), ms, "ms/frame");
+        eprintln!("1m: render {:<10} {ms:>8.2} ms/frame", view.title());
+    }
+    row(json, "console.tasks_1m.slowest_view_ms", slowest, "ms/frame");
+}
+
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
+    if std::env::args().any(|a| a == "--million") {
+        million(json);
+    }
     let g = generate(&Workload {
         cpus: 4,
         tasks: 10_000,

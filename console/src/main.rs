@@ -145,6 +145,10 @@ struct ReplayArgs {
     /// Polls longer than this are warnings.
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
     long_poll: Duration,
+    /// Tasks held at most; beyond it the task that completed longest ago is dropped
+    /// (about 1 KiB each).
+    #[arg(long, value_name = "N", default_value_t = lucid_console::state::MAX_TASKS)]
+    max_tasks: usize,
     /// The kernel ELF to name sampled functions from in the task detail and long-poll
     /// warnings (default: the build's, when there is one).
     #[arg(long, value_name = "PATH")]
@@ -185,6 +189,10 @@ struct LiveArgs {
     /// Polls longer than this are warnings, e.g. `10ms`.
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = lucid_console::fmt::parse_duration)]
     long_poll: Duration,
+    /// Tasks held at most; beyond it the task that completed longest ago is dropped
+    /// (about 1 KiB each).
+    #[arg(long, value_name = "N", default_value_t = lucid_console::state::MAX_TASKS)]
+    max_tasks: usize,
     /// No terminal: ingest for SECS seconds, then print the `lucid stats --json`
     /// object for what was received.
     #[arg(long, value_name = "SECS")]
@@ -221,7 +229,7 @@ impl LiveArgs {
     }
 
     fn config(&self) -> Config {
-        config(self.retain, self.long_poll)
+        config(self.retain, self.long_poll, self.max_tasks)
     }
 }
 
@@ -289,11 +297,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn config(retain: Duration, long_poll: Duration) -> Config {
+fn config(retain: Duration, long_poll: Duration, max_tasks: usize) -> Config {
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     Config {
         retain_ns: ns(retain),
         long_poll_ns: ns(long_poll),
+        max_tasks: max_tasks.max(1),
         ..Config::default()
     }
 }
@@ -313,7 +322,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     use lucid_console::replay::{IndexParams, Replay};
     let name = args.file.display();
     let metrics = start_metrics(args.metrics.as_deref(), &args.instance)?;
-    let config = config(args.retain, args.long_poll);
+    let config = config(args.retain, args.long_poll, args.max_tasks);
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut progress = |done: u64, len: u64| {
         if tty {

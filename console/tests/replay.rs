@@ -18,6 +18,7 @@ fn write(name: &str) -> PathBuf {
         loss: 5,
         frame_buffer: 1024,
         seed: 4,
+        ..Workload::default()
     });
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-cli-{name}"));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -48,6 +49,18 @@ fn headless_replay_at_the_end_equals_stats() {
     // Half way there is less.
     let half = json(&["replay", p, "--headless", "--json", "--at", "200us"]);
     assert!(half["events"].as_u64() < stats["events"].as_u64());
+}
+
+#[test]
+fn max_tasks_caps_what_a_replay_holds_and_counts_the_rest() {
+    let path = write("max-tasks");
+    let p = path.to_str().expect("utf-8");
+    let full = json(&["replay", p, "--headless", "--json"]);
+    assert_eq!(full["tasks_evicted"].as_u64(), Some(0));
+    let capped = json(&["replay", p, "--headless", "--json", "--max-tasks", "10"]);
+    let evicted = capped["tasks_evicted"].as_u64().expect("a count");
+    assert!(evicted > 0, "a cap of 10 evicts: {capped}");
+    assert_eq!(capped["events"], full["events"], "every event is still read");
 }
 
 #[test]

@@ -310,6 +310,11 @@ pub struct Workload {
     pub frame_buffer: usize,
     /// RNG seed.
     pub seed: u64,
+    /// Tasks stay alive: every poll returns `Pending` and no task completes (a
+    /// console holding this many live tasks at the end).
+    pub live: bool,
+    /// Each kernel task has a name of its own (`worker-N`) instead of a shared one.
+    pub distinct_names: bool,
 }
 
 impl Default for Workload {
@@ -322,6 +327,8 @@ impl Default for Workload {
             loss: 0,
             frame_buffer: 4096,
             seed: 1,
+            live: false,
+            distinct_names: false,
         }
     }
 }
@@ -459,12 +466,17 @@ pub fn generate(w: &Workload) -> Generated {
         let is_wasm = i >= w.tasks;
         let instance = i - w.tasks.min(i) + 1;
         clock[cpu] += rng.range(500, 5_000);
+        let own_name = (w.distinct_names && !is_wasm).then(|| format!("worker-{task}"));
         s.push(
             &mut g,
             clock[cpu],
             &Message::TaskSpawned(TaskSpawned {
                 task: TaskId(task),
-                name: if is_wasm { "wasm" } else { "worker" },
+                name: match &own_name {
+                    Some(name) => name,
+                    None if is_wasm => "wasm",
+                    None => "worker",
+                },
                 kind: if is_wasm { TaskKind::Wasm } else { TaskKind::Kernel },
                 location: Location {
                     file: "kernel/src/workload.rs",
@@ -503,7 +515,11 @@ pub fn generate(w: &Workload) -> Generated {
                 );
             }
             let last = p + 1 == w.polls_per_task;
-            let result = if last { PollResult::Ready } else { PollResult::Pending };
+            let result = if last && !w.live {
+                PollResult::Ready
+            } else {
+                PollResult::Pending
+            };
             s.push(
                 &mut g,
                 clock[cpu],
@@ -525,6 +541,9 @@ pub fn generate(w: &Workload) -> Generated {
                     },
                 );
             }
+        }
+        if w.live {
+            continue;
         }
         s.push(
             &mut g,

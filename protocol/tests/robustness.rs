@@ -18,6 +18,7 @@ fn small() -> testdata::Generated {
         loss: 3,
         frame_buffer: 256,
         seed: 5,
+        ..Workload::default()
     })
 }
 

@@ -221,6 +221,7 @@ fn index_recording() -> &'static Path {
             loss: 2,
             frame_buffer: 256,
             seed: 7,
+            ..Workload::default()
         });
         fs::write(&path, g.recording(700)).expect("write the fixture recording");
         path
@@ -278,6 +279,7 @@ pub fn decode_seeds() -> Vec<Vec<u8>> {
                 loss: u64::from(cpus) - 1,
                 frame_buffer: 256,
                 seed: u64::from(cpus),
+                ..Workload::default()
             })
             .frames
         })

@@ -19,6 +19,7 @@ fn recording(dir: &TempDir) -> std::path::PathBuf {
             loss: 4,
             frame_buffer: 512,
             seed: 8,
+            ..Workload::default()
         })
         .recording(600),
     )

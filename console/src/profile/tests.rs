@@ -16,6 +16,7 @@ fn recording(dir: &TempDir) -> std::path::PathBuf {
             loss: 0,
             frame_buffer: 512,
             seed: 21,
+            ..Workload::default()
         })
         .recording(800),
     )

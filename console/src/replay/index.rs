@@ -556,6 +556,7 @@ fn schema_probe() -> u32 {
         loss: 1,
         frame_buffer: 256,
         seed: 1,
+        ..Workload::default()
     });
     let wire = g.wire();
     let (mut state, mut pipeline) = (State::default(), Pipeline::new());

@@ -49,6 +49,7 @@ fn workload() -> Workload {
         loss: 7,
         frame_buffer: 512,
         seed: 11,
+        ..Workload::default()
     }
 }
 
@@ -263,6 +264,7 @@ fn every_truncation_replays_a_prefix_or_fails_in_one_line() {
         loss: 0,
         frame_buffer: 256,
         seed: 3,
+        ..Workload::default()
     };
     let bytes = generate(&small).recording(97);
     let full_items = {

@@ -25,6 +25,8 @@ const SMALL: Workload = Workload {
     loss: 5,
     frame_buffer: 256,
     seed: 3,
+    live: false,
+    distinct_names: false,
 };
 
 /// Two thirds of a small two-CPU workload (so tasks are in every state), plus a

@@ -24,5 +24,6 @@ pub fn workload(seed: u64) -> Generated {
         loss: 17,
         frame_buffer: 1024,
         seed,
+        ..Workload::default()
     })
 }

@@ -11,11 +11,16 @@ use super::{
 };
 use crate::artifacts;
 
-/// The console's rows: ingest rate and frame render time with 10k tasks
-/// (`console/examples/ingest_render.rs`).
-pub fn ingest_rows(cargo: &str) -> Result<Vec<Row>> {
+/// The console's rows: ingest rate and frame render time with 10k tasks, and (not
+/// with `--quick`) with a million live tasks (`console/examples/ingest_render.rs`).
+pub fn ingest_rows(cargo: &str, quick: bool) -> Result<Vec<Row>> {
     let exe = build_example(cargo, "lucid-console", "ingest_render")?;
-    run_rows(Command::new(&exe).arg("--json"))
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--json");
+    if !quick {
+        cmd.arg("--million");
+    }
+    run_rows(&mut cmd)
 }
 
 /// The replay rows: index build, open, seek and play on a generated recording of

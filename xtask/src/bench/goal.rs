@@ -66,6 +66,15 @@ pub fn goal_for(name: &str) -> Option<Goal> {
         Some(Goal::AtLeast(20e6))
     } else if name.starts_with("console.render_10k_tasks.") {
         Some(Goal::AtMost(16.0))
+    } else if name == "console.tasks_1m.ingest_events_per_s" {
+        // Issue 20: "With 1 M live tasks (distinct names) the console ingests at
+        // ≥ 5 M events/s, holds ≤ 1 KiB per retained task, and every view draws a
+        // frame in ≤ 16 ms".
+        Some(Goal::AtLeast(5e6))
+    } else if name == "console.tasks_1m.bytes_per_task" {
+        Some(Goal::AtMost(1024.0))
+    } else if name == "console.tasks_1m.slowest_view_ms" || name.starts_with("console.tasks_1m.render.") {
+        Some(Goal::AtMost(16.0))
     } else if name == "e2e.trace_vs_link" {
         // Issue 8, row 3: "the highest event rate the kernel sustains … vs the raw
         // link rate … Goal ≥ 50% of link."
@@ -135,6 +144,10 @@ mod tests {
             "the ingest goal is a lower bound"
         );
         assert!(goal_for("console.render_10k_tasks.tasks").is_some_and(|g| met(g, 2.0) && !met(g, 20.0)));
+        assert!(goal_for("console.tasks_1m.ingest_events_per_s").is_some_and(|g| met(g, 6e6) && !met(g, 4e6)));
+        assert!(goal_for("console.tasks_1m.bytes_per_task").is_some_and(|g| met(g, 900.0) && !met(g, 1100.0)));
+        assert!(goal_for("console.tasks_1m.slowest_view_ms").is_some_and(|g| met(g, 10.0) && !met(g, 20.0)));
+        assert!(goal_for("console.tasks_1m.render.tasks").is_some_and(|g| !met(g, 20.0)));
         assert!(goal_for("console.replay_seek_max_ms").is_some_and(|g| met(g, 25.0) && !met(g, 60.0)));
         assert!(goal_for("console.replay_index_size_pct").is_some_and(|g| met(g, 8.0) && !met(g, 98.0)));
         assert!(goal_for("console.replay_index_build_mib_per_s").is_some_and(|g| met(g, 120.0) && !met(g, 15.0)));

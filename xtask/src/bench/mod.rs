@@ -89,7 +89,7 @@ pub fn main(args: Args) -> Result<()> {
     rows.extend(anchor::rows(&cargo, runs)?);
     let compared = anchor::comparisons(&rows, Some(chrome));
     rows.extend(compared);
-    rows.extend(console::ingest_rows(&cargo)?);
+    rows.extend(console::ingest_rows(&cargo, args.quick)?);
     rows.extend(console::replay_rows(&cargo, args.quick)?);
     if !args.no_qemu {
         rows.extend(trace::rows()?);
