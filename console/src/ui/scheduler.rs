@@ -84,7 +84,11 @@ impl SchedulerView {
         let shown = usize::from(area.height.saturating_sub(3));
         // Keys computed once per task (a percentile walks the histogram), and only the
         // top rows sorted.
-        let mut ranked: Vec<(Ticks, &Task)> = state.tasks.values().map(|t| (self.ranking.key(t, now), t)).collect();
+        let mut ranked: Vec<(Ticks, &Task)> = state
+            .tasks
+            .values_unordered()
+            .map(|t| (self.ranking.key(t, now), t))
+            .collect();
         let order = |a: &(Ticks, &Task), b: &(Ticks, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
         if ranked.len() > shown && shown > 0 {
             ranked.select_nth_unstable_by(shown - 1, order);
@@ -128,7 +132,7 @@ impl SchedulerView {
         let now = state.now();
         // Per spawn location: tasks, busy ticks, longest poll, worst p99 latency.
         let mut by_loc: BTreeMap<&str, (u64, Ticks, Ticks, Ticks)> = BTreeMap::new();
-        for t in state.tasks.values() {
+        for t in state.tasks.values_unordered() {
             let e = by_loc.entry(t.location.as_str()).or_default();
             e.0 += 1;
             e.1 += t.busy_ticks_at(now);

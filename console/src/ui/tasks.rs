@@ -120,6 +120,31 @@ const fn kind_name(k: TaskKind) -> &'static str {
     }
 }
 
+/// The sort key of column `c` as a number, for the columns that have one: sorting a
+/// large list by a key computed once per task is several times faster than
+/// recomputing both sides of every comparison.
+fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
+    Some(match c {
+        Column::Id => t.id.get(),
+        Column::State => u64::from(t.status.rank()),
+        // `None` (no CPU yet) first, as `Option`'s order has it.
+        Column::Cpu => t.cpu.map_or(0, |c| u64::from(c) + 1),
+        Column::Total => t.total_ticks(now).0,
+        Column::Busy => t.busy_ticks_at(now).0,
+        Column::Scheduled => t.scheduled_ticks_at(now).0,
+        Column::Idle => t.idle_ticks_at(now).0,
+        Column::Polls => t.polls,
+        Column::Wakes => t.wakes,
+        Column::SelfWakes => t.self_wakes,
+        // `None` (not waiting) first.
+        Column::Waiting => state
+            .resources
+            .current_wait(t.id)
+            .map_or(0, |w| now.saturating_sub(w.since).0.saturating_add(1)),
+        Column::Name | Column::Kind | Column::Location => return None,
+    })
+}
+
 fn compare(c: Column, a: &Task, b: &Task, state: &State, now: Ticks) -> Ordering {
     match c {
         Column::Id => a.id.cmp(&b.id),
@@ -188,9 +213,10 @@ impl TasksView {
     pub fn rows<'s>(&self, state: &'s State) -> Vec<&'s Task> {
         let now = state.now();
         let needle = self.filter.to_lowercase();
+        // In no order: the sort below orders every row (ties by id).
         let mut rows: Vec<&Task> = state
             .tasks
-            .values()
+            .values_unordered()
             .filter(|t| {
                 needle.is_empty()
                     || t.id.to_string() == needle
@@ -201,6 +227,21 @@ impl TasksView {
                     || waiting_matches(state, t.id, &needle)
             })
             .collect();
+        if rows
+            .first()
+            .is_some_and(|t| numeric_key(self.sort, t, state, now).is_some())
+        {
+            let mut keyed: Vec<(u64, TaskId, &Task)> = rows
+                .iter()
+                .map(|&t| (numeric_key(self.sort, t, state, now).unwrap_or(0), t.id, t))
+                .collect();
+            if self.descending {
+                keyed.sort_unstable_by_key(|&(k, id, _)| std::cmp::Reverse((k, id)));
+            } else {
+                keyed.sort_unstable_by_key(|&(k, id, _)| (k, id));
+            }
+            return keyed.into_iter().map(|(_, _, t)| t).collect();
+        }
         rows.sort_by(|a, b| {
             let o = compare(self.sort, a, b, state, now).then(a.id.cmp(&b.id));
             if self.descending { o.reverse() } else { o }
