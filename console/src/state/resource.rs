@@ -980,6 +980,20 @@ mod tests {
         );
     }
 
+    /// `task` is woken from outside any task (a timer on another CPU).
+    fn timer_wake(s: &mut State, ts: u64, task: u64) {
+        apply(
+            s,
+            ts,
+            Message::Wake {
+                task: TaskId(task),
+                waker: lucid_protocol::Waker::None,
+                by_ref: false,
+                self_wake: false,
+            },
+        );
+    }
+
     fn poll_end(s: &mut State, ts: u64, task: u64, result: lucid_protocol::PollResult) {
         apply(
             s,
@@ -994,18 +1008,7 @@ mod tests {
     #[test]
     fn a_wake_dated_inside_the_poll_it_queued_leaves_the_task_idle_when_the_end_says_not_woken() {
         use lucid_protocol::PollResult::{Pending, PendingWoken};
-        let woken_at = |s: &mut State, ts| {
-            apply(
-                s,
-                ts,
-                Message::Wake {
-                    task: TaskId(5),
-                    waker: lucid_protocol::Waker::None,
-                    by_ref: false,
-                    self_wake: false,
-                },
-            );
-        };
+        let woken_at = |s: &mut State, ts| timer_wake(s, ts, 5);
         let mut s = State::new();
         hello(&mut s, lucid_protocol::MINOR);
         spawn(&mut s, 1, 5, "sleeper");
@@ -1031,38 +1034,21 @@ mod tests {
         assert_eq!(s.tasks[&TaskId(5)].status, TaskStatus::Scheduled);
     }
 
-    /// The order of a recorded round of the deadlock workload whose deadlock was
-    /// missed: lock-a's poll is dated before the sleep's wake that queued it.
-    #[test]
-    fn a_lock_deadlock_is_found_when_a_wake_is_dated_inside_the_poll_it_queued() {
-        let mut s = State::new();
-        hello(&mut s, lucid_protocol::MINOR);
-        spawn(&mut s, 1, 5, "lock-a");
-        spawn(&mut s, 1, 6, "lock-b");
-        create(&mut s, 2, 40, ResourceKind::Mutex, "first");
-        create(&mut s, 2, 41, ResourceKind::Mutex, "second");
-        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
-        apply(
-            &mut s,
-            12,
-            Message::Wake {
-                task: TaskId(5),
-                waker: lucid_protocol::Waker::None,
-                by_ref: false,
-                self_wake: false,
-            },
-        );
-        begin(&mut s, 13, 5, 41, WaitOp::Lock);
-        held(&mut s, 14, 41, &[6], 0);
-        poll_end(&mut s, 15, 5, lucid_protocol::PollResult::Pending);
-        apply(&mut s, 20, Message::PollStart { task: TaskId(6) });
-        begin(&mut s, 21, 6, 40, WaitOp::Lock);
-        held(&mut s, 22, 40, &[5], 0);
-        poll_end(&mut s, 23, 6, lucid_protocol::PollResult::Pending);
-        let end = 23 + confirm_ticks(&s);
-        apply(&mut s, end, Message::Heartbeat);
+    /// Tasks 5 (lock-a) and 6 (lock-b), mutexes 40 (first) and 41 (second).
+    fn lock_pair(s: &mut State) {
+        spawn(s, 1, 5, "lock-a");
+        spawn(s, 1, 6, "lock-b");
+        create(s, 2, 40, ResourceKind::Mutex, "first");
+        create(s, 2, 41, ResourceKind::Mutex, "second");
+    }
+
+    /// Half a second of trace time after `ts`, the deadlock of [`lock_pair`]'s tasks
+    /// is the one warned about.
+    fn assert_lock_pair_deadlock(s: &mut State, ts: u64) {
+        let end = ts + confirm_ticks(s);
+        apply(s, end, Message::Heartbeat);
         assert_eq!(
-            warnings(&s, WarningKind::Deadlock),
+            warnings(s, WarningKind::Deadlock),
             [
                 "deadlock of 2 tasks: task 6 (lock-b) waits on mutex#40 first lock, held by task 5 (lock-a), \
                  task 5 (lock-a) waits on mutex#41 second lock, held by task 6 (lock-b); none of them can proceed"
@@ -1070,26 +1056,34 @@ mod tests {
         );
     }
 
+    /// The order of a recorded round of the deadlock workload whose deadlock was
+    /// missed: lock-a's poll is dated before the sleep's wake that queued it.
+    #[test]
+    fn a_lock_deadlock_is_found_when_a_wake_is_dated_inside_the_poll_it_queued() {
+        let mut s = State::new();
+        hello(&mut s, lucid_protocol::MINOR);
+        lock_pair(&mut s);
+        apply(&mut s, 10, Message::PollStart { task: TaskId(5) });
+        timer_wake(&mut s, 12, 5);
+        begin(&mut s, 13, 5, 41, WaitOp::Lock);
+        held(&mut s, 14, 41, &[6], 0);
+        poll_end(&mut s, 15, 5, lucid_protocol::PollResult::Pending);
+        apply(&mut s, 20, Message::PollStart { task: TaskId(6) });
+        begin(&mut s, 21, 6, 40, WaitOp::Lock);
+        held(&mut s, 22, 40, &[5], 0);
+        poll_end(&mut s, 23, 6, lucid_protocol::PollResult::Pending);
+        assert_lock_pair_deadlock(&mut s, 23);
+    }
+
     #[test]
     fn two_tasks_each_holding_the_mutex_the_other_waits_for_are_a_deadlock() {
         let mut s = State::new();
-        spawn(&mut s, 1, 5, "lock-a");
-        spawn(&mut s, 1, 6, "lock-b");
-        create(&mut s, 2, 40, ResourceKind::Mutex, "first");
-        create(&mut s, 2, 41, ResourceKind::Mutex, "second");
+        lock_pair(&mut s);
         // Each wait's beginning tells who holds the mutex.
         parks(&mut s, 10, 5, 41, WaitOp::Lock);
         held(&mut s, 11, 41, &[6], 0);
         parks(&mut s, 20, 6, 40, WaitOp::Lock);
         held(&mut s, 21, 40, &[5], 0);
-        let end = 21 + confirm_ticks(&s);
-        apply(&mut s, end, Message::Heartbeat);
-        assert_eq!(
-            warnings(&s, WarningKind::Deadlock),
-            [
-                "deadlock of 2 tasks: task 6 (lock-b) waits on mutex#40 first lock, held by task 5 (lock-a), \
-                 task 5 (lock-a) waits on mutex#41 second lock, held by task 6 (lock-b); none of them can proceed"
-            ]
-        );
+        assert_lock_pair_deadlock(&mut s, 21);
     }
 }
