@@ -187,7 +187,7 @@ impl Scheduler {
     }
 
     fn take_lifo(&self) -> Option<TaskRef> {
-        if self.lifo.load(Relaxed).is_null() {
+        if !self.has_lifo() {
             return None;
         }
         let old = self.lifo.swap(core::ptr::null_mut(), AcqRel);
@@ -346,28 +346,23 @@ impl Runtime {
     /// run queue's reference.
     pub(crate) fn schedule(&self, task: TaskRef) {
         let here = self.platform.current_cpu();
-        let mut cpu = task.header().cpu.load(Relaxed);
         if let Some(h) = here
-            && h != cpu
             && self.schedulers[h].current.load(Relaxed) != TaskId::STUB.0
         {
-            // Woken by a task running here: the woken task runs here next, beside
+            // Woken by the poll running here: the woken task runs here next, beside
             // the data its waker just produced, instead of on its old CPU, which may
             // be asleep (a wake-up IPI) or busy (a wait behind its queue). Work
             // spreads again by stealing.
             task.header().cpu.store(h, Relaxed);
-            cpu = h;
-        }
-        let sched = &self.schedulers[cpu];
-        if here == Some(cpu) && sched.current.load(Relaxed) != TaskId::STUB.0 {
-            // Woken by the poll running here: next in line.
-            match sched.put_lifo(task) {
-                Some(displaced) => sched.push(displaced),
-                None => return,
+            let sched = &self.schedulers[h];
+            if let Some(displaced) = sched.put_lifo(task) {
+                sched.push(displaced);
+                self.share_work(h);
             }
-            self.share_work(cpu);
             return;
         }
+        let cpu = task.header().cpu.load(Relaxed);
+        let sched = &self.schedulers[cpu];
         sched.push(task);
         if here != Some(cpu) && sched.sleeping.load(SeqCst) {
             self.platform.wake_cpu(cpu);
