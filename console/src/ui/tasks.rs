@@ -136,7 +136,7 @@ fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
         Column::Polls => t.polls,
         Column::Wakes => t.wakes,
         Column::SelfWakes => t.self_wakes,
-        // `None` (not waiting) first.
+        // Not waiting first, so the longest wait leads when descending.
         Column::Waiting => state
             .resources
             .current_wait(t.id)
@@ -145,26 +145,13 @@ fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
     })
 }
 
-fn compare(c: Column, a: &Task, b: &Task, state: &State, now: Ticks) -> Ordering {
+/// The order of column `c`'s text (the columns without a [`numeric_key`]).
+fn compare_text(c: Column, a: &Task, b: &Task) -> Ordering {
     match c {
-        Column::Id => a.id.cmp(&b.id),
         Column::Name => a.name.cmp(&b.name),
         Column::Kind => kind_name(a.kind).cmp(kind_name(b.kind)),
-        Column::State => a.status.rank().cmp(&b.status.rank()),
-        Column::Cpu => a.cpu.cmp(&b.cpu),
-        Column::Total => a.total_ticks(now).cmp(&b.total_ticks(now)),
-        Column::Busy => a.busy_ticks_at(now).cmp(&b.busy_ticks_at(now)),
-        Column::Scheduled => a.scheduled_ticks_at(now).cmp(&b.scheduled_ticks_at(now)),
-        Column::Idle => a.idle_ticks_at(now).cmp(&b.idle_ticks_at(now)),
-        Column::Polls => a.polls.cmp(&b.polls),
-        Column::Wakes => a.wakes.cmp(&b.wakes),
-        Column::SelfWakes => a.self_wakes.cmp(&b.self_wakes),
-        // Longest wait first when descending; tasks that do not wait last.
-        Column::Waiting => {
-            let waited = |t: &Task| state.resources.current_wait(t.id).map(|w| now.saturating_sub(w.since));
-            waited(a).cmp(&waited(b))
-        }
         Column::Location => a.location.cmp(&b.location),
+        _ => Ordering::Equal,
     }
 }
 
@@ -227,14 +214,11 @@ impl TasksView {
                     || waiting_matches(state, t.id, &needle)
             })
             .collect();
-        if rows
-            .first()
-            .is_some_and(|t| numeric_key(self.sort, t, state, now).is_some())
-        {
-            let mut keyed: Vec<(u64, TaskId, &Task)> = rows
-                .iter()
-                .map(|&t| (numeric_key(self.sort, t, state, now).unwrap_or(0), t.id, t))
-                .collect();
+        let keyed: Option<Vec<(u64, TaskId, &Task)>> = rows
+            .iter()
+            .map(|&t| numeric_key(self.sort, t, state, now).map(|k| (k, t.id, t)))
+            .collect();
+        if let Some(mut keyed) = keyed {
             if self.descending {
                 keyed.sort_unstable_by_key(|&(k, id, _)| std::cmp::Reverse((k, id)));
             } else {
@@ -243,7 +227,7 @@ impl TasksView {
             return keyed.into_iter().map(|(_, _, t)| t).collect();
         }
         rows.sort_by(|a, b| {
-            let o = compare(self.sort, a, b, state, now).then(a.id.cmp(&b.id));
+            let o = compare_text(self.sort, a, b).then(a.id.cmp(&b.id));
             if self.descending { o.reverse() } else { o }
         });
         rows
