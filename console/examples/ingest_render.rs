@@ -77,25 +77,34 @@ fn million(json: bool) {
         "1m: ingest {:.2} M events/s, {tasks} tasks, {per_task:.0} B per task",
         per_s / 1e6
     );
-    let mut app = App::new(s);
+    let slowest = render_rows(json, s, "console.tasks_1m.render", 3, true);
+    row(json, "console.tasks_1m.slowest_view_ms", slowest, "ms/frame");
+}
+
+/// Draws every view of `session` `frames` times (after one untimed frame if `warm`)
+/// on a 200×50 terminal, as rows `{prefix}.{view}` of the mean frame time; returns
+/// the slowest view's.
+fn render_rows(json: bool, session: Session, prefix: &str, frames: u32, warm: bool) -> f64 {
+    let mut app = App::new(session);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     app.detail.task = Some(TaskId(1));
     let mut slowest = 0f64;
     for view in View::ALL {
         app.view = view;
-        terminal.draw(|f| draw(f, &mut app)).expect("draw");
-        let n = 3;
-        let t = Instant::now();
-        for _ in 0..n {
+        if warm {
             terminal.draw(|f| draw(f, &mut app)).expect("draw");
         }
-        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(n);
+        let t = Instant::now();
+        for _ in 0..frames {
+            terminal.draw(|f| draw(f, &mut app)).expect("draw");
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(frames);
         slowest = slowest.max(ms);
         let name = view.title().to_lowercase().replace(' ', "_");
-        row(json, &format!("console.tasks_1m.render.{name}"), ms, "ms/frame");
-        eprintln!("1m: render {:<10} {ms:>8.2} ms/frame", view.title());
+        row(json, &format!("{prefix}.{name}"), ms, "ms/frame");
+        eprintln!("{prefix}: {:<10} {ms:>8.2} ms/frame", view.title());
     }
-    row(json, "console.tasks_1m.slowest_view_ms", slowest, "ms/frame");
+    slowest
 }
 
 fn main() {
@@ -126,9 +135,7 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let per_s = (events * rounds) as f64 / secs;
-    if json {
-        println!(r#"{{"name":"console.ingest_events_per_s","lucid":{per_s:.0},"unit":"events/s"}}"#);
-    }
+    row(json, "console.ingest_events_per_s", per_s, "events/s");
     eprintln!(
         "ingest: {:.2} M events/s ({:.1} MB/s), {events} events of {} bytes per round, {rounds} rounds",
         (events * rounds) as f64 / secs / 1e6,
@@ -145,25 +152,7 @@ fn main() {
     let held = ALLOCATOR.allocated().saturating_sub(before);
     let tasks = s.state.tasks.len();
     let per_task = held as f64 / tasks.max(1) as f64;
-    if json {
-        println!(r#"{{"name":"console.memory_per_retained_task_bytes","lucid":{per_task:.0},"unit":"B/task"}}"#);
-    }
+    row(json, "console.memory_per_retained_task_bytes", per_task, "B/task");
     eprintln!("state: {tasks} tasks, {held} heap bytes held ({per_task:.0} B per task, everything included)");
-    let mut app = App::new(s);
-    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
-    app.detail.task = Some(TaskId(1));
-    for view in View::ALL {
-        app.view = view;
-        let n = 20;
-        let t = Instant::now();
-        for _ in 0..n {
-            terminal.draw(|f| draw(f, &mut app)).expect("draw");
-        }
-        let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(n);
-        if json {
-            let name = view.title().to_lowercase().replace(' ', "_");
-            println!(r#"{{"name":"console.render_10k_tasks.{name}","lucid":{ms:.3},"unit":"ms/frame"}}"#);
-        }
-        eprintln!("render {:<10} {ms:>8.2} ms/frame", view.title());
-    }
+    render_rows(json, s, "console.render_10k_tasks", 20, false);
 }
