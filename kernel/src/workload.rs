@@ -22,6 +22,8 @@
 //!   stuck joining it (see [`deadlock`]).
 //! - `wasm-bench`: the wasm host's measurements for `cargo xtask bench`, then QEMU
 //!   exits.
+//! - `trace-bench`: what tracing costs the kernel (off, recording and paused, in one
+//!   boot) for `cargo xtask bench`, then QEMU exits (see [`trace_bench`]).
 //! - `link-bench:SECS`: the trace link's raw rate, then an event flood through the
 //!   trace, for `cargo xtask bench`; started from `lib.rs` because it owns the trace
 //!   port before the drain does (see [`crate::link_bench`]).
@@ -34,6 +36,7 @@ use lucid_executor::{FrameExt, sync::mpsc, yield_now};
 use crate::{arch::percpu, sched, trace};
 
 mod deadlock;
+mod trace_bench;
 
 /// Starts the workload the command line names.
 pub fn start(cmdline: &str) {
@@ -68,6 +71,9 @@ pub fn start(cmdline: &str) {
                 }
             });
         }
+        "trace-bench" => {
+            rt.builder().name("trace-bench").spawn(trace_bench::run());
+        }
         spec => {
             if let Some(n) = spec.strip_prefix("burst:").and_then(|n| n.parse().ok()) {
                 rt.builder().name("burst").spawn(async move {
@@ -86,7 +92,7 @@ pub fn start(cmdline: &str) {
                 });
             } else {
                 log::warn!(
-                    "unknown workload `{spec}` (expected demo, hostile, panic, deadlock, none, wasm-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
+                    "unknown workload `{spec}` (expected demo, hostile, panic, deadlock, none, wasm-bench, trace-bench, burst:N, soak:SECS, steady:SECS or link-bench:SECS)"
                 );
             }
         }

@@ -5,7 +5,7 @@
 
 use alloc::{boxed::Box, vec, vec::Vec};
 use core::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -436,6 +436,7 @@ impl Drain {
     pub async fn pump(&mut self) -> usize {
         let was_connected = self.connected;
         self.connected = self.output.connected();
+        HOST_CONNECTED.store(self.connected, Ordering::Relaxed);
         if self.connected != was_connected {
             if self.connected {
                 log::info!(
@@ -468,6 +469,7 @@ impl Drain {
                 loop {
                     let connected = self.connected && !self.paused;
                     let batch = &mut self.batch;
+                    let started = arch::rdtsc();
                     // SAFETY: the drain is every producer's one consumer.
                     let done = unsafe {
                         producer.frame(true, &mut |events, frame| {
@@ -483,6 +485,7 @@ impl Drain {
                             true
                         })
                     };
+                    BUSY_TICKS.fetch_add(arch::rdtsc() - started, Ordering::Relaxed);
                     if done {
                         break;
                     }
@@ -526,7 +529,10 @@ impl Drain {
         let total = self.batch.bytes.len();
         let mut off = 0;
         while off < total {
-            match self.output.write(&self.batch.bytes[off..]) {
+            let started = arch::rdtsc();
+            let written = self.output.write(&self.batch.bytes[off..]);
+            BUSY_TICKS.fetch_add(arch::rdtsc() - started, Ordering::Relaxed);
+            match written {
                 Ok(n) => off += n,
                 Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
                 Err(WriteError::NotConnected) => {
@@ -594,6 +600,23 @@ impl Drain {
 }
 
 static FINISH: AtomicBool = AtomicBool::new(false);
+/// TSC ticks the drain spent framing records and writing frames (not waiting).
+static BUSY_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// TSC ticks the drain has spent framing records and writing frames, waits for the
+/// host excluded: on a CPU shared with the traced work, the drain's part of what
+/// tracing costs.
+pub fn busy_ticks() -> u64 {
+    BUSY_TICKS.load(Ordering::Relaxed)
+}
+
+/// Whether a host read the stream at the drain's last pass.
+static HOST_CONNECTED: AtomicBool = AtomicBool::new(false);
+
+/// True when a host read the stream at the drain's last pass.
+pub fn host_connected() -> bool {
+    HOST_CONNECTED.load(Ordering::Relaxed)
+}
 
 /// Asks the drain to deliver everything, send the final counts and end QEMU.
 pub fn finish_and_exit() {

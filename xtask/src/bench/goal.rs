@@ -84,6 +84,10 @@ pub fn goal_for(name: &str) -> Option<Goal> {
         // workloads, like for like" (console-subscriber without its resource
         // instrumentation; the figure with it is reported beside, without a goal).
         Some(Goal::RatioAtMost(0.01))
+    } else if name == "kernel.trace_bench.dropped_events" {
+        // Issue 17: "`trace.dropped_events` must be 0 or the trace rows fail" (the
+        // in-QEMU rows compare a recording that lost nothing).
+        Some(Goal::AtMost(0.0))
     } else if name == "wait.not_taken.ns" {
         // Issue 18: "the cost of a wait that does not happen (≤ 3 ns)".
         Some(Goal::AtMost(3.0))
@@ -139,6 +143,8 @@ mod tests {
         assert_eq!(bound("wait.taken.ns"), None);
         let console = goal_for("console.ingest_events_per_s").expect("a goal");
         let met = |g: Goal, lucid: f64| g.met(Some(lucid), None) == Some(true);
+        assert!(goal_for("kernel.trace_bench.dropped_events").is_some_and(|g| met(g, 0.0) && !met(g, 1.0)));
+        assert!(goal_for("kernel.spawn_join.traced_vs_off").is_none());
         assert!(
             met(console, 25e6) && !met(console, 5e6),
             "the ingest goal is a lower bound"

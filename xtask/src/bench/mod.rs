@@ -9,6 +9,7 @@
 //! ([`executor`]), the anchors and the rows that
 //! compare Lucid with them ([`anchor`]), the console's ingest, render and replay rows
 //! ([`console`]), and the rows of the booted kernel: its trace stream ([`trace`]), the
+//! cost of tracing to the kernel's own executor ([`kernel_trace`]), the
 //! trace against the raw link ([`link`]) and the wasm host ([`wasm`]). A row and its
 //! goal are [`row`] and [`goal`]; [`report`] writes `report.json` and lays the rows out
 //! as a table.
@@ -21,6 +22,7 @@ mod anchor;
 mod console;
 mod executor;
 mod goal;
+mod kernel_trace;
 mod link;
 mod report;
 mod row;
@@ -60,15 +62,21 @@ pub struct Args {
     /// Only the wasm host's rows (`workload=wasm-bench`), no host benchmarks.
     #[arg(long, conflicts_with_all = ["no_qemu", "link_only", "sampling_only"])]
     wasm_only: bool,
+    /// Only what tracing costs the kernel's own executor (`workload=trace-bench`),
+    /// no host benchmarks.
+    #[arg(long, conflicts_with_all = ["no_qemu", "link_only", "sampling_only", "wasm_only"])]
+    kernel_trace_only: bool,
 }
 
 pub fn main(args: Args) -> Result<()> {
     let started = Instant::now();
-    if args.link_only || args.sampling_only || args.wasm_only {
+    if args.link_only || args.sampling_only || args.wasm_only || args.kernel_trace_only {
         let rows = if args.link_only {
             link::rows(args.quick)?
         } else if args.wasm_only {
             wasm::rows()?
+        } else if args.kernel_trace_only {
+            kernel_trace::rows()?
         } else {
             sampling::rows()?
         };
@@ -93,6 +101,7 @@ pub fn main(args: Args) -> Result<()> {
     rows.extend(console::replay_rows(&cargo, args.quick)?);
     if !args.no_qemu {
         rows.extend(trace::rows()?);
+        rows.extend(kernel_trace::rows()?);
         rows.extend(link::rows(args.quick)?);
         rows.extend(wasm::rows()?);
         rows.extend(sampling::rows()?);
