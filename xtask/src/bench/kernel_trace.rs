@@ -4,40 +4,25 @@
 
 use std::{
     io::Read,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 
 use super::{
-    normal_kernel,
+    TracedBoot, boot_traced, normal_kernel,
     row::{Row, parse_kernel_bench},
 };
-use crate::{artifacts, process, qemu_cmd, trace_link};
+use crate::qemu_cmd;
 
 /// Boots the kernel on one CPU (so the drain frames on the CPU whose polls it frames),
 /// reads its trace port to the end on a thread, and returns the rows it printed.
 pub fn rows() -> Result<Vec<Row>> {
-    let image = normal_kernel()?;
-    let dir = artifacts::target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let log = dir.join("trace-bench.com1.log");
-    let socket = trace_link::socket_path("bench-kernel-trace");
-    let _ = std::fs::remove_file(&socket);
-    let cfg = qemu_cmd::Config {
-        smp: 1,
-        memory: "512M".into(),
-        cmdline: "workload=trace-bench log=warn".into(),
-        gdb: false,
-        com1_file: Some(log.clone()),
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-    };
-    let mut cmd = qemu_cmd::command(&image, &cfg);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&cmd);
-    let mut child = cmd.spawn().context("start QEMU")?;
-    let mut stream = trace_link::connect(&socket, Duration::from_secs(10))?;
+    let TracedBoot {
+        mut child,
+        mut stream,
+        log,
+    } = boot_traced(&normal_kernel()?, "trace-bench", 1, "workload=trace-bench log=warn")?;
     // The reader only keeps the port flowing; what it reads is not decoded.
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 20];

@@ -38,7 +38,7 @@ pub use self::link::run_link_bench;
 use self::report::{machine, table};
 use crate::{
     artifacts::{self, BootImage, Variant},
-    process, qemu_cmd,
+    process, qemu_cmd, trace_link,
 };
 
 #[derive(clap::Args, Debug)]
@@ -130,6 +130,39 @@ pub fn main(args: Args) -> Result<()> {
 fn normal_kernel() -> Result<BootImage> {
     qemu_cmd::ensure_installed()?;
     artifacts::build(Variant::Normal)
+}
+
+/// A boot of `image` with its trace port on a socket, connected, and COM1 going to
+/// a log file under `<target>/bench`.
+struct TracedBoot {
+    child: std::process::Child,
+    stream: std::os::unix::net::UnixStream,
+    log: PathBuf,
+}
+
+/// Boots `image` on `smp` CPUs with `cmdline`, COM1 to `<target>/bench/{name}.com1.log`
+/// and the trace port on a socket named after `name`, and connects to the port.
+fn boot_traced(image: &BootImage, name: &str, smp: u32, cmdline: &str) -> Result<TracedBoot> {
+    let dir = artifacts::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let log = dir.join(format!("{name}.com1.log"));
+    let socket = trace_link::socket_path(&format!("bench-{name}"));
+    let _ = std::fs::remove_file(&socket);
+    let cfg = qemu_cmd::Config {
+        smp,
+        memory: "512M".into(),
+        cmdline: cmdline.into(),
+        gdb: false,
+        com1_file: Some(log.clone()),
+        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
+    };
+    let mut cmd = qemu_cmd::command(image, &cfg);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    process::show(&cmd);
+    let child = cmd.spawn().context("start QEMU")?;
+    let stream = trace_link::connect(&socket, std::time::Duration::from_secs(10))?;
+    Ok(TracedBoot { child, stream, log })
 }
 
 /// Builds `package`'s `example` in release and returns the executable's path.

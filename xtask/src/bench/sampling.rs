@@ -5,15 +5,13 @@
 
 use std::{
     io::Read,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
 use lucid_protocol::{Decoder, FrameEncoder, Item, Message, Ring, StreamId};
 
-use super::{normal_kernel, row::Row};
-use crate::{artifacts, process, qemu_cmd, trace_link};
+use super::{TracedBoot, boot_traced, normal_kernel, row::Row};
 
 /// How long the demo runs sampled (the kernel logs the cost every 5 s).
 const RUN: Duration = Duration::from_secs(11);
@@ -22,25 +20,11 @@ const CPUS: u32 = 4;
 
 /// Rows of one sampled boot of the demo.
 pub fn rows() -> Result<Vec<Row>> {
-    let image = normal_kernel()?;
-    let dir = artifacts::target_dir().join("bench");
-    std::fs::create_dir_all(&dir).context("create the bench dir")?;
-    let log = dir.join("sampling.com1.log");
-    let socket = trace_link::socket_path("bench-sampling");
-    let _ = std::fs::remove_file(&socket);
-    let cfg = qemu_cmd::Config {
-        smp: CPUS,
-        memory: "512M".into(),
-        cmdline: "sample_hz=997 log=info".into(),
-        gdb: false,
-        com1_file: Some(log.clone()),
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-    };
-    let mut cmd = qemu_cmd::command(&image, &cfg);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&cmd);
-    let mut child = cmd.spawn().context("start QEMU")?;
-    let mut stream = trace_link::connect(&socket, Duration::from_secs(10))?;
+    let TracedBoot {
+        mut child,
+        mut stream,
+        log,
+    } = boot_traced(&normal_kernel()?, "sampling", CPUS, "sample_hz=997 log=info")?;
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .context("socket timeout")?;

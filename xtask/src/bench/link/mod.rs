@@ -7,7 +7,6 @@ mod splitter;
 use std::{
     collections::BTreeMap,
     io::Read,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -16,13 +15,10 @@ use lucid_protocol::{Decoder, Item, Message, Ring};
 
 use self::splitter::LinkSplitter;
 use super::{
-    normal_kernel,
+    TracedBoot, boot_traced, normal_kernel,
     row::{Row, parse_kernel_bench},
 };
-use crate::{
-    artifacts::{self, BootImage},
-    process, qemu_cmd, trace_link,
-};
+use crate::{artifacts::BootImage, qemu_cmd};
 
 /// What one `workload=link-bench:SECS` boot measured (`kernel/src/link_bench.rs`).
 #[derive(Debug)]
@@ -91,24 +87,11 @@ pub fn rows(quick: bool) -> Result<Vec<Row>> {
 /// COM1 to `<target>/bench/link-bench.com1.log`), reads the port as fast as it can
 /// until QEMU exits, then decodes the trace part.
 pub fn run_link_bench(image: &BootImage, secs: u64) -> Result<LinkBench> {
-    let dir = artifacts::target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let log = dir.join("link-bench.com1.log");
-    let socket = trace_link::socket_path("bench-link");
-    let _ = std::fs::remove_file(&socket);
-    let cfg = qemu_cmd::Config {
-        smp: 4,
-        memory: "512M".into(),
-        cmdline: format!("workload=link-bench:{secs} log=warn"),
-        gdb: false,
-        com1_file: Some(log.clone()),
-        extra: qemu_cmd::trace_port_args(&trace_link::chardev(&socket)),
-    };
-    let mut cmd = qemu_cmd::command(image, &cfg);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    process::show(&cmd);
-    let mut child = cmd.spawn().context("start QEMU")?;
-    let mut stream = trace_link::connect(&socket, Duration::from_secs(10))?;
+    let TracedBoot {
+        mut child,
+        mut stream,
+        log,
+    } = boot_traced(image, "link-bench", 4, &format!("workload=link-bench:{secs} log=warn"))?;
 
     // Reading only keeps the reader fast (decoding while reading made a loaded host
     // the bottleneck, and flow control then filled the kernel's rings); the trace
