@@ -75,20 +75,39 @@ impl SchedulerView {
         render_cpus(f, top, state);
         let [tasks, locations] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
-        self.render_tasks(f, tasks, state);
-        self.render_locations(f, locations, state);
+        // One pass over every task for both panes: with a million tasks, each visit
+        // to a task is a cache miss, and the visits are the cost.
+        let now = state.now();
+        let mut ranked: Vec<(Ticks, &Task)> = Vec::with_capacity(state.tasks.len());
+        let mut by_loc: BTreeMap<&str, LocationSums> = BTreeMap::new();
+        let mut last: Option<(&str, &mut LocationSums)> = None;
+        for t in state.tasks.values_unordered() {
+            // Keys computed once per task (a percentile walks the histogram).
+            ranked.push((self.ranking.key(t, now), t));
+            let loc = t.location.as_str();
+            // Tasks of one spawn location often come together: skip the map's search
+            // while the location repeats.
+            let e = match last.take() {
+                Some((l, e)) if l == loc => e,
+                _ => by_loc.entry(loc).or_default(),
+            };
+            e.0 += 1;
+            e.1 += t.busy_ticks_at(now);
+            e.2 = e.2.max(Ticks(t.poll_hist.max()));
+            // Only this ranking needs the percentile, which walks the histogram.
+            if self.ranking == Ranking::SchedP99 {
+                e.3 = e.3.max(Ticks(t.sched_hist.quantile(0.99)));
+            }
+            last = Some((loc, e));
+        }
+        self.render_tasks(f, tasks, state, ranked);
+        self.render_locations(f, locations, state, by_loc);
     }
 
-    fn render_tasks(&self, f: &mut Frame<'_>, area: Rect, state: &State) {
+    fn render_tasks(&self, f: &mut Frame<'_>, area: Rect, state: &State, mut ranked: Vec<(Ticks, &Task)>) {
         let now = state.now();
         let shown = usize::from(area.height.saturating_sub(3));
-        // Keys computed once per task (a percentile walks the histogram), and only the
-        // top rows sorted.
-        let mut ranked: Vec<(Ticks, &Task)> = state
-            .tasks
-            .values_unordered()
-            .map(|t| (self.ranking.key(t, now), t))
-            .collect();
+        // Only the top rows sorted.
         let order = |a: &(Ticks, &Task), b: &(Ticks, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
         if ranked.len() > shown && shown > 0 {
             ranked.select_nth_unstable_by(shown - 1, order);
@@ -128,22 +147,9 @@ impl SchedulerView {
         );
     }
 
-    fn render_locations(&self, f: &mut Frame<'_>, area: Rect, state: &State) {
-        let now = state.now();
-        // Per spawn location: tasks, busy ticks, longest poll, worst p99 latency.
-        let mut by_loc: BTreeMap<&str, (u64, Ticks, Ticks, Ticks)> = BTreeMap::new();
-        for t in state.tasks.values_unordered() {
-            let e = by_loc.entry(t.location.as_str()).or_default();
-            e.0 += 1;
-            e.1 += t.busy_ticks_at(now);
-            e.2 = e.2.max(Ticks(t.poll_hist.max()));
-            // Only this ranking needs the percentile, which walks the histogram.
-            if self.ranking == Ranking::SchedP99 {
-                e.3 = e.3.max(Ticks(t.sched_hist.quantile(0.99)));
-            }
-        }
+    fn render_locations(&self, f: &mut Frame<'_>, area: Rect, state: &State, by_loc: BTreeMap<&str, LocationSums>) {
         let mut ranked: Vec<_> = by_loc.into_iter().collect();
-        let key = |v: &(u64, Ticks, Ticks, Ticks)| match self.ranking {
+        let key = |v: &LocationSums| match self.ranking {
             Ranking::Busy => v.1,
             Ranking::LongestPoll => v.2,
             Ranking::SchedP99 => v.3,
@@ -176,6 +182,9 @@ impl SchedulerView {
         );
     }
 }
+
+/// Per spawn location: tasks, busy ticks, longest poll, worst p99 latency.
+type LocationSums = (u64, Ticks, Ticks, Ticks);
 
 fn bold_row<const N: usize>(cells: [&'static str; N]) -> Row<'static> {
     Row::new(cells).style(Style::new().add_modifier(Modifier::BOLD))
