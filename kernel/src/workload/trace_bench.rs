@@ -7,11 +7,18 @@
 //! then runs on the CPU whose polls it frames, and a recording sample lasts until
 //! every ring is empty, so its time is producer + drain.
 //!
-//! Figures are medians of per-round pairs (recording − off, recording ÷ off),
-//! printed to COM1 as `bench NAME VALUE UNIT` lines; the boot ends with QEMU's exit.
+//! The drain's busy time ([`trace::drain::busy_ticks`]) splits a recording sample's
+//! overhead into the drain's part and the producers'. Figures are medians of
+//! per-round pairs (recording − off, recording ÷ off), printed to COM1 as
+//! `bench NAME VALUE UNIT` lines; the boot ends with QEMU's exit (a failure when a
+//! workload did not do its work).
 
 use alloc::{boxed::Box, format, vec::Vec};
-use core::{pin::Pin, time::Duration};
+use core::{
+    pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use lucid_executor::{sync::mpsc, yield_now};
 
@@ -26,6 +33,10 @@ const YIELDS: usize = 10;
 /// channels of one slot.
 const PAIRS: usize = 50;
 const TRIPS: u32 = 100;
+
+/// A workload did not do its work (a round trip went missing): its samples would
+/// time something else, so the boot ends with a failure instead of rows.
+static BROKEN: AtomicBool = AtomicBool::new(false);
 
 /// What tracing does during a sample.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,6 +116,7 @@ async fn ping_pong() {
             for i in 0..TRIPS {
                 if ping_tx.send(i).await.is_err() || pong_rx.recv().await != Some(i) {
                     log::error!("trace bench: a pong went missing");
+                    BROKEN.store(true, Ordering::Relaxed);
                     return;
                 }
             }
@@ -230,6 +242,9 @@ pub async fn run() {
     let mut dropped = 0;
     measure("spawn_join", || Box::pin(spawn_join()), &mut dropped).await;
     measure("ping_pong", || Box::pin(ping_pong()), &mut dropped).await;
+    if BROKEN.load(Ordering::Relaxed) {
+        crate::qemu::exit(crate::qemu::ExitCode::Failure);
+    }
     report("kernel.trace_bench.dropped_events", dropped as f64, "events");
     set_mode(Mode::Recording);
     // Let the log drain before the boot ends.
