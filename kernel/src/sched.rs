@@ -120,7 +120,10 @@ pub fn now_ns() -> u64 {
 /// Creates the runtime for `cpus` CPUs. Call once, on the BSP, before starting APs.
 pub fn init(cpus: usize) -> &'static Runtime {
     idt::set_handler(WAKE_VECTOR, on_wake_ipi);
-    RUNTIME.call_once(|| Runtime::new(cpus.max(1), &PLATFORM, Some(&crate::trace::HOOKS)))
+    let rt = *RUNTIME.call_once(|| Runtime::new(cpus.max(1), &PLATFORM, Some(&crate::trace::HOOKS)));
+    // The hooks are called only while the trace records.
+    crate::trace::sync_hook_gate();
+    rt
 }
 
 /// The runtime, if it exists yet.

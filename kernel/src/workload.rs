@@ -78,6 +78,7 @@ pub fn start(cmdline: &str) {
             if let Some(n) = spec.strip_prefix("burst:").and_then(|n| n.parse().ok()) {
                 rt.builder().name("burst").spawn(async move {
                     burst(n).await;
+                    run_on_every_cpu().await;
                     trace::drain::finish_and_exit();
                 });
             } else if let Some(secs) = spec.strip_prefix("soak:").and_then(|n| n.parse().ok()) {
@@ -216,6 +217,36 @@ pub async fn burst(n: usize) {
     }
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// Runs tasks on each CPU. A task queued on a CPU may still be stolen: a CPU busy with
+/// the trace drain, or asleep while the spawning CPU goes idle, can see its whole queue
+/// taken. So each CPU gets a batch of tasks that each hold their CPU for a while (a
+/// thief takes at most half of a queue, then is busy with what it took), queued again
+/// until one of a batch ran there (a bounded number of times: a CPU that never runs
+/// its own queue is what a reader of the trace should see).
+async fn run_on_every_cpu() {
+    const BATCH: usize = 16;
+    let rt = sched::runtime();
+    for cpu in 0..cpus() {
+        for _ in 0..20 {
+            let batch: Vec<_> = (0..BATCH)
+                .map(|_| {
+                    rt.builder().name("on-cpu").on_cpu(cpu).spawn(async {
+                        crate::time::spin_for(Duration::from_micros(500));
+                        percpu::current().index as usize
+                    })
+                })
+                .collect();
+            let mut ran_here = false;
+            for h in batch {
+                ran_here |= h.await.ok() == Some(cpu);
+            }
+            if ran_here {
+                break;
+            }
+        }
     }
 }
 

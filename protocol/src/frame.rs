@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cobs;
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::message::{Message, PollResult, Ring, TaskId, compact_tag};
+use crate::message::{CompactRecord, Message, PollResult, Ring, TaskId, Waker, compact_tag};
 use crate::wire::{MAX_VARINT_LEN, Reader, Writer, zigzag};
 
 /// Protocol major version. Frames of another major version are refused.
@@ -181,6 +181,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
         self.append(ts, |w, delta| msg.write_record(w, delta))
     }
 
+    /// Appends the compact record `record` (a message's [`Message::to_compact`]) with
+    /// timestamp `ts`: the bytes [`FrameEncoder::push`] writes for that message.
+    pub fn push_compact(&mut self, ts: u64, record: &CompactRecord) -> Result<(), EncodeError> {
+        self.append(ts, |w, delta| record.write(w, delta))
+    }
+
     /// Appends a record encoded by [`Message::encode_detached`] with timestamp `ts`;
     /// the frame gets the bytes [`FrameEncoder::push`] would write for its message.
     pub fn push_detached(&mut self, ts: u64, record: &[u8]) -> Result<(), EncodeError> {
@@ -190,7 +196,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
     /// Appends a [`Message::PollStart`]; the fast path for the hottest event.
     #[inline]
     pub fn poll_start(&mut self, ts: u64, task: TaskId) -> Result<(), EncodeError> {
-        self.compact1(ts, compact_tag(1, 0), task.get())
+        self.compact(ts, compact_tag(1, 0), [task.get()])
     }
 
     /// Appends a [`Message::PollEnd`]; the fast path for the hottest event.
@@ -201,15 +207,46 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
             PollResult::Ready => 2,
             PollResult::PendingWoken => 28,
         };
-        self.compact1(ts, compact_tag(1, code), task.get())
+        self.compact(ts, compact_tag(1, code), [task.get()])
     }
 
+    /// Appends a [`Message::Wake`]; a fast path for a hot event.
     #[inline]
-    fn compact1(&mut self, ts: u64, tag: u8, a: u64) -> Result<(), EncodeError> {
+    pub fn wake(
+        &mut self,
+        ts: u64,
+        task: TaskId,
+        waker: Waker,
+        by_ref: bool,
+        self_wake: bool,
+    ) -> Result<(), EncodeError> {
+        let (kind, value) = match waker {
+            Waker::None => (0, 0),
+            Waker::Task(t) => (1, t.get()),
+            Waker::Interrupt(v) => (2, u64::from(v)),
+        };
+        let flags = kind << 2 | u64::from(by_ref) << 1 | u64::from(self_wake);
+        self.compact(ts, compact_tag(3, 3), [task.get(), value, flags])
+    }
+
+    /// Appends a [`Message::WakerClone`] (`cloned`) or [`Message::WakerDrop`]; a fast
+    /// path for a hot event.
+    #[inline]
+    pub fn waker_count(&mut self, ts: u64, task: TaskId, wakers: u64, cloned: bool) -> Result<(), EncodeError> {
+        let tag = compact_tag(2, if cloned { 4 } else { 5 });
+        self.compact(ts, tag, [task.get(), wakers])
+    }
+
+    /// Appends the compact record `tag` with `fields`.
+    #[inline]
+    fn compact<const N: usize>(&mut self, ts: u64, tag: u8, fields: [u64; N]) -> Result<(), EncodeError> {
         self.append(ts, |w, delta| {
             w.u8(tag)?;
             w.varint(delta)?;
-            w.varint(a)
+            for f in fields {
+                w.varint(f)?;
+            }
+            Ok(())
         })
     }
 
@@ -398,7 +435,7 @@ pub fn decode_frame(buf: &mut [u8]) -> Result<Frame<'_>, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{InstanceId, WasmTrap};
+    use crate::message::{InstanceId, MessageKind, WasmTrap};
 
     fn stream() -> StreamId {
         StreamId::new(5, Ring::Interrupt)
@@ -427,10 +464,10 @@ mod tests {
 
     /// The fast paths write what the message table lays out.
     #[test]
-    fn the_poll_fast_paths_write_the_records_push_writes() {
+    fn the_fast_paths_write_the_records_push_writes() {
         let (mut fast, mut table) = (
-            FrameEncoder::new([0u8; 64], stream()),
-            FrameEncoder::new([0u8; 64], stream()),
+            FrameEncoder::new([0u8; 1024], stream()),
+            FrameEncoder::new([0u8; 1024], stream()),
         );
         fast.poll_start(10, TaskId(7)).unwrap();
         table.push(10, &Message::PollStart { task: TaskId(7) }).unwrap();
@@ -450,7 +487,112 @@ mod tests {
                 )
                 .unwrap();
         }
+        let wakers = [
+            Waker::None,
+            Waker::Task(TaskId(3)),
+            Waker::Task(TaskId(u64::MAX)),
+            Waker::Interrupt(0x21),
+        ];
+        for (i, waker) in wakers.into_iter().enumerate() {
+            for (by_ref, self_wake) in [(false, false), (true, false), (false, true), (true, true)] {
+                let ts = 50 + i as u64;
+                fast.wake(ts, TaskId(9), waker, by_ref, self_wake).unwrap();
+                table
+                    .push(
+                        ts,
+                        &Message::Wake {
+                            task: TaskId(9),
+                            waker,
+                            by_ref,
+                            self_wake,
+                        },
+                    )
+                    .unwrap();
+            }
+        }
+        for (ts, wakers, cloned) in [(90, 0, false), (91, 1, true), (u64::MAX, u64::MAX, false)] {
+            fast.waker_count(ts, TaskId(4), wakers, cloned).unwrap();
+            let msg = if cloned {
+                Message::WakerClone {
+                    task: TaskId(4),
+                    wakers,
+                }
+            } else {
+                Message::WakerDrop {
+                    task: TaskId(4),
+                    wakers,
+                }
+            };
+            table.push(ts, &msg).unwrap();
+        }
         assert_eq!(fast.raw_bytes(), table.raw_bytes());
+    }
+
+    #[test]
+    fn a_kind_s_index_is_its_place_in_all() {
+        for (i, kind) in MessageKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+        }
+    }
+
+    /// A message's compact layout, kept and pushed later, is the message's record.
+    #[test]
+    fn a_compact_record_writes_what_push_writes() {
+        use crate::message::{InstanceId, WasmState};
+        let messages = [
+            Message::WasmPoll {
+                instance: InstanceId(3),
+                fuel: u64::MAX,
+                slices: 7,
+            },
+            Message::WasmStateChanged {
+                instance: InstanceId(3),
+                state: WasmState::Trapped,
+                detail: 9,
+            },
+            Message::WasmHostcalls {
+                instance: InstanceId(u64::MAX),
+                hostcall: u32::MAX,
+                calls: 1 << 40,
+                ticks: 0,
+            },
+            Message::CpuIdle,
+            Message::Steal {
+                task: TaskId(5),
+                from_cpu: 1,
+                to_cpu: 2,
+            },
+            Message::PollEnd {
+                task: TaskId(5),
+                result: PollResult::PendingWoken,
+            },
+        ];
+        let (mut kept, mut pushed) = (
+            FrameEncoder::new([0u8; 1024], stream()),
+            FrameEncoder::new([0u8; 1024], stream()),
+        );
+        for (i, m) in messages.iter().enumerate() {
+            let record = m.to_compact().expect("a compact message");
+            let again = CompactRecord::new(record.code(), record.fields()).expect("its parts");
+            assert_eq!(again, record);
+            let mut array = [u64::MAX; CompactRecord::MAX_FIELDS];
+            array[..record.fields().len()].copy_from_slice(record.fields());
+            let from_array = CompactRecord::from_array(record.code(), array, record.fields().len());
+            assert_eq!(from_array, Some(record));
+            let ts = 100 + i as u64 * 1000;
+            kept.push_compact(ts, &again).unwrap();
+            pushed.push(ts, m).unwrap();
+        }
+        assert_eq!(kept.raw_bytes(), pushed.raw_bytes());
+        let extended = Message::TaskPanicked(crate::message::TaskPanicked {
+            task: TaskId(1),
+            message: "no",
+            location: None,
+        });
+        assert_eq!(extended.to_compact(), None);
+        assert_eq!(CompactRecord::new(32, &[]), None);
+        assert_eq!(CompactRecord::new(1, &[0; 6]), None);
+        assert_eq!(CompactRecord::from_array(1, [0; 5], 6), None);
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl SchedulerView {
         let mut last: Option<(&str, &mut LocationSums)> = None;
         for t in state.tasks.values_unordered() {
             // Keys computed once per task (a percentile walks the histogram).
-            ranked.push((self.ranking.key(t, now), t));
+            let key = self.ranking.key(t, now);
+            ranked.push((key, t));
             let loc = t.location.as_str();
             // Tasks of one spawn location often come together: skip the map's search
             // while the location repeats.
@@ -94,9 +95,9 @@ impl SchedulerView {
             e.0 += 1;
             e.1 += t.busy_ticks_at(now);
             e.2 = e.2.max(Ticks(t.poll_hist.max()));
-            // Only this ranking needs the percentile, which walks the histogram.
+            // Only this ranking needs the percentile: the task's key.
             if self.ranking == Ranking::SchedP99 {
-                e.3 = e.3.max(Ticks(t.sched_hist.quantile(0.99)));
+                e.3 = e.3.max(key);
             }
             last = Some((loc, e));
         }

@@ -194,11 +194,12 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, descending } => {
                 let &(key, _, _) = keyed.iter().find(|e| e.1 == id)?;
-                let before = |e: &&(u64, TaskId, &Task)| {
-                    let o = (e.0, e.1).cmp(&(key, id));
-                    if *descending { o.is_gt() } else { o.is_lt() }
-                };
-                Some(keyed.iter().filter(before).count())
+                Some(
+                    keyed
+                        .iter()
+                        .filter(|e| display_order((e.0, e.1), (key, id), *descending).is_lt())
+                        .count(),
+                )
             }
             Ordered::Sorted(rows) => rows.iter().position(|t| t.id == id),
         }
@@ -215,10 +216,8 @@ impl<'s> Ordered<'s> {
             Ordered::Keyed { keyed, descending } => (keyed, *descending),
             Ordered::Sorted(rows) => return rows.iter().skip(from).take(n).copied().collect(),
         };
-        let order = |a: &(u64, TaskId, &Task), b: &(u64, TaskId, &Task)| {
-            let o = (a.0, a.1).cmp(&(b.0, b.1));
-            if descending { o.reverse() } else { o }
-        };
+        let order =
+            |a: &(u64, TaskId, &Task), b: &(u64, TaskId, &Task)| display_order((a.0, a.1), (b.0, b.1), descending);
         let from = from.min(keyed.len());
         if from > 0 && from < keyed.len() {
             // Everything before `from` now orders before everything after it.
@@ -233,6 +232,12 @@ impl<'s> Ordered<'s> {
         window.sort_unstable_by(order);
         window.iter().map(|e| e.2).collect()
     }
+}
+
+/// The display order of two `(key, id)` entries: ascending, or descending.
+fn display_order(a: (u64, TaskId), b: (u64, TaskId), descending: bool) -> Ordering {
+    let o = a.cmp(&b);
+    if descending { o.reverse() } else { o }
 }
 
 /// State of the task list.

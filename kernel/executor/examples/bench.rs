@@ -28,6 +28,7 @@ fn main() {}
 
 #[cfg(not(loom))]
 mod bench {
+    use std::cell::Cell;
     use std::future::Future;
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
     use std::sync::{Barrier, OnceLock};
@@ -134,6 +135,10 @@ mod bench {
 
     // ---------------------------------------------------------------- lucid
 
+    /// Whether the next runs start with tracing paused (the host's Pause): the hooks'
+    /// gate closed, as the kernel's trace layer closes it.
+    static HOOKS_PAUSED: AtomicBool = AtomicBool::new(false);
+
     /// Runs `root` as a task on a fresh lucid runtime with `cpus` CPUs: the calling
     /// thread is CPU 0, CPUs 1.. are scoped threads. Times from spawning the root to its
     /// completion.
@@ -148,6 +153,8 @@ mod bench {
         // Both are leaked, as the kernel's live forever: a few hundred bytes per run.
         let platform = ThreadPlatform::new(cpus);
         let rt = Runtime::new(cpus, platform, hooks);
+        // As the kernel's trace layer does while the host has paused the stream.
+        rt.set_hooks_enabled(!HOOKS_PAUSED.load(Ordering::Relaxed));
         set_current_runtime(rt, platform);
         ThreadPlatform::enter(Some(0));
         let stop = AtomicBool::new(false);
@@ -402,26 +409,26 @@ mod bench {
         }
     }
 
-    /// Whether tracing is paused (the host's Pause): hooks count events as dropped and
-    /// do nothing else, as the kernel's.
-    static PAUSED: AtomicBool = AtomicBool::new(false);
+    thread_local! {
+        /// The producer of the CPU this thread is (a thread is one CPU for its whole
+        /// life), found once: what the kernel reaches through its per-CPU block.
+        static CPU_PRODUCER: Cell<Option<&'static Producer>> = const { Cell::new(None) };
+    }
 
     /// Runs `f` on the current CPU's producer: the kernel's `trace::with_producer`,
-    /// without what a host thread cannot do or does not need (the per-CPU lookup
-    /// through the GS base, choosing the interrupt-context producer).
+    /// with a thread-local load standing for the kernel's load through the GS base, and
+    /// without what a host thread does not need (choosing the interrupt-context
+    /// producer).
     #[inline]
     fn with_producer(f: impl FnOnce(&Producer)) {
-        let Some(cpu) = current_cpu() else { return };
-        let Some(producer) = PRODUCERS.get().and_then(|producers| producers.get(cpu)) else {
-            return;
-        };
-        if PAUSED.load(Ordering::Relaxed) {
-            // SAFETY: the producer of the CPU this thread is; only this thread records
-            // into it, and a host thread takes no interrupts.
-            unsafe { producer.skip() };
-            return;
+        let producer = CPU_PRODUCER.get().or_else(|| {
+            let found = current_cpu().and_then(|cpu| PRODUCERS.get()?.get(cpu));
+            CPU_PRODUCER.set(found);
+            found
+        });
+        if let Some(producer) = producer {
+            f(producer);
         }
-        f(producer);
     }
 
     fn sched_current_task() -> Option<TaskId> {
@@ -705,9 +712,9 @@ mod bench {
             s
         };
         let paused = |root: Root| {
-            PAUSED.store(true, Ordering::Relaxed);
+            HOOKS_PAUSED.store(true, Ordering::Relaxed);
             let s = lucid_run(1, Some(&TRACE), root);
-            PAUSED.store(false, Ordering::Relaxed);
+            HOOKS_PAUSED.store(false, Ordering::Relaxed);
             drain_producers(false, None);
             s
         };

@@ -1,8 +1,9 @@
 //! Instrumentation hooks: the executor's only contact with tracing.
 //!
 //! The kernel's trace layer implements [`Hooks`] and hands a `&'static dyn
-//! Hooks` to [`Runtime::new`](crate::Runtime::new). With no hooks installed
-//! every call site is one well-predicted branch on a `None`.
+//! Hooks` to [`Runtime::new`](crate::Runtime::new). With no hooks installed, or
+//! with their gate closed ([`Runtime::set_hooks_enabled`](crate::Runtime::set_hooks_enabled):
+//! tracing paused or off), every call site is one load and a well-predicted branch.
 //!
 //! # Detecting lost wakers
 //!

@@ -37,11 +37,22 @@ pub struct Runtime {
     injector: MpscQueue<Header>,
     injected: AtomicUsize,
     platform: &'static dyn Platform,
-    hooks: Option<&'static dyn Hooks>,
+    hooks: HookGate,
     next_id: AtomicU64,
     timer: Timer,
     /// The live tasks, kept only when hooks are installed.
     registry: Option<Registry>,
+}
+
+/// The hooks and whether they are called. The trace layer closes the gate while
+/// tracing is paused or off, so an untraced executor pays one load and a branch per
+/// call site instead of a call into the hooks (and skips the per-task totals they
+/// keep). On a cache line of its own: every call site on every CPU reads it, and
+/// the runtime's other atomics change per spawn.
+#[repr(align(64))]
+struct HookGate {
+    hooks: Option<&'static dyn Hooks>,
+    open: AtomicBool,
 }
 
 /// The task being polled on the calling CPU, for panic and fault reports.
@@ -226,7 +237,10 @@ impl Runtime {
             injector: MpscQueue::new_with_stub(TaskRef::new_stub()),
             injected: AtomicUsize::new(0),
             platform,
-            hooks,
+            hooks: HookGate {
+                hooks,
+                open: AtomicBool::new(true),
+            },
             next_id: AtomicU64::new(1),
             timer: Timer::new(),
             registry: hooks.map(|_| Registry::new(cpus)),
@@ -259,8 +273,25 @@ impl Runtime {
         self.platform
     }
 
+    /// The hooks, if installed and the gate is open.
+    #[inline]
     pub(crate) fn hooks(&self) -> Option<&'static dyn Hooks> {
-        self.hooks
+        let gate = &self.hooks;
+        gate.hooks.filter(|_| gate.open.load(Relaxed))
+    }
+
+    /// Opens or closes the gate in front of the hooks: while closed, no hook is
+    /// called (the trace layer closes it while tracing is paused or off; what the
+    /// executor did meanwhile is in its per-CPU [`Scheduler::counters`]). A call
+    /// already past the gate when it closes still runs.
+    pub fn set_hooks_enabled(&self, open: bool) {
+        self.hooks.open.store(open, Relaxed);
+    }
+
+    /// Whether hooks are installed and their gate is open.
+    #[must_use]
+    pub fn hooks_enabled(&self) -> bool {
+        self.hooks().is_some()
     }
 
     pub(crate) fn registry(&self) -> Option<&Registry> {
@@ -388,7 +419,7 @@ impl Runtime {
     }
 
     fn spawn_task(&self, task: TaskRef, cpu: Option<usize>, info: SpawnInfo<'_>) {
-        if let Some(hooks) = self.hooks {
+        if let Some(hooks) = self.hooks() {
             hooks.on_spawn(&info);
         }
         match cpu {
@@ -452,7 +483,7 @@ impl Runtime {
                 };
                 victim.queued.fetch_sub(1, Relaxed);
                 task.header().cpu.store(cpu, Relaxed);
-                if let Some(hooks) = self.hooks {
+                if let Some(hooks) = self.hooks() {
                     hooks.on_steal(task.id(), victim.cpu, cpu);
                 }
                 thief.push(task);
@@ -521,7 +552,7 @@ impl Runtime {
         sched
             .current_header
             .store(task.header() as *const Header as *mut Header, Release);
-        if let Some(hooks) = self.hooks {
+        if let Some(hooks) = self.hooks() {
             let stats = task.header().stats();
             stats.count_poll();
             hooks.on_poll_start(cpu, id, stats);
@@ -568,11 +599,11 @@ impl Runtime {
         sched.sleeping.store(true, SeqCst);
         if !self.has_work(cpu) {
             sched.counters.idles.fetch_add(1, Relaxed);
-            if let Some(hooks) = self.hooks {
+            if let Some(hooks) = self.hooks() {
                 hooks.on_idle(cpu, true);
             }
             self.platform.idle(cpu);
-            if let Some(hooks) = self.hooks {
+            if let Some(hooks) = self.hooks() {
                 hooks.on_idle(cpu, false);
             }
         }
@@ -609,7 +640,8 @@ impl fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("schedulers", &self.schedulers)
             .field("injected", &self.injected.load(Relaxed))
-            .field("hooks", &self.hooks.is_some())
+            .field("hooks", &self.hooks.hooks.is_some())
+            .field("hooks_enabled", &self.hooks.open.load(Relaxed))
             .finish_non_exhaustive()
     }
 }

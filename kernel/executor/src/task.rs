@@ -168,7 +168,7 @@ pub struct Header {
     location: &'static Location<'static>,
     /// The task that spawned it, [`TaskId::STUB`] if none.
     parent: TaskId,
-    /// Totals, maintained only when hooks are installed.
+    /// Totals, maintained only while hooks are installed and enabled.
     stats: TaskStats,
     /// The task's place in its runtime's registry (only when hooks are installed).
     registry_links: list::Links<Header>,
@@ -760,7 +760,7 @@ impl Header {
         self.id
     }
 
-    /// The task's totals (kept only when hooks are installed).
+    /// The task's totals (kept only while hooks are installed and enabled).
     #[must_use]
     pub fn stats(&self) -> &TaskStats {
         &self.stats

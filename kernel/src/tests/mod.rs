@@ -9,6 +9,7 @@ pub mod platform;
 mod sampling;
 mod selftest;
 mod smp;
+mod trace;
 mod virtio;
 mod wasm;
 mod wasm_isolation;

@@ -425,7 +425,7 @@ impl Drain {
                 self.control(&Message::EventCounts {
                     cpu: cpu as u32,
                     ring,
-                    produced: producer.produced.load(Ordering::Relaxed),
+                    produced: producer.produced_total(),
                     dropped: producer.dropped_total(),
                 });
             }
@@ -531,7 +531,9 @@ impl Drain {
         while off < total {
             let started = arch::rdtsc();
             let written = self.output.write(&self.batch.bytes[off..]);
-            BUSY_TICKS.fetch_add(arch::rdtsc() - started, Ordering::Relaxed);
+            let spent = arch::rdtsc() - started;
+            BUSY_TICKS.fetch_add(spent, Ordering::Relaxed);
+            WRITE_TICKS.fetch_add(spent, Ordering::Relaxed);
             match written {
                 Ok(n) => off += n,
                 Err(WriteError::Full) => sched::sleep(Duration::from_micros(200)).await,
@@ -608,6 +610,15 @@ static BUSY_TICKS: AtomicU64 = AtomicU64::new(0);
 /// tracing costs.
 pub fn busy_ticks() -> u64 {
     BUSY_TICKS.load(Ordering::Relaxed)
+}
+
+/// Of [`BUSY_TICKS`], the ticks spent in the output's writes.
+static WRITE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Of [`busy_ticks`], the TSC ticks spent writing frames to the output (the rest is
+/// framing: ring reads, varints, CRC, COBS).
+pub fn write_ticks() -> u64 {
+    WRITE_TICKS.load(Ordering::Relaxed)
 }
 
 /// Whether a host read the stream at the drain's last pass.

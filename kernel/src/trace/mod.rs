@@ -89,17 +89,66 @@ pub fn is_enabled() -> bool {
 /// Starts or stops recording events.
 pub fn set_enabled(on: bool) {
     STATE.store(if on { RECORDING } else { OFF }, Ordering::Release);
+    sync_hook_gate();
 }
 
-/// Pauses recording (events are counted as dropped, nothing else is done for them) or
-/// resumes it; no effect while tracing is off.
+/// Pauses recording or resumes it; no effect while tracing is off.
+///
+/// While paused the executor calls no hook at all (its hook gate is closed), so a
+/// paused trace costs a poll one load per call site. What the executor did meanwhile
+/// is counted from its per-CPU counters when the trace resumes, as events each CPU
+/// produced and dropped (see [`executor_events`]); messages other than executor events
+/// (logs, resource waits) are counted one by one as they are skipped. Both edges are
+/// ordered so that an event in flight there may be counted twice but never missed.
 pub fn set_paused(paused: bool) {
-    let (from, to) = if paused {
-        (RECORDING, PAUSED)
-    } else {
-        (PAUSED, RECORDING)
-    };
-    let _ = STATE.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed);
+    if paused {
+        if STATE
+            .compare_exchange(RECORDING, PAUSED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            note_executor_events(|cpu, events| PAUSED_AT[cpu].store(events, Ordering::Relaxed));
+            sync_hook_gate();
+        }
+    } else if STATE.load(Ordering::Relaxed) == PAUSED {
+        if let Some(rt) = crate::sched::try_runtime() {
+            rt.set_hooks_enabled(true);
+        }
+        note_executor_events(|cpu, events| {
+            let skipped = events.saturating_sub(PAUSED_AT[cpu].load(Ordering::Relaxed));
+            if let Some(producers) = cpus().get(cpu) {
+                producers.task.count_paused(skipped);
+            }
+        });
+        let _ = STATE.compare_exchange(PAUSED, RECORDING, Ordering::AcqRel, Ordering::Relaxed);
+        sync_hook_gate();
+    }
+}
+
+/// Per CPU: [`executor_events`] when the trace was paused.
+static PAUSED_AT: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+
+/// The executor calls its hooks only while events are recorded.
+pub(crate) fn sync_hook_gate() {
+    if let Some(rt) = crate::sched::try_runtime() {
+        rt.set_hooks_enabled(STATE.load(Ordering::Acquire) == RECORDING);
+    }
+}
+
+/// Hands `f` each CPU's [`executor_events`] now.
+fn note_executor_events(mut f: impl FnMut(usize, u64)) {
+    if let Some(rt) = crate::sched::try_runtime() {
+        for (cpu, scheduler) in rt.schedulers().iter().enumerate().take(percpu::MAX_CPUS) {
+            f(cpu, executor_events(&scheduler.counters()));
+        }
+    }
+}
+
+/// The executor events a CPU's counters stand for: what the trace records for them
+/// (a poll's start and end, a wake, a spawn, a completion, a steal, an idle period's
+/// two edges). Waker clones and drops, join waits and task frees have no counter, so
+/// a pause does not count them.
+fn executor_events(c: &lucid_executor::SchedulerCounters) -> u64 {
+    2 * c.polls + c.wakes_local + c.wakes_remote + c.spawns + c.completions + c.steals + 2 * c.idles
 }
 
 /// Runs `f` on the current CPU's producer for the current context (interrupts
@@ -144,6 +193,16 @@ pub fn message(msg: &Message<'_>) {
     // contract of `Producer`'s methods.
     with_producer(|producer| unsafe {
         producer.message(msg, arch::rdtsc);
+    });
+}
+
+/// Records that `task` began waiting on resource `resource` for an operation (`Ok`)
+/// or that its wait ended (`Err`), as one fixed-size record.
+pub(crate) fn wait(task: u64, resource: u64, what: Result<proto::WaitOp, proto::WaitOutcome>) {
+    // SAFETY: this CPU's producer for this context, chosen by `with_producer`: the
+    // contract of `Producer`'s methods.
+    with_producer(|producer| unsafe {
+        producer.wait(task, resource, what, arch::rdtsc);
     });
 }
 

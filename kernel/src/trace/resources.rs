@@ -132,21 +132,13 @@ impl ResourceHooks for ResourceTrace {
         let task = sched_current_task().filter(|&t| traced(t))?;
         let task = wire_task(task);
         WAITS.insert(task.get(), id, wait_op);
-        message(&Message::WaitBegin(proto::WaitBegin {
-            task,
-            resource: proto::ResourceId(id),
-            op: op(wait_op),
-        }));
+        super::wait(task.get(), id, Ok(op(wait_op)));
         Some(task.get())
     }
 
     fn on_wait_end(&self, task: u64, id: u64, wait_outcome: WaitOutcome) {
         WAITS.remove(task, id);
-        message(&Message::WaitEnd(proto::WaitEnd {
-            task: proto::TaskId(task),
-            resource: proto::ResourceId(id),
-            outcome: outcome(wait_outcome),
-        }));
+        super::wait(task, id, Err(outcome(wait_outcome)));
     }
 }
 

@@ -62,6 +62,8 @@ struct Sample {
     dropped: u64,
     /// Time the drain spent framing and writing (part of `ns`).
     drain_ns: f64,
+    /// Of `drain_ns`, the time spent in the port's writes.
+    write_ns: f64,
 }
 
 fn set_mode(mode: Mode) {
@@ -78,10 +80,7 @@ fn event_counts() -> (u64, u64) {
         .iter()
         .flat_map(|c| [&c.task, &c.irq])
         .fold((0, 0), |(p, d), producer| {
-            (
-                p + producer.produced.load(core::sync::atomic::Ordering::Relaxed),
-                d + producer.dropped_total(),
-            )
+            (p + producer.produced_total(), d + producer.dropped_total())
         })
 }
 
@@ -139,7 +138,7 @@ async fn ping_pong() {
 async fn sample(mode: Mode, work: Work) -> Sample {
     set_mode(mode);
     let (polls0, (produced0, dropped0)) = (polls(), event_counts());
-    let drain0 = trace::drain::busy_ticks();
+    let (drain0, write0) = (trace::drain::busy_ticks(), trace::drain::write_ticks());
     let t = Instant::now();
     work().await;
     // Off first: this task's own polls while it waits would refill the rings.
@@ -150,12 +149,14 @@ async fn sample(mode: Mode, work: Work) -> Sample {
     let ns = t.elapsed().as_nanos() as f64;
     let (produced1, dropped1) = event_counts();
     let drain_ticks = trace::drain::busy_ticks() - drain0;
+    let write_ticks = trace::drain::write_ticks() - write0;
     Sample {
         ns,
         polls: polls() - polls0,
         produced: produced1 - produced0,
         dropped: dropped1 - dropped0,
         drain_ns: crate::time::ticks_to_duration(drain_ticks).as_nanos() as f64,
+        write_ns: crate::time::ticks_to_duration(write_ticks).as_nanos() as f64,
     }
 }
 
@@ -203,6 +204,11 @@ async fn measure(name: &str, work: Work, dropped: &mut u64) {
     );
     let drain = median(rounds.iter().map(|r| r[rec].drain_ns / polls).collect());
     report(&format!("kernel.{name}.drain_ns_per_poll"), drain, "ns/poll");
+    report(
+        &format!("kernel.{name}.drain_write_ns_per_poll"),
+        median(rounds.iter().map(|r| r[rec].write_ns / polls).collect()),
+        "ns/poll",
+    );
     report(
         &format!("kernel.{name}.producer_overhead_ns_per_poll"),
         median(

@@ -71,6 +71,9 @@ pub struct Producer {
     skipped: AtomicU64,
     /// How much of `skipped` the consumer has reported.
     skipped_reported: AtomicU64,
+    /// Events that happened while tracing was paused and no hook ran, counted in bulk
+    /// when it resumed ([`Producer::count_paused`]; part of both totals).
+    paused: AtomicU64,
 }
 
 impl core::fmt::Debug for Producer {
@@ -125,6 +128,7 @@ impl Producer {
             clock_reads: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             skipped_reported: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
         }
     }
 
@@ -137,7 +141,23 @@ impl Producer {
 
     /// Events dropped since creation, including those skipped while paused.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed) + self.skipped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed)
+            + self.skipped.load(Ordering::Relaxed)
+            + self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Events produced since creation (recorded or dropped), including those counted
+    /// in bulk after a pause.
+    pub fn produced_total(&self) -> u64 {
+        self.produced.load(Ordering::Relaxed) + self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` events that happened while tracing was paused without reaching this
+    /// producer (the executor called no hook for them) as produced and dropped. Any
+    /// thread may call this.
+    pub fn count_paused(&self, n: u64) {
+        self.paused.fetch_add(n, Ordering::Relaxed);
+        self.unreported.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Events dropped since the last call (the consumer's loss reports; one caller).
@@ -157,6 +177,7 @@ impl Producer {
             &self.clock_reads,
             &self.skipped,
             &self.skipped_reported,
+            &self.paused,
         ] {
             count.store(0, Ordering::Relaxed);
         }
@@ -444,6 +465,42 @@ impl Producer {
         ts
     }
 
+    /// `task` began waiting on resource `resource` for `op` (`Ok`) or its wait ended
+    /// with an outcome (`Err`): one slot, where an encoded message would take two and
+    /// be encoded twice (here, then again by the consumer). Stamped with a fresh read,
+    /// as an encoded message is: a wait's end comes from another task's poll or an
+    /// interrupt, and the poll's start time could date it before the wait's begin.
+    /// Returns the timestamp.
+    ///
+    /// # Safety
+    /// The producer contract.
+    #[inline]
+    pub unsafe fn wait(
+        &self,
+        task: u64,
+        resource: u64,
+        what: Result<proto::WaitOp, proto::WaitOutcome>,
+        now: impl FnOnce() -> u64,
+    ) -> u64 {
+        let (kind, c) = match what {
+            Ok(op) => (record::WAIT_BEGIN, op as u64),
+            Err(outcome) => (
+                record::WAIT_END,
+                match outcome {
+                    proto::WaitOutcome::Ready => 0,
+                    proto::WaitOutcome::Cancelled => 1,
+                    proto::WaitOutcome::TimedOut => 2,
+                },
+            ),
+        };
+        // SAFETY: the caller's contract.
+        unsafe {
+            let ts = self.fresh_time(now);
+            self.put(record::slot(ts, kind, c, task, resource), &[], 1);
+            ts
+        }
+    }
+
     /// Records one of the small events (no poll state involved).
     ///
     /// # Safety
@@ -479,15 +536,38 @@ impl Producer {
         }
     }
 
-    /// Records any message, encoded here as a detached protocol record (for rare
-    /// messages: logs, wasm instance state, panics), stamped with a fresh read; one
-    /// that does not fit an entry is counted as dropped. Returns the timestamp.
+    /// Records any message, stamped with a fresh read. A message with a compact layout
+    /// (numbers only: wasm instance state, polls and hostcalls, CPU events) is kept as
+    /// its code and fields in one or two slots; any other (logs, names, panics) is
+    /// encoded here as a detached protocol record, and one that does not fit an entry
+    /// is counted as dropped. Returns the timestamp.
     ///
     /// # Safety
     /// The producer contract.
     pub unsafe fn message(&self, msg: &Message<'_>, now: impl FnOnce() -> u64) -> u64 {
         // SAFETY: the caller's contract.
         let ts = unsafe { self.fresh_time(now) };
+        if let Some(compact) = msg.to_compact() {
+            let f = compact.fields();
+            let field = |i: usize| f.get(i).copied().unwrap_or(0);
+            let kind = msg.kind().index() as u64 & 0xff;
+            let mut c = u64::from(compact.code()) | ((f.len() as u64) << 5) | (kind << 8);
+            // A small third field (a state's detail, a slice count) rides in the header.
+            let inline = f.len() == 3 && field(2) < record::COMPACT_INLINE_MAX;
+            if inline {
+                c |= (1 << 16) | (field(2) << 17);
+            }
+            let extra = Slot([field(2), field(3), field(4), 0]);
+            let extra: &[Slot] = if f.len() > 2 && !inline {
+                core::slice::from_ref(&extra)
+            } else {
+                &[]
+            };
+            let first = Slot([ts, record::header(record::COMPACT, extra.len(), c), field(0), field(1)]);
+            // SAFETY: as above.
+            unsafe { self.put(first, extra, 1) };
+            return ts;
+        }
         // Most such messages are short: a small buffer first, the largest only if needed
         // (a buffer is zeroed on every call).
         // SAFETY: as above.
@@ -665,8 +745,9 @@ struct FrameSink<'a, 'b> {
     observe: &'a mut Option<&'b mut dyn FnMut(MessageKind, usize)>,
 }
 
-impl FrameSink<'_, '_> {
-    fn with(
+impl Sink for FrameSink<'_, '_> {
+    #[inline]
+    fn record(
         &mut self,
         ts: u64,
         kind: Option<MessageKind>,
@@ -694,20 +775,5 @@ impl FrameSink<'_, '_> {
             observe(kind, e.raw_len() - start);
         }
         result
-    }
-}
-
-impl Sink for FrameSink<'_, '_> {
-    fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError> {
-        self.with(ts, Some(msg.kind()), |e| e.push(ts, msg))
-    }
-    fn poll_start(&mut self, ts: u64, task: proto::TaskId) -> Result<(), EncodeError> {
-        self.with(ts, Some(MessageKind::PollStart), |e| e.poll_start(ts, task))
-    }
-    fn poll_end(&mut self, ts: u64, task: proto::TaskId, result: proto::PollResult) -> Result<(), EncodeError> {
-        self.with(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, result))
-    }
-    fn detached(&mut self, ts: u64, kind: Option<MessageKind>, record: &[u8]) -> Result<(), EncodeError> {
-        self.with(ts, kind, |e| e.push_detached(ts, record))
     }
 }

@@ -10,6 +10,7 @@ use core::panic::Location;
 
 use lucid_protocol::{self as proto, EncodeError, Message, MessageKind};
 
+use crate::producer::Encoder;
 use crate::ring::{Slot, extra_slots};
 
 pub(crate) const POLL_START: u8 = 1;
@@ -27,6 +28,15 @@ pub(crate) const RUN_QUEUE_DEPTH: u8 = 12;
 pub(crate) const TASK_SPAWNED: u8 = 13;
 pub(crate) const DETACHED: u8 = 14;
 pub(crate) const LOST_WAKER: u8 = 15;
+pub(crate) const WAIT_BEGIN: u8 = 16;
+pub(crate) const WAIT_END: u8 = 17;
+/// A message in its compact layout: `c` is the code (bits 0..5), the number of fields
+/// (5..8), the kind's index in `MessageKind::ALL` (8..16) and, when bit 16 is set, a
+/// third field below [`COMPACT_INLINE_MAX`] (17..48); the first two fields are `a`
+/// and `b`, any others in one extra slot.
+pub(crate) const COMPACT: u8 = 18;
+/// A third field of a compact message below this rides in the header.
+pub(crate) const COMPACT_INLINE_MAX: u64 = 1 << 31;
 
 /// Largest `c` payload (48 bits).
 pub(crate) const C_MAX: u64 = (1 << 48) - 1;
@@ -105,14 +115,36 @@ pub(crate) fn events_in(entry: &[Slot]) -> u64 {
 /// Where framed messages go: the encoder, and an observer of each message's kind and
 /// record bytes (for accounting).
 pub(crate) trait Sink {
-    /// Appends one message; a full frame is the sink's to seal and retry.
-    fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError>;
-    /// Appends a PollStart (the encoder's fast path).
-    fn poll_start(&mut self, ts: u64, task: proto::TaskId) -> Result<(), EncodeError>;
-    /// Appends a PollEnd (the encoder's fast path).
-    fn poll_end(&mut self, ts: u64, task: proto::TaskId, result: proto::PollResult) -> Result<(), EncodeError>;
-    /// Appends a detached record of kind `kind`.
-    fn detached(&mut self, ts: u64, kind: Option<MessageKind>, record: &[u8]) -> Result<(), EncodeError>;
+    /// Appends one record of `kind` (`None`: a detached record of a kind this build
+    /// does not name) at `ts`, written by `push`; a full frame is the sink's to seal,
+    /// and `push` then runs again on the next one.
+    fn record(
+        &mut self,
+        ts: u64,
+        kind: Option<MessageKind>,
+        push: impl Fn(&mut Encoder) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError>;
+
+    /// Appends `msg` through the encoder's generic path.
+    fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError> {
+        self.record(ts, Some(msg.kind()), |e| e.push(ts, msg))
+    }
+}
+
+/// A WakerClone (`cloned`) or WakerDrop, through the encoder's fast path.
+fn waker_count(
+    sink: &mut impl Sink,
+    ts: u64,
+    task: proto::TaskId,
+    wakers: u64,
+    cloned: bool,
+) -> Result<(), EncodeError> {
+    let kind = if cloned {
+        MessageKind::WakerClone
+    } else {
+        MessageKind::WakerDrop
+    };
+    sink.record(ts, Some(kind), |e| e.waker_count(ts, task, wakers, cloned))
 }
 
 /// Sends the messages `entry` stands for to `sink`, in the order they happened;
@@ -128,46 +160,32 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
         }
     };
     match h as u8 {
-        POLL_START => put(sink.poll_start(ts, task)),
+        POLL_START => put(sink.record(ts, Some(MessageKind::PollStart), |e| e.poll_start(ts, task))),
         POLL_END => {
             let by_ref = (c >> 10) & 1 == 1;
             for _ in 0..((c >> 2) & 0xff) {
-                put(sink.message(
-                    ts,
-                    &Message::Wake {
-                        task,
-                        waker: proto::Waker::Task(task),
-                        by_ref,
-                        self_wake: true,
-                    },
-                ));
+                put(sink.record(ts, Some(MessageKind::Wake), |e| {
+                    e.wake(ts, task, proto::Waker::Task(task), by_ref, true)
+                }));
             }
             if (c >> 11) & 1 == 1 {
-                let msg = if (c >> 12) & 1 == 1 {
-                    Message::WakerClone { task, wakers: b }
-                } else {
-                    Message::WakerDrop { task, wakers: b }
-                };
-                put(sink.message(ts, &msg));
+                put(waker_count(sink, ts, task, b, (c >> 12) & 1 == 1));
             }
             let result = match c & 3 {
                 2 => proto::PollResult::Ready,
                 3 => proto::PollResult::PendingWoken,
                 _ => proto::PollResult::Pending,
             };
-            put(sink.poll_end(ts, task, result));
+            put(sink.record(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, result)));
         }
-        WAKE => put(sink.message(
-            ts,
-            &Message::Wake {
-                task,
-                waker: unpack_waker(c & 3, b),
-                by_ref: (c >> 2) & 1 == 1,
-                self_wake: (c >> 3) & 1 == 1,
-            },
-        )),
-        WAKER_CLONE => put(sink.message(ts, &Message::WakerClone { task, wakers: b })),
-        WAKER_DROP => put(sink.message(ts, &Message::WakerDrop { task, wakers: b })),
+        WAKE => {
+            let (waker, by_ref, self_wake) = (unpack_waker(c & 3, b), (c >> 2) & 1 == 1, (c >> 3) & 1 == 1);
+            put(sink.record(ts, Some(MessageKind::Wake), |e| {
+                e.wake(ts, task, waker, by_ref, self_wake)
+            }));
+        }
+        WAKER_CLONE => put(waker_count(sink, ts, task, b, true)),
+        WAKER_DROP => put(waker_count(sink, ts, task, b, false)),
         JOIN_WAITING => put(sink.message(
             ts,
             &Message::JoinWaiting {
@@ -185,6 +203,56 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
         }
         TASK_DROPPED => put(sink.message(ts, &Message::TaskDropped { task })),
         LOST_WAKER => put(sink.message(ts, &Message::LostWaker(proto::LostWaker { task }))),
+        COMPACT => {
+            let n = ((c >> 5) & 7) as usize;
+            let inline = (c >> 16) & 1 == 1;
+            let more = match entry.get(1) {
+                Some(s) => s.0,
+                None => [c >> 17, 0, 0, 0],
+            };
+            let fields = [a, b, more[0], more[1], more[2]];
+            let kind = MessageKind::ALL.get(((c >> 8) & 0xff) as usize).copied();
+            let whole = if inline {
+                n == 3 && entry.len() == 1
+            } else {
+                n <= 2 || entry.len() == 2
+            };
+            match fields
+                .get(..n)
+                .and_then(|f| proto::CompactRecord::new((c & 0x1f) as u8, f))
+            {
+                Some(record) if whole => {
+                    put(sink.record(ts, kind, |e| e.push_compact(ts, &record)));
+                }
+                _ => lost += 1,
+            }
+        }
+        WAIT_BEGIN => match proto::WaitOp::ALL.get(c as usize) {
+            Some(&op) => put(sink.message(
+                ts,
+                &Message::WaitBegin(proto::WaitBegin {
+                    task,
+                    resource: proto::ResourceId(b),
+                    op,
+                }),
+            )),
+            None => lost += 1,
+        },
+        WAIT_END => {
+            let outcome = match c {
+                1 => proto::WaitOutcome::Cancelled,
+                2 => proto::WaitOutcome::TimedOut,
+                _ => proto::WaitOutcome::Ready,
+            };
+            put(sink.message(
+                ts,
+                &Message::WaitEnd(proto::WaitEnd {
+                    task,
+                    resource: proto::ResourceId(b),
+                    outcome,
+                }),
+            ));
+        }
         STEAL => put(sink.message(
             ts,
             &Message::Steal {
@@ -239,7 +307,7 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
             }
             let kind = MessageKind::ALL.get(a as usize).copied();
             match scratch.get(..len.min(words.len() * 32)) {
-                Some(record) => put(sink.detached(ts, kind, record)),
+                Some(record) => put(sink.record(ts, kind, |e| e.push_detached(ts, record))),
                 None => lost += 1,
             }
         }

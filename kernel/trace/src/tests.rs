@@ -161,6 +161,112 @@ fn records_become_the_messages_the_hooks_saw() {
 }
 
 #[test]
+fn wait_records_become_the_messages_they_stand_for() {
+    let producer = producer(1024);
+    let now = clock(0);
+    let waits = [
+        Message::WaitBegin(lucid_protocol::WaitBegin {
+            task: TaskId(4),
+            resource: lucid_protocol::ResourceId(70),
+            op: lucid_protocol::WaitOp::Recv,
+        }),
+        Message::WaitBegin(lucid_protocol::WaitBegin {
+            task: TaskId(u64::MAX),
+            resource: lucid_protocol::ResourceId(u64::MAX),
+            op: lucid_protocol::WaitOp::Inside,
+        }),
+        Message::WaitEnd(lucid_protocol::WaitEnd {
+            task: TaskId(4),
+            resource: lucid_protocol::ResourceId(70),
+            outcome: lucid_protocol::WaitOutcome::Ready,
+        }),
+        Message::WaitEnd(lucid_protocol::WaitEnd {
+            task: TaskId(5),
+            resource: lucid_protocol::ResourceId(71),
+            outcome: lucid_protocol::WaitOutcome::Cancelled,
+        }),
+        Message::WaitEnd(lucid_protocol::WaitEnd {
+            task: TaskId(6),
+            resource: lucid_protocol::ResourceId(72),
+            outcome: lucid_protocol::WaitOutcome::TimedOut,
+        }),
+    ];
+    for op in lucid_protocol::WaitOp::ALL {
+        // SAFETY: one thread, one caller.
+        unsafe { producer.wait(8, 9, Ok(op), &now) };
+    }
+    for m in &waits {
+        let what = match m {
+            Message::WaitBegin(w) => (w.task.0, w.resource.0, Ok(w.op)),
+            Message::WaitEnd(w) => (w.task.0, w.resource.0, Err(w.outcome)),
+            _ => unreachable!(),
+        };
+        // SAFETY: as above.
+        unsafe { producer.wait(what.0, what.1, what.2, &now) };
+    }
+    let (events, _) = drain(&producer, &mut Decoder::new());
+    let rendered: Vec<&String> = events.iter().map(|(_, _, m)| m).collect();
+    let ops = lucid_protocol::WaitOp::ALL.len();
+    for (op, got) in lucid_protocol::WaitOp::ALL.iter().zip(&rendered) {
+        let want = Message::WaitBegin(lucid_protocol::WaitBegin {
+            task: TaskId(8),
+            resource: lucid_protocol::ResourceId(9),
+            op: *op,
+        });
+        assert_eq!(**got, format!("{want:?}"));
+    }
+    let want: Vec<String> = waits.iter().map(|m| format!("{m:?}")).collect();
+    assert_eq!(rendered[ops..], want.iter().collect::<Vec<_>>()[..]);
+    let ts: Vec<u64> = events.iter().map(|(ts, _, _)| *ts).collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "each wait reads the clock: {ts:?}");
+    assert_eq!(producer.ring.used(), 0);
+    assert_eq!(producer.produced.load(Relaxed), events.len() as u64);
+}
+
+#[test]
+fn compact_messages_are_kept_as_fields_and_framed_as_the_message() {
+    let producer = producer(1024);
+    let now = clock(0);
+    let messages = [
+        Message::WasmPoll {
+            instance: lucid_protocol::InstanceId(3),
+            fuel: u64::MAX,
+            slices: 7,
+        },
+        Message::WasmStateChanged {
+            instance: lucid_protocol::InstanceId(3),
+            state: lucid_protocol::WasmState::Running,
+            detail: 0,
+        },
+        Message::WasmHostcalls {
+            instance: lucid_protocol::InstanceId(4),
+            hostcall: 2,
+            calls: 1 << 40,
+            ticks: u64::MAX,
+        },
+        Message::WasmStateChanged {
+            instance: lucid_protocol::InstanceId(3),
+            state: lucid_protocol::WasmState::Trapped,
+            detail: u64::MAX,
+        },
+        Message::CpuIdle,
+        Message::RunQueueDepth { depth: 12 },
+    ];
+    for m in &messages {
+        // SAFETY: one thread, one caller.
+        unsafe { producer.message(m, &now) };
+    }
+    // One slot each; two for more than two fields, unless the third is small.
+    assert_eq!(producer.ring.used(), messages.len() + 2);
+    let (events, _) = drain(&producer, &mut Decoder::new());
+    let got: Vec<(MessageKind, &String)> = events.iter().map(|(_, k, m)| (*k, m)).collect();
+    let want: Vec<(MessageKind, String)> = messages.iter().map(|m| (m.kind(), format!("{m:?}"))).collect();
+    assert_eq!(got, want.iter().map(|(k, m)| (*k, m)).collect::<Vec<_>>());
+    assert_eq!(producer.produced.load(Relaxed), messages.len() as u64);
+    assert_eq!(producer.dropped_total(), 0);
+}
+
+#[test]
 fn a_refused_frame_is_offered_again_first() {
     let producer = producer(1 << 12);
     let now = clock(0);
@@ -258,5 +364,11 @@ fn paused_events_are_counted_as_dropped_and_reported_once() {
     assert_eq!(producer.dropped_total(), 2);
     assert_eq!(producer.clock_reads.load(Relaxed), 0);
     assert_eq!(producer.take_unreported(), 2);
+    assert_eq!(producer.take_unreported(), 0);
+    // What the executor did while no hook ran, counted in bulk on resume.
+    producer.count_paused(5);
+    assert_eq!(producer.produced_total(), 7);
+    assert_eq!(producer.dropped_total(), 7);
+    assert_eq!(producer.take_unreported(), 5);
     assert_eq!(producer.take_unreported(), 0);
 }

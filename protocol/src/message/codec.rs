@@ -332,16 +332,99 @@ fields_body! {
     SpanNew { span, callsite, parent, values };
 }
 
+/// A message in its compact layout: a record code and up to five fields (the
+/// timestamp delta aside). It borrows nothing, so a producer can keep it in place of
+/// the message and have [`FrameEncoder::push_compact`](crate::FrameEncoder::push_compact)
+/// write the record later: the bytes [`FrameEncoder::push`](crate::FrameEncoder::push)
+/// writes for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactRecord {
+    code: u8,
+    fields: [u64; 5],
+    len: u8,
+}
+
+impl CompactRecord {
+    /// Most fields a compact record has.
+    pub const MAX_FIELDS: usize = 5;
+
+    /// The record of `code` with `fields`, as [`CompactRecord::code`] and
+    /// [`CompactRecord::fields`] gave them; `None` if `code` cannot be a compact code
+    /// (it needs five bits) or there are more than [`CompactRecord::MAX_FIELDS`] fields.
+    #[must_use]
+    #[inline]
+    pub fn new(code: u8, fields: &[u64]) -> Option<Self> {
+        let mut all = [0; Self::MAX_FIELDS];
+        // Element by element: five words at most, not worth a call to `memcpy`.
+        for (to, from) in all.iter_mut().zip(fields) {
+            *to = *from;
+        }
+        Self::from_array(code, all, fields.len())
+    }
+
+    /// The record of `code` with the first `len` of `fields` (the rest are ignored):
+    /// [`CompactRecord::new`] for a caller that keeps the fields in a fixed array.
+    #[inline]
+    #[must_use]
+    pub fn from_array(code: u8, mut fields: [u64; Self::MAX_FIELDS], len: usize) -> Option<Self> {
+        if code >= 32 || len > Self::MAX_FIELDS {
+            return None;
+        }
+        for (i, f) in fields.iter_mut().enumerate() {
+            if i >= len {
+                *f = 0;
+            }
+        }
+        Some(Self {
+            code,
+            fields,
+            len: len as u8,
+        })
+    }
+
+    /// The record code.
+    #[must_use]
+    #[inline]
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The fields, in wire order.
+    #[must_use]
+    #[inline]
+    pub fn fields(&self) -> &[u64] {
+        &self.fields[..usize::from(self.len)]
+    }
+
+    /// Appends the record with timestamp delta `ts_delta`.
+    #[inline]
+    pub(crate) fn write(&self, w: &mut Writer<'_>, ts_delta: u64) -> Result<(), EncodeError> {
+        w.u8(compact_tag(self.fields().len(), self.code))?;
+        w.varint(ts_delta)?;
+        for &f in self.fields() {
+            w.varint(f)?;
+        }
+        Ok(())
+    }
+}
+
 impl Message<'_> {
+    /// The message's compact layout, or `None` for a message laid out as an extended
+    /// record (one that carries strings, lists or a postcard body).
+    #[must_use]
+    #[inline]
+    pub fn to_compact(&self) -> Option<CompactRecord> {
+        self.compact().map(|(code, fields, len)| CompactRecord {
+            code,
+            fields,
+            len: len as u8,
+        })
+    }
+
     /// Appends the record (tag, timestamp delta, fields) at the writer's position.
     pub(crate) fn write_record(&self, w: &mut Writer<'_>, ts_delta: u64) -> Result<(), EncodeError> {
-        if let Some((code, fields, n)) = self.compact() {
-            w.u8(compact_tag(n, code))?;
-            w.varint(ts_delta)?;
-            for &f in &fields[..n] {
-                w.varint(f)?;
-            }
-            return Ok(());
+        if let Some(record) = self.to_compact() {
+            return record.write(w, ts_delta);
         }
         self.write_extended_record(w, ts_delta)
     }

@@ -40,6 +40,7 @@ mod owned;
 mod table;
 mod types;
 
+pub use codec::CompactRecord;
 use codec::{Compact, CompactField, ExtendedCodec, Fields, Postcard, compact, need, poll_end, wake, write_extended};
 pub(crate) use codec::{compact_tag, read_record, write_detached};
 use frames::SampleBody;

@@ -110,6 +110,12 @@ macro_rules! messages {
             /// Every kind, in declaration order.
             pub const ALL: &'static [MessageKind] = &[$(MessageKind::$kind,)*];
 
+            /// The kind's position in [`MessageKind::ALL`].
+            #[must_use]
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// Stable snake_case name, used in summaries and golden files.
             #[must_use]
             pub const fn name(self) -> &'static str {

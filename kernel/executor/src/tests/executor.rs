@@ -387,6 +387,48 @@ fn hooks_see_the_lifecycle_and_waker_counts() {
 }
 
 #[test]
+fn a_closed_hook_gate_calls_no_hook_and_the_counters_still_count() {
+    let hooks: &'static Recorder = Box::leak(Box::default());
+    ThreadPlatform::enter(Some(0));
+    let rt = Runtime::new(1, ThreadPlatform::new(1), Some(hooks));
+    assert!(rt.hooks_enabled());
+    rt.set_hooks_enabled(false);
+    assert!(!rt.hooks_enabled());
+    let gate = Gate::default();
+    let g = gate.clone();
+    let h = rt.builder().name("closed").spawn(async move {
+        yield_now().await;
+        g.wait().await;
+    });
+    run_until_idle(rt, 0);
+    gate.fire();
+    run_until_idle(rt, 0);
+    assert!(h.is_finished());
+    drop(h);
+    assert_eq!(
+        hooks.events.lock().unwrap().len(),
+        0,
+        "no hook while the gate is closed"
+    );
+    let counters = rt.scheduler(0).counters();
+    assert_eq!(
+        (counters.polls, counters.completions),
+        (3, 1),
+        "what the executor did is counted"
+    );
+    assert_eq!(counters.wakes_local + counters.wakes_remote, 2);
+
+    rt.set_hooks_enabled(true);
+    let h = rt.builder().name("open").spawn(async {});
+    run_until_idle(rt, 0);
+    drop(h);
+    assert_eq!(
+        hooks.events.lock().unwrap().clone(),
+        ["spawn open", "poll Ready", "complete Ok", "drop"]
+    );
+}
+
+#[test]
 fn hooks_see_a_contained_panic_with_its_message_before_the_completion() {
     let hooks: &'static Recorder = Box::leak(Box::default());
     ThreadPlatform::enter(Some(0));
