@@ -60,7 +60,7 @@ pub use resource::{
 };
 pub use sampled::{MAX_POLL_SAMPLES, MAX_SAMPLED_PCS, MAX_WARNING_PCS, Sampled, TaskSampled};
 pub use task::{MAX_WAKERS_BY, Task, TaskStatus, WokenBy, WokenByCounts};
-pub use task_map::{Iter as TaskIter, TaskMap, Values as TaskValues};
+pub use task_map::{Cursor as TaskCursor, Iter as TaskIter, TaskMap, Values as TaskValues};
 pub use text::Text;
 pub use warning::{Warning, WarningKind};
 pub use wasm::{Hostcall, MAX_HOSTCALL_KINDS, MAX_MEMORY_SAMPLES, OTHER_HOSTCALLS, WasmInstance};

@@ -1,10 +1,13 @@
 //! The tasks of the state model by id: a hash index for the per-event lookups (several
 //! per event on the ingest path) and the ids in order for everything that lists
 //! tasks (views, exporters, serialisation), which sees them in id order as from a
-//! `BTreeMap`.
+//! `BTreeMap`; and a journal of the slots changed, so that a view deriving something
+//! from every task (a sort key, a per-location sum) revisits only the tasks that
+//! changed since its last frame instead of all of them.
 
 use std::collections::{BTreeSet, HashMap, btree_set};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucid_protocol::TaskId;
 use rustc_hash::FxBuildHasher;
@@ -16,11 +19,78 @@ use super::task::Task;
 
 /// Tasks by id. The tasks themselves live in a [`Slab`] (the index moves 16 bytes
 /// per task when it grows, and holds no slack of whole tasks).
-#[derive(Clone, Default)]
 pub struct TaskMap {
     by_id: HashMap<TaskId, u32, FxBuildHasher>,
     order: BTreeSet<TaskId>,
     slab: Slab,
+    journal: Journal,
+}
+
+/// Journal entries kept at least; past `max(this, tasks held)` the journal starts
+/// over, and a reader behind it rebuilds from every task (as cheap as reading that
+/// many entries).
+const JOURNAL_MIN: usize = 1 << 16;
+
+/// Distinguishes task maps, so a cursor of one is never read against another (a
+/// replay seek replaces the whole state).
+static MAP_INSTANCES: AtomicU64 = AtomicU64::new(1);
+
+/// The slots of the tasks got mutably, inserted or removed, in order (with repeats).
+#[derive(Debug)]
+struct Journal {
+    map: u64,
+    /// Entries dropped before `slots[0]`.
+    base: u64,
+    slots: Vec<u32>,
+}
+
+impl Journal {
+    fn new() -> Self {
+        Self {
+            map: MAP_INSTANCES.fetch_add(1, Ordering::Relaxed),
+            base: 0,
+            slots: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn note(&mut self, slot: u32, held: usize) {
+        if self.slots.len() >= JOURNAL_MIN.max(held) {
+            self.base += self.slots.len() as u64;
+            self.slots.clear();
+        }
+        self.slots.push(slot);
+    }
+}
+
+/// A place in a [`TaskMap`]'s change journal (see [`TaskMap::changed_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    map: u64,
+    at: u64,
+}
+
+impl Default for TaskMap {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::default(),
+            order: BTreeSet::new(),
+            slab: Slab::default(),
+            journal: Journal::new(),
+        }
+    }
+}
+
+/// A copy is a map of its own, with a journal of its own.
+impl Clone for TaskMap {
+    fn clone(&self) -> Self {
+        Self {
+            by_id: self.by_id.clone(),
+            order: self.order.clone(),
+            slab: self.slab.clone(),
+            journal: Journal::new(),
+        }
+    }
 }
 
 /// Tasks per chunk of the slab.
@@ -98,7 +168,9 @@ impl TaskMap {
     /// The task `id`, mutably.
     #[inline]
     pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
-        self.slab.get_mut(*self.by_id.get(id)?)
+        let slot = *self.by_id.get(id)?;
+        self.journal.note(slot, self.by_id.len());
+        self.slab.get_mut(slot)
     }
 
     /// Whether `id` is held.
@@ -116,6 +188,7 @@ impl TaskMap {
             order.insert(id);
             slab.insert(new())
         });
+        self.journal.note(slot, self.by_id.len());
         self.slab.get_mut(slot).expect("an indexed slot holds its task")
     }
 
@@ -125,6 +198,7 @@ impl TaskMap {
         self.order.insert(id);
         let slot = self.slab.insert(task);
         self.by_id.insert(id, slot);
+        self.journal.note(slot, self.by_id.len());
         old
     }
 
@@ -132,7 +206,59 @@ impl TaskMap {
     pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
         let slot = self.by_id.remove(id)?;
         self.order.remove(id);
+        self.journal.note(slot, self.by_id.len());
         self.slab.remove(slot)
+    }
+
+    /// The end of the change journal now.
+    #[must_use]
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            map: self.journal.map,
+            at: self.journal.base + self.journal.slots.len() as u64,
+        }
+    }
+
+    /// The slots of the tasks that may have changed since `cursor` (got mutably,
+    /// inserted or removed; with repeats), or `None` when the journal no longer
+    /// reaches back that far or `cursor` is another map's: then any task may have
+    /// changed.
+    #[must_use]
+    pub fn changed_since(&self, cursor: Cursor) -> Option<&[u32]> {
+        let j = &self.journal;
+        if cursor.map != j.map || cursor.at < j.base {
+            return None;
+        }
+        j.slots.get(usize::try_from(cursor.at - j.base).ok()?..)
+    }
+
+    /// The task in `slot`, if one is there.
+    #[must_use]
+    #[inline]
+    pub fn at_slot(&self, slot: u32) -> Option<&Task> {
+        self.slab.get(slot)
+    }
+
+    /// The slot of task `id`.
+    #[must_use]
+    pub fn slot_of(&self, id: &TaskId) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// One past the highest slot ever used.
+    #[must_use]
+    pub fn slot_bound(&self) -> u32 {
+        self.slab.used
+    }
+
+    /// (slot, task) of every held task, in slot order.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, &Task)> + '_ {
+        self.slab
+            .chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .enumerate()
+            .filter_map(|(i, t)| Some((u32::try_from(i).ok()?, t.as_ref()?)))
     }
 
     /// Ids, ascending.
@@ -285,5 +411,43 @@ mod tests {
         let ordered: Vec<TaskId> = m.values().map(|t| t.id).collect();
         assert_eq!(unordered, ordered);
         assert_eq!(unordered.len(), m.len());
+        let by_slot: Vec<TaskId> = m
+            .slots()
+            .map(|(slot, t)| {
+                assert_eq!(m.slot_of(&t.id), Some(slot));
+                t.id
+            })
+            .collect();
+        assert_eq!(by_slot.len(), m.len());
+    }
+
+    /// Every way a task changes is in the journal, a cursor of another map or from
+    /// before the journal started over reads as "anything may have changed", and a
+    /// copy has a journal of its own.
+    #[test]
+    fn the_journal_names_every_changed_slot() {
+        let mut m = TaskMap::default();
+        let start = m.cursor();
+        assert_eq!(m.changed_since(start), Some(&[][..]));
+        m.insert(TaskId(1), Task::new(TaskId(1), Ticks(1)));
+        m.get_or_insert_with(TaskId(2), || Task::new(TaskId(2), Ticks(2)));
+        let after_inserts = m.cursor();
+        let (one, two) = (m.slot_of(&TaskId(1)).unwrap(), m.slot_of(&TaskId(2)).unwrap());
+        assert_eq!(m.changed_since(start), Some(&[one, two][..]));
+        m.get_mut(&TaskId(2)).unwrap().polls += 1;
+        m.remove(&TaskId(1));
+        assert_eq!(m.changed_since(after_inserts), Some(&[two, one][..]));
+        // Reading is not changing.
+        let _ = m.get(&TaskId(2));
+        assert_eq!(m.changed_since(after_inserts).map(<[u32]>::len), Some(2));
+        let copy = m.clone();
+        assert_eq!(copy.changed_since(start), None, "another map's cursor");
+        assert_eq!(copy.changed_since(copy.cursor()), Some(&[][..]));
+        // Past its bound the journal starts over: an old cursor sees "anything".
+        for _ in 0..=JOURNAL_MIN {
+            m.get_mut(&TaskId(2));
+        }
+        assert_eq!(m.changed_since(start), None);
+        assert!(m.changed_since(m.cursor()).is_some());
     }
 }

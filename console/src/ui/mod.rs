@@ -4,6 +4,7 @@
 //! Views read the state model only; nothing here changes it.
 
 pub mod help;
+mod kept;
 pub mod kernel_log;
 pub mod logs;
 pub mod replay;

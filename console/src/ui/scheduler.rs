@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+mod hotspots;
+
+use hotspots::Hotspots;
+
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -42,6 +46,9 @@ impl Ranking {
         }
     }
 
+    /// The key `t` ranks by at `now`, from the task itself (what the kept spots
+    /// must agree with).
+    #[cfg(test)]
     fn key(self, t: &Task, now: Ticks) -> Ticks {
         match self {
             Self::Busy => t.busy_ticks_at(now),
@@ -52,10 +59,12 @@ impl Ranking {
 }
 
 /// State of the scheduler view.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SchedulerView {
     /// Hotspot ranking.
     pub ranking: Ranking,
+    /// What the hotspot panes show of every task, kept across frames.
+    hotspots: Hotspots,
 }
 
 impl SchedulerView {
@@ -75,47 +84,17 @@ impl SchedulerView {
         render_cpus(f, top, state);
         let [tasks, locations] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
-        // One pass over every task for both panes: with a million tasks, each visit
-        // to a task is a cache miss, and the visits are the cost.
-        let now = state.now();
-        let mut ranked: Vec<(Ticks, &Task)> = Vec::with_capacity(state.tasks.len());
-        let mut by_loc: BTreeMap<&str, LocationSums> = BTreeMap::new();
-        let mut last: Option<(&str, &mut LocationSums)> = None;
-        for t in state.tasks.values_unordered() {
-            // Keys computed once per task (a percentile walks the histogram).
-            let key = self.ranking.key(t, now);
-            ranked.push((key, t));
-            let loc = t.location.as_str();
-            // Tasks of one spawn location often come together: skip the map's search
-            // while the location repeats.
-            let e = match last.take() {
-                Some((l, e)) if l == loc => e,
-                _ => by_loc.entry(loc).or_default(),
-            };
-            e.0 += 1;
-            e.1 += t.busy_ticks_at(now);
-            e.2 = e.2.max(Ticks(t.poll_hist.max()));
-            // Only this ranking needs the percentile: the task's key.
-            if self.ranking == Ranking::SchedP99 {
-                e.3 = e.3.max(key);
-            }
-            last = Some((loc, e));
-        }
-        self.render_tasks(f, tasks, state, ranked);
-        self.render_locations(f, locations, state, by_loc);
+        // One pass over what is kept of every task for both panes.
+        self.hotspots.sync(self.ranking, state);
+        let ranked = self.hotspots.ranked(state, usize::from(tasks.height.saturating_sub(3)));
+        self.render_tasks(f, tasks, state, ranked.tasks);
+        self.render_locations(f, locations, state, ranked.locations);
     }
 
-    fn render_tasks(&self, f: &mut Frame<'_>, area: Rect, state: &State, mut ranked: Vec<(Ticks, &Task)>) {
+    /// Draws the top tasks (`ranked`: best first, as many as fit).
+    fn render_tasks(&self, f: &mut Frame<'_>, area: Rect, state: &State, ranked: Vec<(Ticks, &Task)>) {
         let now = state.now();
-        let shown = usize::from(area.height.saturating_sub(3));
-        // Only the top rows sorted.
-        let order = |a: &(Ticks, &Task), b: &(Ticks, &Task)| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id));
-        if ranked.len() > shown && shown > 0 {
-            ranked.select_nth_unstable_by(shown - 1, order);
-            ranked.truncate(shown);
-        }
-        ranked.sort_by(order);
-        let rows = ranked.iter().take(shown).map(|&(_, t)| {
+        let rows = ranked.iter().map(|&(_, t)| {
             Row::new(vec![
                 Cell::from(t.id.to_string()),
                 Cell::from(t.display_name()),

@@ -14,6 +14,10 @@ use super::{Action, dur, step};
 use crate::state::{State, Task, TaskStatus};
 use crate::time::Ticks;
 
+mod keys;
+
+use keys::KeyCache;
+
 /// A column of the task table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
@@ -168,6 +172,13 @@ enum Ordered<'s> {
     },
     /// Already in display order (a text column).
     Sorted(Vec<&'s Task>),
+    /// Every task, ordered from keys kept across frames (no filter, a column
+    /// [`keys::cacheable`]); `keys` is up to date with `state`.
+    Cached {
+        keys: &'s KeyCache,
+        state: &'s State,
+        descending: bool,
+    },
 }
 
 impl<'s> Ordered<'s> {
@@ -175,6 +186,7 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, .. } => keyed.len(),
             Ordered::Sorted(rows) => rows.len(),
+            Ordered::Cached { keys, .. } => keys.len(),
         }
     }
 
@@ -186,6 +198,7 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, .. } => keyed.iter().map(|e| e.1).max(),
             Ordered::Sorted(rows) => rows.iter().map(|t| t.id).max(),
+            Ordered::Cached { state, .. } => state.tasks.keys().next_back().copied(),
         }
     }
 
@@ -202,6 +215,11 @@ impl<'s> Ordered<'s> {
                 )
             }
             Ordered::Sorted(rows) => rows.iter().position(|t| t.id == id),
+            Ordered::Cached {
+                keys,
+                state,
+                descending,
+            } => keys.position(state, id, *descending),
         }
     }
 
@@ -215,6 +233,17 @@ impl<'s> Ordered<'s> {
         let (keyed, descending) = match self {
             Ordered::Keyed { keyed, descending } => (keyed, *descending),
             Ordered::Sorted(rows) => return rows.iter().skip(from).take(n).copied().collect(),
+            Ordered::Cached {
+                keys,
+                state,
+                descending,
+            } => {
+                return keys
+                    .window(state, from, n, *descending)
+                    .into_iter()
+                    .filter_map(|slot| state.tasks.at_slot(slot))
+                    .collect();
+            }
         };
         let order =
             |a: &(u64, TaskId, &Task), b: &(u64, TaskId, &Task)| display_order((a.0, a.1), (b.0, b.1), descending);
@@ -261,6 +290,8 @@ pub struct TasksView {
     /// First row on screen.
     offset: usize,
     table: TableState,
+    /// The sort keys kept across frames.
+    keys: KeyCache,
 }
 
 impl Default for TasksView {
@@ -275,6 +306,7 @@ impl Default for TasksView {
             follow: false,
             offset: 0,
             table: TableState::default(),
+            keys: KeyCache::default(),
         }
     }
 }
@@ -323,8 +355,38 @@ impl TasksView {
         Ordered::Sorted(rows)
     }
 
+    /// The kept sort keys, taken out of the view and brought up to date with
+    /// `state` when the list can be ordered from them (give them back after).
+    fn take_keys(&mut self, state: &State) -> KeyCache {
+        let mut keys = std::mem::take(&mut self.keys);
+        if self.filter.is_empty() && keys::cacheable(self.sort) {
+            keys.sync(self.sort, state);
+        }
+        keys
+    }
+
+    /// [`Self::ordered`], from `keys` (see [`Self::take_keys`]) where it can.
+    fn ordered_with<'s>(&self, state: &'s State, keys: &'s KeyCache) -> Ordered<'s> {
+        if self.filter.is_empty() && keys::cacheable(self.sort) {
+            Ordered::Cached {
+                keys,
+                state,
+                descending: self.descending,
+            }
+        } else {
+            self.ordered(state)
+        }
+    }
+
     /// Handles a key.
     pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
+        let keys = self.take_keys(state);
+        let action = self.on_key_with(key, state, &keys);
+        self.keys = keys;
+        action
+    }
+
+    fn on_key_with(&mut self, key: KeyEvent, state: &State, keys: &KeyCache) -> Action {
         if self.editing {
             match key.code {
                 KeyCode::Enter => self.editing = false,
@@ -342,7 +404,7 @@ impl TasksView {
             self.selected_id = None;
             return Action::None;
         }
-        let mut rows = self.ordered(state);
+        let mut rows = self.ordered_with(state, keys);
         let len = rows.len();
         if let Some(i) = self.selected_id.and_then(|id| rows.position(id)) {
             self.selected = i;
@@ -412,7 +474,13 @@ impl TasksView {
 
     /// Draws the list.
     pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
-        let mut rows = self.ordered(state);
+        let keys = self.take_keys(state);
+        self.render_with(f, area, state, &keys);
+        self.keys = keys;
+    }
+
+    fn render_with(&mut self, f: &mut Frame<'_>, area: Rect, state: &State, keys: &KeyCache) {
+        let mut rows = self.ordered_with(state, keys);
         self.place_selection(&mut rows);
         // Only the rows on screen are formatted: with thousands of tasks, formatting
         // them all would cost more than everything else in a frame.
@@ -554,6 +622,70 @@ mod tests {
                         assert_eq!(ordered.position(*id), Some(i), "{sort:?} descending={descending}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The keys kept across frames order the list exactly as a full sort does, after
+    /// every chunk of input (tasks spawned, polled, completed and evicted between
+    /// two frames), for every column they serve in both directions, whether a
+    /// column's keys were kept all along or keyed again after another column's.
+    #[test]
+    fn kept_keys_order_the_list_as_a_full_sort_after_every_chunk() {
+        for (live, max_tasks) in [(true, 1 << 20), (false, 150)] {
+            let g = generate(&Workload {
+                cpus: 3,
+                tasks: 400,
+                polls_per_task: 4,
+                live,
+                ..Workload::default()
+            });
+            let mut session = Session::new(
+                "test".into(),
+                Config {
+                    max_tasks,
+                    ..Config::default()
+                },
+            );
+            let columns: Vec<Column> = Column::ALL.into_iter().filter(|c| keys::cacheable(*c)).collect();
+            let mut kept: Vec<KeyCache> = columns.iter().map(|_| KeyCache::default()).collect();
+            let mut shared = KeyCache::default();
+            let mut compared = 0;
+            for chunk in g.wire().chunks(2048) {
+                session.feed(HostNs(0), chunk);
+                let state = &session.state;
+                for (c, keys) in columns.iter().zip(&mut kept) {
+                    keys.sync(*c, state);
+                    shared.sync(*c, state);
+                    for descending in [false, true] {
+                        let view = TasksView {
+                            sort: *c,
+                            descending,
+                            ..TasksView::default()
+                        };
+                        let mut full = view.ordered(state);
+                        let len = full.len();
+                        let want: Vec<TaskId> = full.window(0, len).iter().map(|t| t.id).collect();
+                        for keys in [&*keys, &shared] {
+                            let mut cached = view.ordered_with(state, keys);
+                            assert_eq!(cached.len(), len, "{c:?}");
+                            for (from, n) in [(0, 10), (0, len), (len / 2, 7), (len.saturating_sub(3), 9)] {
+                                let got: Vec<TaskId> = cached.window(from, n).iter().map(|t| t.id).collect();
+                                let want = &want[from.min(len)..(from + n).min(len)];
+                                assert_eq!(got, want, "{c:?} descending={descending} rows {from}+{n}");
+                            }
+                            for (i, id) in want.iter().enumerate().step_by(17) {
+                                assert_eq!(cached.position(*id), Some(i), "{c:?} descending={descending}");
+                            }
+                        }
+                        compared += len;
+                    }
+                }
+            }
+            session.flush();
+            assert!(compared > 10_000, "{compared} rows compared");
+            if !live {
+                assert!(session.state.tasks_evicted > 0, "tasks were evicted");
             }
         }
     }

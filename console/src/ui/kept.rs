@@ -1,0 +1,178 @@
+//! Values a view derives from each task and keeps across frames (a sort key, a busy
+//! time), revisiting only the tasks the task map's change journal names: at a million
+//! tasks, visiting every task is a frame's whole cost (a cache miss each).
+//!
+//! A value that grows with time (a running task's busy time, a live task's lifetime)
+//! is kept as a [`Line`]: `base` or `base + now`. That holds while nothing about the
+//! task changes, since every timestamp of a task is at most the state's `now`, and a
+//! keeper that sees `now` go back computes everything again. A value found to be
+//! neither constant nor growing one tick per tick is computed again every frame.
+
+use crate::state::{State, Task, TaskCursor};
+use crate::time::Ticks;
+
+/// How far ahead a value is probed to tell its shape.
+const PROBE: u64 = 1 << 20;
+
+/// How a kept value moves with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The value is `base`.
+    Fixed,
+    /// The value is `base + now` (wrapping).
+    Growing,
+    /// The value is `base` as of the last frame, and is computed again every frame.
+    Volatile,
+}
+
+/// A value as a function of `now` (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    base: u64,
+    /// How it moves.
+    pub shape: Shape,
+}
+
+impl Line {
+    /// The line of `value` from `now` on, probed at `now` and two later times.
+    pub fn of(now: Ticks, value: impl Fn(Ticks) -> u64) -> Self {
+        let (v0, v1, v2) = (value(now), value(now + Ticks(PROBE)), value(now + Ticks(2 * PROBE)));
+        if v0 == v1 && v1 == v2 {
+            Self {
+                base: v0,
+                shape: Shape::Fixed,
+            }
+        } else if v1.wrapping_sub(v0) == PROBE && v2.wrapping_sub(v1) == PROBE {
+            Self {
+                base: v0.wrapping_sub(now.0),
+                shape: Shape::Growing,
+            }
+        } else {
+            Self {
+                base: v0,
+                shape: Shape::Volatile,
+            }
+        }
+    }
+
+    /// The value at `now`.
+    #[inline]
+    pub fn at(self, now: Ticks) -> u64 {
+        match self.shape {
+            Shape::Fixed | Shape::Volatile => self.base,
+            Shape::Growing => self.base.wrapping_add(now.0),
+        }
+    }
+}
+
+/// What a view derives from each task, by slot, kept up to date from the task map's
+/// change journal.
+#[derive(Debug, Clone)]
+pub struct Kept<E> {
+    cursor: Option<TaskCursor>,
+    now: Ticks,
+    entries: Vec<Option<E>>,
+    /// Slots derived again every frame (with repeats and stale slots; each sync
+    /// keeps the ones still volatile).
+    volatile: Vec<u32>,
+    held: usize,
+}
+
+impl<E> Default for Kept<E> {
+    fn default() -> Self {
+        Self {
+            cursor: None,
+            now: Ticks::ZERO,
+            entries: Vec::new(),
+            volatile: Vec::new(),
+            held: 0,
+        }
+    }
+}
+
+impl<E> Kept<E> {
+    /// Brings the entries up to date with `state`: `derive(task, now)` is a task's
+    /// entry and whether it must be derived again next frame. With `same` false (what
+    /// is derived changed) every task is derived again.
+    pub fn sync(&mut self, state: &State, same: bool, mut derive: impl FnMut(&Task, Ticks) -> (E, bool)) {
+        let now = state.now();
+        let changed = self
+            .cursor
+            .filter(|_| same && now >= self.now)
+            .and_then(|cur| state.tasks.changed_since(cur));
+        if let Some(slots) = changed {
+            let mut again = std::mem::take(&mut self.volatile);
+            again.sort_unstable();
+            again.dedup();
+            for &slot in slots.iter().chain(&again) {
+                self.set(slot, state, now, &mut derive);
+            }
+        } else {
+            self.entries.clear();
+            self.entries.resize_with(state.tasks.slot_bound() as usize, || None);
+            self.volatile.clear();
+            self.held = 0;
+            for (slot, _) in state.tasks.slots() {
+                self.set(slot, state, now, &mut derive);
+            }
+        }
+        self.cursor = Some(state.tasks.cursor());
+        self.now = now;
+    }
+
+    fn set(&mut self, slot: u32, state: &State, now: Ticks, derive: &mut impl FnMut(&Task, Ticks) -> (E, bool)) {
+        let i = slot as usize;
+        if i >= self.entries.len() {
+            self.entries.resize_with(i + 1, || None);
+        }
+        let entry = state.tasks.at_slot(slot).map(|t| {
+            let (e, volatile) = derive(t, now);
+            if volatile {
+                self.volatile.push(slot);
+            }
+            e
+        });
+        self.held = self.held + usize::from(entry.is_some()) - usize::from(self.entries[i].is_some());
+        self.entries[i] = entry;
+    }
+
+    /// Tasks held.
+    pub fn len(&self) -> usize {
+        self.held
+    }
+
+    /// `(slot, entry)` of every held task, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &E)> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, e)| Some((u32::try_from(slot).ok()?, e.as_ref()?)))
+    }
+
+    /// The entry of `slot`.
+    pub fn get(&self, slot: u32) -> Option<&E> {
+        self.entries.get(slot as usize)?.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each shape is told from the value's behaviour, and the line gives the value
+    /// at later times; a value with a bend (here: a saturating start in the future)
+    /// is volatile.
+    #[test]
+    fn a_line_follows_the_value_it_was_probed_from() {
+        let now = Ticks(5_000);
+        let fixed = Line::of(now, |_| 42);
+        assert_eq!((fixed.shape, fixed.at(Ticks(9_999_999))), (Shape::Fixed, 42));
+        let growing = Line::of(now, |t| t.0 - 1_000 + 7);
+        assert_eq!(growing.shape, Shape::Growing);
+        for later in [5_000, 5_001, 7_777, 1 << 40] {
+            assert_eq!(growing.at(Ticks(later)), later - 1_000 + 7);
+        }
+        let bent = Line::of(now, |t| t.0.saturating_sub(5_000 + PROBE / 2));
+        assert_eq!((bent.shape, bent.at(now)), (Shape::Volatile, 0));
+    }
+}

@@ -1,0 +1,113 @@
+//! Each task's sort key for one numeric column, by slot, kept across frames (see
+//! [`kept`](crate::ui::kept)): a frame revisits only the tasks that changed since
+//! the previous one and orders the list from a dense array of keys instead of from
+//! the tasks themselves.
+
+use std::collections::BinaryHeap;
+
+use lucid_protocol::TaskId;
+
+use super::{Column, numeric_key};
+use crate::state::State;
+use crate::time::Ticks;
+use crate::ui::kept::{Kept, Line, Shape};
+
+/// Rows above which a window is cut out of a full selection rather than a heap of
+/// the best rows.
+const HEAP_ROWS: usize = 4096;
+
+/// A task's key and id.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: Line,
+    id: TaskId,
+}
+
+impl Entry {
+    /// Where the task goes at `now`: ascending is the display order (by key, then
+    /// id; all reversed when `descending`).
+    fn order(&self, now: Ticks, descending: bool) -> u128 {
+        let order = (u128::from(self.key.at(now)) << 64) | u128::from(self.id.get());
+        if descending { !order } else { order }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyCache {
+    column: Option<Column>,
+    kept: Kept<Entry>,
+}
+
+/// Whether column `c`'s keys can be kept: numeric, and a function of the task alone
+/// (what a task waits on is the resources' state, which the task journal does not
+/// see).
+pub(super) fn cacheable(c: Column) -> bool {
+    !matches!(c, Column::Name | Column::Kind | Column::Location | Column::Waiting)
+}
+
+impl KeyCache {
+    /// Brings the keys of column `c` up to date with `state`.
+    pub(super) fn sync(&mut self, c: Column, state: &State) {
+        let same = self.column == Some(c);
+        self.column = Some(c);
+        self.kept.sync(state, same, |t, now| {
+            let key = Line::of(now, |at| numeric_key(c, t, state, at).unwrap_or(0));
+            (Entry { key, id: t.id }, key.shape == Shape::Volatile)
+        });
+    }
+
+    /// Tasks keyed.
+    pub(super) fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Each held task as `(order, slot)` (see [`Entry::order`]).
+    fn ordered_keys(&self, now: Ticks, descending: bool) -> impl Iterator<Item = (u128, u32)> + '_ {
+        self.kept.iter().map(move |(slot, e)| (e.order(now, descending), slot))
+    }
+
+    /// Where task `id` is in display order.
+    pub(super) fn position(&self, state: &State, id: TaskId, descending: bool) -> Option<usize> {
+        let slot = state.tasks.slot_of(&id)?;
+        let now = state.now();
+        let target = self.kept.get(slot)?.order(now, descending);
+        Some(self.ordered_keys(now, descending).filter(|&(o, _)| o < target).count())
+    }
+
+    /// The slots at rows `from..from + n` in display order.
+    pub(super) fn window(&self, state: &State, from: usize, n: usize, descending: bool) -> Vec<u32> {
+        let now = state.now();
+        let end = from.saturating_add(n).min(self.len());
+        if from >= end {
+            return Vec::new();
+        }
+        if end <= HEAP_ROWS {
+            // The `end` first rows: one pass, most keys rejected by one comparison
+            // with the worst row kept.
+            let mut best = BinaryHeap::with_capacity(end);
+            for e in self.ordered_keys(now, descending) {
+                if best.len() < end {
+                    best.push(e);
+                } else if let Some(mut worst) = best.peek_mut()
+                    && e < *worst
+                {
+                    *worst = e;
+                }
+            }
+            return best.into_sorted_vec()[from..].iter().map(|&(_, s)| s).collect();
+        }
+        let mut all: Vec<(u128, u32)> = self.ordered_keys(now, descending).collect();
+        if from > 0 {
+            all.select_nth_unstable(from);
+        }
+        let rest = &mut all[from..];
+        let n = end - from;
+        if n < rest.len() {
+            rest.select_nth_unstable(n - 1);
+        }
+        let window = &mut rest[..n];
+        window.sort_unstable();
+        window.iter().map(|&(_, s)| s).collect()
+    }
+}
