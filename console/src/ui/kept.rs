@@ -75,7 +75,8 @@ pub struct Kept<E> {
     /// Slots derived again every frame (with repeats and stale slots; each sync
     /// keeps the ones still volatile).
     volatile: Vec<u32>,
-    held: usize,
+    /// Entries `counts` (see [`Self::sync`]) says to count.
+    counted: usize,
 }
 
 impl<E> Default for Kept<E> {
@@ -85,16 +86,23 @@ impl<E> Default for Kept<E> {
             now: Ticks::ZERO,
             entries: Vec::new(),
             volatile: Vec::new(),
-            held: 0,
+            counted: 0,
         }
     }
 }
 
 impl<E> Kept<E> {
     /// Brings the entries up to date with `state`: `derive(task, now)` is a task's
-    /// entry and whether it must be derived again next frame. With `same` false (what
-    /// is derived changed) every task is derived again.
-    pub fn sync(&mut self, state: &State, same: bool, mut derive: impl FnMut(&Task, Ticks) -> (E, bool)) {
+    /// entry and whether it must be derived again next frame, and [`Self::counted`]
+    /// is how many entries `counts`. With `same` false (what is derived changed)
+    /// every task is derived again.
+    pub fn sync(
+        &mut self,
+        state: &State,
+        same: bool,
+        mut derive: impl FnMut(&Task, Ticks) -> (E, bool),
+        counts: impl Fn(&E) -> bool,
+    ) {
         let now = state.now();
         let changed = self
             .cursor
@@ -105,22 +113,29 @@ impl<E> Kept<E> {
             again.sort_unstable();
             again.dedup();
             for &slot in slots.iter().chain(&again) {
-                self.set(slot, state, now, &mut derive);
+                self.set(slot, state, now, &mut derive, &counts);
             }
         } else {
             self.entries.clear();
             self.entries.resize_with(state.tasks.slot_bound() as usize, || None);
             self.volatile.clear();
-            self.held = 0;
+            self.counted = 0;
             for (slot, _) in state.tasks.slots() {
-                self.set(slot, state, now, &mut derive);
+                self.set(slot, state, now, &mut derive, &counts);
             }
         }
         self.cursor = Some(state.tasks.cursor());
         self.now = now;
     }
 
-    fn set(&mut self, slot: u32, state: &State, now: Ticks, derive: &mut impl FnMut(&Task, Ticks) -> (E, bool)) {
+    fn set(
+        &mut self,
+        slot: u32,
+        state: &State,
+        now: Ticks,
+        derive: &mut impl FnMut(&Task, Ticks) -> (E, bool),
+        counts: &impl Fn(&E) -> bool,
+    ) {
         let i = slot as usize;
         if i >= self.entries.len() {
             self.entries.resize_with(i + 1, || None);
@@ -132,13 +147,14 @@ impl<E> Kept<E> {
             }
             e
         });
-        self.held = self.held + usize::from(entry.is_some()) - usize::from(self.entries[i].is_some());
+        let counted = |e: &Option<E>| usize::from(e.as_ref().is_some_and(&counts));
+        self.counted = self.counted + counted(&entry) - counted(&self.entries[i]);
         self.entries[i] = entry;
     }
 
-    /// Tasks held.
-    pub fn len(&self) -> usize {
-        self.held
+    /// Entries `counts` (see [`Self::sync`]).
+    pub fn counted(&self) -> usize {
+        self.counted
     }
 
     /// `(slot, entry)` of every held task, in slot order.

@@ -109,6 +109,17 @@ impl Column {
     }
 }
 
+/// Whether the filter `needle` (lowercase) keeps task `t` by what the task itself
+/// says (id, name, location, kind, status); empty keeps every task.
+fn task_matches(t: &Task, needle: &str) -> bool {
+    needle.is_empty()
+        || t.id.to_string() == needle
+        || t.name.to_lowercase().contains(needle)
+        || t.location.to_lowercase().contains(needle)
+        || kind_name(t.kind) == needle
+        || t.status.name() == needle
+}
+
 /// Whether the filter `needle` (lowercase) matches what `task` waits on.
 fn waiting_matches(state: &State, task: TaskId, needle: &str) -> bool {
     let Some(w) = state.resources.current_wait(task) else {
@@ -172,8 +183,8 @@ enum Ordered<'s> {
     },
     /// Already in display order (a text column).
     Sorted(Vec<&'s Task>),
-    /// Every task, ordered from keys kept across frames (no filter, a column
-    /// [`keys::cacheable`]); `keys` is up to date with `state`.
+    /// The tasks the filter keeps, ordered from keys kept across frames (a column
+    /// [`keys::cacheable`]); `keys` is up to date with `state` and the filter.
     Cached {
         keys: &'s KeyCache,
         state: &'s State,
@@ -320,6 +331,18 @@ impl TasksView {
         ordered.window(0, len)
     }
 
+    /// The tasks shown, in display order, as ordered from the keys the view keeps
+    /// (what [`Self::render`] draws from; [`Self::rows`] orders from the tasks).
+    #[cfg(test)]
+    pub(crate) fn kept_rows(&mut self, state: &State) -> Vec<TaskId> {
+        let keys = self.take_keys(state);
+        let mut ordered = self.ordered_with(state, &keys);
+        let len = ordered.len();
+        let rows = ordered.window(0, len).iter().map(|t| t.id).collect();
+        self.keys = keys;
+        rows
+    }
+
     /// The tasks the filter keeps, ready to be put in display order.
     fn ordered<'s>(&self, state: &'s State) -> Ordered<'s> {
         let now = state.now();
@@ -328,15 +351,7 @@ impl TasksView {
         let mut rows: Vec<&Task> = state
             .tasks
             .values_unordered()
-            .filter(|t| {
-                needle.is_empty()
-                    || t.id.to_string() == needle
-                    || t.name.to_lowercase().contains(&needle)
-                    || t.location.to_lowercase().contains(&needle)
-                    || kind_name(t.kind) == needle
-                    || t.status.name() == needle
-                    || waiting_matches(state, t.id, &needle)
-            })
+            .filter(|t| task_matches(t, &needle) || waiting_matches(state, t.id, &needle))
             .collect();
         let keyed: Option<Vec<(u64, TaskId, &Task)>> = rows
             .iter()
@@ -359,15 +374,15 @@ impl TasksView {
     /// `state` when the list can be ordered from them (give them back after).
     fn take_keys(&mut self, state: &State) -> KeyCache {
         let mut keys = std::mem::take(&mut self.keys);
-        if self.filter.is_empty() && keys::cacheable(self.sort) {
-            keys.sync(self.sort, state);
+        if keys::cacheable(self.sort) {
+            keys.sync(self.sort, &self.filter.to_lowercase(), state);
         }
         keys
     }
 
     /// [`Self::ordered`], from `keys` (see [`Self::take_keys`]) where it can.
     fn ordered_with<'s>(&self, state: &'s State, keys: &'s KeyCache) -> Ordered<'s> {
-        if self.filter.is_empty() && keys::cacheable(self.sort) {
+        if keys::cacheable(self.sort) {
             Ordered::Cached {
                 keys,
                 state,
@@ -628,8 +643,9 @@ mod tests {
 
     /// The keys kept across frames order the list exactly as a full sort does, after
     /// every chunk of input (tasks spawned, polled, completed and evicted between
-    /// two frames), for every column they serve in both directions, whether a
-    /// column's keys were kept all along or keyed again after another column's.
+    /// two frames), for every column they serve in both directions, with and
+    /// without a filter, whether a column's keys were kept all along or keyed again
+    /// after another column's.
     #[test]
     fn kept_keys_order_the_list_as_a_full_sort_after_every_chunk() {
         for (live, max_tasks) in [(true, 1 << 20), (false, 150)] {
@@ -647,20 +663,25 @@ mod tests {
                     ..Config::default()
                 },
             );
-            let columns: Vec<Column> = Column::ALL.into_iter().filter(|c| keys::cacheable(*c)).collect();
+            let columns: Vec<(Column, &str)> = Column::ALL
+                .into_iter()
+                .filter(|c| keys::cacheable(*c))
+                .flat_map(|c| ["", "worker", "idle"].map(|needle| (c, needle)))
+                .collect();
             let mut kept: Vec<KeyCache> = columns.iter().map(|_| KeyCache::default()).collect();
             let mut shared = KeyCache::default();
             let mut compared = 0;
             for chunk in g.wire().chunks(2048) {
                 session.feed(HostNs(0), chunk);
                 let state = &session.state;
-                for (c, keys) in columns.iter().zip(&mut kept) {
-                    keys.sync(*c, state);
-                    shared.sync(*c, state);
+                for (&(c, needle), keys) in columns.iter().zip(&mut kept) {
+                    keys.sync(c, needle, state);
+                    shared.sync(c, needle, state);
                     for descending in [false, true] {
                         let view = TasksView {
-                            sort: *c,
+                            sort: c,
                             descending,
+                            filter: needle.into(),
                             ..TasksView::default()
                         };
                         let mut full = view.ordered(state);
@@ -668,14 +689,14 @@ mod tests {
                         let want: Vec<TaskId> = full.window(0, len).iter().map(|t| t.id).collect();
                         for keys in [&*keys, &shared] {
                             let mut cached = view.ordered_with(state, keys);
-                            assert_eq!(cached.len(), len, "{c:?}");
+                            assert_eq!(cached.len(), len, "{c:?} /{needle}");
                             for (from, n) in [(0, 10), (0, len), (len / 2, 7), (len.saturating_sub(3), 9)] {
                                 let got: Vec<TaskId> = cached.window(from, n).iter().map(|t| t.id).collect();
                                 let want = &want[from.min(len)..(from + n).min(len)];
-                                assert_eq!(got, want, "{c:?} descending={descending} rows {from}+{n}");
+                                assert_eq!(got, want, "{c:?} /{needle} descending={descending} rows {from}+{n}");
                             }
                             for (i, id) in want.iter().enumerate().step_by(17) {
-                                assert_eq!(cached.position(*id), Some(i), "{c:?} descending={descending}");
+                                assert_eq!(cached.position(*id), Some(i), "{c:?} /{needle} descending={descending}");
                             }
                         }
                         compared += len;

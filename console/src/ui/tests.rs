@@ -788,6 +788,27 @@ fn tasks_view_shows_what_each_task_waits_on() {
     insta::assert_snapshot!(render(&mut app, 150, 14));
 }
 
+/// The list ordered from the keys the view keeps holds what the filter keeps, the
+/// tasks it keeps for what they wait on included, in the order of a full sort; and
+/// it follows the filter as it is typed.
+#[test]
+fn kept_keys_filter_as_the_full_pass_does() {
+    let (mut app, [a, b, c]) = fixture_with_waits();
+    for sort in [tasks::Column::Busy, tasks::Column::Id, tasks::Column::Total] {
+        app.tasks.sort = sort;
+        for filter in ["", "waiting", "chan", "send", "idle", "task", "zzz"] {
+            app.tasks.filter = filter.into();
+            let state = &app.session.state;
+            let want: Vec<TaskId> = app.tasks.rows(state).iter().map(|t| t.id).collect();
+            assert_eq!(app.tasks.kept_rows(state), want, "{sort:?} /{filter}");
+            if filter == "waiting" {
+                assert_eq!(want.len(), 3);
+                assert!(want.contains(&a) && want.contains(&b) && want.contains(&c));
+            }
+        }
+    }
+}
+
 #[test]
 fn resources_view_lists_waiters_and_enter_opens_them() {
     let (mut app, [a, b, _]) = fixture_with_waits();

@@ -51,7 +51,7 @@ impl Hotspots {
     /// Brings the spots up to date with `state` for `ranking`.
     pub(super) fn sync(&mut self, ranking: Ranking, state: &State) {
         let mut same = self.ranking == Some(ranking);
-        if self.locations.len() > 2 * self.kept.len() + SPARE_LOCATIONS {
+        if self.locations.len() > 2 * self.kept.counted() + SPARE_LOCATIONS {
             same = false;
         }
         if !same {
@@ -66,34 +66,39 @@ impl Hotspots {
             ..
         } = self;
         let mut last: Option<(Text, u32)> = None;
-        kept.sync(state, same, |t, now| {
-            let location = match &last {
-                // Tasks of one spawn location often come together (and share the
-                // interned string, so this is a pointer comparison).
-                Some((l, i)) if *l == t.location => *i,
-                _ => {
-                    let i = *location_index.entry(t.location.clone()).or_insert_with(|| {
-                        locations.push(t.location.clone());
-                        u32::try_from(locations.len() - 1).unwrap_or(u32::MAX)
-                    });
-                    last = Some((t.location.clone(), i));
-                    i
-                }
-            };
-            let busy = Line::of(now, |at| t.busy_ticks_at(at).0);
-            let spot = Spot {
-                busy,
-                longest_poll: t.poll_hist.max(),
-                sched_p99: if ranking == Ranking::SchedP99 {
-                    t.sched_hist.quantile(0.99)
-                } else {
-                    0
-                },
-                id: t.id,
-                location,
-            };
-            (spot, busy.shape == Shape::Volatile)
-        });
+        kept.sync(
+            state,
+            same,
+            |t, now| {
+                let location = match &last {
+                    // Tasks of one spawn location often come together (and share the
+                    // interned string, so this is a pointer comparison).
+                    Some((l, i)) if *l == t.location => *i,
+                    _ => {
+                        let i = *location_index.entry(t.location.clone()).or_insert_with(|| {
+                            locations.push(t.location.clone());
+                            u32::try_from(locations.len() - 1).unwrap_or(u32::MAX)
+                        });
+                        last = Some((t.location.clone(), i));
+                        i
+                    }
+                };
+                let busy = Line::of(now, |at| t.busy_ticks_at(at).0);
+                let spot = Spot {
+                    busy,
+                    longest_poll: t.poll_hist.max(),
+                    sched_p99: if ranking == Ranking::SchedP99 {
+                        t.sched_hist.quantile(0.99)
+                    } else {
+                        0
+                    },
+                    id: t.id,
+                    location,
+                };
+                (spot, busy.shape == Shape::Volatile)
+            },
+            |_| true,
+        );
     }
 
     /// The best `shown` tasks by the ranking and every location's sums, at

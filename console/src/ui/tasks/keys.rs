@@ -7,7 +7,7 @@ use std::collections::BinaryHeap;
 
 use lucid_protocol::TaskId;
 
-use super::{Column, numeric_key};
+use super::{Column, numeric_key, task_matches, waiting_matches};
 use crate::state::State;
 use crate::time::Ticks;
 use crate::ui::kept::{Kept, Line, Shape};
@@ -21,6 +21,8 @@ const HEAP_ROWS: usize = 4096;
 struct Entry {
     key: Line,
     id: TaskId,
+    /// The filter keeps the task for what the task itself says.
+    kept: bool,
 }
 
 impl Entry {
@@ -36,7 +38,15 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub(super) struct KeyCache {
     column: Option<Column>,
+    /// The filter (lowercase) the entries were matched against.
+    needle: String,
     kept: Kept<Entry>,
+    /// Tasks the filter keeps only for what they wait on (the resources' state,
+    /// which the task journal does not see: found again every frame from the tasks
+    /// that wait), as a bit per slot.
+    by_wait: Vec<u64>,
+    /// How many tasks the filter keeps.
+    len: usize,
 }
 
 /// Whether column `c`'s keys can be kept: numeric, and a function of the task alone
@@ -47,31 +57,80 @@ pub(super) fn cacheable(c: Column) -> bool {
 }
 
 impl KeyCache {
-    /// Brings the keys of column `c` up to date with `state`.
-    pub(super) fn sync(&mut self, c: Column, state: &State) {
-        let same = self.column == Some(c);
+    /// Brings the keys of column `c` and the filter `needle` (lowercase) up to
+    /// date with `state`.
+    pub(super) fn sync(&mut self, c: Column, needle: &str, state: &State) {
+        let same = self.column == Some(c) && self.needle == needle;
         self.column = Some(c);
-        self.kept.sync(state, same, |t, now| {
-            let key = Line::of(now, |at| numeric_key(c, t, state, at).unwrap_or(0));
-            (Entry { key, id: t.id }, key.shape == Shape::Volatile)
-        });
+        if self.needle != needle {
+            needle.clone_into(&mut self.needle);
+        }
+        self.kept.sync(
+            state,
+            same,
+            |t, now| {
+                let key = Line::of(now, |at| numeric_key(c, t, state, at).unwrap_or(0));
+                let entry = Entry {
+                    key,
+                    id: t.id,
+                    kept: task_matches(t, needle),
+                };
+                (entry, key.shape == Shape::Volatile)
+            },
+            |e| e.kept,
+        );
+        self.len = self.kept.counted();
+        self.by_wait.clear();
+        if needle.is_empty() {
+            return;
+        }
+        for &task in state.resources.waits.keys() {
+            let Some(slot) = state.tasks.slot_of(&task) else {
+                continue;
+            };
+            if self.kept.get(slot).is_none_or(|e| e.kept) || !waiting_matches(state, task, needle) {
+                continue;
+            }
+            let (word, bit) = (slot as usize / 64, slot % 64);
+            if word >= self.by_wait.len() {
+                self.by_wait.resize(word + 1, 0);
+            }
+            if self.by_wait[word] & (1 << bit) == 0 {
+                self.by_wait[word] |= 1 << bit;
+                self.len += 1;
+            }
+        }
     }
 
-    /// Tasks keyed.
+    /// Tasks the filter keeps.
     pub(super) fn len(&self) -> usize {
-        self.kept.len()
+        self.len
+    }
+
+    /// Whether the filter keeps the task in `slot`, whose entry is `e`.
+    #[inline]
+    fn keeps(&self, slot: u32, e: &Entry) -> bool {
+        e.kept
+            || self
+                .by_wait
+                .get(slot as usize / 64)
+                .is_some_and(|w| w & (1 << (slot % 64)) != 0)
     }
 
     /// Each held task as `(order, slot)` (see [`Entry::order`]).
     fn ordered_keys(&self, now: Ticks, descending: bool) -> impl Iterator<Item = (u128, u32)> + '_ {
-        self.kept.iter().map(move |(slot, e)| (e.order(now, descending), slot))
+        self.kept
+            .iter()
+            .filter(|&(slot, e)| self.keeps(slot, e))
+            .map(move |(slot, e)| (e.order(now, descending), slot))
     }
 
     /// Where task `id` is in display order.
     pub(super) fn position(&self, state: &State, id: TaskId, descending: bool) -> Option<usize> {
         let slot = state.tasks.slot_of(&id)?;
         let now = state.now();
-        let target = self.kept.get(slot)?.order(now, descending);
+        let e = self.kept.get(slot).filter(|e| self.keeps(slot, e))?;
+        let target = e.order(now, descending);
         Some(self.ordered_keys(now, descending).filter(|&(o, _)| o < target).count())
     }
 
