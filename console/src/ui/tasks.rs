@@ -141,6 +141,11 @@ const fn kind_name(k: TaskKind) -> &'static str {
 fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
     Some(match c {
         Column::Id => t.id.get(),
+        // As the names sort: "kernel" before "wasm".
+        Column::Kind => match t.kind {
+            TaskKind::Kernel => 0,
+            TaskKind::Wasm => 1,
+        },
         Column::State => u64::from(t.status.rank()),
         // `None` (no CPU yet) first, as `Option`'s order has it.
         Column::Cpu => t.cpu.map_or(0, |c| u64::from(c) + 1),
@@ -156,7 +161,7 @@ fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
             .resources
             .current_wait(t.id)
             .map_or(0, |w| now.saturating_sub(w.since).0.saturating_add(1)),
-        Column::Name | Column::Kind | Column::Location => return None,
+        Column::Name | Column::Location => return None,
     })
 }
 
@@ -164,7 +169,6 @@ fn numeric_key(c: Column, t: &Task, state: &State, now: Ticks) -> Option<u64> {
 fn compare_text(c: Column, a: &Task, b: &Task) -> Ordering {
     match c {
         Column::Name => a.name.cmp(&b.name),
-        Column::Kind => kind_name(a.kind).cmp(kind_name(b.kind)),
         Column::Location => a.location.cmp(&b.location),
         _ => Ordering::Equal,
     }

@@ -53,7 +53,7 @@ pub(super) struct KeyCache {
 /// (what a task waits on is the resources' state, which the task journal does not
 /// see).
 pub(super) fn cacheable(c: Column) -> bool {
-    !matches!(c, Column::Name | Column::Kind | Column::Location | Column::Waiting)
+    !matches!(c, Column::Name | Column::Location | Column::Waiting)
 }
 
 impl KeyCache {
