@@ -171,6 +171,36 @@ impl<E> Kept<E> {
     }
 }
 
+/// Input that changes tasks between frames, for the keepers' tests: a 3-CPU
+/// workload of 400 tasks fed in 2 KiB chunks, once with every task alive at the end
+/// and once completing with a cap of 150 tasks (so tasks are evicted and slots
+/// reused); `frame(session, chunk index)` runs after every chunk.
+#[cfg(test)]
+pub(crate) fn after_every_chunk(mut frame: impl FnMut(&mut crate::live::Session, usize)) {
+    use lucid_protocol::testdata::{Workload, generate};
+
+    for (live, max_tasks) in [(true, 1 << 20), (false, 150)] {
+        let g = generate(&Workload {
+            cpus: 3,
+            tasks: 400,
+            polls_per_task: 4,
+            wasm_instances: 2,
+            live,
+            ..Workload::default()
+        });
+        let config = crate::state::Config {
+            max_tasks,
+            ..crate::state::Config::default()
+        };
+        let mut session = crate::live::Session::new("test".into(), config);
+        for (k, chunk) in g.wire().chunks(2048).enumerate() {
+            session.feed(crate::time::HostNs(0), chunk);
+            frame(&mut session, k);
+        }
+        assert!(live || session.state.tasks_evicted > 0, "tasks were evicted");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,12 +149,8 @@ impl Hotspots {
 
 #[cfg(test)]
 mod tests {
-    use lucid_protocol::testdata::{Workload, generate};
-
     use super::*;
-    use crate::live::Session;
-    use crate::state::Config;
-    use crate::time::HostNs;
+    use crate::ui::kept::after_every_chunk;
 
     const ELSEWHERE: &str = "kernel/src/elsewhere.rs:1:1";
 
@@ -163,83 +159,62 @@ mod tests {
     /// each ranking, kept all along or derived again after another ranking's.
     #[test]
     fn kept_spots_rank_and_sum_as_a_pass_over_every_task() {
-        for (live, max_tasks) in [(true, 1 << 20), (false, 150)] {
-            let g = generate(&Workload {
-                cpus: 3,
-                tasks: 400,
-                polls_per_task: 4,
-                wasm_instances: 2,
-                live,
-                ..Workload::default()
-            });
-            let mut session = Session::new(
-                "test".into(),
-                Config {
-                    max_tasks,
-                    ..Config::default()
-                },
-            );
-            let rankings = [Ranking::Busy, Ranking::LongestPoll, Ranking::SchedP99];
-            let mut kept: Vec<Hotspots> = rankings.iter().map(|_| Hotspots::default()).collect();
-            let mut shared = Hotspots::default();
-            let mut locations_seen = 0;
-            for (k, chunk) in g.wire().chunks(2048).enumerate() {
-                session.feed(HostNs(0), chunk);
-                // A second spawn location (the generator has one): tasks move between
-                // the two, long after their last event, the way the state model
-                // changes a task.
-                let moved: Vec<TaskId> = session
-                    .state
+        let rankings = [Ranking::Busy, Ranking::LongestPoll, Ranking::SchedP99];
+        let mut kept: Vec<Hotspots> = rankings.iter().map(|_| Hotspots::default()).collect();
+        let mut shared = Hotspots::default();
+        let mut locations_seen = 0;
+        after_every_chunk(|session, k| {
+            // A second spawn location (the generator has one): tasks move between
+            // the two, long after their last event, the way the state model changes
+            // a task.
+            let moved: Vec<TaskId> = session
+                .state
+                .tasks
+                .keys()
+                .copied()
+                .filter(|id| id.get() % 7 == k as u64 % 7)
+                .collect();
+            for id in moved {
+                if let Some(t) = session.state.tasks.get_mut(&id) {
+                    let to = if &*t.location == ELSEWHERE {
+                        "kernel/src/workload.rs:10:5"
+                    } else {
+                        ELSEWHERE
+                    };
+                    t.location = Text::from(to);
+                }
+            }
+            let state = &session.state;
+            let now = state.now();
+            for (ranking, spots) in rankings.iter().zip(&mut kept) {
+                spots.sync(*ranking, state);
+                shared.sync(*ranking, state);
+                let mut want: Vec<(Ticks, &Task)> = state
                     .tasks
-                    .keys()
-                    .copied()
-                    .filter(|id| id.get() % 7 == k as u64 % 7)
+                    .values_unordered()
+                    .map(|t| (ranking.key(t, now), t))
                     .collect();
-                for id in moved {
-                    if let Some(t) = session.state.tasks.get_mut(&id) {
-                        let to = if &*t.location == ELSEWHERE {
-                            "kernel/src/workload.rs:10:5"
-                        } else {
-                            ELSEWHERE
-                        };
-                        t.location = Text::from(to);
+                want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+                want.truncate(15);
+                let mut sums: BTreeMap<&str, LocationSums> = BTreeMap::new();
+                for t in state.tasks.values_unordered() {
+                    let e = sums.entry(t.location.as_str()).or_default();
+                    e.0 += 1;
+                    e.1 += t.busy_ticks_at(now);
+                    e.2 = e.2.max(Ticks(t.poll_hist.max()));
+                    if *ranking == Ranking::SchedP99 {
+                        e.3 = e.3.max(ranking.key(t, now));
                     }
                 }
-                let state = &session.state;
-                let now = state.now();
-                for (ranking, spots) in rankings.iter().zip(&mut kept) {
-                    spots.sync(*ranking, state);
-                    shared.sync(*ranking, state);
-                    let mut want: Vec<(Ticks, &Task)> = state
-                        .tasks
-                        .values_unordered()
-                        .map(|t| (ranking.key(t, now), t))
-                        .collect();
-                    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-                    want.truncate(15);
-                    let mut sums: BTreeMap<&str, LocationSums> = BTreeMap::new();
-                    for t in state.tasks.values_unordered() {
-                        let e = sums.entry(t.location.as_str()).or_default();
-                        e.0 += 1;
-                        e.1 += t.busy_ticks_at(now);
-                        e.2 = e.2.max(Ticks(t.poll_hist.max()));
-                        if *ranking == Ranking::SchedP99 {
-                            e.3 = e.3.max(ranking.key(t, now));
-                        }
-                    }
-                    for spots in [&*spots, &shared] {
-                        let got = spots.ranked(state, 15);
-                        let ids = |v: &[(Ticks, &Task)]| v.iter().map(|(k, t)| (*k, t.id)).collect::<Vec<_>>();
-                        assert_eq!(ids(&got.tasks), ids(&want), "{ranking:?}");
-                        assert_eq!(got.locations, sums, "{ranking:?}");
-                    }
-                    locations_seen = locations_seen.max(sums.len());
+                for spots in [&*spots, &shared] {
+                    let got = spots.ranked(state, 15);
+                    let ids = |v: &[(Ticks, &Task)]| v.iter().map(|(k, t)| (*k, t.id)).collect::<Vec<_>>();
+                    assert_eq!(ids(&got.tasks), ids(&want), "{ranking:?}");
+                    assert_eq!(got.locations, sums, "{ranking:?}");
                 }
+                locations_seen = locations_seen.max(sums.len());
             }
-            assert!(locations_seen > 1, "{locations_seen} spawn locations");
-            if !live {
-                assert!(session.state.tasks_evicted > 0, "tasks were evicted");
-            }
-        }
+        });
+        assert!(locations_seen > 1, "{locations_seen} spawn locations");
     }
 }
