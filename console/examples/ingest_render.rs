@@ -15,6 +15,7 @@ use cap::Cap;
 use lucid_console::live::Session;
 use lucid_console::state::{Config, MAX_TASKS};
 use lucid_console::time::HostNs;
+use lucid_console::ui::tasks::Column;
 use lucid_console::ui::{App, View, draw};
 use lucid_protocol::TaskId;
 use lucid_protocol::testdata::{Workload, generate};
@@ -87,16 +88,23 @@ fn million(json: bool) {
     row(json, "console.tasks_1m.slowest_view_ms", slowest, "ms/frame");
 }
 
-/// Draws every view of `session` `frames` times (after a first frame if `first`
-/// names its rows `{first}.{view}`) on a 200×50 terminal, as rows `{prefix}.{view}`
-/// of the mean frame time; returns the slowest view's.
+/// Draws every view of `session`, and the task list sorted by name, `frames` times
+/// (after a first frame if `first` names its rows `{first}.{view}`) on a 200×50
+/// terminal, as rows `{prefix}.{view}` of the mean frame time; returns the slowest
+/// view's.
 fn render_rows(json: bool, session: Session, prefix: &str, frames: u32, first: Option<&str>) -> f64 {
     let mut app = App::new(session);
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     app.detail.task = Some(TaskId(1));
     let mut slowest = 0f64;
-    for view in View::ALL {
+    // Every view as it opens, and the task list sorted by a text column.
+    let screens = View::ALL
+        .into_iter()
+        .map(|view| (view.title().to_lowercase().replace(' ', "_"), view, Column::Busy))
+        .chain([("tasks_by_name".to_string(), View::Tasks, Column::Name)]);
+    for (name, view, sort) in screens {
         app.view = view;
+        app.tasks.sort = sort;
         if let Some(first) = first {
             // The first frame keys every task again (the views keep what they
             // derive from tasks across frames, so later frames revisit only the
@@ -104,9 +112,8 @@ fn render_rows(json: bool, session: Session, prefix: &str, frames: u32, first: O
             let t = Instant::now();
             terminal.draw(|f| draw(f, &mut app)).expect("draw");
             let ms = t.elapsed().as_secs_f64() * 1e3;
-            let name = view.title().to_lowercase().replace(' ', "_");
             row(json, &format!("{first}.{name}"), ms, "ms/frame");
-            eprintln!("{first}: {:<10} {ms:>8.2} ms/frame", view.title());
+            eprintln!("{first}: {name:<13} {ms:>8.2} ms/frame");
         }
         let t = Instant::now();
         for _ in 0..frames {
@@ -114,9 +121,8 @@ fn render_rows(json: bool, session: Session, prefix: &str, frames: u32, first: O
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(frames);
         slowest = slowest.max(ms);
-        let name = view.title().to_lowercase().replace(' ', "_");
         row(json, &format!("{prefix}.{name}"), ms, "ms/frame");
-        eprintln!("{prefix}: {:<10} {ms:>8.2} ms/frame", view.title());
+        eprintln!("{prefix}: {name:<13} {ms:>8.2} ms/frame");
     }
     slowest
 }

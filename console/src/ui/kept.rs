@@ -174,9 +174,11 @@ impl<E> Kept<E> {
 /// Input that changes tasks between frames, for the keepers' tests: a 3-CPU
 /// workload of 400 tasks fed in 2 KiB chunks, once with every task alive at the end
 /// and once completing with a cap of 150 tasks (so tasks are evicted and slots
-/// reused); `frame(session, chunk index)` runs after every chunk.
+/// reused); after each chunk a fifth of the tasks move to the other of two spawn
+/// locations (the generator has one), long after their last event, the way the
+/// state model changes a task, then `frame(state)` runs.
 #[cfg(test)]
-pub(crate) fn after_every_chunk(mut frame: impl FnMut(&mut crate::live::Session, usize)) {
+pub(crate) fn after_every_chunk(mut frame: impl FnMut(&State)) {
     use lucid_protocol::testdata::{Workload, generate};
 
     for (live, max_tasks) in [(true, 1 << 20), (false, 150)] {
@@ -195,7 +197,23 @@ pub(crate) fn after_every_chunk(mut frame: impl FnMut(&mut crate::live::Session,
         let mut session = crate::live::Session::new("test".into(), config);
         for (k, chunk) in g.wire().chunks(2048).enumerate() {
             session.feed(crate::time::HostNs(0), chunk);
-            frame(&mut session, k);
+            let tasks = &mut session.state.tasks;
+            let moved: Vec<lucid_protocol::TaskId> = tasks
+                .keys()
+                .copied()
+                .filter(|id| id.get() % 5 == k as u64 % 5)
+                .collect();
+            for id in moved {
+                if let Some(t) = tasks.get_mut(&id) {
+                    let to = if t.location.starts_with("kernel/src/a") {
+                        "kernel/src/workload.rs:10:5"
+                    } else {
+                        "kernel/src/a.rs:1:1"
+                    };
+                    t.location = crate::state::Text::from(to);
+                }
+            }
+            frame(&session.state);
         }
         assert!(live || session.state.tasks_evicted > 0, "tasks were evicted");
     }

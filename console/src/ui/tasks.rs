@@ -15,8 +15,10 @@ use crate::state::{State, Task, TaskStatus};
 use crate::time::Ticks;
 
 mod keys;
+mod text_order;
 
 use keys::KeyCache;
+use text_order::TextOrder;
 
 /// A column of the task table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +196,32 @@ enum Ordered<'s> {
         state: &'s State,
         descending: bool,
     },
+    /// Every task, by a text column, from the order kept across frames (no filter,
+    /// a column [`text_order::orders`]); `order` is up to date with `state`.
+    Text {
+        order: &'s TextOrder,
+        state: &'s State,
+        descending: bool,
+    },
+}
+
+/// The orders the task list keeps across frames.
+#[derive(Debug, Clone, Default)]
+struct KeptOrders {
+    keys: KeyCache,
+    text: TextOrder,
+}
+
+impl KeptOrders {
+    /// Brings the order `view` shows (its sort column and filter) up to date with
+    /// `state`, where one is kept for them.
+    fn sync(&mut self, view: &TasksView, state: &State) {
+        if keys::cacheable(view.sort) {
+            self.keys.sync(view.sort, &view.filter.to_lowercase(), state);
+        } else if view.filter.is_empty() && text_order::orders(view.sort) {
+            self.text.sync(view.sort, state);
+        }
+    }
 }
 
 impl<'s> Ordered<'s> {
@@ -202,6 +230,7 @@ impl<'s> Ordered<'s> {
             Ordered::Keyed { keyed, .. } => keyed.len(),
             Ordered::Sorted(rows) => rows.len(),
             Ordered::Cached { keys, .. } => keys.len(),
+            Ordered::Text { order, .. } => order.len(),
         }
     }
 
@@ -213,7 +242,7 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, .. } => keyed.iter().map(|e| e.1).max(),
             Ordered::Sorted(rows) => rows.iter().map(|t| t.id).max(),
-            Ordered::Cached { state, .. } => state.tasks.keys().next_back().copied(),
+            Ordered::Cached { state, .. } | Ordered::Text { state, .. } => state.tasks.keys().next_back().copied(),
         }
     }
 
@@ -235,6 +264,11 @@ impl<'s> Ordered<'s> {
                 state,
                 descending,
             } => keys.position(state, id, *descending),
+            Ordered::Text {
+                order,
+                state,
+                descending,
+            } => order.position(state, id, *descending),
         }
     }
 
@@ -255,6 +289,17 @@ impl<'s> Ordered<'s> {
             } => {
                 return keys
                     .window(state, from, n, *descending)
+                    .into_iter()
+                    .filter_map(|slot| state.tasks.at_slot(slot))
+                    .collect();
+            }
+            Ordered::Text {
+                order,
+                state,
+                descending,
+            } => {
+                return order
+                    .window(from, n, *descending)
                     .into_iter()
                     .filter_map(|slot| state.tasks.at_slot(slot))
                     .collect();
@@ -305,8 +350,8 @@ pub struct TasksView {
     /// First row on screen.
     offset: usize,
     table: TableState,
-    /// The sort keys kept across frames.
-    keys: KeyCache,
+    /// The orders kept across frames.
+    kept: KeptOrders,
 }
 
 impl Default for TasksView {
@@ -321,7 +366,7 @@ impl Default for TasksView {
             follow: false,
             offset: 0,
             table: TableState::default(),
-            keys: KeyCache::default(),
+            kept: KeptOrders::default(),
         }
     }
 }
@@ -339,11 +384,11 @@ impl TasksView {
     /// (what [`Self::render`] draws from; [`Self::rows`] orders from the tasks).
     #[cfg(test)]
     pub(crate) fn kept_rows(&mut self, state: &State) -> Vec<TaskId> {
-        let keys = self.take_keys(state);
-        let mut ordered = self.ordered_with(state, &keys);
+        let kept = self.take_kept(state);
+        let mut ordered = self.ordered_with(state, &kept);
         let len = ordered.len();
         let rows = ordered.window(0, len).iter().map(|t| t.id).collect();
-        self.keys = keys;
+        self.kept = kept;
         rows
     }
 
@@ -376,19 +421,23 @@ impl TasksView {
 
     /// The kept sort keys, taken out of the view and brought up to date with
     /// `state` when the list can be ordered from them (give them back after).
-    fn take_keys(&mut self, state: &State) -> KeyCache {
-        let mut keys = std::mem::take(&mut self.keys);
-        if keys::cacheable(self.sort) {
-            keys.sync(self.sort, &self.filter.to_lowercase(), state);
-        }
-        keys
+    fn take_kept(&mut self, state: &State) -> KeptOrders {
+        let mut kept = std::mem::take(&mut self.kept);
+        kept.sync(self, state);
+        kept
     }
 
     /// [`Self::ordered`], from `keys` (see [`Self::take_keys`]) where it can.
-    fn ordered_with<'s>(&self, state: &'s State, keys: &'s KeyCache) -> Ordered<'s> {
+    fn ordered_with<'s>(&self, state: &'s State, kept: &'s KeptOrders) -> Ordered<'s> {
         if keys::cacheable(self.sort) {
             Ordered::Cached {
-                keys,
+                keys: &kept.keys,
+                state,
+                descending: self.descending,
+            }
+        } else if self.filter.is_empty() && text_order::orders(self.sort) {
+            Ordered::Text {
+                order: &kept.text,
                 state,
                 descending: self.descending,
             }
@@ -399,13 +448,13 @@ impl TasksView {
 
     /// Handles a key.
     pub fn on_key(&mut self, key: KeyEvent, state: &State) -> Action {
-        let keys = self.take_keys(state);
-        let action = self.on_key_with(key, state, &keys);
-        self.keys = keys;
+        let kept = self.take_kept(state);
+        let action = self.on_key_with(key, state, &kept);
+        self.kept = kept;
         action
     }
 
-    fn on_key_with(&mut self, key: KeyEvent, state: &State, keys: &KeyCache) -> Action {
+    fn on_key_with(&mut self, key: KeyEvent, state: &State, kept: &KeptOrders) -> Action {
         if self.editing {
             match key.code {
                 KeyCode::Enter => self.editing = false,
@@ -423,7 +472,7 @@ impl TasksView {
             self.selected_id = None;
             return Action::None;
         }
-        let mut rows = self.ordered_with(state, keys);
+        let mut rows = self.ordered_with(state, kept);
         let len = rows.len();
         if let Some(i) = self.selected_id.and_then(|id| rows.position(id)) {
             self.selected = i;
@@ -493,13 +542,13 @@ impl TasksView {
 
     /// Draws the list.
     pub fn render(&mut self, f: &mut Frame<'_>, area: Rect, state: &State) {
-        let keys = self.take_keys(state);
-        self.render_with(f, area, state, &keys);
-        self.keys = keys;
+        let kept = self.take_kept(state);
+        self.render_with(f, area, state, &kept);
+        self.kept = kept;
     }
 
-    fn render_with(&mut self, f: &mut Frame<'_>, area: Rect, state: &State, keys: &KeyCache) {
-        let mut rows = self.ordered_with(state, keys);
+    fn render_with(&mut self, f: &mut Frame<'_>, area: Rect, state: &State, kept: &KeptOrders) {
+        let mut rows = self.ordered_with(state, kept);
         self.place_selection(&mut rows);
         // Only the rows on screen are formatted: with thousands of tasks, formatting
         // them all would cost more than everything else in a frame.
@@ -645,26 +694,22 @@ mod tests {
         }
     }
 
-    /// The keys kept across frames order the list exactly as a full sort does, after
-    /// every chunk of input (tasks spawned, polled, completed and evicted between
-    /// two frames), for every column they serve in both directions, with and
-    /// without a filter, whether a column's keys were kept all along or keyed again
-    /// after another column's.
+    /// The orders kept across frames order the list exactly as a full sort does,
+    /// after every chunk of input (tasks spawned, polled, completed, evicted and moved
+    /// to another spawn location between two frames: `after_every_chunk`), for every column in both
+    /// directions, with and without a filter, whether a column's order was kept all
+    /// along or made again after another column's.
     #[test]
-    fn kept_keys_order_the_list_as_a_full_sort_after_every_chunk() {
+    fn kept_orders_order_the_list_as_a_full_sort_after_every_chunk() {
         let columns: Vec<(Column, &str)> = Column::ALL
             .into_iter()
-            .filter(|c| keys::cacheable(*c))
             .flat_map(|c| ["", "worker", "idle"].map(|needle| (c, needle)))
             .collect();
-        let mut kept: Vec<KeyCache> = columns.iter().map(|_| KeyCache::default()).collect();
-        let mut shared = KeyCache::default();
+        let mut kept: Vec<KeptOrders> = columns.iter().map(|_| KeptOrders::default()).collect();
+        let mut shared = KeptOrders::default();
         let mut compared = 0;
-        crate::ui::kept::after_every_chunk(|session, _| {
-            let state = &session.state;
+        crate::ui::kept::after_every_chunk(|state| {
             for (&(c, needle), keys) in columns.iter().zip(&mut kept) {
-                keys.sync(c, needle, state);
-                shared.sync(c, needle, state);
                 for descending in [false, true] {
                     let view = TasksView {
                         sort: c,
@@ -672,6 +717,8 @@ mod tests {
                         filter: needle.into(),
                         ..TasksView::default()
                     };
+                    keys.sync(&view, state);
+                    shared.sync(&view, state);
                     let mut full = view.ordered(state);
                     let len = full.len();
                     let want: Vec<TaskId> = full.window(0, len).iter().map(|t| t.id).collect();

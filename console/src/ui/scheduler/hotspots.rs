@@ -152,39 +152,17 @@ mod tests {
     use super::*;
     use crate::ui::kept::after_every_chunk;
 
-    const ELSEWHERE: &str = "kernel/src/elsewhere.rs:1:1";
-
     /// The panes from kept spots are exactly what a pass over every task gives,
-    /// after every chunk of input (tasks spawned, polled, completed, evicted), for
-    /// each ranking, kept all along or derived again after another ranking's.
+    /// after every chunk of input (tasks spawned, polled, completed, evicted, moved
+    /// to another spawn location: `after_every_chunk`), for each ranking, kept all
+    /// along or derived again after another ranking's.
     #[test]
     fn kept_spots_rank_and_sum_as_a_pass_over_every_task() {
         let rankings = [Ranking::Busy, Ranking::LongestPoll, Ranking::SchedP99];
         let mut kept: Vec<Hotspots> = rankings.iter().map(|_| Hotspots::default()).collect();
         let mut shared = Hotspots::default();
         let mut locations_seen = 0;
-        after_every_chunk(|session, k| {
-            // A second spawn location (the generator has one): tasks move between
-            // the two, long after their last event, the way the state model changes
-            // a task.
-            let moved: Vec<TaskId> = session
-                .state
-                .tasks
-                .keys()
-                .copied()
-                .filter(|id| id.get() % 7 == k as u64 % 7)
-                .collect();
-            for id in moved {
-                if let Some(t) = session.state.tasks.get_mut(&id) {
-                    let to = if &*t.location == ELSEWHERE {
-                        "kernel/src/workload.rs:10:5"
-                    } else {
-                        ELSEWHERE
-                    };
-                    t.location = Text::from(to);
-                }
-            }
-            let state = &session.state;
+        after_every_chunk(|state| {
             let now = state.now();
             for (ranking, spots) in rankings.iter().zip(&mut kept) {
                 spots.sync(*ranking, state);
