@@ -242,7 +242,8 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, .. } => keyed.iter().map(|e| e.1).max(),
             Ordered::Sorted(rows) => rows.iter().map(|t| t.id).max(),
-            Ordered::Cached { state, .. } | Ordered::Text { state, .. } => state.tasks.keys().next_back().copied(),
+            Ordered::Cached { keys, .. } => keys.max_id(),
+            Ordered::Text { state, .. } => state.tasks.keys().next_back().copied(),
         }
     }
 
@@ -725,6 +726,7 @@ mod tests {
                     for keys in [&*keys, &shared] {
                         let mut cached = view.ordered_with(state, keys);
                         assert_eq!(cached.len(), len, "{c:?} /{needle}");
+                        assert_eq!(cached.max_id(), want.iter().max().copied(), "{c:?} /{needle}");
                         for (from, n) in [(0, 10), (0, len), (len / 2, 7), (len.saturating_sub(3), 9)] {
                             let got: Vec<TaskId> = cached.window(from, n).iter().map(|t| t.id).collect();
                             let want = &want[from.min(len)..(from + n).min(len)];

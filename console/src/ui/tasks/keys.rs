@@ -125,6 +125,15 @@ impl KeyCache {
             .map(move |(slot, e)| (e.order(now, descending), slot))
     }
 
+    /// The newest task the filter keeps.
+    pub(super) fn max_id(&self) -> Option<TaskId> {
+        self.kept
+            .iter()
+            .filter(|&(slot, e)| self.keeps(slot, e))
+            .map(|(_, e)| e.id)
+            .max()
+    }
+
     /// Where task `id` is in display order.
     pub(super) fn position(&self, state: &State, id: TaskId, descending: bool) -> Option<usize> {
         let slot = state.tasks.slot_of(&id)?;
