@@ -101,19 +101,20 @@ pub fn take_sampled(cpu: usize) -> bool {
     SAMPLED[cpu].swap(false, Ordering::Relaxed)
 }
 
-/// The local APIC timer fired: samples if due and re-arms the sampling deadline.
-pub fn on_timer(frame: &InterruptFrame) {
+/// The local APIC timer fired: samples if due. Returns when this CPU's next sample
+/// is due (`u64::MAX`: sampling is off), which the caller programs the timer for.
+pub fn on_timer(frame: &InterruptFrame) -> u64 {
     let Some(me) = percpu::try_current() else {
-        return;
+        return u64::MAX;
     };
     let cpu = me.index as usize;
     if !ARMED[cpu].load(Ordering::Relaxed) {
-        return;
+        return u64::MAX;
     }
     let hz = HZ.load(Ordering::Relaxed);
     if hz == 0 {
         ARMED[cpu].store(false, Ordering::Relaxed);
-        return;
+        return u64::MAX;
     }
     let now = sched::now_ns();
     let mut next = NEXT_NS[cpu].load(Ordering::Relaxed);
@@ -126,7 +127,7 @@ pub fn on_timer(frame: &InterruptFrame) {
         TAKEN.fetch_add(1, Ordering::Relaxed);
         TICKS.fetch_add(crate::arch::rdtsc() - start, Ordering::Relaxed);
     }
-    apic::start_oneshot(next.saturating_sub(now).max(1));
+    next
 }
 
 /// Records one sample of the interrupted context `frame` on this CPU.

@@ -87,9 +87,15 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         }
         guests.push((m.guest, m.path));
     }
-    let mut config = wasmtime::Config::new();
-    lucid_wasm::configure(&mut config)?;
-    let engine = wasmtime::Engine::new(&config)?;
+    let engine = |metering| -> anyhow::Result<wasmtime::Engine> {
+        let mut config = wasmtime::Config::new();
+        lucid_wasm::configure(&mut config, metering)?;
+        Ok(wasmtime::Engine::new(&config)?)
+    };
+    let (timer, fuel) = (
+        engine(lucid_wasm::Metering::Timer)?,
+        engine(lucid_wasm::Metering::Fuel)?,
+    );
     let mut images = Vec::new();
     let mut blobs = Vec::new();
     let mut tables = Vec::new();
@@ -99,6 +105,10 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         if guest.entry.is_empty() {
             guest.entry = modules::default_entry(&wasm)?.to_string();
         }
+        let engine = match guest.metering()? {
+            lucid_wasm::Metering::Timer => &timer,
+            lucid_wasm::Metering::Fuel => &fuel,
+        };
         let cwasm = engine
             .precompile_module(&wasm)
             .map_err(anyhow::Error::from)
@@ -115,6 +125,8 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         .map(|((((g, _), cwasm), args), lines)| GuestEntry {
             name: &g.name,
             entry: &g.entry,
+            // Checked when each module was compiled above.
+            metering: g.metering().unwrap_or(lucid_wasm::Metering::Fuel),
             fuel_per_slice: g.fuel_per_slice,
             fuel_budget: g.fuel_budget,
             max_memory_pages: g.max_memory_pages,

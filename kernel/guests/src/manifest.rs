@@ -18,7 +18,11 @@ pub struct Guest {
     /// Exported entry function.
     #[serde(default = "default_entry")]
     pub entry: String,
-    /// Fuel per time slice.
+    /// How its time on a CPU is limited: `"timer"` (no checks in its code; the
+    /// default) or `"fuel"` (the default when it has a `fuel_budget`).
+    #[serde(default)]
+    pub preempt: Option<Preempt>,
+    /// Fuel per time slice (with fuel metering).
     #[serde(default = "default_slice")]
     pub fuel_per_slice: u64,
     /// Lifetime fuel budget (0 = unlimited).
@@ -42,12 +46,34 @@ pub struct Guest {
     pub env: Vec<String>,
 }
 
+/// A manifest's `preempt` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preempt {
+    /// By the kernel's timer.
+    Timer,
+    /// By fuel.
+    Fuel,
+}
+
+impl Preempt {
+    /// Parses a `--wasm` setting's value.
+    pub fn parse(v: &str) -> Option<Self> {
+        match v {
+            "timer" => Some(Self::Timer),
+            "fuel" => Some(Self::Fuel),
+            _ => None,
+        }
+    }
+}
+
 impl Guest {
     /// A guest with the manifest's defaults (entry from its exports: empty).
     pub fn new(name: String) -> Self {
         Self {
             name,
             entry: String::new(),
+            preempt: None,
             fuel_per_slice: default_slice(),
             fuel_budget: 0,
             max_memory_pages: default_pages(),
@@ -55,6 +81,22 @@ impl Guest {
             autostart: false,
             args: Vec::new(),
             env: Vec::new(),
+        }
+    }
+
+    /// How it is metered: as `preempt` says, else by fuel when it has a fuel
+    /// budget (only fuel can count one), else by the timer.
+    ///
+    /// # Errors
+    /// `preempt = "timer"` with a fuel budget.
+    pub fn metering(&self) -> anyhow::Result<lucid_wasm::Metering> {
+        use lucid_wasm::Metering;
+        match (self.preempt, self.fuel_budget) {
+            (Some(Preempt::Timer), b) if b > 0 => {
+                bail!("guest {:?}: a fuel_budget needs preempt = \"fuel\"", self.name)
+            }
+            (Some(Preempt::Timer), _) | (None, 0) => Ok(Metering::Timer),
+            (Some(Preempt::Fuel), _) | (None, _) => Ok(Metering::Fuel),
         }
     }
 
@@ -97,6 +139,7 @@ pub fn parse(text: &str) -> anyhow::Result<Manifest> {
         if g.kernel_memory_budget == 0 {
             bail!("guest {:?}: kernel_memory_budget must be positive", g.name);
         }
+        g.metering()?;
     }
     Ok(m)
 }

@@ -12,6 +12,7 @@ use crate::manifest::Guest;
 
 /// Settings a `--wasm` spec may give before the path, as `key=value`.
 const SETTINGS: &[&str] = &[
+    "preempt",
     "fuel_per_slice",
     "fuel_budget",
     "max_memory_pages",
@@ -61,6 +62,12 @@ pub fn parse_spec(spec: &str) -> anyhow::Result<UserModule> {
                 .with_context(|| format!("--wasm {spec:?}: {k}={v} is not a number"))
         };
         match k {
+            "preempt" => {
+                guest.preempt = Some(
+                    crate::manifest::Preempt::parse(v)
+                        .with_context(|| format!("--wasm {spec:?}: preempt={v} is not timer or fuel"))?,
+                );
+            }
             "fuel_per_slice" => guest.fuel_per_slice = n()?,
             "fuel_budget" => guest.fuel_budget = n()?,
             "max_memory_pages" => guest.max_memory_pages = u32::try_from(n()?)?,
@@ -68,6 +75,7 @@ pub fn parse_spec(spec: &str) -> anyhow::Result<UserModule> {
             _ => guest.entry = v.to_string(),
         }
     }
+    guest.metering().with_context(|| format!("--wasm {spec:?}"))?;
     Ok(UserModule { guest, path })
 }
 
@@ -160,6 +168,18 @@ mod tests {
         assert!(m.guest.autostart);
         assert!(parse_spec("fuel_budget=x p.wasm").is_err());
         assert!(parse_spec("fuel_budget=1").is_err());
+        use lucid_wasm::Metering;
+        assert_eq!(
+            m.guest.metering().ok(),
+            Some(Metering::Fuel),
+            "a fuel budget is counted in fuel"
+        );
+        let timer = parse_spec("p.wasm").expect("spec");
+        assert_eq!(timer.guest.metering().ok(), Some(Metering::Timer));
+        let fuel = parse_spec("preempt=fuel p.wasm").expect("spec");
+        assert_eq!(fuel.guest.metering().ok(), Some(Metering::Fuel));
+        assert!(parse_spec("preempt=timer fuel_budget=9 p.wasm").is_err());
+        assert!(parse_spec("preempt=often p.wasm").is_err());
     }
 
     #[test]

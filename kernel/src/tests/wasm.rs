@@ -195,22 +195,63 @@ fn the_spawner_demo_starts_short_lived_instances() {
 }
 
 #[ktest]
-fn the_hasher_demo_is_preempted_every_slice() {
+fn the_hasher_demo_is_preempted_by_the_timer_every_slice() {
+    let before = wasm::preempt::preemptions();
     let (id, handle) = rt().spawn("hasher").expect("spawn");
     wait_for(Duration::from_secs(10), "20 slices", || {
         wasm::stats(id).is_some_and(|s| s.slices >= 20)
     });
     let s = wasm::stats(id).expect("alive");
-    let slice = rt().guest("hasher").expect("hasher").entry.fuel_per_slice;
-    // It never calls the kernel between rounds: only fuel ends its polls, and each
-    // poll runs one slice (give or take one basic block).
+    handle.cancel();
+    // It never calls the kernel between rounds and its code has no fuel checks:
+    // only the timer ends its polls.
+    assert!(!rt().guest("hasher").expect("hasher").fuel_metered());
+    assert_eq!(s.fuel, 0, "a timer-sliced guest counts no fuel");
+    let preempted = wasm::preempt::preemptions() - before;
     assert!(
-        s.fuel >= (s.slices - 1) * slice,
-        "{} fuel in {} slices of {slice}",
-        s.fuel,
+        preempted >= s.slices - 1,
+        "{} slices but only {preempted} preemptions",
         s.slices
     );
+}
+
+/// The expected result of `t_preempt_float`: its loop in Rust.
+fn preempt_float_result() -> i32 {
+    let (mut a, mut b, mut c, mut d) = (1.0f64, 0.5f64, 0.0f64, 3.0f64);
+    for _ in 0..3_000_000 {
+        c += a * b;
+        a += 1.0;
+        b *= 0.999_999;
+        d -= c / a;
+    }
+    (c + d).to_bits() as u32 as i32
+}
+
+#[ktest]
+fn guests_preempted_by_the_timer_compute_what_native_code_computes() {
+    quiesce();
+    let before = wasm::preempt::preemptions();
+    // Floats live in SSE registers across every preemption...
+    assert_eq!(run_to_end("t_preempt_float"), Outcome::Exited(preempt_float_result()));
+    // ...and a whole WASI program's integer loop in general-purpose ones.
+    let want = wasm::native_hash(&mut alloc::vec![0u8; 65536], 40);
+    let code = i32::try_from(want & 0x7f).unwrap_or(0);
+    assert_eq!(run_to_end("rust_fnv"), Outcome::Exited(code));
+    let preempted = wasm::preempt::preemptions() - before;
+    assert!(preempted >= 10, "only {preempted} preemptions in two long loops");
+}
+
+#[ktest]
+fn a_preempted_guest_cancelled_while_suspended_ends_killed() {
+    quiesce();
+    let before = wasm::preempt::preemptions();
+    let (id, handle) = rt().spawn("hasher").expect("spawn");
+    wait_for(Duration::from_secs(10), "a preemption", || {
+        wasm::preempt::preemptions() > before && wasm::stats(id).is_some_and(|s| s.slices >= 2)
+    });
     handle.cancel();
+    quiesce();
+    assert!(wasm::stats(id).is_none(), "the cancelled instance is gone");
 }
 
 #[ktest]

@@ -10,8 +10,8 @@ use core::time::Duration;
 
 use wasmtime::{Store, TypedFunc};
 
-use super::Runtime;
 use super::instance::{self, InstanceData, Outcome};
+use super::{Runtime, native_hash};
 use crate::{println, time::Instant};
 
 /// Rounds of 64 KiB hashed per measurement.
@@ -28,20 +28,6 @@ fn median(mut v: [f64; RUNS]) -> f64 {
     v[RUNS / 2]
 }
 
-/// The guest's algorithm in Rust: FNV-1a over 64 KiB, the hash fed back into the
-/// first 8 bytes after every round. `buf` persists across calls, like the guest's
-/// memory.
-fn native_hash(buf: &mut [u8], rounds: i32) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for _ in 0..rounds {
-        for &b in core::hint::black_box(&*buf) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        buf[..8].copy_from_slice(&h.to_le_bytes());
-    }
-    h
-}
-
 fn report(name: &str, value: f64, unit: &str) {
     println!("bench {name} {value:.3} {unit}");
 }
@@ -55,9 +41,9 @@ async fn export(
     use alloc::string::ToString;
     let err = |e: wasmtime::Error| e.to_string();
     let guest = rt.guest(module).ok_or_else(|| alloc::format!("no {module} module"))?;
-    let mut store = instance::bench_store(rt, guest).map_err(err)?;
+    let mut store = instance::bench_store(guest).map_err(err)?;
     let inst = rt
-        .linker
+        .linker(guest)
         .instantiate_async(&mut store, &guest.module)
         .await
         .map_err(err)?;
@@ -125,8 +111,8 @@ pub async fn run(rt: &'static Runtime) -> Result<(), alloc::string::String> {
     for v in &mut per_instance {
         let t = Instant::now();
         for _ in 0..INSTANTIATIONS {
-            let mut store = instance::bench_store(rt, calls).map_err(err)?;
-            rt.linker
+            let mut store = instance::bench_store(calls).map_err(err)?;
+            rt.linker(calls)
                 .instantiate_async(&mut store, &calls.module)
                 .await
                 .map_err(err)?;

@@ -127,28 +127,37 @@ fn write(c: &mut Cx<'_>, h: Hostcall, ptr: i32, bytes: &[u8]) -> wasmtime::Resul
 /// instance blocked in `h` meanwhile, and the guest starts a fresh slice after it.
 /// The fuel hostcalls charged meanwhile ([`pay`]) is taken from the store first.
 pub(super) async fn blocking<T>(c: &mut Cx<'_>, h: Hostcall, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
-    let owed = c.data().meter.fuel_owed.swap(0, Ordering::Relaxed);
-    let fuel = c.get_fuel()?.saturating_sub(owed);
-    // Out of fuel: the guest's next instruction traps and its budget kills it.
-    c.set_fuel(fuel)?;
-    {
-        let m = &c.data().meter;
-        m.fuel_at_block.store(fuel, Ordering::Relaxed);
-        m.blocked_on.store(h as u32, Ordering::Relaxed);
+    // A guest the timer slices has no fuel: its slice is time, and the poll
+    // wrapper starts a fresh one at its next poll.
+    let metered = c.data().guest.fuel_metered();
+    if metered {
+        let owed = c.data().meter.fuel_owed.swap(0, Ordering::Relaxed);
+        let fuel = c.get_fuel()?.saturating_sub(owed);
+        // Out of fuel: the guest's next instruction traps and its budget kills it.
+        c.set_fuel(fuel)?;
+        c.data().meter.fuel_at_block.store(fuel, Ordering::Relaxed);
     }
+    c.data().meter.blocked_on.store(h as u32, Ordering::Relaxed);
     let out = fut.await;
-    let fuel = c.get_fuel()?;
-    c.set_fuel(fuel)?;
-    let m = &c.data().meter;
-    m.slice_start_fuel.store(fuel, Ordering::Relaxed);
-    m.blocked_on.store(Meter::NONE, Ordering::Relaxed);
+    if metered {
+        let fuel = c.get_fuel()?;
+        c.set_fuel(fuel)?;
+        c.data().meter.slice_start_fuel.store(fuel, Ordering::Relaxed);
+    }
+    c.data().meter.blocked_on.store(Meter::NONE, Ordering::Relaxed);
     Ok(out)
 }
 
 /// Charges `cost` fuel for work the kernel did for the guest. It is owed (taken at
 /// the next block) while the current slice has room for it, so the slice keeps its
 /// end; a cost that reaches the slice's end ends the slice at once.
+///
+/// A guest the timer slices pays in time instead: the kernel's work for it runs in
+/// its slice.
 pub(super) async fn pay(c: &mut Cx<'_>, cost: u64) -> wasmtime::Result<()> {
+    if !c.data().guest.fuel_metered() {
+        return Ok(());
+    }
     let fuel = c.get_fuel()?;
     let slice = c.data().guest.entry.fuel_per_slice;
     let m = &c.data().meter;

@@ -156,6 +156,9 @@ pub(super) struct Meter {
     /// Per hostcall: calls and TSC ticks since the last report.
     calls: [AtomicU64; HOSTCALLS],
     ticks: [AtomicU64; HOSTCALLS],
+    /// The store, for the timer to suspend its wasm (timer-metered guests, once
+    /// the store exists).
+    preempt: spin::Once<wasmtime::PreemptHandle>,
 }
 
 const HOSTCALLS: usize = Hostcall::ALL.len();
@@ -182,6 +185,7 @@ impl Meter {
             hostcalls: AtomicU64::new(0),
             calls: [const { AtomicU64::new(0) }; HOSTCALLS],
             ticks: [const { AtomicU64::new(0) }; HOSTCALLS],
+            preempt: spin::Once::new(),
         }
     }
 
@@ -386,6 +390,7 @@ pub(super) fn spawn(
     let run = Metered {
         _tree: (member, child),
         id,
+        guest,
         interval: guest.entry.fuel_per_slice,
         meter,
         tls: [core::ptr::null_mut(); platform::TLS_SLOTS],
@@ -430,9 +435,15 @@ fn join_tree(guest: &Guest, parent: Option<&Handles>) -> Result<(Member, Option<
 async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, budget: u64) -> Outcome {
     let id = data.id;
     let meter = data.meter.clone();
-    let mut store = Store::new(&rt.engine, data);
+    let mut store = Store::new(guest.module.engine(), data);
     store.limiter(|d| d);
-    let setup = fuel(&mut store, budget, Some(guest.entry.fuel_per_slice));
+    if !guest.fuel_metered() {
+        // The store's state is boxed and outlives every poll that arms the timer.
+        let handle = *meter.preempt.call_once(|| store.preempt_handle());
+        // This first poll goes on into the guest: its slice starts now.
+        super::preempt::arm(handle, guest);
+    }
+    let setup = fuel(&mut store, guest, budget, Some(guest.entry.fuel_per_slice));
     let outcome = match setup {
         Ok(()) => call(rt, guest, &mut store).await,
         Err(e) => Err(e),
@@ -494,8 +505,12 @@ async fn run(rt: &'static Runtime, guest: &'static Guest, data: InstanceData, bu
     outcome
 }
 
-/// Gives `store` its fuel budget, sliced into `slice`s if given.
-fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> wasmtime::Result<()> {
+/// Gives `store` its fuel budget, sliced into `slice`s if given (nothing for a
+/// guest the timer preempts: its engine has no fuel).
+fn fuel(store: &mut Store<InstanceData>, guest: &Guest, budget: u64, slice: Option<u64>) -> wasmtime::Result<()> {
+    if !guest.fuel_metered() {
+        return Ok(());
+    }
     // The interval first: `set_fuel` splits the budget into one slice's injection
     // and a reserve.
     store.fuel_async_yield_interval(slice)?;
@@ -505,7 +520,7 @@ fn fuel(store: &mut Store<InstanceData>, budget: u64, slice: Option<u64>) -> was
 #[cfg(not(feature = "ktest"))]
 /// A store for running `guest`'s exports directly in the calling task (no instance
 /// task, no slicing): what `cargo xtask bench` measures.
-pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
+pub(super) fn bench_store(guest: &'static Guest) -> wasmtime::Result<Store<InstanceData>> {
     let budget = Budget::new(lucid_wasm::DEFAULT_KERNEL_MEMORY_BUDGET as usize);
     let data = InstanceData {
         id: InstanceId(0),
@@ -517,15 +532,15 @@ pub(super) fn bench_store(rt: &'static Runtime, guest: &'static Guest) -> wasmti
         wasi: super::wasi::WasiState::new(guest.entry.args),
         strikes: Strikes::default(),
     };
-    let mut store = Store::new(&rt.engine, data);
+    let mut store = Store::new(guest.module.engine(), data);
     store.limiter(|d| d);
-    fuel(&mut store, u64::MAX, None)?;
+    fuel(&mut store, guest, u64::MAX, None)?;
     Ok(store)
 }
 
 async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<InstanceData>) -> wasmtime::Result<i32> {
     let instance = rt
-        .linker
+        .linker(guest)
         .instantiate_async(&mut *store, &guest.module)
         .frame("instantiate")
         .await?;
@@ -538,7 +553,12 @@ async fn call(rt: &'static Runtime, guest: &'static Guest, store: &mut Store<Ins
         task,
         module: guest.entry.name,
         memory_pages: data.pages,
-        fuel_per_slice: guest.entry.fuel_per_slice,
+        // 0: sliced by the timer.
+        fuel_per_slice: if guest.fuel_metered() {
+            guest.entry.fuel_per_slice
+        } else {
+            0
+        },
     }));
     if let Some(args) = args_message(data.id, &data.meter.args) {
         trace::message(&args);
@@ -667,12 +687,14 @@ fn report_trap(instance: InstanceId, code: TrapCode, reason: &str) {
 }
 
 /// The instance task's future: carries wasmtime's TLS slots with the task across
-/// CPUs, and reports fuel, slices, state and hostcalls after every poll.
+/// CPUs, arms the timer for a timer-metered guest's slice, and reports fuel,
+/// slices, state and hostcalls after every poll.
 struct Metered<F> {
     /// Its place in its tree and its charge as a child, given back together with
     /// its place among the kernel's live instances (`LIVE`).
     _tree: (Member, Option<Charge>),
     id: InstanceId,
+    guest: &'static Guest,
     interval: u64,
     meter: Arc<Meter>,
     tls: [*mut u8; platform::TLS_SLOTS],
@@ -713,10 +735,18 @@ impl<F: Future<Output = Outcome>> Future for Metered<F> {
         let cpu = crate::arch::percpu::try_current().map_or(0, |c| c.index);
         this.meter.cpu.store(cpu, Ordering::Relaxed);
         let saved = platform::swap_tls(this.tls);
+        if let Some(&handle) = this.meter.preempt.get() {
+            super::preempt::arm(handle, this.guest);
+        }
         let r = this.inner.as_mut().poll(cx);
+        if !this.guest.fuel_metered() {
+            super::preempt::disarm();
+        }
         this.tls = platform::swap_tls(saved);
         let m = &this.meter;
         let remaining = match (&r, m.blocked_on.load(Ordering::Relaxed)) {
+            // Sliced by the timer: no fuel is counted.
+            _ if !this.guest.fuel_metered() => this.last_fuel,
             (Poll::Ready(_), _) => m.final_fuel.load(Ordering::Relaxed),
             (Poll::Pending, Meter::NONE) => {
                 // A fuel yield: the slice's whole injection was used, and wasmtime

@@ -5,7 +5,10 @@
 //! - `code_memory`: native code pages (RW while loading, RX once published).
 //! - `stacks`: fiber stacks with guard pages, pooled.
 //! - `cpu`: ISA features from CPUID, so a `.cwasm` that needs more is refused.
-//! - `instance`: one instance per task, fuel-sliced, limited, traced.
+//! - `instance`: one instance per task, sliced by the timer or by fuel, limited,
+//!   traced.
+//! - [`preempt`]: suspending a guest from the timer interrupt when its slice is
+//!   over.
 //! - `host`: the `lucid` import module; `channel`: capabilities between instances.
 //! - `wasi`: WASI preview 1 (`wasi_snapshot_preview1`) for ordinary programs.
 
@@ -18,6 +21,7 @@ mod cpu;
 pub(crate) mod host;
 mod instance;
 pub mod platform;
+pub mod preempt;
 mod stacks;
 pub mod traps;
 pub mod vm;
@@ -29,6 +33,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use lucid_boot_api::BootInfo;
+use lucid_wasm::Metering;
 use lucid_wasm::bundle::{ARCHIVE_ENTRY, Bundle, BundleError, GuestEntry};
 use spin::Once;
 use wasmtime::{Config, Engine, Linker, Module};
@@ -39,6 +44,20 @@ pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outco
 /// Longest function name a [`lucid_protocol::WasmFunction`] carries (bytes; one
 /// record must stay well inside a control frame).
 const MAX_FUNCTION_NAME: usize = 200;
+
+/// The `hasher` and `rust_fnv` guests' algorithm in kernel Rust: FNV-1a over `buf`,
+/// the hash fed back into its first 8 bytes after every round. `buf` persists
+/// across calls, like a guest's memory.
+pub fn native_hash(buf: &mut [u8], rounds: i32) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for _ in 0..rounds {
+        for &b in core::hint::black_box(&*buf) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        buf[..8].copy_from_slice(&h.to_le_bytes());
+    }
+    h
+}
 
 /// Cuts `s` to at most `max` bytes at a character boundary.
 fn truncate_at_char(s: &mut String, max: usize) {
@@ -59,6 +78,23 @@ pub struct Guest {
     pub module: Module,
     /// Its source lines by module offset (empty without DWARF).
     pub lines: lucid_wasm::lines::LineTable<'static>,
+    /// Where its functions' bodies lie in memory (start, end), by address: the
+    /// only places the timer suspends it (never in a trampoline between host and
+    /// guest).
+    bodies: Vec<(u64, u64)>,
+}
+
+impl Guest {
+    /// Whether it is metered by fuel (else preempted by the timer).
+    pub fn fuel_metered(&self) -> bool {
+        self.entry.metering == Metering::Fuel
+    }
+
+    /// Whether `rip` lies in the body of one of its functions.
+    pub fn in_body(&self, rip: u64) -> bool {
+        let i = self.bodies.partition_point(|&(start, _)| start <= rip);
+        i > 0 && rip < self.bodies[i - 1].1
+    }
 }
 
 impl fmt::Debug for Guest {
@@ -69,10 +105,10 @@ impl fmt::Debug for Guest {
     }
 }
 
-/// The engine, the `lucid` imports and the bundle's modules.
+/// The engines (one per [`Metering`]), the imports and the bundle's modules.
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<instance::InstanceData>,
+    timer_linker: Linker<instance::InstanceData>,
+    fuel_linker: Linker<instance::InstanceData>,
     guests: Vec<Guest>,
 }
 
@@ -152,10 +188,11 @@ pub fn runtime() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// The kernel's engine: the shared settings plus what only the kernel knows.
-fn engine() -> Result<Engine, InitError> {
+/// The kernel's engine for guests metered by `metering`: the shared settings plus
+/// what only the kernel knows.
+fn engine(metering: Metering) -> Result<Engine, InitError> {
     let mut config = Config::new();
-    lucid_wasm::configure(&mut config).map_err(|e| InitError::Engine(e.to_string()))?;
+    lucid_wasm::configure(&mut config, metering).map_err(|e| InitError::Engine(e.to_string()))?;
     // SAFETY: `cpu::detect` answers from CPUID and says "no" to anything that needs
     // state the kernel does not enable (AVX), so wasmtime only accepts code this CPU
     // can execute.
@@ -188,24 +225,46 @@ pub fn init(bytes: &'static [u8]) -> Result<&'static Runtime, InitError> {
         return Ok(rt);
     }
     let bundle = Bundle::parse(bytes).map_err(InitError::Bundle)?;
-    let engine = engine()?;
-    let mut linker = Linker::new(&engine);
-    host::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
-    wasi::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
+    let linker = |metering| -> Result<Linker<instance::InstanceData>, InitError> {
+        let mut linker = Linker::new(&engine(metering)?);
+        host::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
+        wasi::define(&mut linker).map_err(|e| InitError::Engine(e.to_string()))?;
+        Ok(linker)
+    };
+    let (timer_linker, fuel_linker) = (linker(Metering::Timer)?, linker(Metering::Fuel)?);
     let mut guests = Vec::with_capacity(bundle.len());
     for entry in bundle.entries() {
+        let engine = match entry.metering {
+            Metering::Timer => timer_linker.engine(),
+            Metering::Fuel => fuel_linker.engine(),
+        };
         // SAFETY: the image comes from the boot bundle, built by our precompiler
         // with this engine's settings (the fingerprint was checked above) and
         // trusted like the kernel image itself; wasmtime checks its header again.
-        let module = unsafe { Module::deserialize(&engine, entry.cwasm) }.map_err(|e| InitError::Module {
+        let module = unsafe { Module::deserialize(engine, entry.cwasm) }.map_err(|e| InitError::Module {
             name: entry.name,
             reason: e.to_string(),
         })?;
         // Checked when the bundle was parsed: an unreadable table is none.
         let lines = lucid_wasm::lines::LineTable::parse(entry.lines).unwrap_or_default();
-        guests.push(Guest { entry, module, lines });
+        let base = module.text().as_ptr() as u64;
+        let mut bodies: Vec<(u64, u64)> = module
+            .functions()
+            .map(|f| (base + f.offset as u64, base + (f.offset + f.len) as u64))
+            .collect();
+        bodies.sort_unstable();
+        guests.push(Guest {
+            entry,
+            module,
+            lines,
+            bodies,
+        });
     }
-    Ok(RUNTIME.call_once(|| Runtime { engine, linker, guests }))
+    Ok(RUNTIME.call_once(|| Runtime {
+        timer_linker,
+        fuel_linker,
+        guests,
+    }))
 }
 
 impl Runtime {
@@ -219,9 +278,13 @@ impl Runtime {
         self.guests.iter().find(|g| g.entry.name == name)
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The imports, for instances of `guest` (its engine's linker).
+    fn linker(&self, guest: &Guest) -> &Linker<instance::InstanceData> {
+        if guest.fuel_metered() {
+            &self.fuel_linker
+        } else {
+            &self.timer_linker
+        }
     }
 
     /// Starts an instance of `name` with no handles.

@@ -13,7 +13,7 @@
 
 use core::{fmt, str};
 
-use crate::config::{WASMTIME_VERSION, fingerprint};
+use crate::config::{Metering, WASMTIME_VERSION, fingerprint};
 
 /// First bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"LUCIDWB\0";
@@ -31,6 +31,8 @@ const ENTRY_LEN: usize = 144;
 #[cfg(any(test, feature = "alloc"))]
 const DATA_ALIGN: usize = 16;
 const FLAG_AUTOSTART: u32 = 1;
+/// Compiled by the fuel engine ([`Metering::Fuel`]); without it, the timer engine.
+const FLAG_FUEL: u32 = 2;
 
 /// Why a bundle is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +99,10 @@ pub struct GuestEntry<'a> {
     pub name: &'a str,
     /// The exported function to call, `() -> ()` or `() -> i32`.
     pub entry: &'a str,
-    /// Fuel per time slice: the instance yields its CPU after using this much.
+    /// How its time on a CPU is limited (and so which engine compiled it).
+    pub metering: Metering,
+    /// Fuel per time slice: the instance yields its CPU after using this much
+    /// (with [`Metering::Fuel`]).
     pub fuel_per_slice: u64,
     /// Fuel for the instance's whole life; 0 = unlimited. Exceeding it kills it.
     pub fuel_budget: u64,
@@ -221,6 +226,11 @@ impl<'a> Bundle<'a> {
             fuel_budget: u64_at(raw, at + 8),
             max_memory_pages: u32_at(raw, at + 16),
             autostart: u32_at(raw, at + 20) & FLAG_AUTOSTART != 0,
+            metering: if u32_at(raw, at + 20) & FLAG_FUEL != 0 {
+                Metering::Fuel
+            } else {
+                Metering::Timer
+            },
             args,
             kernel_memory_budget: match u64_at(raw, at + 40) {
                 0 => DEFAULT_KERNEL_MEMORY_BUDGET,
@@ -256,7 +266,9 @@ pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::s
         out.extend_from_slice(&e.fuel_per_slice.to_le_bytes());
         out.extend_from_slice(&e.fuel_budget.to_le_bytes());
         out.extend_from_slice(&e.max_memory_pages.to_le_bytes());
-        out.extend_from_slice(&(if e.autostart { FLAG_AUTOSTART } else { 0 }).to_le_bytes());
+        let fuel = if e.metering == Metering::Fuel { FLAG_FUEL } else { 0 };
+        let autostart = if e.autostart { FLAG_AUTOSTART } else { 0 };
+        out.extend_from_slice(&(autostart | fuel).to_le_bytes());
         out.extend_from_slice(&(offset as u64).to_le_bytes());
         out.extend_from_slice(&(e.cwasm.len() as u64).to_le_bytes());
         out.extend_from_slice(&e.kernel_memory_budget.to_le_bytes());
@@ -314,6 +326,7 @@ mod tests {
         let a = GuestEntry {
             name: "ping",
             entry: "main",
+            metering: Metering::Timer,
             fuel_per_slice: 10_000,
             fuel_budget: 0,
             max_memory_pages: 4,
@@ -326,6 +339,7 @@ mod tests {
         let b = GuestEntry {
             name: "pong",
             autostart: false,
+            metering: Metering::Fuel,
             fuel_budget: 7,
             kernel_memory_budget: 4096,
             args: b"\x02\0\0\0\0\0\0\0pong\0-v\0",
@@ -343,10 +357,11 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].name, "ping");
         assert!(all[0].autostart);
+        assert_eq!(all[0].metering, Metering::Timer);
         assert_eq!(all[0].cwasm, b"abc");
         assert_eq!(
-            bundle.find("pong").map(|e| (e.fuel_budget, e.cwasm)),
-            Some((7, &b"0123456789abcdefXYZ"[..]))
+            bundle.find("pong").map(|e| (e.fuel_budget, e.metering, e.cwasm)),
+            Some((7, Metering::Fuel, &b"0123456789abcdefXYZ"[..]))
         );
         assert_eq!(bundle.find("nope"), None);
         assert_eq!(
@@ -394,6 +409,7 @@ mod tests {
         let e = GuestEntry {
             name: "a-very-long-module-name-that-does-not-fit",
             entry: "main",
+            metering: Metering::Timer,
             fuel_per_slice: 1,
             fuel_budget: 0,
             max_memory_pages: 1,
@@ -420,6 +436,7 @@ mod tests {
         let e = GuestEntry {
             name: "t",
             entry: "_start",
+            metering: Metering::Timer,
             fuel_per_slice: 1,
             fuel_budget: 0,
             max_memory_pages: 1,

@@ -34,7 +34,8 @@ pub struct Settings {
     pub memory_reservation: u64,
     /// Bytes of guard after each linear memory.
     pub memory_guard_size: u64,
-    /// Fuel metering (the kernel's preemption and budget).
+    /// Fuel metering in the engine for guests preempted by fuel ([`Metering::Fuel`];
+    /// the other engine never meters).
     pub consume_fuel: bool,
     /// Native stack a guest may use.
     pub max_wasm_stack: usize,
@@ -55,8 +56,9 @@ pub struct Settings {
 /// the accessible pages page-faults, and the kernel's fault handler hands faults
 /// at wasm trap sites (with `ud2` and divide errors) to wasmtime, which turns them
 /// into traps (`signals_based_traps(true)`; the kernel side is `wasm::traps` and
-/// `wasm::vm`). Preemption is by fuel: the kernel is tickless, so there is no
-/// periodic interrupt to advance an epoch.
+/// `wasm::vm`). Guests are preempted by the kernel's timer ([`Metering::Timer`]:
+/// no check in the generated code at all) unless they need a fuel budget
+/// ([`Metering::Fuel`]: a fuel check in every loop and function).
 pub const SETTINGS: Settings = Settings {
     target: TARGET,
     memory_reservation: 1 << 32,
@@ -68,11 +70,24 @@ pub const SETTINGS: Settings = Settings {
     multi_value: true,
 };
 
-/// Applies [`SETTINGS`] (and the fixed choices that follow from them).
+/// How a guest's time on a CPU is limited, which decides the engine that compiles
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// The kernel's timer interrupt suspends the guest wherever it is when its
+    /// slice is over; its code carries no checks. The default.
+    Timer,
+    /// Fuel checks compiled into the code yield after `fuel_per_slice` and kill the
+    /// guest at its `fuel_budget`: for guests with a lifetime budget in operators.
+    Fuel,
+}
+
+/// Applies [`SETTINGS`] (and the fixed choices that follow from them) for guests
+/// metered by `metering`.
 ///
 /// # Errors
 /// If wasmtime rejects [`TARGET`] (it does not for this build).
-pub fn configure(config: &mut Config) -> wasmtime::Result<&mut Config> {
+pub fn configure(config: &mut Config, metering: Metering) -> wasmtime::Result<&mut Config> {
     let s = SETTINGS;
     config.target(s.target)?;
     config
@@ -83,7 +98,7 @@ pub fn configure(config: &mut Config) -> wasmtime::Result<&mut Config> {
         .guard_before_linear_memory(false)
         .memory_init_cow(false)
         .memory_may_move(false)
-        .consume_fuel(s.consume_fuel)
+        .consume_fuel(s.consume_fuel && metering == Metering::Fuel)
         .epoch_interruption(false)
         .max_wasm_stack(s.max_wasm_stack)
         .wasm_simd(s.simd)
@@ -105,7 +120,10 @@ pub fn configure(config: &mut Config) -> wasmtime::Result<&mut Config> {
 pub fn fingerprint() -> u64 {
     let mut hash = Fnv1a(0xcbf2_9ce4_8422_2325);
     // Writing into a hasher cannot fail.
-    let _ = write!(hash, "wasmtime {WASMTIME_VERSION}; {SETTINGS:?}");
+    let _ = write!(
+        hash,
+        "wasmtime {WASMTIME_VERSION}; {SETTINGS:?}; timer-metered guests without fuel"
+    );
     hash.0
 }
 
@@ -127,10 +145,12 @@ mod tests {
 
     #[test]
     fn configure_accepts_the_shared_settings() {
-        let mut config = Config::new();
-        configure(&mut config).expect("shared config");
-        #[cfg(feature = "compiler")]
-        wasmtime::Engine::new(&config).expect("engine from the shared config");
+        for metering in [Metering::Timer, Metering::Fuel] {
+            let mut config = Config::new();
+            configure(&mut config, metering).expect("shared config");
+            #[cfg(feature = "compiler")]
+            wasmtime::Engine::new(&config).expect("engine from the shared config");
+        }
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub mod text;
 pub mod wasi;
 
 pub use bundle::{Bundle, BundleError, DEFAULT_KERNEL_MEMORY_BUDGET, GuestEntry};
-pub use config::{ASYNC_STACK_SIZE, MAX_WASM_STACK, TARGET, configure, fingerprint};
+pub use config::{ASYNC_STACK_SIZE, MAX_WASM_STACK, Metering, TARGET, configure, fingerprint};

@@ -93,7 +93,8 @@ pub enum WasmState {
     Created,
     /// Executing guest code.
     Running,
-    /// Out of fuel for this slice, or blocked in a hostcall.
+    /// Its slice ended (out of fuel, or preempted by the timer), or blocked in a
+    /// hostcall.
     Suspended,
     /// Stopped by a trap.
     Trapped,
@@ -293,7 +294,8 @@ pub struct WasmInstanceCreated<'a> {
     pub module: &'a str,
     /// Initial linear memory in 64 KiB pages.
     pub memory_pages: u32,
-    /// Fuel per slice.
+    /// Fuel per slice; 0 when the kernel's timer slices it (its code counts no
+    /// fuel).
     pub fuel_per_slice: u64,
 }
 

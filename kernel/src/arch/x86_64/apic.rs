@@ -142,9 +142,16 @@ pub fn send_ipi(dest: u32, ipi: Ipi) {
     }
 }
 
+/// The timer carries the earliest of this CPU's deadlines: its next sample and the
+/// end of the slice of the guest it runs.
 fn on_timer(frame: &mut idt::InterruptFrame) {
     TICKS.fetch_add(1, Ordering::Relaxed);
-    crate::sampling::on_timer(frame);
+    let sample = crate::sampling::on_timer(frame);
+    let slice = crate::wasm::preempt::on_timer(frame);
+    let next = sample.min(slice);
+    if next != u64::MAX {
+        start_oneshot(next.saturating_sub(crate::sched::now_ns()).max(1));
+    }
     eoi();
 }
 
