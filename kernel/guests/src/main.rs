@@ -127,6 +127,7 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
             entry: &g.entry,
             // Checked when each module was compiled above.
             metering: g.metering().unwrap_or(lucid_wasm::Metering::Fuel),
+            slice_us: g.slice_us,
             fuel_per_slice: g.fuel_per_slice,
             fuel_budget: g.fuel_budget,
             max_memory_pages: g.max_memory_pages,

@@ -22,6 +22,9 @@ pub struct Guest {
     /// default) or `"fuel"` (the default when it has a `fuel_budget`).
     #[serde(default)]
     pub preempt: Option<Preempt>,
+    /// Microseconds of CPU per time slice (with timer preemption).
+    #[serde(default = "default_slice_us")]
+    pub slice_us: u64,
     /// Fuel per time slice (with fuel metering).
     #[serde(default = "default_slice")]
     pub fuel_per_slice: u64,
@@ -74,6 +77,7 @@ impl Guest {
             name,
             entry: String::new(),
             preempt: None,
+            slice_us: default_slice_us(),
             fuel_per_slice: default_slice(),
             fuel_budget: 0,
             max_memory_pages: default_pages(),
@@ -115,6 +119,10 @@ fn default_entry() -> String {
     "main".into()
 }
 
+fn default_slice_us() -> u64 {
+    lucid_wasm::DEFAULT_SLICE_US
+}
+
 fn default_slice() -> u64 {
     200_000
 }
@@ -135,6 +143,9 @@ pub fn parse(text: &str) -> anyhow::Result<Manifest> {
         }
         if g.fuel_per_slice == 0 {
             bail!("guest {:?}: fuel_per_slice must be positive", g.name);
+        }
+        if g.slice_us == 0 {
+            bail!("guest {:?}: slice_us must be positive", g.name);
         }
         if g.kernel_memory_budget == 0 {
             bail!("guest {:?}: kernel_memory_budget must be positive", g.name);
@@ -160,5 +171,13 @@ mod tests {
         assert!(parse("[[guest]]\nname = \"a\"\n[[guest]]\nname = \"a\"\n").is_err());
         assert!(parse("[[guest]]\nname = \"a\"\nfuel_per_slice = 0\n").is_err());
         assert!(parse("[[guest]]\nname = \"a\"\ncolour = 1\n").is_err());
+        assert!(parse("[[guest]]\nname = \"a\"\nslice_us = 0\n").is_err());
+        assert_eq!(m.guests[0].slice_us, lucid_wasm::DEFAULT_SLICE_US);
+        use lucid_wasm::Metering;
+        assert_eq!(m.guests[0].metering().ok(), Some(Metering::Timer));
+        let fuel = parse("[[guest]]\nname = \"a\"\nfuel_budget = 9\n").expect("budget");
+        assert_eq!(fuel.guests[0].metering().ok(), Some(Metering::Fuel));
+        assert!(parse("[[guest]]\nname = \"a\"\nfuel_budget = 9\npreempt = \"timer\"\n").is_err());
+        assert!(parse("[[guest]]\nname = \"a\"\npreempt = \"sometimes\"\n").is_err());
     }
 }

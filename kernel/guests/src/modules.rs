@@ -13,6 +13,7 @@ use crate::manifest::Guest;
 /// Settings a `--wasm` spec may give before the path, as `key=value`.
 const SETTINGS: &[&str] = &[
     "preempt",
+    "slice_us",
     "fuel_per_slice",
     "fuel_budget",
     "max_memory_pages",
@@ -67,6 +68,12 @@ pub fn parse_spec(spec: &str) -> anyhow::Result<UserModule> {
                     crate::manifest::Preempt::parse(v)
                         .with_context(|| format!("--wasm {spec:?}: preempt={v} is not timer or fuel"))?,
                 );
+            }
+            "slice_us" => {
+                guest.slice_us = n()?;
+                if guest.slice_us == 0 {
+                    bail!("--wasm {spec:?}: slice_us must be positive");
+                }
             }
             "fuel_per_slice" => guest.fuel_per_slice = n()?,
             "fuel_budget" => guest.fuel_budget = n()?,
@@ -180,6 +187,11 @@ mod tests {
         assert_eq!(fuel.guest.metering().ok(), Some(Metering::Fuel));
         assert!(parse_spec("preempt=timer fuel_budget=9 p.wasm").is_err());
         assert!(parse_spec("preempt=often p.wasm").is_err());
+        assert_eq!(
+            parse_spec("slice_us=250 p.wasm").map(|m| m.guest.slice_us).ok(),
+            Some(250)
+        );
+        assert!(parse_spec("slice_us=0 p.wasm").is_err());
     }
 
     #[test]

@@ -231,14 +231,11 @@ fn preempt_float_result() -> i32 {
 fn guests_preempted_by_the_timer_compute_what_native_code_computes() {
     quiesce();
     let before = wasm::preempt::preemptions();
-    // Floats live in SSE registers across every preemption...
+    // Floats live in SSE registers and the loop counter in a general-purpose one
+    // across every preemption.
     assert_eq!(run_to_end("t_preempt_float"), Outcome::Exited(preempt_float_result()));
-    // ...and a whole WASI program's integer loop in general-purpose ones.
-    let want = wasm::native_hash(&mut alloc::vec![0u8; 65536], 40);
-    let code = i32::try_from(want & 0x7f).unwrap_or(0);
-    assert_eq!(run_to_end("rust_fnv"), Outcome::Exited(code));
     let preempted = wasm::preempt::preemptions() - before;
-    assert!(preempted >= 10, "only {preempted} preemptions in two long loops");
+    assert!(preempted >= 10, "only {preempted} preemptions in a long loop");
 }
 
 #[ktest]

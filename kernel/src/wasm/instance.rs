@@ -738,10 +738,9 @@ impl<F: Future<Output = Outcome>> Future for Metered<F> {
         if let Some(&handle) = this.meter.preempt.get() {
             super::preempt::arm(handle, this.guest);
         }
+        // Ends the slice even if the poll unwinds (a hostcall's panic).
+        let _slice = (!this.guest.fuel_metered()).then_some(super::preempt::Slice);
         let r = this.inner.as_mut().poll(cx);
-        if !this.guest.fuel_metered() {
-            super::preempt::disarm();
-        }
         this.tls = platform::swap_tls(saved);
         let m = &this.meter;
         let remaining = match (&r, m.blocked_on.load(Ordering::Relaxed)) {

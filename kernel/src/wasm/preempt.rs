@@ -1,7 +1,7 @@
 //! Preemption by the timer: a guest compiled without fuel ([`lucid_wasm::Metering::Timer`])
 //! carries no check in its code, so the kernel stops it from outside. Before its
 //! instance task polls it, the task arms this CPU's slot ([`arm`]) with the store
-//! and a deadline [`SLICE_NS`] away, and the local APIC timer is programmed for
+//! and a deadline one slice away (its manifest's `slice_us`, 1 ms by default), and the local APIC timer is programmed for
 //! it. When the timer fires past the deadline with the CPU in the body of one of
 //! the guest's functions, [`on_timer`] makes the return from the interrupt enter
 //! `lucid_wasm_preempted` on the guest's own (fiber) stack, as if the guest had
@@ -27,8 +27,6 @@ use wasmtime::PreemptHandle;
 use super::Guest;
 use crate::arch::{self, apic, idt::InterruptFrame, percpu};
 
-/// CPU time a timer-metered guest runs before the timer preempts it.
-pub const SLICE_NS: u64 = 1_000_000;
 /// How soon the timer looks again when a slice ended outside the guest's code.
 pub const RETRY_NS: u64 = 50_000;
 
@@ -76,8 +74,9 @@ fn this_cpu() -> Option<usize> {
     percpu::try_current().map(|c| c.index as usize)
 }
 
-/// Starts a slice of [`SLICE_NS`] for `guest`, whose store `handle` is about to run
-/// on this CPU, and programs the timer for its end (or for an earlier sample).
+/// Starts a slice of `guest`'s `slice_us` for `guest`, whose store `handle` is about
+/// to run on this CPU, and programs the timer for its end (or for an earlier
+/// sample).
 pub fn arm(handle: PreemptHandle, guest: &'static Guest) {
     let Some(cpu) = this_cpu() else {
         return;
@@ -89,17 +88,23 @@ pub fn arm(handle: PreemptHandle, guest: &'static Guest) {
     slot.guest
         .store(core::ptr::from_ref(guest).cast_mut(), Ordering::Relaxed);
     let now = crate::sched::now_ns();
-    let deadline = now + SLICE_NS;
+    let deadline = now.saturating_add(guest.entry.slice_us.saturating_mul(1000));
     slot.deadline_ns.store(deadline, Ordering::Relaxed);
     slot.armed.store(true, Ordering::Release);
     let next = deadline.min(crate::sampling::next_due_ns(cpu));
     apic::start_oneshot(next.saturating_sub(now).max(1));
 }
 
-/// Ends the slice on this CPU (the poll that runs the guest returned).
-pub fn disarm() {
-    if let Some(cpu) = this_cpu() {
-        SLOTS[cpu].armed.store(false, Ordering::Release);
+/// Ends the slice on this CPU when dropped (the poll that runs the guest
+/// returned, or unwound).
+#[derive(Debug)]
+pub struct Slice;
+
+impl Drop for Slice {
+    fn drop(&mut self) {
+        if let Some(cpu) = this_cpu() {
+            SLOTS[cpu].armed.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -140,7 +145,9 @@ pub fn on_timer(frame: &mut InterruptFrame) -> u64 {
 
 /// Called by the trampoline on the guest's stack with everything the guest may
 /// use saved: suspends the store's fiber until the task is polled again.
-extern "C" fn preempted() {
+/// `frame` is the trampoline's frame pointer (the guest's frame pointer is saved
+/// there) and `pc` the interrupted instruction, its return address.
+extern "C" fn preempted(frame: usize, pc: usize) {
     let Some(cpu) = this_cpu() else {
         return;
     };
@@ -153,8 +160,8 @@ extern "C" fn preempted() {
     // SAFETY: this runs on the fiber of the store's async call, entered from an
     // interrupt of that store's wasm in a function body, right below on this stack;
     // the trampoline saved every register and the SSE state, and nothing in this
-    // frame has a destructor.
-    unsafe { handle.yield_now() };
+    // frame has a destructor; `frame` and `pc` describe the interrupted guest.
+    unsafe { handle.yield_now(frame, pc) };
 }
 
 unsafe extern "C" {
@@ -189,6 +196,8 @@ lucid_wasm_preempted:
     sub rsp, 512
     fxsave64 [rsp]
     cld
+    mov rdi, rbp
+    mov rsi, [rbp + 8]
     call {preempted}
     fxrstor64 [rsp]
     lea rsp, [rbp - 80]

@@ -2,12 +2,13 @@
 //! kernel by the loader as the boot archive's `wasm` entry.
 //!
 //! Layout (little endian): a 40-byte header `MAGIC, version: u32, count: u32,
-//! fingerprint: u64, wasmtime: [u8; 16]`, then `count` 128-byte entries (see
+//! fingerprint: u64, wasmtime: [u8; 16]`, then `count` 152-byte entries (see
 //! [`GuestEntry`]; names NUL padded, then the kernel memory budget as a `u64`
-//! (0 in bundles written before it existed = [`DEFAULT_KERNEL_MEMORY_BUDGET`]),
+//! (0 = [`DEFAULT_KERNEL_MEMORY_BUDGET`]),
 //! then the offset and length of its argument blob as two `u64`s (0 and 0: no
 //! arguments, see [`crate::wasi::Args`]), then the offset and length of its line
-//! table (0 and 0: none, see [`crate::lines`]), then the
+//! table (0 and 0: none, see [`crate::lines`]), then its timer slice in
+//! microseconds as a `u64` (0 = [`DEFAULT_SLICE_US`]), then the
 //! `.cwasm` images, the argument blobs and the line tables, each at a
 //! 16-byte-aligned offset from the bundle start.
 
@@ -18,16 +19,19 @@ use crate::config::{Metering, WASMTIME_VERSION, fingerprint};
 /// First bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"LUCIDWB\0";
 /// Format version this crate reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The boot archive entry that holds the bundle.
 pub const ARCHIVE_ENTRY: &str = "wasm";
 /// Bytes reserved for a module or export name.
 pub const NAME_LEN: usize = 32;
+/// CPU time a timer-metered guest runs before the timer preempts it, when its
+/// manifest names none: 1 ms.
+pub const DEFAULT_SLICE_US: u64 = 1000;
 /// Kernel memory an instance tree may hold when its manifest names none: 1 MiB.
 pub const DEFAULT_KERNEL_MEMORY_BUDGET: u64 = 1024 * 1024;
 
 const HEADER_LEN: usize = 40;
-const ENTRY_LEN: usize = 144;
+const ENTRY_LEN: usize = 152;
 #[cfg(any(test, feature = "alloc"))]
 const DATA_ALIGN: usize = 16;
 const FLAG_AUTOSTART: u32 = 1;
@@ -101,6 +105,9 @@ pub struct GuestEntry<'a> {
     pub entry: &'a str,
     /// How its time on a CPU is limited (and so which engine compiled it).
     pub metering: Metering,
+    /// Microseconds of CPU per time slice: the timer preempts the instance after
+    /// this long (with [`Metering::Timer`]); 0 = [`DEFAULT_SLICE_US`].
+    pub slice_us: u64,
     /// Fuel per time slice: the instance yields its CPU after using this much
     /// (with [`Metering::Fuel`]).
     pub fuel_per_slice: u64,
@@ -236,6 +243,10 @@ impl<'a> Bundle<'a> {
                 0 => DEFAULT_KERNEL_MEMORY_BUDGET,
                 n => n,
             },
+            slice_us: match u64_at(raw, at + 80) {
+                0 => DEFAULT_SLICE_US,
+                n => n,
+            },
             cwasm,
             lines,
         })
@@ -281,6 +292,7 @@ pub fn write(entries: &[GuestEntry<'_>]) -> Result<alloc::vec::Vec<u8>, alloc::s
         let lines_at = if e.lines.is_empty() { 0 } else { offset };
         out.extend_from_slice(&(lines_at as u64).to_le_bytes());
         out.extend_from_slice(&(e.lines.len() as u64).to_le_bytes());
+        out.extend_from_slice(&e.slice_us.to_le_bytes());
         offset = (offset + e.lines.len()).next_multiple_of(DATA_ALIGN);
     }
     for e in entries {
@@ -327,6 +339,7 @@ mod tests {
             name: "ping",
             entry: "main",
             metering: Metering::Timer,
+            slice_us: 0,
             fuel_per_slice: 10_000,
             fuel_budget: 0,
             max_memory_pages: 4,
@@ -340,6 +353,7 @@ mod tests {
             name: "pong",
             autostart: false,
             metering: Metering::Fuel,
+            slice_us: 250,
             fuel_budget: 7,
             kernel_memory_budget: 4096,
             args: b"\x02\0\0\0\0\0\0\0pong\0-v\0",
@@ -369,6 +383,11 @@ mod tests {
             "0 means the default"
         );
         assert_eq!(all[1].kernel_memory_budget, 4096);
+        assert_eq!(
+            (all[0].slice_us, all[1].slice_us),
+            (DEFAULT_SLICE_US, 250),
+            "0 means the default"
+        );
         assert_eq!(all[0].args, b"");
         let args = crate::wasi::Args::parse(all[1].args).expect("args");
         assert_eq!(args.arg_strs().collect::<Vec<_>>(), ["pong", "-v"]);
@@ -410,6 +429,7 @@ mod tests {
             name: "a-very-long-module-name-that-does-not-fit",
             entry: "main",
             metering: Metering::Timer,
+            slice_us: 0,
             fuel_per_slice: 1,
             fuel_budget: 0,
             max_memory_pages: 1,
@@ -437,6 +457,7 @@ mod tests {
             name: "t",
             entry: "_start",
             metering: Metering::Timer,
+            slice_us: 0,
             fuel_per_slice: 1,
             fuel_budget: 0,
             max_memory_pages: 1,

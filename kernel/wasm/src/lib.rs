@@ -14,5 +14,5 @@ pub mod strikes;
 pub mod text;
 pub mod wasi;
 
-pub use bundle::{Bundle, BundleError, DEFAULT_KERNEL_MEMORY_BUDGET, GuestEntry};
+pub use bundle::{Bundle, BundleError, DEFAULT_KERNEL_MEMORY_BUDGET, DEFAULT_SLICE_US, GuestEntry};
 pub use config::{ASYNC_STACK_SIZE, MAX_WASM_STACK, Metering, TARGET, configure, fingerprint};

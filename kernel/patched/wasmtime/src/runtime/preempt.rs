@@ -49,13 +49,20 @@ impl PreemptHandle {
     /// meanwhile, the wasm call is unwound with the cancellation as its error
     /// instead, and this does not return.
     ///
+    /// `trampoline_fp` is the frame pointer of the caller's frame, which holds
+    /// the interrupted wasm frame's frame pointer with `pc`, the interrupted
+    /// instruction, as its return address: what a wasm-to-host trampoline
+    /// records, so that a backtrace taken meanwhile (of the cancellation's trap)
+    /// walks the guest's frames.
+    ///
     /// # Safety
     ///
     /// Only on the fiber of an async call into this store's wasm, with that wasm
-    /// (not host code) interrupted directly below this call on the fiber's stack,
-    /// and with every register the interrupted code may use saved by the caller.
-    /// Nothing with a destructor may be live in the caller's frames.
-    pub unsafe fn yield_now(self) {
+    /// (not host code) interrupted directly below this call on the fiber's stack
+    /// as `trampoline_fp` and `pc` describe, and with every register the
+    /// interrupted code may use saved by the caller. Nothing with a destructor may
+    /// be live in the caller's frames.
+    pub unsafe fn yield_now(self, trampoline_fp: usize, pc: usize) {
         // SAFETY: the caller is on the fiber running this store's wasm, which
         // holds the store exclusively and is stopped at the interrupt; libcalls
         // reach the store the same way (through the instance's store pointer).
@@ -63,6 +70,13 @@ impl PreemptHandle {
         let opaque = store.store_opaque_mut();
         if !opaque.can_block() {
             return;
+        }
+        let context = opaque.vm_store_context();
+        // SAFETY: the store's context is only touched by the thread running its
+        // wasm, which is this one.
+        unsafe {
+            *context.last_wasm_exit_trampoline_fp.get() = trampoline_fp;
+            *context.last_wasm_exit_pc.get() = pc;
         }
         let result = opaque.with_blocking(|store, cx| cx.block_on(store.yield_now()));
         if let Err(error) = result {
