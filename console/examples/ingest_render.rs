@@ -1,5 +1,6 @@
 //! Console ingest and render cost: events per second decoded, put in time order and
-//! folded into the state model on one thread, the heap the state model holds per
+//! folded into the state model on one thread (and with decoding and ordering on a
+//! second thread), the heap the state model holds per
 //! retained task, and the time to draw each view with 10k tasks; with `--million`,
 //! the same at a million live tasks with distinct names.
 //!
@@ -161,6 +162,30 @@ fn main() {
         (events * rounds) as f64 / secs / 1e6,
         (wire.len() as u64 * rounds) as f64 / secs / 1e6,
         wire.len()
+    );
+
+    // The same with decoding and ordering on a thread of their own, the state model
+    // on this one (`lucid live --ingest-threads 2`).
+    let start = Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed() < Duration::from_secs(2) || rounds == 0 {
+        let mut s = Session::with_worker("bench".into(), Config::default()).expect("a thread");
+        for chunk in wire.chunks(64 * 1024) {
+            s.feed(HostNs(0), chunk);
+        }
+        s.flush();
+        rounds += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    row(
+        json,
+        "console.ingest_events_per_s_2threads",
+        (events * rounds) as f64 / secs,
+        "events/s",
+    );
+    eprintln!(
+        "ingest on 2 threads: {:.2} M events/s, {rounds} rounds",
+        (events * rounds) as f64 / secs / 1e6
     );
 
     // Everything the session holds once the workload is in: every task has completed

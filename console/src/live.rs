@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use lucid_protocol::DecoderStats;
 
 use crate::metrics::{PUBLISH_EVERY, Server};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Worker};
 use crate::source::{Endpoint, Ingest, IngestEvent, Recorder, now_ns};
 use crate::state::{Config, State, WarningKind};
 use crate::stats::Collected;
@@ -29,6 +29,15 @@ pub enum Link {
     },
 }
 
+/// Where a session decodes and orders the stream.
+#[derive(Debug)]
+enum Decode {
+    /// On the session's thread.
+    Here(Pipeline),
+    /// On a thread of its own ([`Worker`]).
+    Worker(Worker),
+}
+
 /// Decoder and state of one console session.
 #[derive(Debug)]
 pub struct Session {
@@ -36,7 +45,7 @@ pub struct Session {
     pub state: State,
     /// Decodes the stream and puts the CPUs' interleaved frames back in timestamp
     /// order.
-    pipeline: Pipeline,
+    pipeline: Decode,
     /// Connection status.
     pub link: Link,
     /// Where the bytes come from, for the status bar.
@@ -53,7 +62,7 @@ impl Session {
     pub fn new(source: String, config: Config) -> Self {
         Self {
             state: State::with_config(config),
-            pipeline: Pipeline::new(),
+            pipeline: Decode::Here(Pipeline::new()),
             link: Link::Connecting,
             source,
             record_error: None,
@@ -61,23 +70,53 @@ impl Session {
         }
     }
 
-    /// Decodes received bytes into the state.
+    /// A session that decodes and orders the stream on a thread of its own (see
+    /// [`Worker`]), applying to the state on the caller's: the same state, on two
+    /// cores.
+    ///
+    /// # Errors
+    /// If the thread cannot be started.
+    pub fn with_worker(source: String, config: Config) -> std::io::Result<Self> {
+        let mut session = Self::new(source, config);
+        session.pipeline = Decode::Worker(Worker::spawn(Pipeline::new())?);
+        Ok(session)
+    }
+
+    /// Decodes received bytes into the state (with a worker, what it has finished
+    /// so far: [`Self::flush`] or [`Self::tick`] waits for the rest).
     pub fn feed(&mut self, rx: HostNs, data: &[u8]) {
-        self.pipeline.feed_into(&mut self.state, rx, data);
+        match &mut self.pipeline {
+            Decode::Here(p) => p.feed_into(&mut self.state, rx, data),
+            Decode::Worker(w) => w.feed_into(&mut self.state, rx, data.to_vec()),
+        }
+    }
+
+    /// [`Self::feed`] of bytes the session may keep.
+    fn feed_owned(&mut self, rx: HostNs, data: Vec<u8>) {
+        match &mut self.pipeline {
+            Decode::Here(p) => p.feed_into(&mut self.state, rx, &data),
+            Decode::Worker(w) => w.feed_into(&mut self.state, rx, data),
+        }
     }
 
     /// Hands everything the merge holds to the state, in order: nothing more is
     /// coming for now (the link went away), so waiting for other streams only hides
     /// what is known.
     pub fn flush(&mut self) {
-        self.pipeline.flush_into(&mut self.state);
+        match &mut self.pipeline {
+            Decode::Here(p) => p.flush_into(&mut self.state),
+            Decode::Worker(w) => w.flush_into(&mut self.state),
+        }
     }
 
     /// Releases what the merge holds once the link has been idle (see
     /// [`crate::merge::Merge::tick`]); `now` is the host clock the ingest thread stamps chunks
     /// with. True if something was released.
     pub fn tick(&mut self, now: HostNs) -> bool {
-        self.pipeline.tick_into(&mut self.state, now)
+        match &mut self.pipeline {
+            Decode::Here(p) => p.tick_into(&mut self.state, now),
+            Decode::Worker(w) => w.tick_into(&mut self.state, now),
+        }
     }
 
     /// Applies one event of the ingest thread.
@@ -87,7 +126,7 @@ impl Session {
                 self.connections += 1;
                 self.link = Link::Connected;
             }
-            IngestEvent::Chunk(c) => self.feed(c.rx, &c.data),
+            IngestEvent::Chunk(c) => self.feed_owned(c.rx, c.data),
             // The decoder keeps its partial frame: a recording of this session holds
             // the same bytes back to back, so live and replay decode alike.
             IngestEvent::Disconnected { reason, retry_in } => {
@@ -101,7 +140,10 @@ impl Session {
     /// Decoder counters.
     #[must_use]
     pub fn decoder_stats(&self) -> &DecoderStats {
-        self.pipeline.decoder().stats()
+        match &self.pipeline {
+            Decode::Here(p) => p.decoder().stats(),
+            Decode::Worker(w) => w.decoder_stats(),
+        }
     }
 
     /// The connection part of the status bar.
@@ -156,10 +198,14 @@ impl Session {
     /// is reported, and the result is what `Summary::new` takes.
     #[must_use]
     pub fn finish(mut self) -> Collected {
-        self.pipeline.finish_into(&mut self.state);
+        match &mut self.pipeline {
+            Decode::Here(p) => p.finish_into(&mut self.state),
+            Decode::Worker(w) => w.finish_into(&mut self.state),
+        }
+        let decoder = *self.decoder_stats();
         Collected {
             state: self.state,
-            decoder: *self.pipeline.decoder().stats(),
+            decoder,
             damage: None,
         }
     }
@@ -181,14 +227,21 @@ pub struct HeadlessRun {
 /// Ingests from `endpoint` for `duration` without a terminal and returns what was
 /// collected. Stops early when a source that cannot reconnect (stdin) has ended. With
 /// `metrics`, the state is published to it as it changes, and once more at the end.
+/// With `worker`, the stream is decoded and ordered on a thread of its own
+/// ([`Session::with_worker`]).
 pub fn headless(
     endpoint: Endpoint,
     recorder: Option<Recorder>,
     config: Config,
     duration: Duration,
     metrics: Option<&Server>,
+    worker: bool,
 ) -> std::io::Result<HeadlessRun> {
-    let mut session = Session::new(endpoint.to_string(), config);
+    let mut session = if worker {
+        Session::with_worker(endpoint.to_string(), config)?
+    } else {
+        Session::new(endpoint.to_string(), config)
+    };
     let ingest = Ingest::spawn(endpoint, recorder)?;
     let deadline = Instant::now() + duration;
     let mut changed = false;

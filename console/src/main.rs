@@ -193,6 +193,11 @@ struct LiveArgs {
     /// (about 1 KiB each).
     #[arg(long, value_name = "N", default_value_t = lucid_console::state::MAX_TASKS)]
     max_tasks: usize,
+    /// Threads the stream is ingested on: 1, or 2 to decode and order it on a thread
+    /// of its own while the state model runs on the session's (for streams faster
+    /// than one core folds).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    ingest_threads: u8,
     /// No terminal: ingest for SECS seconds, then print the `lucid stats --json`
     /// object for what was received.
     #[arg(long, value_name = "SECS")]
@@ -402,7 +407,8 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
     let endpoint = args.endpoint();
     if let Some(secs) = args.headless_for {
         let duration = Duration::try_from_secs_f64(secs).context("--headless-for")?;
-        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration, metrics.as_ref())
+        let worker = args.ingest_threads == 2;
+        let run = lucid_console::live::headless(endpoint, recorder, args.config(), duration, metrics.as_ref(), worker)
             .context("starting the ingest thread")?;
         // The JSON on stdout is the same as `lucid stats --json`; what the status bar
         // would have shown goes to stderr for people.
@@ -415,7 +421,12 @@ fn live(args: &LiveArgs) -> anyhow::Result<()> {
         let summary = Summary::new(&run.collected);
         return print_summary(&summary, true);
     }
-    let session = lucid_console::live::Session::new(endpoint.to_string(), args.config());
+    let session = if args.ingest_threads == 2 {
+        lucid_console::live::Session::with_worker(endpoint.to_string(), args.config())
+            .context("starting the pipeline thread")?
+    } else {
+        lucid_console::live::Session::new(endpoint.to_string(), args.config())
+    };
     let ingest = Ingest::spawn(endpoint, recorder).context("starting the ingest thread")?;
     let mut app = App::new(session);
     app.metrics = metrics;

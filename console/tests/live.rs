@@ -115,6 +115,35 @@ fn headless_live_json_equals_stats_of_the_same_bytes() {
 }
 
 #[test]
+fn a_second_ingest_thread_prints_what_one_prints() {
+    let g = workload(9);
+    let sock = tmp("two.sock");
+    let server = serve(UnixListener::bind(&sock).unwrap(), vec![g.wire()]);
+    let out = lucid(&[
+        "live",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--ingest-threads",
+        "2",
+        "--headless-for",
+        "2",
+    ]);
+    let live = json(&out);
+    server.join().unwrap();
+    let file = tmp("two.lucid");
+    std::fs::write(&file, g.recording(4096)).unwrap();
+    assert_eq!(live, stats_json(&file));
+    assert_eq!(live["events"], g.events());
+    let bad = lucid(&["live", "--stdin", "--ingest-threads", "3"]);
+    assert!(!bad.status.success(), "3 ingest threads were accepted");
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("--ingest-threads"), "{said}");
+    for p in [sock, file] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
 fn tcp_works_like_the_unix_socket() {
     let g = workload(7);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

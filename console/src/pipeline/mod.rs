@@ -3,9 +3,14 @@
 //! timestamp order, and the items it releases go to a [`State`] (or to a consumer
 //! that does more than apply them, such as replay's cursor). `lucid stats`, `lucid
 //! live`, replay and the replay index all hold one [`Pipeline`], so they order and
-//! apply items alike.
+//! apply items alike. [`Worker`] runs a pipeline on a thread of its own, for live
+//! sessions that need two cores to keep up.
 
 use lucid_protocol::{Decoder, Item};
+
+mod worker;
+
+pub use worker::Worker;
 
 use crate::merge::{Merge, MergeSnapshot, SnapshotError};
 use crate::state::State;
@@ -84,15 +89,25 @@ impl Pipeline {
         self.finish(&mut |item| state.apply(item));
     }
 
-    /// Hands everything the merge holds to `state`, in order (nothing more is coming
-    /// for now); the decoder keeps its partial frame.
-    pub fn flush_into(&mut self, state: &mut State) {
-        self.merge.flush(&mut |item| state.apply(item));
+    /// Hands on everything the merge holds, in order (nothing more is coming for
+    /// now); the decoder keeps its partial frame.
+    pub fn flush(&mut self, out: &mut impl FnMut(&Item<'_>)) {
+        self.merge.flush(out);
     }
 
-    /// Releases what the merge holds into `state` once the link has been idle at
-    /// `now` (see [`Merge::tick`]); true if something was released.
+    /// [`Self::flush`] into `state`.
+    pub fn flush_into(&mut self, state: &mut State) {
+        self.flush(&mut |item| state.apply(item));
+    }
+
+    /// Hands on what the merge holds once the link has been idle at `now` (see
+    /// [`Merge::tick`]); true if something was released.
+    pub fn tick(&mut self, now: HostNs, out: &mut impl FnMut(&Item<'_>)) -> bool {
+        self.merge.tick(now, out)
+    }
+
+    /// [`Self::tick`] into `state`.
     pub fn tick_into(&mut self, state: &mut State, now: HostNs) -> bool {
-        self.merge.tick(now, &mut |item| state.apply(item))
+        self.tick(now, &mut |item| state.apply(item))
     }
 }
