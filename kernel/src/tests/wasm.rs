@@ -239,14 +239,21 @@ fn guests_preempted_by_the_timer_compute_what_native_code_computes() {
 }
 
 #[ktest]
-fn a_preempted_guest_cancelled_while_suspended_ends_killed() {
+fn a_guest_cancelled_while_preempted_is_unwound_and_gone() {
     quiesce();
     let before = wasm::preempt::preemptions();
     let (id, handle) = rt().spawn("hasher").expect("spawn");
     wait_for(Duration::from_secs(10), "a preemption", || {
         wasm::preempt::preemptions() > before && wasm::stats(id).is_some_and(|s| s.slices >= 2)
     });
-    handle.cancel();
+    // Between its polls the hasher is suspended in the preemption trampoline: the
+    // cancellation resumes its fiber with an error that unwinds the guest.
+    assert!(handle.cancel(), "the hasher had already ended");
+    let ended = block_on(async { sched::timeout(Duration::from_secs(10), handle).await });
+    assert!(
+        ended.is_ok_and(|r| r.is_err_and(|e| e.is_cancelled())),
+        "the cancelled hasher did not end as cancelled"
+    );
     quiesce();
     assert!(wasm::stats(id).is_none(), "the cancelled instance is gone");
 }

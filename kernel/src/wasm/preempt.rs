@@ -1,8 +1,9 @@
-//! Preemption by the timer: a guest compiled without fuel ([`lucid_wasm::Metering::Timer`])
-//! carries no check in its code, so the kernel stops it from outside. Before its
-//! instance task polls it, the task arms this CPU's slot ([`arm`]) with the store
-//! and a deadline one slice away (its manifest's `slice_us`, 1 ms by default), and the local APIC timer is programmed for
-//! it. When the timer fires past the deadline with the CPU in the body of one of
+//! Preemption by the timer: a guest compiled without fuel
+//! ([`lucid_wasm::Metering::Timer`]) carries no check in its code, so the kernel
+//! stops it from outside. Before its instance task polls it, the task arms this
+//! CPU's slot ([`arm`]) with the store and a deadline one slice away (its
+//! manifest's `slice_us`, 1 ms by default), and the local APIC timer is programmed
+//! for it. When the timer fires past the deadline with the CPU in the body of one of
 //! the guest's functions, [`on_timer`] makes the return from the interrupt enter
 //! `lucid_wasm_preempted` on the guest's own (fiber) stack, as if the guest had
 //! called it there. That trampoline saves every register the guest may use (and
@@ -74,9 +75,9 @@ fn this_cpu() -> Option<usize> {
     percpu::try_current().map(|c| c.index as usize)
 }
 
-/// Starts a slice of `guest`'s `slice_us` for `guest`, whose store `handle` is about
-/// to run on this CPU, and programs the timer for its end (or for an earlier
-/// sample).
+/// Starts a slice (its manifest's `slice_us`) for `guest`, whose store `handle` is
+/// about to run on this CPU, and programs the timer for the slice's end (or for an
+/// earlier sample).
 pub fn arm(handle: PreemptHandle, guest: &'static Guest) {
     let Some(cpu) = this_cpu() else {
         return;
