@@ -96,6 +96,7 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         engine(lucid_wasm::Metering::Timer)?,
         engine(lucid_wasm::Metering::Fuel)?,
     );
+    let mut meterings = Vec::new();
     let mut images = Vec::new();
     let mut blobs = Vec::new();
     let mut tables = Vec::new();
@@ -105,7 +106,8 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         if guest.entry.is_empty() {
             guest.entry = modules::default_entry(&wasm)?.to_string();
         }
-        let engine = match guest.metering()? {
+        let metering = guest.metering()?;
+        let engine = match metering {
             lucid_wasm::Metering::Timer => &timer,
             lucid_wasm::Metering::Fuel => &fuel,
         };
@@ -113,6 +115,7 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
             .precompile_module(&wasm)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("precompiling {}", path.display()))?;
+        meterings.push(metering);
         images.push(cwasm);
         blobs.push(guest.args_blob()?);
         tables.push(lines::table(&wasm).with_context(|| format!("reading the source lines of {}", path.display()))?);
@@ -122,11 +125,11 @@ fn build(dir: &Path, compiled: Option<&Path>, user: Vec<modules::UserModule>) ->
         .zip(&images)
         .zip(&blobs)
         .zip(&tables)
-        .map(|((((g, _), cwasm), args), lines)| GuestEntry {
+        .zip(&meterings)
+        .map(|(((((g, _), cwasm), args), lines), &metering)| GuestEntry {
             name: &g.name,
             entry: &g.entry,
-            // Checked when each module was compiled above.
-            metering: g.metering().unwrap_or(lucid_wasm::Metering::Fuel),
+            metering,
             slice_us: g.slice_us,
             fuel_per_slice: g.fuel_per_slice,
             fuel_budget: g.fuel_budget,
