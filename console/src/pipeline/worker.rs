@@ -118,10 +118,8 @@ struct Batch {
     /// The receive time of the chunk these items begin, noted before them.
     received: Option<HostNs>,
     items: Vec<OwnedItem>,
-    /// The decoder's counters after these items (with the last batch of a command).
-    decoder: Option<DecoderStats>,
-    /// The last batch of its command.
-    done: bool,
+    /// On the last batch of its command: the decoder's counters after it.
+    done: Option<DecoderStats>,
 }
 
 /// A pipeline running on its own thread.
@@ -140,8 +138,7 @@ impl Batch {
         Self {
             received: None,
             items: Vec::with_capacity(BATCH),
-            decoder: None,
-            done: false,
+            done: None,
         }
     }
 }
@@ -259,10 +256,8 @@ impl Worker {
         for item in &batch.items {
             item.apply(state);
         }
-        if let Some(d) = batch.decoder {
-            self.decoder = d;
-        }
-        if batch.done {
+        if let Some(decoder) = batch.done {
+            self.decoder = decoder;
             self.pending -= 1;
         }
     }
@@ -301,15 +296,14 @@ impl Outbox<'_> {
             self.batch.items.push(owned);
         }
         if self.batch.items.len() >= BATCH {
-            self.send(None, false);
+            self.send(None);
         }
     }
 
-    /// Sends the batch (even empty) with the decoder's counters and whether it ends
-    /// its command.
-    fn send(&mut self, decoder: Option<DecoderStats>, done: bool) {
+    /// Sends the batch (even empty); `done` ends its command with the decoder's
+    /// counters.
+    fn send(&mut self, done: Option<DecoderStats>) {
         let mut batch = std::mem::replace(&mut self.batch, Batch::new());
-        batch.decoder = decoder;
         batch.done = done;
         if self.alive {
             self.alive = self.to.send(batch).is_ok();
@@ -339,7 +333,7 @@ fn run(mut pipeline: Pipeline, inbox: &Receiver<Command>, outbox: &SyncSender<Ba
             Command::Flush => pipeline.flush(&mut |item| out.push(item)),
             Command::Finish => pipeline.finish(&mut |item| out.push(item)),
         }
-        out.send(Some(*pipeline.decoder().stats()), true);
+        out.send(Some(*pipeline.decoder().stats()));
     }
 }
 
