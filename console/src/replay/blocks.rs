@@ -20,9 +20,6 @@ pub(crate) const BLOCK_LEN: u64 = 1 << 20;
 /// Smallest and largest block length accepted from an index file.
 const BLOCK_LEN_RANGE: std::ops::RangeInclusive<u64> = 4096..=(1 << 30);
 
-/// Slice-by-16 tables: checking a whole recording runs at memory speed.
-static CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
-
 /// What the file system says about a file: equal identities mean the same bytes
 /// (a write changes the change time, which no user can set back).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +69,7 @@ impl BlockSums {
         while at < len {
             let n = (len - at).min(BLOCK_LEN) as usize;
             file.read_exact(&mut buf[..n])?;
-            crcs.push(CRC32.checksum(&buf[..n]));
+            crcs.push(crc32fast::hash(&buf[..n]));
             at += n as u64;
         }
         Ok(Self {
@@ -107,7 +104,7 @@ impl BlockSums {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(at)),
                 Err(e) => return Err(e),
             }
-            if self.crcs.get(block) != Some(&CRC32.checksum(&buf[..n])) {
+            if self.crcs.get(block) != Some(&crc32fast::hash(&buf[..n])) {
                 return Ok(Some(at));
             }
             at += n as u64;

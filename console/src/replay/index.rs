@@ -36,7 +36,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes,
 /// or what the merge and state model make of the same input.
-pub const INDEX_VERSION: u16 = 12;
+pub const INDEX_VERSION: u16 = 13;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -47,8 +47,6 @@ const MAX_KEYFRAME_LEN: u64 = 1 << 30;
 const PROGRESS_EVERY: u64 = 16 << 20;
 /// Bytes of the recording checksummed at each end to recognise it.
 const FINGERPRINT_LEN: u64 = 64 << 10;
-
-static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// When to take keyframes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +165,7 @@ fn private_name(recording: &Path, fp: &Fingerprint) -> String {
     let abs = std::path::absolute(recording).unwrap_or_else(|_| recording.to_path_buf());
     format!(
         "{:08x}-{:016x}-{:08x}{:08x}.idx",
-        CRC32.checksum(abs.as_os_str().as_encoded_bytes()),
+        crc32fast::hash(abs.as_os_str().as_encoded_bytes()),
         fp.len,
         fp.head_crc,
         fp.tail_crc
@@ -179,13 +177,13 @@ fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
     let len = f.metadata()?.len();
     let mut buf = vec![0u8; FINGERPRINT_LEN.min(len) as usize];
     f.read_exact(&mut buf)?;
-    let head_crc = CRC32.checksum(&buf);
+    let head_crc = crc32fast::hash(&buf);
     f.seek(SeekFrom::Start(len - buf.len() as u64))?;
     f.read_exact(&mut buf)?;
     Ok(Fingerprint {
         len,
         head_crc,
-        tail_crc: CRC32.checksum(&buf),
+        tail_crc: crc32fast::hash(&buf),
     })
 }
 
@@ -273,7 +271,7 @@ impl Index {
         let mut bytes = vec![0u8; table_len as usize];
         f.seek(SeekFrom::Start(table_offset)).map_err(|e| e.to_string())?;
         f.read_exact(&mut bytes).map_err(|e| e.to_string())?;
-        if CRC32.checksum(&bytes) != table_crc {
+        if crc32fast::hash(&bytes) != table_crc {
             return Err(damaged("table checksum mismatch"));
         }
         if u16::from_le_bytes([header[8], header[9]]) != INDEX_VERSION {
@@ -422,7 +420,7 @@ impl Index {
                 record_offset: player.record_offset(),
                 blob_offset,
                 blob_len: blob.len() as u64,
-                blob_crc: CRC32.checksum(&blob),
+                blob_crc: crc32fast::hash(&blob),
                 raw_len: raw.len() as u64,
             });
             last = (
@@ -460,7 +458,7 @@ impl Index {
         let table_len = u32::try_from(bytes.len()).map_err(|_| ReplayError::Index("index table too large".into()))?;
         let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
         footer.extend_from_slice(&table_len.to_le_bytes());
-        footer.extend_from_slice(&CRC32.checksum(&bytes).to_le_bytes());
+        footer.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
         footer.extend_from_slice(&INDEX_END);
         let write = |e: io::Error| ReplayError::Io(format!("writing the index: {e}"));
         match target {
@@ -523,7 +521,7 @@ impl Index {
                 bytes.copy_from_slice(src);
             }
         }
-        if CRC32.checksum(&bytes) != entry.blob_crc {
+        if crc32fast::hash(&bytes) != entry.blob_crc {
             return Err(damaged("checksum mismatch".into()));
         }
         // LZ4 expands at most 255-fold: a larger length is damage, not an allocation.
@@ -561,7 +559,7 @@ fn schema_probe() -> u32 {
     let wire = g.wire();
     let (mut state, mut pipeline) = (State::default(), Pipeline::new());
     pipeline.feed_into(&mut state, HostNs(1), &wire[..wire.len() / 2 + 7]);
-    postcard::to_allocvec(&(&state, pipeline.decoder(), pipeline.merge().snapshot())).map_or(0, |b| CRC32.checksum(&b))
+    postcard::to_allocvec(&(&state, pipeline.decoder(), pipeline.merge().snapshot())).map_or(0, |b| crc32fast::hash(&b))
 }
 
 fn index_header() -> [u8; HEADER_LEN as usize] {
@@ -619,7 +617,7 @@ mod tests {
 
     fn footer(table: &[u8]) -> Vec<u8> {
         let mut f = (table.len() as u32).to_le_bytes().to_vec();
-        f.extend_from_slice(&CRC32.checksum(table).to_le_bytes());
+        f.extend_from_slice(&crc32fast::hash(table).to_le_bytes());
         f.extend_from_slice(&INDEX_END);
         f
     }
@@ -744,8 +742,8 @@ mod tests {
         let fp = fingerprint(&path).expect("fingerprint");
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
         assert_eq!(
-            INDEX_VERSION, 12,
-            "bumped when keyframes began to carry every field (postcard cannot skip one)"
+            INDEX_VERSION, 13,
+            "bumped when keyframes began to hold the long sequences as columns"
         );
         let side = place::index_path(&path);
         let mut raw = fs::read(&side).expect("read");

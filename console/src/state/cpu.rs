@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use lucid_protocol::TaskId;
 use serde::{Deserialize, Serialize};
 
+use super::columns;
 use super::history::BusyHistory;
 use super::latency::LatencyHistogram;
 use crate::time::Ticks;
@@ -62,6 +63,7 @@ pub struct Cpu {
     /// Busy ticks per utilisation window (window index, ticks), oldest first.
     pub util: VecDeque<(u64, u64)>,
     /// Recent polls, oldest first.
+    #[serde(with = "slice_columns")]
     pub slices: VecDeque<Slice>,
     /// Busy time over the whole session, for a timeline zoomed out past `slices`.
     pub history: BusyHistory,
@@ -90,6 +92,56 @@ pub struct CpuTotals {
     pub poll_latency: LatencyHistogram,
     /// Time from wake to poll start of the polls that started on this CPU.
     pub sched_latency: LatencyHistogram,
+}
+
+/// The slices as columns: tasks, start after the previous start, duration, ready.
+mod slice_columns {
+    use std::collections::VecDeque;
+
+    use lucid_protocol::TaskId;
+    use serde::{Deserializer, Serializer};
+
+    use super::{Slice, columns};
+    use crate::time::Ticks;
+
+    pub(super) fn serialize<S: Serializer>(v: &VecDeque<Slice>, s: S) -> Result<S::Ok, S::Error> {
+        columns::serialize(s, |o| {
+            o.u(v.len() as u64);
+            let mut p = 0;
+            v.iter().for_each(|x| o.delta(&mut p, x.task.0));
+            let mut p = 0;
+            v.iter().for_each(|x| o.delta(&mut p, x.start.0));
+            v.iter().for_each(|x| o.delta(&mut x.start.0.clone(), x.end.0));
+            v.iter().for_each(|x| o.u(u64::from(x.ready)));
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<Slice>, D::Error> {
+        columns::deserialize(d, |r| {
+            let n = r.count(4)?;
+            let mut v = Vec::with_capacity(n);
+            let mut p = 0;
+            for _ in 0..n {
+                v.push(Slice {
+                    task: TaskId(r.delta(&mut p)?),
+                    start: Ticks::ZERO,
+                    end: Ticks::ZERO,
+                    ready: false,
+                });
+            }
+            let mut p = 0;
+            for x in &mut v {
+                x.start = Ticks(r.delta(&mut p)?);
+            }
+            for x in &mut v {
+                x.end = Ticks(r.delta(&mut x.start.0.clone())?);
+            }
+            for x in &mut v {
+                x.ready = r.bool()?;
+            }
+            Ok(v.into())
+        })
+    }
 }
 
 impl Cpu {

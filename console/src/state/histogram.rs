@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use super::columns::{Bad, In, Out};
+
 /// Values below this are counted exactly.
 const LINEAR: u64 = 16;
 /// Buckets per power of two above [`LINEAR`].
@@ -112,6 +114,109 @@ impl<'de> Deserialize<'de> for Histogram {
         };
         h.set_from_dense(&dense);
         Ok(h)
+    }
+}
+
+impl Histogram {
+    /// Writes `hs` as columns (for a keyframe): bucket ranges, non-empty buckets,
+    /// their indexes (as steps) and counts, then the totals, the maximum after the
+    /// minimum and the sum as its excess over `count × min`.
+    pub(crate) fn write_columns(hs: &[&Histogram], o: &mut Out) {
+        hs.iter().for_each(|h| o.u(u64::from(h.len)));
+        hs.iter().for_each(|h| o.u(h.nonzero().count() as u64));
+        for h in hs {
+            let mut p = 0;
+            h.nonzero().for_each(|(i, _)| o.delta(&mut p, i as u64));
+        }
+        hs.iter().for_each(|h| h.nonzero().for_each(|(_, c)| o.u(u64::from(c))));
+        for h in hs {
+            let mut counted = h.nonzero().map(|(_, c)| u64::from(c)).sum::<u64>();
+            o.delta(&mut counted, h.count);
+        }
+        hs.iter().for_each(|h| o.u(h.min));
+        hs.iter().for_each(|h| o.delta(&mut h.min.clone(), h.max));
+        for h in hs {
+            let excess = h.sum().wrapping_sub(u128::from(h.count) * u128::from(h.min));
+            o.u(excess as u64);
+            o.u((excess >> 64) as u64);
+        }
+    }
+
+    /// Reads `n` histograms written by [`Histogram::write_columns`].
+    pub(crate) fn read_columns(r: &mut In<'_>, n: usize) -> Result<Vec<Histogram>, Bad> {
+        let mut hs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.at_most(MAX_BUCKETS as u64)? as u16;
+            hs.push(Histogram {
+                len,
+                ..Histogram::default()
+            });
+        }
+        let mut ks = Vec::with_capacity(n);
+        for h in &hs {
+            ks.push(r.at_most(u64::from(h.len))? as usize);
+        }
+        // Each bucket takes two bytes at least (index step and count).
+        let total = r.fits(ks.iter().sum(), 2)?;
+        let mut idx = Vec::with_capacity(total);
+        for (h, &k) in hs.iter().zip(&ks) {
+            let mut p = 0;
+            for j in 0..k {
+                let before = p;
+                let i = r.delta(&mut p)?;
+                if (j > 0 && i <= before) || i >= u64::from(h.len) {
+                    return Err("histogram buckets out of order or range");
+                }
+                idx.push(i as u32);
+            }
+        }
+        let mut counts = Vec::with_capacity(total);
+        for _ in 0..total {
+            counts.push(r.u32()?);
+        }
+        let (mut at, mut pairs) = (0, Vec::new());
+        for (h, &k) in hs.iter_mut().zip(&ks) {
+            pairs.clear();
+            pairs.extend(idx[at..at + k].iter().zip(&counts[at..at + k]).map(|(&i, &c)| (i, c)));
+            at += k;
+            h.set_from_pairs(&pairs);
+        }
+        for h in &mut hs {
+            let mut counted = h.nonzero().map(|(_, c)| u64::from(c)).sum::<u64>();
+            h.count = r.delta(&mut counted)?;
+        }
+        for h in &mut hs {
+            h.min = r.u()?;
+        }
+        for h in &mut hs {
+            h.max = r.delta(&mut h.min.clone())?;
+        }
+        for h in &mut hs {
+            let excess = u128::from(r.u()?) | u128::from(r.u()?) << 64;
+            let sum = excess.wrapping_add(u128::from(h.count) * u128::from(h.min));
+            h.sum_lo = sum as u64;
+            h.sum_hi = (sum >> 64) as u64;
+        }
+        Ok(hs)
+    }
+
+    /// Takes the non-empty buckets `pairs` (index, count; ascending, below `self.len`)
+    /// in the smaller of the two forms, as [`Histogram::set_from_dense`] would.
+    fn set_from_pairs(&mut self, pairs: &[(u32, u32)]) {
+        let nonzero = pairs.iter().filter(|(_, c)| *c > 0).count();
+        if nonzero * 2 < usize::from(self.len) {
+            self.dense = false;
+            self.counts = SmallVec::with_capacity(nonzero * 2);
+            for &(i, c) in pairs.iter().filter(|(_, c)| *c > 0) {
+                self.counts.extend([i, c]);
+            }
+        } else {
+            self.dense = true;
+            self.counts = SmallVec::from_elem(0, usize::from(self.len));
+            for &(i, c) in pairs {
+                self.counts[i as usize] = c;
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod blocked;
 mod boot;
+mod columns;
 mod counts;
 mod cpu;
 mod histogram;
@@ -21,6 +22,7 @@ mod loss;
 mod resource;
 mod sampled;
 mod task;
+mod task_columns;
 mod task_map;
 mod text;
 mod warning;
@@ -103,6 +105,77 @@ pub struct WakeMark {
     pub task: TaskId,
     /// Who woke it.
     pub waker: WokenBy,
+}
+
+/// The wake marks as columns: time after the previous one, CPU, woken task, and
+/// the waker as a kind and (for a task or an interrupt) its number.
+mod wake_mark_columns {
+    use std::collections::VecDeque;
+
+    use lucid_protocol::TaskId;
+    use serde::{Deserializer, Serializer};
+
+    use super::columns;
+    use super::{WakeMark, WokenBy};
+    use crate::time::Ticks;
+
+    pub(super) fn serialize<S: Serializer>(v: &VecDeque<WakeMark>, s: S) -> Result<S::Ok, S::Error> {
+        columns::serialize(s, |o| {
+            o.u(v.len() as u64);
+            let mut p = 0;
+            v.iter().for_each(|m| o.delta(&mut p, m.ts.0));
+            v.iter().for_each(|m| o.u(u64::from(m.cpu)));
+            let mut p = 0;
+            v.iter().for_each(|m| o.delta(&mut p, m.task.0));
+            for m in v {
+                match m.waker {
+                    WokenBy::Nobody => o.u(0),
+                    WokenBy::Other => o.u(1),
+                    WokenBy::Interrupt(i) => {
+                        o.u(2);
+                        o.u(u64::from(i));
+                    }
+                    WokenBy::Task(t) => {
+                        o.u(3);
+                        o.delta(&mut m.task.0.clone(), t.0);
+                    }
+                }
+            }
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<WakeMark>, D::Error> {
+        columns::deserialize(d, |r| {
+            let n = r.count(4)?;
+            let mut v = Vec::with_capacity(n);
+            let mut p = 0;
+            for _ in 0..n {
+                v.push(WakeMark {
+                    ts: Ticks(r.delta(&mut p)?),
+                    cpu: 0,
+                    task: TaskId(0),
+                    waker: WokenBy::Nobody,
+                });
+            }
+            for m in &mut v {
+                m.cpu = r.u32()?;
+            }
+            let mut p = 0;
+            for m in &mut v {
+                m.task = TaskId(r.delta(&mut p)?);
+            }
+            for m in &mut v {
+                m.waker = match r.u()? {
+                    0 => WokenBy::Nobody,
+                    1 => WokenBy::Other,
+                    2 => WokenBy::Interrupt(u8::try_from(r.u()?).map_err(|_| "interrupt vector out of range")?),
+                    3 => WokenBy::Task(TaskId(r.delta(&mut m.task.0.clone())?)),
+                    _ => return Err("bad waker kind"),
+                };
+            }
+            Ok(v.into())
+        })
+    }
 }
 
 /// Thresholds and limits of the state model.
@@ -268,6 +341,7 @@ pub struct State {
     /// Log lines dropped from the front of [`State::logs`].
     pub logs_dropped: u64,
     /// Recent wakes for the timeline, oldest first (at most [`MAX_WAKE_MARKS`]).
+    #[serde(with = "wake_mark_columns")]
     pub wake_marks: VecDeque<WakeMark>,
     /// Recent ended waits for the timeline, oldest first (at most
     /// [`MAX_WAIT_MARKS`]).

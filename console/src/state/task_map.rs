@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lucid_protocol::TaskId;
 use rustc_hash::FxBuildHasher;
-use serde::de::{MapAccess, Visitor};
-use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::task::Task;
@@ -362,31 +360,13 @@ impl fmt::Debug for TaskMap {
 /// As a map in id order, like the `BTreeMap` it replaces (keyframes stay readable).
 impl Serialize for TaskMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.len()))?;
-        for (id, t) in self.iter() {
-            m.serialize_entry(id, t)?;
-        }
-        m.end()
+        super::task_columns::serialize(self, s)
     }
 }
 
 impl<'de> Deserialize<'de> for TaskMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TaskMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of tasks")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<TaskMap, A::Error> {
-                let mut m = TaskMap::default();
-                while let Some((id, t)) = a.next_entry::<TaskId, Task>()? {
-                    m.insert(id, t);
-                }
-                Ok(m)
-            }
-        }
-        d.deserialize_map(V)
+        super::task_columns::deserialize(d)
     }
 }
 

@@ -1185,3 +1185,111 @@ fn wasm_functions_of_a_snapshot_answer_name_guest_code_until_a_restart() {
     hello(&mut s, 2_000_000_000);
     assert_eq!(name(&s), None, "a new boot's code is elsewhere");
 }
+
+/// A state with every rare field of its long sequences set, at the edges of their
+/// ranges (timestamps before the spawn, the largest ids and counts).
+fn state_with_rare_fields(seed: u64) -> State {
+    let g = generate(&Workload {
+        cpus: 3,
+        tasks: 300,
+        polls_per_task: 4,
+        wasm_instances: 2,
+        loss: seed % 2,
+        seed,
+        live: seed.is_multiple_of(2),
+        distinct_names: seed.is_multiple_of(3),
+        ..Workload::default()
+    });
+    let mut s = State::new();
+    feed(&mut s, &g.wire());
+    let ids: Vec<TaskId> = s.tasks.keys().copied().collect();
+    let statuses = [
+        TaskStatus::Running,
+        TaskStatus::Scheduled,
+        TaskStatus::Idle,
+        TaskStatus::Completed(Outcome::Ok),
+        TaskStatus::Completed(Outcome::Cancelled),
+        TaskStatus::Completed(Outcome::Panicked),
+        TaskStatus::EndedByRestart,
+    ];
+    for (n, id) in ids.iter().step_by(7).enumerate() {
+        let t = s.tasks.get_mut(id).expect("task");
+        t.status = statuses[n % statuses.len()];
+        t.kind = TaskKind::Wasm;
+        t.panic = Some(format!("boom {n}").into());
+        t.add_parked(Some(lucid_protocol::ResourceKind::Channel), "ping", Ticks(u64::MAX));
+        t.wakers = Some(u64::MAX - n as u64);
+        t.completed_ts = Some(Ticks(0));
+        t.last_woken = Some(Ticks(u64::MAX));
+        t.poll_started = Some(t.spawned_ts.0.wrapping_add(1 << 63));
+        t.scheduled_since = Some(t.spawned_ts.0.wrapping_add((1 << 63) - 1));
+        t.cpu = Some(u32::MAX);
+        t.parent = Some(TaskId(u64::MAX));
+        t.instance = Some(lucid_protocol::InstanceId(n as u64));
+        t.storm_warned = n.is_multiple_of(2);
+        t.lost_warned = n.is_multiple_of(3);
+        t.busy_ticks = Ticks(u64::MAX);
+        for v in 0..200 {
+            t.poll_hist.record(v * 37);
+        }
+        t.sched_hist.record(u64::MAX);
+        t.sched_hist.record(0);
+    }
+    let c = s.cpus.entry(1).or_default();
+    c.slices.push_back(Slice {
+        task: TaskId(u64::MAX),
+        start: Ticks(u64::MAX),
+        end: Ticks(0),
+        ready: true,
+    });
+    for (i, waker) in [
+        WokenBy::Nobody,
+        WokenBy::Other,
+        WokenBy::Interrupt(255),
+        WokenBy::Task(TaskId(0)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.wake_marks.push_back(WakeMark {
+            ts: Ticks(u64::MAX - i as u64),
+            cpu: u32::MAX,
+            task: TaskId(u64::MAX),
+            waker,
+        });
+    }
+    s
+}
+
+#[test]
+fn a_state_round_trips_through_its_keyframe_form() {
+    for seed in 1..=4 {
+        let s = state_with_rare_fields(seed);
+        let bytes = postcard::to_allocvec(&s).expect("serialise");
+        let back: State = postcard::from_bytes(&bytes).expect("deserialise");
+        assert_eq!(back, s, "seed {seed}");
+        // Equal twice over: what the views read, task by task.
+        for ((a, x), (b, y)) in back.tasks.iter().zip(s.tasks.iter()) {
+            assert_eq!((a, x), (b, y));
+            assert_eq!(x.poll_hist.quantile(0.5), y.poll_hist.quantile(0.5));
+        }
+    }
+}
+
+#[test]
+fn a_damaged_keyframe_form_is_refused_or_read_without_panicking() {
+    let s = state_with_rare_fields(2);
+    let bytes = postcard::to_allocvec(&s).expect("serialise");
+    let mut rng = lucid_protocol::testdata::Rng::new(9);
+    let mut refused = 0;
+    for _ in 0..300 {
+        let mut b = bytes.clone();
+        for _ in 0..rng.range(1, 4) {
+            let i = rng.range(0, b.len() as u64) as usize;
+            b[i] ^= 1 << rng.range(0, 8);
+        }
+        refused += usize::from(postcard::from_bytes::<State>(&b).is_err());
+    }
+    assert!(refused > 100, "most damage is noticed: {refused} of 300 refused");
+    assert!(postcard::from_bytes::<State>(&bytes[..bytes.len() / 2]).is_err());
+}
