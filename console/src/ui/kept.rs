@@ -8,8 +8,44 @@
 //! keeper that sees `now` go back computes everything again. A value found to be
 //! neither constant nor growing one tick per tick is computed again every frame.
 
+use std::collections::BinaryHeap;
+
 use crate::state::{State, Task, TaskCursor};
 use crate::time::Ticks;
+
+/// The `n` smallest of the values offered, in one pass: most values are rejected by
+/// one comparison with the largest kept (how a view picks the rows it shows from a
+/// million kept keys).
+pub(crate) struct Smallest<T: Ord> {
+    heap: BinaryHeap<T>,
+    n: usize,
+}
+
+impl<T: Ord> Smallest<T> {
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            heap: BinaryHeap::with_capacity(n + 1),
+            n,
+        }
+    }
+
+    /// Keeps `v` if it is among the `n` smallest so far.
+    #[inline]
+    pub(crate) fn offer(&mut self, v: T) {
+        if self.heap.len() < self.n {
+            self.heap.push(v);
+        } else if let Some(mut largest) = self.heap.peek_mut()
+            && v < *largest
+        {
+            *largest = v;
+        }
+    }
+
+    /// The values kept, ascending.
+    pub(crate) fn into_sorted_vec(self) -> Vec<T> {
+        self.heap.into_sorted_vec()
+    }
+}
 
 /// How far ahead a value is probed to tell its shape.
 const PROBE: u64 = 1 << 20;

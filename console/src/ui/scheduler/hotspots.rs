@@ -3,7 +3,7 @@
 //! ranks tasks and sums spawn locations in one pass over a dense array instead of
 //! over the tasks themselves.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use lucid_protocol::TaskId;
 use rustc_hash::FxBuildHasher;
@@ -11,7 +11,7 @@ use rustc_hash::FxBuildHasher;
 use super::{LocationSums, Ranking};
 use crate::state::{State, Task, Text};
 use crate::time::Ticks;
-use crate::ui::kept::{Kept, Line, Shape};
+use crate::ui::kept::{Kept, Line, Shape, Smallest};
 
 /// Spawn locations kept beyond twice the tasks held (plus this) start the table over:
 /// locations of tasks long gone must not pile up.
@@ -108,7 +108,7 @@ impl Hotspots {
         let ranking = self.ranking.unwrap_or_default();
         let mut sums = vec![LocationSums::default(); self.locations.len()];
         // Ascending is best first: the key descending, then the id.
-        let mut best: BinaryHeap<(u128, u32)> = BinaryHeap::with_capacity(shown + 1);
+        let mut best = Smallest::new(shown);
         for (slot, s) in self.kept.iter() {
             let busy = Ticks(s.busy.at(now));
             let key = match ranking {
@@ -117,13 +117,7 @@ impl Hotspots {
                 Ranking::SchedP99 => Ticks(s.sched_p99),
             };
             let order = (u128::from(!key.0) << 64) | u128::from(s.id.get());
-            if best.len() < shown {
-                best.push((order, slot));
-            } else if let Some(mut worst) = best.peek_mut()
-                && order < worst.0
-            {
-                *worst = (order, slot);
-            }
+            best.offer((order, slot));
             if let Some(e) = sums.get_mut(s.location as usize) {
                 e.0 += 1;
                 e.1 += busy;

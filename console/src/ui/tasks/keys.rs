@@ -3,14 +3,12 @@
 //! the previous one and orders the list from a dense array of keys instead of from
 //! the tasks themselves.
 
-use std::collections::BinaryHeap;
-
 use lucid_protocol::TaskId;
 
 use super::{Column, numeric_key, task_matches, waiting_matches};
 use crate::state::State;
 use crate::time::Ticks;
-use crate::ui::kept::{Kept, Line, Shape};
+use crate::ui::kept::{Kept, Line, Shape, Smallest};
 
 /// Rows above which a window is cut out of a full selection rather than a heap of
 /// the best rows.
@@ -153,16 +151,8 @@ impl KeyCache {
         if end <= HEAP_ROWS {
             // The `end` first rows: one pass, most keys rejected by one comparison
             // with the worst row kept.
-            let mut best = BinaryHeap::with_capacity(end);
-            for e in self.ordered_keys(now, descending) {
-                if best.len() < end {
-                    best.push(e);
-                } else if let Some(mut worst) = best.peek_mut()
-                    && e < *worst
-                {
-                    *worst = e;
-                }
-            }
+            let mut best = Smallest::new(end);
+            self.ordered_keys(now, descending).for_each(|e| best.offer(e));
             return best.into_sorted_vec()[from..].iter().map(|&(_, s)| s).collect();
         }
         let mut all: Vec<(u128, u32)> = self.ordered_keys(now, descending).collect();
