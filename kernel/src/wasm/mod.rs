@@ -45,20 +45,6 @@ pub use instance::{InstanceId, InstanceStats, LiveInstance, MAX_INSTANCES, Outco
 /// record must stay well inside a control frame).
 const MAX_FUNCTION_NAME: usize = 200;
 
-/// The `hasher` and `rust_fnv` guests' algorithm in kernel Rust: FNV-1a over `buf`,
-/// the hash fed back into its first 8 bytes after every round. `buf` persists
-/// across calls, like a guest's memory.
-pub fn native_hash(buf: &mut [u8], rounds: i32) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for _ in 0..rounds {
-        for &b in core::hint::black_box(&*buf) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        buf[..8].copy_from_slice(&h.to_le_bytes());
-    }
-    h
-}
-
 /// Cuts `s` to at most `max` bytes at a character boundary.
 fn truncate_at_char(s: &mut String, max: usize) {
     if s.len() > max {
