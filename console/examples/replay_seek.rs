@@ -130,27 +130,9 @@ fn main() {
         "ms",
     );
 
-    // Seeks to random items and times, in random order (so most go backwards or far
-    // forwards and restore a keyframe).
-    let mut rng = Rng::new(7);
-    let mut seeks = Vec::new();
-    for i in 0..40 {
-        let t = Instant::now();
-        if i % 2 == 0 {
-            r.seek(rng.range(0, items)).expect("seek");
-        } else {
-            r.seek_time(rng.range(0, r.duration_ns())).expect("seek");
-        }
-        seeks.push(ms(t.elapsed()));
-    }
-    seeks.sort_by(f64::total_cmp);
-    let (failed, why) = r.keyframe_failures();
-    assert_eq!(
-        failed, 0,
-        "keyframes failed to restore (seeks played from the start): {why:?}"
-    );
-    row(json, "console.replay_seek_p50_ms", seeks[seeks.len() / 2], "ms");
-    row(json, "console.replay_seek_max_ms", seeks[seeks.len() - 1], "ms");
+    let (p50, max) = random_seeks(&mut r);
+    row(json, "console.replay_seek_p50_ms", p50, "ms");
+    row(json, "console.replay_seek_max_ms", max, "ms");
 
     // Holding the step-back key: the first step restores a keyframe and keeps a
     // checkpoint near the cursor, the others restore that.
@@ -178,4 +160,45 @@ fn main() {
         "items/s",
     );
     eprintln!("{items} items in the recording; index: {}", r.index_origin());
+    drop(r);
+
+    // The same seeks with the index kept to a tenth of the recording
+    // (`lucid replay --index-size 10`): keyframes ten times farther apart.
+    let t = Instant::now();
+    let mut r = Replay::open(&path, Config::default(), IndexParams::with_index_percent(10)).expect("open");
+    eprintln!("index at 10 %: built in {:.1} s", t.elapsed().as_secs_f64());
+    let idx = std::fs::metadata(index_path(&path)).map_or(0, |m| m.len());
+    row(
+        json,
+        "console.replay_index10.size_pct",
+        idx as f64 * 100.0 / size as f64,
+        "%",
+    );
+    let (p50, max) = random_seeks(&mut r);
+    row(json, "console.replay_index10.seek_p50_ms", p50, "ms");
+    row(json, "console.replay_index10.seek_max_ms", max, "ms");
+}
+
+/// 40 seeks to random items and times, in random order (so most go backwards or
+/// far forwards and restore a keyframe): the median and the slowest, in ms.
+fn random_seeks(r: &mut Replay) -> (f64, f64) {
+    let items = r.len();
+    let mut rng = Rng::new(7);
+    let mut seeks = Vec::new();
+    for i in 0..40 {
+        let t = Instant::now();
+        if i % 2 == 0 {
+            r.seek(rng.range(0, items)).expect("seek");
+        } else {
+            r.seek_time(rng.range(0, r.duration_ns())).expect("seek");
+        }
+        seeks.push(ms(t.elapsed()));
+    }
+    seeks.sort_by(f64::total_cmp);
+    let (failed, why) = r.keyframe_failures();
+    assert_eq!(
+        failed, 0,
+        "keyframes failed to restore (seeks played from the start): {why:?}"
+    );
+    (seeks[seeks.len() / 2], seeks[seeks.len() - 1])
 }

@@ -160,6 +160,11 @@ struct ReplayArgs {
     /// The `instance` label of the metrics (default: the kernel's build id).
     #[arg(long, value_name = "NAME", requires = "metrics")]
     instance: Option<String>,
+    /// Keep the replay index at about this percentage of the recording's size
+    /// (1–100): keyframes farther apart, so seeks play further (about 100/PCT times
+    /// as far as the default).
+    #[arg(long, value_name = "PCT", default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..=100))]
+    index_size: u8,
 }
 
 #[derive(Debug, Args)]
@@ -334,7 +339,8 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             eprint!("\rlucid: indexing {name}: {}%", done * 100 / len.max(1));
         }
     };
-    let opened = Replay::open_with_progress(&args.file, config, IndexParams::default(), &mut progress);
+    let params = IndexParams::with_index_percent(args.index_size);
+    let opened = Replay::open_with_progress(&args.file, config, params, &mut progress);
     if tty {
         // Clears the progress line, if there was one.
         eprint!("\r\x1b[2K");

@@ -52,6 +52,30 @@ fn headless_replay_at_the_end_equals_stats() {
 }
 
 #[test]
+fn a_smaller_index_replays_to_the_same_state_and_a_bad_size_is_refused() {
+    let path = write("index-size");
+    let p = path.to_str().expect("utf-8");
+    let full = json(&["replay", p, "--headless", "--json", "--at", "300us"]);
+    let small = json(&[
+        "replay",
+        p,
+        "--headless",
+        "--json",
+        "--at",
+        "300us",
+        "--index-size",
+        "10",
+    ]);
+    assert_eq!(small, full);
+    for bad in ["0", "101", "ten"] {
+        let out = lucid(&["replay", p, "--headless", "--index-size", bad]);
+        assert!(!out.status.success(), "--index-size {bad} is refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--index-size"), "{err}");
+    }
+}
+
+#[test]
 fn max_tasks_caps_what_a_replay_holds_and_counts_the_rest() {
     let path = write("max-tasks");
     let p = path.to_str().expect("utf-8");

@@ -71,6 +71,19 @@ impl Default for IndexParams {
     }
 }
 
+impl IndexParams {
+    /// The default keyframe times, spaced so that the index stays at about `percent`
+    /// (1–100) of the recording: keyframes `100 / percent` times their own size apart,
+    /// so a seek plays up to that many times further than with the default (100).
+    #[must_use]
+    pub fn with_index_percent(percent: u8) -> Self {
+        Self {
+            min_spacing_percent: 10_000 / u64::from(percent.clamp(1, 100)),
+            ..Self::default()
+        }
+    }
+}
+
 /// What identifies the recording an index belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Fingerprint {
@@ -678,6 +691,44 @@ mod tests {
         let header = Player::open(&path, Config::default()).expect("open").header();
         let e = loaded.restore(&path, header, &entry).expect_err("too long");
         assert!(e.to_string().contains("length out of range"), "{e}");
+    }
+
+    #[test]
+    fn an_index_kept_to_a_tenth_spaces_its_keyframes_ten_times_their_size() {
+        let dir = TempDir::new();
+        let g = generate(&Workload {
+            cpus: 1,
+            tasks: 100,
+            polls_per_task: 1600,
+            ..Workload::default()
+        });
+        let path = dir.file("a.lucid", &g.recording(4096));
+        let recording = fs::metadata(&path).expect("recording").len();
+        let build = |percent| {
+            let params = IndexParams {
+                every_items: 500,
+                ..IndexParams::with_index_percent(percent)
+            };
+            let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
+            let size = fs::metadata(place::index_path(&path)).expect("index file").len();
+            (index.entries().to_vec(), size)
+        };
+        let (full, full_size) = build(100);
+        let (tenth, tenth_size) = build(10);
+        assert_eq!(IndexParams::with_index_percent(100), IndexParams::default());
+        assert!(full.len() > 8, "{} keyframes at 100 %", full.len());
+        for w in tenth.windows(2) {
+            assert!(
+                w[1].record_offset - w[0].record_offset >= 10 * w[0].blob_len,
+                "keyframes {} bytes apart, the first {} bytes",
+                w[1].record_offset - w[0].record_offset,
+                w[0].blob_len
+            );
+        }
+        assert!(
+            tenth_size * 4 < full_size && tenth_size * 100 < recording * 25,
+            "index {tenth_size} B at 10 %, {full_size} B at 100 %, recording {recording} B"
+        );
     }
 
     /// The bytes of `path` with one flipped in the middle (same length).
