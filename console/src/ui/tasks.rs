@@ -203,6 +203,14 @@ enum Ordered<'s> {
         state: &'s State,
         descending: bool,
     },
+    /// The tasks a filter keeps, by a text column: the kept order walked, skipping
+    /// the tasks `keys` (kept for the filter, by id) says the filter drops.
+    FilteredText {
+        order: &'s TextOrder,
+        keys: &'s KeyCache,
+        state: &'s State,
+        descending: bool,
+    },
 }
 
 /// The orders the task list keeps across frames.
@@ -218,8 +226,12 @@ impl KeptOrders {
     fn sync(&mut self, view: &TasksView, state: &State) {
         if keys::cacheable(view.sort) {
             self.keys.sync(view.sort, &view.filter.to_lowercase(), state);
-        } else if view.filter.is_empty() && text_order::orders(view.sort) {
+        } else if text_order::orders(view.sort) {
             self.text.sync(view.sort, state);
+            if !view.filter.is_empty() {
+                // The ids' column: only what the filter keeps is wanted of it.
+                self.keys.sync(Column::Id, &view.filter.to_lowercase(), state);
+            }
         }
     }
 }
@@ -231,6 +243,7 @@ impl<'s> Ordered<'s> {
             Ordered::Sorted(rows) => rows.len(),
             Ordered::Cached { keys, .. } => keys.len(),
             Ordered::Text { order, .. } => order.len(),
+            Ordered::FilteredText { keys, .. } => keys.len(),
         }
     }
 
@@ -244,6 +257,7 @@ impl<'s> Ordered<'s> {
             Ordered::Sorted(rows) => rows.iter().map(|t| t.id).max(),
             Ordered::Cached { keys, .. } => keys.max_id(),
             Ordered::Text { state, .. } => state.tasks.keys().next_back().copied(),
+            Ordered::FilteredText { keys, .. } => keys.max_id(),
         }
     }
 
@@ -270,6 +284,18 @@ impl<'s> Ordered<'s> {
                 state,
                 descending,
             } => order.position(state, id, *descending),
+            Ordered::FilteredText {
+                order,
+                keys,
+                state,
+                descending,
+            } => {
+                let slot = state.tasks.slot_of(&id)?;
+                order
+                    .slots(*descending)
+                    .filter(|&s| keys.keeps_slot(s))
+                    .position(|s| s == slot)
+            }
         }
     }
 
@@ -302,6 +328,20 @@ impl<'s> Ordered<'s> {
                 return order
                     .window(from, n, *descending)
                     .into_iter()
+                    .filter_map(|slot| state.tasks.at_slot(slot))
+                    .collect();
+            }
+            Ordered::FilteredText {
+                order,
+                keys,
+                state,
+                descending,
+            } => {
+                return order
+                    .slots(*descending)
+                    .filter(|&s| keys.keeps_slot(s))
+                    .skip(from)
+                    .take(n)
                     .filter_map(|slot| state.tasks.at_slot(slot))
                     .collect();
             }
@@ -439,6 +479,13 @@ impl TasksView {
         } else if self.filter.is_empty() && text_order::orders(self.sort) {
             Ordered::Text {
                 order: &kept.text,
+                state,
+                descending: self.descending,
+            }
+        } else if text_order::orders(self.sort) {
+            Ordered::FilteredText {
+                order: &kept.text,
+                keys: &kept.keys,
                 state,
                 descending: self.descending,
             }

@@ -105,6 +105,12 @@ impl KeyCache {
         self.len
     }
 
+    /// Whether the filter keeps the task in `slot`.
+    #[inline]
+    pub(super) fn keeps_slot(&self, slot: u32) -> bool {
+        self.kept.get(slot).is_some_and(|e| self.keeps(slot, e))
+    }
+
     /// Whether the filter keeps the task in `slot`, whose entry is `e`.
     #[inline]
     fn keeps(&self, slot: u32, e: &Entry) -> bool {

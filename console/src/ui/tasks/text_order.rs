@@ -128,6 +128,16 @@ impl TextOrder {
             .collect()
     }
 
+    /// The held slots in display order.
+    pub(super) fn slots(&self, descending: bool) -> impl Iterator<Item = u32> + '_ {
+        let (asc, desc) = if descending {
+            (None, Some(self.sorted.iter().rev()))
+        } else {
+            (Some(self.sorted.iter()), None)
+        };
+        asc.into_iter().flatten().chain(desc.into_iter().flatten()).copied()
+    }
+
     /// Where task `id` is in display order.
     pub(super) fn position(&self, state: &State, id: TaskId, descending: bool) -> Option<usize> {
         let slot = state.tasks.slot_of(&id)?;
