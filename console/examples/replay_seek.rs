@@ -88,13 +88,7 @@ fn main() {
         size as f64 / (1 << 20) as f64 / build.as_secs_f64(),
         "MiB/s",
     );
-    let idx = std::fs::metadata(index_path(&path)).map_or(0, |m| m.len());
-    row(
-        json,
-        "console.replay_index_size_pct",
-        idx as f64 * 100.0 / size as f64,
-        "%",
-    );
+    row(json, "console.replay_index_size_pct", index_pct(&path, size), "%");
     row(
         json,
         "console.replay_keyframes",
@@ -167,16 +161,17 @@ fn main() {
     let t = Instant::now();
     let mut r = Replay::open(&path, Config::default(), IndexParams::with_index_percent(10)).expect("open");
     eprintln!("index at 10 %: built in {:.1} s", t.elapsed().as_secs_f64());
-    let idx = std::fs::metadata(index_path(&path)).map_or(0, |m| m.len());
-    row(
-        json,
-        "console.replay_index10.size_pct",
-        idx as f64 * 100.0 / size as f64,
-        "%",
-    );
+    row(json, "console.replay_index10.size_pct", index_pct(&path, size), "%");
     let (p50, max) = random_seeks(&mut r);
     row(json, "console.replay_index10.seek_p50_ms", p50, "ms");
     row(json, "console.replay_index10.seek_max_ms", max, "ms");
+}
+
+/// The size of the index of the recording at `path` (of `size` bytes), in percent
+/// of the recording.
+fn index_pct(path: &Path, size: u64) -> f64 {
+    let idx = std::fs::metadata(index_path(path)).map_or(0, |m| m.len());
+    idx as f64 * 100.0 / size as f64
 }
 
 /// 40 seeks to random items and times, in random order (so most go backwards or

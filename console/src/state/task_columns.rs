@@ -1,6 +1,8 @@
-//! The task map's keyframe form: the tasks' numbers as columns (see [`columns`]),
-//! names and spawn locations as indices into one table of the distinct strings, and
-//! the tasks' nested parts (wakers, histories, histograms) each as one sequence.
+//! The task map's keyframe form: the tasks' numbers and their two histograms as
+//! columns (see [`columns`]), read side by side, names and spawn locations as
+//! indices into one table of the distinct strings, and the rest of each task (who
+//! woke it, its busy history, its panic, its parked time) as one serde sequence per
+//! field.
 //!
 //! [`columns`]: super::columns
 
@@ -41,6 +43,7 @@ type Read = (
     Vec<Vec<Parked>>,
 );
 
+/// A status as a number: its rank, which tells every status apart.
 fn status_code(s: TaskStatus) -> u64 {
     u64::from(s.rank())
 }

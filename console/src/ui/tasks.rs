@@ -291,10 +291,7 @@ impl<'s> Ordered<'s> {
                 descending,
             } => {
                 let slot = state.tasks.slot_of(&id)?;
-                order
-                    .slots(*descending)
-                    .filter(|&s| keys.keeps_slot(s))
-                    .position(|s| s == slot)
+                filtered_slots(order, keys, *descending).position(|s| s == slot)
             }
         }
     }
@@ -337,9 +334,7 @@ impl<'s> Ordered<'s> {
                 state,
                 descending,
             } => {
-                return order
-                    .slots(*descending)
-                    .filter(|&s| keys.keeps_slot(s))
+                return filtered_slots(order, keys, *descending)
                     .skip(from)
                     .take(n)
                     .filter_map(|slot| state.tasks.at_slot(slot))
@@ -362,6 +357,12 @@ impl<'s> Ordered<'s> {
         window.sort_unstable_by(order);
         window.iter().map(|e| e.2).collect()
     }
+}
+
+/// The slots of the tasks the filter keeps (as `keys` says), in `order`'s display
+/// order.
+fn filtered_slots<'a>(order: &'a TextOrder, keys: &'a KeyCache, descending: bool) -> impl Iterator<Item = u32> + 'a {
+    order.slots(descending).filter(|&s| keys.keeps_slot(s))
 }
 
 /// The display order of two `(key, id)` entries: ascending, or descending.
