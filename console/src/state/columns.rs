@@ -32,6 +32,12 @@ impl Out {
         self.0.push(v as u8);
     }
 
+    /// A number as its difference from `base` (another field of the same record).
+    #[inline]
+    pub(crate) fn relative(&mut self, base: u64, v: u64) {
+        self.delta(&mut { base }, v);
+    }
+
     /// A number as its difference from `*prev` (which becomes `v`).
     #[inline]
     pub(crate) fn delta(&mut self, prev: &mut u64, v: u64) {
@@ -162,6 +168,12 @@ impl<'a> In<'a> {
         Ok(*prev)
     }
 
+    /// A number written by [`Out::relative`].
+    #[inline]
+    pub(crate) fn relative(&mut self, base: u64) -> Result<u64, Bad> {
+        self.delta(&mut { base })
+    }
+
     /// A number written by [`Out::opt_from`].
     #[inline]
     pub(crate) fn opt_from(&mut self, base: u64) -> Result<Option<u64>, Bad> {
@@ -276,6 +288,7 @@ mod tests {
             for &v in &values {
                 out.u(v);
                 out.delta(&mut prev, v);
+                out.relative(base, v);
             }
             for &o in &opts {
                 out.opt_from(base, o);
@@ -286,6 +299,7 @@ mod tests {
             for &v in &values {
                 prop_assert_eq!(r.u().unwrap(), v);
                 prop_assert_eq!(r.delta(&mut prev).unwrap(), v);
+                prop_assert_eq!(r.relative(base).unwrap(), v);
             }
             for &o in &opts {
                 prop_assert_eq!(r.opt_from(base).unwrap(), o);

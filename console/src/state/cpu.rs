@@ -111,7 +111,7 @@ mod slice_columns {
             v.iter().for_each(|x| o.delta(&mut p, x.task.0));
             let mut p = 0;
             v.iter().for_each(|x| o.delta(&mut p, x.start.0));
-            v.iter().for_each(|x| o.delta(&mut x.start.0.clone(), x.end.0));
+            v.iter().for_each(|x| o.relative(x.start.0, x.end.0));
             v.iter().for_each(|x| o.u(u64::from(x.ready)));
         })
     }
@@ -134,7 +134,7 @@ mod slice_columns {
                 x.start = Ticks(r.delta(&mut p)?);
             }
             for x in &mut v {
-                x.end = Ticks(r.delta(&mut x.start.0.clone())?);
+                x.end = Ticks(r.relative(x.start.0)?);
             }
             for x in &mut v {
                 x.ready = r.bool()?;

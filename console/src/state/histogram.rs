@@ -134,7 +134,7 @@ impl Histogram {
             o.delta(&mut counted, h.count);
         }
         hs.iter().for_each(|h| o.u(h.min));
-        hs.iter().for_each(|h| o.delta(&mut h.min.clone(), h.max));
+        hs.iter().for_each(|h| o.relative(h.min, h.max));
         for h in hs {
             let excess = h.sum().wrapping_sub(u128::from(h.count) * u128::from(h.min));
             o.u(excess as u64);
@@ -189,7 +189,7 @@ impl Histogram {
             h.min = r.u()?;
         }
         for h in &mut hs {
-            h.max = r.delta(&mut h.min.clone())?;
+            h.max = r.relative(h.min)?;
         }
         for h in &mut hs {
             let excess = u128::from(r.u()?) | u128::from(r.u()?) << 64;

@@ -137,7 +137,7 @@ mod wake_mark_columns {
                     }
                     WokenBy::Task(t) => {
                         o.u(3);
-                        o.delta(&mut m.task.0.clone(), t.0);
+                        o.relative(m.task.0, t.0);
                     }
                 }
             }
@@ -169,7 +169,7 @@ mod wake_mark_columns {
                     0 => WokenBy::Nobody,
                     1 => WokenBy::Other,
                     2 => WokenBy::Interrupt(u8::try_from(r.u()?).map_err(|_| "interrupt vector out of range")?),
-                    3 => WokenBy::Task(TaskId(r.delta(&mut m.task.0.clone())?)),
+                    3 => WokenBy::Task(TaskId(r.relative(m.task.0)?)),
                     _ => return Err("bad waker kind"),
                 };
             }

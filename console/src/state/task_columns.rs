@@ -123,7 +123,7 @@ pub(crate) fn serialize<S: Serializer>(map: &TaskMap, s: S) -> Result<S::Ok, S::
     let (mut key_p, mut spawned_p) = (0, 0);
     for (key, t) in map.iter() {
         cols[Col::Key].delta(&mut key_p, key.0);
-        cols[Col::Id].delta(&mut key.0.clone(), t.id.0);
+        cols[Col::Id].relative(key.0, t.id.0);
         cols[Col::Spawned].delta(&mut spawned_p, t.spawned_ts.0);
         for (text, col) in [(&t.name, Col::Name), (&t.location, Col::Location)] {
             let s = text.as_str();
@@ -227,7 +227,7 @@ fn read_task(
     spawned_p: &mut u64,
 ) -> Result<(TaskId, Task), Bad> {
     let key = TaskId(cols[Col::Key].delta(key_p)?);
-    let id = TaskId(cols[Col::Id].delta(&mut key.0.clone())?);
+    let id = TaskId(cols[Col::Id].relative(key.0)?);
     let spawned = cols[Col::Spawned].delta(spawned_p)?;
     let mut t = Task::new(id, Ticks(spawned));
     let text = |i: u64| texts.get(i as usize).cloned().ok_or("string index out of range");
