@@ -14,6 +14,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use lucid_protocol::{unzigzag, zigzag};
 use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
 
@@ -43,7 +44,7 @@ impl Out {
     pub(crate) fn delta(&mut self, prev: &mut u64, v: u64) {
         let d = v.wrapping_sub(*prev) as i64;
         *prev = v;
-        self.u(((d << 1) ^ (d >> 63)) as u64);
+        self.u(zigzag(d));
     }
 
     /// An optional number: 0 for none, else its difference from `base` plus two
@@ -53,8 +54,7 @@ impl Out {
             self.u(0);
             return;
         };
-        let d = v.wrapping_sub(base) as i64;
-        match (((d << 1) ^ (d >> 63)) as u64).checked_add(2) {
+        match zigzag(v.wrapping_sub(base) as i64).checked_add(2) {
             Some(z) => self.u(z),
             None => {
                 self.u(1);
@@ -162,9 +162,7 @@ impl<'a> In<'a> {
     /// A number written by [`Out::delta`].
     #[inline]
     pub(crate) fn delta(&mut self, prev: &mut u64) -> Result<u64, Bad> {
-        let z = self.u()?;
-        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        *prev = prev.wrapping_add(d as u64);
+        *prev = prev.wrapping_add(unzigzag(self.u()?) as u64);
         Ok(*prev)
     }
 
@@ -182,8 +180,7 @@ impl<'a> In<'a> {
             1 => return self.u().map(Some),
             z => z - 2,
         };
-        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        Ok(Some(base.wrapping_add(d as u64)))
+        Ok(Some(base.wrapping_add(unzigzag(z) as u64)))
     }
 
     /// The rest of the bytes as `N` columns written by [`Out::columns`].

@@ -106,13 +106,18 @@ impl<'de> Deserialize<'de> for Histogram {
         let mut h = Histogram {
             len: len as u16,
             count: r.count,
-            sum_lo: r.sum as u64,
-            sum_hi: (r.sum >> 64) as u64,
             min: r.min,
             max: r.max,
             ..Histogram::default()
         };
-        h.set_from_dense(&dense);
+        h.set_sum(r.sum);
+        let pairs: Vec<(u32, u32)> = dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| (i as u32, c))
+            .collect();
+        h.set_from_pairs(&pairs);
         Ok(h)
     }
 }
@@ -129,10 +134,7 @@ impl Histogram {
             h.nonzero().for_each(|(i, _)| o.delta(&mut p, i as u64));
         }
         hs.iter().for_each(|h| h.nonzero().for_each(|(_, c)| o.u(u64::from(c))));
-        for h in hs {
-            let mut counted = h.nonzero().map(|(_, c)| u64::from(c)).sum::<u64>();
-            o.delta(&mut counted, h.count);
-        }
+        hs.iter().for_each(|h| o.relative(h.bucket_total(), h.count));
         hs.iter().for_each(|h| o.u(h.min));
         hs.iter().for_each(|h| o.relative(h.min, h.max));
         for h in hs {
@@ -182,8 +184,7 @@ impl Histogram {
             h.set_from_pairs(&pairs);
         }
         for h in &mut hs {
-            let mut counted = h.nonzero().map(|(_, c)| u64::from(c)).sum::<u64>();
-            h.count = r.delta(&mut counted)?;
+            h.count = r.relative(h.bucket_total())?;
         }
         for h in &mut hs {
             h.min = r.u()?;
@@ -193,30 +194,9 @@ impl Histogram {
         }
         for h in &mut hs {
             let excess = u128::from(r.u()?) | u128::from(r.u()?) << 64;
-            let sum = excess.wrapping_add(u128::from(h.count) * u128::from(h.min));
-            h.sum_lo = sum as u64;
-            h.sum_hi = (sum >> 64) as u64;
+            h.set_sum(excess.wrapping_add(u128::from(h.count) * u128::from(h.min)));
         }
         Ok(hs)
-    }
-
-    /// Takes the non-empty buckets `pairs` (index, count; ascending, below `self.len`)
-    /// in the smaller of the two forms, as [`Histogram::set_from_dense`] would.
-    fn set_from_pairs(&mut self, pairs: &[(u32, u32)]) {
-        let nonzero = pairs.iter().filter(|(_, c)| *c > 0).count();
-        if nonzero * 2 < usize::from(self.len) {
-            self.dense = false;
-            self.counts = SmallVec::with_capacity(nonzero * 2);
-            for &(i, c) in pairs.iter().filter(|(_, c)| *c > 0) {
-                self.counts.extend([i, c]);
-            }
-        } else {
-            self.dense = true;
-            self.counts = SmallVec::from_elem(0, usize::from(self.len));
-            for &(i, c) in pairs {
-                self.counts[i as usize] = c;
-            }
-        }
     }
 }
 
@@ -253,10 +233,19 @@ impl Histogram {
         (u128::from(self.sum_hi) << 64) | u128::from(self.sum_lo)
     }
 
-    fn add_sum(&mut self, v: u128) {
-        let s = self.sum() + v;
+    fn set_sum(&mut self, s: u128) {
         self.sum_lo = s as u64;
         self.sum_hi = (s >> 64) as u64;
+    }
+
+    fn add_sum(&mut self, v: u128) {
+        self.set_sum(self.sum() + v);
+    }
+
+    /// The counts of the buckets added up (what `count` is, unless a bucket
+    /// saturated).
+    fn bucket_total(&self) -> u64 {
+        self.nonzero().map(|(_, c)| u64::from(c)).sum()
     }
 
     /// Non-empty buckets as (index, count), ascending.
@@ -288,18 +277,22 @@ impl Histogram {
         d
     }
 
-    /// Takes `dense` (of `self.len` buckets) in the smaller of the two forms.
-    fn set_from_dense(&mut self, dense: &[u32]) {
-        let nonzero = dense.iter().filter(|c| **c > 0).count();
-        if nonzero * 2 < dense.len() {
+    /// Takes the non-empty buckets `pairs` (index, count; ascending, below `self.len`)
+    /// in the smaller of the two forms.
+    fn set_from_pairs(&mut self, pairs: &[(u32, u32)]) {
+        let nonzero = pairs.iter().filter(|(_, c)| *c > 0).count();
+        if nonzero * 2 < usize::from(self.len) {
             self.dense = false;
             self.counts = SmallVec::with_capacity(nonzero * 2);
-            for (i, &c) in dense.iter().enumerate().filter(|(_, c)| **c > 0) {
-                self.counts.extend([i as u32, c]);
+            for &(i, c) in pairs.iter().filter(|(_, c)| *c > 0) {
+                self.counts.extend([i, c]);
             }
         } else {
             self.dense = true;
-            self.counts = SmallVec::from_slice(dense);
+            self.counts = SmallVec::from_elem(0, usize::from(self.len));
+            for &(i, c) in pairs {
+                self.counts[i as usize] = c;
+            }
         }
     }
 
