@@ -89,7 +89,8 @@ fn million(json: bool) {
     row(json, "console.tasks_1m.slowest_view_ms", slowest, "ms/frame");
 }
 
-/// Draws every view of `session`, and the task list sorted by name, `frames` times
+/// Draws every view of `session`, and the task list sorted by name and by what tasks
+/// wait on, `frames` times
 /// (after a first frame if `first` names its rows `{first}.{view}`) on a 200×50
 /// terminal, as rows `{prefix}.{view}` of the mean frame time; returns the slowest
 /// view's.
@@ -104,6 +105,8 @@ fn render_rows(json: bool, session: Session, prefix: &str, frames: u32, first: O
         .map(|view| (view.title().to_lowercase().replace(' ', "_"), view, Column::Busy, ""))
         .chain([
             ("tasks_by_name".to_string(), View::Tasks, Column::Name, ""),
+            // What tasks wait on: the resources' state, outside the task journal.
+            ("tasks_by_waiting".to_string(), View::Tasks, Column::Waiting, ""),
             // A filter that keeps few tasks: the kept order by name is walked far to
             // fill the window.
             ("tasks_by_name_filtered".to_string(), View::Tasks, Column::Name, "-4242"),

@@ -91,6 +91,12 @@ impl Line {
         }
     }
 
+    /// The value (fixed, volatile) or the value minus `now` (growing, wrapping).
+    #[inline]
+    pub fn base(self) -> u64 {
+        self.base
+    }
+
     /// The value at `now`.
     #[inline]
     pub fn at(self, now: Ticks) -> u64 {
@@ -136,20 +142,40 @@ impl<E> Kept<E> {
         &mut self,
         state: &State,
         same: bool,
-        mut derive: impl FnMut(&Task, Ticks) -> (E, bool),
+        derive: impl FnMut(&Task, Ticks) -> (E, bool),
         counts: impl Fn(&E) -> bool,
     ) {
+        self.sync_noting(state, same, &[], derive, counts, |_, _, _| {});
+    }
+
+    /// [`Self::sync`], deriving the entries of slots `also` again too (what they
+    /// derive from changed where the task journal does not see it), and calling
+    /// `changed(slot, old, new)` for each entry derived again; returns true, without
+    /// calling it, when every entry was derived again (what was kept from the
+    /// entries is to be built again from [`Self::iter`]).
+    pub fn sync_noting(
+        &mut self,
+        state: &State,
+        same: bool,
+        also: &[u32],
+        mut derive: impl FnMut(&Task, Ticks) -> (E, bool),
+        counts: impl Fn(&E) -> bool,
+        mut changed: impl FnMut(u32, Option<&E>, Option<&E>),
+    ) -> bool {
         let now = state.now();
-        let changed = self
+        let journal = self
             .cursor
             .filter(|_| same && now >= self.now)
             .and_then(|cur| state.tasks.changed_since(cur));
-        if let Some(slots) = changed {
+        let every = journal.is_none();
+        if let Some(slots) = journal {
             let mut again = std::mem::take(&mut self.volatile);
+            again.extend_from_slice(also);
             again.sort_unstable();
             again.dedup();
             for &slot in slots.iter().chain(&again) {
-                self.set(slot, state, now, &mut derive, &counts);
+                let old = self.set(slot, state, now, &mut derive, &counts);
+                changed(slot, old.as_ref(), self.get(slot));
             }
         } else {
             self.entries.clear();
@@ -162,8 +188,10 @@ impl<E> Kept<E> {
         }
         self.cursor = Some(state.tasks.cursor());
         self.now = now;
+        every
     }
 
+    /// Derives the entry of `slot` again; returns the one it replaced.
     fn set(
         &mut self,
         slot: u32,
@@ -171,7 +199,7 @@ impl<E> Kept<E> {
         now: Ticks,
         derive: &mut impl FnMut(&Task, Ticks) -> (E, bool),
         counts: &impl Fn(&E) -> bool,
-    ) {
+    ) -> Option<E> {
         let i = slot as usize;
         if i >= self.entries.len() {
             self.entries.resize_with(i + 1, || None);
@@ -185,7 +213,13 @@ impl<E> Kept<E> {
         });
         let counted = |e: &Option<E>| usize::from(e.as_ref().is_some_and(&counts));
         self.counted = self.counted + counted(&entry) - counted(&self.entries[i]);
-        self.entries[i] = entry;
+        std::mem::replace(&mut self.entries[i], entry)
+    }
+
+    /// Slots derived again every frame, as of the last sync (with repeats; an entry
+    /// derived again since may no longer be volatile).
+    pub fn volatile(&self) -> &[u32] {
+        &self.volatile
     }
 
     /// Entries `counts` (see [`Self::sync`]).

@@ -7,6 +7,7 @@ pub mod help;
 mod kept;
 pub mod kernel_log;
 pub mod logs;
+mod ranks;
 pub mod replay;
 pub mod resources;
 pub mod scheduler;

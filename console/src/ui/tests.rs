@@ -809,6 +809,74 @@ fn kept_keys_filter_as_the_full_pass_does() {
     }
 }
 
+/// Sorted by what tasks wait on, the list ordered from kept keys follows waits as
+/// they begin, end and move to another resource (changes the task journal does not
+/// see), in both directions and through filters, as a full sort does.
+#[test]
+fn the_waiting_order_follows_waits_as_they_begin_and_end() {
+    use lucid_protocol::{ResourceId, WaitBegin, WaitEnd, WaitOp, WaitOutcome};
+    let (mut app, [a, b, _]) = fixture_with_waits();
+    let d = app
+        .state()
+        .tasks
+        .values()
+        .map(|t| t.id)
+        .find(|&t| app.state().resources.current_wait(t).is_none())
+        .expect("a task that does not wait");
+    let begin = |task, id| {
+        Message::WaitBegin(WaitBegin {
+            task,
+            resource: ResourceId(id),
+            op: WaitOp::Acquire,
+        })
+    };
+    let end = |task, id| {
+        Message::WaitEnd(WaitEnd {
+            task,
+            resource: ResourceId(id),
+            outcome: WaitOutcome::Ready,
+        })
+    };
+    let steps = [
+        vec![begin(d, 14)],
+        vec![end(a, 12)],
+        vec![end(b, 12), begin(b, 14)],
+        vec![begin(a, 14), end(d, 14)],
+    ];
+    let views: Vec<(bool, &str)> = [false, true]
+        .into_iter()
+        .flat_map(|descending| ["", "waiting", "sem", "chan"].map(|f| (descending, f)))
+        .collect();
+    let mut kept: Vec<tasks::TasksView> = views.iter().map(|_| tasks::TasksView::default()).collect();
+    let mut waiting_seen = Vec::new();
+    for (seq, step) in std::iter::once(Vec::new()).chain(steps).enumerate() {
+        if !step.is_empty() {
+            let at = app.state().now().get() + 1_000;
+            let events: Vec<(u64, Message)> = step.into_iter().map(|m| (at, m)).collect();
+            let stream = StreamId::new(0, Ring::Interrupt);
+            app.session.feed(HostNs(4), &frame(stream, seq as u32, &events));
+            app.session.flush();
+        }
+        let state = &app.session.state;
+        waiting_seen.push(state.resources.waits.len());
+        for (&(descending, filter), view) in views.iter().zip(&mut kept) {
+            view.sort = tasks::Column::Waiting;
+            view.descending = descending;
+            view.filter = filter.into();
+            let want: Vec<TaskId> = view.rows(state).iter().map(|t| t.id).collect();
+            assert_eq!(
+                view.kept_rows(state),
+                want,
+                "step {seq} /{filter} descending={descending}"
+            );
+        }
+    }
+    assert!(
+        waiting_seen.windows(2).any(|w| w[0] != w[1]),
+        "waits began and ended: {waiting_seen:?}"
+    );
+}
+
 #[test]
 fn resources_view_lists_waiters_and_enter_opens_them() {
     let (mut app, [a, b, _]) = fixture_with_waits();

@@ -1,0 +1,430 @@
+//! Kept keys held in order, so that a frame finds the rows it shows, and where a
+//! task is among them, by binary searches instead of a pass over every task: at a
+//! million tasks one pass is a frame's budget.
+//!
+//! A key is a [`Line`]: fixed, or growing one tick per tick from a base. Fixed keys
+//! are held ordered by value; growing keys ordered by base, which is their order at
+//! any `now` but for the keys whose value wrapped past `u64::MAX`, which come first
+//! (the order is rotated, not changed). Keys computed again every frame (volatile)
+//! and the few a caller adds for one frame are a third, small sorted run. A frame's
+//! order is the merge of the three runs, read through [`RankedAt`].
+
+use crate::time::Ticks;
+use crate::ui::kept::{Line, Shape};
+
+/// A held key: a fixed value or a growing line's base, then the id that breaks
+/// ties, then the slot it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    key: u64,
+    id: u64,
+    slot: u32,
+}
+
+/// Most entries per chunk of an [`OrderSet`] (it splits in two past that): an
+/// insertion moves at most this many entries.
+const CHUNK: usize = 512;
+
+/// An ordered set with rank and select, as sorted chunks.
+#[derive(Debug, Clone, Default)]
+struct OrderSet {
+    /// Each non-empty and sorted; every entry of a chunk orders before the next
+    /// chunk's.
+    chunks: Vec<Vec<Held>>,
+    /// Entries before each chunk (up to date after [`Self::refresh`]).
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl OrderSet {
+    /// The set of `sorted` (ascending, no repeats).
+    fn from_sorted(sorted: &[Held]) -> Self {
+        let mut set = Self {
+            chunks: sorted.chunks(CHUNK / 2).map(<[Held]>::to_vec).collect(),
+            starts: Vec::new(),
+            len: sorted.len(),
+        };
+        set.refresh();
+        set
+    }
+
+    /// The chunk `v` belongs in (the last one if it orders after everything).
+    fn chunk_for(&self, v: &Held) -> usize {
+        self.chunks
+            .partition_point(|c| c.last().is_some_and(|last| last < v))
+            .min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn insert(&mut self, v: Held) {
+        if self.chunks.is_empty() {
+            self.chunks.push(vec![v]);
+            self.len = 1;
+            return;
+        }
+        let c = self.chunk_for(&v);
+        let chunk = &mut self.chunks[c];
+        if let Err(at) = chunk.binary_search(&v) {
+            chunk.insert(at, v);
+            self.len += 1;
+            if chunk.len() > CHUNK {
+                let upper = chunk.split_off(chunk.len() / 2);
+                self.chunks.insert(c + 1, upper);
+            }
+        }
+    }
+
+    fn remove(&mut self, v: &Held) {
+        if self.chunks.is_empty() {
+            return;
+        }
+        let c = self.chunk_for(v);
+        let chunk = &mut self.chunks[c];
+        if let Ok(at) = chunk.binary_search(v) {
+            chunk.remove(at);
+            self.len -= 1;
+            if chunk.is_empty() {
+                self.chunks.remove(c);
+            }
+        }
+    }
+
+    /// Brings the chunks' starts up to date (after inserts and removes).
+    fn refresh(&mut self) {
+        self.starts.clear();
+        let mut at = 0;
+        for c in &self.chunks {
+            self.starts.push(at);
+            at += c.len();
+        }
+    }
+
+    /// The entry at rank `i` (`i < len`, starts up to date).
+    fn get(&self, i: usize) -> Held {
+        let c = self.starts.partition_point(|&s| s <= i) - 1;
+        self.chunks[c][i - self.starts[c]]
+    }
+
+    /// How many entries order before `v` (starts up to date).
+    fn below(&self, v: &Held) -> usize {
+        if self.chunks.is_empty() {
+            return 0;
+        }
+        let c = self.chunk_for(v);
+        self.starts[c] + self.chunks[c].partition_point(|e| e < v)
+    }
+}
+
+/// The fixed and growing keys of the entries a view orders (see the module
+/// documentation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ranks {
+    fixed: OrderSet,
+    growing: OrderSet,
+}
+
+/// Where a key with this line is held, if it is held at all.
+fn held(line: Line, id: u64, slot: u32) -> Option<(bool, Held)> {
+    let h = Held {
+        key: line.base(),
+        id,
+        slot,
+    };
+    match line.shape {
+        Shape::Fixed => Some((false, h)),
+        Shape::Growing => Some((true, h)),
+        Shape::Volatile => None,
+    }
+}
+
+impl Ranks {
+    /// The ranks of `entries` (`(key, id, slot)`; volatile keys are not held).
+    pub(crate) fn build(entries: impl Iterator<Item = (Line, u64, u32)>) -> Self {
+        let (mut fixed, mut growing) = (Vec::new(), Vec::new());
+        for (line, id, slot) in entries {
+            match held(line, id, slot) {
+                Some((false, h)) => fixed.push(h),
+                Some((true, h)) => growing.push(h),
+                None => {}
+            }
+        }
+        fixed.sort_unstable();
+        fixed.dedup();
+        growing.sort_unstable();
+        growing.dedup();
+        Self {
+            fixed: OrderSet::from_sorted(&fixed),
+            growing: OrderSet::from_sorted(&growing),
+        }
+    }
+
+    /// Holds `(key, id, slot)` (nothing for a volatile key). Call
+    /// [`Self::refresh`] before reading.
+    pub(crate) fn insert(&mut self, line: Line, id: u64, slot: u32) {
+        match held(line, id, slot) {
+            Some((false, h)) => self.fixed.insert(h),
+            Some((true, h)) => self.growing.insert(h),
+            None => {}
+        }
+    }
+
+    /// No longer holds `(key, id, slot)`. Call [`Self::refresh`] before reading.
+    pub(crate) fn remove(&mut self, line: Line, id: u64, slot: u32) {
+        match held(line, id, slot) {
+            Some((false, h)) => self.fixed.remove(&h),
+            Some((true, h)) => self.growing.remove(&h),
+            None => {}
+        }
+    }
+
+    /// Ready to read after inserts and removes.
+    pub(crate) fn refresh(&mut self) {
+        self.fixed.refresh();
+        self.growing.refresh();
+    }
+
+    /// Keys held.
+    pub(crate) fn len(&self) -> usize {
+        self.fixed.len + self.growing.len
+    }
+
+    /// The order at `now` of the held keys and of `extra` (`(order, slot)` sorted
+    /// ascending, where `order` is `value << 64 | id`), ascending or descending
+    /// (everything reversed, ids too).
+    pub(crate) fn at<'a>(&'a self, now: Ticks, extra: &'a [(u128, u32)], descending: bool) -> RankedAt<'a> {
+        // Growing keys whose value wrapped (base ≥ 2^64 − now) are the smallest.
+        let unwrapped = if now.0 == 0 {
+            self.growing.len
+        } else {
+            self.growing.below(&Held {
+                key: now.0.wrapping_neg(),
+                id: 0,
+                slot: 0,
+            })
+        };
+        RankedAt {
+            runs: [
+                Run::Fixed(&self.fixed),
+                Run::Growing {
+                    set: &self.growing,
+                    unwrapped,
+                    now: now.0,
+                },
+                Run::Extra(extra),
+            ],
+            descending,
+        }
+    }
+}
+
+/// One of the sorted runs a frame's order merges.
+#[derive(Debug, Clone, Copy)]
+enum Run<'a> {
+    Fixed(&'a OrderSet),
+    Growing {
+        set: &'a OrderSet,
+        /// Keys that did not wrap at `now` (they come after those that did).
+        unwrapped: usize,
+        now: u64,
+    },
+    Extra(&'a [(u128, u32)]),
+}
+
+impl Run<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Run::Fixed(set) | Run::Growing { set, .. } => set.len,
+            Run::Extra(v) => v.len(),
+        }
+    }
+
+    /// The `i`-th `(order, slot)` ascending.
+    fn ascending(&self, i: usize) -> (u128, u32) {
+        let line = |value: u64, h: Held| ((u128::from(value) << 64) | u128::from(h.id), h.slot);
+        match *self {
+            Run::Fixed(set) => {
+                let h = set.get(i);
+                line(h.key, h)
+            }
+            Run::Growing { set, unwrapped, now } => {
+                let h = set.get((unwrapped + i) % set.len);
+                line(h.key.wrapping_add(now), h)
+            }
+            Run::Extra(v) => v[i],
+        }
+    }
+}
+
+/// The merged order of a frame (see [`Ranks::at`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RankedAt<'a> {
+    runs: [Run<'a>; 3],
+    descending: bool,
+}
+
+impl RankedAt<'_> {
+    /// Entries in the order.
+    pub(crate) fn len(&self) -> usize {
+        self.runs.iter().map(Run::len).sum()
+    }
+
+    /// The `i`-th `(order, slot)` of run `r` in display order (an order as
+    /// [`Ranks::at`] says, inverted when descending).
+    fn get(&self, r: usize, i: usize) -> (u128, u32) {
+        let run = &self.runs[r];
+        if self.descending {
+            let (o, slot) = run.ascending(run.len() - 1 - i);
+            (!o, slot)
+        } else {
+            run.ascending(i)
+        }
+    }
+
+    /// Entries of run `r` before `order` in display order.
+    fn run_below(&self, r: usize, order: u128) -> usize {
+        let (mut lo, mut hi) = (0, self.runs[r].len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(r, mid).0 < order {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Entries before `order` (as [`Ranks::at`] says, inverted when descending) in
+    /// display order: where an entry of that order is.
+    pub(crate) fn below(&self, order: u128) -> usize {
+        (0..self.runs.len()).map(|r| self.run_below(r, order)).sum()
+    }
+
+    /// The slots at rows `from..from + n` in display order.
+    pub(crate) fn window(&self, from: usize, n: usize) -> Vec<u32> {
+        let end = from.saturating_add(n).min(self.len());
+        if from >= end {
+            return Vec::new();
+        }
+        // The entry at row `from` is in one of the runs: the one whose entry has
+        // exactly `from` entries before it (ranks grow along a run).
+        let mut first = None;
+        for r in 0..self.runs.len() {
+            let (mut lo, mut hi) = (0, self.runs[r].len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let order = self.get(r, mid).0;
+                match self.below(order).cmp(&from) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => {
+                        first = Some(order);
+                        break;
+                    }
+                }
+            }
+            if first.is_some() {
+                break;
+            }
+        }
+        let Some(first) = first else {
+            return Vec::new();
+        };
+        let mut at = [0; 3];
+        for (r, a) in at.iter_mut().enumerate() {
+            *a = self.run_below(r, first);
+        }
+        let mut rows = Vec::with_capacity(end - from);
+        while rows.len() < end - from {
+            let next = (0..self.runs.len())
+                .filter(|&r| at[r] < self.runs[r].len())
+                .map(|r| (self.get(r, at[r]), r))
+                .min();
+            let Some(((_, slot), r)) = next else { break };
+            rows.push(slot);
+            at[r] += 1;
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A key from `(shape, value)`: fixed or growing (through 0 and `u64::MAX`).
+    fn line(now: Ticks, fixed: bool, value: u64) -> Line {
+        if fixed {
+            Line::of(now, |_| value)
+        } else {
+            Line::of(now, |at| value.wrapping_add(at.0.wrapping_sub(now.0)))
+        }
+    }
+
+    proptest! {
+        /// Rows and positions read from the ranks, after any inserts and removes,
+        /// are those of a full sort of the entries by their value at a later `now`,
+        /// ids breaking ties, both directions, growing values wrapping included.
+        #[test]
+        fn ranks_order_as_a_full_sort(
+            entries in prop::collection::vec((any::<bool>(), prop_oneof![any::<u64>(), 0u64..50, (u64::MAX - 50)..=u64::MAX], 0u64..40), 0..300),
+            removed in prop::collection::vec(any::<prop::sample::Index>(), 0..60),
+            extra in prop::collection::vec((0u64..100, 1000u64..1100), 0..20),
+            now in prop_oneof![Just(0u64), 0u64..100, 0u64..(1 << 62)],
+            later in 0u64..1000,
+            from in 0usize..400,
+            n in 0usize..60,
+            built in any::<bool>(),
+        ) {
+            let at0 = Ticks(now);
+            let mut seen = std::collections::HashSet::new();
+            let mut live: Vec<(Line, u64, u32)> = Vec::new();
+            for (slot, (fixed, value, id)) in entries.into_iter().enumerate() {
+                // Ids are unique among the tasks held.
+                let id = id * 1000 + slot as u64;
+                if seen.insert(id) {
+                    live.push((line(at0, fixed, value), id, slot as u32));
+                }
+            }
+            let mut ranks = if built { Ranks::build(live.iter().copied()) } else {
+                let mut r = Ranks::default();
+                for &(l, id, slot) in &live { r.insert(l, id, slot); }
+                r
+            };
+            for i in removed {
+                if live.is_empty() { break; }
+                let (l, id, slot) = live.swap_remove(i.index(live.len()));
+                ranks.remove(l, id, slot);
+            }
+            ranks.refresh();
+            prop_assert_eq!(ranks.len(), live.len());
+            let now = Ticks(now.wrapping_add(later));
+            let mut extra: Vec<(u128, u32)> = extra
+                .into_iter()
+                .enumerate()
+                .map(|(i, (v, id))| ((u128::from(v) << 64) | u128::from(id * 1000 + 999 - i as u64), 10_000 + i as u32))
+                .collect();
+            extra.sort_unstable();
+            for descending in [false, true] {
+                let mut want: Vec<(u128, u32)> = live
+                    .iter()
+                    .map(|&(l, id, slot)| ((u128::from(l.at(now)) << 64) | u128::from(id), slot))
+                    .chain(extra.iter().copied())
+                    .collect();
+                want.sort_unstable();
+                if descending {
+                    want.reverse();
+                }
+                let view = ranks.at(now, &extra, descending);
+                prop_assert_eq!(view.len(), want.len());
+                let rows: Vec<u32> = want.iter().skip(from).take(n).map(|e| e.1).collect();
+                prop_assert_eq!(view.window(from, n), rows);
+                for (i, &(order, _)) in want.iter().enumerate().step_by(7) {
+                    let order = if descending { !order } else { order };
+                    prop_assert_eq!(view.below(order), i);
+                }
+            }
+        }
+    }
+}
