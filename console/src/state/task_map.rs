@@ -24,22 +24,25 @@ pub struct TaskMap {
     journal: Journal,
 }
 
-/// Journal entries kept at least; past `max(this, tasks held)` the journal starts
-/// over, and a reader behind it rebuilds from every task (as cheap as reading that
-/// many entries).
+/// Journal entries kept at least; past `max(this, tasks held)` the journal drops
+/// its older half, and a reader behind what is left rebuilds from every task (as
+/// cheap as reading that many entries).
 const JOURNAL_MIN: usize = 1 << 16;
 
 /// Distinguishes task maps, so a cursor of one is never read against another (a
 /// replay seek replaces the whole state).
 static MAP_INSTANCES: AtomicU64 = AtomicU64::new(1);
 
-/// The slots of the tasks got mutably, inserted or removed, in order (with repeats).
+/// The slots of the tasks got mutably, inserted or removed, in order (with repeats,
+/// but not one right after itself).
 #[derive(Debug)]
 struct Journal {
     map: u64,
     /// Entries dropped before `slots[0]`.
     base: u64,
     slots: Vec<u32>,
+    /// The latest cursor handed out (a reader may be right after any entry before).
+    read: AtomicU64,
 }
 
 impl Journal {
@@ -48,14 +51,24 @@ impl Journal {
             map: MAP_INSTANCES.fetch_add(1, Ordering::Relaxed),
             base: 0,
             slots: Vec::new(),
+            read: AtomicU64::new(0),
         }
     }
 
     #[inline]
     fn note(&mut self, slot: u32, held: usize) {
+        // A task's events often come one after another: once is enough, unless a
+        // reader's cursor is between them.
+        let end = self.base + self.slots.len() as u64;
+        if self.slots.last() == Some(&slot) && self.read.load(Ordering::Relaxed) < end {
+            return;
+        }
         if self.slots.len() >= JOURNAL_MIN.max(held) {
-            self.base += self.slots.len() as u64;
-            self.slots.clear();
+            // The older half goes: a reader that keeps up (a view, every frame) is
+            // never that far behind, and would otherwise derive everything again.
+            let old = self.slots.len() / 2;
+            self.slots.drain(..old);
+            self.base += old as u64;
         }
         self.slots.push(slot);
     }
@@ -211,9 +224,11 @@ impl TaskMap {
     /// The end of the change journal now.
     #[must_use]
     pub fn cursor(&self) -> Cursor {
+        let at = self.journal.base + self.journal.slots.len() as u64;
+        self.journal.read.store(at, Ordering::Relaxed);
         Cursor {
             map: self.journal.map,
-            at: self.journal.base + self.journal.slots.len() as u64,
+            at,
         }
     }
 
@@ -402,7 +417,7 @@ mod tests {
     }
 
     /// Every way a task changes is in the journal, a cursor of another map or from
-    /// before the journal started over reads as "anything may have changed", and a
+    /// before what the journal kept reads as "anything may have changed", and a
     /// copy has a journal of its own.
     #[test]
     fn the_journal_names_every_changed_slot() {
@@ -423,11 +438,26 @@ mod tests {
         let copy = m.clone();
         assert_eq!(copy.changed_since(start), None, "another map's cursor");
         assert_eq!(copy.changed_since(copy.cursor()), Some(&[][..]));
-        // Past its bound the journal starts over: an old cursor sees "anything".
-        for _ in 0..=JOURNAL_MIN {
-            m.get_mut(&TaskId(2));
+        // A task changed again right after itself is named once.
+        let here = m.cursor();
+        m.get_mut(&TaskId(2));
+        m.get_mut(&TaskId(2));
+        assert_eq!(m.changed_since(here), Some(&[two][..]));
+        // Past its bound the journal drops its older half: an old cursor sees
+        // "anything", a recent one what changed since.
+        m.insert(TaskId(3), Task::new(TaskId(3), Ticks(3)));
+        let three = m.slot_of(&TaskId(3)).unwrap();
+        let mut recent = m.cursor();
+        for i in 0..=JOURNAL_MIN {
+            if i == JOURNAL_MIN * 3 / 4 {
+                recent = m.cursor();
+            }
+            m.get_mut(&TaskId(if i % 2 == 0 { 2 } else { 3 }));
         }
         assert_eq!(m.changed_since(start), None);
+        let since = m.changed_since(recent).expect("a recent cursor reads on");
+        assert_eq!(since.len(), JOURNAL_MIN - JOURNAL_MIN * 3 / 4 + 1);
+        assert!(since.contains(&two) && since.contains(&three));
         assert!(m.changed_since(m.cursor()).is_some());
     }
 }

@@ -8,44 +8,8 @@
 //! keeper that sees `now` go back computes everything again. A value found to be
 //! neither constant nor growing one tick per tick is computed again every frame.
 
-use std::collections::BinaryHeap;
-
 use crate::state::{State, Task, TaskCursor};
 use crate::time::Ticks;
-
-/// The `n` smallest of the values offered, in one pass: most values are rejected by
-/// one comparison with the largest kept (how a view picks the rows it shows from a
-/// million kept keys).
-pub(crate) struct Smallest<T: Ord> {
-    heap: BinaryHeap<T>,
-    n: usize,
-}
-
-impl<T: Ord> Smallest<T> {
-    pub(crate) fn new(n: usize) -> Self {
-        Self {
-            heap: BinaryHeap::with_capacity(n + 1),
-            n,
-        }
-    }
-
-    /// Keeps `v` if it is among the `n` smallest so far.
-    #[inline]
-    pub(crate) fn offer(&mut self, v: T) {
-        if self.heap.len() < self.n {
-            self.heap.push(v);
-        } else if let Some(mut largest) = self.heap.peek_mut()
-            && v < *largest
-        {
-            *largest = v;
-        }
-    }
-
-    /// The values kept, ascending.
-    pub(crate) fn into_sorted_vec(self) -> Vec<T> {
-        self.heap.into_sorted_vec()
-    }
-}
 
 /// How far ahead a value is probed to tell its shape.
 const PROBE: u64 = 1 << 20;
@@ -70,6 +34,14 @@ pub struct Line {
 }
 
 impl Line {
+    /// The line of a value that does not move.
+    pub fn fixed(value: u64) -> Self {
+        Self {
+            base: value,
+            shape: Shape::Fixed,
+        }
+    }
+
     /// The line of `value` from `now` on, probed at `now` and two later times.
     pub fn of(now: Ticks, value: impl Fn(Ticks) -> u64) -> Self {
         let (v0, v1, v2) = (value(now), value(now + Ticks(PROBE)), value(now + Ticks(2 * PROBE)));
@@ -119,6 +91,10 @@ pub struct Kept<E> {
     volatile: Vec<u32>,
     /// Entries `counts` (see [`Self::sync`]) says to count.
     counted: usize,
+    /// The sync that last derived each slot (the journal names a task once per
+    /// lookup: a busy task many times a frame).
+    stamps: Vec<u32>,
+    stamp: u32,
 }
 
 impl<E> Default for Kept<E> {
@@ -129,6 +105,8 @@ impl<E> Default for Kept<E> {
             entries: Vec::new(),
             volatile: Vec::new(),
             counted: 0,
+            stamps: Vec::new(),
+            stamp: 0,
         }
     }
 }
@@ -136,24 +114,13 @@ impl<E> Default for Kept<E> {
 impl<E> Kept<E> {
     /// Brings the entries up to date with `state`: `derive(task, now)` is a task's
     /// entry and whether it must be derived again next frame, and [`Self::counted`]
-    /// is how many entries `counts`. With `same` false (what is derived changed)
-    /// every task is derived again.
+    /// is how many entries `counts`. The tasks the journal names are derived again,
+    /// and those in slots `also` (what they derive from changed where the journal
+    /// does not see it); `changed(slot, old, new)` is called for each. With `same`
+    /// false (what is derived changed) every task is derived again, and it returns
+    /// true without calling `changed` (what was kept from the entries is to be
+    /// built again from [`Self::iter`]).
     pub fn sync(
-        &mut self,
-        state: &State,
-        same: bool,
-        derive: impl FnMut(&Task, Ticks) -> (E, bool),
-        counts: impl Fn(&E) -> bool,
-    ) {
-        self.sync_noting(state, same, &[], derive, counts, |_, _, _| {});
-    }
-
-    /// [`Self::sync`], deriving the entries of slots `also` again too (what they
-    /// derive from changed where the task journal does not see it), and calling
-    /// `changed(slot, old, new)` for each entry derived again; returns true, without
-    /// calling it, when every entry was derived again (what was kept from the
-    /// entries is to be built again from [`Self::iter`]).
-    pub fn sync_noting(
         &mut self,
         state: &State,
         same: bool,
@@ -169,11 +136,20 @@ impl<E> Kept<E> {
             .and_then(|cur| state.tasks.changed_since(cur));
         let every = journal.is_none();
         if let Some(slots) = journal {
-            let mut again = std::mem::take(&mut self.volatile);
-            again.extend_from_slice(also);
-            again.sort_unstable();
-            again.dedup();
-            for &slot in slots.iter().chain(&again) {
+            let again = std::mem::take(&mut self.volatile);
+            self.stamp = self.stamp.wrapping_add(1);
+            if self.stamp == 0 {
+                self.stamps.fill(0);
+                self.stamp = 1;
+            }
+            for &slot in slots.iter().chain(&again).chain(also) {
+                let i = slot as usize;
+                if i >= self.stamps.len() {
+                    self.stamps.resize(i + 1, 0);
+                }
+                if std::mem::replace(&mut self.stamps[i], self.stamp) == self.stamp {
+                    continue;
+                }
                 let old = self.set(slot, state, now, &mut derive, &counts);
                 changed(slot, old.as_ref(), self.get(slot));
             }
@@ -216,8 +192,8 @@ impl<E> Kept<E> {
         std::mem::replace(&mut self.entries[i], entry)
     }
 
-    /// Slots derived again every frame, as of the last sync (with repeats; an entry
-    /// derived again since may no longer be volatile).
+    /// Slots derived again every frame, as of the last sync (an entry derived
+    /// again since may no longer be volatile).
     pub fn volatile(&self) -> &[u32] {
         &self.volatile
     }

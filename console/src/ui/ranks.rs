@@ -21,11 +21,14 @@ struct Held {
     slot: u32,
 }
 
-/// Most entries per chunk of an [`OrderSet`] (it splits in two past that): an
-/// insertion moves at most this many entries.
-const CHUNK: usize = 512;
+/// Most entries per chunk of an [`OrderSet`]: a chunk that changes is copied once
+/// per refresh, however many of its entries change. (Small in tests, so that they
+/// cross many chunk boundaries.)
+const CHUNK: usize = if cfg!(test) { 8 } else { 256 };
 
-/// An ordered set with rank and select, as sorted chunks.
+/// An ordered set with rank and select, as sorted chunks. Changes wait until
+/// [`Self::refresh`], which sorts them and rewrites each chunk they touch once (a
+/// frame of a live session at a million tasks brings tens of thousands).
 #[derive(Debug, Clone, Default)]
 struct OrderSet {
     /// Each non-empty and sorted; every entry of a chunk orders before the next
@@ -34,6 +37,9 @@ struct OrderSet {
     /// Entries before each chunk (up to date after [`Self::refresh`]).
     starts: Vec<usize>,
     len: usize,
+    /// Changes not applied yet, in order: an entry, and whether it is inserted
+    /// (or removed).
+    pending: Vec<(Held, bool)>,
 }
 
 impl OrderSet {
@@ -41,10 +47,9 @@ impl OrderSet {
     fn from_sorted(sorted: &[Held]) -> Self {
         let mut set = Self {
             chunks: sorted.chunks(CHUNK / 2).map(<[Held]>::to_vec).collect(),
-            starts: Vec::new(),
-            len: sorted.len(),
+            ..Self::default()
         };
-        set.refresh();
+        set.count();
         set
     }
 
@@ -55,47 +60,70 @@ impl OrderSet {
             .min(self.chunks.len().saturating_sub(1))
     }
 
-    fn insert(&mut self, v: Held) {
-        if self.chunks.is_empty() {
-            self.chunks.push(vec![v]);
-            self.len = 1;
-            return;
-        }
-        let c = self.chunk_for(&v);
-        let chunk = &mut self.chunks[c];
-        if let Err(at) = chunk.binary_search(&v) {
-            chunk.insert(at, v);
-            self.len += 1;
-            if chunk.len() > CHUNK {
-                let upper = chunk.split_off(chunk.len() / 2);
-                self.chunks.insert(c + 1, upper);
-            }
-        }
-    }
-
-    fn remove(&mut self, v: &Held) {
-        if self.chunks.is_empty() {
-            return;
-        }
-        let c = self.chunk_for(v);
-        let chunk = &mut self.chunks[c];
-        if let Ok(at) = chunk.binary_search(v) {
-            chunk.remove(at);
-            self.len -= 1;
-            if chunk.is_empty() {
-                self.chunks.remove(c);
-            }
-        }
-    }
-
-    /// Brings the chunks' starts up to date (after inserts and removes).
+    /// Applies the pending changes and counts the entries before each chunk.
     fn refresh(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            // Stable: an entry's changes stay in the order they came.
+            pending.sort_by_key(|c| c.0);
+            let mut last: Vec<(Held, bool)> = Vec::with_capacity(pending.len());
+            for (v, insert) in pending {
+                match last.last_mut() {
+                    Some(l) if l.0 == v => l.1 = insert,
+                    _ => last.push((v, insert)),
+                }
+            }
+            self.apply(&last);
+        }
+        self.count();
+    }
+
+    /// Applies `changes` (ascending, one per entry: whether it is in the set
+    /// after), rewriting each chunk they fall in once.
+    fn apply(&mut self, changes: &[(Held, bool)]) {
+        let old = std::mem::take(&mut self.chunks);
+        let mut chunks = Vec::with_capacity(old.len() + changes.len() / CHUNK + 1);
+        let mut scratch = Vec::new();
+        let mut rest = changes;
+        let n = old.len().max(1);
+        let mut old = old.into_iter();
+        for c in 0..n {
+            let mut chunk = old.next().unwrap_or_default();
+            // The last chunk takes everything left; another what orders up to its last.
+            let upto = match chunk.last() {
+                Some(&last) if c + 1 < n => rest.partition_point(|e| e.0 <= last),
+                _ => rest.len(),
+            };
+            let (mine, after) = rest.split_at(upto);
+            rest = after;
+            if mine.is_empty() {
+                chunks.push(chunk);
+                continue;
+            }
+            scratch.clear();
+            merge_into(&mut scratch, &chunk, mine);
+            if scratch.len() <= CHUNK {
+                chunk.clear();
+                chunk.extend_from_slice(&scratch);
+                if !chunk.is_empty() {
+                    chunks.push(chunk);
+                }
+            } else {
+                chunks.extend(scratch.chunks(CHUNK / 2).map(<[Held]>::to_vec));
+            }
+        }
+        self.chunks = chunks;
+    }
+
+    /// Counts the entries, and those before each chunk.
+    fn count(&mut self) {
         self.starts.clear();
         let mut at = 0;
         for c in &self.chunks {
             self.starts.push(at);
             at += c.len();
         }
+        self.len = at;
     }
 
     /// The entry at rank `i` (`i < len`, starts up to date).
@@ -112,6 +140,34 @@ impl OrderSet {
         let c = self.chunk_for(v);
         self.starts[c] + self.chunks[c].partition_point(|e| e < v)
     }
+}
+
+/// Puts in `out` the entries of `held` (ascending) with `changes` (ascending, one
+/// per entry: whether it is in the set after) applied.
+fn merge_into(out: &mut Vec<Held>, held: &[Held], changes: &[(Held, bool)]) {
+    let mut changes = changes.iter().peekable();
+    for &v in held {
+        while let Some(&&(c, insert)) = changes.peek()
+            && c < v
+        {
+            if insert {
+                out.push(c);
+            }
+            changes.next();
+        }
+        // An entry held and changed: its last change says whether it stays.
+        if let Some(&&(c, insert)) = changes.peek()
+            && c == v
+        {
+            if insert {
+                out.push(c);
+            }
+            changes.next();
+            continue;
+        }
+        out.push(v);
+    }
+    out.extend(changes.filter(|c| c.1).map(|c| c.0));
 }
 
 /// The fixed and growing keys of the entries a view orders (see the module
@@ -160,18 +216,18 @@ impl Ranks {
     /// Holds `(key, id, slot)` (nothing for a volatile key). Call
     /// [`Self::refresh`] before reading.
     pub(crate) fn insert(&mut self, line: Line, id: u64, slot: u32) {
-        match held(line, id, slot) {
-            Some((false, h)) => self.fixed.insert(h),
-            Some((true, h)) => self.growing.insert(h),
-            None => {}
-        }
+        self.change(line, id, slot, true);
     }
 
     /// No longer holds `(key, id, slot)`. Call [`Self::refresh`] before reading.
     pub(crate) fn remove(&mut self, line: Line, id: u64, slot: u32) {
+        self.change(line, id, slot, false);
+    }
+
+    fn change(&mut self, line: Line, id: u64, slot: u32, insert: bool) {
         match held(line, id, slot) {
-            Some((false, h)) => self.fixed.remove(&h),
-            Some((true, h)) => self.growing.remove(&h),
+            Some((false, h)) => self.fixed.pending.push((h, insert)),
+            Some((true, h)) => self.growing.pending.push((h, insert)),
             None => {}
         }
     }
@@ -363,7 +419,8 @@ mod tests {
     }
 
     proptest! {
-        /// Rows and positions read from the ranks, after any inserts and removes,
+        /// Rows and positions read from the ranks, after any inserts and removes
+        /// (applied one by one or merged),
         /// are those of a full sort of the entries by their value at a later `now`,
         /// ids breaking ties, both directions, growing values wrapping included.
         #[test]
@@ -376,6 +433,7 @@ mod tests {
             from in 0usize..400,
             n in 0usize..60,
             built in any::<bool>(),
+            one_by_one in any::<bool>(),
         ) {
             let at0 = Ticks(now);
             let mut seen = std::collections::HashSet::new();
@@ -389,13 +447,20 @@ mod tests {
             }
             let mut ranks = if built { Ranks::build(live.iter().copied()) } else {
                 let mut r = Ranks::default();
-                for &(l, id, slot) in &live { r.insert(l, id, slot); }
+                for &(l, id, slot) in &live {
+                    r.insert(l, id, slot);
+                    if one_by_one { r.refresh(); }
+                }
                 r
             };
             for i in removed {
                 if live.is_empty() { break; }
                 let (l, id, slot) = live.swap_remove(i.index(live.len()));
                 ranks.remove(l, id, slot);
+                // Changed and changed back, as a task derived twice in one frame is.
+                ranks.insert(l, id, slot);
+                ranks.remove(l, id, slot);
+                if one_by_one { ranks.refresh(); }
             }
             ranks.refresh();
             prop_assert_eq!(ranks.len(), live.len());

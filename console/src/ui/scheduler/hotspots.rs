@@ -1,7 +1,7 @@
 //! What the hotspot panes show of every task, by slot, kept across frames (see
-//! [`kept`](crate::ui::kept)): a frame revisits only the tasks that changed and
-//! ranks tasks and sums spawn locations in one pass over a dense array instead of
-//! over the tasks themselves.
+//! [`kept`](crate::ui::kept)): a frame revisits only the tasks that changed, the
+//! top tasks are read from their keys held in order ([`ranks`](crate::ui::ranks)),
+//! and each spawn location's sums are kept up to date as its tasks change.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,14 +11,15 @@ use rustc_hash::FxBuildHasher;
 use super::{LocationSums, Ranking};
 use crate::state::{State, Task, Text};
 use crate::time::Ticks;
-use crate::ui::kept::{Kept, Line, Shape, Smallest};
+use crate::ui::kept::{Kept, Line, Shape};
+use crate::ui::ranks::Ranks;
 
 /// Spawn locations kept beyond twice the tasks held (plus this) start the table over:
 /// locations of tasks long gone must not pile up.
 const SPARE_LOCATIONS: usize = 1024;
 
 /// A task as the panes see it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Spot {
     busy: Line,
     longest_poll: u64,
@@ -37,6 +38,108 @@ pub(super) struct Hotspots {
     kept: Kept<Spot>,
     locations: Vec<Text>,
     location_index: HashMap<Text, u32, FxBuildHasher>,
+    /// Each spot's ranking key, best first read descending (ids are held inverted,
+    /// so that ties go to the lower id).
+    ranks: Ranks,
+    /// Each location's sums, by index in `locations`.
+    sums: Vec<Sums>,
+}
+
+/// The largest of values added and removed, and how many of them hold it. Once
+/// none does (`held` 0 with values left), it is unknown until a value at least as
+/// large is added or it is found again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Max {
+    value: u64,
+    held: u64,
+}
+
+impl Max {
+    fn add(&mut self, v: u64) {
+        // With none holding `value`, every value left is below it.
+        if v > self.value || (self.held == 0 && v == self.value) {
+            *self = Self { value: v, held: 1 };
+        } else if v == self.value {
+            self.held += 1;
+        }
+    }
+
+    fn remove(&mut self, v: u64) {
+        if v == self.value {
+            self.held = self.held.saturating_sub(1);
+        }
+    }
+}
+
+/// A spawn location's tasks, summed as they change.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    tasks: u64,
+    /// Busy time of the tasks whose busy time is fixed plus the bases of those whose
+    /// busy time grows (`busy − now`): the sum at `now` adds `growing × now`. Spots
+    /// whose busy time is volatile are summed each frame.
+    busy_base: i128,
+    growing: i128,
+    longest_poll: Max,
+    sched_p99: Max,
+}
+
+impl Sums {
+    fn add(&mut self, s: &Spot) {
+        self.tasks += 1;
+        match s.busy.shape {
+            Shape::Fixed => self.busy_base += i128::from(s.busy.base()),
+            // A base is `busy − now`, wrapped: signed, it is that difference.
+            Shape::Growing => {
+                self.busy_base += i128::from(s.busy.base().cast_signed());
+                self.growing += 1;
+            }
+            Shape::Volatile => {}
+        }
+        self.longest_poll.add(s.longest_poll);
+        self.sched_p99.add(s.sched_p99);
+    }
+
+    fn remove(&mut self, s: &Spot) {
+        self.tasks = self.tasks.saturating_sub(1);
+        if self.tasks == 0 {
+            *self = Self::default();
+            return;
+        }
+        match s.busy.shape {
+            Shape::Fixed => self.busy_base -= i128::from(s.busy.base()),
+            Shape::Growing => {
+                self.busy_base -= i128::from(s.busy.base().cast_signed());
+                self.growing -= 1;
+            }
+            Shape::Volatile => {}
+        }
+        self.longest_poll.remove(s.longest_poll);
+        self.sched_p99.remove(s.sched_p99);
+    }
+
+    /// A largest value is unknown (see [`Max`]).
+    fn lost_max(&self) -> bool {
+        self.tasks > 0 && (self.longest_poll.held == 0 || self.sched_p99.held == 0)
+    }
+
+    /// The busy time of the tasks whose busy time is not volatile, at `now`
+    /// (saturating, as a sum of each task's).
+    fn busy_at(&self, now: Ticks) -> Ticks {
+        let sum = self.busy_base + self.growing * i128::from(now.0);
+        Ticks(u64::try_from(sum.max(0)).unwrap_or(u64::MAX))
+    }
+}
+
+impl Spot {
+    /// The spot's key for `ranking`.
+    fn key(&self, ranking: Ranking) -> Line {
+        match ranking {
+            Ranking::Busy => self.busy,
+            Ranking::LongestPoll => Line::fixed(self.longest_poll),
+            Ranking::SchedP99 => Line::fixed(self.sched_p99),
+        }
+    }
 }
 
 /// The panes' contents at one frame.
@@ -63,12 +166,15 @@ impl Hotspots {
             kept,
             locations,
             location_index,
+            ranks,
+            sums,
             ..
         } = self;
         let mut last: Option<(Text, u32)> = None;
-        kept.sync(
+        let every = kept.sync(
             state,
             same,
+            &[],
             |t, now| {
                 let location = match &last {
                     // Tasks of one spawn location often come together (and share the
@@ -98,7 +204,52 @@ impl Hotspots {
                 (spot, busy.shape == Shape::Volatile)
             },
             |_| true,
+            |slot, old, new| {
+                if old == new {
+                    return;
+                }
+                if let Some(s) = old {
+                    ranks.remove(s.key(ranking), !s.id.get(), slot);
+                    if let Some(sums) = sums.get_mut(s.location as usize) {
+                        sums.remove(s);
+                    }
+                }
+                if let Some(s) = new {
+                    ranks.insert(s.key(ranking), !s.id.get(), slot);
+                    let i = s.location as usize;
+                    if i >= sums.len() {
+                        sums.resize(i + 1, Sums::default());
+                    }
+                    sums[i].add(s);
+                }
+            },
         );
+        if every {
+            *ranks = Ranks::build(kept.iter().map(|(slot, s)| (s.key(ranking), !s.id.get(), slot)));
+            sums.clear();
+            sums.resize(locations.len(), Sums::default());
+            for (_, s) in kept.iter() {
+                sums[s.location as usize].add(s);
+            }
+        } else {
+            ranks.refresh();
+        }
+        // The task that held a location's largest value changed or went: one pass
+        // finds those largest values again.
+        let lost: Vec<bool> = sums.iter().map(Sums::lost_max).collect();
+        if lost.contains(&true) {
+            for (sums, _) in sums.iter_mut().zip(&lost).filter(|(_, lost)| **lost) {
+                sums.longest_poll = Max::default();
+                sums.sched_p99 = Max::default();
+            }
+            for (_, s) in kept.iter() {
+                let i = s.location as usize;
+                if lost[i] {
+                    sums[i].longest_poll.add(s.longest_poll);
+                    sums[i].sched_p99.add(s.sched_p99);
+                }
+            }
+        }
     }
 
     /// The best `shown` tasks by the ranking and every location's sums, at
@@ -106,29 +257,45 @@ impl Hotspots {
     pub(super) fn ranked<'s>(&'s self, state: &'s State, shown: usize) -> Ranked<'s> {
         let now = state.now();
         let ranking = self.ranking.unwrap_or_default();
-        let mut sums = vec![LocationSums::default(); self.locations.len()];
-        // Ascending is best first: the key descending, then the id.
-        let mut best = Smallest::new(shown);
-        for (slot, s) in self.kept.iter() {
-            let busy = Ticks(s.busy.at(now));
-            let key = match ranking {
-                Ranking::Busy => busy,
-                Ranking::LongestPoll => Ticks(s.longest_poll),
-                Ranking::SchedP99 => Ticks(s.sched_p99),
+        let mut sums: Vec<LocationSums> = self
+            .sums
+            .iter()
+            .map(|s| {
+                (
+                    s.tasks,
+                    s.busy_at(now),
+                    Ticks(s.longest_poll.value),
+                    Ticks(s.sched_p99.value),
+                )
+            })
+            .collect();
+        // Volatile busy times: summed, and ranked, at this frame's `now`.
+        let mut volatile: Vec<u32> = self.kept.volatile().to_vec();
+        volatile.sort_unstable();
+        volatile.dedup();
+        let mut extra = Vec::new();
+        for slot in volatile {
+            let Some(s) = self.kept.get(slot).filter(|s| s.busy.shape == Shape::Volatile) else {
+                continue;
             };
-            let order = (u128::from(!key.0) << 64) | u128::from(s.id.get());
-            best.offer((order, slot));
+            let busy = Ticks(s.busy.at(now));
             if let Some(e) = sums.get_mut(s.location as usize) {
-                e.0 += 1;
                 e.1 += busy;
-                e.2 = e.2.max(Ticks(s.longest_poll));
-                e.3 = e.3.max(Ticks(s.sched_p99));
+            }
+            if ranking == Ranking::Busy {
+                extra.push(((u128::from(busy.0) << 64) | u128::from(!s.id.get()), slot));
             }
         }
-        let tasks = best
-            .into_sorted_vec()
+        extra.sort_unstable();
+        let tasks = self
+            .ranks
+            .at(now, &extra, true)
+            .window(0, shown)
             .into_iter()
-            .filter_map(|(order, slot)| Some((Ticks(!((order >> 64) as u64)), state.tasks.at_slot(slot)?)))
+            .filter_map(|slot| {
+                let s = self.kept.get(slot)?;
+                Some((Ticks(s.key(ranking).at(now)), state.tasks.at_slot(slot)?))
+            })
             .collect();
         let locations = self
             .locations

@@ -21,6 +21,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// What the ranks hold of the entry.
+    fn rank(&self) -> (Line, u64) {
+        (self.key, self.id.get())
+    }
+
     /// Where the task goes at `now`: ascending is the display order (by key, then
     /// id; all reversed when `descending`).
     fn order(&self, now: Ticks, descending: bool) -> u128 {
@@ -81,7 +86,7 @@ impl KeyCache {
             Vec::new()
         };
         let ranks = &mut self.ranks;
-        let every = self.kept.sync_noting(
+        let every = self.kept.sync(
             state,
             same,
             &also,
@@ -96,11 +101,14 @@ impl KeyCache {
             },
             |e| e.kept,
             |slot, old, new| {
-                if let Some(e) = ranked(old) {
-                    ranks.remove(e.key, e.id.get(), slot);
-                }
-                if let Some(e) = ranked(new) {
-                    ranks.insert(e.key, e.id.get(), slot);
+                let (old, new) = (ranked(old).map(Entry::rank), ranked(new).map(Entry::rank));
+                if old != new {
+                    if let Some((key, id)) = old {
+                        ranks.remove(key, id, slot);
+                    }
+                    if let Some((key, id)) = new {
+                        ranks.insert(key, id, slot);
+                    }
                 }
             },
         );
