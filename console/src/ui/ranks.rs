@@ -22,8 +22,8 @@ struct Held {
 }
 
 /// Most entries per chunk of an [`OrderSet`]: a chunk that changes is copied once
-/// per refresh, however many of its entries change. (Small in tests, so that they
-/// cross many chunk boundaries.)
+/// per refresh, however many of its entries change. (Smaller in tests, so that
+/// they cross many chunk boundaries.)
 const CHUNK: usize = if cfg!(test) { 8 } else { 256 };
 
 /// An ordered set with rank and select, as sorted chunks. Changes wait until
@@ -34,8 +34,11 @@ struct OrderSet {
     /// Each non-empty and sorted; every entry of a chunk orders before the next
     /// chunk's.
     chunks: Vec<Vec<Held>>,
-    /// Entries before each chunk (up to date after [`Self::refresh`]).
+    /// Entries before each chunk, and each chunk's last entry (up to date after
+    /// [`Self::refresh`]; searched instead of the chunks themselves, a cache miss
+    /// each).
     starts: Vec<usize>,
+    lasts: Vec<Held>,
     len: usize,
     /// Changes not applied yet, in order: an entry, and whether it is inserted
     /// (or removed).
@@ -53,28 +56,30 @@ impl OrderSet {
         set
     }
 
-    /// The chunk `v` belongs in (the last one if it orders after everything).
+    /// The chunk `v` belongs in (the last one if it orders after everything;
+    /// starts up to date).
     fn chunk_for(&self, v: &Held) -> usize {
-        self.chunks
-            .partition_point(|c| c.last().is_some_and(|last| last < v))
+        self.lasts
+            .partition_point(|last| last < v)
             .min(self.chunks.len().saturating_sub(1))
     }
 
-    /// Applies the pending changes and counts the entries before each chunk.
+    /// Applies the pending changes (and counts the entries before each chunk).
     fn refresh(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
-        if !pending.is_empty() {
-            // Stable: an entry's changes stay in the order they came.
-            pending.sort_by_key(|c| c.0);
-            let mut last: Vec<(Held, bool)> = Vec::with_capacity(pending.len());
-            for (v, insert) in pending {
-                match last.last_mut() {
-                    Some(l) if l.0 == v => l.1 = insert,
-                    _ => last.push((v, insert)),
-                }
-            }
-            self.apply(&last);
+        if pending.is_empty() {
+            return;
         }
+        // Stable: an entry's changes stay in the order they came.
+        pending.sort_by_key(|c| c.0);
+        let mut last: Vec<(Held, bool)> = Vec::with_capacity(pending.len());
+        for (v, insert) in pending {
+            match last.last_mut() {
+                Some(l) if l.0 == v => l.1 = insert,
+                _ => last.push((v, insert)),
+            }
+        }
+        self.apply(&last);
         self.count();
     }
 
@@ -103,13 +108,14 @@ impl OrderSet {
             scratch.clear();
             merge_into(&mut scratch, &chunk, mine);
             if scratch.len() <= CHUNK {
-                chunk.clear();
-                chunk.extend_from_slice(&scratch);
+                // The merged entries become the chunk; its old buffer the next scratch.
+                std::mem::swap(&mut chunk, &mut scratch);
                 if !chunk.is_empty() {
                     chunks.push(chunk);
                 }
             } else {
                 chunks.extend(scratch.chunks(CHUNK / 2).map(<[Held]>::to_vec));
+                scratch = chunk;
             }
         }
         self.chunks = chunks;
@@ -118,10 +124,12 @@ impl OrderSet {
     /// Counts the entries, and those before each chunk.
     fn count(&mut self) {
         self.starts.clear();
+        self.lasts.clear();
         let mut at = 0;
         for c in &self.chunks {
             self.starts.push(at);
             at += c.len();
+            self.lasts.extend(c.last());
         }
         self.len = at;
     }
@@ -145,29 +153,20 @@ impl OrderSet {
 /// Puts in `out` the entries of `held` (ascending) with `changes` (ascending, one
 /// per entry: whether it is in the set after) applied.
 fn merge_into(out: &mut Vec<Held>, held: &[Held], changes: &[(Held, bool)]) {
-    let mut changes = changes.iter().peekable();
-    for &v in held {
-        while let Some(&&(c, insert)) = changes.peek()
-            && c < v
-        {
-            if insert {
-                out.push(c);
-            }
-            changes.next();
-        }
+    let mut rest = held;
+    for &(c, insert) in changes {
+        let at = rest.partition_point(|e| *e < c);
+        out.extend_from_slice(&rest[..at]);
+        rest = &rest[at..];
         // An entry held and changed: its last change says whether it stays.
-        if let Some(&&(c, insert)) = changes.peek()
-            && c == v
-        {
-            if insert {
-                out.push(c);
-            }
-            changes.next();
-            continue;
+        if rest.first() == Some(&c) {
+            rest = &rest[1..];
         }
-        out.push(v);
+        if insert {
+            out.push(c);
+        }
     }
-    out.extend(changes.filter(|c| c.1).map(|c| c.0));
+    out.extend_from_slice(rest);
 }
 
 /// The fixed and growing keys of the entries a view orders (see the module
