@@ -86,13 +86,12 @@ pub struct Kept<E> {
     cursor: Option<TaskCursor>,
     now: Ticks,
     entries: Vec<Option<E>>,
-    /// Slots derived again every frame (with repeats and stale slots; each sync
-    /// keeps the ones still volatile).
+    /// Slots derived again every frame (those the last sync found volatile).
     volatile: Vec<u32>,
     /// Entries `counts` (see [`Self::sync`]) says to count.
     counted: usize,
-    /// The sync that last derived each slot (the journal names a task once per
-    /// lookup: a busy task many times a frame).
+    /// The sync that last derived each slot (the journal may name a busy task many
+    /// times a frame).
     stamps: Vec<u32>,
     stamp: u32,
 }

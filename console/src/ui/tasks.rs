@@ -255,9 +255,9 @@ impl<'s> Ordered<'s> {
         match self {
             Ordered::Keyed { keyed, .. } => keyed.iter().map(|e| e.1).max(),
             Ordered::Sorted(rows) => rows.iter().map(|t| t.id).max(),
-            Ordered::Cached { keys, .. } => keys.max_id(),
+            Ordered::Cached { keys, state, .. } => keys.max_id(state),
             Ordered::Text { state, .. } => state.tasks.keys().next_back().copied(),
-            Ordered::FilteredText { keys, .. } => keys.max_id(),
+            Ordered::FilteredText { keys, state, .. } => keys.max_id(state),
         }
     }
 

@@ -230,13 +230,15 @@ impl KeyCache {
         self.ranks.at(now, &self.extra, descending)
     }
 
-    /// The newest task the filter keeps.
-    pub(super) fn max_id(&self) -> Option<TaskId> {
-        self.kept
-            .iter()
-            .filter(|&(slot, e)| self.keeps(slot, e))
-            .map(|(_, e)| e.id)
-            .max()
+    /// The newest task the filter keeps: the tasks by id from the newest, until one
+    /// is kept (without a filter, the first).
+    pub(super) fn max_id(&self, state: &State) -> Option<TaskId> {
+        state
+            .tasks
+            .keys()
+            .rev()
+            .find(|id| state.tasks.slot_of(id).is_some_and(|slot| self.keeps_slot(slot)))
+            .copied()
     }
 
     /// Where task `id` is in display order.
