@@ -649,6 +649,12 @@ impl Producer {
                 // SAFETY: the caller's contract makes this the ring's one consumer.
                 let taken = unsafe {
                     self.ring.drain(entry, |slots| {
+                        if let [slot] = slots
+                            && observe.is_none()
+                            && record::frame_hot(encoder, slot)
+                        {
+                            return true;
+                        }
                         let mut sink = FrameSink {
                             encoder,
                             sealed,

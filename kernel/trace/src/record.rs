@@ -93,6 +93,20 @@ pub(crate) fn pack_waker(waker: proto::Waker) -> (u64, u64) {
     }
 }
 
+/// A PollEnd record's result, from its `c`.
+fn poll_result(c: u64) -> proto::PollResult {
+    match c & 3 {
+        2 => proto::PollResult::Ready,
+        3 => proto::PollResult::PendingWoken,
+        _ => proto::PollResult::Pending,
+    }
+}
+
+/// A WAKE record's waker, by-reference flag and self-wake flag, from its `c` and `b`.
+fn unpack_wake(c: u64, b: u64) -> (proto::Waker, bool, bool) {
+    (unpack_waker(c & 3, b), (c >> 2) & 1 == 1, (c >> 3) & 1 == 1)
+}
+
 fn unpack_waker(code: u64, id: u64) -> proto::Waker {
     match code {
         1 => proto::Waker::Task(proto::TaskId(id)),
@@ -147,6 +161,48 @@ fn waker_count(
     sink.record(ts, Some(kind), |e| e.waker_count(ts, task, wakers, cloned))
 }
 
+/// Frames the one-slot records of the hottest kinds straight into `encoder`: a poll's
+/// start, its end (with at most one self-wake and its waker count), a wake and a
+/// waker count. False, with nothing written, for any other record or when the open
+/// frame lacks room for all the entry stands for: [`expand`] then handles it.
+#[inline]
+pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
+    /// Room for three records of a tag and at most four varints (10 bytes each).
+    const ROOM: usize = 3 * (1 + 4 * 10);
+    let [ts, h, a, b] = slot.0;
+    let c = h >> 16;
+    let task = proto::TaskId(a);
+    if (h >> 8) as u8 != 0 || encoder.remaining() < ROOM || encoder.is_empty() {
+        return false;
+    }
+    let written = match h as u8 {
+        POLL_START => encoder.poll_start(ts, task),
+        POLL_END if (c >> 2) & 0xff <= 1 => {
+            let woke = if (c >> 2) & 0xff == 1 {
+                encoder.wake(ts, task, proto::Waker::Task(task), (c >> 10) & 1 == 1, true)
+            } else {
+                Ok(())
+            };
+            let counted = if (c >> 11) & 1 == 1 {
+                encoder.waker_count(ts, task, b, (c >> 12) & 1 == 1)
+            } else {
+                Ok(())
+            };
+            woke.and(counted).and(encoder.poll_end(ts, task, poll_result(c)))
+        }
+        WAKE => {
+            let (waker, by_ref, self_wake) = unpack_wake(c, b);
+            encoder.wake(ts, task, waker, by_ref, self_wake)
+        }
+        WAKER_CLONE => encoder.waker_count(ts, task, b, true),
+        WAKER_DROP => encoder.waker_count(ts, task, b, false),
+        _ => return false,
+    };
+    // The room checked above holds every record written here.
+    debug_assert!(written.is_ok());
+    true
+}
+
 /// Sends the messages `entry` stands for to `sink`, in the order they happened;
 /// returns the number that the sink refused or that could not be rebuilt.
 pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -> u64 {
@@ -171,15 +227,10 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
             if (c >> 11) & 1 == 1 {
                 put(waker_count(sink, ts, task, b, (c >> 12) & 1 == 1));
             }
-            let result = match c & 3 {
-                2 => proto::PollResult::Ready,
-                3 => proto::PollResult::PendingWoken,
-                _ => proto::PollResult::Pending,
-            };
-            put(sink.record(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, result)));
+            put(sink.record(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, poll_result(c))));
         }
         WAKE => {
-            let (waker, by_ref, self_wake) = (unpack_waker(c & 3, b), (c >> 2) & 1 == 1, (c >> 3) & 1 == 1);
+            let (waker, by_ref, self_wake) = unpack_wake(c, b);
             put(sink.record(ts, Some(MessageKind::Wake), |e| {
                 e.wake(ts, task, waker, by_ref, self_wake)
             }));

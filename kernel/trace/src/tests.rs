@@ -372,3 +372,131 @@ fn paused_events_are_counted_as_dropped_and_reported_once() {
     assert_eq!(producer.take_unreported(), 5);
     assert_eq!(producer.take_unreported(), 0);
 }
+
+/// One producer call of the hot kinds (and a spawn and a message to break the runs).
+#[derive(Debug, Clone)]
+enum Call {
+    PollStart(u64),
+    /// The task, its self-wakes during the poll (by reference?), its own waker count
+    /// changes, and the result.
+    Poll(u64, u8, bool, Option<(u64, bool)>, u8),
+    Wake(u64, u8, u64, bool, bool),
+    WakerCount(u64, u64, bool),
+    Spawn(u64),
+    Message(u64),
+}
+
+fn call() -> impl proptest::strategy::Strategy<Value = Call> {
+    use proptest::prelude::*;
+    let id = prop_oneof![0u64..200, Just(u64::MAX), 1u64 << 40..1u64 << 41];
+    prop_oneof![
+        id.clone().prop_map(Call::PollStart),
+        (
+            id.clone(),
+            0u8..4,
+            any::<bool>(),
+            proptest::option::of((id.clone(), any::<bool>())),
+            0u8..3
+        )
+            .prop_map(|(t, w, r, c, e)| Call::Poll(t, w, r, c, e)),
+        (id.clone(), 0u8..3, id.clone(), any::<bool>(), any::<bool>())
+            .prop_map(|(t, k, v, r, s)| Call::Wake(t, k, v, r, s)),
+        (id.clone(), id.clone(), any::<bool>()).prop_map(|(t, n, c)| Call::WakerCount(t, n, c)),
+        id.clone().prop_map(Call::Spawn),
+        id.prop_map(Call::Message),
+    ]
+}
+
+/// Makes `calls` on `producer` with a clock that jumps by `steps` (wide jumps make
+/// long timestamp deltas).
+fn make(producer: &Producer, calls: &[Call], steps: &[u64]) {
+    static LOCATION: &core::panic::Location<'static> = core::panic::Location::caller();
+    let t = core::cell::Cell::new(0u64);
+    let i = core::cell::Cell::new(0usize);
+    let now = || {
+        t.set(t.get().wrapping_add(steps[i.get() % steps.len()]));
+        i.set(i.get() + 1);
+        t.get()
+    };
+    for call in calls {
+        // SAFETY: one thread, one caller.
+        unsafe {
+            match *call {
+                Call::PollStart(task) => {
+                    producer.poll_start(task, now);
+                }
+                Call::Poll(task, self_wakes, by_ref, count, end) => {
+                    producer.poll_start(task, now);
+                    for _ in 0..self_wakes {
+                        producer.wake(task, Waker::Task(TaskId(task)), by_ref, true, now);
+                    }
+                    if let Some((n, cloned)) = count {
+                        producer.waker_count(task, n, cloned, now);
+                    }
+                    let result = [PollResult::Pending, PollResult::Ready, PollResult::PendingWoken][end as usize];
+                    producer.poll_end(task, result, now);
+                }
+                Call::Wake(task, kind, value, by_ref, self_wake) => {
+                    let waker = match kind {
+                        0 => Waker::None,
+                        1 => Waker::Task(TaskId(value)),
+                        _ => Waker::Interrupt(value as u8),
+                    };
+                    producer.wake(task, waker, by_ref, self_wake, now);
+                }
+                Call::WakerCount(task, n, cloned) => producer.waker_count(task, n, cloned, now),
+                Call::Spawn(task) => {
+                    producer.spawned(task, None, false, "spawned", LOCATION, now);
+                }
+                Call::Message(task) => {
+                    producer.message(&Message::TaskDropped { task: TaskId(task) }, now);
+                }
+            }
+        }
+    }
+}
+
+mod hot_path {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The drain frames the hottest records on a path of their own; observed (as
+        /// the host bench's accounting does) it takes the general path for every
+        /// record. Both must seal the same bytes, frame by frame, full frames and
+        /// nearly full ones.
+        #[test]
+        fn the_hot_records_frame_as_the_general_path_frames_them(
+            calls in proptest::collection::vec(call(), 0..300),
+            steps in proptest::collection::vec(
+                prop_oneof![0u64..3, 1u64 << 20..1u64 << 21, Just(u64::MAX / 3)],
+                1..8,
+            ),
+        ) {
+            let (hot, general) = (producer(4096), producer(4096));
+            make(&hot, &calls, &steps);
+            make(&general, &calls, &steps);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            // SAFETY: one thread, the only consumer of each.
+            let done = unsafe {
+                let hot_done = hot.frame(true, &mut |_, f| {
+                    a.push(f.to_vec());
+                    true
+                });
+                let general_done = general.frame_observed(
+                    true,
+                    &mut |_, f| {
+                        b.push(f.to_vec());
+                        true
+                    },
+                    Some(&mut |_, _| {}),
+                );
+                hot_done && general_done
+            };
+            prop_assert!(done);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(hot.dropped_total(), 0);
+        }
+    }
+}
