@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cobs;
 use crate::error::{DecodeError, EncodeError, FrameError};
-use crate::message::{CompactRecord, Message, PollResult, Ring, TaskId, Waker, compact_tag};
+use crate::message::{CompactRecord, Message, PollResult, Ring, SelfWakes, TaskId, Waker, compact_tag};
 use crate::wire::{MAX_VARINT_LEN, Reader, Writer, zigzag};
 
 /// Protocol major version. Frames of another major version are refused.
@@ -29,7 +29,10 @@ pub const MAJOR: u8 = 1;
 ///   task's await stack.
 /// - 3: `PollResult::PendingWoken`: a poll's end says whether the task was woken
 ///   during it, and a console trusts that over the order of the stream's wakes.
-pub const MINOR: u16 = 3;
+/// - 4: a poll's end may carry the wakes the task gave itself during the poll (a
+///   second field), which decoders yield as that many `Wake`s before it: one record
+///   where there were `1 + wakes`.
+pub const MINOR: u16 = 4;
 
 /// Largest raw frame (header, records and CRC, before COBS). Decoders discard larger
 /// ones, so no length on the wire makes them buffer more than this.
@@ -45,6 +48,15 @@ const MAX_HEADER_LEN: usize = 1 + MAX_VARINT_LEN + 5 + MAX_VARINT_LEN;
 /// Slice-by-16 tables (16 KiB of rodata): sealing a frame is on the kernel's per-CPU
 /// path, and this is several times faster than the one-table variant.
 pub(crate) static CRC32: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISO_HDLC);
+
+/// A PollEnd record's code for `result` (the `poll_end` row's codes).
+const fn poll_end_code(result: PollResult) -> u8 {
+    match result {
+        PollResult::Pending => 1,
+        PollResult::Ready => 2,
+        PollResult::PendingWoken => 28,
+    }
+}
 
 /// Names a per-CPU event stream: frames of one stream are sequenced together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -202,12 +214,31 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
     /// Appends a [`Message::PollEnd`]; the fast path for the hottest event.
     #[inline]
     pub fn poll_end(&mut self, ts: u64, task: TaskId, result: PollResult) -> Result<(), EncodeError> {
-        let code = match result {
-            PollResult::Pending => 1,
-            PollResult::Ready => 2,
-            PollResult::PendingWoken => 28,
-        };
-        self.compact(ts, compact_tag(1, code), [task.get()])
+        self.compact(ts, compact_tag(1, poll_end_code(result)), [task.get()])
+    }
+
+    /// Appends a [`Message::PollEnd`] that also stands for `wakes` self-wakes during
+    /// the poll (minor 4): one record, which decoders yield as `wakes.count`
+    /// [`Message::Wake`]s of the task by itself and then the poll's end, all at `ts`.
+    /// The open frame counts them all as events.
+    #[inline]
+    pub fn poll_end_woke_self(
+        &mut self,
+        ts: u64,
+        task: TaskId,
+        result: PollResult,
+        wakes: SelfWakes,
+    ) -> Result<(), EncodeError> {
+        if wakes.count == 0 {
+            return self.poll_end(ts, task, result);
+        }
+        self.compact(
+            ts,
+            compact_tag(2, poll_end_code(result)),
+            [task.get(), wakes.to_field()],
+        )?;
+        self.events += u32::from(wakes.count);
+        Ok(())
     }
 
     /// Appends a [`Message::Wake`]; a fast path for a hot event.
@@ -337,6 +368,8 @@ impl<'a> Frame<'a> {
             ts: self.base_ts,
             skipped: 0,
             failed: false,
+            held: None,
+            wakes: SelfWakes::default(),
         }
     }
 }
@@ -358,6 +391,10 @@ pub struct Events<'a> {
     ts: u64,
     skipped: u32,
     failed: bool,
+    /// A poll's end held back while the self-wakes its record carries go first.
+    held: Option<(Event<'a>, TaskId)>,
+    /// Those self-wakes still to go.
+    wakes: SelfWakes,
 }
 
 impl Events<'_> {
@@ -373,11 +410,30 @@ impl<'a> Iterator for Events<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some((end, task)) = self.held {
+            if self.wakes.count == 0 {
+                self.held = None;
+                return Some(Ok(end));
+            }
+            self.wakes.count -= 1;
+            let message = Message::Wake {
+                task,
+                waker: Waker::Task(task),
+                by_ref: self.wakes.by_ref,
+                self_wake: true,
+            };
+            return Some(Ok(Event { ts: end.ts, message }));
+        }
         while !self.failed && !self.reader.is_empty() {
             match crate::message::read_record(&mut self.reader) {
-                Ok((delta, msg)) => {
+                Ok((delta, msg, wakes)) => {
                     self.ts = self.ts.wrapping_add(crate::wire::unzigzag(delta) as u64);
                     match msg {
+                        Some(message @ Message::PollEnd { task, .. }) if wakes.count > 0 => {
+                            self.held = Some((Event { ts: self.ts, message }, task));
+                            self.wakes = wakes;
+                            return self.next();
+                        }
                         Some(message) => {
                             return Some(Ok(Event { ts: self.ts, message }));
                         }

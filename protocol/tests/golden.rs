@@ -46,6 +46,59 @@ fn a_poll_end_woken_during_the_poll_has_its_own_code() {
     assert_ne!(to_hex(&pending.1), to_hex(&wire));
 }
 
+/// A poll's end carrying the wakes the task gave itself during the poll (minor 4) is
+/// one record with a second field, `count << 1 | by_ref`, and decodes to those wakes
+/// and then the poll's end, all at its time; without self-wakes it is the plain record.
+#[test]
+fn a_poll_end_carries_its_self_wakes_in_one_record() {
+    use lucid_protocol::{FrameEncoder, Message, PollResult, SelfWakes, TaskId, Waker};
+    let task = TaskId(300);
+    let mut enc = FrameEncoder::with_sequence(vec![0u8; 256], STREAM, SEQ);
+    let woke = SelfWakes { count: 2, by_ref: true };
+    enc.poll_end_woke_self(BASE_TS, task, PollResult::PendingWoken, woke)
+        .expect("room");
+    enc.poll_end_woke_self(BASE_TS + 300, task, PollResult::Ready, SelfWakes::default())
+        .expect("room");
+    assert_eq!(enc.event_count(), 4, "the frame counts the wakes as events");
+    let mut wire = vec![0u8; enc.max_finished_len()];
+    let n = enc.finish(&mut wire).expect("room");
+    wire.truncate(n);
+    // Tag 0x7c (3 varints, PendingWoken), delta 0, task 300, wakes 2 << 1 | 1; then
+    // tag 0x42 (2 varints, Ready), delta 300, task 300: the plain record.
+    assert_eq!(to_hex(&wire), "08010407c0843d7c0dac020542d804ac025a4419cc00");
+    let mut buf = wire[..wire.len() - 1].to_vec();
+    let f = decode_frame(&mut buf).expect("a valid frame");
+    let events: Vec<_> = f.events().map(|e| e.expect("a valid record")).collect();
+    let wake = Message::Wake {
+        task,
+        waker: Waker::Task(task),
+        by_ref: true,
+        self_wake: true,
+    };
+    let got: Vec<_> = events.iter().map(|e| (e.ts, e.message)).collect();
+    assert_eq!(
+        got,
+        [
+            (BASE_TS, wake),
+            (BASE_TS, wake),
+            (
+                BASE_TS,
+                Message::PollEnd {
+                    task,
+                    result: PollResult::PendingWoken
+                }
+            ),
+            (
+                BASE_TS + 300,
+                Message::PollEnd {
+                    task,
+                    result: PollResult::Ready
+                }
+            ),
+        ]
+    );
+}
+
 #[test]
 fn wire_bytes_match_the_golden_file() {
     let current = vectors();

@@ -373,6 +373,38 @@ proptest! {
         }
         prop_assert_eq!(got.events.len(), expected.len());
     }
+
+    /// Poll ends carrying any number of self-wakes (minor 4), between other records,
+    /// decode to the wakes and then the poll's end at the record's time; the streaming
+    /// decoder counts every one as an event.
+    #[test]
+    fn poll_ends_with_self_wakes_round_trip(
+        polls in proptest::collection::vec(
+            (any::<u64>(), any::<u64>(), 0u8..3, any::<u8>(), any::<bool>()),
+            1..30,
+        ),
+    ) {
+        let stream = StreamId::new(1, Ring::Task);
+        let mut enc = FrameEncoder::new(vec![0u8; MAX_FRAME_LEN], stream);
+        let mut expected = Vec::new();
+        for &(ts, task, result, count, by_ref) in &polls {
+            let (task, result) = (TaskId(task), [PollResult::Pending, PollResult::Ready, PollResult::PendingWoken][usize::from(result)]);
+            enc.poll_start(ts, task).unwrap();
+            expected.push((ts, Message::PollStart { task }));
+            enc.poll_end_woke_self(ts, task, result, SelfWakes { count, by_ref }).unwrap();
+            let wake = Message::Wake { task, waker: Waker::Task(task), by_ref, self_wake: true };
+            expected.extend((0..count).map(|_| (ts, wake)));
+            expected.push((ts, Message::PollEnd { task, result }));
+        }
+        prop_assert_eq!(enc.event_count() as usize, expected.len());
+        let mut wire = vec![0u8; enc.max_finished_len()];
+        let n = enc.finish(&mut wire).unwrap();
+        let (got, d) = decode_chunks([&wire[..n]]);
+        prop_assert!(got.errors.is_empty(), "{:?}", got.errors);
+        prop_assert_eq!(d.stats().events as usize, expected.len());
+        let expected: Vec<_> = expected.iter().map(|(ts, m)| (stream, *ts, format!("{m:?}"))).collect();
+        prop_assert_eq!(got.events, expected);
+    }
 }
 
 #[test]

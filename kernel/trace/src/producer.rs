@@ -332,8 +332,7 @@ impl Producer {
     }
 
     /// The poll started last ends with `result` (a fresh read of `now`, which the next
-    /// poll's start may share), carrying the poll's self-wakes and the task's own
-    /// waker count. Returns the timestamp.
+    /// poll's start may share), carrying the poll's self-wakes. Returns the timestamp.
     ///
     /// # Safety
     /// The producer contract.
@@ -353,13 +352,7 @@ impl Producer {
                 (l.last, notes)
             })
         };
-        let first = record::slot(
-            ts,
-            record::POLL_END,
-            notes.pack(result),
-            task,
-            notes.wakers.unwrap_or(0),
-        );
+        let first = record::slot(ts, record::POLL_END, notes.pack(result), task, 0);
         // SAFETY: as above.
         unsafe { self.put(first, &[], notes.events()) };
         ts
@@ -752,6 +745,14 @@ struct FrameSink<'a, 'b> {
 }
 
 impl Sink for FrameSink<'_, '_> {
+    fn also(&mut self, kind: MessageKind, n: u64) {
+        if let Some(observe) = self.observe.as_mut() {
+            for _ in 0..n {
+                observe(kind, 0);
+            }
+        }
+    }
+
     #[inline]
     fn record(
         &mut self,

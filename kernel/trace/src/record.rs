@@ -51,24 +51,20 @@ pub(crate) const fn slot(ts: u64, kind: u8, c: u64, a: u64, b: u64) -> Slot {
     Slot([ts, header(kind, 0, c), a, b])
 }
 
-/// What a PollEnd record carries beside the result: the self-wakes and the task's own
-/// waker count from inside the poll, which the consumer sends as their own messages.
+/// What a PollEnd record carries beside the result: the wakes the task gave itself
+/// during the poll, framed with the poll's end as one protocol record.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PollNotes {
     /// Self-wakes during the poll (at most 255).
     pub self_wakes: u8,
     /// Whether they were by reference.
     pub self_by_ref: bool,
-    /// The task's live wakers after the last clone or drop during the poll.
-    pub wakers: Option<u64>,
-    /// Whether a clone (not only drops) changed the count.
-    pub cloned: bool,
 }
 
 impl PollNotes {
     /// Messages the record stands for (the PollEnd included).
     pub(crate) fn events(&self) -> u64 {
-        1 + u64::from(self.self_wakes) + u64::from(self.wakers.is_some())
+        1 + u64::from(self.self_wakes)
     }
 
     pub(crate) fn pack(&self, result: proto::PollResult) -> u64 {
@@ -77,11 +73,15 @@ impl PollNotes {
             proto::PollResult::Ready => 2,
             proto::PollResult::PendingWoken => 3,
         };
-        result
-            | (u64::from(self.self_wakes) << 2)
-            | (u64::from(self.self_by_ref) << 10)
-            | (u64::from(self.wakers.is_some()) << 11)
-            | (u64::from(self.cloned) << 12)
+        result | (u64::from(self.self_wakes) << 2) | (u64::from(self.self_by_ref) << 10)
+    }
+}
+
+/// A PollEnd record's self-wakes, from its `c`.
+fn self_wakes(c: u64) -> proto::SelfWakes {
+    proto::SelfWakes {
+        count: ((c >> 2) & 0xff) as u8,
+        by_ref: (c >> 10) & 1 == 1,
     }
 }
 
@@ -119,8 +119,7 @@ fn unpack_waker(code: u64, id: u64) -> proto::Waker {
 pub(crate) fn events_in(entry: &[Slot]) -> u64 {
     let [_, h, _, _] = entry[0].0;
     if h as u8 == POLL_END {
-        let c = h >> 16;
-        1 + ((c >> 2) & 0xff) + ((c >> 11) & 1)
+        1 + u64::from(self_wakes(h >> 16).count)
     } else {
         1
     }
@@ -138,6 +137,10 @@ pub(crate) trait Sink {
         kind: Option<MessageKind>,
         push: impl Fn(&mut Encoder) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError>;
+
+    /// Tells the observer of `n` more messages of `kind` that the last record stood
+    /// for besides its own (the self-wakes a poll's end carries), taking no bytes.
+    fn also(&mut self, kind: MessageKind, n: u64);
 
     /// Appends `msg` through the encoder's generic path.
     fn message(&mut self, ts: u64, msg: &Message<'_>) -> Result<(), EncodeError> {
@@ -162,13 +165,13 @@ fn waker_count(
 }
 
 /// Frames the one-slot records of the hottest kinds straight into `encoder`: a poll's
-/// start, its end (with at most one self-wake and its waker count), a wake and a
-/// waker count. False, with nothing written, for any other record or when the open
-/// frame lacks room for all the entry stands for: [`expand`] then handles it.
+/// start, its end, a wake and a waker count. False, with nothing written, for any
+/// other record or when the open frame lacks room for the record: [`expand`] then
+/// handles it.
 #[inline]
 pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
-    /// Room for three records of a tag and at most four varints (10 bytes each).
-    const ROOM: usize = 3 * (1 + 4 * 10);
+    /// Room for a record of a tag and at most four varints (10 bytes each).
+    const ROOM: usize = 1 + 4 * 10;
     let [ts, h, a, b] = slot.0;
     let c = h >> 16;
     let task = proto::TaskId(a);
@@ -177,19 +180,7 @@ pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
     }
     let written = match h as u8 {
         POLL_START => encoder.poll_start(ts, task),
-        POLL_END if (c >> 2) & 0xff <= 1 => {
-            let woke = if (c >> 2) & 0xff == 1 {
-                encoder.wake(ts, task, proto::Waker::Task(task), (c >> 10) & 1 == 1, true)
-            } else {
-                Ok(())
-            };
-            let counted = if (c >> 11) & 1 == 1 {
-                encoder.waker_count(ts, task, b, (c >> 12) & 1 == 1)
-            } else {
-                Ok(())
-            };
-            woke.and(counted).and(encoder.poll_end(ts, task, poll_result(c)))
-        }
+        POLL_END => encoder.poll_end_woke_self(ts, task, poll_result(c), self_wakes(c)),
         WAKE => {
             let (waker, by_ref, self_wake) = unpack_wake(c, b);
             encoder.wake(ts, task, waker, by_ref, self_wake)
@@ -198,7 +189,7 @@ pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
         WAKER_DROP => encoder.waker_count(ts, task, b, false),
         _ => return false,
     };
-    // The room checked above holds every record written here.
+    // The room checked above holds any record written here.
     debug_assert!(written.is_ok());
     true
 }
@@ -210,6 +201,8 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
     let c = h >> 16;
     let task = proto::TaskId(a);
     let mut lost = 0;
+    // Events beside its own that a refused record stood for.
+    let mut lost_with_record = 0;
     let mut put = |r: Result<(), EncodeError>| {
         if r.is_err() {
             lost += 1;
@@ -218,16 +211,16 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
     match h as u8 {
         POLL_START => put(sink.record(ts, Some(MessageKind::PollStart), |e| e.poll_start(ts, task))),
         POLL_END => {
-            let by_ref = (c >> 10) & 1 == 1;
-            for _ in 0..((c >> 2) & 0xff) {
-                put(sink.record(ts, Some(MessageKind::Wake), |e| {
-                    e.wake(ts, task, proto::Waker::Task(task), by_ref, true)
-                }));
+            let wakes = self_wakes(c);
+            let framed = sink.record(ts, Some(MessageKind::PollEnd), |e| {
+                e.poll_end_woke_self(ts, task, poll_result(c), wakes)
+            });
+            match framed {
+                Ok(()) => sink.also(MessageKind::Wake, u64::from(wakes.count)),
+                // The self-wakes are lost with the record.
+                Err(_) => lost_with_record = u64::from(wakes.count),
             }
-            if (c >> 11) & 1 == 1 {
-                put(waker_count(sink, ts, task, b, (c >> 12) & 1 == 1));
-            }
-            put(sink.record(ts, Some(MessageKind::PollEnd), |e| e.poll_end(ts, task, poll_result(c))));
+            put(framed);
         }
         WAKE => {
             let (waker, by_ref, self_wake) = unpack_wake(c, b);
@@ -365,5 +358,5 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
         _ => lost += events_in(entry),
     }
     debug_assert!(entry.len() == 1 + extra_slots(&entry[0]));
-    lost
+    lost + lost_with_record
 }

@@ -524,10 +524,35 @@ impl Writer<'_> {
     }
 }
 
-/// Reads one record; `Ok(None)` means a record of a kind this decoder does not know,
-/// which has been skipped.
+/// Wakes a task gave itself during a poll, carried by the poll's end (minor 4): the
+/// PollEnd record's second field, `count << 1 | by_ref` (one byte for up to 63).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfWakes {
+    /// How many.
+    pub count: u8,
+    /// Whether they were `wake_by_ref`.
+    pub by_ref: bool,
+}
+
+impl SelfWakes {
+    pub(crate) fn to_field(self) -> u64 {
+        u64::from(self.count) << 1 | u64::from(self.by_ref)
+    }
+
+    /// Bits above the count are for later minor versions.
+    fn from_field(v: u64) -> Self {
+        Self {
+            count: (v >> 1) as u8,
+            by_ref: v & 1 == 1,
+        }
+    }
+}
+
+/// Reads one record: its timestamp delta, its message (`None` for a kind this decoder
+/// does not know, which has been skipped) and, for a poll's end, the self-wakes it
+/// carries.
 #[inline]
-pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>), DecodeError> {
+pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>, SelfWakes), DecodeError> {
     let tag = r.u8()?;
     let shape = tag >> 5;
     let code = tag & 0x1f;
@@ -542,7 +567,7 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
             let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
             let mut body = Reader::new(r.bytes(len)?);
             let delta = body.varint()?;
-            Ok((delta, super::read_extended(ext, &mut body)?))
+            Ok((delta, super::read_extended(ext, &mut body)?, SelfWakes::default()))
         }
         _ => {
             let mut f = [0u64; 6];
@@ -550,7 +575,12 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
             for slot in f.iter_mut().take(n) {
                 *slot = r.varint()?;
             }
-            Ok((f[0], super::read_compact(code, &f[1..n])?))
+            let message = super::read_compact(code, &f[1..n])?;
+            let wakes = match message {
+                Some(Message::PollEnd { .. }) if n >= 3 => SelfWakes::from_field(f[2]),
+                _ => SelfWakes::default(),
+            };
+            Ok((f[0], message, wakes))
         }
     }
 }

@@ -40,8 +40,8 @@ mod owned;
 mod table;
 mod types;
 
-pub use codec::CompactRecord;
 use codec::{Compact, CompactField, ExtendedCodec, Fields, Postcard, compact, need, poll_end, wake, write_extended};
+pub use codec::{CompactRecord, SelfWakes};
 pub(crate) use codec::{compact_tag, read_record, write_detached};
 use frames::SampleBody;
 pub use frames::{Frames, FramesIter};
