@@ -540,7 +540,7 @@ impl SelfWakes {
     }
 
     /// Bits above the count are for later minor versions.
-    fn from_field(v: u64) -> Self {
+    pub(crate) fn from_field(v: u64) -> Self {
         Self {
             count: (v >> 1) as u8,
             by_ref: v & 1 == 1,
@@ -549,10 +549,11 @@ impl SelfWakes {
 }
 
 /// Reads one record: its timestamp delta, its message (`None` for a kind this decoder
-/// does not know, which has been skipped) and, for a poll's end, the self-wakes it
-/// carries.
+/// does not know, which has been skipped) and the field that carries other messages
+/// with it, if present (minor 4): a poll's end's self-wakes ([`SelfWakes`]), a wake's
+/// count of wakers left after its waker was dropped.
 #[inline]
-pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>, SelfWakes), DecodeError> {
+pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>, Option<u64>), DecodeError> {
     let tag = r.u8()?;
     let shape = tag >> 5;
     let code = tag & 0x1f;
@@ -567,7 +568,7 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
             let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
             let mut body = Reader::new(r.bytes(len)?);
             let delta = body.varint()?;
-            Ok((delta, super::read_extended(ext, &mut body)?, SelfWakes::default()))
+            Ok((delta, super::read_extended(ext, &mut body)?, None))
         }
         _ => {
             let mut f = [0u64; 6];
@@ -576,11 +577,13 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
                 *slot = r.varint()?;
             }
             let message = super::read_compact(code, &f[1..n])?;
-            let wakes = match message {
-                Some(Message::PollEnd { .. }) if n >= 3 => SelfWakes::from_field(f[2]),
-                _ => SelfWakes::default(),
+            // `f[0]` is the delta: a poll's end has one field of its own, a wake three.
+            let carried = match message {
+                Some(Message::PollEnd { .. }) if n >= 3 => Some(f[2]),
+                Some(Message::Wake { .. }) if n >= 5 => Some(f[4]),
+                _ => None,
             };
-            Ok((f[0], message, wakes))
+            Ok((f[0], message, carried))
         }
     }
 }
