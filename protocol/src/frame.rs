@@ -31,9 +31,7 @@ pub const MAJOR: u8 = 1;
 ///   during it, and a console trusts that over the order of the stream's wakes.
 /// - 4: a poll's end may carry the wakes the task gave itself during the poll (a
 ///   second field), which decoders yield as that many `Wake`s before it: one record
-///   where there were `1 + wakes`; a wake by value may carry the count of wakers
-///   left once its waker was dropped (a fourth field), yielded as a `WakerDrop`
-///   after it.
+///   where there were `1 + wakes`.
 pub const MINOR: u16 = 4;
 
 /// Largest raw frame (header, records and CRC, before COBS). Decoders discard larger
@@ -262,30 +260,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameEncoder<B> {
         self.compact(ts, compact_tag(3, 3), [task.get(), value, flags])
     }
 
-    /// Appends a [`Message::Wake`] by value (the waker consumed) that also stands for
-    /// the [`Message::WakerDrop`] of that waker, `wakers` left (minor 4): one record with
-    /// a fourth field, which decoders yield as the Wake and then the WakerDrop, both at
-    /// `ts`. The open frame counts both as events.
-    #[inline]
-    pub fn wake_dropping(
-        &mut self,
-        ts: u64,
-        task: TaskId,
-        waker: Waker,
-        self_wake: bool,
-        wakers: u64,
-    ) -> Result<(), EncodeError> {
-        let (kind, value) = match waker {
-            Waker::None => (0, 0),
-            Waker::Task(t) => (1, t.get()),
-            Waker::Interrupt(v) => (2, u64::from(v)),
-        };
-        let flags = kind << 2 | u64::from(self_wake);
-        self.compact(ts, compact_tag(4, 3), [task.get(), value, flags, wakers])?;
-        self.events += 1;
-        Ok(())
-    }
-
     /// Appends a [`Message::WakerClone`] (`cloned`) or [`Message::WakerDrop`]; a fast
     /// path for a hot event.
     #[inline]
@@ -417,8 +391,7 @@ pub struct Events<'a> {
     ts: u64,
     skipped: u32,
     failed: bool,
-    /// A message of the last record held back: a poll's end while the self-wakes its
-    /// record carries go first, or the waker drop a wake's record carries.
+    /// A poll's end held back while the self-wakes its record carries go first.
     held: Option<(Event<'a>, TaskId)>,
     /// Those self-wakes still to go.
     wakes: SelfWakes,
@@ -453,39 +426,18 @@ impl<'a> Iterator for Events<'a> {
         }
         while !self.failed && !self.reader.is_empty() {
             match crate::message::read_record(&mut self.reader) {
-                Ok((delta, msg, carried)) => {
+                Ok((delta, msg, wakes)) => {
                     self.ts = self.ts.wrapping_add(crate::wire::unzigzag(delta) as u64);
-                    match (msg, carried) {
-                        (Some(message @ Message::PollEnd { task, .. }), Some(field)) => {
+                    match msg {
+                        Some(message @ Message::PollEnd { task, .. }) if wakes.count > 0 => {
                             self.held = Some((Event { ts: self.ts, message }, task));
-                            self.wakes = SelfWakes::from_field(field);
+                            self.wakes = wakes;
                             return self.next();
                         }
-                        (
-                            Some(
-                                message @ Message::Wake {
-                                    task, by_ref: false, ..
-                                },
-                            ),
-                            Some(wakers),
-                        ) => {
-                            let dropped = Message::WakerDrop { task, wakers };
-                            self.held = Some((
-                                Event {
-                                    ts: self.ts,
-                                    message: dropped,
-                                },
-                                task,
-                            ));
-                            self.wakes = SelfWakes::default();
+                        Some(message) => {
                             return Some(Ok(Event { ts: self.ts, message }));
                         }
-                        (msg, _) => match msg {
-                            Some(message) => {
-                                return Some(Ok(Event { ts: self.ts, message }));
-                            }
-                            None => self.skipped += 1,
-                        },
+                        None => self.skipped += 1,
                     }
                 }
                 Err(e) => {

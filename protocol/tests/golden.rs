@@ -99,40 +99,6 @@ fn a_poll_end_carries_its_self_wakes_in_one_record() {
     );
 }
 
-/// A wake by value carrying the drop of its waker (minor 4) is the Wake record with a
-/// fourth field, the wakers left, and decodes to the Wake and then the WakerDrop.
-#[test]
-fn a_wake_carries_the_drop_of_its_waker_in_one_record() {
-    use lucid_protocol::{FrameEncoder, Message, TaskId, Waker};
-    let (task, waker) = (TaskId(300), Waker::Task(TaskId(5)));
-    let mut enc = FrameEncoder::with_sequence(vec![0u8; 256], STREAM, SEQ);
-    enc.wake_dropping(BASE_TS, task, waker, false, 2).expect("room");
-    assert_eq!(enc.event_count(), 2, "the frame counts the drop as an event");
-    let mut wire = vec![0u8; enc.max_finished_len()];
-    let n = enc.finish(&mut wire).expect("room");
-    wire.truncate(n);
-    // Tag 0xa3 (5 varints, Wake), delta 0, task 300, waker 5, flags 1 << 2 (a task,
-    // by value, not a self-wake), 2 wakers left.
-    assert_eq!(to_hex(&wire), "08010407c0843da30aac0205040299bd254000");
-    let mut buf = wire[..wire.len() - 1].to_vec();
-    let f = decode_frame(&mut buf).expect("a valid frame");
-    let got: Vec<_> = f
-        .events()
-        .map(|e| e.expect("a valid record"))
-        .map(|e| (e.ts, e.message))
-        .collect();
-    let wake = Message::Wake {
-        task,
-        waker,
-        by_ref: false,
-        self_wake: false,
-    };
-    assert_eq!(
-        got,
-        [(BASE_TS, wake), (BASE_TS, Message::WakerDrop { task, wakers: 2 })]
-    );
-}
-
 #[test]
 fn wire_bytes_match_the_golden_file() {
     let current = vectors();

@@ -9,7 +9,7 @@ mod record;
 mod ring;
 
 pub use producer::{Encoder, Event, Producer, sealed_max};
-pub use ring::{MAX_ENTRY_SLOTS, RecordRing, Slot, Step};
+pub use ring::{MAX_ENTRY_SLOTS, RecordRing, Slot};
 
 #[cfg(all(test, loom))]
 mod loom_models;

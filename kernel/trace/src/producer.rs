@@ -10,7 +10,7 @@ use lucid_protocol::{self as proto, EncodeError, FrameEncoder, Message, MessageK
 use crate::{
     loom::{AtomicU64, Ordering, UnsafeCell},
     record::{self, PollNotes, Sink},
-    ring::{MAX_ENTRY_SLOTS, RecordRing, Slot, Step},
+    ring::{MAX_ENTRY_SLOTS, RecordRing, Slot},
 };
 
 /// The encoder the consumer frames records with.
@@ -641,12 +641,12 @@ impl Producer {
                 let mut lost = 0;
                 // SAFETY: the caller's contract makes this the ring's one consumer.
                 let taken = unsafe {
-                    self.ring.drain_with_next(entry, |slots, next| {
+                    self.ring.drain(entry, |slots| {
                         if let [slot] = slots
                             && observe.is_none()
-                            && let Some(took_next) = record::frame_hot(encoder, slot, next)
+                            && record::frame_hot(encoder, slot)
                         {
-                            return Step { more: true, took_next };
+                            return true;
                         }
                         let mut sink = FrameSink {
                             encoder,
@@ -654,13 +654,9 @@ impl Producer {
                             pending,
                             observe: &mut observe,
                         };
-                        let (refused, took_next) = record::expand(slots, next, &mut sink, scratch);
-                        lost += refused;
+                        lost += record::expand(slots, &mut sink, scratch);
                         // Stop at a sealed frame, to hand it out before the next.
-                        Step {
-                            more: pending.is_none(),
-                            took_next,
-                        }
+                        pending.is_none()
                     })
                 };
                 if lost > 0 {

@@ -77,16 +77,6 @@ impl PollNotes {
     }
 }
 
-/// The waker count left by the drop of the waker a WAKE record's wake consumed, when
-/// `next` is that drop: a wake by value of the same task, at the same time (both
-/// inside one poll), so the two frame as one record (protocol minor 4).
-fn dropped_by(slot: &Slot, next: Option<&Slot>) -> Option<u64> {
-    let [ts, h, a, _] = slot.0;
-    let [next_ts, next_h, next_a, wakers] = next?.0;
-    let by_value = (h >> 16 >> 2) & 1 == 0;
-    (h as u8 == WAKE && by_value && next_h as u8 == WAKER_DROP && next_a == a && next_ts == ts).then_some(wakers)
-}
-
 /// A PollEnd record's self-wakes, from its `c`.
 fn self_wakes(c: u64) -> proto::SelfWakes {
     proto::SelfWakes {
@@ -175,55 +165,44 @@ fn waker_count(
 }
 
 /// Frames the one-slot records of the hottest kinds straight into `encoder`: a poll's
-/// start, its end, a wake (with the drop of its waker when that is `next`) and a
-/// waker count. `None`, with nothing written, for any other record or when the open
-/// frame lacks room for the record: [`expand`] then handles it; else whether `next`
-/// was framed too.
+/// start, its end, a wake and a waker count. False, with nothing written, for any
+/// other record or when the open frame lacks room for the record: [`expand`] then
+/// handles it.
 #[inline]
-pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot, next: Option<&Slot>) -> Option<bool> {
-    /// Room for a record of a tag and at most five varints (10 bytes each).
-    const ROOM: usize = 1 + 5 * 10;
+pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
+    /// Room for a record of a tag and at most four varints (10 bytes each).
+    const ROOM: usize = 1 + 4 * 10;
     let [ts, h, a, b] = slot.0;
     let c = h >> 16;
     let task = proto::TaskId(a);
     if (h >> 8) as u8 != 0 || encoder.remaining() < ROOM || encoder.is_empty() {
-        return None;
+        return false;
     }
-    let mut took_next = false;
     let written = match h as u8 {
         POLL_START => encoder.poll_start(ts, task),
         POLL_END => encoder.poll_end_woke_self(ts, task, poll_result(c), self_wakes(c)),
         WAKE => {
             let (waker, by_ref, self_wake) = unpack_wake(c, b);
-            match dropped_by(slot, next) {
-                Some(wakers) => {
-                    took_next = true;
-                    encoder.wake_dropping(ts, task, waker, self_wake, wakers)
-                }
-                None => encoder.wake(ts, task, waker, by_ref, self_wake),
-            }
+            encoder.wake(ts, task, waker, by_ref, self_wake)
         }
         WAKER_CLONE => encoder.waker_count(ts, task, b, true),
         WAKER_DROP => encoder.waker_count(ts, task, b, false),
-        _ => return None,
+        _ => return false,
     };
     // The room checked above holds any record written here.
     debug_assert!(written.is_ok());
-    Some(took_next)
+    true
 }
 
-/// Sends the messages `entry` stands for to `sink`, in the order they happened, with
-/// those of `next` when it is the drop of the waker a wake consumed (they frame as one
-/// record); returns the number that the sink refused or that could not be rebuilt, and
-/// whether `next` was taken.
-pub(crate) fn expand(entry: &[Slot], next: Option<&Slot>, sink: &mut impl Sink, scratch: &mut [u8]) -> (u64, bool) {
+/// Sends the messages `entry` stands for to `sink`, in the order they happened;
+/// returns the number that the sink refused or that could not be rebuilt.
+pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -> u64 {
     let [ts, h, a, b] = entry[0].0;
     let c = h >> 16;
     let task = proto::TaskId(a);
     let mut lost = 0;
     // Events beside its own that a refused record stood for.
     let mut lost_with_record = 0;
-    let mut took_next = false;
     let mut put = |r: Result<(), EncodeError>| {
         if r.is_err() {
             lost += 1;
@@ -245,23 +224,9 @@ pub(crate) fn expand(entry: &[Slot], next: Option<&Slot>, sink: &mut impl Sink, 
         }
         WAKE => {
             let (waker, by_ref, self_wake) = unpack_wake(c, b);
-            match dropped_by(&entry[0], next) {
-                Some(wakers) => {
-                    took_next = true;
-                    let framed = sink.record(ts, Some(MessageKind::Wake), |e| {
-                        e.wake_dropping(ts, task, waker, self_wake, wakers)
-                    });
-                    match framed {
-                        Ok(()) => sink.also(MessageKind::WakerDrop, 1),
-                        // The drop is lost with the record.
-                        Err(_) => lost_with_record = 1,
-                    }
-                    put(framed);
-                }
-                None => put(sink.record(ts, Some(MessageKind::Wake), |e| {
-                    e.wake(ts, task, waker, by_ref, self_wake)
-                })),
-            }
+            put(sink.record(ts, Some(MessageKind::Wake), |e| {
+                e.wake(ts, task, waker, by_ref, self_wake)
+            }));
         }
         WAKER_CLONE => put(waker_count(sink, ts, task, b, true)),
         WAKER_DROP => put(waker_count(sink, ts, task, b, false)),
@@ -393,5 +358,5 @@ pub(crate) fn expand(entry: &[Slot], next: Option<&Slot>, sink: &mut impl Sink, 
         _ => lost += events_in(entry),
     }
     debug_assert!(entry.len() == 1 + extra_slots(&entry[0]));
-    (lost + lost_with_record, took_next)
+    lost + lost_with_record
 }

@@ -131,26 +131,6 @@ impl RecordRing {
     /// # Safety
     /// Only the ring's consumer calls this, one call at a time.
     pub unsafe fn drain(&self, entry: &mut [Slot; MAX_ENTRY_SLOTS], mut f: impl FnMut(&[Slot]) -> bool) -> usize {
-        // SAFETY: the caller's contract.
-        unsafe {
-            self.drain_with_next(entry, |slots, _| Step {
-                more: f(slots),
-                took_next: false,
-            })
-        }
-    }
-
-    /// [`RecordRing::drain`], also showing `f` the entry after each one when that is a
-    /// single published slot, which `f` may consume with it ([`Step::took_next`]: two
-    /// records written back to back that frame as one). Returns the entries consumed.
-    ///
-    /// # Safety
-    /// Only the ring's consumer calls this, one call at a time.
-    pub unsafe fn drain_with_next(
-        &self,
-        entry: &mut [Slot; MAX_ENTRY_SLOTS],
-        mut f: impl FnMut(&[Slot], Option<&Slot>) -> Step,
-    ) -> usize {
         let mut head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Acquire);
         let mut taken = 0;
@@ -165,31 +145,13 @@ impl RecordRing {
             }
             head += n;
             taken += 1;
-            let next = (head != tail)
-                // SAFETY: as above.
-                .then(|| self.slots[head & self.mask].with(|p| unsafe { p.read() }))
-                .filter(|next| extra_slots(next) == 0);
-            let step = f(&entry[..n], next.as_ref());
-            if step.took_next && next.is_some() {
-                head += 1;
-                taken += 1;
-            }
-            if !step.more {
+            if !f(&entry[..n]) {
                 break;
             }
         }
         self.head.store(head, Ordering::Release);
         taken
     }
-}
-
-/// What a [`RecordRing::drain_with_next`] callback did with an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    /// Go on with the next entry.
-    pub more: bool,
-    /// The entry after this one was consumed with it.
-    pub took_next: bool,
 }
 
 #[cfg(all(test, not(loom)))]

@@ -378,11 +378,8 @@ fn paused_events_are_counted_as_dropped_and_reported_once() {
 enum Call {
     PollStart(u64),
     /// The task, its self-wakes during the poll (by reference?), its own waker count
-    /// changes, the result, and a task it wakes by value (dropping that waker: count
-    /// left) during the poll.
-    Poll(u64, u8, bool, Option<(u64, bool)>, u8, Option<(u64, u64)>),
-    /// A wake by value outside any poll, and the drop of its waker.
-    Consume(u64, u64),
+    /// changes, and the result.
+    Poll(u64, u8, bool, Option<(u64, bool)>, u8),
     Wake(u64, u8, u64, bool, bool),
     WakerCount(u64, u64, bool),
     Spawn(u64),
@@ -399,11 +396,9 @@ fn call() -> impl proptest::strategy::Strategy<Value = Call> {
             0u8..4,
             any::<bool>(),
             proptest::option::of((id.clone(), any::<bool>())),
-            0u8..3,
-            proptest::option::of((id.clone(), id.clone())),
+            0u8..3
         )
-            .prop_map(|(t, w, r, c, e, v)| Call::Poll(t, w, r, c, e, v)),
-        (id.clone(), id.clone()).prop_map(|(t, n)| Call::Consume(t, n)),
+            .prop_map(|(t, w, r, c, e)| Call::Poll(t, w, r, c, e)),
         (id.clone(), 0u8..3, id.clone(), any::<bool>(), any::<bool>())
             .prop_map(|(t, k, v, r, s)| Call::Wake(t, k, v, r, s)),
         (id.clone(), id.clone(), any::<bool>()).prop_map(|(t, n, c)| Call::WakerCount(t, n, c)),
@@ -430,12 +425,8 @@ fn make(producer: &Producer, calls: &[Call], steps: &[u64]) {
                 Call::PollStart(task) => {
                     producer.poll_start(task, now);
                 }
-                Call::Poll(task, self_wakes, by_ref, count, end, consumed) => {
+                Call::Poll(task, self_wakes, by_ref, count, end) => {
                     producer.poll_start(task, now);
-                    if let Some((other, left)) = consumed {
-                        producer.wake(other, Waker::Task(TaskId(task)), false, false, now);
-                        producer.waker_count(other, left, false, now);
-                    }
                     for _ in 0..self_wakes {
                         producer.wake(task, Waker::Task(TaskId(task)), by_ref, true, now);
                     }
@@ -454,10 +445,6 @@ fn make(producer: &Producer, calls: &[Call], steps: &[u64]) {
                     producer.wake(task, waker, by_ref, self_wake, now);
                 }
                 Call::WakerCount(task, n, cloned) => producer.waker_count(task, n, cloned, now),
-                Call::Consume(task, left) => {
-                    producer.wake(task, Waker::None, false, false, now);
-                    producer.waker_count(task, left, false, now);
-                }
                 Call::Spawn(task) => {
                     producer.spawned(task, None, false, "spawned", LOCATION, now);
                 }
@@ -511,55 +498,5 @@ mod hot_path {
             prop_assert_eq!(a, b);
             prop_assert_eq!(hot.dropped_total(), 0);
         }
-    }
-}
-
-/// Frames everything waiting in `producer` (observed, so through the general path, or
-/// not) into one sealed frame.
-fn sealed(producer: &Producer, observed: bool) -> Vec<u8> {
-    let mut frames = Vec::new();
-    let mut out = |_, f: &[u8]| {
-        frames.push(f.to_vec());
-        true
-    };
-    // SAFETY: one thread, the only consumer.
-    let done = unsafe {
-        if observed {
-            producer.frame_observed(true, &mut out, Some(&mut |_, _| {}))
-        } else {
-            producer.frame(true, &mut out)
-        }
-    };
-    assert!(done);
-    assert_eq!(frames.len(), 1);
-    frames.remove(0)
-}
-
-/// Inside a poll a wake by value and the drop of the waker it consumed share a time
-/// and frame as one record; outside a poll each reads the clock and they stay two.
-#[test]
-fn a_wake_and_the_drop_of_its_waker_frame_as_one_record() {
-    for observed in [false, true] {
-        let producer = producer(1024);
-        let now = clock(1000);
-        // SAFETY: one thread, one caller.
-        unsafe {
-            producer.poll_start(1, &now);
-            producer.wake(2, Waker::Task(TaskId(1)), false, false, &now);
-            producer.waker_count(2, 3, false, &now);
-            producer.poll_end(1, PollResult::Pending, &now);
-            producer.wake(4, Waker::None, false, false, &now);
-            producer.waker_count(4, 0, false, &now);
-        }
-        let mut enc = lucid_protocol::FrameEncoder::new(alloc::vec![0u8; 256], StreamId::new(2, Ring::Task));
-        let (t, w) = (TaskId(1), TaskId(2));
-        enc.poll_start(1010, t).unwrap();
-        enc.wake_dropping(1010, w, Waker::Task(t), false, 3).unwrap();
-        enc.poll_end(1020, t, PollResult::Pending).unwrap();
-        enc.wake(1030, TaskId(4), Waker::None, false, false).unwrap();
-        enc.waker_count(1040, TaskId(4), 0, false).unwrap();
-        let mut expected = alloc::vec![0u8; enc.max_finished_len()];
-        let n = enc.finish(&mut expected).unwrap();
-        assert_eq!(sealed(&producer, observed), expected[..n], "observed: {observed}");
     }
 }

@@ -540,7 +540,7 @@ impl SelfWakes {
     }
 
     /// Bits above the count are for later minor versions.
-    pub(crate) fn from_field(v: u64) -> Self {
+    fn from_field(v: u64) -> Self {
         Self {
             count: (v >> 1) as u8,
             by_ref: v & 1 == 1,
@@ -549,11 +549,10 @@ impl SelfWakes {
 }
 
 /// Reads one record: its timestamp delta, its message (`None` for a kind this decoder
-/// does not know, which has been skipped) and the field that carries other messages
-/// with it, if present (minor 4): a poll's end's self-wakes ([`SelfWakes`]), a wake's
-/// count of wakers left after its waker was dropped.
+/// does not know, which has been skipped) and, for a poll's end, the self-wakes it
+/// carries.
 #[inline]
-pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>, Option<u64>), DecodeError> {
+pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message<'a>>, SelfWakes), DecodeError> {
     let tag = r.u8()?;
     let shape = tag >> 5;
     let code = tag & 0x1f;
@@ -568,7 +567,7 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
             let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::Truncated)?;
             let mut body = Reader::new(r.bytes(len)?);
             let delta = body.varint()?;
-            Ok((delta, super::read_extended(ext, &mut body)?, None))
+            Ok((delta, super::read_extended(ext, &mut body)?, SelfWakes::default()))
         }
         _ => {
             let mut f = [0u64; 6];
@@ -577,13 +576,11 @@ pub(crate) fn read_record<'a>(r: &mut Reader<'a>) -> Result<(u64, Option<Message
                 *slot = r.varint()?;
             }
             let message = super::read_compact(code, &f[1..n])?;
-            // `f[0]` is the delta: a poll's end has one field of its own, a wake three.
-            let carried = match message {
-                Some(Message::PollEnd { .. }) if n >= 3 => Some(f[2]),
-                Some(Message::Wake { .. }) if n >= 5 => Some(f[4]),
-                _ => None,
+            let wakes = match message {
+                Some(Message::PollEnd { .. }) if n >= 3 => SelfWakes::from_field(f[2]),
+                _ => SelfWakes::default(),
             };
-            Ok((f[0], message, carried))
+            Ok((f[0], message, wakes))
         }
     }
 }
