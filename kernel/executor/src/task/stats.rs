@@ -6,10 +6,11 @@
 //! the timestamp they stamp their own event with, so one clock read serves
 //! both and the totals agree with the events; the executor has no clock.
 //!
-//! No field is changed by a locked instruction except the wake count (a wake
-//! already takes a compare-and-swap on the same cache line): the poll
-//! counters and the self-wake count are written only by the CPU holding the
-//! task's `POLLING` bit, which orders successive pollers.
+//! No field is changed by a locked instruction except the count of wakes from
+//! outside the task's own poll (a wake already takes a compare-and-swap on the
+//! same cache line): the poll counters and the self-wake count are written only
+//! by the CPU holding the task's `POLLING` bit, which orders successive pollers,
+//! so a task that wakes itself (`yield_now`) pays no locked instruction for it.
 //!
 //! [`Hooks`]: crate::Hooks
 
@@ -19,7 +20,8 @@ use crate::loom::atomic::{AtomicU64, Ordering::*};
 #[derive(Debug)]
 pub struct TaskStats {
     polls: AtomicU64,
-    wakes: AtomicU64,
+    /// Wakes other than self-wakes (from any CPU or interrupt).
+    other_wakes: AtomicU64,
     self_wakes: AtomicU64,
     spawned_at: AtomicU64,
     poll_started_at: AtomicU64,
@@ -51,7 +53,7 @@ impl TaskStats {
     pub(crate) fn new() -> Self {
         Self {
             polls: AtomicU64::new(0),
-            wakes: AtomicU64::new(0),
+            other_wakes: AtomicU64::new(0),
             self_wakes: AtomicU64::new(0),
             spawned_at: AtomicU64::new(0),
             poll_started_at: AtomicU64::new(0),
@@ -99,20 +101,23 @@ impl TaskStats {
     }
 
     pub(crate) fn count_wake(&self, self_wake: bool) {
-        self.wakes.fetch_add(1, Relaxed);
         if self_wake {
             // Only the polling CPU wakes a task from inside its own poll.
             self.self_wakes.store(self.self_wakes.load(Relaxed) + 1, Relaxed);
+        } else {
+            self.other_wakes.fetch_add(1, Relaxed);
         }
     }
 
     /// The totals now.
     #[must_use]
     pub fn counters(&self) -> TaskCounters {
+        // Read once, so the copy never has fewer wakes than self-wakes.
+        let self_wakes = self.self_wakes.load(Relaxed);
         TaskCounters {
             polls: self.polls.load(Relaxed),
-            wakes: self.wakes.load(Relaxed),
-            self_wakes: self.self_wakes.load(Relaxed),
+            wakes: self.other_wakes.load(Relaxed).wrapping_add(self_wakes),
+            self_wakes,
             spawned_at: self.spawned_at.load(Relaxed),
             busy: self.busy.load(Relaxed),
             scheduled: self.scheduled.load(Relaxed),
