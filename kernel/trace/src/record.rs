@@ -102,6 +102,15 @@ fn poll_result(c: u64) -> proto::PollResult {
     }
 }
 
+/// A TASK_COMPLETED record's outcome, from its `c`.
+fn outcome(c: u64) -> proto::Outcome {
+    match c {
+        1 => proto::Outcome::Cancelled,
+        2 => proto::Outcome::Panicked,
+        _ => proto::Outcome::Ok,
+    }
+}
+
 /// A WAKE record's waker, by-reference flag and self-wake flag, from its `c` and `b`.
 fn unpack_wake(c: u64, b: u64) -> (proto::Waker, bool, bool) {
     (unpack_waker(c & 3, b), (c >> 2) & 1 == 1, (c >> 3) & 1 == 1)
@@ -165,9 +174,9 @@ fn waker_count(
 }
 
 /// Frames the one-slot records of the hottest kinds straight into `encoder`: a poll's
-/// start, its end, a wake and a waker count. False, with nothing written, for any
-/// other record or when the open frame lacks room for the record: [`expand`] then
-/// handles it.
+/// start, its end, a wake, a waker count and a task's end (join, completion, free).
+/// False, with nothing written, for any other record or when the open frame lacks
+/// room for the record: [`expand`] then handles it.
 #[inline]
 pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
     /// Room for a record of a tag and at most four varints (10 bytes each).
@@ -187,6 +196,23 @@ pub(crate) fn frame_hot(encoder: &mut Encoder, slot: &Slot) -> bool {
         }
         WAKER_CLONE => encoder.waker_count(ts, task, b, true),
         WAKER_DROP => encoder.waker_count(ts, task, b, false),
+        // A task's end (a join, its completion, its memory freed): once per task,
+        // through the message table but past the sink.
+        JOIN_WAITING => encoder.push(
+            ts,
+            &Message::JoinWaiting {
+                task,
+                waiter: proto::TaskId(b),
+            },
+        ),
+        TASK_COMPLETED => encoder.push(
+            ts,
+            &Message::TaskCompleted {
+                task,
+                outcome: outcome(c),
+            },
+        ),
+        TASK_DROPPED => encoder.push(ts, &Message::TaskDropped { task }),
         _ => return false,
     };
     // The room checked above holds any record written here.
@@ -237,14 +263,13 @@ pub(crate) fn expand(entry: &[Slot], sink: &mut impl Sink, scratch: &mut [u8]) -
                 waiter: proto::TaskId(b),
             },
         )),
-        TASK_COMPLETED => {
-            let outcome = match c {
-                1 => proto::Outcome::Cancelled,
-                2 => proto::Outcome::Panicked,
-                _ => proto::Outcome::Ok,
-            };
-            put(sink.message(ts, &Message::TaskCompleted { task, outcome }));
-        }
+        TASK_COMPLETED => put(sink.message(
+            ts,
+            &Message::TaskCompleted {
+                task,
+                outcome: outcome(c),
+            },
+        )),
         TASK_DROPPED => put(sink.message(ts, &Message::TaskDropped { task })),
         LOST_WAKER => put(sink.message(ts, &Message::LostWaker(proto::LostWaker { task }))),
         COMPACT => {

@@ -384,6 +384,8 @@ enum Call {
     WakerCount(u64, u64, bool),
     Spawn(u64),
     Message(u64),
+    /// A task's end: a join wait on it (by a waiter), its completion, its free.
+    End(u64, u64, u8),
 }
 
 fn call() -> impl proptest::strategy::Strategy<Value = Call> {
@@ -403,7 +405,8 @@ fn call() -> impl proptest::strategy::Strategy<Value = Call> {
             .prop_map(|(t, k, v, r, s)| Call::Wake(t, k, v, r, s)),
         (id.clone(), id.clone(), any::<bool>()).prop_map(|(t, n, c)| Call::WakerCount(t, n, c)),
         id.clone().prop_map(Call::Spawn),
-        id.prop_map(Call::Message),
+        id.clone().prop_map(Call::Message),
+        (id.clone(), id, 0u8..3).prop_map(|(t, w, o)| Call::End(t, w, o)),
     ]
 }
 
@@ -447,6 +450,16 @@ fn make(producer: &Producer, calls: &[Call], steps: &[u64]) {
                 Call::WakerCount(task, n, cloned) => producer.waker_count(task, n, cloned, now),
                 Call::Spawn(task) => {
                     producer.spawned(task, None, false, "spawned", LOCATION, now);
+                }
+                Call::End(task, waiter, outcome) => {
+                    producer.event(Event::JoinWaiting { task, waiter }, now);
+                    let outcome = [
+                        lucid_protocol::Outcome::Ok,
+                        lucid_protocol::Outcome::Cancelled,
+                        lucid_protocol::Outcome::Panicked,
+                    ][usize::from(outcome)];
+                    producer.event(Event::TaskCompleted { task, outcome }, now);
+                    producer.event(Event::TaskDropped { task }, now);
                 }
                 Call::Message(task) => {
                     producer.message(&Message::TaskDropped { task: TaskId(task) }, now);
