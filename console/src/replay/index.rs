@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use super::blocks::{BlockSums, Identity, Verifier, identity};
+use super::catch_up;
 use super::place::{self, create_temporary, open_index};
-use super::player::{KeyframeIn, Player};
+use super::player::{KeyframeHead, KeyframeIn, Player};
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
@@ -36,7 +37,7 @@ pub const INDEX_MAGIC: [u8; 8] = *b"LUCIDIDX";
 pub const INDEX_END: [u8; 8] = *b"LUCIDEND";
 /// Index format version; bump it whenever the state model's serialised form changes,
 /// or what the merge and state model make of the same input.
-pub const INDEX_VERSION: u16 = 13;
+pub const INDEX_VERSION: u16 = 14;
 const HEADER_LEN: u64 = 16;
 const FOOTER_LEN: u64 = 16;
 /// Largest table read back (a damaged length must not drive an allocation).
@@ -517,8 +518,33 @@ impl Index {
     }
 
     /// Reads keyframe `entry` and positions a player there.
+    #[cfg(test)]
     pub(crate) fn restore(&mut self, path: &Path, header: Header, entry: &Entry) -> Result<Player, ReplayError> {
-        let damaged = |what: String| ReplayError::Index(format!("keyframe at item {}: {what}", entry.items));
+        let raw = self.keyframe_bytes(entry)?;
+        let (head, state) = keyframe_head(entry, &raw)?;
+        let state: State = postcard::from_bytes(state).map_err(|e| keyframe_damaged(entry, e.to_string()))?;
+        Player::from_keyframe(path, header, KeyframeIn::new(head, state))
+    }
+
+    /// Reads keyframe `entry` and plays on from there until `stop` holds, decoding
+    /// the recording while the state is read (see [`catch_up`]); with `capture_from`,
+    /// also a checkpoint as [`Player::advance_capturing`] keeps one.
+    pub(crate) fn restore_and_play(
+        &mut self,
+        path: &Path,
+        header: Header,
+        entry: &Entry,
+        stop: catch_up::Stop<'_>,
+        capture_from: Option<u64>,
+    ) -> Result<(Player, Option<KeyframeIn>), ReplayError> {
+        let raw = self.keyframe_bytes(entry)?;
+        let (head, state) = keyframe_head(entry, &raw)?;
+        catch_up::restore_and_play(path, header, head, state, stop, capture_from)
+    }
+
+    /// Keyframe `entry`'s bytes, checked and uncompressed.
+    pub(super) fn keyframe_bytes(&mut self, entry: &Entry) -> Result<Vec<u8>, ReplayError> {
+        let damaged = |what: String| keyframe_damaged(entry, what);
         let mut bytes = vec![0u8; usize::try_from(entry.blob_len).map_err(|e| damaged(e.to_string()))?];
         match &mut self.store {
             Store::File(f) => {
@@ -546,12 +572,22 @@ impl Index {
         if raw.len() != raw_len {
             return Err(damaged("length mismatch".into()));
         }
-        let kf: KeyframeIn = postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
-        if kf.items != entry.items || kf.record_offset != entry.record_offset {
-            return Err(damaged("does not match its entry".into()));
-        }
-        Player::from_keyframe(path, header, kf)
+        Ok(raw)
     }
+}
+
+fn keyframe_damaged(entry: &Entry, what: String) -> ReplayError {
+    ReplayError::Index(format!("keyframe at item {}: {what}", entry.items))
+}
+
+/// The fields of keyframe `raw` before its state, and the state's bytes.
+pub(super) fn keyframe_head<'a>(entry: &Entry, raw: &'a [u8]) -> Result<(KeyframeHead, &'a [u8]), ReplayError> {
+    let (head, state): (KeyframeHead, _) =
+        postcard::take_from_bytes(raw).map_err(|e| keyframe_damaged(entry, e.to_string()))?;
+    if head.items != entry.items || head.record_offset != entry.record_offset {
+        return Err(keyframe_damaged(entry, "does not match its entry".into()));
+    }
+    Ok((head, state))
 }
 
 /// A checksum of the serialised form of a populated pipeline (state, decoder and
@@ -793,8 +829,8 @@ mod tests {
         let fp = fingerprint(&path).expect("fingerprint");
         let index = Index::open_or_build(&path, Config::default(), params, &mut |_, _| {}).expect("index");
         assert_eq!(
-            INDEX_VERSION, 13,
-            "bumped when keyframes began to hold the long sequences as columns"
+            INDEX_VERSION, 14,
+            "bumped when keyframes began to put the state after the decoder and merge"
         );
         let side = place::index_path(&path);
         let mut raw = fs::read(&side).expect("read");

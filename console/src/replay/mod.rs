@@ -14,6 +14,7 @@
 //! ```
 
 mod blocks;
+mod catch_up;
 pub mod index;
 mod place;
 pub mod player;
@@ -217,17 +218,12 @@ impl Replay {
             self.player.advance(|_, n| n >= target);
             return Ok(());
         }
-        let p = self.restore(best)?;
+        // Stepping back tends to go on: keep a checkpoint near the target.
+        let capture_from = (target < here).then(|| target.saturating_sub(CHECKPOINT_SPAN));
+        let (p, checkpoint) = self.restore_and_play(best, &|_, n| n >= target, capture_from)?;
         self.replace_player(p);
-        if target < here {
-            // Stepping back tends to go on: keep a checkpoint near the target.
-            self.player.advance_capturing(
-                |_, n| n >= target,
-                target.saturating_sub(CHECKPOINT_SPAN),
-                &mut self.checkpoint,
-            );
-        } else {
-            self.player.advance(|_, n| n >= target);
+        if checkpoint.is_some() {
+            self.checkpoint = checkpoint;
         }
         Ok(())
     }
@@ -245,12 +241,13 @@ impl Replay {
         let before = |m: Option<u64>| m.is_none_or(|m| m <= target);
         let best = self.index.entries().iter().rev().find(|e| before(e.max_ts)).copied();
         let here_ok = before(self.player.max_ts()) && best.is_none_or(|e| e.items <= self.player.items());
-        if !here_ok {
-            let p = self.restore(best)?;
+        let stop = |item: &lucid_protocol::Item<'_>, _| player::timestamp(item).is_some_and(|ts| ts > target);
+        if here_ok {
+            self.player.advance(stop);
+        } else {
+            let (p, _) = self.restore_and_play(best, &stop, None)?;
             self.replace_player(p);
         }
-        self.player
-            .advance(|item, _| player::timestamp(item).is_some_and(|ts| ts > target));
         Ok(())
     }
 
@@ -312,30 +309,42 @@ impl Replay {
         }
     }
 
-    /// A player at keyframe `entry`, or at the start without one. A keyframe that
-    /// cannot be restored falls back to the start (slow, still correct); one that
-    /// depends on recording bytes changed since the index was built is never used:
-    /// the index is rebuilt (see [`Self::take_notice`]) and the player starts over.
-    fn restore(&mut self, entry: Option<index::Entry>) -> Result<Player, ReplayError> {
+    /// A player at keyframe `entry` (or at the start without one), played on until
+    /// `stop` holds; with `capture_from`, also the checkpoint
+    /// [`Player::advance_capturing`] keeps. A keyframe that cannot be restored falls
+    /// back to the start (slow, still correct); one that depends on recording bytes
+    /// changed since the index was built is never used: the index is rebuilt (see
+    /// [`Self::take_notice`]) and the player starts over.
+    fn restore_and_play(
+        &mut self,
+        entry: Option<index::Entry>,
+        stop: catch_up::Stop<'_>,
+        capture_from: Option<u64>,
+    ) -> Result<(Player, Option<player::KeyframeIn>), ReplayError> {
         if let Some(e) = entry {
             match self.index.verify_through(e.record_offset) {
-                Ok(()) => {
-                    match self.index.restore(&self.path, self.header, &e) {
-                        Ok(p) => return Ok(p),
-                        // Correct but slow: say so where a caller can see it.
-                        Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
-                    }
-                }
+                Ok(()) => match self
+                    .index
+                    .restore_and_play(&self.path, self.header, &e, stop, capture_from)
+                {
+                    Ok(played) => return Ok(played),
+                    // Correct but slow: say so where a caller can see it.
+                    Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
+                },
                 Err(index::Changed(why)) => {
                     self.checkpoint = None;
                     self.index = Index::rebuild(&self.path, self.config, self.params, &why)?;
-                    let player = Player::open(&self.path, self.config)?;
-                    self.header = player.header();
-                    return Ok(player);
                 }
             }
         }
-        Player::open(&self.path, self.config)
+        let mut player = Player::open(&self.path, self.config)?;
+        self.header = player.header();
+        let mut checkpoint = None;
+        match capture_from {
+            Some(from) => player.advance_capturing(|item, n| stop(item, n), from, &mut checkpoint),
+            None => player.advance(|item, n| stop(item, n)),
+        };
+        Ok((player, checkpoint))
     }
 }
 

@@ -30,7 +30,7 @@ pub const MAX_WARNING_MARKS: usize = 1 << 20;
 
 /// An item kept for later.
 #[derive(Debug, Clone)]
-enum Owned {
+pub(super) enum Owned {
     Event {
         stream: lucid_protocol::StreamId,
         seq: u32,
@@ -42,7 +42,7 @@ enum Owned {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     /// A record's receive time, noted before the next item.
     Rx(HostNs),
     Item(Owned),
@@ -75,7 +75,7 @@ pub(crate) struct Applied {
 }
 
 impl Applied {
-    fn apply(&mut self, item: &Item<'_>) {
+    pub(super) fn apply(&mut self, item: &Item<'_>) {
         let before = self.warnings_total();
         self.state.apply(item);
         self.items += 1;
@@ -98,7 +98,9 @@ impl Applied {
     }
 }
 
-/// A keyframe as written: borrowed from the player.
+/// A keyframe as written: borrowed from the player. The state comes last, so a
+/// reader can set the recording's decoding going from the head while the state is
+/// still being read (see [`super::catch_up`]).
 #[derive(Debug, Serialize)]
 pub(crate) struct KeyframeOut<'a> {
     pub items: u64,
@@ -106,22 +108,51 @@ pub(crate) struct KeyframeOut<'a> {
     pub max_ts: Option<u64>,
     pub min_ts: Option<u64>,
     pub record_offset: u64,
-    pub state: &'a State,
     pub decoder: &'a Decoder,
+    pub merge: MergeSnapshot,
+    pub state: &'a State,
+}
+
+/// A keyframe's fields before its state, as read back (same order).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct KeyframeHead {
+    pub items: u64,
+    pub last_ts: Option<u64>,
+    pub max_ts: Option<u64>,
+    pub min_ts: Option<u64>,
+    pub record_offset: u64,
+    pub decoder: Decoder,
     pub merge: MergeSnapshot,
 }
 
-/// A keyframe as read back (same fields, same order), or an in-memory checkpoint.
-#[derive(Debug, Clone, Deserialize)]
+/// A keyframe as read back, or an in-memory checkpoint.
+#[derive(Debug, Clone)]
 pub(crate) struct KeyframeIn {
     pub items: u64,
     pub last_ts: Option<u64>,
     pub max_ts: Option<u64>,
     pub min_ts: Option<u64>,
     pub record_offset: u64,
-    pub state: State,
     pub decoder: Decoder,
     pub merge: MergeSnapshot,
+    pub state: State,
+}
+
+impl KeyframeIn {
+    /// The keyframe of `head` with `state`.
+    #[cfg(test)]
+    pub(crate) fn new(head: KeyframeHead, state: State) -> Self {
+        Self {
+            items: head.items,
+            last_ts: head.last_ts,
+            max_ts: head.max_ts,
+            min_ts: head.min_ts,
+            record_offset: head.record_offset,
+            decoder: head.decoder,
+            merge: head.merge,
+            state,
+        }
+    }
 }
 
 /// A recording being played.
@@ -135,7 +166,10 @@ pub struct Player {
     damage: Option<Damage>,
 }
 
-fn open_at(path: &Path, offset: Option<(Header, u64)>) -> Result<RecordingReader<BufReader<File>>, ReplayError> {
+pub(super) fn open_at(
+    path: &Path,
+    offset: Option<(Header, u64)>,
+) -> Result<RecordingReader<BufReader<File>>, ReplayError> {
     let open_err = |e: std::io::Error| ReplayError::Io(format!("cannot open {}: {e}", path.display()));
     let mut file = File::open(path).map_err(open_err)?;
     match offset {
@@ -177,6 +211,26 @@ impl Player {
             pending: VecDeque::new(),
             ended: false,
             damage: None,
+        }
+    }
+
+    /// A player from its parts: `pending` as [`Self::feed_next`] leaves it, `ended`
+    /// once the end of input (or `damage`) was fed.
+    pub(super) fn assemble(
+        reader: RecordingReader<BufReader<File>>,
+        pipeline: Pipeline,
+        applied: Applied,
+        pending: VecDeque<Op>,
+        ended: bool,
+        damage: Option<Damage>,
+    ) -> Self {
+        Self {
+            reader,
+            pipeline,
+            applied,
+            pending,
+            ended,
+            damage,
         }
     }
 
@@ -283,9 +337,9 @@ impl Player {
             max_ts: self.applied.max_ts,
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
-            state: &self.applied.state,
             decoder: self.pipeline.decoder(),
             merge: self.pipeline.merge().snapshot(),
+            state: &self.applied.state,
         }
     }
 
@@ -329,9 +383,9 @@ impl Player {
             max_ts: self.applied.max_ts,
             min_ts: self.applied.min_ts,
             record_offset: self.reader.offset(),
-            state: self.applied.state.clone(),
             decoder: self.pipeline.decoder().clone(),
             merge: self.pipeline.merge().snapshot(),
+            state: self.applied.state.clone(),
         }
     }
 
@@ -436,7 +490,7 @@ pub fn timestamp(item: &Item<'_>) -> Option<u64> {
 }
 
 /// An owned copy of `item`.
-fn own(item: &Item<'_>) -> Owned {
+pub(super) fn own(item: &Item<'_>) -> Owned {
     match *item {
         Item::Event { stream, seq, event } => Owned::Event {
             stream,
@@ -460,7 +514,7 @@ fn own(item: &Item<'_>) -> Owned {
 
 /// Calls `f` with the item `owned` holds. An event whose message could not be
 /// copied (none that was decoded) is passed as nothing.
-fn with_item(owned: &Owned, f: impl FnOnce(&Item<'_>)) {
+pub(super) fn with_item(owned: &Owned, f: impl FnOnce(&Item<'_>)) {
     match owned {
         Owned::Plain(item) => f(item),
         Owned::Event {

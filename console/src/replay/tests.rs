@@ -126,6 +126,56 @@ fn seeking_anywhere_equals_playing_from_the_start() {
         assert_eq!(replay.position(), t);
         let reference = played_to(&path, |_, n| n >= t);
         assert_eq!(replay.state(), reference.state(), "at item {t}");
+        // Playing on from a seek (its pending items, reader and pipeline) goes as
+        // playing on from the start does.
+        let on = (t + 97).min(total);
+        assert_eq!(replay.play_items(97), on - t);
+        assert_eq!(replay.state(), played_to(&path, |_, n| n >= on).state(), "at item {on}");
+    }
+    assert_eq!(replay.keyframe_failures(), (0, None));
+}
+
+/// A seek's two threads: the state read while the recording decodes lands where a
+/// single thread does, checkpoint included; a damaged state is an error, and the
+/// decoding thread ends with it.
+#[test]
+fn a_restore_decoding_ahead_lands_where_one_thread_does() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(333));
+    let mut replay = Replay::open(&path, Config::default(), dense()).expect("open");
+    let total = replay.len();
+    let entries = replay.index().entries().to_vec();
+    let header = replay.header;
+    for e in entries.iter().step_by(entries.len() / 6) {
+        let raw = replay.index.keyframe_bytes(e).expect("keyframe");
+        let (head, state) = index::keyframe_head(e, &raw).expect("head");
+        for target in [e.items, e.items + 1, e.items + 900, total] {
+            let stop = move |_: &Item<'_>, n: u64| n >= target;
+            let from = target.saturating_sub(400);
+            let (p, checkpoint) =
+                catch_up::restore_and_play(&path, header, head.clone(), state, &stop, Some(from)).expect("restores");
+            // From the keyframe on, on one thread.
+            let kf = player::KeyframeIn::new(head.clone(), postcard::from_bytes(state).expect("state"));
+            let mut reference = Player::from_keyframe(&path, header, kf).expect("restores");
+            let mut expected = None;
+            reference.advance_capturing(stop, from, &mut expected);
+            assert_eq!(p.items(), reference.items(), "to {target}");
+            assert_eq!(p.state(), reference.state(), "to {target}");
+            assert_eq!(p.at_end(), reference.at_end(), "to {target}");
+            let (c, x) = (checkpoint.as_ref(), expected.as_ref());
+            assert_eq!(
+                c.map(|c| (c.items, c.record_offset)),
+                x.map(|x| (x.items, x.record_offset)),
+                "to {target}"
+            );
+            assert_eq!(c.map(|c| &c.state), x.map(|x| &x.state), "to {target}");
+        }
+        for cut in [state.len() / 2, 1] {
+            let stop = |_: &Item<'_>, _| false;
+            let err = catch_up::restore_and_play(&path, header, head.clone(), &state[..cut], &stop, None)
+                .expect_err("a damaged state");
+            assert!(err.to_string().contains("keyframe at item"), "{err}");
+        }
     }
 }
 

@@ -1,0 +1,264 @@
+//! A seek's restore and play on to its target on two threads: while the caller reads
+//! the keyframe's state, a worker already reads, decodes and orders the recording
+//! from the keyframe's record on, and hands each record's items over as owned
+//! copies; the caller then only folds them into the state.
+//!
+//! Reading a keyframe's state and decoding an interval of the recording each take
+//! a good part of a seek, and neither needs the other: with two cores the seek costs
+//! about the state's read plus the fold, not the sum of all three.
+//!
+//! The player that comes out is the one a single thread would have made: the same
+//! items applied, the receive times noted at the same points, the items after the
+//! stop pending, the reader and the pipeline after the record the stop fell in.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use lucid_protocol::recording::Header;
+use lucid_protocol::{Decoder, Item};
+
+use super::ReplayError;
+use super::player::{Applied, KeyframeHead, KeyframeIn, Op, Owned, Player, open_at, own, with_item};
+use crate::merge::MergeSnapshot;
+use crate::pipeline::Pipeline;
+use crate::state::State;
+use crate::stats::Damage;
+use crate::time::HostNs;
+
+/// Records the worker may decode ahead of the fold.
+const RECORDS_AHEAD: usize = 32;
+
+/// Where a seek stops: `stop(next item, items applied)`, as for [`Player::advance`].
+pub(crate) type Stop<'a> = &'a (dyn Fn(&Item<'_>, u64) -> bool + Sync);
+
+/// What one record released.
+struct Released {
+    /// The record's receive time; `None` for the end of input.
+    rx: Option<HostNs>,
+    items: Vec<Owned>,
+    /// Asked for when capturing: the boundary after this record.
+    boundary: Option<Boundary>,
+}
+
+/// A record boundary a checkpoint may be made of: the next record's offset and the
+/// pipeline there.
+type Boundary = (u64, Decoder, MergeSnapshot);
+
+/// What the worker hands back: where it stopped reading.
+struct Reading {
+    reader: lucid_protocol::recording::RecordingReader<std::io::BufReader<std::fs::File>>,
+    pipeline: Pipeline,
+    ended: bool,
+    damage: Option<Damage>,
+}
+
+/// A player at keyframe `head` of the recording at `path`, its state read from
+/// `state` (postcard), played on until `stop` holds. With `capture_from`, also the
+/// position at the last record boundary before the stop with at least that many
+/// items applied (as [`Player::advance_capturing`] keeps it), if there is one.
+pub(crate) fn restore_and_play(
+    path: &Path,
+    header: Header,
+    head: KeyframeHead,
+    state: &[u8],
+    stop: Stop<'_>,
+    capture_from: Option<u64>,
+) -> Result<(Player, Option<KeyframeIn>), ReplayError> {
+    let KeyframeHead {
+        items: start,
+        last_ts,
+        max_ts,
+        min_ts,
+        record_offset,
+        decoder,
+        merge,
+    } = head;
+    if !decoder.is_sound() {
+        return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
+    }
+    // The keyframe is itself a boundary a checkpoint may be made of.
+    let at_keyframe = capture_from
+        .is_some_and(|from| start >= from)
+        .then(|| (record_offset, decoder.clone(), merge.clone()));
+    let pipeline = Pipeline::restore(decoder, merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+    let reader = open_at(path, Some((header, record_offset)))?;
+    let (tx, rx) = sync_channel(RECORDS_AHEAD);
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("lucid-seek-decode".into())
+            .spawn_scoped(s, move || {
+                decode_ahead(
+                    Reading {
+                        reader,
+                        pipeline,
+                        ended: false,
+                        damage: None,
+                    },
+                    start,
+                    stop,
+                    capture_from,
+                    &tx,
+                )
+            })
+            .map_err(|e| ReplayError::Io(format!("cannot start the seek's decoding thread: {e}")))?;
+        // On an error `rx` drops here, so the worker's next send fails and it ends.
+        let state: State =
+            postcard::from_bytes(state).map_err(|e| ReplayError::Index(format!("keyframe at item {start}: {e}")))?;
+        let mut applied = Applied {
+            state,
+            items: start,
+            last_ts,
+            max_ts,
+            min_ts,
+            marks: None,
+        };
+        let (pending, checkpoint) = fold(&mut applied, &rx, stop, at_keyframe);
+        drop(rx);
+        let reading = worker
+            .join()
+            .map_err(|_| ReplayError::Io("the seek's decoding thread panicked".into()))?;
+        let mut player = Player::assemble(
+            reading.reader,
+            reading.pipeline,
+            applied,
+            pending,
+            reading.ended,
+            reading.damage,
+        );
+        // Settles what the worker left: the pending stop, the end of input, or (had
+        // it stopped early) the rest of the way on this thread.
+        player.advance(|item, n| stop(item, n));
+        Ok((player, checkpoint))
+    })
+}
+
+/// The worker: feeds records from where `reading` is until the stop falls inside
+/// one (counting from `items` applied) or the input ends, sending each record's items.
+fn decode_ahead(
+    mut reading: Reading,
+    mut items: u64,
+    stop: Stop<'_>,
+    capture_from: Option<u64>,
+    tx: &SyncSender<Released>,
+) -> Reading {
+    loop {
+        let record = match reading.reader.next_chunk() {
+            Ok(r) => r,
+            Err(e) => {
+                reading.damage = Some(Damage {
+                    offset: e.offset(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
+        let mut released = Released {
+            rx: record.as_ref().map(|r| HostNs(r.rx_ns)),
+            items: Vec::new(),
+            boundary: None,
+        };
+        let mut stopped = false;
+        let mut out = |item: &Item<'_>| {
+            // Every item before the stop is applied: the fold counts as this does.
+            if !stopped {
+                if stop(item, items) {
+                    stopped = true;
+                } else {
+                    items += 1;
+                }
+            }
+            released.items.push(own(item));
+        };
+        match &record {
+            Some(r) => reading.pipeline.feed(HostNs(r.rx_ns), &r.data, &mut out),
+            None => {
+                reading.pipeline.finish(&mut out);
+                reading.ended = true;
+            }
+        }
+        if !stopped && !reading.ended && capture_from.is_some_and(|from| items >= from) {
+            released.boundary = Some((
+                reading.reader.offset(),
+                reading.pipeline.decoder().clone(),
+                reading.pipeline.merge().snapshot(),
+            ));
+        }
+        if tx.send(released).is_err() || stopped || reading.ended {
+            return reading;
+        }
+    }
+}
+
+/// The caller's half: applies what the worker sends until the stop, as
+/// [`Player::feed_next`] would; returns what is left pending and the checkpoint
+/// (`boundary`: the keyframe's, if it may be one).
+fn fold(
+    applied: &mut Applied,
+    rx: &Receiver<Released>,
+    stop: Stop<'_>,
+    mut boundary: Option<Boundary>,
+) -> (VecDeque<Op>, Option<KeyframeIn>) {
+    let mut pending = VecDeque::new();
+    let mut checkpoint = None;
+    let mut halted = false;
+    for released in rx {
+        // A single thread keeps a copy of the state at every boundary it may, and the
+        // last one before the stop stays. Here a copy is made only where no later
+        // boundary can take its place: before the record the stop falls in, before
+        // the end, or before a record that releases nothing (after which the receive
+        // time it leaves pending makes the next boundary unfit).
+        if let Some((record_offset, decoder, merge)) = boundary.take()
+            && pending.is_empty()
+            && (released.rx.is_none()
+                || released.items.is_empty()
+                || stops_within(&released.items, applied.items, stop))
+        {
+            checkpoint = Some(KeyframeIn {
+                items: applied.items,
+                last_ts: applied.last_ts,
+                max_ts: applied.max_ts,
+                min_ts: applied.min_ts,
+                record_offset,
+                decoder,
+                merge,
+                state: applied.state.clone(),
+            });
+        }
+        if let Some(rx) = released.rx {
+            pending.push_back(Op::Rx(rx));
+        }
+        for owned in released.items {
+            if !halted {
+                with_item(&owned, |item| {
+                    if stop(item, applied.items) {
+                        halted = true;
+                    } else {
+                        while let Some(Op::Rx(rx)) = pending.pop_front() {
+                            applied.state.received_at(rx);
+                        }
+                        applied.apply(item);
+                    }
+                });
+            }
+            if halted {
+                pending.push_back(Op::Item(owned));
+            }
+        }
+        boundary = released.boundary;
+    }
+    (pending, checkpoint)
+}
+
+/// Whether `stop` holds for one of `items` with `applied` items applied before them.
+fn stops_within(items: &[Owned], applied: u64, stop: Stop<'_>) -> bool {
+    let mut n = applied;
+    items.iter().any(|owned| {
+        let mut hit = false;
+        with_item(owned, |item| {
+            hit = stop(item, n);
+            n += 1;
+        });
+        hit
+    })
+}
