@@ -12,10 +12,12 @@
 //! stop pending, the reader and the pipeline after the record the stop fell in.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use lucid_protocol::recording::Header;
+use lucid_protocol::recording::{Header, RecordingReader};
 use lucid_protocol::{Decoder, Item};
 
 use super::ReplayError;
@@ -33,7 +35,7 @@ const RECORDS_AHEAD: usize = 32;
 pub(crate) type Stop<'a> = &'a (dyn Fn(&Item<'_>, u64) -> bool + Sync);
 
 /// What one record released.
-struct Released {
+pub(super) struct Released {
     /// The record's receive time; `None` for the end of input.
     rx: Option<HostNs>,
     items: Vec<Owned>,
@@ -43,15 +45,17 @@ struct Released {
 
 /// A record boundary a checkpoint may be made of: the next record's offset and the
 /// pipeline there.
-type Boundary = (u64, Decoder, MergeSnapshot);
+pub(super) type Boundary = (u64, Decoder, MergeSnapshot);
 
-/// What the worker hands back: where it stopped reading.
-struct Reading {
-    reader: lucid_protocol::recording::RecordingReader<std::io::BufReader<std::fs::File>>,
-    pipeline: Pipeline,
-    ended: bool,
-    damage: Option<Damage>,
+/// The reading half of a player, lent to the worker.
+pub(super) struct Reading<'a> {
+    pub reader: &'a mut Reader,
+    pub pipeline: &'a mut Pipeline,
+    pub ended: &'a mut bool,
+    pub damage: &'a mut Option<Damage>,
 }
+
+type Reader = RecordingReader<BufReader<File>>;
 
 /// A player at keyframe `head` of the recording at `path`, its state read from
 /// `state` (postcard), played on until `stop` holds. With `capture_from`, also the
@@ -81,28 +85,17 @@ pub(crate) fn restore_and_play(
     let at_keyframe = capture_from
         .is_some_and(|from| start >= from)
         .then(|| (record_offset, decoder.clone(), merge.clone()));
-    let pipeline = Pipeline::restore(decoder, merge).map_err(|e| ReplayError::Index(e.to_string()))?;
-    let reader = open_at(path, Some((header, record_offset)))?;
-    let (tx, rx) = sync_channel(RECORDS_AHEAD);
-    std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("lucid-seek-decode".into())
-            .spawn_scoped(s, move || {
-                decode_ahead(
-                    Reading {
-                        reader,
-                        pipeline,
-                        ended: false,
-                        damage: None,
-                    },
-                    start,
-                    stop,
-                    capture_from,
-                    &tx,
-                )
-            })
-            .map_err(|e| ReplayError::Io(format!("cannot start the seek's decoding thread: {e}")))?;
-        // On an error `rx` drops here, so the worker's next send fails and it ends.
+    let mut pipeline = Pipeline::restore(decoder, merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+    let mut reader = open_at(path, Some((header, record_offset)))?;
+    let (mut ended, mut damage) = (false, None);
+    let reading = Reading {
+        reader: &mut reader,
+        pipeline: &mut pipeline,
+        ended: &mut ended,
+        damage: &mut damage,
+    };
+    let folded = with_worker(reading, start, stop, capture_from, |released| {
+        // On an error the worker's next send fails and it ends.
         let state: State =
             postcard::from_bytes(state).map_err(|e| ReplayError::Index(format!("keyframe at item {start}: {e}")))?;
         let mut applied = Applied {
@@ -113,40 +106,57 @@ pub(crate) fn restore_and_play(
             min_ts,
             marks: None,
         };
-        let (pending, checkpoint) = fold(&mut applied, &rx, stop, at_keyframe);
+        let (pending, checkpoint) = fold(&mut applied, VecDeque::new(), released, stop, at_keyframe);
+        Ok((applied, pending, checkpoint))
+    })
+    .map_err(|e| ReplayError::Io(format!("cannot start the seek's decoding thread: {e}")))?;
+    let (applied, pending, checkpoint) = folded?;
+    let mut player = Player::assemble(reader, pipeline, applied, pending, ended, damage);
+    // Settles what the worker left: the pending stop, the end of input, or (had it
+    // stopped early) the rest of the way on this thread.
+    player.advance(|item, n| stop(item, n));
+    Ok((player, checkpoint))
+}
+
+/// Runs [`decode_ahead`] from `reading` (with `items` applied) on a second thread
+/// while `fold` takes what it sends; `fold`'s result, or why the thread could not
+/// be started (nothing was read then). A panic of the worker goes on here.
+pub(super) fn with_worker<R>(
+    reading: Reading<'_>,
+    items: u64,
+    stop: Stop<'_>,
+    capture_from: Option<u64>,
+    fold: impl FnOnce(&Receiver<Released>) -> R,
+) -> std::io::Result<R> {
+    let (tx, rx) = sync_channel(RECORDS_AHEAD);
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("lucid-replay-decode".into())
+            .spawn_scoped(s, move || decode_ahead(reading, items, stop, capture_from, &tx))?;
+        let folded = fold(&rx);
+        // A worker still sending (the fold returned early) now fails and ends.
         drop(rx);
-        let reading = worker
-            .join()
-            .map_err(|_| ReplayError::Io("the seek's decoding thread panicked".into()))?;
-        let mut player = Player::assemble(
-            reading.reader,
-            reading.pipeline,
-            applied,
-            pending,
-            reading.ended,
-            reading.damage,
-        );
-        // Settles what the worker left: the pending stop, the end of input, or (had
-        // it stopped early) the rest of the way on this thread.
-        player.advance(|item, n| stop(item, n));
-        Ok((player, checkpoint))
+        if let Err(panic) = worker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(folded)
     })
 }
 
 /// The worker: feeds records from where `reading` is until the stop falls inside
 /// one (counting from `items` applied) or the input ends, sending each record's items.
 fn decode_ahead(
-    mut reading: Reading,
+    reading: Reading<'_>,
     mut items: u64,
     stop: Stop<'_>,
     capture_from: Option<u64>,
     tx: &SyncSender<Released>,
-) -> Reading {
+) {
     loop {
         let record = match reading.reader.next_chunk() {
             Ok(r) => r,
             Err(e) => {
-                reading.damage = Some(Damage {
+                *reading.damage = Some(Damage {
                     offset: e.offset(),
                     message: e.to_string(),
                 });
@@ -174,32 +184,33 @@ fn decode_ahead(
             Some(r) => reading.pipeline.feed(HostNs(r.rx_ns), &r.data, &mut out),
             None => {
                 reading.pipeline.finish(&mut out);
-                reading.ended = true;
+                *reading.ended = true;
             }
         }
-        if !stopped && !reading.ended && capture_from.is_some_and(|from| items >= from) {
+        if !stopped && !*reading.ended && capture_from.is_some_and(|from| items >= from) {
             released.boundary = Some((
                 reading.reader.offset(),
                 reading.pipeline.decoder().clone(),
                 reading.pipeline.merge().snapshot(),
             ));
         }
-        if tx.send(released).is_err() || stopped || reading.ended {
-            return reading;
+        if tx.send(released).is_err() || stopped || *reading.ended {
+            return;
         }
     }
 }
 
 /// The caller's half: applies what the worker sends until the stop, as
-/// [`Player::feed_next`] would; returns what is left pending and the checkpoint
-/// (`boundary`: the keyframe's, if it may be one).
-fn fold(
+/// [`Player::feed_next`] would, after `pending` (receive times left by an earlier
+/// play); returns what is left pending and the checkpoint (`boundary`: the one the
+/// worker starts from, if it may be one).
+pub(super) fn fold(
     applied: &mut Applied,
+    mut pending: VecDeque<Op>,
     rx: &Receiver<Released>,
     stop: Stop<'_>,
     mut boundary: Option<Boundary>,
 ) -> (VecDeque<Op>, Option<KeyframeIn>) {
-    let mut pending = VecDeque::new();
     let mut checkpoint = None;
     let mut halted = false;
     for released in rx {

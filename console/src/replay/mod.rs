@@ -68,6 +68,10 @@ pub fn open(path: &Path) -> Result<Replay, ReplayError> {
 /// kept, so stepping back again restores it instead of a keyframe an interval away.
 const CHECKPOINT_SPAN: u64 = 20_000;
 
+/// Items a play must cover at least to decode on a second thread (starting one
+/// costs tens of microseconds; decoding this many items, a millisecond or more).
+const AHEAD_MIN_ITEMS: u64 = 16_384;
+
 /// A recording, its index and the state at the cursor.
 #[derive(Debug)]
 pub struct Replay {
@@ -202,8 +206,9 @@ impl Replay {
         let best = self.index.entries().iter().rev().find(|e| e.items <= target).copied();
         let here = self.player.items();
         let resume_here = here <= target && best.is_none_or(|e| e.items <= here);
+        let stop = |_: &lucid_protocol::Item<'_>, n: u64| n >= target;
         if resume_here {
-            self.player.advance(|_, n| n >= target);
+            self.play_from_here(&stop, target - here);
             return Ok(());
         }
         let nearer = self
@@ -215,12 +220,12 @@ impl Replay {
             && let Ok(p) = Player::from_keyframe(&self.path, self.header, c)
         {
             self.replace_player(p);
-            self.player.advance(|_, n| n >= target);
+            self.play_from_here(&stop, target - self.player.items());
             return Ok(());
         }
         // Stepping back tends to go on: keep a checkpoint near the target.
         let capture_from = (target < here).then(|| target.saturating_sub(CHECKPOINT_SPAN));
-        let (p, checkpoint) = self.restore_and_play(best, &|_, n| n >= target, capture_from)?;
+        let (p, checkpoint) = self.restore_and_play(best, &stop, capture_from)?;
         self.replace_player(p);
         if checkpoint.is_some() {
             self.checkpoint = checkpoint;
@@ -243,7 +248,8 @@ impl Replay {
         let here_ok = before(self.player.max_ts()) && best.is_none_or(|e| e.items <= self.player.items());
         let stop = |item: &lucid_protocol::Item<'_>, _| player::timestamp(item).is_some_and(|ts| ts > target);
         if here_ok {
-            self.player.advance(stop);
+            // How far the target is in items is not known: assume far.
+            self.play_from_here(&stop, u64::MAX);
         } else {
             let (p, _) = self.restore_and_play(best, &stop, None)?;
             self.replace_player(p);
@@ -287,8 +293,18 @@ impl Replay {
     pub fn play_items(&mut self, items: u64) -> u64 {
         let from = self.player.items();
         let to = from.saturating_add(items);
-        self.player.advance(|_, n| n >= to);
+        self.play_from_here(&|_, n| n >= to, items);
         self.player.items() - from
+    }
+
+    /// Plays the cursor on until `stop` holds, about `distance` items away: far
+    /// enough, with the recording decoded on a second thread.
+    fn play_from_here(&mut self, stop: catch_up::Stop<'_>, distance: u64) {
+        if distance >= AHEAD_MIN_ITEMS {
+            self.player.advance_decoding_ahead(stop, None, &mut None);
+        } else {
+            self.player.advance(|item, n| stop(item, n));
+        }
     }
 
     /// Jumps to the next warning after the cursor; false if there is none.

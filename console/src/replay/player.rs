@@ -18,7 +18,7 @@ use lucid_protocol::recording::{Header, RecordingReader};
 use lucid_protocol::{Decoder, Event, Item, OwnedMessage, Ring};
 use serde::{Deserialize, Serialize};
 
-use super::ReplayError;
+use super::{ReplayError, catch_up};
 use crate::merge::MergeSnapshot;
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
@@ -373,6 +373,59 @@ impl Player {
                 return Advance::Stopped;
             }
         }
+    }
+
+    /// Like [`Self::advance_capturing`] (with `capture_from`, else like
+    /// [`Self::advance`]), reading and decoding the recording on a second thread while
+    /// this one folds (see [`catch_up`]): for plays long enough to pay for a thread.
+    pub(crate) fn advance_decoding_ahead(
+        &mut self,
+        stop: catch_up::Stop<'_>,
+        capture_from: Option<u64>,
+        checkpoint: &mut Option<KeyframeIn>,
+    ) -> Advance {
+        if self.drain(&mut |item, n| stop(item, n)) {
+            return Advance::Stopped;
+        }
+        if self.ended {
+            self.apply_rx();
+            return Advance::End;
+        }
+        let here =
+            (self.pending.is_empty() && capture_from.is_some_and(|from| self.applied.items >= from)).then(|| {
+                (
+                    self.reader.offset(),
+                    self.pipeline.decoder().clone(),
+                    self.pipeline.merge().snapshot(),
+                )
+            });
+        let Self {
+            reader,
+            pipeline,
+            applied,
+            pending,
+            ended,
+            damage,
+        } = self;
+        let reading = catch_up::Reading {
+            reader,
+            pipeline,
+            ended,
+            damage,
+        };
+        let items = applied.items;
+        let folded = catch_up::with_worker(reading, items, stop, capture_from, |released| {
+            catch_up::fold(applied, std::mem::take(pending), released, stop, here)
+        });
+        // Without a thread nothing was read, and this one does it all.
+        if let Ok((left, captured)) = folded {
+            *pending = left;
+            if captured.is_some() {
+                *checkpoint = captured;
+            }
+        }
+        // Settles what the worker left (see `catch_up::restore_and_play`).
+        self.advance_capturing(|item, n| stop(item, n), capture_from.unwrap_or(u64::MAX), checkpoint)
     }
 
     /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).

@@ -179,6 +179,52 @@ fn a_restore_decoding_ahead_lands_where_one_thread_does() {
     }
 }
 
+/// Playing on with the recording decoded on a second thread (long plays and
+/// forward seeks) lands where one thread does: from mid-record positions with items
+/// pending, to items and to times, to the end and past it, checkpoint included.
+#[test]
+fn playing_on_decoding_ahead_lands_where_one_thread_does() {
+    let dir = TempDir::new();
+    let path = dir.file("a.lucid", &generate(&workload()).recording(333));
+    let total = Replay::open(&path, Config::default(), dense()).expect("open").len();
+    let (a, b) = played_to(&path, |_, _| false).ts_range().expect("events");
+    let mid_ts = a + (b - a) / 2;
+    let to_item = |to: u64| move |_: &Item<'_>, n: u64| n >= to;
+    let to_ts = |_: &Item<'_>, _: u64| false;
+    let cases: [(u64, catch_up::Stop<'_>, &str); 8] = [
+        (0, &to_item(1), "1"),
+        (total / 3, &to_item(total / 3 + 100), "a record on"),
+        (0, &to_item(total / 3), "a third"),
+        (17, &to_item(total / 2), "half"),
+        (total / 2, &to_item(total), "the end"),
+        (total - 1, &to_item(total + 5), "past the end"),
+        (
+            5,
+            &|item: &Item<'_>, _| player::timestamp(item).is_some_and(|ts| ts > mid_ts),
+            "mid time",
+        ),
+        (total / 4, &to_ts, "never"),
+    ];
+    for (i, (from, stop, what)) in cases.into_iter().enumerate() {
+        let mut one = played_to(&path, |_, n| n >= from);
+        let mut two = played_to(&path, |_, n| n >= from);
+        // Checkpoints from where the play starts, or from further on.
+        let capture = one.items() + if i % 2 == 0 { 200 } else { 0 };
+        let (mut c1, mut c2) = (None, None);
+        one.advance_capturing(|item, n| stop(item, n), capture, &mut c1);
+        two.advance_decoding_ahead(stop, Some(capture), &mut c2);
+        assert_eq!(two.items(), one.items(), "{what}");
+        assert_eq!(two.state(), one.state(), "{what}");
+        assert_eq!(two.at_end(), one.at_end(), "{what}");
+        let key = |c: &Option<player::KeyframeIn>| c.as_ref().map(|c| (c.items, c.record_offset, c.state.clone()));
+        assert_eq!(key(&c2), key(&c1), "{what}");
+        let on = one.items() + 50;
+        one.advance(|_, n| n >= on);
+        two.advance(|_, n| n >= on);
+        assert_eq!(two.state(), one.state(), "{what}, played on");
+    }
+}
+
 #[test]
 fn seeking_to_a_time_equals_playing_to_it() {
     let dir = TempDir::new();
