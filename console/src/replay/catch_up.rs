@@ -1,7 +1,10 @@
-//! A seek's restore and play on to its target on two threads: while the caller reads
-//! the keyframe's state, a worker already reads, decodes and orders the recording
-//! from the keyframe's record on, and hands each record's items over as owned
-//! copies; the caller then only folds them into the state.
+//! Replay on two threads: a worker reads, decodes and orders the recording and hands
+//! each record's items over as owned copies; the caller only folds them into the
+//! state. A seek starts the worker from the keyframe's record while the caller is
+//! still reading the keyframe's state ([`restore_and_play`]); long plays and forward
+//! seeks start it from the cursor ([`Player::advance_decoding_ahead`]); an index
+//! build runs the whole recording through it, the worker choosing where keyframes
+//! go ([`Player::play_out_decoding_ahead`], `index::KeyframePlan`).
 //!
 //! Reading a keyframe's state and decoding an interval of the recording each take
 //! a good part of a seek, and neither needs the other: with two cores the seek costs
@@ -9,7 +12,10 @@
 //!
 //! The player that comes out is the one a single thread would have made: the same
 //! items applied, the receive times noted at the same points, the items after the
-//! stop pending, the reader and the pipeline after the record the stop fell in.
+//! stop pending, the reader and the pipeline after the record the stop fell in. The
+//! worker evaluates the same stop as the fold (so it reads no record past it) and
+//! keeps the pipeline at the record boundaries its plan asks for (checkpoints,
+//! keyframes), since the fold, behind it, cannot see the pipeline there.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -37,11 +43,17 @@ pub(crate) type Stop<'a> = &'a (dyn Fn(&Item<'_>, u64) -> bool + Sync);
 /// What one record released.
 pub(super) struct Released {
     /// The record's receive time; `None` for the end of input.
-    rx: Option<HostNs>,
-    items: Vec<Owned>,
-    /// Asked for when capturing: the boundary after this record.
-    boundary: Option<Boundary>,
+    pub rx: Option<HostNs>,
+    pub items: Vec<Owned>,
+    /// The next record's offset.
+    pub offset: u64,
+    /// Where the worker's plan asked for it: the boundary after this record.
+    pub boundary: Option<Boundary>,
 }
+
+/// Whether the worker keeps the boundary after a record it released (not the last),
+/// asked with the record's items and the items applied after it.
+pub(super) type Plan<'a> = &'a mut (dyn FnMut(&Released, u64) -> bool + Send);
 
 /// A record boundary a checkpoint may be made of: the next record's offset and the
 /// pipeline there.
@@ -94,7 +106,7 @@ pub(crate) fn restore_and_play(
         ended: &mut ended,
         damage: &mut damage,
     };
-    let folded = with_worker(reading, start, stop, capture_from, |released| {
+    let folded = with_worker(reading, start, stop, &mut capturing(capture_from), |released| {
         // On an error the worker's next send fails and it ends.
         let state: State =
             postcard::from_bytes(state).map_err(|e| ReplayError::Index(format!("keyframe at item {start}: {e}")))?;
@@ -125,14 +137,14 @@ pub(super) fn with_worker<R>(
     reading: Reading<'_>,
     items: u64,
     stop: Stop<'_>,
-    capture_from: Option<u64>,
+    plan: Plan<'_>,
     fold: impl FnOnce(&Receiver<Released>) -> R,
 ) -> std::io::Result<R> {
     let (tx, rx) = sync_channel(RECORDS_AHEAD);
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("lucid-replay-decode".into())
-            .spawn_scoped(s, move || decode_ahead(reading, items, stop, capture_from, &tx))?;
+            .spawn_scoped(s, move || decode_ahead(reading, items, stop, plan, &tx))?;
         let folded = fold(&rx);
         // A worker still sending (the fold returned early) now fails and ends.
         drop(rx);
@@ -143,15 +155,16 @@ pub(super) fn with_worker<R>(
     })
 }
 
+/// The checkpoints a capture from `from` may be made of: every boundary with at
+/// least that many items applied.
+pub(super) fn capturing(from: Option<u64>) -> impl FnMut(&Released, u64) -> bool + Send {
+    move |_, items| from.is_some_and(|from| items >= from)
+}
+
 /// The worker: feeds records from where `reading` is until the stop falls inside
-/// one (counting from `items` applied) or the input ends, sending each record's items.
-fn decode_ahead(
-    reading: Reading<'_>,
-    mut items: u64,
-    stop: Stop<'_>,
-    capture_from: Option<u64>,
-    tx: &SyncSender<Released>,
-) {
+/// one (counting from `items` applied) or the input ends, sending each record's items
+/// and the boundaries `plan` asks for.
+fn decode_ahead(reading: Reading<'_>, mut items: u64, stop: Stop<'_>, plan: Plan<'_>, tx: &SyncSender<Released>) {
     loop {
         let record = match reading.reader.next_chunk() {
             Ok(r) => r,
@@ -166,6 +179,7 @@ fn decode_ahead(
         let mut released = Released {
             rx: record.as_ref().map(|r| HostNs(r.rx_ns)),
             items: Vec::new(),
+            offset: 0,
             boundary: None,
         };
         let mut stopped = false;
@@ -187,7 +201,8 @@ fn decode_ahead(
                 *reading.ended = true;
             }
         }
-        if !stopped && !*reading.ended && capture_from.is_some_and(|from| items >= from) {
+        released.offset = reading.reader.offset();
+        if !stopped && !*reading.ended && plan(&released, items) {
             released.boundary = Some((
                 reading.reader.offset(),
                 reading.pipeline.decoder().clone(),

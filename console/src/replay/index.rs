@@ -16,6 +16,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, channel};
 
 use lucid_protocol::recording::Header;
 use lucid_protocol::testdata::{Workload, generate};
@@ -23,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use super::blocks::{BlockSums, Identity, Verifier, identity};
-use super::catch_up;
+use super::catch_up::{self, Released};
 use super::place::{self, create_temporary, open_index};
-use super::player::{KeyframeHead, KeyframeIn, Player};
+use super::player::{Applied, KeyframeHead, KeyframeIn, KeyframeOut, Owned, Player};
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
 use crate::stats::Damage;
@@ -392,64 +393,60 @@ impl Index {
         let mut player = Player::open(path, config)?;
         player.mark_warnings();
         let mut entries = Vec::new();
-        let mut last = (0u64, None::<u64>, HEADER_LEN, 0u64); // items, max_ts, record offset, blob len
-        let tsc_hz = |p: &Player| p.state().tsc_hz();
         let mut raw = Vec::new();
         let mut reported = 0u64;
-        loop {
-            if player.feed_next(&mut |_, _| false) {
-                break;
+        // The worker decides where keyframes go (it is ahead); the fold writes them
+        // and tells it each one's size and TSC rate, which the next decision needs.
+        let (written, told) = channel();
+        let mut plan = KeyframePlan::new(params, told);
+        let mut plan = |r: &Released, items: u64| plan.wants(r, items);
+        let (entries_out, raw, target_out, len) = (&mut entries, &mut raw, &mut target, fp.len);
+        // It owns `written`: should it fail, the worker waiting to hear is let go.
+        let write = move |applied: &Applied, offset: u64, boundary: Option<catch_up::Boundary>| {
+            if offset - reported >= PROGRESS_EVERY {
+                reported = offset;
+                progress(reported, len);
             }
-            if player.record_offset() - reported >= PROGRESS_EVERY {
-                reported = player.record_offset();
-                progress(reported, fp.len);
-            }
-            if player.ended() {
-                break;
-            }
-            if !player.at_boundary() {
-                continue;
-            }
-            let every_ticks = player.state().clock().ticks(params.every_ns).get();
-            let due = player.items() - last.0 >= params.every_items
-                || player
-                    .max_ts()
-                    .zip(last.1)
-                    .is_some_and(|(now, then)| now.saturating_sub(then) >= every_ticks);
-            let spaced = (player.record_offset() - last.2).saturating_mul(100)
-                >= last.3.saturating_mul(params.min_spacing_percent);
-            if !(due && spaced) {
-                continue;
-            }
+            let Some((record_offset, decoder, merge)) = boundary else {
+                return Ok(());
+            };
+            let keyframe = KeyframeOut {
+                items: applied.items,
+                last_ts: applied.last_ts,
+                max_ts: applied.max_ts,
+                min_ts: applied.min_ts,
+                record_offset,
+                decoder: &decoder,
+                merge,
+                state: &applied.state,
+            };
             raw.clear();
-            raw = postcard::to_extend(&player.keyframe(), std::mem::take(&mut raw))
+            *raw = postcard::to_extend(&keyframe, std::mem::take(raw))
                 .map_err(|e| ReplayError::Index(format!("cannot serialise a keyframe: {e}")))?;
-            let blob = lz4_flex::block::compress(&raw);
-            let blob_offset = target
+            let blob = lz4_flex::block::compress(raw);
+            let blob_offset = target_out
                 .append(&blob)
                 .map_err(|e| ReplayError::Io(format!("writing the index: {e}")))?;
-            entries.push(Entry {
-                items: player.items(),
-                max_ts: player.max_ts(),
-                record_offset: player.record_offset(),
+            entries_out.push(Entry {
+                items: applied.items,
+                max_ts: applied.max_ts,
+                record_offset,
                 blob_offset,
                 blob_len: blob.len() as u64,
                 blob_crc: crc32fast::hash(&blob),
                 raw_len: raw.len() as u64,
             });
-            last = (
-                player.items(),
-                player.max_ts(),
-                player.record_offset(),
-                blob.len() as u64,
-            );
-        }
+            // The worker may have stopped wanting them (it ended).
+            let _ = written.send((blob.len() as u64, applied.state.tsc_hz()));
+            Ok(())
+        };
+        player.play_out_decoding_ahead(&mut plan, write)?;
         // Items after the last record (end of input) are applied by `advance`.
         player.advance(|_, _| false);
         let summary = Summary {
             items: player.items(),
             ts_range: player.ts_range(),
-            tsc_hz: tsc_hz(&player),
+            tsc_hz: player.state().tsc_hz(),
             damage: player.damage().cloned(),
             warnings: player.applied.marks.take().unwrap_or_default(),
         };
@@ -590,6 +587,71 @@ pub(super) fn keyframe_head<'a>(entry: &Entry, raw: &'a [u8]) -> Result<(Keyfram
     Ok((head, state))
 }
 
+/// Where a build's worker keeps boundaries for keyframes: the rules of
+/// [`IndexParams`] at every record boundary with nothing pending, given the size of
+/// the keyframe before and the TSC rate of its state (which the fold sends once it
+/// has written it, and which are waited for only when a keyframe is otherwise due).
+struct KeyframePlan {
+    params: IndexParams,
+    written: Receiver<(u64, u64)>,
+    /// The last keyframe's items, largest timestamp, record offset and size (`None`
+    /// until the fold has written it).
+    last: (u64, Option<u64>, u64, Option<u64>),
+    tsc_hz: u64,
+    /// Largest task or interrupt timestamp released so far.
+    max_ts: Option<u64>,
+}
+
+impl KeyframePlan {
+    fn new(params: IndexParams, written: Receiver<(u64, u64)>) -> Self {
+        Self {
+            params,
+            written,
+            last: (0, None, HEADER_LEN, Some(0)),
+            tsc_hz: crate::state::DEFAULT_TSC_HZ,
+            max_ts: None,
+        }
+    }
+
+    /// Whether a keyframe goes at the boundary after `record`, with `items` applied.
+    fn wants(&mut self, record: &Released, items: u64) -> bool {
+        if let Some(ts) = record.items.iter().filter_map(Owned::timestamp).max() {
+            self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        }
+        // A record that releases nothing leaves its receive time pending.
+        if record.items.is_empty() {
+            return false;
+        }
+        let every_ticks = Clock::new(self.tsc_hz).ticks(self.params.every_ns).get();
+        let due = items - self.last.0 >= self.params.every_items
+            || self
+                .max_ts
+                .zip(self.last.1)
+                .is_some_and(|(now, then)| now.saturating_sub(then) >= every_ticks);
+        if !due {
+            return false;
+        }
+        let size = match self.last.3 {
+            Some(size) => size,
+            None => match self.written.recv() {
+                Ok((size, tsc_hz)) => {
+                    self.tsc_hz = tsc_hz;
+                    self.last.3 = Some(size);
+                    size
+                }
+                // The fold stopped (an error): nothing more is written.
+                Err(_) => return false,
+            },
+        };
+        let spaced =
+            (record.offset - self.last.2).saturating_mul(100) >= size.saturating_mul(self.params.min_spacing_percent);
+        if spaced {
+            self.last = (items, self.max_ts, record.offset, None);
+        }
+        spaced
+    }
+}
+
 /// A checksum of the serialised form of a populated pipeline (state, decoder and
 /// merge part way through a small generated stream): a change to the types a keyframe
 /// holds changes it, so an index written by a build with another layout is rebuilt
@@ -662,7 +724,41 @@ impl IndexTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::player::Owned;
     use crate::replay::tests::TempDir;
+
+    /// A build's worker places keyframes by the rules, spaced by the size of the one
+    /// before, which it waits for; once the fold is gone it stops waiting.
+    #[test]
+    fn a_build_plan_spaces_keyframes_by_the_size_it_is_told() {
+        let (written, told) = channel();
+        let params = IndexParams {
+            every_items: 10,
+            every_ns: u64::MAX,
+            min_spacing_percent: 100,
+        };
+        let mut plan = KeyframePlan::new(params, told);
+        let record = |offset: u64, items: usize| Released {
+            rx: Some(HostNs(1)),
+            items: (0..items)
+                .map(|_| {
+                    Owned::Plain(lucid_protocol::Item::Restart {
+                        stream: lucid_protocol::StreamId::new(0, lucid_protocol::Ring::Task),
+                    })
+                })
+                .collect(),
+            offset,
+            boundary: None,
+        };
+        assert!(!plan.wants(&record(500, 5), 5), "not due");
+        assert!(plan.wants(&record(1000, 5), 10), "due, and no keyframe before");
+        written.send((500, 1_000_000_000)).expect("send");
+        assert!(!plan.wants(&record(1400, 10), 20), "closer than its size");
+        assert!(!plan.wants(&record(1700, 0), 20), "its receive time stays pending");
+        assert!(plan.wants(&record(1800, 10), 30), "its size away");
+        drop(written);
+        assert!(!plan.wants(&record(5000, 10), 40), "the fold is gone: no wait");
+    }
 
     fn footer(table: &[u8]) -> Vec<u8> {
         let mut f = (table.len() as u32).to_le_bytes().to_vec();

@@ -41,6 +41,16 @@ pub(super) enum Owned {
     Plain(Item<'static>),
 }
 
+impl Owned {
+    /// Its [`timestamp`].
+    pub(super) fn timestamp(&self) -> Option<u64> {
+        match self {
+            Self::Event { stream, ts, .. } if matches!(stream.ring, Ring::Task | Ring::Interrupt) => Some(*ts),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum Op {
     /// A record's receive time, noted before the next item.
@@ -302,45 +312,15 @@ impl Player {
         self.damage.as_ref()
     }
 
-    /// Whether the end of input (or damage) was reached; items may still be pending.
-    pub(crate) fn ended(&self) -> bool {
-        self.ended
-    }
-
     /// Whether everything, end of input included, was applied.
     #[must_use]
     pub fn at_end(&self) -> bool {
         self.ended && self.pending.is_empty()
     }
 
-    /// Whether the cursor sits on a record boundary with nothing held back, where a
-    /// keyframe can be taken.
-    pub(crate) fn at_boundary(&self) -> bool {
-        !self.ended && self.pending.is_empty()
-    }
-
-    /// Offset of the next record.
-    pub(crate) fn record_offset(&self) -> u64 {
-        self.reader.offset()
-    }
-
     /// Starts remembering warning positions (for the index).
     pub(crate) fn mark_warnings(&mut self) {
         self.applied.marks = Some(Vec::new());
-    }
-
-    /// A keyframe of this position (only meaningful [`Self::at_boundary`]).
-    pub(crate) fn keyframe(&self) -> KeyframeOut<'_> {
-        KeyframeOut {
-            items: self.applied.items,
-            last_ts: self.applied.last_ts,
-            max_ts: self.applied.max_ts,
-            min_ts: self.applied.min_ts,
-            record_offset: self.reader.offset(),
-            decoder: self.pipeline.decoder(),
-            merge: self.pipeline.merge().snapshot(),
-            state: &self.applied.state,
-        }
     }
 
     /// Applies items until `stop(next item, items applied)` holds or the recording
@@ -414,7 +394,8 @@ impl Player {
             damage,
         };
         let items = applied.items;
-        let folded = catch_up::with_worker(reading, items, stop, capture_from, |released| {
+        let mut plan = catch_up::capturing(capture_from);
+        let folded = catch_up::with_worker(reading, items, stop, &mut plan, |released| {
             catch_up::fold(applied, std::mem::take(pending), released, stop, here)
         });
         // Without a thread nothing was read, and this one does it all.
@@ -426,6 +407,50 @@ impl Player {
         }
         // Settles what the worker left (see `catch_up::restore_and_play`).
         self.advance_capturing(|item, n| stop(item, n), capture_from.unwrap_or(u64::MAX), checkpoint)
+    }
+
+    /// Plays a player that has not read yet to the end of input, the recording
+    /// decoded on a second thread: after each record's items are applied,
+    /// `after(applied, next record's offset, boundary)` with the boundaries `plan` had
+    /// the worker keep. End with [`Self::advance`] (receive times may be pending).
+    pub(super) fn play_out_decoding_ahead(
+        &mut self,
+        plan: catch_up::Plan<'_>,
+        mut after: impl FnMut(&Applied, u64, Option<catch_up::Boundary>) -> Result<(), ReplayError>,
+    ) -> Result<(), ReplayError> {
+        let Self {
+            reader,
+            pipeline,
+            applied,
+            pending,
+            ended,
+            damage,
+        } = self;
+        let reading = catch_up::Reading {
+            reader,
+            pipeline,
+            ended,
+            damage,
+        };
+        let items = applied.items;
+        catch_up::with_worker(reading, items, &|_, _| false, plan, move |records| {
+            for record in records {
+                if let Some(rx) = record.rx {
+                    pending.push_back(Op::Rx(rx));
+                }
+                for owned in &record.items {
+                    with_item(owned, |item| {
+                        while let Some(Op::Rx(rx)) = pending.pop_front() {
+                            applied.state.received_at(rx);
+                        }
+                        applied.apply(item);
+                    });
+                }
+                after(applied, record.offset, record.boundary)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| ReplayError::Io(format!("cannot start a decoding thread: {e}")))?
     }
 
     /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).
@@ -444,7 +469,7 @@ impl Player {
 
     /// Reads and feeds one record (or the end of input); true if a stop fell inside.
     /// Call only with no items pending.
-    pub(crate) fn feed_next(&mut self, stop: &mut impl FnMut(&Item<'_>, u64) -> bool) -> bool {
+    fn feed_next(&mut self, stop: &mut impl FnMut(&Item<'_>, u64) -> bool) -> bool {
         let record = match self.reader.next_chunk() {
             Ok(r) => r,
             Err(e) => {
