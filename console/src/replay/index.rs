@@ -515,7 +515,6 @@ impl Index {
     }
 
     /// Reads keyframe `entry` and positions a player there.
-    #[cfg(test)]
     pub(crate) fn restore(&mut self, path: &Path, header: Header, entry: &Entry) -> Result<Player, ReplayError> {
         let raw = self.keyframe_bytes(entry)?;
         let (head, state) = keyframe_head(entry, &raw)?;

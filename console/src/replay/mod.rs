@@ -225,7 +225,8 @@ impl Replay {
         }
         // Stepping back tends to go on: keep a checkpoint near the target.
         let capture_from = (target < here).then(|| target.saturating_sub(CHECKPOINT_SPAN));
-        let (p, checkpoint) = self.restore_and_play(best, &stop, capture_from)?;
+        let near = best.is_some_and(|e| target - e.items < AHEAD_MIN_ITEMS);
+        let (p, checkpoint) = self.restore_and_play(best, &stop, capture_from, near)?;
         self.replace_player(p);
         if checkpoint.is_some() {
             self.checkpoint = checkpoint;
@@ -251,7 +252,8 @@ impl Replay {
             // How far the target is in items is not known: assume far.
             self.play_from_here(&stop, u64::MAX);
         } else {
-            let (p, _) = self.restore_and_play(best, &stop, None)?;
+            // How far the target is from the keyframe is not known: assume far.
+            let (p, _) = self.restore_and_play(best, &stop, None, false)?;
             self.replace_player(p);
         }
         Ok(())
@@ -330,15 +332,23 @@ impl Replay {
     /// [`Player::advance_capturing`] keeps. A keyframe that cannot be restored falls
     /// back to the start (slow, still correct); one that depends on recording bytes
     /// changed since the index was built is never used: the index is rebuilt (see
-    /// [`Self::take_notice`]) and the player starts over.
+    /// [`Self::take_notice`]) and the player starts over. With `near` (the stop is
+    /// known to be close to the keyframe) everything happens on this thread: a second
+    /// one would start for a record's worth of decoding.
     fn restore_and_play(
         &mut self,
         entry: Option<index::Entry>,
         stop: catch_up::Stop<'_>,
         capture_from: Option<u64>,
+        near: bool,
     ) -> Result<(Player, Option<player::KeyframeIn>), ReplayError> {
         if let Some(e) = entry {
             match self.index.verify_through(e.record_offset) {
+                Ok(()) if near => match self.index.restore(&self.path, self.header, &e) {
+                    Ok(player) => return Ok(play_on(player, stop, capture_from)),
+                    // Correct but slow: say so where a caller can see it.
+                    Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
+                },
                 Ok(()) => match self
                     .index
                     .restore_and_play(&self.path, self.header, &e, stop, capture_from)
@@ -353,15 +363,25 @@ impl Replay {
                 }
             }
         }
-        let mut player = Player::open(&self.path, self.config)?;
+        let player = Player::open(&self.path, self.config)?;
         self.header = player.header();
-        let mut checkpoint = None;
-        match capture_from {
-            Some(from) => player.advance_capturing(|item, n| stop(item, n), from, &mut checkpoint),
-            None => player.advance(|item, n| stop(item, n)),
-        };
-        Ok((player, checkpoint))
+        Ok(play_on(player, stop, capture_from))
     }
+}
+
+/// `player` played on, on this thread, until `stop` holds; with `capture_from`, also
+/// the checkpoint [`Player::advance_capturing`] keeps.
+fn play_on(
+    mut player: Player,
+    stop: catch_up::Stop<'_>,
+    capture_from: Option<u64>,
+) -> (Player, Option<player::KeyframeIn>) {
+    let mut checkpoint = None;
+    match capture_from {
+        Some(from) => player.advance_capturing(|item, n| stop(item, n), from, &mut checkpoint),
+        None => player.advance(|item, n| stop(item, n)),
+    };
+    (player, checkpoint)
 }
 
 /// Drops `value` on the replay's dropper thread (started on first use), or here if

@@ -150,7 +150,6 @@ pub(crate) struct KeyframeIn {
 
 impl KeyframeIn {
     /// The keyframe of `head` with `state`.
-    #[cfg(test)]
     pub(crate) fn new(head: KeyframeHead, state: State) -> Self {
         Self {
             items: head.items,
