@@ -241,13 +241,7 @@ pub(super) fn fold(
                 || stops_within(&released.items, applied.items, stop))
         {
             checkpoint = Some(KeyframeIn {
-                items: applied.items,
-                last_ts: applied.last_ts,
-                max_ts: applied.max_ts,
-                min_ts: applied.min_ts,
-                record_offset,
-                decoder,
-                merge,
+                head: applied.head(record_offset, decoder, merge),
                 state: applied.state.clone(),
             });
         }

@@ -519,7 +519,7 @@ impl Index {
         let raw = self.keyframe_bytes(entry)?;
         let (head, state) = keyframe_head(entry, &raw)?;
         let state: State = postcard::from_bytes(state).map_err(|e| keyframe_damaged(entry, e.to_string()))?;
-        Player::from_keyframe(path, header, KeyframeIn::new(head, state))
+        Player::from_keyframe(path, header, KeyframeIn { head, state })
     }
 
     /// Reads keyframe `entry` and plays on from there until `stop` holds, decoding

@@ -214,7 +214,7 @@ impl Replay {
         let nearer = self
             .checkpoint
             .as_ref()
-            .filter(|c| c.items <= target && best.is_none_or(|e| c.items > e.items))
+            .filter(|c| c.head.items <= target && best.is_none_or(|e| c.head.items > e.items))
             .cloned();
         if let Some(c) = nearer
             && let Ok(p) = Player::from_keyframe(&self.path, self.header, c)

@@ -103,6 +103,19 @@ impl Applied {
         }
     }
 
+    /// A keyframe's head at this point, the next record at `record_offset`.
+    pub(super) fn head(&self, record_offset: u64, decoder: Decoder, merge: MergeSnapshot) -> KeyframeHead {
+        KeyframeHead {
+            items: self.items,
+            last_ts: self.last_ts,
+            max_ts: self.max_ts,
+            min_ts: self.min_ts,
+            record_offset,
+            decoder,
+            merge,
+        }
+    }
+
     fn warnings_total(&self) -> u64 {
         self.state.warnings.len() as u64 + self.state.warnings_dropped
     }
@@ -138,30 +151,8 @@ pub(crate) struct KeyframeHead {
 /// A keyframe as read back, or an in-memory checkpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyframeIn {
-    pub items: u64,
-    pub last_ts: Option<u64>,
-    pub max_ts: Option<u64>,
-    pub min_ts: Option<u64>,
-    pub record_offset: u64,
-    pub decoder: Decoder,
-    pub merge: MergeSnapshot,
+    pub head: KeyframeHead,
     pub state: State,
-}
-
-impl KeyframeIn {
-    /// The keyframe of `head` with `state`.
-    pub(crate) fn new(head: KeyframeHead, state: State) -> Self {
-        Self {
-            items: head.items,
-            last_ts: head.last_ts,
-            max_ts: head.max_ts,
-            min_ts: head.min_ts,
-            record_offset: head.record_offset,
-            decoder: head.decoder,
-            merge: head.merge,
-            state,
-        }
-    }
 }
 
 /// A recording being played.
@@ -245,6 +236,7 @@ impl Player {
 
     /// A player positioned at keyframe `kf` of the recording at `path`.
     pub(crate) fn from_keyframe(path: &Path, header: Header, kf: KeyframeIn) -> Result<Self, ReplayError> {
+        let KeyframeIn { head: kf, state } = kf;
         if !kf.decoder.is_sound() {
             return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
         }
@@ -254,7 +246,7 @@ impl Player {
             reader,
             pipeline,
             Applied {
-                state: kf.state,
+                state,
                 items: kf.items,
                 last_ts: kf.last_ts,
                 max_ts: kf.max_ts,
@@ -378,20 +370,7 @@ impl Player {
                     self.pipeline.merge().snapshot(),
                 )
             });
-        let Self {
-            reader,
-            pipeline,
-            applied,
-            pending,
-            ended,
-            damage,
-        } = self;
-        let reading = catch_up::Reading {
-            reader,
-            pipeline,
-            ended,
-            damage,
-        };
+        let (reading, applied, pending) = self.lend();
         let items = applied.items;
         let mut plan = catch_up::capturing(capture_from);
         let folded = catch_up::with_worker(reading, items, stop, &mut plan, |released| {
@@ -408,15 +387,8 @@ impl Player {
         self.advance_capturing(|item, n| stop(item, n), capture_from.unwrap_or(u64::MAX), checkpoint)
     }
 
-    /// Plays a player that has not read yet to the end of input, the recording
-    /// decoded on a second thread: after each record's items are applied,
-    /// `after(applied, next record's offset, boundary)` with the boundaries `plan` had
-    /// the worker keep. End with [`Self::advance`] (receive times may be pending).
-    pub(super) fn play_out_decoding_ahead(
-        &mut self,
-        plan: catch_up::Plan<'_>,
-        mut after: impl FnMut(&Applied, u64, Option<catch_up::Boundary>) -> Result<(), ReplayError>,
-    ) -> Result<(), ReplayError> {
+    /// The player's reading half (for a worker) apart from what the fold changes.
+    fn lend(&mut self) -> (catch_up::Reading<'_>, &mut Applied, &mut VecDeque<Op>) {
         let Self {
             reader,
             pipeline,
@@ -431,6 +403,19 @@ impl Player {
             ended,
             damage,
         };
+        (reading, applied, pending)
+    }
+
+    /// Plays a player that has not read yet to the end of input, the recording
+    /// decoded on a second thread: after each record's items are applied,
+    /// `after(applied, next record's offset, boundary)` with the boundaries `plan` had
+    /// the worker keep. End with [`Self::advance`] (receive times may be pending).
+    pub(super) fn play_out_decoding_ahead(
+        &mut self,
+        plan: catch_up::Plan<'_>,
+        mut after: impl FnMut(&Applied, u64, Option<catch_up::Boundary>) -> Result<(), ReplayError>,
+    ) -> Result<(), ReplayError> {
+        let (reading, applied, pending) = self.lend();
         let items = applied.items;
         catch_up::with_worker(reading, items, &|_, _| false, plan, move |records| {
             for record in records {
@@ -455,13 +440,11 @@ impl Player {
     /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).
     fn checkpoint(&self) -> KeyframeIn {
         KeyframeIn {
-            items: self.applied.items,
-            last_ts: self.applied.last_ts,
-            max_ts: self.applied.max_ts,
-            min_ts: self.applied.min_ts,
-            record_offset: self.reader.offset(),
-            decoder: self.pipeline.decoder().clone(),
-            merge: self.pipeline.merge().snapshot(),
+            head: self.applied.head(
+                self.reader.offset(),
+                self.pipeline.decoder().clone(),
+                self.pipeline.merge().snapshot(),
+            ),
             state: self.applied.state.clone(),
         }
     }

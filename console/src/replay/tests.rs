@@ -155,7 +155,10 @@ fn a_restore_decoding_ahead_lands_where_one_thread_does() {
             let (p, checkpoint) =
                 catch_up::restore_and_play(&path, header, head.clone(), state, &stop, Some(from)).expect("restores");
             // From the keyframe on, on one thread.
-            let kf = player::KeyframeIn::new(head.clone(), postcard::from_bytes(state).expect("state"));
+            let kf = player::KeyframeIn {
+                head: head.clone(),
+                state: postcard::from_bytes(state).expect("state"),
+            };
             let mut reference = Player::from_keyframe(&path, header, kf).expect("restores");
             let mut expected = None;
             reference.advance_capturing(stop, from, &mut expected);
@@ -164,8 +167,8 @@ fn a_restore_decoding_ahead_lands_where_one_thread_does() {
             assert_eq!(p.at_end(), reference.at_end(), "to {target}");
             let (c, x) = (checkpoint.as_ref(), expected.as_ref());
             assert_eq!(
-                c.map(|c| (c.items, c.record_offset)),
-                x.map(|x| (x.items, x.record_offset)),
+                c.map(|c| (c.head.items, c.head.record_offset)),
+                x.map(|x| (x.head.items, x.head.record_offset)),
                 "to {target}"
             );
             assert_eq!(c.map(|c| &c.state), x.map(|x| &x.state), "to {target}");
@@ -216,7 +219,10 @@ fn playing_on_decoding_ahead_lands_where_one_thread_does() {
         assert_eq!(two.items(), one.items(), "{what}");
         assert_eq!(two.state(), one.state(), "{what}");
         assert_eq!(two.at_end(), one.at_end(), "{what}");
-        let key = |c: &Option<player::KeyframeIn>| c.as_ref().map(|c| (c.items, c.record_offset, c.state.clone()));
+        let key = |c: &Option<player::KeyframeIn>| {
+            c.as_ref()
+                .map(|c| (c.head.items, c.head.record_offset, c.state.clone()))
+        };
         assert_eq!(key(&c2), key(&c1), "{what}");
         let on = one.items() + 50;
         one.advance(|_, n| n >= on);
@@ -262,7 +268,7 @@ fn stepping_back_and_forth_lands_on_the_same_states() {
         assert_eq!(replay.position(), t);
         assert_eq!(replay.state(), played_to(&path, |_, n| n >= t).state(), "at {t}");
     }
-    assert!(replay.checkpoint.as_ref().is_some_and(|c| c.items <= 1234 - 37));
+    assert!(replay.checkpoint.as_ref().is_some_and(|c| c.head.items <= 1234 - 37));
 }
 
 /// The workload's stream with three frames damaged (CRC errors are warnings).
