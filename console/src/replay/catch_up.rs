@@ -34,8 +34,10 @@ use crate::state::State;
 use crate::stats::Damage;
 use crate::time::HostNs;
 
-/// Records the worker may decode ahead of the fold.
-const RECORDS_AHEAD: usize = 32;
+/// Records the worker may decode ahead of the fold: about 64k items of 64 KiB
+/// records, more than it decodes while a seek reads a 10k-task state; at most 8 MiB
+/// of recording (records are at most 1 MiB) held as owned items.
+const RECORDS_AHEAD: usize = 8;
 
 /// Where a seek stops: `stop(next item, items applied)`, as for [`Player::advance`].
 pub(crate) type Stop<'a> = &'a (dyn Fn(&Item<'_>, u64) -> bool + Sync);
