@@ -23,7 +23,7 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use lucid_protocol::recording::{Header, RecordingReader};
+use lucid_protocol::recording::{Header, Record, RecordingReader};
 use lucid_protocol::{Decoder, Item};
 
 use super::ReplayError;
@@ -59,7 +59,22 @@ pub(super) type Plan<'a> = &'a mut (dyn FnMut(&Released, u64) -> bool + Send);
 
 /// A record boundary a checkpoint may be made of: the next record's offset and the
 /// pipeline there.
-pub(super) type Boundary = (u64, Decoder, MergeSnapshot);
+pub(super) struct Boundary {
+    pub record_offset: u64,
+    pub decoder: Decoder,
+    pub merge: MergeSnapshot,
+}
+
+impl Boundary {
+    /// The boundary `reader` and `pipeline` are at (between records).
+    pub(super) fn at(reader: &Reader, pipeline: &Pipeline) -> Self {
+        Self {
+            record_offset: reader.offset(),
+            decoder: pipeline.decoder().clone(),
+            merge: pipeline.merge().snapshot(),
+        }
+    }
+}
 
 /// The reading half of a player, lent to the worker.
 pub(super) struct Reading<'a> {
@@ -69,7 +84,7 @@ pub(super) struct Reading<'a> {
     pub damage: &'a mut Option<Damage>,
 }
 
-type Reader = RecordingReader<BufReader<File>>;
+pub(super) type Reader = RecordingReader<BufReader<File>>;
 
 /// A player at keyframe `head` of the recording at `path`, its state read from
 /// `state` (postcard), played on until `stop` holds. With `capture_from`, also the
@@ -96,9 +111,11 @@ pub(crate) fn restore_and_play(
         return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
     }
     // The keyframe is itself a boundary a checkpoint may be made of.
-    let at_keyframe = capture_from
-        .is_some_and(|from| start >= from)
-        .then(|| (record_offset, decoder.clone(), merge.clone()));
+    let at_keyframe = capture_from.is_some_and(|from| start >= from).then(|| Boundary {
+        record_offset,
+        decoder: decoder.clone(),
+        merge: merge.clone(),
+    });
     let mut pipeline = Pipeline::restore(decoder, merge).map_err(|e| ReplayError::Index(e.to_string()))?;
     let mut reader = open_at(path, Some((header, record_offset)))?;
     let (mut ended, mut damage) = (false, None);
@@ -168,16 +185,7 @@ pub(super) fn capturing(from: Option<u64>) -> impl FnMut(&Released, u64) -> bool
 /// and the boundaries `plan` asks for.
 fn decode_ahead(reading: Reading<'_>, mut items: u64, stop: Stop<'_>, plan: Plan<'_>, tx: &SyncSender<Released>) {
     loop {
-        let record = match reading.reader.next_chunk() {
-            Ok(r) => r,
-            Err(e) => {
-                *reading.damage = Some(Damage {
-                    offset: e.offset(),
-                    message: e.to_string(),
-                });
-                None
-            }
-        };
+        let record = read_record(reading.reader, reading.damage);
         let mut released = Released {
             rx: record.as_ref().map(|r| HostNs(r.rx_ns)),
             items: Vec::new(),
@@ -205,11 +213,7 @@ fn decode_ahead(reading: Reading<'_>, mut items: u64, stop: Stop<'_>, plan: Plan
         }
         released.offset = reading.reader.offset();
         if !stopped && !*reading.ended && plan(&released, items) {
-            released.boundary = Some((
-                reading.reader.offset(),
-                reading.pipeline.decoder().clone(),
-                reading.pipeline.merge().snapshot(),
-            ));
+            released.boundary = Some(Boundary::at(reading.reader, reading.pipeline));
         }
         if tx.send(released).is_err() || stopped || *reading.ended {
             return;
@@ -236,14 +240,14 @@ pub(super) fn fold(
         // boundary can take its place: before the record the stop falls in, before
         // the end, or before a record that releases nothing (after which the receive
         // time it leaves pending makes the next boundary unfit).
-        if let Some((record_offset, decoder, merge)) = boundary.take()
+        if let Some(at) = boundary.take()
             && pending.is_empty()
             && (released.rx.is_none()
                 || released.items.is_empty()
                 || stops_within(&released.items, applied.items, stop))
         {
             checkpoint = Some(KeyframeIn {
-                head: applied.head(record_offset, decoder, merge),
+                head: applied.head(at),
                 state: applied.state.clone(),
             });
         }
@@ -256,10 +260,7 @@ pub(super) fn fold(
                     if stop(item, applied.items) {
                         halted = true;
                     } else {
-                        while let Some(Op::Rx(rx)) = pending.pop_front() {
-                            applied.state.received_at(rx);
-                        }
-                        applied.apply(item);
+                        applied.apply_after(&mut pending, item);
                     }
                 });
             }
@@ -270,6 +271,18 @@ pub(super) fn fold(
         boundary = released.boundary;
     }
     (pending, checkpoint)
+}
+
+/// The next record of `reader`, or `None` at the end of input or where the recording
+/// is damaged (noted in `damage`).
+pub(super) fn read_record(reader: &mut Reader, damage: &mut Option<Damage>) -> Option<Record> {
+    reader.next_chunk().unwrap_or_else(|e| {
+        *damage = Some(Damage {
+            offset: e.offset(),
+            message: e.to_string(),
+        });
+        None
+    })
 }
 
 /// Whether `stop` holds for one of `items` with `applied` items applied before them.

@@ -407,7 +407,12 @@ impl Index {
                 reported = offset;
                 progress(reported, len);
             }
-            let Some((record_offset, decoder, merge)) = boundary else {
+            let Some(catch_up::Boundary {
+                record_offset,
+                decoder,
+                merge,
+            }) = boundary
+            else {
                 return Ok(());
             };
             let keyframe = KeyframeOut {

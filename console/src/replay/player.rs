@@ -18,7 +18,8 @@ use lucid_protocol::recording::{Header, RecordingReader};
 use lucid_protocol::{Decoder, Event, Item, OwnedMessage, Ring};
 use serde::{Deserialize, Serialize};
 
-use super::{ReplayError, catch_up};
+use super::ReplayError;
+use super::catch_up::{self, Boundary, Reader};
 use crate::merge::MergeSnapshot;
 use crate::pipeline::Pipeline;
 use crate::state::{Config, State};
@@ -103,16 +104,25 @@ impl Applied {
         }
     }
 
-    /// A keyframe's head at this point, the next record at `record_offset`.
-    pub(super) fn head(&self, record_offset: u64, decoder: Decoder, merge: MergeSnapshot) -> KeyframeHead {
+    /// Notes the receive times pending before the next item, then applies `item`.
+    pub(super) fn apply_after(&mut self, pending: &mut VecDeque<Op>, item: &Item<'_>) {
+        while let Some(&Op::Rx(rx)) = pending.front() {
+            pending.pop_front();
+            self.state.received_at(rx);
+        }
+        self.apply(item);
+    }
+
+    /// A keyframe's head at this point, at record boundary `at`.
+    pub(super) fn head(&self, at: Boundary) -> KeyframeHead {
         KeyframeHead {
             items: self.items,
             last_ts: self.last_ts,
             max_ts: self.max_ts,
             min_ts: self.min_ts,
-            record_offset,
-            decoder,
-            merge,
+            record_offset: at.record_offset,
+            decoder: at.decoder,
+            merge: at.merge,
         }
     }
 
@@ -158,7 +168,7 @@ pub(crate) struct KeyframeIn {
 /// A recording being played.
 #[derive(Debug)]
 pub struct Player {
-    reader: RecordingReader<BufReader<File>>,
+    reader: Reader,
     pipeline: Pipeline,
     pub(crate) applied: Applied,
     pending: VecDeque<Op>,
@@ -166,10 +176,7 @@ pub struct Player {
     damage: Option<Damage>,
 }
 
-pub(super) fn open_at(
-    path: &Path,
-    offset: Option<(Header, u64)>,
-) -> Result<RecordingReader<BufReader<File>>, ReplayError> {
+pub(super) fn open_at(path: &Path, offset: Option<(Header, u64)>) -> Result<Reader, ReplayError> {
     let open_err = |e: std::io::Error| ReplayError::Io(format!("cannot open {}: {e}", path.display()));
     let mut file = File::open(path).map_err(open_err)?;
     match offset {
@@ -203,7 +210,7 @@ impl Player {
         ))
     }
 
-    fn new(reader: RecordingReader<BufReader<File>>, pipeline: Pipeline, applied: Applied) -> Self {
+    fn new(reader: Reader, pipeline: Pipeline, applied: Applied) -> Self {
         Self {
             reader,
             pipeline,
@@ -217,7 +224,7 @@ impl Player {
     /// A player from its parts: `pending` as [`Self::feed_next`] leaves it, `ended`
     /// once the end of input (or `damage`) was fed.
     pub(super) fn assemble(
-        reader: RecordingReader<BufReader<File>>,
+        reader: Reader,
         pipeline: Pipeline,
         applied: Applied,
         pending: VecDeque<Op>,
@@ -362,14 +369,8 @@ impl Player {
             self.apply_rx();
             return Advance::End;
         }
-        let here =
-            (self.pending.is_empty() && capture_from.is_some_and(|from| self.applied.items >= from)).then(|| {
-                (
-                    self.reader.offset(),
-                    self.pipeline.decoder().clone(),
-                    self.pipeline.merge().snapshot(),
-                )
-            });
+        let here = (self.pending.is_empty() && capture_from.is_some_and(|from| self.applied.items >= from))
+            .then(|| Boundary::at(&self.reader, &self.pipeline));
         let (reading, applied, pending) = self.lend();
         let items = applied.items;
         let mut plan = catch_up::capturing(capture_from);
@@ -413,7 +414,7 @@ impl Player {
     pub(super) fn play_out_decoding_ahead(
         &mut self,
         plan: catch_up::Plan<'_>,
-        mut after: impl FnMut(&Applied, u64, Option<catch_up::Boundary>) -> Result<(), ReplayError>,
+        mut after: impl FnMut(&Applied, u64, Option<Boundary>) -> Result<(), ReplayError>,
     ) -> Result<(), ReplayError> {
         let (reading, applied, pending) = self.lend();
         let items = applied.items;
@@ -423,12 +424,7 @@ impl Player {
                     pending.push_back(Op::Rx(rx));
                 }
                 for owned in &record.items {
-                    with_item(owned, |item| {
-                        while let Some(Op::Rx(rx)) = pending.pop_front() {
-                            applied.state.received_at(rx);
-                        }
-                        applied.apply(item);
-                    });
+                    with_item(owned, |item| applied.apply_after(pending, item));
                 }
                 after(applied, record.offset, record.boundary)?;
             }
@@ -437,14 +433,11 @@ impl Player {
         .map_err(|e| ReplayError::Io(format!("cannot start a decoding thread: {e}")))?
     }
 
-    /// An owned keyframe of this position (only meaningful [`Self::at_boundary`]).
+    /// An owned keyframe of this position (only meaningful between records with
+    /// nothing pending).
     fn checkpoint(&self) -> KeyframeIn {
         KeyframeIn {
-            head: self.applied.head(
-                self.reader.offset(),
-                self.pipeline.decoder().clone(),
-                self.pipeline.merge().snapshot(),
-            ),
+            head: self.applied.head(Boundary::at(&self.reader, &self.pipeline)),
             state: self.applied.state.clone(),
         }
     }
@@ -452,16 +445,7 @@ impl Player {
     /// Reads and feeds one record (or the end of input); true if a stop fell inside.
     /// Call only with no items pending.
     fn feed_next(&mut self, stop: &mut impl FnMut(&Item<'_>, u64) -> bool) -> bool {
-        let record = match self.reader.next_chunk() {
-            Ok(r) => r,
-            Err(e) => {
-                self.damage = Some(Damage {
-                    offset: e.offset(),
-                    message: e.to_string(),
-                });
-                None
-            }
-        };
+        let record = catch_up::read_record(&mut self.reader, &mut self.damage);
         let mut stopped = false;
         if let Some(r) = &record {
             self.pending.push_back(Op::Rx(HostNs(r.rx_ns)));
@@ -474,11 +458,7 @@ impl Player {
         } = self;
         let mut out = |item: &Item<'_>| {
             if !stopped && !stop(item, applied.items) {
-                // Only receive times can be pending while nothing has stopped.
-                while let Some(Op::Rx(rx)) = pending.pop_front() {
-                    applied.state.received_at(rx);
-                }
-                applied.apply(item);
+                applied.apply_after(pending, item);
             } else {
                 stopped = true;
                 pending.push_back(Op::Item(own(item)));
@@ -513,12 +493,8 @@ impl Player {
                     halted = true;
                     return;
                 }
-                for op in pending.drain(..i) {
-                    if let Op::Rx(rx) = op {
-                        applied.state.received_at(rx);
-                    }
-                }
-                applied.apply(item);
+                // Everything before it is a receive time.
+                applied.apply_after(pending, item);
             });
             if halted {
                 return true;
