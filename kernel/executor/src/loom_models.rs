@@ -425,6 +425,47 @@ fn loom_run_queue_with_stealing() {
     });
 }
 
+/// Wakes itself on its first poll (so the poll loop puts it back), then is ready.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A run queue's length is three counters, two of them without a locked add: read
+/// from another CPU while tasks are put back, popped and stolen, it may read high
+/// (pushes counted after the pops were read) but never below zero, which would wrap
+/// to a huge count; it ends at zero.
+#[test]
+fn loom_queue_length_with_requeues_and_steals() {
+    run(|| {
+        let rt = runtime(2);
+        let a = rt.builder().on_cpu(0).spawn(YieldOnce(false));
+        let b = rt.builder().on_cpu(0).spawn(YieldOnce(false));
+        let thief = thread::spawn(move || {
+            enter(1);
+            let seen = rt.scheduler(0).queued();
+            drain(rt, 1);
+            seen
+        });
+        drain(rt, 0);
+        let seen = thief.join().unwrap();
+        // Two spawns and two tasks put back: four pushes in all.
+        assert!(seen <= 4, "CPU 0's queue read as {seen} tasks");
+        drain_all(rt);
+        assert!(a.is_finished() && b.is_finished());
+        assert_eq!((rt.scheduler(0).queued(), rt.scheduler(1).queued()), (0, 0));
+    });
+}
+
 /// Ticks every CPU from this thread until none polls anything.
 fn drain_all(rt: &Runtime) {
     loop {

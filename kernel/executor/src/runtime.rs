@@ -8,7 +8,7 @@ use core::panic::Location;
 use core::ptr::NonNull;
 
 use cordyceps::MpscQueue;
-use cordyceps::mpsc_queue::TryDequeueError;
+use cordyceps::mpsc_queue::{Consumer, TryDequeueError};
 
 use crate::hooks::{Hooks, SpawnInfo};
 use crate::loom::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
@@ -70,9 +70,18 @@ pub struct CurrentTask {
 pub struct Scheduler {
     cpu: usize,
     run_queue: MpscQueue<Header>,
-    /// Tasks in `run_queue` (approximate while pushes and pops are in flight;
-    /// exact when quiescent). Read by idle checks and thieves.
-    queued: AtomicUsize,
+    /// Tasks in `run_queue` are `pushed + requeued - popped` ([`Scheduler::queued`]:
+    /// approximate while pushes and pops are in flight, exact when quiescent), read by
+    /// idle checks and thieves. Three counters so that the poll loop's own push and
+    /// pop take no locked instruction. `pushed`: by wakes, spawns and thieves, from
+    /// any CPU or interrupt handler (an atomic add).
+    pushed: AtomicUsize,
+    /// Put back by this CPU's own polls (a task that woke itself while polled): only
+    /// this CPU's `tick` changes it (a plain load and store).
+    requeued: AtomicUsize,
+    /// Taken out: changed only under the run queue's consumer lock (a plain load and
+    /// store).
+    popped: AtomicUsize,
     /// Set while the CPU is about to idle or idling: wakes must send
     /// `Platform::wake_cpu`.
     sleeping: AtomicBool,
@@ -90,8 +99,9 @@ pub struct Scheduler {
 
 /// A scheduler's counters. Those only its own CPU changes (in `tick` and
 /// `tick_or_idle`, which never run twice at once for one CPU) are bumped with a
-/// plain load and store ([`bump`]): no locked instruction on every poll. The others
-/// (spawns and wakes from any CPU, idle time from the embedder) take an atomic add.
+/// plain load and store ([`bump`]): no locked instruction on every poll. Local wakes
+/// may also come from the CPU's interrupt handlers ([`bump_interruptible`]). The
+/// others (spawns and remote wakes, idle time from the embedder) take an atomic add.
 #[derive(Default)]
 struct Counters {
     /// Owner only.
@@ -99,6 +109,7 @@ struct Counters {
     spawns: AtomicU64,
     /// Owner only.
     completions: AtomicU64,
+    /// Owner only, interrupt handlers included.
     wakes_local: AtomicU64,
     wakes_remote: AtomicU64,
     /// Owner only (the thief's).
@@ -113,6 +124,24 @@ struct Counters {
 #[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// Adds one to a counter only one CPU changes, its interrupt handlers included: on
+/// x86-64 one `inc` of memory, which an interrupt cannot split and which needs no
+/// lock prefix (as Linux's `this_cpu_inc`); elsewhere an atomic add.
+#[inline]
+fn bump_interruptible(counter: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    {
+        // SAFETY: `counter` is a live, aligned u64 that only this CPU writes, read and
+        // written by this one instruction; other CPUs' loads see either value whole
+        // (aligned 8-byte accesses are atomic on x86-64).
+        unsafe {
+            core::arch::asm!("inc qword ptr [{0}]", in(reg) counter.as_ptr(), options(nostack));
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    counter.fetch_add(1, Relaxed);
 }
 
 /// A snapshot of one scheduler's counters, for the trace.
@@ -155,7 +184,9 @@ impl Scheduler {
         Self {
             cpu,
             run_queue: MpscQueue::new_with_stub(TaskRef::new_stub()),
-            queued: AtomicUsize::new(0),
+            pushed: AtomicUsize::new(0),
+            requeued: AtomicUsize::new(0),
+            popped: AtomicUsize::new(0),
             sleeping: AtomicBool::new(false),
             lifo: AtomicPtr::new(core::ptr::null_mut()),
             current: AtomicU64::new(TaskId::STUB.0),
@@ -173,7 +204,14 @@ impl Scheduler {
     /// How many tasks wait in this CPU's run queue.
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.queued.load(Relaxed)
+        // `popped` first: every pop it counts came after its task's push was counted
+        // (a push is counted before the enqueue the pop took it from, and `popped` is
+        // stored after the pop), so the pushes read next include those and the
+        // difference cannot go below zero. `pushed` is `SeqCst` for the idle check
+        // (see `Runtime::tick_or_idle`).
+        let popped = self.popped.load(Acquire);
+        let requeued = self.requeued.load(Acquire);
+        self.pushed.load(SeqCst).wrapping_add(requeued).wrapping_sub(popped)
     }
 
     /// A snapshot of the counters.
@@ -194,15 +232,32 @@ impl Scheduler {
 
     fn push(&self, task: TaskRef) {
         // Counted before the enqueue so an idle check that misses the task in
-        // the queue still sees the count (see `Runtime::idle`).
-        self.queued.fetch_add(1, SeqCst);
+        // the queue still sees the count (see `Runtime::tick_or_idle`).
+        self.pushed.fetch_add(1, SeqCst);
+        self.run_queue.enqueue(task);
+    }
+
+    /// Puts back a task this CPU's `tick` just polled. Only `tick` calls this (never
+    /// an interrupt handler, never two at once for one CPU).
+    fn requeue(&self, task: TaskRef) {
+        // Released before the enqueue: whoever pops the task, and anyone who then
+        // reads `popped`, sees the count (see `queued`).
+        self.requeued
+            .store(self.requeued.load(Relaxed).wrapping_add(1), Release);
         self.run_queue.enqueue(task);
     }
 
     fn pop(&self) -> Option<TaskRef> {
-        let task = self.run_queue.dequeue()?;
-        self.queued.fetch_sub(1, Relaxed);
+        let consumer = self.run_queue.consume();
+        let task = consumer.dequeue()?;
+        self.count_pop(&consumer);
         Some(task)
+    }
+
+    /// Counts one task taken out by `_consumer`, whose lock makes this the only
+    /// writer.
+    fn count_pop(&self, _consumer: &Consumer<'_, Header>) {
+        self.popped.store(self.popped.load(Relaxed).wrapping_add(1), Release);
     }
 
     /// Puts `task` into the LIFO slot; returns the task it displaced.
@@ -230,7 +285,7 @@ impl fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
             .field("cpu", &self.cpu)
-            .field("queued", &self.queued.load(Relaxed))
+            .field("queued", &self.queued())
             .field("sleeping", &self.sleeping.load(Relaxed))
             .field("counters", &self.counters())
             .finish_non_exhaustive()
@@ -361,7 +416,7 @@ impl Runtime {
     pub(crate) fn count_wake(&self, cpu: usize) {
         let sched = &self.schedulers[cpu];
         if self.platform.current_cpu() == Some(cpu) {
-            sched.counters.wakes_local.fetch_add(1, Relaxed);
+            bump_interruptible(&sched.counters.wakes_local);
         } else {
             sched.counters.wakes_remote.fetch_add(1, Relaxed);
         }
@@ -421,7 +476,7 @@ impl Runtime {
     /// run): wake one sleeping sibling so it can steal. One is enough; if it finds
     /// more than it can take, its own queue grows and it wakes the next.
     fn share_work(&self, cpu: usize) {
-        if self.schedulers[cpu].queued.load(Relaxed) < 2 {
+        if self.schedulers[cpu].queued() < 2 {
             return;
         }
         let n = self.schedulers.len();
@@ -481,7 +536,7 @@ impl Runtime {
         let thief = &self.schedulers[cpu];
         for i in 1..n {
             let victim = &self.schedulers[(cpu + i) % n];
-            let available = victim.queued.load(Relaxed);
+            let available = victim.queued();
             if available == 0 {
                 continue;
             }
@@ -496,7 +551,7 @@ impl Runtime {
                 let Ok(task) = consumer.try_dequeue() else {
                     break;
                 };
-                victim.queued.fetch_sub(1, Relaxed);
+                victim.count_pop(&consumer);
                 task.header().cpu.store(cpu, Relaxed);
                 if let Some(hooks) = self.hooks() {
                     hooks.on_steal(task.id(), victim.cpu, cpu);
@@ -555,7 +610,7 @@ impl Runtime {
             self.poll_task(sched, task);
             tick.polled += 1;
         }
-        tick.has_remaining = sched.queued.load(Relaxed) > 0 || sched.has_lifo() || self.injected.load(Relaxed) > 0;
+        tick.has_remaining = sched.queued() > 0 || sched.has_lifo() || self.injected.load(Relaxed) > 0;
         tick
     }
 
@@ -583,7 +638,7 @@ impl Runtime {
                 bump(&sched.counters.completions, 1);
             }
             PollResult::Pending => {}
-            PollResult::PendingSchedule => sched.push(task),
+            PollResult::PendingSchedule => sched.requeue(task),
         }
     }
 
@@ -591,12 +646,9 @@ impl Runtime {
     /// sibling's queue to steal from.
     fn has_work(&self, cpu: usize) -> bool {
         self.injected.load(SeqCst) > 0
-            || self.schedulers[cpu].queued.load(SeqCst) > 0
+            || self.schedulers[cpu].queued() > 0
             || self.schedulers[cpu].has_lifo()
-            || self
-                .schedulers
-                .iter()
-                .any(|s| s.cpu != cpu && s.queued.load(SeqCst) > 0)
+            || self.schedulers.iter().any(|s| s.cpu != cpu && s.queued() > 0)
     }
 
     /// One iteration of a CPU's loop: [`Runtime::tick`], and if there was
