@@ -9,7 +9,7 @@ use lucid_protocol::{self as proto, EncodeError, FrameEncoder, Message, MessageK
 
 use crate::{
     loom::{AtomicU64, Ordering, UnsafeCell},
-    record::{self, PollNotes, Sink},
+    record::{self, Sink},
     ring::{MAX_ENTRY_SLOTS, RecordRing, Slot},
 };
 
@@ -38,7 +38,8 @@ struct Local {
     /// Whether a poll is in progress in this producer's context, and of which task.
     in_poll: bool,
     task: u64,
-    notes: PollNotes,
+    /// The poll's self-wakes so far.
+    self_wakes: proto::SelfWakes,
 }
 
 /// The consumer's side: the frame encoder for this producer's stream and its buffers.
@@ -322,7 +323,7 @@ impl Producer {
                 l.shareable = false;
                 l.in_poll = true;
                 l.task = task;
-                l.notes = PollNotes::default();
+                l.self_wakes = proto::SelfWakes::default();
                 l.last
             })
         };
@@ -339,22 +340,22 @@ impl Producer {
     #[inline]
     pub unsafe fn poll_end(&self, task: u64, result: proto::PollResult, now: impl FnOnce() -> u64) -> u64 {
         // SAFETY: the caller's contract.
-        let (ts, notes) = unsafe {
+        let (ts, wakes) = unsafe {
             self.local(|l| {
                 l.last = self.read(now);
                 l.shareable = true;
-                let notes = if l.in_poll && l.task == task {
-                    l.notes
+                let wakes = if l.in_poll && l.task == task {
+                    l.self_wakes
                 } else {
-                    PollNotes::default()
+                    proto::SelfWakes::default()
                 };
                 l.in_poll = false;
-                (l.last, notes)
+                (l.last, wakes)
             })
         };
-        let first = record::slot(ts, record::POLL_END, notes.pack(result), task, 0);
+        let first = record::slot(ts, record::POLL_END, record::pack_poll_end(result, wakes), task, 0);
         // SAFETY: as above.
-        unsafe { self.put(first, &[], notes.events()) };
+        unsafe { self.put(first, &[], record::poll_end_events(wakes)) };
         ts
     }
 
@@ -378,11 +379,11 @@ impl Producer {
                 let noted = self_wake
                     && l.in_poll
                     && l.task == task
-                    && l.notes.self_wakes < u8::MAX
-                    && (l.notes.self_wakes == 0 || l.notes.self_by_ref == by_ref);
+                    && l.self_wakes.count < u8::MAX
+                    && (l.self_wakes.count == 0 || l.self_wakes.by_ref == by_ref);
                 if noted {
-                    l.notes.self_wakes += 1;
-                    l.notes.self_by_ref = by_ref;
+                    l.self_wakes.count += 1;
+                    l.self_wakes.by_ref = by_ref;
                 }
                 (l.last, noted)
             })

@@ -51,30 +51,20 @@ pub(crate) const fn slot(ts: u64, kind: u8, c: u64, a: u64, b: u64) -> Slot {
     Slot([ts, header(kind, 0, c), a, b])
 }
 
-/// What a PollEnd record carries beside the result: the wakes the task gave itself
-/// during the poll, framed with the poll's end as one protocol record.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PollNotes {
-    /// Self-wakes during the poll (at most 255).
-    pub self_wakes: u8,
-    /// Whether they were by reference.
-    pub self_by_ref: bool,
+/// A PollEnd record's `c`: the poll's result and the wakes the task gave itself
+/// during the poll (framed with the poll's end as one protocol record).
+pub(crate) fn pack_poll_end(result: proto::PollResult, wakes: proto::SelfWakes) -> u64 {
+    let result = match result {
+        proto::PollResult::Pending => 1,
+        proto::PollResult::Ready => 2,
+        proto::PollResult::PendingWoken => 3,
+    };
+    result | (u64::from(wakes.count) << 2) | (u64::from(wakes.by_ref) << 10)
 }
 
-impl PollNotes {
-    /// Messages the record stands for (the PollEnd included).
-    pub(crate) fn events(&self) -> u64 {
-        1 + u64::from(self.self_wakes)
-    }
-
-    pub(crate) fn pack(&self, result: proto::PollResult) -> u64 {
-        let result = match result {
-            proto::PollResult::Pending => 1,
-            proto::PollResult::Ready => 2,
-            proto::PollResult::PendingWoken => 3,
-        };
-        result | (u64::from(self.self_wakes) << 2) | (u64::from(self.self_by_ref) << 10)
-    }
+/// Messages a PollEnd record with `wakes` stands for (the PollEnd included).
+pub(crate) fn poll_end_events(wakes: proto::SelfWakes) -> u64 {
+    1 + u64::from(wakes.count)
 }
 
 /// A PollEnd record's self-wakes, from its `c`.
