@@ -150,6 +150,12 @@ impl OrderSet {
     }
 }
 
+/// A line's place in an order by value, then id: `value << 64 | id`.
+#[inline]
+pub(crate) fn order(value: u64, id: u64) -> u128 {
+    (u128::from(value) << 64) | u128::from(id)
+}
+
 /// Puts in `out` the entries of `held` (ascending) with `changes` (ascending, one
 /// per entry: whether it is in the set after) applied.
 fn merge_into(out: &mut Vec<Held>, held: &[Held], changes: &[(Held, bool)]) {
@@ -243,7 +249,7 @@ impl Ranks {
     }
 
     /// The order at `now` of the held keys and of `extra` (`(order, slot)` sorted
-    /// ascending, where `order` is `value << 64 | id`), ascending or descending
+    /// ascending, where `order` is [`order`]`(value, id)`), ascending or descending
     /// (everything reversed, ids too).
     pub(crate) fn at<'a>(&'a self, now: Ticks, extra: &'a [(u128, u32)], descending: bool) -> RankedAt<'a> {
         // Growing keys whose value wrapped (base ≥ 2^64 − now) are the smallest.
@@ -294,7 +300,7 @@ impl Run<'_> {
 
     /// The `i`-th `(order, slot)` ascending.
     fn ascending(&self, i: usize) -> (u128, u32) {
-        let line = |value: u64, h: Held| ((u128::from(value) << 64) | u128::from(h.id), h.slot);
+        let line = |value: u64, h: Held| (order(value, h.id), h.slot);
         match *self {
             Run::Fixed(set) => {
                 let h = set.get(i);
@@ -467,13 +473,13 @@ mod tests {
             let mut extra: Vec<(u128, u32)> = extra
                 .into_iter()
                 .enumerate()
-                .map(|(i, (v, id))| ((u128::from(v) << 64) | u128::from(id * 1000 + 999 - i as u64), 10_000 + i as u32))
+                .map(|(i, (v, id))| (order(v, id * 1000 + 999 - i as u64), 10_000 + i as u32))
                 .collect();
             extra.sort_unstable();
             for descending in [false, true] {
                 let mut want: Vec<(u128, u32)> = live
                     .iter()
-                    .map(|&(l, id, slot)| ((u128::from(l.at(now)) << 64) | u128::from(id), slot))
+                    .map(|&(l, id, slot)| (order(l.at(now), id), slot))
                     .chain(extra.iter().copied())
                     .collect();
                 want.sort_unstable();

@@ -12,7 +12,7 @@ use super::{LocationSums, Ranking};
 use crate::state::{State, Task, Text};
 use crate::time::Ticks;
 use crate::ui::kept::{Kept, Line, Shape};
-use crate::ui::ranks::Ranks;
+use crate::ui::ranks::{self, Ranks};
 
 /// Spawn locations kept beyond twice the tasks held (plus this) start the table over:
 /// locations of tasks long gone must not pile up.
@@ -269,12 +269,10 @@ impl Hotspots {
                 )
             })
             .collect();
-        // Volatile busy times: summed, and ranked, at this frame's `now`.
-        let mut volatile: Vec<u32> = self.kept.volatile().to_vec();
-        volatile.sort_unstable();
-        volatile.dedup();
+        // Volatile busy times: summed, and ranked, at this frame's `now` (each slot is
+        // listed once; the order does not matter: sums, then a sort).
         let mut extra = Vec::new();
-        for slot in volatile {
+        for &slot in self.kept.volatile() {
             let Some(s) = self.kept.get(slot).filter(|s| s.busy.shape == Shape::Volatile) else {
                 continue;
             };
@@ -283,7 +281,7 @@ impl Hotspots {
                 e.1 += busy;
             }
             if ranking == Ranking::Busy {
-                extra.push(((u128::from(busy.0) << 64) | u128::from(!s.id.get()), slot));
+                extra.push((ranks::order(busy.0, !s.id.get()), slot));
             }
         }
         extra.sort_unstable();

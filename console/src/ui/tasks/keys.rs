@@ -9,7 +9,7 @@ use super::{Column, numeric_key, task_matches, waiting_matches};
 use crate::state::State;
 use crate::time::Ticks;
 use crate::ui::kept::{Kept, Line, Shape};
-use crate::ui::ranks::{RankedAt, Ranks};
+use crate::ui::ranks::{self, RankedAt, Ranks};
 
 /// A task's key and id.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,7 @@ impl Entry {
     /// Where the task goes at `now`: ascending is the display order (by key, then
     /// id; all reversed when `descending`).
     fn order(&self, now: Ticks, descending: bool) -> u128 {
-        let order = (u128::from(self.key.at(now)) << 64) | u128::from(self.id.get());
+        let order = ranks::order(self.key.at(now), self.id.get());
         if descending { !order } else { order }
     }
 }
