@@ -8,8 +8,10 @@
 
 use lucid_protocol::{Decoder, Item};
 
+mod owned;
 mod worker;
 
+pub(crate) use owned::OwnedItem;
 pub use worker::Worker;
 
 use crate::merge::{Merge, MergeSnapshot, SnapshotError};

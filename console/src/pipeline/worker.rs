@@ -11,9 +11,10 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use lucid_protocol::{DecoderStats, Event, FrameError, Item, OwnedMessage, StreamId};
+use lucid_protocol::{DecoderStats, Item};
 
 use super::Pipeline;
+use super::owned::OwnedItem;
 use crate::state::State;
 use crate::time::HostNs;
 
@@ -30,87 +31,6 @@ enum Command {
     Tick(HostNs),
     Flush,
     Finish,
-}
-
-/// An [`Item`] that borrows nothing.
-#[derive(Debug)]
-enum OwnedItem {
-    Event {
-        stream: StreamId,
-        seq: u32,
-        ts: u64,
-        message: OwnedMessage,
-    },
-    Gap {
-        stream: StreamId,
-        expected: u32,
-        received: u32,
-    },
-    Restart {
-        stream: StreamId,
-    },
-    Error {
-        offset: u64,
-        error: FrameError,
-    },
-}
-
-impl OwnedItem {
-    /// An owned copy of `item`; `None` for an event whose message cannot be held
-    /// (none that was decoded: see [`OwnedMessage::new`]).
-    fn new(item: &Item<'_>) -> Option<Self> {
-        Some(match *item {
-            Item::Event { stream, seq, ref event } => Self::Event {
-                stream,
-                seq,
-                ts: event.ts,
-                message: OwnedMessage::new(&event.message).ok()?,
-            },
-            Item::Gap {
-                stream,
-                expected,
-                received,
-            } => Self::Gap {
-                stream,
-                expected,
-                received,
-            },
-            Item::Restart { stream } => Self::Restart { stream },
-            Item::Error { offset, error } => Self::Error { offset, error },
-        })
-    }
-
-    fn apply(&self, state: &mut State) {
-        let item = match self {
-            Self::Event {
-                stream,
-                seq,
-                ts,
-                message,
-            } => {
-                let Some(message) = message.message() else {
-                    return;
-                };
-                Item::Event {
-                    stream: *stream,
-                    seq: *seq,
-                    event: Event { ts: *ts, message },
-                }
-            }
-            &Self::Gap {
-                stream,
-                expected,
-                received,
-            } => Item::Gap {
-                stream,
-                expected,
-                received,
-            },
-            &Self::Restart { stream } => Item::Restart { stream },
-            &Self::Error { offset, error } => Item::Error { offset, error },
-        };
-        state.apply(&item);
-    }
 }
 
 /// Items the worker sends back, with what the caller needs besides them.
@@ -254,7 +174,7 @@ impl Worker {
             state.received_at(rx);
         }
         for item in &batch.items {
-            item.apply(state);
+            item.with(|item| state.apply(item));
         }
         if let Some(decoder) = batch.done {
             self.decoder = decoder;
@@ -292,9 +212,7 @@ struct Outbox<'a> {
 
 impl Outbox<'_> {
     fn push(&mut self, item: &Item<'_>) {
-        if let Some(owned) = OwnedItem::new(item) {
-            self.batch.items.push(owned);
-        }
+        self.batch.items.push(OwnedItem::new(item));
         if self.batch.items.len() >= BATCH {
             self.send(None);
         }

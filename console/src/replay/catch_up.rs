@@ -27,9 +27,9 @@ use lucid_protocol::recording::{Header, Record, RecordingReader};
 use lucid_protocol::{Decoder, Item};
 
 use super::ReplayError;
-use super::player::{Applied, KeyframeHead, KeyframeIn, Op, Owned, Player, open_at, own, with_item};
+use super::player::{Applied, KeyframeHead, KeyframeIn, Op, Player, open_at};
 use crate::merge::MergeSnapshot;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{OwnedItem, Pipeline};
 use crate::state::State;
 use crate::stats::Damage;
 use crate::time::HostNs;
@@ -46,7 +46,7 @@ pub(crate) type Stop<'a> = &'a (dyn Fn(&Item<'_>, u64) -> bool + Sync);
 pub(super) struct Released {
     /// The record's receive time; `None` for the end of input.
     pub rx: Option<HostNs>,
-    pub items: Vec<Owned>,
+    pub items: Vec<OwnedItem>,
     /// The next record's offset.
     pub offset: u64,
     /// Where the worker's plan asked for it: the boundary after this record.
@@ -202,7 +202,7 @@ fn decode_ahead(reading: Reading<'_>, mut items: u64, stop: Stop<'_>, plan: Plan
                     items += 1;
                 }
             }
-            released.items.push(own(item));
+            released.items.push(OwnedItem::new(item));
         };
         match &record {
             Some(r) => reading.pipeline.feed(HostNs(r.rx_ns), &r.data, &mut out),
@@ -256,7 +256,7 @@ pub(super) fn fold(
         }
         for owned in released.items {
             if !halted {
-                with_item(&owned, |item| {
+                owned.with(|item| {
                     if stop(item, applied.items) {
                         halted = true;
                     } else {
@@ -286,11 +286,11 @@ pub(super) fn read_record(reader: &mut Reader, damage: &mut Option<Damage>) -> O
 }
 
 /// Whether `stop` holds for one of `items` with `applied` items applied before them.
-fn stops_within(items: &[Owned], applied: u64, stop: Stop<'_>) -> bool {
+fn stops_within(items: &[OwnedItem], applied: u64, stop: Stop<'_>) -> bool {
     let mut n = applied;
     items.iter().any(|owned| {
         let mut hit = false;
-        with_item(owned, |item| {
+        owned.with(|item| {
             hit = stop(item, n);
             n += 1;
         });

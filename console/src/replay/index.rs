@@ -26,8 +26,8 @@ use super::ReplayError;
 use super::blocks::{BlockSums, Identity, Verifier, identity};
 use super::catch_up::{self, Released};
 use super::place::{self, create_temporary, open_index};
-use super::player::{Applied, KeyframeHead, KeyframeIn, KeyframeOut, Owned, Player};
-use crate::pipeline::Pipeline;
+use super::player::{Applied, KeyframeHead, KeyframeIn, KeyframeOut, Player};
+use crate::pipeline::{OwnedItem, Pipeline};
 use crate::state::{Config, State};
 use crate::stats::Damage;
 use crate::time::{Clock, HostNs};
@@ -619,7 +619,7 @@ impl KeyframePlan {
 
     /// Whether a keyframe goes at the boundary after `record`, with `items` applied.
     fn wants(&mut self, record: &Released, items: u64) -> bool {
-        if let Some(ts) = record.items.iter().filter_map(Owned::timestamp).max() {
+        if let Some(ts) = record.items.iter().filter_map(OwnedItem::timestamp).max() {
             self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
         }
         // A record that releases nothing leaves its receive time pending.
@@ -728,7 +728,7 @@ impl IndexTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::player::Owned;
+    use crate::pipeline::OwnedItem;
     use crate::replay::tests::TempDir;
 
     /// A build's worker places keyframes by the rules, spaced by the size of the one
@@ -746,7 +746,7 @@ mod tests {
             rx: Some(HostNs(1)),
             items: (0..items)
                 .map(|_| {
-                    Owned::Plain(lucid_protocol::Item::Restart {
+                    OwnedItem::Plain(lucid_protocol::Item::Restart {
                         stream: lucid_protocol::StreamId::new(0, lucid_protocol::Ring::Task),
                     })
                 })

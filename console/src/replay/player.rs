@@ -15,13 +15,13 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use lucid_protocol::recording::{Header, RecordingReader};
-use lucid_protocol::{Decoder, Event, Item, OwnedMessage, Ring};
+use lucid_protocol::{Decoder, Item, Ring};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 use super::catch_up::{self, Boundary, Reader};
 use crate::merge::MergeSnapshot;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{OwnedItem, Pipeline};
 use crate::state::{Config, State};
 use crate::stats::Damage;
 use crate::time::HostNs;
@@ -29,34 +29,11 @@ use crate::time::HostNs;
 /// Warning positions remembered at most while indexing.
 pub const MAX_WARNING_MARKS: usize = 1 << 20;
 
-/// An item kept for later.
-#[derive(Debug, Clone)]
-pub(super) enum Owned {
-    Event {
-        stream: lucid_protocol::StreamId,
-        seq: u32,
-        ts: u64,
-        /// `None` for a message that could not be copied (none that was decoded).
-        message: Option<OwnedMessage>,
-    },
-    Plain(Item<'static>),
-}
-
-impl Owned {
-    /// Its [`timestamp`].
-    pub(super) fn timestamp(&self) -> Option<u64> {
-        match self {
-            Self::Event { stream, ts, .. } if matches!(stream.ring, Ring::Task | Ring::Interrupt) => Some(*ts),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(super) enum Op {
     /// A record's receive time, noted before the next item.
     Rx(HostNs),
-    Item(Owned),
+    Item(OwnedItem),
 }
 
 /// Why an advance returned.
@@ -424,7 +401,7 @@ impl Player {
                     pending.push_back(Op::Rx(rx));
                 }
                 for owned in &record.items {
-                    with_item(owned, |item| applied.apply_after(pending, item));
+                    owned.with(|item| applied.apply_after(pending, item));
                 }
                 after(applied, record.offset, record.boundary)?;
             }
@@ -461,7 +438,7 @@ impl Player {
                 applied.apply_after(pending, item);
             } else {
                 stopped = true;
-                pending.push_back(Op::Item(own(item)));
+                pending.push_back(Op::Item(OwnedItem::new(item)));
             }
         };
         match record {
@@ -487,7 +464,7 @@ impl Player {
             let (mut halted, mut seen) = (false, false);
             let applied = &mut self.applied;
             let pending = &mut self.pending;
-            with_item(&owned, |item| {
+            owned.with(|item| {
                 seen = true;
                 if stop(item, applied.items) {
                     halted = true;
@@ -522,50 +499,5 @@ pub fn timestamp(item: &Item<'_>) -> Option<u64> {
     match item {
         Item::Event { stream, event, .. } if matches!(stream.ring, Ring::Task | Ring::Interrupt) => Some(event.ts),
         _ => None,
-    }
-}
-
-/// An owned copy of `item`.
-pub(super) fn own(item: &Item<'_>) -> Owned {
-    match *item {
-        Item::Event { stream, seq, event } => Owned::Event {
-            stream,
-            seq,
-            ts: event.ts,
-            message: OwnedMessage::new(&event.message).ok(),
-        },
-        Item::Gap {
-            stream,
-            expected,
-            received,
-        } => Owned::Plain(Item::Gap {
-            stream,
-            expected,
-            received,
-        }),
-        Item::Restart { stream } => Owned::Plain(Item::Restart { stream }),
-        Item::Error { offset, error } => Owned::Plain(Item::Error { offset, error }),
-    }
-}
-
-/// Calls `f` with the item `owned` holds. An event whose message could not be
-/// copied (none that was decoded) is passed as nothing.
-pub(super) fn with_item(owned: &Owned, f: impl FnOnce(&Item<'_>)) {
-    match owned {
-        Owned::Plain(item) => f(item),
-        Owned::Event {
-            stream,
-            seq,
-            ts,
-            message,
-        } => {
-            if let Some(message) = message.as_ref().and_then(OwnedMessage::message) {
-                f(&Item::Event {
-                    stream: *stream,
-                    seq: *seq,
-                    event: Event { ts: *ts, message },
-                });
-            }
-        }
     }
 }
