@@ -59,6 +59,7 @@ pub(super) type Plan<'a> = &'a mut (dyn FnMut(&Released, u64) -> bool + Send);
 
 /// A record boundary a checkpoint may be made of: the next record's offset and the
 /// pipeline there.
+#[derive(Clone)]
 pub(super) struct Boundary {
     pub record_offset: u64,
     pub decoder: Decoder,
@@ -73,6 +74,16 @@ impl Boundary {
             decoder: pipeline.decoder().clone(),
             merge: pipeline.merge().snapshot(),
         }
+    }
+
+    /// The recording at `path` opened here: its reader at the next record and the
+    /// pipeline as it was.
+    pub(super) fn open(self, path: &Path, header: Header) -> Result<(Reader, Pipeline), ReplayError> {
+        if !self.decoder.is_sound() {
+            return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
+        }
+        let pipeline = Pipeline::restore(self.decoder, self.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
+        Ok((open_at(path, Some((header, self.record_offset)))?, pipeline))
     }
 }
 
@@ -98,26 +109,11 @@ pub(crate) fn restore_and_play(
     stop: Stop<'_>,
     capture_from: Option<u64>,
 ) -> Result<(Player, Option<KeyframeIn>), ReplayError> {
-    let KeyframeHead {
-        items: start,
-        last_ts,
-        max_ts,
-        min_ts,
-        record_offset,
-        decoder,
-        merge,
-    } = head;
-    if !decoder.is_sound() {
-        return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
-    }
+    let start = head.items;
+    let (at, applied_with) = head.split();
     // The keyframe is itself a boundary a checkpoint may be made of.
-    let at_keyframe = capture_from.is_some_and(|from| start >= from).then(|| Boundary {
-        record_offset,
-        decoder: decoder.clone(),
-        merge: merge.clone(),
-    });
-    let mut pipeline = Pipeline::restore(decoder, merge).map_err(|e| ReplayError::Index(e.to_string()))?;
-    let mut reader = open_at(path, Some((header, record_offset)))?;
+    let at_keyframe = capture_from.is_some_and(|from| start >= from).then(|| at.clone());
+    let (mut reader, mut pipeline) = at.open(path, header)?;
     let (mut ended, mut damage) = (false, None);
     let reading = Reading {
         reader: &mut reader,
@@ -129,14 +125,7 @@ pub(crate) fn restore_and_play(
         // On an error the worker's next send fails and it ends.
         let state: State =
             postcard::from_bytes(state).map_err(|e| ReplayError::Index(format!("keyframe at item {start}: {e}")))?;
-        let mut applied = Applied {
-            state,
-            items: start,
-            last_ts,
-            max_ts,
-            min_ts,
-            marks: None,
-        };
+        let mut applied = applied_with(state);
         let (pending, checkpoint) = fold(&mut applied, VecDeque::new(), released, stop, at_keyframe);
         Ok((applied, pending, checkpoint))
     })

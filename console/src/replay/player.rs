@@ -135,6 +135,35 @@ pub(crate) struct KeyframeHead {
     pub merge: MergeSnapshot,
 }
 
+impl KeyframeHead {
+    /// Where the recording resumes, and the cursor there given the keyframe's state.
+    pub(super) fn split(self) -> (Boundary, impl FnOnce(State) -> Applied) {
+        let Self {
+            items,
+            last_ts,
+            max_ts,
+            min_ts,
+            record_offset,
+            decoder,
+            merge,
+        } = self;
+        let at = Boundary {
+            record_offset,
+            decoder,
+            merge,
+        };
+        let applied_with = move |state| Applied {
+            state,
+            items,
+            last_ts,
+            max_ts,
+            min_ts,
+            marks: None,
+        };
+        (at, applied_with)
+    }
+}
+
 /// A keyframe as read back, or an in-memory checkpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyframeIn {
@@ -188,14 +217,7 @@ impl Player {
     }
 
     fn new(reader: Reader, pipeline: Pipeline, applied: Applied) -> Self {
-        Self {
-            reader,
-            pipeline,
-            applied,
-            pending: VecDeque::new(),
-            ended: false,
-            damage: None,
-        }
+        Self::assemble(reader, pipeline, applied, VecDeque::new(), false, None)
     }
 
     /// A player from its parts: `pending` as [`Self::feed_next`] leaves it, `ended`
@@ -220,24 +242,9 @@ impl Player {
 
     /// A player positioned at keyframe `kf` of the recording at `path`.
     pub(crate) fn from_keyframe(path: &Path, header: Header, kf: KeyframeIn) -> Result<Self, ReplayError> {
-        let KeyframeIn { head: kf, state } = kf;
-        if !kf.decoder.is_sound() {
-            return Err(ReplayError::Index("keyframe decoder state out of bounds".into()));
-        }
-        let pipeline = Pipeline::restore(kf.decoder, kf.merge).map_err(|e| ReplayError::Index(e.to_string()))?;
-        let reader = open_at(path, Some((header, kf.record_offset)))?;
-        Ok(Self::new(
-            reader,
-            pipeline,
-            Applied {
-                state,
-                items: kf.items,
-                last_ts: kf.last_ts,
-                max_ts: kf.max_ts,
-                min_ts: kf.min_ts,
-                marks: None,
-            },
-        ))
+        let (at, applied_with) = kf.head.split();
+        let (reader, pipeline) = at.open(path, header)?;
+        Ok(Self::new(reader, pipeline, applied_with(kf.state)))
     }
 
     /// The recording's header.
