@@ -26,7 +26,7 @@ use super::ReplayError;
 use super::blocks::{BlockSums, Identity, Verifier, identity};
 use super::catch_up::{self, Released};
 use super::place::{self, create_temporary, open_index};
-use super::player::{Applied, KeyframeHead, KeyframeIn, KeyframeOut, Player};
+use super::player::{Applied, KeyframeHead, KeyframeIn, Player};
 use crate::pipeline::{OwnedItem, Pipeline};
 use crate::state::{Config, State};
 use crate::stats::Damage;
@@ -407,35 +407,21 @@ impl Index {
                 reported = offset;
                 progress(reported, len);
             }
-            let Some(catch_up::Boundary {
-                record_offset,
-                decoder,
-                merge,
-            }) = boundary
-            else {
+            let Some(at) = boundary else {
                 return Ok(());
             };
-            let keyframe = KeyframeOut {
-                items: applied.items,
-                last_ts: applied.last_ts,
-                max_ts: applied.max_ts,
-                min_ts: applied.min_ts,
-                record_offset,
-                decoder: &decoder,
-                merge,
-                state: &applied.state,
-            };
+            let head = applied.head(at);
             raw.clear();
-            *raw = postcard::to_extend(&keyframe, std::mem::take(raw))
+            *raw = postcard::to_extend(&(&head, &applied.state), std::mem::take(raw))
                 .map_err(|e| ReplayError::Index(format!("cannot serialise a keyframe: {e}")))?;
             let blob = lz4_flex::block::compress(raw);
             let blob_offset = target_out
                 .append(&blob)
                 .map_err(|e| ReplayError::Io(format!("writing the index: {e}")))?;
             entries_out.push(Entry {
-                items: applied.items,
-                max_ts: applied.max_ts,
-                record_offset,
+                items: head.items,
+                max_ts: head.max_ts,
+                record_offset: head.record_offset,
                 blob_offset,
                 blob_len: blob.len() as u64,
                 blob_crc: crc32fast::hash(&blob),

@@ -108,23 +108,11 @@ impl Applied {
     }
 }
 
-/// A keyframe as written: borrowed from the player. The state comes last, so a
-/// reader can set the recording's decoding going from the head while the state is
-/// still being read (see [`super::catch_up`]).
-#[derive(Debug, Serialize)]
-pub(crate) struct KeyframeOut<'a> {
-    pub items: u64,
-    pub last_ts: Option<u64>,
-    pub max_ts: Option<u64>,
-    pub min_ts: Option<u64>,
-    pub record_offset: u64,
-    pub decoder: &'a Decoder,
-    pub merge: MergeSnapshot,
-    pub state: &'a State,
-}
-
-/// A keyframe's fields before its state, as read back (same order).
-#[derive(Debug, Clone, Deserialize)]
+/// A keyframe's fields before its state. A keyframe is written as `(head, state)`
+/// (postcard puts a struct's fields in order, so that is the head's fields and then
+/// the state), so a reader can set the recording's decoding going from the head
+/// while the state is still being read (see [`super::catch_up`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct KeyframeHead {
     pub items: u64,
     pub last_ts: Option<u64>,
