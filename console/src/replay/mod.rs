@@ -344,19 +344,21 @@ impl Replay {
     ) -> Result<(Player, Option<player::KeyframeIn>), ReplayError> {
         if let Some(e) = entry {
             match self.index.verify_through(e.record_offset) {
-                Ok(()) if near => match self.index.restore(&self.path, self.header, &e) {
-                    Ok(player) => return Ok(play_on(player, stop, capture_from)),
-                    // Correct but slow: say so where a caller can see it.
-                    Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
-                },
-                Ok(()) => match self
-                    .index
-                    .restore_and_play(&self.path, self.header, &e, stop, capture_from)
-                {
-                    Ok(played) => return Ok(played),
-                    // Correct but slow: say so where a caller can see it.
-                    Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
-                },
+                Ok(()) => {
+                    let played = if near {
+                        self.index
+                            .restore(&self.path, self.header, &e)
+                            .map(|p| play_on(p, stop, capture_from))
+                    } else {
+                        self.index
+                            .restore_and_play(&self.path, self.header, &e, stop, capture_from)
+                    };
+                    match played {
+                        Ok(played) => return Ok(played),
+                        // Correct but slow: say so where a caller can see it.
+                        Err(err) => self.keyframe_failures = (self.keyframe_failures.0 + 1, Some(err.to_string())),
+                    }
+                }
                 Err(index::Changed(why)) => {
                     self.checkpoint = None;
                     self.index = Index::rebuild(&self.path, self.config, self.params, &why)?;
@@ -377,10 +379,12 @@ fn play_on(
     capture_from: Option<u64>,
 ) -> (Player, Option<player::KeyframeIn>) {
     let mut checkpoint = None;
-    match capture_from {
-        Some(from) => player.advance_capturing(|item, n| stop(item, n), from, &mut checkpoint),
-        None => player.advance(|item, n| stop(item, n)),
-    };
+    // No item count reaches `u64::MAX`: without `capture_from` nothing is captured.
+    player.advance_capturing(
+        |item, n| stop(item, n),
+        capture_from.unwrap_or(u64::MAX),
+        &mut checkpoint,
+    );
     (player, checkpoint)
 }
 
